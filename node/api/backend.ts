@@ -1,0 +1,56 @@
+/**
+ * What the local HTTP API needs from a running node. The node implements it;
+ * the API server (node/api) only routes, authenticates and serialises.
+ * Shapes follow DESIGN.md's `--json` table: scripts depend on them.
+ */
+
+export type NodeRole = 'provider' | 'requester'
+
+export interface NodeStatus {
+  peerId: string
+  address: string
+  multiaddrs: string[]
+  role: NodeRole
+  version: string
+  /** peers currently connected */
+  connections: number
+}
+
+/** `peers --json` row */
+export interface PeerView {
+  peerId: string
+  multiaddrs: string[]
+  /** last ping round trip, null when unknown */
+  latencyMs: number | null
+}
+
+/** `resources --json` row: a provider's signed resource record, as verified */
+export interface ResourceView {
+  peerId: string
+  address: string
+  cpus: number
+  memoryMb: number
+  gpus: number
+  executors: string[]
+  category: number
+  /** nRLC per task, as a decimal string (bigint-safe) */
+  priceFloor: string
+  tags: string[]
+  version: string
+  /** ms since epoch when the record was signed */
+  timestamp: number
+}
+
+export interface ResourceQuery {
+  category?: number
+  /** every tag must be present on the provider */
+  tags?: string[]
+}
+
+export interface ApiBackend {
+  status: () => NodeStatus
+  peers: () => Promise<PeerView[]>
+  resources: (query: ResourceQuery) => Promise<ResourceView[]>
+  /** asks the node to stop (the API answers first, then the node stops) */
+  shutdown: () => Promise<void>
+}

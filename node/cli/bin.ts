@@ -1,0 +1,4 @@
+#!/usr/bin/env node
+import '../polyfills.js'
+
+process.stdout.write('iexec-p2p (skeleton)\n')

@@ -1,0 +1,2 @@
+// Public exports of the iexec-p2p package.
+export {}
