@@ -1,0 +1,35 @@
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+
+/** Percentile (nearest rank) of a list of numbers; NaN for an empty list. */
+export function percentile (values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  return sorted[rank]
+}
+
+export function median (values: number[]): number {
+  return percentile(values, 50)
+}
+
+/** Prints rows as an aligned table on stdout. */
+export function printTable (title: string, rows: Array<Record<string, string | number>>): void {
+  if (rows.length === 0) { process.stdout.write(`${title}: no rows\n`); return }
+  const cols = Object.keys(rows[0])
+  const cell = (v: string | number): string => typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(2)) : v
+  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c] ?? '').length)))
+  const line = (vals: string[]): string => vals.map((v, i) => v.padStart(widths[i])).join('  ')
+  process.stdout.write(`\n${title}\n${line(cols)}\n${line(widths.map((w) => '-'.repeat(w)))}\n`)
+  for (const r of rows) process.stdout.write(line(cols.map((c) => cell(r[c] ?? ''))) + '\n')
+}
+
+/** Writes bench-results/NAME.json (git-ignored). */
+export async function writeResults (name: string, data: unknown): Promise<string> {
+  const dir = join(process.cwd(), 'bench-results')
+  await mkdir(dir, { recursive: true })
+  const file = join(dir, `${name}.json`)
+  await writeFile(file, JSON.stringify(data, null, 2) + '\n')
+  process.stdout.write(`wrote ${file}\n`)
+  return file
+}
