@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { createServer } from 'node:net'
-import { IexecError } from '../errors.js'
+import { ChainError } from './errors.js'
 
 /** anvil's well-known dev mnemonic: its first accounts are funded with 10000 ETH */
 export const ANVIL_MNEMONIC = 'test test test test test test test test test test test junk'
@@ -85,7 +85,7 @@ export async function startLocalChain (opts: LocalChainOptions = {}): Promise<Lo
   const port = opts.port !== undefined && opts.port !== 0 ? opts.port : await freePort()
   // another process on the port would answer our ready check in anvil's place
   if (!(await portIsFree(port))) {
-    throw new IexecError('CHAIN_START_FAILED', `port ${port} on 127.0.0.1 is already in use`, { port })
+    throw new ChainError('CHAIN_START_FAILED', `port ${port} on 127.0.0.1 is already in use`, { port })
   }
   const chainId = opts.chainId ?? 31337
   const accounts = opts.accounts ?? 20
@@ -111,13 +111,13 @@ export async function startLocalChain (opts: LocalChainOptions = {}): Promise<Lo
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 15_000)
   for (;;) {
     if (dead) {
-      throw new IexecError('CHAIN_START_FAILED', `anvil exited before it was ready: ${stderr.trim() || 'no output'}`, { port })
+      throw new ChainError('CHAIN_START_FAILED', `anvil exited before it was ready: ${stderr.trim() || 'no output'}`, { port })
     }
     const id = await rpcChainId(rpcUrl)
     if (id === chainId) break
     if (Date.now() > deadline) {
       child.kill('SIGKILL')
-      throw new IexecError('CHAIN_START_FAILED', `anvil did not answer on ${rpcUrl} within ${opts.readyTimeoutMs ?? 15_000} ms`, { port })
+      throw new ChainError('CHAIN_START_FAILED', `anvil did not answer on ${rpcUrl} within ${opts.readyTimeoutMs ?? 15_000} ms`, { port })
     }
     await new Promise((resolve) => setTimeout(resolve, 50))
   }

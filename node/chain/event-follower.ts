@@ -1,0 +1,280 @@
+import type { Interface, JsonRpcProvider, Log, Result } from 'ethers'
+import { ChainError, isChainError } from './errors.js'
+import { backoffDelay, sleep, withRpcRetry } from './rpc.js'
+import { defaultEventFollowerOptions, type EventFollowerOptions, type RpcOptions } from './options.js'
+import type { Cursor, CursorStore } from './cursor-store.js'
+
+/** One log, decoded when the follower was given the contract's interface. */
+export interface ChainEvent {
+  /** event name, when the interface knows the topic */
+  name?: string
+  /** decoded arguments, when the interface knows the topic */
+  args?: Result
+  address: string
+  blockNumber: number
+  blockHash: string
+  logIndex: number
+  transactionHash: string
+  topics: readonly string[]
+  data: string
+}
+
+/** What the follower reads with: a chain client fits. */
+export interface LogSource {
+  provider: JsonRpcProvider
+  rpcUrl: string
+  rpcOptions?: RpcOptions
+}
+
+export interface EventFollowerInit extends Partial<EventFollowerOptions> {
+  /** the contract whose logs to follow */
+  address: string
+  /** topic filter (e.g. `[iface.getEvent('DealCreated').topicHash]`); all logs of `address` when absent */
+  topics?: Array<string | string[] | null>
+  /** decodes `name` and `args` */
+  iface?: Interface
+  cursorStore: CursorStore
+  /** called once per event, in chain order; the cursor moves past the event only after it resolves */
+  handler: (event: ChainEvent) => Promise<void>
+  /**
+   * 'poll' reads every `pollIntervalMs`; 'block' reads when the provider
+   * reports a new block (its own polling, every `pollingIntervalMs`).
+   */
+  trigger?: 'poll' | 'block'
+  /** told of every error; after a fatal one (REORG_DETECTED, HANDLER_FAILED, CURSOR_STORE_FAILED) the follower has stopped */
+  onError?: (err: ChainError, fatal: boolean) => void
+}
+
+const FATAL: ReadonlySet<string> = new Set(['REORG_DETECTED', 'HANDLER_FAILED', 'CURSOR_STORE_FAILED', 'INVALID_ARGUMENT'])
+
+/**
+ * Follows one contract's logs from a stored cursor and hands each to the
+ * handler exactly once, in (block, log index) order.
+ *
+ * Delivery: a log is read only once `confirmations` blocks are on top of its
+ * block; the cursor is saved right after the handler resolves. A restart loads
+ * the cursor and skips what was delivered, so nothing is missed or doubled.
+ * The one window is a crash between the handler's end and the cursor save:
+ * that event is delivered again on restart, so handlers that write state
+ * should make the write and the cursor one atomic batch (the level-backed
+ * store) or be idempotent.
+ *
+ * Reorgs: with confirmations > 0 a reorg shallower than that never reaches
+ * the handler. A deeper one (or any, with confirmations = 0) is detected by
+ * comparing the hash of the last block read from: the follower stops with
+ * REORG_DETECTED rather than deliver a forked history. On anvil's automine
+ * there are no competing blocks, so 0 is safe unless a test calls
+ * `evm_revert` or `anvil_reorg` after events were delivered.
+ */
+export class EventFollower {
+  private readonly opts: EventFollowerOptions
+  private cursor: Cursor | undefined
+  private running = false
+  private loop: Promise<void> | undefined
+  private abort = new AbortController()
+  private wakeUp: (() => void) | undefined
+  private wakePending = false
+  /** serialises `poll` between the background loop and direct callers */
+  private busy: Promise<unknown> = Promise.resolve()
+  private readonly onBlock = (): void => { this.wake() }
+  private delivered = 0
+
+  constructor (private readonly source: LogSource, private readonly init: EventFollowerInit) {
+    this.opts = { ...defaultEventFollowerOptions, ...source.rpcOptions, ...stripUndefined(init) }
+    const o = this.opts
+    if (!(o.confirmations >= 0 && o.maxBlockRange >= 1 && o.pollIntervalMs >= 0 && o.handlerAttempts >= 1 && o.fromBlock >= 0)) {
+      throw new ChainError('INVALID_ARGUMENT', 'event follower needs confirmations >= 0, maxBlockRange >= 1, handlerAttempts >= 1, fromBlock >= 0', { confirmations: o.confirmations, maxBlockRange: o.maxBlockRange })
+    }
+  }
+
+  /** Events handed to the handler since this follower was created. */
+  get deliveredCount (): number { return this.delivered }
+
+  /** The position reached (a copy), once loaded. */
+  get position (): Cursor | undefined { return this.cursor === undefined ? undefined : { ...this.cursor } }
+
+  /** Loads the cursor and starts following in the background. */
+  async start (): Promise<void> {
+    if (this.running) return
+    await this.loadCursor()
+    this.running = true
+    this.abort = new AbortController()
+    if (this.init.trigger === 'block') await this.source.provider.on('block', this.onBlock)
+    this.loop = this.run()
+  }
+
+  /** Stops after the event in hand (if any) is handled and its cursor saved. */
+  async stop (): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    if (this.init.trigger === 'block') await this.source.provider.off('block', this.onBlock)
+    this.abort.abort(new ChainError('INVALID_ARGUMENT', 'event follower stopped', {}))
+    this.wake()
+    await this.loop
+    await this.busy.catch(() => undefined)
+    this.loop = undefined
+  }
+
+  /** Reads now instead of at the next tick. */
+  wake (): void {
+    const w = this.wakeUp
+    this.wakeUp = undefined
+    // a wake during a poll must not be lost: the loop reads again at once
+    if (w === undefined) this.wakePending = true
+    w?.()
+  }
+
+  /**
+   * Reads and delivers everything confirmed up to the current head, in
+   * ranges of at most `maxBlockRange` blocks. Returns the number of events
+   * delivered. Safe to call while the background loop runs.
+   */
+  async poll (): Promise<number> {
+    const run = this.busy.then(async () => await this.pollOnce())
+    this.busy = run.catch(() => undefined)
+    return await run
+  }
+
+  private async run (): Promise<void> {
+    let failures = 0
+    while (this.running) {
+      // this poll reads up to the current head: earlier wake-ups are served by it
+      this.wakePending = false
+      try {
+        await this.poll()
+        failures = 0
+      } catch (err) {
+        const e = isChainError(err) ? err : new ChainError('RPC_UNREACHABLE', `event follower: ${(err as Error).message}`, { url: this.source.rpcUrl }, { cause: err })
+        if (!this.running) break
+        const fatal = FATAL.has(e.code)
+        this.init.onError?.(e, fatal)
+        if (fatal) {
+          this.running = false
+          // a stopped follower can still be driven by `poll` (e.g. after the operator fixed the cause)
+          this.loop = undefined
+          if (this.init.trigger === 'block') await this.source.provider.off('block', this.onBlock)
+          break
+        }
+        failures++
+      }
+      if (!this.running) break
+      // a failing endpoint is polled less and less often, up to retryMaxDelayMs;
+      // a block-triggered follower still re-reads every max(pollIntervalMs, 1 s) in case a block event was missed
+      const base = this.init.trigger === 'block' ? Math.max(this.opts.pollIntervalMs, 1000) : this.opts.pollIntervalMs
+      const delay = failures > 0 ? Math.max(base, backoffDelay(failures, this.opts)) : base
+      if (this.wakePending && failures === 0) {
+        this.wakePending = false
+        continue
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => { this.wakeUp = undefined; resolve() }, delay)
+        this.wakeUp = () => { clearTimeout(timer); resolve() }
+      })
+    }
+  }
+
+  /** true once `stop` was called on a started follower (a follower never started is driven by `poll` alone) */
+  private stopping (): boolean {
+    return !this.running && this.loop !== undefined
+  }
+
+  private async loadCursor (): Promise<void> {
+    if (this.cursor !== undefined) return
+    let stored: Cursor | undefined
+    try {
+      stored = await this.init.cursorStore.load()
+    } catch (err) {
+      if (isChainError(err)) throw err
+      throw new ChainError('CURSOR_STORE_FAILED', 'cannot load the event cursor', {}, { cause: err })
+    }
+    this.cursor = stored ?? { blockNumber: this.opts.fromBlock, logIndex: 0 }
+  }
+
+  private async saveCursor (cursor: Cursor): Promise<void> {
+    try {
+      await this.init.cursorStore.save(cursor)
+    } catch (err) {
+      if (isChainError(err)) throw err
+      throw new ChainError('CURSOR_STORE_FAILED', 'cannot save the event cursor', {}, { cause: err })
+    }
+    this.cursor = cursor
+  }
+
+  private async rpc<T> (what: string, fn: () => Promise<T>): Promise<T> {
+    return await withRpcRetry(this.source.rpcUrl, what, this.opts, fn, this.running ? this.abort.signal : undefined)
+  }
+
+  private async blockHash (n: number): Promise<string | undefined> {
+    const block = await this.rpc('eth_getBlockByNumber', async () => await this.source.provider.getBlock(n))
+    return block?.hash ?? undefined
+  }
+
+  private async pollOnce (): Promise<number> {
+    await this.loadCursor()
+    let delivered = 0
+    const provider = this.source.provider
+    const head = await this.rpc('eth_blockNumber', async () => await provider.getBlockNumber())
+    const safe = head - this.opts.confirmations
+    // each round reads at least one block, so the loop ends within (safe - from) / maxBlockRange + 1 rounds
+    while (this.cursor !== undefined && this.cursor.blockNumber <= safe) {
+      const cursor: Cursor = this.cursor
+      if (cursor.checkBlock !== undefined && cursor.checkHash !== undefined) {
+        const now = await this.blockHash(cursor.checkBlock)
+        if (now !== cursor.checkHash) {
+          throw new ChainError('REORG_DETECTED', `block ${cursor.checkBlock} changed since its logs were read (${cursor.checkHash} -> ${String(now)}): more confirmations are needed`, { block: cursor.checkBlock, was: cursor.checkHash, now })
+        }
+      }
+      const from = cursor.blockNumber
+      const to = Math.min(from + this.opts.maxBlockRange - 1, safe)
+      const logs = await this.rpc('eth_getLogs', async () => await provider.getLogs({ address: this.init.address, topics: this.init.topics, fromBlock: from, toBlock: to }))
+      const ordered = [...logs].sort((a, b) => a.blockNumber - b.blockNumber || a.index - b.index)
+      for (const log of ordered) {
+        if (log.removed) continue
+        if (log.blockNumber === cursor.blockNumber && log.index < cursor.logIndex) continue
+        await this.deliver(log)
+        delivered++
+        await this.saveCursor({ blockNumber: log.blockNumber, logIndex: log.index + 1, checkBlock: log.blockNumber, checkHash: log.blockHash })
+        // stopping: the event in hand is done and saved; the rest waits for the next start
+        if (this.stopping()) return delivered
+      }
+      const toHash = await this.blockHash(to)
+      await this.saveCursor(toHash === undefined ? { blockNumber: to + 1, logIndex: 0 } : { blockNumber: to + 1, logIndex: 0, checkBlock: to, checkHash: toHash })
+      if (this.stopping()) break
+    }
+    return delivered
+  }
+
+  private async deliver (log: Log): Promise<void> {
+    const event = this.decode(log)
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.init.handler(event)
+        this.delivered++
+        return
+      } catch (err) {
+        if (attempt >= this.opts.handlerAttempts) {
+          throw new ChainError('HANDLER_FAILED', `event handler failed ${attempt} times on ${event.name ?? 'log'} at block ${log.blockNumber} index ${log.index}: ${(err as Error).message}`, { blockNumber: log.blockNumber, logIndex: log.index, transactionHash: log.transactionHash }, { cause: err })
+        }
+        await sleep(backoffDelay(attempt, this.opts))
+      }
+    }
+  }
+
+  private decode (log: Log): ChainEvent {
+    const base: ChainEvent = {
+      address: log.address,
+      blockNumber: log.blockNumber,
+      blockHash: log.blockHash,
+      logIndex: log.index,
+      transactionHash: log.transactionHash,
+      topics: log.topics,
+      data: log.data
+    }
+    const parsed = this.init.iface?.parseLog({ topics: [...log.topics], data: log.data })
+    return parsed != null ? { ...base, name: parsed.name, args: parsed.args } : base
+  }
+}
+
+function stripUndefined<T extends object> (o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
+}

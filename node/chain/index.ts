@@ -1,0 +1,54 @@
+/**
+ * The chain module: everything the node does with Ethereum goes through here.
+ * Nobody else imports ethers providers.
+ *
+ * - `createChainClient`: one JSON-RPC provider (chain id checked, bounded
+ *   failure on a dead endpoint), one wallet, typed hub and RLC bindings.
+ * - `TxSender` (the client's `sender`): one nonce queue per wallet, gas
+ *   estimation with headroom, bounded retries of transient RPC errors,
+ *   reverts decoded to `ChainError('CONTRACT_REVERT')` with the custom
+ *   error's name and arguments.
+ * - `EventFollower`: a contract's logs from a stored cursor, with
+ *   confirmations, in bounded ranges, each delivered once in order.
+ * - `startLocalChain` (anvil) and `deployLocalSwarmChain` (hub, RLC, funding,
+ *   chain config) for tests and `swarm up`.
+ *
+ * @example
+ * ```ts
+ * const anvil = await startLocalChain()
+ * const chain = await deployLocalSwarmChain({ rpcUrl: anvil.rpcUrl, deployerKey: anvil.privateKeys[0],
+ *   fund: [{ address, rlc: 1000n * 10n ** 9n }] })
+ * const client = await createChainClient({ rpcUrl: chain.rpc, chainId: chain.chainId, privateKey, hub: chain.hub, rlc: chain.rlc })
+ * await client.sender.send(client.rlc!.approve.populateTransaction(chain.hub, 100n))
+ * try {
+ *   await client.sender.send(client.hub!.withdraw.populateTransaction(5n))
+ * } catch (err) {
+ *   if (isChainError(err, 'CONTRACT_REVERT') && err.reason === 'InsufficientBalance') { ... }
+ * }
+ * const follower = new EventFollower(client, {
+ *   address: chain.hub, iface: hubInterface(), fromBlock: chain.blockNumber,
+ *   cursorStore: new JsonFileCursorStore(path), confirmations: 0,
+ *   handler: async (event) => { ... }
+ * })
+ * await follower.start()
+ * ```
+ */
+export { createChainClient } from './client.js'
+export type { ChainClient, ChainClientOptions } from './client.js'
+export { TxSender } from './tx-sender.js'
+export type { TxRequest, TxSenderInit, SendOptions, SentTx, SigningWallet } from './tx-sender.js'
+export { EventFollower } from './event-follower.js'
+export type { ChainEvent, EventFollowerInit, LogSource } from './event-follower.js'
+export { JsonFileCursorStore, MemoryCursorStore } from './cursor-store.js'
+export type { Cursor, CursorStore } from './cursor-store.js'
+export { deployLocalSwarmChain } from './deploy.js'
+export type { FundSpec, LocalSwarmChain, LocalSwarmChainOptions, SwarmChainConfig } from './deploy.js'
+export { startLocalChain, freePort, portIsFree, anvilBinary, ANVIL_MNEMONIC } from './local-chain.js'
+export type { LocalChain, LocalChainOptions } from './local-chain.js'
+export { ChainError, isChainError } from './errors.js'
+export type { ChainErrorCode } from './errors.js'
+export { isTransientRpcError } from './rpc.js'
+export { defaultRpcOptions, defaultTxSenderOptions, defaultEventFollowerOptions } from './options.js'
+export type { RpcOptions, TxSenderOptions, EventFollowerOptions } from './options.js'
+export { hubInterface, rlcInterface } from '../../contracts-abi/index.js'
+export type { Hub, RLC } from '../../contracts-abi/index.js'

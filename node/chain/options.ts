@@ -1,0 +1,90 @@
+/**
+ * Options of the chain module and their defaults, each with its reason.
+ * The CLI parses and validates its own flags, then merges these defaults in.
+ */
+
+/** How the JSON-RPC endpoint is reached and how hard we try before giving up. */
+export interface RpcOptions {
+  /** one HTTP request's deadline */
+  requestTimeoutMs: number
+  /** attempts of one RPC operation on transient errors (refused, reset, timeout, 429, 5xx) */
+  retryAttempts: number
+  /** first backoff delay; doubles on each attempt, with jitter */
+  retryBaseDelayMs: number
+  /** cap of one backoff delay */
+  retryMaxDelayMs: number
+  /** ethers' polling interval for blocks and receipts */
+  pollingIntervalMs: number
+}
+
+export const defaultRpcOptions: RpcOptions = {
+  // a local or LAN node answers in milliseconds; a public endpoint under load
+  // in a few seconds. ethers' own default is 5 minutes, far too long to learn
+  // that the node is gone.
+  requestTimeoutMs: 10_000,
+  // 5 attempts with 100 ms doubling backoff span ~1.5 s of waiting: enough to
+  // ride over a node restart or a burst of 429s, short enough that a dead
+  // endpoint is reported within seconds (RPC_UNREACHABLE), not retried forever
+  retryAttempts: 5,
+  retryBaseDelayMs: 100,
+  retryMaxDelayMs: 2_000,
+  // STACK-NOTES: ethers' default 4 s polling made event delivery take ~3.7 s
+  // on anvil; 50 ms costs little against a local node
+  pollingIntervalMs: 50
+}
+
+/** How the transaction sender prices, sends and waits. */
+export interface TxSenderOptions extends RpcOptions {
+  /**
+   * Percent added to `eth_estimateGas`. The estimate is computed against the
+   * state at estimation time; by inclusion other transactions may have made
+   * the call costlier (a storage slot going from zero to non-zero costs 20k
+   * instead of 2.9k, a sortition tree grows a level, a loop over a list runs
+   * longer) and EIP-150's 63/64 rule makes a tight limit fail deep calls.
+   * 20 % covers those cases on our hub; unused gas is refunded, so headroom
+   * costs nothing but a higher balance check.
+   */
+  gasHeadroomPercent: number
+  /** how long to wait for the receipt (and the confirmations) before TX_TIMEOUT */
+  receiptTimeoutMs: number
+  /** blocks on top of the transaction's block before `send` resolves; 1 = mined */
+  confirmations: number
+}
+
+export const defaultTxSenderOptions: TxSenderOptions = {
+  ...defaultRpcOptions,
+  gasHeadroomPercent: 20,
+  // anvil automines in ~70 ms; a 12 s-block chain needs a few blocks under load
+  receiptTimeoutMs: 120_000,
+  confirmations: 1
+}
+
+/** How the event follower reads logs. */
+export interface EventFollowerOptions extends RpcOptions {
+  /**
+   * Blocks that must be built on top of a block before its logs are delivered.
+   * Reorgs shallower than this never reach the handler. 0 delivers at once:
+   * right for anvil's automine (no competing miners), wrong for a real
+   * network. With 0, an `evm_revert`/`anvil_reorg` after delivery is caught
+   * by the block-hash check (REORG_DETECTED), not undone.
+   */
+  confirmations: number
+  /** largest `eth_getLogs` range; public endpoints cap it (often 1k-10k blocks) */
+  maxBlockRange: number
+  /** wait between polls when caught up */
+  pollIntervalMs: number
+  /** attempts of a failing handler on one event before the follower stops with HANDLER_FAILED */
+  handlerAttempts: number
+  /** first block to read when the cursor store is empty */
+  fromBlock: number
+}
+
+export const defaultEventFollowerOptions: EventFollowerOptions = {
+  ...defaultRpcOptions,
+  // anvil has no reorgs; nodes on a real network set this (e.g. 12 on mainnet-like chains)
+  confirmations: 0,
+  maxBlockRange: 2_000,
+  pollIntervalMs: 100,
+  handlerAttempts: 5,
+  fromBlock: 0
+}

@@ -1,0 +1,279 @@
+import { Transaction, isError, type HDNodeWallet, type Interface, type JsonRpcProvider, type TransactionReceipt, type Wallet } from 'ethers'
+import { ChainError, isChainError } from './errors.js'
+import { decodeRevert, isRevert, isTransientRpcError, sleep, unreachable, withRpcRetry } from './rpc.js'
+import { defaultTxSenderOptions, type TxSenderOptions } from './options.js'
+
+/** What `send` takes: typechain's `contract.fn.populateTransaction(...)` output fits as is. */
+export interface TxRequest {
+  to: string
+  data?: string
+  value?: bigint
+  /** skip estimation and use this limit as is */
+  gasLimit?: bigint
+}
+
+/** Per-call overrides of the sender's options. */
+export interface SendOptions {
+  confirmations?: number
+  receiptTimeoutMs?: number
+  /** aborts waiting for the receipt (the transaction may still be mined) */
+  signal?: AbortSignal
+}
+
+/** A mined, successful transaction. */
+export interface SentTx {
+  hash: string
+  nonce: number
+  blockNumber: number
+  blockHash: string
+  gasUsed: bigint
+  gasLimit: bigint
+  receipt: TransactionReceipt
+}
+
+/** A signing key the sender can use offline (signTransaction without a provider round trip). */
+export type SigningWallet = Wallet | HDNodeWallet
+
+/** What a sender is built from (`createChainClient` does it). */
+export interface TxSenderInit {
+  wallet: SigningWallet
+  provider: JsonRpcProvider
+  chainId: number
+  /** the endpoint, for error messages */
+  url: string
+  options?: Partial<TxSenderOptions>
+  /** ABIs whose custom errors reverts decode to */
+  errorInterfaces?: Interface[]
+}
+
+/** Messages of nodes (geth, anvil, erigon, nethermind) for a nonce that is already used. */
+const NONCE_USED = /nonce too low|nonce has already been used|already known|known transaction|replacement transaction underpriced|transaction already imported/i
+
+/** Resyncs of the nonce from the chain allowed in one `send`: another process using the key can cost one; more means something is wrong. */
+const MAX_NONCE_RESYNCS = 3
+
+/**
+ * Sends transactions from one wallet. Nonces are assigned in one queue per
+ * wallet, so any number of concurrent `send` calls get consecutive nonces and
+ * never collide, and reach the chain in the order `send` was called. Gas is estimated with headroom; transient RPC failures are
+ * retried with bounded backoff; reverts are never retried and come out as
+ * CONTRACT_REVERT with the custom error's name and arguments.
+ *
+ * One sender per wallet per process: a second sender (or another process)
+ * using the same key is survived (a "nonce too low" answer makes the sender
+ * ask the chain again, up to 3 times per send) but costs a round trip.
+ */
+export class TxSender {
+  readonly address: string
+  private readonly opts: TxSenderOptions
+  private readonly interfaces: Interface[]
+  /** next nonce to use; undefined = ask the chain (first use, or after an ambiguous failure) */
+  private nextNonce: number | undefined
+  /** tail of the nonce queue: each `send` chains its critical section on it */
+  private queue: Promise<void> = Promise.resolve()
+
+  private readonly wallet: SigningWallet
+  private readonly provider: JsonRpcProvider
+  private readonly chainId: number
+  private readonly url: string
+
+  constructor (init: TxSenderInit) {
+    this.wallet = init.wallet
+    this.provider = init.provider
+    this.chainId = init.chainId
+    this.url = init.url
+    this.address = init.wallet.address
+    this.opts = { ...defaultTxSenderOptions, ...init.options }
+    this.interfaces = [...(init.errorInterfaces ?? [])]
+    if (this.opts.gasHeadroomPercent < 0 || this.opts.confirmations < 0) {
+      throw new ChainError('INVALID_ARGUMENT', 'gasHeadroomPercent and confirmations must be >= 0', { gasHeadroomPercent: this.opts.gasHeadroomPercent, confirmations: this.opts.confirmations })
+    }
+  }
+
+  /** Adds an ABI whose custom errors `send` and `call` should decode. */
+  addErrorInterface (iface: Interface): void {
+    this.interfaces.push(iface)
+  }
+
+  /** Forgets the cached nonce: the next `send` asks the chain. */
+  resetNonce (): void {
+    this.nextNonce = undefined
+  }
+
+  /**
+   * Estimates gas for `req` from this wallet on the pending state (so after
+   * this wallet's earlier transactions), plus the headroom. Reverts become CONTRACT_REVERT.
+   */
+  async estimateGas (req: TxRequest): Promise<bigint> {
+    const rpcTx = this.provider.getRpcTransaction({ from: this.address, to: req.to, data: req.data, value: req.value })
+    const est = await this.rpc('eth_estimateGas', async () => BigInt(await this.provider.send('eth_estimateGas', [rpcTx, 'pending']) as string), { to: req.to })
+    return est * BigInt(100 + this.opts.gasHeadroomPercent) / 100n
+  }
+
+  /** eth_call from this wallet; reverts become CONTRACT_REVERT. */
+  async call (req: TxRequest, blockTag?: number | 'latest'): Promise<string> {
+    return await this.rpc('eth_call', async () => await this.provider.call({ from: this.address, to: req.to, data: req.data, value: req.value, blockTag }), { to: req.to })
+  }
+
+  /**
+   * Signs and sends `req`, then waits for its receipt (and confirmations).
+   * Resolves only for a successful transaction.
+   * @throws ChainError CONTRACT_REVERT (estimation or mined with status 0),
+   *   RPC_UNREACHABLE, TX_TIMEOUT, TX_REJECTED
+   */
+  async send (request: TxRequest | Promise<TxRequest>, sendOpts: SendOptions = {}): Promise<SentTx> {
+    const req = await request
+    if (typeof req.to !== 'string' || req.to === '') {
+      throw new ChainError('INVALID_ARGUMENT', 'transaction needs a `to` address (contract creation goes through deploy.ts)', {})
+    }
+    const fees = await this.rpc('getFeeData', async () => await this.provider.getFeeData(), {})
+    // estimation runs in the queue, after this wallet's earlier sends reached
+    // the node: `approve` then `deposit` sent back to back estimate the deposit
+    // on the approved state. A revert here consumes no nonce.
+    const { hash, nonce, gasLimit } = await this.inQueue(async () => {
+      const limit = req.gasLimit ?? await this.estimateGas(req)
+      return { ...await this.signAndBroadcast(req, limit, fees), gasLimit: limit }
+    })
+    const receipt = await this.waitReceipt(hash, sendOpts)
+    if (receipt.status !== 1) throw await this.explainFailedTx(req, receipt)
+    return { hash, nonce, blockNumber: receipt.blockNumber, blockHash: receipt.blockHash, gasUsed: receipt.gasUsed, gasLimit, receipt }
+  }
+
+  /** Runs `fn` after every earlier queued section: the nonce queue. */
+  private async inQueue<T> (fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn)
+    // the queue goes on whether this section succeeds or fails
+    this.queue = run.then(() => undefined, () => undefined)
+    return await run
+  }
+
+  /** Inside the queue: picks the nonce, signs, broadcasts; the nonce advances only once the node has the transaction. */
+  private async signAndBroadcast (req: TxRequest, gasLimit: bigint, fees: { maxFeePerGas: bigint | null, maxPriorityFeePerGas: bigint | null, gasPrice: bigint | null }): Promise<{ hash: string, nonce: number }> {
+    for (let resync = 0; ; resync++) {
+      if (this.nextNonce === undefined) {
+        this.nextNonce = await this.rpc('eth_getTransactionCount', async () => await this.provider.getTransactionCount(this.address, 'pending'), {})
+      }
+      const nonce = this.nextNonce
+      const tx = Transaction.from({
+        to: req.to,
+        data: req.data ?? '0x',
+        value: req.value ?? 0n,
+        gasLimit,
+        nonce,
+        chainId: this.chainId,
+        ...(fees.maxFeePerGas !== null
+          ? { type: 2, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas ?? 0n }
+          : { type: 0, gasPrice: fees.gasPrice ?? 0n })
+      })
+      const signed = await this.wallet.signTransaction(tx)
+      const hash = Transaction.from(signed).hash as string
+      try {
+        await this.broadcast(signed, hash)
+        this.nextNonce = nonce + 1
+        return { hash, nonce }
+      } catch (err) {
+        if (isChainError(err, 'RPC_UNREACHABLE')) {
+          // the node may or may not hold the transaction: ask the chain next time
+          this.nextNonce = undefined
+          throw err
+        }
+        const msg = err instanceof Error ? err.message : String(err)
+        if (NONCE_USED.test(msg) && resync < MAX_NONCE_RESYNCS) {
+          // someone else (another process with this key) used the nonce
+          this.nextNonce = undefined
+          continue
+        }
+        if (isError(err, 'INSUFFICIENT_FUNDS')) {
+          throw new ChainError('TX_REJECTED', `insufficient funds for gas * price + value from ${this.address}`, { address: this.address, nonce }, { cause: err })
+        }
+        throw new ChainError('TX_REJECTED', `node rejected the transaction: ${msg}`, { address: this.address, nonce }, { cause: err })
+      }
+    }
+  }
+
+  /**
+   * eth_sendRawTransaction with bounded retries. Re-sending the same signed
+   * bytes is safe (same hash); when a retry is answered "already known" or
+   * "nonce too low", the transaction is looked up by hash to tell our own
+   * earlier attempt from a real conflict.
+   */
+  private async broadcast (signed: string, hash: string): Promise<void> {
+    let transportFailed = false
+    let last: unknown
+    for (let attempt = 1; attempt <= this.opts.retryAttempts; attempt++) {
+      try {
+        await this.provider.send('eth_sendRawTransaction', [signed])
+        return
+      } catch (err) {
+        if (isTransientRpcError(err)) {
+          transportFailed = true
+          last = err
+          if (attempt < this.opts.retryAttempts) await sleep(this.backoff(attempt))
+          continue
+        }
+        const msg = err instanceof Error ? err.message : String(err)
+        if (transportFailed && NONCE_USED.test(msg)) {
+          const known = await this.rpc('eth_getTransactionByHash', async () => await this.provider.getTransaction(hash), { hash })
+          if (known !== null) return
+        }
+        throw err
+      }
+    }
+    throw unreachable(this.url, 'eth_sendRawTransaction', this.opts.retryAttempts, last)
+  }
+
+  private backoff (attempt: number): number {
+    const exp = Math.min(this.opts.retryMaxDelayMs, this.opts.retryBaseDelayMs * 2 ** (attempt - 1))
+    return Math.round(exp / 2 + Math.random() * exp / 2)
+  }
+
+  /** Polls for the receipt until it exists with enough confirmations, bounded by receiptTimeoutMs. */
+  private async waitReceipt (hash: string, sendOpts: SendOptions): Promise<TransactionReceipt> {
+    const confirmations = sendOpts.confirmations ?? this.opts.confirmations
+    const timeoutMs = sendOpts.receiptTimeoutMs ?? this.opts.receiptTimeoutMs
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const receipt = await this.rpc('eth_getTransactionReceipt', async () => await this.provider.getTransactionReceipt(hash), { hash }, sendOpts.signal)
+      if (receipt !== null) {
+        if (confirmations <= 1) return receipt
+        const head = await this.rpc('eth_blockNumber', async () => await this.provider.getBlockNumber(), { hash }, sendOpts.signal)
+        if (head - receipt.blockNumber + 1 >= confirmations) {
+          // the block may have been replaced while we waited: check the receipt again
+          const again = await this.rpc('eth_getTransactionReceipt', async () => await this.provider.getTransactionReceipt(hash), { hash }, sendOpts.signal)
+          if (again !== null && again.blockHash === receipt.blockHash) return again
+        }
+      }
+      if (Date.now() >= deadline) {
+        throw new ChainError('TX_TIMEOUT', `transaction ${hash} not ${receipt === null ? 'mined' : `confirmed ${confirmations} times`} within ${timeoutMs} ms`, { hash, confirmations, mined: receipt !== null })
+      }
+      await sleep(this.opts.pollingIntervalMs, sendOpts.signal)
+    }
+  }
+
+  /**
+   * A mined transaction with status 0 carries no revert data: replay it as a
+   * call on the parent block's state to recover the custom error. Best effort:
+   * transactions before it in the same block are not replayed.
+   */
+  private async explainFailedTx (req: TxRequest, receipt: TransactionReceipt): Promise<ChainError> {
+    const context = { hash: receipt.hash, blockNumber: receipt.blockNumber }
+    try {
+      await this.call(req, Math.max(0, receipt.blockNumber - 1))
+    } catch (err) {
+      if (isChainError(err, 'CONTRACT_REVERT')) {
+        return new ChainError('CONTRACT_REVERT', `transaction ${receipt.hash} ${err.message}`, { ...context, reason: err.reason, args: err.args }, { cause: err })
+      }
+    }
+    return new ChainError('CONTRACT_REVERT', `transaction ${receipt.hash} reverted in block ${receipt.blockNumber}`, { ...context, reason: 'unknown', args: [] })
+  }
+
+  /** One RPC operation: bounded retries on transient errors, reverts decoded. */
+  private async rpc<T> (what: string, fn: () => Promise<T>, context: Record<string, unknown>, signal?: AbortSignal): Promise<T> {
+    try {
+      return await withRpcRetry(this.url, what, this.opts, fn, signal)
+    } catch (err) {
+      if (isRevert(err)) throw decodeRevert(err, this.interfaces, context)
+      throw err
+    }
+  }
+}

@@ -1,0 +1,187 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Contract } from 'ethers'
+import { startLocalChain, type LocalChain } from '../../../node/chain/local-chain.js'
+import { createChainClient, type ChainClient } from '../../../node/chain/client.js'
+import { EventFollower, type ChainEvent, type EventFollowerInit } from '../../../node/chain/event-follower.js'
+import { JsonFileCursorStore, MemoryCursorStore } from '../../../node/chain/cursor-store.js'
+import { isChainError, type ChainError } from '../../../node/chain/errors.js'
+import { deployFixture, fixtureInterface, rawRpc, waitFor } from './fixture.js'
+
+describe('event follower', () => {
+  const cleanup: Array<() => Promise<void>> = []
+  afterEach(async () => {
+    while (cleanup.length > 0) await cleanup.pop()?.()
+  })
+
+  let anvil: LocalChain
+  let client: ChainClient
+  let fixture: Contract
+  let dir: string
+
+  beforeEach(async () => {
+    anvil = await startLocalChain({ accounts: 2 })
+    cleanup.push(anvil.stop)
+    const address = await deployFixture(anvil.rpcUrl, anvil.chainId, anvil.privateKeys[0])
+    client = await createChainClient({ rpcUrl: anvil.rpcUrl, privateKey: anvil.privateKeys[0], errorInterfaces: [fixtureInterface()] })
+    cleanup.push(client.close)
+    fixture = client.contract(address, fixtureInterface())
+    dir = await mkdtemp(join(tmpdir(), 'iexec-chain-follower-'))
+    cleanup.push(async () => { await rm(dir, { recursive: true, force: true }) })
+  })
+
+  function follower (init: Omit<EventFollowerInit, 'address' | 'iface'>): EventFollower {
+    const f = new EventFollower(client, { address: fixture.target as string, iface: fixtureInterface(), pollIntervalMs: 20, ...init })
+    cleanup.push(async () => { await f.stop() })
+    return f
+  }
+
+  /** the Stored events' seq numbers, as the handler saw them */
+  const seqOf = (e: ChainEvent): number => Number(e.args?.seq)
+
+  async function store (n: number): Promise<void> {
+    for (let i = 0; i < n; i++) await client.sender.send(fixture.store.populateTransaction(i + 1))
+  }
+
+  it('delivers every event once, in order, including several logs of one transaction', async () => {
+    await store(3)
+    await client.sender.send(fixture.storeMany.populateTransaction(100, 4)) // seq 4..7 in one tx
+    const seen: ChainEvent[] = []
+    const f = follower({ cursorStore: new JsonFileCursorStore(join(dir, 'cursor.json')), handler: async (e) => { seen.push(e) } })
+    await f.start()
+    await waitFor('7 events', () => seen.length >= 7)
+    await store(2)
+    await waitFor('9 events', () => seen.length >= 9)
+    assert.deepEqual(seen.map(seqOf), [1, 2, 3, 4, 5, 6, 7, 8, 9])
+    assert.ok(seen.every((e) => e.name === 'Stored'))
+    const manyTx = seen.slice(3, 7)
+    assert.equal(new Set(manyTx.map((e) => e.transactionHash)).size, 1, 'seq 4..7 come from one transaction')
+    assert.deepEqual(manyTx.map((e) => e.logIndex), [0, 1, 2, 3])
+    // nothing more arrives after a further full poll
+    assert.equal(await f.poll(), 0)
+    assert.equal(seen.length, 9)
+  })
+
+  it('resumes after a restart mid-stream without missing or doubling an event', async () => {
+    await store(4)
+    await client.sender.send(fixture.storeMany.populateTransaction(100, 6)) // seq 5..10 in one block
+    const cursorStore = new JsonFileCursorStore(join(dir, 'cursor.json'))
+    const first: number[] = []
+    const a = follower({
+      cursorStore,
+      handler: async (e) => {
+        first.push(seqOf(e))
+        // stop in the middle of a block's logs (seq 7 is log 2 of 6 in its block)
+        if (first.length === 7) void a.stop()
+      }
+    })
+    await a.start()
+    await waitFor('the first follower to stop', () => first.length >= 7 && a.position?.logIndex === 3)
+    await a.stop()
+    assert.deepEqual(first, [1, 2, 3, 4, 5, 6, 7])
+    const saved = await cursorStore.load()
+    assert.equal(saved?.logIndex, 3, 'the cursor points inside the block, after the 7th event')
+
+    // more events while no follower runs
+    await store(3)
+    const second: number[] = []
+    const b = follower({ cursorStore, handler: async (e) => { second.push(seqOf(e)) } })
+    await b.start()
+    await waitFor('all 13 events', () => first.length + second.length >= 13)
+    assert.equal(await b.poll(), 0)
+    assert.deepEqual([...first, ...second], Array.from({ length: 13 }, (_, i) => i + 1))
+  })
+
+  it('with confirmations it waits for them before delivering (evm_mine)', async () => {
+    const seen: number[] = []
+    const f = follower({ cursorStore: new MemoryCursorStore(), confirmations: 2, handler: async (e) => { seen.push(seqOf(e)) } })
+    await store(1)
+    assert.equal(await f.poll(), 0, 'no confirmation yet')
+    await rawRpc(anvil.rpcUrl, 'evm_mine')
+    assert.equal(await f.poll(), 0, 'one confirmation of two')
+    await rawRpc(anvil.rpcUrl, 'evm_mine')
+    assert.equal(await f.poll(), 1, 'two confirmations')
+    assert.deepEqual(seen, [1])
+  })
+
+  it('reads a long history in bounded ranges', async () => {
+    await store(12) // blocks 2..13
+    const seen: number[] = []
+    const ranges: Array<[number, number]> = []
+    const onDebug = (ev: { action?: string, payload?: { method?: string, params?: Array<{ fromBlock?: string, toBlock?: string }> } }): void => {
+      if (ev.action === 'sendRpcPayload' && ev.payload?.method === 'eth_getLogs') {
+        const p = ev.payload.params?.[0]
+        ranges.push([Number(p?.fromBlock), Number(p?.toBlock)])
+      }
+    }
+    await client.provider.on('debug', onDebug)
+    const f = follower({ cursorStore: new MemoryCursorStore(), maxBlockRange: 3, handler: async (e) => { seen.push(seqOf(e)) } })
+    assert.equal(await f.poll(), 12)
+    await client.provider.off('debug', onDebug)
+    assert.deepEqual(seen, Array.from({ length: 12 }, (_, i) => i + 1))
+    assert.ok(ranges.length >= 5, `${ranges.length} getLogs calls`)
+    for (const [from, to] of ranges) assert.ok(to - from + 1 <= 3, `range ${from}..${to}`)
+  })
+
+  it('follows on new-block events too', async () => {
+    const seen: number[] = []
+    // a poll interval of a minute: only the provider's block events can bring these within the wait below
+    const f = follower({ cursorStore: new MemoryCursorStore(), trigger: 'block', pollIntervalMs: 60_000, handler: async (e) => { seen.push(seqOf(e)) } })
+    await f.start()
+    await store(3)
+    await waitFor('3 events', () => seen.length >= 3, 5000)
+    assert.deepEqual(seen, [1, 2, 3])
+  })
+
+  it('retries a failing handler, then stops with HANDLER_FAILED without moving the cursor past the event', async () => {
+    await store(3)
+    const cursorStore = new MemoryCursorStore()
+    let calls = 0
+    const seen: number[] = []
+    const errors: Array<{ err: ChainError, fatal: boolean }> = []
+    const f = follower({
+      cursorStore,
+      handlerAttempts: 3,
+      retryBaseDelayMs: 10,
+      handler: async (e) => {
+        if (seqOf(e) === 1 && calls++ === 0) throw new Error('transient handler failure')
+        if (seqOf(e) === 3) throw new Error('permanent handler failure')
+        seen.push(seqOf(e))
+      },
+      onError: (err, fatal) => { errors.push({ err, fatal }) }
+    })
+    await f.start()
+    await waitFor('a fatal error', () => errors.some((e) => e.fatal))
+    assert.deepEqual(seen, [1, 2], 'seq 1 delivered once after one retry')
+    const fatal = errors.find((e) => e.fatal)
+    assert.ok(isChainError(fatal?.err, 'HANDLER_FAILED'))
+    const cursor = await cursorStore.load()
+    // deploy = block 1, seq n in block n + 1: the cursor points right after seq 2 (block 3, log 0)
+    assert.deepEqual([cursor?.blockNumber, cursor?.logIndex], [3, 1], 'the cursor stays before seq 3')
+  })
+
+  it('detects a replaced block (evm_revert with confirmations 0): REORG_DETECTED', async () => {
+    const seen: number[] = []
+    const f = follower({ cursorStore: new MemoryCursorStore(), handler: async (e) => { seen.push(seqOf(e)) } })
+    const snapshot = await rawRpc<string>(anvil.rpcUrl, 'evm_snapshot')
+    await store(1)
+    assert.equal(await f.poll(), 1)
+    await rawRpc(anvil.rpcUrl, 'evm_revert', [snapshot])
+    client.sender.resetNonce() // the reverted chain forgot our transaction
+    await store(2) // the same height again, other blocks
+    await assert.rejects(f.poll(), (err: unknown) => isChainError(err, 'REORG_DETECTED'))
+    assert.deepEqual(seen, [1])
+  })
+
+  it('a corrupt cursor file gives CURSOR_STORE_FAILED; bad options give INVALID_ARGUMENT', async () => {
+    const path = join(dir, 'bad.json')
+    await writeFile(path, '{"blockNumber": -1}')
+    const f = follower({ cursorStore: new JsonFileCursorStore(path), handler: async () => {} })
+    await assert.rejects(f.start(), (err: unknown) => isChainError(err, 'CURSOR_STORE_FAILED'))
+    await writeFile(path, 'not json')
+    await assert.rejects(new JsonFileCursorStore(path).load(), (err: unknown) => isChainError(err, 'CURSOR_STORE_FAILED'))
+    assert.throws(() => follower({ cursorStore: new MemoryCursorStore(), maxBlockRange: 0, handler: async () => {} }), (err: unknown) => isChainError(err, 'INVALID_ARGUMENT'))
+  })
+})
