@@ -1,0 +1,55 @@
+// wordcount: counts lines, words and bytes of the dataset
+// ($IEXEC_IN/$IEXEC_DATASET_FILENAME) and of each input file
+// ($IEXEC_IN/$IEXEC_INPUT_FILE_NAME_n), writes the counts to
+// $IEXEC_OUT/result.txt and stdout, and names result.txt as the
+// deterministic output in $IEXEC_OUT/computed.json.
+import { readFile, writeText, env, lastErrno } from "../../common/assembly/wasi-io";
+
+function isSpace (c: u8): bool {
+  return c == 0x20 || c == 0x09 || c == 0x0a || c == 0x0d || c == 0x0b || c == 0x0c;
+}
+
+function count (name: string, data: ArrayBuffer): string {
+  let lines = 0;
+  let words = 0;
+  let inWord = false;
+  const n = data.byteLength;
+  for (let i = 0; i < n; i++) {
+    const c = load<u8>(changetype<usize>(data) + <usize>i);
+    if (c == 0x0a) lines++;
+    if (isSpace(c)) {
+      inWord = false;
+    } else if (!inWord) {
+      inWord = true;
+      words++;
+    }
+  }
+  return name + " lines=" + lines.toString() + " words=" + words.toString() + " bytes=" + n.toString() + "\n";
+}
+
+const inDir = env("IEXEC_IN");
+const outDir = env("IEXEC_OUT");
+const names = new Array<string>();
+const dataset = env("IEXEC_DATASET_FILENAME");
+if (dataset.length > 0) names.push(dataset);
+const nInputs = I32.parseInt(env("IEXEC_INPUT_FILES_NUMBER") || "0");
+for (let i = 1; i <= nInputs; i++) names.push(env("IEXEC_INPUT_FILE_NAME_" + i.toString()));
+
+let report = "";
+let failed = false;
+for (let i = 0; i < names.length; i++) {
+  const data = readFile(inDir + "/" + names[i]);
+  if (data == null) {
+    process.stderr.write("wordcount: cannot read " + names[i] + " (errno " + lastErrno.toString() + ")\n");
+    failed = true;
+    continue;
+  }
+  report += count(names[i], data);
+}
+process.stdout.write(report);
+if (!writeText(outDir + "/result.txt", report)) {
+  process.stderr.write("wordcount: cannot write result.txt (errno " + lastErrno.toString() + ")\n");
+  process.exit(2);
+}
+writeText(outDir + "/computed.json", "{\"deterministic-output-path\":\"" + outDir + "/result.txt\"}\n");
+if (failed) process.exit(1);

@@ -1,0 +1,157 @@
+// The result digest a worker commits to (iExec's `resultDigest`, bytes32).
+//
+// - When the output has a computed.json with a `deterministic-output-path`
+//   (iExec's convention, e.g. "/iexec_out/result.txt"), only that path counts:
+//   a file is digested as the sha256 of its content, exactly as iExec's worker
+//   does; a directory as the tree digest below. Apps put what is deterministic
+//   there and keep logs and timings out of consensus.
+// - Otherwise the whole output tree counts.
+//
+// Tree digest: sha256 over the regular files in the order of their relative
+// paths ('/'-separated, compared as UTF-8 bytes), each contributing
+// u32be(path length) || path || u64be(size) || content. Lengths make the
+// encoding unambiguous (no two trees share a byte stream); names count, so a
+// renamed file changes the digest (iExec's folder hash hashes contents only).
+// Empty directories do not count. Links and special files are refused: they
+// would make the digest depend on the host.
+import { createHash } from 'node:crypto'
+import type { Hash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { lstat, readdir, readFile, realpath } from 'node:fs/promises'
+import { join, posix, sep } from 'node:path'
+import { WorkerError } from './errors.js'
+import { IEXEC_OUT } from './options.js'
+
+/** Name of iExec's result descriptor in the output directory. */
+export const COMPUTED_JSON = 'computed.json'
+
+/** A digest and what it covers. */
+export interface ResultDigest {
+  /** 0x-prefixed sha256, 32 bytes: the value to commit on chain. */
+  digest: string
+  /** tree: the whole output; file / directory: computed.json's deterministic-output-path. */
+  mode: 'tree' | 'file' | 'directory'
+  /** The digested path relative to the output dir ('' for the whole output). */
+  path: string
+}
+
+// Bounds the walk: an output with more entries than this is refused rather
+// than hashed for minutes.
+const MAX_ENTRIES = 100_000
+
+async function hashFileInto (hash: Hash, file: string): Promise<void> {
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer)
+}
+
+/** Regular files under `dir`, as sorted relative '/'-separated paths. */
+async function listFiles (dir: string): Promise<string[]> {
+  const files: string[] = []
+  const stack = ['']
+  let seen = 0
+  while (stack.length > 0) {
+    const rel = stack.pop() as string
+    for (const name of await readdir(join(dir, rel))) {
+      if (++seen > MAX_ENTRIES) throw new WorkerError('WORKER_DIGEST_UNSUPPORTED_ENTRY', `more than ${MAX_ENTRIES} entries in the output`)
+      const relPath = rel === '' ? name : `${rel}/${name}`
+      const st = await lstat(join(dir, relPath))
+      if (st.isDirectory()) stack.push(relPath)
+      else if (st.isFile()) files.push(relPath)
+      else throw new WorkerError('WORKER_DIGEST_UNSUPPORTED_ENTRY', `not a plain file or directory: ${relPath}`, { path: relPath })
+    }
+  }
+  return files.sort((a, b) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8')))
+}
+
+/** Tree digest of a directory (see the file comment for the encoding). */
+export async function treeDigest (dir: string): Promise<string> {
+  const hash = createHash('sha256')
+  for (const rel of await listFiles(dir)) {
+    const file = join(dir, rel)
+    const name = Buffer.from(rel, 'utf8')
+    const st = await lstat(file)
+    const head = Buffer.alloc(4 + name.length + 8)
+    head.writeUInt32BE(name.length, 0)
+    name.copy(head, 4)
+    head.writeBigUInt64BE(BigInt(st.size), 4 + name.length)
+    hash.update(head)
+    await hashFileInto(hash, file)
+  }
+  return '0x' + hash.digest('hex')
+}
+
+/** sha256 of one file's content, 0x-prefixed (iExec's digest of a deterministic file). */
+export async function fileDigest (file: string): Promise<string> {
+  const hash = createHash('sha256')
+  await hashFileInto(hash, file)
+  return '0x' + hash.digest('hex')
+}
+
+/**
+ * Maps computed.json's deterministic-output-path to a path relative to the
+ * output dir. Accepts "/iexec_out/..." (what apps write, as in iExec) and
+ * relative paths; refuses anything that leaves the output dir.
+ */
+export function resolveDeterministicPath (value: string): string {
+  let rel: string
+  if (value === IEXEC_OUT || value.startsWith(IEXEC_OUT + '/')) rel = value.slice(IEXEC_OUT.length)
+  else if (value.startsWith('/')) throw new WorkerError('WORKER_DIGEST_PATH_ESCAPE', `deterministic-output-path outside ${IEXEC_OUT}: ${value}`, { path: value })
+  else rel = value
+  if (rel.includes('\0')) throw new WorkerError('WORKER_DIGEST_PATH_ESCAPE', 'deterministic-output-path holds a NUL byte')
+  const norm = posix.normalize('/' + rel).slice(1).replace(/\/$/, '')
+  // normalize('/' + x) clamps leading '..' to the root, so compare segments
+  // of the raw value to catch an escape that normalize would hide.
+  let depth = 0
+  for (const part of rel.split('/')) {
+    if (part === '' || part === '.') continue
+    depth += part === '..' ? -1 : 1
+    if (depth < 0) throw new WorkerError('WORKER_DIGEST_PATH_ESCAPE', `deterministic-output-path leaves the output: ${value}`, { path: value })
+  }
+  return norm
+}
+
+/**
+ * The result digest of an output directory: over computed.json's
+ * deterministic-output-path when there is one, over the whole tree otherwise.
+ *
+ * @example
+ * ```ts
+ * const { digest } = await computeResultDigest(outputDir) // '0x…' (bytes32)
+ * ```
+ */
+export async function computeResultDigest (outputDir: string): Promise<ResultDigest> {
+  let descriptor: string | undefined
+  try {
+    descriptor = await readFile(join(outputDir, COMPUTED_JSON), 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  if (descriptor !== undefined) {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(descriptor)
+    } catch (err) {
+      throw new WorkerError('WORKER_DIGEST_BAD_COMPUTED', `${COMPUTED_JSON} is not valid JSON`, undefined, { cause: err })
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new WorkerError('WORKER_DIGEST_BAD_COMPUTED', `${COMPUTED_JSON} must hold a JSON object`)
+    }
+    const value = (parsed as Record<string, unknown>)['deterministic-output-path']
+    if (value !== undefined) {
+      if (typeof value !== 'string') throw new WorkerError('WORKER_DIGEST_BAD_COMPUTED', 'deterministic-output-path must be a string')
+      const rel = resolveDeterministicPath(value)
+      const target = rel === '' ? outputDir : join(outputDir, ...rel.split('/'))
+      const st = await lstat(target).catch(() => undefined)
+      if (st === undefined) throw new WorkerError('WORKER_DIGEST_PATH_MISSING', `deterministic-output-path does not exist: ${value}`, { path: value })
+      // A link (or a link among its parents) could lead outside the output.
+      if (st.isSymbolicLink()) throw new WorkerError('WORKER_DIGEST_PATH_ESCAPE', `deterministic-output-path is a link: ${value}`, { path: value })
+      const [realRoot, realTarget] = await Promise.all([realpath(outputDir), realpath(target)])
+      if (realTarget !== realRoot && !realTarget.startsWith(realRoot + sep)) {
+        throw new WorkerError('WORKER_DIGEST_PATH_ESCAPE', `deterministic-output-path goes through a link: ${value}`, { path: value })
+      }
+      if (st.isFile()) return { digest: await fileDigest(target), mode: 'file', path: rel }
+      if (st.isDirectory()) return { digest: await treeDigest(target), mode: 'directory', path: rel }
+      throw new WorkerError('WORKER_DIGEST_UNSUPPORTED_ENTRY', `deterministic-output-path is not a file or directory: ${value}`, { path: value })
+    }
+  }
+  return { digest: await treeDigest(outputDir), mode: 'tree', path: '' }
+}
