@@ -1,2 +1,12 @@
-// Public exports of the iexec-p2p package.
-export {}
+/**
+ * Public exports of the iexec-p2p package: the node, its configuration and
+ * the API client. Wire formats are in `protocols/`, contracts in
+ * `contracts-abi/`.
+ */
+export { IexecNode } from './node.js'
+export type { IexecNodeInit } from './node.js'
+export { initDataDir, loadDataDir } from './config/index.js'
+export { defaultDataDir, dataDirPaths } from './config/paths.js'
+export { ApiClient } from './api/client.js'
+export type { ApiBackend, NodeStatus, PeerView, ResourceView, ResourceQuery } from './api/backend.js'
+export { IexecError, isIexecError } from './errors.js'

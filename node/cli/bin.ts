@@ -1,4 +1,7 @@
 #!/usr/bin/env node
 import '../polyfills.js'
+import { runCli } from './program.js'
 
-process.stdout.write('iexec-p2p (skeleton)\n')
+const code = await runCli(process.argv.slice(2))
+// exit now: libp2p and helia keep timers for a few seconds after stop
+process.exit(code)

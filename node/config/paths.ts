@@ -17,6 +17,7 @@ export function dataDirPaths (dataDir: string): {
   blocks: string
   datastore: string
   logs: string
+  datasetKeys: string
 } {
   return {
     config: join(dataDir, 'config.json'),
@@ -31,6 +32,8 @@ export function dataDirPaths (dataDir: string): {
     db: join(dataDir, 'db'),
     blocks: join(dataDir, 'blocks'),
     datastore: join(dataDir, 'datastore'),
-    logs: join(dataDir, 'node.log')
+    logs: join(dataDir, 'node.log'),
+    // dataset encryption keys of the datasets this node owns: a file each, 0600, never logged
+    datasetKeys: join(dataDir, 'dataset-keys')
   }
 }

@@ -1,0 +1,44 @@
+import { IexecError } from '../errors.js'
+
+/**
+ * Codes of the local HTTP API, on both sides of the wire.
+ * The server answers `{ ok: false, error: { code, message } }` with one of the
+ * server codes; the client turns transport failures into the client codes.
+ */
+export type ApiErrorCode =
+  // server side
+  | 'API_UNAUTHORIZED'
+  | 'API_NOT_FOUND'
+  | 'API_METHOD_NOT_ALLOWED'
+  | 'API_BODY_TOO_LARGE'
+  | 'API_BAD_REQUEST'
+  | 'API_INTERNAL'
+  | 'API_PORT_IN_USE'
+  | 'API_BAD_OPTIONS'
+  // client side
+  | 'API_UNREACHABLE'
+  | 'API_TIMEOUT'
+  | 'API_ERROR'
+  | 'API_BAD_RESPONSE'
+
+export class ApiError extends IexecError<ApiErrorCode> {}
+
+/**
+ * An error a route handler throws to answer with a given HTTP status.
+ * Anything else a handler throws becomes a 500 (with the IexecError's code
+ * when it has one, so the client can still branch on it).
+ */
+export class HttpError extends IexecError {
+  readonly status: number
+
+  constructor (status: number, code: string, message: string, details?: Record<string, unknown>) {
+    super(code, message, details)
+    this.status = status
+  }
+}
+
+/** The error envelope every non-2xx answer carries. */
+export interface ApiErrorBody {
+  ok: false
+  error: { code: string, message: string }
+}

@@ -1,0 +1,45 @@
+import { IexecError } from '../errors.js'
+
+/** Codes the CLI itself raises (the modules it calls raise theirs). */
+export type CliErrorCode =
+  /** usage errors (exit code 2): the command line itself is wrong */
+  | 'CLI_UNKNOWN_COMMAND'
+  | 'CLI_UNKNOWN_OPTION'
+  | 'CLI_MISSING_ARGUMENT'
+  | 'CLI_BAD_OPTION'
+  | 'CLI_USAGE'
+  /** a file named on the command line cannot be read */
+  | 'CLI_FILE_UNREADABLE'
+  /** no running node found for a client command (no api.json) */
+  | 'NODE_NOT_RUNNING'
+  /** no API token file for a client command */
+  | 'API_TOKEN_MISSING'
+  /** swarm: a swarm already runs in that dir */
+  | 'SWARM_ALREADY_RUNNING'
+  /** swarm: no swarm.json in that dir */
+  | 'SWARM_NOT_FOUND'
+  /** swarm: swarm.json is unreadable */
+  | 'SWARM_FILE_CORRUPT'
+  /** swarm: a node process exited before it was ready */
+  | 'SWARM_NODE_FAILED'
+  /** swarm / quickstart: a bounded wait ran out */
+  | 'SWARM_TIMEOUT'
+  /** swarm up: stopped by SIGINT/SIGTERM (what had started was stopped) */
+  | 'SWARM_INTERRUPTED'
+  /** swarm down: a process survived SIGKILL */
+  | 'SWARM_STOP_FAILED'
+
+/** Usage errors exit with 2, everything else with 1 (the usual Unix split). */
+export const USAGE_CODES: ReadonlySet<string> = new Set<CliErrorCode>([
+  'CLI_UNKNOWN_COMMAND', 'CLI_UNKNOWN_OPTION', 'CLI_MISSING_ARGUMENT', 'CLI_BAD_OPTION', 'CLI_USAGE'
+])
+
+export class CliError extends IexecError<CliErrorCode> {}
+
+/**
+ * A bad option value found while validating the command line. Keeps the
+ * module's own code (e.g. BAD_MULTIADDR) but exits like a usage error.
+ */
+export class UsageError extends IexecError {
+  readonly usage = true
+}

@@ -1,0 +1,188 @@
+import { Command, CommanderError } from 'commander'
+import { CliError } from './errors.js'
+import { CLI_DEFAULTS } from './options.js'
+import { describeError, printError, processIo, type CliIo } from './output.js'
+import { cliVersion } from './version.js'
+// types only: the command modules load lazily, so `--help` and client commands start fast
+import type { InitCommandOptions } from './init-command.js'
+import type { StartCommandOptions } from './start-command.js'
+import type { ClientCommandOptions } from './client-commands.js'
+import type { QuickstartOptions, SwarmDirOptions, SwarmUpCommandOptions } from './swarm-commands.js'
+
+// Commander maps its own failures to codes; these are usage errors (exit 2).
+const COMMANDER_CODES: Record<string, string> = {
+  'commander.unknownCommand': 'CLI_UNKNOWN_COMMAND',
+  'commander.unknownOption': 'CLI_UNKNOWN_OPTION',
+  'commander.missingArgument': 'CLI_MISSING_ARGUMENT',
+  'commander.optionMissingArgument': 'CLI_MISSING_ARGUMENT',
+  'commander.missingMandatoryOptionValue': 'CLI_MISSING_ARGUMENT',
+  'commander.invalidArgument': 'CLI_BAD_OPTION',
+  'commander.excessArguments': 'CLI_USAGE',
+  'commander.conflictingOption': 'CLI_USAGE'
+}
+
+function addClientOptions (cmd: Command): Command {
+  return cmd
+    .option('--api <url>', 'API URL of the node (default: the url in <data-dir>/api.json)')
+    .option('--token-file <file>', 'API token file (default: <data-dir>/api-token)')
+    .option('--data-dir <dir>', 'data dir of the node to talk to (default: ~/.iexec-p2p or $IEXEC_P2P_DATA_DIR)')
+    .option('--json', 'print JSON for scripts')
+}
+
+/**
+ * Builds the command tree. `exitCode` receives the code of a command that
+ * decides its own (start).
+ */
+export function buildProgram (io: CliIo, setExitCode: (code: number) => void): Command {
+  const program = new Command()
+  program
+    .name('iexec-p2p')
+    .description('A peer-to-peer iExec node: sell or buy computing over libp2p, settle on Ethereum.')
+    .version(cliVersion(), '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'show help for a command')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => { io.out(s) },
+      writeErr: (s) => { io.err(s) },
+      // runCli prints commander's errors itself, as one line with a code
+      outputError: () => {}
+    })
+
+  program.command('init')
+    .description('create a data dir: libp2p key, Ethereum wallet, config and API token (idempotent)')
+    .option('--data-dir <dir>', 'data dir to create (default: ~/.iexec-p2p or $IEXEC_P2P_DATA_DIR)')
+    .option('--password-file <file>', 'file whose first line encrypts the wallet (else $IEXEC_P2P_PASSWORD)')
+    .option('--dev-unprotected-key', 'store the wallet key unencrypted (dev swarms only)')
+    .option('--json', 'print JSON for scripts')
+    .action(async (opts: InitCommandOptions) => {
+      const { initCommand } = await import('./init-command.js')
+      await initCommand(io, opts)
+    })
+
+  program.command('start')
+    .description('run a node in the foreground until Ctrl-C, SIGTERM or `iexec-p2p shutdown`')
+    .option('--requester', 'run as a requester (buys computing; publishes no resource advert)')
+    .option('--listen <multiaddr...>', 'libp2p listen addresses (default from config: /ip4/127.0.0.1/tcp/0)')
+    .option('--bootstrap <multiaddr...>', 'peers to dial at start, each ending in /p2p/<peerId>')
+    .option('--swarm-key <file>', 'pre-shared key file of a private swarm (libp2p pnet format)')
+    .option('--api-port <port>', 'local API port on 127.0.0.1; 0 = any free port (default from config)')
+    .option('--cpus <n>', 'CPUs offered to the network')
+    .option('--memory <mb>', 'memory offered, in MB')
+    .option('--price <nrlc>', 'lowest price per task, in nRLC')
+    .option('--category <id>', 'iExec category served (resources and time bound)')
+    .option('--tag <tag...>', 'provider tags such as region:eu energy:green')
+    .option('--data-dir <dir>', 'data dir (default: ~/.iexec-p2p or $IEXEC_P2P_DATA_DIR)')
+    .option('--password-file <file>', 'file whose first line unlocks the wallet (else $IEXEC_P2P_PASSWORD)')
+    .option('--init', 'initialise the data dir first if needed (dev convenience)')
+    .option('--dev-unprotected-key', 'with --init: store the wallet key unencrypted (dev only)')
+    .option('--json', 'print one JSON line when the node is ready')
+    .action(async (opts: StartCommandOptions) => {
+      const { startCommand } = await import('./start-command.js')
+      setExitCode(await startCommand(io, opts))
+    })
+
+  addClientOptions(program.command('status').description('show the running node: peer id, address, addresses, connections'))
+    .action(async (opts: ClientCommandOptions) => {
+      const { statusCommand } = await import('./client-commands.js')
+      await statusCommand(io, opts)
+    })
+
+  addClientOptions(program.command('peers').description('list the peers the node is connected to, with ping latency'))
+    .action(async (opts: ClientCommandOptions) => {
+      const { peersCommand } = await import('./client-commands.js')
+      await peersCommand(io, opts)
+    })
+
+  addClientOptions(program.command('resources').description('list providers found through the DHT')
+    .option('--category <id>', 'iExec category to look up (default: the node\'s own)')
+    .option('--tag <tag...>', 'only providers with every one of these tags'))
+    .action(async (opts: ClientCommandOptions & { category?: string, tag?: string[] }) => {
+      const { resourcesCommand } = await import('./client-commands.js')
+      const { parseIntOption, parseTagOption } = await import('./parse.js')
+      const query = {
+        ...(opts.category !== undefined ? { category: parseIntOption('--category', opts.category, 0, 1_000_000) } : {}),
+        ...(opts.tag !== undefined ? { tags: opts.tag.map(parseTagOption) } : {})
+      }
+      await resourcesCommand(io, { ...opts, query })
+    })
+
+  addClientOptions(program.command('shutdown').description('ask the running node to stop'))
+    .action(async (opts: ClientCommandOptions) => {
+      const { shutdownCommand } = await import('./client-commands.js')
+      await shutdownCommand(io, opts)
+    })
+
+  const swarm = program.command('swarm')
+    .description('a private swarm of node processes on this machine')
+  swarm.command('up')
+    .description('start N nodes in the background with a fresh swarm key, bootstrapped to each other')
+    .option('--nodes <n>', `number of nodes, node 0 being the requester when n >= 2 (default: ${CLI_DEFAULTS.swarmNodes})`)
+    .option('--dir <dir>', 'swarm dir: swarm.key, swarm.json, one data dir per node (default: <data-dir>/swarm)')
+    .option('--timeout <seconds>', `give up when the nodes are not ready in this time (default: ${CLI_DEFAULTS.swarmReadyTimeoutMs / 1000})`)
+    .option('--json', 'print the nodes as JSON')
+    .action(async (opts: SwarmUpCommandOptions) => {
+      const { swarmUpCommand } = await import('./swarm-commands.js')
+      await swarmUpCommand(io, opts)
+    })
+  swarm.command('status')
+    .description('show each node of the swarm: running or not, connections')
+    .option('--dir <dir>', 'swarm dir (default: <data-dir>/swarm)')
+    .option('--json', 'print JSON for scripts')
+    .action(async (opts: SwarmDirOptions) => {
+      const { swarmStatusCommand } = await import('./swarm-commands.js')
+      await swarmStatusCommand(io, opts)
+    })
+  swarm.command('down')
+    .description('stop every node of the swarm (SIGTERM, then SIGKILL) and remove swarm.json')
+    .option('--dir <dir>', 'swarm dir (default: <data-dir>/swarm)')
+    .option('--json', 'print JSON for scripts')
+    .action(async (opts: SwarmDirOptions) => {
+      const { swarmDownCommand } = await import('./swarm-commands.js')
+      await swarmDownCommand(io, opts)
+    })
+
+  program.command('quickstart')
+    .description('start a 4-node swarm, wait until every node finds the providers, show peers and resources')
+    .option('--once', 'stop the swarm at the end')
+    .option('--nodes <n>', `number of nodes: one requester, the others providers (default: ${CLI_DEFAULTS.quickstartNodes})`)
+    .option('--dir <dir>', 'swarm dir (default: <data-dir>/swarm)')
+    .option('--json', 'print JSON for scripts')
+    .action(async (opts: QuickstartOptions) => {
+      const { quickstartCommand } = await import('./swarm-commands.js')
+      await quickstartCommand(io, opts)
+    })
+
+  return program
+}
+
+/**
+ * Runs the CLI on `argv` (without node and script); returns the exit code:
+ * 0 ok, 1 failure, 2 usage error. Never throws.
+ */
+export async function runCli (argv: string[], io: CliIo = processIo): Promise<number> {
+  // known before parsing, so even a parse error can be reported as JSON
+  const json = argv.includes('--json')
+  let exitCode = 0
+  const program = buildProgram(io, (code) => { exitCode = code })
+  try {
+    if (argv.length === 0) {
+      io.out(program.helpInformation())
+      return 0
+    }
+    await program.parseAsync(argv, { from: 'user' })
+    return exitCode
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and version are "errors" to commander, successes to the user
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return err.exitCode === 0 ? 0 : 2
+      const code = COMMANDER_CODES[err.code] ?? 'CLI_USAGE'
+      const message = err.message.replace(/^error:\s*/, '').trim().replace(/\.$/, '')
+      printError(io, describeError(new CliError(code as never, `${message}; see \`iexec-p2p --help\``)), json)
+      return 2
+    }
+    const d = describeError(err)
+    printError(io, d, json)
+    return d.exitCode
+  }
+}

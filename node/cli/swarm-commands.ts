@@ -1,0 +1,158 @@
+import { resolve } from 'node:path'
+import { ApiClient, type ResourceView } from '../api/index.js'
+import { readFile } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { CliError } from './errors.js'
+import { CLI_DEFAULTS } from './options.js'
+import { printJson, table, type CliIo } from './output.js'
+import { parseIntOption } from './parse.js'
+import { defaultSwarmDir, swarmDown, swarmStatus, swarmUp, toUpJson, type SwarmFile } from './swarm.js'
+
+export interface SwarmDirOptions {
+  dir?: string
+  json?: boolean
+}
+
+export interface SwarmUpCommandOptions {
+  nodes?: string
+  dir?: string
+  json?: boolean
+  timeout?: string
+}
+
+/** Stops a swarm being started when the user presses Ctrl-C. */
+function abortOnSignal (): { signal: AbortSignal, dispose: () => void } {
+  const ac = new AbortController()
+  const on = (): void => { ac.abort() }
+  process.on('SIGINT', on)
+  process.on('SIGTERM', on)
+  return { signal: ac.signal, dispose: () => { process.off('SIGINT', on); process.off('SIGTERM', on) } }
+}
+
+function progressTo (io: CliIo): (line: string) => void {
+  // progress goes to stderr so `--json` output on stdout stays one document
+  return (line) => { io.err(`${line}\n`) }
+}
+
+async function up (io: CliIo, dir: string, nodes: number, timeoutMs: number, json: boolean): Promise<SwarmFile> {
+  const abort = abortOnSignal()
+  try {
+    // with --json, stderr carries only the error envelope, so scripts can parse it
+    return await swarmUp({ dir, nodes, readyTimeoutMs: timeoutMs, ...(json ? {} : { onProgress: progressTo(io) }), signal: abort.signal })
+  } finally {
+    abort.dispose()
+  }
+}
+
+function printSwarmHuman (io: CliIo, file: SwarmFile): void {
+  io.out(table(['NODE', 'ROLE', 'PEER ID', 'API', 'PID'], file.nodes.map((n) => [`node-${n.index}`, n.role, n.peerId, n.api, String(n.pid)])))
+}
+
+export async function swarmUpCommand (io: CliIo, opts: SwarmUpCommandOptions): Promise<void> {
+  const nodes = opts.nodes !== undefined ? parseIntOption('--nodes', opts.nodes, 1, CLI_DEFAULTS.maxSwarmNodes) : CLI_DEFAULTS.swarmNodes
+  const timeoutMs = opts.timeout !== undefined ? parseIntOption('--timeout', opts.timeout, 1, 3600) * 1000 : CLI_DEFAULTS.swarmReadyTimeoutMs
+  const dir = resolve(opts.dir ?? defaultSwarmDir())
+  const file = await up(io, dir, nodes, timeoutMs, opts.json === true)
+  if (opts.json === true) {
+    printJson(io, toUpJson(file))
+    return
+  }
+  io.out(`swarm of ${file.nodes.length} node(s) running in ${dir}\n`)
+  printSwarmHuman(io, file)
+  io.out(`stop it with: iexec-p2p swarm down --dir ${dir}\n`)
+}
+
+export async function swarmStatusCommand (io: CliIo, opts: SwarmDirOptions): Promise<void> {
+  const dir = resolve(opts.dir ?? defaultSwarmDir())
+  const st = await swarmStatus(dir)
+  if (opts.json === true) {
+    printJson(io, {
+      chain: null,
+      nodes: st.nodes.map((n) => ({ peerId: n.peerId, multiaddrs: n.multiaddrs, api: n.api, tokenFile: n.tokenFile, address: n.address, role: n.role, pid: n.pid, running: n.running, connections: n.connections }))
+    })
+    return
+  }
+  io.out(table(['NODE', 'ROLE', 'STATE', 'CONNECTIONS', 'PEER ID', 'API'], st.nodes.map((n) => [
+    `node-${n.index}`, n.role, n.running ? 'running' : 'stopped', n.connections === null ? '-' : String(n.connections), n.peerId, n.api
+  ])))
+}
+
+export async function swarmDownCommand (io: CliIo, opts: SwarmDirOptions): Promise<void> {
+  const dir = resolve(opts.dir ?? defaultSwarmDir())
+  const result = await swarmDown(dir, opts.json === true ? undefined : progressTo(io))
+  if (opts.json === true) {
+    printJson(io, { dir, stopped: result?.stopped ?? [], killed: result?.killed ?? [] })
+    return
+  }
+  if (result === undefined) {
+    io.out(`no swarm in ${dir}: nothing to stop\n`)
+    return
+  }
+  io.out(`swarm in ${dir} stopped (${result.stopped.length} stopped${result.killed.length > 0 ? `, ${result.killed.length} killed` : ''})\n`)
+}
+
+export interface QuickstartOptions {
+  once?: boolean
+  nodes?: string
+  dir?: string
+  json?: boolean
+}
+
+/**
+ * `iexec-p2p quickstart` (what `npm start` runs): a swarm, a wait until every
+ * node finds every provider through the DHT, then peers and resources.
+ */
+export async function quickstartCommand (io: CliIo, opts: QuickstartOptions): Promise<void> {
+  const nodes = opts.nodes !== undefined ? parseIntOption('--nodes', opts.nodes, 2, CLI_DEFAULTS.maxSwarmNodes) : CLI_DEFAULTS.quickstartNodes
+  const dir = resolve(opts.dir ?? defaultSwarmDir())
+  const progress = opts.json === true ? () => {} : progressTo(io)
+  const file = await up(io, dir, nodes, CLI_DEFAULTS.swarmReadyTimeoutMs, opts.json === true)
+  let keep = false
+  try {
+    const providers = file.nodes.filter((n) => n.role === 'provider').map((n) => n.peerId)
+    progress(`quickstart: waiting until each of the ${nodes} nodes finds the ${providers.length} providers through the DHT...`)
+    const t0 = Date.now()
+    const seen = await waitAllSeeProviders(file, providers, CLI_DEFAULTS.quickstartDiscoveryTimeoutMs)
+    progress(`quickstart: every node sees every provider (${((Date.now() - t0) / 1000).toFixed(1)} s)`)
+    const requester = file.nodes[0]
+    const client = new ApiClient(requester.api, (await readFile(requester.tokenFile, 'utf8')).trim())
+    const peers = await client.peers()
+    if (opts.json === true) {
+      printJson(io, { ...toUpJson(file), peers, resources: seen })
+    } else {
+      printSwarmHuman(io, file)
+      io.out(`\npeers of node-0 (${requester.role}):\n`)
+      io.out(table(['PEER ID', 'LATENCY'], peers.map((p) => [p.peerId, p.latencyMs === null ? '-' : `${p.latencyMs.toFixed(1)} ms`])))
+      io.out('\nproviders found through the DHT:\n')
+      io.out(table(['PEER ID', 'CPUS', 'MEMORY', 'CATEGORY', 'PRICE FLOOR'], seen.map((r) => [r.peerId, String(r.cpus), `${r.memoryMb} MB`, String(r.category), `${r.priceFloor} nRLC`])))
+    }
+    keep = opts.once !== true
+  } finally {
+    if (keep) {
+      if (opts.json !== true) io.out(`\nthe swarm keeps running; stop it with: iexec-p2p swarm down --dir ${dir}\n`)
+    } else {
+      await swarmDown(dir, progress)
+    }
+  }
+}
+
+/** Polls every node's /v1/resources until each lists all providers; bounded. Returns node 0's list. */
+async function waitAllSeeProviders (file: SwarmFile, providers: string[], timeoutMs: number): Promise<ResourceView[]> {
+  const clients = await Promise.all(file.nodes.map(async (n) => new ApiClient(n.api, (await readFile(n.tokenFile, 'utf8')).trim())))
+  const deadline = Date.now() + timeoutMs
+  const done = new Map<number, ResourceView[]>()
+  while (true) {
+    await Promise.all(clients.map(async (c, i) => {
+      if (done.has(i)) return
+      const list = await c.resources()
+      const ids = new Set(list.map((r) => r.peerId))
+      if (providers.every((p) => ids.has(p))) done.set(i, list)
+    }))
+    if (done.size === clients.length) return done.get(0) ?? []
+    if (Date.now() > deadline) {
+      const missing = file.nodes.filter((_, i) => !done.has(i)).map((n) => `node-${n.index}`)
+      throw new CliError('SWARM_TIMEOUT', `after ${timeoutMs / 1000} s, ${missing.join(', ')} still do not see every provider in the DHT`)
+    }
+    await sleep(CLI_DEFAULTS.pollIntervalMs * 5)
+  }
+}

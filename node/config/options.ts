@@ -1,0 +1,86 @@
+import { availableParallelism, totalmem } from 'node:os'
+
+/** Role of a node: a provider sells CPU time; a requester only buys. */
+export type NodeConfigRole = 'provider' | 'requester'
+
+/** Chain settings, filled by the contracts/chain issue. */
+export interface NodeChainConfig {
+  rpc?: string
+  hub?: string
+  chainId?: number
+}
+
+/** What config.json holds. Every field is validated on load (see config-file.ts). */
+export interface NodeConfig {
+  /** multiaddrs libp2p listens on */
+  listen: string[]
+  /** multiaddrs (with /p2p/<peerId>) dialled at start */
+  bootstrap: string[]
+  /** pre-shared key file (libp2p pnet format); absent = open swarm */
+  swarmKeyFile?: string
+  /** names the DHT protocol and the gossip topics, so swarms never mix */
+  swarmId: string
+  /** local HTTP API port on 127.0.0.1; 0 = any free port (written to api.json) */
+  apiPort: number
+  role: NodeConfigRole
+  cpus: number
+  memoryMb: number
+  gpus: number
+  /** executors this node can run apps with */
+  executors: string[]
+  /** iExec category (resources and time bound) this node serves */
+  category: number
+  /** lowest price per task, nRLC, decimal string (bigint-safe in JSON) */
+  priceFloor: string
+  /** free-form `key:value` tags, e.g. `region:eu`, `energy:green` */
+  tags: string[]
+  /** how often the resource advert is re-published in the DHT */
+  advertIntervalMs: number
+  chain: NodeChainConfig
+}
+
+/** Limits that validation enforces (kept with the defaults: one place to tune). */
+export const CONFIG_LIMITS = {
+  // a resource record must stay under 4 KiB on the wire, so tags are bounded
+  maxTags: 16,
+  maxTagLength: 64,
+  maxExecutors: 8,
+  // a 1 s refresh would flood the DHT; a day would leave providers invisible after a restart
+  minAdvertIntervalMs: 1_000,
+  maxAdvertIntervalMs: 24 * 3600_000,
+  // swarm ids become part of protocol ids and topic names
+  swarmIdPattern: /^[a-z0-9][a-z0-9-]{0,31}$/
+} as const
+
+/** Defaults for a fresh data dir. Each one says why. */
+export function defaultNodeConfig (): NodeConfig {
+  return {
+    // loopback only: a fresh node exposes nothing until its owner chooses an
+    // address (`--listen /ip4/0.0.0.0/tcp/4101` for a LAN or public node)
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    // no public bootstrap list: iexec-p2p swarms are private by default
+    bootstrap: [],
+    // 'main' keeps the DHT protocol id and topics stable for an unnamed swarm
+    swarmId: 'main',
+    // several nodes share one machine in a dev swarm: let the OS pick and
+    // publish the URL in api.json
+    apiPort: 0,
+    role: 'provider',
+    // offer what the machine has; the owner lowers it with --cpus
+    cpus: availableParallelism(),
+    // half the RAM: the node itself and the OS keep the rest
+    memoryMb: Math.floor(totalmem() / 1048576 / 2),
+    gpus: 0,
+    // WASI runs everywhere node:wasi does; docker is opt-in where an engine exists
+    executors: ['wasi'],
+    // category 0 is iExec's smallest (XS) category
+    category: 0,
+    // 0 = accept any price: the market decides; owners raise it with --price
+    priceFloor: '0',
+    tags: [],
+    // 5 min: a restarted or new provider is listed within minutes, and 50
+    // nodes re-publishing a 1 KiB record every 5 min is negligible traffic
+    advertIntervalMs: 5 * 60_000,
+    chain: {}
+  }
+}

@@ -1,0 +1,13 @@
+import { IexecError } from '../errors.js'
+
+export type DbErrorCode =
+  /** the level store cannot be opened (e.g. another process holds its lock) */
+  | 'DB_OPEN_FAILED'
+  /** used after close(), or before open() */
+  | 'DB_CLOSED'
+  /** a stored value does not decode (corrupt or written by another version) */
+  | 'DB_BAD_VALUE'
+  /** a repository key or prefix is empty or contains the separator */
+  | 'DB_BAD_KEY'
+
+export class DbError extends IexecError<DbErrorCode> {}

@@ -1,0 +1,47 @@
+/**
+ * The market: gossip validation of orders, bids and cancels, the persistent
+ * orderbook, the bid strategy and the gossipsub scoring of the market
+ * topics. Wire formats live in protocols/market.ts; EIP-712 types in
+ * protocols/eip712.ts.
+ *
+ * @example
+ * ```ts
+ * const book = new Orderbook(db)
+ * const ctx: MarketValidationContext = {
+ *   domain: hubDomain(chainId, hub),
+ *   clock: systemClock,
+ *   owners: new CachedAssetOwners({ ownerOf: async (kind, a) => ... Hub.appOf / datasetOf ... }),
+ *   orderState: { orderState: async (h) => ... book.knownState(h) ?? Hub.consumedOf / presignedOf ... },
+ *   requests: book,
+ *   seen: new BoundedSeenSet()
+ * }
+ * const topics = swarmTopics(swarmId)
+ * network.setTopicValidator(topics.apporder, createTopicValidator({
+ *   type: 'apporder', ctx, stats, rejects, onAccept: async (v) => { await book.add(v) }
+ * }))
+ * // at gossipsub construction (node/network): gossipsub({ ...marketScoring(topics) })
+ * const decision = await defaultBidStrategy(request, bidContext)
+ * if (!decision.bid) console.log(decision.reason)   // "price too low (max 3 < floor 5 nRLC)"
+ * ```
+ */
+export {
+  validateAppOrderGossip, validateDatasetOrderGossip, validateRequestOrderGossip, validateBidGossip, validateCancelGossip,
+  validateMarketGossip, VALIDATORS
+} from './validation.js'
+export type { MarketValidationContext, ValidatedOrder, ValidatedCancel, ValidatedMessage } from './validation.js'
+export { BoundedSeenSet, CachedAssetOwners, systemClock } from './lookups.js'
+export type { AssetKind, AssetOwnerLookup, OrderState, OrderStateLookup, RequestLookup, SeenSet, Clock, CachedAssetOwnersOptions } from './lookups.js'
+export {
+  createTopicValidator, runGossipValidation, GossipValidationStats, PeerRejectTracker, silentMarketLogger, INTERNAL_ERROR_CODE
+} from './gossip-adapter.js'
+export type { GossipAdapterInit, GossipOutcome, MarketLogger } from './gossip-adapter.js'
+export { Orderbook, ORDERBOOK_TYPES, marketEventFromHubLog, bookThenChainOrderState } from './orderbook.js'
+export type { OrderbookEntry, OrderbookQuery, OrderbookType, MarketHubEvent, DropReason, DecodedHubLog } from './orderbook.js'
+export { defaultBidStrategy } from './bid-strategy.js'
+export type { BidStrategy, BidContext, BidDecision, CategoryNeeds } from './bid-strategy.js'
+export { marketScoring } from './scoring.js'
+export type { MarketScoring, MarketScoringOptions } from './scoring.js'
+export { GossipValidationError, isGossipValidationError, GOSSIP_ACTIONS, MarketError } from './errors.js'
+export type { GossipAction, GossipValidationCode, MarketErrorCode } from './errors.js'
+export { defaultMarketValidationOptions, defaultOrderbookOptions } from './options.js'
+export type { MarketValidationOptions, OrderbookOptions, ProviderProfile } from './options.js'

@@ -1,0 +1,283 @@
+import { setMaxListeners } from 'node:events'
+import type { PrivateKey } from '@libp2p/interface'
+import type { SelectFn, ValidateFn } from '@libp2p/kad-dht'
+import { categoryCid, peerIdOfResourceKey, resourceKey, RESOURCE_NAMESPACE } from '../../protocols/topics.js'
+import {
+  compareResourceRecords, decodeResourceRecordUnverified, signResourceRecord, verifyResourceRecord
+} from '../../protocols/resource-record.js'
+import type { EthMessageSigner, ResourceRecord } from '../../protocols/resource-record.js'
+import { isIexecError } from '../errors.js'
+import type { Network } from './network.js'
+import { silentLogger } from './options.js'
+import type { NetworkLogger } from './options.js'
+
+/** What a provider offers; the advert adds identity, time and seq. */
+export interface AdvertisedResources {
+  cpus: number
+  memoryMb: number
+  gpus: number
+  executors: string[]
+  category: number
+  priceFloor: string
+  tags: string[]
+  version: string
+}
+
+export interface AdvertsOptions {
+  network: Network
+  swarmId: string
+  privateKey: PrivateKey
+  wallet: EthMessageSigner
+  resources: AdvertisedResources
+  /** false for a requester: it looks up, never advertises */
+  publish: boolean
+  intervalMs: number
+  /** records older than this are stale (provider gone); default 3 × intervalMs, at least 15 min */
+  maxAgeMs?: number
+  /** bound on one findResources call, ms */
+  lookupTimeoutMs?: number
+  /** bound on one publication (put + provide), ms */
+  publishTimeoutMs?: number
+  /** at most this many providers are read per lookup */
+  maxProviders?: number
+  logger?: NetworkLogger
+  /** injectable clock (ms since epoch) */
+  now?: () => number
+}
+
+export const ADVERT_DEFAULTS = {
+  // a lookup on a LAN swarm takes tens of ms; 10 s bounds a slow or partitioned DHT
+  lookupTimeoutMs: 10_000,
+  // put + provide each walk the DHT once
+  publishTimeoutMs: 30_000,
+  // more than a requester can use in one bidding round
+  maxProviders: 200,
+  // after bootstrap, wait this long for a first DHT peer before publishing
+  // (a put or provide with an empty routing table stays local)
+  firstPeerWaitMs: 10_000,
+  // a record published while alone is re-published when a first DHT peer
+  // appears, or after this wait (then doubling)
+  lonelyRetryMs: 1_000,
+  // a failed publication is retried after 2 s, 4 s, 8 s... (capped by the
+  // refresh interval) instead of leaving the provider invisible for a whole interval
+  failureRetryMinMs: 2_000,
+  // three missed refreshes = gone; the floor keeps short test intervals from hiding live nodes
+  maxAgeFactor: 3,
+  minMaxAgeMs: 15 * 60_000
+} as const
+
+export interface ResourceQueryOptions {
+  category: number
+  /** every tag must be on the record */
+  tags?: string[]
+  signal?: AbortSignal
+}
+
+/**
+ * kad-dht validator and selector for the `/iexec-res/` namespace: a record
+ * must verify (both signatures) and belong to the peer of its key; the
+ * highest seq (then timestamp) wins. Give these to createNetwork.
+ */
+export function resourceDhtRules (): { validators: Record<string, ValidateFn>, selectors: Record<string, SelectFn> } {
+  const validate: ValidateFn = async (key, value) => {
+    const peerId = peerIdOfResourceKey(key)
+    if (peerId === undefined) throw new Error('not a resource key')
+    await verifyResourceRecord(value, peerId)
+  }
+  const select: SelectFn = (_key, records) => {
+    let best = 0
+    let bestRec: ResourceRecord | undefined
+    records.forEach((bytes, i) => {
+      try {
+        const r = decodeResourceRecordUnverified(bytes)
+        if (bestRec === undefined || compareResourceRecords(r, bestRec) > 0) { best = i; bestRec = r }
+      } catch {
+        // an undecodable candidate never wins
+      }
+    })
+    return best
+  }
+  return { validators: { [RESOURCE_NAMESPACE]: validate }, selectors: { [RESOURCE_NAMESPACE]: select } }
+}
+
+/**
+ * Publishes this node's signed resource record in the DHT and provides its
+ * category CID, on start and every intervalMs; finds other providers through
+ * the DHT alone (findProviders, then one DHT get per provider).
+ */
+export class ResourceAdverts {
+  private timer?: NodeJS.Timeout
+  private running = false
+  private seq = 0
+  private inFlight?: Promise<void>
+  private readonly log: NetworkLogger
+  private readonly now: () => number
+  private last?: ResourceRecord
+  private lastError?: string
+  private lonelyTimer?: NodeJS.Timeout
+  private failures = 0
+  private lonelyRetries = 0
+  private readonly abort = new AbortController()
+
+  constructor (private readonly opts: AdvertsOptions) {
+    this.log = opts.logger ?? silentLogger
+    this.now = opts.now ?? Date.now
+  }
+
+  /** Starts periodic publication (providers only). The first one runs once bootstrap dials settle. */
+  start (): void {
+    if (this.running || !this.opts.publish) return
+    this.running = true
+    const network = this.opts.network
+    this.inFlight = network.bootstrapSettled().then(async (status) => {
+      if (status.some((s) => s.state === 'connected')) {
+        await network.waitForDhtPeers(1, ADVERT_DEFAULTS.firstPeerWaitMs, this.abort.signal)
+      }
+      await this.refresh()
+    })
+    this.timer = setInterval(() => {
+      // skip a tick rather than stack publications on a slow DHT
+      if (this.inFlight !== undefined) return
+      this.inFlight = this.refresh()
+    }, this.opts.intervalMs)
+    this.timer.unref()
+  }
+
+  async stop (): Promise<void> {
+    this.running = false
+    this.abort.abort()
+    if (this.timer !== undefined) clearInterval(this.timer)
+    if (this.lonelyTimer !== undefined) clearTimeout(this.lonelyTimer)
+    this.timer = undefined
+    this.lonelyTimer = undefined
+    await this.inFlight?.catch(() => {})
+  }
+
+  /** The record last published, if any. */
+  lastPublished (): ResourceRecord | undefined {
+    return this.last
+  }
+
+  /** The error of the last publication, if it failed. */
+  lastPublishError (): string | undefined {
+    return this.lastError
+  }
+
+  private async refresh (): Promise<void> {
+    try {
+      const alone = this.opts.network.dhtPeerCount() === 0
+      await this.publishNow()
+      this.failures = 0
+      if (alone) {
+        // published to nobody: try again soon rather than after a full
+        // interval, backing off (1 s, 2 s, 4 s...) so a node left alone does
+        // not re-sign and log every second
+        this.lonelyRetries++
+        this.refreshWhenPeered(Math.min(this.opts.intervalMs, ADVERT_DEFAULTS.lonelyRetryMs * 2 ** Math.min(this.lonelyRetries - 1, 16)))
+      } else {
+        this.lonelyRetries = 0
+      }
+    } catch (err) {
+      this.failures++
+      this.lastError = err instanceof Error ? err.message : String(err)
+      this.log.warn('resource advert failed', { error: this.lastError, failures: this.failures })
+      this.retrySoon(Math.min(this.opts.intervalMs, ADVERT_DEFAULTS.failureRetryMinMs * 2 ** Math.min(this.failures - 1, 16)))
+    } finally {
+      this.inFlight = undefined
+    }
+  }
+
+  // Re-publishes as soon as a first DHT peer appears, or after maxWaitMs.
+  private refreshWhenPeered (maxWaitMs: number): void {
+    if (!this.running || this.lonelyTimer !== undefined) return
+    // next macrotask: refresh()'s finally has then cleared inFlight
+    this.lonelyTimer = setTimeout(() => {
+      this.lonelyTimer = undefined
+      if (this.inFlight !== undefined || !this.running) return
+      this.inFlight = this.opts.network.waitForDhtPeers(1, maxWaitMs, this.abort.signal).then(async () => {
+        if (this.running) await this.refresh()
+        else this.inFlight = undefined
+      })
+    }, 0)
+    this.lonelyTimer.unref()
+  }
+
+  private retrySoon (delayMs: number): void {
+    if (!this.running || this.lonelyTimer !== undefined) return
+    this.lonelyTimer = setTimeout(() => {
+      this.lonelyTimer = undefined
+      if (this.inFlight === undefined && this.running) this.inFlight = this.refresh()
+    }, delayMs)
+    this.lonelyTimer.unref()
+  }
+
+  /** Signs and publishes the record now (put + provide); resolves with it. */
+  async publishNow (): Promise<ResourceRecord> {
+    const o = this.opts
+    const ts = this.now()
+    // seq from the clock: strictly increasing across restarts without storing it
+    this.seq = Math.max(this.seq + 1, ts)
+    const record: ResourceRecord = {
+      peerId: o.network.peerId,
+      address: o.wallet.address,
+      ...o.resources,
+      timestamp: ts,
+      seq: this.seq
+    }
+    const bytes = await signResourceRecord(record, o.privateKey, o.wallet)
+    const signal = AbortSignal.timeout(o.publishTimeoutMs ?? ADVERT_DEFAULTS.publishTimeoutMs)
+    // put and provide each attach a listener per query path to the one signal
+    setMaxListeners(64, signal)
+    await o.network.dhtPut(resourceKey(record.peerId), bytes, { signal })
+    await o.network.provide(await categoryCid(o.swarmId, record.category), { signal })
+    this.last = record
+    this.lastError = undefined
+    this.log.info('resource advert published', { category: record.category, seq: record.seq })
+    return record
+  }
+
+  /**
+   * Providers of a category found through the DHT, verified, fresh, and
+   * carrying every requested tag. Unverifiable or stale records are dropped.
+   */
+  async findResources (query: ResourceQueryOptions): Promise<ResourceRecord[]> {
+    const o = this.opts
+    const timeout = AbortSignal.timeout(o.lookupTimeoutMs ?? ADVERT_DEFAULTS.lookupTimeoutMs)
+    const signal = query.signal !== undefined ? AbortSignal.any([timeout, query.signal]) : timeout
+    const maxProviders = o.maxProviders ?? ADVERT_DEFAULTS.maxProviders
+    // one signal bounds the walk and every record get: not a listener leak
+    setMaxListeners(4 * maxProviders + 16, signal)
+    const cid = await categoryCid(o.swarmId, query.category)
+    if (o.network.dhtPeerCount() === 0 && o.network.connectionCount() > 0) {
+      // just connected: the routing table fills after identify; a lookup now
+      // would ask nobody and wrongly answer "no providers"
+      await o.network.waitForDhtPeers(1, ADVERT_DEFAULTS.firstPeerWaitMs, signal)
+    }
+    const providers: string[] = []
+    try {
+      for await (const p of o.network.findProviders(cid, { signal })) {
+        providers.push(p.peerId)
+        if (providers.length >= maxProviders) break
+      }
+    } catch (err) {
+      // a timed-out walk still returns what it found so far
+      if (!signal.aborted) throw err
+    }
+    const maxAge = o.maxAgeMs ?? Math.max(ADVERT_DEFAULTS.minMaxAgeMs, ADVERT_DEFAULTS.maxAgeFactor * o.intervalMs)
+    const now = this.now()
+    const wanted = query.tags ?? []
+    const records = await Promise.all(providers.map(async (peerId) => {
+      try {
+        const bytes = await o.network.dhtGet(resourceKey(peerId), { signal })
+        return await verifyResourceRecord(bytes, peerId)
+      } catch (err) {
+        this.log.info('provider record unusable', { peerId, code: isIexecError(err) ? err.code : 'ERROR' })
+        return undefined
+      }
+    }))
+    return records.filter((r): r is ResourceRecord => r !== undefined &&
+      r.category === query.category &&
+      now - r.timestamp <= maxAge &&
+      wanted.every((t) => r.tags.includes(t)))
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * Networking: Helia 7 and its libp2p (TCP, noise, yamux, identify, ping,
+ * kad-dht in server mode with a swarm-private protocol, signed gossipsub,
+ * optional pnet), bootstrap, and signed resource adverts in the DHT.
+ *
+ * @example
+ * ```ts
+ * const network = await createNetwork({ privateKey, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], swarmId: 'dev' })
+ * await network.start()
+ * const off = network.subscribe(topic('dev', 'bid'), (msg) => { ... })
+ * await network.publish(topic('dev', 'bid'), bytes)
+ * ```
+ */
+export { createNetwork, parseMultiaddrs } from './network.js'
+export type { Network, NetworkPeer, GossipMessage, BootstrapStatus, ProviderInfo, DhtOptions, NetworkHelia, NetworkServices } from './network.js'
+export { generateSwarmKey, writeSwarmKeyFile, readSwarmKeyFile } from './swarm-key.js'
+export { NetworkError } from './errors.js'
+export type { NetworkErrorCode } from './errors.js'
+export { NETWORK_DEFAULTS, silentLogger } from './options.js'
+export type { NetworkOptions, NetworkLogger } from './options.js'
+export { ResourceAdverts, resourceDhtRules, ADVERT_DEFAULTS } from './adverts.js'
+export type { AdvertsOptions, AdvertisedResources, ResourceQueryOptions } from './adverts.js'

@@ -1,0 +1,555 @@
+import { createHelia } from 'helia'
+import type { Helia } from 'helia'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
+import { identify } from '@libp2p/identify'
+import { ping } from '@libp2p/ping'
+import type { Ping } from '@libp2p/ping'
+import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
+import type { KadDHT } from '@libp2p/kad-dht'
+import { gossipsub, StrictSign } from '@libp2p/gossipsub'
+import type { GossipSub, Message, TopicValidatorFn } from '@libp2p/gossipsub'
+import { preSharedKey } from '@libp2p/pnet'
+import { bootstrap } from '@libp2p/bootstrap'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { Identify } from '@libp2p/identify'
+import type { ConnectionProtector, PeerDiscovery, PeerId, Stream, StreamHandler, StreamHandlerOptions, Libp2p } from '@libp2p/interface'
+import { LevelBlockstore } from 'blockstore-level'
+import { LevelDatastore } from 'datastore-level'
+import type { CID } from 'multiformats/cid'
+import { dhtProtocol, swarmTopics } from '../../protocols/topics.js'
+import { NetworkError } from './errors.js'
+import { NETWORK_DEFAULTS, silentLogger } from './options.js'
+import type { NetworkLogger, NetworkOptions } from './options.js'
+import { readSwarmKeyFile } from './swarm-key.js'
+
+/** The libp2p services the node runs (and nothing of the public IPFS defaults). */
+export interface NetworkServices {
+  identify: Identify
+  ping: Ping
+  dht: KadDHT
+  pubsub: GossipSub
+  // index signature: libp2p's ServiceMap constraint
+  [key: string]: unknown
+}
+
+/** Helia with the libp2p node it owns. */
+export type NetworkHelia = Helia & { libp2p: Libp2p<NetworkServices> }
+
+/** A connected peer, with its last ping (null when the ping failed or timed out). */
+export interface NetworkPeer {
+  peerId: string
+  multiaddrs: string[]
+  latencyMs: number | null
+}
+
+/** A gossip message as delivered to a subscriber (signature already checked by gossipsub). */
+export interface GossipMessage {
+  topic: string
+  data: Uint8Array
+  /** the signing author (not the relaying peer) */
+  from: string
+}
+
+/** Outcome of dialling one bootstrap address at start. */
+export interface BootstrapStatus {
+  addr: string
+  peerId: string
+  /** 'failed': the last dial failed; it is retried with backoff while the node runs */
+  state: 'pending' | 'connected' | 'failed'
+  attempts: number
+  error?: string
+}
+
+/** A provider found through the DHT. */
+export interface ProviderInfo {
+  peerId: string
+  multiaddrs: string[]
+}
+
+export interface DhtOptions {
+  signal?: AbortSignal
+}
+
+/**
+ * The node's view of libp2p: identity, peers, gossip, direct streams and the
+ * DHT. Other modules use this interface, never libp2p itself.
+ */
+export interface Network {
+  readonly peerId: string
+  readonly swarmId: string
+  /** Helia (blockstore, bitswap) for the storage module; valid after start() */
+  readonly helia: NetworkHelia
+  readonly started: boolean
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  /** listen addresses with /p2p/<peerId> */
+  multiaddrs: () => string[]
+  connectionCount: () => number
+  /** connected peers, each pinged concurrently (bounded by pingTimeoutMs) */
+  peers: () => Promise<NetworkPeer[]>
+  /** peers in the DHT routing table */
+  dhtPeerCount: () => number
+  /** resolves true once the routing table holds `min` peers, false after timeoutMs */
+  waitForDhtPeers: (min: number, timeoutMs: number, signal?: AbortSignal) => Promise<boolean>
+  /** publishes to a topic; resolves with the number of peers it was sent to */
+  publish: (topic: string, data: Uint8Array) => Promise<number>
+  /** subscribes; returns the unsubscribe function */
+  subscribe: (topic: string, handler: (msg: GossipMessage) => void) => () => void
+  /** gossip peers subscribed to a topic */
+  topicPeers: (topic: string) => string[]
+  /** validates every message of a topic before delivery and relay (market issue uses it) */
+  setTopicValidator: (topic: string, fn: TopicValidatorFn) => void
+  handle: (protocol: string, handler: StreamHandler, options?: StreamHandlerOptions) => Promise<void>
+  unhandle: (protocol: string) => Promise<void>
+  /** opens a stream to a peer (id or multiaddr) */
+  dialProtocol: (peer: string, protocol: string, options?: { signal?: AbortSignal }) => Promise<Stream>
+  /** connects to a multiaddr with /p2p/<peerId> */
+  dial: (addr: string, options?: { signal?: AbortSignal }) => Promise<void>
+  dhtPut: (key: Uint8Array, value: Uint8Array, options?: DhtOptions) => Promise<void>
+  /** @throws NetworkError DHT_NOT_FOUND */
+  dhtGet: (key: Uint8Array, options?: DhtOptions) => Promise<Uint8Array>
+  provide: (cid: CID, options?: DhtOptions) => Promise<void>
+  findProviders: (cid: CID, options?: DhtOptions) => AsyncIterable<ProviderInfo>
+  bootstrapStatus: () => BootstrapStatus[]
+  /** resolves once every bootstrap dial of start() has settled */
+  bootstrapSettled: () => Promise<BootstrapStatus[]>
+}
+
+/**
+ * Parses multiaddrs; bootstrap ones must end in /p2p/<peerId>.
+ * @throws NetworkError BAD_MULTIADDR
+ */
+export function parseMultiaddrs (addrs: string[], kind: 'listen' | 'bootstrap'): Multiaddr[] {
+  return addrs.map((a) => {
+    let ma: Multiaddr
+    try {
+      ma = multiaddr(a)
+    } catch (err) {
+      throw new NetworkError('BAD_MULTIADDR', `${kind} address '${a}' is not a multiaddr`, { addr: a, kind }, { cause: err })
+    }
+    if (kind === 'bootstrap' && peerIdOf(ma) === undefined) {
+      throw new NetworkError('BAD_MULTIADDR', `bootstrap address '${a}' must end with /p2p/<peerId>`, { addr: a, kind })
+    }
+    if (kind === 'listen' && !/^\/(ip4|ip6|dns4|dns6)\/[^/]+\/tcp\/\d+\/?$/.test(a)) {
+      // only TCP is configured: any other transport would silently not listen
+      throw new NetworkError('BAD_MULTIADDR', `listen address '${a}' must be /ip4|ip6/<host>/tcp/<port>`, { addr: a, kind })
+    }
+    return ma
+  })
+}
+
+function peerIdOf (ma: Multiaddr): string | undefined {
+  return ma.getComponents().findLast((c) => c.name === 'p2p')?.value
+}
+
+function parsePeerId (s: string): PeerId {
+  try {
+    return peerIdFromString(s)
+  } catch (err) {
+    throw new NetworkError('BAD_PEER_ID', `'${s}' is not a peer id`, { peerId: s }, { cause: err })
+  }
+}
+
+function errorText (err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err)
+}
+
+// what libp2p/Node report when a TCP port is taken: EADDRINUSE, possibly wrapped
+function isAddrInUse (err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e != null && depth < 5; depth++) {
+    const x = e as { code?: unknown, message?: unknown, cause?: unknown }
+    if (x.code === 'EADDRINUSE') return true
+    if (typeof x.message === 'string' && x.message.includes('EADDRINUSE')) return true
+    e = x.cause
+  }
+  return false
+}
+
+class Libp2pNetwork implements Network {
+  readonly peerId: string
+  readonly swarmId: string
+  private heliaNode?: NetworkHelia
+  private blockstore?: LevelBlockstore
+  private datastore?: LevelDatastore
+  private readonly log: NetworkLogger
+  private readonly bootstrapAddrs: Multiaddr[]
+  private readonly listenAddrs: Multiaddr[]
+  private bootstrapState: BootstrapStatus[] = []
+  private bootstrapDone: Promise<BootstrapStatus[]> = Promise.resolve([])
+  private readonly handlers = new Map<string, Set<(msg: GossipMessage) => void>>()
+  private stopping?: Promise<void>
+  private readonly retryTimers = new Set<NodeJS.Timeout>()
+  // subscribed for the node's whole life (see NetworkOptions.topics)
+  private readonly baseTopics: Set<string>
+  // set as soon as stop() begins, so no retry is scheduled while stopping
+  private closing = false
+  private isStarted = false
+
+  constructor (private readonly options: NetworkOptions, private readonly psk: Uint8Array | undefined) {
+    this.peerId = options.privateKey.publicKey.toString()
+    this.swarmId = options.swarmId
+    this.log = options.logger ?? silentLogger
+    this.listenAddrs = parseMultiaddrs(options.listen, 'listen')
+    this.bootstrapAddrs = parseMultiaddrs(options.bootstrap, 'bootstrap')
+    this.baseTopics = new Set(options.topics ?? Object.values(swarmTopics(options.swarmId)))
+  }
+
+  get started (): boolean {
+    return this.isStarted
+  }
+
+  get helia (): NetworkHelia {
+    if (this.heliaNode === undefined) throw new NetworkError('NETWORK_NOT_STARTED', 'the network is not started')
+    return this.heliaNode
+  }
+
+  private get libp2p (): Libp2p<NetworkServices> {
+    if (!this.isStarted || this.heliaNode === undefined) throw new NetworkError('NETWORK_NOT_STARTED', 'the network is not started')
+    return this.heliaNode.libp2p
+  }
+
+  async start (): Promise<void> {
+    if (this.isStarted) return
+    const o = this.options
+    const peerDiscovery: Array<(components: never) => PeerDiscovery> = []
+    if (this.bootstrapAddrs.length > 0) {
+      // keeps bootstrap peers tagged KEEP_ALIVE so libp2p redials them after a drop
+      peerDiscovery.push(bootstrap({ list: this.bootstrapAddrs.map((a) => a.toString()) }) as (components: never) => PeerDiscovery)
+    }
+    const connectionProtector: ((components: never) => ConnectionProtector) | undefined = this.psk === undefined
+      ? undefined
+      : preSharedKey({ psk: this.psk, timeout: NETWORK_DEFAULTS.pnetTimeoutMs }) as (components: never) => ConnectionProtector
+
+    try {
+      if (o.blocksPath !== undefined) {
+        this.blockstore = new LevelBlockstore(o.blocksPath)
+        await this.blockstore.open()
+      }
+      if (o.datastorePath !== undefined) {
+        this.datastore = new LevelDatastore(o.datastorePath)
+        await this.datastore.open()
+      }
+    } catch (err) {
+      await this.closeStores()
+      throw new NetworkError('NETWORK_START_FAILED', 'cannot open the block or data store (is another node using this data dir?)', undefined, { cause: err })
+    }
+    const helia = createHelia<NetworkServices>({
+      ...(this.blockstore !== undefined ? { blockstore: this.blockstore } : {}),
+      ...(this.datastore !== undefined ? { datastore: this.datastore } : {}),
+      // no delegated routers or public gateways: content stays inside the swarm
+      http: { delegatedRouters: [], recursiveGateways: [] },
+      libp2p: {
+        // 'replace' (Helia's default): every key set here replaces Helia's
+        // public-IPFS default wholesale, so no mDNS, relay, webrtc, autotls...
+        privateKey: o.privateKey,
+        addresses: { listen: this.listenAddrs.map((a) => a.toString()) },
+        transports: [tcp()],
+        connectionEncrypters: [noise()],
+        streamMuxers: [yamux()],
+        ...(connectionProtector !== undefined ? { connectionProtector } : {}),
+        peerDiscovery,
+        connectionManager: {
+          maxConnections: NETWORK_DEFAULTS.maxConnections,
+          inboundConnectionThreshold: o.inboundConnectionThreshold ?? NETWORK_DEFAULTS.inboundConnectionThreshold,
+          maxIncomingPendingConnections: NETWORK_DEFAULTS.maxIncomingPendingConnections
+        },
+        services: {
+          identify: identify(),
+          ping: ping(),
+          dht: kadDHT({
+            protocol: dhtProtocol(o.swarmId),
+            clientMode: false,
+            // loopback and LAN addresses are the point of a private swarm
+            peerInfoMapper: passthroughMapper,
+            kBucketSize: NETWORK_DEFAULTS.kBucketSize,
+            validators: o.dhtValidators ?? {},
+            selectors: o.dhtSelectors ?? {},
+            // a single-node swarm must still accept puts and provides
+            allowQueryWithZeroPeers: true
+          }),
+          pubsub: gossipsub({
+            globalSignaturePolicy: StrictSign,
+            allowPublishToZeroTopicPeers: true,
+            // no floodsub fallback: every node speaks gossipsub
+            fallbackToFloodsub: false,
+            emitSelf: false,
+            scoreParams: {
+              // the same-IP penalty (a Sybil defence: -5 x (peers on one IP - 10)^2)
+              // drove every score below the graylist in a 20-node swarm on
+              // 127.0.0.1 and all gossip was dropped; loopback peers are this
+              // machine's own nodes, so they are exempt. Other IPs keep it.
+              IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1'])
+            }
+          })
+        }
+      } as unknown as NonNullable<Parameters<typeof createHelia<NetworkServices>>[0]>['libp2p']
+    }) as unknown as NetworkHelia
+    this.heliaNode = helia
+    try {
+      await helia.start()
+    } catch (err) {
+      // a half-started libp2p may hold sockets or timers: stop what did start
+      await helia.stop().catch(() => {})
+      await this.closeStores()
+      this.heliaNode = undefined
+      if (isAddrInUse(err)) {
+        throw new NetworkError('LISTEN_PORT_IN_USE', `a listen port is already in use (${this.options.listen.join(', ')})`, { listen: this.options.listen }, { cause: err })
+      }
+      throw new NetworkError('NETWORK_START_FAILED', `libp2p did not start: ${errorText(err)}`, undefined, { cause: err })
+    }
+    this.isStarted = true
+    this.closing = false
+    // libp2p writes our own addresses to the peer store 1 s after listening
+    // (debounced); until then the DHT answers GET_PROVIDERS without us, as if
+    // we provided nothing. Write them now.
+    const self = helia.libp2p.peerId
+    await helia.libp2p.peerStore.patch(self, {
+      multiaddrs: helia.libp2p.getMultiaddrs().map((ma) => ma.decapsulate(`/p2p/${self.toString()}`))
+    })
+    helia.libp2p.services.pubsub.addEventListener('message', this.onMessage)
+    // before the first dial: subscriptions then travel in each new stream's
+    // hello, and a peer knows our topics as soon as it is connected
+    for (const t of this.baseTopics) helia.libp2p.services.pubsub.subscribe(t)
+    this.log.info('network started', { peerId: this.peerId, multiaddrs: this.multiaddrs() })
+    this.dialBootstrap()
+  }
+
+  private readonly onMessage = (evt: CustomEvent<Message>): void => {
+    const msg = evt.detail
+    const set = this.handlers.get(msg.topic)
+    if (set === undefined || msg.type !== 'signed') return
+    const delivered: GossipMessage = { topic: msg.topic, data: msg.data, from: msg.from.toString() }
+    for (const h of set) {
+      try {
+        h(delivered)
+      } catch (err) {
+        // one faulty subscriber must not starve the others
+        this.log.warn('gossip handler threw', { topic: msg.topic, error: errorText(err) })
+      }
+    }
+  }
+
+  // An unreachable bootstrap peer is logged and reported, never fatal; it is
+  // retried with backoff while the node runs (it may start later).
+  private dialBootstrap (): void {
+    this.bootstrapState = this.bootstrapAddrs.map((ma) => ({ addr: ma.toString(), peerId: peerIdOf(ma) ?? '', state: 'pending', attempts: 0 }))
+    this.bootstrapDone = Promise.all(this.bootstrapAddrs.map(async (ma, i) => {
+      await this.dialBootstrapPeer(ma, i)
+    })).then(() => this.bootstrapStatus())
+  }
+
+  private async dialBootstrapPeer (ma: Multiaddr, i: number): Promise<void> {
+    const st = this.bootstrapState[i]
+    if (st.peerId === this.peerId) { st.state = 'connected'; return }
+    st.attempts++
+    try {
+      await this.libp2p.dial(ma, { signal: AbortSignal.timeout(this.options.bootstrapDialTimeoutMs ?? NETWORK_DEFAULTS.bootstrapDialTimeoutMs) })
+      st.state = 'connected'
+      delete st.error
+    } catch (err) {
+      if (!this.isStarted || this.closing) return
+      st.state = 'failed'
+      st.error = errorText(err)
+      if (st.attempts === 1) this.log.warn('bootstrap peer unreachable', { addr: st.addr, error: st.error })
+      const delay = Math.min(NETWORK_DEFAULTS.bootstrapRetryMaxMs, NETWORK_DEFAULTS.bootstrapRetryMinMs * 2 ** (st.attempts - 1))
+      const timer = setTimeout(() => {
+        this.retryTimers.delete(timer)
+        if (this.isStarted && !this.closing) void this.dialBootstrapPeer(ma, i)
+      }, delay)
+      timer.unref()
+      this.retryTimers.add(timer)
+    }
+  }
+
+  bootstrapStatus (): BootstrapStatus[] {
+    return this.bootstrapState.map((s) => ({ ...s }))
+  }
+
+  async bootstrapSettled (): Promise<BootstrapStatus[]> {
+    return this.bootstrapDone
+  }
+
+  private async closeStores (): Promise<void> {
+    await this.blockstore?.close().catch(() => {})
+    await this.datastore?.close().catch(() => {})
+    this.blockstore = undefined
+    this.datastore = undefined
+  }
+
+  async stop (): Promise<void> {
+    if (this.stopping !== undefined) return this.stopping
+    if (!this.isStarted || this.heliaNode === undefined) return
+    const helia = this.heliaNode
+    this.closing = true
+    this.stopping = (async () => {
+      for (const t of this.retryTimers) clearTimeout(t)
+      this.retryTimers.clear()
+      helia.libp2p.services.pubsub.removeEventListener('message', this.onMessage)
+      await helia.stop()
+      await this.closeStores()
+      this.isStarted = false
+      this.log.info('network stopped', { peerId: this.peerId })
+    })()
+    try {
+      await this.stopping
+    } finally {
+      this.stopping = undefined
+    }
+  }
+
+  multiaddrs (): string[] {
+    return this.libp2p.getMultiaddrs().map((m) => m.toString())
+  }
+
+  connectionCount (): number {
+    return this.libp2p.getConnections().length
+  }
+
+  dhtPeerCount (): number {
+    // routingTable is not in KadDHT's public type: read its size defensively
+    const dht = this.libp2p.services.dht as unknown as { routingTable?: { size?: number } }
+    return dht.routingTable?.size ?? 0
+  }
+
+  async waitForDhtPeers (min: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs
+    // polled: the routing table fills asynchronously after identify reports
+    // the kad protocol, and its events are not part of the public DHT type
+    while (this.isStarted && signal?.aborted !== true) {
+      if (this.dhtPeerCount() >= min) return true
+      if (Date.now() >= deadline) return false
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    return false
+  }
+
+  async peers (): Promise<NetworkPeer[]> {
+    const libp2p = this.libp2p
+    const byPeer = new Map<string, { id: PeerId, addrs: Set<string> }>()
+    for (const c of libp2p.getConnections()) {
+      const key = c.remotePeer.toString()
+      const e = byPeer.get(key) ?? { id: c.remotePeer, addrs: new Set<string>() }
+      e.addrs.add(c.remoteAddr.toString())
+      byPeer.set(key, e)
+    }
+    const timeout = this.options.pingTimeoutMs ?? NETWORK_DEFAULTS.pingTimeoutMs
+    return Promise.all([...byPeer.entries()].map(async ([peerId, e]) => {
+      let latencyMs: number | null = null
+      try {
+        latencyMs = await libp2p.services.ping.ping(e.id, { signal: AbortSignal.timeout(timeout) })
+      } catch {
+        latencyMs = null
+      }
+      return { peerId, multiaddrs: [...e.addrs], latencyMs }
+    }))
+  }
+
+  async publish (topic: string, data: Uint8Array): Promise<number> {
+    const res = await this.libp2p.services.pubsub.publish(topic, data)
+    return res.recipients.length
+  }
+
+  subscribe (topic: string, handler: (msg: GossipMessage) => void): () => void {
+    const pubsub = this.libp2p.services.pubsub
+    let set = this.handlers.get(topic)
+    if (set === undefined) {
+      set = new Set()
+      this.handlers.set(topic, set)
+      if (!this.baseTopics.has(topic)) pubsub.subscribe(topic)
+    }
+    set.add(handler)
+    return () => {
+      const s = this.handlers.get(topic)
+      if (s === undefined) return
+      s.delete(handler)
+      if (s.size === 0) {
+        this.handlers.delete(topic)
+        if (this.isStarted && !this.baseTopics.has(topic)) pubsub.unsubscribe(topic)
+      }
+    }
+  }
+
+  topicPeers (topic: string): string[] {
+    return this.libp2p.services.pubsub.getSubscribers(topic).map((p) => p.toString())
+  }
+
+  setTopicValidator (topic: string, fn: TopicValidatorFn): void {
+    this.libp2p.services.pubsub.topicValidators.set(topic, fn)
+  }
+
+  async handle (protocol: string, handler: StreamHandler, options?: StreamHandlerOptions): Promise<void> {
+    await this.libp2p.handle(protocol, handler, options)
+  }
+
+  async unhandle (protocol: string): Promise<void> {
+    await this.libp2p.unhandle(protocol)
+  }
+
+  private target (peer: string): PeerId | Multiaddr {
+    return peer.startsWith('/') ? parseMultiaddrs([peer], 'bootstrap')[0] : parsePeerId(peer)
+  }
+
+  async dialProtocol (peer: string, protocol: string, options?: { signal?: AbortSignal }): Promise<Stream> {
+    return this.libp2p.dialProtocol(this.target(peer), protocol, options)
+  }
+
+  async dial (addr: string, options?: { signal?: AbortSignal }): Promise<void> {
+    await this.libp2p.dial(this.target(addr), options)
+  }
+
+  async dhtPut (key: Uint8Array, value: Uint8Array, options?: DhtOptions): Promise<void> {
+    await this.libp2p.contentRouting.put(key, value, options)
+  }
+
+  async dhtGet (key: Uint8Array, options?: DhtOptions): Promise<Uint8Array> {
+    try {
+      return await this.libp2p.contentRouting.get(key, options)
+    } catch (err) {
+      if (options?.signal?.aborted === true) {
+        throw new NetworkError('NETWORK_TIMEOUT', 'DHT get timed out', { key: new TextDecoder().decode(key) }, { cause: err })
+      }
+      throw new NetworkError('DHT_NOT_FOUND', 'no DHT record for the key', { key: new TextDecoder().decode(key) }, { cause: err })
+    }
+  }
+
+  async provide (cid: CID, options?: DhtOptions): Promise<void> {
+    await this.libp2p.contentRouting.provide(cid, options)
+  }
+
+  async * findProviders (cid: CID, options?: DhtOptions): AsyncIterable<ProviderInfo> {
+    // The query gets a signal of its own, linked to the caller's only while
+    // the caller reads. A caller that stops early (break) unlinks it: a
+    // timeout firing later on a kad-dht query nobody reads rejects a promise
+    // nobody awaits, and Node kills the process (seen with 50 nodes).
+    const ac = new AbortController()
+    const outer = options?.signal
+    const onAbort = (): void => { ac.abort(outer?.reason) }
+    if (outer?.aborted === true) ac.abort(outer.reason)
+    outer?.addEventListener('abort', onAbort, { once: true })
+    const seen = new Set<string>()
+    try {
+      for await (const p of this.libp2p.contentRouting.findProviders(cid, { signal: ac.signal })) {
+        const id = p.id.toString()
+        if (seen.has(id)) continue
+        seen.add(id)
+        yield { peerId: id, multiaddrs: p.multiaddrs.map((m) => m.toString()) }
+      }
+    } finally {
+      outer?.removeEventListener('abort', onAbort)
+    }
+  }
+}
+
+/**
+ * Builds the network (not started). Checks addresses and the swarm key
+ * eagerly so bad input fails before anything listens.
+ * @throws NetworkError BAD_MULTIADDR, SWARM_KEY_MISSING, SWARM_KEY_INVALID
+ */
+export async function createNetwork (options: NetworkOptions): Promise<Network> {
+  const psk = options.swarmKeyFile !== undefined ? await readSwarmKeyFile(options.swarmKeyFile) : undefined
+  return new Libp2pNetwork(options, psk)
+}

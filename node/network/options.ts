@@ -1,0 +1,66 @@
+import type { PrivateKey } from '@libp2p/interface'
+import type { SelectFn, ValidateFn } from '@libp2p/kad-dht'
+
+/** Where the network module writes what an operator should see. */
+export interface NetworkLogger {
+  info: (msg: string, context?: Record<string, unknown>) => void
+  warn: (msg: string, context?: Record<string, unknown>) => void
+}
+
+export const silentLogger: NetworkLogger = { info: () => {}, warn: () => {} }
+
+export interface NetworkOptions {
+  /** the node's libp2p identity (Ed25519), loaded from the data dir */
+  privateKey: PrivateKey
+  /** listen multiaddrs, e.g. /ip4/127.0.0.1/tcp/0 */
+  listen: string[]
+  /** multiaddrs with /p2p/<peerId>; unreachable ones are logged, never fatal */
+  bootstrap: string[]
+  /** names the DHT protocol and topics */
+  swarmId: string
+  /** pnet pre-shared key file; absent = no connection protector */
+  swarmKeyFile?: string
+  /** level blockstore folder; absent = in memory (tests, benchmarks) */
+  blocksPath?: string
+  /** level datastore folder (DHT records, peer store); absent = in memory */
+  datastorePath?: string
+  /** extra DHT record validators/selectors by namespace (adverts add theirs) */
+  dhtValidators?: Record<string, ValidateFn>
+  dhtSelectors?: Record<string, SelectFn>
+  logger?: NetworkLogger
+  /** bound on each explicit bootstrap dial at start, ms */
+  bootstrapDialTimeoutMs?: number
+  /**
+   * topics subscribed at start, before any connection, so every peer learns
+   * them in the first gossipsub hello; default: the swarm's market topics
+   */
+  topics?: string[]
+  /** per-host inbound connection rate limit (connections/s) */
+  inboundConnectionThreshold?: number
+  /** bound on each ping of peers(), ms */
+  pingTimeoutMs?: number
+}
+
+export const NETWORK_DEFAULTS = {
+  // a LAN/loopback dial answers in milliseconds; 10 s covers a slow WAN handshake
+  // (TCP + pnet nonce + noise + yamux) without stalling status for long
+  bootstrapDialTimeoutMs: 10_000,
+  // peers() pings every peer concurrently: one slow peer must not stall the API call
+  pingTimeoutMs: 2_000,
+  // pnet nonce exchange bound; the default 1 s failed under CPU load with 50 nodes in one process
+  pnetTimeoutMs: 5_000,
+  // kad-dht k: 20 is the Kademlia default; keep it (small swarms just have fewer peers)
+  kBucketSize: 20,
+  // enough inbound/outbound for a 50-node swarm in one process plus headroom
+  maxConnections: 300,
+  // libp2p's default (5 connections/s per remote host) starved a 20-node
+  // swarm starting on one machine: every peer is 127.0.0.1. Nodes behind one
+  // NAT hit the same wall. 100/s still stops a single host's connection flood.
+  inboundConnectionThreshold: 100,
+  // libp2p default 10; a swarm start opens dozens of inbound upgrades at once
+  maxIncomingPendingConnections: 64,
+  // a failed bootstrap dial is retried with backoff from 1 s up to 60 s while
+  // the node runs: the bootstrap peer may simply start later
+  bootstrapRetryMinMs: 1_000,
+  bootstrapRetryMaxMs: 60_000
+} as const

@@ -1,0 +1,265 @@
+import './polyfills.js'
+import { appendFileSync, readFileSync } from 'node:fs'
+import { writeFile, rm } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Wallet } from 'ethers'
+import { dataDirPaths, loadDataDir, validateConfig } from './config/index.js'
+import type { NodeConfig } from './config/index.js'
+import { DbController } from './db/index.js'
+import { createNetwork, ResourceAdverts, resourceDhtRules } from './network/index.js'
+import type { BootstrapStatus, Network, NetworkLogger } from './network/index.js'
+import { startApiServer } from './api/index.js'
+import type { ApiServer } from './api/index.js'
+import type { ApiBackend, NodeStatus, PeerView, ResourceQuery, ResourceView } from './api/backend.js'
+import { IexecError } from './errors.js'
+
+export interface IexecNodeInit {
+  dataDir: string
+  /** decrypts the wallet keystore (not needed for a dev unprotected key) */
+  password?: string
+  /** CLI flags override config.json for this run (never written back) */
+  listen?: string[]
+  bootstrap?: string[]
+  swarmKeyFile?: string
+  apiPort?: number
+  requester?: boolean
+  cpus?: number
+  memoryMb?: number
+  priceFloor?: bigint
+  tags?: string[]
+  category?: number
+}
+
+/** The software version, from the package.json above this file (src or dist). */
+function packageVersion (): string {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  // bounded walk: node/ in src, dist/node/ when compiled
+  for (let i = 0; i < 4; i++) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string, version?: string }
+      if (pkg.name === 'iexec-p2p' && typeof pkg.version === 'string') return pkg.version
+    } catch {
+      // not here: go up
+    }
+    dir = dirname(dir)
+  }
+  return '0.0.0'
+}
+
+/** JSON lines in <dataDir>/node.log: the operator's record of what the node did. */
+function fileLogger (file: string, component: string): NetworkLogger {
+  const write = (level: string, msg: string, context?: Record<string, unknown>): void => {
+    try {
+      appendFileSync(file, JSON.stringify({ t: new Date().toISOString(), level, component, msg, ...context }) + '\n', { mode: 0o600 })
+    } catch {
+      // logging must never take the node down (disk full, dir removed)
+    }
+  }
+  return { info: (m, c) => { write('info', m, c) }, warn: (m, c) => { write('warn', m, c) } }
+}
+
+function withOverrides (config: NodeConfig, init: IexecNodeInit): NodeConfig {
+  const merged: Record<string, unknown> = { ...config }
+  if (init.listen !== undefined) merged.listen = init.listen
+  if (init.bootstrap !== undefined) merged.bootstrap = init.bootstrap
+  if (init.swarmKeyFile !== undefined) merged.swarmKeyFile = init.swarmKeyFile
+  if (init.apiPort !== undefined) merged.apiPort = init.apiPort
+  if (init.requester === true) merged.role = 'requester'
+  if (init.cpus !== undefined) merged.cpus = init.cpus
+  if (init.memoryMb !== undefined) merged.memoryMb = init.memoryMb
+  if (init.priceFloor !== undefined) merged.priceFloor = init.priceFloor.toString()
+  if (init.tags !== undefined) merged.tags = init.tags
+  if (init.category !== undefined) merged.category = init.category
+  // the same validation as config.json: a bad flag gets CONFIG_INVALID
+  return validateConfig(merged)
+}
+
+/**
+ * The whole node on one screen: config -> db -> network -> adverts -> API,
+ * started in that order and stopped in reverse.
+ *
+ * @example
+ * ```ts
+ * const node = await IexecNode.create({ dataDir, password })
+ * await node.start()
+ * console.info(node.apiUrl(), node.multiaddrs())
+ * await node.stop()
+ * ```
+ */
+export class IexecNode implements ApiBackend {
+  readonly peerId: string
+  readonly address: string
+  readonly version: string
+  /** warnings an operator must see (also in node.log), e.g. an unprotected dev key */
+  readonly warnings: string[] = []
+  private api?: ApiServer
+  // only the node that wrote api.json removes it (a refused rival must not)
+  private wroteApiInfo = false
+  private state: 'created' | 'starting' | 'started' | 'stopping' | 'stopped' = 'created'
+  private stopPromise?: Promise<void>
+  private readonly stopped: Promise<void>
+  private resolveStopped!: () => void
+
+  private constructor (
+    readonly dataDir: string,
+    readonly config: NodeConfig,
+    readonly wallet: Wallet,
+    private readonly apiToken: string,
+    readonly db: DbController,
+    readonly network: Network,
+    readonly adverts: ResourceAdverts,
+    private readonly log: NetworkLogger
+  ) {
+    this.peerId = network.peerId
+    this.address = wallet.address
+    this.version = packageVersion()
+    this.stopped = new Promise((resolve) => { this.resolveStopped = resolve })
+  }
+
+  /**
+   * Loads the data dir and builds every module; starts nothing.
+   * @throws ConfigError DATA_DIR_NOT_INITIALIZED, WALLET_LOCKED, WALLET_BAD_PASSWORD, CONFIG_INVALID
+   * @throws NetworkError BAD_MULTIADDR, SWARM_KEY_MISSING, SWARM_KEY_INVALID
+   */
+  static async create (init: IexecNodeInit): Promise<IexecNode> {
+    const loaded = await loadDataDir(init.dataDir, init.password)
+    const config = withOverrides(loaded.config, init)
+    const paths = dataDirPaths(init.dataDir)
+    const log = fileLogger(paths.logs, 'node')
+    const db = new DbController({ path: paths.db })
+    const rules = resourceDhtRules()
+    const network = await createNetwork({
+      privateKey: loaded.privateKey,
+      listen: config.listen,
+      bootstrap: config.bootstrap,
+      swarmId: config.swarmId,
+      ...(config.swarmKeyFile !== undefined ? { swarmKeyFile: config.swarmKeyFile } : {}),
+      blocksPath: paths.blocks,
+      datastorePath: paths.datastore,
+      dhtValidators: rules.validators,
+      dhtSelectors: rules.selectors,
+      logger: fileLogger(paths.logs, 'network')
+    })
+    const adverts = new ResourceAdverts({
+      network,
+      swarmId: config.swarmId,
+      privateKey: loaded.privateKey,
+      wallet: loaded.wallet,
+      publish: config.role === 'provider',
+      intervalMs: config.advertIntervalMs,
+      resources: {
+        cpus: config.cpus,
+        memoryMb: config.memoryMb,
+        gpus: config.gpus,
+        executors: config.executors,
+        category: config.category,
+        priceFloor: config.priceFloor,
+        tags: config.tags,
+        version: packageVersion()
+      },
+      logger: fileLogger(paths.logs, 'adverts')
+    })
+    const node = new IexecNode(init.dataDir, config, loaded.wallet, loaded.apiToken, db, network, adverts, log)
+    if (loaded.unprotected) {
+      node.warnings.push('the wallet key is stored unprotected (dev swarm only): do not hold real funds with it')
+      log.warn(node.warnings[node.warnings.length - 1], { address: node.address })
+    }
+    return node
+  }
+
+  /** Starts db, network, adverts, then the API; writes api.json. On failure, stops what started. */
+  async start (): Promise<void> {
+    if (this.state !== 'created') throw new IexecError('NODE_BAD_STATE', `cannot start a node that is ${this.state}`)
+    this.state = 'starting'
+    try {
+      await this.db.open()
+      await this.network.start()
+      this.adverts.start()
+      this.api = await startApiServer({ host: '127.0.0.1', port: this.config.apiPort, token: this.apiToken, backend: this })
+      const info = { url: this.api.url, pid: process.pid, peerId: this.peerId }
+      await writeFile(dataDirPaths(this.dataDir).apiInfo, JSON.stringify(info) + '\n', { mode: 0o600 })
+      this.wroteApiInfo = true
+    } catch (err) {
+      await this.stop()
+      throw err
+    }
+    this.state = 'started'
+    this.log.info('node started', { peerId: this.peerId, address: this.address, api: this.api.url, role: this.config.role })
+  }
+
+  /** Stops API, adverts, network, db (reverse order); removes api.json. Idempotent. */
+  async stop (): Promise<void> {
+    if (this.state === 'stopped') return
+    if (this.stopPromise !== undefined) return this.stopPromise
+    this.state = 'stopping'
+    this.stopPromise = (async () => {
+      await this.api?.close().catch(() => {})
+      await this.adverts.stop()
+      await this.network.stop().catch((err: unknown) => { this.log.warn('network stop failed', { error: String(err) }) })
+      await this.db.close().catch(() => {})
+      if (this.wroteApiInfo) await rm(dataDirPaths(this.dataDir).apiInfo, { force: true })
+      this.state = 'stopped'
+      this.log.info('node stopped', { peerId: this.peerId })
+      this.resolveStopped()
+    })()
+    return this.stopPromise
+  }
+
+  /** Resolves once the node has stopped (by stop() or an API shutdown). */
+  async whenStopped (): Promise<void> {
+    return this.stopped
+  }
+
+  multiaddrs (): string[] {
+    return this.network.started ? this.network.multiaddrs() : []
+  }
+
+  apiUrl (): string {
+    if (this.api === undefined) throw new IexecError('NODE_BAD_STATE', 'the API is not started')
+    return this.api.url
+  }
+
+  /** NodeStatus plus what an operator needs to diagnose a lonely node. */
+  status (): NodeStatus & { bootstrap: BootstrapStatus[], warnings: string[] } {
+    return {
+      bootstrap: this.network.started ? this.network.bootstrapStatus() : [],
+      warnings: [...this.warnings],
+      peerId: this.peerId,
+      address: this.address,
+      multiaddrs: this.multiaddrs(),
+      role: this.config.role,
+      version: this.version,
+      connections: this.network.started ? this.network.connectionCount() : 0
+    }
+  }
+
+  async peers (): Promise<PeerView[]> {
+    return this.network.peers()
+  }
+
+  async resources (query: ResourceQuery): Promise<ResourceView[]> {
+    const records = await this.adverts.findResources({
+      category: query.category ?? this.config.category,
+      ...(query.tags !== undefined ? { tags: query.tags } : {})
+    })
+    return records.map((r) => ({
+      peerId: r.peerId,
+      address: r.address,
+      cpus: r.cpus,
+      memoryMb: r.memoryMb,
+      gpus: r.gpus,
+      executors: r.executors,
+      category: r.category,
+      priceFloor: r.priceFloor,
+      tags: r.tags,
+      version: r.version,
+      timestamp: r.timestamp
+    }))
+  }
+
+  async shutdown (): Promise<void> {
+    // answer the API call first, then stop
+    setImmediate(() => { void this.stop() })
+  }
+}

@@ -1,0 +1,6 @@
+/** What crosses the wire, shared by the node and the tests. */
+export * from './topics.js'
+export * from './resource-record.js'
+export * from './eip712.js'
+export * from './market.js'
+export * from './key-release.js'
