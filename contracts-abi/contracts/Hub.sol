@@ -1162,10 +1162,13 @@ contract Hub is EIP712, Ownable {
         Task storage task = m_tasks[taskid];
         bytes32 dealid = task.dealid;
         Deal storage deal = _deal(dealid);
-        if (
-            task.status != TaskStatus.REVEALING || task.reveals == 0
-                || block.timestamp < uint256(task.revealDeadline) + deal.timeRef
-        ) revert SchedulerNotLate();
+        // late = T past the reveal deadline AND T past the current scheduler's
+        // election: a freshly reelected scheduler gets its own T to finalize,
+        // or anyone could slash each new scheduler in turn
+        uint256 since = task.revealDeadline > deal.schedulerActive ? task.revealDeadline : deal.schedulerActive;
+        if (task.status != TaskStatus.REVEALING || task.reveals == 0 || block.timestamp < since + deal.timeRef) {
+            revert SchedulerNotLate();
+        }
         _replaceScheduler(deal, dealid);
     }
 

@@ -360,6 +360,9 @@ describe('hub: success paths', function () {
     await send(f.hub.reelectForTask(taskid))
     const next = f.byAddress((await f.hub.dealOf(d.dealid)).scheduler)
     assert.notEqual(next.address, d.scheduler.address)
+    // the new scheduler has its own time reference: it cannot be slashed at once
+    await expectRevert(f.hub.reelectForTask(taskid), 'SchedulerNotLate')
+    assert.equal((await f.hub.dealOf(d.dealid)).scheduler, next.address)
     await send(f.hub.connect(next).finalize(taskid, 'cid'))
     assert.equal((await f.hub.taskOf(taskid)).status, BigInt(TaskStatus.COMPLETED))
   })
