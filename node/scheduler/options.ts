@@ -1,0 +1,63 @@
+/**
+ * Options of the scheduler service and the exec channel, with their reasons.
+ */
+
+export interface ExecChannelOptions {
+  /** bound of one exchange (dial, write, read the answer) */
+  timeoutMs: number
+  /** streams served at once; more are refused by libp2p (a flood cannot pile up handlers) */
+  maxInboundStreams: number
+}
+
+export const defaultExecChannelOptions: ExecChannelOptions = {
+  // a local or LAN peer answers in milliseconds; handlers only record and ack
+  // (work runs after the answer), so 10 s means the peer is gone or stuck
+  timeoutMs: 10_000,
+  // a scheduler of a 32-worker deal gets bursts of heartbeats; 64 leaves headroom
+  maxInboundStreams: 64
+}
+
+export interface SchedulerOptions {
+  /** how often each deal's state is read from the hub and duties are done */
+  tickMs: number
+  /** the interval at which workers send heartbeats (the scheduler expects them this often) */
+  heartbeatIntervalMs: number
+  /** beats missed in a row before a worker's replica stops counting and the task is reassigned */
+  missedBeats: number
+  /** how often a message (assign, reveal request, upload request) is sent again while unanswered on chain */
+  resendMs: number
+  /** the watchdog's period: reelect / reelectForTask checks of every known deal */
+  watchdogMs: number
+  /** deals followed at once (state kept for each) */
+  maxDeals: number
+  /** tasks in flight per worker (assigned, not yet committed): more would be refused as busy */
+  maxTasksPerWorker: number
+  /**
+   * Window over which the nodes spread their reelect / reelectForTask calls:
+   * each waits its own offset in it (from a hash of its address and the deal)
+   * after the scheduler became late, then checks again, so that the first
+   * call is mined before the others fire and one reelection happens, not one per node.
+   */
+  reelectStaggerMs: number
+}
+
+export const defaultSchedulerOptions: SchedulerOptions = {
+  // anvil mines in ~70 ms and a 1 s-block chain changes state once a second:
+  // 250 ms reads keep the scheduler within a block of what happened
+  tickMs: 250,
+  // a beat every 2 s costs one tiny stream per running task and detects a dead
+  // worker within missedBeats * 2 s
+  heartbeatIntervalMs: 2_000,
+  // never reassign on a single lost beat (a GC pause, a slow link): three in a row
+  missedBeats: 3,
+  // a lost message is retried, but not so often that a slow worker is flooded
+  resendMs: 3_000,
+  // reelection needs one time reference (minutes on real categories): 1 s checks are plenty
+  watchdogMs: 1_000,
+  // each deal's state is a few records; 1000 bounds memory against a flood of deals
+  maxDeals: 1_000,
+  // the worker's default maxConcurrentTasks: assigning more only earns DUTY_BUSY refusals
+  maxTasksPerWorker: 2,
+  // more than a block time of public chains (12 s), well under a time reference (minutes)
+  reelectStaggerMs: 15_000
+}

@@ -1,0 +1,612 @@
+import { keccak256, toUtf8Bytes } from 'ethers'
+import { ContributionStatus, TaskStatus } from '../../contracts-abi/index.js'
+import { signAuthorization, taskId } from '../../protocols/eip712.js'
+import type { HubDomain, TypedDataSigner } from '../../protocols/eip712.js'
+import type { ExecMessage, HeartbeatMessage } from '../../protocols/execution.js'
+import { parseRequestParams } from '../../protocols/market.js'
+import type { ChainClient, Hub } from '../chain/index.js'
+import { Repository, jsonCodec } from '../db/index.js'
+import type { DbController } from '../db/index.js'
+import type { DealInfo } from './deal.js'
+import { SchedulerError } from './errors.js'
+import type { ExecChannel } from './exec-channel.js'
+import { defaultSchedulerOptions, type SchedulerOptions } from './options.js'
+
+/** One worker's copy of a task, as the scheduler tracks it. */
+export interface Replica {
+  worker: string
+  peer: string
+  /** chain time (s) of the assignment: a pending replica counts for one time reference only */
+  assignedAt: number
+  /** no heartbeat for missedBeats beats, refused, or unreachable: it no longer counts */
+  dead: boolean
+  /** its commit is on the hub (trust > 1) */
+  contributed: boolean
+}
+
+/** The scheduler's record of one task (level: survives restarts). */
+export interface ScheduledTask {
+  taskid: string
+  dealid: string
+  idx: number
+  replicas: Replica[]
+  /** peer id that was asked to upload, and the CID it answered */
+  resultsCid?: string
+  /** completed or failed on the hub: nothing more to do */
+  closed: boolean
+}
+
+/** The record of one deal this node knows (every node keeps them, for the watchdog). */
+export interface KnownDeal {
+  deal: DealInfo
+  appCid: string
+  appChecksum: string
+  timeRef: number
+  /** the dataset's content as registered, when the deal uses one */
+  dataset?: { cid: string, checksum: string }
+  /** every task completed or claimed */
+  done: boolean
+}
+
+export interface SchedulerInit {
+  channel: ExecChannel
+  db: DbController
+  /** this node's chain client, with the hub binding */
+  chain: ChainClient
+  domain: HubDomain
+  /** signs authorizations (the node's wallet; its address must be the chain client's) */
+  wallet: TypedDataSigner
+  /** the peer id of a worker's address (resource adverts in the node; a map in tests); undefined when unknown */
+  resolvePeer: (address: string) => Promise<string | undefined>
+  /** unix ms; injected so tests can drive heartbeat timeouts */
+  clock?: () => number
+  /** the requester's compressed public key when its params ask for result encryption (the market knows it from the signed request) */
+  resultEncryptionKey?: (deal: DealInfo) => Promise<string | undefined>
+  options?: Partial<SchedulerOptions>
+  /** this node's fixed offset in the reelection window (tests give each node its own); default from a hash */
+  watchdogOffsetMs?: number
+  log?: (msg: string, context?: Record<string, unknown>) => void
+}
+
+const same = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase()
+const ZERO = '0x0000000000000000000000000000000000000000'
+
+function wantsEncryption (params: string): boolean {
+  try {
+    return parseRequestParams(params).iexec_result_encryption === true
+  } catch {
+    return false
+  }
+}
+
+function checked<T> (v: unknown): T {
+  if (typeof v !== 'object' || v === null) throw new Error('not a record')
+  return v as T
+}
+
+/**
+ * Scheduler duties of the node elected for a deal, plus the watchdog every
+ * node runs. `onDeal` takes each DealCreated event; the deals where this node
+ * is the (current) scheduler are driven by a tick that reads the hub and:
+ * initializes tasks (trust > 1; trust 1 tasks are opened by the worker's
+ * contribute-and-finalize), assigns workers (least loaded first, then highest
+ * on-chain score) with a signed authorization, adds replicas until the
+ * consensus rule can be met, reassigns away from workers that miss
+ * `missedBeats` heartbeats, asks the winners to reveal, asks one winner to
+ * upload the result and finalizes with its CID.
+ *
+ * The hub is the source of truth; level keeps what the hub does not (who was
+ * assigned when), so a restart resumes every deal where it was.
+ */
+export class SchedulerService {
+  private readonly opts: SchedulerOptions
+  private readonly deals: Repository<KnownDeal>
+  private readonly tasks: Repository<ScheduledTask>
+  private readonly hub: Hub
+  private readonly me: string
+  private readonly clock: () => number
+  /** in memory: last heartbeat per (taskid, peer); after a restart every replica starts fresh */
+  private readonly beats = new Map<string, number>()
+  /** in memory: last time a message was sent per (kind, taskid, peer), for resends */
+  private readonly sent = new Map<string, number>()
+  /** open deals (not done), by id */
+  private readonly open = new Map<string, KnownDeal>()
+  /** in memory: when this node first saw a deal's scheduler late (local ms), per deal and kind */
+  private readonly lateSince = new Map<string, number>()
+  /** in memory: chain time before which the watchdog need not read a deal again */
+  private readonly nextCheck = new Map<string, number>()
+  private timer: NodeJS.Timeout | undefined
+  private watchdogTimer: NodeJS.Timeout | undefined
+  private ticking: Promise<void> | undefined
+  private watching: Promise<void> | undefined
+  private started = false
+
+  constructor (private readonly init: SchedulerInit) {
+    this.opts = { ...defaultSchedulerOptions, ...init.options }
+    const o = this.opts
+    if (!(o.tickMs > 0 && o.heartbeatIntervalMs > 0 && o.missedBeats >= 2 && o.resendMs > 0 && o.watchdogMs > 0 && o.maxDeals >= 1 && o.reelectStaggerMs >= 0 && o.maxTasksPerWorker >= 1)) {
+      throw new SchedulerError('SCHEDULER_INVALID_OPTIONS', 'scheduler needs positive intervals and missedBeats >= 2 (one lost beat never reassigns)')
+    }
+    if (init.chain.hub === undefined) throw new SchedulerError('SCHEDULER_INVALID_OPTIONS', 'the chain client needs the hub binding')
+    this.hub = init.chain.hub
+    this.me = init.chain.address
+    this.clock = init.clock ?? Date.now
+    this.deals = new Repository(init.db, 'sched-deal', jsonCodec((v) => checked<KnownDeal>(v)))
+    this.tasks = new Repository(init.db, 'sched-task', jsonCodec((v) => checked<ScheduledTask>(v)))
+  }
+
+  async start (): Promise<void> {
+    if (this.started) return
+    this.started = true
+    for await (const { key, value } of this.deals.entries({ limit: this.opts.maxDeals })) {
+      if (!value.done) this.open.set(key, value)
+    }
+    this.init.channel.on('heartbeat', async (m, from) => {
+      const hb = m as HeartbeatMessage
+      this.beats.set(`${hb.taskid.toLowerCase()}:${from}`, this.clock())
+      return { type: 'ack' }
+    })
+    // commits and reveals are read from the hub; these messages only bring the next tick forward
+    const hint = async (): Promise<ExecMessage> => {
+      this.kick()
+      return { type: 'ack' }
+    }
+    this.init.channel.on('contributed', hint)
+    this.init.channel.on('revealed', hint)
+    this.timer = setInterval(() => { this.kick() }, this.opts.tickMs)
+    this.watchdogTimer = setInterval(() => { this.kickWatchdog() }, this.opts.watchdogMs)
+    this.kick()
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    clearInterval(this.timer)
+    clearInterval(this.watchdogTimer)
+    for (const t of ['heartbeat', 'contributed', 'revealed'] as const) this.init.channel.off(t)
+    await this.ticking
+    await this.watching
+  }
+
+  /**
+   * Takes a DealCreated event (every node calls this for every deal: the
+   * watchdog needs them all). Idempotent.
+   */
+  async onDeal (deal: DealInfo): Promise<void> {
+    if (await this.deals.has(deal.dealid)) return
+    if (this.open.size >= this.opts.maxDeals) {
+      this.log('deal ignored: too many open deals', { dealid: deal.dealid })
+      return
+    }
+    const [asset, category] = await Promise.all([this.hub.appOf(deal.app), this.hub.categoryOf(deal.category)])
+    const known: KnownDeal = { deal, appCid: asset.cid, appChecksum: asset.checksum, timeRef: Number(category.timeRef), done: false }
+    if (deal.dataset !== ZERO) {
+      const ds = await this.hub.datasetOf(deal.dataset)
+      known.dataset = { cid: ds.cid, checksum: ds.checksum }
+    }
+    await this.deals.put(deal.dealid, known)
+    this.open.set(deal.dealid, known)
+    this.kick()
+  }
+
+  /** A deal's record (tests and the API). */
+  async dealRecord (dealid: string): Promise<KnownDeal | undefined> {
+    return await this.deals.get(dealid.toLowerCase())
+  }
+
+  /** A task's record (tests and the API). */
+  async taskRecord (taskid: string): Promise<ScheduledTask | undefined> {
+    return await this.tasks.get(taskid.toLowerCase())
+  }
+
+  private log (msg: string, context?: Record<string, unknown>): void {
+    this.init.log?.(msg, context)
+  }
+
+  private kick (): void {
+    if (!this.started || this.ticking !== undefined) return
+    this.ticking = this.tick().catch((err: unknown) => { this.log('scheduler tick failed', { error: String(err) }) }).finally(() => { this.ticking = undefined })
+  }
+
+  private kickWatchdog (): void {
+    if (!this.started || this.watching !== undefined) return
+    this.watching = this.watchdog().catch((err: unknown) => { this.log('watchdog failed', { error: String(err) }) }).finally(() => { this.watching = undefined })
+  }
+
+  private async chainNow (): Promise<number> {
+    const block = await this.init.chain.provider.getBlock('latest')
+    return block === null ? Math.floor(this.clock() / 1000) : block.timestamp
+  }
+
+  private async tick (): Promise<void> {
+    if (this.open.size === 0) return
+    const now = await this.chainNow()
+    for (const known of [...this.open.values()]) {
+      if (!this.started) return
+      const d = await this.hub.dealOf(known.deal.dealid)
+      if (Number(d.done) >= known.deal.volume) {
+        await this.closeDeal(known)
+        continue
+      }
+      if (!same(d.scheduler, this.me) || now >= known.deal.finalDeadline) continue
+      await this.schedule(known, now).catch((err: unknown) => { this.log('scheduling failed', { dealid: known.deal.dealid, error: String(err) }) })
+    }
+  }
+
+  private async closeDeal (known: KnownDeal): Promise<void> {
+    // the tick and the watchdog may both see it done
+    if (!this.open.has(known.deal.dealid)) return
+    const done = { ...known, done: true }
+    await this.deals.put(known.deal.dealid, done)
+    this.open.delete(known.deal.dealid)
+    this.nextCheck.delete(known.deal.dealid)
+    this.log('deal done', { dealid: known.deal.dealid })
+  }
+
+  /** In-flight assignments per worker across this node's open tasks (least loaded first). */
+  private async loads (): Promise<Map<string, number>> {
+    const out = new Map<string, number>()
+    for await (const { value } of this.tasks.entries()) {
+      if (value.closed) continue
+      for (const r of value.replicas) if (!r.dead && !r.contributed) out.set(r.worker, (out.get(r.worker) ?? 0) + 1)
+    }
+    return out
+  }
+
+  private async schedule (known: KnownDeal, now: number): Promise<void> {
+    const { deal } = known
+    const loads = await this.loads()
+    for (let idx = 0; idx < deal.volume; idx++) {
+      if (!this.started) return
+      const taskid = taskId(deal.dealid, idx).toLowerCase()
+      const rec = await this.tasks.get(taskid) ?? { taskid, dealid: deal.dealid, idx, replicas: [], closed: false }
+      if (rec.closed) continue
+      const before = JSON.stringify(rec)
+      if (deal.trust === 1) await this.scheduleFast(known, rec, now, loads)
+      else await this.scheduleConsensus(known, rec, now, loads)
+      if (JSON.stringify(rec) !== before) await this.tasks.put(taskid, rec)
+    }
+  }
+
+  /** Marks replicas that missed their beats (or outlived a time reference pending) as dead. */
+  private expire (known: KnownDeal, rec: ScheduledTask, now: number): void {
+    const limit = this.opts.missedBeats * this.opts.heartbeatIntervalMs
+    for (const r of rec.replicas) {
+      if (r.dead || r.contributed) continue
+      const key = `${rec.taskid}:${r.peer}`
+      const last = this.beats.get(key)
+      if (last === undefined) {
+        // first sight (assignment, or a restart): the clock starts now
+        this.beats.set(key, this.clock())
+        continue
+      }
+      if (this.clock() - last > limit) {
+        r.dead = true
+        this.log('worker missed its heartbeats: replica dropped', { taskid: rec.taskid, worker: r.worker })
+      } else if (now - r.assignedAt >= known.timeRef) {
+        r.dead = true
+        this.log('pending replica outlived one time reference', { taskid: rec.taskid, worker: r.worker })
+      }
+    }
+  }
+
+  private async scheduleFast (known: KnownDeal, rec: ScheduledTask, now: number, loads: Map<string, number>): Promise<void> {
+    const status = Number(await this.hub.taskStatus(known.deal.dealid, rec.idx))
+    if (status === TaskStatus.COMPLETED || status === TaskStatus.FAILED) {
+      rec.closed = true
+      return
+    }
+    if (now >= known.deal.contributionDeadline) return
+    this.expire(known, rec, now)
+    if (!rec.replicas.some((r) => !r.dead)) await this.addReplica(known, rec, now, loads)
+    else await this.resendAssigns(known, rec)
+  }
+
+  private async scheduleConsensus (known: KnownDeal, rec: ScheduledTask, now: number, loads: Map<string, number>): Promise<void> {
+    const { deal } = known
+    let task = await this.hub.taskOf(rec.taskid)
+    let status = Number(task.status)
+    if (status === TaskStatus.UNSET) {
+      if (now >= deal.contributionDeadline) return
+      await this.init.chain.sender.send(this.hub.initialize.populateTransaction(deal.dealid, rec.idx))
+      this.log('task initialized', { taskid: rec.taskid })
+      task = await this.hub.taskOf(rec.taskid)
+      status = Number(task.status)
+    }
+    if (status === TaskStatus.COMPLETED || status === TaskStatus.FAILED) {
+      rec.closed = true
+      return
+    }
+    const contributors = (await this.hub.contributorsOf(rec.taskid)).map((a) => a.toLowerCase())
+    for (const r of rec.replicas) if (contributors.includes(r.worker.toLowerCase())) r.contributed = true
+    if (status === TaskStatus.ACTIVE) {
+      if (now >= deal.contributionDeadline) return
+      this.expire(known, rec, now)
+      // add replicas until the consensus rule could be met if every pending replica agreed
+      for (let guard = 0; guard < deal.workers.length; guard++) {
+        if (await this.consensusReachable(deal.trust, rec, contributors)) break
+        if (!await this.addReplica(known, rec, now, loads)) break
+      }
+      await this.resendAssigns(known, rec)
+      return
+    }
+    // REVEALING
+    await this.revealAndFinalize(known, rec, task, contributors, now)
+  }
+
+  /**
+   * iExec's rule, optimistic: with weight w = max(score/3, 3) - 1 per worker,
+   * could the contributors so far plus the live pending replicas reach
+   * group * trust > total * (trust - 1) if they all agreed? With no pending
+   * replica left and no consensus on chain, the answer is no (they did not agree).
+   */
+  private async consensusReachable (trust: number, rec: ScheduledTask, contributors: string[]): Promise<boolean> {
+    const pending = rec.replicas.filter((r) => !r.dead && !r.contributed)
+    if (pending.length === 0) return false
+    let group = 1n
+    for (const w of [...contributors, ...pending.map((r) => r.worker)]) {
+      const s = (await this.hub.scoreOf(w)) / 3n
+      group *= (s > 3n ? s : 3n) - 1n
+    }
+    const total = 1n + group
+    return group * BigInt(trust) > total * BigInt(trust - 1)
+  }
+
+  /**
+   * Picks a deal worker for one more replica of this task and assigns it:
+   * workers without a replica first (least loaded, then best on-chain score),
+   * then workers whose replica died (refused, unreachable, silent) once
+   * `resendMs` has passed, so a busy or restarted worker gets another chance
+   * when nobody else is left.
+   */
+  private async addReplica (known: KnownDeal, rec: ScheduledTask, now: number, loads: Map<string, number>): Promise<boolean> {
+    const byWorker = new Map(rec.replicas.map((r) => [r.worker.toLowerCase(), r]))
+    const candidates: Array<{ worker: string, retry: boolean, load: number, score: bigint, order: number }> = []
+    for (const [order, worker] of known.deal.workers.entries()) {
+      const prev = byWorker.get(worker.toLowerCase())
+      if (prev !== undefined && (!prev.dead || prev.contributed)) continue
+      if ((loads.get(worker) ?? 0) >= this.opts.maxTasksPerWorker) continue
+      if (prev !== undefined) {
+        const last = this.sent.get(`assign:${rec.taskid}:${prev.peer}`)
+        if (last !== undefined && this.clock() - last < this.opts.resendMs) continue
+      }
+      candidates.push({ worker, retry: prev !== undefined, load: loads.get(worker) ?? 0, score: await this.hub.scoreOf(worker), order })
+    }
+    candidates.sort((a, b) => Number(a.retry) - Number(b.retry) || a.load - b.load || (b.score > a.score ? 1 : b.score < a.score ? -1 : 0) || a.order - b.order)
+    for (const c of candidates) {
+      const peer = await this.init.resolvePeer(c.worker)
+      if (peer === undefined) continue
+      let replica = byWorker.get(c.worker.toLowerCase())
+      if (replica === undefined) {
+        replica = { worker: c.worker, peer, assignedAt: now, dead: false, contributed: false }
+        rec.replicas.push(replica)
+      } else {
+        Object.assign(replica, { peer, assignedAt: now, dead: false })
+      }
+      if (await this.sendAssign(known, rec, replica)) {
+        loads.set(c.worker, (loads.get(c.worker) ?? 0) + 1)
+        this.log('task assigned', { taskid: rec.taskid, worker: c.worker, retry: c.retry })
+        return true
+      }
+    }
+    return false
+  }
+
+  private async sendAssign (known: KnownDeal, rec: ScheduledTask, replica: Replica): Promise<boolean> {
+    const { deal } = known
+    const authorization = await signAuthorization(this.init.wallet, this.init.domain, { worker: replica.worker, taskid: rec.taskid })
+    const encrypt = wantsEncryption(deal.params)
+    const key = encrypt ? await this.init.resultEncryptionKey?.(deal) : undefined
+    if (key === undefined && encrypt) {
+      // workers refuse such an assignment: without the key the result would be published in clear
+      this.log('result encryption requested but no requester key is known: not assigning', { taskid: rec.taskid })
+      replica.dead = true
+      return false
+    }
+    this.sent.set(`assign:${rec.taskid}:${replica.peer}`, this.clock())
+    this.beats.set(`${rec.taskid}:${replica.peer}`, this.clock())
+    try {
+      await this.init.channel.send(replica.peer, {
+        type: 'assign',
+        dealid: deal.dealid,
+        idx: rec.idx,
+        taskid: rec.taskid,
+        authorization,
+        trust: deal.trust,
+        app: deal.app,
+        appContent: { cid: known.appCid, checksum: known.appChecksum },
+        ...(deal.dataset !== ZERO && known.dataset !== undefined ? { dataset: { address: deal.dataset, ...known.dataset } } : {}),
+        params: deal.params,
+        ...(key !== undefined ? { resultEncryptionKey: key } : {}),
+        deadline: deal.contributionDeadline
+      })
+      return true
+    } catch (err) {
+      // refused (busy, not a worker...) or unreachable: this replica does not count
+      replica.dead = true
+      this.log('assignment failed', { taskid: rec.taskid, worker: replica.worker, error: err instanceof Error ? err.message : String(err) })
+      return false
+    }
+  }
+
+  /** Sends the assignment again to live pending replicas now and then (a lost message, a restarted worker). */
+  private async resendAssigns (known: KnownDeal, rec: ScheduledTask): Promise<void> {
+    for (const r of rec.replicas) {
+      if (r.dead || r.contributed) continue
+      const last = this.sent.get(`assign:${rec.taskid}:${r.peer}`)
+      if (last !== undefined && this.clock() - last < this.opts.resendMs) continue
+      await this.sendAssign(known, rec, r)
+    }
+  }
+
+  private async revealAndFinalize (known: KnownDeal, rec: ScheduledTask, task: Awaited<ReturnType<Hub['taskOf']>>, contributors: string[], now: number): Promise<void> {
+    const proved: string[] = []
+    for (const w of contributors) {
+      const c = await this.hub.contributionOf(rec.taskid, w)
+      const status = Number(c.status)
+      if (status === ContributionStatus.PROVED) {
+        proved.push(w)
+        continue
+      }
+      // ask every contributor: only the winners can reveal, and the hub tells who they are
+      const peer = rec.replicas.find((r) => same(r.worker, w))?.peer ?? await this.init.resolvePeer(w)
+      if (peer === undefined || now >= Number(task.revealDeadline)) continue
+      const key = `reveal:${rec.taskid}:${peer}`
+      const last = this.sent.get(key)
+      if (last !== undefined && this.clock() - last < this.opts.resendMs) continue
+      this.sent.set(key, this.clock())
+      await this.init.channel.send(peer, { type: 'reveal-request', taskid: rec.taskid }).catch(() => {})
+    }
+    const allIn = Number(task.reveals) === Number(task.winners)
+    if (!(allIn || (Number(task.reveals) > 0 && now >= Number(task.revealDeadline)))) return
+    if (rec.resultsCid === undefined) {
+      for (const w of proved) {
+        const peer = rec.replicas.find((r) => same(r.worker, w))?.peer ?? await this.init.resolvePeer(w)
+        if (peer === undefined) continue
+        try {
+          const answer = await this.init.channel.send(peer, { type: 'upload-request', taskid: rec.taskid })
+          if (answer.type === 'result-uploaded') {
+            rec.resultsCid = answer.cid
+            break
+          }
+        } catch (err) {
+          this.log('upload request failed', { taskid: rec.taskid, worker: w, error: err instanceof Error ? err.message : String(err) })
+        }
+      }
+      if (rec.resultsCid === undefined) return
+      // keep the CID before the transaction: a restart finalizes with the same one
+      await this.tasks.put(rec.taskid, rec)
+    }
+    const tx = await this.init.chain.sender.send(this.hub.finalize.populateTransaction(rec.taskid, rec.resultsCid))
+    rec.closed = true
+    this.log('task finalized', { taskid: rec.taskid, cid: rec.resultsCid, tx: tx.hash })
+    for (const w of proved) {
+      const peer = rec.replicas.find((r) => same(r.worker, w))?.peer
+      if (peer !== undefined) void this.init.channel.send(peer, { type: 'finalized', taskid: rec.taskid, txHash: tx.hash, cid: rec.resultsCid }).catch(() => {})
+    }
+  }
+
+  /**
+   * Every node: replaces a deal's scheduler that misses its duties, as the
+   * hub allows, and claims unfinished tasks after the final deadline (reelect when tasks stay uninitialized a time reference past
+   * its last work; reelectForTask when a revealed task is not finalized a
+   * time reference past its reveal deadline). Reverts (someone was faster,
+   * not late after all) are expected and ignored.
+   */
+  private async watchdog (): Promise<void> {
+    if (this.open.size === 0) return
+    const now = await this.chainNow()
+    for (const known of [...this.open.values()]) {
+      if (!this.started) return
+      const { deal } = known
+      // nothing can be late before this (chain time): skip the deal's reads until then
+      const due = this.nextCheck.get(deal.dealid)
+      if (due !== undefined && now < due) continue
+      const d = await this.hub.dealOf(deal.dealid)
+      if (Number(d.done) >= deal.volume) {
+        await this.closeDeal(known)
+        continue
+      }
+      if (now >= deal.finalDeadline) {
+        await this.claimUnfinished(known)
+        continue
+      }
+      const since = Number(d.schedulerActive)
+      if (same(d.scheduler, this.me)) {
+        // our own deal: the tick does the work; look again when a reelection would be possible
+        this.nextCheck.set(deal.dealid, Math.min(deal.finalDeadline, now + known.timeRef))
+        continue
+      }
+      if (Number(d.initialized) < deal.volume && now >= since + known.timeRef) {
+        if (this.myTurn(`reelect:${deal.dealid}`, deal.dealid)) {
+          await this.tryReelect(deal.dealid, async () => await this.init.chain.sender.send(this.hub.reelect.populateTransaction(deal.dealid)))
+        }
+        continue
+      }
+      this.lateSince.delete(`reelect:${deal.dealid}`)
+      // the earliest a reelection could be due: an uninitialized task, or a revealed task not finalized;
+      // a task that reaches consensus from now on cannot be late before now + 3 time references (reveal: 2T, then T)
+      let next = Math.min(deal.finalDeadline, now + 3 * known.timeRef)
+      if (Number(d.initialized) < deal.volume) next = Math.min(next, since + known.timeRef)
+      let waiting = false
+      if (deal.trust > 1) {
+        // the hub lets reelectForTask run again as long as the task is unfinalized, even right after a
+        // reelection: a new scheduler gets one time reference from its election before we call it late
+        for (let idx = 0; idx < Number(d.initialized) && idx < deal.volume; idx++) {
+          const taskid = taskId(deal.dealid, idx)
+          const t = await this.hub.taskOf(taskid)
+          const key = `reelectForTask:${taskid}`
+          if (Number(t.status) !== TaskStatus.REVEALING) {
+            this.lateSince.delete(key)
+            continue
+          }
+          const lateAt = Math.max(Number(t.revealDeadline), since) + known.timeRef
+          if (Number(t.reveals) > 0 && now >= lateAt) {
+            waiting = true
+            if (this.myTurn(key, deal.dealid)) {
+              await this.tryReelect(deal.dealid, async () => await this.init.chain.sender.send(this.hub.reelectForTask.populateTransaction(taskid)))
+            }
+            break
+          }
+          this.lateSince.delete(key)
+          // reveals may still come in before the deadline: check again by then
+          next = Math.min(next, Number(t.reveals) > 0 ? lateAt : Math.max(now + 1, Number(t.revealDeadline)))
+        }
+      }
+      if (waiting) this.nextCheck.delete(deal.dealid)
+      else this.nextCheck.set(deal.dealid, next)
+    }
+  }
+
+  /** True once this node's offset in the stagger window has passed since it first saw the lateness. */
+  private myTurn (key: string, dealid: string): boolean {
+    const first = this.lateSince.get(key)
+    if (first === undefined) {
+      this.lateSince.set(key, this.clock())
+      return this.offset(dealid) === 0
+    }
+    if (this.clock() - first < this.offset(dealid)) return false
+    this.lateSince.delete(key)
+    return true
+  }
+
+  private offset (dealid: string): number {
+    if (this.init.watchdogOffsetMs !== undefined) return this.init.watchdogOffsetMs
+    if (this.opts.reelectStaggerMs === 0) return 0
+    const h = keccak256(toUtf8Bytes(`${this.me.toLowerCase()}:${dealid}`))
+    return Number(BigInt(h.slice(0, 14)) % BigInt(this.opts.reelectStaggerMs))
+  }
+
+  /**
+   * After the final deadline anyone may fail an unfinished task: the
+   * requester is refunded in full. No task is left with neither a result nor
+   * a refund. Reverts (another node claimed first) are expected.
+   */
+  private async claimUnfinished (known: KnownDeal): Promise<void> {
+    for (let idx = 0; idx < known.deal.volume; idx++) {
+      if (!this.started) return
+      const status = Number(await this.hub.taskStatus(known.deal.dealid, idx))
+      if (status === TaskStatus.COMPLETED || status === TaskStatus.FAILED) continue
+      try {
+        const tx = await this.init.chain.sender.send(this.hub.claim.populateTransaction(known.deal.dealid, idx))
+        this.log('task claimed after the final deadline', { dealid: known.deal.dealid, idx, tx: tx.hash })
+      } catch (err) {
+        this.log('claim not done', { dealid: known.deal.dealid, idx, error: err instanceof Error ? err.message : String(err) })
+      }
+    }
+  }
+
+  private async tryReelect (dealid: string, send: () => Promise<{ hash: string }>): Promise<void> {
+    try {
+      const tx = await send()
+      this.log('scheduler reelected', { dealid, tx: tx.hash })
+    } catch (err) {
+      this.log('reelection not done', { dealid, error: err instanceof Error ? err.message : String(err) })
+    }
+  }
+}
+
+/** Builds the scheduler service (call `start` after the network and db are up). */
+export function createSchedulerService (init: SchedulerInit): SchedulerService {
+  return new SchedulerService(init)
+}

@@ -1,0 +1,29 @@
+import { IexecError } from '../errors.js'
+
+/**
+ * Codes of the worker's duties. Refusals of an assignment travel back to the
+ * scheduler as the `error` message's code.
+ */
+export type DutyErrorCode =
+  /** options out of range */
+  | 'DUTY_INVALID_OPTIONS'
+  /** taskid is not task idx of dealid, or the deal does not exist */
+  | 'DUTY_BAD_TASK'
+  /** the authorization is not signed by the deal's current scheduler */
+  | 'DUTY_NOT_AUTHORIZED'
+  /** this node is not one of the deal's workers */
+  | 'DUTY_NOT_A_WORKER'
+  /** the app's CID or checksum does not match the hub's registry, or the fetched bytes do not hash to the checksum */
+  | 'DUTY_BAD_APP'
+  /** datasets need a key-release dialer this service was not given */
+  | 'DUTY_DATASET_UNSUPPORTED'
+  /** already running as many tasks as allowed */
+  | 'DUTY_BUSY'
+  /** a reveal or upload was asked for a task this worker does not hold in that state */
+  | 'DUTY_UNKNOWN_TASK'
+  /** the app did not complete (status in details) */
+  | 'DUTY_EXECUTION_FAILED'
+  /** the service is stopped */
+  | 'DUTY_STOPPED'
+
+export class DutyError extends IexecError<DutyErrorCode> {}

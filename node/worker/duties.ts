@@ -1,0 +1,490 @@
+import { createHash } from 'node:crypto'
+import { appendFile, mkdir, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { ContributionStatus, TaskStatus } from '../../contracts-abi/index.js'
+import { recoverAuthorizationSigner, resultHash, resultSeal, taskId } from '../../protocols/eip712.js'
+import type { HubDomain } from '../../protocols/eip712.js'
+import type { AssignMessage, ExecMessage, TaskProgress } from '../../protocols/execution.js'
+import { parseRequestParams } from '../../protocols/market.js'
+import { isChainError } from '../chain/index.js'
+import type { ChainClient, Hub } from '../chain/index.js'
+import { Repository, jsonCodec } from '../db/index.js'
+import type { DbController } from '../db/index.js'
+import { addStream, catContent, decryptDataset, encryptResultFolder, fetchToFile, packFolder, provideContent } from '../storage/index.js'
+import type { ContentHelia } from '../storage/index.js'
+import type { ExecChannel } from '../scheduler/exec-channel.js'
+import { computeResultDigest } from './digest.js'
+import type { Executor } from './executor.js'
+import { DutyError } from './duties-errors.js'
+import { defaultWorkerDutiesOptions, type WorkerDutiesOptions } from './duties-options.js'
+
+/** Where a task stands on this worker; only moves forward (failed aside). */
+export type WorkerTaskState = 'assigned' | 'computed' | 'contributed' | 'revealed' | 'done' | 'failed'
+
+/** What the worker keeps per task in level: enough to resume after a restart. */
+export interface WorkerTaskRecord {
+  taskid: string
+  dealid: string
+  idx: number
+  trust: number
+  /** peer id of the scheduler that assigned it (heartbeats and reports go there) */
+  schedulerPeer: string
+  authorization: string
+  app: string
+  appCid: string
+  appChecksum: string
+  params: string
+  resultEncryptionKey?: string
+  /** the dataset as registered on the hub (plaintext sha256 checksum) */
+  dataset?: { address: string, cid: string, checksum: string }
+  state: WorkerTaskState
+  digest?: string
+  resultsCid?: string
+  txHash?: string
+  error?: string
+}
+
+/** Test-only faults. */
+export interface WorkerFaults {
+  /** changes the app's output before the digest: the worker commits a wrong result */
+  corruptOutput?: boolean
+  /** waits this long before fetching, as a slow worker would (heartbeats go on meanwhile) */
+  delayBeforeRunMs?: number
+}
+
+export interface WorkerDutiesInit {
+  channel: ExecChannel
+  /** Network's Helia (bitswap fetches, adds) */
+  helia: ContentHelia
+  db: DbController
+  /** this node's chain client, with the hub binding */
+  chain: ChainClient
+  domain: HubDomain
+  executor: Executor
+  /** scratch space for inputs and outputs (one folder per task) */
+  workDir: string
+  options?: Partial<WorkerDutiesOptions>
+  faults?: WorkerFaults
+  /**
+   * Gets a dataset's content key from its owner (node.ts: storage's
+   * `fetchDatasetKey` over a dialer to the owner's peer). Without it,
+   * assignments of deals with a dataset are refused.
+   */
+  datasetKey?: (request: { dataset: string, dealid: string, idx: number, authorization: string }) => Promise<Uint8Array>
+  /** told of what happens, for node.log */
+  log?: (msg: string, context?: Record<string, unknown>) => void
+}
+
+const same = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase()
+
+function checkRecord (v: unknown): WorkerTaskRecord {
+  const r = v as WorkerTaskRecord
+  if (typeof r !== 'object' || r === null || typeof r.taskid !== 'string' || typeof r.state !== 'string') throw new Error('not a worker task record')
+  return r
+}
+
+/**
+ * The worker's side of execution: takes assignments from deal schedulers over
+ * the exec protocol, fetches the app and inputs through Helia (checksums
+ * checked against the hub), runs the app in the executor, commits, reveals
+ * when consensus is reached, and uploads the result when chosen.
+ *
+ * Restart safety: a task's record is written before each transaction and the
+ * hub is read before sending one, so a restart never contributes twice
+ * (`contributionOf` says whether the commit landed) and resumes every reveal
+ * it owes (the tick checks each contributed task against the hub).
+ */
+export class WorkerDuties {
+  private readonly opts: WorkerDutiesOptions
+  private readonly tasks: Repository<WorkerTaskRecord>
+  private readonly hub: Hub
+  private readonly me: string
+  /** tasks being worked on now (one promise per task: a second trigger waits its turn) */
+  private readonly running = new Map<string, Promise<void>>()
+  /** tasks not yet done or failed: the tick's work list */
+  private readonly open = new Set<string>()
+  /** tasks assigned and not yet committed: what counts against maxConcurrentTasks */
+  private readonly active = new Set<string>()
+  private timer: NodeJS.Timeout | undefined
+  private ticking = false
+  private started = false
+  private readonly abort = new AbortController()
+
+  constructor (private readonly init: WorkerDutiesInit) {
+    this.opts = { ...defaultWorkerDutiesOptions, ...init.options }
+    const o = this.opts
+    if (!(o.maxConcurrentTasks >= 1 && o.heartbeatIntervalMs > 0 && o.tickMs > 0 && o.maxRunMs > 0)) {
+      throw new DutyError('DUTY_INVALID_OPTIONS', 'worker duties need maxConcurrentTasks >= 1 and positive intervals')
+    }
+    if (init.chain.hub === undefined) throw new DutyError('DUTY_INVALID_OPTIONS', 'the chain client needs the hub binding')
+    this.hub = init.chain.hub
+    this.me = init.chain.address
+    this.tasks = new Repository(init.db, 'worker-task', jsonCodec(checkRecord))
+  }
+
+  /** Registers the handlers, loads unfinished tasks and starts the tick. */
+  async start (): Promise<void> {
+    if (this.started) return
+    this.started = true
+    for await (const { value } of this.tasks.entries()) {
+      if (value.state !== 'done' && value.state !== 'failed') this.open.add(value.taskid)
+      if (value.state === 'assigned' || value.state === 'computed') this.active.add(value.taskid)
+    }
+    this.init.channel.on('assign', async (m, from) => await this.onAssign(m as AssignMessage, from))
+    this.init.channel.on('reveal-request', async (m) => {
+      this.trigger((m as { taskid: string }).taskid)
+      return { type: 'ack' }
+    })
+    this.init.channel.on('upload-request', async (m) => await this.onUploadRequest((m as { taskid: string }).taskid))
+    this.init.channel.on('finalized', async (m) => {
+      const r = await this.tasks.get((m as { taskid: string }).taskid)
+      if (r !== undefined && r.state !== 'failed') await this.save({ ...r, state: 'done' })
+      return { type: 'ack' }
+    })
+    this.timer = setInterval(() => { void this.tick() }, this.opts.tickMs)
+    void this.tick()
+  }
+
+  /** Stops taking work, waits (bounded by the executor's own bounds) for tasks in hand. */
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    clearInterval(this.timer)
+    this.abort.abort()
+    for (const t of ['assign', 'reveal-request', 'upload-request', 'finalized'] as const) this.init.channel.off(t)
+    await Promise.allSettled([...this.running.values()])
+  }
+
+  /** A task's record (tests and the API). */
+  async task (taskid: string): Promise<WorkerTaskRecord | undefined> {
+    return await this.tasks.get(taskid.toLowerCase())
+  }
+
+  private log (msg: string, context?: Record<string, unknown>): void {
+    this.init.log?.(msg, context)
+  }
+
+  private async save (r: WorkerTaskRecord): Promise<void> {
+    await this.tasks.put(r.taskid, r)
+    if (r.state === 'done' || r.state === 'failed') this.open.delete(r.taskid)
+    else this.open.add(r.taskid)
+    if (r.state === 'assigned' || r.state === 'computed') this.active.add(r.taskid)
+    else this.active.delete(r.taskid)
+    // a closed task's inputs and outputs are in Helia or no longer needed: free the disk
+    if (r.state === 'done' || r.state === 'failed') await rm(this.dirs(r.taskid).root, { recursive: true, force: true }).catch(() => {})
+  }
+
+  private async onAssign (m: AssignMessage, from: string): Promise<ExecMessage> {
+    if (!this.started) throw new DutyError('DUTY_STOPPED', 'the worker is stopping')
+    const taskid = m.taskid.toLowerCase()
+    if (taskId(m.dealid, m.idx) !== taskid) throw new DutyError('DUTY_BAD_TASK', 'taskid is not task idx of dealid')
+    let scheduler: string
+    try {
+      const deal = await this.hub.dealOf(m.dealid)
+      scheduler = deal.scheduler
+      if (Number(deal.trust) !== m.trust) throw new DutyError('DUTY_BAD_TASK', 'trust differs from the deal\'s')
+    } catch (err) {
+      if (err instanceof DutyError) throw err
+      throw new DutyError('DUTY_BAD_TASK', 'no such deal on the hub', { dealid: m.dealid }, { cause: err })
+    }
+    let signer: string
+    try {
+      signer = recoverAuthorizationSigner(this.init.domain, { worker: this.me, taskid }, m.authorization)
+    } catch (err) {
+      throw new DutyError('DUTY_NOT_AUTHORIZED', 'the authorization does not recover', {}, { cause: err })
+    }
+    if (!same(signer, scheduler)) throw new DutyError('DUTY_NOT_AUTHORIZED', 'the authorization is not signed by the deal\'s scheduler', { signer, scheduler })
+    if (!await this.hub.isDealWorker(m.dealid, this.me)) throw new DutyError('DUTY_NOT_A_WORKER', 'this node is not a worker of the deal')
+    const asset = await this.hub.appOf(m.app)
+    if (asset.cid !== m.appContent.cid || !same(asset.checksum, m.appContent.checksum)) {
+      throw new DutyError('DUTY_BAD_APP', 'the app content differs from the hub\'s registry', { app: m.app })
+    }
+    if (m.dataset !== undefined) {
+      if (this.init.datasetKey === undefined) throw new DutyError('DUTY_DATASET_UNSUPPORTED', 'this worker has no way to get dataset keys')
+      const ds = await this.hub.datasetOf(m.dataset.address)
+      if (ds.cid !== m.dataset.cid || !same(ds.checksum, m.dataset.checksum)) {
+        throw new DutyError('DUTY_BAD_APP', 'the dataset content differs from the hub\'s registry', { dataset: m.dataset.address })
+      }
+    }
+    let encrypt: boolean | undefined
+    try {
+      encrypt = parseRequestParams(m.params).iexec_result_encryption
+    } catch (err) {
+      throw new DutyError('DUTY_BAD_TASK', 'params do not parse', {}, { cause: err })
+    }
+    // never publish a result in clear that the requester asked to be encrypted
+    if (encrypt === true && m.resultEncryptionKey === undefined) throw new DutyError('DUTY_BAD_TASK', 'the request asks for result encryption but the assignment carries no key')
+
+    const existing = await this.tasks.get(taskid)
+    if (existing !== undefined && existing.state !== 'failed') {
+      // the same task again (a resend, or a new scheduler after reelection): never start it twice;
+      // before the commit the new scheduler's authorization replaces the old one
+      if (existing.state === 'assigned' || existing.state === 'computed') {
+        await this.save({ ...existing, authorization: m.authorization, schedulerPeer: from })
+      } else if (existing.schedulerPeer !== from) {
+        await this.save({ ...existing, schedulerPeer: from })
+      }
+      this.trigger(taskid)
+      return { type: 'ack' }
+    }
+    const busy = this.active.size
+    if (busy >= this.opts.maxConcurrentTasks) throw new DutyError('DUTY_BUSY', `already running ${busy} tasks`)
+    const record: WorkerTaskRecord = {
+      taskid,
+      dealid: m.dealid.toLowerCase(),
+      idx: m.idx,
+      trust: m.trust,
+      schedulerPeer: from,
+      authorization: m.authorization,
+      app: m.app,
+      appCid: m.appContent.cid,
+      appChecksum: m.appContent.checksum.toLowerCase(),
+      params: m.params,
+      ...(m.resultEncryptionKey !== undefined ? { resultEncryptionKey: m.resultEncryptionKey } : {}),
+      ...(m.dataset !== undefined ? { dataset: { address: m.dataset.address, cid: m.dataset.cid, checksum: m.dataset.checksum.toLowerCase() } } : {}),
+      state: 'assigned'
+    }
+    await this.save(record)
+    this.log('task assigned', { taskid, dealid: m.dealid, idx: m.idx })
+    this.trigger(taskid)
+    return { type: 'ack' }
+  }
+
+  /** Runs the task's next steps unless they are already running. */
+  private trigger (taskid: string): void {
+    if (!this.started || this.running.has(taskid)) return
+    const p = this.advance(taskid)
+      .catch((err: unknown) => { this.log('task step failed', { taskid, error: err instanceof Error ? err.message : String(err) }) })
+      .finally(() => { this.running.delete(taskid) })
+    this.running.set(taskid, p)
+  }
+
+  private async tick (): Promise<void> {
+    if (this.ticking || !this.started) return
+    this.ticking = true
+    try {
+      for (const taskid of [...this.open]) this.trigger(taskid)
+    } finally {
+      this.ticking = false
+    }
+  }
+
+  /** Moves one task forward as far as it can go now. */
+  private async advance (taskid: string): Promise<void> {
+    let r = await this.tasks.get(taskid)
+    if (r === undefined) return
+    if (r.state === 'assigned' || r.state === 'computed') {
+      const beat = this.heartbeats(r)
+      try {
+        if (r.state === 'assigned') r = await this.compute(r)
+        if (r.state === 'computed') r = r.trust === 1 ? await this.contributeAndFinalize(r) : await this.contribute(r)
+      } finally {
+        clearInterval(beat)
+      }
+    }
+    if (r.state === 'contributed') r = await this.revealIfDue(r)
+  }
+
+  /** Sends heartbeats to the task's scheduler until cleared. */
+  private heartbeats (r: WorkerTaskRecord): NodeJS.Timeout {
+    const send = (status: TaskProgress): void => {
+      void this.init.channel.send(r.schedulerPeer, { type: 'heartbeat', taskid: r.taskid, status, progress: 0 }, { signal: this.abort.signal }).catch(() => {})
+    }
+    send('fetching')
+    return setInterval(() => { send('running') }, this.opts.heartbeatIntervalMs)
+  }
+
+  private async fail (r: WorkerTaskRecord, err: unknown): Promise<WorkerTaskRecord> {
+    const failed: WorkerTaskRecord = { ...r, state: 'failed', error: err instanceof Error ? err.message : String(err) }
+    await this.save(failed)
+    void this.init.channel.send(r.schedulerPeer, { type: 'heartbeat', taskid: r.taskid, status: 'failed', progress: 0 }).catch(() => {})
+    this.log('task failed', { taskid: r.taskid, error: failed.error })
+    return failed
+  }
+
+  private dirs (taskid: string): { root: string, input: string, output: string } {
+    const root = join(this.init.workDir, taskid)
+    return { root, input: join(root, 'in'), output: join(root, 'out') }
+  }
+
+  /** Fetch, check, run, digest. */
+  private async compute (r: WorkerTaskRecord): Promise<WorkerTaskRecord> {
+    const { root, input, output } = this.dirs(r.taskid)
+    try {
+      const delay = this.init.faults?.delayBeforeRunMs ?? 0
+      if (delay > 0) await sleep(delay, undefined, { signal: this.abort.signal })
+      // a restart mid-run starts the run over from empty folders
+      await rm(root, { recursive: true, force: true })
+      await mkdir(input, { recursive: true })
+      await mkdir(output, { recursive: true })
+      const chunks: Uint8Array[] = []
+      for await (const c of catContent(this.init.helia, r.appCid, { maxBytes: this.opts.maxAppBytes, timeoutMs: this.opts.fetchTimeoutMs, signal: this.abort.signal })) chunks.push(c)
+      const module = Buffer.concat(chunks)
+      const checksum = '0x' + createHash('sha256').update(module).digest('hex')
+      if (checksum !== r.appChecksum) throw new DutyError('DUTY_BAD_APP', 'the fetched app does not hash to its registered checksum', { expected: r.appChecksum, got: checksum })
+      const params = parseRequestParams(r.params)
+      const inputFiles: string[] = []
+      for (const cid of params.iexec_input_files ?? []) {
+        // the CID is the file name: the same on every worker, and safe as a path
+        await fetchToFile(this.init.helia, cid, join(input, cid), { maxBytes: this.opts.maxInputBytes, timeoutMs: this.opts.fetchTimeoutMs, signal: this.abort.signal })
+        inputFiles.push(cid)
+      }
+      let datasetFilename: string | undefined
+      if (r.dataset !== undefined) {
+        if (this.init.datasetKey === undefined) throw new DutyError('DUTY_DATASET_UNSUPPORTED', 'this worker has no way to get dataset keys')
+        const enc = join(root, 'dataset.enc')
+        await fetchToFile(this.init.helia, r.dataset.cid, enc, { maxBytes: this.opts.maxInputBytes, timeoutMs: this.opts.fetchTimeoutMs, signal: this.abort.signal })
+        const key = await this.init.datasetKey({ dataset: r.dataset.address, dealid: r.dealid, idx: r.idx, authorization: r.authorization })
+        try {
+          datasetFilename = 'dataset'
+          const plain = await decryptDataset(enc, join(input, datasetFilename), key)
+          if (plain.checksum.toLowerCase() !== r.dataset.checksum) throw new DutyError('DUTY_BAD_APP', 'the decrypted dataset does not hash to its registered checksum', { expected: r.dataset.checksum, got: plain.checksum })
+        } finally {
+          key.fill(0)
+          await rm(enc, { force: true })
+        }
+      }
+      const args = (params.iexec_args ?? '').split(/\s+/).filter((a) => a !== '')
+      const deal = await this.hub.dealOf(r.dealid)
+      const result = await this.init.executor.run({
+        taskId: r.taskid,
+        module: new Uint8Array(module),
+        args,
+        inputDir: input,
+        outputDir: output,
+        ...(datasetFilename !== undefined ? { datasetFilename } : {}),
+        inputFiles,
+        timeoutMs: Math.min(this.opts.maxRunMs, Number(deal.timeRef) * 1000),
+        maxMemoryBytes: this.opts.maxMemoryBytes,
+        maxOutputBytes: this.opts.maxOutputBytes
+      }, this.abort.signal)
+      if (result.status !== 'COMPLETED') throw new DutyError('DUTY_EXECUTION_FAILED', `the app ended ${result.status}: ${result.message ?? ''}`, { status: result.status })
+      let digest = await computeResultDigest(output)
+      if (this.init.faults?.corruptOutput === true) {
+        if (digest.mode === 'file') await appendFile(join(output, ...digest.path.split('/')), 'corrupted\n')
+        else await writeFile(join(output, 'corrupted.txt'), 'corrupted\n')
+        digest = await computeResultDigest(output)
+      }
+      const next: WorkerTaskRecord = { ...r, state: 'computed', digest: digest.digest }
+      await this.save(next)
+      return next
+    } catch (err) {
+      if (this.abort.signal.aborted) throw err
+      return await this.fail(r, err)
+    }
+  }
+
+  /** Packs the output (encrypted to the requester when asked), adds it to Helia and announces it. */
+  private async upload (r: WorkerTaskRecord): Promise<string> {
+    if (r.resultsCid !== undefined) return r.resultsCid
+    const { output } = this.dirs(r.taskid)
+    const source = r.resultEncryptionKey !== undefined
+      ? encryptResultFolder(output, r.resultEncryptionKey, { taskid: r.taskid })
+      : packFolder(output)
+    const { cid } = await addStream(this.init.helia, source, { signal: this.abort.signal })
+    // best effort: bitswap also finds it through the connected peers
+    await provideContent(this.init.helia, cid, { signal: AbortSignal.timeout(5_000) }).catch(() => false)
+    const text = cid.toString()
+    // re-read: a reveal may have moved the record on while the archive was added
+    await this.save({ ...(await this.tasks.get(r.taskid) ?? r), resultsCid: text })
+    return text
+  }
+
+  /** Trust 1: upload, then commit and close the task in one transaction. */
+  private async contributeAndFinalize (r: WorkerTaskRecord): Promise<WorkerTaskRecord> {
+    const digest = r.digest as string
+    const cid = await this.upload(r)
+    // a restart after the transaction landed: the hub says the task is closed
+    const status = Number(await this.hub.taskStatus(r.dealid, r.idx))
+    if (status === TaskStatus.COMPLETED || status === TaskStatus.FAILED) {
+      const done: WorkerTaskRecord = { ...r, resultsCid: cid, state: 'done' }
+      await this.save(done)
+      return done
+    }
+    try {
+      const tx = await this.init.chain.sender.send(this.hub.contributeAndFinalize.populateTransaction(r.dealid, r.idx, digest, cid, r.authorization))
+      const done: WorkerTaskRecord = { ...r, resultsCid: cid, state: 'done', txHash: tx.hash }
+      await this.save(done)
+      this.log('task contributed and finalized', { taskid: r.taskid, tx: tx.hash })
+      void this.init.channel.send(r.schedulerPeer, { type: 'contributed', taskid: r.taskid, txHash: tx.hash }).catch(() => {})
+      return done
+    } catch (err) {
+      // a revert is final (task closed by another worker, deadline passed, bad authorization);
+      // anything else (RPC down, timeout) leaves the task computed for the next tick to retry
+      if (!isChainError(err, 'CONTRACT_REVERT')) throw err
+      return await this.fail({ ...r, resultsCid: cid }, err)
+    }
+  }
+
+  /** Trust > 1: commit, unless the hub already holds this worker's commit. */
+  private async contribute (r: WorkerTaskRecord): Promise<WorkerTaskRecord> {
+    const digest = r.digest as string
+    const c = await this.hub.contributionOf(r.taskid, this.me)
+    if (Number(c.status) !== ContributionStatus.UNSET) {
+      const next: WorkerTaskRecord = { ...r, state: 'contributed' }
+      await this.save(next)
+      return next
+    }
+    try {
+      const tx = await this.init.chain.sender.send(this.hub.contribute.populateTransaction(r.taskid, resultHash(r.taskid, digest), resultSeal(this.me, r.taskid, digest), r.authorization))
+      const next: WorkerTaskRecord = { ...r, state: 'contributed', txHash: tx.hash }
+      await this.save(next)
+      this.log('task contributed', { taskid: r.taskid, tx: tx.hash })
+      void this.init.channel.send(r.schedulerPeer, { type: 'contributed', taskid: r.taskid, txHash: tx.hash }).catch(() => {})
+      return next
+    } catch (err) {
+      // a reverted commit lost a race (consensus reached, deadline passed): nothing more to do for this task;
+      // a transport failure is retried by the next tick (the hub is read first, so never twice)
+      if (!isChainError(err, 'CONTRACT_REVERT')) throw err
+      return await this.fail(r, err)
+    }
+  }
+
+  /** Reveals once the hub's consensus is this worker's result; gives up when the task went on without it. */
+  private async revealIfDue (r: WorkerTaskRecord): Promise<WorkerTaskRecord> {
+    const digest = r.digest as string
+    const task = await this.hub.taskOf(r.taskid)
+    const status = Number(task.status)
+    if (status === TaskStatus.ACTIVE) return r
+    if (status === TaskStatus.REVEALING && task.consensus === resultHash(r.taskid, digest)) {
+      const c = await this.hub.contributionOf(r.taskid, this.me)
+      if (Number(c.status) === ContributionStatus.PROVED) {
+        const next: WorkerTaskRecord = { ...r, state: 'revealed' }
+        await this.save(next)
+        return next
+      }
+      let tx
+      try {
+        tx = await this.init.chain.sender.send(this.hub.reveal.populateTransaction(r.taskid, digest))
+      } catch (err) {
+        if (!isChainError(err, 'CONTRACT_REVERT')) throw err
+        // the reveal deadline passed: this worker can no longer prove its result
+        return await this.fail(r, err)
+      }
+      const next: WorkerTaskRecord = { ...r, state: 'revealed', txHash: tx.hash }
+      await this.save(next)
+      this.log('task revealed', { taskid: r.taskid, tx: tx.hash })
+      void this.init.channel.send(r.schedulerPeer, { type: 'revealed', taskid: r.taskid, txHash: tx.hash }).catch(() => {})
+      return next
+    }
+    // another result won, or the task closed: this worker owes nothing more
+    const done: WorkerTaskRecord = { ...r, state: 'done' }
+    await this.save(done)
+    return done
+  }
+
+  private async onUploadRequest (taskid: string): Promise<ExecMessage> {
+    const r = await this.tasks.get(taskid.toLowerCase())
+    if (r === undefined || r.digest === undefined || !(r.state === 'revealed' || r.state === 'done' || r.state === 'contributed')) {
+      throw new DutyError('DUTY_UNKNOWN_TASK', 'this worker holds no result for the task')
+    }
+    const cid = await this.upload(r)
+    return { type: 'result-uploaded', taskid: r.taskid, cid }
+  }
+}
+
+/** Builds the worker's duties (call `start` after the network and db are up). */
+export function createWorkerDuties (init: WorkerDutiesInit): WorkerDuties {
+  return new WorkerDuties(init)
+}

@@ -1,0 +1,199 @@
+/**
+ * The execution protocol between a deal's scheduler and its workers
+ * (`/iexec-p2p/exec/1.0.0`): one length-prefixed JSON message per stream,
+ * answered by one message on the same stream, then the stream is closed.
+ *
+ * Scheduler -> worker: `assign` (the signed authorization and what to run),
+ * `reveal-request`, `upload-request` (answered by `result-uploaded`),
+ * `finalized`. Worker -> scheduler: `heartbeat`, `contributed`, `revealed`.
+ * Everything else is answered `ack` or `error`.
+ *
+ * One exchange per stream keeps both sides stateless about streams: a lost
+ * connection costs one retried message, never a half-read session, and the
+ * chain stays the source of truth (a message is a hint that saves a poll).
+ * Decoding validates every field and bounds every size: a bad message is an
+ * `ExecWireError` and the receiver drops it and closes the stream.
+ */
+import { IexecError } from '../node/errors.js'
+
+export const EXEC_PROTOCOL = '/iexec-p2p/exec/1.0.0'
+
+/** Largest message: an assign carries params (4 KiB of JSON at most) and a few CIDs and signatures. */
+export const MAX_EXEC_MESSAGE_BYTES = 16 * 1024
+
+export type ExecWireErrorCode =
+  /** not JSON, unknown type, or a field of the wrong shape */
+  | 'EXEC_WIRE_INVALID'
+  /** more than MAX_EXEC_MESSAGE_BYTES */
+  | 'EXEC_WIRE_TOO_LARGE'
+
+export class ExecWireError extends IexecError<ExecWireErrorCode> {}
+
+/** What a worker reports about a task it holds. */
+export type TaskProgress = 'fetching' | 'running' | 'contributing' | 'contributed' | 'revealing' | 'revealed' | 'uploading' | 'done' | 'failed'
+const PROGRESS: ReadonlySet<string> = new Set(['fetching', 'running', 'contributing', 'contributed', 'revealing', 'revealed', 'uploading', 'done', 'failed'])
+
+/** Content named by CID with the checksum registered on the hub (sha256 of the bytes, bytes32). */
+export interface ContentRef {
+  cid: string
+  checksum: string
+}
+
+export interface AssignMessage {
+  type: 'assign'
+  dealid: string
+  idx: number
+  taskid: string
+  /** the deal scheduler's EIP-712 Authorization(worker, taskid) */
+  authorization: string
+  /** the deal's trust (1: contribute-and-finalize) */
+  trust: number
+  /** the app's address on the hub and its content */
+  app: string
+  appContent: ContentRef
+  dataset?: { address: string } & ContentRef
+  /** the request's params (iExec JSON) */
+  params: string
+  /** compressed secp256k1 public key of the requester (0x, 33 bytes) when the result must be encrypted */
+  resultEncryptionKey?: string
+  /** unix seconds: the deal's contribution deadline */
+  deadline: number
+}
+
+export interface HeartbeatMessage { type: 'heartbeat', taskid: string, status: TaskProgress, progress: number }
+export interface ContributedMessage { type: 'contributed', taskid: string, txHash: string }
+export interface RevealRequestMessage { type: 'reveal-request', taskid: string }
+export interface RevealedMessage { type: 'revealed', taskid: string, txHash: string }
+export interface UploadRequestMessage { type: 'upload-request', taskid: string }
+export interface ResultUploadedMessage { type: 'result-uploaded', taskid: string, cid: string }
+export interface FinalizedMessage { type: 'finalized', taskid: string, txHash: string, cid: string }
+export interface AckMessage { type: 'ack' }
+export interface ErrorMessage { type: 'error', code: string, reason: string }
+
+export type ExecMessage =
+  | AssignMessage | HeartbeatMessage | ContributedMessage | RevealRequestMessage | RevealedMessage
+  | UploadRequestMessage | ResultUploadedMessage | FinalizedMessage | AckMessage | ErrorMessage
+
+const HEX32 = /^0x[0-9a-fA-F]{64}$/
+const ADDRESS = /^0x[0-9a-fA-F]{40}$/
+const SIGNATURE = /^0x[0-9a-fA-F]{130}$/
+const PUBKEY = /^0x0[23][0-9a-fA-F]{64}$/
+// CIDv0 (base58btc Qm...) or CIDv1 in a multibase of letters and digits; parsed for real by the storage module
+const CID_TEXT = /^[A-Za-z0-9]{8,128}$/
+const MAX_PARAMS_CHARS = 4096
+const MAX_REASON_CHARS = 512
+
+function invalid (field: string, why: string): ExecWireError {
+  return new ExecWireError('EXEC_WIRE_INVALID', `${field} ${why}`, { field })
+}
+
+function str (o: Record<string, unknown>, field: string, re?: RegExp, max = 256): string {
+  const v = o[field]
+  if (typeof v !== 'string') throw invalid(field, 'must be a string')
+  if (v.length > max) throw invalid(field, `exceeds ${max} characters`)
+  if (re !== undefined && !re.test(v)) throw invalid(field, 'has the wrong format')
+  return v
+}
+
+function int (o: Record<string, unknown>, field: string, min: number, max: number): number {
+  const v = o[field]
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw invalid(field, `must be an integer in [${min}, ${max}]`)
+  return v
+}
+
+function obj (v: unknown, field: string): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalid(field, 'must be an object')
+  return v as Record<string, unknown>
+}
+
+function contentRef (v: unknown, field: string): ContentRef {
+  const o = obj(v, field)
+  return { cid: str(o, 'cid', CID_TEXT), checksum: str(o, 'checksum', HEX32) }
+}
+
+/**
+ * Validates a parsed value as an exec message (every field, every bound).
+ * @throws ExecWireError EXEC_WIRE_INVALID
+ */
+export function validateExecMessage (value: unknown): ExecMessage {
+  const o = obj(value, 'message')
+  const type = o.type
+  switch (type) {
+    case 'assign': {
+      const m: AssignMessage = {
+        type,
+        dealid: str(o, 'dealid', HEX32),
+        idx: int(o, 'idx', 0, 2 ** 32 - 1),
+        taskid: str(o, 'taskid', HEX32),
+        authorization: str(o, 'authorization', SIGNATURE),
+        trust: int(o, 'trust', 1, 255),
+        app: str(o, 'app', ADDRESS),
+        appContent: contentRef(o.appContent, 'appContent'),
+        params: str(o, 'params', undefined, MAX_PARAMS_CHARS),
+        deadline: int(o, 'deadline', 0, 2 ** 40)
+      }
+      if (o.dataset !== undefined) {
+        const d = obj(o.dataset, 'dataset')
+        m.dataset = { address: str(d, 'address', ADDRESS), ...contentRef(d, 'dataset') }
+      }
+      if (o.resultEncryptionKey !== undefined) m.resultEncryptionKey = str(o, 'resultEncryptionKey', PUBKEY)
+      return m
+    }
+    case 'heartbeat': {
+      const status = str(o, 'status')
+      if (!PROGRESS.has(status)) throw invalid('status', 'is not a task status')
+      const progress = o.progress
+      if (typeof progress !== 'number' || !(progress >= 0 && progress <= 1)) throw invalid('progress', 'must be a number in [0, 1]')
+      return { type, taskid: str(o, 'taskid', HEX32), status: status as TaskProgress, progress }
+    }
+    case 'contributed':
+    case 'revealed':
+      return { type, taskid: str(o, 'taskid', HEX32), txHash: str(o, 'txHash', HEX32) }
+    case 'reveal-request':
+    case 'upload-request':
+      return { type, taskid: str(o, 'taskid', HEX32) }
+    case 'result-uploaded':
+      return { type, taskid: str(o, 'taskid', HEX32), cid: str(o, 'cid', CID_TEXT) }
+    case 'finalized':
+      return { type, taskid: str(o, 'taskid', HEX32), txHash: str(o, 'txHash', HEX32), cid: str(o, 'cid', CID_TEXT) }
+    case 'ack':
+      return { type }
+    case 'error':
+      return { type, code: str(o, 'code', /^[A-Z0-9_]{1,64}$/), reason: str(o, 'reason', undefined, MAX_REASON_CHARS) }
+    default:
+      throw invalid('type', 'is not an exec message type')
+  }
+}
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * Encodes a message (validated first: a node never sends what its peers would refuse).
+ * @throws ExecWireError EXEC_WIRE_INVALID, EXEC_WIRE_TOO_LARGE
+ */
+export function encodeExecMessage (message: ExecMessage): Uint8Array {
+  validateExecMessage(message)
+  const bytes = encoder.encode(JSON.stringify(message))
+  if (bytes.byteLength > MAX_EXEC_MESSAGE_BYTES) {
+    throw new ExecWireError('EXEC_WIRE_TOO_LARGE', `message of ${bytes.byteLength} bytes exceeds ${MAX_EXEC_MESSAGE_BYTES}`, { bytes: bytes.byteLength })
+  }
+  return bytes
+}
+
+/**
+ * Decodes and validates one message.
+ * @throws ExecWireError EXEC_WIRE_INVALID, EXEC_WIRE_TOO_LARGE
+ */
+export function decodeExecMessage (bytes: Uint8Array): ExecMessage {
+  if (bytes.byteLength > MAX_EXEC_MESSAGE_BYTES) {
+    throw new ExecWireError('EXEC_WIRE_TOO_LARGE', `message of ${bytes.byteLength} bytes exceeds ${MAX_EXEC_MESSAGE_BYTES}`, { bytes: bytes.byteLength })
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(decoder.decode(bytes))
+  } catch (err) {
+    throw new ExecWireError('EXEC_WIRE_INVALID', 'message is not UTF-8 JSON', {}, { cause: err })
+  }
+  return validateExecMessage(parsed)
+}

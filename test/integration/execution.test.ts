@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict'
+import { TaskStatus } from '../../contracts-abi/index.js'
+import { taskId } from '../../protocols/eip712.js'
+import { ExecSwarm, RLC, waitFor } from './execution-harness.js'
+
+describe('execution: scheduler and worker duties on a 4-node swarm (real anvil, libp2p, Helia, WASI)', function () {
+  this.timeout(180_000)
+  let swarm: ExecSwarm | undefined
+
+  afterEach(async () => {
+    await swarm?.close()
+    swarm = undefined
+  })
+
+  function sw (): ExecSwarm {
+    if (swarm === undefined) throw new Error('no swarm')
+    return swarm
+  }
+
+  async function balance (address: string): Promise<bigint> {
+    const [b] = await sw().requester.hub!.accountOf(address)
+    return b
+  }
+
+  it('runs a trust-1 task: contribute-and-finalize, the result CID holds the right output, balances follow the rules', async () => {
+    swarm = await ExecSwarm.create(4)
+    const s = sw()
+    const worker = s.nodes[1].node.address
+    const before = { worker: await balance(worker), requester: await balance(s.requester.address), app: await balance(s.appOwner.address) }
+    const deal = await s.makeDeal({ trust: 1, workers: [1] })
+    const schedBefore = await balance(deal.scheduler)
+    await s.waitCompleted(deal.dealid, 0)
+    const cid = await s.resultsCid(deal.dealid, 0)
+    assert.equal(await s.resultText(cid, 0), s.expectedOutput())
+
+    const share = deal.workerPrice * 90n / 100n
+    assert.equal(await balance(s.appOwner.address) - before.app, 2n * RLC, 'the app owner is paid its price')
+    assert.equal(before.requester - await balance(s.requester.address), 2n * RLC + deal.workerPrice, 'the requester paid app + task price')
+    const [, frozen] = await s.requester.hub!.accountOf(s.requester.address)
+    assert.equal(frozen, 0n, 'nothing stays frozen')
+    if (deal.scheduler.toLowerCase() === worker.toLowerCase()) {
+      assert.equal(await balance(worker) - before.worker, deal.workerPrice)
+    } else {
+      assert.equal(await balance(worker) - before.worker, share, 'the worker gets 90%')
+      assert.equal(await balance(deal.scheduler) - schedBefore, deal.workerPrice - share, 'the scheduler gets the rest')
+    }
+    const { held, accounted } = await s.conservation()
+    assert.equal(held, accounted, 'conservation of RLC')
+    // the chain may show the task closed a moment before the worker records its receipt
+    await waitFor(async () => (await s.nodes[1].worker.task(taskId(deal.dealid, 0)))?.state === 'done', 10_000, 'the worker recorded the task done')
+    const rec = await s.nodes[1].worker.task(taskId(deal.dealid, 0))
+    assert.equal(rec?.resultsCid, cid)
+  })
+
+  it('runs a trust-3 task: initialize, two agreeing workers, reveal, upload, finalize; winners and scheduler paid', async () => {
+    swarm = await ExecSwarm.create(4)
+    const s = sw()
+    const workers = [0, 1, 2].map((i) => s.nodes[i].node.address)
+    const deal = await s.makeDeal({ trust: 3, workers: [0, 1, 2] })
+    const before = new Map<string, bigint>()
+    for (const a of [...workers, deal.scheduler]) before.set(a, await balance(a))
+    await s.waitCompleted(deal.dealid, 0, 90_000)
+    const cid = await s.resultsCid(deal.dealid, 0)
+    assert.equal(await s.resultText(cid, 3), s.expectedOutput())
+
+    const taskid = taskId(deal.dealid, 0)
+    const task = await s.requester.hub!.taskOf(taskid)
+    assert.equal(Number(task.status), TaskStatus.COMPLETED)
+    const contributors = await s.requester.hub!.contributorsOf(taskid)
+    // two new workers (weight 2 each) reach 4 * 3 > 5 * 2: a third replica is not needed
+    assert.equal(contributors.length, 2, 'replicas stop once consensus can be met')
+    assert.equal(Number(task.winners), 2)
+    let paid = 0n
+    for (const w of contributors) {
+      const gain = await balance(w) - (before.get(w) ?? 0n)
+      if (w.toLowerCase() !== deal.scheduler.toLowerCase()) assert.equal(gain, deal.workerPrice * 90n / 100n / 2n, 'each winner gets half of 90%')
+      assert.equal(await s.requester.hub!.scoreOf(w), 1n, 'winners gain a point of score')
+      paid += deal.workerPrice * 90n / 100n / 2n
+    }
+    if (!contributors.some((w) => w.toLowerCase() === deal.scheduler.toLowerCase())) {
+      assert.equal(await balance(deal.scheduler) - (before.get(deal.scheduler) ?? 0n), deal.workerPrice - paid, 'the scheduler gets the rest')
+    }
+    const schedIdx = s.nodeIndexOf(deal.scheduler)
+    await waitFor(async () => (await s.nodes[schedIdx].scheduler.taskRecord(taskid))?.closed === true, 10_000, 'the scheduler recorded the task closed')
+    const rec = await s.nodes[schedIdx].scheduler.taskRecord(taskid)
+    const { held, accounted } = await s.conservation()
+    assert.equal(held, accounted, 'conservation of RLC')
+    assert.equal(rec?.resultsCid, cid)
+  })
+
+  it('completes a bag of 10 tasks across the workers', async () => {
+    swarm = await ExecSwarm.create(4)
+    const s = sw()
+    const deal = await s.makeDeal({ trust: 1, volume: 10, workers: [0, 1, 2, 3] })
+    await waitFor(async () => Number((await s.requester.hub!.dealOf(deal.dealid)).done) === 10, 120_000, 'all 10 tasks done', 200)
+    const cids = new Set<string>()
+    for (let i = 0; i < 10; i++) {
+      assert.equal(await s.taskStatus(deal.dealid, i), TaskStatus.COMPLETED)
+      cids.add(await s.resultsCid(deal.dealid, i))
+    }
+    // each task's output names the same input: identical archives, one CID
+    assert.equal(cids.size, 1)
+    assert.equal(await s.resultText([...cids][0]), s.expectedOutput())
+    let workersUsed = 0
+    for (const n of s.nodes) {
+      let mine = 0
+      for (let i = 0; i < 10; i++) if ((await n.worker.task(taskId(deal.dealid, i)))?.txHash !== undefined) mine++
+      if (mine > 0) workersUsed++
+    }
+    assert.ok(workersUsed >= 2, `the bag is spread over the workers (${workersUsed} used)`)
+  })
+
+  it('encrypts the result to the requester when its params ask: the archive in Helia opens only with its key', async () => {
+    swarm = await ExecSwarm.create(4)
+    const s = sw()
+    const params = JSON.stringify({ iexec_input_files: [s.inputCid], iexec_result_encryption: true })
+    const deal = await s.makeDeal({ trust: 1, workers: [2], params })
+    await s.waitCompleted(deal.dealid, 0)
+    const cid = await s.resultsCid(deal.dealid, 0)
+    await assert.rejects(s.resultText(cid), 'not a plain archive')
+    assert.equal(await s.decryptedResultText(cid, taskId(deal.dealid, 0)), s.expectedOutput())
+  })
+
+  it('runs wordcount over an encrypted dataset: fetched by CID, key released by its owner node, checksum checked', async () => {
+    swarm = await ExecSwarm.create(4)
+    const s = sw()
+    const text = 'one two three\nfour\n'
+    const dataset = await s.publishDataset(3, text)
+    const ownerBefore = await balance(s.nodes[3].node.address)
+    const deal = await s.makeDeal({ trust: 1, workers: [1], dataset: { address: dataset, owner: 3 } })
+    await s.waitCompleted(deal.dealid, 0)
+    assert.equal(await s.resultText(await s.resultsCid(deal.dealid, 0)), `dataset lines=2 words=4 bytes=19\n${s.expectedOutput()}`)
+    const gain = await balance(s.nodes[3].node.address) - ownerBefore
+    assert.ok(gain >= 3n * RLC, 'the dataset owner is paid its price')
+  })
+})
