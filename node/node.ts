@@ -13,6 +13,20 @@ import { startApiServer } from './api/index.js'
 import type { ApiServer } from './api/index.js'
 import type { ApiBackend, NodeStatus, PeerView, ResourceQuery, ResourceView } from './api/backend.js'
 import { IexecError } from './errors.js'
+import { createChainClient } from './chain/index.js'
+import type { ChainClient } from './chain/index.js'
+import { MarketService, marketScoring, marketRoutes } from './market/index.js'
+import type { BidStrategy, MarketServiceOptions } from './market/index.js'
+import { swarmTopics } from '../protocols/topics.js'
+import { ExecChannel, PeerResolver, createSchedulerService, dealFromEvent } from './scheduler/index.js'
+import type { SchedulerService } from './scheduler/index.js'
+import { WasiExecutor } from './worker/index.js'
+// the duties live apart from worker/index.ts, which stays free of chain and
+// storage imports so the executor can be compiled and run on its own
+import { createWorkerDuties } from './worker/duties.js'
+import type { WorkerDuties } from './worker/duties.js'
+import { fetchDatasetKey } from './storage/index.js'
+import { contentRoutes } from './storage/routes.js'
 
 export interface IexecNodeInit {
   dataDir: string
@@ -29,6 +43,12 @@ export interface IexecNodeInit {
   priceFloor?: bigint
   tags?: string[]
   category?: number
+  /** first block of the hub's events when the node has no cursor yet (the hub's deploy block); default 0 */
+  chainFromBlock?: number
+  /** market service settings (bidding window, bid transport ...) for this run */
+  market?: Partial<MarketServiceOptions>
+  /** the provider's bid strategy; the default one when absent */
+  bidStrategy?: BidStrategy
 }
 
 /** The software version, from the package.json above this file (src or dist). */
@@ -76,8 +96,10 @@ function withOverrides (config: NodeConfig, init: IexecNodeInit): NodeConfig {
 }
 
 /**
- * The whole node on one screen: config -> db -> network -> adverts -> API,
- * started in that order and stopped in reverse.
+ * The whole node on one screen: config -> db -> chain + market (when
+ * config.chain has rpc and hub) -> network -> adverts -> API, started in that
+ * order and stopped in reverse. The market is built before the network
+ * starts so its gossip validators are in place before any topic is subscribed.
  *
  * @example
  * ```ts
@@ -100,6 +122,11 @@ export class IexecNode implements ApiBackend {
   private stopPromise?: Promise<void>
   private readonly stopped: Promise<void>
   private resolveStopped!: () => void
+  private chainClient?: ChainClient
+  /** the market (orderbook, bidding, requests); undefined without chain settings */
+  market?: MarketService
+  /** deal duties: scheduler (when elected) and watchdog, worker; undefined without chain settings */
+  execution?: { channel: ExecChannel, scheduler: SchedulerService, worker: WorkerDuties, executor: WasiExecutor, stopFeed: () => void }
 
   private constructor (
     readonly dataDir: string,
@@ -109,7 +136,8 @@ export class IexecNode implements ApiBackend {
     readonly db: DbController,
     readonly network: Network,
     readonly adverts: ResourceAdverts,
-    private readonly log: NetworkLogger
+    private readonly log: NetworkLogger,
+    private readonly init: IexecNodeInit
   ) {
     this.peerId = network.peerId
     this.address = wallet.address
@@ -139,6 +167,8 @@ export class IexecNode implements ApiBackend {
       datastorePath: paths.datastore,
       dhtValidators: rules.validators,
       dhtSelectors: rules.selectors,
+      // market topics scored: a validator's REJECT must cost the sender
+      gossipScoring: marketScoring(swarmTopics(config.swarmId)),
       logger: fileLogger(paths.logs, 'network')
     })
     const adverts = new ResourceAdverts({
@@ -160,7 +190,7 @@ export class IexecNode implements ApiBackend {
       },
       logger: fileLogger(paths.logs, 'adverts')
     })
-    const node = new IexecNode(init.dataDir, config, loaded.wallet, loaded.apiToken, db, network, adverts, log)
+    const node = new IexecNode(init.dataDir, config, loaded.wallet, loaded.apiToken, db, network, adverts, log, init)
     if (loaded.unprotected) {
       node.warnings.push('the wallet key is stored unprotected (dev swarm only): do not hold real funds with it')
       log.warn(node.warnings[node.warnings.length - 1], { address: node.address })
@@ -174,9 +204,20 @@ export class IexecNode implements ApiBackend {
     this.state = 'starting'
     try {
       await this.db.open()
+      // the market's validators must be registered before the network subscribes its topics
+      await this.buildMarket()
       await this.network.start()
+      await this.market?.start()
+      // needs the started network (Helia, streams) and the market's hub events
+      await this.startExecution()
       this.adverts.start()
-      this.api = await startApiServer({ host: '127.0.0.1', port: this.config.apiPort, token: this.apiToken, backend: this })
+      this.api = await startApiServer({
+        host: '127.0.0.1',
+        port: this.config.apiPort,
+        token: this.apiToken,
+        backend: this,
+        routes: [...marketRoutes(() => this.market), ...contentRoutes(() => this.network.helia)]
+      })
       const info = { url: this.api.url, pid: process.pid, peerId: this.peerId }
       await writeFile(dataDirPaths(this.dataDir).apiInfo, JSON.stringify(info) + '\n', { mode: 0o600 })
       this.wroteApiInfo = true
@@ -195,8 +236,11 @@ export class IexecNode implements ApiBackend {
     this.state = 'stopping'
     this.stopPromise = (async () => {
       await this.api?.close().catch(() => {})
+      await this.stopExecution()
+      await this.market?.stop().catch((err: unknown) => { this.log.warn('market stop failed', { error: String(err) }) })
       await this.adverts.stop()
       await this.network.stop().catch((err: unknown) => { this.log.warn('network stop failed', { error: String(err) }) })
+      await this.chainClient?.close().catch(() => {})
       await this.db.close().catch(() => {})
       if (this.wroteApiInfo) await rm(dataDirPaths(this.dataDir).apiInfo, { force: true })
       this.state = 'stopped'
@@ -204,6 +248,115 @@ export class IexecNode implements ApiBackend {
       this.resolveStopped()
     })()
     return this.stopPromise
+  }
+
+  /**
+   * With config.chain.rpc and hub: connects the wallet to the chain (one
+   * client, one nonce queue) and builds the market service over it. Without
+   * them the node runs as in issue 2 and the market routes answer
+   * CHAIN_NOT_CONFIGURED.
+   * @throws ChainError RPC_UNREACHABLE, CHAIN_ID_MISMATCH, CONTRACT_NOT_FOUND
+   */
+  private async buildMarket (): Promise<void> {
+    const { rpc, hub, chainId } = this.config.chain
+    if (rpc === undefined || hub === undefined) return
+    const base = { rpcUrl: rpc, wallet: this.wallet, hub, ...(chainId !== undefined ? { chainId } : {}) }
+    // the RLC token's address is the hub's `token`: one probe client to read it
+    const probe = await createChainClient(base)
+    let rlc: string
+    try {
+      rlc = await (probe.hub as NonNullable<ChainClient['hub']>).token()
+    } finally {
+      await probe.close()
+    }
+    this.chainClient = await createChainClient({ ...base, rlc })
+    const c = this.config
+    const marketLog = fileLogger(dataDirPaths(this.dataDir).logs, 'market')
+    this.market = new MarketService({
+      network: this.network,
+      db: this.db,
+      chain: this.chainClient,
+      signer: this.wallet,
+      swarmId: c.swarmId,
+      role: c.role,
+      provider: {
+        cpus: c.cpus,
+        memoryMb: c.memoryMb,
+        category: c.category,
+        priceFloor: BigInt(c.priceFloor),
+        tags: c.tags,
+        executors: c.executors,
+        ...(this.init.bidStrategy !== undefined ? { strategy: this.init.bidStrategy } : {})
+      },
+      fromBlock: this.init.chainFromBlock ?? this.config.chain.fromBlock ?? 0,
+      ...(this.init.market !== undefined ? { options: this.init.market } : {}),
+      // gossip verdicts are counted in market.stats; only warnings go to node.log
+      logger: { debug: () => {}, warn: marketLog.warn }
+    })
+  }
+
+  /**
+   * Deal duties, on every node with a chain: the scheduler service (acts on
+   * the deals this node is elected for, and watches every deal so a late
+   * scheduler is reelected), the worker duties (runs what a scheduler assigns
+   * it) and the exec stream both speak. Fed with the hub's DealCreated events
+   * by the market's follower: one follower, one cursor.
+   */
+  private async startExecution (): Promise<void> {
+    const market = this.market
+    const chain = this.chainClient
+    if (market === undefined || chain === undefined) return
+    const logs = dataDirPaths(this.dataDir).logs
+    const domain = market.domain
+    const channel = new ExecChannel(this.network)
+    // workers and schedulers are providers: their signed adverts map addresses to peer ids
+    const peers = new PeerResolver(async () => (await this.adverts.findResources({ category: this.config.category }))
+      .map((r) => ({ address: r.address, peerId: r.peerId })))
+    const scheduler = createSchedulerService({
+      channel,
+      db: this.db,
+      chain,
+      domain,
+      wallet: this.wallet,
+      resolvePeer: async (a) => await peers.resolve(a),
+      log: fileLogger(logs, 'scheduler').info
+    })
+    const executor = new WasiExecutor()
+    const worker = createWorkerDuties({
+      channel,
+      helia: this.network.helia,
+      db: this.db,
+      chain,
+      domain,
+      executor,
+      workDir: join(this.dataDir, 'work'),
+      options: { maxConcurrentTasks: this.config.cpus },
+      datasetKey: async (req) => {
+        const owner = (await (chain.hub as NonNullable<ChainClient['hub']>).datasetOf(req.dataset)).owner
+        const peer = await peers.resolve(owner)
+        if (peer === undefined) throw new IexecError('DATASET_OWNER_UNREACHABLE', `no peer known for dataset owner ${owner}`)
+        return await fetchDatasetKey(async (p, o) => await this.network.dialProtocol(peer, p, o), this.wallet, domain, req)
+      },
+      log: fileLogger(logs, 'worker').info
+    })
+    await channel.start()
+    await scheduler.start()
+    await worker.start()
+    const stopFeed = market.onHubEventListener(async (event) => {
+      if (event.name === 'DealCreated') await scheduler.onDeal(dealFromEvent(event))
+    })
+    this.execution = { channel, scheduler, worker, executor, stopFeed }
+  }
+
+  private async stopExecution (): Promise<void> {
+    const e = this.execution
+    if (e === undefined) return
+    e.stopFeed()
+    const warn = (what: string) => (err: unknown) => { this.log.warn(`${what} stop failed`, { error: String(err) }) }
+    await e.worker.stop().catch(warn('worker'))
+    await e.scheduler.stop().catch(warn('scheduler'))
+    await e.channel.stop().catch(warn('exec channel'))
+    await e.executor.close().catch(warn('executor'))
   }
 
   /** Resolves once the node has stopped (by stop() or an API shutdown). */

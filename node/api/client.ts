@@ -3,6 +3,95 @@ import type { NodeStatus, PeerView, ResourceQuery, ResourceView } from './backen
 import { ApiError } from './errors.js'
 import { defaultApiClientOptions, type ApiClientOptions } from './options.js'
 
+// Views of the market routes (issue 4). Amounts travel as decimal strings:
+// nRLC and wei overflow JSON numbers.
+
+export type OrderType = 'app' | 'dataset' | 'request' | 'bid'
+
+export interface OrderbookQuery {
+  type?: OrderType
+  app?: string
+  dataset?: string
+  category?: number
+  requester?: string
+}
+
+export interface OrderbookEntry {
+  type: OrderType
+  orderHash: string
+  signer: string
+  order: Record<string, unknown>
+  /** volume left, decimal string */
+  remaining: string
+  receivedAt: number | string
+}
+
+export interface WalletView {
+  address: string
+  /** wei */
+  eth: string
+  /** nRLC in the wallet */
+  rlc: string
+  /** nRLC in the hub, free */
+  balance: string
+  frozen: string
+  stake: string
+  stakeLocked: string
+}
+
+export interface RegisterAppRequest {
+  name: string
+  cid: string
+  checksum: string
+  /** nRLC per task */
+  price: bigint
+  /** tasks the app order allows (sent as a decimal string) */
+  volume?: number
+}
+
+export interface RegisteredApp { address: string, cid: string, checksum: string, orderHash: string }
+
+export interface TaskView { taskId: string, status: string }
+
+export interface DealView {
+  dealId: string
+  scheduler: string
+  workers: string[]
+  app: string
+  dataset: string
+  requester: string
+  volume: number | string
+  trust: number | string
+  category: number | string
+  params: string
+  deadlines: unknown
+  tasks: TaskView[]
+}
+
+export interface SubmitTaskRequest {
+  app: string
+  dataset?: string
+  args?: string
+  inputs?: string[]
+  category?: number
+  trust?: number
+  volume?: number
+  /** nRLC */
+  maxPrice?: bigint
+  tags?: string[]
+  biddingWindowMs?: number
+}
+
+export interface SubmittedTask {
+  dealId: string
+  scheduler: string
+  workers: string[]
+  tasks: TaskView[]
+}
+
+/** One provider's reason for not bidding (NO_BIDS details). */
+export interface NoBidReason { peerId: string, code: string, reason: string }
+
 /**
  * Typed client of a running node's local API (what the CLI's client commands use).
  *
@@ -57,11 +146,79 @@ export class ApiClient {
     await this.call<unknown>('POST', '/v1/shutdown')
   }
 
+  /** Live orders of the node's orderbook. @throws API_ERROR with serverCode CHAIN_NOT_CONFIGURED, BAD_REQUEST... */
+  async orderbook (query: OrderbookQuery = {}): Promise<OrderbookEntry[]> {
+    const qs = new URLSearchParams()
+    for (const key of ['type', 'app', 'dataset', 'category', 'requester'] as const) {
+      const v = query[key]
+      if (v !== undefined) qs.set(key, String(v))
+    }
+    const suffix = qs.size > 0 ? `?${qs.toString()}` : ''
+    const body = await this.call<{ orders: OrderbookEntry[] }>('GET', `/v1/orderbook${suffix}`)
+    return expectArray(body, 'orders', 'GET /v1/orderbook', this.url)
+  }
+
+  /** Cancels one of the node's own orders on chain. */
+  async cancelOrder (orderHash: string): Promise<{ orderHash: string, txHash: string }> {
+    return await this.call('POST', '/v1/orders/cancel', { orderHash })
+  }
+
+  /** The node's wallet: ETH (wei) and RLC, hub balance, frozen, stake (nRLC), as decimal strings. */
+  async wallet (): Promise<WalletView> {
+    return await this.call<WalletView>('GET', '/v1/wallet')
+  }
+
+  /** Moves `amount` nRLC from the wallet into the hub (approve + deposit). */
+  async deposit (amount: bigint): Promise<{ txHash: string, balance: string }> {
+    return await this.call('POST', '/v1/account/deposit', { amount: amount.toString() })
+  }
+
+  async withdraw (amount: bigint): Promise<{ txHash: string, balance: string }> {
+    return await this.call('POST', '/v1/account/withdraw', { amount: amount.toString() })
+  }
+
+  /** Moves `amount` nRLC of the hub balance into the stake. */
+  async stake (amount: bigint): Promise<{ txHash: string, stake: string }> {
+    return await this.call('POST', '/v1/stake', { amount: amount.toString() })
+  }
+
+  /** Registers an app on chain and publishes its app order. */
+  async registerApp (app: RegisterAppRequest): Promise<RegisteredApp> {
+    return await this.call<RegisteredApp>('POST', '/v1/apps', {
+      name: app.name, cid: app.cid, checksum: app.checksum, price: app.price.toString(),
+      ...(app.volume !== undefined ? { volume: String(app.volume) } : {})
+    })
+  }
+
+  /** Adds small content (an app module) to the node's Helia; the node provides it in the DHT. */
+  async addContent (bytes: Uint8Array): Promise<{ cid: string, bytes: number, checksum: string }> {
+    return await this.call('POST', '/v1/content', { data: Buffer.from(bytes).toString('base64') })
+  }
+
+  async deal (dealId: string): Promise<DealView> {
+    return await this.call<DealView>('GET', `/v1/deals/${encodeURIComponent(dealId)}`)
+  }
+
+  /**
+   * Asks the swarm for work: request order, bidding window, matchOrders.
+   * Resolves with the deal; NO_BIDS (HTTP 422) carries the providers' reasons
+   * in `details.serverDetails.reasons`.
+   */
+  async submitTask (req: SubmitTaskRequest, options: { timeoutMs?: number } = {}): Promise<SubmittedTask> {
+    const body: Record<string, unknown> = { app: req.app }
+    for (const key of ['dataset', 'args', 'inputs', 'category', 'trust', 'volume', 'tags', 'biddingWindowMs'] as const) {
+      if (req[key] !== undefined) body[key] = req[key]
+    }
+    if (req.maxPrice !== undefined) body.maxPrice = req.maxPrice.toString()
+    return await this.call<SubmittedTask>('POST', '/v1/tasks', body, options)
+  }
+
   /**
    * One call. Public so later modules' clients (orders, tasks...) reuse the
    * same transport and error mapping.
    */
-  async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  async call<T>(method: string, path: string, body?: unknown, options: { timeoutMs?: number } = {}): Promise<T> {
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs
     const target = `${this.url}${path}`
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body))
     return await new Promise<T>((resolve, reject) => {
@@ -93,17 +250,17 @@ export class ApiClient {
             resolve(parsed as T)
             return
           }
-          const { code, message } = errorOf(parsed, status)
+          const { code, message, details } = errorOf(parsed, status)
           if (status === 401) {
             reject(new ApiError('API_UNAUTHORIZED', `the node at ${this.url} refused the API token (check --token-file)`, { url: this.url, serverCode: code }))
           } else {
-            reject(new ApiError('API_ERROR', message, { url: this.url, status, serverCode: code }))
+            reject(new ApiError('API_ERROR', message, { url: this.url, status, serverCode: code, ...(details !== undefined ? { serverDetails: details } : {}) }))
           }
         })
       })
       const timer = setTimeout(() => {
-        req.destroy(new ApiError('API_TIMEOUT', `${method} ${path}: no answer from ${this.url} within ${this.timeoutMs} ms`, { url: this.url }))
-      }, this.timeoutMs)
+        req.destroy(new ApiError('API_TIMEOUT', `${method} ${path}: no answer from ${this.url} within ${timeoutMs} ms`, { url: this.url }))
+      }, timeoutMs)
       req.on('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(timer)
         if (err instanceof ApiError) {
@@ -119,13 +276,22 @@ export class ApiClient {
   }
 }
 
-function errorOf (body: unknown, status: number): { code: string, message: string } {
+function expectArray<T> (body: unknown, key: string, what: string, url: string): T[] {
+  const v = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[key] : undefined
+  if (!Array.isArray(v)) throw new ApiError('API_BAD_RESPONSE', `${what}: the node at ${url} answered without a "${key}" array`, { url })
+  return v as T[]
+}
+
+function errorOf (body: unknown, status: number): { code: string, message: string, details?: Record<string, unknown> } {
   if (typeof body === 'object' && body !== null && 'error' in body) {
     const e = (body as { error: unknown }).error
     if (typeof e === 'object' && e !== null) {
       const code = (e as { code?: unknown }).code
       const message = (e as { message?: unknown }).message
-      if (typeof code === 'string' && typeof message === 'string') return { code, message }
+      const details = (e as { details?: unknown }).details
+      if (typeof code === 'string' && typeof message === 'string') {
+        return { code, message, ...(typeof details === 'object' && details !== null ? { details: details as Record<string, unknown> } : {}) }
+      }
     }
   }
   return { code: 'API_ERROR', message: `the node answered HTTP ${status}` }

@@ -40,5 +40,5 @@ export class HttpError extends IexecError {
 /** The error envelope every non-2xx answer carries. */
 export interface ApiErrorBody {
   ok: false
-  error: { code: string, message: string }
+  error: { code: string, message: string, details?: Record<string, unknown> }
 }

@@ -142,10 +142,10 @@ async function handle (req: IncomingMessage, res: ServerResponse, router: Router
     sendJson(res, reply.status, reply.body ?? null)
   } catch (err) {
     if (err instanceof HttpError) {
-      sendError(res, err.status, err.code, err.message)
+      sendError(res, err.status, err.code, err.message, err.details)
     } else if (isIexecError(err)) {
       // a module's typed error: keep its code so the client can branch on it
-      sendError(res, 500, err.code, err.message)
+      sendError(res, 500, err.code, err.message, err.details)
     } else {
       sendError(res, 500, 'API_INTERNAL', errorMessage(err))
     }
@@ -202,8 +202,9 @@ function sendJson (res: ServerResponse, status: number, body: unknown): void {
   res.end(text)
 }
 
-function sendError (res: ServerResponse, status: number, code: string, message: string): void {
-  const body: ApiErrorBody = { ok: false, error: { code, message } }
+function sendError (res: ServerResponse, status: number, code: string, message: string, details?: Record<string, unknown>): void {
+  // details (e.g. NO_BIDS reasons) travel so the CLI can print them
+  const body: ApiErrorBody = { ok: false, error: details !== undefined ? { code, message, details } : { code, message } }
   sendJson(res, status, body)
 }
 

@@ -26,6 +26,8 @@ export type CliErrorCode =
   | 'SWARM_TIMEOUT'
   /** swarm up: stopped by SIGINT/SIGTERM (what had started was stopped) */
   | 'SWARM_INTERRUPTED'
+  /** swarm up: anvil did not start, or deploying/funding the hub failed */
+  | 'SWARM_CHAIN_FAILED'
   /** swarm down: a process survived SIGKILL */
   | 'SWARM_STOP_FAILED'
 

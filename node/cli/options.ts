@@ -20,8 +20,17 @@ export const CLI_DEFAULTS = {
   // adverts are published right after start; a DHT lookup on a fresh swarm
   // may need a few rounds before every provider has announced
   quickstartDiscoveryTimeoutMs: 90_000,
+  /** from the deal to the demo task's final status: fetch, run, contribute (seconds on a quiet machine) */
+  quickstartTaskTimeoutMs: 120_000,
   // how long `start --bootstrap` waits for a first connection before saying none answered
   bootstrapCheckMs: 15_000,
+  // anvil answers its RPC in well under a second; a loaded machine may need more
+  chainReadyTimeoutMs: 20_000,
+  // one API call that sends transactions (deposit, stake) and waits for their
+  // receipts: anvil automines, so seconds at most
+  chainTxTimeoutMs: 30_000,
+  // task submit waits for the bidding window plus matchOrders
+  taskSubmitTimeoutMs: 120_000,
   // status polling while waiting for something
   pollIntervalMs: 200,
   // lines of a failed node's log printed with the error

@@ -27,6 +27,8 @@ export interface FormattedError {
   code: string
   message: string
   exitCode: number
+  /** the server's error details (e.g. NO_BIDS reasons), passed on in --json */
+  details?: Record<string, unknown>
 }
 
 /** Code, one-line message and exit code of anything a command threw. */
@@ -36,7 +38,8 @@ export function describeError (err: unknown): FormattedError {
     const serverCode = err.code === 'API_ERROR' && typeof err.details?.serverCode === 'string' ? err.details.serverCode : undefined
     const code = serverCode ?? err.code
     const usage = USAGE_CODES.has(code) || (err as { usage?: unknown }).usage === true
-    return { code, message: oneLine(err.message), exitCode: usage ? 2 : 1 }
+    const details = serverCode !== undefined ? err.details?.serverDetails : undefined
+    return { code, message: oneLine(err.message), exitCode: usage ? 2 : 1, ...(typeof details === 'object' && details !== null ? { details: details as Record<string, unknown> } : {}) }
   }
   const message = err instanceof Error ? err.message : String(err)
   return { code: 'INTERNAL', message: oneLine(message), exitCode: 1 }
@@ -45,7 +48,7 @@ export function describeError (err: unknown): FormattedError {
 /** `iexec-p2p: <message> (<CODE>)`, or the JSON envelope with --json; on stderr. */
 export function printError (io: CliIo, err: FormattedError, json: boolean): void {
   if (json) {
-    io.err(JSON.stringify({ ok: false, error: { code: err.code, message: err.message } }) + '\n')
+    io.err(JSON.stringify({ ok: false, error: { code: err.code, message: err.message, ...(err.details !== undefined ? { details: err.details } : {}) } }) + '\n')
   } else {
     io.err(`iexec-p2p: ${err.message} (${err.code})\n`)
   }

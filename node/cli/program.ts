@@ -8,6 +8,7 @@ import type { InitCommandOptions } from './init-command.js'
 import type { StartCommandOptions } from './start-command.js'
 import type { ClientCommandOptions } from './client-commands.js'
 import type { QuickstartOptions, SwarmDirOptions, SwarmUpCommandOptions } from './swarm-commands.js'
+import type { AppRegisterCommandOptions, OrderbookCommandOptions, TaskSubmitCommandOptions } from './market-commands.js'
 
 // Commander maps its own failures to codes; these are usage errors (exit 2).
 const COMMANDER_CODES: Record<string, string> = {
@@ -116,11 +117,12 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
   const swarm = program.command('swarm')
     .description('a private swarm of node processes on this machine')
   swarm.command('up')
-    .description('start N nodes in the background with a fresh swarm key, bootstrapped to each other')
+    .description('start a local chain (anvil + hub, funded wallets, provider stakes) and N nodes in the background, with a fresh swarm key')
     .option('--nodes <n>', `number of nodes, node 0 being the requester when n >= 2 (default: ${CLI_DEFAULTS.swarmNodes})`)
     .option('--dir <dir>', 'swarm dir: swarm.key, swarm.json, one data dir per node (default: <data-dir>/swarm)')
     .option('--timeout <seconds>', `give up when the nodes are not ready in this time (default: ${CLI_DEFAULTS.swarmReadyTimeoutMs / 1000})`)
-    .option('--json', 'print the nodes as JSON')
+    .option('--no-chain', 'no local chain: no anvil, no hub, no funding (the market commands then answer CHAIN_NOT_CONFIGURED)')
+    .option('--json', 'print the chain and the nodes as JSON')
     .action(async (opts: SwarmUpCommandOptions) => {
       const { swarmUpCommand } = await import('./swarm-commands.js')
       await swarmUpCommand(io, opts)
@@ -134,7 +136,7 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
       await swarmStatusCommand(io, opts)
     })
   swarm.command('down')
-    .description('stop every node of the swarm (SIGTERM, then SIGKILL) and remove swarm.json')
+    .description('stop every node of the swarm, then its anvil (SIGTERM, then SIGKILL), and remove swarm.json')
     .option('--dir <dir>', 'swarm dir (default: <data-dir>/swarm)')
     .option('--json', 'print JSON for scripts')
     .action(async (opts: SwarmDirOptions) => {
@@ -145,12 +147,110 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
   program.command('quickstart')
     .description('start a 4-node swarm, wait until every node finds the providers, show peers and resources')
     .option('--once', 'stop the swarm at the end')
+    .option('--no-chain', 'no local chain: only the network part (peers and resources)')
     .option('--nodes <n>', `number of nodes: one requester, the others providers (default: ${CLI_DEFAULTS.quickstartNodes})`)
     .option('--dir <dir>', 'swarm dir (default: <data-dir>/swarm)')
     .option('--json', 'print JSON for scripts')
     .action(async (opts: QuickstartOptions) => {
       const { quickstartCommand } = await import('./swarm-commands.js')
       await quickstartCommand(io, opts)
+    })
+
+  addClientOptions(program.command('orderbook')
+    .description('list the live orders of the node\'s orderbook')
+    .argument('[type]', 'app, dataset, request or bid (default: all)')
+    .option('--app <address>', 'only orders for this app')
+    .option('--dataset <address>', 'only orders for this dataset')
+    .option('--category <id>', 'only orders of this category')
+    .option('--requester <address>', 'only request orders of this requester'))
+    .action(async (type: string | undefined, opts: OrderbookCommandOptions) => {
+      const { orderbookCommand } = await import('./market-commands.js')
+      await orderbookCommand(io, type, opts)
+    })
+
+  const order = program.command('order').description('the node\'s own orders')
+  addClientOptions(order.command('cancel')
+    .description('cancel one of the node\'s orders on chain')
+    .argument('<hash>', 'order hash (0x and 64 hex digits)'))
+    .action(async (hash: string, opts: ClientCommandOptions) => {
+      const { orderCancelCommand } = await import('./market-commands.js')
+      await orderCancelCommand(io, hash, opts)
+    })
+
+  const wallet = program.command('wallet').description('the node\'s Ethereum wallet')
+  addClientOptions(wallet.command('show').description('ETH, RLC, hub balance, frozen, stake'))
+    .action(async (opts: ClientCommandOptions) => {
+      const { walletShowCommand } = await import('./market-commands.js')
+      await walletShowCommand(io, opts)
+    })
+
+  const account = program.command('account').description('the node\'s account in the hub (escrow)')
+  for (const action of ['deposit', 'withdraw'] as const) {
+    addClientOptions(account.command(action)
+      .description(action === 'deposit' ? 'move RLC from the wallet into the hub' : 'move free RLC from the hub back to the wallet')
+      .argument('<amount>', 'nRLC (5, 5nRLC) or RLC with up to 9 decimals (1.5RLC)'))
+      .action(async (amount: string, opts: ClientCommandOptions) => {
+        const { accountCommand } = await import('./market-commands.js')
+        await accountCommand(io, action, amount, opts)
+      })
+  }
+
+  addClientOptions(program.command('stake')
+    .description('move RLC from the hub balance into the stake (providers: needed to be drawn and to bid)')
+    .argument('<amount>', 'nRLC (5, 5nRLC) or RLC with up to 9 decimals (1.5RLC)'))
+    .action(async (amount: string, opts: ClientCommandOptions) => {
+      const { stakeCommand } = await import('./market-commands.js')
+      await stakeCommand(io, amount, opts)
+    })
+
+  const deal = program.command('deal').description('deals on chain')
+  addClientOptions(deal.command('show')
+    .description('a deal: scheduler, workers, tasks')
+    .argument('<dealId>', 'deal id (0x and 64 hex digits)'))
+    .action(async (dealId: string, opts: ClientCommandOptions) => {
+      const { dealShowCommand } = await import('./market-commands.js')
+      await dealShowCommand(io, dealId, opts)
+    })
+
+  const task = program.command('task').description('ask the swarm for work (requester nodes)')
+  addClientOptions(task.command('submit')
+    .description('sign and gossip a request order, collect bids, match the cheapest on chain; prints the deal')
+    .option('--app <address|name>', 'the app to run (required)')
+    .option('--dataset <address>', 'a dataset the app reads')
+    .option('--args <args>', 'command-line arguments of the app')
+    .option('--input <cid...>', 'input files, by CID')
+    .option('--category <id>', 'iExec category')
+    .option('--trust <n>', 'trust level: how many agreeing workers the consensus needs')
+    .option('--volume <n>', 'number of tasks')
+    .option('--max-price <amount>', 'most you pay a provider per task (nRLC, or 1.5RLC)')
+    .option('--tag <tag...>', 'tags every provider must have, such as region:eu')
+    .option('--bidding-window <ms>', 'how long to collect bids')
+    .option('--watch', 'print progress lines while waiting'))
+    .action(async (opts: TaskSubmitCommandOptions) => {
+      const { taskSubmitCommand } = await import('./market-commands.js')
+      await taskSubmitCommand(io, opts)
+    })
+
+  const app = program.command('app').description('apps on chain')
+  addClientOptions(app.command('publish <file>')
+    .description('add a WASI module to the swarm (Helia), register it on chain and publish its app order')
+    .option('--name <name>', 'app name (default: the file name without .wasm)')
+    .option('--price <amount>', 'price per task (nRLC, or 1.5RLC)', '0')
+    .option('--volume <n>', 'how many tasks the app order allows'))
+    .action(async (file: string, opts: AppRegisterCommandOptions) => {
+      const { appPublishCommand } = await import('./market-commands.js')
+      await appPublishCommand(io, file, opts)
+    })
+  addClientOptions(app.command('register')
+    .description('register an app on chain and publish its app order')
+    .option('--name <name>', 'app name')
+    .option('--cid <cid>', 'CID of the app\'s wasm module')
+    .option('--checksum <hex>', 'sha256 of the wasm module')
+    .option('--price <amount>', 'price per task (nRLC, or 1.5RLC)')
+    .option('--volume <n>', 'how many tasks the app order allows'))
+    .action(async (opts: AppRegisterCommandOptions) => {
+      const { appRegisterCommand } = await import('./market-commands.js')
+      await appRegisterCommand(io, opts)
     })
 
   return program

@@ -5,7 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { CliError } from './errors.js'
 import { CLI_DEFAULTS } from './options.js'
 import { printJson, table, type CliIo } from './output.js'
-import { parseIntOption } from './parse.js'
+import { formatRlc, parseIntOption } from './parse.js'
+import { runDemoMarket, type DemoMarketResult } from './quickstart-market.js'
 import { defaultSwarmDir, swarmDown, swarmStatus, swarmUp, toUpJson, type SwarmFile } from './swarm.js'
 
 export interface SwarmDirOptions {
@@ -18,6 +19,8 @@ export interface SwarmUpCommandOptions {
   dir?: string
   json?: boolean
   timeout?: string
+  /** false with --no-chain */
+  chain?: boolean
 }
 
 /** Stops a swarm being started when the user presses Ctrl-C. */
@@ -34,14 +37,23 @@ function progressTo (io: CliIo): (line: string) => void {
   return (line) => { io.err(`${line}\n`) }
 }
 
-async function up (io: CliIo, dir: string, nodes: number, timeoutMs: number, json: boolean): Promise<SwarmFile> {
+async function up (io: CliIo, dir: string, nodes: number, timeoutMs: number, json: boolean, chain: boolean): Promise<SwarmFile> {
   const abort = abortOnSignal()
   try {
     // with --json, stderr carries only the error envelope, so scripts can parse it
-    return await swarmUp({ dir, nodes, readyTimeoutMs: timeoutMs, ...(json ? {} : { onProgress: progressTo(io) }), signal: abort.signal })
+    return await swarmUp({ dir, nodes, readyTimeoutMs: timeoutMs, chain, ...(json ? {} : { onProgress: progressTo(io) }), signal: abort.signal })
   } finally {
     abort.dispose()
   }
+}
+
+function printChainHuman (io: CliIo, file: SwarmFile): void {
+  const c = file.chain
+  if (c == null) {
+    io.out('chain: none (--no-chain): market commands answer CHAIN_NOT_CONFIGURED\n')
+    return
+  }
+  io.out(`chain: anvil pid ${c.pid}, rpc ${c.rpc}, chain id ${c.chainId}\n       hub ${c.hub}, RLC ${c.rlc}\n`)
 }
 
 function printSwarmHuman (io: CliIo, file: SwarmFile): void {
@@ -52,12 +64,13 @@ export async function swarmUpCommand (io: CliIo, opts: SwarmUpCommandOptions): P
   const nodes = opts.nodes !== undefined ? parseIntOption('--nodes', opts.nodes, 1, CLI_DEFAULTS.maxSwarmNodes) : CLI_DEFAULTS.swarmNodes
   const timeoutMs = opts.timeout !== undefined ? parseIntOption('--timeout', opts.timeout, 1, 3600) * 1000 : CLI_DEFAULTS.swarmReadyTimeoutMs
   const dir = resolve(opts.dir ?? defaultSwarmDir())
-  const file = await up(io, dir, nodes, timeoutMs, opts.json === true)
+  const file = await up(io, dir, nodes, timeoutMs, opts.json === true, opts.chain !== false)
   if (opts.json === true) {
     printJson(io, toUpJson(file))
     return
   }
   io.out(`swarm of ${file.nodes.length} node(s) running in ${dir}\n`)
+  printChainHuman(io, file)
   printSwarmHuman(io, file)
   io.out(`stop it with: iexec-p2p swarm down --dir ${dir}\n`)
 }
@@ -67,11 +80,12 @@ export async function swarmStatusCommand (io: CliIo, opts: SwarmDirOptions): Pro
   const st = await swarmStatus(dir)
   if (opts.json === true) {
     printJson(io, {
-      chain: null,
+      chain: st.chain === null ? null : { rpc: st.chain.rpc, chainId: st.chain.chainId, hub: st.chain.hub, rlc: st.chain.rlc, pid: st.chain.pid, running: st.chain.running },
       nodes: st.nodes.map((n) => ({ peerId: n.peerId, multiaddrs: n.multiaddrs, api: n.api, tokenFile: n.tokenFile, address: n.address, role: n.role, pid: n.pid, running: n.running, connections: n.connections }))
     })
     return
   }
+  io.out(st.chain === null ? 'chain: none\n' : `chain: anvil pid ${st.chain.pid} ${st.chain.running ? 'running' : 'stopped'}, rpc ${st.chain.rpc}, hub ${st.chain.hub}\n`)
   io.out(table(['NODE', 'ROLE', 'STATE', 'CONNECTIONS', 'PEER ID', 'API'], st.nodes.map((n) => [
     `node-${n.index}`, n.role, n.running ? 'running' : 'stopped', n.connections === null ? '-' : String(n.connections), n.peerId, n.api
   ])))
@@ -81,32 +95,36 @@ export async function swarmDownCommand (io: CliIo, opts: SwarmDirOptions): Promi
   const dir = resolve(opts.dir ?? defaultSwarmDir())
   const result = await swarmDown(dir, opts.json === true ? undefined : progressTo(io))
   if (opts.json === true) {
-    printJson(io, { dir, stopped: result?.stopped ?? [], killed: result?.killed ?? [] })
+    printJson(io, { dir, stopped: result?.stopped ?? [], killed: result?.killed ?? [], chainPid: result?.chainPid ?? null })
     return
   }
   if (result === undefined) {
     io.out(`no swarm in ${dir}: nothing to stop\n`)
     return
   }
-  io.out(`swarm in ${dir} stopped (${result.stopped.length} stopped${result.killed.length > 0 ? `, ${result.killed.length} killed` : ''})\n`)
+  io.out(`swarm in ${dir} stopped (${result.stopped.length} stopped${result.killed.length > 0 ? `, ${result.killed.length} killed` : ''}${result.chainPid !== null ? `, anvil pid ${result.chainPid} stopped` : ''})\n`)
 }
 
 export interface QuickstartOptions {
   once?: boolean
+  /** false with --no-chain */
+  chain?: boolean
   nodes?: string
   dir?: string
   json?: boolean
 }
 
 /**
- * `iexec-p2p quickstart` (what `npm start` runs): a swarm, a wait until every
- * node finds every provider through the DHT, then peers and resources.
+ * `iexec-p2p quickstart` (what `npm start` runs): a swarm with its chain, a
+ * wait until every node finds every provider through the DHT, peers and
+ * resources; then (with the chain) a demo app registered, one task submitted
+ * by the requester, the deal and the balances.
  */
 export async function quickstartCommand (io: CliIo, opts: QuickstartOptions): Promise<void> {
   const nodes = opts.nodes !== undefined ? parseIntOption('--nodes', opts.nodes, 2, CLI_DEFAULTS.maxSwarmNodes) : CLI_DEFAULTS.quickstartNodes
   const dir = resolve(opts.dir ?? defaultSwarmDir())
   const progress = opts.json === true ? () => {} : progressTo(io)
-  const file = await up(io, dir, nodes, CLI_DEFAULTS.swarmReadyTimeoutMs, opts.json === true)
+  const file = await up(io, dir, nodes, CLI_DEFAULTS.swarmReadyTimeoutMs, opts.json === true, opts.chain !== false)
   let keep = false
   try {
     const providers = file.nodes.filter((n) => n.role === 'provider').map((n) => n.peerId)
@@ -117,14 +135,17 @@ export async function quickstartCommand (io: CliIo, opts: QuickstartOptions): Pr
     const requester = file.nodes[0]
     const client = new ApiClient(requester.api, (await readFile(requester.tokenFile, 'utf8')).trim())
     const peers = await client.peers()
+    const market = file.chain != null ? await runDemoMarket(file, progress) : null
     if (opts.json === true) {
-      printJson(io, { ...toUpJson(file), peers, resources: seen })
+      printJson(io, { ...toUpJson(file), peers, resources: seen, ...(market !== null ? { app: market.app, deal: market.deal, final: market.final, wallets: market.wallets } : {}) })
     } else {
       printSwarmHuman(io, file)
       io.out(`\npeers of node-0 (${requester.role}):\n`)
       io.out(table(['PEER ID', 'LATENCY'], peers.map((p) => [p.peerId, p.latencyMs === null ? '-' : `${p.latencyMs.toFixed(1)} ms`])))
       io.out('\nproviders found through the DHT:\n')
       io.out(table(['PEER ID', 'CPUS', 'MEMORY', 'CATEGORY', 'PRICE FLOOR'], seen.map((r) => [r.peerId, String(r.cpus), `${r.memoryMb} MB`, String(r.category), `${r.priceFloor} nRLC`])))
+      if (market !== null) printMarketHuman(io, file, market)
+      else io.out('\nno chain (--no-chain): no app, no task, no deal\n')
     }
     keep = opts.once !== true
   } finally {
@@ -134,6 +155,30 @@ export async function quickstartCommand (io: CliIo, opts: QuickstartOptions): Pr
       await swarmDown(dir, progress)
     }
   }
+}
+
+function printMarketHuman (io: CliIo, file: SwarmFile, m: DemoMarketResult): void {
+  const who = (address: string): string => {
+    const i = file.nodes.findIndex((n) => n.address.toLowerCase() === address.toLowerCase())
+    return i < 0 ? address : `${address} (node-${i})`
+  }
+  io.out(`\ndemo app ${m.app.name} registered at ${m.app.address}\n  cid ${m.app.cid} (added to the owner's Helia: ${m.app.wasm})\n  sha256 ${m.app.checksum}\n`)
+  io.out(`\ndeal ${m.deal.dealId} (mined ${(m.deal.ms / 1000).toFixed(1)} s after the request)\n  scheduler ${who(m.deal.scheduler)}\n`)
+  for (const w of m.deal.workers) io.out(`  worker    ${who(w)}\n`)
+  for (const t of m.final.tasks) io.out(`  task      ${t.taskId} ${t.status} (${(m.final.ms / 1000).toFixed(1)} s after the deal)\n`)
+  io.out('\nbalances (RLC):\n')
+  io.out(table(['NODE', 'ROLE', 'WALLET', 'HUB BALANCE', 'FROZEN', 'STAKE', 'STAKE LOCKED'], m.wallets.map((w) => [
+    `node-${w.node}`, w.role, formatRlc(w.rlc), formatRlc(w.balance), formatRlc(w.frozen), formatRlc(w.stake), formatRlc(w.stakeLocked)
+  ])))
+  io.out([
+    '',
+    'what happened: a libp2p swarm found its providers in the DHT; anvil runs the PoCo hub; wallets were funded, deposits',
+    'and stakes made; the app was added to Helia and registered on chain; its order and the request were gossiped; providers',
+    'bid; matchOrders made the deal and elected its scheduler by stake; the scheduler sent a signed authorization; the worker',
+    'fetched the app over bitswap, checked its sha256, ran it in the WASI sandbox and contributed its result on chain.',
+    'not yet here: `result get` (fetch and print the result), datasets, trust > 1 from the CLI (see README: Not yet).',
+    ''
+  ].join('\n'))
 }
 
 /** Polls every node's /v1/resources until each lists all providers; bounded. Returns node 0's list. */

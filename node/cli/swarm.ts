@@ -11,6 +11,7 @@ import { isIexecError } from '../errors.js'
 import { CliError } from './errors.js'
 import { CLI_DEFAULTS } from './options.js'
 import { isOurProcess, logTail, stopProcesses, type StopResult } from './processes.js'
+import { chainAlive, clearNodeChainConfig, depositAndStake, startSwarmChain, stopSwarmChain, writeNodeChainConfig, type FundingPath, type SwarmChainRecord } from './swarm-chain.js'
 
 /** One node of a local swarm, as swarm.json records it. */
 export interface SwarmNodeRecord {
@@ -32,12 +33,14 @@ export interface SwarmFile {
   dir: string
   swarmKeyFile: string
   startedAt: string
+  /** the swarm's anvil; null with --no-chain (absent in files of older versions) */
+  chain?: SwarmChainRecord | null
   nodes: SwarmNodeRecord[]
 }
 
-/** What `swarm up --json` prints (DESIGN.md); chain comes with the contracts issue. */
+/** What `swarm up --json` prints (DESIGN.md); chain is null with --no-chain. */
 export interface SwarmUpJson {
-  chain: null
+  chain: { rpc: string, chainId: number, hub: string, rlc: string } | null
   nodes: Array<Pick<SwarmNodeRecord, 'peerId' | 'multiaddrs' | 'api' | 'tokenFile' | 'address' | 'role'>>
 }
 
@@ -45,6 +48,8 @@ export interface SwarmUpOptions {
   dir: string
   nodes: number
   readyTimeoutMs?: number
+  /** start anvil, deploy the hub, fund and stake (default true) */
+  chain?: boolean
   onProgress?: (line: string) => void
   /** aborting (e.g. on SIGINT) stops what was started and rejects */
   signal?: AbortSignal
@@ -70,7 +75,7 @@ export function cliEntry (): { execPath: string, args: string[] } {
 
 export function toUpJson (file: SwarmFile): SwarmUpJson {
   return {
-    chain: null,
+    chain: file.chain != null ? { rpc: file.chain.rpc, chainId: file.chain.chainId, hub: file.chain.hub, rlc: file.chain.rlc } : null,
     nodes: file.nodes.map((n) => ({ peerId: n.peerId, multiaddrs: n.multiaddrs, api: n.api, tokenFile: n.tokenFile, address: n.address, role: n.role }))
   }
 }
@@ -119,7 +124,11 @@ interface ReadyInfo { api: string, multiaddrs: string[] }
  * Starts a private swarm of `nodes` detached node processes in `dir`:
  * a fresh swarm key, one data dir per node (dev unprotected keys), node 0
  * first, then the others bootstrapped to it. Node 0 is the requester when
- * there are two nodes or more. On any failure, stops what it started.
+ * there are two nodes or more. With `chain` (the default): a detached anvil,
+ * RLC and the hub deployed, every wallet funded, the chain section written
+ * into each config.json before the node starts, then deposits (every node)
+ * and stakes (providers) through the nodes' API. On any failure, stops what
+ * it started (nodes and anvil).
  */
 export async function swarmUp (opts: SwarmUpOptions): Promise<SwarmFile> {
   const dir = resolve(opts.dir)
@@ -130,6 +139,7 @@ export async function swarmUp (opts: SwarmUpOptions): Promise<SwarmFile> {
   const existing = await readSwarmFile(dir)
   if (existing !== undefined) {
     const live = await livePids(existing)
+    if (existing.chain != null && await chainAlive(existing.chain)) live.push(existing.chain.pid)
     if (live.length > 0) {
       throw new CliError('SWARM_ALREADY_RUNNING', `a swarm already runs in ${dir} (pids ${live.join(', ')}): \`iexec-p2p swarm down --dir ${dir}\` first`, { dir })
     }
@@ -142,7 +152,8 @@ export async function swarmUp (opts: SwarmUpOptions): Promise<SwarmFile> {
   const { writeSwarmKeyFile } = await import('../network/index.js')
   await writeSwarmKeyFile(swarmKeyFile)
 
-  const file: SwarmFile = { dir, swarmKeyFile, startedAt: new Date().toISOString(), nodes: [] }
+  const file: SwarmFile = { dir, swarmKeyFile, startedAt: new Date().toISOString(), chain: null, nodes: [] }
+  const withChain = opts.chain !== false
   const children: ChildProcess[] = []
   try {
     for (let i = 0; i < opts.nodes; i++) {
@@ -164,6 +175,36 @@ export async function swarmUp (opts: SwarmUpOptions): Promise<SwarmFile> {
     }
     progress(`swarm: ${opts.nodes} data dirs ready in ${dir}`)
 
+    if (withChain) {
+      progress('swarm: starting anvil (local chain) on 127.0.0.1...')
+      const t0 = Date.now()
+      const chain = await startSwarmChain(dir, file.nodes.map((n) => n.address), deadline, async (rec) => {
+        // recorded before the deployment: an interrupted up can still stop it
+        file.chain = rec
+        await writeSwarmFile(file)
+        progress(`swarm: anvil started, pid ${rec.pid}, rpc ${rec.rpc}; deploying RLC and the hub, funding ${file.nodes.length} wallet(s)...`)
+      }, opts.signal)
+      file.chain = chain
+      await writeSwarmFile(file)
+      progress(`swarm: hub ${chain.hub}, RLC ${chain.rlc} deployed at block ${chain.blockNumber} (${((Date.now() - t0) / 1000).toFixed(1)} s); each node funded with 10 ETH and 1000 RLC`)
+      for (const n of file.nodes) {
+        // a fresh chain voids what a node derived from the previous one (its
+        // orderbook, event cursors, deals, tasks: all in db/). The peer key,
+        // wallet, config and content blocks stay.
+        await rm(dataDirPaths(n.dataDir).db, { recursive: true, force: true })
+        try {
+          await writeNodeChainConfig(n.dataDir, chain)
+        } catch (err) {
+          const code = isIexecError(err) ? err.code : 'INTERNAL'
+          throw new CliError('SWARM_NODE_FAILED', `node-${n.index}: cannot write the chain settings into ${dataDirPaths(n.dataDir).config}: ${err instanceof Error ? err.message : String(err)} (${code})`, { index: n.index, code })
+        }
+      }
+      progress(`swarm: chain section written to ${file.nodes.length} config.json file(s); their chain-derived stores (db/) reset`)
+    } else {
+      // a data dir kept from a swarm with a chain must not point at a dead anvil
+      for (const n of file.nodes) await clearNodeChainConfig(n.dataDir)
+    }
+
     const startOne = async (rec: SwarmNodeRecord, bootstrap: string[]): Promise<void> => {
       const child = spawnNode(rec, swarmKeyFile, bootstrap)
       children.push(child)
@@ -184,11 +225,21 @@ export async function swarmUp (opts: SwarmUpOptions): Promise<SwarmFile> {
     await Promise.all(file.nodes.slice(1).map(async (rec) => { await startOne(rec, bootstrap) }))
     await writeSwarmFile(file)
     for (const c of children) c.unref()
+
+    const chain = file.chain
+    if (chain != null) {
+      progress('swarm: every node deposits 500 RLC in the hub; every provider stakes 100 RLC...')
+      const t0 = Date.now()
+      const paths = await Promise.all(file.nodes.map(async (n): Promise<FundingPath> => await depositAndStake(n, chain)))
+      const how = paths.every((p) => p === 'api') ? 'through each node\'s API' : paths.every((p) => p === 'direct') ? 'directly with each node\'s dev key (the nodes have no deposit/stake routes yet)' : 'partly through the API, partly directly'
+      progress(`swarm: deposits and stakes done ${how} (${((Date.now() - t0) / 1000).toFixed(1)} s)`)
+    }
     return file
   } catch (err) {
     const pids = file.nodes.map((n) => n.pid).filter((p) => p > 0)
-    progress(`swarm: start failed, stopping ${pids.length} started node(s)`)
+    progress(`swarm: start failed, stopping ${pids.length} started node(s)${file.chain != null ? ' and anvil' : ''}`)
     await stopProcesses(pids, CLI_DEFAULTS.swarmStopGraceMs, CLI_DEFAULTS.swarmKillWaitMs)
+    if (file.chain != null) await stopSwarmChain(file.chain).catch(() => {})
     await rm(swarmFilePath(dir), { force: true })
     throw err
   }
@@ -261,7 +312,7 @@ export interface SwarmNodeStatus extends SwarmNodeRecord {
 }
 
 /** Each node of the swarm in `dir`: alive or not, and its connection count. */
-export async function swarmStatus (dir: string): Promise<{ dir: string, nodes: SwarmNodeStatus[] }> {
+export async function swarmStatus (dir: string): Promise<{ dir: string, chain: (SwarmChainRecord & { running: boolean }) | null, nodes: SwarmNodeStatus[] }> {
   const file = await readSwarmFile(resolve(dir))
   if (file === undefined) throw new CliError('SWARM_NOT_FOUND', `no swarm in ${resolve(dir)} (no swarm.json): start one with \`iexec-p2p swarm up\``, { dir })
   const nodes = await Promise.all(file.nodes.map(async (n): Promise<SwarmNodeStatus> => {
@@ -277,14 +328,23 @@ export async function swarmStatus (dir: string): Promise<{ dir: string, nodes: S
     }
     return { ...n, running, connections }
   }))
-  return { dir: file.dir, nodes }
+  const chain = file.chain != null ? { ...file.chain, running: await chainAlive(file.chain) } : null
+  return { dir: file.dir, chain, nodes }
+}
+
+/** What `swarm down` stopped. */
+export interface SwarmDownResult extends StopResult {
+  /** anvil's pid when it was running and got stopped */
+  chainPid: number | null
 }
 
 /**
  * Stops every node of the swarm in `dir` (SIGTERM, then SIGKILL after a grace
- * period) and removes swarm.json. Returns undefined when no swarm was there.
+ * period), then its anvil, and removes swarm.json. Nodes first: a node must
+ * not see its chain vanish while it still runs. Returns undefined when no
+ * swarm was there.
  */
-export async function swarmDown (dir: string, onProgress?: (line: string) => void): Promise<StopResult | undefined> {
+export async function swarmDown (dir: string, onProgress?: (line: string) => void): Promise<SwarmDownResult | undefined> {
   const abs = resolve(dir)
   const file = await readSwarmFile(abs)
   if (file === undefined) return undefined
@@ -296,6 +356,13 @@ export async function swarmDown (dir: string, onProgress?: (line: string) => voi
   }
   // a killed node could not remove its api.json; clients must not find a dead URL
   for (const n of file.nodes) await rm(dataDirPaths(n.dataDir).apiInfo, { force: true })
+  let chainPid: number | null = null
+  if (file.chain != null) {
+    const alive = await chainAlive(file.chain)
+    onProgress?.(alive ? `swarm: stopping anvil (pid ${file.chain.pid})` : 'swarm: anvil already stopped')
+    await stopSwarmChain(file.chain)
+    if (alive) chainPid = file.chain.pid
+  }
   await rm(swarmFilePath(abs), { force: true })
-  return result
+  return { ...result, chainPid }
 }

@@ -40,6 +40,7 @@ function chainConfig (v: unknown): NodeChainConfig {
     out.hub = v.hub
   }
   if (v.chainId !== undefined) out.chainId = intIn(v.chainId, 'chain.chainId', 1, Number.MAX_SAFE_INTEGER)
+  if (v.fromBlock !== undefined) out.fromBlock = intIn(v.fromBlock, 'chain.fromBlock', 0, Number.MAX_SAFE_INTEGER)
   return out
 }
 

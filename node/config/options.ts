@@ -8,6 +8,8 @@ export interface NodeChainConfig {
   rpc?: string
   hub?: string
   chainId?: number
+  /** block the hub was deployed in: event followers start there instead of block 0 */
+  fromBlock?: number
 }
 
 /** What config.json holds. Every field is validated on load (see config-file.ts). */

@@ -107,5 +107,24 @@ export type MarketErrorCode =
   | 'MARKET_BAD_EVENT'
   /** the orderbook was used before open() or after close() */
   | 'MARKET_CLOSED'
+  /** the node has no chain settings (config.chain.rpc and hub): no market */
+  | 'CHAIN_NOT_CONFIGURED'
+  /** a market call's arguments are invalid (details.field) */
+  | 'MARKET_BAD_ARGUMENT'
+  /** no bid came within the bidding window; details.reasons lists the declines */
+  | 'NO_BIDS'
+  /** the requester's hub balance cannot pay for the request */
+  | 'INSUFFICIENT_BALANCE'
+  /** no app (or dataset) of that address or name on the hub */
+  | 'APP_NOT_FOUND'
+  | 'DATASET_NOT_FOUND'
+  /** no live app (or dataset) order in the book that the request can match */
+  | 'NO_APP_ORDER'
+  | 'NO_DATASET_ORDER'
+  /** no live order of that hash in the book, or no deal of that id on chain */
+  | 'ORDER_NOT_FOUND'
+  | 'DEAL_NOT_FOUND'
+  /** the order is not this node's to cancel */
+  | 'NOT_ORDER_OWNER'
 
 export class MarketError extends IexecError<MarketErrorCode> {}

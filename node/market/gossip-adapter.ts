@@ -75,10 +75,11 @@ export interface GossipAdapterInit<T extends MarketMessageType> {
   rejects?: PeerRejectTracker
   logger?: MarketLogger
   /**
-   * Called with each accepted message (e.g. to put it in the orderbook).
+   * Called with each accepted message (e.g. to put it in the orderbook),
+   * the relaying peer and the message's author (gossipsub's signed `from`).
    * Not awaited by gossipsub; its failure is logged, never thrown.
    */
-  onAccept?: (validated: ValidatedMessage<T>, from: string) => void | Promise<void>
+  onAccept?: (validated: ValidatedMessage<T>, from: string, author: string) => void | Promise<void>
 }
 
 /**
@@ -86,7 +87,7 @@ export interface GossipAdapterInit<T extends MarketMessageType> {
  * apart from the TopicValidatorFn so the sync and bid-stream handlers (which
  * have bytes and a peer id, not a gossip Message) share the same path.
  */
-export async function runGossipValidation<T extends MarketMessageType> (init: GossipAdapterInit<T>, bytes: Uint8Array, from: string): Promise<TopicValidatorResult> {
+export async function runGossipValidation<T extends MarketMessageType> (init: GossipAdapterInit<T>, bytes: Uint8Array, from: string, author: string = from): Promise<TopicValidatorResult> {
   const { type, ctx } = init
   const log = (msg: string, context: Record<string, unknown>): void => {
     // a logger's failure must not change the verdict
@@ -111,7 +112,7 @@ export async function runGossipValidation<T extends MarketMessageType> (init: Go
   if (init.onAccept !== undefined) {
     const onAccept = init.onAccept
     try {
-      const r = onAccept(validated, from)
+      const r = onAccept(validated, from, author)
       if (r instanceof Promise) {
         r.catch((err: unknown) => { log('market onAccept failed', { type, from, error: err instanceof Error ? err.message : String(err) }) })
       }
@@ -126,7 +127,9 @@ export async function runGossipValidation<T extends MarketMessageType> (init: Go
 export function createTopicValidator<T extends MarketMessageType> (init: GossipAdapterInit<T>): TopicValidatorFn {
   return async (peer, message) => {
     try {
-      return await runGossipValidation(init, message.data, peer.toString())
+      // `peer` relayed the message (it is the one scored); a signed message's
+      // `from` is its author (the one to answer, e.g. with a bid)
+      return await runGossipValidation(init, message.data, peer.toString(), message.type === 'signed' ? message.from.toString() : peer.toString())
     } catch {
       // only a throwing logger, stats or getter gets here: still never throw into gossipsub
       return TopicValidatorResult.Ignore

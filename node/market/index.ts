@@ -23,6 +23,23 @@
  * const decision = await defaultBidStrategy(request, bidContext)
  * if (!decision.bid) console.log(decision.reason)   // "price too low (max 3 < floor 5 nRLC)"
  * ```
+ *
+ * In a node, all of the above is wired by {@link MarketService} (node.ts
+ * builds it when config.chain has rpc and hub): validators on every topic
+ * (registered before the network subscribes), accepted orders into the book,
+ * hub events (EventFollower, cursor in the level store) dropping consumed and
+ * cancelled orders, the late-joiner sync, the provider's bids and declines
+ * (direct stream, or the bid topic), and the requester's
+ * `submit` (request -> bids -> matchOrders -> deal). `marketRoutes` serves
+ * them on the local API.
+ *
+ * @example
+ * ```ts
+ * const market = new MarketService({ network, db, chain, signer: wallet, swarmId, role: 'requester', provider, fromBlock })
+ * await network.start(); await market.start()
+ * const deal = await market.requester.submit({ app: 'wordcount', args: 'hello', trust: 1 })
+ * // { dealId, scheduler, workers, tasks: [{ taskId, status }], ... }
+ * ```
  */
 export {
   validateAppOrderGossip, validateDatasetOrderGossip, validateRequestOrderGossip, validateBidGossip, validateCancelGossip,
@@ -43,5 +60,15 @@ export { marketScoring } from './scoring.js'
 export type { MarketScoring, MarketScoringOptions } from './scoring.js'
 export { GossipValidationError, isGossipValidationError, GOSSIP_ACTIONS, MarketError } from './errors.js'
 export type { GossipAction, GossipValidationCode, MarketErrorCode } from './errors.js'
-export { defaultMarketValidationOptions, defaultOrderbookOptions } from './options.js'
-export type { MarketValidationOptions, OrderbookOptions, ProviderProfile } from './options.js'
+export { defaultMarketValidationOptions, defaultOrderbookOptions, defaultMarketServiceOptions } from './options.js'
+export type { MarketValidationOptions, OrderbookOptions, ProviderProfile, MarketServiceOptions } from './options.js'
+export { MarketService } from './service.js'
+export type { MarketServiceInit, OrderSigner, KnownApp } from './service.js'
+export { Provider } from './provider.js'
+export type { ProviderSettings, ProviderDecisionRecord } from './provider.js'
+export { Requester, workersForTrust, taskStatusName } from './requester.js'
+export type { SubmitRequestParams, SubmitResult, SubmittedTask, DeclineReason } from './requester.js'
+export { marketRoutes } from './routes.js'
+export type { OrderView } from './routes.js'
+export { createSyncHandler, syncFromPeer } from './sync.js'
+export type { SyncHandlerOptions, SyncClientOptions } from './sync.js'

@@ -49,3 +49,57 @@ export interface ProviderProfile {
   /** executor kinds it runs ('wasi', 'docker') */
   executors: readonly string[]
 }
+
+/** How the node's market service runs (node/market/service.ts). */
+export interface MarketServiceOptions {
+  /** how providers send bids: a direct stream to the requester, or the bid topic */
+  bidTransport: 'stream' | 'gossip'
+  /** how long a requester collects bids by default, ms */
+  biddingWindowMs: number
+  /** workers picked beyond what the trust level's consensus needs (when trust > 1) */
+  spareWorkers: number
+  /** lifetime of a request order (its salt's expiry), seconds */
+  requestTtlSeconds: number
+  /** lifetime of a bid, seconds */
+  bidTtlSeconds: number
+  /** how often expired orders and old tombstones are pruned, ms */
+  pruneIntervalMs: number
+  /** tombstones older than this are pruned, ms */
+  tombstoneMaxAgeMs: number
+  /** bound on one sync exchange (one page), ms */
+  syncTimeoutMs: number
+  /** orders per sync page */
+  syncPageSize: number
+  /** pages pulled from one peer at most */
+  syncMaxPages: number
+  /** bound on sending one bid or decline and reading its ack, ms */
+  bidStreamTimeoutMs: number
+  /** how often the hub's event follower polls, ms */
+  eventPollIntervalMs: number
+}
+
+export const defaultMarketServiceOptions: MarketServiceOptions = {
+  // the benchmark keeps the transport that holds its latency at 50 nodes;
+  // a direct stream reaches the requester in one hop, gossip in log(n) hops
+  bidTransport: 'stream',
+  // providers answer within tens of ms on a LAN; 5 s leaves room for a slow
+  // provider's RPC calls, and the window ends early once enough bids are in
+  biddingWindowMs: 5_000,
+  // one spare covers a worker that goes silent without making the deal costlier by much
+  spareWorkers: 1,
+  // an hour: long enough for bidding and a retry, short enough that a stale request leaves every book
+  requestTtlSeconds: 3600,
+  bidTtlSeconds: 3600,
+  // a minute: expired orders are already hidden from queries, pruning only reclaims space
+  pruneIntervalMs: 60_000,
+  // an hour: longer than gossipsub's seen cache and any plausible replay window of a late copy
+  tombstoneMaxAgeMs: 3_600_000,
+  syncTimeoutMs: 10_000,
+  // a page of 500 orders is ~400 KB: one stream, a few ms on a LAN
+  syncPageSize: 500,
+  // 20 pages = 10k orders: far more than a swarm's live book, and a bound against a peer that never ends
+  syncMaxPages: 20,
+  bidStreamTimeoutMs: 5_000,
+  // anvil mines in ~70 ms; 100 ms keeps the book within a block of the chain
+  eventPollIntervalMs: 100
+}

@@ -17,6 +17,6 @@ export { generateSwarmKey, writeSwarmKeyFile, readSwarmKeyFile } from './swarm-k
 export { NetworkError } from './errors.js'
 export type { NetworkErrorCode } from './errors.js'
 export { NETWORK_DEFAULTS, silentLogger } from './options.js'
-export type { NetworkOptions, NetworkLogger } from './options.js'
+export type { NetworkOptions, NetworkLogger, GossipScoring } from './options.js'
 export { ResourceAdverts, resourceDhtRules, ADVERT_DEFAULTS } from './adverts.js'
 export type { AdvertsOptions, AdvertisedResources, ResourceQueryOptions } from './adverts.js'

@@ -101,8 +101,13 @@ export interface Network {
   subscribe: (topic: string, handler: (msg: GossipMessage) => void) => () => void
   /** gossip peers subscribed to a topic */
   topicPeers: (topic: string) => string[]
-  /** validates every message of a topic before delivery and relay (market issue uses it) */
+  /**
+   * validates every message of a topic before delivery and relay; a call
+   * before start() is queued and applied before the topics are subscribed
+   */
   setTopicValidator: (topic: string, fn: TopicValidatorFn) => void
+  /** called once a connected peer's protocols are known (identify); returns the unsubscribe function */
+  onPeerIdentified: (handler: (peerId: string, protocols: string[]) => void) => () => void
   handle: (protocol: string, handler: StreamHandler, options?: StreamHandlerOptions) => Promise<void>
   unhandle: (protocol: string) => Promise<void>
   /** opens a stream to a peer (id or multiaddr) */
@@ -181,6 +186,10 @@ class Libp2pNetwork implements Network {
   private bootstrapState: BootstrapStatus[] = []
   private bootstrapDone: Promise<BootstrapStatus[]> = Promise.resolve([])
   private readonly handlers = new Map<string, Set<(msg: GossipMessage) => void>>()
+  // every validator set, applied in start() before subscribing (also after a
+  // stop/start: each start builds a new gossipsub)
+  private readonly validators = new Map<string, TopicValidatorFn>()
+  private readonly identifyHandlers = new Set<(peerId: string, protocols: string[]) => void>()
   private stopping?: Promise<void>
   private readonly retryTimers = new Set<NodeJS.Timeout>()
   // subscribed for the node's whole life (see NetworkOptions.topics)
@@ -277,12 +286,14 @@ class Libp2pNetwork implements Network {
             // no floodsub fallback: every node speaks gossipsub
             fallbackToFloodsub: false,
             emitSelf: false,
+            ...(o.gossipScoring !== undefined ? { scoreThresholds: o.gossipScoring.scoreThresholds } : {}),
             scoreParams: {
+              ...o.gossipScoring?.scoreParams,
               // the same-IP penalty (a Sybil defence: -5 x (peers on one IP - 10)^2)
               // drove every score below the graylist in a 20-node swarm on
               // 127.0.0.1 and all gossip was dropped; loopback peers are this
               // machine's own nodes, so they are exempt. Other IPs keep it.
-              IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1'])
+              IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1', ...(o.gossipScoring?.scoreParams.IPColocationFactorWhitelist ?? [])])
             }
           })
         }
@@ -311,11 +322,33 @@ class Libp2pNetwork implements Network {
       multiaddrs: helia.libp2p.getMultiaddrs().map((ma) => ma.decapsulate(`/p2p/${self.toString()}`))
     })
     helia.libp2p.services.pubsub.addEventListener('message', this.onMessage)
+    // validators first: a topic subscribed before its validator would deliver
+    // (and relay) whatever arrives in between
+    for (const [t, fn] of Object.entries(o.topicValidators ?? {})) helia.libp2p.services.pubsub.topicValidators.set(t, fn)
+    for (const [t, fn] of this.validators) helia.libp2p.services.pubsub.topicValidators.set(t, fn)
+    helia.libp2p.addEventListener('peer:identify', this.onIdentify)
     // before the first dial: subscriptions then travel in each new stream's
     // hello, and a peer knows our topics as soon as it is connected
     for (const t of this.baseTopics) helia.libp2p.services.pubsub.subscribe(t)
     this.log.info('network started', { peerId: this.peerId, multiaddrs: this.multiaddrs() })
     this.dialBootstrap()
+  }
+
+  private readonly onIdentify = (evt: CustomEvent<{ peerId: PeerId, protocols: string[] }>): void => {
+    const peer = evt.detail.peerId.toString()
+    const protocols = [...evt.detail.protocols]
+    for (const h of this.identifyHandlers) {
+      try {
+        h(peer, protocols)
+      } catch (err) {
+        this.log.warn('peer handler threw', { error: errorText(err) })
+      }
+    }
+  }
+
+  onPeerIdentified (handler: (peerId: string, protocols: string[]) => void): () => void {
+    this.identifyHandlers.add(handler)
+    return () => { this.identifyHandlers.delete(handler) }
   }
 
   private readonly onMessage = (evt: CustomEvent<Message>): void => {
@@ -389,6 +422,7 @@ class Libp2pNetwork implements Network {
       for (const t of this.retryTimers) clearTimeout(t)
       this.retryTimers.clear()
       helia.libp2p.services.pubsub.removeEventListener('message', this.onMessage)
+      helia.libp2p.removeEventListener('peer:identify', this.onIdentify)
       await helia.stop()
       await this.closeStores()
       this.isStarted = false
@@ -478,7 +512,8 @@ class Libp2pNetwork implements Network {
   }
 
   setTopicValidator (topic: string, fn: TopicValidatorFn): void {
-    this.libp2p.services.pubsub.topicValidators.set(topic, fn)
+    this.validators.set(topic, fn)
+    if (this.isStarted) this.libp2p.services.pubsub.topicValidators.set(topic, fn)
   }
 
   async handle (protocol: string, handler: StreamHandler, options?: StreamHandlerOptions): Promise<void> {

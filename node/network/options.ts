@@ -1,5 +1,13 @@
 import type { PrivateKey } from '@libp2p/interface'
 import type { SelectFn, ValidateFn } from '@libp2p/kad-dht'
+import type { TopicValidatorFn } from '@libp2p/gossipsub'
+import type { PeerScoreParams, PeerScoreThresholds } from '@libp2p/gossipsub/score'
+
+/** Gossipsub v1.1 scoring (the market's `marketScoring(topics)` fits as is). */
+export interface GossipScoring {
+  scoreParams: Partial<PeerScoreParams>
+  scoreThresholds: PeerScoreThresholds
+}
 
 /** Where the network module writes what an operator should see. */
 export interface NetworkLogger {
@@ -39,6 +47,17 @@ export interface NetworkOptions {
   inboundConnectionThreshold?: number
   /** bound on each ping of peers(), ms */
   pingTimeoutMs?: number
+  /**
+   * per-topic scoring for gossipsub; without it gossipsub scores no topic and
+   * a validator's REJECT punishes nobody. Loopback stays exempt from the
+   * IP-colocation penalty whatever the params say.
+   */
+  gossipScoring?: GossipScoring
+  /**
+   * validators installed in start() BEFORE the topics are subscribed, so no
+   * message of a topic is ever delivered unvalidated
+   */
+  topicValidators?: Record<string, TopicValidatorFn>
 }
 
 export const NETWORK_DEFAULTS = {

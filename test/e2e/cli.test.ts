@@ -34,7 +34,7 @@ describe('e2e: the CLI runs a 3-node private swarm', function () {
     const swarmDir = join(dir, 'swarm')
 
     const t0 = Date.now()
-    const up = await runCli(['swarm', 'up', '--nodes', '3', '--dir', swarmDir, '--json'], 180_000)
+    const up = await runCli(['swarm', 'up', '--nodes', '3', '--no-chain', '--dir', swarmDir, '--json'], 180_000)
     // record the pids first, so afterEach can kill them whatever fails next
     if (existsSync(join(swarmDir, 'swarm.json'))) {
       pids = (JSON.parse(await readFile(join(swarmDir, 'swarm.json'), 'utf8')) as SwarmFile).nodes.map((n) => n.pid)
@@ -106,13 +106,13 @@ describe('e2e: the CLI runs a 3-node private swarm', function () {
   it('refuses a second swarm up on a running swarm', async () => {
     dir = await mkdtemp(join(tmpdir(), 'iexec-e2e-'))
     const swarmDir = join(dir, 'swarm')
-    const up = await runCli(['swarm', 'up', '--nodes', '1', '--dir', swarmDir, '--json'], 120_000)
+    const up = await runCli(['swarm', 'up', '--nodes', '1', '--no-chain', '--dir', swarmDir, '--json'], 120_000)
     if (existsSync(join(swarmDir, 'swarm.json'))) {
       pids = (JSON.parse(await readFile(join(swarmDir, 'swarm.json'), 'utf8')) as SwarmFile).nodes.map((n) => n.pid)
     }
     assert.equal(up.code, 0, up.stderr)
     assert.equal((JSON.parse(up.stdout) as SwarmUpJson).nodes[0].role, 'provider', 'a lone node is a provider')
-    const again = await runCli(['swarm', 'up', '--nodes', '1', '--dir', swarmDir, '--json'], 60_000)
+    const again = await runCli(['swarm', 'up', '--nodes', '1', '--no-chain', '--dir', swarmDir, '--json'], 60_000)
     assert.equal(again.code, 1)
     assert.equal(jsonError(again).code, 'SWARM_ALREADY_RUNNING')
     for (const pid of pids) assert.equal(await isAlive(pid), true, 'the refused second up leaves the first swarm running')
@@ -121,7 +121,7 @@ describe('e2e: the CLI runs a 3-node private swarm', function () {
   it('quickstart --once: every node finds the providers, then the swarm is gone', async () => {
     dir = await mkdtemp(join(tmpdir(), 'iexec-e2e-'))
     const swarmDir = join(dir, 'swarm')
-    const r = await runCli(['quickstart', '--once', '--nodes', '3', '--dir', swarmDir, '--json'], 200_000)
+    const r = await runCli(['quickstart', '--once', '--no-chain', '--nodes', '3', '--dir', swarmDir, '--json'], 200_000)
     assert.equal(r.code, 0, r.stderr)
     const out = JSON.parse(r.stdout) as SwarmUpJson & { peers: PeerView[], resources: ResourceView[] }
     assert.equal(out.nodes.length, 3)

@@ -80,6 +80,11 @@ describe('config: data dir', function () {
     await assert.rejects(loadConfig(dataDirPaths(dataDir).config), (e: unknown) => isIexecError(e, 'CONFIG_INVALID') && e.details?.field === 'cpus')
   })
 
+  it('keeps the chain section, deploy block included', () => {
+    const chain = { rpc: 'http://127.0.0.1:8545', hub: '0x' + '11'.repeat(20), chainId: 31337, fromBlock: 7 }
+    assert.deepEqual(validateConfig({ chain }).chain, chain)
+  })
+
   it('validates each field', () => {
     const ok = validateConfig({})
     assert.deepEqual(ok, { ...defaultNodeConfig(), cpus: ok.cpus, memoryMb: ok.memoryMb })
@@ -93,6 +98,7 @@ describe('config: data dir', function () {
       [{ tags: Array.from({ length: 17 }, (_, i) => `t${i}`) }, 'tags'],
       [{ advertIntervalMs: 10 }, 'advertIntervalMs'],
       [{ chain: { hub: '0x12' } }, 'chain.hub'],
+      [{ chain: { fromBlock: -1 } }, 'chain.fromBlock'],
       [{ unknownSetting: 1 }, 'unknownSetting']
     ]
     for (const [input, field] of bad) {

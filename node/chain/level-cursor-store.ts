@@ -1,0 +1,50 @@
+import { Repository, jsonCodec } from '../db/index.js'
+import type { DbController } from '../db/index.js'
+import { ChainError } from './errors.js'
+import type { Cursor, CursorStore } from './cursor-store.js'
+
+function checkCursor (v: unknown): Cursor {
+  const c = v as Record<string, unknown>
+  const nat = (x: unknown): boolean => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0
+  if (typeof v !== 'object' || v === null || !nat(c.blockNumber) || !nat(c.logIndex) ||
+    (c.checkBlock !== undefined && !nat(c.checkBlock)) ||
+    (c.checkHash !== undefined && (typeof c.checkHash !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(c.checkHash)))) {
+    throw new ChainError('CURSOR_STORE_FAILED', 'stored event cursor is invalid', {})
+  }
+  return v as Cursor
+}
+
+/**
+ * An event follower's cursor in the node's level store (node/db), under
+ * `chain-cursor!<name>`: one store per node, so the cursor lives and dies
+ * with the data it indexes (the orderbook), not in a separate file.
+ *
+ * @example
+ * ```ts
+ * const store = new LevelCursorStore(db, 'hub')
+ * new EventFollower(client, { ..., cursorStore: store })
+ * ```
+ */
+export class LevelCursorStore implements CursorStore {
+  private readonly repo: Repository<Cursor>
+
+  constructor (db: DbController, readonly name: string) {
+    this.repo = new Repository(db, 'chain-cursor', jsonCodec(checkCursor))
+  }
+
+  async load (): Promise<Cursor | undefined> {
+    try {
+      return await this.repo.get(this.name)
+    } catch (err) {
+      throw new ChainError('CURSOR_STORE_FAILED', `cannot read the event cursor ${this.name}`, { name: this.name }, { cause: err })
+    }
+  }
+
+  async save (cursor: Cursor): Promise<void> {
+    try {
+      await this.repo.put(this.name, checkCursor(cursor))
+    } catch (err) {
+      throw new ChainError('CURSOR_STORE_FAILED', `cannot write the event cursor ${this.name}`, { name: this.name }, { cause: err })
+    }
+  }
+}

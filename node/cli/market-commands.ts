@@ -1,0 +1,308 @@
+import { createHash } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { basename } from 'node:path'
+import { isIexecError } from '../errors.js'
+import type { DealView, NoBidReason, OrderbookEntry, OrderType, SubmitTaskRequest, SubmittedTask } from '../api/client.js'
+import { clientFor, type ClientCommandOptions } from './client-commands.js'
+import { CliError, UsageError } from './errors.js'
+import { CLI_DEFAULTS } from './options.js'
+import { printJson, table, type CliIo } from './output.js'
+import {
+  formatAmount, formatEth, parseAddress, parseAmount, parseAppRef, parseBytes32, parseChecksum, parseCidOption,
+  parseIntOption, parsePriceOption, parseTagOption
+} from './parse.js'
+
+// The market's client commands (issue 4): thin clients of the node's API
+// routes. Each validates its command line before any network call, so a typo
+// is a usage error (exit 2) even when no node runs.
+
+const ORDER_TYPES: readonly OrderType[] = ['app', 'dataset', 'request', 'bid']
+
+export interface OrderbookCommandOptions extends ClientCommandOptions {
+  app?: string
+  dataset?: string
+  category?: string
+  requester?: string
+}
+
+export function parseOrderType (raw: string | undefined): OrderType | undefined {
+  if (raw === undefined) return undefined
+  if (!(ORDER_TYPES as readonly string[]).includes(raw)) {
+    throw new UsageError('CLI_BAD_OPTION', `the order type must be one of ${ORDER_TYPES.join(', ')}, got "${raw}"`)
+  }
+  return raw as OrderType
+}
+
+function short (hex: string): string {
+  return hex.length > 14 ? `${hex.slice(0, 8)}…${hex.slice(-4)}` : hex
+}
+
+export async function orderbookCommand (io: CliIo, typeArg: string | undefined, opts: OrderbookCommandOptions): Promise<void> {
+  const query = {
+    ...(typeArg !== undefined ? { type: parseOrderType(typeArg) } : {}),
+    ...(opts.app !== undefined ? { app: parseAddress('--app', opts.app) } : {}),
+    ...(opts.dataset !== undefined ? { dataset: parseAddress('--dataset', opts.dataset) } : {}),
+    ...(opts.category !== undefined ? { category: parseIntOption('--category', opts.category, 0, 1_000_000) } : {}),
+    ...(opts.requester !== undefined ? { requester: parseAddress('--requester', opts.requester) } : {})
+  }
+  const api = await clientFor(opts)
+  const orders = await api.orderbook(query)
+  if (opts.json === true) {
+    printJson(io, { orders })
+    return
+  }
+  if (orders.length === 0) {
+    io.out('the orderbook holds no live order for this query\n')
+    return
+  }
+  io.out(table(['TYPE', 'ORDER HASH', 'SIGNER', 'PRICE', 'REMAINING', 'RECEIVED'], orders.map((o: OrderbookEntry) => [
+    o.type, o.orderHash, short(o.signer), priceOf(o), String(o.remaining), receivedAt(o.receivedAt)
+  ])))
+}
+
+function priceOf (o: OrderbookEntry): string {
+  const key = o.type === 'app' ? 'appprice' : o.type === 'dataset' ? 'datasetprice' : o.type === 'request' ? 'workerpoolmaxprice' : 'price'
+  const v = o.order[key]
+  if (typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint') {
+    try {
+      return `${BigInt(v)} nRLC`
+    } catch {
+      return String(v)
+    }
+  }
+  return '-'
+}
+
+function receivedAt (v: number | string): string {
+  const d = new Date(typeof v === 'number' ? v : Number.isNaN(Number(v)) ? v : Number(v))
+  return Number.isNaN(d.getTime()) ? String(v) : d.toISOString()
+}
+
+export async function orderCancelCommand (io: CliIo, hash: string, opts: ClientCommandOptions): Promise<void> {
+  const orderHash = parseBytes32('the order hash', hash)
+  const api = await clientFor(opts)
+  const r = await api.cancelOrder(orderHash)
+  if (opts.json === true) printJson(io, r)
+  else io.out(`order ${r.orderHash} cancelled on chain (tx ${r.txHash})\n`)
+}
+
+export async function walletShowCommand (io: CliIo, opts: ClientCommandOptions): Promise<void> {
+  const api = await clientFor(opts)
+  const w = await api.wallet()
+  if (opts.json === true) {
+    printJson(io, w)
+    return
+  }
+  io.out([
+    `address       ${w.address}`,
+    `eth           ${formatEth(w.eth)}`,
+    `rlc (wallet)  ${formatAmount(w.rlc)}`,
+    `hub balance   ${formatAmount(w.balance)}`,
+    `frozen        ${formatAmount(w.frozen)}`,
+    `stake         ${formatAmount(w.stake)}`,
+    `stake locked  ${formatAmount(w.stakeLocked)}`
+  ].join('\n') + '\n')
+}
+
+export async function accountCommand (io: CliIo, action: 'deposit' | 'withdraw', rawAmount: string, opts: ClientCommandOptions): Promise<void> {
+  const amount = parseAmount('AMOUNT', rawAmount)
+  const api = await clientFor(opts)
+  const r = action === 'deposit' ? await api.deposit(amount) : await api.withdraw(amount)
+  if (opts.json === true) {
+    printJson(io, r)
+    return
+  }
+  io.out(`${action === 'deposit' ? 'deposited' : 'withdrew'} ${formatAmount(amount)} (tx ${r.txHash})\nhub balance now ${formatAmount(r.balance)}\n`)
+}
+
+export async function stakeCommand (io: CliIo, rawAmount: string, opts: ClientCommandOptions): Promise<void> {
+  const amount = parseAmount('AMOUNT', rawAmount)
+  const api = await clientFor(opts)
+  const r = await api.stake(amount)
+  if (opts.json === true) {
+    printJson(io, r)
+    return
+  }
+  io.out(`staked ${formatAmount(amount)} (tx ${r.txHash})\nstake now ${formatAmount(r.stake)}\n`)
+}
+
+export async function dealShowCommand (io: CliIo, rawId: string, opts: ClientCommandOptions): Promise<void> {
+  const dealId = parseBytes32('DEALID', rawId)
+  const api = await clientFor(opts)
+  const d = await api.deal(dealId)
+  if (opts.json === true) {
+    printJson(io, d)
+    return
+  }
+  printDeal(io, d)
+}
+
+function printDeal (io: CliIo, d: Pick<DealView, 'dealId' | 'scheduler' | 'workers' | 'tasks'> & Partial<DealView>): void {
+  const lines = [
+    `deal       ${d.dealId}`,
+    `scheduler  ${d.scheduler}`,
+    ...d.workers.map((w, i) => `${i === 0 ? 'workers   ' : '          '} ${w}`)
+  ]
+  if (d.app !== undefined) lines.push(`app        ${d.app}`)
+  if (d.dataset !== undefined) lines.push(`dataset    ${d.dataset}`)
+  if (d.requester !== undefined) lines.push(`requester  ${d.requester}`)
+  if (d.category !== undefined) lines.push(`category   ${String(d.category)}    trust ${String(d.trust)}    volume ${String(d.volume)}`)
+  io.out(lines.join('\n') + '\n')
+  if (d.tasks.length > 0) io.out(table(['TASK', 'STATUS'], d.tasks.map((t) => [t.taskId, t.status])))
+}
+
+export interface TaskSubmitCommandOptions extends ClientCommandOptions {
+  app?: string
+  dataset?: string
+  args?: string
+  input?: string[]
+  category?: string
+  trust?: string
+  volume?: string
+  maxPrice?: string
+  tag?: string[]
+  biddingWindow?: string
+  watch?: boolean
+}
+
+// bounds the node also enforces; checked here so a typo never reaches the network
+const MAX_ARGS_LENGTH = 4_096
+const MAX_INPUTS = 32
+
+/** Validates `task submit`'s command line into the API request. */
+export function parseTaskSubmit (opts: TaskSubmitCommandOptions): SubmitTaskRequest {
+  if (opts.app === undefined) throw new UsageError('CLI_MISSING_ARGUMENT', 'task submit needs --app ADDRESS|NAME')
+  const req: SubmitTaskRequest = { app: parseAppRef(opts.app) }
+  if (opts.dataset !== undefined) req.dataset = parseAddress('--dataset', opts.dataset)
+  if (opts.args !== undefined) {
+    if (opts.args.length > MAX_ARGS_LENGTH) throw new UsageError('CLI_BAD_OPTION', `--args is longer than ${MAX_ARGS_LENGTH} characters`)
+    req.args = opts.args
+  }
+  if (opts.input !== undefined) {
+    if (opts.input.length > MAX_INPUTS) throw new UsageError('CLI_BAD_OPTION', `at most ${MAX_INPUTS} --input CIDs`)
+    req.inputs = opts.input.map((c) => parseCidOption('--input', c))
+  }
+  if (opts.category !== undefined) req.category = parseIntOption('--category', opts.category, 0, 1_000_000)
+  if (opts.trust !== undefined) req.trust = parseIntOption('--trust', opts.trust, 0, 1_000_000)
+  if (opts.volume !== undefined) req.volume = parseIntOption('--volume', opts.volume, 1, 10_000)
+  if (opts.maxPrice !== undefined) req.maxPrice = parseAmountOrPrice('--max-price', opts.maxPrice)
+  if (opts.tag !== undefined) req.tags = opts.tag.map(parseTagOption)
+  if (opts.biddingWindow !== undefined) req.biddingWindowMs = parseIntOption('--bidding-window', opts.biddingWindow, 1, 600_000)
+  return req
+}
+
+/** A price may be 0 (free tasks), unlike a deposit. */
+function parseAmountOrPrice (flag: string, raw: string): bigint {
+  if (/^\s*0+\s*(nrlc)?\s*$/i.test(raw)) return 0n
+  return /^\s*\d+\s*$/.test(raw) ? parsePriceOption(flag, raw) : parseAmount(flag, raw)
+}
+
+export async function taskSubmitCommand (io: CliIo, opts: TaskSubmitCommandOptions): Promise<void> {
+  const req = parseTaskSubmit(opts)
+  const api = await clientFor(opts)
+  const watch = opts.watch === true && opts.json !== true
+  // progress on stderr: stdout stays the result alone
+  const progress = (line: string): void => { if (watch) io.err(`${line}\n`) }
+  const t0 = Date.now()
+  const windowMs = req.biddingWindowMs
+  progress(`task: request order for app ${req.app} signed and gossiped; bidding${windowMs !== undefined ? ` for up to ${windowMs} ms` : ''}...`)
+  // the node answers once the deal is mined: bidding window + matchOrders
+  const timeoutMs = Math.max(CLI_DEFAULTS.taskSubmitTimeoutMs, (windowMs ?? 0) + CLI_DEFAULTS.taskSubmitTimeoutMs)
+  let r: SubmittedTask
+  try {
+    r = await api.submitTask(req, { timeoutMs })
+  } catch (err) {
+    if (isIexecError(err, 'API_ERROR') && err.details?.serverCode === 'NO_BIDS') {
+      printNoBids(io, err.details, opts.json === true)
+    }
+    throw err
+  }
+  progress(`task: deal ${r.dealId} mined after ${((Date.now() - t0) / 1000).toFixed(1)} s: scheduler ${r.scheduler}, ${r.workers.length} worker(s)`)
+  if (opts.json === true) {
+    printJson(io, r)
+    return
+  }
+  printDeal(io, r)
+  if (watch) progress('task: the deal is made; running the tasks and fetching results comes with the execution issue (issue 5)')
+}
+
+/** NO_BIDS: one line per provider's reason, before the error line itself. */
+function printNoBids (io: CliIo, details: Record<string, unknown>, json: boolean): void {
+  if (json) return
+  const server = details.serverDetails as { reasons?: unknown } | undefined
+  const reasons = Array.isArray(server?.reasons) ? server.reasons as NoBidReason[] : []
+  if (reasons.length === 0) {
+    io.err('no provider answered the request order (no reason received)\n')
+    return
+  }
+  io.err(`no bid; ${reasons.length} provider(s) said why:\n`)
+  for (const r of reasons) io.err(`  ${String(r.peerId)}: ${String(r.reason)} (${String(r.code)})\n`)
+}
+
+export interface AppRegisterCommandOptions extends ClientCommandOptions {
+  name?: string
+  cid?: string
+  checksum?: string
+  price?: string
+  volume?: string
+}
+
+export function parseAppRegister (opts: AppRegisterCommandOptions): { name: string, cid: string, checksum: string, price: bigint, volume?: number } {
+  for (const flag of ['name', 'cid', 'checksum', 'price'] as const) {
+    if (opts[flag] === undefined) throw new UsageError('CLI_MISSING_ARGUMENT', `app register needs --${flag}`)
+  }
+  const name = (opts.name ?? '').trim()
+  if (name.length === 0 || name.length > 64 || /\s/.test(name)) throw new UsageError('CLI_BAD_OPTION', `--name must be 1-64 characters without spaces, got "${opts.name ?? ''}"`)
+  return {
+    name,
+    cid: parseCidOption('--cid', opts.cid ?? ''),
+    checksum: parseChecksum(opts.checksum ?? ''),
+    price: parseAmountOrPrice('--price', opts.price ?? ''),
+    ...(opts.volume !== undefined ? { volume: parseIntOption('--volume', opts.volume, 1, 1_000_000) } : {})
+  }
+}
+
+export async function appRegisterCommand (io: CliIo, opts: AppRegisterCommandOptions): Promise<void> {
+  const app = parseAppRegister(opts)
+  const api = await clientFor(opts)
+  const r = await api.registerApp(app)
+  if (opts.json === true) {
+    printJson(io, r)
+    return
+  }
+  io.out(`app ${app.name} registered at ${r.address}\ncid ${r.cid}, checksum ${r.checksum}\napp order ${r.orderHash} at ${formatAmount(app.price)} per task\n`)
+}
+
+/** Largest module `app publish` sends through the local API (its JSON body limit). */
+const MAX_APP_BYTES = 700 * 1024
+const WASM_MAGIC = [0x00, 0x61, 0x73, 0x6d]
+
+/**
+ * `app publish FILE.wasm`: the node adds the module to its Helia (and provides
+ * it in the DHT), then registers it on chain with that CID and the module's
+ * sha256, and gossips its app order.
+ */
+export async function appPublishCommand (io: CliIo, file: string, opts: AppRegisterCommandOptions): Promise<void> {
+  let bytes: Buffer
+  try {
+    bytes = await readFile(file)
+  } catch (err) {
+    throw new CliError('CLI_FILE_UNREADABLE', `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`, { file })
+  }
+  if (bytes.byteLength < 8 || !WASM_MAGIC.every((b, i) => bytes[i] === b)) {
+    throw new UsageError('CLI_BAD_OPTION', `${file} is not a WebAssembly module (no \\0asm header)`)
+  }
+  if (bytes.byteLength > MAX_APP_BYTES) throw new UsageError('CLI_BAD_OPTION', `${file} is ${bytes.byteLength} bytes; apps up to ${MAX_APP_BYTES} bytes are supported`)
+  const name = opts.name ?? basename(file).replace(/\.wasm$/, '')
+  const checksum = `0x${createHash('sha256').update(bytes).digest('hex')}`
+  const api = await clientFor(opts)
+  const added = await api.addContent(bytes)
+  if (added.checksum !== checksum) throw new CliError('CLI_USAGE', `the node stored content with sha256 ${added.checksum}, the file has ${checksum}`)
+  const app = parseAppRegister({ ...opts, name, cid: added.cid, checksum, price: opts.price ?? '0' })
+  const r = await api.registerApp(app)
+  if (opts.json === true) {
+    printJson(io, { address: r.address, cid: r.cid, checksum: r.checksum, orderHash: r.orderHash })
+    return
+  }
+  io.out(`app ${app.name} published: ${bytes.byteLength} bytes added to the swarm\naddress ${r.address}\ncid ${r.cid}, sha256 ${r.checksum}\napp order ${r.orderHash} at ${formatAmount(app.price)} per task\n`)
+}

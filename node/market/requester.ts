@@ -1,0 +1,302 @@
+/**
+ * The requester side: sign and gossip a request order, collect bids and
+ * declines for the bidding window, pick the cheapest bids that meet the trust
+ * level, match on chain and report the deal.
+ */
+import { isAddress, getAddress, toBeHex, zeroPadValue } from 'ethers'
+import { emptyDatasetOrder, hashOrder, signOrder, taskId, ZERO_ADDRESS } from '../../protocols/eip712.js'
+import type { AppOrder, Bid, DatasetOrder, RequestOrder, Signed } from '../../protocols/eip712.js'
+import { MAX_PARAMS_BYTES, TAG_BITS, encodeTags, orderMessage, saltWithExpiry } from '../../protocols/market.js'
+import type { BidDecline, BidMessage, RequestParams } from '../../protocols/market.js'
+import { hubInterface } from '../chain/index.js'
+import { HUB_RATIOS, TaskStatus } from '../../contracts-abi/index.js'
+import { MarketError } from './errors.js'
+import type { OrderbookEntry } from './orderbook.js'
+import type { ValidatedOrder } from './validation.js'
+import type { MarketService } from './service.js'
+
+/** What `POST /v1/tasks` and `task submit` ask for. */
+export interface SubmitRequestParams {
+  /** app address, or the name it was registered under */
+  app: string
+  dataset?: string
+  args?: string
+  inputs?: string[]
+  category?: number
+  trust?: number
+  volume?: number
+  /** most nRLC per task for the workers; default: what the hub balance affords */
+  maxPrice?: bigint
+  /** required tags: named tag bits (region:eu ...) and free-form ones */
+  tags?: string[]
+  biddingWindowMs?: number
+}
+
+export interface SubmittedTask { taskId: string, status: string }
+
+/** The `task submit --json` shape. */
+export interface SubmitResult {
+  dealId: string
+  scheduler: string
+  workers: string[]
+  tasks: SubmittedTask[]
+  requestHash: string
+  txHash: string
+  /** ms from the request's gossip to its first bid and to the mined deal */
+  timings: { firstBidMs: number | null, dealMs: number }
+}
+
+/** Why a provider did not bid, as the requester reports it (`peerId` repeats `peer` for the CLI's client). */
+export interface DeclineReason { peer: string | null, peerId: string | null, code: string, reason: string }
+
+interface Collector {
+  requestHash: string
+  bids: Map<string, { message: BidMessage, from: string, at: number }>
+  declines: DeclineReason[]
+  enough: number
+  /** resolves when enough bids arrived (or on abort) */
+  done: () => void
+  publishedAt: number
+  firstBidAt?: number
+}
+
+/** Task status names (Hub.TaskStatus). */
+export function taskStatusName (s: bigint | number): string {
+  return TaskStatus[Number(s)] ?? 'UNKNOWN'
+}
+
+/**
+ * Workers the hub's consensus needs at a trust level when all agree with the
+ * starting score: each weighs 2, a group of n weighs 2^n, the task total is
+ * 2^n + 1, and consensus holds when 2^n * trust > (2^n + 1) * (trust - 1),
+ * that is 2^n >= trust.
+ */
+export function workersForTrust (trust: number): number {
+  let n = 1
+  while (2 ** n < trust && n < HUB_RATIOS.maxWorkers) n++
+  return n
+}
+
+const MAX_U48 = (1n << 48n) - 1n
+
+function fail (code: ConstructorParameters<typeof MarketError>[0], message: string, details?: Record<string, unknown>): MarketError {
+  return new MarketError(code, message, details)
+}
+
+function intParam (v: number | undefined, field: string, min: number, max: number, dflt: number): number {
+  if (v === undefined) return dflt
+  if (!Number.isInteger(v) || v < min || v > max) throw fail('MARKET_BAD_ARGUMENT', `${field} must be an integer in [${min}, ${max}]`, { field })
+  return v
+}
+
+export class Requester {
+  private readonly collectors = new Map<string, Collector>()
+
+  constructor (private readonly market: MarketService) {}
+
+  /** A bid accepted by the validators (stream or gossip): counted if it answers one of our open requests. */
+  onBid (v: ValidatedOrder<BidMessage>, from: string): void {
+    const c = this.collectors.get(v.message.order.requestHash.toLowerCase())
+    if (c === undefined) return
+    const worker = v.message.order.worker.toLowerCase()
+    if (c.bids.has(worker)) return
+    c.bids.set(worker, { message: v.message, from, at: Date.now() })
+    c.firstBidAt ??= Date.now()
+    if (c.bids.size >= c.enough) c.done()
+  }
+
+  /** A decline on the bid stream; false when it answers no open request of ours. */
+  onDecline (d: BidDecline, from: string): boolean {
+    const c = this.collectors.get(d.requestHash.toLowerCase())
+    if (c === undefined) return false
+    if (c.declines.length < 256) c.declines.push({ peer: from, peerId: from, code: d.code, reason: d.reason })
+    return true
+  }
+
+  /** Ends every open bidding window now (node stopping). */
+  abortAll (): void {
+    for (const c of this.collectors.values()) c.done()
+  }
+
+  /**
+   * Builds, signs and gossips a request order, collects bids, matches the
+   * cheapest on chain.
+   * @throws MarketError MARKET_BAD_ARGUMENT, APP_NOT_FOUND, NO_APP_ORDER, NO_DATASET_ORDER, INSUFFICIENT_BALANCE, NO_BIDS
+   * @throws ChainError from matchOrders (e.g. CONTRACT_REVERT)
+   */
+  async submit (p: SubmitRequestParams): Promise<SubmitResult> {
+    const m = this.market
+    const me = m.address
+    const volume = BigInt(intParam(p.volume, 'volume', 1, 10_000, 1))
+    const trust = intParam(p.trust, 'trust', 1, HUB_RATIOS.maxTrust, 1)
+    const category = BigInt(intParam(p.category, 'category', 0, 1_000_000, m.init.provider.category))
+    const windowMs = intParam(p.biddingWindowMs, 'biddingWindowMs', 1, 600_000, m.options.biddingWindowMs)
+    if (p.maxPrice !== undefined && (p.maxPrice < 0n || p.maxPrice > MAX_U48)) throw fail('MARKET_BAD_ARGUMENT', 'maxPrice must be in [0, 2^48)', { field: 'maxPrice' })
+
+    const app = await this.resolveApp(p.app)
+    const appEntry = await this.bestAppOrder(app, p.dataset)
+    const appOrder = appEntry.message.order as AppOrder
+    let datasetOrder: Signed<DatasetOrder> = emptyDatasetOrder()
+    let dataset = ZERO_ADDRESS
+    if (p.dataset !== undefined) {
+      if (!isAddress(p.dataset)) throw fail('MARKET_BAD_ARGUMENT', 'dataset must be an address', { field: 'dataset' })
+      dataset = getAddress(p.dataset)
+      const owner = await m.ctx.owners.ownerOf('dataset', dataset)
+      if (owner === undefined) throw fail('DATASET_NOT_FOUND', `dataset ${dataset} is not registered on the hub`, { dataset })
+      const e = await this.bestDatasetOrder(dataset, app)
+      datasetOrder = { ...(e.message.order as DatasetOrder), sign: e.message.sign }
+    }
+
+    // tags: named ones become bits, the rest travel in params (required all the same)
+    const tags = p.tags ?? []
+    const named = tags.filter((t) => TAG_BITS[t] !== undefined)
+    const free = tags.filter((t) => TAG_BITS[t] === undefined)
+    let tag = BigInt(encodeTags(named)) | BigInt(appOrder.tag) | BigInt(datasetOrder.tag)
+    tag = BigInt.asUintN(256, tag)
+    const params: RequestParams = {}
+    if (p.args !== undefined) params.iexec_args = p.args
+    if (p.inputs !== undefined && p.inputs.length > 0) params.iexec_input_files = p.inputs
+    if (free.length > 0) params.iexec_p2p_tags = free
+    const paramsText = Object.keys(params).length > 0 ? JSON.stringify(params) : ''
+    if (new TextEncoder().encode(paramsText).length > MAX_PARAMS_BYTES) throw fail('MARKET_BAD_ARGUMENT', `args and inputs exceed ${MAX_PARAMS_BYTES} bytes`, { field: 'args' })
+
+    // the requester pays volume x (app + dataset + task price) when matched: check it first
+    const [balance] = await m.hub.accountOf(me)
+    const fixed = appOrder.appprice + (dataset !== ZERO_ADDRESS ? datasetOrder.datasetprice : 0n)
+    const affordable = balance / volume - fixed
+    const maxPrice = p.maxPrice ?? (affordable > MAX_U48 ? MAX_U48 : affordable)
+    const needed = volume * (fixed + maxPrice)
+    if (affordable < 0n || balance < needed) {
+      throw fail('INSUFFICIENT_BALANCE', `hub balance ${balance} nRLC cannot pay ${volume} task(s) at up to ${fixed + maxPrice} nRLC each (${needed}): deposit more or lower the max price`, { balance: balance.toString(), needed: needed.toString() })
+    }
+
+    const expiresAt = Math.floor(Date.now() / 1000) + m.options.requestTtlSeconds
+    const fields: RequestOrder = {
+      app, appmaxprice: appOrder.appprice, dataset, datasetmaxprice: dataset !== ZERO_ADDRESS ? datasetOrder.datasetprice : 0n,
+      workerpool: ZERO_ADDRESS, workerpoolmaxprice: maxPrice, requester: me, volume,
+      tag: zeroPadValue(toBeHex(tag), 32), category, trust: BigInt(trust), beneficiary: me, callback: ZERO_ADDRESS,
+      params: paramsText, salt: saltWithExpiry(expiresAt)
+    }
+    const signed = await signOrder(m.signer, m.domain, 'RequestOrder', fields)
+    const { sign, ...order } = signed
+    const message = orderMessage('requestorder', m.domain, order, sign)
+
+    const enough = Math.min(HUB_RATIOS.maxWorkers, workersForTrust(trust) + (trust > 1 ? m.options.spareWorkers : 0))
+    let resolve: () => void = () => {}
+    const enoughBids = new Promise<void>((r) => { resolve = r })
+    const collector: Collector = { requestHash: '', bids: new Map(), declines: [], enough, done: resolve, publishedAt: 0 }
+    // register before publishing: the first bid can beat publish()'s return
+    const requestHash = hashOrder(m.domain, 'RequestOrder', order).toLowerCase()
+    collector.requestHash = requestHash
+    this.collectors.set(requestHash, collector)
+    let timer: NodeJS.Timeout | undefined
+    try {
+      collector.publishedAt = Date.now()
+      await m.publishOwn('requestorder', message)
+      // the window: ends at its deadline, or early once enough bids are in
+      await Promise.race([enoughBids, new Promise<void>((resolve) => { timer = setTimeout(resolve, windowMs) })])
+    } finally {
+      clearTimeout(timer)
+      this.collectors.delete(requestHash)
+    }
+
+    if (collector.bids.size === 0) {
+      const reasons: DeclineReason[] = [...collector.declines]
+      if (reasons.length === 0) reasons.push({ peer: null, peerId: null, code: 'NO_ANSWER', reason: 'no provider answered' })
+      throw fail('NO_BIDS', `no bid within ${windowMs} ms: ${reasons.map((r) => r.reason).join('; ')}`, { requestHash, reasons })
+    }
+
+    // cheapest first, then earliest; at most what the window wanted
+    const picked = [...collector.bids.values()]
+      .sort((a, b) => (a.message.order.price < b.message.order.price ? -1 : a.message.order.price > b.message.order.price ? 1 : a.at - b.at))
+      .slice(0, enough)
+    const bids: Array<Signed<Bid>> = picked.map((b) => ({ ...b.message.order, sign: b.message.sign }))
+    const tx = await this.match({ ...appOrder, sign: appEntry.message.sign }, datasetOrder, signed, bids)
+    const receipt = tx.receipt
+    const iface = hubInterface()
+    for (const log of receipt.logs) {
+      let parsed
+      try {
+        parsed = iface.parseLog({ topics: [...log.topics], data: log.data })
+      } catch {
+        continue
+      }
+      if (parsed?.name !== 'DealCreated') continue
+      const dealId = String(parsed.args.dealid).toLowerCase()
+      const info = parsed.args.info as { workers: string[], volume: bigint }
+      const tasks: SubmittedTask[] = []
+      for (let i = 0n; i < info.volume; i++) {
+        tasks.push({ taskId: taskId(dealId, i), status: taskStatusName(await m.hub.taskStatus(dealId, i)) })
+      }
+      return {
+        dealId,
+        scheduler: getAddress(String(parsed.args.scheduler)),
+        workers: [...info.workers].map((w) => getAddress(w)),
+        tasks,
+        requestHash,
+        txHash: tx.hash,
+        timings: { firstBidMs: collector.firstBidAt !== undefined ? collector.firstBidAt - collector.publishedAt : null, dealMs: Date.now() - collector.publishedAt }
+      }
+    }
+    throw fail('DEAL_NOT_FOUND', `matchOrders ${tx.hash} emitted no DealCreated`, { txHash: tx.hash })
+  }
+
+  private async match (appOrder: Signed<AppOrder>, datasetOrder: Signed<DatasetOrder>, request: Signed<RequestOrder>, bids: Array<Signed<Bid>>): Promise<{ hash: string, receipt: { logs: ReadonlyArray<{ topics: readonly string[], data: string }> } }> {
+    const m = this.market
+    const req = await m.hub.matchOrders.populateTransaction(appOrder, datasetOrder, request, bids)
+    // the scheduler draw reads prevrandao, which differs between the estimate
+    // and the mined block (contracts-abi/README.md): 30 % more on top of the sender's own
+    const gasLimit = await m.chain.sender.estimateGas(req) * 13n / 10n
+    const sent = await m.chain.sender.send({ ...req, gasLimit })
+    return { hash: sent.hash, receipt: sent.receipt }
+  }
+
+  /** An app address, or the name of a registered app (ours first, then anyone's). */
+  async resolveApp (appOrName: string): Promise<string> {
+    const m = this.market
+    if (typeof appOrName !== 'string' || appOrName.length === 0) throw fail('MARKET_BAD_ARGUMENT', 'app is required', { field: 'app' })
+    if (isAddress(appOrName)) {
+      const app = getAddress(appOrName)
+      if (await m.ctx.owners.ownerOf('app', app) === undefined) throw fail('APP_NOT_FOUND', `app ${app} is not registered on the hub`, { app })
+      return app
+    }
+    let named = await m.appsNamed(appOrName)
+    if (named.length === 0) {
+      // the app's order can come by gossip before our follower read its
+      // AppRegistered event: catch up with the chain once before saying no
+      await m.follower.poll()
+      named = await m.appsNamed(appOrName)
+    }
+    if (named.length === 0) throw fail('APP_NOT_FOUND', `no app named '${appOrName}' is registered on the hub`, { app: appOrName })
+    const mine = named.find((a) => a.owner.toLowerCase() === m.address.toLowerCase())
+    return getAddress((mine ?? named[0]).app)
+  }
+
+  private restrictOk (restriction: string, party: string): boolean {
+    return restriction === ZERO_ADDRESS || restriction.toLowerCase() === party.toLowerCase()
+  }
+
+  private async bestAppOrder (app: string, dataset: string | undefined): Promise<OrderbookEntry> {
+    const me = this.market.address
+    const orders = (await this.market.book.query({ type: 'apporder', app })).filter((e) => {
+      const o = e.message.order as AppOrder
+      // a provider-restricted app order cannot be matched with open bids
+      return o.workerpoolrestrict === ZERO_ADDRESS && this.restrictOk(o.requesterrestrict, me) &&
+        this.restrictOk(o.datasetrestrict, dataset ?? ZERO_ADDRESS) && e.remaining > 0n
+    })
+    if (orders.length === 0) throw fail('NO_APP_ORDER', `no live app order for ${app} in the orderbook`, { app })
+    orders.sort((a, b) => { const x = (a.message.order as AppOrder).appprice; const y = (b.message.order as AppOrder).appprice; return x < y ? -1 : x > y ? 1 : 0 })
+    return orders[0]
+  }
+
+  private async bestDatasetOrder (dataset: string, app: string): Promise<OrderbookEntry> {
+    const me = this.market.address
+    const orders = (await this.market.book.query({ type: 'datasetorder', dataset })).filter((e) => {
+      const o = e.message.order as DatasetOrder
+      return o.workerpoolrestrict === ZERO_ADDRESS && this.restrictOk(o.requesterrestrict, me) && this.restrictOk(o.apprestrict, app) && e.remaining > 0n
+    })
+    if (orders.length === 0) throw fail('NO_DATASET_ORDER', `no live dataset order for ${dataset} in the orderbook`, { dataset })
+    orders.sort((a, b) => { const x = (a.message.order as DatasetOrder).datasetprice; const y = (b.message.order as DatasetOrder).datasetprice; return x < y ? -1 : x > y ? 1 : 0 })
+    return orders[0]
+  }
+}

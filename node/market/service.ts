@@ -1,0 +1,389 @@
+/**
+ * The node's market: the gossip validators on every market topic, the
+ * orderbook they feed, the hub's events that drop and shrink orders, the
+ * late-joiner sync, and the provider and requester sides on top.
+ *
+ * Built by node.ts BEFORE the network starts (its validators must be in
+ * place before the topics are subscribed), started right after it, stopped
+ * before it.
+ */
+import { lpStream } from '@libp2p/utils'
+import type { Stream } from '@libp2p/interface'
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import type { TopicValidatorFn } from '@libp2p/gossipsub'
+import { getAddress } from 'ethers'
+import { Repository, jsonCodec } from '../db/index.js'
+import type { DbController } from '../db/index.js'
+import type { Network } from '../network/index.js'
+import { EventFollower, hubInterface } from '../chain/index.js'
+import type { ChainClient, ChainEvent } from '../chain/index.js'
+import { LevelCursorStore } from '../chain/level-cursor-store.js'
+import { hashOrder, hubDomain, ZERO_ADDRESS } from '../../protocols/eip712.js'
+import type { HubDomain, OrderKind, TypedDataSigner } from '../../protocols/eip712.js'
+import {
+  KIND_OF_TYPE, MAX_MESSAGE_BYTES, MARKET_WIRE_VERSION, bidStreamProtocol, decodeBidStreamMessage, encodeBidStreamAck,
+  encodeMarketMessage, expiryOfSalt, marketSyncProtocol, signCancel
+} from '../../protocols/market.js'
+import type { BidStreamMessage, MarketMessageType, MarketOrderType, OrderMessage } from '../../protocols/market.js'
+import { swarmTopics } from '../../protocols/topics.js'
+import type { TopicName } from '../../protocols/topics.js'
+import {
+  GossipValidationStats, PeerRejectTracker, createTopicValidator, runGossipValidation
+} from './gossip-adapter.js'
+import type { GossipAdapterInit, MarketLogger } from './gossip-adapter.js'
+import { BoundedSeenSet, CachedAssetOwners, systemClock } from './lookups.js'
+import type { OrderState } from './lookups.js'
+import { Orderbook, bookThenChainOrderState, marketEventFromHubLog } from './orderbook.js'
+import type { MarketValidationContext, ValidatedMessage, ValidatedOrder } from './validation.js'
+import { MarketError } from './errors.js'
+import { defaultMarketServiceOptions } from './options.js'
+import type { MarketServiceOptions } from './options.js'
+import { createSyncHandler, syncFromPeer } from './sync.js'
+import { Provider } from './provider.js'
+import type { ProviderSettings } from './provider.js'
+import { Requester } from './requester.js'
+
+/** A signer of orders with its address (an ethers Wallet fits). */
+export type OrderSigner = TypedDataSigner & { address: string }
+
+export interface MarketServiceInit {
+  network: Network
+  db: DbController
+  /** a connected client with the hub (and RLC) bindings, bound to the node's wallet */
+  chain: ChainClient
+  signer: OrderSigner
+  swarmId: string
+  /** providers bid on requests; requesters only buy */
+  role: 'provider' | 'requester'
+  provider: ProviderSettings
+  /** first block of the hub's events (its deploy block) when the cursor store is empty */
+  fromBlock: number
+  options?: Partial<MarketServiceOptions>
+  logger?: MarketLogger & { warn: (msg: string, context?: Record<string, unknown>) => void }
+}
+
+/** An app this node saw registered on the hub (from AppRegistered events). */
+export interface KnownApp {
+  app: string
+  owner: string
+  name: string
+  cid: string
+  checksum: string
+}
+
+function checkKnownApp (v: unknown): KnownApp {
+  const r = v as Partial<KnownApp>
+  if (typeof r !== 'object' || r === null || typeof r.app !== 'string' || typeof r.owner !== 'string' || typeof r.name !== 'string' ||
+    typeof r.cid !== 'string' || typeof r.checksum !== 'string') throw new MarketError('MARKET_BAD_RECORD', 'not an app record')
+  return r as KnownApp
+}
+
+const ORDER_TYPES: MarketOrderType[] = ['apporder', 'datasetorder', 'requestorder']
+
+/**
+ * The market service.
+ *
+ * @example
+ * ```ts
+ * const market = new MarketService({ network, db, chain, signer: wallet, swarmId, role, provider, fromBlock })
+ * await network.start()
+ * await market.start()
+ * const deal = await market.requester.submit({ app: 'wordcount', args: 'hello' })
+ * await market.stop()
+ * ```
+ */
+export class MarketService {
+  readonly book: Orderbook
+  readonly domain: HubDomain
+  readonly stats = new GossipValidationStats()
+  readonly rejects = new PeerRejectTracker()
+  readonly options: MarketServiceOptions
+  readonly requester: Requester
+  readonly provider?: Provider
+  readonly topics: Record<TopicName, string>
+  readonly ctx: MarketValidationContext
+  readonly follower: EventFollower
+  private readonly apps: Repository<KnownApp>
+  private readonly log: NonNullable<MarketServiceInit['logger']>
+  private pruneTimer?: NodeJS.Timeout
+  private unsubscribePeers?: () => void
+  private readonly syncing = new Set<string>()
+  private running = false
+  /** hub event listeners (e.g. the worker duties of the execution issue) */
+  private readonly hubListeners = new Set<(event: ChainEvent) => void | Promise<void>>()
+  /** pending background work (syncs, bids), awaited by stop() */
+  private readonly inflight = new Set<Promise<unknown>>()
+
+  constructor (readonly init: MarketServiceInit) {
+    this.options = { ...defaultMarketServiceOptions, ...init.options }
+    this.log = init.logger ?? { debug: () => {}, warn: () => {} }
+    const hub = init.chain.hub
+    if (hub === undefined) throw new MarketError('CHAIN_NOT_CONFIGURED', 'the chain client has no hub binding')
+    this.domain = hubDomain(init.chain.chainId, hubAddress(hub))
+    this.book = new Orderbook(init.db)
+    this.apps = new Repository(init.db, 'mkt-app', jsonCodec(checkKnownApp))
+    this.topics = swarmTopics(init.swarmId)
+    const owners = new CachedAssetOwners({
+      ownerOf: async (kind, asset) => {
+        const a = kind === 'app' ? await hub.appOf(asset) : await hub.datasetOf(asset)
+        return a.owner === ZERO_ADDRESS ? undefined : a.owner
+      }
+    })
+    this.ctx = {
+      domain: this.domain,
+      clock: systemClock,
+      owners,
+      orderState: bookThenChainOrderState(this.book, { orderState: async (h) => await this.chainOrderState(h) }),
+      requests: this.book,
+      seen: new BoundedSeenSet()
+    }
+    this.requester = new Requester(this)
+    if (init.role === 'provider') this.provider = new Provider(this, init.provider)
+    // validators now: node.ts builds the service before the network starts,
+    // and the network applies them before it subscribes
+    for (const type of ['apporder', 'datasetorder', 'requestorder', 'bid', 'cancel'] as const) {
+      init.network.setTopicValidator(this.topics[type], this.validatorFor(type))
+    }
+    this.follower = new EventFollower(init.chain, {
+      address: this.domain.verifyingContract,
+      iface: hubInterface(),
+      fromBlock: init.fromBlock,
+      // keyed by chain and hub: a dev chain restarted from scratch deploys the
+      // hub at the same address, and an old cursor would skip its events
+      cursorStore: new LevelCursorStore(init.db, `hub:${this.domain.chainId}:${this.domain.verifyingContract.toLowerCase()}`),
+      confirmations: 0,
+      pollIntervalMs: this.options.eventPollIntervalMs,
+      handler: async (event) => { await this.onHubEvent(event) },
+      onError: (err, fatal) => { this.log.warn('hub event follower error', { code: err.code, fatal, error: err.message }) }
+    })
+  }
+
+  get network (): Network { return this.init.network }
+  get chain (): ChainClient { return this.init.chain }
+  get signer (): OrderSigner { return this.init.signer }
+  get address (): string { return this.init.signer.address }
+
+  /** The hub binding (present: checked in the constructor). */
+  get hub (): NonNullable<ChainClient['hub']> {
+    return this.init.chain.hub as NonNullable<ChainClient['hub']>
+  }
+
+  /** Starts the protocols, the hub follower, pruning and the sync of connected peers. Needs a started network. */
+  async start (): Promise<void> {
+    if (this.running) return
+    this.running = true
+    const net = this.init.network
+    await net.handle(marketSyncProtocol(this.init.swarmId), createSyncHandler({ book: this.book, timeoutMs: this.options.syncTimeoutMs, pageSize: this.options.syncPageSize }))
+    await net.handle(bidStreamProtocol(this.init.swarmId), async (stream, connection) => {
+      await this.onBidStream(stream, connection.remotePeer.toString())
+    })
+    // a peer whose protocols we learn (it just connected) may hold orders we never saw
+    this.unsubscribePeers = net.onPeerIdentified((peer, protocols) => {
+      if (protocols.includes(marketSyncProtocol(this.init.swarmId))) this.track(this.syncFrom(peer))
+    })
+    await this.follower.start()
+    this.pruneTimer = setInterval(() => { this.track(this.prune()) }, this.options.pruneIntervalMs)
+    this.pruneTimer.unref()
+  }
+
+  /** Stops in reverse order; waits for work in hand (bounded by its own timeouts). */
+  async stop (): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    if (this.pruneTimer !== undefined) clearInterval(this.pruneTimer)
+    this.unsubscribePeers?.()
+    this.requester.abortAll()
+    await this.follower.stop()
+    await Promise.allSettled([...this.inflight])
+    await this.init.network.unhandle(marketSyncProtocol(this.init.swarmId)).catch(() => {})
+    await this.init.network.unhandle(bidStreamProtocol(this.init.swarmId)).catch(() => {})
+  }
+
+  get started (): boolean { return this.running }
+
+  /** Runs background work; stop() waits for it. */
+  track (p: Promise<unknown>): void {
+    const q = p.catch((err: unknown) => { this.log.debug('market background task failed', { error: err instanceof Error ? err.message : String(err) }) })
+    this.inflight.add(q)
+    void q.finally(() => { this.inflight.delete(q) })
+  }
+
+  /** Listens to every hub event this node follows (after the book applied it). */
+  onHubEventListener (fn: (event: ChainEvent) => void | Promise<void>): () => void {
+    this.hubListeners.add(fn)
+    return () => { this.hubListeners.delete(fn) }
+  }
+
+  private validatorFor<T extends MarketMessageType> (type: T): TopicValidatorFn {
+    const init: GossipAdapterInit<T> = {
+      type,
+      ctx: this.ctx,
+      stats: this.stats,
+      rejects: this.rejects,
+      logger: this.log,
+      onAccept: async (v, _relay, author) => { await this.accepted(type, v, author) }
+    }
+    return createTopicValidator(init)
+  }
+
+  /**
+   * What happens to an accepted message, whichever way it came (gossip, sync,
+   * bid stream). `from` is the peer that authored it (gossip, bid stream) or
+   * sent it (sync). A provider answers only gossiped requests: a synced one
+   * carries no author to answer, and its bidding window is likely over.
+   */
+  async accepted<T extends MarketMessageType> (type: T, v: ValidatedMessage<T>, from: string, via: 'gossip' | 'sync' | 'stream' = 'gossip'): Promise<void> {
+    if (type === 'cancel') {
+      await this.book.applyCancel(v as ValidatedMessage<'cancel'>)
+      return
+    }
+    const order = v as ValidatedOrder
+    const added = await this.book.add(order)
+    if (type === 'requestorder' && added && via === 'gossip' && this.provider !== undefined && from !== this.init.network.peerId) {
+      this.track(this.provider.onRequest(order as ValidatedOrder<Extract<OrderMessage, { type: 'requestorder' }>>, from))
+    }
+    if (type === 'bid') this.requester.onBid(order as ValidatedOrder<Extract<OrderMessage, { type: 'bid' }>>, from)
+  }
+
+  /** Validates bytes that came by sync or a bid stream with the gossip validators. */
+  async validateAndAccept (type: MarketMessageType, bytes: Uint8Array, from: string, via: 'sync' | 'stream'): Promise<boolean> {
+    const verdict = await runGossipValidation({
+      type, ctx: this.ctx, stats: this.stats, rejects: this.rejects, logger: this.log,
+      onAccept: async (v, f) => { await this.accepted(type, v, f, via) }
+    }, bytes, from)
+    return verdict === TopicValidatorResult.Accept
+  }
+
+  /**
+   * Signs nothing: takes an order this node signed, puts it in its own book
+   * (gossipsub never validates nor delivers our own messages) and gossips it.
+   */
+  async publishOwn<T extends Exclude<MarketMessageType, 'cancel'>> (type: T, message: OrderMessage & { type: T }): Promise<{ hash: string, recipients: number }> {
+    const bytes = encodeMarketMessage(message)
+    const kind = KIND_OF_TYPE[type] as OrderKind
+    const hash = hashOrder(this.domain, kind, message.order as never).toLowerCase()
+    const expiresAt = expiryOfSalt(message.order.salt)
+    const v: ValidatedOrder = { message, hash, signer: this.address, ...(expiresAt !== undefined ? { expiresAt } : {}) }
+    if (type !== 'bid') await this.book.add(v)
+    this.ctx.seen.add(hash)
+    const recipients = await this.init.network.publish(this.topics[type], bytes)
+    return { hash, recipients }
+  }
+
+  /** Gossips a signed cancel of one of our orders and drops it from our book. */
+  async gossipCancel (orderKind: OrderKind, order: OrderMessage['order'], orderHash: string): Promise<void> {
+    const cancelSign = await signCancel(this.signer, this.domain, orderHash)
+    const bytes = encodeMarketMessage({
+      v: MARKET_WIRE_VERSION, type: 'cancel', chainId: this.domain.chainId, hub: this.domain.verifyingContract,
+      proof: { kind: 'signed', orderKind, order, cancelSign }
+    })
+    this.ctx.seen.add(`cancel:${orderHash.toLowerCase()}`)
+    await this.book.drop(orderHash, 'cancelled')
+    await this.init.network.publish(this.topics.cancel, bytes)
+  }
+
+  /** The hub's view of an order: consumed volume, presign. */
+  async chainOrderState (hash: string): Promise<OrderState> {
+    const [consumed, presigned] = await Promise.all([this.hub.consumedOf(hash), this.hub.presignedOf(hash)])
+    return { consumed, cancelled: false, presigned }
+  }
+
+  /** Pulls a peer's live orders (one sync at a time per peer). */
+  async syncFrom (peer: string): Promise<number> {
+    if (this.syncing.has(peer) || !this.running) return 0
+    this.syncing.add(peer)
+    try {
+      return await syncFromPeer({
+        dial: async (protocol, o) => await this.init.network.dialProtocol(peer, protocol, o),
+        protocol: marketSyncProtocol(this.init.swarmId),
+        types: ORDER_TYPES,
+        onOrder: async (bytes, type) => { await this.validateAndAccept(type, bytes, peer, 'sync') },
+        timeoutMs: this.options.syncTimeoutMs,
+        pageSize: this.options.syncPageSize,
+        maxPages: this.options.syncMaxPages
+      })
+    } finally {
+      this.syncing.delete(peer)
+    }
+  }
+
+  private async prune (): Promise<void> {
+    await this.book.pruneExpired()
+    await this.book.pruneTombstones(this.options.tombstoneMaxAgeMs)
+  }
+
+  /** The bid stream (requester side): one bid or decline in, one ack out. */
+  private async onBidStream (stream: Stream, remotePeer: string): Promise<void> {
+    const signal = AbortSignal.timeout(this.options.bidStreamTimeoutMs)
+    const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES.bid })
+    try {
+      const bytes = (await lp.read({ signal })).subarray()
+      let msg: BidStreamMessage | undefined
+      try {
+        msg = decodeBidStreamMessage(bytes)
+      } catch {
+        msg = undefined
+      }
+      let ok = false
+      let code: string | undefined
+      if (msg === undefined) {
+        code = 'MALFORMED'
+        this.rejects.record(remotePeer)
+      } else if (msg.type === 'decline') {
+        ok = this.requester.onDecline(msg, remotePeer)
+        if (!ok) code = 'UNKNOWN_REQUEST'
+      } else {
+        ok = await this.validateAndAccept('bid', bytes, remotePeer, 'stream')
+        if (!ok) code = 'BID_REFUSED'
+      }
+      await lp.write(encodeBidStreamAck(code !== undefined ? { v: MARKET_WIRE_VERSION, ok, code } : { v: MARKET_WIRE_VERSION, ok }), { signal })
+      await stream.close({ signal })
+    } catch (err) {
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+    }
+  }
+
+  private async onHubEvent (event: ChainEvent): Promise<void> {
+    if (event.name === 'AppRegistered' && event.args !== undefined) {
+      const a = event.args
+      const app: KnownApp = { app: getAddress(String(a.app)), owner: getAddress(String(a.owner)), name: String(a.name), cid: String(a.cid), checksum: String(a.checksum) }
+      await this.rememberApp(app)
+    }
+    const ev = marketEventFromHubLog(event)
+    if (ev !== undefined) {
+      await this.book.applyHubEvent(ev, async (h) => await this.hub.consumedOf(h))
+    }
+    for (const fn of this.hubListeners) {
+      try {
+        await fn(event)
+      } catch (err) {
+        this.log.warn('hub event listener failed', { event: event.name, error: err instanceof Error ? err.message : String(err) })
+      }
+    }
+  }
+
+  /** Records an app (from its AppRegistered event or our own registration). */
+  async rememberApp (app: KnownApp): Promise<void> {
+    await this.apps.put(app.app.toLowerCase(), app)
+  }
+
+  /** Apps known by name (any owner), oldest key first. */
+  async appsNamed (name: string, owner?: string): Promise<KnownApp[]> {
+    const out: KnownApp[] = []
+    for await (const { value } of this.apps.entries()) {
+      if (value.name === name && (owner === undefined || value.owner.toLowerCase() === owner.toLowerCase())) out.push(value)
+    }
+    return out
+  }
+
+  async knownApp (app: string): Promise<KnownApp | undefined> {
+    return await this.apps.get(app.toLowerCase())
+  }
+}
+
+/** The hub binding's address, known synchronously (typechain keeps it as `target`). */
+function hubAddress (hub: NonNullable<ChainClient['hub']>): string {
+  const t = hub.target
+  if (typeof t !== 'string') throw new MarketError('CHAIN_NOT_CONFIGURED', 'the hub binding has no address')
+  return t
+}

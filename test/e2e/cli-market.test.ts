@@ -1,0 +1,296 @@
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { isAlive } from '../../node/cli/processes.js'
+import type { SwarmFile, SwarmUpJson } from '../../node/cli/index.js'
+import type { DealView, OrderbookEntry, SubmittedTask, WalletView } from '../../node/api/client.js'
+import { freePort } from '../../node/chain/local-chain.js'
+import { assertBuilt, jsonError, pollUntil, processesMentioning, runCli, type RunResult } from './cli-helpers.js'
+
+const RLC = 10n ** 9n
+
+/**
+ * The market CLI against a real swarm: `swarm up` with its anvil, hub,
+ * funded wallets and provider stakes, then the client commands on the nodes'
+ * real API routes, then `swarm down` leaving no process.
+ */
+describe('e2e: the market CLI on a 4-node swarm with a local chain', function () {
+  this.timeout(300_000)
+  let dir = ''
+  let swarmDir = ''
+  let swarm: SwarmUpJson
+  let file: SwarmFile
+  let down = false
+  // other swarms a test starts; after() stops them whatever happened
+  const extraDirs: string[] = []
+
+  const dataDir = (i: number): string => join(swarmDir, `node-${i}`)
+  const on = (i: number, args: string[], timeoutMs?: number): Promise<RunResult> => runCli([...args, '--data-dir', dataDir(i)], timeoutMs)
+  async function json<T> (i: number, args: string[], timeoutMs?: number): Promise<T> {
+    const r = await on(i, [...args, '--json'], timeoutMs)
+    assert.equal(r.code, 0, `${args.join(' ')} on node-${i}: ${r.stderr}`)
+    return JSON.parse(r.stdout) as T
+  }
+
+  before(async () => {
+    assertBuilt()
+    dir = await mkdtemp(join(tmpdir(), 'iexec-e2e-market-'))
+    swarmDir = join(dir, 'swarm')
+    const t0 = Date.now()
+    const up = await runCli(['swarm', 'up', '--nodes', '4', '--dir', swarmDir, '--json'], 240_000)
+    if (existsSync(join(swarmDir, 'swarm.json'))) file = JSON.parse(await readFile(join(swarmDir, 'swarm.json'), 'utf8')) as SwarmFile
+    assert.equal(up.code, 0, up.stderr)
+    swarm = JSON.parse(up.stdout) as SwarmUpJson
+    console.info(`      swarm up with chain, 4 nodes: ${((Date.now() - t0) / 1000).toFixed(1)} s`)
+  })
+
+  after(async () => {
+    if (swarmDir !== '' && !down) await runCli(['swarm', 'down', '--dir', swarmDir], 60_000).catch(() => {})
+    for (const d of extraDirs) await runCli(['swarm', 'down', '--dir', d], 60_000).catch(() => {})
+    // whatever failed, nothing of this test may outlive it
+    for (const pid of [...(file?.nodes.map((n) => n.pid) ?? []), file?.chain?.pid ?? 0]) {
+      if (pid > 0 && await isAlive(pid)) {
+        try { process.kill(pid, 'SIGKILL') } catch {}
+      }
+    }
+    if (dir !== '') await rm(dir, { recursive: true, force: true })
+  })
+
+  it('swarm up --json: chain deployed, every node funded, every provider staked', async () => {
+    assert.ok(swarm.chain !== null, 'the chain is part of swarm up')
+    assert.match(swarm.chain.rpc, /^http:\/\/127\.0\.0\.1:\d+$/)
+    assert.match(swarm.chain.hub, /^0x[0-9a-fA-F]{40}$/)
+    assert.match(swarm.chain.rlc, /^0x[0-9a-fA-F]{40}$/)
+    assert.equal(swarm.chain.chainId, 31337)
+    assert.deepEqual(JSON.parse(await readFile(join(swarmDir, 'chain.json'), 'utf8')), swarm.chain)
+    assert.ok(file.chain != null && await isAlive(file.chain.pid), 'anvil runs detached after swarm up returned')
+    assert.deepEqual(swarm.nodes.map((n) => n.role), ['requester', 'provider', 'provider', 'provider'])
+    for (const [i, n] of swarm.nodes.entries()) {
+      const cfg = JSON.parse(await readFile(join(dataDir(i), 'config.json'), 'utf8')) as { chain: { rpc: string, hub: string, chainId: number } }
+      assert.equal(cfg.chain.rpc, swarm.chain.rpc)
+      assert.equal(cfg.chain.hub, swarm.chain.hub)
+      const w = await json<WalletView>(i, ['wallet', 'show'])
+      assert.equal(w.address, n.address)
+      assert.ok(BigInt(w.eth) > 10n ** 18n, `node-${i} has ETH for gas`)
+      assert.equal(BigInt(w.rlc), 500n * RLC, `node-${i} keeps 500 of its 1000 RLC in the wallet`)
+      if (n.role === 'provider') {
+        assert.equal(BigInt(w.stake), 100n * RLC, `provider node-${i} staked 100 RLC`)
+        assert.equal(BigInt(w.balance), 400n * RLC)
+      } else {
+        assert.equal(BigInt(w.stake), 0n, 'the requester does not stake')
+        assert.equal(BigInt(w.balance), 500n * RLC)
+      }
+    }
+  })
+
+  it('account deposit, withdraw and stake move the amounts they print', async () => {
+    const before0 = await json<WalletView>(0, ['wallet', 'show'])
+    const dep = await json<{ txHash: string, balance: string }>(0, ['account', 'deposit', '1.5RLC'])
+    assert.match(dep.txHash, /^0x[0-9a-f]{64}$/)
+    assert.equal(BigInt(dep.balance), BigInt(before0.balance) + 1_500_000_000n)
+    const wd = await json<{ balance: string }>(0, ['account', 'withdraw', '500000000nRLC'])
+    assert.equal(BigInt(wd.balance), BigInt(before0.balance) + 1_000_000_000n)
+    const human = await on(1, ['stake', '2RLC'])
+    assert.equal(human.code, 0, human.stderr)
+    assert.match(human.stdout, /staked 2 RLC \(2000000000 nRLC\)/)
+    assert.match(human.stdout, /stake now 102 RLC \(102000000000 nRLC\)/)
+  })
+
+  it('app register, orderbook on another node, task submit gives a deal of providers, deal show matches', async () => {
+    const wasm = await readFile('examples/apps/primes/primes.wasm')
+    const checksum = createHash('sha256').update(wasm).digest('hex')
+    const cid = CID.create(1, raw.code, await sha256.digest(wasm)).toString()
+    const app = await json<{ address: string, cid: string, checksum: string, orderHash: string }>(1, ['app', 'register', '--name', 'wordcount', '--cid', cid, '--checksum', checksum, '--price', '0'])
+    assert.match(app.address, /^0x[0-9a-fA-F]{40}$/)
+    assert.equal(app.checksum, `0x${checksum}`)
+
+    // the app order, published on node-1, reaches the requester's orderbook over gossip
+    const book = await pollUntil('the app order in node-0\'s orderbook', async () => await json<{ orders: OrderbookEntry[] }>(0, ['orderbook', 'app']),
+      (b) => b.orders.some((o) => o.orderHash === app.orderHash), 30_000, 300)
+    const entry = book.orders.find((o) => o.orderHash === app.orderHash)
+    assert.equal(entry?.type, 'app')
+    assert.equal(entry?.signer, swarm.nodes[1].address)
+
+    const t0 = Date.now()
+    const deal = await json<SubmittedTask>(0, ['task', 'submit', '--app', app.address, '--args', 'a b a', '--bidding-window', '3000'], 150_000)
+    const dealMs = Date.now() - t0
+    assert.match(deal.dealId, /^0x[0-9a-f]{64}$/)
+    const providers = swarm.nodes.filter((n) => n.role === 'provider').map((n) => n.address.toLowerCase())
+    assert.ok(deal.workers.length >= 1, 'at least one worker')
+    for (const w of deal.workers) assert.ok(providers.includes(w.toLowerCase()), `worker ${w} is a provider`)
+    assert.ok(providers.includes(deal.scheduler.toLowerCase()), `scheduler ${deal.scheduler} is a staked provider`)
+    assert.ok(deal.tasks.length >= 1)
+
+    // any node reads the same deal from the chain
+    const shown = await json<DealView>(2, ['deal', 'show', deal.dealId])
+    assert.equal(shown.dealId, deal.dealId)
+    assert.equal(shown.scheduler.toLowerCase(), deal.scheduler.toLowerCase())
+    assert.deepEqual(shown.workers.map((w) => w.toLowerCase()), deal.workers.map((w) => w.toLowerCase()))
+    assert.equal(shown.app.toLowerCase(), app.address.toLowerCase())
+    assert.equal(shown.requester.toLowerCase(), swarm.nodes[0].address.toLowerCase())
+    assert.deepEqual(shown.tasks.map((t) => t.taskId), deal.tasks.map((t) => t.taskId))
+
+    const human = await on(2, ['deal', 'show', deal.dealId])
+    assert.equal(human.code, 0, human.stderr)
+    assert.match(human.stdout, new RegExp(`scheduler\\s+${deal.scheduler}`))
+    console.info(`      task submit -> deal mined: ${(dealMs / 1000).toFixed(1)} s (bidding window 3 s)`)
+
+    // no provider serves category 3: NO_BIDS within the window, each reason on its own line
+    const t1 = Date.now()
+    const none = await on(0, ['task', 'submit', '--app', app.address, '--category', '3', '--bidding-window', '1500'], 60_000)
+    assert.equal(none.code, 1, none.stdout)
+    assert.ok(Date.now() - t1 < 30_000, 'the requester gives up within its window, it does not hang')
+    const lines = none.stderr.trim().split('\n')
+    assert.match(lines[lines.length - 1], /^iexec-p2p: .* \(NO_BIDS\)$/)
+    assert.ok(lines.length >= 3, `a header, at least one reason line, the error line: ${none.stderr}`)
+    for (const l of lines.slice(1, -1)) assert.match(l, /^ {2}\S+: .+ \([A-Z_]+\)$/, 'one reason per line: peer, reason, code')
+    const noneJson = await on(0, ['task', 'submit', '--app', app.address, '--category', '3', '--bidding-window', '1500', '--json'], 60_000)
+    const env = JSON.parse(noneJson.stderr) as { error: { code: string, details?: { reasons?: unknown[] } } }
+    assert.equal(env.error.code, 'NO_BIDS')
+    assert.ok(Array.isArray(env.error.details?.reasons) && env.error.details.reasons.length > 0)
+
+    // the app's owner cancels its app order on chain; the requester's orderbook drops it
+    const cancelled = await json<{ orderHash: string, txHash: string }>(1, ['order', 'cancel', app.orderHash])
+    assert.equal(cancelled.orderHash, app.orderHash)
+    assert.match(cancelled.txHash, /^0x[0-9a-f]{64}$/)
+    await pollUntil('the cancelled app order to leave node-0\'s orderbook', async () => await json<{ orders: OrderbookEntry[] }>(0, ['orderbook', 'app']),
+      (b) => !b.orders.some((o) => o.orderHash === app.orderHash), 30_000, 300)
+    // a request for that app now finds no app order to match
+    const after = await on(0, ['task', 'submit', '--app', app.address, '--bidding-window', '1000', '--json'], 60_000)
+    assert.equal(after.code, 1)
+    assert.equal(jsonError(after).code, 'NO_APP_ORDER')
+  })
+
+  it('app publish adds the wasm to the swarm and registers it; a task of it runs to COMPLETED', async () => {
+    const file = 'examples/apps/primes/primes.wasm'
+    const wasm = await readFile(file)
+    const app = await json<{ address: string, cid: string, checksum: string, orderHash: string }>(2, ['app', 'publish', file, '--name', 'primes-e2e', '--price', '0'])
+    assert.equal(app.checksum, `0x${createHash('sha256').update(wasm).digest('hex')}`)
+    assert.equal(app.cid, CID.create(1, raw.code, await sha256.digest(wasm)).toString())
+    await pollUntil('the published app order in node-0\'s orderbook', async () => await json<{ orders: OrderbookEntry[] }>(0, ['orderbook', 'app']),
+      (b) => b.orders.some((o) => o.orderHash === app.orderHash), 30_000, 300)
+    // by name: the requester resolves it from the hub's AppRegistered events
+    const deal = await json<SubmittedTask>(0, ['task', 'submit', '--app', 'primes-e2e', '--args', '1000', '--bidding-window', '3000'], 150_000)
+    const done = await pollUntil('the task to complete', async () => await json<DealView>(0, ['deal', 'show', deal.dealId]),
+      (d) => d.tasks.every((t) => t.status === 'COMPLETED' || t.status === 'FAILED'), 90_000, 300)
+    assert.deepEqual(done.tasks.map((t) => t.status), ['COMPLETED'], 'a worker fetched the module from node-2 over bitswap, ran it and contributed')
+
+    // not a wasm module: a usage error, nothing uploaded
+    const bad = await on(2, ['app', 'publish', 'package.json', '--json'])
+    assert.equal(bad.code, 2)
+    assert.equal(jsonError(bad).code, 'CLI_BAD_OPTION')
+  })
+
+  it('bad input: one clear line and the right exit code', async () => {
+    const noApp = await on(0, ['task', 'submit', '--json'])
+    assert.equal(noApp.code, 2)
+    assert.equal(jsonError(noApp).code, 'CLI_MISSING_ARGUMENT')
+    const amount = await on(0, ['account', 'deposit', '12abc'])
+    assert.equal(amount.code, 2)
+    assert.match(amount.stderr, /^iexec-p2p: .*"12abc".* \(CLI_BAD_OPTION\)\n$/)
+    const id = await on(0, ['deal', 'show', '0x1234', '--json'])
+    assert.equal(id.code, 2)
+    assert.equal(jsonError(id).code, 'CLI_BAD_OPTION')
+    const unknown = await on(0, ['deal', 'show', '0x' + '00'.repeat(31) + '01', '--json'])
+    assert.equal(unknown.code, 1)
+    assert.equal(jsonError(unknown).code, 'DEAL_NOT_FOUND')
+    const dead = await runCli(['wallet', 'show', '--api', `http://127.0.0.1:${await freePort()}`, '--token-file', swarm.nodes[0].tokenFile, '--json'])
+    assert.equal(dead.code, 1)
+    assert.equal(jsonError(dead).code, 'API_UNREACHABLE')
+  })
+
+  it('a node without chain answers CHAIN_NOT_CONFIGURED', async () => {
+    const other = join(dir, 'nochain')
+    extraDirs.push(other)
+    try {
+      const up = await runCli(['swarm', 'up', '--nodes', '1', '--no-chain', '--dir', other, '--json'], 120_000)
+      assert.equal(up.code, 0, up.stderr)
+      assert.equal((JSON.parse(up.stdout) as SwarmUpJson).chain, null)
+      for (const args of [['wallet', 'show'], ['orderbook'], ['stake', '1RLC']]) {
+        const r = await runCli([...args, '--data-dir', join(other, 'node-0'), '--json'])
+        assert.equal(r.code, 1, args.join(' '))
+        assert.equal(jsonError(r).code, 'CHAIN_NOT_CONFIGURED', args.join(' '))
+      }
+      const human = await runCli(['wallet', 'show', '--data-dir', join(other, 'node-0')])
+      assert.match(human.stderr, /^iexec-p2p: [^\n]+ \(CHAIN_NOT_CONFIGURED\)\n$/)
+    } finally {
+      const d = await runCli(['swarm', 'down', '--dir', other], 60_000)
+      assert.equal(d.code, 0, d.stderr)
+    }
+    assert.deepEqual(processesMentioning(other), [])
+  })
+
+  it('quickstart --once: demo app uploaded, one task run to COMPLETED by a provider, balances; then nothing is left', async () => {
+    const qs = join(dir, 'quickstart')
+    extraDirs.push(qs)
+    const t0 = Date.now()
+    const r = await runCli(['quickstart', '--once', '--dir', qs, '--json'], 240_000)
+    assert.equal(r.code, 0, r.stderr)
+    const out = JSON.parse(r.stdout) as SwarmUpJson & {
+      app: { address: string, cid: string, checksum: string }
+      deal: SubmittedTask
+      final: { tasks: Array<{ taskId: string, status: string }>, ms: number }
+      wallets: Array<WalletView & { node: number, role: string }>
+    }
+    assert.ok(out.chain !== null)
+    assert.equal(out.nodes.length, 4)
+    const wasm = await readFile('examples/apps/primes/primes.wasm')
+    assert.equal(out.app.checksum, `0x${createHash('sha256').update(wasm).digest('hex')}`)
+    assert.equal(out.app.cid, CID.create(1, raw.code, await sha256.digest(wasm)).toString())
+    const providers = out.nodes.filter((n) => n.role === 'provider').map((n) => n.address.toLowerCase())
+    assert.ok(out.deal.workers.length >= 1)
+    for (const w of out.deal.workers) assert.ok(providers.includes(w.toLowerCase()), `worker ${w} is a provider`)
+    assert.ok(providers.includes(out.deal.scheduler.toLowerCase()))
+    // the elected scheduler assigned it, a worker fetched the app from the owner's Helia, ran it and contributed
+    assert.deepEqual(out.final.tasks.map((t) => t.status), ['COMPLETED'])
+    assert.deepEqual(out.final.tasks.map((t) => t.taskId), out.deal.tasks.map((t) => t.taskId))
+    assert.deepEqual(out.wallets.map((w) => w.address), out.nodes.map((n) => n.address))
+    for (const w of out.wallets) assert.equal(BigInt(w.stake), w.role === 'provider' ? 100n * RLC : 0n)
+    assert.equal(existsSync(join(qs, 'swarm.json')), false)
+    assert.deepEqual(processesMentioning(qs), [], 'quickstart --once leaves no node and no anvil')
+    console.info(`      quickstart --once with chain and a deal: ${((Date.now() - t0) / 1000).toFixed(1)} s`)
+  })
+
+  it('swarm down stops the nodes and anvil: no process left', async () => {
+    const t0 = Date.now()
+    const r = await runCli(['swarm', 'down', '--dir', swarmDir, '--json'], 60_000)
+    down = true
+    assert.equal(r.code, 0, r.stderr)
+    const out = JSON.parse(r.stdout) as { stopped: number[], killed: number[], chainPid: number | null }
+    assert.equal(out.chainPid, file.chain?.pid)
+    for (const n of file.nodes) assert.equal(await isAlive(n.pid), false, `node pid ${n.pid} is gone`)
+    assert.equal(await isAlive(file.chain?.pid ?? 0), false, 'anvil is gone')
+    assert.deepEqual(processesMentioning(swarmDir), [], 'no process of the swarm (node or anvil) is left')
+    assert.equal(existsSync(join(swarmDir, 'swarm.json')), false)
+    assert.equal(existsSync(join(swarmDir, 'chain.json')), false)
+    console.info(`      swarm down (4 nodes + anvil): ${((Date.now() - t0) / 1000).toFixed(1)} s`)
+  })
+
+  it('swarm up again in the same dir: a fresh chain, the kept data dirs make deals again', async () => {
+    down = false
+    const up = await runCli(['swarm', 'up', '--nodes', '2', '--dir', swarmDir, '--json'], 240_000)
+    if (existsSync(join(swarmDir, 'swarm.json'))) file = JSON.parse(await readFile(join(swarmDir, 'swarm.json'), 'utf8')) as SwarmFile
+    assert.equal(up.code, 0, up.stderr)
+    const again = JSON.parse(up.stdout) as SwarmUpJson
+    assert.deepEqual(again.nodes.map((n) => n.address), swarm.nodes.slice(0, 2).map((n) => n.address), 'same wallets: the data dirs were kept')
+    const w = await json<WalletView>(1, ['wallet', 'show'])
+    assert.equal(BigInt(w.stake), 100n * RLC, 'a fresh chain: the stake is the fresh one, not the old 102 RLC')
+    const wasm = await readFile('examples/apps/primes/primes.wasm')
+    const app = await json<{ address: string, orderHash: string }>(1, ['app', 'register', '--name', 'wordcount', '--cid', CID.create(1, raw.code, await sha256.digest(wasm)).toString(),
+      '--checksum', createHash('sha256').update(wasm).digest('hex'), '--price', '0'])
+    await pollUntil('the app order in node-0\'s orderbook', async () => await json<{ orders: OrderbookEntry[] }>(0, ['orderbook', 'app']),
+      (b) => b.orders.some((o) => o.orderHash === app.orderHash), 30_000, 300)
+    const deal = await json<SubmittedTask>(0, ['task', 'submit', '--app', app.address, '--bidding-window', '3000'], 150_000)
+    assert.deepEqual(deal.workers.map((x) => x.toLowerCase()), [again.nodes[1].address.toLowerCase()])
+    const d = await runCli(['swarm', 'down', '--dir', swarmDir], 60_000)
+    down = true
+    assert.equal(d.code, 0, d.stderr)
+    assert.deepEqual(processesMentioning(swarmDir), [])
+  })
+})
