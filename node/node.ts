@@ -1,8 +1,7 @@
 import './polyfills.js'
-import { appendFileSync, readFileSync } from 'node:fs'
+import { appendFileSync } from 'node:fs'
 import { writeFile, rm } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import type { Wallet } from 'ethers'
 import { dataDirPaths, loadDataDir, validateConfig } from './config/index.js'
 import type { NodeConfig } from './config/index.js'
@@ -13,6 +12,7 @@ import { startApiServer } from './api/index.js'
 import type { ApiServer } from './api/index.js'
 import type { ApiBackend, NodeStatus, PeerView, ResourceQuery, ResourceView } from './api/backend.js'
 import { IexecError } from './errors.js'
+import { packageVersion } from './version.js'
 import { createChainClient } from './chain/index.js'
 import type { ChainClient } from './chain/index.js'
 import { MarketService, marketScoring, marketRoutes } from './market/index.js'
@@ -49,22 +49,6 @@ export interface IexecNodeInit {
   market?: Partial<MarketServiceOptions>
   /** the provider's bid strategy; the default one when absent */
   bidStrategy?: BidStrategy
-}
-
-/** The software version, from the package.json above this file (src or dist). */
-function packageVersion (): string {
-  let dir = dirname(fileURLToPath(import.meta.url))
-  // bounded walk: node/ in src, dist/node/ when compiled
-  for (let i = 0; i < 4; i++) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string, version?: string }
-      if (pkg.name === 'iexec-p2p' && typeof pkg.version === 'string') return pkg.version
-    } catch {
-      // not here: go up
-    }
-    dir = dirname(dir)
-  }
-  return '0.0.0'
 }
 
 /** JSON lines in <dataDir>/node.log: the operator's record of what the node did. */

@@ -62,7 +62,8 @@ export async function portIsFree (port: number): Promise<boolean> {
   })
 }
 
-async function rpcChainId (url: string): Promise<number | undefined> {
+/** The chain id an RPC endpoint answers, or undefined when it does not answer within 1 s. */
+export async function rpcChainId (url: string): Promise<number | undefined> {
   try {
     const res = await fetch(url, {
       method: 'POST',

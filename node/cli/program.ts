@@ -2,7 +2,7 @@ import { Command, CommanderError } from 'commander'
 import { CliError } from './errors.js'
 import { CLI_DEFAULTS } from './options.js'
 import { describeError, printError, processIo, type CliIo } from './output.js'
-import { cliVersion } from './version.js'
+import { packageVersion } from '../version.js'
 // types only: the command modules load lazily, so `--help` and client commands start fast
 import type { InitCommandOptions } from './init-command.js'
 import type { StartCommandOptions } from './start-command.js'
@@ -39,7 +39,7 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
   program
     .name('iexec-p2p')
     .description('A peer-to-peer iExec node: sell or buy computing over libp2p, settle on Ethereum.')
-    .version(cliVersion(), '-V, --version', 'print the version')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help for a command')
     .showSuggestionAfterError(true)
     .exitOverride()

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ApiClient } from '../api/index.js'
 import { dataDirPaths, loadConfig, loadDataDir, saveConfig, type NodeChainConfig } from '../config/index.js'
-import { anvilBinary, ANVIL_MNEMONIC, createChainClient, deployLocalSwarmChain, freePort, portIsFree } from '../chain/index.js'
+import { anvilBinary, ANVIL_MNEMONIC, createChainClient, deployLocalSwarmChain, freePort, portIsFree, rpcChainId } from '../chain/index.js'
 import { isIexecError } from '../errors.js'
 import { CliError } from './errors.js'
 import { CLI_DEFAULTS } from './options.js'
@@ -53,21 +53,6 @@ export const SWARM_FUNDING = {
 } as const
 
 const CHAIN_ID = 31337
-
-async function rpcChainId (url: string): Promise<number | undefined> {
-  try {
-    const res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_chainId', params: [] }),
-      signal: AbortSignal.timeout(1_000)
-    })
-    const body = await res.json() as { result?: string }
-    return body.result !== undefined ? Number(body.result) : undefined
-  } catch {
-    return undefined
-  }
-}
 
 /** anvil's first dev account: the deployer and RLC minter. */
 async function deployerKey (): Promise<string> {

@@ -3,9 +3,9 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** The package version, from the package.json above this file (src or dist). */
-export function cliVersion (): string {
+export function packageVersion (): string {
   let dir = dirname(fileURLToPath(import.meta.url))
-  // bounded walk: node/cli in src, dist/node/cli when compiled
+  // bounded walk: node/ or node/cli in src, dist/node/... when compiled
   for (let i = 0; i < 5; i++) {
     try {
       const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string, version?: string }
