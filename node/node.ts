@@ -26,7 +26,8 @@ import { WasiExecutor } from './worker/index.js'
 import { createWorkerDuties } from './worker/duties.js'
 import type { WorkerDuties } from './worker/duties.js'
 import { fetchDatasetKey } from './storage/index.js'
-import { contentRoutes } from './storage/routes.js'
+import { contentRoutes, resultRoutes } from './storage/routes.js'
+import type { FinalizedTask } from './storage/results.js'
 
 export interface IexecNodeInit {
   dataDir: string
@@ -200,7 +201,17 @@ export class IexecNode implements ApiBackend {
         port: this.config.apiPort,
         token: this.apiToken,
         backend: this,
-        routes: [...marketRoutes(() => this.market), ...contentRoutes(() => this.network.helia)]
+        routes: [
+          ...marketRoutes(() => this.market),
+          ...contentRoutes(() => this.network.helia),
+          ...resultRoutes({
+            helia: () => this.network.helia,
+            finalized: async (taskId) => await this.finalizedTask(taskId),
+            privateKey: this.wallet.signingKey,
+            resultsDir: join(this.dataDir, 'results'),
+            timeoutMs: 60_000
+          })
+        ]
       })
       const info = { url: this.api.url, pid: process.pid, peerId: this.peerId }
       await writeFile(dataDirPaths(this.dataDir).apiInfo, JSON.stringify(info) + '\n', { mode: 0o600 })
@@ -341,6 +352,16 @@ export class IexecNode implements ApiBackend {
     await e.scheduler.stop().catch(warn('scheduler'))
     await e.channel.stop().catch(warn('exec channel'))
     await e.executor.close().catch(warn('executor'))
+  }
+
+  /** The hub's TaskFinalized event of a task: its results CID and agreed result hash. */
+  private async finalizedTask (taskId: string): Promise<FinalizedTask | undefined> {
+    const hub = this.chainClient?.hub
+    if (hub === undefined) return undefined
+    const logs = await hub.queryFilter(hub.filters.TaskFinalized(taskId), this.init.chainFromBlock ?? this.config.chain.fromBlock ?? 0)
+    const last = logs[logs.length - 1]
+    if (last === undefined) return undefined
+    return { resultsCid: last.args.resultsCid, resultHash: last.args.resultHash }
   }
 
   /** Resolves once the node has stopped (by stop() or an API shutdown). */

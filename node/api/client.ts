@@ -195,6 +195,11 @@ export class ApiClient {
     return await this.call('POST', '/v1/content', { data: Buffer.from(bytes).toString('base64') })
   }
 
+  /** Fetches, checks and unpacks a finalized task's result on the node. */
+  async result (taskId: string): Promise<{ taskId: string, cid: string, path: string, stdout: string, encrypted: boolean }> {
+    return await this.call('GET', `/v1/results/${encodeURIComponent(taskId)}`)
+  }
+
   async deal (dealId: string): Promise<DealView> {
     return await this.call<DealView>('GET', `/v1/deals/${encodeURIComponent(dealId)}`)
   }

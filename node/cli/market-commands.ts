@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
-import { basename } from 'node:path'
+import { existsSync } from 'node:fs'
+import { cp, readFile } from 'node:fs/promises'
+import { basename, resolve as resolvePath } from 'node:path'
 import { isIexecError } from '../errors.js'
 import type { DealView, NoBidReason, OrderbookEntry, OrderType, SubmitTaskRequest, SubmittedTask } from '../api/client.js'
 import { clientFor, type ClientCommandOptions } from './client-commands.js'
@@ -305,4 +306,24 @@ export async function appPublishCommand (io: CliIo, file: string, opts: AppRegis
     return
   }
   io.out(`app ${app.name} published: ${bytes.byteLength} bytes added to the swarm\naddress ${r.address}\ncid ${r.cid}, sha256 ${r.checksum}\napp order ${r.orderHash} at ${formatAmount(app.price)} per task\n`)
+}
+
+/** `result get TASKID [--out DIR]`: the node fetches and checks; the CLI prints stdout and copies the folder. */
+export async function resultGetCommand (io: CliIo, taskId: string, opts: ClientCommandOptions & { out?: string }): Promise<void> {
+  if (!/^0x[0-9a-fA-F]{64}$/.test(taskId)) throw new UsageError('CLI_BAD_OPTION', `a task id is 0x and 64 hex digits, got "${taskId}"`)
+  const api = await clientFor(opts)
+  const r = await api.result(taskId)
+  let path = r.path
+  if (opts.out !== undefined) {
+    const out = resolvePath(opts.out)
+    if (existsSync(out)) throw new UsageError('CLI_BAD_OPTION', `--out ${out} already exists`)
+    await cp(r.path, out, { recursive: true })
+    path = out
+  }
+  if (opts.json === true) {
+    printJson(io, { taskId: r.taskId, cid: r.cid, path, stdout: r.stdout })
+    return
+  }
+  io.out(r.stdout)
+  io.err(`result ${r.cid}${r.encrypted ? ' (decrypted)' : ''} checked against the chain, unpacked in ${path}\n`)
 }

@@ -231,6 +231,15 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
       await taskSubmitCommand(io, opts)
     })
 
+  const result = program.command('result').description('results of finalized tasks')
+  addClientOptions(result.command('get <taskId>')
+    .description('fetch a task\'s result from the swarm, check it against the chain, decrypt it when needed, unpack it and print the app\'s stdout')
+    .option('--out <dir>', 'also copy the unpacked result here (must not exist)'))
+    .action(async (taskId: string, opts: ClientCommandOptions & { out?: string }) => {
+      const { resultGetCommand } = await import('./market-commands.js')
+      await resultGetCommand(io, taskId, opts)
+    })
+
   const app = program.command('app').description('apps on chain')
   addClientOptions(app.command('publish <file>')
     .description('add a WASI module to the swarm (Helia), register it on chain and publish its app order')

@@ -7,6 +7,8 @@ import { IexecError } from '../errors.js'
 export type StorageErrorCode =
   /** A caller passed a bad argument (key length, chunk size, public key...). */
   | 'STORAGE_INVALID_ARGUMENT'
+  /** A fetched result does not hash to its task's on-chain result. */
+  | 'RESULT_DIGEST_MISMATCH'
   /** The ciphertext does not start with a valid header (magic, version, sizes). */
   | 'STORAGE_BAD_HEADER'
   /** The key check failed: a wrong key, or an altered header (GCM alone could not tell these from tampering). */

@@ -1,8 +1,13 @@
 import { createHash } from 'node:crypto'
+import { join } from 'node:path'
 import { HttpError } from '../api/errors.js'
 import type { ApiRoute } from '../api/router.js'
 import { addBytes, provideContent } from './content.js'
 import type { ContentHelia } from './content.js'
+import type { EciesPrivateKey } from './ecies.js'
+import { StorageError } from './errors.js'
+import { retrieveResult } from './results.js'
+import type { FinalizedTask } from './results.js'
 
 /** Largest upload through the JSON API: base64 of it must fit the API's 1 MiB body limit. */
 export const MAX_CONTENT_UPLOAD_BYTES = 700 * 1024
@@ -33,6 +38,39 @@ export function contentRoutes (helia: () => ContentHelia): ApiRoute[] {
       // adverts and bitswap still serve peers that ask it directly
       await provideContent(h, cid).catch(() => false)
       return { cid: cid.toString(), bytes: bytes.byteLength, checksum: `0x${createHash('sha256').update(bytes).digest('hex')}` }
+    }
+  }]
+}
+
+/**
+ * `GET /v1/results/:taskId` -> `{ "taskId", "cid", "path", "stdout", "encrypted" }`:
+ * fetches a finalized task's result from the swarm, checks it against the
+ * chain and unpacks it under the node's data dir. 404 RESULT_NOT_FOUND while
+ * the task is not finalized.
+ */
+export function resultRoutes (deps: {
+  helia: () => ContentHelia
+  /** the task's TaskFinalized event on the hub; undefined when not finalized (or no chain) */
+  finalized: (taskId: string) => Promise<FinalizedTask | undefined>
+  privateKey: EciesPrivateKey
+  resultsDir: string
+  timeoutMs: number
+}): ApiRoute[] {
+  return [{
+    method: 'GET',
+    path: '/v1/results/:taskId',
+    handler: async (req) => {
+      const taskId = req.params.taskId ?? ''
+      if (!/^0x[0-9a-fA-F]{64}$/.test(taskId)) throw new HttpError(400, 'API_BAD_REQUEST', `a task id is 0x and 64 hex digits, got "${taskId}"`)
+      const finalized = await deps.finalized(taskId)
+      if (finalized === undefined) throw new HttpError(404, 'RESULT_NOT_FOUND', `task ${taskId} has no finalized result (yet)`)
+      try {
+        const r = await retrieveResult({ helia: deps.helia(), taskId, finalized, dest: join(deps.resultsDir, taskId.toLowerCase()), privateKey: deps.privateKey, timeoutMs: deps.timeoutMs })
+        return { taskId: r.taskId, cid: r.cid, path: r.path, stdout: r.stdout, encrypted: r.encrypted }
+      } catch (err) {
+        if (err instanceof StorageError) throw new HttpError(502, err.code, err.message)
+        throw err
+      }
     }
   }]
 }

@@ -167,7 +167,7 @@ describe('e2e: the market CLI on a 4-node swarm with a local chain', function ()
     assert.equal(jsonError(after).code, 'NO_APP_ORDER')
   })
 
-  it('app publish adds the wasm to the swarm and registers it; a task of it runs to COMPLETED', async () => {
+  it('app publish adds the wasm to the swarm and registers it; a task of it runs to COMPLETED; result get prints its stdout', async () => {
     const file = 'examples/apps/primes/primes.wasm'
     const wasm = await readFile(file)
     const app = await json<{ address: string, cid: string, checksum: string, orderHash: string }>(2, ['app', 'publish', file, '--name', 'primes-e2e', '--price', '0'])
@@ -180,6 +180,22 @@ describe('e2e: the market CLI on a 4-node swarm with a local chain', function ()
     const done = await pollUntil('the task to complete', async () => await json<DealView>(0, ['deal', 'show', deal.dealId]),
       (d) => d.tasks.every((t) => t.status === 'COMPLETED' || t.status === 'FAILED'), 90_000, 300)
     assert.deepEqual(done.tasks.map((t) => t.status), ['COMPLETED'], 'a worker fetched the module from node-2 over bitswap, ran it and contributed')
+
+    // the requester fetches the result from the swarm, checked against the chain: 168 primes up to 1000
+    const taskId = done.tasks[0].taskId
+    const got = await json<{ taskId: string, cid: string, path: string, stdout: string }>(0, ['result', 'get', taskId], 90_000)
+    assert.equal(got.taskId, taskId)
+    assert.match(got.cid, /^baf/)
+    assert.match(got.stdout, /count=168 last=997/)
+    assert.ok(existsSync(join(got.path, 'stdout.txt')))
+    const human = await on(0, ['result', 'get', taskId, '--out', join(dir, 'result-out')], 90_000)
+    assert.equal(human.code, 0, human.stderr)
+    assert.match(human.stdout, /count=168 last=997/)
+    assert.ok(existsSync(join(dir, 'result-out', 'stdout.txt')), '--out holds a copy of the result')
+    // a task with no finalized result: a clear error, exit 1
+    const missing = await on(0, ['result', 'get', `0x${'00'.repeat(32)}`, '--json'])
+    assert.equal(missing.code, 1)
+    assert.equal(jsonError(missing).code, 'RESULT_NOT_FOUND')
 
     // not a wasm module: a usage error, nothing uploaded
     const bad = await on(2, ['app', 'publish', 'package.json', '--json'])
