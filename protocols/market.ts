@@ -459,6 +459,12 @@ export interface RequestParams {
   iexec_args?: string
   iexec_input_files?: string[]
   iexec_result_encryption?: boolean
+  /**
+   * The requester's compressed secp256k1 public key (0x02/0x03 + 32 bytes)
+   * the result is encrypted to. iExec keeps it in its SMS; here it travels in
+   * the signed request, and the scheduler checks it belongs to the requester.
+   */
+  iexec_p2p_result_key?: string
   iexec_p2p_tags?: string[]
 }
 
@@ -489,6 +495,10 @@ export function parseRequestParams (params: string): RequestParams {
       case 'iexec_result_encryption':
         if (typeof x !== 'boolean') throw invalid('params.iexec_result_encryption', 'must be a boolean')
         out.iexec_result_encryption = x
+        break
+      case 'iexec_p2p_result_key':
+        if (typeof x !== 'string' || !/^0x0[23][0-9a-fA-F]{64}$/.test(x)) throw invalid('params.iexec_p2p_result_key', 'must be a compressed secp256k1 public key (0x02/0x03 and 64 hex digits)')
+        out.iexec_p2p_result_key = x
         break
       case 'iexec_p2p_tags':
         if (!Array.isArray(x) || x.length > MAX_FREE_TAGS || !x.every((s) => typeof s === 'string' && s.length > 0 && s.length <= MAX_FREE_TAG_LENGTH)) {

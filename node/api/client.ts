@@ -1,6 +1,10 @@
 import { request } from 'node:http'
 import type { NodeStatus, PeerView, ResourceQuery, ResourceView } from './backend.js'
 import { ApiError } from './errors.js'
+import type { SubmitRequestParams } from '../market/requester.js'
+import type { TaskStatusView } from '../market/task-status.js'
+
+export type { TaskStatusView, TaskEventView, TaskPhase } from '../market/task-status.js'
 import { defaultApiClientOptions, type ApiClientOptions } from './options.js'
 
 // Views of the market routes (issue 4). Amounts travel as decimal strings:
@@ -68,25 +72,16 @@ export interface DealView {
   tasks: TaskView[]
 }
 
-export interface SubmitTaskRequest {
-  app: string
-  dataset?: string
-  args?: string
-  inputs?: string[]
-  category?: number
-  trust?: number
-  volume?: number
-  /** nRLC */
-  maxPrice?: bigint
-  tags?: string[]
-  biddingWindowMs?: number
-}
+/** What `task submit` asks for: the market's own request parameters (maxPrice in nRLC). */
+export type SubmitTaskRequest = SubmitRequestParams
 
 export interface SubmittedTask {
   dealId: string
   scheduler: string
   workers: string[]
   tasks: TaskView[]
+  /** ms from the request's gossip to its first bid (null: none timed) and to the mined deal */
+  timings?: { firstBidMs: number | null, dealMs: number }
 }
 
 /** One provider's reason for not bidding (NO_BIDS details). */
@@ -211,11 +206,16 @@ export class ApiClient {
    */
   async submitTask (req: SubmitTaskRequest, options: { timeoutMs?: number } = {}): Promise<SubmittedTask> {
     const body: Record<string, unknown> = { app: req.app }
-    for (const key of ['dataset', 'args', 'inputs', 'category', 'trust', 'volume', 'tags', 'biddingWindowMs'] as const) {
+    for (const key of ['dataset', 'args', 'inputs', 'category', 'trust', 'volume', 'tags', 'biddingWindowMs', 'encryptResult'] as const) {
       if (req[key] !== undefined) body[key] = req[key]
     }
     if (req.maxPrice !== undefined) body.maxPrice = req.maxPrice.toString()
     return await this.call<SubmittedTask>('POST', '/v1/tasks', body, options)
+  }
+
+  /** A task's status, phase and timeline from the hub (404 TASK_NOT_FOUND when no deal has it). */
+  async taskStatus (taskId: string): Promise<TaskStatusView> {
+    return await this.call<TaskStatusView>('GET', `/v1/tasks/${encodeURIComponent(taskId)}`)
   }
 
   /**

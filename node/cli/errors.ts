@@ -30,6 +30,10 @@ export type CliErrorCode =
   | 'SWARM_CHAIN_FAILED'
   /** swarm down: a process survived SIGKILL */
   | 'SWARM_STOP_FAILED'
+  /** task show --watch / task submit --watch: the task was not final within the wait */
+  | 'TASK_WATCH_TIMEOUT'
+  /** task submit --watch: a task ended without a result (failed, refunded) */
+  | 'TASK_FAILED'
 
 /** Usage errors exit with 2, everything else with 1 (the usual Unix split). */
 export const USAGE_CODES: ReadonlySet<string> = new Set<CliErrorCode>([

@@ -163,6 +163,7 @@ export interface TaskSubmitCommandOptions extends ClientCommandOptions {
   maxPrice?: string
   tag?: string[]
   biddingWindow?: string
+  encryptResult?: boolean
   watch?: boolean
 }
 
@@ -189,6 +190,7 @@ export function parseTaskSubmit (opts: TaskSubmitCommandOptions): SubmitTaskRequ
   if (opts.maxPrice !== undefined) req.maxPrice = parseAmountOrPrice('--max-price', opts.maxPrice)
   if (opts.tag !== undefined) req.tags = opts.tag.map(parseTagOption)
   if (opts.biddingWindow !== undefined) req.biddingWindowMs = parseIntOption('--bidding-window', opts.biddingWindow, 1, 600_000)
+  if (opts.encryptResult === true) req.encryptResult = true
   return req
 }
 
@@ -219,12 +221,19 @@ export async function taskSubmitCommand (io: CliIo, opts: TaskSubmitCommandOptio
     throw err
   }
   progress(`task: deal ${r.dealId} mined after ${((Date.now() - t0) / 1000).toFixed(1)} s: scheduler ${r.scheduler}, ${r.workers.length} worker(s)`)
-  if (opts.json === true) {
-    printJson(io, r)
+  if (opts.watch !== true) {
+    if (opts.json === true) printJson(io, r)
+    else printDeal(io, r)
     return
   }
-  printDeal(io, r)
-  if (watch) progress('task: the deal is made; running the tasks and fetching results comes with the execution issue (issue 5)')
+  // --watch: follow every task to its end, then fetch, check and print the results
+  if (opts.json !== true) printDeal(io, r)
+  const { watchSubmitted, printResults, failedTasks } = await import('./task-commands.js')
+  const tasks = await watchSubmitted(api, r, progress, t0)
+  if (opts.json === true) printJson(io, { ...r, tasks })
+  else printResults(io, tasks)
+  const failed = failedTasks(tasks)
+  if (failed !== undefined) throw failed
 }
 
 /** NO_BIDS: one line per provider's reason, before the error line itself. */

@@ -33,6 +33,12 @@ export const CLI_DEFAULTS = {
   taskSubmitTimeoutMs: 120_000,
   // status polling while waiting for something
   pollIntervalMs: 200,
+  // task watching reads ~7 event filters per task from the node: twice a
+  // second follows a 1 s-block chain closely without flooding a local node
+  taskWatchIntervalMs: 500,
+  // a watch without --timeout lasts until the final deadline plus this (the
+  // claim that ends a failed task comes after the deadline)
+  taskWatchGraceMs: 60_000,
   // lines of a failed node's log printed with the error
   logTailLines: 20
 } as const

@@ -9,6 +9,7 @@ import type { StartCommandOptions } from './start-command.js'
 import type { ClientCommandOptions } from './client-commands.js'
 import type { QuickstartOptions, SwarmDirOptions, SwarmUpCommandOptions } from './swarm-commands.js'
 import type { AppRegisterCommandOptions, OrderbookCommandOptions, TaskSubmitCommandOptions } from './market-commands.js'
+import type { TaskShowCommandOptions } from './task-commands.js'
 
 // Commander maps its own failures to codes; these are usage errors (exit 2).
 const COMMANDER_CODES: Record<string, string> = {
@@ -225,10 +226,20 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
     .option('--max-price <amount>', 'most you pay a provider per task (nRLC, or 1.5RLC)')
     .option('--tag <tag...>', 'tags every provider must have, such as region:eu')
     .option('--bidding-window <ms>', 'how long to collect bids')
-    .option('--watch', 'print progress lines while waiting'))
+    .option('--encrypt-result', 'encrypt the result to this node\'s wallet key: only this node can read it (result get decrypts it)')
+    .option('--watch', 'follow the tasks to their end (progress on stderr), then fetch, check and print their results'))
     .action(async (opts: TaskSubmitCommandOptions) => {
       const { taskSubmitCommand } = await import('./market-commands.js')
       await taskSubmitCommand(io, opts)
+    })
+
+  addClientOptions(task.command('show <taskId>')
+    .description('a task\'s state from the chain: phase, contributions, reveals, result, and its timeline')
+    .option('--watch', 'follow the task until it is finalized or failed (progress on stderr)')
+    .option('--timeout <seconds>', 'with --watch: give up after this long (default: the task\'s final deadline + 60 s)'))
+    .action(async (taskId: string, opts: TaskShowCommandOptions) => {
+      const { taskShowCommand } = await import('./task-commands.js')
+      await taskShowCommand(io, taskId, opts)
     })
 
   const result = program.command('result').description('results of finalized tasks')

@@ -124,6 +124,8 @@ export type MarketErrorCode =
   /** no live order of that hash in the book, or no deal of that id on chain */
   | 'ORDER_NOT_FOUND'
   | 'DEAL_NOT_FOUND'
+  /** no deal on the hub has this task id */
+  | 'TASK_NOT_FOUND'
   /** the order is not this node's to cancel */
   | 'NOT_ORDER_OWNER'
 

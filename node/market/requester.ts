@@ -3,7 +3,7 @@
  * declines for the bidding window, pick the cheapest bids that meet the trust
  * level, match on chain and report the deal.
  */
-import { isAddress, getAddress, toBeHex, zeroPadValue } from 'ethers'
+import { isAddress, getAddress, SigningKey, toBeHex, TypedDataEncoder, zeroPadValue } from 'ethers'
 import { emptyDatasetOrder, hashOrder, signOrder, taskId, ZERO_ADDRESS } from '../../protocols/eip712.js'
 import type { AppOrder, Bid, DatasetOrder, RequestOrder, Signed } from '../../protocols/eip712.js'
 import { MAX_PARAMS_BYTES, TAG_BITS, encodeTags, orderMessage, saltWithExpiry } from '../../protocols/market.js'
@@ -30,6 +30,8 @@ export interface SubmitRequestParams {
   /** required tags: named tag bits (region:eu ...) and free-form ones */
   tags?: string[]
   biddingWindowMs?: number
+  /** encrypt the result archive to this node's wallet key (iExec's `iexec_result_encryption`) */
+  encryptResult?: boolean
 }
 
 export interface SubmittedTask { taskId: string, status: string }
@@ -91,6 +93,7 @@ function intParam (v: number | undefined, field: string, min: number, max: numbe
 
 export class Requester {
   private readonly collectors = new Map<string, Collector>()
+  private publicKey?: string
 
   constructor (private readonly market: MarketService) {}
 
@@ -157,6 +160,10 @@ export class Requester {
     if (p.args !== undefined) params.iexec_args = p.args
     if (p.inputs !== undefined && p.inputs.length > 0) params.iexec_input_files = p.inputs
     if (free.length > 0) params.iexec_p2p_tags = free
+    if (p.encryptResult === true) {
+      params.iexec_result_encryption = true
+      params.iexec_p2p_result_key = await this.resultPublicKey()
+    }
     const paramsText = Object.keys(params).length > 0 ? JSON.stringify(params) : ''
     if (new TextEncoder().encode(paramsText).length > MAX_PARAMS_BYTES) throw fail('MARKET_BAD_ARGUMENT', `args and inputs exceed ${MAX_PARAMS_BYTES} bytes`, { field: 'args' })
 
@@ -239,6 +246,22 @@ export class Requester {
       }
     }
     throw fail('DEAL_NOT_FOUND', `matchOrders ${tx.hash} emitted no DealCreated`, { txHash: tx.hash })
+  }
+
+  /**
+   * This node's compressed public key, for results encrypted to it. The
+   * signer only signs typed data, so the key is recovered from one signature
+   * (made once, over a constant message) instead of reaching into the wallet.
+   */
+  private async resultPublicKey (): Promise<string> {
+    if (this.publicKey !== undefined) return this.publicKey
+    const domain = { name: 'iexec-p2p result key', version: '1' }
+    const types = { ResultKey: [{ name: 'owner', type: 'address' }] }
+    const value = { owner: this.market.address }
+    const sig = await this.market.signer.signTypedData(domain, types, value)
+    const key = SigningKey.computePublicKey(SigningKey.recoverPublicKey(TypedDataEncoder.hash(domain, types, value), sig), true)
+    this.publicKey = key
+    return key
   }
 
   private async match (appOrder: Signed<AppOrder>, datasetOrder: Signed<DatasetOrder>, request: Signed<RequestOrder>, bids: Array<Signed<Bid>>): Promise<{ hash: string, receipt: { logs: ReadonlyArray<{ topics: readonly string[], data: string }> } }> {

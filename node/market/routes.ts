@@ -17,6 +17,7 @@ import type { OrderbookEntry, OrderbookQuery, OrderbookType } from './orderbook.
 import { taskStatusName } from './requester.js'
 import type { SubmitRequestParams } from './requester.js'
 import type { MarketService } from './service.js'
+import { RequestedTasks, readTaskStatus } from './task-status.js'
 
 /** `orderbook --json` row. */
 export interface OrderView {
@@ -94,6 +95,7 @@ function httpError (err: unknown): unknown {
     NO_DATASET_ORDER: 422,
     ORDER_NOT_FOUND: 404,
     DEAL_NOT_FOUND: 404,
+    TASK_NOT_FOUND: 404,
     NOT_ORDER_OWNER: 403,
     CONTRACT_REVERT: 422,
     RPC_UNREACHABLE: 502,
@@ -126,6 +128,16 @@ export function marketRoutes (getMarket: () => MarketService | undefined): ApiRo
       throw new HttpError(503, 'CHAIN_NOT_CONFIGURED', 'this node has no chain settings (config.json chain.rpc and chain.hub): the market is off')
     }
     return m
+  }
+  // the requester's own tasks (bidding and deal times), one table per market
+  const requestedByMarket = new WeakMap<MarketService, RequestedTasks>()
+  const requested = (m: MarketService): RequestedTasks => {
+    let r = requestedByMarket.get(m)
+    if (r === undefined) {
+      r = new RequestedTasks(m.init.db)
+      requestedByMarket.set(m, r)
+    }
+    return r
   }
   const route = (method: 'GET' | 'POST', path: string, fn: (m: MarketService, req: ApiRequest) => Promise<unknown>): ApiRoute =>
     ({ method, path, handler: wrap(async (req) => await fn(need(), req)) })
@@ -298,8 +310,22 @@ export function marketRoutes (getMarket: () => MarketService | undefined): ApiRo
         if (v !== undefined) p[f] = v
       }
       if (b.maxPrice !== undefined) p.maxPrice = amount(b.maxPrice, 'maxPrice', MAX_PRICE, 0n)
+      if (b.encryptResult !== undefined) {
+        if (typeof b.encryptResult !== 'boolean') throw bad('encryptResult', 'must be a boolean')
+        p.encryptResult = b.encryptResult
+      }
       const r = await m.requester.submit(p)
-      return { dealId: r.dealId, scheduler: r.scheduler, workers: r.workers, tasks: r.tasks }
+      const requestedAt = Date.now() - r.timings.dealMs
+      for (const [idx, t] of r.tasks.entries()) {
+        await requested(m).put({ taskId: t.taskId, dealId: r.dealId, idx, requestedAt, firstBidMs: r.timings.firstBidMs, dealMs: r.timings.dealMs })
+      }
+      return { dealId: r.dealId, scheduler: r.scheduler, workers: r.workers, tasks: r.tasks, timings: r.timings }
+    }),
+
+    route('GET', '/v1/tasks/:taskId', async (m, req) => {
+      const id = req.params.taskId
+      if (!isHexString(id, 32)) throw bad('taskId', 'must be a 32-byte 0x hex string')
+      return await readTaskStatus(m, requested(m), id)
     })
   ]
 }

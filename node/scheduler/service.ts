@@ -1,4 +1,4 @@
-import { keccak256, toUtf8Bytes } from 'ethers'
+import { computeAddress, keccak256, toUtf8Bytes } from 'ethers'
 import { ContributionStatus, TaskStatus } from '../../contracts-abi/index.js'
 import { signAuthorization, taskId } from '../../protocols/eip712.js'
 import type { HubDomain, TypedDataSigner } from '../../protocols/eip712.js'
@@ -60,7 +60,7 @@ export interface SchedulerInit {
   resolvePeer: (address: string) => Promise<string | undefined>
   /** unix ms; injected so tests can drive heartbeat timeouts */
   clock?: () => number
-  /** the requester's compressed public key when its params ask for result encryption (the market knows it from the signed request) */
+  /** the requester's compressed public key when its params ask for result encryption; default: {@link requesterResultKey} */
   resultEncryptionKey?: (deal: DealInfo) => Promise<string | undefined>
   options?: Partial<SchedulerOptions>
   /** this node's fixed offset in the reelection window (tests give each node its own); default from a hash */
@@ -70,6 +70,23 @@ export interface SchedulerInit {
 
 const same = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase()
 const ZERO = '0x0000000000000000000000000000000000000000'
+
+/**
+ * The default source of the result key: the one the requester put in its
+ * signed request's params, accepted only when it is the requester's own key
+ * (its address is the deal's requester), so a key planted by anyone else
+ * cannot redirect the result.
+ */
+export async function requesterResultKey (deal: DealInfo): Promise<string | undefined> {
+  let key: string | undefined
+  try {
+    key = parseRequestParams(deal.params).iexec_p2p_result_key
+  } catch {
+    return undefined
+  }
+  if (key === undefined) return undefined
+  return same(computeAddress(key), deal.requester) ? key : undefined
+}
 
 function wantsEncryption (params: string): boolean {
   try {
@@ -396,7 +413,7 @@ export class SchedulerService {
     const { deal } = known
     const authorization = await signAuthorization(this.init.wallet, this.init.domain, { worker: replica.worker, taskid: rec.taskid })
     const encrypt = wantsEncryption(deal.params)
-    const key = encrypt ? await this.init.resultEncryptionKey?.(deal) : undefined
+    const key = encrypt ? await (this.init.resultEncryptionKey ?? requesterResultKey)(deal) : undefined
     if (key === undefined && encrypt) {
       // workers refuse such an assignment: without the key the result would be published in clear
       this.log('result encryption requested but no requester key is known: not assigning', { taskid: rec.taskid })

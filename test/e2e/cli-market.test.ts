@@ -9,7 +9,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { isAlive } from '../../node/cli/processes.js'
 import type { SwarmFile, SwarmUpJson } from '../../node/cli/index.js'
-import type { DealView, OrderbookEntry, SubmittedTask, WalletView } from '../../node/api/client.js'
+import type { DealView, OrderbookEntry, SubmittedTask, TaskStatusView, WalletView } from '../../node/api/client.js'
 import { freePort } from '../../node/chain/local-chain.js'
 import { assertBuilt, jsonError, pollUntil, processesMentioning, runCli, type RunResult } from './cli-helpers.js'
 
@@ -201,6 +201,53 @@ describe('e2e: the market CLI on a 4-node swarm with a local chain', function ()
     const bad = await on(2, ['app', 'publish', 'package.json', '--json'])
     assert.equal(bad.code, 2)
     assert.equal(jsonError(bad).code, 'CLI_BAD_OPTION')
+  })
+
+  it('task submit --watch at trust 3 with --encrypt-result: progress, then the decrypted stdout; task show has the timeline; only the requester can read it', async () => {
+    // primes-e2e was published by the test above
+    const t0 = Date.now()
+    const r = await on(0, ['task', 'submit', '--app', 'primes-e2e', '--args', '500', '--trust', '3', '--encrypt-result', '--bidding-window', '3000', '--watch'], 240_000)
+    assert.equal(r.code, 0, r.stderr)
+    console.info(`      trust-3 task submitted and watched to its result: ${((Date.now() - t0) / 1000).toFixed(1)} s`)
+    // stdout: the deal, then the app's own output (95 primes up to 500), decrypted by the requester's node
+    assert.match(r.stdout, /deal\s+0x[0-9a-f]{64}/)
+    assert.match(r.stdout, /count=95 last=499/)
+    // progress on stderr, through consensus and reveal to the result
+    assert.match(r.stderr, /finalized: result on the swarm/)
+    assert.match(r.stderr, /fetching the result baf\w+ and checking it against the chain/)
+    const dealId = /deal\s+(0x[0-9a-f]{64})/.exec(r.stdout)?.[1] ?? ''
+    const deal = await json<DealView>(0, ['deal', 'show', dealId])
+    assert.ok(deal.workers.length >= 2, `trust 3 needs at least 2 agreeing workers, the deal has ${deal.workers.length}`)
+    assert.match(deal.params, /"iexec_result_encryption":true/)
+
+    const taskId = deal.tasks[0].taskId
+    const show = await json<TaskStatusView>(0, ['task', 'show', taskId])
+    assert.equal(show.phase, 'finalized')
+    assert.equal(show.status, 'COMPLETED')
+    assert.equal(show.trust, 3)
+    assert.ok(show.contributions >= 2 && show.reveals >= 2, `contributions ${show.contributions}, reveals ${show.reveals}`)
+    const names = show.events.map((e) => e.name)
+    for (const n of ['requested', 'deal', 'initialized', 'contributed', 'consensus', 'revealed', 'finalized'] as const) assert.ok(names.includes(n), `timeline has ${n}: ${names.join(',')}`)
+    assert.ok(names.indexOf('deal') < names.indexOf('consensus') && names.indexOf('consensus') < names.indexOf('finalized'))
+    // the human view and --watch on a final task return at once
+    const human = await on(0, ['task', 'show', taskId, '--watch'])
+    assert.equal(human.code, 0, human.stderr)
+    assert.match(human.stdout, /status\s+COMPLETED \(finalized\)/)
+    assert.match(human.stdout, /contributed/)
+
+    // any other node fetches the same CID but cannot open it
+    const other = await on(1, ['result', 'get', taskId, '--json'], 90_000)
+    assert.equal(other.code, 1)
+    assert.equal(jsonError(other).code, 'STORAGE_NOT_RECIPIENT')
+    assert.doesNotMatch(other.stdout, /count=95/)
+
+    // unknown task, malformed id: clear codes
+    const unknown = await on(0, ['task', 'show', `0x${'ab'.repeat(32)}`, '--json'])
+    assert.equal(unknown.code, 1)
+    assert.equal(jsonError(unknown).code, 'TASK_NOT_FOUND')
+    const malformed = await on(0, ['task', 'show', '0x1234', '--json'])
+    assert.equal(malformed.code, 2)
+    assert.equal(jsonError(malformed).code, 'CLI_BAD_OPTION')
   })
 
   it('bad input: one clear line and the right exit code', async () => {

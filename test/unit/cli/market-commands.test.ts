@@ -54,6 +54,8 @@ describe('cli: amounts and ids', () => {
   it('validates task submit options into the API request', () => {
     const req = parseTaskSubmit({ app: 'wordcount', args: 'a b', category: '0', trust: '1', volume: '2', maxPrice: '1.5RLC', tag: ['region:eu'], biddingWindow: '1500' })
     assert.deepEqual(req, { app: 'wordcount', args: 'a b', category: 0, trust: 1, volume: 2, maxPrice: 1_500_000_000n, tags: ['region:eu'], biddingWindowMs: 1500 })
+    assert.equal(parseTaskSubmit({ app: 'primes', encryptResult: true }).encryptResult, true)
+    assert.equal(parseTaskSubmit({ app: 'primes' }).encryptResult, undefined)
     assert.equal(parseTaskSubmit({ app: '0x' + '11'.repeat(20), maxPrice: '0' }).maxPrice, 0n)
     assert.equal(codeOf(() => parseTaskSubmit({})), 'CLI_MISSING_ARGUMENT')
     assert.equal(codeOf(() => parseTaskSubmit({ app: '0x1234' })), 'CLI_BAD_OPTION')

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { Wallet } from 'ethers'
 import { ZERO_BYTES32, signOrder } from '../../../protocols/eip712.js'
 import {
   MARKET_WIRE_VERSION, MAX_MESSAGE_BYTES, MarketWireError, TAG_BITS, bidStreamProtocol, decodeBidStreamAck, decodeBidStreamMessage, decodeMarketMessage,
@@ -7,6 +8,8 @@ import {
 } from '../../../protocols/market.js'
 import type { BidDecline, MarketWireErrorCode, SyncRequest } from '../../../protocols/market.js'
 import { appOrder, appOwner, bid, domain, requestOrder, requester, worker } from './fixture.js'
+import { requesterResultKey } from '../../../node/scheduler/service.js'
+import type { DealInfo } from '../../../node/scheduler/deal.js'
 
 function wireError (code: MarketWireErrorCode): (err: unknown) => boolean {
   return (err: unknown) => err instanceof MarketWireError && err.code === code
@@ -79,6 +82,26 @@ describe('market: wire formats', function () {
     assert.throws(() => parseRequestParams('{'), wireError('WIRE_INVALID'))
     assert.throws(() => parseRequestParams('{"iexec_args":1}'), wireError('WIRE_INVALID'))
     assert.throws(() => parseRequestParams('{"iexec_p2p_tags":[""]}'), wireError('WIRE_INVALID'))
+    const key = '0x02' + 'ab'.repeat(32)
+    assert.deepEqual(parseRequestParams(`{"iexec_result_encryption":true,"iexec_p2p_result_key":"${key}"}`), { iexec_result_encryption: true, iexec_p2p_result_key: key })
+    // an uncompressed or short key is refused: workers would encrypt to garbage
+    assert.throws(() => parseRequestParams(`{"iexec_p2p_result_key":"0x04${'ab'.repeat(64)}"}`), wireError('WIRE_INVALID'))
+    assert.throws(() => parseRequestParams('{"iexec_p2p_result_key":"0x02ab"}'), wireError('WIRE_INVALID'))
+  })
+
+  it('the scheduler takes the result key from the params only when it is the requester\'s own', async () => {
+    const me = Wallet.createRandom()
+    const other = Wallet.createRandom()
+    const deal = (key: string, requester = me.address): DealInfo => ({
+      dealid: '0x' + '01'.repeat(32), requestHash: '0x' + '02'.repeat(32), scheduler: other.address, requester, app: other.address,
+      dataset: '0x' + '00'.repeat(20), workers: [], volume: 1, trust: 1, category: 0, workerPrice: '0', startTime: 0, contributionDeadline: 0, finalDeadline: 0,
+      params: JSON.stringify({ iexec_result_encryption: true, iexec_p2p_result_key: key })
+    })
+    assert.equal(await requesterResultKey(deal(me.signingKey.compressedPublicKey)), me.signingKey.compressedPublicKey)
+    // someone else's key planted in the params: no key, so nothing is assigned in clear or to the wrong reader
+    assert.equal(await requesterResultKey(deal(other.signingKey.compressedPublicKey)), undefined)
+    assert.equal(await requesterResultKey({ ...deal(me.signingKey.compressedPublicKey), params: '{"iexec_result_encryption":true}' }), undefined)
+    assert.equal(await requesterResultKey({ ...deal(me.signingKey.compressedPublicKey), params: '{' }), undefined)
   })
 
   it('defines the sync protocol: request, order frames and the end frame with a cursor', () => {

@@ -1,0 +1,176 @@
+import type { ApiClient, SubmittedTask, TaskPhase, TaskStatusView } from '../api/client.js'
+import { clientFor, type ClientCommandOptions } from './client-commands.js'
+import { CliError, UsageError } from './errors.js'
+import { CLI_DEFAULTS } from './options.js'
+import { printJson, table, type CliIo } from './output.js'
+import { parseBytes32, parseIntOption } from './parse.js'
+
+// `task show` and the watching half of `task submit --watch`: both poll the
+// node's `GET /v1/tasks/:taskId`, which reads the hub.
+
+const FINAL: ReadonlySet<TaskPhase> = new Set<TaskPhase>(['finalized', 'failed'])
+
+export interface TaskShowCommandOptions extends ClientCommandOptions {
+  watch?: boolean
+  /** seconds */
+  timeout?: string
+}
+
+/** What a progress line says about a phase. */
+const PHASE_TEXT: Record<TaskPhase, string> = {
+  scheduling: 'deal made; waiting for the elected scheduler to start the task',
+  running: 'running on the workers',
+  consensus: 'contributions coming in (consensus)',
+  revealing: 'consensus reached; workers revealing',
+  finalized: 'finalized: result on the swarm',
+  failed: 'failed: no consensus before the final deadline (the requester is refunded)'
+}
+
+function short (hex: string): string {
+  return hex.length > 14 ? `${hex.slice(0, 8)}…${hex.slice(-4)}` : hex
+}
+
+function seconds (ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`
+}
+
+/**
+ * Polls the tasks until each is final, calling `onChange` when a task's phase
+ * or its counts change. Bounded by `timeoutMs`.
+ * @throws CliError TASK_WATCH_TIMEOUT with the last phases
+ */
+export async function watchTasks (
+  api: ApiClient,
+  taskIds: string[],
+  timeoutMs: number,
+  onChange: (view: TaskStatusView) => void
+): Promise<TaskStatusView[]> {
+  const deadline = Date.now() + timeoutMs
+  const last = new Map<string, TaskStatusView>()
+  const sig = (v: TaskStatusView): string => `${v.phase}/${v.contributions}/${v.reveals}/${v.scheduler}`
+  while (true) {
+    for (const id of taskIds) {
+      const prev = last.get(id)
+      if (prev !== undefined && FINAL.has(prev.phase)) continue
+      const v = await api.taskStatus(id)
+      if (prev === undefined || sig(prev) !== sig(v)) onChange(v)
+      last.set(id, v)
+    }
+    const views = taskIds.map((id) => last.get(id) as TaskStatusView)
+    if (views.every((v) => FINAL.has(v.phase))) return views
+    if (Date.now() > deadline) {
+      throw new CliError('TASK_WATCH_TIMEOUT', `not final after ${seconds(timeoutMs)}: ${views.map((v) => `${short(v.taskId)} ${v.phase}`).join(', ')}`, { tasks: views.map((v) => ({ taskId: v.taskId, phase: v.phase })) })
+    }
+    await new Promise((resolve) => setTimeout(resolve, CLI_DEFAULTS.taskWatchIntervalMs))
+  }
+}
+
+/** A progress line: time since `t0`, the task, its phase and counts. */
+export function progressLine (v: TaskStatusView, t0: number): string {
+  const counts = v.phase === 'consensus' || v.phase === 'revealing' ? ` (${v.contributions} contribution(s), ${v.reveals} reveal(s), trust ${v.trust})` : ''
+  return `[${seconds(Date.now() - t0).padStart(7)}] task ${short(v.taskId)}: ${PHASE_TEXT[v.phase]}${counts}`
+}
+
+/** The human view of one task: its state, then its timeline relative to the first event. */
+export function printTask (io: CliIo, v: TaskStatusView): void {
+  const lines = [
+    `task       ${v.taskId}`,
+    `deal       ${v.dealId} #${v.idx}`,
+    `status     ${v.status} (${v.phase})`,
+    `app        ${v.app}${/^0x0+$/.test(v.dataset.slice(2)) ? '' : `    dataset ${v.dataset}`}`,
+    `scheduler  ${v.scheduler}    trust ${v.trust}    workers ${v.workers.length}`,
+    `progress   ${v.contributions} contribution(s), ${v.reveals} reveal(s)`
+  ]
+  if (v.resultsCid !== null) lines.push(`result     ${v.resultsCid}    hash ${v.resultHash ?? '-'}`)
+  io.out(lines.join('\n') + '\n')
+  if (v.events.length > 0) {
+    const t0 = v.events[0].at
+    io.out(table(['AT', 'EVENT', 'BLOCK', 'WORKER'], v.events.map((e) => [
+      `+${seconds(e.at - t0)}`, e.name, e.block !== undefined ? String(e.block) : '-', e.worker ?? '-'
+    ])))
+  }
+}
+
+/** Bound of a watch when none is given: until the task's final deadline, plus time to see its end. */
+function defaultWatchMs (views: TaskStatusView[]): number {
+  const finalS = Math.max(...views.map((v) => v.deadlines.final))
+  return Math.max(0, finalS * 1000 - Date.now()) + CLI_DEFAULTS.taskWatchGraceMs
+}
+
+/** `task show TASKID [--watch] [--timeout S] [--json]`. */
+export async function taskShowCommand (io: CliIo, taskIdArg: string, opts: TaskShowCommandOptions): Promise<void> {
+  const taskId = parseBytes32('TASKID', taskIdArg)
+  const timeoutMs = opts.timeout !== undefined ? parseIntOption('--timeout', opts.timeout, 1, 86_400) * 1000 : undefined
+  if (timeoutMs !== undefined && opts.watch !== true) throw new UsageError('CLI_USAGE', '--timeout goes with --watch')
+  const api = await clientFor(opts)
+  let view = await api.taskStatus(taskId)
+  if (opts.watch === true && !FINAL.has(view.phase)) {
+    const t0 = Date.now()
+    const json = opts.json === true
+    if (!json) io.err(progressLine(view, t0) + '\n')
+    const [end] = await watchTasks(api, [taskId], timeoutMs ?? defaultWatchMs([view]), (v) => {
+      if (!json && v.phase !== view.phase) io.err(progressLine(v, t0) + '\n')
+      view = v
+    })
+    view = end
+  }
+  if (opts.json === true) {
+    printJson(io, view)
+    return
+  }
+  printTask(io, view)
+}
+
+/** One task of `task submit --watch --json`: its final state and, when finalized, its result. */
+export interface WatchedTask {
+  taskId: string
+  status: string
+  phase: TaskPhase
+  resultsCid: string | null
+  result: { cid: string, path: string, stdout: string } | null
+}
+
+/**
+ * After `task submit`: watch every task of the deal to its end, then fetch
+ * and check the finalized ones' results. Progress on stderr.
+ */
+export async function watchSubmitted (
+  api: ApiClient,
+  deal: SubmittedTask,
+  progress: (line: string) => void,
+  t0: number
+): Promise<WatchedTask[]> {
+  const ids = deal.tasks.map((t) => t.taskId)
+  const first = await Promise.all(ids.map(async (id) => await api.taskStatus(id)))
+  const seen = new Map<string, TaskPhase>()
+  const views = await watchTasks(api, ids, defaultWatchMs(first), (v) => {
+    if (seen.get(v.taskId) !== v.phase) progress(progressLine(v, t0))
+    seen.set(v.taskId, v.phase)
+  })
+  const out: WatchedTask[] = []
+  for (const v of views) {
+    let result: WatchedTask['result'] = null
+    if (v.phase === 'finalized') {
+      progress(`[${seconds(Date.now() - t0).padStart(7)}] task ${short(v.taskId)}: fetching the result ${v.resultsCid ?? ''} and checking it against the chain`)
+      const r = await api.result(v.taskId)
+      result = { cid: r.cid, path: r.path, stdout: r.stdout }
+    }
+    out.push({ taskId: v.taskId, status: v.status, phase: v.phase, resultsCid: v.resultsCid, result })
+  }
+  return out
+}
+
+/** Prints each result's stdout (a header per task when there are several). */
+export function printResults (io: CliIo, tasks: WatchedTask[]): void {
+  for (const t of tasks) {
+    if (tasks.length > 1) io.out(`== task ${t.taskId} (${t.phase}) ==\n`)
+    if (t.result !== null) io.out(t.result.stdout.endsWith('\n') || t.result.stdout.length === 0 ? t.result.stdout : `${t.result.stdout}\n`)
+  }
+}
+
+/** TASK_FAILED when a watched task ended without a result. */
+export function failedTasks (tasks: WatchedTask[]): CliError | undefined {
+  const failed = tasks.filter((t) => t.phase !== 'finalized')
+  if (failed.length === 0) return undefined
+  return new CliError('TASK_FAILED', `${failed.length} of ${tasks.length} task(s) ended without a result: ${failed.map((t) => short(t.taskId)).join(', ')}`, { tasks: failed.map((t) => t.taskId) })
+}

@@ -1,0 +1,215 @@
+/**
+ * Where a task stands, read from the hub alone (its status and its events,
+ * with their block times), plus what the requester's node remembers of its
+ * own submissions (bidding and deal times). `task show` and
+ * `task submit --watch` print it; `GET /v1/tasks/:taskId` serves it.
+ */
+import { getAddress } from 'ethers'
+import { taskId as taskIdOf } from '../../protocols/eip712.js'
+import { Repository, jsonCodec } from '../db/index.js'
+import type { DbController } from '../db/index.js'
+import { MarketError } from './errors.js'
+import { taskStatusName } from './requester.js'
+import type { MarketService } from './service.js'
+
+/**
+ * The task's phase, in the order a task goes through them:
+ * scheduling (deal mined, the elected scheduler has not initialized it),
+ * running (initialized, no contribution yet), consensus (contributions
+ * coming in), revealing (consensus reached, reveals due), then finalized or
+ * failed (past its final deadline without consensus: claimed and refunded,
+ * or claimable).
+ */
+export type TaskPhase = 'scheduling' | 'running' | 'consensus' | 'revealing' | 'finalized' | 'failed'
+
+export const FINAL_PHASES: readonly TaskPhase[] = ['finalized', 'failed']
+
+/** One step of the task's life, from the chain (block time) or from the requester's node. */
+export interface TaskEventView {
+  name: 'requested' | 'first-bid' | 'deal' | 'initialized' | 'contributed' | 'consensus' | 'revealed' | 'finalized' | 'claimed' | 'reelected'
+  /** unix ms (block timestamp × 1000 for chain events) */
+  at: number
+  block?: number
+  txHash?: string
+  worker?: string
+}
+
+/** `task show --json`. */
+export interface TaskStatusView {
+  taskId: string
+  dealId: string
+  idx: number
+  /** the hub's TaskStatus name */
+  status: string
+  phase: TaskPhase
+  app: string
+  dataset: string
+  requester: string
+  scheduler: string
+  workers: string[]
+  trust: number
+  contributions: number
+  reveals: number
+  resultsCid: string | null
+  resultHash: string | null
+  deadlines: { contribution: number, final: number }
+  events: TaskEventView[]
+}
+
+/** What the requester's node keeps of a task it asked for. */
+export interface RequestedTask {
+  taskId: string
+  dealId: string
+  idx: number
+  /** unix ms the request order was gossiped */
+  requestedAt: number
+  firstBidMs: number | null
+  dealMs: number
+}
+
+function checkRequested (v: unknown): RequestedTask {
+  const o = v as Partial<RequestedTask> | null
+  if (o === null || typeof o !== 'object' || typeof o.taskId !== 'string' || typeof o.dealId !== 'string' ||
+    typeof o.idx !== 'number' || typeof o.requestedAt !== 'number' || typeof o.dealMs !== 'number') {
+    throw new Error('not a requested-task record')
+  }
+  return o as RequestedTask
+}
+
+/** The requester's own tasks, by task id, in its level store (kept across restarts). */
+export class RequestedTasks {
+  private readonly repo: Repository<RequestedTask>
+
+  constructor (db: DbController) {
+    this.repo = new Repository(db, 'requested-task', jsonCodec(checkRequested))
+  }
+
+  async put (t: RequestedTask): Promise<void> {
+    await this.repo.put(t.taskId.toLowerCase(), t)
+  }
+
+  async get (taskId: string): Promise<RequestedTask | undefined> {
+    return await this.repo.get(taskId.toLowerCase())
+  }
+}
+
+/** Deals scanned at most when a task id is not one of ours (its deal must be found by its DealCreated event). */
+const MAX_SCANNED_DEALS = 5_000
+
+/**
+ * Reads a task's status and timeline.
+ * @throws MarketError TASK_NOT_FOUND when no deal on the hub has this task
+ */
+export async function readTaskStatus (m: MarketService, requested: RequestedTasks, taskId: string): Promise<TaskStatusView> {
+  const hub = m.hub
+  const from = m.init.fromBlock
+  const id = taskId.toLowerCase()
+  const mine = await requested.get(id)
+  let dealId: string | undefined = mine?.dealId
+  let idx: number | undefined = mine?.idx
+  if (dealId === undefined) {
+    // an initialized task names its deal; otherwise look for a deal whose task list has it
+    const task = await hub.taskOf(id)
+    if (BigInt(task.dealid) !== 0n) {
+      dealId = task.dealid.toLowerCase()
+      const init = await hub.queryFilter(hub.filters.TaskInitialized(id), from)
+      idx = init.length > 0 ? Number(init[0].args.idx) : undefined
+    }
+  }
+  const dealLogs = dealId !== undefined
+    ? await hub.queryFilter(hub.filters.DealCreated(dealId), from)
+    : (await hub.queryFilter(hub.filters.DealCreated(), from)).slice(-MAX_SCANNED_DEALS)
+  let deal: (typeof dealLogs)[number] | undefined
+  for (const log of dealLogs) {
+    const volume = Number(log.args.info.volume)
+    const d = String(log.args.dealid).toLowerCase()
+    if (dealId !== undefined && d !== dealId) continue
+    for (let i = 0; i < volume; i++) {
+      if ((idx === undefined || idx === i) && taskIdOf(d, BigInt(i)).toLowerCase() === id) {
+        deal = log
+        dealId = d
+        idx = i
+        break
+      }
+    }
+    if (deal !== undefined) break
+  }
+  if (deal === undefined || dealId === undefined || idx === undefined) {
+    throw new MarketError('TASK_NOT_FOUND', `no deal on the hub has task ${taskId}`, { taskId })
+  }
+  const info = deal.args.info
+  const [status, task, current] = await Promise.all([hub.taskStatus(dealId, idx), hub.taskOf(id), hub.dealOf(dealId)])
+  const [contributed, consensus, revealed, finalized, claimed, reelected] = await Promise.all([
+    hub.queryFilter(hub.filters.TaskContributed(id), from),
+    hub.queryFilter(hub.filters.TaskConsensus(id), from),
+    hub.queryFilter(hub.filters.TaskRevealed(id), from),
+    hub.queryFilter(hub.filters.TaskFinalized(id), from),
+    hub.queryFilter(hub.filters.TaskClaimed(id), from),
+    hub.queryFilter(hub.filters.SchedulerReelected(dealId), from)
+  ])
+  const initialized = await hub.queryFilter(hub.filters.TaskInitialized(id), from)
+
+  // block times: one read per distinct block
+  const blockTimes = new Map<number, number>()
+  const at = async (log: { blockNumber: number, getBlock: () => Promise<{ timestamp: number }> }): Promise<number> => {
+    let t = blockTimes.get(log.blockNumber)
+    if (t === undefined) {
+      t = (await log.getBlock()).timestamp * 1000
+      blockTimes.set(log.blockNumber, t)
+    }
+    return t
+  }
+  const events: TaskEventView[] = []
+  if (mine !== undefined) {
+    events.push({ name: 'requested', at: mine.requestedAt })
+    if (mine.firstBidMs !== null) events.push({ name: 'first-bid', at: mine.requestedAt + mine.firstBidMs })
+  }
+  const push = async (name: TaskEventView['name'], logs: ReadonlyArray<{ blockNumber: number, transactionHash: string, args?: unknown, getBlock: () => Promise<{ timestamp: number }> }>, worker?: (args: unknown) => string): Promise<void> => {
+    for (const log of logs) {
+      events.push({
+        name, at: await at(log), block: log.blockNumber, txHash: log.transactionHash,
+        ...(worker !== undefined ? { worker: worker(log.args) } : {})
+      })
+    }
+  }
+  const workerOf = (args: unknown): string => getAddress(String((args as { worker: string }).worker))
+  await push('deal', [deal])
+  await push('reelected', reelected)
+  await push('initialized', initialized)
+  await push('contributed', contributed, workerOf)
+  await push('consensus', consensus)
+  await push('revealed', revealed, workerOf)
+  await push('finalized', finalized)
+  await push('claimed', claimed)
+  events.sort((a, b) => a.at - b.at || (a.block ?? 0) - (b.block ?? 0))
+
+  const statusName = taskStatusName(status)
+  const fin = finalized[finalized.length - 1]
+  let phase: TaskPhase
+  if (statusName === 'COMPLETED') phase = 'finalized'
+  else if (statusName === 'FAILED' || claimed.length > 0) phase = 'failed'
+  else if (statusName === 'REVEALING') phase = 'revealing'
+  else if (statusName === 'ACTIVE') phase = contributed.length > 0 ? 'consensus' : 'running'
+  // past the final deadline nothing can finalize it any more: the requester claims a refund
+  else phase = Date.now() / 1000 > Number(info.finalDeadline) ? 'failed' : 'scheduling'
+
+  return {
+    taskId: id,
+    dealId,
+    idx,
+    status: statusName,
+    phase,
+    app: getAddress(info.app),
+    dataset: getAddress(info.dataset),
+    requester: getAddress(deal.args.requester),
+    scheduler: getAddress(current.scheduler),
+    workers: [...info.workers].map((w: string) => getAddress(w)),
+    trust: Number(info.trust),
+    contributions: contributed.length,
+    reveals: Math.max(Number(task.reveals), revealed.length),
+    resultsCid: fin !== undefined ? fin.args.resultsCid : null,
+    resultHash: fin !== undefined ? fin.args.resultHash : null,
+    deadlines: { contribution: Number(info.contributionDeadline), final: Number(info.finalDeadline) },
+    events
+  }
+}
