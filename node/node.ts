@@ -25,9 +25,13 @@ import { WasiExecutor } from './worker/index.js'
 // storage imports so the executor can be compiled and run on its own
 import { createWorkerDuties } from './worker/duties.js'
 import type { WorkerDuties } from './worker/duties.js'
-import { fetchDatasetKey } from './storage/index.js'
+import {
+  BlockRetention, DATASET_DEFAULTS, DatasetOwnerAnnouncer, DatasetStore, FileKeyStore, KEY_RELEASE_PROTOCOL, MemoryNonceRegistry,
+  ciphertextHeader, createHubKeyReleaseView, createKeyReleaseHandler, datasetRoutes, fetchDatasetKey, fetchKeyFromOwner, ownerCandidates
+} from './storage/index.js'
 import { contentRoutes, resultRoutes } from './storage/routes.js'
 import type { FinalizedTask } from './storage/results.js'
+import { resultFetcher, workRoutes } from './market/work-routes.js'
 
 export interface IexecNodeInit {
   dataDir: string
@@ -46,6 +50,8 @@ export interface IexecNodeInit {
   category?: number
   /** first block of the hub's events when the node has no cursor yet (the hub's deploy block); default 0 */
   chainFromBlock?: number
+  /** chain settings for this run (start --rpc/--hub/--chain-id/--from-block), merged over config.chain; a key set to undefined drops it */
+  chain?: Partial<NodeConfig['chain']>
   /** market service settings (bidding window, bid transport ...) for this run */
   market?: Partial<MarketServiceOptions>
   /** the provider's bid strategy; the default one when absent */
@@ -76,6 +82,7 @@ function withOverrides (config: NodeConfig, init: IexecNodeInit): NodeConfig {
   if (init.priceFloor !== undefined) merged.priceFloor = init.priceFloor.toString()
   if (init.tags !== undefined) merged.tags = init.tags
   if (init.category !== undefined) merged.category = init.category
+  if (init.chain !== undefined) merged.chain = { ...config.chain, ...init.chain }
   // the same validation as config.json: a bad flag gets CONFIG_INVALID
   return validateConfig(merged)
 }
@@ -112,6 +119,8 @@ export class IexecNode implements ApiBackend {
   market?: MarketService
   /** deal duties: scheduler (when elected) and watchdog, worker; undefined without chain settings */
   execution?: { channel: ExecChannel, scheduler: SchedulerService, worker: WorkerDuties, executor: WasiExecutor, stopFeed: () => void }
+  /** the owner's side of datasets (key release, owner announcements) and the worker's block retention; with execution */
+  private datasetServices?: { announcer: DatasetOwnerAnnouncer, retention: BlockRetention }
 
   private constructor (
     readonly dataDir: string,
@@ -204,12 +213,35 @@ export class IexecNode implements ApiBackend {
         routes: [
           ...marketRoutes(() => this.market),
           ...contentRoutes(() => this.network.helia),
+          // dataset publish, list, show, unpublish (issue 6)
+          ...datasetRoutes({
+            market: () => this.market,
+            helia: () => this.network.helia,
+            keyStore: new FileKeyStore(dataDirPaths(this.dataDir).datasetKeys),
+            store: new DatasetStore(this.db),
+            tmpDir: join(this.dataDir, 'tmp'),
+            // without a chain there is no announcer, and the routes answer CHAIN_NOT_CONFIGURED
+            announce: async () => await this.datasetServices?.announcer.announceNow(),
+            log: fileLogger(dataDirPaths(this.dataDir).logs, 'datasets').info
+          }),
           ...resultRoutes({
             helia: () => this.network.helia,
             finalized: async (taskId) => await this.finalizedTask(taskId),
             privateKey: this.wallet.signingKey,
             resultsDir: join(this.dataDir, 'results'),
             timeoutMs: 60_000
+          }),
+          // the work API (XtremWeb-HEP) over the market and the same result retrieval
+          ...workRoutes({
+            market: () => this.market,
+            db: this.db,
+            result: resultFetcher({
+              helia: () => this.network.helia,
+              finalized: async (taskId) => await this.finalizedTask(taskId),
+              privateKey: this.wallet.signingKey,
+              resultsDir: join(this.dataDir, 'results'),
+              timeoutMs: 60_000
+            })
           })
         ]
       })
@@ -316,6 +348,38 @@ export class IexecNode implements ApiBackend {
       resolvePeer: async (a) => await peers.resolve(a),
       log: fileLogger(logs, 'scheduler').info
     })
+    // datasets: this node serves the keys of the datasets it owns, is findable by its address, and
+    // as a worker keeps what it fetched for a while (storage/dataset-owner.ts, retention.ts)
+    const hub = chain.hub as NonNullable<ChainClient['hub']>
+    const paths = dataDirPaths(this.dataDir)
+    const keyStore = new FileKeyStore(paths.datasetKeys)
+    const datasetStore = new DatasetStore(this.db)
+    const keyLog = fileLogger(logs, 'key-release')
+    await this.network.handle(KEY_RELEASE_PROTOCOL, createKeyReleaseHandler({
+      domain,
+      now: Date.now,
+      seenNonces: new MemoryNonceRegistry(),
+      chain: createHubKeyReleaseView(hub, { fromBlock: this.init.chainFromBlock ?? this.config.chain.fromBlock ?? 0 }),
+      keyStore,
+      // the decision, never the key
+      onDecision: (d) => { keyLog.info(d.refused === undefined ? 'key released' : 'key refused', { ...d }) }
+    }))
+    const announcer = new DatasetOwnerAnnouncer({
+      network: this.network,
+      swarmId: this.config.swarmId,
+      address: this.address,
+      ownsDatasets: async () => await datasetStore.hasLive(),
+      intervalMs: this.config.advertIntervalMs,
+      log: fileLogger(logs, 'datasets').info
+    })
+    const retention = new BlockRetention({
+      helia: this.network.helia,
+      db: this.db,
+      provide: async (cid) => { await this.network.provide(cid, { signal: AbortSignal.timeout(DATASET_DEFAULTS.provideTimeoutMs) }) },
+      log: fileLogger(logs, 'retention').info
+    })
+    this.datasetServices = { announcer, retention }
+    const workerLog = fileLogger(logs, 'worker').info
     const executor = new WasiExecutor()
     const worker = createWorkerDuties({
       channel,
@@ -327,16 +391,31 @@ export class IexecNode implements ApiBackend {
       workDir: join(this.dataDir, 'work'),
       options: { maxConcurrentTasks: this.config.cpus },
       datasetKey: async (req) => {
-        const owner = (await (chain.hub as NonNullable<ChainClient['hub']>).datasetOf(req.dataset)).owner
-        const peer = await peers.resolve(owner)
-        if (peer === undefined) throw new IexecError('DATASET_OWNER_UNREACHABLE', `no peer known for dataset owner ${owner}`)
-        return await fetchDatasetKey(async (p, o) => await this.network.dialProtocol(peer, p, o), this.wallet, domain, req)
+        const asset = await hub.datasetOf(req.dataset)
+        const owner = asset.owner
+        if (owner.toLowerCase() === this.address.toLowerCase()) {
+          // a worker of its own dataset's deal: the key is here (unless unpublished)
+          const own = await keyStore.get(req.dataset)
+          if (own === undefined) throw new IexecError('STORAGE_KEY_NOT_FOUND', `this node holds no key for its dataset ${req.dataset}`)
+          return own.bytes()
+        }
+        // adverts map providers' addresses; a requester-role owner is found by its owner CID
+        return await fetchKeyFromOwner({
+          owner,
+          candidates: ownerCandidates({ network: this.network, swarmId: this.config.swarmId, owner, selfPeerId: this.peerId, known: async () => await peers.resolve(owner) }),
+          fetchFrom: async (peer) => await fetchDatasetKey(async (p, o) => await this.network.dialProtocol(peer, p, o), this.wallet, domain, req),
+          header: async () => await ciphertextHeader(this.network.helia, asset.cid),
+          log: workerLog
+        })
       },
-      log: fileLogger(logs, 'worker').info
+      retention,
+      log: workerLog
     })
     await channel.start()
     await scheduler.start()
     await worker.start()
+    announcer.start()
+    retention.start()
     const stopFeed = market.onHubEventListener(async (event) => {
       if (event.name === 'DealCreated') await scheduler.onDeal(dealFromEvent(event))
     })
@@ -345,9 +424,16 @@ export class IexecNode implements ApiBackend {
 
   private async stopExecution (): Promise<void> {
     const e = this.execution
+    const d = this.datasetServices
+    const warn = (what: string) => (err: unknown) => { this.log.warn(`${what} stop failed`, { error: String(err) }) }
+    if (d !== undefined) {
+      await d.announcer.stop().catch(warn('dataset announcer'))
+      await d.retention.stop().catch(warn('block retention'))
+      // no key leaves this node once it stops
+      if (this.network.started) await this.network.unhandle(KEY_RELEASE_PROTOCOL).catch(warn('key release'))
+    }
     if (e === undefined) return
     e.stopFeed()
-    const warn = (what: string) => (err: unknown) => { this.log.warn(`${what} stop failed`, { error: String(err) }) }
     await e.worker.stop().catch(warn('worker'))
     await e.scheduler.stop().catch(warn('scheduler'))
     await e.channel.stop().catch(warn('exec channel'))

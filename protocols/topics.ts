@@ -57,3 +57,17 @@ export async function categoryCid (swarmId: string, category: number): Promise<C
   const digest = await sha256.digest(utf8.encode(`iexec-p2p/${swarmId}/category/${category}`))
   return CID.createV1(raw.code, digest)
 }
+
+/**
+ * CID that a node owning datasets announces with `provide`, so a worker
+ * holding only the owner's wallet address (from the hub's registry) finds
+ * the owner's peer with `findProviders`, even when the owner is a
+ * requester that publishes no resource advert: a raw CID of
+ * sha256(`iexec-p2p/<swarm>/dataset-owner/<lowercase address>`).
+ * Anyone may provide it; a wrong peer cannot hurt, as a key it sends does
+ * not pass the ciphertext's key check.
+ */
+export async function datasetOwnerCid (swarmId: string, address: string): Promise<CID> {
+  const digest = await sha256.digest(utf8.encode(`iexec-p2p/${swarmId}/dataset-owner/${address.toLowerCase()}`))
+  return CID.createV1(raw.code, digest)
+}

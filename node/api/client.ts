@@ -3,6 +3,7 @@ import type { NodeStatus, PeerView, ResourceQuery, ResourceView } from './backen
 import { ApiError } from './errors.js'
 import type { SubmitRequestParams } from '../market/requester.js'
 import type { TaskStatusView } from '../market/task-status.js'
+import type { DatasetView, PublishProgress } from '../storage/dataset-routes.js'
 
 export type { TaskStatusView, TaskEventView, TaskPhase } from '../market/task-status.js'
 import { defaultApiClientOptions, type ApiClientOptions } from './options.js'
@@ -279,6 +280,40 @@ export class ApiClient {
       req.end(payload)
     })
   }
+
+  /**
+   * Publishes a file or folder at `path` ON THE NODE'S MACHINE (absolute):
+   * encrypted by default, added, registered, offered with a dataset order.
+   * Large datasets take a while: poll `publishProgress(publishId)` meanwhile.
+   */
+  async publishDataset (req: PublishDatasetRequest, options: { timeoutMs?: number } = {}): Promise<PublishedDataset> {
+    const body: Record<string, unknown> = { path: req.path }
+    if (req.name !== undefined) body.name = req.name
+    if (req.price !== undefined) body.price = req.price.toString()
+    if (req.encrypt !== undefined) body.encrypt = req.encrypt
+    if (req.publishId !== undefined) body.publishId = req.publishId
+    return await this.call<PublishedDataset>('POST', '/v1/datasets', body, options)
+  }
+
+  /** The phase of a publish started with this `publishId`. */
+  async publishProgress (publishId: string): Promise<DatasetPublishProgress> {
+    return await this.call<DatasetPublishProgress>('GET', `/v1/datasets/publish/${encodeURIComponent(publishId)}`)
+  }
+
+  /** This node's datasets. */
+  async datasets (): Promise<OwnDatasetView[]> {
+    return expectArray<OwnDatasetView>(await this.call('GET', '/v1/datasets'), 'datasets', 'dataset list', this.url)
+  }
+
+  /** Any dataset of the hub, with its live orders in the node's orderbook. */
+  async dataset (address: string): Promise<DatasetDetails> {
+    return await this.call<DatasetDetails>('GET', `/v1/datasets/${encodeURIComponent(address)}`)
+  }
+
+  /** Cancels this node's orders of the dataset and removes its key. */
+  async unpublishDataset (address: string): Promise<UnpublishedDataset> {
+    return await this.call<UnpublishedDataset>('POST', `/v1/datasets/${encodeURIComponent(address)}/unpublish`, {})
+  }
 }
 
 function expectArray<T> (body: unknown, key: string, what: string, url: string): T[] {
@@ -300,4 +335,58 @@ function errorOf (body: unknown, status: number): { code: string, message: strin
     }
   }
   return { code: 'API_ERROR', message: `the node answered HTTP ${status}` }
+}
+
+/** `POST /v1/datasets` body. */
+export interface PublishDatasetRequest {
+  /** absolute path on the node's machine */
+  path: string
+  name?: string
+  /** price per task, nRLC */
+  price?: bigint
+  /** default true */
+  encrypt?: boolean
+  /** 8-64 lowercase hex digits, to poll progress */
+  publishId?: string
+}
+
+export interface PublishedDataset {
+  address: string
+  cid: string
+  checksum: string
+  orderHash: string
+  name: string
+  encrypted: boolean
+  price: string
+  bytes: number
+  kind: 'file' | 'folder'
+  publishId: string
+}
+
+/** `GET /v1/datasets/publish/:id`: the storage module's own view. */
+export type DatasetPublishProgress = PublishProgress
+
+/** `dataset list`: the storage module's own view. */
+export type OwnDatasetView = DatasetView
+
+export interface DatasetDetails {
+  address: string
+  owner: string
+  name: string
+  cid: string
+  checksum: string
+  /** published by this node */
+  mine: boolean
+  encrypted?: boolean
+  published?: boolean
+  bytes?: number
+  kind?: 'file' | 'folder'
+  orders: Array<{ orderHash: string, signer: string, price: string, remaining: string }>
+}
+
+export interface UnpublishedDataset {
+  address: string
+  cancelled: Array<{ orderHash: string, txHash: string }>
+  alreadyClosed: string[]
+  keyRemoved: boolean
 }

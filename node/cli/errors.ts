@@ -34,6 +34,10 @@ export type CliErrorCode =
   | 'TASK_WATCH_TIMEOUT'
   /** task submit --watch: a task ended without a result (failed, refunded) */
   | 'TASK_FAILED'
+  /** swarm fund: the swarm was started with --no-chain (no local chain, no deployer to fund from) */
+  | 'SWARM_NO_CHAIN'
+  /** swarm key --out: the file exists (a swarm key is never overwritten) */
+  | 'CLI_FILE_EXISTS'
 
 /** Usage errors exit with 2, everything else with 1 (the usual Unix split). */
 export const USAGE_CODES: ReadonlySet<string> = new Set<CliErrorCode>([

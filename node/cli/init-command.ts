@@ -1,31 +1,70 @@
 import { resolve } from 'node:path'
-import { defaultDataDir } from '../config/paths.js'
+import { defaultDataDir, dataDirPaths } from '../config/paths.js'
+import { isIexecError } from '../errors.js'
+import type { NodeChainConfig } from '../config/index.js'
+import type { ChainFlags } from './chain-commands.js'
 import { printJson, type CliIo } from './output.js'
 import { resolvePassword } from './parse.js'
 
-export interface InitCommandOptions {
+export interface InitCommandOptions extends ChainFlags {
   dataDir?: string
   passwordFile?: string
   devUnprotectedKey?: boolean
+  /** with chain flags: write them without asking the RPC (a chain not reachable yet) */
+  offline?: boolean
   json?: boolean
 }
 
-/** `iexec-p2p init`: creates the data dir (keys, wallet, config, API token); idempotent. */
+/**
+ * `iexec-p2p init`: creates the data dir (keys, wallet, config, API token);
+ * idempotent. With --rpc/--hub/--chain-id/--from-block it also writes the
+ * chain section of config.json (on a new or an existing data dir), checked
+ * first: format offline, then chain id and hub code against the RPC.
+ */
 export async function initCommand (io: CliIo, opts: InitCommandOptions): Promise<void> {
   const dataDir = resolve(opts.dataDir ?? defaultDataDir())
   const password = await resolvePassword(opts.passwordFile)
   // loaded here, not at CLI start: ethers and libp2p crypto cost ~0.5 s to import
-  const { initDataDir } = await import('../config/index.js')
+  const { initDataDir, loadConfig, saveConfig } = await import('../config/index.js')
+  const { hasChainFlags, resolveInitChain } = await import('./chain-commands.js')
+  const configFile = dataDirPaths(dataDir).config
+
+  // checked before anything is written, so bad chain flags leave no half-made dir
+  let chain: NodeChainConfig | undefined
+  let verified = false
+  if (hasChainFlags(opts)) {
+    let current: NodeChainConfig = {}
+    try {
+      current = (await loadConfig(configFile)).chain
+    } catch (err) {
+      if (!isIexecError(err, 'DATA_DIR_NOT_INITIALIZED')) throw err
+    }
+    const r = await resolveInitChain(current, opts, opts.offline === true)
+    chain = r.chain
+    verified = r.verified
+  } else if (opts.offline === true) {
+    const { UsageError } = await import('./errors.js')
+    throw new UsageError('CLI_USAGE', '--offline only applies with --rpc/--hub/--chain-id/--from-block')
+  }
+
   const result = await initDataDir({
     dataDir,
     ...(password !== undefined ? { password } : {}),
     ...(opts.devUnprotectedKey === true ? { devUnprotectedKey: true } : {})
   })
+  if (chain !== undefined) {
+    const config = await loadConfig(configFile)
+    config.chain = chain
+    await saveConfig(configFile, config)
+  }
   if (opts.json === true) {
-    printJson(io, result)
+    printJson(io, { ...result, ...(chain !== undefined ? { chain, chainVerified: verified } : {}) })
     return
   }
   io.out(`${result.created ? 'initialised' : 'already initialised:'} ${result.dataDir}\n`)
   io.out(`peer id  ${result.peerId}\naddress  ${result.address}\n`)
+  if (chain !== undefined) {
+    io.out(`chain    ${chain.rpc ?? '-'} (chain id ${chain.chainId ?? 'unchecked'}), hub ${chain.hub ?? '-'}, events from block ${chain.fromBlock ?? 0}${verified ? '' : ' (not checked: --offline)'}\n`)
+  }
   if (result.unprotected) io.err('iexec-p2p: warning: the wallet key is stored unprotected (dev only): do not hold real funds with it\n')
 }

@@ -10,6 +10,7 @@ import type { ClientCommandOptions } from './client-commands.js'
 import type { QuickstartOptions, SwarmDirOptions, SwarmUpCommandOptions } from './swarm-commands.js'
 import type { AppRegisterCommandOptions, OrderbookCommandOptions, TaskSubmitCommandOptions } from './market-commands.js'
 import type { TaskShowCommandOptions } from './task-commands.js'
+import type { ContractsDeployOptions, SwarmFundOptions, SwarmKeyOptions } from './chain-commands.js'
 
 // Commander maps its own failures to codes; these are usage errors (exit 2).
 const COMMANDER_CODES: Record<string, string> = {
@@ -56,6 +57,11 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
     .option('--data-dir <dir>', 'data dir to create (default: ~/.iexec-p2p or $IEXEC_P2P_DATA_DIR)')
     .option('--password-file <file>', 'file whose first line encrypts the wallet (else $IEXEC_P2P_PASSWORD)')
     .option('--dev-unprotected-key', 'store the wallet key unencrypted (dev swarms only)')
+    .option('--rpc <url>', 'JSON-RPC URL of the chain (http or https); written to config.json')
+    .option('--hub <address>', 'address of the iExec hub on that chain (see `contracts deploy`)')
+    .option('--chain-id <n>', 'chain id the RPC must report (default: what it reports)')
+    .option('--from-block <n>', 'block the hub was deployed in: event followers start there (default 0)')
+    .option('--offline', 'with the chain flags: do not ask the RPC (chain id and hub code unchecked)')
     .option('--json', 'print JSON for scripts')
     .action(async (opts: InitCommandOptions) => {
       const { initCommand } = await import('./init-command.js')
@@ -78,6 +84,10 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
     .option('--password-file <file>', 'file whose first line unlocks the wallet (else $IEXEC_P2P_PASSWORD)')
     .option('--init', 'initialise the data dir first if needed (dev convenience)')
     .option('--dev-unprotected-key', 'with --init: store the wallet key unencrypted (dev only)')
+    .option('--rpc <url>', 'JSON-RPC URL of the chain, for this run (default: config.json chain.rpc)')
+    .option('--hub <address>', 'hub address, for this run (default: config.json chain.hub)')
+    .option('--chain-id <n>', 'chain id the RPC must report, for this run (default: config.json chain.chainId)')
+    .option('--from-block <n>', 'first block of the hub\'s events, for this run (default: config.json chain.fromBlock, else 0)')
     .option('--json', 'print one JSON line when the node is ready')
     .action(async (opts: StartCommandOptions) => {
       const { startCommand } = await import('./start-command.js')
@@ -143,6 +153,38 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
     .action(async (opts: SwarmDirOptions) => {
       const { swarmDownCommand } = await import('./swarm-commands.js')
       await swarmDownCommand(io, opts)
+    })
+
+  swarm.command('key')
+    .description('make a fresh pre-shared swarm key (libp2p pnet format) for nodes started by hand with --swarm-key')
+    .option('--out <file>', 'write it to this file, mode 0600, never overwriting (default: print it)')
+    .option('--json', 'print JSON for scripts')
+    .action(async (opts: SwarmKeyOptions) => {
+      const { swarmKeyCommand } = await import('./chain-commands.js')
+      await swarmKeyCommand(io, opts)
+    })
+  swarm.command('fund <address>')
+    .description('send ETH and RLC from the local swarm chain\'s deployer to an address (a node started by hand)')
+    .option('--dir <dir>', 'swarm dir (default: <data-dir>/swarm)')
+    .option('--rlc <amount>', 'RLC to mint: nRLC (5, 5nRLC) or RLC (1.5RLC) (default: 1000RLC)')
+    .option('--eth <amount>', 'ETH to send for gas; 0 sends none (default: 10)')
+    .option('--json', 'print JSON for scripts')
+    .action(async (address: string, opts: SwarmFundOptions) => {
+      const { swarmFundCommand } = await import('./chain-commands.js')
+      await swarmFundCommand(io, address, opts)
+    })
+
+  const contracts = program.command('contracts').description('the iExec contracts on a chain')
+  contracts.command('deploy')
+    .description('deploy the hub (and an RLC token unless --rlc) on a chain; prints the `init` line for its nodes')
+    .option('--rpc <url>', 'JSON-RPC URL of the chain (required)')
+    .option('--key-file <file>', 'file whose first line is the deployer\'s private key, 0x and 64 hex digits (required)')
+    .option('--rlc <address>', 'use this RLC token instead of deploying one')
+    .option('--local', 'the dev variant: mintable RLC (the deployer mints), 60 s unstake cooldown')
+    .option('--json', 'print JSON for scripts')
+    .action(async (opts: ContractsDeployOptions) => {
+      const { contractsDeployCommand } = await import('./chain-commands.js')
+      await contractsDeployCommand(io, opts)
     })
 
   program.command('quickstart')
@@ -271,6 +313,33 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
     .action(async (opts: AppRegisterCommandOptions) => {
       const { appRegisterCommand } = await import('./market-commands.js')
       await appRegisterCommand(io, opts)
+    })
+
+  // datasets (issue 6): publish, list, show, unpublish
+  const dataset = program.command('dataset').description('datasets: encrypted, offered with a dataset order, keys released to authorized workers only')
+  addClientOptions(dataset.command('publish <path>')
+    .description('encrypt a file or folder (AES-256-GCM), add it to the swarm, register it on chain and publish its dataset order')
+    .option('--name <name>', 'dataset name (default: the file or folder name)')
+    .option('--price <amount>', 'price per task (nRLC, or 1.5RLC)', '0')
+    .option('--no-encrypt', 'publish in clear (anyone can read it)'))
+    .action(async (path: string, opts: import('./dataset-commands.js').DatasetPublishCommandOptions) => {
+      const { datasetPublishCommand } = await import('./dataset-commands.js')
+      await datasetPublishCommand(io, path, opts)
+    })
+  addClientOptions(dataset.command('list').description('the datasets this node published'))
+    .action(async (opts: ClientCommandOptions) => {
+      const { datasetListCommand } = await import('./dataset-commands.js')
+      await datasetListCommand(io, opts)
+    })
+  addClientOptions(dataset.command('show <address>').description('a dataset of the hub and its live orders'))
+    .action(async (address: string, opts: ClientCommandOptions) => {
+      const { datasetShowCommand } = await import('./dataset-commands.js')
+      await datasetShowCommand(io, address, opts)
+    })
+  addClientOptions(dataset.command('unpublish <address>').description('cancel the dataset\'s orders on chain and remove its key'))
+    .action(async (address: string, opts: ClientCommandOptions) => {
+      const { datasetUnpublishCommand } = await import('./dataset-commands.js')
+      await datasetUnpublishCommand(io, address, opts)
     })
 
   return program

@@ -1,13 +1,15 @@
 import { resolve } from 'node:path'
 import { defaultDataDir } from '../config/paths.js'
 import { isIexecError } from '../errors.js'
+import type { NodeChainConfig } from '../config/index.js'
 import { UsageError } from './errors.js'
 import { CLI_DEFAULTS } from './options.js'
 import { printJson, type CliIo } from './output.js'
 import { parseIntOption, parsePortOption, parsePriceOption, parseTagOption, resolvePassword } from './parse.js'
+import { hasChainFlags, parseChainFlags, type ChainFlags } from './chain-commands.js'
 
 /** Raw strings from commander: validated here, then handed to the node. */
-export interface StartCommandOptions {
+export interface StartCommandOptions extends ChainFlags {
   requester?: boolean
   listen?: string[]
   bootstrap?: string[]
@@ -64,6 +66,18 @@ export async function startCommand (io: CliIo, opts: StartCommandOptions): Promi
   const tags = opts.tag?.map(parseTagOption)
   const swarmKeyFile = opts.swarmKey !== undefined ? resolve(opts.swarmKey) : undefined
   const password = await resolvePassword(opts.passwordFile)
+  // chain flags override config.json for this run only; the node itself
+  // checks the RPC, chain id and hub code when it connects (RPC_UNREACHABLE,
+  // CHAIN_ID_MISMATCH, CONTRACT_NOT_FOUND)
+  let chain: Partial<NodeChainConfig> | undefined
+  if (hasChainFlags(opts)) {
+    const flags = parseChainFlags(opts)
+    chain = { ...flags }
+    // a hub or RPC of this run must not inherit the start block or chain id
+    // config.json holds for another one: keys set to undefined are dropped
+    if (flags.hub !== undefined && flags.fromBlock === undefined) chain.fromBlock = undefined
+    if (flags.rpc !== undefined && flags.chainId === undefined) chain.chainId = undefined
+  }
 
   if (opts.init === true) {
     const { initDataDir } = await import('../config/index.js')
@@ -106,7 +120,8 @@ export async function startCommand (io: CliIo, opts: StartCommandOptions): Promi
       ...(memoryMb !== undefined ? { memoryMb } : {}),
       ...(priceFloor !== undefined ? { priceFloor } : {}),
       ...(tags !== undefined ? { tags } : {}),
-      ...(category !== undefined ? { category } : {})
+      ...(category !== undefined ? { category } : {}),
+      ...(chain !== undefined ? { chain } : {})
     })
     await node.start()
     const ready: StartReadyJson = {

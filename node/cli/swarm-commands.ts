@@ -6,7 +6,7 @@ import { CliError } from './errors.js'
 import { CLI_DEFAULTS } from './options.js'
 import { printJson, table, type CliIo } from './output.js'
 import { formatRlc, parseIntOption } from './parse.js'
-import { runDemoMarket, type DemoMarketResult } from './quickstart-market.js'
+import { DEMO_APP_PRICE, runDemoMarket, type DemoMarketResult } from './quickstart-market.js'
 import { defaultSwarmDir, swarmDown, swarmStatus, swarmUp, toUpJson, type SwarmFile } from './swarm.js'
 
 export interface SwarmDirOptions {
@@ -137,7 +137,7 @@ export async function quickstartCommand (io: CliIo, opts: QuickstartOptions): Pr
     const peers = await client.peers()
     const market = file.chain != null ? await runDemoMarket(file, progress) : null
     if (opts.json === true) {
-      printJson(io, { ...toUpJson(file), peers, resources: seen, ...(market !== null ? { app: market.app, deal: market.deal, final: market.final, wallets: market.wallets } : {}) })
+      printJson(io, { ...toUpJson(file), peers, resources: seen, ...(market !== null ? market : {}) })
     } else {
       printSwarmHuman(io, file)
       io.out(`\npeers of node-0 (${requester.role}):\n`)
@@ -160,23 +160,32 @@ export async function quickstartCommand (io: CliIo, opts: QuickstartOptions): Pr
 function printMarketHuman (io: CliIo, file: SwarmFile, m: DemoMarketResult): void {
   const who = (address: string): string => {
     const i = file.nodes.findIndex((n) => n.address.toLowerCase() === address.toLowerCase())
-    return i < 0 ? address : `${address} (node-${i})`
+    return i < 0 ? address : `node-${i}`
   }
-  io.out(`\ndemo app ${m.app.name} registered at ${m.app.address}\n  cid ${m.app.cid} (added to the owner's Helia: ${m.app.wasm})\n  sha256 ${m.app.checksum}\n`)
-  io.out(`\ndeal ${m.deal.dealId} (mined ${(m.deal.ms / 1000).toFixed(1)} s after the request)\n  scheduler ${who(m.deal.scheduler)}\n`)
-  for (const w of m.deal.workers) io.out(`  worker    ${who(w)}\n`)
-  for (const t of m.final.tasks) io.out(`  task      ${t.taskId} ${t.status} (${(m.final.ms / 1000).toFixed(1)} s after the deal)\n`)
-  io.out('\nbalances (RLC):\n')
-  io.out(table(['NODE', 'ROLE', 'WALLET', 'HUB BALANCE', 'FROZEN', 'STAKE', 'STAKE LOCKED'], m.wallets.map((w) => [
-    `node-${w.node}`, w.role, formatRlc(w.rlc), formatRlc(w.balance), formatRlc(w.frozen), formatRlc(w.stake), formatRlc(w.stakeLocked)
-  ])))
+  io.out('\napps (WASI modules in Helia, registered on chain):\n')
+  io.out(table(['APP', 'OWNER', 'ADDRESS', 'CID', 'PRICE'], m.apps.map((a) => [a.name, `node-${a.owner}`, a.address, a.cid, formatRlc(DEMO_APP_PRICE.toString())])))
+  io.out(`\ndataset ${m.dataset.name} (${m.dataset.file})\n  address ${m.dataset.address}, owner node-${m.dataset.owner}, price ${formatRlc(m.dataset.price)} per use\n  cid ${m.dataset.cid}: ciphertext only; the key is released to authorized workers only\n`)
+  for (const r of m.runs) {
+    io.out(`\n${r.name}\n  deal ${r.deal.dealId} (mined ${(r.deal.ms / 1000).toFixed(1)} s after the request; results ${(r.ms / 1000).toFixed(1)} s after the deal)\n`)
+    io.out(`  scheduler ${who(r.deal.scheduler)}, workers ${r.deal.workers.map(who).join(', ')}\n`)
+    for (const t of r.tasks) {
+      io.out(`  task ${t.taskId} ${t.status}, result ${t.resultsCid ?? '-'}\n`)
+      if (t.result !== null) io.out(t.result.stdout.split('\n').filter((l) => l.length > 0).map((l) => `    | ${l}\n`).join(''))
+    }
+  }
+  io.out('\nwhat each party earned (hub balance + stake):\n')
+  io.out(table(['NODE', 'ROLE', 'DID', 'EARNED', 'HUB BALANCE', 'STAKE'], m.earnings.map((e) => {
+    const w = m.wallets[e.node]
+    const earned = BigInt(e.earned)
+    return [`node-${e.node}`, e.role, e.parts.join(', ') || '-', `${earned < 0n ? '-' : '+'}${formatRlc((earned < 0n ? -earned : earned).toString())}`, formatRlc(w.balance), formatRlc(w.stake)]
+  })))
   io.out([
     '',
-    'what happened: a libp2p swarm found its providers in the DHT; anvil runs the PoCo hub; wallets were funded, deposits',
-    'and stakes made; the app was added to Helia and registered on chain; its order and the request were gossiped; providers',
-    'bid; matchOrders made the deal and elected its scheduler by stake; the scheduler sent a signed authorization; the worker',
-    'fetched the app over bitswap, checked its sha256, ran it in the WASI sandbox and contributed its result on chain.',
-    'not yet here: `result get` (fetch and print the result), datasets, trust > 1 from the CLI (see README: Not yet).',
+    'what happened: a libp2p swarm found its providers in the DHT; anvil runs the PoCo hub; the apps and the encrypted dataset',
+    'were added to Helia and registered on chain; their orders and the requests were gossiped; providers bid; matchOrders made',
+    'each deal and elected its scheduler by stake; the scheduler sent signed authorizations; workers fetched the app and the',
+    'dataset over bitswap, got the dataset key from its owner\'s node (sealed to their keys), ran the app in the WASI sandbox,',
+    'contributed, revealed; the scheduler finalized; the requester fetched each result and checked it against the chain.',
     ''
   ].join('\n'))
 }

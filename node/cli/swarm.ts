@@ -245,6 +245,9 @@ export async function swarmUp (opts: SwarmUpOptions): Promise<SwarmFile> {
   }
 }
 
+/** nRLC a swarm provider asks per task at least: 0.05 RLC, well within the 100 RLC stake (30 % of a price is staked per task). */
+export const SWARM_PROVIDER_PRICE = 50_000_000n
+
 function spawnNode (rec: SwarmNodeRecord, swarmKeyFile: string, bootstrap: string[]): ChildProcess {
   const entry = cliEntry()
   const args = [
@@ -253,7 +256,8 @@ function spawnNode (rec: SwarmNodeRecord, swarmKeyFile: string, bootstrap: strin
     '--swarm-key', swarmKeyFile,
     '--listen', '/ip4/127.0.0.1/tcp/0',
     '--api-port', '0',
-    ...(rec.role === 'requester' ? ['--requester'] : []),
+    // providers ask a price, so a demo shows money moving from requester to workers
+    ...(rec.role === 'requester' ? ['--requester'] : ['--price', SWARM_PROVIDER_PRICE.toString()]),
     ...bootstrap.flatMap((b) => ['--bootstrap', b])
   ]
   const log = openSync(dataDirPaths(rec.dataDir).logs, 'a')

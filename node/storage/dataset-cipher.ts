@@ -5,8 +5,9 @@
  * unpack. The checksum the registry records is the sha256 of the
  * plaintext stream: the file's bytes, or the archive's.
  */
-import { createReadStream } from 'node:fs'
+import { createReadStream, createWriteStream } from 'node:fs'
 import { open, rm, stat } from 'node:fs/promises'
+import { pipeline } from 'node:stream/promises'
 import { packFolder, unpackArchive } from './archive.js'
 import {
   CIPHER_HEADER_BYTES, CIPHER_TAG_BYTES, contentKindOf, decryptFile, decryptStream, encryptFile, encryptToFile, hashingTap
@@ -61,4 +62,47 @@ export async function decryptDataset (src: string, dest: string, key: Uint8Array
     throw err
   }
   return { kind, checksum: tap.digest(), plaintextBytes: tap.bytes() }
+}
+
+/** True when the file starts with this package's cipher header (an encrypted dataset). */
+export async function isEncryptedContent (path: string): Promise<boolean> {
+  try {
+    contentKindOf(await readHeader(path))
+    return true
+  } catch (err) {
+    if (err instanceof StorageError && err.code === 'STORAGE_BAD_HEADER') return false
+    throw err
+  }
+}
+
+/** ustar's magic, at offset 257 of an archive's first header block. */
+const USTAR_MAGIC = 'ustar'
+
+/**
+ * A dataset published in clear (`--no-encrypt`), fetched to `src`: a folder's
+ * archive is unpacked to `dest`, a file is moved there. Returns the sha256
+ * (0x hex) of what was published, the registry's checksum.
+ */
+export async function placePlainDataset (src: string, dest: string, options: Partial<UnpackOptions> = {}): Promise<string> {
+  const handle = await open(src, 'r')
+  let head: Buffer
+  try {
+    head = Buffer.alloc(512)
+    await handle.read(head, 0, 512, 0)
+  } finally {
+    await handle.close()
+  }
+  const tap = hashingTap(createReadStream(src))
+  if (head.subarray(257, 257 + USTAR_MAGIC.length).toString('latin1') === USTAR_MAGIC) {
+    try {
+      await unpackArchive(tap.stream, dest, options)
+    } catch (err) {
+      await rm(dest, { recursive: true, force: true })
+      throw err
+    }
+  } else {
+    await pipeline(tap.stream, createWriteStream(dest, { mode: 0o600 }))
+  }
+  await rm(src, { force: true })
+  return tap.digest().toLowerCase()
 }

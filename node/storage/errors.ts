@@ -47,6 +47,14 @@ export type StorageErrorCode =
   | 'KEY_RELEASE_PROTOCOL_ERROR'
   /** The dataset owner refused to release the key; `details.code` holds the refusal code. */
   | 'KEY_RELEASE_REFUSED'
+  /** A dataset path to publish is missing, unreadable, not absolute, or neither a file nor a folder. */
+  | 'DATASET_PATH_INVALID'
+  /** No peer that answers for the dataset owner's address gave a key (none found, none reachable). */
+  | 'DATASET_OWNER_UNREACHABLE'
+  /** A released key does not open the dataset's ciphertext (a wrong peer answered for the owner). */
+  | 'DATASET_KEY_MISMATCH'
+  /** The dataset is not this node's (unpublish of someone else's dataset). */
+  | 'DATASET_NOT_OWNED'
 
 /** A typed error of the storage module. */
 export class StorageError extends IexecError<StorageErrorCode> {}

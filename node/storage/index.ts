@@ -22,6 +22,22 @@
  * await network.handle(KEY_RELEASE_PROTOCOL, createKeyReleaseHandler({ domain, now: Date.now, seenNonces: new MemoryNonceRegistry(), chain, keyStore }))
  * ```
  *
+ * @example Publishing through the node (what `POST /v1/datasets` does)
+ * ```ts
+ * // encrypt (streaming) -> add + pin + provide -> registerDataset -> key filed -> DatasetOrder signed and gossiped
+ * const routes = datasetRoutes({ market: () => market, helia: () => network.helia, keyStore, store: new DatasetStore(db), tmpDir, announce: () => announcer.announceNow() })
+ * ```
+ *
+ * @example Finding the owner (worker): adverts first, then the providers of the owner CID
+ * ```ts
+ * const key = await fetchKeyFromOwner({
+ *   owner,
+ *   candidates: ownerCandidates({ network, swarmId, owner, selfPeerId: network.peerId, known: () => peers.resolve(owner) }),
+ *   fetchFrom: (peer) => fetchDatasetKey((p, o) => network.dialProtocol(peer, p, o), wallet, domain, req),
+ *   header: () => ciphertextHeader(network.helia, cid) // a key from a wrong peer fails the header's key check: the next candidate is tried
+ * })
+ * ```
+ *
  * @example Using it (worker)
  * ```ts
  * await fetchToFile(network.helia, cid, 'in.enc')
@@ -34,7 +50,7 @@ export {
   contentKindOf, CONTENT_KEY_BYTES, CIPHER_HEADER_BYTES, CIPHER_TAG_BYTES
 } from './chunked-cipher.js'
 export type { HashingTap, EncryptFileResult, ContentKind } from './chunked-cipher.js'
-export { encryptDataset, decryptDataset } from './dataset-cipher.js'
+export { encryptDataset, decryptDataset, isEncryptedContent, placePlainDataset } from './dataset-cipher.js'
 export type { EncryptDatasetResult } from './dataset-cipher.js'
 export { packFolder, unpackArchive, safeEntryPath } from './archive.js'
 export type { PackOptions, UnpackResult } from './archive.js'
@@ -58,6 +74,14 @@ export { addStream, addBytes, addFile, catContent, fetchToFile, provideContent, 
 export type { ContentHelia, AddOptions, AddResult, FetchOptions } from './content.js'
 export { StorageError } from './errors.js'
 export type { StorageErrorCode } from './errors.js'
-export { CIPHER_DEFAULTS, ARCHIVE_DEFAULTS, KEY_RELEASE_DEFAULTS, CONTENT_DEFAULTS } from './options.js'
-export type { CipherOptions, UnpackOptions, KeyReleaseOptions, ContentOptions } from './options.js'
+export { CIPHER_DEFAULTS, ARCHIVE_DEFAULTS, KEY_RELEASE_DEFAULTS, CONTENT_DEFAULTS, DATASET_DEFAULTS } from './options.js'
+export type { CipherOptions, UnpackOptions, KeyReleaseOptions, ContentOptions, DatasetOptions } from './options.js'
+export { DatasetStore } from './dataset-store.js'
+export type { DatasetRecord, SignedDatasetOrderRecord } from './dataset-store.js'
+export { DatasetOwnerAnnouncer, ownerCandidates, keyFitsHeader, fetchKeyFromOwner, ciphertextHeader } from './dataset-owner.js'
+export type { OwnerNetwork, DatasetOwnerAnnouncerInit, OwnerAttempt } from './dataset-owner.js'
+export { BlockRetention } from './retention.js'
+export type { RetentionHelia, RetainedRecord, BlockRetentionInit } from './retention.js'
+export { datasetRoutes } from './dataset-routes.js'
+export type { DatasetRoutesDeps, DatasetView, PublishPhase, PublishProgress } from './dataset-routes.js'
 export { KEY_RELEASE_PROTOCOL } from '../../protocols/key-release.js'

@@ -72,3 +72,37 @@ export const CONTENT_DEFAULTS: ContentOptions = {
   // 5 minutes allows a GiB over a modest WAN link and still ends a stalled fetch
   fetchTimeoutMs: 5 * 60_000
 }
+
+/** Options of dataset publishing, owner lookup and block retention. */
+export interface DatasetOptions {
+  /** how long a worker keeps (and provides) the blocks of a dataset or app it fetched for a task, ms */
+  retentionMs: number
+  /** how often expired retained content is dropped, ms */
+  retentionSweepMs: number
+  /** bound on finding the dataset owner's peers in the DHT, ms */
+  ownerLookupTimeoutMs: number
+  /** at most this many peers answering for an owner are tried */
+  maxOwnerCandidates: number
+  /** bound on one DHT provide (owner announcement, retained content), ms */
+  provideTimeoutMs: number
+  /** volume of the dataset order a publish signs (uses before it must be re-signed) */
+  orderVolume: bigint
+}
+
+export const DATASET_DEFAULTS: DatasetOptions = {
+  // a day: the deals of a popular dataset come in bursts of hours, so a day
+  // of copies spreads the load off the owner's node, while the disk a
+  // provider gives to other people's data stays bounded by what it ran in a day
+  retentionMs: 24 * 60 * 60_000,
+  // ten minutes: expiry is not urgent; a sweep walks a level prefix and a few DAGs
+  retentionSweepMs: 10 * 60_000,
+  // findProviders took 12-19 ms on local nodes (STACK-NOTES); 10 s covers a WAN walk
+  ownerLookupTimeoutMs: 10_000,
+  // anyone may provide the owner's CID: a handful of decoys must not hide the owner,
+  // a flood of them must not keep a worker dialing for minutes
+  maxOwnerCandidates: 8,
+  // DHT provide took 34-113 ms locally; 10 s bounds a slow walk without hanging a publish
+  provideTimeoutMs: 10_000,
+  // as apps' orders (market routes): effectively unlimited uses until unpublished
+  orderVolume: 1_000_000n
+}

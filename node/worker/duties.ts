@@ -11,7 +11,7 @@ import { isChainError } from '../chain/index.js'
 import type { ChainClient, Hub } from '../chain/index.js'
 import { Repository, jsonCodec } from '../db/index.js'
 import type { DbController } from '../db/index.js'
-import { addStream, catContent, decryptDataset, encryptResultFolder, fetchToFile, packFolder, provideContent } from '../storage/index.js'
+import { addStream, catContent, decryptDataset, encryptResultFolder, fetchToFile, isEncryptedContent, packFolder, placePlainDataset, provideContent } from '../storage/index.js'
 import type { ContentHelia } from '../storage/index.js'
 import type { ExecChannel } from '../scheduler/exec-channel.js'
 import { computeResultDigest } from './digest.js'
@@ -74,6 +74,12 @@ export interface WorkerDutiesInit {
   datasetKey?: (request: { dataset: string, dealid: string, idx: number, authorization: string }) => Promise<Uint8Array>
   /** told of what happens, for node.log */
   log?: (msg: string, context?: Record<string, unknown>) => void
+  /**
+   * Block retention (storage's BlockRetention): `prepare` before a fetch,
+   * the returned function after it keeps and provides what was fetched for
+   * a while. Without it fetched blocks stay in the blockstore, unannounced.
+   */
+  retention?: { prepare: (cids: string[]) => Promise<() => Promise<void>> }
 }
 
 const same = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase()
@@ -319,10 +325,12 @@ export class WorkerDuties {
       await mkdir(input, { recursive: true })
       await mkdir(output, { recursive: true })
       const chunks: Uint8Array[] = []
+      const keepApp = await this.init.retention?.prepare([r.appCid])
       for await (const c of catContent(this.init.helia, r.appCid, { maxBytes: this.opts.maxAppBytes, timeoutMs: this.opts.fetchTimeoutMs, signal: this.abort.signal })) chunks.push(c)
       const module = Buffer.concat(chunks)
       const checksum = '0x' + createHash('sha256').update(module).digest('hex')
       if (checksum !== r.appChecksum) throw new DutyError('DUTY_BAD_APP', 'the fetched app does not hash to its registered checksum', { expected: r.appChecksum, got: checksum })
+      await keepApp?.()
       const params = parseRequestParams(r.params)
       const inputFiles: string[] = []
       for (const cid of params.iexec_input_files ?? []) {
@@ -334,15 +342,23 @@ export class WorkerDuties {
       if (r.dataset !== undefined) {
         if (this.init.datasetKey === undefined) throw new DutyError('DUTY_DATASET_UNSUPPORTED', 'this worker has no way to get dataset keys')
         const enc = join(root, 'dataset.enc')
+        const keepDataset = await this.init.retention?.prepare([r.dataset.cid])
         await fetchToFile(this.init.helia, r.dataset.cid, enc, { maxBytes: this.opts.maxInputBytes, timeoutMs: this.opts.fetchTimeoutMs, signal: this.abort.signal })
-        const key = await this.init.datasetKey({ dataset: r.dataset.address, dealid: r.dealid, idx: r.idx, authorization: r.authorization })
-        try {
-          datasetFilename = 'dataset'
-          const plain = await decryptDataset(enc, join(input, datasetFilename), key)
-          if (plain.checksum.toLowerCase() !== r.dataset.checksum) throw new DutyError('DUTY_BAD_APP', 'the decrypted dataset does not hash to its registered checksum', { expected: r.dataset.checksum, got: plain.checksum })
-        } finally {
-          key.fill(0)
-          await rm(enc, { force: true })
+        await keepDataset?.()
+        datasetFilename = 'dataset'
+        if (await isEncryptedContent(enc)) {
+          const key = await this.init.datasetKey({ dataset: r.dataset.address, dealid: r.dealid, idx: r.idx, authorization: r.authorization })
+          try {
+            const plain = await decryptDataset(enc, join(input, datasetFilename), key)
+            if (plain.checksum.toLowerCase() !== r.dataset.checksum) throw new DutyError('DUTY_BAD_APP', 'the decrypted dataset does not hash to its registered checksum', { expected: r.dataset.checksum, got: plain.checksum })
+          } finally {
+            key.fill(0)
+            await rm(enc, { force: true })
+          }
+        } else {
+          // a dataset published with --no-encrypt: no key to ask for, the same checksum to check
+          const checksum = await placePlainDataset(enc, join(input, datasetFilename))
+          if (checksum !== r.dataset.checksum) throw new DutyError('DUTY_BAD_APP', 'the dataset does not hash to its registered checksum', { expected: r.dataset.checksum, got: checksum })
         }
       }
       const args = (params.iexec_args ?? '').split(/\s+/).filter((a) => a !== '')

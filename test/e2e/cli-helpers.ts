@@ -14,15 +14,20 @@ export interface RunResult { code: number | null, signal: string | null, stdout:
 
 /** Runs the CLI to completion; kills it and fails when it outlives `timeoutMs`. */
 export async function runCli (args: string[], timeoutMs = 60_000, env: NodeJS.ProcessEnv = process.env): Promise<RunResult> {
+  return await runCommand(process.execPath, [BIN, ...args], timeoutMs, env)
+}
+
+/** Runs any command (npm, bash) to completion; kills it and fails when it outlives `timeoutMs`. */
+export async function runCommand (command: string, args: string[], timeoutMs = 60_000, env: NodeJS.ProcessEnv = process.env): Promise<RunResult> {
   return await new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env })
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
-      reject(new Error(`iexec-p2p ${args.join(' ')} did not finish in ${timeoutMs} ms; stderr: ${stderr}`))
+      reject(new Error(`${command} ${args.join(' ')} did not finish in ${timeoutMs} ms; stderr: ${stderr}`))
     }, timeoutMs)
     child.on('error', (err) => { clearTimeout(timer); reject(err) })
     child.on('close', (code, signal) => {

@@ -9,9 +9,10 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { isAlive } from '../../node/cli/processes.js'
 import type { SwarmFile, SwarmUpJson } from '../../node/cli/index.js'
+import type { DemoMarketResult } from '../../node/cli/quickstart-market.js'
 import type { DealView, OrderbookEntry, SubmittedTask, TaskStatusView, WalletView } from '../../node/api/client.js'
 import { freePort } from '../../node/chain/local-chain.js'
-import { assertBuilt, jsonError, pollUntil, processesMentioning, runCli, type RunResult } from './cli-helpers.js'
+import { assertBuilt, jsonError, pollUntil, processesMentioning, runCli, runCommand, type RunResult } from './cli-helpers.js'
 
 const RLC = 10n ** 9n
 
@@ -289,35 +290,45 @@ describe('e2e: the market CLI on a 4-node swarm with a local chain', function ()
     assert.deepEqual(processesMentioning(other), [])
   })
 
-  it('quickstart --once: demo app uploaded, one task run to COMPLETED by a provider, balances; then nothing is left', async () => {
+  it('npm start -- --once: apps and an encrypted dataset published, wordcount over it at trust 3 and primes run to their results, earnings; then nothing is left', async () => {
     const qs = join(dir, 'quickstart')
     extraDirs.push(qs)
     const t0 = Date.now()
-    const r = await runCli(['quickstart', '--once', '--dir', qs, '--json'], 240_000)
+    // exactly the README's command, plus a dir of its own and JSON for the asserts
+    const r = await runCommand('npm', ['start', '--', '--once', '--dir', qs, '--json'], 300_000)
     assert.equal(r.code, 0, r.stderr)
-    const out = JSON.parse(r.stdout) as SwarmUpJson & {
-      app: { address: string, cid: string, checksum: string }
-      deal: SubmittedTask
-      final: { tasks: Array<{ taskId: string, status: string }>, ms: number }
-      wallets: Array<WalletView & { node: number, role: string }>
-    }
+    // npm prints its banner first: the document is the last line
+    const doc = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop() ?? ''
+    const out = JSON.parse(doc) as SwarmUpJson & DemoMarketResult
     assert.ok(out.chain !== null)
     assert.equal(out.nodes.length, 4)
     const wasm = await readFile('examples/apps/primes/primes.wasm')
-    assert.equal(out.app.checksum, `0x${createHash('sha256').update(wasm).digest('hex')}`)
-    assert.equal(out.app.cid, CID.create(1, raw.code, await sha256.digest(wasm)).toString())
+    const primes = out.apps.find((a) => a.name === 'primes')
+    assert.ok(primes !== undefined)
+    assert.equal(primes.checksum, `0x${createHash('sha256').update(wasm).digest('hex')}`)
+    assert.equal(primes.cid, CID.create(1, raw.code, await sha256.digest(wasm)).toString())
+    assert.equal(out.dataset.encrypted, true)
     const providers = out.nodes.filter((n) => n.role === 'provider').map((n) => n.address.toLowerCase())
-    assert.ok(out.deal.workers.length >= 1)
-    for (const w of out.deal.workers) assert.ok(providers.includes(w.toLowerCase()), `worker ${w} is a provider`)
-    assert.ok(providers.includes(out.deal.scheduler.toLowerCase()))
-    // the elected scheduler assigned it, a worker fetched the app from the owner's Helia, ran it and contributed
-    assert.deepEqual(out.final.tasks.map((t) => t.status), ['COMPLETED'])
-    assert.deepEqual(out.final.tasks.map((t) => t.taskId), out.deal.tasks.map((t) => t.taskId))
-    assert.deepEqual(out.wallets.map((w) => w.address), out.nodes.map((n) => n.address))
-    for (const w of out.wallets) assert.equal(BigInt(w.stake), w.role === 'provider' ? 100n * RLC : 0n)
+    const [wc, pr] = out.runs
+    for (const run of out.runs) {
+      for (const w of run.deal.workers) assert.ok(providers.includes(w.toLowerCase()), `worker ${w} is a provider`)
+      assert.ok(providers.includes(run.deal.scheduler.toLowerCase()))
+      assert.deepEqual(run.tasks.map((t) => t.phase), ['finalized'])
+    }
+    // the word count of the sample text, computed by workers that got the key from its owner's node
+    const sample = await readFile('examples/datasets/sample.txt', 'utf8')
+    const words = sample.split(/\s+/).filter((w) => w.length > 0).length
+    assert.ok(wc.deal.workers.length >= 2, 'trust 3 needs at least 2 agreeing workers')
+    assert.match(wc.tasks[0].result?.stdout ?? '', new RegExp(`lines=${sample.split('\n').length - 1} words=${words} bytes=${Buffer.byteLength(sample)}`))
+    assert.match(pr.tasks[0].result?.stdout ?? '', /count=148933 last=1999993/)
+    // money moved: the requester paid, and every other party earned what its part says
+    const earned = new Map(out.earnings.map((e) => [e.node, BigInt(e.earned)]))
+    assert.ok((earned.get(0) ?? 0n) < 0n, 'the requester paid')
+    for (const e of out.earnings.filter((x) => x.node !== 0)) assert.ok(BigInt(e.earned) > 0n, `node-${e.node} (${e.parts.join(', ')}) earned`)
+    assert.equal(out.earnings.reduce((s, e) => s + BigInt(e.earned), 0n), 0n, 'what the requester paid is what the others earned')
     assert.equal(existsSync(join(qs, 'swarm.json')), false)
     assert.deepEqual(processesMentioning(qs), [], 'quickstart --once leaves no node and no anvil')
-    console.info(`      quickstart --once with chain and a deal: ${((Date.now() - t0) / 1000).toFixed(1)} s`)
+    console.info(`      npm start -- --once: ${((Date.now() - t0) / 1000).toFixed(1)} s`)
   })
 
   it('swarm down stops the nodes and anvil: no process left', async () => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { packFolder } from '../../../node/storage/archive.js'
 import { generateContentKey } from '../../../node/storage/chunked-cipher.js'
-import { decryptDataset, encryptDataset } from '../../../node/storage/dataset-cipher.js'
+import { decryptDataset, encryptDataset, isEncryptedContent, placePlainDataset } from '../../../node/storage/dataset-cipher.js'
 import { isIexecError } from '../../../node/errors.js'
 
 const isCode = (code: string) => (e: unknown): boolean => {
@@ -45,6 +45,27 @@ describe('storage: datasets (file or folder) encrypted and back', () => {
     assert.equal(dec.checksum, enc.checksum)
     assert.equal(await readFile(join(dir, 'out', 'a.txt'), 'utf8'), 'alpha\n')
     assert.deepEqual(await readFile(join(dir, 'out', 'part', 'b.bin')), await readFile(join(dir, 'src', 'part', 'b.bin')))
+  })
+
+  it('a dataset published in clear is told apart from an encrypted one and placed with its checksum', async () => {
+    const data = randomBytes(70_000)
+    await writeFile(join(dir, 'data.bin'), data)
+    await encryptDataset(join(dir, 'data.bin'), join(dir, 'data.enc'), key)
+    assert.equal(await isEncryptedContent(join(dir, 'data.enc')), true)
+    assert.equal(await isEncryptedContent(join(dir, 'data.bin')), false)
+    // a file: moved to the target, its sha256 returned
+    assert.equal(await placePlainDataset(join(dir, 'data.bin'), join(dir, 'placed.bin')), '0x' + createHash('sha256').update(data).digest('hex'))
+    assert.deepEqual(await readFile(join(dir, 'placed.bin')), data)
+    // a folder's archive: unpacked, the archive's sha256 returned
+    await mkdir(join(dir, 'src', 'part'), { recursive: true })
+    await writeFile(join(dir, 'src', 'a.txt'), 'alpha\n')
+    await writeFile(join(dir, 'src', 'part', 'b.txt'), 'beta\n')
+    const archive: Uint8Array[] = []
+    for await (const c of packFolder(join(dir, 'src'))) archive.push(c)
+    await writeFile(join(dir, 'src.tar'), Buffer.concat(archive))
+    assert.equal(await isEncryptedContent(join(dir, 'src.tar')), false)
+    assert.equal(await placePlainDataset(join(dir, 'src.tar'), join(dir, 'out')), '0x' + createHash('sha256').update(Buffer.concat(archive)).digest('hex'))
+    assert.equal(await readFile(join(dir, 'out', 'part', 'b.txt'), 'utf8'), 'beta\n')
   })
 
   it('a tampered folder dataset, a flipped content kind, or a wrong key leaves nothing at the target', async () => {
