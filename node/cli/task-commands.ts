@@ -1,4 +1,4 @@
-import type { ApiClient, SubmittedTask, TaskPhase, TaskStatusView } from '../api/client.js'
+import type { ApiClient, SubmittedTask, TaskEventView, TaskPhase, TaskStatusView } from '../api/client.js'
 import { clientFor, type ClientCommandOptions } from './client-commands.js'
 import { CliError, UsageError } from './errors.js'
 import { CLI_DEFAULTS } from './options.js'
@@ -77,16 +77,17 @@ export function printTask (io: CliIo, v: TaskStatusView): void {
     `task       ${v.taskId}`,
     `deal       ${v.dealId} #${v.idx}`,
     `status     ${v.status} (${v.phase})`,
-    `app        ${v.app}${/^0x0+$/.test(v.dataset.slice(2)) ? '' : `    dataset ${v.dataset}`}`,
+    `app        ${v.app}${/^0x0+$/.test(v.dataset) ? '' : `    dataset ${v.dataset}`}`,
     `scheduler  ${v.scheduler}    trust ${v.trust}    workers ${v.workers.length}`,
     `progress   ${v.contributions} contribution(s), ${v.reveals} reveal(s)`
   ]
   if (v.resultsCid !== null) lines.push(`result     ${v.resultsCid}    hash ${v.resultHash ?? '-'}`)
   io.out(lines.join('\n') + '\n')
   if (v.events.length > 0) {
-    const t0 = v.events[0].at
-    io.out(table(['AT', 'EVENT', 'BLOCK', 'WORKER'], v.events.map((e) => [
-      `+${seconds(e.at - t0)}`, e.name, e.block !== undefined ? String(e.block) : '-', e.worker ?? '-'
+    // the node's own steps to the millisecond; chain events at their block's time (whole seconds)
+    const time = (e: TaskEventView): string => new Date(e.at).toISOString().slice(11, e.block !== undefined ? 19 : 23)
+    io.out(table(['EVENT', 'BLOCK', 'TIME (UTC)', 'WORKER'], v.events.map((e) => [
+      e.name, e.block !== undefined ? String(e.block) : '-', time(e), e.worker ?? '-'
     ])))
   }
 }

@@ -27,7 +27,7 @@ export const FINAL_PHASES: readonly TaskPhase[] = ['finalized', 'failed']
 /** One step of the task's life, from the chain (block time) or from the requester's node. */
 export interface TaskEventView {
   name: 'requested' | 'first-bid' | 'deal' | 'initialized' | 'contributed' | 'consensus' | 'revealed' | 'finalized' | 'claimed' | 'reelected'
-  /** unix ms (block timestamp × 1000 for chain events) */
+  /** unix ms: the requester node's clock for its own steps, the block timestamp × 1000 (whole seconds) for chain events */
   at: number
   block?: number
   txHash?: string
@@ -164,10 +164,12 @@ export async function readTaskStatus (m: MarketService, requested: RequestedTask
     events.push({ name: 'requested', at: mine.requestedAt })
     if (mine.firstBidMs !== null) events.push({ name: 'first-bid', at: mine.requestedAt + mine.firstBidMs })
   }
-  const push = async (name: TaskEventView['name'], logs: ReadonlyArray<{ blockNumber: number, transactionHash: string, args?: unknown, getBlock: () => Promise<{ timestamp: number }> }>, worker?: (args: unknown) => string): Promise<void> => {
+  // chain events in chain order (block, then log index): block times have whole-second resolution
+  const chainEvents: Array<TaskEventView & { logIndex: number }> = []
+  const push = async (name: TaskEventView['name'], logs: ReadonlyArray<{ blockNumber: number, index: number, transactionHash: string, args?: unknown, getBlock: () => Promise<{ timestamp: number }> }>, worker?: (args: unknown) => string): Promise<void> => {
     for (const log of logs) {
-      events.push({
-        name, at: await at(log), block: log.blockNumber, txHash: log.transactionHash,
+      chainEvents.push({
+        name, at: await at(log), block: log.blockNumber, logIndex: log.index, txHash: log.transactionHash,
         ...(worker !== undefined ? { worker: worker(log.args) } : {})
       })
     }
@@ -181,7 +183,9 @@ export async function readTaskStatus (m: MarketService, requested: RequestedTask
   await push('revealed', revealed, workerOf)
   await push('finalized', finalized)
   await push('claimed', claimed)
-  events.sort((a, b) => a.at - b.at || (a.block ?? 0) - (b.block ?? 0))
+  chainEvents.sort((a, b) => (a.block ?? 0) - (b.block ?? 0) || a.logIndex - b.logIndex)
+  // the requester's own steps come before the deal they led to
+  for (const { logIndex: _, ...e } of chainEvents) events.push(e)
 
   const statusName = taskStatusName(status)
   const fin = finalized[finalized.length - 1]
