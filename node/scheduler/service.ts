@@ -46,6 +46,12 @@ export interface KnownDeal {
   dataset?: { cid: string, checksum: string }
   /** every task completed or claimed */
   done: boolean
+  /**
+   * Chain time (s) from which this node, a worker of the deal, can take back
+   * the stake still locked for contributions it never made (a spare
+   * replica's): the deal's final deadline. Unset once released.
+   */
+  releaseAt?: number
 }
 
 export interface SchedulerInit {
@@ -128,6 +134,8 @@ export class SchedulerService {
   private readonly sent = new Map<string, number>()
   /** open deals (not done), by id */
   private readonly open = new Map<string, KnownDeal>()
+  /** done deals where this node, a worker, still has stake to release after the final deadline */
+  private readonly releasing = new Map<string, KnownDeal>()
   /** in memory: when this node first saw a deal's scheduler late (local ms), per deal and kind */
   private readonly lateSince = new Map<string, number>()
   /** in memory: chain time before which the watchdog need not read a deal again */
@@ -157,6 +165,7 @@ export class SchedulerService {
     this.started = true
     for await (const { key, value } of this.deals.entries({ limit: this.opts.maxDeals })) {
       if (!value.done) this.open.set(key, value)
+      else if (value.releaseAt !== undefined) this.releasing.set(key, value)
     }
     this.init.channel.on('heartbeat', async (m, from) => {
       const hb = m as HeartbeatMessage
@@ -242,7 +251,7 @@ export class SchedulerService {
       if (!this.started) return
       const d = await this.hub.dealOf(known.deal.dealid)
       if (Number(d.done) >= known.deal.volume) {
-        await this.closeDeal(known)
+        await this.closeDeal(known, d)
         continue
       }
       if (!same(d.scheduler, this.me) || now >= known.deal.finalDeadline) continue
@@ -250,14 +259,40 @@ export class SchedulerService {
     }
   }
 
-  private async closeDeal (known: KnownDeal): Promise<void> {
+  private async closeDeal (known: KnownDeal, current: { scheduler: string, schedulerLocked: bigint }): Promise<void> {
     // the tick and the watchdog may both see it done
     if (!this.open.has(known.deal.dealid)) return
-    const done = { ...known, done: true }
+    const worker = known.deal.workers.some((w) => same(w, this.me))
+    const done: KnownDeal = { ...known, done: true, ...(worker ? { releaseAt: known.deal.finalDeadline } : {}) }
     await this.deals.put(known.deal.dealid, done)
     this.open.delete(known.deal.dealid)
     this.nextCheck.delete(known.deal.dealid)
+    if (worker) this.releasing.set(known.deal.dealid, done)
     this.log('deal done', { dealid: known.deal.dealid })
+    // the scheduler's stake for the deal is locked until someone releases it: we do, at once
+    if (same(current.scheduler, this.me) && current.schedulerLocked > 0n) await this.release(known.deal.dealid, 'scheduler stake')
+  }
+
+  /** `release(dealid, me)`: NothingToRelease is fine (every contribution already gave its stake back). */
+  private async release (dealid: string, what: string): Promise<void> {
+    try {
+      const tx = await this.init.chain.sender.send(this.hub.release.populateTransaction(dealid, this.me))
+      this.log('stake released', { dealid, what, tx: tx.hash })
+    } catch (err) {
+      this.log('stake release not done', { dealid, what, error: err instanceof Error ? err.message : String(err) })
+    }
+  }
+
+  /** After a deal's final deadline: the stake a spare replica locked comes back. */
+  private async releaseDue (now: number): Promise<void> {
+    for (const known of [...this.releasing.values()]) {
+      if (!this.started) return
+      if (known.releaseAt === undefined || now < known.releaseAt) continue
+      await this.release(known.deal.dealid, 'worker stake')
+      const { releaseAt: _, ...released } = known
+      await this.deals.put(known.deal.dealid, released)
+      this.releasing.delete(known.deal.dealid)
+    }
   }
 
   /** In-flight assignments per worker across this node's open tasks (least loaded first). */
@@ -511,8 +546,9 @@ export class SchedulerService {
    * not late after all) are expected and ignored.
    */
   private async watchdog (): Promise<void> {
-    if (this.open.size === 0) return
+    if (this.open.size === 0 && this.releasing.size === 0) return
     const now = await this.chainNow()
+    await this.releaseDue(now)
     for (const known of [...this.open.values()]) {
       if (!this.started) return
       const { deal } = known
@@ -521,7 +557,7 @@ export class SchedulerService {
       if (due !== undefined && now < due) continue
       const d = await this.hub.dealOf(deal.dealid)
       if (Number(d.done) >= deal.volume) {
-        await this.closeDeal(known)
+        await this.closeDeal(known, d)
         continue
       }
       if (now >= deal.finalDeadline) {

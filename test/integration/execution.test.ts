@@ -86,6 +86,20 @@ describe('execution: scheduler and worker duties on a 4-node swarm (real anvil, 
     const { held, accounted } = await s.conservation()
     assert.equal(held, accounted, 'conservation of RLC')
     assert.equal(rec?.resultsCid, cid)
+
+    // stakes unlocked: the scheduler's at once (its node releases it when the deal is done),
+    // the spare worker's (locked for a contribution it never made) after the final deadline
+    const hub = s.requester.hub!
+    const lockedOf = async (a: string): Promise<bigint> => (await hub.stakeOf(a))[1]
+    await waitFor(async () => (await hub.dealOf(deal.dealid)).schedulerLocked === 0n, 15_000, 'the scheduler\'s deal stake released')
+    const spare = workers.find((w) => !contributors.some((c) => c.toLowerCase() === w.toLowerCase()))
+    assert.ok(spare !== undefined)
+    assert.ok(await lockedOf(spare) > 0n, 'the spare\'s stake stays locked until the final deadline')
+    await s.increaseTime(10 * 60 + 1)
+    await waitFor(async () => {
+      for (const a of new Set([...workers, deal.scheduler])) if (await lockedOf(a) !== 0n) return false
+      return true
+    }, 30_000, 'every stake of the deal released after the final deadline')
   })
 
   it('completes a bag of 10 tasks across the workers', async () => {
