@@ -25,17 +25,11 @@ import {
 import { hubDomain, hashOrder, signAuthorization, signOrder, emptyDatasetOrder, ZERO_ADDRESS, ZERO_BYTES32, taskId } from '../../protocols/eip712.js'
 import type { HubDomain } from '../../protocols/eip712.js'
 import { TaskStatus } from '../../contracts-abi/index.js'
+import { waitFor } from '../helpers/wait.js'
+export { waitFor }
 
 export const RLC = 10n ** 9n
 const WORDCOUNT = new URL('../../examples/apps/wordcount/wordcount.wasm', import.meta.url)
-
-export async function waitFor (cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string, everyMs = 50): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, everyMs))
-  }
-}
 
 /** EXEC_DEBUG=1 prints what the services log (to stderr), to diagnose a failing run. */
 function debugLog (who: string): (msg: string, context?: Record<string, unknown>) => void {

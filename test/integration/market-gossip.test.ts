@@ -22,16 +22,9 @@ import type { MarketValidationContext } from '../../node/market/index.js'
 import {
   FakeChain, appOrder, mallory, requestOrder, signedAppOrderBytes, signedRequestBytes, appOwner
 } from '../unit/market/fixture.js'
+import { waitFor } from '../helpers/wait.js'
 
 const SWARM = 'market-itest'
-
-async function waitFor (cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
 
 interface MarketPeer {
   net: Network

@@ -13,16 +13,10 @@ import { createChainClient, deployLocalSwarmChain, startLocalChain } from '../..
 import type { LocalChain, LocalSwarmChain } from '../../node/chain/index.js'
 import type { MarketServiceOptions } from '../../node/market/index.js'
 import { swarmTopics } from '../../protocols/topics.js'
+import { waitFor } from '../helpers/wait.js'
+export { waitFor }
 
 export const RLC = 10n ** 9n
-
-export async function waitFor (cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-}
 
 export interface ApiAnswer { status: number, body: Record<string, unknown> }
 

@@ -18,16 +18,9 @@ import type { GossipSub } from '@libp2p/gossipsub'
 import { swarmTopics } from '../../protocols/topics.js'
 import { GossipValidationStats, createTopicValidator, marketScoring } from '../../node/market/index.js'
 import { FakeChain, NOW, appOrder, mallory, salt, signedAppOrderBytes } from '../unit/market/fixture.js'
+import { waitFor } from '../helpers/wait.js'
 
 type Node = Libp2p<{ identify: ReturnType<ReturnType<typeof identify>>, pubsub: GossipSub }>
-
-async function waitFor (cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
 
 describe('market: gossipsub peer scoring on real nodes', function () {
   this.timeout(60_000)

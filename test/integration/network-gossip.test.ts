@@ -3,14 +3,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createNetwork } from '../../node/network/index.js'
 import type { Network } from '../../node/network/index.js'
 import { topic } from '../../protocols/topics.js'
-
-async function waitFor (cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
+import { waitFor } from '../helpers/wait.js'
 
 // gossipsub scores down peers sharing an IP beyond 10 (a Sybil defence);
 // unexempted, a swarm of more than 11 nodes on one machine graylists itself

@@ -9,14 +9,7 @@ import { IexecNode } from '../../node/node.js'
 import { initDataDir } from '../../node/config/index.js'
 import { writeSwarmKeyFile } from '../../node/network/index.js'
 import { topic } from '../../protocols/topics.js'
-
-async function waitFor (cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-}
+import { waitFor } from '../helpers/wait.js'
 
 const SWARM = 'itest'
 

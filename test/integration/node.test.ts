@@ -7,14 +7,7 @@ import { initDataDir, dataDirPaths } from '../../node/config/index.js'
 import { Repository, jsonCodec } from '../../node/db/index.js'
 import { isIexecError } from '../../node/errors.js'
 import { freePort } from '../../node/chain/local-chain.js'
-
-async function waitFor (cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-}
+import { waitFor } from '../helpers/wait.js'
 
 describe('IexecNode (2 nodes, real data dirs)', function () {
   const cleanup: Array<() => Promise<void>> = []
