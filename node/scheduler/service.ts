@@ -247,6 +247,7 @@ export class SchedulerService {
   private async tick (): Promise<void> {
     if (this.open.size === 0) return
     const now = await this.chainNow()
+    let loads: Map<string, number> | undefined
     for (const known of [...this.open.values()]) {
       if (!this.started) return
       const d = await this.hub.dealOf(known.deal.dealid)
@@ -255,7 +256,9 @@ export class SchedulerService {
         continue
       }
       if (!same(d.scheduler, this.me) || now >= known.deal.finalDeadline) continue
-      await this.schedule(known, now).catch((err: unknown) => { this.log('scheduling failed', { dealid: known.deal.dealid, error: String(err) }) })
+      // one count of in-flight work per tick, shared by the deals scheduled in it (schedule() updates it)
+      loads ??= await this.loads()
+      await this.schedule(known, now, loads).catch((err: unknown) => { this.log('scheduling failed', { dealid: known.deal.dealid, error: String(err) }) })
     }
   }
 
@@ -263,6 +266,12 @@ export class SchedulerService {
     // the tick and the watchdog may both see it done
     if (!this.open.has(known.deal.dealid)) return
     const worker = known.deal.workers.some((w) => same(w, this.me))
+    // its task records are over too (the ones this node scheduled)
+    for (let idx = 0; idx < known.deal.volume; idx++) {
+      const taskid = taskId(known.deal.dealid, idx).toLowerCase()
+      const rec = await this.tasks.get(taskid)
+      if (rec !== undefined && !rec.closed) await this.tasks.put(taskid, { ...rec, closed: true })
+    }
     const done: KnownDeal = { ...known, done: true, ...(worker ? { releaseAt: known.deal.finalDeadline } : {}) }
     await this.deals.put(known.deal.dealid, done)
     this.open.delete(known.deal.dealid)
@@ -298,16 +307,21 @@ export class SchedulerService {
   /** In-flight assignments per worker across this node's open tasks (least loaded first). */
   private async loads (): Promise<Map<string, number>> {
     const out = new Map<string, number>()
-    for await (const { value } of this.tasks.entries()) {
-      if (value.closed) continue
-      for (const r of value.replicas) if (!r.dead && !r.contributed) out.set(r.worker, (out.get(r.worker) ?? 0) + 1)
+    // open deals only: a done deal's replicas hold nothing any more (a
+    // trust-1 replica is never marked contributed once its deal is done), and
+    // reading the whole history would grow with every deal ever scheduled
+    for (const known of this.open.values()) {
+      for (let idx = 0; idx < known.deal.volume; idx++) {
+        const rec = await this.tasks.get(taskId(known.deal.dealid, idx).toLowerCase())
+        if (rec === undefined || rec.closed) continue
+        for (const r of rec.replicas) if (!r.dead && !r.contributed) out.set(r.worker, (out.get(r.worker) ?? 0) + 1)
+      }
     }
     return out
   }
 
-  private async schedule (known: KnownDeal, now: number): Promise<void> {
+  private async schedule (known: KnownDeal, now: number, loads: Map<string, number>): Promise<void> {
     const { deal } = known
-    const loads = await this.loads()
     for (let idx = 0; idx < deal.volume; idx++) {
       if (!this.started) return
       const taskid = taskId(deal.dealid, idx).toLowerCase()

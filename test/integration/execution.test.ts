@@ -102,6 +102,20 @@ describe('execution: scheduler and worker duties on a 4-node swarm (real anvil, 
     }, 30_000, 'every stake of the deal released after the final deadline')
   })
 
+  it('one worker runs trust-1 deal after trust-1 deal: a scheduler\'s finished deals never count as work in flight', async () => {
+    swarm = await ExecSwarm.create(4)
+    const s = sw()
+    // 9 deals among 4 possible schedulers: one of them schedules at least 3 for the same worker,
+    // past maxTasksPerWorker (2) finished assignments, which must not block the next one
+    const schedulers = new Map<string, number>()
+    for (let i = 0; i < 9; i++) {
+      const deal = await s.makeDeal({ trust: 1, workers: [0] })
+      schedulers.set(deal.scheduler, (schedulers.get(deal.scheduler) ?? 0) + 1)
+      await s.waitCompleted(deal.dealid, 0, 20_000)
+    }
+    assert.ok(Math.max(...schedulers.values()) >= 3)
+  })
+
   it('completes a bag of 10 tasks across the workers', async () => {
     swarm = await ExecSwarm.create(4)
     const s = sw()

@@ -1,0 +1,595 @@
+// Execution, end to end, on 4 provider nodes and 1 requester (full
+// IexecNodes in ONE process, node defaults, one anvil): submit-to-result
+// latency of a trivial task (wordcount over a 24-byte input file) at trust 1
+// and trust 3, with anvil automining and with 1-second blocks, split by phase;
+// the throughput of a bag of tiny tasks on the 4 providers; the executor's
+// start overhead per task. Writes bench-results/execution.json.
+//
+// Phases come from what the nodes already expose, no node code changed:
+//   bids      submit() called -> first bid (requester's timings.firstBidMs, plus
+//             the request's preparation before it is gossiped)
+//   deal      first bid -> matchOrders mined (timings.dealMs - firstBidMs)
+//   schedule  deal mined -> the worker logs 'task assigned' (node.log); at
+//             trust 3 this includes the scheduler's initialize transaction
+//   fetch     'task assigned' -> executor run starts (app and input over
+//             bitswap, checksum, the deal read): the run start is taken by a
+//             probe wrapped around the provider's executor (execution-swarm.ts)
+//   compute   the executor run (WASI, worker thread)
+//   commit    run end -> 'task contributed and finalized' (trust 1: digest,
+//             archive added to Helia, one transaction) or 'task contributed'
+//             of the contribution that reaches consensus (trust 3)
+//   reveal    consensus -> the last 'task revealed' (trust 3 only)
+//   finalize  last reveal -> the scheduler's 'task finalized' (upload request,
+//             finalize transaction; trust 3 only: trust 1 finalizes in commit)
+//   retrieve  finalized -> the result in the requester's hands: it polls
+//             GET /v1/results/:taskId every 25 ms (404 until finalized), which
+//             fetches the archive over bitswap, checks its digest against the
+//             chain and unpacks it
+// The phases are differences of consecutive marks, so they add up to the
+// total. All nodes share this process's clock (node.log's `t` and Date.now()).
+// Marks logged by a node are when its receipt poll (50 ms) saw the
+// transaction; the finalized mark is the earlier of the finalizing node's line
+// and the start of the requester's successful result call.
+//
+// Each case (trust x chain, bag x chain) runs on a fresh swarm; a task with no
+// result within its timeout is counted as failed, with who had to act and
+// what they logged (today trust-1 tasks stall once a scheduler node holds
+// maxTasksPerWorker records of finished deals for the worker: see staleLoads).
+// The bag is ONE deal of BENCH_EXEC_BAG tasks with the 4 providers' bids.
+//
+// Knobs (to shrink while developing): BENCH_EXEC_TASKS (20), BENCH_EXEC_BAG
+// (200), BENCH_EXEC_MODES (automine,block1s), BENCH_EXEC_TRUSTS (1,3),
+// BENCH_EXEC_BAG_MODES (automine,block1s).
+import '../../node/polyfills.js'
+import { createHash } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { hexlify, randomBytes } from 'ethers'
+import { appWasmPath } from '../../examples/build-apps.js'
+import { WasiExecutor } from '../../node/worker/index.js'
+import { hubInterface } from '../../node/chain/index.js'
+import { emptyDatasetOrder, hashOrder, signOrder, taskId as taskIdOf, ZERO_ADDRESS, ZERO_BYTES32 } from '../../protocols/eip712.js'
+import { TaskStatus } from '../../contracts-abi/index.js'
+import { buildModule } from '../unit/worker/wasm-builder.js'
+import { api } from '../integration/market-helpers.js'
+import { median, percentile, printTable, writeResults } from './harness.js'
+import { ok, readNodeLog, startBenchSwarm, waitFor } from './execution-swarm.js'
+import type { BenchSwarm, LogLine } from './execution-swarm.js'
+
+const TASKS = Number(process.env.BENCH_EXEC_TASKS ?? 20)
+const BAG = Number(process.env.BENCH_EXEC_BAG ?? 200)
+const MODES = (process.env.BENCH_EXEC_MODES ?? 'automine,block1s').split(',').filter((m) => m !== '') as Mode[]
+const TRUSTS = (process.env.BENCH_EXEC_TRUSTS ?? '1,3').split(',').filter((t) => t !== '').map(Number)
+const BAG_MODES = (process.env.BENCH_EXEC_BAG_MODES ?? 'automine,block1s').split(',').filter((m) => m !== '') as Mode[]
+for (const m of [...MODES, ...BAG_MODES]) if (m !== 'automine' && m !== 'block1s') throw new Error(`BENCH_EXEC_MODES / BENCH_EXEC_BAG_MODES: unknown chain mode "${m}" (automine, block1s)`)
+for (const [name, v] of [['BENCH_EXEC_TASKS', TASKS], ['BENCH_EXEC_BAG', BAG]] as const) if (!Number.isInteger(v) || v < 0) throw new Error(`${name} must be a non-negative integer`)
+if (TRUSTS.some((t) => !Number.isInteger(t) || t < 1 || t > 255)) throw new Error('BENCH_EXEC_TRUSTS: trust levels are integers in [1, 255]')
+const PROVIDERS = 4
+/** task slots of a provider: the worker's maxConcurrentTasks (= its cpus, 2 here) and the scheduler's maxTasksPerWorker (2) */
+const SLOTS_PER_PROVIDER = 2
+const INPUT = 'hello world\nfoo bar baz\n'
+/** how often the requester asks for its result (a 404 until the task is finalized) */
+const RESULT_POLL_MS = 25
+
+const AIMS = { trust1Block1sP50Ms: 3_000, trust1AutomineP50Ms: 500 }
+const PHASES = ['bids', 'deal', 'schedule', 'fetch', 'compute', 'commit', 'reveal', 'finalize', 'retrieve'] as const
+type Phase = typeof PHASES[number]
+type Mode = 'automine' | 'block1s'
+
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+interface Sample {
+  taskId: string
+  t0: number
+  tRet: number
+  firstBidMs: number | null
+  dealMs: number
+  resultAt: number
+  retrieveCallMs: number
+}
+
+interface Measured { phases: Record<Phase, number | null>, totalMs: number, initializeMs: number | null }
+
+interface Stat { p50: number | null, p95: number | null, n: number }
+
+function stat (values: Array<number | null>): Stat {
+  const v = values.filter((x): x is number => x !== null && Number.isFinite(x))
+  return { p50: v.length > 0 ? Math.round(median(v)) : null, p95: v.length > 0 ? Math.round(percentile(v, 95)) : null, n: v.length }
+}
+
+interface ModeResult { tasks: number, failed: number, failures: string[], p50Ms: number | null, p95Ms: number | null, phases: Record<Phase, Stat>, initialize: Stat, retrieveCall: Stat, missingMarks: number }
+
+interface Published { app: string, inputCid: string, expected: string }
+
+/** Adds the wordcount module and the input to provider 0's Helia, registers the app; waits for its order at the requester. */
+async function publish (s: BenchSwarm): Promise<Published> {
+  const owner = s.providers[0]
+  const module = await readFile(appWasmPath('wordcount'))
+  const added = await ok(owner, 'POST', '/v1/content', { data: module.toString('base64') })
+  const input = await ok(owner, 'POST', '/v1/content', { data: Buffer.from(INPUT).toString('base64') })
+  const checksum = '0x' + createHash('sha256').update(module).digest('hex')
+  const app = await ok(owner, 'POST', '/v1/apps', { name: 'wordcount', cid: added.cid, checksum, price: '0' })
+  await waitFor(async () => ((await ok(s.requester, 'GET', '/v1/orderbook?type=app')).orders as unknown[]).length >= 1, 30_000, 'the app order at the requester')
+  const inputCid = String(input.cid)
+  return { app: String(app.address), inputCid, expected: `${inputCid} lines=2 words=5 bytes=${Buffer.byteLength(INPUT)}\n` }
+}
+
+/**
+ * Tasks of deals that are over (done on chain) which a scheduler node still
+ * counts as in flight for `worker`: its scheduler/service.ts `loads()` counts
+ * them against maxTasksPerWorker, so such a worker gets no new assignment
+ * from that node. Reads the node's own records (no change to them).
+ */
+async function staleLoads (s: BenchSwarm, scheduler: number, worker: string, submitted: Array<{ taskId: string, dealId: string }>): Promise<number> {
+  const service = s.providers[scheduler]?.execution?.scheduler
+  if (service === undefined) return 0
+  let n = 0
+  for (const t of submitted) {
+    const rec = await service.taskRecord(t.taskId)
+    const deal = await service.dealRecord(t.dealId)
+    if (rec === undefined || rec.closed || deal?.done !== true) continue
+    if (rec.replicas.some((r) => r.worker.toLowerCase() === worker.toLowerCase() && !r.dead && !r.contributed)) n++
+  }
+  return n
+}
+
+/** Submits one task through the requester's market and waits for its result through the API. */
+async function runTask (s: BenchSwarm, pub: Published, trust: number, timeoutMs: number, submitted: Array<{ taskId: string, dealId: string }> = []): Promise<Sample> {
+  const market = s.requester.market
+  if (market === undefined) throw new Error('the requester has no market')
+  const t0 = Date.now()
+  const r = await market.requester.submit({ app: pub.app, inputs: [pub.inputCid], trust })
+  const tRet = Date.now()
+  const taskId = r.tasks[0].taskId.toLowerCase()
+  submitted.push({ taskId, dealId: r.dealId.toLowerCase() })
+  const deadline = tRet + timeoutMs
+  let calls = 0
+  let longestCallMs = 0
+  while (true) {
+    const c0 = Date.now()
+    const a = await api(s.requester, 'GET', `/v1/results/${taskId}`)
+    calls++
+    longestCallMs = Math.max(longestCallMs, Date.now() - c0)
+    if (a.status === 200) {
+      const resultAt = Date.now()
+      const text = await readFile(join(String(a.body.path), 'result.txt'), 'utf8')
+      if (text !== pub.expected) throw new Error(`task ${taskId}: wrong result ${JSON.stringify(text)}`)
+      return { taskId, t0, tRet, firstBidMs: r.timings.firstBidMs, dealMs: r.timings.dealMs, resultAt, retrieveCallMs: resultAt - c0 }
+    }
+    if (a.status !== 404) throw new Error(`task ${taskId}: GET /v1/results answered ${a.status} ${JSON.stringify(a.body)}`)
+    if (Date.now() > deadline) {
+      const status = Number(await market.hub.taskStatus(r.dealId, 0))
+      // who had to act, and what their node.log says about this deal
+      const roles = `scheduler p${s.providerIndex(r.scheduler)}, workers ${r.workers.map((w) => `p${s.providerIndex(w)}`).join(' ')}`
+      const seen: string[] = []
+      for (const [i, p] of s.providers.entries()) {
+        for (const l of await readNodeLog(p)) {
+          if (l.taskid === taskId || l.dealid === r.dealId || l.dealid === r.dealId.toLowerCase()) seen.push(`p${i} ${l.component}: ${l.msg}`)
+        }
+      }
+      const sched = s.providerIndex(r.scheduler)
+      const stale = await Promise.all(r.workers.map(async (w) => `p${s.providerIndex(w)}:${await staleLoads(s, sched, w, submitted)}`))
+      throw new Error(`task ${taskId}: no result within ${timeoutMs} ms (${calls} calls, last answer ${a.status}, status on chain ${TaskStatus[status]}; ${roles}; the scheduler's stale in-flight tasks per worker ${stale.join(' ')}; logged: ${seen.join('; ') || 'nothing'})`)
+    }
+    await sleep(RESULT_POLL_MS)
+  }
+}
+
+/** First (or last) time a node.log line matches; undefined when none does. */
+function mark (lines: LogLine[], component: string, msg: string, taskId: string, last = false): number | undefined {
+  let out: number | undefined
+  for (const l of lines) {
+    if (l.component !== component || l.msg !== msg || l.taskid !== taskId) continue
+    if (!last) return l.t
+    out = l.t
+  }
+  return out
+}
+
+const diff = (a: number | undefined, b: number | undefined): number | null => (a === undefined || b === undefined ? null : b - a)
+
+/**
+ * When the task was final: the finalizing node logs it once its receipt poll
+ * (every 50 ms) sees the transaction, and the requester's result call that
+ * succeeded found TaskFinalized on chain when it started. Both observe the
+ * same block; the earlier one is the closer to it.
+ */
+function finalMark (logged: number | undefined, x: Sample): number | undefined {
+  const callStart = x.resultAt - x.retrieveCallMs
+  return logged === undefined ? undefined : Math.min(logged, callStart)
+}
+
+/** Splits one task's latency into phases from the nodes' logs and the executor probe. */
+function measure (s: BenchSwarm, logs: LogLine[][], trust: number, x: Sample): Measured {
+  const bidsMark = x.tRet - x.dealMs + (x.firstBidMs ?? 0)
+  const base = { bids: bidsMark - x.t0, deal: x.tRet - bidsMark }
+  if (trust === 1) {
+    const w = logs.findIndex((l) => mark(l, 'worker', 'task contributed and finalized', x.taskId) !== undefined)
+    const lines = logs[w] ?? []
+    const assigned = mark(lines, 'worker', 'task assigned', x.taskId)
+    const run = s.runs[w]?.get(x.taskId)
+    const committed = finalMark(mark(lines, 'worker', 'task contributed and finalized', x.taskId), x)
+    return {
+      phases: {
+        ...base,
+        schedule: diff(x.tRet, assigned),
+        fetch: diff(assigned, run?.start),
+        compute: diff(run?.start, run?.end),
+        commit: diff(run?.end, committed),
+        reveal: null,
+        finalize: null,
+        retrieve: diff(committed, x.resultAt)
+      },
+      totalMs: x.resultAt - x.t0,
+      initializeMs: null
+    }
+  }
+  // the contribution that reaches consensus is the later one: its worker is on the critical path
+  let critical = -1
+  let contributed: number | undefined
+  for (const [i, l] of logs.entries()) {
+    const t = mark(l, 'worker', 'task contributed', x.taskId)
+    if (t !== undefined && (contributed === undefined || t > contributed)) { contributed = t; critical = i }
+  }
+  const lines = logs[critical] ?? []
+  const assigned = mark(lines, 'worker', 'task assigned', x.taskId)
+  const run = s.runs[critical]?.get(x.taskId)
+  let revealed: number | undefined
+  let finalized: number | undefined
+  let initialized: number | undefined
+  for (const l of logs) {
+    const t = mark(l, 'worker', 'task revealed', x.taskId)
+    if (t !== undefined && (revealed === undefined || t > revealed)) revealed = t
+    finalized ??= mark(l, 'scheduler', 'task finalized', x.taskId)
+    initialized ??= mark(l, 'scheduler', 'task initialized', x.taskId)
+  }
+  finalized = finalMark(finalized, x)
+  return {
+    phases: {
+      ...base,
+      schedule: diff(x.tRet, assigned),
+      fetch: diff(assigned, run?.start),
+      compute: diff(run?.start, run?.end),
+      commit: diff(run?.end, contributed),
+      reveal: diff(contributed, revealed),
+      finalize: diff(revealed, finalized),
+      retrieve: diff(finalized, x.resultAt)
+    },
+    totalMs: x.resultAt - x.t0,
+    initializeMs: diff(x.tRet, initialized)
+  }
+}
+
+async function latency (s: BenchSwarm, pub: Published, trust: number, mode: Mode): Promise<ModeResult> {
+  // 20x the trust-1 automine aim, ~7x the 1 s-block aim, doubled for trust 3
+  // (about 3x its latency): a task without result by then is stalled (see
+  // staleLoads) and counted as failed; the bench goes on with the next one
+  const timeoutMs = (mode === 'automine' ? 10_000 : 20_000) * (trust === 1 ? 1 : 2)
+  // warm-up (not counted): opens the streams between the nodes, fills the
+  // workers' Helia with the app and input, warms the JIT of this process
+  const submitted: Array<{ taskId: string, dealId: string }> = []
+  await runTask(s, pub, trust, timeoutMs, submitted)
+  const samples: Sample[] = []
+  const failures: string[] = []
+  for (let i = 0; i < TASKS; i++) {
+    try {
+      samples.push(await runTask(s, pub, trust, timeoutMs, submitted))
+    } catch (err) {
+      // counted and shown, never hidden
+      failures.push(err instanceof Error ? err.message : String(err))
+      process.stdout.write(`trust ${trust} ${mode}: task ${i} failed: ${failures[failures.length - 1]}\n`)
+    }
+  }
+  const logs = await Promise.all(s.providers.map(async (p) => await readNodeLog(p)))
+  const measured = samples.map((x) => measure(s, logs, trust, x))
+  const applicable = (p: Phase): boolean => trust > 1 || (p !== 'reveal' && p !== 'finalize')
+  const missingMarks = measured.filter((m) => PHASES.some((p) => applicable(p) && m.phases[p] === null)).length
+  const phases = Object.fromEntries(PHASES.map((p) => [p, stat(measured.map((m) => m.phases[p]))])) as Record<Phase, Stat>
+  const totals = stat(measured.map((m) => m.totalMs))
+  return {
+    tasks: samples.length,
+    failed: failures.length,
+    failures: failures.slice(0, 5).map((f) => f.slice(0, 400)),
+    p50Ms: totals.p50,
+    p95Ms: totals.p95,
+    phases,
+    initialize: stat(measured.map((m) => m.initializeMs)),
+    retrieveCall: stat(samples.map((x) => x.retrieveCallMs)),
+    missingMarks
+  }
+}
+
+interface BagResult {
+  tasks: number
+  completed: number
+  deals: number
+  workersUsed: Record<string, number>
+  elapsedMs: number
+  tasksPerSecond: number
+  /** deal mined -> the first worker's 'task assigned' */
+  firstAssignMs: number | null
+  /** per task, a worker's 'task assigned' -> 'task contributed and finalized' (its slot is taken) */
+  workerBusyP50Ms: number | null
+  /** time the task slots were busy / (slots x elapsed): low means the slots waited for assignments */
+  slotUtilization: number
+  /** groups of the scheduler's 'task assigned' lines (gaps > 100 ms apart) and the median time between them */
+  assignBursts: number
+  assignBurstIntervalP50Ms: number | null
+  /** what the chain alone allows for this bag, tasks per second (see chainBoundHow) */
+  chainBoundTasksPerSecond: number
+  chainBoundHow: string
+  /** tasksPerSecond / chainBoundTasksPerSecond: near 1 means the chain is the bound */
+  ratioToChainBound: number
+  contributeAndFinalizeGas: number
+  blockGasLimit: number
+}
+
+/**
+ * A bag of `n` trust-1 tasks in ONE deal (the hub has no volume cap below
+ * 2^32, the market's submit allows up to 10 000): the four providers' bids are
+ * signed with their own wallets and matched by the requester's chain client,
+ * because a trust-1 submit through the market picks a single bid, and the bag
+ * is meant to spread over the 4 providers. From the DealCreated event on, the
+ * nodes do everything (scheduler election, assignments, runs, transactions).
+ */
+async function bag (s: BenchSwarm, pub: Published, n: number, mode: Mode): Promise<BagResult> {
+  const market = s.requester.market
+  if (market === undefined) throw new Error('the requester has no market')
+  const domain = market.domain
+  const salt = (): string => hexlify(randomBytes(32))
+  const appOrder = await signOrder(s.providers[0].wallet, domain, 'AppOrder', {
+    app: pub.app, appprice: 0n, volume: 1_000_000n, tag: ZERO_BYTES32,
+    datasetrestrict: ZERO_ADDRESS, workerpoolrestrict: ZERO_ADDRESS, requesterrestrict: ZERO_ADDRESS, salt: salt()
+  })
+  const request = await signOrder(s.requester.wallet, domain, 'RequestOrder', {
+    app: pub.app, appmaxprice: 0n, dataset: ZERO_ADDRESS, datasetmaxprice: 0n, workerpool: ZERO_ADDRESS, workerpoolmaxprice: 0n,
+    requester: s.requester.address, volume: BigInt(n), tag: ZERO_BYTES32, category: 0n, trust: 1n, beneficiary: s.requester.address,
+    callback: ZERO_ADDRESS, params: JSON.stringify({ iexec_input_files: [pub.inputCid] }), salt: salt()
+  })
+  const requestHash = hashOrder(domain, 'RequestOrder', request)
+  const bids = await Promise.all(s.providers.map(async (p) => await signOrder(p.wallet, domain, 'Bid', {
+    requestHash, worker: p.address, price: 0n, volume: BigInt(n), salt: salt()
+  })))
+  const tx = await market.chain.sender.send(market.hub.matchOrders.populateTransaction(appOrder, emptyDatasetOrder(), request, bids))
+  const dealAt = Date.now()
+  let dealid: string | undefined
+  for (const l of tx.receipt.logs) {
+    const p = hubInterface().parseLog(l)
+    if (p?.name === 'DealCreated') dealid = String(p.args.dealid).toLowerCase()
+  }
+  if (dealid === undefined) throw new Error('matchOrders emitted no DealCreated')
+  const id = dealid
+  await waitFor(async () => Number((await market.hub.dealOf(id)).done) >= n, mode === 'automine' ? 300_000 : 400_000, `the bag's ${n} tasks done`)
+
+  let completed = 0
+  for (let i = 0; i < n; i++) if (Number(await market.hub.taskStatus(id, i)) === TaskStatus.COMPLETED) completed++
+
+  // each worker logs its task once its own receipt poll has seen the
+  // transaction, which can be a little after the hub's counter moved
+  const ids = new Set(Array.from({ length: n }, (_, i) => taskIdOf(id, i).toLowerCase()))
+  const finals = async (): Promise<Array<{ worker: number, line: LogLine }>> => {
+    const logs = await Promise.all(s.providers.map(async (p) => await readNodeLog(p)))
+    return logs.flatMap((lines, worker) => lines
+      .filter((l) => l.component === 'worker' && l.msg === 'task contributed and finalized' && l.taskid !== undefined && ids.has(l.taskid))
+      .map((line) => ({ worker, line })))
+  }
+  await waitFor(async () => (await finals()).length >= completed, 30_000, 'the workers\' log lines of the bag')
+  const logs = await Promise.all(s.providers.map(async (p) => await readNodeLog(p)))
+  let last = dealAt
+  let firstAssigned = Number.POSITIVE_INFINITY
+  let txHash: string | undefined
+  const workersUsed: Record<string, number> = {}
+  const busy: number[] = []
+  for (const [i, lines] of logs.entries()) {
+    for (const l of lines) {
+      if (l.component !== 'worker' || l.taskid === undefined || !ids.has(l.taskid)) continue
+      if (l.msg === 'task assigned') firstAssigned = Math.min(firstAssigned, l.t)
+      if (l.msg !== 'task contributed and finalized') continue
+      last = Math.max(last, l.t)
+      workersUsed[`p${i}`] = (workersUsed[`p${i}`] ?? 0) + 1
+      txHash ??= typeof l.tx === 'string' ? l.tx : undefined
+      const assigned = mark(lines, 'worker', 'task assigned', l.taskid)
+      if (assigned !== undefined) busy.push(l.t - assigned)
+    }
+  }
+  // the scheduler assigns in bursts, one per pass of its tick over the deal's
+  // tasks: the time between bursts is how long one pass takes
+  const assigns: number[] = []
+  for (const lines of logs) for (const l of lines) if (l.component === 'scheduler' && l.msg === 'task assigned' && l.taskid !== undefined && ids.has(l.taskid)) assigns.push(l.t)
+  assigns.sort((a, b) => a - b)
+  const bursts = assigns.filter((t, i) => i === 0 || t - assigns[i - 1] > 100)
+  const burstGaps = bursts.slice(1).map((t, i) => t - bursts[i])
+  const elapsedMs = last - dealAt
+  const tasksPerSecond = completed / (elapsedMs / 1000)
+  const slots = s.providers.length * SLOTS_PER_PROVIDER
+  const provider = market.chain.provider
+  const receipt = txHash !== undefined ? await provider.getTransactionReceipt(txHash) : null
+  const cafGas = receipt !== null ? Number(receipt.gasUsed) : 0
+  const block = await provider.getBlock('latest')
+  const gasLimit = block !== null ? Number(block.gasLimit) : 0
+
+  let chainBound: number
+  let how: string
+  if (mode === 'block1s') {
+    // one block a second holds gasLimit / gas(contributeAndFinalize) of them
+    chainBound = cafGas > 0 ? Math.floor(gasLimit / cafGas) : Number.NaN
+    how = `block gas limit ${gasLimit} / contributeAndFinalize ${cafGas} gas, one block per second`
+  } else {
+    chainBound = await automineTxRate(s, n)
+    how = 'anvil automining: transactions per second from the 4 providers\' own senders, 2 concurrent streams each (the workers\' 2 task slots), RLC approve'
+  }
+  return {
+    tasks: n, completed, deals: 1, workersUsed, elapsedMs, tasksPerSecond,
+    firstAssignMs: Number.isFinite(firstAssigned) ? firstAssigned - dealAt : null,
+    workerBusyP50Ms: busy.length > 0 ? Math.round(median(busy)) : null,
+    slotUtilization: busy.reduce((a, b) => a + b, 0) / (slots * elapsedMs),
+    assignBursts: bursts.length,
+    assignBurstIntervalP50Ms: burstGaps.length > 0 ? Math.round(median(burstGaps)) : null,
+    chainBoundTasksPerSecond: chainBound, chainBoundHow: how, ratioToChainBound: tasksPerSecond / chainBound,
+    contributeAndFinalizeGas: cafGas, blockGasLimit: gasLimit
+  }
+}
+
+/**
+ * What automining anvil mines per second from the same senders as the bag:
+ * each provider's own transaction sender (its nonce queue), two streams of
+ * sequential sends each, as its two task slots do. The transaction re-sets
+ * the provider's RLC allowance to its current value (no state change that matters).
+ */
+async function automineTxRate (s: BenchSwarm, n: number): Promise<number> {
+  const perStream = Math.max(1, Math.ceil(n / (s.providers.length * 2)))
+  const t0 = Date.now()
+  let sent = 0
+  await Promise.all(s.providers.flatMap((p) => [0, 1].map(async () => {
+    const chain = p.market?.chain
+    const rlc = chain?.rlc
+    if (chain === undefined || rlc === undefined) throw new Error('provider without an RLC binding')
+    const hub = p.market?.hub
+    if (hub === undefined) throw new Error('provider without a hub binding')
+    const spender = await hub.getAddress()
+    const allowance = await rlc.allowance(p.address, spender)
+    for (let i = 0; i < perStream; i++) {
+      await chain.sender.send(rlc.approve.populateTransaction(spender, allowance))
+      sent++
+    }
+  })))
+  return sent / ((Date.now() - t0) / 1000)
+}
+
+/** The executor's start overhead: run() of a module that does nothing, threads reused (the node's default) and fresh. */
+async function executorStart (): Promise<{ reusedMs: number, freshMs: number, runs: number }> {
+  const root = await mkdtemp(join(tmpdir(), 'iexec-exec-start-'))
+  const module = buildModule({ memory: { min: 1, max: 1 } })
+  const runs = 30
+  const out: number[][] = []
+  try {
+    await mkdir(join(root, 'in'))
+    await writeFile(join(root, 'in', 'data.txt'), 'x\n')
+    for (const reuseThreads of [true, false]) {
+      const executor = new WasiExecutor({ reuseThreads })
+      const times: number[] = []
+      try {
+        for (let i = 0; i < runs + 3; i++) {
+          const outputDir = join(root, `out-${String(reuseThreads)}-${i}`)
+          const t0 = performance.now()
+          const r = await executor.run({
+            taskId: `0x${i.toString(16).padStart(64, '0')}`, module, appName: 'empty', args: [], inputDir: join(root, 'in'), outputDir,
+            datasetFilename: 'data.txt', inputFiles: [], timeoutMs: 10_000, maxMemoryBytes: 64 << 20, maxOutputBytes: 1 << 20
+          })
+          if (r.status !== 'COMPLETED') throw new Error(`the empty module ended ${r.status}`)
+          if (i >= 3) times.push(performance.now() - t0)
+        }
+      } finally {
+        await executor.close()
+      }
+      out.push(times)
+    }
+  } finally {
+    await rm(root, { recursive: true, force: true })
+  }
+  return { reusedMs: median(out[0]), freshMs: median(out[1]), runs }
+}
+
+async function withSwarm<T> (mode: Mode, fn: (s: BenchSwarm, pub: Published) => Promise<T>): Promise<T> {
+  const cleanup: Array<() => Promise<void>> = []
+  try {
+    const t0 = Date.now()
+    const s = await startBenchSwarm({ providers: PROVIDERS, ...(mode === 'block1s' ? { blockTime: 1 } : {}) }, cleanup)
+    const pub = await publish(s)
+    process.stdout.write(`${mode}: swarm of ${PROVIDERS} providers + 1 requester ready in ${Date.now() - t0} ms\n`)
+    return await fn(s, pub)
+  } finally {
+    for (const c of cleanup.splice(0).reverse()) await c().catch(() => {})
+  }
+}
+
+const cell = (v: number | null | undefined): string | number => (v === null || v === undefined || Number.isNaN(v) ? '-' : v)
+
+export async function run (): Promise<void> {
+  const started = Date.now()
+  const lat = new Map<string, ModeResult>()
+  const bags = new Map<Mode, BagResult>()
+  // a fresh swarm for each case: what a scheduler keeps from one case's deals
+  // (see staleLoads) must not change the next case's figures
+  for (const mode of [...new Set([...MODES, ...(BAG > 0 ? BAG_MODES : [])])]) {
+    if (MODES.includes(mode)) {
+      for (const trust of TRUSTS) {
+        await withSwarm(mode, async (s, pub) => {
+          const t0 = Date.now()
+          lat.set(`${trust}:${mode}`, await latency(s, pub, trust, mode))
+          process.stdout.write(`trust ${trust} ${mode}: ${TASKS} tasks in ${Date.now() - t0} ms\n`)
+        })
+      }
+    }
+    if (BAG_MODES.includes(mode) && BAG > 0) {
+      await withSwarm(mode, async (s, pub) => {
+        const t0 = Date.now()
+        bags.set(mode, await bag(s, pub, BAG, mode))
+        process.stdout.write(`bag of ${BAG} ${mode}: ${Date.now() - t0} ms\n`)
+      })
+    }
+  }
+  const exec = await executorStart()
+
+  const rows: Array<Record<string, string | number>> = []
+  const rows95: Array<Record<string, string | number>> = []
+  for (const [key, r] of lat) {
+    const [trust, mode] = key.split(':')
+    const head = { trust, chain: mode, tasks: r.tasks, failed: r.failed }
+    rows.push({ ...head, totalP50: cell(r.p50Ms), ...Object.fromEntries(PHASES.map((p) => [p, cell(r.phases[p].p50)])), init: cell(r.initialize.p50), call: cell(r.retrieveCall.p50) })
+    rows95.push({ ...head, totalP95: cell(r.p95Ms), ...Object.fromEntries(PHASES.map((p) => [p, cell(r.phases[p].p95)])), init: cell(r.initialize.p95), call: cell(r.retrieveCall.p95) })
+  }
+  printTable('submit-to-result latency, p50 per phase (ms; init = deal -> initialize mined, part of schedule; call = the successful GET /v1/results, part of retrieve)', rows)
+  printTable('submit-to-result latency, p95 per phase (ms)', rows95)
+  printTable(`bag of ${BAG} trust-1 tasks, one deal, ${PROVIDERS} providers x 2 task slots`, [...bags].map(([mode, b]) => ({
+    chain: mode, completed: b.completed, elapsedMs: b.elapsedMs, tasksPerS: b.tasksPerSecond, chainBoundPerS: b.chainBoundTasksPerSecond,
+    ratio: b.ratioToChainBound, firstAssignMs: cell(b.firstAssignMs), busyP50Ms: cell(b.workerBusyP50Ms), slotUse: b.slotUtilization, bursts: b.assignBursts, burstGapMs: cell(b.assignBurstIntervalP50Ms), perWorker: Object.entries(b.workersUsed).map(([w, c]) => `${w}:${c}`).join(' ')
+  })))
+  const t1a = lat.get('1:automine')
+  const t1b = lat.get('1:block1s')
+  const aims = [
+    { aim: 'trust 1, automine, p50 <= 500 ms', measuredMs: cell(t1a?.p50Ms), aimMs: AIMS.trust1AutomineP50Ms, ratio: cell(t1a?.p50Ms != null ? t1a.p50Ms / AIMS.trust1AutomineP50Ms : null) },
+    { aim: 'trust 1, 1 s blocks, p50 <= 3 s', measuredMs: cell(t1b?.p50Ms), aimMs: AIMS.trust1Block1sP50Ms, ratio: cell(t1b?.p50Ms != null ? t1b.p50Ms / AIMS.trust1Block1sP50Ms : null) }
+  ]
+  printTable('aims (ratio = measured / aim; <= 1 meets it)', aims)
+  printTable('executor start overhead per task (empty module, 30 runs after 3 warm-up, TypeScript sources via tsx)', [
+    { threads: 'reused (node default)', p50Ms: exec.reusedMs }, { threads: 'fresh', p50Ms: exec.freshMs }
+  ])
+
+  const trustJson = (trust: number): Record<string, unknown> => {
+    const a = lat.get(`${trust}:automine`)
+    const b = lat.get(`${trust}:block1s`)
+    return {
+      automineP50Ms: a?.p50Ms ?? null,
+      automineP95Ms: a?.p95Ms ?? null,
+      block1sP50Ms: b?.p50Ms ?? null,
+      block1sP95Ms: b?.p95Ms ?? null,
+      phases: { automine: a?.phases ?? null, block1s: b?.phases ?? null },
+      initialize: { automine: a?.initialize ?? null, block1s: b?.initialize ?? null },
+      retrieveCall: { automine: a?.retrieveCall ?? null, block1s: b?.retrieveCall ?? null },
+      runs: { automine: a === undefined ? null : { tasks: a.tasks, failed: a.failed, failures: a.failures, missingMarks: a.missingMarks }, block1s: b === undefined ? null : { tasks: b.tasks, failed: b.failed, failures: b.failures, missingMarks: b.missingMarks } }
+    }
+  }
+  const distExecutor = join(process.cwd(), 'bench-results', 'executor.json')
+  let executorDist: unknown = null
+  if (existsSync(distExecutor)) executorDist = (JSON.parse(await readFile(distExecutor, 'utf8')) as { executorStartMs?: number }).executorStartMs ?? null
+  await writeResults('execution', {
+    trust1: trustJson(1),
+    trust3: trustJson(3),
+    bag200: {
+      tasksPerSecond: bags.get('automine')?.tasksPerSecond ?? bags.get('block1s')?.tasksPerSecond ?? null,
+      automine: bags.get('automine') ?? null,
+      block1s: bags.get('block1s') ?? null
+    },
+    executorStartMs: exec.reusedMs,
+    executorFreshThreadStartMs: exec.freshMs,
+    executorStartMsFromExecutorBench: executorDist,
+    aims: {
+      trust1AutomineP50: { aimMs: AIMS.trust1AutomineP50Ms, measuredMs: t1a?.p50Ms ?? null },
+      trust1Block1sP50: { aimMs: AIMS.trust1Block1sP50Ms, measuredMs: t1b?.p50Ms ?? null }
+    },
+    setup: { providers: PROVIDERS, requesters: 1, tasksPerCase: TASKS, app: 'wordcount over one 24-byte input file', process: 'all nodes in one process on a 2-core machine', benchMs: Date.now() - started }
+  })
+}
