@@ -52,7 +52,7 @@ export {
   createTopicValidator, runGossipValidation, GossipValidationStats, PeerRejectTracker, silentMarketLogger, INTERNAL_ERROR_CODE
 } from './gossip-adapter.js'
 export type { GossipAdapterInit, GossipOutcome, MarketLogger } from './gossip-adapter.js'
-export { Orderbook, ORDERBOOK_TYPES, marketEventFromHubLog, bookThenChainOrderState } from './orderbook.js'
+export { Orderbook, ORDERBOOK_TYPES, marketEventFromHubLog, bookFirstOrderState } from './orderbook.js'
 export type { OrderbookEntry, OrderbookQuery, OrderbookType, MarketHubEvent, DropReason, DecodedHubLog } from './orderbook.js'
 export { defaultBidStrategy } from './bid-strategy.js'
 export type { BidStrategy, BidContext, BidDecision, CategoryNeeds } from './bid-strategy.js'

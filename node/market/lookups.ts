@@ -3,7 +3,7 @@
  * the validation functions stay pure and testable. The node backs them with
  * the chain client and the orderbook; tests back them with maps.
  */
-import type { RequestOrder } from '../../protocols/eip712.js'
+import type { AppOrder, Bid, DatasetOrder, OrderKind, RequestOrder } from '../../protocols/eip712.js'
 import { defaultMarketValidationOptions } from './options.js'
 
 export type AssetKind = 'app' | 'dataset'
@@ -23,8 +23,23 @@ export interface OrderState {
   presigned: boolean
 }
 
+/**
+ * What the validator already knows of the order whose state it asks: lets a
+ * lookup answer from local knowledge (the book's record of hub events)
+ * instead of a chain read, and skip the presign read of a signed order.
+ */
+export interface OrderStateHint {
+  kind: OrderKind
+  order: AppOrder | DatasetOrder | RequestOrder | Bid
+  /** true when the order carries a signature (so its presign is never read) */
+  signed: boolean
+  /** unix seconds from the salt, when the order has an expiry */
+  expiresAt?: bigint
+}
+
 export interface OrderStateLookup {
-  orderState: (orderHash: string) => Promise<OrderState>
+  /** `hint` is optional: a lookup without it answers from the chain's view as before */
+  orderState: (orderHash: string, hint?: OrderStateHint) => Promise<OrderState>
 }
 
 /** The request orders this node holds, by hash (bids are checked against them). */

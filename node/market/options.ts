@@ -72,8 +72,16 @@ export interface MarketServiceOptions {
   syncPageSize: number
   /** pages pulled from one peer at most */
   syncMaxPages: number
+  /** a peer synced from less than this long ago is not synced again when it reconnects, ms */
+  syncMinIntervalMs: number
+  /** most peers synced from within one syncMinIntervalMs (the first ones identified) */
+  syncPeersPerInterval: number
   /** bound on sending one bid or decline and reading its ack, ms */
   bidStreamTimeoutMs: number
+  /** a bid stream with no message for this long is ended by the requester (providers keep one per requester), ms */
+  bidStreamIdleMs: number
+  /** messages one bid stream carries at most before the requester ends it */
+  bidStreamMaxMessages: number
   /** how often the hub's event follower polls, ms */
   eventPollIntervalMs: number
 }
@@ -99,7 +107,24 @@ export const defaultMarketServiceOptions: MarketServiceOptions = {
   syncPageSize: 500,
   // 20 pages = 10k orders: far more than a swarm's live book, and a bound against a peer that never ends
   syncMaxPages: 20,
+  // a late joiner needs one sync per peer; connections churn (DHT walks, the
+  // connection manager's pruning), and each reconnect re-identifies the peer:
+  // at 20 nodes that re-synced ~150 times in 5 s, each a stream, a page and
+  // a validation of every order in it, for orders gossip had already brought.
+  // A minute still resyncs a peer after a partition.
+  syncMinIntervalMs: 60_000,
+  // any peer that has been in the swarm holds the live book, and gossip keeps
+  // ours current afterwards: a few peers cover one that answers badly or
+  // holds a partial book, without re-validating the whole book once per
+  // peer as the DHT connects us to everyone
+  syncPeersPerInterval: 4,
   bidStreamTimeoutMs: 5_000,
+  // a provider answers each request of a requester it hears from; a minute
+  // keeps the stream across a requester's successive requests, and a quiet
+  // requester holds no stream open for long (providers close theirs at half)
+  bidStreamIdleMs: 60_000,
+  // a bound on one stream's life (it is reopened at no cost but a dial)
+  bidStreamMaxMessages: 10_000,
   // anvil mines in ~70 ms; 100 ms keeps the book within a block of the chain
   eventPollIntervalMs: 100
 }

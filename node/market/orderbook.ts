@@ -12,6 +12,10 @@
  * - `mkt-dead!<hash>`: tombstones of cancelled/consumed/expired orders, so a
  *   late gossip copy is not taken back in; `mkt-deadt!<time>:<hash>` orders
  *   them by age for pruning.
+ * - `mkt-used!<hash>`: volume the hub's DealCreated events consumed of a
+ *   request order this book did not hold at the time (it came later, or
+ *   never), so the validators know a request's state without a chain read;
+ *   aged out with the tombstones (same time index).
  *
  * Only validated orders go in (the gossip adapter's onAccept, or the node's
  * own orders); the chain stays the source of truth, so the book is a hint:
@@ -24,7 +28,7 @@ import type { RequestOrder } from '../../protocols/eip712.js'
 import { MarketError } from './errors.js'
 import { defaultOrderbookOptions } from './options.js'
 import type { OrderbookOptions } from './options.js'
-import type { Clock, OrderState, RequestLookup } from './lookups.js'
+import type { Clock, OrderState, OrderStateHint, RequestLookup } from './lookups.js'
 import { systemClock } from './lookups.js'
 import type { ValidatedCancel, ValidatedOrder } from './validation.js'
 
@@ -79,6 +83,8 @@ interface OrderRecord {
 
 interface DeadRecord { reason: DropReason, at: number }
 
+interface UsedRecord { consumed: string, at: number }
+
 const TYPES = new Set<string>(ORDERBOOK_TYPES)
 const DROP_REASONS = new Set<string>(['cancelled', 'consumed', 'expired'])
 
@@ -100,7 +106,28 @@ function checkDeadRecord (v: unknown): DeadRecord {
   return r as DeadRecord
 }
 
+function checkUsedRecord (v: unknown): UsedRecord {
+  const r = v as Partial<UsedRecord>
+  if (typeof r !== 'object' || r === null || typeof r.consumed !== 'string' || !/^[0-9]+$/.test(r.consumed) || typeof r.at !== 'number') {
+    throw new MarketError('MARKET_BAD_RECORD', 'not a consumption record')
+  }
+  return r as UsedRecord
+}
+
 const EMPTY = new Uint8Array(0)
+
+/** Records and entries the book keeps in memory (a few KB each at most). */
+const CACHE_ENTRIES = 2_000
+
+/** Inserts as most recent; drops the least recent past CACHE_ENTRIES. */
+function remember<V> (map: Map<string, V>, key: string, value: V): void {
+  map.delete(key)
+  map.set(key, value)
+  if (map.size > CACHE_ENTRIES) {
+    const oldest = map.keys().next()
+    if (oldest.done !== true) map.delete(oldest.value)
+  }
+}
 const utf8 = new TextEncoder()
 const utf8d = new TextDecoder()
 
@@ -149,8 +176,20 @@ export class Orderbook implements RequestLookup {
   private readonly index: Repository<Uint8Array>
   private readonly dead: Repository<DeadRecord>
   private readonly deadByTime: Repository<Uint8Array>
+  private readonly used: Repository<UsedRecord>
   private readonly options: OrderbookOptions
   private readonly clock: Clock
+  /**
+   * Write-through caches of the most recently used records and their decoded
+   * entries: every write goes through this instance, so a cached record is
+   * the stored one. They keep the level store (its thread pool, shared by
+   * every store of the process) and the JSON decoding off the validators'
+   * path: a bid's validation reads its request two or three times.
+   */
+  private readonly recordCache = new Map<string, OrderRecord>()
+  private readonly entryCache = new Map<string, OrderbookEntry>()
+  /** counts record writes, so a read that raced a write is not cached */
+  private writes = 0
   /** serializes writes: add/drop read-modify-write the indexes */
   private queue: Promise<unknown> = Promise.resolve()
 
@@ -159,8 +198,41 @@ export class Orderbook implements RequestLookup {
     this.index = new Repository(db, 'mkt-idx', bytesCodec)
     this.dead = new Repository(db, 'mkt-dead', jsonCodec(checkDeadRecord))
     this.deadByTime = new Repository(db, 'mkt-deadt', bytesCodec)
+    this.used = new Repository(db, 'mkt-used', jsonCodec(checkUsedRecord))
     this.options = { ...defaultOrderbookOptions, ...options }
     this.clock = options.clock ?? systemClock
+  }
+
+  private async getRecord (hash: string): Promise<OrderRecord | undefined> {
+    const hit = this.recordCache.get(hash)
+    if (hit !== undefined) return hit
+    const gen = this.writes
+    const r = await this.orders.get(hash)
+    // not cached if any write came meanwhile: it may have changed or deleted this one
+    if (r !== undefined && gen === this.writes) remember(this.recordCache, hash, r)
+    return r
+  }
+
+  private async putRecord (hash: string, r: OrderRecord): Promise<void> {
+    this.writes++
+    this.entryCache.delete(hash)
+    this.recordCache.delete(hash)
+    await this.orders.put(hash, r)
+    // replaces whatever a read during the put may have cached
+    this.writes++
+    this.entryCache.delete(hash)
+    remember(this.recordCache, hash, r)
+  }
+
+  private async delRecord (hash: string): Promise<void> {
+    this.writes++
+    this.entryCache.delete(hash)
+    this.recordCache.delete(hash)
+    await this.orders.del(hash)
+    // a read that ran during the delete may have cached the old record
+    this.writes++
+    this.entryCache.delete(hash)
+    this.recordCache.delete(hash)
   }
 
   private async serial<T> (fn: () => Promise<T>): Promise<T> {
@@ -176,7 +248,7 @@ export class Orderbook implements RequestLookup {
   async add (v: ValidatedOrder, receivedAt: number = Date.now()): Promise<boolean> {
     return await this.serial(async () => {
       const hash = v.hash.toLowerCase()
-      if (await this.orders.has(hash)) return false
+      if (await this.getRecord(hash) !== undefined) return false
       if (await this.dead.has(hash)) return false
       if (v.expiresAt !== undefined && v.expiresAt <= BigInt(this.clock.nowSeconds())) return false
       if (v.consumed !== undefined && v.consumed >= v.message.order.volume) return false
@@ -194,16 +266,34 @@ export class Orderbook implements RequestLookup {
       // within one repository only, so a crash between the two writes leaves
       // at worst index keys without a record, which every reader skips
       await this.index.batch(indexKeys(type, v.message, hash, v.expiresAt).map((key) => ({ type: 'put' as const, key, value: EMPTY })))
-      await this.orders.put(hash, record)
+      await this.putRecord(hash, record)
       return true
     })
+  }
+
+  /**
+   * Volume consumed of a request order by the deals this node followed
+   * (DealCreated), whether or not the book held the order; 0n when none.
+   */
+  async consumedByDeals (requestHash: string): Promise<bigint> {
+    const h = requestHash.toLowerCase()
+    const r = await this.getRecord(h)
+    if (r !== undefined) return BigInt(r.consumed)
+    const u = await this.used.get(h)
+    return u === undefined ? 0n : BigInt(u.consumed)
   }
 
   /** The live order with this hash. */
   async get (hash: string): Promise<OrderbookEntry | undefined> {
     const h = hash.toLowerCase()
-    const r = await this.orders.get(h)
-    return r === undefined ? undefined : this.entry(h, r)
+    const cached = this.entryCache.get(h)
+    if (cached !== undefined) return cached
+    const r = await this.getRecord(h)
+    if (r === undefined) return undefined
+    const e = this.entry(h, r)
+    // a write during the read invalidated it: do not cache a stale entry
+    if (this.recordCache.get(h) === r) remember(this.entryCache, h, e)
+    return e
   }
 
   /** Why an order left the book, if it did. */
@@ -226,7 +316,7 @@ export class Orderbook implements RequestLookup {
     const h = hash.toLowerCase()
     const d = await this.dead.get(h)
     if (d !== undefined) return d.reason === 'cancelled' ? { cancelled: true } : d.reason === 'consumed' ? { cancelled: false, consumed: (1n << 256n) - 1n } : undefined
-    const r = await this.orders.get(h)
+    const r = await this.getRecord(h)
     return r === undefined ? undefined : { consumed: BigInt(r.consumed) }
   }
 
@@ -306,14 +396,14 @@ export class Orderbook implements RequestLookup {
 
   private async dropNow (hash: string, reason: DropReason): Promise<boolean> {
     const at = Date.now()
-    const had = await this.orders.get(hash)
+    const had = await this.getRecord(hash)
     if (!(await this.dead.has(hash))) {
       await this.dead.put(hash, { reason, at })
       await this.deadByTime.put(`${pad(at)}:${hash}`, EMPTY)
     }
     if (had === undefined) return false
     const e = this.entry(hash, had)
-    await this.orders.del(hash)
+    await this.delRecord(hash)
     await this.index.batch(indexKeys(e.type, e.message, hash, e.expiresAt).map((key) => ({ type: 'del' as const, key })))
     if (e.type === 'requestorder') {
       // a bid for a dead request can never be matched
@@ -331,13 +421,13 @@ export class Orderbook implements RequestLookup {
   async setConsumed (hash: string, consumed: bigint): Promise<boolean> {
     return await this.serial(async () => {
       const h = hash.toLowerCase()
-      const r = await this.orders.get(h)
+      const r = await this.getRecord(h)
       if (r === undefined) return false
       const e = this.entry(h, r)
       if (consumed >= e.message.order.volume) {
         await this.dropNow(h, 'consumed')
       } else if (consumed > BigInt(r.consumed)) {
-        await this.orders.put(h, { ...r, consumed: consumed.toString() })
+        await this.putRecord(h, { ...r, consumed: consumed.toString() })
       }
       return true
     })
@@ -362,6 +452,15 @@ export class Orderbook implements RequestLookup {
     if (request !== undefined) {
       const consumed = consumedOf !== undefined ? await consumedOf(request.hash) : request.consumed + ev.volume
       await this.setConsumed(request.hash, consumed)
+    } else {
+      // a request we do not hold (yet): remember what the deal consumed, so
+      // a later copy of it is judged without a chain read (bookFirstOrderState)
+      const consumed = consumedOf !== undefined ? await consumedOf(ev.requestHash) : await this.consumedByDeals(ev.requestHash) + ev.volume
+      await this.serial(async () => {
+        const at = Date.now()
+        await this.used.put(ev.requestHash, { consumed: consumed.toString(), at })
+        await this.deadByTime.put(`${pad(at)}:${ev.requestHash}`, EMPTY)
+      })
     }
     if (consumedOf === undefined) return
     const touched = [
@@ -401,7 +500,9 @@ export class Orderbook implements RequestLookup {
         old.push(key)
       }
       for (const key of old) {
-        await this.dead.del(key.slice(key.indexOf(':') + 1))
+        const hash = key.slice(key.indexOf(':') + 1)
+        await this.dead.del(hash)
+        await this.used.del(hash)
         await this.deadByTime.del(key)
       }
       return old.length
@@ -491,18 +592,61 @@ export function marketEventFromHubLog (log: DecodedHubLog): MarketHubEvent | und
   }
 }
 
+export interface BookFirstOrderStateOptions {
+  /** how long the book keeps tombstones and consumption records, ms (pruneTombstones' maxAgeMs) */
+  retentionMs: number
+  clock?: Clock
+  /** true for our own request orders published but not yet written to the book (nothing consumed yet) */
+  ownPending?: (hash: string) => boolean
+}
+
 /**
- * The validators' OrderStateLookup: the book's tombstones first (a replay of
- * an order the book saw cancelled or consumed costs no RPC call), the chain
- * (Hub.consumedOf / presignedOf / OrderCancelled) otherwise.
+ * The validators' OrderStateLookup on the gossip hot path: answers from what
+ * the node already knows whenever that is as good as the chain, so a hop of
+ * the gossip does not wait for an RPC round trip (one per node per message:
+ * ~15-50 ms on anvil, more on a remote endpoint, and every hop of a gossip
+ * waits for its validator before forwarding).
+ *
+ * - The book's tombstones first: a replay of an order the book saw
+ *   cancelled or consumed costs no chain read.
+ * - A signed request order with an expiry no later than the book's
+ *   retention: its consumed volume is what the DealCreated events this node
+ *   followed say (the book's record of them outlives the order), and a cancel
+ *   is an OrderCancelled tombstone. No chain read. The view lags the chain by
+ *   the follower's poll; an order consumed in that gap is dropped when the
+ *   follower delivers the deal, and the hub refuses to match it anyway.
+ * - A signed bid whose request is in the book with nothing consumed (or is
+ *   our own request, still on its way into the book): a bid is only ever
+ *   consumed by a deal on its request, so its consumed volume is 0. No chain
+ *   read.
+ * - Any other signed order: consumedOf only (a signature makes the presign
+ *   irrelevant). A presigned order ('0x'), or a call without hint: both reads.
  */
-export function bookThenChainOrderState (book: Orderbook, chain: { orderState: (hash: string) => Promise<OrderState> }): { orderState: (hash: string) => Promise<OrderState> } {
+export function bookFirstOrderState (book: Orderbook, chain: { consumedOf: (hash: string) => Promise<bigint>, presignedOf: (hash: string) => Promise<boolean> }, opts: BookFirstOrderStateOptions): { orderState: (hash: string, hint?: OrderStateHint) => Promise<OrderState> } {
+  const clock = opts.clock ?? systemClock
   return {
-    orderState: async (hash) => {
+    orderState: async (hash, hint) => {
       const reason = await book.dropped(hash)
       if (reason === 'cancelled') return { consumed: 0n, cancelled: true, presigned: false }
       if (reason === 'consumed') return { consumed: (1n << 256n) - 1n, cancelled: false, presigned: false }
-      return await chain.orderState(hash)
+      if (hint?.signed === true) {
+        if (hint.kind === 'RequestOrder' && hint.expiresAt !== undefined &&
+          hint.expiresAt <= BigInt(clock.nowSeconds()) + BigInt(Math.floor(opts.retentionMs / 1000))) {
+          return { consumed: await book.consumedByDeals(hash), cancelled: false, presigned: false }
+        }
+        if (hint.kind === 'Bid') {
+          const requestHash = (hint.order as { requestHash: string }).requestHash
+          if (opts.ownPending?.(requestHash) === true) return { consumed: 0n, cancelled: false, presigned: false }
+          const request = await book.get(requestHash)
+          // in the book = not dropped (a drop removes it and leaves a tombstone)
+          if (request !== undefined && request.consumed === 0n) {
+            return { consumed: 0n, cancelled: false, presigned: false }
+          }
+        }
+        return { consumed: await chain.consumedOf(hash), cancelled: false, presigned: false }
+      }
+      const [consumed, presigned] = await Promise.all([chain.consumedOf(hash), chain.presignedOf(hash)])
+      return { consumed, cancelled: false, presigned }
     }
   }
 }

@@ -181,7 +181,9 @@ async function validateOrderMessage<T extends Exclude<MarketMessageType, 'cancel
   // one state lookup per message at most, shared by the presign and volume checks
   let state: OrderState | undefined
   const getState = async (): Promise<OrderState> => {
-    state ??= await lookup('order state', async () => await ctx.orderState.orderState(hash))
+    state ??= await lookup('order state', async () => await ctx.orderState.orderState(hash, {
+      kind, order, signed: msg.sign !== '0x', ...(expiresAt !== undefined ? { expiresAt } : {})
+    }))
     return state
   }
 

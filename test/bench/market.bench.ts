@@ -6,10 +6,21 @@
 // matchOrders transaction. Both bid transports: a direct stream to the
 // requester, and the bid gossip topic.
 // All nodes share this process's event loop and the machine's cores (2 here),
-// so the figures include that contention.
+// so the figures include that contention: `idleCpuPct` is the swarm's own
+// load with no request in flight (100 = one core busy), measured before the
+// requests.
+//
+// Where the first bid's time goes (p50 over the requests, ms):
+// - reach: the request's publish -> validated at the provider whose bid won
+//   (gossip hops, each hop's validator)
+// - decide: the bid strategy and its inputs (stake, app owner: cached)
+// - answer: sign the bid, the stream to the requester, its validation there
+// - match: first bid -> matchOrders mined (the rest of dealMs)
 import { performance } from 'node:perf_hooks'
 import { percentile, printTable, writeResults } from './harness.js'
 import { RLC, ok, startSwarm, waitFor } from '../integration/market-helpers.js'
+import type { Swarm } from '../integration/market-helpers.js'
+import type { SubmitResult } from '../../node/market/index.js'
 
 const SIZES = (process.env.BENCH_MARKET_SIZES ?? '5,20,50').split(',').map(Number)
 const REQUESTS = Number(process.env.BENCH_MARKET_REQUESTS ?? 15)
@@ -17,7 +28,49 @@ const REQUESTS = Number(process.env.BENCH_MARKET_REQUESTS ?? 15)
 // (gossip at 50 nodes in one process floods the shared event loop: every node validates every bid)
 const GOSSIP_SIZES = (process.env.BENCH_MARKET_GOSSIP_SIZES ?? '20').split(',').map(Number)
 
-interface Row { nodes: number, transport: 'stream' | 'gossip', firstBidP50Ms: number, firstBidP95Ms: number, dealP50Ms: number, dealP95Ms: number, requests: number, failed: number, setupMs: number }
+interface Row {
+  nodes: number
+  transport: 'stream' | 'gossip'
+  firstBidP50Ms: number
+  firstBidP95Ms: number
+  dealP50Ms: number
+  dealP95Ms: number
+  requests: number
+  failed: number
+  setupMs: number
+  idleCpuPct: number
+  reachP50Ms: number
+  decideP50Ms: number
+  answerP50Ms: number
+  matchP50Ms: number
+}
+
+interface Breakdown { reach: number, decide: number, answer: number, match: number }
+
+/**
+ * Splits one request's first-bid time using the winning provider's decision
+ * record. `returnedAt` is when submit returned: it computes dealMs just
+ * before, so publish time = returnedAt - dealMs (to a ms).
+ */
+function breakdown (s: Swarm, r: SubmitResult, returnedAt: number): Breakdown | undefined {
+  if (r.timings.firstBidMs === null) return undefined
+  const publishedAt = returnedAt - r.timings.dealMs
+  const worker = r.workers[0]?.toLowerCase()
+  const winner = s.providers.find((p) => p.address.toLowerCase() === worker)
+  const d = winner?.market?.provider?.decisions.find((x) => x.requestHash === r.requestHash)
+  if (d?.decidedAt === undefined) return undefined
+  const firstBidAt = publishedAt + r.timings.firstBidMs
+  return { reach: d.receivedAt - publishedAt, decide: d.decidedAt - d.receivedAt, answer: firstBidAt - d.decidedAt, match: r.timings.dealMs - r.timings.firstBidMs }
+}
+
+/** CPU this process used over `ms` of wall time, percent of one core. */
+async function cpuPercent (ms: number): Promise<number> {
+  const c0 = process.cpuUsage()
+  const t0 = performance.now()
+  await new Promise((resolve) => setTimeout(resolve, ms))
+  const c = process.cpuUsage(c0)
+  return Math.round((c.user + c.system) / 10 / (performance.now() - t0))
+}
 
 async function measure (nodes: number, transport: 'stream' | 'gossip'): Promise<Row> {
   const cleanup: Array<() => Promise<void>> = []
@@ -42,14 +95,19 @@ async function measure (nodes: number, transport: 'stream' | 'gossip'): Promise<
     // warm-up (not counted): the first request opens the providers' streams
     // to the requester and warms the JIT of every node in this process
     await market.requester.submit({ app: 'bench', args: 'warm-up', trust: 1, biddingWindowMs: 60_000 })
+    const idleCpuPct = await cpuPercent(3_000)
     const firstBid: number[] = []
     const deal: number[] = []
+    const parts: Breakdown[] = []
     let failed = 0
     for (let i = 0; i < REQUESTS; i++) {
       try {
         const r = await market.requester.submit({ app: 'bench', args: `run ${i}`, trust: 1 })
+        const returnedAt = Date.now()
         if (r.timings.firstBidMs !== null) firstBid.push(r.timings.firstBidMs)
         deal.push(r.timings.dealMs)
+        const b = breakdown(s, r, returnedAt)
+        if (b !== undefined) parts.push(b)
       } catch (err) {
         // counted, not hidden: a request with no bid in the window is a failure of the swarm
         failed++
@@ -65,7 +123,12 @@ async function measure (nodes: number, transport: 'stream' | 'gossip'): Promise<
       dealP95Ms: Math.round(percentile(deal, 95)),
       requests: REQUESTS,
       failed,
-      setupMs
+      setupMs,
+      idleCpuPct,
+      reachP50Ms: Math.round(percentile(parts.map((b) => b.reach), 50)),
+      decideP50Ms: Math.round(percentile(parts.map((b) => b.decide), 50)),
+      answerP50Ms: Math.round(percentile(parts.map((b) => b.answer), 50)),
+      matchP50Ms: Math.round(percentile(parts.map((b) => b.match), 50))
     }
   } finally {
     for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => {})

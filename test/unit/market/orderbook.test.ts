@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DbController } from '../../../node/db/index.js'
-import { Orderbook, bookThenChainOrderState, marketEventFromHubLog } from '../../../node/market/orderbook.js'
+import { Orderbook, bookFirstOrderState, marketEventFromHubLog } from '../../../node/market/orderbook.js'
 import { validateMarketGossip } from '../../../node/market/validation.js'
 import type { ValidatedOrder } from '../../../node/market/validation.js'
 import { isIexecError } from '../../../node/errors.js'
@@ -195,9 +195,104 @@ describe('market: orderbook', function () {
     const { book } = await open()
     const v = await fill(book)
     await book.drop(v.a1!.hash, 'cancelled')
+    // a deal's consumption of a request this book never held ages out with the tombstones
+    const unheld = '0x' + 'ef'.repeat(32)
+    await book.applyHubEvent({ name: 'DealCreated', dealid: '0x' + 'cc'.repeat(32), requestHash: unheld, app: APP, dataset: ZERO_ADDRESS, volume: 1n, workers: [] })
+    assert.equal(await book.consumedByDeals(unheld), 1n)
     assert.equal(await book.pruneTombstones(60_000, Date.now() + 1000), 0)
-    assert.equal(await book.pruneTombstones(60_000, Date.now() + 120_000), 1)
+    assert.equal(await book.pruneTombstones(60_000, Date.now() + 120_000), 2)
     assert.equal(await book.dropped(v.a1!.hash), undefined)
+    assert.equal(await book.consumedByDeals(unheld), 0n)
+  })
+
+  describe('the validators\' order state (bookFirstOrderState)', () => {
+    const ONE_HOUR_MS = 3_600_000
+    /** A chain view that counts its reads. */
+    function countingChain (consumed = 0n, presigned = false): { consumedOf: (h: string) => Promise<bigint>, presignedOf: (h: string) => Promise<boolean>, reads: string[] } {
+      const reads: string[] = []
+      return {
+        reads,
+        consumedOf: async (h) => { reads.push(`consumedOf:${h}`); return consumed },
+        presignedOf: async (h) => { reads.push(`presignedOf:${h}`); return presigned }
+      }
+    }
+
+    it('answers from tombstones before asking the chain', async () => {
+      const { book } = await open()
+      const chain_ = countingChain(1n, true)
+      const state = bookFirstOrderState(book, chain_, { retentionMs: ONE_HOUR_MS, clock: { nowSeconds: () => chain.now } })
+      const h = '0x' + 'dd'.repeat(32)
+      assert.deepEqual(await state.orderState(h), { consumed: 1n, cancelled: false, presigned: true }, 'no hint: both chain reads')
+      assert.equal(chain_.reads.length, 2)
+      await book.drop(h, 'cancelled')
+      assert.equal((await state.orderState(h)).cancelled, true)
+      const c = '0x' + 'de'.repeat(32)
+      await book.drop(c, 'consumed')
+      assert.equal((await state.orderState(c)).consumed, (1n << 256n) - 1n)
+      assert.equal(chain_.reads.length, 2, 'tombstones cost no chain read')
+    })
+
+    it('a signed request expiring within the retention: consumed from the deals the book followed, no chain read', async () => {
+      const { book } = await open()
+      const chain_ = countingChain(7n)
+      const state = bookFirstOrderState(book, chain_, { retentionMs: ONE_HOUR_MS, clock: { nowSeconds: () => chain.now } })
+      const order = requestOrder({ volume: 3n })
+      const h = hashOrder(domain, 'RequestOrder', order).toLowerCase()
+      const hint = { kind: 'RequestOrder' as const, order, signed: true, expiresAt: BigInt(NOW + 600) }
+      assert.deepEqual(await state.orderState(h, hint), { consumed: 0n, cancelled: false, presigned: false })
+      // a deal on a request this book never held: the book remembers what it consumed
+      await book.applyHubEvent({ name: 'DealCreated', dealid: '0x' + 'cc'.repeat(32), requestHash: h, app: APP, dataset: ZERO_ADDRESS, volume: 2n, workers: [] })
+      assert.equal(await book.consumedByDeals(h), 2n)
+      assert.equal((await state.orderState(h, hint)).consumed, 2n)
+      assert.deepEqual(chain_.reads, [], 'answered without the chain')
+      // an expiry past the retention: the book's record may have been pruned, so the chain answers
+      const far = { ...hint, expiresAt: BigInt(NOW + 2 * 3600) }
+      assert.equal((await state.orderState(h, far)).consumed, 7n)
+      assert.deepEqual(chain_.reads, [`consumedOf:${h}`], 'a signed order never needs its presign read')
+      // and a request without expiry goes to the chain as well
+      const { expiresAt: _e, ...noExpiry } = hint
+      await state.orderState(h, noExpiry)
+      assert.equal(chain_.reads.length, 2)
+    })
+
+    it('a signed bid on a request in the book with nothing consumed is unconsumed without a chain read; otherwise the chain answers', async () => {
+      const { book } = await open()
+      const v = await fill(book)
+      const chain_ = countingChain(1n)
+      let pending = ''
+      const state = bookFirstOrderState(book, chain_, { retentionMs: ONE_HOUR_MS, clock: { nowSeconds: () => chain.now }, ownPending: (h) => h === pending })
+      const onR1 = bid(v.r1!.hash)
+      const hint = { kind: 'Bid' as const, order: onR1, signed: true }
+      assert.equal((await state.orderState(hashOrder(domain, 'Bid', onR1), hint)).consumed, 0n)
+      assert.deepEqual(chain_.reads, [])
+      // a bid on a request the book does not hold: the chain
+      const unknown = bid('0x' + 'ab'.repeat(32))
+      const uh = hashOrder(domain, 'Bid', unknown)
+      assert.equal((await state.orderState(uh, { kind: 'Bid', order: unknown, signed: true })).consumed, 1n)
+      assert.deepEqual(chain_.reads, [`consumedOf:${uh}`])
+      // unless that request is our own, still on its way into the book
+      pending = '0x' + 'ab'.repeat(32)
+      assert.equal((await state.orderState(uh, { kind: 'Bid', order: unknown, signed: true })).consumed, 0n)
+      assert.equal(chain_.reads.length, 1)
+      // a request partly consumed: its bids may be too, so the chain answers
+      const partial = await valid('requestorder', await signedRequestBytes(requestOrder({ volume: 4n })))
+      assert.equal(await book.add(partial), true)
+      assert.equal(await book.setConsumed(partial.hash, 1n), true)
+      const onPartial = bid(partial.hash)
+      const ph = hashOrder(domain, 'Bid', onPartial)
+      assert.equal((await state.orderState(ph, { kind: 'Bid', order: onPartial, signed: true })).consumed, 1n)
+      assert.deepEqual(chain_.reads, [`consumedOf:${uh}`, `consumedOf:${ph}`])
+    })
+
+    it('a presigned order (no signature) reads both its consumed volume and its presign', async () => {
+      const { book } = await open()
+      const chain_ = countingChain(0n, true)
+      const state = bookFirstOrderState(book, chain_, { retentionMs: ONE_HOUR_MS, clock: { nowSeconds: () => chain.now } })
+      const order = appOrder()
+      const h = hashOrder(domain, 'AppOrder', order)
+      assert.deepEqual(await state.orderState(h, { kind: 'AppOrder', order, signed: false }), { consumed: 0n, cancelled: false, presigned: true })
+      assert.deepEqual(chain_.reads.sort(), [`consumedOf:${h}`, `presignedOf:${h}`])
+    })
   })
 })
 
@@ -225,22 +320,4 @@ describe('market: hub events for the orderbook', function () {
     assert.throws(() => marketEventFromHubLog({ name: 'DealCreated', args: {} }), (err: unknown) => isIexecError(err, 'MARKET_BAD_EVENT'))
   })
 
-  it('answers order state from tombstones before asking the chain', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'iexec-orderbook-'))
-    const db = new DbController({ path: join(dir, 'db') })
-    await db.open()
-    try {
-      const book = new Orderbook(db)
-      let chainCalls = 0
-      const state = bookThenChainOrderState(book, { orderState: async () => { chainCalls++; return { consumed: 1n, cancelled: false, presigned: true } } })
-      const h = '0x' + 'dd'.repeat(32)
-      assert.deepEqual(await state.orderState(h), { consumed: 1n, cancelled: false, presigned: true })
-      await book.drop(h, 'cancelled')
-      assert.equal((await state.orderState(h)).cancelled, true)
-      assert.equal(chainCalls, 1)
-    } finally {
-      await db.close()
-      await rm(dir, { recursive: true, force: true })
-    }
-  })
 })
