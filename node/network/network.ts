@@ -261,6 +261,7 @@ class Libp2pNetwork implements Network {
         streamMuxers: [yamux()],
         ...(connectionProtector !== undefined ? { connectionProtector } : {}),
         peerDiscovery,
+        connectionMonitor: { pingInterval: o.connectionPingIntervalMs ?? NETWORK_DEFAULTS.connectionPingIntervalMs },
         connectionManager: {
           maxConnections: NETWORK_DEFAULTS.maxConnections,
           inboundConnectionThreshold: o.inboundConnectionThreshold ?? NETWORK_DEFAULTS.inboundConnectionThreshold,
@@ -268,7 +269,7 @@ class Libp2pNetwork implements Network {
         },
         services: {
           identify: identify(),
-          ping: ping(),
+          ping: ping({ maxOutboundStreams: NETWORK_DEFAULTS.pingMaxOutboundStreams }),
           dht: kadDHT({
             protocol: dhtProtocol(o.swarmId),
             clientMode: false,

@@ -47,6 +47,8 @@ export interface NetworkOptions {
   inboundConnectionThreshold?: number
   /** bound on each ping of peers(), ms */
   pingTimeoutMs?: number
+  /** how often libp2p's connection monitor pings each connection (it closes those whose ping fails), ms */
+  connectionPingIntervalMs?: number
   /**
    * per-topic scoring for gossipsub; without it gossipsub scores no topic and
    * a validator's REJECT punishes nobody. Loopback stays exempt from the
@@ -81,5 +83,16 @@ export const NETWORK_DEFAULTS = {
   // a failed bootstrap dial is retried with backoff from 1 s up to 60 s while
   // the node runs: the bootstrap peer may simply start later
   bootstrapRetryMinMs: 1_000,
-  bootstrapRetryMaxMs: 60_000
+  bootstrapRetryMaxMs: 60_000,
+  // libp2p's default: a dead TCP peer is noticed within 10 s
+  connectionPingIntervalMs: 10_000,
+  // outbound ping streams per connection. The ping service's default is 1,
+  // and libp2p's connection monitor pings every connection on the same
+  // protocol: at its first heartbeat it found 2 outbound ping streams on a
+  // connection ("too many outbound protocol streams ... 2/1") and aborted the
+  // connection. Every connection of a swarm was torn down and redialled
+  // about every 10 s (identify, gossipsub hello, kept bid streams lost), and
+  // a request gossiped in that moment reached nobody. 4 leaves room for
+  // peers()' pings as well; no abort was seen with it over minutes at 20 nodes.
+  pingMaxOutboundStreams: 4
 } as const
