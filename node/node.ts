@@ -18,7 +18,7 @@ import type { ChainClient } from './chain/index.js'
 import { MarketService, marketScoring, marketRoutes } from './market/index.js'
 import type { BidStrategy, MarketServiceOptions } from './market/index.js'
 import { swarmTopics } from '../protocols/topics.js'
-import { ExecChannel, PeerResolver, createSchedulerService, dealFromEvent } from './scheduler/index.js'
+import { ExecChannel, PeerResolver, createSchedulerService } from './scheduler/index.js'
 import type { SchedulerService } from './scheduler/index.js'
 import { WasiExecutor } from './worker/index.js'
 // the duties live apart from worker/index.ts, which stays free of chain and
@@ -337,8 +337,9 @@ export class IexecNode implements ApiBackend {
     const domain = market.domain
     const channel = new ExecChannel(this.network)
     // workers and schedulers are providers: their signed adverts map addresses to peer ids
-    const peers = new PeerResolver(async () => (await this.adverts.findResources({ category: this.config.category }))
-      .map((r) => ({ address: r.address, peerId: r.peerId })))
+    const peers = new PeerResolver(async (address) => (await this.adverts.findByAddress(address))?.peerId)
+    // a scheduler that is also a worker of its deal assigns itself too (no advert of our own is looked up)
+    peers.remember(this.address, this.peerId)
     const scheduler = createSchedulerService({
       channel,
       db: this.db,
@@ -416,9 +417,7 @@ export class IexecNode implements ApiBackend {
     await worker.start()
     announcer.start()
     retention.start()
-    const stopFeed = market.onHubEventListener(async (event) => {
-      if (event.name === 'DealCreated') await scheduler.onDeal(dealFromEvent(event))
-    })
+    const stopFeed = market.onHubEventListener(async (event) => { await scheduler.onChainEvent(event) })
     this.execution = { channel, scheduler, worker, executor, stopFeed }
   }
 

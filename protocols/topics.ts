@@ -59,6 +59,17 @@ export async function categoryCid (swarmId: string, category: number): Promise<C
 }
 
 /**
+ * CID that a provider announces with `provide` next to its category's: a
+ * node holding only a worker's wallet address (a deal's workers on the hub)
+ * finds the worker's peer with one `findProviders` and one advert `get`,
+ * instead of fetching the advert of every provider of a category.
+ */
+export async function nodeAddressCid (swarmId: string, address: string): Promise<CID> {
+  const digest = await sha256.digest(utf8.encode(`iexec-p2p/${swarmId}/address/${address.toLowerCase()}`))
+  return CID.createV1(raw.code, digest)
+}
+
+/**
  * CID that a node owning datasets announces with `provide`, so a worker
  * holding only the owner's wallet address (from the hub's registry) finds
  * the owner's peer with `findProviders`, even when the owner is a

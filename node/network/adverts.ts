@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events'
 import type { PrivateKey } from '@libp2p/interface'
 import type { SelectFn, ValidateFn } from '@libp2p/kad-dht'
-import { categoryCid, peerIdOfResourceKey, resourceKey, RESOURCE_NAMESPACE } from '../../protocols/topics.js'
+import { categoryCid, nodeAddressCid, peerIdOfResourceKey, resourceKey, RESOURCE_NAMESPACE } from '../../protocols/topics.js'
 import {
   compareResourceRecords, decodeResourceRecordUnverified, signResourceRecord, verifyResourceRecord
 } from '../../protocols/resource-record.js'
@@ -63,7 +63,10 @@ export const ADVERT_DEFAULTS = {
   failureRetryMinMs: 2_000,
   // three missed refreshes = gone; the floor keeps short test intervals from hiding live nodes
   maxAgeFactor: 3,
-  minMaxAgeMs: 15 * 60_000
+  minMaxAgeMs: 15 * 60_000,
+  // providers of one address CID whose adverts are read: the address's own
+  // node is one; more only come from peers providing a CID not theirs
+  maxAddressCandidates: 5
 } as const
 
 export interface ResourceQueryOptions {
@@ -102,8 +105,9 @@ export function resourceDhtRules (): { validators: Record<string, ValidateFn>, s
 
 /**
  * Publishes this node's signed resource record in the DHT and provides its
- * category CID, on start and every intervalMs; finds other providers through
- * the DHT alone (findProviders, then one DHT get per provider).
+ * category CID and its address CID, on start and every intervalMs; finds
+ * other providers through the DHT alone (findProviders, then one DHT get per
+ * provider), and one provider by its wallet address.
  */
 export class ResourceAdverts {
   private timer?: NodeJS.Timeout
@@ -230,10 +234,42 @@ export class ResourceAdverts {
     setMaxListeners(64, signal)
     await o.network.dhtPut(resourceKey(record.peerId), bytes, { signal })
     await o.network.provide(await categoryCid(o.swarmId, record.category), { signal })
+    await o.network.provide(await nodeAddressCid(o.swarmId, record.address), { signal })
     this.last = record
     this.lastError = undefined
     this.log.info('resource advert published', { category: record.category, seq: record.seq })
     return record
+  }
+
+  /**
+   * The fresh, verified advert of the provider whose wallet is `address`:
+   * the providers of its address CID (anyone can provide any CID: they are
+   * only candidates), then each candidate's advert, which must be signed by
+   * that wallet and that peer. Undefined when none is.
+   */
+  async findByAddress (address: string, options: { signal?: AbortSignal } = {}): Promise<ResourceRecord | undefined> {
+    const o = this.opts
+    const timeout = AbortSignal.timeout(o.lookupTimeoutMs ?? ADVERT_DEFAULTS.lookupTimeoutMs)
+    const signal = options.signal !== undefined ? AbortSignal.any([timeout, options.signal]) : timeout
+    setMaxListeners(64, signal)
+    const cid = await nodeAddressCid(o.swarmId, address)
+    const maxAge = o.maxAgeMs ?? Math.max(ADVERT_DEFAULTS.minMaxAgeMs, ADVERT_DEFAULTS.maxAgeFactor * o.intervalMs)
+    let tried = 0
+    try {
+      for await (const p of o.network.findProviders(cid, { signal })) {
+        // a few candidates at most: the real one answers, squatters only cost a get each
+        if (++tried > ADVERT_DEFAULTS.maxAddressCandidates) break
+        try {
+          const r = await verifyResourceRecord(await o.network.dhtGet(resourceKey(p.peerId), { signal }), p.peerId)
+          if (r.address.toLowerCase() === address.toLowerCase() && this.now() - r.timestamp <= maxAge) return r
+        } catch (err) {
+          this.log.info('address candidate unusable', { peerId: p.peerId, code: isIexecError(err) ? err.code : 'ERROR' })
+        }
+      }
+    } catch (err) {
+      if (!signal.aborted) throw err
+    }
+    return undefined
   }
 
   /**

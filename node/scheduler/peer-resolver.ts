@@ -1,38 +1,67 @@
 import { isAddress } from 'ethers'
 
-/** A source of (address, peer id) pairs: resource adverts found in the DHT fit. */
-export type PeerLookup = () => Promise<Array<{ address: string, peerId: string }>>
+/**
+ * Looks one Ethereum address up in the swarm: the peer id whose signed
+ * resource advert names it (adverts.ts `findByAddress` fits), or undefined.
+ */
+export type PeerLookup = (address: string) => Promise<string | undefined>
+
+/** Misses remembered at most (a few dozen bytes each): the oldest go first. */
+const MAX_MISSES = 10_000
 
 /**
  * Maps a worker's Ethereum address to its libp2p peer id, which the scheduler
  * needs to open an exec stream. Pairs come from what the node already
- * verified: `remember` (the market, from a bid whose gossip author signed it,
- * or a worker that answered on the exec protocol) and, on a miss, one lookup
- * (signed resource adverts), bounded by `minLookupIntervalMs` so a deal with
- * an unknown worker does not query the DHT on every tick.
+ * verified: `remember` (this node itself, a worker that answered on the exec
+ * protocol) and, on a miss, one lookup of that address (signed resource
+ * adverts), at most once per `minLookupIntervalMs` for an address that was
+ * not found, so a deal with an unknown worker does not query the DHT on
+ * every tick. Concurrent resolutions of one address share one lookup.
  */
 export class PeerResolver {
   private readonly peers = new Map<string, string>()
-  private lastLookup = Number.NEGATIVE_INFINITY
+  private readonly misses = new Map<string, number>()
+  private readonly inFlight = new Map<string, Promise<string | undefined>>()
 
   constructor (private readonly lookup?: PeerLookup, private readonly minLookupIntervalMs = 10_000, private readonly clock: () => number = Date.now) {}
 
   remember (address: string, peerId: string): void {
-    if (isAddress(address) && peerId.length > 0) this.peers.set(address.toLowerCase(), peerId)
+    if (!isAddress(address) || peerId.length === 0) return
+    const key = address.toLowerCase()
+    this.peers.set(key, peerId)
+    this.misses.delete(key)
   }
 
   /** The peer id of `address`, or undefined when nothing known maps it. */
   async resolve (address: string): Promise<string | undefined> {
     const key = address.toLowerCase()
     const known = this.peers.get(key)
-    if (known !== undefined || this.lookup === undefined) return known
-    if (this.clock() - this.lastLookup < this.minLookupIntervalMs) return undefined
-    this.lastLookup = this.clock()
-    try {
-      for (const p of await this.lookup()) this.remember(p.address, p.peerId)
-    } catch {
-      // the DHT is unreachable now: the scheduler tries again on a later tick
-    }
-    return this.peers.get(key)
+    if (known !== undefined || this.lookup === undefined || !isAddress(address)) return known
+    const missed = this.misses.get(key)
+    if (missed !== undefined && this.clock() - missed < this.minLookupIntervalMs) return undefined
+    const running = this.inFlight.get(key)
+    if (running !== undefined) return await running
+    const lookup = this.lookup
+    const p = (async () => {
+      let peer: string | undefined
+      try {
+        peer = await lookup(address)
+      } catch {
+        // the DHT is unreachable now: the scheduler tries again on a later tick
+      }
+      if (peer !== undefined) {
+        this.remember(address, peer)
+      } else {
+        this.misses.delete(key)
+        this.misses.set(key, this.clock())
+        if (this.misses.size > MAX_MISSES) {
+          const oldest = this.misses.keys().next()
+          if (oldest.done !== true) this.misses.delete(oldest.value)
+        }
+      }
+      return peer
+    })().finally(() => { this.inFlight.delete(key) })
+    this.inFlight.set(key, p)
+    return await p
   }
 }

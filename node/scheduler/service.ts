@@ -4,9 +4,10 @@ import { signAuthorization, taskId } from '../../protocols/eip712.js'
 import type { HubDomain, TypedDataSigner } from '../../protocols/eip712.js'
 import type { ExecMessage, HeartbeatMessage } from '../../protocols/execution.js'
 import { parseRequestParams } from '../../protocols/market.js'
-import type { ChainClient, Hub } from '../chain/index.js'
+import type { ChainClient, ChainEvent, Hub } from '../chain/index.js'
 import { Repository, jsonCodec } from '../db/index.js'
 import type { DbController } from '../db/index.js'
+import { dealFromEvent } from './deal.js'
 import type { DealInfo } from './deal.js'
 import { SchedulerError } from './errors.js'
 import type { ExecChannel } from './exec-channel.js'
@@ -46,6 +47,12 @@ export interface KnownDeal {
   dataset?: { cid: string, checksum: string }
   /** every task completed or claimed */
   done: boolean
+  /**
+   * The deal's scheduler as this node last learned it (DealCreated, then
+   * SchedulerReelected or a read of the hub's deal); unset in records of
+   * earlier versions, which means `deal.scheduler`.
+   */
+  scheduler?: string
   /**
    * Chain time (s) from which this node, a worker of the deal, can take back
    * the stake still locked for contributions it never made (a spare
@@ -109,8 +116,9 @@ function checked<T> (v: unknown): T {
 
 /**
  * Scheduler duties of the node elected for a deal, plus the watchdog every
- * node runs. `onDeal` takes each DealCreated event; the deals where this node
- * is the (current) scheduler are driven by a tick that reads the hub and:
+ * node runs. `onChainEvent` takes the hub's events (`onDeal` a DealCreated
+ * alone); the deals where this node is the (current) scheduler are driven by
+ * a tick that reads the hub and:
  * initializes tasks (trust > 1; trust 1 tasks are opened by the worker's
  * contribute-and-finalize), assigns workers (least loaded first, then highest
  * on-chain score) with a signed authorization, adds replicas until the
@@ -140,6 +148,10 @@ export class SchedulerService {
   private readonly lateSince = new Map<string, number>()
   /** in memory: chain time before which the watchdog need not read a deal again */
   private readonly nextCheck = new Map<string, number>()
+  /** deals another node schedules whose tasks ended (TaskFinalized, TaskClaimed): the next tick reads whether they are done */
+  private readonly ended = new Set<string>()
+  /** registered content and categories never change once on the hub: read once per node, not once per deal */
+  private readonly registry = new Map<string, Promise<unknown>>()
   private timer: NodeJS.Timeout | undefined
   private watchdogTimer: NodeJS.Timeout | undefined
   private ticking: Promise<void> | undefined
@@ -204,15 +216,63 @@ export class SchedulerService {
       this.log('deal ignored: too many open deals', { dealid: deal.dealid })
       return
     }
-    const [asset, category] = await Promise.all([this.hub.appOf(deal.app), this.hub.categoryOf(deal.category)])
-    const known: KnownDeal = { deal, appCid: asset.cid, appChecksum: asset.checksum, timeRef: Number(category.timeRef), done: false }
+    const [asset, timeRef] = await Promise.all([
+      this.once(`app:${deal.app.toLowerCase()}`, async () => { const a = await this.hub.appOf(deal.app); return { cid: a.cid, checksum: a.checksum } }),
+      this.once(`category:${deal.category}`, async () => Number((await this.hub.categoryOf(deal.category)).timeRef))
+    ])
+    const known: KnownDeal = { deal, appCid: asset.cid, appChecksum: asset.checksum, timeRef, done: false, scheduler: deal.scheduler }
     if (deal.dataset !== ZERO) {
-      const ds = await this.hub.datasetOf(deal.dataset)
-      known.dataset = { cid: ds.cid, checksum: ds.checksum }
+      known.dataset = await this.once(`dataset:${deal.dataset.toLowerCase()}`, async () => { const d = await this.hub.datasetOf(deal.dataset); return { cid: d.cid, checksum: d.checksum } })
     }
     await this.deals.put(deal.dealid, known)
     this.open.set(deal.dealid, known)
     this.kick()
+  }
+
+  /**
+   * Takes the hub's events that move a deal (every node's follower feeds
+   * them all; others are ignored): DealCreated, SchedulerReelected (a deal
+   * this node now schedules, or no longer does), TaskFinalized and
+   * TaskClaimed (a deal that may be done). They spare the tick from reading
+   * every deal of the swarm on every beat: it reads the deals this node
+   * schedules, and the others only when an event says something changed.
+   */
+  async onChainEvent (event: ChainEvent): Promise<void> {
+    const a = event.args
+    if (event.name === 'DealCreated') {
+      await this.onDeal(dealFromEvent(event))
+    } else if (event.name === 'SchedulerReelected' && a !== undefined) {
+      const known = this.open.get(String(a.dealid).toLowerCase())
+      if (known === undefined) return
+      await this.learnScheduler(known, String(a.scheduler))
+    } else if ((event.name === 'TaskFinalized' || event.name === 'TaskClaimed') && a !== undefined) {
+      const dealid = String(a.dealid).toLowerCase()
+      if (!this.open.has(dealid)) return
+      this.ended.add(dealid)
+      this.kick()
+    }
+  }
+
+  /** Records who schedules a deal now; starts work at once when it is this node. */
+  private async learnScheduler (known: KnownDeal, scheduler: string): Promise<void> {
+    if (same(known.scheduler ?? known.deal.scheduler, scheduler)) return
+    known.scheduler = scheduler
+    await this.deals.put(known.deal.dealid, known)
+    if (same(scheduler, this.me)) {
+      this.log('this node now schedules the deal', { dealid: known.deal.dealid })
+      this.kick()
+    }
+  }
+
+  private async once<T> (key: string, read: () => Promise<T>): Promise<T> {
+    let p = this.registry.get(key) as Promise<T> | undefined
+    if (p === undefined) {
+      p = read()
+      this.registry.set(key, p)
+      // a failed read is not remembered: the next deal reads again
+      p.catch(() => { if (this.registry.get(key) === p) this.registry.delete(key) })
+    }
+    return await p
   }
 
   /** A deal's record (tests and the API). */
@@ -245,16 +305,20 @@ export class SchedulerService {
   }
 
   private async tick (): Promise<void> {
-    if (this.open.size === 0) return
+    // the deals this node schedules, and the others an event says may be done
+    const due = [...this.open.values()].filter((k) => same(k.scheduler ?? k.deal.scheduler, this.me) || this.ended.has(k.deal.dealid))
+    if (due.length === 0) return
     const now = await this.chainNow()
     let loads: Map<string, number> | undefined
-    for (const known of [...this.open.values()]) {
+    for (const known of due) {
       if (!this.started) return
+      this.ended.delete(known.deal.dealid)
       const d = await this.hub.dealOf(known.deal.dealid)
       if (Number(d.done) >= known.deal.volume) {
         await this.closeDeal(known, d)
         continue
       }
+      await this.learnScheduler(known, d.scheduler)
       if (!same(d.scheduler, this.me) || now >= known.deal.finalDeadline) continue
       // one count of in-flight work per tick, shared by the deals scheduled in it (schedule() updates it)
       loads ??= await this.loads()
@@ -276,6 +340,7 @@ export class SchedulerService {
     await this.deals.put(known.deal.dealid, done)
     this.open.delete(known.deal.dealid)
     this.nextCheck.delete(known.deal.dealid)
+    this.ended.delete(known.deal.dealid)
     if (worker) this.releasing.set(known.deal.dealid, done)
     this.log('deal done', { dealid: known.deal.dealid })
     // the scheduler's stake for the deal is locked until someone releases it: we do, at once
@@ -579,6 +644,8 @@ export class SchedulerService {
         continue
       }
       const since = Number(d.schedulerActive)
+      // a reelection this node's events have not told it of yet
+      await this.learnScheduler(known, d.scheduler)
       if (same(d.scheduler, this.me)) {
         // our own deal: the tick does the work; look again when a reelection would be possible
         this.nextCheck.set(deal.dealid, Math.min(deal.finalDeadline, now + known.timeRef))

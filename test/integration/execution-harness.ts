@@ -13,7 +13,7 @@ import {
   createChainClient, deployLocalSwarmChain, startLocalChain, EventFollower, MemoryCursorStore, hubInterface
 } from '../../node/chain/index.js'
 import type { ChainClient, LocalChain, LocalSwarmChain } from '../../node/chain/index.js'
-import { ExecChannel, PeerResolver, createSchedulerService, dealFromEvent } from '../../node/scheduler/index.js'
+import { ExecChannel, PeerResolver, createSchedulerService } from '../../node/scheduler/index.js'
 import type { SchedulerService, SchedulerOptions } from '../../node/scheduler/index.js'
 import { createWorkerDuties } from '../../node/worker/duties.js'
 import type { WorkerDuties, WorkerFaults } from '../../node/worker/duties.js'
@@ -170,9 +170,11 @@ export class ExecSwarm {
       }, options: { heartbeatIntervalMs: 300, tickMs: 100 }, log: debugLog(`n${i} worker`), ...(faults !== undefined ? { faults } : {})
     })
     const follower = new EventFollower(client, {
-      address: this.chain.hub, iface: hubInterface(), topics: [hubInterface().getEvent('DealCreated')!.topicHash],
+      address: this.chain.hub, iface: hubInterface(),
+      // the events that move a deal, as the node's market follower hands them on
+      topics: [['DealCreated', 'SchedulerReelected', 'TaskFinalized', 'TaskClaimed'].map((n) => hubInterface().getEvent(n)!.topicHash)],
       cursorStore: new MemoryCursorStore(), fromBlock: this.chain.blockNumber, pollIntervalMs: 50,
-      handler: async (e) => { await scheduler.onDeal(dealFromEvent(e)) }
+      handler: async (e) => { await scheduler.onChainEvent(e) }
     })
     await channel.start()
     await scheduler.start()

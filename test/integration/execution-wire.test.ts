@@ -127,29 +127,40 @@ describe('execution protocol: exec channel between two real nodes', function () 
 })
 
 describe('peer resolver', function () {
-  it('answers from remembered pairs, looks up a miss once per interval, survives a failing lookup', async () => {
+  it('answers from remembered pairs, looks up one address per miss (once per interval), shares a lookup, survives a failing one', async () => {
     let now = 0
-    let lookups = 0
+    const looked: string[] = []
     let fail = false
     const a = '0x' + '11'.repeat(20)
     const b = '0x' + '22'.repeat(20)
-    const r = new PeerResolver(async () => {
-      lookups++
+    const c = '0x' + '33'.repeat(20)
+    const r = new PeerResolver(async (address) => {
+      looked.push(address.toLowerCase())
+      await new Promise((resolve) => setImmediate(resolve))
       if (fail) throw new Error('dht down')
-      return [{ address: b, peerId: 'peer-b' }]
+      return address.toLowerCase() === b ? 'peer-b' : undefined
     }, 1_000, () => now)
     r.remember(a.toUpperCase().replace('0X', '0x'), 'peer-a')
     r.remember('not an address', 'x')
     assert.equal(await r.resolve(a), 'peer-a')
-    assert.equal(lookups, 0)
+    assert.deepEqual(looked, [], 'a remembered pair needs no lookup')
+    assert.equal(await r.resolve('not an address'), undefined)
+    assert.deepEqual(looked, [], 'nothing to look up for a non-address')
     fail = true
     assert.equal(await r.resolve(b), undefined)
     assert.equal(await r.resolve(b), undefined, 'no second lookup within the interval')
-    assert.equal(lookups, 1)
+    assert.deepEqual(looked, [b])
     fail = false
     now = 1_000
-    assert.equal(await r.resolve(b), 'peer-b')
-    assert.equal(await r.resolve(b), 'peer-b')
-    assert.equal(lookups, 2)
+    // two resolutions at once: one lookup
+    assert.deepEqual(await Promise.all([r.resolve(b), r.resolve(b)]), ['peer-b', 'peer-b'])
+    assert.equal(await r.resolve(b), 'peer-b', 'remembered once found')
+    assert.deepEqual(looked, [b, b])
+    // an address nobody advertises: looked up once per interval
+    assert.equal(await r.resolve(c), undefined)
+    assert.equal(await r.resolve(c), undefined)
+    now = 2_000
+    assert.equal(await r.resolve(c), undefined)
+    assert.deepEqual(looked, [b, b, c, c])
   })
 })

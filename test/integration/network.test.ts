@@ -68,6 +68,14 @@ describe('network: a private swarm of 5 nodes in one process', function () {
       assert.deepEqual(greens.map((r) => r.peerId).sort(), green)
       assert.deepEqual(await node.resources({ category: 7 }), [], 'nobody provides category 7')
     }
+    // one provider by its wallet address: its address CID, then its advert alone
+    for (const [i, node] of nodes.entries()) {
+      const other = nodes[(i + 2) % nodes.length]
+      const r = await node.adverts.findByAddress(other.address.toLowerCase())
+      assert.equal(r?.peerId, other.peerId, `${node.peerId} finds ${other.address}`)
+      assert.equal(r?.address, other.address)
+    }
+    assert.equal(await nodes[0].adverts.findByAddress('0x' + '77'.repeat(20)), undefined, 'an address nobody advertises')
   })
 
   it('a gossip message published by one node reaches the four others; an outsider with another swarm key gets nothing', async () => {
