@@ -313,7 +313,9 @@ export class IexecNode implements ApiBackend {
         priceFloor: BigInt(c.priceFloor),
         tags: c.tags,
         executors: c.executors,
-        ...(this.init.bidStrategy !== undefined ? { strategy: this.init.bidStrategy } : {})
+        ...(this.init.bidStrategy !== undefined ? { strategy: this.init.bidStrategy } : {}),
+        // the worker duties start after the market: read them when a request comes
+        busyTasks: () => this.execution?.worker.activeTasks() ?? 0
       },
       fromBlock: this.init.chainFromBlock ?? this.config.chain.fromBlock ?? 0,
       ...(this.init.market !== undefined ? { options: this.init.market } : {}),

@@ -610,6 +610,20 @@ export function decodeSyncFrame (bytes: Uint8Array): SyncFrame {
 }
 
 /**
+ * What a worker needs to serve a task of a category, by the category's name
+ * on the hub (the hub keeps only a name and a time reference, as iExec's
+ * does; iExec describes a category's machine in its description text). A
+ * provider bids only on categories whose needs its resources meet; a
+ * category with another name has no needs a node can check.
+ */
+export const CATEGORY_NEEDS: Readonly<Record<string, { cpus: number, memoryMb: number }>> = {
+  XS: { cpus: 1, memoryMb: 256 },
+  S: { cpus: 1, memoryMb: 1024 },
+  M: { cpus: 2, memoryMb: 4096 },
+  L: { cpus: 4, memoryMb: 8192 }
+}
+
+/**
  * Why a provider does not bid: the codes a requester shows ("no bid: price
  * too low" ...). The bid strategy returns them; a decline carries them.
  */

@@ -215,7 +215,7 @@ export async function taskSubmitCommand (io: CliIo, opts: TaskSubmitCommandOptio
   try {
     r = await api.submitTask(req, { timeoutMs })
   } catch (err) {
-    if (isIexecError(err, 'API_ERROR') && err.details?.serverCode === 'NO_BIDS') {
+    if (isIexecError(err, 'API_ERROR') && (err.details?.serverCode === 'NO_BIDS' || err.details?.serverCode === 'NOT_ENOUGH_BIDS')) {
       printNoBids(io, err.details, opts.json === true)
     }
     throw err
@@ -236,7 +236,7 @@ export async function taskSubmitCommand (io: CliIo, opts: TaskSubmitCommandOptio
   if (failed !== undefined) throw failed
 }
 
-/** NO_BIDS: one line per provider's reason, before the error line itself. */
+/** NO_BIDS, NOT_ENOUGH_BIDS: one line per provider's reason, before the error line itself. */
 function printNoBids (io: CliIo, details: Record<string, unknown>, json: boolean): void {
   if (json) return
   const server = details.serverDetails as { reasons?: unknown } | undefined
@@ -245,7 +245,7 @@ function printNoBids (io: CliIo, details: Record<string, unknown>, json: boolean
     io.err('no provider answered the request order (no reason received)\n')
     return
   }
-  io.err(`no bid; ${reasons.length} provider(s) said why:\n`)
+  io.err(`${details.serverCode === 'NOT_ENOUGH_BIDS' ? 'not enough bids' : 'no bid'}; ${reasons.length} provider(s) said why:\n`)
   for (const r of reasons) io.err(`  ${String(r.peerId)}: ${String(r.reason)} (${String(r.code)})\n`)
 }
 

@@ -113,6 +113,8 @@ export type MarketErrorCode =
   | 'MARKET_BAD_ARGUMENT'
   /** no bid came within the bidding window; details.reasons lists the declines */
   | 'NO_BIDS'
+  /** bids came, but fewer than the request's trust needs for consensus; details: bids, needed, reasons */
+  | 'NOT_ENOUGH_BIDS'
   /** the requester's hub balance cannot pay for the request */
   | 'INSUFFICIENT_BALANCE'
   /** no app (or dataset) of that address or name on the hub */

@@ -80,6 +80,8 @@ export interface GossipAdapterInit<T extends MarketMessageType> {
    * Not awaited by gossipsub; its failure is logged, never thrown.
    */
   onAccept?: (validated: ValidatedMessage<T>, from: string, author: string) => void | Promise<void>
+  /** called with the rule a refused message broke (the bid stream tells the provider and the requester's user why) */
+  onRefuse?: (code: GossipValidationCode | typeof INTERNAL_ERROR_CODE, reason: string) => void
 }
 
 /**
@@ -102,10 +104,12 @@ export async function runGossipValidation<T extends MarketMessageType> (init: Go
       init.stats?.record(type, outcome, err.code)
       if (outcome === 'reject') init.rejects?.record(from)
       log('market gossip refused', { type, from, outcome, code: err.code, reason: err.message })
+      try { init.onRefuse?.(err.code, err.message) } catch {}
       return err.action === 'REJECT' ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore
     }
     init.stats?.record(type, 'ignore', INTERNAL_ERROR_CODE)
     log('market gossip validator failed', { type, from, error: err instanceof Error ? err.message : String(err) })
+    try { init.onRefuse?.(INTERNAL_ERROR_CODE, 'the validator failed') } catch {}
     return TopicValidatorResult.Ignore
   }
   init.stats?.record(type, 'accept', 'OK')

@@ -26,12 +26,12 @@ import type { Stream } from '@libp2p/interface'
 import { signOrder } from '../../protocols/eip712.js'
 import type { RequestOrder } from '../../protocols/eip712.js'
 import {
-  MARKET_WIRE_VERSION, bidStreamProtocol, decodeBidStreamAck, encodeBidStreamMessage, orderMessage, saltWithExpiry
+  CATEGORY_NEEDS, MARKET_WIRE_VERSION, bidStreamProtocol, decodeBidStreamAck, encodeBidStreamMessage, orderMessage, saltWithExpiry
 } from '../../protocols/market.js'
 import type { BidDecline, BidMessage, BidStreamAck, RequestOrderMessage } from '../../protocols/market.js'
 import { HUB_RATIOS } from '../../contracts-abi/index.js'
 import { defaultBidStrategy } from './bid-strategy.js'
-import type { BidContext, BidDecision, BidStrategy } from './bid-strategy.js'
+import type { BidContext, BidDecision, BidStrategy, CategoryNeeds } from './bid-strategy.js'
 import type { ValidatedOrder } from './validation.js'
 import type { MarketService } from './service.js'
 
@@ -45,6 +45,8 @@ export interface ProviderSettings {
   executors: string[]
   /** the decision; the default strategy when absent */
   strategy?: BidStrategy
+  /** tasks this node runs now (the worker's count); a provider with none free declines (NO_CAPACITY) */
+  busyTasks?: () => number
 }
 
 /** One decision this provider made (for tests, metrics and the log). */
@@ -83,6 +85,8 @@ export class Provider {
   private readonly channels = new Map<string, BidChannel>()
   /** the last answer queued to each requester peer (answers to one peer go one at a time) */
   private readonly queues = new Map<string, Promise<unknown>>()
+  /** what each category needs (its name on the hub never changes): read once per category */
+  private readonly needs = new Map<string, Promise<CategoryNeeds | undefined>>()
 
   constructor (private readonly market: MarketService, readonly settings: ProviderSettings) {}
 
@@ -214,9 +218,10 @@ export class Provider {
   private async context (request: RequestOrder, v: ValidatedOrder<RequestOrderMessage>, freshStake: boolean): Promise<{ bid: BidContext, stakeFromCache: boolean }> {
     const s = this.settings
     const stakeFromCache = !freshStake && this.stake !== undefined && !this.stake.stale
-    const [freeStake, appOwner] = await Promise.all([
+    const [freeStake, appOwner, categoryNeeds] = await Promise.all([
       this.freeStake(freshStake),
-      this.market.ctx.owners.ownerOf('app', request.app)
+      this.market.ctx.owners.ownerOf('app', request.app),
+      this.categoryNeeds(request.category)
     ])
     return {
       stakeFromCache,
@@ -225,13 +230,33 @@ export class Provider {
         worker: this.market.address,
         // every registered app is a WASI module in this version (issue 5)
         ...(appOwner !== undefined ? { appExecutor: 'wasi' } : {}),
+        ...(categoryNeeds !== undefined ? { categoryNeeds } : {}),
         freeStake,
         workerStakeRatio: BigInt(HUB_RATIOS.workerStakePercent),
-        // one task per cpu; running tasks are the execution issue's to count
-        freeSlots: s.cpus,
+        // one task per cpu, less the tasks running now
+        freeSlots: s.cpus - (s.busyTasks?.() ?? 0),
         remainingVolume: request.volume - (v.consumed ?? 0n)
       }
     }
+  }
+
+  /**
+   * What the request's category needs of a worker (CATEGORY_NEEDS by the
+   * hub's name for it); undefined for a category of another name. Only the
+   * categories this provider serves are read (the strategy declines the
+   * others before it looks at their needs).
+   */
+  private async categoryNeeds (category: bigint): Promise<CategoryNeeds | undefined> {
+    if (Number(category) !== this.settings.category) return undefined
+    const key = category.toString()
+    let p = this.needs.get(key)
+    if (p === undefined) {
+      p = this.market.hub.categoryOf(category).then(([name]) => CATEGORY_NEEDS[name])
+      this.needs.set(key, p)
+      // a failed read is not remembered
+      p.catch(() => { if (this.needs.get(key) === p) this.needs.delete(key) })
+    }
+    return await p
   }
 
   /** Sends one answer to a requester and reads its ack, after the answers already queued to it. */

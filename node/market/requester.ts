@@ -79,6 +79,16 @@ export function workersForTrust (trust: number): number {
   return n
 }
 
+/**
+ * The bids a deal takes: the cheapest, the earliest among equal prices, at
+ * most `count` (the workers the consensus needs plus spares).
+ */
+export function pickBids<B extends { message: { order: { price: bigint } }, at: number }> (bids: readonly B[], count: number): B[] {
+  return [...bids]
+    .sort((a, b) => (a.message.order.price < b.message.order.price ? -1 : a.message.order.price > b.message.order.price ? 1 : a.at - b.at))
+    .slice(0, count)
+}
+
 const MAX_U48 = (1n << 48n) - 1n
 
 function fail (code: ConstructorParameters<typeof MarketError>[0], message: string, details?: Record<string, unknown>): MarketError {
@@ -116,6 +126,13 @@ export class Requester {
     return true
   }
 
+  /** A bid of a provider that the validators refused: its reason is told like a decline's, if it answers an open request of ours. */
+  onRefusedBid (requestHash: string, from: string, code: string, reason: string): void {
+    const c = this.collectors.get(requestHash.toLowerCase())
+    if (c === undefined) return
+    if (c.declines.length < 256) c.declines.push({ peer: from, peerId: from, code: 'BID_REFUSED', reason: `bid refused (${code}): ${reason}`.slice(0, 240) })
+  }
+
   /** Ends every open bidding window now (node stopping). */
   abortAll (): void {
     for (const c of this.collectors.values()) c.done()
@@ -124,7 +141,7 @@ export class Requester {
   /**
    * Builds, signs and gossips a request order, collects bids, matches the
    * cheapest on chain.
-   * @throws MarketError MARKET_BAD_ARGUMENT, APP_NOT_FOUND, NO_APP_ORDER, NO_DATASET_ORDER, INSUFFICIENT_BALANCE, NO_BIDS
+   * @throws MarketError MARKET_BAD_ARGUMENT, APP_NOT_FOUND, NO_APP_ORDER, NO_DATASET_ORDER, INSUFFICIENT_BALANCE, NO_BIDS, NOT_ENOUGH_BIDS
    * @throws ChainError from matchOrders (e.g. CONTRACT_REVERT)
    */
   async submit (p: SubmitRequestParams): Promise<SubmitResult> {
@@ -212,12 +229,17 @@ export class Requester {
       if (reasons.length === 0) reasons.push({ peer: null, peerId: null, code: 'NO_ANSWER', reason: 'no provider answered' })
       throw fail('NO_BIDS', `no bid within ${windowMs} ms: ${reasons.map((r) => r.reason).join('; ')}`, { requestHash, reasons })
     }
+    // a deal with fewer workers than the consensus needs could never complete:
+    // the payment would stay locked until the final deadline, then come back
+    const consensusWorkers = workersForTrust(trust)
+    if (collector.bids.size < consensusWorkers) {
+      const reasons: DeclineReason[] = [...collector.declines]
+      if (reasons.length === 0) reasons.push({ peer: null, peerId: null, code: 'NO_ANSWER', reason: 'no other provider answered' })
+      throw fail('NOT_ENOUGH_BIDS', `${collector.bids.size} bid(s) within ${windowMs} ms, trust ${trust} needs ${consensusWorkers} workers: ${reasons.map((r) => r.reason).join('; ')}`,
+        { requestHash, bids: collector.bids.size, needed: consensusWorkers, reasons })
+    }
 
-    // cheapest first, then earliest; at most what the window wanted
-    const picked = [...collector.bids.values()]
-      .sort((a, b) => (a.message.order.price < b.message.order.price ? -1 : a.message.order.price > b.message.order.price ? 1 : a.at - b.at))
-      .slice(0, enough)
-    const bids: Array<Signed<Bid>> = picked.map((b) => ({ ...b.message.order, sign: b.message.sign }))
+    const bids: Array<Signed<Bid>> = pickBids([...collector.bids.values()], enough).map((b) => ({ ...b.message.order, sign: b.message.sign }))
     const tx = await this.match({ ...appOrder, sign: appEntry.message.sign }, datasetOrder, signed, bids)
     const receipt = tx.receipt
     const iface = hubInterface()

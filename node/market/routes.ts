@@ -88,6 +88,7 @@ function httpError (err: unknown): unknown {
     MARKET_BAD_ARGUMENT: 400,
     MARKET_BAD_QUERY: 400,
     NO_BIDS: 422,
+    NOT_ENOUGH_BIDS: 422,
     INSUFFICIENT_BALANCE: 422,
     APP_NOT_FOUND: 404,
     DATASET_NOT_FOUND: 404,

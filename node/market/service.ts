@@ -293,10 +293,11 @@ export class MarketService {
   }
 
   /** Validates bytes that came by sync or a bid stream with the gossip validators. */
-  async validateAndAccept (type: MarketMessageType, bytes: Uint8Array, from: string, via: 'sync' | 'stream'): Promise<boolean> {
+  async validateAndAccept (type: MarketMessageType, bytes: Uint8Array, from: string, via: 'sync' | 'stream', onRefuse?: (code: string, reason: string) => void): Promise<boolean> {
     const verdict = await runGossipValidation({
       type, ctx: this.ctx, stats: this.stats, rejects: this.rejects, logger: this.log,
-      onAccept: async (v, f) => { await this.accepted(type, v, f, via) }
+      onAccept: async (v, f) => { await this.accepted(type, v, f, via) },
+      ...(onRefuse !== undefined ? { onRefuse } : {})
     }, bytes, from)
     return verdict === TopicValidatorResult.Accept
   }
@@ -424,8 +425,14 @@ export class MarketService {
           ok = this.requester.onDecline(msg, remotePeer)
           if (!ok) code = 'UNKNOWN_REQUEST'
         } else {
-          ok = await this.validateAndAccept('bid', bytes, remotePeer, 'stream')
-          if (!ok) code = 'BID_REFUSED'
+          const bid = msg
+          let refused = 'BID_REFUSED'
+          ok = await this.validateAndAccept('bid', bytes, remotePeer, 'stream', (c, reason) => {
+            refused = c
+            // the requester's user hears why a bid did not count, as it hears a decline
+            this.requester.onRefusedBid(bid.order.requestHash, remotePeer, c, reason)
+          })
+          if (!ok) code = refused
         }
         await lp.write(encodeBidStreamAck(code !== undefined ? { v: MARKET_WIRE_VERSION, ok, code } : { v: MARKET_WIRE_VERSION, ok }), { signal })
         // a peer that sends junk gets its answer, and no more of our time on this stream

@@ -130,6 +130,11 @@ export class WorkerDuties {
   }
 
   /** Registers the handlers, loads unfinished tasks and starts the tick. */
+  /** Tasks assigned and not yet committed: the capacity they hold (the provider's bids count it). */
+  activeTasks (): number {
+    return this.active.size
+  }
+
   async start (): Promise<void> {
     if (this.started) return
     this.started = true

@@ -11,7 +11,7 @@ import type { IexecNodeInit } from '../../node/node.js'
 import { initDataDir, dataDirPaths } from '../../node/config/index.js'
 import { createChainClient, deployLocalSwarmChain, startLocalChain } from '../../node/chain/index.js'
 import type { LocalChain, LocalSwarmChain } from '../../node/chain/index.js'
-import type { MarketServiceOptions } from '../../node/market/index.js'
+import type { BidStrategy, MarketServiceOptions } from '../../node/market/index.js'
 import { swarmTopics } from '../../protocols/topics.js'
 import { waitFor } from '../helpers/wait.js'
 export { waitFor }
@@ -42,7 +42,7 @@ export interface SwarmSpec {
   providers: number
   requesters?: number
   /** provider i's settings (price floor in nRLC, category, tags) */
-  provider?: (i: number) => { priceFloor?: bigint, category?: number, tags?: string[] }
+  provider?: (i: number) => { priceFloor?: bigint, category?: number, tags?: string[], memoryMb?: number, bidStrategy?: BidStrategy }
   market?: Partial<MarketServiceOptions>
   /** stake of each provider, nRLC */
   stake?: bigint
@@ -56,7 +56,7 @@ export interface Swarm {
   requesters: IexecNode[]
   all: IexecNode[]
   /** makes (inits, funds) and starts one more node; cleaned up with the swarm */
-  addNode: (name: string, role: 'provider' | 'requester', opts?: { bootstrap?: string[], config?: Record<string, unknown>, fund?: boolean, market?: Partial<MarketServiceOptions> }) => Promise<IexecNode>
+  addNode: (name: string, role: 'provider' | 'requester', opts?: { bootstrap?: string[], config?: Record<string, unknown>, fund?: boolean, market?: Partial<MarketServiceOptions>, bidStrategy?: BidStrategy }) => Promise<IexecNode>
   /** creates and starts a node again on an existing data dir */
   restart: (dataDir: string, opts?: { bootstrap?: string[] }) => Promise<IexecNode>
 }
@@ -110,7 +110,7 @@ export async function startSwarm (spec: SwarmSpec, cleanup: Array<() => Promise<
       }
     })
     if (opts.fund !== false) await fund(res.address)
-    const node = await IexecNode.create(baseInit(dataDir, opts.market, opts.bootstrap))
+    const node = await IexecNode.create({ ...baseInit(dataDir, opts.market, opts.bootstrap), ...(opts.bidStrategy !== undefined ? { bidStrategy: opts.bidStrategy } : {}) })
     cleanup.push(async () => { await node.stop() })
     await node.start()
     all.push(node)
@@ -131,7 +131,8 @@ export async function startSwarm (spec: SwarmSpec, cleanup: Array<() => Promise<
     if (p.priceFloor !== undefined) config.priceFloor = p.priceFloor.toString()
     if (p.category !== undefined) config.category = p.category
     if (p.tags !== undefined) config.tags = p.tags
-    providers.push(await addNode(`p${i}`, 'provider', { config, bootstrap: meshBootstrap(providers) }))
+    if (p.memoryMb !== undefined) config.memoryMb = p.memoryMb
+    providers.push(await addNode(`p${i}`, 'provider', { config, bootstrap: meshBootstrap(providers), ...(p.bidStrategy !== undefined ? { bidStrategy: p.bidStrategy } : {}) }))
   }
   for (let i = 0; i < (spec.requesters ?? 1); i++) {
     requesters.push(await addNode(`r${i}`, 'requester', { bootstrap: meshBootstrap(providers) }))

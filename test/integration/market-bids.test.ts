@@ -1,0 +1,77 @@
+/**
+ * What a requester hears when bids do not make a deal, from real nodes over
+ * a real anvil: a bid its validators refuse (told with the rule it broke,
+ * and the provider's ack carries the same code), a provider with every slot
+ * busy (NO_CAPACITY), one whose resources are below the category's needs
+ * (RESOURCES_TOO_SMALL), and a trust level that the bids received cannot
+ * reach (NOT_ENOUGH_BIDS, no deal made). A custom bid strategy, passed to
+ * the node, makes the refused bid.
+ */
+import assert from 'node:assert/strict'
+import { RLC, api, ok, startSwarm, waitFor } from './market-helpers.js'
+import type { BidStrategy } from '../../node/market/index.js'
+
+const APP = { name: 'bids', cid: 'bafy-bids', checksum: '0x' + '55'.repeat(32), price: RLC.toString() }
+
+interface Reason { peerId: string, code: string, reason: string }
+
+describe('market: refused bids, busy and small providers, not enough bids', function () {
+  this.timeout(180_000)
+  const cleanup: Array<() => Promise<void>> = []
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => {})
+  })
+
+  // a strategy that always bids one nRLC above what the request allows: the hub could never accept it
+  const overpricing: BidStrategy = (request) => ({ bid: true, code: 'OK', reason: 'always bid above the max', price: request.workerpoolmaxprice + 1n, volume: request.volume })
+
+  it('each provider\'s reason reaches the requester; trust 3 with one bid makes no deal', async () => {
+    const s = await startSwarm({
+      providers: 3,
+      // p0 overprices, p1 has less memory than the XS category needs (256 MB), p2 is an ordinary provider
+      provider: (i) => (i === 0 ? { bidStrategy: overpricing } : i === 1 ? { memoryMb: 128 } : {}),
+      market: { biddingWindowMs: 3_000 }
+    }, cleanup)
+    const [p0, p1, p2] = s.providers
+    const requester = s.requesters[0]
+    await ok(p2, 'POST', '/v1/apps', APP)
+    await waitFor(async () => ((await ok(requester, 'GET', '/v1/orderbook?type=app')).orders as unknown[]).length === 1, 15_000, 'app order at the requester')
+
+    // p2 has both its slots taken (as if its worker ran two tasks)
+    const p2Provider = p2.market?.provider
+    assert.ok(p2Provider !== undefined)
+    p2Provider.settings.busyTasks = () => 2
+    const busy = await api(requester, 'POST', '/v1/tasks', { app: APP.name, maxPrice: (3n * RLC).toString(), biddingWindowMs: 3_000 })
+    assert.equal(busy.status, 422, JSON.stringify(busy.body))
+    const err = busy.body.error as { code: string, details: { reasons: Reason[] } }
+    assert.equal(err.code, 'NO_BIDS')
+    const byPeer = new Map(err.details.reasons.map((r) => [r.peerId, r]))
+    assert.equal(byPeer.get(p0.peerId)?.code, 'BID_REFUSED')
+    assert.match(byPeer.get(p0.peerId)?.reason ?? '', /GOSSIP_BID_PRICE_ABOVE_MAX/)
+    assert.equal(byPeer.get(p1.peerId)?.code, 'RESOURCES_TOO_SMALL')
+    assert.match(byPeer.get(p1.peerId)?.reason ?? '', /needs 1 cpus, 256 MB/)
+    assert.equal(byPeer.get(p2.peerId)?.code, 'NO_CAPACITY')
+    // the overpricing provider was told why its bid did not count
+    const refused = p0.market?.provider?.decisions.find((d) => d.requestHash === (busy.body.error as { details: { requestHash: string } }).details.requestHash)
+    assert.equal(refused?.decision.bid, true)
+    assert.deepEqual(refused?.ack, { v: 1, ok: false, code: 'GOSSIP_BID_PRICE_ABOVE_MAX' })
+
+    // free again: p2 bids, alone; trust 3 needs two agreeing workers, so no deal is made
+    p2Provider.settings.busyTasks = () => 0
+    const [balanceBefore] = await requester.market!.hub.accountOf(requester.address)
+    const lonely = await api(requester, 'POST', '/v1/tasks', { app: APP.name, trust: 3, maxPrice: (3n * RLC).toString(), biddingWindowMs: 3_000 })
+    assert.equal(lonely.status, 422, JSON.stringify(lonely.body))
+    const err2 = lonely.body.error as { code: string, details: { bids: number, needed: number, reasons: Reason[] } }
+    assert.equal(err2.code, 'NOT_ENOUGH_BIDS')
+    assert.equal(err2.details.bids, 1)
+    assert.equal(err2.details.needed, 2)
+    assert.deepEqual(new Set(err2.details.reasons.map((r) => r.code)), new Set(['BID_REFUSED', 'RESOURCES_TOO_SMALL']))
+    const [balanceAfter, frozen] = await requester.market!.hub.accountOf(requester.address)
+    assert.equal(balanceAfter, balanceBefore, 'nothing was locked: no deal')
+    assert.equal(frozen, 0n)
+
+    // trust 1: p2's bid alone makes the deal
+    const deal = await ok(requester, 'POST', '/v1/tasks', { app: APP.name, maxPrice: (3n * RLC).toString() })
+    assert.deepEqual(deal.workers, [p2.address])
+  })
+})
