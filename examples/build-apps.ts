@@ -27,6 +27,7 @@ export interface AppSpec {
 // so the host's bound is what stops it (the other supported way).
 export const APPS: AppSpec[] = [
   { name: 'wordcount', about: 'counts lines/words/bytes of the dataset and input files', flags: ['--maximumMemory', '1024'] },
+  { name: 'foldercount', about: 'counts lines/words/bytes of named files in a folder dataset', flags: ['--maximumMemory', '1024'] },
   // 50 M-entry sieve (the app's cap) needs ~48 MiB of bytes plus strings.
   { name: 'primes', about: 'prime sieve up to N (compute-heavy)', flags: ['--maximumMemory', '1024'] },
   // 4096 x 4096 pixels (the app's cap) is 16 MiB.

@@ -60,7 +60,14 @@ export interface AssignMessage {
   deadline: number
 }
 
-export interface HeartbeatMessage { type: 'heartbeat', taskid: string, status: TaskProgress, progress: number }
+export interface HeartbeatMessage {
+  type: 'heartbeat'
+  taskid: string
+  status: TaskProgress
+  progress: number
+  /** with status 'failed': why, as a code (the executor's status such as TIMEOUT, or the worker's error code) */
+  code?: string
+}
 export interface ContributedMessage { type: 'contributed', taskid: string, txHash: string }
 export interface RevealRequestMessage { type: 'reveal-request', taskid: string }
 export interface RevealedMessage { type: 'revealed', taskid: string, txHash: string }
@@ -144,7 +151,9 @@ export function validateExecMessage (value: unknown): ExecMessage {
       if (!PROGRESS.has(status)) throw invalid('status', 'is not a task status')
       const progress = o.progress
       if (typeof progress !== 'number' || !(progress >= 0 && progress <= 1)) throw invalid('progress', 'must be a number in [0, 1]')
-      return { type, taskid: str(o, 'taskid', HEX32), status: status as TaskProgress, progress }
+      const m: HeartbeatMessage = { type, taskid: str(o, 'taskid', HEX32), status: status as TaskProgress, progress }
+      if (o.code !== undefined) m.code = str(o, 'code', /^[A-Z0-9_]{1,64}$/)
+      return m
     }
     case 'contributed':
     case 'revealed':

@@ -39,8 +39,14 @@ export type StorageErrorCode =
   | 'STORAGE_KEY_NOT_FOUND'
   /** A key file is unreadable or malformed. */
   | 'STORAGE_KEY_CORRUPT'
-  /** Fetching content by CID failed or timed out. */
+  /** Fetching content by CID failed: aborted, a block missing offline, not a file. */
   | 'STORAGE_FETCH_FAILED'
+  /** A fetch by CID received no byte for its stall bound: the peers that had it went away, or nobody has it. */
+  | 'STORAGE_FETCH_STALLED'
+  /** A fetch by CID did not end within its whole-fetch bound (too slow for its size). */
+  | 'STORAGE_FETCH_TIMEOUT'
+  /** Content fetched by CID is larger than the caller's bound (from its root's declared size, or its bytes). */
+  | 'STORAGE_CONTENT_TOO_LARGE'
   /** Adding content to Helia failed. */
   | 'STORAGE_ADD_FAILED'
   /** The key-release exchange failed on the wire (timeout, oversize, malformed response). */

@@ -63,14 +63,25 @@ export const KEY_RELEASE_DEFAULTS: KeyReleaseOptions = {
 
 /** Options of the content helpers. */
 export interface ContentOptions {
-  /** bound on a whole fetch by CID, ms */
+  /** bound on a whole fetch by CID, ms (callers that fetch big content scale it by size: FetchOptions.minBytesPerSecond) */
   fetchTimeoutMs: number
+  /** a fetch by CID reads the file this many bytes at a time (a window's blocks in parallel); bounds the memory a fetch holds */
+  fetchWindowBytes: number
+  /** a fetch that receives no byte for this long is stopped, ms */
+  fetchStallTimeoutMs: number
 }
 
 export const CONTENT_DEFAULTS: ContentOptions = {
   // bitswap moved 10 MiB between local nodes in ~0.5-0.9 s (STACK-NOTES);
-  // 5 minutes allows a GiB over a modest WAN link and still ends a stalled fetch
-  fetchTimeoutMs: 5 * 60_000
+  // 5 minutes allows a GiB over a modest WAN link
+  fetchTimeoutMs: 5 * 60_000,
+  // a missing block costs a provider lookup (DHT walk: up to ~10 s on a WAN), a dial and one
+  // 1 MiB leaf; 30 s covers that on a slow link, and ends a fetch whose peers went away long
+  // before any whole-fetch bound would
+  fetchStallTimeoutMs: 30_000,
+  // 8 MiB: 8 leaves of 1 MiB asked for at once keep bitswap busy, and a fetch holds about
+  // that much; a whole-file read held memory in proportion to the file (dataset bench)
+  fetchWindowBytes: 8 * 1024 * 1024
 }
 
 /** Options of dataset publishing, owner lookup and block retention. */

@@ -8,10 +8,14 @@ export interface WorkerDutiesOptions {
   tickMs: number
   /** bound of the app module fetched from Helia */
   maxAppBytes: number
-  /** bound of each input file */
+  /** bound of each input file and of the dataset (its ciphertext, or its archive when published in clear) */
   maxInputBytes: number
-  /** bound of one content fetch */
+  /** bound of one content fetch that does not depend on its size, ms */
   fetchTimeoutMs: number
+  /** an input or dataset fetch gets this much more time per byte of its size: the rate below which it is given up */
+  fetchMinBytesPerSecond: number
+  /** a fetch that receives no byte for this long is stopped, ms */
+  fetchStallTimeoutMs: number
   /** upper bound of one run; the deal's time reference bounds it too */
   maxRunMs: number
   maxMemoryBytes: number
@@ -27,9 +31,22 @@ export const defaultWorkerDutiesOptions: WorkerDutiesOptions = {
   tickMs: 250,
   // wasm apps are small (the examples are < 10 KiB); 64 MiB refuses junk early
   maxAppBytes: 64 << 20,
-  maxInputBytes: 256 << 20,
-  // a LAN bitswap fetch of 10 MiB takes ~1 s; 60 s covers slow links without hanging a task
+  // 4 GiB, the bound a folder dataset's archive already has (storage ARCHIVE_DEFAULTS.maxBytes),
+  // so whatever `dataset publish` packs a worker can use, plus room for the cipher's tags
+  // (16 bytes per 64 KiB chunk: 1 MiB per 4 GiB). A task needs up to ~3x that on disk (the
+  // retained blocks, the fetched ciphertext, the plaintext), never in memory: the fetch
+  // streams to a file and decryption streams file to file
+  maxInputBytes: 4 * 1024 * 1024 * 1024 + (16 << 20),
+  // the size-independent part: a provider lookup, a dial and the app module; a LAN bitswap
+  // fetch of 10 MiB takes ~1 s
   fetchTimeoutMs: 60_000,
+  // 1 MiB/s (8 Mbit/s, a modest uplink; bitswap moved 1 GiB at ~34 MiB/s between two local
+  // nodes, test/bench/dataset.bench.ts): 1 GiB gets 60 s + ~17 min, while a peer that
+  // trickles bytes just fast enough to beat the stall bound is still stopped
+  fetchMinBytesPerSecond: 1024 * 1024,
+  // a missing block costs a provider lookup, a dial and one 1 MiB leaf: 30 s is ample, and a
+  // fetch whose peers went away ends in 30 s rather than at the size-scaled bound
+  fetchStallTimeoutMs: 30_000,
   // the smallest category's time reference is 60 s: a task must end well within it
   maxRunMs: 30_000,
   maxMemoryBytes: 256 << 20,

@@ -8,11 +8,12 @@ import type { HubDomain } from '../../protocols/eip712.js'
 import type { AssignMessage, ExecMessage, TaskProgress } from '../../protocols/execution.js'
 import { parseRequestParams } from '../../protocols/market.js'
 import { isChainError } from '../chain/index.js'
+import { isIexecError } from '../errors.js'
 import type { ChainClient, Hub } from '../chain/index.js'
 import { Repository, jsonCodec } from '../db/index.js'
 import type { DbController } from '../db/index.js'
 import { addStream, catContent, decryptDataset, encryptResultFolder, fetchToFile, isEncryptedContent, packFolder, placePlainDataset, provideContent } from '../storage/index.js'
-import type { ContentHelia } from '../storage/index.js'
+import type { ContentHelia, FetchOptions } from '../storage/index.js'
 import type { ExecChannel } from '../scheduler/exec-channel.js'
 import { computeResultDigest } from './digest.js'
 import type { Executor } from './executor.js'
@@ -43,6 +44,8 @@ export interface WorkerTaskRecord {
   resultsCid?: string
   txHash?: string
   error?: string
+  /** why it failed, as a code (what the scheduler is told): callers branch on this, never on `error` */
+  errorCode?: string
 }
 
 /** Test-only faults. */
@@ -88,6 +91,13 @@ function checkRecord (v: unknown): WorkerTaskRecord {
   const r = v as WorkerTaskRecord
   if (typeof r !== 'object' || r === null || typeof r.taskid !== 'string' || typeof r.state !== 'string') throw new Error('not a worker task record')
   return r
+}
+
+/** A failed task's reason as a wire code: the executor's status for a run that did not complete, else the error's code. */
+function failureCode (err: unknown): string {
+  if (isIexecError(err, 'DUTY_EXECUTION_FAILED') && typeof err.details?.status === 'string') return err.details.status
+  const code = isIexecError(err) ? err.code : 'DUTY_FAILED'
+  return /^[A-Z0-9_]{1,64}$/.test(code) ? code : 'DUTY_FAILED'
 }
 
 /**
@@ -307,10 +317,11 @@ export class WorkerDuties {
   }
 
   private async fail (r: WorkerTaskRecord, err: unknown): Promise<WorkerTaskRecord> {
-    const failed: WorkerTaskRecord = { ...r, state: 'failed', error: err instanceof Error ? err.message : String(err) }
+    const failed: WorkerTaskRecord = { ...r, state: 'failed', error: err instanceof Error ? err.message : String(err), errorCode: failureCode(err) }
     await this.save(failed)
-    void this.init.channel.send(r.schedulerPeer, { type: 'heartbeat', taskid: r.taskid, status: 'failed', progress: 0 }).catch(() => {})
-    this.log('task failed', { taskid: r.taskid, error: failed.error })
+    // the scheduler hears why at once: it need not wait for missed beats to count this replica out
+    void this.init.channel.send(r.schedulerPeer, { type: 'heartbeat', taskid: r.taskid, status: 'failed', progress: 0, code: failureCode(err) }).catch(() => {})
+    this.log('task failed', { taskid: r.taskid, code: failed.errorCode, error: failed.error })
     return failed
   }
 
@@ -331,16 +342,25 @@ export class WorkerDuties {
       await mkdir(output, { recursive: true })
       const chunks: Uint8Array[] = []
       const keepApp = await this.init.retention?.prepare([r.appCid])
-      for await (const c of catContent(this.init.helia, r.appCid, { maxBytes: this.opts.maxAppBytes, timeoutMs: this.opts.fetchTimeoutMs, signal: this.abort.signal })) chunks.push(c)
+      for await (const c of catContent(this.init.helia, r.appCid, { maxBytes: this.opts.maxAppBytes, timeoutMs: this.opts.fetchTimeoutMs, stallTimeoutMs: this.opts.fetchStallTimeoutMs, signal: this.abort.signal })) chunks.push(c)
       const module = Buffer.concat(chunks)
       const checksum = '0x' + createHash('sha256').update(module).digest('hex')
       if (checksum !== r.appChecksum) throw new DutyError('DUTY_BAD_APP', 'the fetched app does not hash to its registered checksum', { expected: r.appChecksum, got: checksum })
       await keepApp?.()
       const params = parseRequestParams(r.params)
+      // inputs and datasets may be GiBs: their whole-fetch bound grows with their size, and a
+      // fetch whose peers went away is stopped by the stall bound long before that
+      const inputFetch: FetchOptions = {
+        maxBytes: this.opts.maxInputBytes,
+        timeoutMs: this.opts.fetchTimeoutMs,
+        minBytesPerSecond: this.opts.fetchMinBytesPerSecond,
+        stallTimeoutMs: this.opts.fetchStallTimeoutMs,
+        signal: this.abort.signal
+      }
       const inputFiles: string[] = []
       for (const cid of params.iexec_input_files ?? []) {
         // the CID is the file name: the same on every worker, and safe as a path
-        await fetchToFile(this.init.helia, cid, join(input, cid), { maxBytes: this.opts.maxInputBytes, timeoutMs: this.opts.fetchTimeoutMs, signal: this.abort.signal })
+        await fetchToFile(this.init.helia, cid, join(input, cid), inputFetch)
         inputFiles.push(cid)
       }
       let datasetFilename: string | undefined
@@ -348,7 +368,7 @@ export class WorkerDuties {
         if (this.init.datasetKey === undefined) throw new DutyError('DUTY_DATASET_UNSUPPORTED', 'this worker has no way to get dataset keys')
         const enc = join(root, 'dataset.enc')
         const keepDataset = await this.init.retention?.prepare([r.dataset.cid])
-        await fetchToFile(this.init.helia, r.dataset.cid, enc, { maxBytes: this.opts.maxInputBytes, timeoutMs: this.opts.fetchTimeoutMs, signal: this.abort.signal })
+        await fetchToFile(this.init.helia, r.dataset.cid, enc, inputFetch)
         await keepDataset?.()
         datasetFilename = 'dataset'
         if (await isEncryptedContent(enc)) {

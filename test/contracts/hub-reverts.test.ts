@@ -1,14 +1,25 @@
 // Every revert the hub promises, asserted by custom error name (not text).
 import assert from 'node:assert/strict'
 import { keccak256, toUtf8Bytes } from 'ethers'
+import { hubInterface } from '../../contracts-abi/index.js'
 import { resultHash, resultSeal, signOrder, hashOrder, taskId, ZERO_BYTES32 } from '../../protocols/eip712.js'
 import {
-  setupFixture, snapshot, revertTo, send, increaseTime, registerAssets, makeOrders, match, authorize, expectRevert,
+  setupFixture, snapshot, revertTo, send, increaseTime, registerAssets, makeOrders, match, authorize, expectRevert, revertName, salt,
   RLC_UNIT, type Fixture, type AppSetup, type Orders
 } from './fixture.js'
 
 const T = 60n
 const digestOf = (s: string): string => keccak256(toUtf8Bytes(s))
+
+/** The arguments of a hub custom error, from the revert data wherever ethers put it. */
+function revertArgs (err: unknown): unknown[] | undefined {
+  const e = err as { revert?: { args?: unknown[] } | null, data?: unknown, info?: { error?: { data?: unknown } } }
+  if (e.revert?.args !== undefined) return [...e.revert.args]
+  const data = typeof e.data === 'string' ? e.data : e.info?.error?.data
+  if (typeof data !== 'string') return undefined
+  const parsed = hubInterface().parseError(data)
+  return parsed === null ? undefined : [...parsed.args]
+}
 
 describe('hub: reverts', function () {
   let f: Fixture
@@ -112,6 +123,21 @@ describe('hub: reverts', function () {
       const o2 = await makeOrders(f, assets)
       await send(f.hub.connect(f.appOwner).cancelAppOrder(o2.appOrder))
       await expectRevert(tryMatch(o2), 'VolumeExhausted')
+    })
+
+    it('a cancelled dataset order cannot be matched: VolumeExhausted naming that order; only its owner cancels it', async () => {
+      const o = await makeOrders(f, assets)
+      const h = hashOrder(f.domain, 'DatasetOrder', o.datasetOrder)
+      await expectRevert(f.hub.connect(f.outsider).cancelDatasetOrder(o.datasetOrder), 'NotOwner')
+      await send(f.hub.connect(f.datasetOwner).cancelDatasetOrder(o.datasetOrder))
+      assert.equal(await f.hub.consumedOf(h), o.datasetOrder.volume, 'cancelling consumes the whole volume')
+      const err = await tryMatch(o).then(() => undefined, (e: unknown) => e)
+      assert.equal(revertName(err), 'VolumeExhausted')
+      // the error names the dataset order, not the app order or the request
+      assert.equal(revertArgs(err)?.[0], h)
+      // the control: the same app order, request and bids with a live dataset order match
+      const fresh = await signOrder(f.datasetOwner, f.domain, 'DatasetOrder', { ...o.datasetOrder, salt: salt() })
+      await match(f, { ...o, datasetOrder: fresh })
     })
 
     it('bids: none, duplicate worker, for another request', async () => {

@@ -168,28 +168,54 @@ describe('storage over two real nodes: encrypted dataset by bitswap, key release
     await writeFile(join(dir, 'small'), Buffer.alloc(300_000, 9))
     const { cid } = await addFile(a.helia, join(dir, 'small'))
     await assert.rejects(fetchToFile(a.helia, cid, join(dir, 'capped'), { maxBytes: 100_000 }),
-      (e: unknown) => isIexecError(e, 'STORAGE_FETCH_FAILED') && e.details?.maxBytes === 100_000)
+      (e: unknown) => isIexecError(e, 'STORAGE_CONTENT_TOO_LARGE') && e.details?.maxBytes === 100_000 && e.details?.size === 300_000)
     await assert.rejects(stat(join(dir, 'capped.partial')))
     assert.equal((await fetchToFile(a.helia, cid.toString(), join(dir, 'whole'), { offline: true })).bytes, 300_000)
     const missing = CID.createV1(raw.code, await sha256.digest(new TextEncoder().encode(`absent ${Date.now()}`)))
+    // offline, a missing block fails at once: neither bound fired
     await assert.rejects(fetchToFile(a.helia, missing, join(dir, 'off'), { offline: true, timeoutMs: 10_000 }),
-      (e: unknown) => isIexecError(e, 'STORAGE_FETCH_FAILED') && e.details?.timedOut === false)
+      (e: unknown) => isIexecError(e, 'STORAGE_FETCH_FAILED'))
     await assert.rejects(fetchToFile(a.helia, 'not-a-cid', join(dir, 'x')), (e: unknown) => isIexecError(e, 'STORAGE_INVALID_ARGUMENT'))
   })
 
-  it('fetching a CID nobody provides ends with STORAGE_FETCH_FAILED within its bound', async () => {
+  it('fetching a CID nobody provides ends within its bounds: STORAGE_FETCH_STALLED, or STORAGE_FETCH_TIMEOUT when that comes first', async () => {
     const a = await startNode()
     const b = await startNode([a.multiaddrs()[0]])
     const missing = CID.createV1(raw.code, await sha256.digest(new TextEncoder().encode(`nobody has this ${Date.now()}`)))
     const started = Date.now()
-    await assert.rejects(fetchToFile(a.helia, missing, join(dir, 'never'), { timeoutMs: 1500 }),
-      (e: unknown) => isIexecError(e, 'STORAGE_FETCH_FAILED') && e.details?.timedOut === true)
-    assert.ok(Date.now() - started < 15_000, 'the fetch stopped near its bound')
+    await assert.rejects(fetchToFile(a.helia, missing, join(dir, 'never'), { stallTimeoutMs: 1500, timeoutMs: 60_000 }),
+      (e: unknown) => isIexecError(e, 'STORAGE_FETCH_STALLED') && e.details?.bytes === 0)
+    assert.ok(Date.now() - started < 15_000, 'the fetch stopped near its stall bound')
+    await assert.rejects(fetchToFile(a.helia, missing, join(dir, 'never'), { stallTimeoutMs: 60_000, timeoutMs: 1500 }),
+      (e: unknown) => isIexecError(e, 'STORAGE_FETCH_TIMEOUT'))
     await assert.rejects(stat(join(dir, 'never')))
     await assert.rejects(stat(join(dir, 'never.partial')))
     // a key release to a node that does not serve the protocol is a protocol error, not a hang
     const dial: KeyReleaseDialer = async (protocol, opts) => await a.dialProtocol(b.peerId, protocol, opts)
     await assert.rejects(fetchDatasetKey(dial, worker, domain, { dataset, dealid, idx: 0 }, { timeoutMs: 5_000 }),
       (e: unknown) => isIexecError(e, 'KEY_RELEASE_PROTOCOL_ERROR'))
+  })
+
+  it('a fetch over bitswap whose only source went away mid-content is stopped by the stall bound, with what it had received', async () => {
+    const source = await startNode()
+    const workerNode = await startNode([source.multiaddrs()[0]])
+    // 4 MiB and a bit: five raw 1 MiB leaves under one root
+    const path = join(dir, 'content.bin')
+    await writeDataset(path, 4 * MiB + 1000)
+    const bytes = await readFile(path)
+    const { cid } = await addFile(source.helia, path)
+    assert.equal((await fetchToFile(workerNode.helia, cid, join(dir, 'first'), { stallTimeoutMs: 10_000 })).bytes, bytes.byteLength)
+    // the worker loses its copy of the third leaf, then the only peer that had it goes away:
+    // what a worker meets when the peers it was fetching from leave mid-content
+    const leaf = CID.createV1(raw.code, await sha256.digest(bytes.subarray(2 * MiB, 3 * MiB)))
+    assert.equal(await workerNode.helia.blockstore.has(leaf), true, 'the third leaf is a block of its own')
+    await workerNode.helia.blockstore.delete(leaf)
+    await source.stop()
+    const started = Date.now()
+    await assert.rejects(fetchToFile(workerNode.helia, cid, join(dir, 'second'), { stallTimeoutMs: 1_000, timeoutMs: 60_000 }),
+      (e: unknown) => isIexecError(e, 'STORAGE_FETCH_STALLED') && e.details?.bytes === 2 * MiB)
+    const took = Date.now() - started
+    assert.ok(took >= 900 && took < 10_000, `stopped ${took} ms after it started, by the 1 s stall bound, not the 60 s whole-fetch bound`)
+    await assert.rejects(stat(join(dir, 'second.partial')), 'no partial file is left')
   })
 })

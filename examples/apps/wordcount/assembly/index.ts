@@ -4,28 +4,7 @@
 // $IEXEC_OUT/result.txt and stdout, and names result.txt as the
 // deterministic output in $IEXEC_OUT/computed.json.
 import { readFile, writeText, env, lastErrno } from "../../common/assembly/wasi-io";
-
-function isSpace (c: u8): bool {
-  return c == 0x20 || c == 0x09 || c == 0x0a || c == 0x0d || c == 0x0b || c == 0x0c;
-}
-
-function count (name: string, data: ArrayBuffer): string {
-  let lines = 0;
-  let words = 0;
-  let inWord = false;
-  const n = data.byteLength;
-  for (let i = 0; i < n; i++) {
-    const c = load<u8>(changetype<usize>(data) + <usize>i);
-    if (c == 0x0a) lines++;
-    if (isSpace(c)) {
-      inWord = false;
-    } else if (!inWord) {
-      inWord = true;
-      words++;
-    }
-  }
-  return name + " lines=" + lines.toString() + " words=" + words.toString() + " bytes=" + n.toString() + "\n";
-}
+import { count } from "../../common/assembly/count";
 
 const inDir = env("IEXEC_IN");
 const outDir = env("IEXEC_OUT");
