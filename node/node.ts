@@ -339,9 +339,12 @@ export class IexecNode implements ApiBackend {
     const domain = market.domain
     const channel = new ExecChannel(this.network)
     // workers and schedulers are providers: their signed adverts map addresses to peer ids
-    const peers = new PeerResolver(async (address) => (await this.adverts.findByAddress(address))?.peerId)
+    const peers = new PeerResolver(async (address) => {
+      const r = await this.adverts.findByAddress(address)
+      return r === undefined ? undefined : { peerId: r.peerId, cpus: r.cpus }
+    })
     // a scheduler that is also a worker of its deal assigns itself too (no advert of our own is looked up)
-    peers.remember(this.address, this.peerId)
+    peers.remember(this.address, this.peerId, this.config.cpus)
     const scheduler = createSchedulerService({
       channel,
       db: this.db,
@@ -349,6 +352,7 @@ export class IexecNode implements ApiBackend {
       domain,
       wallet: this.wallet,
       resolvePeer: async (a) => await peers.resolve(a),
+      workerCapacity: async (a) => peers.capacity(a),
       log: fileLogger(logs, 'scheduler').info
     })
     // datasets: this node serves the keys of the datasets it owns, is findable by its address, and

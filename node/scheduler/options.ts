@@ -30,8 +30,10 @@ export interface SchedulerOptions {
   watchdogMs: number
   /** deals followed at once (state kept for each) */
   maxDeals: number
-  /** tasks in flight per worker (assigned, not yet committed): more would be refused as busy */
+  /** tasks in flight per worker (assigned, not yet committed) when its advertised capacity is unknown: more would be refused as busy */
   maxTasksPerWorker: number
+  /** times a worker may report one task failed before it is not asked to run it again */
+  maxFailuresPerWorker: number
   /**
    * Window over which the nodes spread their reelect / reelectForTask calls:
    * each waits its own offset in it (from a hash of its address and the deal)
@@ -58,6 +60,10 @@ export const defaultSchedulerOptions: SchedulerOptions = {
   maxDeals: 1_000,
   // the worker's default maxConcurrentTasks: assigning more only earns DUTY_BUSY refusals
   maxTasksPerWorker: 2,
+  // once more after a failure (a fetch that timed out may pass the second
+  // time); a third run of an app that times out or breaks its sandbox only
+  // burns the worker's time until the deadline
+  maxFailuresPerWorker: 2,
   // more than a block time of public chains (12 s), well under a time reference (minutes)
   reelectStaggerMs: 15_000
 }

@@ -1,10 +1,13 @@
 import { isAddress } from 'ethers'
 
+/** A worker as its signed advert describes it: its peer id and the tasks it runs at once. */
+export interface KnownPeer { peerId: string, cpus?: number }
+
 /**
- * Looks one Ethereum address up in the swarm: the peer id whose signed
+ * Looks one Ethereum address up in the swarm: the peer whose signed
  * resource advert names it (adverts.ts `findByAddress` fits), or undefined.
  */
-export type PeerLookup = (address: string) => Promise<string | undefined>
+export type PeerLookup = (address: string) => Promise<KnownPeer | undefined>
 
 /** Misses remembered at most (a few dozen bytes each): the oldest go first. */
 const MAX_MISSES = 10_000
@@ -19,23 +22,28 @@ const MAX_MISSES = 10_000
  * every tick. Concurrent resolutions of one address share one lookup.
  */
 export class PeerResolver {
-  private readonly peers = new Map<string, string>()
+  private readonly peers = new Map<string, KnownPeer>()
   private readonly misses = new Map<string, number>()
   private readonly inFlight = new Map<string, Promise<string | undefined>>()
 
   constructor (private readonly lookup?: PeerLookup, private readonly minLookupIntervalMs = 10_000, private readonly clock: () => number = Date.now) {}
 
-  remember (address: string, peerId: string): void {
+  remember (address: string, peerId: string, cpus?: number): void {
     if (!isAddress(address) || peerId.length === 0) return
     const key = address.toLowerCase()
-    this.peers.set(key, peerId)
+    this.peers.set(key, cpus !== undefined ? { peerId, cpus } : { peerId })
     this.misses.delete(key)
+  }
+
+  /** The advertised capacity of a peer already resolved (no lookup of its own). */
+  capacity (address: string): number | undefined {
+    return this.peers.get(address.toLowerCase())?.cpus
   }
 
   /** The peer id of `address`, or undefined when nothing known maps it. */
   async resolve (address: string): Promise<string | undefined> {
     const key = address.toLowerCase()
-    const known = this.peers.get(key)
+    const known = this.peers.get(key)?.peerId
     if (known !== undefined || this.lookup === undefined || !isAddress(address)) return known
     const missed = this.misses.get(key)
     if (missed !== undefined && this.clock() - missed < this.minLookupIntervalMs) return undefined
@@ -43,14 +51,14 @@ export class PeerResolver {
     if (running !== undefined) return await running
     const lookup = this.lookup
     const p = (async () => {
-      let peer: string | undefined
+      let peer: KnownPeer | undefined
       try {
         peer = await lookup(address)
       } catch {
         // the DHT is unreachable now: the scheduler tries again on a later tick
       }
       if (peer !== undefined) {
-        this.remember(address, peer)
+        this.remember(address, peer.peerId, peer.cpus)
       } else {
         this.misses.delete(key)
         this.misses.set(key, this.clock())
@@ -59,7 +67,7 @@ export class PeerResolver {
           if (oldest.done !== true) this.misses.delete(oldest.value)
         }
       }
-      return peer
+      return peer?.peerId
     })().finally(() => { this.inFlight.delete(key) })
     this.inFlight.set(key, p)
     return await p

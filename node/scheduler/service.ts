@@ -23,6 +23,10 @@ export interface Replica {
   dead: boolean
   /** its commit is on the hub (trust > 1) */
   contributed: boolean
+  /** the worker reported the task failed (a heartbeat with status failed): its code, e.g. TIMEOUT */
+  failure?: string
+  /** how many times this worker reported this task failed; past maxFailuresPerWorker it is not asked again */
+  failures?: number
 }
 
 /** The scheduler's record of one task (level: survives restarts). */
@@ -71,6 +75,8 @@ export interface SchedulerInit {
   wallet: TypedDataSigner
   /** the peer id of a worker's address (resource adverts in the node; a map in tests); undefined when unknown */
   resolvePeer: (address: string) => Promise<string | undefined>
+  /** tasks a worker runs at once (its advertised cpus); undefined when unknown: maxTasksPerWorker then */
+  workerCapacity?: (address: string) => Promise<number | undefined>
   /** unix ms; injected so tests can drive heartbeat timeouts */
   clock?: () => number
   /** the requester's compressed public key when its params ask for result encryption; default: {@link requesterResultKey} */
@@ -138,6 +144,8 @@ export class SchedulerService {
   private readonly clock: () => number
   /** in memory: last heartbeat per (taskid, peer); after a restart every replica starts fresh */
   private readonly beats = new Map<string, number>()
+  /** in memory: failures reported by heartbeat per (taskid, peer), until the next tick records them */
+  private readonly failed = new Map<string, string>()
   /** in memory: last time a message was sent per (kind, taskid, peer), for resends */
   private readonly sent = new Map<string, number>()
   /** open deals (not done), by id */
@@ -161,7 +169,7 @@ export class SchedulerService {
   constructor (private readonly init: SchedulerInit) {
     this.opts = { ...defaultSchedulerOptions, ...init.options }
     const o = this.opts
-    if (!(o.tickMs > 0 && o.heartbeatIntervalMs > 0 && o.missedBeats >= 2 && o.resendMs > 0 && o.watchdogMs > 0 && o.maxDeals >= 1 && o.reelectStaggerMs >= 0 && o.maxTasksPerWorker >= 1)) {
+    if (!(o.tickMs > 0 && o.heartbeatIntervalMs > 0 && o.missedBeats >= 2 && o.resendMs > 0 && o.watchdogMs > 0 && o.maxDeals >= 1 && o.reelectStaggerMs >= 0 && o.maxTasksPerWorker >= 1 && o.maxFailuresPerWorker >= 1)) {
       throw new SchedulerError('SCHEDULER_INVALID_OPTIONS', 'scheduler needs positive intervals and missedBeats >= 2 (one lost beat never reassigns)')
     }
     if (init.chain.hub === undefined) throw new SchedulerError('SCHEDULER_INVALID_OPTIONS', 'the chain client needs the hub binding')
@@ -181,7 +189,13 @@ export class SchedulerService {
     }
     this.init.channel.on('heartbeat', async (m, from) => {
       const hb = m as HeartbeatMessage
-      this.beats.set(`${hb.taskid.toLowerCase()}:${from}`, this.clock())
+      const key = `${hb.taskid.toLowerCase()}:${from}`
+      this.beats.set(key, this.clock())
+      if (hb.status === 'failed') {
+        // the replica is out now, not after missedBeats: the next tick assigns another worker
+        if (this.failed.size < 10_000) this.failed.set(key, hb.code ?? 'DUTY_FAILED')
+        this.kick()
+      }
       return { type: 'ack' }
     })
     // commits and reveals are read from the hub; these messages only bring the next tick forward
@@ -399,12 +413,21 @@ export class SchedulerService {
     }
   }
 
-  /** Marks replicas that missed their beats (or outlived a time reference pending) as dead. */
+  /** Marks replicas that failed, missed their beats or outlived a time reference pending as dead. */
   private expire (known: KnownDeal, rec: ScheduledTask, now: number): void {
     const limit = this.opts.missedBeats * this.opts.heartbeatIntervalMs
     for (const r of rec.replicas) {
       if (r.dead || r.contributed) continue
       const key = `${rec.taskid}:${r.peer}`
+      const failure = this.failed.get(key)
+      if (failure !== undefined) {
+        this.failed.delete(key)
+        r.dead = true
+        r.failure = failure
+        r.failures = (r.failures ?? 0) + 1
+        this.log('worker reported the task failed: replica dropped', { taskid: rec.taskid, worker: r.worker, code: failure, failures: r.failures })
+        continue
+      }
       const last = this.beats.get(key)
       if (last === undefined) {
         // first sight (assignment, or a restart): the clock starts now
@@ -485,25 +508,30 @@ export class SchedulerService {
 
   /**
    * Picks a deal worker for one more replica of this task and assigns it:
-   * workers without a replica first (least loaded, then best on-chain score),
-   * then workers whose replica died (refused, unreachable, silent) once
-   * `resendMs` has passed, so a busy or restarted worker gets another chance
-   * when nobody else is left.
+   * workers without a replica first (most free capacity: its advertised cpus
+   * less the tasks it holds of this node's deals; then best on-chain score),
+   * then workers whose replica died (refused, unreachable, silent, failed)
+   * once `resendMs` has passed, so a busy or restarted worker gets another
+   * chance when nobody else is left; a worker that reported the task failed
+   * `maxFailuresPerWorker` times is not asked again.
    */
   private async addReplica (known: KnownDeal, rec: ScheduledTask, now: number, loads: Map<string, number>): Promise<boolean> {
     const byWorker = new Map(rec.replicas.map((r) => [r.worker.toLowerCase(), r]))
-    const candidates: Array<{ worker: string, retry: boolean, load: number, score: bigint, order: number }> = []
+    const candidates: Array<{ worker: string, retry: boolean, free: number, score: bigint, order: number }> = []
     for (const [order, worker] of known.deal.workers.entries()) {
       const prev = byWorker.get(worker.toLowerCase())
       if (prev !== undefined && (!prev.dead || prev.contributed)) continue
-      if ((loads.get(worker) ?? 0) >= this.opts.maxTasksPerWorker) continue
+      if (prev !== undefined && (prev.failures ?? 0) >= this.opts.maxFailuresPerWorker) continue
+      const capacity = await this.capacityOf(worker)
+      const free = capacity - (loads.get(worker) ?? 0)
+      if (free <= 0) continue
       if (prev !== undefined) {
         const last = this.sent.get(`assign:${rec.taskid}:${prev.peer}`)
         if (last !== undefined && this.clock() - last < this.opts.resendMs) continue
       }
-      candidates.push({ worker, retry: prev !== undefined, load: loads.get(worker) ?? 0, score: await this.hub.scoreOf(worker), order })
+      candidates.push({ worker, retry: prev !== undefined, free, score: await this.hub.scoreOf(worker), order })
     }
-    candidates.sort((a, b) => Number(a.retry) - Number(b.retry) || a.load - b.load || (b.score > a.score ? 1 : b.score < a.score ? -1 : 0) || a.order - b.order)
+    candidates.sort((a, b) => Number(a.retry) - Number(b.retry) || b.free - a.free || (b.score > a.score ? 1 : b.score < a.score ? -1 : 0) || a.order - b.order)
     for (const c of candidates) {
       const peer = await this.init.resolvePeer(c.worker)
       if (peer === undefined) continue
@@ -513,6 +541,7 @@ export class SchedulerService {
         rec.replicas.push(replica)
       } else {
         Object.assign(replica, { peer, assignedAt: now, dead: false })
+        delete replica.failure
       }
       if (await this.sendAssign(known, rec, replica)) {
         loads.set(c.worker, (loads.get(c.worker) ?? 0) + 1)
@@ -521,6 +550,17 @@ export class SchedulerService {
       }
     }
     return false
+  }
+
+  /** Tasks a worker takes at once: what it advertises, else maxTasksPerWorker (a worker refuses more as busy). */
+  private async capacityOf (worker: string): Promise<number> {
+    let cpus: number | undefined
+    try {
+      cpus = await this.init.workerCapacity?.(worker)
+    } catch {
+      cpus = undefined
+    }
+    return cpus !== undefined && Number.isInteger(cpus) && cpus >= 1 ? cpus : this.opts.maxTasksPerWorker
   }
 
   private async sendAssign (known: KnownDeal, rec: ScheduledTask, replica: Replica): Promise<boolean> {

@@ -72,6 +72,54 @@ describe('faults: dishonest, stopped and absent nodes during execution (real nod
     assert.equal(await s.resultText(await s.resultsCid(deal.dealid, 0), 2), s.expectedOutput())
   })
 
+  it('sandbox probes in real deals (escape, spin, grow) end with their status, the scheduler hears it at once and asks the next worker; the workers go on serving', async () => {
+    // short bounds so the probes end fast: 1.5 s of run time, 64 MiB of memory (wordcount declares 64 MiB)
+    swarm = await ExecSwarm.create(3, {}, { worker: { maxRunMs: 1_500, maxMemoryBytes: 64 << 20 } })
+    const s = swarm
+    const probes: Array<{ app: string, status: string }> = [
+      { app: 'escape', status: 'SANDBOX_VIOLATION' },
+      { app: 'spin', status: 'TIMEOUT' },
+      { app: 'grow', status: 'MEMORY_EXCEEDED' }
+    ]
+    const workers = [1, 2]
+    for (const probe of probes) {
+      const app = await s.registerApp(probe.app)
+      const deal = await s.makeDeal({ trust: 1, app, workers })
+      const taskid = taskId(deal.dealid, 0)
+      const scheduler = s.nodes[s.nodeIndexOf(deal.scheduler)].scheduler
+      // each worker runs it, fails with the probe's status and says so; the scheduler moves the task on at once
+      await waitFor(async () => {
+        const rec = await scheduler.taskRecord(taskid)
+        return rec !== undefined && rec.replicas.length === workers.length && rec.replicas.every((r) => (r.failures ?? 0) >= 1)
+      }, 30_000, `${probe.app}: both workers reported the task failed`)
+      const rec = await scheduler.taskRecord(taskid)
+      for (const r of rec?.replicas ?? []) assert.equal(r.failure ?? probe.status, probe.status, `${probe.app}: the code the scheduler heard from ${r.worker}`)
+      for (const i of workers) {
+        // (the scheduler may ask it once more meanwhile: the record is failed again once that run ends)
+        await waitFor(async () => {
+          const held = await s.nodes[i].worker.task(taskid)
+          return held?.state === 'failed' && (held.error ?? '').includes(probe.status)
+        }, 30_000, `${probe.app}: worker ${i} recorded the failure with ${probe.status}`)
+      }
+      assert.equal(await s.taskStatus(deal.dealid, 0), TaskStatus.UNSET, `${probe.app}: nothing was contributed`)
+    }
+    // a worker asked twice and failing twice is asked no more
+    const last = await s.makeDeal({ trust: 1, app: await s.registerApp('fail'), workers: [1] })
+    const lastTask = taskId(last.dealid, 0)
+    const lastScheduler = s.nodes[s.nodeIndexOf(last.scheduler)].scheduler
+    await waitFor(async () => ((await lastScheduler.taskRecord(lastTask))?.replicas[0]?.failures ?? 0) >= 2, 30_000, 'fail: reported twice')
+    const rec = await lastScheduler.taskRecord(lastTask)
+    assert.equal(rec?.replicas[0]?.failure, 'APP_ERROR')
+    assert.equal(rec?.replicas[0]?.dead, true)
+    // the probes broke nothing: both workers run the next tasks
+    for (const i of workers) {
+      const deal = await s.makeDeal({ trust: 1, workers: [i] })
+      await s.waitCompleted(deal.dealid, 0, 60_000)
+      assert.equal(await s.resultText(await s.resultsCid(deal.dealid, 0)), s.expectedOutput(), `worker ${i} served the next task`)
+    }
+    assert.equal(((await lastScheduler.taskRecord(lastTask))?.replicas[0]?.failures ?? 0), 2, 'not asked a third time')
+  })
+
   it('the elected scheduler stopped before it initializes: reelect brings another and the task completes', async () => {
     swarm = await ExecSwarm.create(4)
     const s = swarm

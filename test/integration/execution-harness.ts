@@ -17,6 +17,7 @@ import { ExecChannel, PeerResolver, createSchedulerService } from '../../node/sc
 import type { SchedulerService, SchedulerOptions } from '../../node/scheduler/index.js'
 import { createWorkerDuties } from '../../node/worker/duties.js'
 import type { WorkerDuties, WorkerFaults } from '../../node/worker/duties.js'
+import type { WorkerDutiesOptions } from '../../node/worker/duties-options.js'
 import { WasiExecutor } from '../../node/worker/index.js'
 import {
   addBytes, addFile, catContent, createHubKeyReleaseView, createKeyReleaseHandler, DatasetKey, decryptResultToFolder, encryptDataset,
@@ -56,6 +57,8 @@ export interface SwarmNode {
 
 export interface DealSpec {
   trust: number
+  /** the app's address (`registerApp`); default the wordcount app registered at setup */
+  app?: string
   volume?: number
   /** a dataset published with `publishDataset` */
   dataset?: { address: string, owner: number }
@@ -82,8 +85,12 @@ export class ExecSwarm {
   private readonly peers = new PeerResolver()
   private readonly peerOf = new Map<string, string>()
 
-  static async create (n: number, faults: Record<number, WorkerFaults> = {}): Promise<ExecSwarm> {
+  /** options of every node's worker duties (e.g. a short maxRunMs for sandbox probes) */
+  workerOptions: Partial<WorkerDutiesOptions> = {}
+
+  static async create (n: number, faults: Record<number, WorkerFaults> = {}, opts: { worker?: Partial<WorkerDutiesOptions> } = {}): Promise<ExecSwarm> {
     const s = new ExecSwarm()
+    s.workerOptions = opts.worker ?? {}
     try {
       await s.setup(n, faults)
     } catch (err) {
@@ -151,6 +158,7 @@ export class ExecSwarm {
     const scheduler = createSchedulerService({
       channel, db: node.db, chain: client, domain: this.domain, wallet: node.wallet,
       resolvePeer: async (a) => await this.peers.resolve(a),
+      workerCapacity: async (a) => this.peers.capacity(a),
       // the market knows the requester's key from its signed request; here the test's requester is the only one
       resultEncryptionKey: async (deal) => deal.requester.toLowerCase() === this.requesterWallet().address.toLowerCase() ? this.requesterWallet().signingKey.compressedPublicKey : undefined,
       options: TEST_SCHEDULER_OPTIONS,
@@ -167,7 +175,7 @@ export class ExecSwarm {
         const ownerPeer = this.peerOf.get(owner.toLowerCase())
         if (ownerPeer === undefined) throw new Error(`no peer for dataset owner ${owner}`)
         return await fetchDatasetKey(async (protocol, o) => await node.network.dialProtocol(ownerPeer, protocol, o), node.wallet, this.domain, req)
-      }, options: { heartbeatIntervalMs: 300, tickMs: 100 }, log: debugLog(`n${i} worker`), ...(faults !== undefined ? { faults } : {})
+      }, options: { heartbeatIntervalMs: 300, tickMs: 100, ...this.workerOptions }, log: debugLog(`n${i} worker`), ...(faults !== undefined ? { faults } : {})
     })
     const follower = new EventFollower(client, {
       address: this.chain.hub, iface: hubInterface(),
@@ -212,8 +220,9 @@ export class ExecSwarm {
     const salt = (): string => hexlify(randomBytes(32))
     const appOwnerWallet = new Wallet(this.anvil.privateKeys[2])
     const requesterWallet = new Wallet(this.anvil.privateKeys[1])
+    const app = spec.app ?? this.app
     const appOrder = await signOrder(appOwnerWallet, this.domain, 'AppOrder', {
-      app: this.app, appprice: 2n * RLC, volume: 1000n, tag: ZERO_BYTES32,
+      app, appprice: 2n * RLC, volume: 1000n, tag: ZERO_BYTES32,
       datasetrestrict: ZERO_ADDRESS, workerpoolrestrict: ZERO_ADDRESS, requesterrestrict: ZERO_ADDRESS, salt: salt()
     })
     const datasetOrder = spec.dataset === undefined
@@ -223,7 +232,7 @@ export class ExecSwarm {
         apprestrict: ZERO_ADDRESS, workerpoolrestrict: ZERO_ADDRESS, requesterrestrict: ZERO_ADDRESS, salt: salt()
       })
     const request = await signOrder(requesterWallet, this.domain, 'RequestOrder', {
-      app: this.app, appmaxprice: 100n * RLC, dataset: spec.dataset?.address ?? ZERO_ADDRESS, datasetmaxprice: spec.dataset === undefined ? 0n : 100n * RLC,
+      app, appmaxprice: 100n * RLC, dataset: spec.dataset?.address ?? ZERO_ADDRESS, datasetmaxprice: spec.dataset === undefined ? 0n : 100n * RLC,
       workerpool: ZERO_ADDRESS, workerpoolmaxprice: 100n * RLC, requester: requesterWallet.address, volume: BigInt(spec.volume ?? 1),
       tag: ZERO_BYTES32, category: 0n, trust: BigInt(spec.trust), beneficiary: requesterWallet.address,
       callback: ZERO_ADDRESS, params: spec.params ?? JSON.stringify({ iexec_input_files: [this.inputCid] }), salt: salt()
@@ -239,6 +248,25 @@ export class ExecSwarm {
       if (p?.name === 'DealCreated') return { dealid: p.args.dealid as string, scheduler: p.args.scheduler as string, workerPrice: p.args.info.workerPrice as bigint }
     }
     throw new Error('no DealCreated')
+  }
+
+  /** Node i advertises `cpus` (as its resource advert would tell schedulers). */
+  advertiseCapacity (i: number, cpus: number): void {
+    const n = this.nodes[i].node
+    this.peers.remember(n.address, n.peerId, cpus)
+  }
+
+  /**
+   * Adds an example app's module (examples/apps/NAME/NAME.wasm) to the first
+   * node's Helia, registers it on the hub as the app owner; returns its address.
+   */
+  async registerApp (name: string): Promise<string> {
+    const module = new Uint8Array(await readFile(new URL(`../../examples/apps/${name}/${name}.wasm`, import.meta.url)))
+    const cid = (await addBytes(this.nodes[0].node.network.helia, module)).cid.toString()
+    const checksum = '0x' + createHash('sha256').update(module).digest('hex')
+    const reg = await this.appOwner.sender.send(this.appOwner.hub!.registerApp.populateTransaction(name, cid, checksum))
+    const log = reg.receipt.logs.map((l) => hubInterface().parseLog(l)).find((p) => p?.name === 'AppRegistered')
+    return log?.args.app as string
   }
 
   /** Plays the scheduler by hand: node `from` (the deal's scheduler) signs and sends an assignment to node `to`. */

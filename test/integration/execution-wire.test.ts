@@ -138,7 +138,7 @@ describe('peer resolver', function () {
       looked.push(address.toLowerCase())
       await new Promise((resolve) => setImmediate(resolve))
       if (fail) throw new Error('dht down')
-      return address.toLowerCase() === b ? 'peer-b' : undefined
+      return address.toLowerCase() === b ? { peerId: 'peer-b', cpus: 4 } : undefined
     }, 1_000, () => now)
     r.remember(a.toUpperCase().replace('0X', '0x'), 'peer-a')
     r.remember('not an address', 'x')
@@ -155,6 +155,8 @@ describe('peer resolver', function () {
     // two resolutions at once: one lookup
     assert.deepEqual(await Promise.all([r.resolve(b), r.resolve(b)]), ['peer-b', 'peer-b'])
     assert.equal(await r.resolve(b), 'peer-b', 'remembered once found')
+    assert.equal(r.capacity(b), 4, 'with the capacity its advert gives')
+    assert.equal(r.capacity(a), undefined, 'a pair remembered without one has none')
     assert.deepEqual(looked, [b, b])
     // an address nobody advertises: looked up once per interval
     assert.equal(await r.resolve(c), undefined)

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { TaskStatus } from '../../contracts-abi/index.js'
 import { taskId } from '../../protocols/eip712.js'
 import { ExecSwarm, RLC, waitFor } from './execution-harness.js'
+import type { WorkerFaults } from '../../node/worker/duties.js'
 
 describe('execution: scheduler and worker duties on a 4-node swarm (real anvil, libp2p, Helia, WASI)', function () {
   this.timeout(180_000)
@@ -56,10 +57,16 @@ describe('execution: scheduler and worker duties on a 4-node swarm (real anvil, 
     swarm = await ExecSwarm.create(4)
     const s = sw()
     const workers = [0, 1, 2].map((i) => s.nodes[i].node.address)
+    const requesterBefore = await balance(s.requester.address)
+    const appBefore = await balance(s.appOwner.address)
     const deal = await s.makeDeal({ trust: 3, workers: [0, 1, 2] })
     const before = new Map<string, bigint>()
     for (const a of [...workers, deal.scheduler]) before.set(a, await balance(a))
     await s.waitCompleted(deal.dealid, 0, 90_000)
+    // the requester pays the app and one task price, whatever the number of replicas; the app owner its price
+    assert.equal(requesterBefore - await balance(s.requester.address), 2n * RLC + deal.workerPrice, 'the requester paid app + task price')
+    assert.equal((await s.requester.hub!.accountOf(s.requester.address))[1], 0n, 'nothing of the requester stays frozen')
+    assert.equal(await balance(s.appOwner.address) - appBefore, 2n * RLC, 'the app owner is paid its price')
     const cid = await s.resultsCid(deal.dealid, 0)
     assert.equal(await s.resultText(cid, 3), s.expectedOutput())
 
@@ -136,6 +143,32 @@ describe('execution: scheduler and worker duties on a 4-node swarm (real anvil, 
       if (mine > 0) workersUsed++
     }
     assert.ok(workersUsed >= 2, `the bag is spread over the workers (${workersUsed} used)`)
+  })
+
+  it('a bag is spread by advertised capacity: a 1-cpu worker holds one task at a time, a 3-cpu worker three', async () => {
+    // slow runs keep the tasks in flight long enough to see how they were spread
+    const slow: WorkerFaults = { delayBeforeRunMs: 2_000 }
+    swarm = await ExecSwarm.create(3, { 1: slow, 2: slow }, { worker: { maxConcurrentTasks: 4 } })
+    const s = sw()
+    s.advertiseCapacity(1, 1)
+    s.advertiseCapacity(2, 3)
+    const deal = await s.makeDeal({ trust: 1, volume: 6, workers: [1, 2] })
+    const held = async (i: number): Promise<number> => {
+      let n = 0
+      for (let idx = 0; idx < 6; idx++) if ((await s.nodes[i].worker.task(taskId(deal.dealid, idx)))?.state === 'assigned') n++
+      return n
+    }
+    // the first round fills both workers to their capacity, no further
+    await waitFor(async () => await held(1) === 1 && await held(2) === 3, 20_000, 'the first round of assignments')
+    let maxOne = 0
+    let maxThree = 0
+    await waitFor(async () => {
+      maxOne = Math.max(maxOne, await held(1))
+      maxThree = Math.max(maxThree, await held(2))
+      return Number((await s.requester.hub!.dealOf(deal.dealid)).done) === 6
+    }, 120_000, 'all 6 tasks done', 100)
+    assert.equal(maxOne, 1, 'never more than its 1 cpu on the small worker')
+    assert.equal(maxThree, 3, 'never more than its 3 cpus on the big worker')
   })
 
   it('encrypts the result to the requester when its params ask: the archive in Helia opens only with its key', async () => {
