@@ -151,6 +151,8 @@ export class IexecNode implements ApiBackend {
     const log = fileLogger(paths.logs, 'node')
     const db = new DbController({ path: paths.db })
     const rules = resourceDhtRules()
+    // set below; the market it holds is built in start(), before the network starts
+    let built: IexecNode | undefined
     const network = await createNetwork({
       privateKey: loaded.privateKey,
       listen: config.listen,
@@ -163,6 +165,8 @@ export class IexecNode implements ApiBackend {
       dhtSelectors: rules.selectors,
       // market topics scored: a validator's REJECT must cost the sender
       gossipScoring: marketScoring(swarmTopics(config.swarmId)),
+      // peers over the market's REJECT limit are refused (gossipsub forgets their score on reconnect)
+      denyPeer: (peer) => built?.market?.rejects.isBanned(peer) === true,
       logger: fileLogger(paths.logs, 'network')
     })
     const adverts = new ResourceAdverts({
@@ -185,6 +189,7 @@ export class IexecNode implements ApiBackend {
       logger: fileLogger(paths.logs, 'adverts')
     })
     const node = new IexecNode(init.dataDir, config, loaded.wallet, loaded.apiToken, db, network, adverts, log, init)
+    built = node
     if (loaded.unprotected) {
       node.warnings.push('the wallet key is stored unprotected (dev swarm only): do not hold real funds with it')
       log.warn(node.warnings[node.warnings.length - 1], { address: node.address })
@@ -192,7 +197,12 @@ export class IexecNode implements ApiBackend {
     return node
   }
 
-  /** Starts db, network, adverts, then the API; writes api.json. On failure, stops what started. */
+  /**
+   * Starts db, the market (its validators before the network subscribes),
+   * network, market protocols and hub follower, execution (scheduler,
+   * worker, key release, dataset announcer, block retention), adverts, then
+   * the API; writes api.json. On failure, stops what started.
+   */
   async start (): Promise<void> {
     if (this.state !== 'created') throw new IexecError('NODE_BAD_STATE', `cannot start a node that is ${this.state}`)
     this.state = 'starting'
@@ -256,7 +266,7 @@ export class IexecNode implements ApiBackend {
     this.log.info('node started', { peerId: this.peerId, address: this.address, api: this.api.url, role: this.config.role })
   }
 
-  /** Stops API, adverts, network, db (reverse order); removes api.json. Idempotent. */
+  /** Stops the API, execution, market, adverts, network, chain client and db; removes api.json. Idempotent. */
   async stop (): Promise<void> {
     if (this.state === 'stopped') return
     if (this.stopPromise !== undefined) return this.stopPromise
@@ -318,7 +328,8 @@ export class IexecNode implements ApiBackend {
         busyTasks: () => this.execution?.worker.activeTasks() ?? 0
       },
       fromBlock: this.init.chainFromBlock ?? this.config.chain.fromBlock ?? 0,
-      ...(this.init.market !== undefined ? { options: this.init.market } : {}),
+      // config.json's bid transport; an embedder's market options (tests, benchmarks) come last
+      options: { bidTransport: c.bidTransport, ...this.init.market },
       // gossip verdicts are counted in market.stats; only warnings go to node.log
       logger: { debug: () => {}, warn: marketLog.warn }
     })

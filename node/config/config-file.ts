@@ -70,8 +70,11 @@ export function validateConfig (input: unknown): NodeConfig {
     priceFloor: '',
     tags: stringArray(v.tags, 'tags', CONFIG_LIMITS.maxTags, CONFIG_LIMITS.maxTagLength),
     advertIntervalMs: intIn(v.advertIntervalMs, 'advertIntervalMs', CONFIG_LIMITS.minAdvertIntervalMs, CONFIG_LIMITS.maxAdvertIntervalMs),
+    bidTransport: 'stream',
     chain: chainConfig(v.chain)
   }
+  if (v.bidTransport !== 'stream' && v.bidTransport !== 'gossip') throw invalid('bidTransport', "must be 'stream' or 'gossip'")
+  cfg.bidTransport = v.bidTransport
   if (cfg.listen.length === 0) throw invalid('listen', 'needs at least one address')
   if (typeof v.swarmId !== 'string' || !CONFIG_LIMITS.swarmIdPattern.test(v.swarmId)) {
     throw invalid('swarmId', 'must be 1-32 characters of [a-z0-9-], starting with a letter or digit')

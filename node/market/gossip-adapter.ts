@@ -142,15 +142,36 @@ export function createTopicValidator<T extends MarketMessageType> (init: GossipA
 }
 
 /**
+ * The default ban limit: REJECTed messages a peer may send before the node
+ * refuses it. Why 10:
+ * - No honest peer should ever send us one. Every node validates before it
+ *   forwards, and every REJECT rule depends only on the message and our
+ *   domain (whatever depends on chain state or timing is IGNORE); the sender
+ *   counted is the peer that handed the message to us. What is left is a
+ *   peer on another wire version or with a bug: a few mistakes must not cut
+ *   it off for good, since the ban does not decay.
+ * - It is not gossipsub's graylist (three REJECTs, scoring.ts), which
+ *   forgets: it decays below the threshold within a minute and gossipsub
+ *   17.1.1 resets a peer's score when it reconnects. 10 is about three
+ *   graylistings washed by reconnecting, or one burst (gossipsub validates
+ *   up to 128 messages a second from a peer in good standing before it
+ *   looks at its score again).
+ */
+export const DEFAULT_REJECT_LIMIT = 10
+
+/**
  * REJECT counts per peer id, kept apart from gossipsub's score (which
- * gossipsub 17.1.1 resets when a peer reconnects). The node can deny
- * connections to peers over `limit` (libp2p connectionGater). Bounded: the
- * oldest peers are forgotten past `maxPeers`.
+ * gossipsub 17.1.1 resets when a peer reconnects), never decayed. The node
+ * refuses connections from and to peers over `limit` (node/network's
+ * `denyPeer`, a libp2p connection gater) and hangs up on a peer as it
+ * crosses it (`onBanned`). Bounded: the oldest peers are forgotten past
+ * `maxPeers`.
  */
 export class PeerRejectTracker {
   private readonly counts = new Map<string, number>()
+  private readonly bannedHandlers = new Set<(peer: string) => void>()
 
-  constructor (readonly limit: number = 10, private readonly maxPeers: number = 10_000) {}
+  constructor (readonly limit: number = DEFAULT_REJECT_LIMIT, private readonly maxPeers: number = 10_000) {}
 
   record (peer: string): void {
     const n = (this.counts.get(peer) ?? 0) + 1
@@ -159,6 +180,13 @@ export class PeerRejectTracker {
     if (this.counts.size > this.maxPeers) {
       const oldest = this.counts.keys().next()
       if (oldest.done !== true) this.counts.delete(oldest.value)
+    }
+    // once, at the crossing: later REJECTs (messages already in flight) change nothing
+    if (n === this.limit) {
+      for (const h of this.bannedHandlers) {
+        // a handler's failure must not reach the validator that recorded the REJECT
+        try { h(peer) } catch {}
+      }
     }
   }
 
@@ -169,5 +197,11 @@ export class PeerRejectTracker {
   /** True once a peer sent `limit` rejected messages. */
   isBanned (peer: string): boolean {
     return this.count(peer) >= this.limit
+  }
+
+  /** Called once when a peer reaches `limit` (synchronously, inside a validator: do not block); returns the unsubscribe function. */
+  onBanned (handler: (peer: string) => void): () => void {
+    this.bannedHandlers.add(handler)
+    return () => { this.bannedHandlers.delete(handler) }
   }
 }

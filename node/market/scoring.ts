@@ -19,8 +19,8 @@
  * disconnected peer's stats, but `PeerScore.addPeer` replaces them when the
  * peer reconnects, so a graylisted peer can wash its score by reconnecting.
  * The adapter's PeerRejectTracker (gossip-adapter.ts) counts REJECTs per
- * peer id independently of gossipsub; the node can deny reconnections of
- * peers over its limit with a libp2p connection gater.
+ * peer id independently of gossipsub; past its limit the node hangs up on
+ * the peer and its libp2p connection gater refuses it from then on.
  */
 import type { PeerScoreParams, PeerScoreThresholds, TopicScoreParams } from '@libp2p/gossipsub/score'
 import type { TopicName } from '../../protocols/topics.js'

@@ -166,6 +166,13 @@ export class MarketService {
       },
       seen: new BoundedSeenSet()
     }
+    // a peer that crossed the REJECT limit is cut off now; the node's
+    // connection gater (NetworkOptions.denyPeer over rejects.isBanned)
+    // refuses it from then on, whatever its gossipsub score says
+    this.rejects.onBanned((peer) => {
+      this.log.warn('peer banned for invalid market messages', { peer, rejects: this.rejects.count(peer) })
+      this.track(this.init.network.hangUp(peer))
+    })
     this.requester = new Requester(this)
     if (init.role === 'provider') this.provider = new Provider(this, init.provider)
     // validators now: node.ts builds the service before the network starts,

@@ -16,7 +16,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Identify } from '@libp2p/identify'
-import type { ConnectionProtector, PeerDiscovery, PeerId, Stream, StreamHandler, StreamHandlerOptions, Libp2p } from '@libp2p/interface'
+import type { ConnectionGater, ConnectionProtector, PeerDiscovery, PeerId, Stream, StreamHandler, StreamHandlerOptions, Libp2p } from '@libp2p/interface'
 import { LevelBlockstore } from 'blockstore-level'
 import { LevelDatastore } from 'datastore-level'
 import type { CID } from 'multiformats/cid'
@@ -114,6 +114,11 @@ export interface Network {
   dialProtocol: (peer: string, protocol: string, options?: { signal?: AbortSignal }) => Promise<Stream>
   /** connects to a multiaddr with /p2p/<peerId> */
   dial: (addr: string, options?: { signal?: AbortSignal }) => Promise<void>
+  /**
+   * closes every connection to a peer (a no-op when none is open or the
+   * network is stopped); whether it may connect again is `denyPeer`'s call
+   */
+  hangUp: (peer: string) => Promise<void>
   dhtPut: (key: Uint8Array, value: Uint8Array, options?: DhtOptions) => Promise<void>
   /** @throws NetworkError DHT_NOT_FOUND */
   dhtGet: (key: Uint8Array, options?: DhtOptions) => Promise<Uint8Array>
@@ -261,6 +266,7 @@ class Libp2pNetwork implements Network {
         streamMuxers: [yamux()],
         ...(connectionProtector !== undefined ? { connectionProtector } : {}),
         peerDiscovery,
+        ...(o.denyPeer !== undefined ? { connectionGater: this.connectionGater(o.denyPeer) } : {}),
         connectionMonitor: { pingInterval: o.connectionPingIntervalMs ?? NETWORK_DEFAULTS.connectionPingIntervalMs },
         connectionManager: {
           maxConnections: NETWORK_DEFAULTS.maxConnections,
@@ -333,6 +339,30 @@ class Libp2pNetwork implements Network {
     for (const t of this.baseTopics) helia.libp2p.services.pubsub.subscribe(t)
     this.log.info('network started', { peerId: this.peerId, multiaddrs: this.multiaddrs() })
     this.dialBootstrap()
+  }
+
+  /**
+   * libp2p's gater over `denyPeer`. Dials are refused before any socket
+   * opens; a connection is checked as soon as the encryption handshake has
+   * proved the remote's peer id, in both directions (an outbound dial to an
+   * address without /p2p/ only learns the id there). Earlier hooks see only
+   * an address, and one IP may host honest peers as well.
+   */
+  private connectionGater (denyPeer: (peerId: string) => boolean): ConnectionGater {
+    const deny = (peer: PeerId): boolean => {
+      try {
+        return denyPeer(peer.toString())
+      } catch (err) {
+        // a bug in the decider must not cut this node off from every peer
+        this.log.warn('denyPeer threw; connection allowed', { peerId: peer.toString(), error: errorText(err) })
+        return false
+      }
+    }
+    return {
+      denyDialPeer: deny,
+      denyInboundEncryptedConnection: deny,
+      denyOutboundEncryptedConnection: deny
+    }
   }
 
   private readonly onIdentify = (evt: CustomEvent<{ peerId: PeerId, protocols: string[] }>): void => {
@@ -535,6 +565,12 @@ class Libp2pNetwork implements Network {
 
   async dial (addr: string, options?: { signal?: AbortSignal }): Promise<void> {
     await this.libp2p.dial(this.target(addr), options)
+  }
+
+  async hangUp (peer: string): Promise<void> {
+    // a ban may land while the node stops: nothing left to close
+    if (!this.isStarted || this.closing) return
+    await this.libp2p.hangUp(parsePeerId(peer))
   }
 
   async dhtPut (key: Uint8Array, value: Uint8Array, options?: DhtOptions): Promise<void> {

@@ -60,6 +60,16 @@ export interface NetworkOptions {
    * message of a topic is ever delivered unvalidated
    */
   topicValidators?: Record<string, TopicValidatorFn>
+  /**
+   * true = refuse this peer: no dial to it, and a connection from or to it
+   * is closed once its peer id is known (after the encryption handshake).
+   * Asked on every dial and handshake, so it must answer fast and never
+   * throw. A narrow hook, so the network knows nothing of who decides (the
+   * node passes the market's record of peers that sent invalid messages).
+   * Existing connections are not re-checked: call `hangUp(peer)` when a
+   * peer becomes denied.
+   */
+  denyPeer?: (peerId: string) => boolean
 }
 
 export const NETWORK_DEFAULTS = {

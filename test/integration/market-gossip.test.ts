@@ -1,9 +1,9 @@
 /**
  * The market's validators on real gossipsub: three libp2p nodes on
  * 127.0.0.1, each with its own level orderbook fed by the adapter. Valid
- * orders reach every orderbook; forged, wrong-domain and garbage messages are
- * rejected by the first receiver, never stored, never relayed, and the nodes
- * keep working.
+ * orders reach every orderbook; forged, wrong-domain (chain or hub),
+ * oversized and garbage messages are rejected by the first receiver, never
+ * stored, never relayed, and the nodes keep working.
  */
 import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -15,12 +15,13 @@ import type { Network } from '../../node/network/index.js'
 import { DbController } from '../../node/db/index.js'
 import { swarmTopics } from '../../protocols/topics.js'
 import { hubDomain } from '../../protocols/eip712.js'
+import { MAX_MESSAGE_BYTES } from '../../protocols/market.js'
 import {
   GossipValidationStats, Orderbook, createTopicValidator
 } from '../../node/market/index.js'
 import type { MarketValidationContext } from '../../node/market/index.js'
 import {
-  FakeChain, appOrder, mallory, requestOrder, signedAppOrderBytes, signedRequestBytes, appOwner
+  FakeChain, OTHER_HUB, appOrder, mallory, requestOrder, signedAppOrderBytes, signedRequestBytes, appOwner
 } from '../unit/market/fixture.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -65,7 +66,7 @@ describe('market: validators on real gossipsub (3 nodes)', function () {
     return { net, book, stats, ctx }
   }
 
-  it('spreads valid orders to every orderbook and rejects forged, wrong-domain and garbage ones at the first hop', async () => {
+  it('spreads valid orders to every orderbook and rejects forged, wrong-domain, oversized and garbage ones at the first hop', async () => {
     const chain = new FakeChain()
     const a = await startPeer('a', chain, [])
     const b = await startPeer('b', chain, [a.net.multiaddrs()[0]!])
@@ -76,16 +77,27 @@ describe('market: validators on real gossipsub (3 nodes)', function () {
       await waitFor(() => p.net.topicPeers(topics.apporder).length >= 2 && p.net.topicPeers(topics.requestorder).length >= 2, 20_000, 'subscriptions exchanged')
     }
 
-    // c is the attacker: a forged app order, one for another chain, garbage bytes
+    // c is the attacker: a forged app order, one for another chain, one for
+    // another hub, one over the size bound, garbage bytes
     const forged = await signedAppOrderBytes(appOrder(), mallory)
     const otherChain = await signedAppOrderBytes(appOrder(), appOwner, hubDomain(1n, chain.context().domain.verifyingContract))
+    const otherHub = await signedAppOrderBytes(appOrder(), appOwner, hubDomain(chain.context().domain.chainId, OTHER_HUB))
+    // a rightly signed order, padded with JSON whitespace one byte past the bound: rejected for its size alone
+    const valid = await signedAppOrderBytes(appOrder())
+    const oversized = new Uint8Array(MAX_MESSAGE_BYTES.apporder + 1).fill(0x20)
+    oversized.set(valid.subarray(0, valid.length - 1))
+    oversized[oversized.length - 1] = valid[valid.length - 1]!
     await c.net.publish(topics.apporder, forged)
     await c.net.publish(topics.apporder, otherChain)
+    await c.net.publish(topics.apporder, otherHub)
+    await c.net.publish(topics.apporder, oversized)
     await c.net.publish(topics.apporder, new TextEncoder().encode('{"v":1,"type":"apporder"}'))
-    await waitFor(() => a.stats.get('apporder', 'reject') >= 3 && b.stats.get('apporder', 'reject') >= 3, 20_000, 'a and b reject the three bad messages')
+    await waitFor(() => a.stats.get('apporder', 'reject') >= 5 && b.stats.get('apporder', 'reject') >= 5, 20_000, 'a and b reject the five bad messages')
     for (const p of [a, b]) {
       assert.equal(p.stats.get('apporder', 'reject', 'GOSSIP_BAD_SIGNATURE'), 1)
       assert.equal(p.stats.get('apporder', 'reject', 'GOSSIP_WRONG_CHAIN'), 1)
+      assert.equal(p.stats.get('apporder', 'reject', 'GOSSIP_WRONG_HUB'), 1)
+      assert.equal(p.stats.get('apporder', 'reject', 'GOSSIP_TOO_LARGE'), 1)
       assert.equal(p.stats.get('apporder', 'reject', 'GOSSIP_INVALID_FIELD'), 1)
       assert.equal(p.stats.get('apporder', 'accept'), 0, 'nothing bad accepted')
     }

@@ -99,11 +99,14 @@ describe('config: data dir', function () {
       [{ advertIntervalMs: 10 }, 'advertIntervalMs'],
       [{ chain: { hub: '0x12' } }, 'chain.hub'],
       [{ chain: { fromBlock: -1 } }, 'chain.fromBlock'],
+      [{ bidTransport: 'carrier-pigeon' }, 'bidTransport'],
       [{ unknownSetting: 1 }, 'unknownSetting']
     ]
     for (const [input, field] of bad) {
       assert.throws(() => validateConfig(input), (e: unknown) => isIexecError(e, 'CONFIG_INVALID') && e.details?.field === field, field)
     }
     assert.equal(validateConfig({ priceFloor: '123456789012345678901234567890' }).priceFloor, '123456789012345678901234567890')
+    assert.equal(ok.bidTransport, 'stream', 'bids go by direct stream unless told')
+    assert.equal(validateConfig({ bidTransport: 'gossip' }).bidTransport, 'gossip')
   })
 })
