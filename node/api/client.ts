@@ -5,7 +5,7 @@ import type { SubmitRequestParams } from '../market/requester.js'
 import type { TaskStatusView } from '../market/task-status.js'
 import type { DatasetView, PublishProgress } from '../storage/dataset-routes.js'
 
-export type { TaskStatusView, TaskEventView, TaskPhase } from '../market/task-status.js'
+export type { TaskStatusView, TaskEventView, TaskPhase, TaskTimes } from '../market/task-status.js'
 import { defaultApiClientOptions, type ApiClientOptions } from './options.js'
 
 // Views of the market routes (issue 4). Amounts travel as decimal strings:

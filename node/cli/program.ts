@@ -188,7 +188,7 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
     })
 
   program.command('quickstart')
-    .description('start a 4-node swarm, wait until every node finds the providers, show peers and resources')
+    .description('the whole flow on this machine: a local chain and a 4-node swarm; two providers publish the example apps, a third an encrypted dataset; the requester runs wordcount over it at trust 3 and primes at trust 1; prints the results and what each party earned')
     .option('--once', 'stop the swarm at the end')
     .option('--no-chain', 'no local chain: only the network part (peers and resources)')
     .option('--nodes <n>', `number of nodes: one requester, the others providers (default: ${CLI_DEFAULTS.quickstartNodes})`)

@@ -117,8 +117,11 @@ export interface QuickstartOptions {
 /**
  * `iexec-p2p quickstart` (what `npm start` runs): a swarm with its chain, a
  * wait until every node finds every provider through the DHT, peers and
- * resources; then (with the chain) a demo app registered, one task submitted
- * by the requester, the deal and the balances.
+ * resources; then (with the chain, quickstart-market.ts) two providers
+ * publish the example apps, a third the sample dataset encrypted, and the
+ * requester runs wordcount over that dataset at trust 3 and primes at trust 1
+ * to their checked results; it prints the deals, the apps' output and what
+ * each party earned. The swarm keeps running unless `--once`.
  */
 export async function quickstartCommand (io: CliIo, opts: QuickstartOptions): Promise<void> {
   const nodes = opts.nodes !== undefined ? parseIntOption('--nodes', opts.nodes, 2, CLI_DEFAULTS.maxSwarmNodes) : CLI_DEFAULTS.quickstartNodes

@@ -81,7 +81,10 @@ export function printTask (io: CliIo, v: TaskStatusView): void {
     `scheduler  ${v.scheduler}    trust ${v.trust}    workers ${v.workers.length}`,
     `progress   ${v.contributions} contribution(s), ${v.reveals} reveal(s)`
   ]
-  if (v.resultsCid !== null) lines.push(`result     ${v.resultsCid}    hash ${v.resultHash ?? '-'}`)
+  if (v.resultCid !== null) lines.push(`result     ${v.resultCid}    hash ${v.resultHash ?? '-'}`)
+  // the one duration a user asks first; block times, so whole seconds
+  const end = v.times.finalized ?? v.times.claimed
+  if (v.times.deal !== null && end !== null) lines.push(`took       ${seconds(end - v.times.deal)} from the deal to ${v.times.finalized !== null ? 'the result' : 'the claim'} (block times)`)
   io.out(lines.join('\n') + '\n')
   if (v.events.length > 0) {
     // the node's own steps to the millisecond; chain events at their block's time (whole seconds)

@@ -34,7 +34,56 @@ export interface TaskEventView {
   worker?: string
 }
 
-/** `task show --json`. */
+/**
+ * When the task reached each step a user asks about, in unix ms, or null when
+ * it has not (yet) happened. Derived from {@link TaskStatusView.events}: chain
+ * steps carry their block's timestamp (whole seconds), so two steps mined in
+ * the same second show the same time.
+ *
+ * - `requested`: the request order was gossiped; `firstBid`: the first bid
+ *   arrived. Only the requester's own node knows these; null elsewhere.
+ * - `deal`: `DealCreated` was mined (the deal made, its scheduler elected).
+ * - `initialized`: the scheduler initialized the task (`TaskInitialized`).
+ * - `firstContribution`: the first worker's commit (`TaskContributed`).
+ * - `consensus`: enough agreeing contributions (`TaskConsensus`); reveals follow.
+ * - `finalized`: the result is final on chain (`TaskFinalized`).
+ * - `claimed`: the task failed and the requester was refunded (`TaskClaimed`).
+ *
+ * A trust-1 task finished by `contributeAndFinalize` emits only
+ * `TaskFinalized`, so its `initialized`, `firstContribution` and `consensus`
+ * stay null while `finalized` is set.
+ */
+export interface TaskTimes {
+  requested: number | null
+  firstBid: number | null
+  deal: number | null
+  initialized: number | null
+  firstContribution: number | null
+  consensus: number | null
+  finalized: number | null
+  claimed: number | null
+}
+
+/** The phase times of a task from its timeline (events in chain order; the first event of each name counts). */
+export function taskTimes (events: readonly TaskEventView[]): TaskTimes {
+  const first = (name: TaskEventView['name']): number | null => events.find((e) => e.name === name)?.at ?? null
+  return {
+    requested: first('requested'),
+    firstBid: first('first-bid'),
+    deal: first('deal'),
+    initialized: first('initialized'),
+    firstContribution: first('contributed'),
+    consensus: first('consensus'),
+    finalized: first('finalized'),
+    claimed: first('claimed')
+  }
+}
+
+/**
+ * `task show --json` and `GET /v1/tasks/:taskId`. DESIGN.md's fields are
+ * `taskId`, `dealId`, `status`, `contributions`, `resultCid` and `times`; the
+ * others say more (phase, counts, deadlines, the whole timeline).
+ */
 export interface TaskStatusView {
   taskId: string
   dealId: string
@@ -48,11 +97,17 @@ export interface TaskStatusView {
   scheduler: string
   workers: string[]
   trust: number
+  /** commits seen on chain (`TaskContributed`); 0 for a trust-1 contribute-and-finalize */
   contributions: number
   reveals: number
+  /** the finalized result's CID (DESIGN.md's name); null until finalized */
+  resultCid: string | null
+  /** the same as `resultCid`, under the hub event's own name (kept for existing clients) */
   resultsCid: string | null
   resultHash: string | null
+  /** unix seconds, from the deal */
   deadlines: { contribution: number, final: number }
+  times: TaskTimes
   events: TaskEventView[]
 }
 
@@ -189,6 +244,7 @@ export async function readTaskStatus (m: MarketService, requested: RequestedTask
 
   const statusName = taskStatusName(status)
   const fin = finalized[finalized.length - 1]
+  const resultsCid: string | null = fin !== undefined ? fin.args.resultsCid : null
   let phase: TaskPhase
   if (statusName === 'COMPLETED') phase = 'finalized'
   else if (statusName === 'FAILED' || claimed.length > 0) phase = 'failed'
@@ -211,9 +267,11 @@ export async function readTaskStatus (m: MarketService, requested: RequestedTask
     trust: Number(info.trust),
     contributions: contributed.length,
     reveals: Math.max(Number(task.reveals), revealed.length),
-    resultsCid: fin !== undefined ? fin.args.resultsCid : null,
+    resultCid: resultsCid,
+    resultsCid,
     resultHash: fin !== undefined ? fin.args.resultHash : null,
     deadlines: { contribution: Number(info.contributionDeadline), final: Number(info.finalDeadline) },
+    times: taskTimes(events),
     events
   }
 }

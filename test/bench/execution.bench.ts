@@ -32,9 +32,11 @@
 // and the start of the requester's successful result call.
 //
 // Each case (trust x chain, bag x chain) runs on a fresh swarm; a task with no
-// result within its timeout is counted as failed, with who had to act and
-// what they logged (today trust-1 tasks stall once a scheduler node holds
-// maxTasksPerWorker records of finished deals for the worker: see staleLoads).
+// result within its timeout is counted as failed, with who had to act, what
+// they logged and, per worker, the finished deals' tasks its scheduler still
+// counts as in flight (staleLoads). Those once stalled trust-1 tasks after a
+// few deals; the scheduler now counts in-flight work over open deals only, so
+// a non-zero count there means that regression is back.
 // The bag is ONE deal of BENCH_EXEC_BAG tasks with the 4 providers' bids.
 //
 // Knobs (to shrink while developing): BENCH_EXEC_TASKS (20), BENCH_EXEC_BAG

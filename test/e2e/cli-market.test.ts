@@ -230,11 +230,23 @@ describe('e2e: the market CLI on a 4-node swarm with a local chain', function ()
     const names = show.events.map((e) => e.name)
     for (const n of ['requested', 'deal', 'initialized', 'contributed', 'consensus', 'revealed', 'finalized'] as const) assert.ok(names.includes(n), `timeline has ${n}: ${names.join(',')}`)
     assert.ok(names.indexOf('deal') < names.indexOf('consensus') && names.indexOf('consensus') < names.indexOf('finalized'))
+    // DESIGN.md's fields: resultCid (the finalized CID) and times, each the first event of its step
+    assert.match(show.resultCid ?? '', /^baf\w+$/, 'resultCid names the finalized result')
+    assert.equal(show.resultCid, show.resultsCid)
+    assert.equal(typeof show.contributions, 'number')
+    const at = (n: string): number | undefined => show.events.find((e) => e.name === n)?.at
+    assert.deepEqual(show.times, {
+      requested: at('requested'), firstBid: at('first-bid') ?? null, deal: at('deal'), initialized: at('initialized'),
+      firstContribution: at('contributed'), consensus: at('consensus'), finalized: at('finalized'), claimed: null
+    }, 'times follow the timeline')
+    const steps = [show.times.deal, show.times.initialized, show.times.firstContribution, show.times.consensus, show.times.finalized]
+    for (const [i, t] of steps.entries()) assert.ok(typeof t === 'number' && (i === 0 || t >= (steps[i - 1] ?? Infinity)), `phase times in order: ${JSON.stringify(show.times)}`)
     // the human view and --watch on a final task return at once
     const human = await on(0, ['task', 'show', taskId, '--watch'])
     assert.equal(human.code, 0, human.stderr)
     assert.match(human.stdout, /status\s+COMPLETED \(finalized\)/)
     assert.match(human.stdout, /contributed/)
+    assert.match(human.stdout, /took\s+\d+\.\d s from the deal to the result/)
 
     // any other node fetches the same CID but cannot open it
     const other = await on(1, ['result', 'get', taskId, '--json'], 90_000)
