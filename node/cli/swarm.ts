@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { ApiClient, type NodeRole } from '../api/index.js'
 import { dataDirPaths, defaultDataDir } from '../config/paths.js'
 import { initDataDir } from '../config/index.js'
+import type { NodeConfig } from '../config/index.js'
 import { isIexecError } from '../errors.js'
 import { CliError } from './errors.js'
 import { CLI_DEFAULTS } from './options.js'
@@ -53,6 +54,8 @@ export interface SwarmUpOptions {
   onProgress?: (line: string) => void
   /** aborting (e.g. on SIGINT) stops what was started and rejects */
   signal?: AbortSignal
+  /** settings every new node's config.json starts with (e.g. a benchmark's bid transport) */
+  nodeConfig?: Partial<Pick<NodeConfig, 'bidTransport' | 'advertIntervalMs' | 'cpus' | 'memoryMb'>>
 }
 
 export function defaultSwarmDir (): string {
@@ -158,7 +161,7 @@ export async function swarmUp (opts: SwarmUpOptions): Promise<SwarmFile> {
   try {
     for (let i = 0; i < opts.nodes; i++) {
       const dataDir = join(dir, `node-${i}`)
-      const init = await initDataDir({ dataDir, devUnprotectedKey: true })
+      const init = await initDataDir({ dataDir, devUnprotectedKey: true, ...(opts.nodeConfig !== undefined ? { config: opts.nodeConfig } : {}) })
       // a node killed hard leaves its api.json behind; the new one writes its own
       await rm(dataDirPaths(dataDir).apiInfo, { force: true })
       file.nodes.push({

@@ -1,5 +1,10 @@
-// The market, end to end, on swarms of 5, 20 and 50 IexecNodes in ONE
-// process (1 requester + N-1 providers) over one anvil (automine). Per
+// The market, end to end, on swarms of 5, 20 and 50 nodes (1 requester +
+// N-1 providers) over one anvil (automine), run two ways:
+// - mode 'processes': one node process each, as `swarm up` starts them (the
+//   real deployment: each node has its own event loop; all share this
+//   machine's 2 cores), requests through the requester's HTTP API;
+// - mode 'inprocess': IexecNodes in THIS process, for the breakdown below.
+// Per
 // request: time from the request's gossip to the first bid accepted by the
 // requester, and to the mined deal (matchOrders receipt). Trust 1, so one bid
 // closes the bidding window early: the deal time is first bid + one
@@ -16,8 +21,14 @@
 // - decide: the bid strategy and its inputs (stake, app owner: cached)
 // - answer: sign the bid, the stream to the requester, its validation there
 // - match: first bid -> matchOrders mined (the rest of dealMs)
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createHash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { percentile, printTable, writeResults } from './harness.js'
+import { ApiClient } from '../../node/api/index.js'
+import { swarmDown, swarmUp } from '../../node/cli/index.js'
 import { RLC, ok, startSwarm, waitFor } from '../integration/market-helpers.js'
 import type { Swarm } from '../integration/market-helpers.js'
 import type { SubmitResult } from '../../node/market/index.js'
@@ -27,9 +38,14 @@ const REQUESTS = Number(process.env.BENCH_MARKET_REQUESTS ?? 15)
 // gossip transport at these sizes too (the issue asks for at least 20)
 // (gossip at 50 nodes in one process floods the shared event loop: every node validates every bid)
 const GOSSIP_SIZES = (process.env.BENCH_MARKET_GOSSIP_SIZES ?? '20').split(',').map(Number)
+// one node per process: these sizes, both transports at PROCESS_GOSSIP_SIZES
+const PROCESS_SIZES = (process.env.BENCH_MARKET_PROCESS_SIZES ?? '5,20,50').split(',').filter((x) => x !== '').map(Number)
+const PROCESS_GOSSIP_SIZES = (process.env.BENCH_MARKET_PROCESS_GOSSIP_SIZES ?? '50').split(',').filter((x) => x !== '').map(Number)
+const MODES = (process.env.BENCH_MARKET_MODES ?? 'processes,inprocess').split(',')
 
 interface Row {
   nodes: number
+  mode: 'processes' | 'inprocess'
   transport: 'stream' | 'gossip'
   firstBidP50Ms: number
   firstBidP95Ms: number
@@ -116,6 +132,7 @@ async function measure (nodes: number, transport: 'stream' | 'gossip'): Promise<
     }
     return {
       nodes,
+      mode: 'inprocess',
       transport,
       firstBidP50Ms: Math.round(percentile(firstBid, 50)),
       firstBidP95Ms: Math.round(percentile(firstBid, 95)),
@@ -135,12 +152,73 @@ async function measure (nodes: number, transport: 'stream' | 'gossip'): Promise<
   }
 }
 
+type ProcessRow = Pick<Row, 'nodes' | 'mode' | 'transport' | 'firstBidP50Ms' | 'firstBidP95Ms' | 'dealP50Ms' | 'dealP95Ms' | 'requests' | 'failed' | 'setupMs'>
+
+/** One swarm of node processes (`swarm up`), the requests through the requester's API. */
+async function measureProcesses (nodes: number, transport: 'stream' | 'gossip'): Promise<ProcessRow> {
+  const dir = await mkdtemp(join(tmpdir(), 'iexec-bench-market-'))
+  const t0 = performance.now()
+  try {
+    // each node offers 2 cpus and 1 GiB whatever the machine: 50 of them share it
+    const file = await swarmUp({ dir, nodes, nodeConfig: { bidTransport: transport, cpus: 2, memoryMb: 1024 } })
+    const client = async (i: number): Promise<ApiClient> => new ApiClient(file.nodes[i].api, (await readFile(file.nodes[i].tokenFile, 'utf8')).trim())
+    const requester = await client(0)
+    const owner = await client(1)
+    // a real app (tasks complete in milliseconds: no deal is left failing in the background)
+    const wasm = new Uint8Array(await readFile(new URL('../../examples/apps/primes/primes.wasm', import.meta.url)))
+    const added = await owner.addContent(wasm)
+    await owner.registerApp({ name: 'bench', cid: added.cid, checksum: '0x' + createHash('sha256').update(wasm).digest('hex'), price: RLC })
+    await waitFor(async () => (await requester.orderbook({ type: 'app' })).length === 1, 60_000, 'app order at the requester')
+    const setupMs = Math.round(performance.now() - t0)
+    // warm-up (not counted): opens the providers' bid streams, fills the caches
+    await requester.submitTask({ app: 'bench', args: '100', trust: 1, biddingWindowMs: 60_000 }, { timeoutMs: 120_000 })
+    const firstBid: number[] = []
+    const deal: number[] = []
+    let failed = 0
+    for (let i = 0; i < REQUESTS; i++) {
+      try {
+        const r = await requester.submitTask({ app: 'bench', args: '100', trust: 1, biddingWindowMs: 20_000 }, { timeoutMs: 60_000 })
+        if (r.timings?.firstBidMs != null) firstBid.push(r.timings.firstBidMs)
+        if (r.timings !== undefined) deal.push(r.timings.dealMs)
+      } catch (err) {
+        failed++
+        process.stdout.write(`request ${i} at ${nodes} node processes (${transport}) failed: ${err instanceof Error ? err.message : String(err)}\n`)
+      }
+    }
+    return {
+      nodes,
+      mode: 'processes',
+      transport,
+      firstBidP50Ms: Math.round(percentile(firstBid, 50)),
+      firstBidP95Ms: Math.round(percentile(firstBid, 95)),
+      dealP50Ms: Math.round(percentile(deal, 50)),
+      dealP95Ms: Math.round(percentile(deal, 95)),
+      requests: REQUESTS,
+      failed,
+      setupMs
+    }
+  } finally {
+    await swarmDown(dir).catch(() => undefined)
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
 export async function run (): Promise<void> {
-  const swarms: Row[] = []
-  for (const n of SIZES) {
-    swarms.push(await measure(n, 'stream'))
-    if (GOSSIP_SIZES.includes(n)) swarms.push(await measure(n, 'gossip'))
-    printTable(`market (after ${n} nodes)`, swarms.map((r) => ({ ...r })))
+  const swarms: Array<Row | ProcessRow> = []
+  const show = (title: string): void => { printTable(title, swarms.map((r) => ({ ...r }))) }
+  if (MODES.includes('processes')) {
+    for (const n of PROCESS_SIZES) {
+      swarms.push(await measureProcesses(n, 'stream'))
+      if (PROCESS_GOSSIP_SIZES.includes(n)) swarms.push(await measureProcesses(n, 'gossip'))
+      show(`market (after ${n} node processes)`)
+    }
+  }
+  if (MODES.includes('inprocess')) {
+    for (const n of SIZES) {
+      swarms.push(await measure(n, 'stream'))
+      if (GOSSIP_SIZES.includes(n)) swarms.push(await measure(n, 'gossip'))
+      show(`market (after ${n} nodes in one process)`)
+    }
   }
   await writeResults('market', { swarms })
 }
