@@ -11,6 +11,7 @@ import type { BidDecline, BidMessage, RequestParams } from '../../protocols/mark
 import { hubInterface } from '../chain/index.js'
 import { HUB_RATIOS, TaskStatus } from '../../contracts-abi/index.js'
 import { MarketError } from './errors.js'
+import { BoundedSeenSet } from './lookups.js'
 import type { OrderbookEntry } from './orderbook.js'
 import type { ValidatedOrder } from './validation.js'
 import type { MarketService } from './service.js'
@@ -103,6 +104,8 @@ function intParam (v: number | undefined, field: string, min: number, max: numbe
 
 export class Requester {
   private readonly collectors = new Map<string, Collector>()
+  /** our requests whose bidding window has ended (bids for them are answered without being checked) */
+  private readonly closedWindows = new BoundedSeenSet(1024)
   private publicKey?: string
 
   constructor (private readonly market: MarketService) {}
@@ -131,6 +134,11 @@ export class Requester {
     const c = this.collectors.get(requestHash.toLowerCase())
     if (c === undefined) return
     if (c.declines.length < 256) c.declines.push({ peer: from, peerId: from, code: 'BID_REFUSED', reason: `bid refused (${code}): ${reason}`.slice(0, 240) })
+  }
+
+  /** True when `requestHash` is a request of ours whose bidding window has ended. */
+  windowClosed (requestHash: string): boolean {
+    return this.closedWindows.has(requestHash.toLowerCase())
   }
 
   /** Ends every open bidding window now (node stopping). */
@@ -222,6 +230,7 @@ export class Requester {
     } finally {
       clearTimeout(timer)
       this.collectors.delete(requestHash)
+      this.closedWindows.add(requestHash)
     }
 
     if (collector.bids.size === 0) {

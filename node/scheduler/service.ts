@@ -163,6 +163,8 @@ export class SchedulerService {
   private timer: NodeJS.Timeout | undefined
   private watchdogTimer: NodeJS.Timeout | undefined
   private ticking: Promise<void> | undefined
+  /** kicked while a tick ran: tick again when it ends */
+  private kickAgain = false
   private watching: Promise<void> | undefined
   private started = false
 
@@ -262,6 +264,10 @@ export class SchedulerService {
     } else if ((event.name === 'TaskFinalized' || event.name === 'TaskClaimed') && a !== undefined) {
       const dealid = String(a.dealid).toLowerCase()
       if (!this.open.has(dealid)) return
+      // the task is over on chain: the tick need not read it again (and its worker's slot is free)
+      const taskid = String(a.taskid).toLowerCase()
+      const rec = await this.tasks.get(taskid)
+      if (rec !== undefined && !rec.closed) await this.tasks.put(taskid, { ...rec, closed: true })
       this.ended.add(dealid)
       this.kick()
     }
@@ -304,8 +310,19 @@ export class SchedulerService {
   }
 
   private kick (): void {
-    if (!this.started || this.ticking !== undefined) return
-    this.ticking = this.tick().catch((err: unknown) => { this.log('scheduler tick failed', { error: String(err) }) }).finally(() => { this.ticking = undefined })
+    if (!this.started) return
+    // an event during a tick may concern what the tick already read: one more tick right after it
+    if (this.ticking !== undefined) {
+      this.kickAgain = true
+      return
+    }
+    this.ticking = this.tick().catch((err: unknown) => { this.log('scheduler tick failed', { error: String(err) }) }).finally(() => {
+      this.ticking = undefined
+      if (this.kickAgain) {
+        this.kickAgain = false
+        this.kick()
+      }
+    })
   }
 
   private kickWatchdog (): void {
@@ -406,6 +423,9 @@ export class SchedulerService {
       const taskid = taskId(deal.dealid, idx).toLowerCase()
       const rec = await this.tasks.get(taskid) ?? { taskid, dealid: deal.dealid, idx, replicas: [], closed: false }
       if (rec.closed) continue
+      // a task nobody holds yet waits, with no chain read (nor initialize), while every worker of the
+      // deal is full: a bag of 200 is not read 200 times a tick for the few slots that free up
+      if (rec.replicas.length === 0 && !await this.anyFree(known, loads)) continue
       const before = JSON.stringify(rec)
       if (deal.trust === 1) await this.scheduleFast(known, rec, now, loads)
       else await this.scheduleConsensus(known, rec, now, loads)
@@ -549,6 +569,12 @@ export class SchedulerService {
         return true
       }
     }
+    return false
+  }
+
+  /** Whether some worker of the deal can take one more task now. */
+  private async anyFree (known: KnownDeal, loads: Map<string, number>): Promise<boolean> {
+    for (const w of known.deal.workers) if (await this.capacityOf(w) > (loads.get(w) ?? 0)) return true
     return false
   }
 

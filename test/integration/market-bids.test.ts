@@ -10,6 +10,9 @@
 import assert from 'node:assert/strict'
 import { RLC, api, ok, startSwarm, waitFor } from './market-helpers.js'
 import type { BidStrategy } from '../../node/market/index.js'
+import { lpStream } from '@libp2p/utils'
+import { signOrder } from '../../protocols/eip712.js'
+import { bidStreamProtocol, decodeBidStreamAck, encodeBidStreamMessage, orderMessage, saltWithExpiry } from '../../protocols/market.js'
 
 const APP = { name: 'bids', cid: 'bafy-bids', checksum: '0x' + '55'.repeat(32), price: RLC.toString() }
 
@@ -73,5 +76,20 @@ describe('market: refused bids, busy and small providers, not enough bids', func
     // trust 1: p2's bid alone makes the deal
     const deal = await ok(requester, 'POST', '/v1/tasks', { app: APP.name, maxPrice: (3n * RLC).toString() })
     assert.deepEqual(deal.workers, [p2.address])
+
+    // a bid that comes after the window closed is answered BID_TOO_LATE without being checked
+    const requestHash = p2Provider.decisions[p2Provider.decisions.length - 1].requestHash
+    const market = requester.market!
+    assert.equal(market.requester.windowClosed(requestHash), true)
+    assert.equal(market.requester.windowClosed('0x' + '00'.repeat(32)), false, 'not a request of ours')
+    const signed = await signOrder(p2.wallet, market.domain, 'Bid', { requestHash, worker: p2.address, price: RLC, volume: 1n, salt: saltWithExpiry(Math.floor(Date.now() / 1000) + 60) })
+    const { sign, ...order } = signed
+    const validatedBefore = market.stats.get('bid', 'accept') + market.stats.get('bid', 'ignore') + market.stats.get('bid', 'reject')
+    const stream = await p2.network.dialProtocol(requester.peerId, bidStreamProtocol('mkt'))
+    const lp = lpStream(stream)
+    await lp.write(encodeBidStreamMessage(orderMessage('bid', market.domain, order, sign)))
+    assert.deepEqual(decodeBidStreamAck((await lp.read()).subarray()), { v: 1, ok: false, code: 'BID_TOO_LATE' })
+    await stream.close()
+    assert.equal(market.stats.get('bid', 'accept') + market.stats.get('bid', 'ignore') + market.stats.get('bid', 'reject'), validatedBefore, 'the late bid never reached the validators')
   })
 })

@@ -64,7 +64,8 @@ describe('market in the node: request -> bids -> deal (4 providers, 1 requester,
       assert.equal(decisions.length, 1, 'one decision per provider')
       assert.equal(decisions[0].decision.bid, true)
       assert.equal(decisions[0].sent, 'stream')
-      assert.equal(decisions[0].ack?.ok, true)
+      // a bid after the window closed is answered BID_TOO_LATE (not checked, not counted)
+      assert.ok(decisions[0].ack?.ok === true || decisions[0].ack?.code === 'BID_TOO_LATE', JSON.stringify(decisions[0].ack))
     }
 
     // the window closed on the first three bids; the task price is the highest of them (floors 5..8 RLC)
@@ -72,6 +73,11 @@ describe('market in the node: request -> bids -> deal (4 providers, 1 requester,
     const workers = deal.workers as string[]
     assert.equal(new Set(workers).size, 3)
     assert.ok(workers.every((w) => providerAddr.includes(w)), 'workers are providers')
+    // the deal took the cheapest of the bids that counted
+    const counted = s.providers.filter((p) => p.market?.provider?.decisions[0]?.ack?.ok === true).map((p) => p.address)
+    assert.ok(workers.every((w) => counted.includes(w)), 'every worker\'s bid counted')
+    const cheapest = [...counted].sort((a, b) => providerAddr.indexOf(a) - providerAddr.indexOf(b)).slice(0, 3)
+    assert.deepEqual([...workers].sort(), cheapest.sort(), 'the three cheapest counted bids')
     const price = workers.reduce((max, w) => { const f = BigInt(5 + providerAddr.indexOf(w)) * RLC; return f > max ? f : max }, 0n)
     assert.ok(providerAddr.includes(String(deal.scheduler)), 'the scheduler is one of the staked providers')
     const tasks = deal.tasks as Array<{ taskId: string, status: string }>
