@@ -118,6 +118,8 @@ export class WorkerDuties {
   private readonly me: string
   /** tasks being worked on now (one promise per task: a second trigger waits its turn) */
   private readonly running = new Map<string, Promise<void>>()
+  /** result announcements in flight (stop() waits for them) */
+  private readonly provides = new Set<Promise<unknown>>()
   /** tasks not yet done or failed: the tick's work list */
   private readonly open = new Set<string>()
   /** tasks assigned and not yet committed: what counts against maxConcurrentTasks */
@@ -174,7 +176,7 @@ export class WorkerDuties {
     clearInterval(this.timer)
     this.abort.abort()
     for (const t of ['assign', 'reveal-request', 'upload-request', 'finalized'] as const) this.init.channel.off(t)
-    await Promise.allSettled([...this.running.values()])
+    await Promise.allSettled([...this.running.values(), ...this.provides])
   }
 
   /** A task's record (tests and the API). */
@@ -424,8 +426,11 @@ export class WorkerDuties {
       ? encryptResultFolder(output, r.resultEncryptionKey, { taskid: r.taskid })
       : packFolder(output)
     const { cid } = await addStream(this.init.helia, source, { signal: this.abort.signal })
-    // best effort: bitswap also finds it through the connected peers
-    await provideContent(this.init.helia, cid, { signal: AbortSignal.timeout(5_000) }).catch(() => false)
+    // best effort, and off the task's path: bitswap also finds it through the connected peers,
+    // and a DHT walk before the commit delayed every trust-1 result by tens of ms
+    const provide = provideContent(this.init.helia, cid, { signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(5_000)]) }).catch(() => false)
+    this.provides.add(provide)
+    void provide.finally(() => { this.provides.delete(provide) })
     const text = cid.toString()
     // re-read: a reveal may have moved the record on while the archive was added
     await this.save({ ...(await this.tasks.get(r.taskid) ?? r), resultsCid: text })
