@@ -233,21 +233,14 @@ export class ResourceAdverts {
     // put and provide each attach a listener per query path to the one signal
     setMaxListeners(64, signal)
     await o.network.dhtPut(resourceKey(record.peerId), bytes, { signal })
-    // the category provide is what makes this node a provider; the address
-    // provide only speeds up lookups by address (findByAddress), so it runs
-    // beside it and its failure is logged, not fatal: failing the whole
-    // publication on it retried both, and at 50 nodes in one process those
-    // retries kept the DHT busy
-    const [, byAddress] = await Promise.allSettled([
-      o.network.provide(await categoryCid(o.swarmId, record.category), { signal }),
-      nodeAddressCid(o.swarmId, record.address).then(async (cid) => { await o.network.provide(cid, { signal }) })
-    ]).then((r) => {
-      if (r[0].status === 'rejected') throw r[0].reason
-      return r
+    // the category provide makes this node a provider; the address provide
+    // only speeds up findByAddress, so it runs beside it and a failure of it
+    // is logged (the next publication tries again), not a failed publication
+    const byAddress = o.network.provide(await nodeAddressCid(o.swarmId, record.address), { signal }).catch((err: unknown) => {
+      this.log.info('address provide failed', { error: err instanceof Error ? err.message : String(err) })
     })
-    if (byAddress.status === 'rejected') {
-      this.log.info('address provide failed; retried at the next publication', { error: byAddress.reason instanceof Error ? byAddress.reason.message : String(byAddress.reason) })
-    }
+    await o.network.provide(await categoryCid(o.swarmId, record.category), { signal })
+    await byAddress
     this.last = record
     this.lastError = undefined
     this.log.info('resource advert published', { category: record.category, seq: record.seq })
