@@ -10,8 +10,8 @@
  * decoding, domain, hashing, de-duplication, expiry, then one signature
  * recovery (CPU), then lookups (may cost an RPC call, cached).
  */
-import { recoverAddress } from 'ethers'
 import { ZERO_ADDRESS, hashOrder } from '../../protocols/eip712.js'
+import { recoverDigestSigner } from '../../protocols/secp256k1.js'
 import type { AppOrder, Bid, DatasetOrder, HubDomain, OrderKind, RequestOrder } from '../../protocols/eip712.js'
 import { KIND_OF_TYPE, MarketWireError, decodeMarketMessage, expiryOfSalt, recoverCancelSigner } from '../../protocols/market.js'
 import type { CancelMessage, MarketMessageType, MessageByType, OrderMessage } from '../../protocols/market.js'
@@ -136,8 +136,9 @@ async function checkSignature (ctx: MarketValidationContext, kind: OrderKind, or
   let recovered: string
   try {
     // the digest is already computed (it is the order hash): recover from it
-    // rather than re-encoding the typed data (recoverOrderSigner would)
-    recovered = recoverAddress(hash, sign)
+    // rather than re-encoding the typed data (recoverOrderSigner would); as
+    // strict as the hub (v 27 or 28, low s): what it would refuse is forged here
+    recovered = recoverDigestSigner(hash, sign)
   } catch (err) {
     throw fail('GOSSIP_BAD_SIGNATURE', `the ${kind} signature does not recover`, { hash }, err)
   }
