@@ -18,10 +18,11 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Identify } from '@libp2p/identify'
 import type { ConnectionGater, ConnectionProtector, PeerDiscovery, PeerId, Stream, StreamHandler, StreamHandlerOptions, Libp2p } from '@libp2p/interface'
 import { LevelBlockstore } from 'blockstore-level'
-import { LevelDatastore } from 'datastore-level'
+import { PeerCachingDatastore } from './peer-cache-datastore.js'
 import type { CID } from 'multiformats/cid'
 import { dhtProtocol, swarmTopics } from '../../protocols/topics.js'
 import { NetworkError } from './errors.js'
+import { ConnectionWatch } from './connection-watch.js'
 import { NETWORK_DEFAULTS, silentLogger } from './options.js'
 import type { NetworkLogger, NetworkOptions } from './options.js'
 import { readSwarmKeyFile } from './swarm-key.js'
@@ -184,7 +185,7 @@ class Libp2pNetwork implements Network {
   readonly swarmId: string
   private heliaNode?: NetworkHelia
   private blockstore?: LevelBlockstore
-  private datastore?: LevelDatastore
+  private datastore?: PeerCachingDatastore
   private readonly log: NetworkLogger
   private readonly bootstrapAddrs: Multiaddr[]
   private readonly listenAddrs: Multiaddr[]
@@ -201,6 +202,7 @@ class Libp2pNetwork implements Network {
   private readonly baseTopics: Set<string>
   // set as soon as stop() begins, so no retry is scheduled while stopping
   private closing = false
+  private watch?: ConnectionWatch
   private isStarted = false
 
   constructor (private readonly options: NetworkOptions, private readonly psk: Uint8Array | undefined) {
@@ -244,7 +246,7 @@ class Libp2pNetwork implements Network {
         await this.blockstore.open()
       }
       if (o.datastorePath !== undefined) {
-        this.datastore = new LevelDatastore(o.datastorePath)
+        this.datastore = new PeerCachingDatastore(o.datastorePath)
         await this.datastore.open()
       }
     } catch (err) {
@@ -267,7 +269,8 @@ class Libp2pNetwork implements Network {
         ...(connectionProtector !== undefined ? { connectionProtector } : {}),
         peerDiscovery,
         ...(o.denyPeer !== undefined ? { connectionGater: this.connectionGater(o.denyPeer) } : {}),
-        connectionMonitor: { pingInterval: o.connectionPingIntervalMs ?? NETWORK_DEFAULTS.connectionPingIntervalMs },
+        // off: its first failed ping aborts a connection; ConnectionWatch (started below) waits for several
+        connectionMonitor: { enabled: false },
         connectionManager: {
           maxConnections: NETWORK_DEFAULTS.maxConnections,
           inboundConnectionThreshold: o.inboundConnectionThreshold ?? NETWORK_DEFAULTS.inboundConnectionThreshold,
@@ -275,7 +278,7 @@ class Libp2pNetwork implements Network {
         },
         services: {
           identify: identify(),
-          ping: ping({ maxOutboundStreams: NETWORK_DEFAULTS.pingMaxOutboundStreams }),
+          ping: ping({ maxOutboundStreams: NETWORK_DEFAULTS.pingMaxOutboundStreams, maxInboundStreams: NETWORK_DEFAULTS.pingMaxInboundStreams }),
           dht: kadDHT({
             protocol: dhtProtocol(o.swarmId),
             clientMode: false,
@@ -338,6 +341,14 @@ class Libp2pNetwork implements Network {
     // hello, and a peer knows our topics as soon as it is connected
     for (const t of this.baseTopics) helia.libp2p.services.pubsub.subscribe(t)
     this.log.info('network started', { peerId: this.peerId, multiaddrs: this.multiaddrs() })
+    this.watch = new ConnectionWatch(helia.libp2p, {
+      intervalMs: o.connectionPingIntervalMs ?? NETWORK_DEFAULTS.connectionPingIntervalMs,
+      timeoutMs: NETWORK_DEFAULTS.connectionPingTimeoutMs,
+      maxFailures: NETWORK_DEFAULTS.connectionMaxPingFailures,
+      protocol: '/ipfs/ping/1.0.0',
+      onAbort: (peer, failures, error) => { this.log.warn('connection aborted: its pings failed', { peer, failures, error }) }
+    })
+    this.watch.start()
     this.dialBootstrap()
   }
 
@@ -452,6 +463,8 @@ class Libp2pNetwork implements Network {
     this.stopping = (async () => {
       for (const t of this.retryTimers) clearTimeout(t)
       this.retryTimers.clear()
+      this.watch?.stop()
+      this.watch = undefined
       helia.libp2p.services.pubsub.removeEventListener('message', this.onMessage)
       helia.libp2p.removeEventListener('peer:identify', this.onIdentify)
       await helia.stop()

@@ -47,7 +47,7 @@ export interface NetworkOptions {
   inboundConnectionThreshold?: number
   /** bound on each ping of peers(), ms */
   pingTimeoutMs?: number
-  /** how often libp2p's connection monitor pings each connection (it closes those whose ping fails), ms */
+  /** how often each connection is pinged (ConnectionWatch aborts one after connectionMaxPingFailures failed pings in a row), ms */
   connectionPingIntervalMs?: number
   /**
    * per-topic scoring for gossipsub; without it gossipsub scores no topic and
@@ -94,7 +94,7 @@ export const NETWORK_DEFAULTS = {
   // the node runs: the bootstrap peer may simply start later
   bootstrapRetryMinMs: 1_000,
   bootstrapRetryMaxMs: 60_000,
-  // libp2p's default: a dead TCP peer is noticed within 10 s
+  // libp2p's monitor's interval; with connectionMaxPingFailures a silent peer is dropped within about 30 s
   connectionPingIntervalMs: 10_000,
   // outbound ping streams per connection. The ping service's default is 1,
   // and libp2p's connection monitor pings every connection on the same
@@ -104,5 +104,14 @@ export const NETWORK_DEFAULTS = {
   // about every 10 s (identify, gossipsub hello, kept bid streams lost), and
   // a request gossiped in that moment reached nobody. 4 leaves room for
   // peers()' pings as well; no abort was seen with it over minutes at 20 nodes.
-  pingMaxOutboundStreams: 4
+  pingMaxOutboundStreams: 4,
+  // inbound ping streams per connection, the other side of the same limit
+  // (the ping service's default is 2): a peer opens at most
+  // pingMaxOutboundStreams of them, so many are accepted
+  pingMaxInboundStreams: 4,
+  // ConnectionWatch: each ping may take this long, and a connection is
+  // aborted after so many failed pings in a row (a dead peer is found within
+  // about 3 x 10 s; a live but busy one is not cut off for one late answer)
+  connectionPingTimeoutMs: 10_000,
+  connectionMaxPingFailures: 3
 } as const

@@ -5,8 +5,9 @@ import type { Network } from '../../node/network/index.js'
 import { waitFor } from '../helpers/wait.js'
 
 /**
- * libp2p's connection monitor pings every connection on the ping protocol
- * and aborts a connection whose ping fails; kad-dht pings its contacts with
+ * The node's connection watch (node/network/connection-watch.ts, in place of
+ * libp2p's connection monitor) pings every connection on the ping protocol
+ * and aborts a connection whose pings fail; kad-dht pings its contacts with
  * the ping service on the same protocol. With the ping service's default of
  * one outbound ping stream per connection, a heartbeat that met a DHT ping
  * failed ("too many outbound protocol streams") and the connection was torn
