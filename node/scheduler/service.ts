@@ -160,6 +160,8 @@ export class SchedulerService {
   private readonly ended = new Set<string>()
   /** registered content and categories never change once on the hub: read once per node, not once per deal */
   private readonly registry = new Map<string, Promise<unknown>>()
+  /** this tick's reads of worker scores */
+  private readonly scores = new Map<string, Promise<bigint>>()
   private timer: NodeJS.Timeout | undefined
   private watchdogTimer: NodeJS.Timeout | undefined
   private ticking: Promise<void> | undefined
@@ -335,7 +337,25 @@ export class SchedulerService {
     return block === null ? Math.floor(this.clock() / 1000) : block.timestamp
   }
 
+  /**
+   * A worker's on-chain score, read once per tick: it moves only when a task
+   * of the worker ends, and choosing among workers on a score one tick old
+   * changes nothing that matters; a bag's tick read it once per candidate
+   * and assignment.
+   */
+  private async scoreOf (worker: string): Promise<bigint> {
+    const key = worker.toLowerCase()
+    let p = this.scores.get(key)
+    if (p === undefined) {
+      p = this.hub.scoreOf(worker)
+      this.scores.set(key, p)
+      p.catch(() => { if (this.scores.get(key) === p) this.scores.delete(key) })
+    }
+    return await p
+  }
+
   private async tick (): Promise<void> {
+    this.scores.clear()
     // the deals this node schedules, and the others an event says may be done
     const due = [...this.open.values()].filter((k) => same(k.scheduler ?? k.deal.scheduler, this.me) || this.ended.has(k.deal.dealid))
     if (due.length === 0) return
@@ -519,7 +539,7 @@ export class SchedulerService {
     if (pending.length === 0) return false
     let group = 1n
     for (const w of [...contributors, ...pending.map((r) => r.worker)]) {
-      const s = (await this.hub.scoreOf(w)) / 3n
+      const s = (await this.scoreOf(w)) / 3n
       group *= (s > 3n ? s : 3n) - 1n
     }
     const total = 1n + group
@@ -549,7 +569,7 @@ export class SchedulerService {
         const last = this.sent.get(`assign:${rec.taskid}:${prev.peer}`)
         if (last !== undefined && this.clock() - last < this.opts.resendMs) continue
       }
-      candidates.push({ worker, retry: prev !== undefined, free, score: await this.hub.scoreOf(worker), order })
+      candidates.push({ worker, retry: prev !== undefined, free, score: await this.scoreOf(worker), order })
     }
     candidates.sort((a, b) => Number(a.retry) - Number(b.retry) || b.free - a.free || (b.score > a.score ? 1 : b.score < a.score ? -1 : 0) || a.order - b.order)
     for (const c of candidates) {

@@ -90,6 +90,8 @@ export interface DatasetOptions {
   retentionMs: number
   /** how often expired retained content is dropped, ms */
   retentionSweepMs: number
+  /** a retained content is provided again (DHT walk) at most this often, however many tasks use it, ms */
+  retentionReprovideMs: number
   /** bound on finding the dataset owner's peers in the DHT, ms */
   ownerLookupTimeoutMs: number
   /** at most this many peers answering for an owner are tried */
@@ -107,6 +109,9 @@ export const DATASET_DEFAULTS: DatasetOptions = {
   retentionMs: 24 * 60 * 60_000,
   // ten minutes: expiry is not urgent; a sweep walks a level prefix and a few DAGs
   retentionSweepMs: 10 * 60_000,
+  // a bag of 200 tasks on one app provided that app 200 times (a DHT walk and
+  // 20 ADD_PROVIDER calls each) while one provide record lasts hours
+  retentionReprovideMs: 10 * 60_000,
   // findProviders took 12-19 ms on local nodes (STACK-NOTES); 10 s covers a WAN walk
   ownerLookupTimeoutMs: 10_000,
   // anyone may provide the owner's CID: a handful of decoys must not hide the owner,

@@ -52,6 +52,8 @@ export interface BlockRetentionInit {
   provide: (cid: CID) => Promise<void>
   retentionMs?: number
   sweepMs?: number
+  /** a content is provided again at most this often (a failed provide is retried at the next use) */
+  reprovideMs?: number
   now?: () => number
   log?: (msg: string, context?: Record<string, unknown>) => void
 }
@@ -71,13 +73,18 @@ export class BlockRetention {
   private readonly retentionMs: number
   private readonly sweepMs: number
   private readonly now: () => number
+  private readonly reprovideMs: number
   private timer?: NodeJS.Timeout
   private sweeping?: Promise<number>
+  /** when each content was last provided (successfully), and the provides in flight */
+  private readonly provided = new Map<string, number>()
+  private readonly providing = new Set<string>()
 
   constructor (private readonly init: BlockRetentionInit) {
     this.repo = new Repository(init.db, 'retained', jsonCodec(check))
     this.retentionMs = init.retentionMs ?? DATASET_DEFAULTS.retentionMs
     this.sweepMs = init.sweepMs ?? DATASET_DEFAULTS.retentionSweepMs
+    this.reprovideMs = init.reprovideMs ?? DATASET_DEFAULTS.retentionReprovideMs
     this.now = init.now ?? Date.now
   }
 
@@ -116,7 +123,7 @@ export class BlockRetention {
     }
     return async () => {
       for (const c of toRetain) await this.keep(c).catch((err: unknown) => { this.init.log?.('retention failed', { cid: c, error: String(err) }) })
-      for (const c of toProvide) void this.init.provide(parseCid(c)).catch(() => {})
+      for (const c of toProvide) this.announce(parseCid(c))
     }
   }
 
@@ -141,7 +148,24 @@ export class BlockRetention {
     }
     // pinned by someone else (the node's own dataset): provided, never dropped.
     // Not awaited: a DHT walk must not hold up the task that fetched the content
-    void this.init.provide(cid).catch(() => {})
+    this.announce(cid)
+  }
+
+  /** Provides a content unless it was provided within reprovideMs or is being provided; never throws. */
+  private announce (cid: CID): void {
+    const key = cid.toString()
+    const last = this.provided.get(key)
+    if (this.providing.has(key) || (last !== undefined && this.now() - last < this.reprovideMs)) return
+    this.providing.add(key)
+    void this.init.provide(cid)
+      .then(() => {
+        this.provided.delete(key)
+        this.provided.set(key, this.now())
+        // bounded: the oldest entries go first (insertion order)
+        if (this.provided.size > 10_000) this.provided.delete(this.provided.keys().next().value as string)
+      })
+      .catch(() => {})
+      .finally(() => { this.providing.delete(key) })
   }
 
   /** What is retained now. */
