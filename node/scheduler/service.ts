@@ -160,6 +160,13 @@ export class SchedulerService {
   private readonly ended = new Set<string>()
   /** registered content and categories never change once on the hub: read once per node, not once per deal */
   private readonly registry = new Map<string, Promise<unknown>>()
+  /**
+   * The task records as level holds them (written through): a tick walks
+   * every task of its open deals, and a bag of 200 read 200 records from
+   * level per tick, twice (loads, then schedule). Copies go out, so a caller
+   * that changes a record and fails before putting it leaves no trace here.
+   */
+  private readonly taskCache = new Map<string, ScheduledTask | null>()
   /** this tick's reads of worker scores */
   private readonly scores = new Map<string, Promise<bigint>>()
   private timer: NodeJS.Timeout | undefined
@@ -268,8 +275,8 @@ export class SchedulerService {
       if (!this.open.has(dealid)) return
       // the task is over on chain: the tick need not read it again (and its worker's slot is free)
       const taskid = String(a.taskid).toLowerCase()
-      const rec = await this.tasks.get(taskid)
-      if (rec !== undefined && !rec.closed) await this.tasks.put(taskid, { ...rec, closed: true })
+      const rec = await this.getTask(taskid)
+      if (rec !== undefined && !rec.closed) await this.putTask(taskid, { ...rec, closed: true })
       this.ended.add(dealid)
       this.kick()
     }
@@ -297,6 +304,28 @@ export class SchedulerService {
     return await p
   }
 
+  private async getTask (taskid: string): Promise<ScheduledTask | undefined> {
+    let rec = this.taskCache.get(taskid)
+    if (rec === undefined) {
+      rec = await this.tasks.get(taskid) ?? null
+      this.cacheTask(taskid, rec)
+    }
+    return rec === null ? undefined : structuredClone(rec)
+  }
+
+  private async putTask (taskid: string, rec: ScheduledTask): Promise<void> {
+    // dropped first: a failed write must not leave the cache ahead of level
+    this.taskCache.delete(taskid)
+    await this.tasks.put(taskid, rec)
+    this.cacheTask(taskid, structuredClone(rec))
+  }
+
+  private cacheTask (taskid: string, rec: ScheduledTask | null): void {
+    this.taskCache.delete(taskid)
+    this.taskCache.set(taskid, rec)
+    if (this.taskCache.size > 50_000) this.taskCache.delete(this.taskCache.keys().next().value as string)
+  }
+
   /** A deal's record (tests and the API). */
   async dealRecord (dealid: string): Promise<KnownDeal | undefined> {
     return await this.deals.get(dealid.toLowerCase())
@@ -304,7 +333,7 @@ export class SchedulerService {
 
   /** A task's record (tests and the API). */
   async taskRecord (taskid: string): Promise<ScheduledTask | undefined> {
-    return await this.tasks.get(taskid.toLowerCase())
+    return await this.getTask(taskid.toLowerCase())
   }
 
   private log (msg: string, context?: Record<string, unknown>): void {
@@ -384,8 +413,8 @@ export class SchedulerService {
     // its task records are over too (the ones this node scheduled)
     for (let idx = 0; idx < known.deal.volume; idx++) {
       const taskid = taskId(known.deal.dealid, idx).toLowerCase()
-      const rec = await this.tasks.get(taskid)
-      if (rec !== undefined && !rec.closed) await this.tasks.put(taskid, { ...rec, closed: true })
+      const rec = await this.getTask(taskid)
+      if (rec !== undefined && !rec.closed) await this.putTask(taskid, { ...rec, closed: true })
     }
     const done: KnownDeal = { ...known, done: true, ...(worker ? { releaseAt: known.deal.finalDeadline } : {}) }
     await this.deals.put(known.deal.dealid, done)
@@ -428,7 +457,7 @@ export class SchedulerService {
     // reading the whole history would grow with every deal ever scheduled
     for (const known of this.open.values()) {
       for (let idx = 0; idx < known.deal.volume; idx++) {
-        const rec = await this.tasks.get(taskId(known.deal.dealid, idx).toLowerCase())
+        const rec = await this.getTask(taskId(known.deal.dealid, idx).toLowerCase())
         if (rec === undefined || rec.closed) continue
         for (const r of rec.replicas) if (!r.dead && !r.contributed) out.set(r.worker, (out.get(r.worker) ?? 0) + 1)
       }
@@ -441,7 +470,7 @@ export class SchedulerService {
     for (let idx = 0; idx < deal.volume; idx++) {
       if (!this.started) return
       const taskid = taskId(deal.dealid, idx).toLowerCase()
-      const rec = await this.tasks.get(taskid) ?? { taskid, dealid: deal.dealid, idx, replicas: [], closed: false }
+      const rec = await this.getTask(taskid) ?? { taskid, dealid: deal.dealid, idx, replicas: [], closed: false }
       if (rec.closed) continue
       // a task nobody holds yet waits, with no chain read (nor initialize), while every worker of the
       // deal is full: a bag of 200 is not read 200 times a tick for the few slots that free up
@@ -449,7 +478,7 @@ export class SchedulerService {
       const before = JSON.stringify(rec)
       if (deal.trust === 1) await this.scheduleFast(known, rec, now, loads)
       else await this.scheduleConsensus(known, rec, now, loads)
-      if (JSON.stringify(rec) !== before) await this.tasks.put(taskid, rec)
+      if (JSON.stringify(rec) !== before) await this.putTask(taskid, rec)
     }
   }
 
@@ -485,15 +514,24 @@ export class SchedulerService {
   }
 
   private async scheduleFast (known: KnownDeal, rec: ScheduledTask, now: number, loads: Map<string, number>): Promise<void> {
+    if (now >= known.deal.contributionDeadline) return
+    this.expire(known, rec, now)
+    const live = rec.replicas.filter((r) => !r.dead)
+    // a live replica with no resend due: its worker is on it, and its end comes as a
+    // TaskFinalized event (onChainEvent closes the record): no chain read each tick
+    if (live.length > 0 && !live.some((r) => this.resendDue(rec, r))) return
     const status = Number(await this.hub.taskStatus(known.deal.dealid, rec.idx))
     if (status === TaskStatus.COMPLETED || status === TaskStatus.FAILED) {
       rec.closed = true
       return
     }
-    if (now >= known.deal.contributionDeadline) return
-    this.expire(known, rec, now)
-    if (!rec.replicas.some((r) => !r.dead)) await this.addReplica(known, rec, now, loads)
+    if (live.length === 0) await this.addReplica(known, rec, now, loads)
     else await this.resendAssigns(known, rec)
+  }
+
+  private resendDue (rec: ScheduledTask, r: Replica): boolean {
+    const last = this.sent.get(`assign:${rec.taskid}:${r.peer}`)
+    return last === undefined || this.clock() - last >= this.opts.resendMs
   }
 
   private async scheduleConsensus (known: KnownDeal, rec: ScheduledTask, now: number, loads: Map<string, number>): Promise<void> {
@@ -649,9 +687,7 @@ export class SchedulerService {
   /** Sends the assignment again to live pending replicas now and then (a lost message, a restarted worker). */
   private async resendAssigns (known: KnownDeal, rec: ScheduledTask): Promise<void> {
     for (const r of rec.replicas) {
-      if (r.dead || r.contributed) continue
-      const last = this.sent.get(`assign:${rec.taskid}:${r.peer}`)
-      if (last !== undefined && this.clock() - last < this.opts.resendMs) continue
+      if (r.dead || r.contributed || !this.resendDue(rec, r)) continue
       await this.sendAssign(known, rec, r)
     }
   }
@@ -692,7 +728,7 @@ export class SchedulerService {
       }
       if (rec.resultsCid === undefined) return
       // keep the CID before the transaction: a restart finalizes with the same one
-      await this.tasks.put(rec.taskid, rec)
+      await this.putTask(rec.taskid, rec)
     }
     const tx = await this.init.chain.sender.send(this.hub.finalize.populateTransaction(rec.taskid, rec.resultsCid))
     rec.closed = true
