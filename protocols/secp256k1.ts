@@ -4,12 +4,11 @@
  * relays, every provider signs its bids, every scheduler signs one
  * authorization per task and every worker recovers it.
  *
- * ethers does the same in JavaScript (@noble/curves): about 2 ms to recover
- * and 0.4 ms to sign on this machine, which at 50 nodes in one process was a
- * large part of a request's time to its first bid. Here it is
- * libsecp256k1 compiled to WebAssembly (tiny-secp256k1), about 0.3 ms to
- * recover and 0.1 ms to sign (`npm run bench -- market` prints the micro
- * figures). Both sign deterministically (RFC 6979, low s), so the signatures
+ * ethers does the same in JavaScript (@noble/curves): about 2.5 ms to
+ * recover on this machine, which at 50 nodes in one process was a large part
+ * of a request's time to its first bid. Here it is libsecp256k1 compiled to
+ * WebAssembly (tiny-secp256k1): about 0.4 ms to recover, 0.1 ms to sign a
+ * digest (`npm run bench -- signatures`). Both sign deterministically (RFC 6979, low s), so the signatures
  * are byte for byte those ethers makes (a unit test checks it).
  *
  * Recovery is as strict as the hub (OpenZeppelin's ECDSA.tryRecover on 65
