@@ -30,6 +30,7 @@ import {
 } from '../../protocols/market.js'
 import type { BidDecline, BidMessage, BidStreamAck, RequestOrderMessage } from '../../protocols/market.js'
 import { HUB_RATIOS } from '../../contracts-abi/index.js'
+import { memoAsync } from '../memo.js'
 import { defaultBidStrategy } from './bid-strategy.js'
 import type { BidContext, BidDecision, BidStrategy, CategoryNeeds } from './bid-strategy.js'
 import type { ValidatedOrder } from './validation.js'
@@ -248,15 +249,7 @@ export class Provider {
    */
   private async categoryNeeds (category: bigint): Promise<CategoryNeeds | undefined> {
     if (Number(category) !== this.settings.category) return undefined
-    const key = category.toString()
-    let p = this.needs.get(key)
-    if (p === undefined) {
-      p = this.market.hub.categoryOf(category).then(([name]) => CATEGORY_NEEDS[name])
-      this.needs.set(key, p)
-      // a failed read is not remembered
-      p.catch(() => { if (this.needs.get(key) === p) this.needs.delete(key) })
-    }
-    return await p
+    return await memoAsync(this.needs, category.toString(), async () => CATEGORY_NEEDS[(await this.market.hub.categoryOf(category))[0]])
   }
 
   /** Sends one answer to a requester and reads its ack, after the answers already queued to it. */

@@ -60,11 +60,6 @@ export class ConnectionWatch {
     this.abort.abort()
   }
 
-  /** Failed pings in a row of one connection (tests). */
-  failuresOf (connectionId: string): number {
-    return this.failures.get(connectionId) ?? 0
-  }
-
   private beat (): void {
     const open = new Set<string>()
     for (const conn of this.libp2p.getConnections()) {

@@ -7,6 +7,7 @@ import { parseRequestParams } from '../../protocols/market.js'
 import type { ChainClient, ChainEvent, Hub } from '../chain/index.js'
 import { Repository, jsonCodec } from '../db/index.js'
 import type { DbController } from '../db/index.js'
+import { memoAsync } from '../memo.js'
 import { dealFromEvent } from './deal.js'
 import type { DealInfo } from './deal.js'
 import { SchedulerError } from './errors.js'
@@ -294,15 +295,9 @@ export class SchedulerService {
   }
 
   private async once<T> (key: string, read: () => Promise<T>): Promise<T> {
-    let p = this.registry.get(key) as Promise<T> | undefined
-    if (p === undefined) {
-      p = read()
-      this.registry.set(key, p)
-      // a failed read is not remembered: the next deal reads again
-      p.catch(() => { if (this.registry.get(key) === p) this.registry.delete(key) })
-    }
-    return await p
+    return await memoAsync(this.registry as Map<string, Promise<T>>, key, read)
   }
+
 
   private async getTask (taskid: string): Promise<ScheduledTask | undefined> {
     let rec = this.taskCache.get(taskid)
@@ -373,15 +368,9 @@ export class SchedulerService {
    * and assignment.
    */
   private async scoreOf (worker: string): Promise<bigint> {
-    const key = worker.toLowerCase()
-    let p = this.scores.get(key)
-    if (p === undefined) {
-      p = this.hub.scoreOf(worker)
-      this.scores.set(key, p)
-      p.catch(() => { if (this.scores.get(key) === p) this.scores.delete(key) })
-    }
-    return await p
+    return await memoAsync(this.scores, worker.toLowerCase(), async () => await this.hub.scoreOf(worker))
   }
+
 
   private async tick (): Promise<void> {
     this.scores.clear()
@@ -603,10 +592,7 @@ export class SchedulerService {
       const capacity = await this.capacityOf(worker)
       const free = capacity - (loads.get(worker) ?? 0)
       if (free <= 0) continue
-      if (prev !== undefined) {
-        const last = this.sent.get(`assign:${rec.taskid}:${prev.peer}`)
-        if (last !== undefined && this.clock() - last < this.opts.resendMs) continue
-      }
+      if (prev !== undefined && !this.resendDue(rec, prev)) continue
       candidates.push({ worker, retry: prev !== undefined, free, score: await this.scoreOf(worker), order })
     }
     candidates.sort((a, b) => Number(a.retry) - Number(b.retry) || b.free - a.free || (b.score > a.score ? 1 : b.score < a.score ? -1 : 0) || a.order - b.order)

@@ -9,6 +9,7 @@ import type { AssignMessage, ExecMessage, TaskProgress } from '../../protocols/e
 import { parseRequestParams } from '../../protocols/market.js'
 import { isChainError } from '../chain/index.js'
 import { isIexecError } from '../errors.js'
+import { memoAsync } from '../memo.js'
 import type { ChainClient, Hub } from '../chain/index.js'
 import { Repository, jsonCodec } from '../db/index.js'
 import type { DbController } from '../db/index.js'
@@ -229,7 +230,7 @@ export class WorkerDuties {
       if (this.members.size >= 10_000) this.members.clear()
       this.members.add(dealKey)
     }
-    const asset = await this.cached(this.apps, m.app.toLowerCase(), async () => await this.hub.appOf(m.app))
+    const asset = await memoAsync(this.apps, m.app.toLowerCase(), async () => await this.hub.appOf(m.app))
     if (asset.cid !== m.appContent.cid || !same(asset.checksum, m.appContent.checksum)) {
       throw new DutyError('DUTY_BAD_APP', 'the app content differs from the hub\'s registry', { app: m.app })
     }
@@ -289,22 +290,12 @@ export class WorkerDuties {
     const key = dealid.toLowerCase()
     if (fresh) this.deals.delete(key)
     try {
-      return await this.cached(this.deals, key, async () => await this.hub.dealOf(dealid))
+      return await memoAsync(this.deals, key, async () => await this.hub.dealOf(dealid))
     } catch (err) {
       throw new DutyError('DUTY_BAD_TASK', 'no such deal on the hub', { dealid }, { cause: err })
     }
   }
 
-  private async cached<T> (map: Map<string, Promise<T>>, key: string, read: () => Promise<T>): Promise<T> {
-    let p = map.get(key)
-    if (p === undefined) {
-      p = read()
-      if (map.size >= 10_000) map.clear()
-      map.set(key, p)
-      p.catch(() => { if (map.get(key) === p) map.delete(key) })
-    }
-    return await p
-  }
 
   /** Runs the task's next steps unless they are already running. */
   private trigger (taskid: string): void {
