@@ -110,15 +110,21 @@ export class Requester {
 
   constructor (private readonly market: MarketService) {}
 
-  /** A bid accepted by the validators (stream or gossip): counted if it answers one of our open requests. */
-  onBid (v: ValidatedOrder<BidMessage>, from: string): void {
+  /**
+   * A bid accepted by the validators (stream or gossip): counted if it answers
+   * one of our open requests. True when it is in that window's bids (a
+   * window that closed while the bid was being checked does not count it).
+   */
+  onBid (v: ValidatedOrder<BidMessage>, from: string): boolean {
     const c = this.collectors.get(v.message.order.requestHash.toLowerCase())
-    if (c === undefined) return
+    if (c === undefined) return false
     const worker = v.message.order.worker.toLowerCase()
-    if (c.bids.has(worker)) return
+    const had = c.bids.get(worker)
+    if (had !== undefined) return had.message.sign === v.message.sign
     c.bids.set(worker, { message: v.message, from, at: Date.now() })
     c.firstBidAt ??= Date.now()
     if (c.bids.size >= c.enough) c.done()
+    return true
   }
 
   /** A decline on the bid stream; false when it answers no open request of ours. */
@@ -139,6 +145,11 @@ export class Requester {
   /** True when `requestHash` is a request of ours whose bidding window has ended. */
   windowClosed (requestHash: string): boolean {
     return this.closedWindows.has(requestHash.toLowerCase())
+  }
+
+  /** True when `requestHash` is a request of ours whose bidding window is open. */
+  windowOpen (requestHash: string): boolean {
+    return this.collectors.has(requestHash.toLowerCase())
   }
 
   /** Ends every open bidding window now (node stopping). */

@@ -278,7 +278,7 @@ export class MarketService {
    * the book write: the level store's serialized writes are not on the path
    * to the first bid.
    */
-  async accepted<T extends MarketMessageType> (type: T, v: ValidatedMessage<T>, from: string, via: 'gossip' | 'sync' | 'stream' = 'gossip'): Promise<void> {
+  async accepted<T extends MarketMessageType> (type: T, v: ValidatedMessage<T>, from: string, via: 'gossip' | 'sync' | 'stream' = 'gossip', onCounted?: (counted: boolean) => void): Promise<void> {
     if (type === 'cancel') {
       await this.book.applyCancel(v as ValidatedMessage<'cancel'>)
       return
@@ -295,18 +295,27 @@ export class MarketService {
         this.track(this.provider.onRequest(request, via === 'gossip' ? { peer: from } : { peer: undefined }))
       }
     }
-    if (type === 'bid') this.requester.onBid(order as ValidatedOrder<Extract<OrderMessage, { type: 'bid' }>>, from)
+    if (type === 'bid') {
+      const counted = this.requester.onBid(order as ValidatedOrder<Extract<OrderMessage, { type: 'bid' }>>, from)
+      onCounted?.(counted)
+    }
     if (added === undefined) await this.book.add(order)
   }
 
-  /** Validates bytes that came by sync or a bid stream with the gossip validators. */
-  async validateAndAccept (type: MarketMessageType, bytes: Uint8Array, from: string, via: 'sync' | 'stream', onRefuse?: (code: string, reason: string) => void): Promise<boolean> {
+  /**
+   * Validates bytes that came by sync or a bid stream with the gossip
+   * validators. `accepted`: they passed; `counted`: a bid that is in one of
+   * our open bidding windows.
+   */
+  async validateAndAccept (type: MarketMessageType, bytes: Uint8Array, from: string, via: 'sync' | 'stream', onRefuse?: (code: string, reason: string) => void): Promise<{ accepted: boolean, counted: boolean }> {
+    let counted = false
     const verdict = await runGossipValidation({
       type, ctx: this.ctx, stats: this.stats, rejects: this.rejects, logger: this.log,
-      onAccept: async (v, f) => { await this.accepted(type, v, f, via) },
+      // the validators do not wait for onAccept; a bid is counted before its first await
+      onAccept: async (v, f) => { await this.accepted(type, v, f, via, (c) => { counted = c }) },
       ...(onRefuse !== undefined ? { onRefuse } : {})
     }, bytes, from)
-    return verdict === TopicValidatorResult.Accept
+    return { accepted: verdict === TopicValidatorResult.Accept, counted }
   }
 
   /**
@@ -438,12 +447,17 @@ export class MarketService {
         } else {
           const bid = msg
           let refused = 'BID_REFUSED'
-          ok = await this.validateAndAccept('bid', bytes, remotePeer, 'stream', (c, reason) => {
+          const verdict = await this.validateAndAccept('bid', bytes, remotePeer, 'stream', (c, reason) => {
             refused = c
             // the requester's user hears why a bid did not count, as it hears a decline
             this.requester.onRefusedBid(bid.order.requestHash, remotePeer, c, reason)
           })
-          if (!ok) code = refused
+          ok = verdict.accepted && verdict.counted
+          // a valid bid that did not count: its window closed while it was being
+          // checked, it answers no request of ours, or its worker bid already
+          if (verdict.accepted && !verdict.counted) {
+            code = this.requester.windowClosed(bid.order.requestHash) ? 'BID_TOO_LATE' : this.requester.windowOpen(bid.order.requestHash) ? 'BID_NOT_COUNTED' : 'UNKNOWN_REQUEST'
+          } else if (!verdict.accepted) code = refused
         }
         await lp.write(encodeBidStreamAck(code !== undefined ? { v: MARKET_WIRE_VERSION, ok, code } : { v: MARKET_WIRE_VERSION, ok }), { signal })
         // a peer that sends junk gets its answer, and no more of our time on this stream

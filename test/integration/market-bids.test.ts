@@ -92,4 +92,50 @@ describe('market: refused bids, busy and small providers, not enough bids', func
     await stream.close()
     assert.equal(market.stats.get('bid', 'accept') + market.stats.get('bid', 'ignore') + market.stats.get('bid', 'reject'), validatedBefore, 'the late bid never reached the validators')
   })
+
+  it('a valid bid whose window closes while it is being checked is answered BID_TOO_LATE, not ok', async () => {
+    const s = await startSwarm({ providers: 1, market: { biddingWindowMs: 20_000 } }, cleanup)
+    const [p0] = s.providers
+    const requester = s.requesters[0]
+    const market = requester.market!
+    await ok(p0, 'POST', '/v1/apps', APP)
+    await waitFor(async () => ((await ok(requester, 'GET', '/v1/orderbook?type=app')).orders as unknown[]).length === 1, 15_000, 'app order at the requester')
+    // p0 declines (both slots busy): the only bid is the one this test sends
+    const provider = p0.market?.provider
+    assert.ok(provider !== undefined)
+    provider.settings.busyTasks = () => 2
+    const submitted = market.requester.submit({ app: APP.name, maxPrice: 3n * RLC })
+    const outcome = submitted.then(() => 'deal', (err: { code?: string }) => err.code ?? String(err))
+    await waitFor(() => provider.decisions.length === 1 && provider.decisions[0].sent !== 'pending', 15_000, 'p0 declined')
+    const requestHash = provider.decisions[0].requestHash
+    assert.equal(market.requester.windowOpen(requestHash), true)
+
+    // the validators' request lookup is held until the window has closed
+    const lookup = market.ctx.requests
+    let release: () => void = () => {}
+    const held = new Promise<void>((resolve) => { release = resolve })
+    let reached: () => void = () => {}
+    const atLookup = new Promise<void>((resolve) => { reached = resolve })
+    market.ctx.requests = {
+      ...lookup,
+      requestOrder: async (hash) => {
+        if (hash.toLowerCase() === requestHash) { reached(); await held }
+        return await lookup.requestOrder(hash)
+      }
+    }
+    const signed = await signOrder(p0.wallet, market.domain, 'Bid', { requestHash, worker: p0.address, price: RLC, volume: 1n, salt: saltWithExpiry(Math.floor(Date.now() / 1000) + 60) })
+    const { sign, ...order } = signed
+    const stream = await p0.network.dialProtocol(requester.peerId, bidStreamProtocol('mkt'))
+    const lp = lpStream(stream)
+    await lp.write(encodeBidStreamMessage(orderMessage('bid', market.domain, order, sign)))
+    await atLookup
+    market.requester.abortAll()
+    await waitFor(() => market.requester.windowClosed(requestHash), 5_000, 'window closed')
+    release()
+    // the bid was valid, but it came too late to count: the ack says so, and no deal was made of it
+    assert.deepEqual(decodeBidStreamAck((await lp.read()).subarray()), { v: 1, ok: false, code: 'BID_TOO_LATE' })
+    await stream.close()
+    market.ctx.requests = lookup
+    assert.equal(await outcome, 'NO_BIDS')
+  })
 })

@@ -78,7 +78,7 @@ describe('market: providers bid on synced request orders', function () {
     await waitFor(async () => await m2.book.consumedByDeals(requestHash) === 1n, 20_000, 'late2 followed the deal')
     assert.equal(await m2.book.get(requestHash), undefined)
     const consumedBefore = m2.stats.get('requestorder', 'ignore', 'GOSSIP_CONSUMED')
-    const accepted = await m2.validateAndAccept('requestorder', request.wire, s.providers[0].peerId, 'sync')
+    const { accepted } = await m2.validateAndAccept('requestorder', request.wire, s.providers[0].peerId, 'sync')
     assert.equal(accepted, false)
     assert.equal(m2.stats.get('requestorder', 'ignore', 'GOSSIP_CONSUMED'), consumedBefore + 1)
     assert.equal(m2.provider?.decisions.some((d) => d.requestHash === requestHash), false, 'no decision on a consumed request')
