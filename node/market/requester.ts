@@ -152,6 +152,16 @@ export class Requester {
     return this.collectors.has(requestHash.toLowerCase())
   }
 
+  /**
+   * Why a valid bid for `requestHash` did not count: its window closed while
+   * it was being checked, its worker had already bid in the open window, or
+   * it answers no request of ours.
+   */
+  whyNotCounted (requestHash: string): 'BID_TOO_LATE' | 'BID_NOT_COUNTED' | 'UNKNOWN_REQUEST' {
+    if (this.windowClosed(requestHash)) return 'BID_TOO_LATE'
+    return this.windowOpen(requestHash) ? 'BID_NOT_COUNTED' : 'UNKNOWN_REQUEST'
+  }
+
   /** Ends every open bidding window now (node stopping). */
   abortAll (): void {
     for (const c of this.collectors.values()) c.done()

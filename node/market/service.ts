@@ -453,11 +453,8 @@ export class MarketService {
             this.requester.onRefusedBid(bid.order.requestHash, remotePeer, c, reason)
           })
           ok = verdict.accepted && verdict.counted
-          // a valid bid that did not count: its window closed while it was being
-          // checked, it answers no request of ours, or its worker bid already
-          if (verdict.accepted && !verdict.counted) {
-            code = this.requester.windowClosed(bid.order.requestHash) ? 'BID_TOO_LATE' : this.requester.windowOpen(bid.order.requestHash) ? 'BID_NOT_COUNTED' : 'UNKNOWN_REQUEST'
-          } else if (!verdict.accepted) code = refused
+          if (!verdict.accepted) code = refused
+          else if (!verdict.counted) code = this.requester.whyNotCounted(bid.order.requestHash)
         }
         await lp.write(encodeBidStreamAck(code !== undefined ? { v: MARKET_WIRE_VERSION, ok, code } : { v: MARKET_WIRE_VERSION, ok }), { signal })
         // a peer that sends junk gets its answer, and no more of our time on this stream

@@ -316,7 +316,6 @@ export class SchedulerService {
     return await memoAsync(this.registry as Map<string, Promise<T>>, key, read)
   }
 
-
   private async getTask (taskid: string): Promise<ScheduledTask | undefined> {
     let rec = this.taskCache.get(taskid)
     if (rec === undefined) {
@@ -388,7 +387,6 @@ export class SchedulerService {
   private async scoreOf (worker: string): Promise<bigint> {
     return await memoAsync(this.scores, worker.toLowerCase(), async () => await this.hub.scoreOf(worker))
   }
-
 
   private async tick (): Promise<void> {
     this.scores.clear()

@@ -296,7 +296,6 @@ export class WorkerDuties {
     }
   }
 
-
   /** Runs the task's next steps unless they are already running. */
   private trigger (taskid: string): void {
     if (!this.started || this.running.has(taskid)) return
