@@ -44,13 +44,13 @@
  */
 import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
-import { rename, rm } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { ByteReader } from './byte-reader.js'
 import { StorageError } from './errors.js'
 import { CIPHER_DEFAULTS } from './options.js'
 import type { CipherOptions } from './options.js'
+import { writeThroughPartial } from './partial-file.js'
 
 export const CIPHER_MAGIC = new TextEncoder().encode('IXP2PAEG')
 export const CIPHER_VERSION = 1
@@ -308,14 +308,7 @@ export async function encryptToFile (source: AsyncIterable<Uint8Array>, dst: str
  * never holds a truncated or tampered plaintext. Returns the plaintext sha256.
  */
 export async function decryptFile (src: string, dst: string, key: Uint8Array): Promise<{ checksum: string, plaintextBytes: number }> {
-  const partial = `${dst}.partial`
   const tap = hashingTap(decryptStream(createReadStream(src, { highWaterMark: CIPHER_DEFAULTS.chunkSize + CIPHER_TAG_BYTES }), key))
-  try {
-    await pipeline(Readable.from(tap.stream), createWriteStream(partial, { mode: 0o600 }))
-    await rename(partial, dst)
-  } catch (err) {
-    await rm(partial, { force: true })
-    throw err
-  }
+  await writeThroughPartial(dst, tap.stream)
   return { checksum: tap.digest(), plaintextBytes: tap.bytes() }
 }

@@ -10,15 +10,13 @@
  * peers; a bare one only reads what it holds.
  */
 import { setMaxListeners } from 'node:events'
-import { createReadStream, createWriteStream } from 'node:fs'
-import { rename, rm } from 'node:fs/promises'
-import { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
+import { createReadStream } from 'node:fs'
 import { unixfs } from '@helia/unixfs'
 import type { UnixFSComponents } from '@helia/unixfs'
 import { CID } from 'multiformats/cid'
 import { StorageError } from './errors.js'
 import { CONTENT_DEFAULTS } from './options.js'
+import { writeThroughPartial } from './partial-file.js'
 
 /** The part of Helia the helpers use. */
 export interface ContentHelia {
@@ -206,19 +204,12 @@ export async function * catContent (helia: ContentHelia, cid: CID | string, opti
  * it at the end, so `path` only ever holds complete content.
  */
 export async function fetchToFile (helia: ContentHelia, cid: CID | string, path: string, options: FetchOptions = {}): Promise<{ bytes: number }> {
-  const partial = `${path}.partial`
   let bytes = 0
   const onProgress = (n: number): void => {
     bytes = n
     options.onProgress?.(n)
   }
-  try {
-    await pipeline(Readable.from(catContent(helia, cid, { ...options, onProgress })), createWriteStream(partial, { mode: 0o600 }))
-    await rename(partial, path)
-  } catch (err) {
-    await rm(partial, { force: true })
-    throw err
-  }
+  await writeThroughPartial(path, catContent(helia, cid, { ...options, onProgress }))
   return { bytes }
 }
 
