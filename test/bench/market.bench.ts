@@ -28,6 +28,7 @@ import { createHash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { percentile, printTable, writeResults } from './harness.js'
 import { ApiClient } from '../../node/api/index.js'
+import { defaultNodeConfig } from '../../node/config/index.js'
 import { swarmDown, swarmUp } from '../../node/cli/index.js'
 import { RLC, ok, startSwarm, waitFor } from '../integration/market-helpers.js'
 import type { Swarm } from '../integration/market-helpers.js'
@@ -97,6 +98,9 @@ async function measure (nodes: number, transport: 'stream' | 'gossip'): Promise<
   try {
     const s = await startSwarm({
       providers: nodes - 1,
+      // the node's default (5 min), not the tests' 60 s: at 50 nodes a re-publication
+      // a minute made most of the ~125 DHT requests a second an idle swarm served
+      config: { advertIntervalMs: defaultNodeConfig().advertIntervalMs },
       market: {
         bidTransport: transport,
         // long enough that a slow swarm shows up as latency, not as NO_BIDS

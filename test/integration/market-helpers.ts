@@ -46,6 +46,8 @@ export interface SwarmSpec {
   market?: Partial<MarketServiceOptions>
   /** stake of each provider, nRLC */
   stake?: bigint
+  /** config of every node, over this helper's own (advertIntervalMs 60 s, 2 cpus, 1 GiB) */
+  config?: Record<string, unknown>
 }
 
 export interface Swarm {
@@ -127,7 +129,7 @@ export async function startSwarm (spec: SwarmSpec, cleanup: Array<() => Promise<
   const requesters: IexecNode[] = []
   for (let i = 0; i < spec.providers; i++) {
     const p = spec.provider?.(i) ?? {}
-    const config: Record<string, unknown> = {}
+    const config: Record<string, unknown> = { ...spec.config }
     if (p.priceFloor !== undefined) config.priceFloor = p.priceFloor.toString()
     if (p.category !== undefined) config.category = p.category
     if (p.tags !== undefined) config.tags = p.tags
@@ -135,7 +137,7 @@ export async function startSwarm (spec: SwarmSpec, cleanup: Array<() => Promise<
     providers.push(await addNode(`p${i}`, 'provider', { config, bootstrap: meshBootstrap(providers), ...(p.bidStrategy !== undefined ? { bidStrategy: p.bidStrategy } : {}) }))
   }
   for (let i = 0; i < (spec.requesters ?? 1); i++) {
-    requesters.push(await addNode(`r${i}`, 'requester', { bootstrap: meshBootstrap(providers) }))
+    requesters.push(await addNode(`r${i}`, 'requester', { config: { ...spec.config }, bootstrap: meshBootstrap(providers) }))
   }
   // money through the nodes' own routes: deposit everywhere, stake the providers
   const stake = spec.stake ?? 1_000n * RLC
