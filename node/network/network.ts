@@ -265,7 +265,9 @@ class Libp2pNetwork implements Network {
         addresses: { listen: this.listenAddrs.map((a) => a.toString()) },
         transports: [tcp()],
         connectionEncrypters: [noise()],
-        streamMuxers: [yamux()],
+        // yamux's own keep-alive (a ping frame every 30 s, whose failures it only
+        // logs) would duplicate ConnectionWatch's frame pings every 10 s
+        streamMuxers: [yamux({ enableKeepAlive: false })],
         ...(connectionProtector !== undefined ? { connectionProtector } : {}),
         peerDiscovery,
         ...(o.denyPeer !== undefined ? { connectionGater: this.connectionGater(o.denyPeer) } : {}),

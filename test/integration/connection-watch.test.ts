@@ -9,9 +9,11 @@ import { waitFor } from '../helpers/wait.js'
 const PING = '/ipfs/ping/1.0.0'
 
 /**
- * ConnectionWatch on two real libp2p nodes: the remote's ping handler is
- * replaced by one that swallows chosen pings (never answers them, as a
- * silent or frozen peer would), so pings time out on a live TCP connection.
+ * ConnectionWatch on two real libp2p nodes. The watch pings with yamux ping
+ * frames; the remote's muxer is made to hold chosen pings (answer late, as a
+ * busy peer would, or never, as a frozen one would), so pings time out on a
+ * live TCP connection. The ping-protocol fallback is tested on a connection
+ * whose muxer cannot ping, against a remote ping handler that swallows pings.
  */
 describe('network: ConnectionWatch drops silent connections, not slow ones', function () {
   this.timeout(60_000)
@@ -48,6 +50,34 @@ describe('network: ConnectionWatch drops silent connections, not slow ones', fun
     return { answered: () => answered, swallowed: () => swallowed }
   }
 
+  /** yamux's ping flags (frame.ts): SYN asks, ACK answers */
+  const SYN = 1
+  type YamuxInternals = { handlePing: (header: { flag: number, length: number }) => void }
+
+  /**
+   * Patches b's muxer on its one connection: each ping request is answered
+   * after `delay()` ms (undefined: never). Answers to b's own pings pass.
+   */
+  function holdFramePings (b: Network, delay: () => number | undefined): { asked: () => number, answered: () => number } {
+    const conns = b.helia.libp2p.getConnections()
+    assert.equal(conns.length, 1)
+    const muxer = (conns[0] as unknown as { muxer: YamuxInternals }).muxer
+    assert.equal(typeof muxer.handlePing, 'function', 'the connection has a yamux muxer')
+    const original = muxer.handlePing.bind(muxer)
+    let asked = 0
+    let answered = 0
+    const timers: NodeJS.Timeout[] = []
+    muxer.handlePing = (header) => {
+      if (header.flag !== SYN) { original(header); return }
+      asked++
+      const ms = delay()
+      if (ms === undefined) return
+      timers.push(setTimeout(() => { answered++; original(header) }, ms))
+    }
+    cleanup.push(async () => { for (const t of timers) clearTimeout(t) })
+    return { asked: () => asked, answered: () => answered }
+  }
+
   async function pair (): Promise<{ a: Network, b: Network }> {
     const a = await start()
     const b = await start([a.multiaddrs()[0]])
@@ -55,18 +85,24 @@ describe('network: ConnectionWatch drops silent connections, not slow ones', fun
     return { a, b }
   }
 
-  it('keeps a connection whose pings fail fewer times in a row than maxFailures, and writes its rtt', async () => {
+  it('keeps a connection whose pings come back late fewer times in a row than maxFailures, and writes its rtt', async () => {
     const { a, b } = await pair()
-    // every other ping is swallowed: failures never reach 2 in a row
+    // every other ping request is answered after 450 ms, past the 300 ms
+    // timeout: that check fails, and the next one (waiting on the same ping,
+    // see connection-watch.ts) succeeds when the late answer lands
     let n = 0
-    const h = await pingHandler(b, () => n++ % 2 === 1)
+    const h = holdFramePings(b, () => n++ % 2 === 1 ? 450 : 0)
     const aborts: string[] = []
-    const watch = new ConnectionWatch(a.helia.libp2p, { intervalMs: 100, timeoutMs: 300, maxFailures: 2, protocol: PING, onAbort: (peer) => { aborts.push(peer) } })
+    const failures: number[] = []
+    const watch = new ConnectionWatch(a.helia.libp2p, { intervalMs: 100, timeoutMs: 300, maxFailures: 2, protocol: PING, onAbort: (peer) => { aborts.push(peer) }, onFailure: (_peer, inARow) => { failures.push(inARow) } })
     cleanup.push(async () => { watch.stop() })
     const conn = a.helia.libp2p.getConnections()[0]
     conn.rtt = -1
     watch.start()
-    await waitFor(() => h.answered() >= 4 && h.swallowed() >= 4, 20_000, 'four pings answered and four swallowed')
+    await waitFor(() => h.answered() >= 6, 20_000, 'six ping frames answered, three of them late')
+    // the late answers did fail checks, never two in a row
+    assert.ok(failures.length >= 2, `late answers failed checks (${failures.length})`)
+    assert.ok(failures.every((f) => f === 1), `failures in a row: ${failures.join(',')}`)
     assert.deepEqual(aborts, [])
     assert.equal(conn.status, 'open')
     assert.deepEqual(a.helia.libp2p.getConnections().map((c) => c.id), [conn.id], 'still the first connection')
@@ -75,7 +111,7 @@ describe('network: ConnectionWatch drops silent connections, not slow ones', fun
 
   it('aborts a connection after maxFailures unanswered pings in a row, and says so', async () => {
     const { a, b } = await pair()
-    const h = await pingHandler(b, () => true)
+    const h = holdFramePings(b, () => undefined)
     const aborts: Array<{ peer: string, failures: number }> = []
     const watch = new ConnectionWatch(a.helia.libp2p, { intervalMs: 100, timeoutMs: 300, maxFailures: 3, protocol: PING, onAbort: (peer, failures) => { aborts.push({ peer, failures }) } })
     cleanup.push(async () => { watch.stop() })
@@ -83,7 +119,36 @@ describe('network: ConnectionWatch drops silent connections, not slow ones', fun
     watch.start()
     await waitFor(() => conn.status !== 'open', 20_000, 'the silent connection aborted')
     assert.deepEqual(aborts, [{ peer: b.peerId, failures: 3 }])
-    assert.ok(h.swallowed() >= 3, `at least 3 pings went unanswered before the abort (${h.swallowed()})`)
+    // the watch keeps one ping in flight: three timeouts, one request
+    assert.equal(h.asked(), 1, 'one ping frame asked and never answered')
+  })
+
+  it('falls back to the ping protocol on a connection whose muxer cannot ping', async () => {
+    const { a, b } = await pair()
+    // every other protocol ping is swallowed: failures never reach 2 in a row
+    let n = 0
+    const h = await pingHandler(b, () => n++ % 2 === 1)
+    const aborts: string[] = []
+    const conn = a.helia.libp2p.getConnections()[0]
+    // the watch sees the connection through a view without a muxer ping
+    const noMuxerPing = new Proxy(conn, {
+      get: (t, k) => {
+        if (k === 'muxer') return undefined
+        const v: unknown = Reflect.get(t, k, t)
+        // methods run on the connection itself (newStream needs its muxer)
+        return typeof v === 'function' ? v.bind(t) : v
+      },
+      set: (t, k, v) => Reflect.set(t, k, v, t)
+    })
+    const view = { getConnections: () => [noMuxerPing] }
+    const watch = new ConnectionWatch(view, { intervalMs: 100, timeoutMs: 300, maxFailures: 2, protocol: PING, onAbort: (peer) => { aborts.push(peer) } })
+    cleanup.push(async () => { watch.stop() })
+    conn.rtt = -1
+    watch.start()
+    await waitFor(() => h.answered() >= 3 && h.swallowed() >= 3, 20_000, 'three pings answered and three swallowed')
+    assert.deepEqual(aborts, [])
+    assert.equal(conn.status, 'open')
+    assert.ok((conn.rtt ?? -1) >= 0, 'the rtt of an answered protocol ping is written')
   })
 
   it('refuses options that would abort at the first failure', () => {
