@@ -72,6 +72,8 @@ export class ConnectionWatch {
   private readonly failures = new Map<string, number>()
   private readonly inflight = new Set<string>()
   private readonly abort = new AbortController()
+  /** rejects the frame pings in flight when the watch stops */
+  private readonly stopping = new Set<(err: Error) => void>()
 
   constructor (private readonly libp2p: Pick<Libp2p, 'getConnections'>, private readonly opts: ConnectionWatchOptions) {
     if (!(opts.intervalMs > 0 && opts.timeoutMs > 0 && Number.isInteger(opts.maxFailures) && opts.maxFailures >= 2)) {
@@ -90,6 +92,8 @@ export class ConnectionWatch {
     clearInterval(this.timer)
     this.timer = undefined
     this.abort.abort()
+    for (const reject of this.stopping) reject(new PingTimeoutError('the connection watch stopped'))
+    this.stopping.clear()
   }
 
   private beat (): void {
@@ -132,20 +136,21 @@ export class ConnectionWatch {
 
   private async framePing (muxer: PingingMuxer): Promise<number> {
     let timer: NodeJS.Timeout | undefined
-    let onAbort: (() => void) | undefined
+    let stop: ((err: Error) => void) | undefined
     try {
       return await Promise.race([
         // no signal: see the class comment
         muxer.ping(),
         new Promise<never>((resolve, reject) => {
           timer = setTimeout(() => { reject(new PingTimeoutError(`no ping answer within ${this.opts.timeoutMs} ms`)) }, this.opts.timeoutMs)
-          onAbort = () => { reject(new PingTimeoutError('the connection watch stopped')) }
-          this.abort.signal.addEventListener('abort', onAbort, { once: true })
+          // one listener set for all pings, not a listener per ping on one signal
+          stop = reject
+          this.stopping.add(reject)
         })
       ])
     } finally {
       clearTimeout(timer)
-      if (onAbort !== undefined) this.abort.signal.removeEventListener('abort', onAbort)
+      if (stop !== undefined) this.stopping.delete(stop)
     }
   }
 

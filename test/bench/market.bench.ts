@@ -13,7 +13,7 @@
 // All nodes share this process's event loop and the machine's cores (2 here),
 // so the figures include that contention: `idleCpuPct` is the swarm's own
 // load with no request in flight (100 = one core busy), measured before the
-// requests.
+// first deal.
 //
 // Where the first bid's time goes (p50 over the requests, ms):
 // - reach: the request's publish -> validated at the provider whose bid won
@@ -115,10 +115,13 @@ async function measure (nodes: number, transport: 'stream' | 'gossip'): Promise<
     await waitFor(async () => ((await ok(requester, 'GET', '/v1/orderbook?type=app')).orders as unknown[]).length === 1, 30_000, 'app order at the requester')
     const market = requester.market
     if (market === undefined) throw new Error('requester has no market')
+    // the swarm's own load, before any deal: a deal's aftermath (its events at
+    // every node, its scheduler and worker trying the bench's app, whose CID
+    // holds nothing) loads the swarm for a few seconds, and the requests below run in it
+    const idleCpuPct = await cpuPercent(3_000)
     // warm-up (not counted): the first request opens the providers' streams
     // to the requester and warms the JIT of every node in this process
     await market.requester.submit({ app: 'bench', args: 'warm-up', trust: 1, biddingWindowMs: 60_000 })
-    const idleCpuPct = await cpuPercent(3_000)
     const firstBid: number[] = []
     const deal: number[] = []
     const parts: Breakdown[] = []
