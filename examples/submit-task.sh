@@ -46,6 +46,7 @@ STATUS=$(json_get 'd.tasks[0].status' <"$WORK/task.json")
 echo "deal    $DEAL"
 echo "workers $(json_get 'd.workers.join(" ")' <"$WORK/task.json")"
 echo "task    $TASK: $STATUS"
+echo "result  $(json_get 'd.tasks[0].resultCid' <"$WORK/task.json")"
 [ "$STATUS" = COMPLETED ] || { echo "the task did not complete" >&2; exit 1; }
 
 say "fetch the result from the swarm, check it against the chain, unpack it into $WORK/result"

@@ -172,7 +172,7 @@ function printMarketHuman (io: CliIo, file: SwarmFile, m: DemoMarketResult): voi
     io.out(`\n${r.name}\n  deal ${r.deal.dealId} (mined ${(r.deal.ms / 1000).toFixed(1)} s after the request; results ${(r.ms / 1000).toFixed(1)} s after the deal)\n`)
     io.out(`  scheduler ${who(r.deal.scheduler)}, workers ${r.deal.workers.map(who).join(', ')}\n`)
     for (const t of r.tasks) {
-      io.out(`  task ${t.taskId} ${t.status}, result ${t.resultsCid ?? '-'}\n`)
+      io.out(`  task ${t.taskId} ${t.status}, result ${t.resultCid ?? '-'}\n`)
       if (t.result !== null) io.out(t.result.stdout.split('\n').filter((l) => l.length > 0).map((l) => `    | ${l}\n`).join(''))
     }
   }

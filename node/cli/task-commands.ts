@@ -130,7 +130,7 @@ export interface WatchedTask {
   taskId: string
   status: string
   phase: TaskPhase
-  resultsCid: string | null
+  resultCid: string | null
   result: { cid: string, path: string, stdout: string } | null
 }
 
@@ -155,11 +155,11 @@ export async function watchSubmitted (
   for (const v of views) {
     let result: WatchedTask['result'] = null
     if (v.phase === 'finalized') {
-      progress(`[${seconds(Date.now() - t0).padStart(7)}] task ${short(v.taskId)}: fetching the result ${v.resultsCid ?? ''} and checking it against the chain`)
+      progress(`[${seconds(Date.now() - t0).padStart(7)}] task ${short(v.taskId)}: fetching the result ${v.resultCid ?? ''} and checking it against the chain`)
       const r = await api.result(v.taskId)
       result = { cid: r.cid, path: r.path, stdout: r.stdout }
     }
-    out.push({ taskId: v.taskId, status: v.status, phase: v.phase, resultsCid: v.resultsCid, result })
+    out.push({ taskId: v.taskId, status: v.status, phase: v.phase, resultCid: v.resultCid, result })
   }
   return out
 }

@@ -102,8 +102,6 @@ export interface TaskStatusView {
   reveals: number
   /** the finalized result's CID (DESIGN.md's name); null until finalized */
   resultCid: string | null
-  /** the same as `resultCid`, under the hub event's own name (kept for existing clients) */
-  resultsCid: string | null
   resultHash: string | null
   /** unix seconds, from the deal */
   deadlines: { contribution: number, final: number }
@@ -268,7 +266,6 @@ export async function readTaskStatus (m: MarketService, requested: RequestedTask
     contributions: contributed.length,
     reveals: Math.max(Number(task.reveals), revealed.length),
     resultCid: resultsCid,
-    resultsCid,
     resultHash: fin !== undefined ? fin.args.resultHash : null,
     deadlines: { contribution: Number(info.contributionDeadline), final: Number(info.finalDeadline) },
     times: taskTimes(events),

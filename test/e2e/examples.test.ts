@@ -122,6 +122,7 @@ describe('e2e: the examples/*.sh user stories', function () {
     assert.equal(r.code, 0, `exit code; stderr: ${r.stderr}\nstdout: ${r.stdout}`)
     assert.match(r.stdout, /app primes published/)
     assert.match(r.stdout, /task\s+0x[0-9a-f]{64}: COMPLETED/)
+    assert.match(r.stdout, /result\s+baf\w+\n/, 'task submit --watch --json names the finalized CID resultCid')
     // 303 primes below 2000, the largest 1999: the app really ran on these args
     assert.match(r.stdout, /the app's stdout:\ncount=303 last=1999\n/)
     assert.match(r.stdout, /\.\/stdout\.txt/)
