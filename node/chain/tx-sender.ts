@@ -29,6 +29,8 @@ export interface SentTx {
   gasUsed: bigint
   gasLimit: bigint
   receipt: TransactionReceipt
+  /** where the wait went: `send` called -> the node accepted the transaction (fees, nonce queue, estimate, broadcast), then -> its receipt seen */
+  timings: { broadcastMs: number, receiptMs: number }
 }
 
 /** A signing key the sender can use offline (signTransaction without a provider round trip). */
@@ -122,6 +124,7 @@ export class TxSender {
    *   RPC_UNREACHABLE, TX_TIMEOUT, TX_REJECTED
    */
   async send (request: TxRequest | Promise<TxRequest>, sendOpts: SendOptions = {}): Promise<SentTx> {
+    const t0 = Date.now()
     const req = await request
     if (typeof req.to !== 'string' || req.to === '') {
       throw new ChainError('INVALID_ARGUMENT', 'transaction needs a `to` address (contract creation goes through deploy.ts)', {})
@@ -134,9 +137,11 @@ export class TxSender {
       const limit = req.gasLimit ?? await this.estimateGas(req)
       return { ...await this.signAndBroadcast(req, limit, fees), gasLimit: limit }
     })
+    const accepted = Date.now()
     const receipt = await this.waitReceipt(hash, sendOpts)
     if (receipt.status !== 1) throw await this.explainFailedTx(req, receipt)
-    return { hash, nonce, blockNumber: receipt.blockNumber, blockHash: receipt.blockHash, gasUsed: receipt.gasUsed, gasLimit, receipt }
+    const timings = { broadcastMs: accepted - t0, receiptMs: Date.now() - accepted }
+    return { hash, nonce, blockNumber: receipt.blockNumber, blockHash: receipt.blockHash, gasUsed: receipt.gasUsed, gasLimit, receipt, timings }
   }
 
   /** Runs `fn` after every earlier queued section: the nonce queue. */

@@ -303,6 +303,9 @@ async function latency (s: BenchSwarm, pub: Published, trust: number, mode: Mode
   }
 }
 
+const SLOT_STEPS = ['fetch', 'compute', 'digest', 'upload', 'check', 'broadcast', 'receipt'] as const
+type SlotStep = typeof SLOT_STEPS[number]
+
 interface BagResult {
   tasks: number
   completed: number
@@ -314,6 +317,14 @@ interface BagResult {
   firstAssignMs: number | null
   /** per task, a worker's 'task assigned' -> 'task contributed and finalized' (its slot is taken) */
   workerBusyP50Ms: number | null
+  /**
+   * that slot time split, p50 per step (ms): fetch = assigned -> run start,
+   * compute = the executor's run, digest = run end -> commit start (digest,
+   * record), then the worker's logged upload (pack, Helia add), check (task
+   * status read), broadcast (fees, nonce queue, estimate, send) and receipt
+   * (accepted -> receipt seen by its 50 ms poll)
+   */
+  slotSplitP50Ms: Record<SlotStep, number | null>
   /** time the task slots were busy / (slots x elapsed): low means the slots waited for assignments */
   slotUtilization: number
   /** groups of the scheduler's 'task assigned' lines (gaps > 100 ms apart) and the median time between them */
@@ -384,6 +395,8 @@ async function bag (s: BenchSwarm, pub: Published, n: number, mode: Mode): Promi
   let txHash: string | undefined
   const workersUsed: Record<string, number> = {}
   const busy: number[] = []
+  const split: Record<SlotStep, number[]> = Object.fromEntries(SLOT_STEPS.map((k) => [k, []])) as unknown as Record<SlotStep, number[]>
+  const num = (v: unknown): number | undefined => typeof v === 'number' ? v : undefined
   for (const [i, lines] of logs.entries()) {
     for (const l of lines) {
       if (l.component !== 'worker' || l.taskid === undefined || !ids.has(l.taskid)) continue
@@ -394,6 +407,14 @@ async function bag (s: BenchSwarm, pub: Published, n: number, mode: Mode): Promi
       txHash ??= typeof l.tx === 'string' ? l.tx : undefined
       const assigned = mark(lines, 'worker', 'task assigned', l.taskid)
       if (assigned !== undefined) busy.push(l.t - assigned)
+      const run = s.runs[i]?.get(l.taskid)
+      const logged = { upload: num(l.uploadMs), check: num(l.checkMs), broadcast: num(l.broadcastMs), receipt: num(l.receiptMs) }
+      for (const [k, v] of Object.entries(logged) as Array<[SlotStep, number | undefined]>) if (v !== undefined) split[k].push(v)
+      if (run === undefined) continue
+      if (assigned !== undefined) split.fetch.push(run.start - assigned)
+      split.compute.push(run.end - run.start)
+      const commitMs = (logged.upload ?? 0) + (logged.check ?? 0) + (logged.broadcast ?? 0) + (logged.receipt ?? 0)
+      split.digest.push(l.t - commitMs - run.end)
     }
   }
   // the scheduler assigns in bursts, one per pass of its tick over the deal's
@@ -426,6 +447,7 @@ async function bag (s: BenchSwarm, pub: Published, n: number, mode: Mode): Promi
     tasks: n, completed, deals: 1, workersUsed, elapsedMs, tasksPerSecond,
     firstAssignMs: Number.isFinite(firstAssigned) ? firstAssigned - dealAt : null,
     workerBusyP50Ms: busy.length > 0 ? Math.round(median(busy)) : null,
+    slotSplitP50Ms: Object.fromEntries(SLOT_STEPS.map((k) => [k, split[k].length > 0 ? Math.round(median(split[k])) : null])) as Record<SlotStep, number | null>,
     slotUtilization: busy.reduce((a, b) => a + b, 0) / (slots * elapsedMs),
     assignBursts: bursts.length,
     assignBurstIntervalP50Ms: burstGaps.length > 0 ? Math.round(median(burstGaps)) : null,
@@ -548,6 +570,9 @@ export async function run (): Promise<void> {
   printTable(`bag of ${BAG} trust-1 tasks, one deal, ${PROVIDERS} providers x 2 task slots`, [...bags].map(([mode, b]) => ({
     chain: mode, completed: b.completed, elapsedMs: b.elapsedMs, tasksPerS: b.tasksPerSecond, chainBoundPerS: b.chainBoundTasksPerSecond,
     ratio: b.ratioToChainBound, firstAssignMs: cell(b.firstAssignMs), busyP50Ms: cell(b.workerBusyP50Ms), slotUse: b.slotUtilization, bursts: b.assignBursts, burstGapMs: cell(b.assignBurstIntervalP50Ms), perWorker: Object.entries(b.workersUsed).map(([w, c]) => `${w}:${c}`).join(' ')
+  })))
+  printTable('bag: one task slot\'s time split, p50 per step (ms; see BagResult.slotSplitP50Ms)', [...bags].map(([mode, b]) => ({
+    chain: mode, busyP50Ms: cell(b.workerBusyP50Ms), ...Object.fromEntries(SLOT_STEPS.map((k) => [k, cell(b.slotSplitP50Ms[k])]))
   })))
   const t1a = lat.get('1:automine')
   const t1b = lat.get('1:block1s')
