@@ -78,6 +78,12 @@ export class EventFollower {
   private busy: Promise<unknown> = Promise.resolve()
   private readonly onBlock = (): void => { this.wake() }
   private delivered = 0
+  /**
+   * The interface's events by topic, built once: ethers' parseLog finds the
+   * event by hashing every fragment's signature again for each log, most of
+   * the decoding cost when every node of a process follows the hub.
+   */
+  private readonly events = new Map<string, EventFragment>()
 
   constructor (private readonly source: LogSource, private readonly init: EventFollowerInit) {
     this.opts = { ...defaultEventFollowerOptions, ...source.rpcOptions, ...stripUndefined(init) }
@@ -85,6 +91,7 @@ export class EventFollower {
     if (!(o.confirmations >= 0 && o.maxBlockRange >= 1 && o.pollIntervalMs >= 0 && o.handlerAttempts >= 1 && o.fromBlock >= 0)) {
       throw new ChainError('INVALID_ARGUMENT', 'event follower needs confirmations >= 0, maxBlockRange >= 1, handlerAttempts >= 1, fromBlock >= 0', { confirmations: o.confirmations, maxBlockRange: o.maxBlockRange })
     }
+    init.iface?.forEachEvent((f) => { if (!f.anonymous) this.events.set(f.topicHash, f) })
   }
 
   /** Events handed to the handler since this follower was created. */
@@ -272,30 +279,9 @@ export class EventFollower {
       topics: log.topics,
       data: log.data
     }
-    const iface = this.init.iface
-    const fragment = iface !== undefined && log.topics.length > 0 ? this.eventsByTopic(iface).get(log.topics[0].toLowerCase()) : undefined
-    if (iface === undefined || fragment === undefined) return base
-    try {
-      return { ...base, name: fragment.name, args: iface.decodeEventLog(fragment, log.data, log.topics) }
-    } catch {
-      // a log whose data does not decode under its topic's event (as parseLog, left undecoded)
-      return base
-    }
-  }
-
-  private topics: Map<string, EventFragment> | undefined
-  /**
-   * The interface's events by topic, built once: ethers' parseLog finds the
-   * event by hashing every fragment's signature again for each log, which
-   * was most of the decoding cost when every node of a process follows the hub.
-   */
-  private eventsByTopic (iface: Interface): Map<string, EventFragment> {
-    if (this.topics === undefined) {
-      const m = new Map<string, EventFragment>()
-      iface.forEachEvent((f) => { if (!f.anonymous) m.set(f.topicHash, f) })
-      this.topics = m
-    }
-    return this.topics
+    const fragment = log.topics.length > 0 ? this.events.get(log.topics[0].toLowerCase()) : undefined
+    if (this.init.iface === undefined || fragment === undefined) return base
+    return { ...base, name: fragment.name, args: this.init.iface.decodeEventLog(fragment, log.data, log.topics) }
   }
 }
 
