@@ -34,6 +34,7 @@ import { getAddress, id, isAddress, isHexString, keccak256, solidityPacked, toUt
 import type { TypedDataDomain, TypedDataField } from 'ethers'
 import { IexecError } from '../node/errors.js'
 import { privateKeyOf, recoverDigestSigner, signDigest } from './secp256k1.js'
+import { isAddressLike } from './address.js'
 
 export const HUB_DOMAIN_NAME = 'iExecP2P-Hub'
 export const HUB_DOMAIN_VERSION = '1'
@@ -198,7 +199,7 @@ export function validateTyped (kind: OrderKind | 'Authorization', value: Record<
     const v = value[name]
     switch (type) {
       case 'address':
-        if (typeof v !== 'string' || !isAddress(v)) bad(name, 'is not an address')
+        if (!isAddressLike(v)) bad(name, 'is not an address')
         break
       case 'bytes32':
         if (typeof v !== 'string' || !isHexString(v, 32)) bad(name, 'is not 32 bytes of hex')
@@ -350,7 +351,7 @@ export function resultHash (taskid: string, digest: string): string {
 
 /** keccak256(worker ‖ taskid ‖ digest): binds the commit to its worker. */
 export function resultSeal (worker: string, taskid: string, digest: string): string {
-  if (!isAddress(worker)) throw new IexecError<Eip712ErrorCode>('EIP712_INVALID_ORDER', 'worker is not an address', { field: 'worker' })
+  if (!isAddressLike(worker)) throw new IexecError<Eip712ErrorCode>('EIP712_INVALID_ORDER', 'worker is not an address', { field: 'worker' })
   return keccak256(solidityPacked(['address', 'bytes32', 'bytes32'], [worker, bytes32('taskid', taskid), bytes32('digest', digest)]))
 }
 

@@ -51,10 +51,11 @@
  * const msg = decodeMarketMessage(bytes, 'requestorder')
  * ```
  */
-import { TypedDataEncoder, getAddress, hexlify, isAddress, isHexString, randomBytes, verifyTypedData, zeroPadValue, toBeHex } from 'ethers'
+import { TypedDataEncoder, hexlify, isHexString, randomBytes, verifyTypedData, zeroPadValue, toBeHex } from 'ethers'
 import type { TypedDataDomain } from 'ethers'
 import { IexecError } from '../node/errors.js'
 import { HUB_TYPES, validateTyped } from './eip712.js'
+import { checksumAddress } from './address.js'
 import type { AppOrder, Bid, DatasetOrder, HubDomain, OrderKind, RequestOrder, TypedDataSigner } from './eip712.js'
 
 /** The wire version this code speaks. */
@@ -191,9 +192,10 @@ function decodeUint (v: unknown, field: string): bigint {
 }
 
 function decodeAddress (v: unknown, field: string): string {
-  // isAddress accepts lowercase and valid checksums and refuses a wrong mixed-case checksum
-  if (typeof v !== 'string' || !isAddress(v) || !v.startsWith('0x')) throw invalid(field, 'must be a 0x address')
-  return getAddress(v)
+  // as ethers' isAddress: lowercase and valid checksums pass, a wrong mixed-case checksum does not
+  const out = typeof v === 'string' && v.startsWith('0x') ? checksumAddress(v) : undefined
+  if (out === undefined) throw invalid(field, 'must be a 0x address')
+  return out
 }
 
 function decodeBytes32 (v: unknown, field: string): string {

@@ -17,8 +17,9 @@
  * refused here too.
  */
 import * as ecc from 'tiny-secp256k1'
-import { getAddress, keccak256 } from 'ethers'
+import { keccak256 } from 'ethers'
 import { IexecError } from '../node/errors.js'
+import { checksumAddress } from './address.js'
 
 /** n / 2: a larger s is the malleable twin of a valid signature (EIP-2) */
 const HALF_ORDER = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n
@@ -34,7 +35,7 @@ function bytesOf (hex: string, length: number, what: string): Buffer {
 
 /** The address of an uncompressed public key (65 bytes, 0x04 first). */
 function addressOf (publicKey: Uint8Array): string {
-  return getAddress('0x' + keccak256(publicKey.subarray(1)).slice(26))
+  return checksumAddress('0x' + keccak256(publicKey.subarray(1)).slice(26)) as string
 }
 
 /**

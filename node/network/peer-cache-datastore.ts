@@ -1,28 +1,48 @@
 /**
  * The node's libp2p datastore: level on disk, with the peer store's records
- * (keys under `/peers/`) also kept in memory.
+ * (keys under `/peers/`) kept in memory and written behind.
  *
  * Why: libp2p reads the remote's peer record and writes it back on every
- * stream it opens or accepts (the negotiated protocol is merged in), and on
- * every identify. With 50 nodes in one process the idle swarm spent about a
- * tenth of a core in level reads and writes of those records. Reads of a
- * record this process already read or wrote are now answered from memory;
- * every write still goes to level first (a restart finds its peers), so the
- * memory copy is never newer than the disk. Only this process opens the
- * level store (level holds a lock), so nothing else can change a record
- * behind the cache.
+ * stream it opens or accepts (the negotiated protocol is merged in, and the
+ * record's `updated` time always changes), and on every identify; a new
+ * stream waits for that write. With 50 nodes in one process the idle swarm
+ * spent about a tenth of a core in level reads and writes of those records,
+ * and a bag of tasks 5 % of its main thread.
+ *
+ * Reads of a record this process already read or wrote are answered from
+ * memory. Writes of records go to memory at once and reach level in one
+ * batch per FLUSH_MS (and on close): a peer record is a cache of what the
+ * network told us, so a crash loses at most the last second of updates,
+ * which the next identify re-learns; a clean stop loses nothing. Deletes,
+ * batches and queries first wait for the writes pending before them, so
+ * level never sees an older write after a newer one and a query lists every
+ * record. Only this process opens the level store (level holds a lock), so
+ * nothing else can change a record behind the cache.
  */
 import { LevelDatastore } from 'datastore-level'
+import type { Pair } from 'interface-datastore'
 
 const PEERS = '/peers/'
 
+/** How long a peer record's write may wait in memory before it reaches level. */
+export const FLUSH_MS = 1_000
+
 type Key = Parameters<LevelDatastore['get']>[0]
 type Options = Parameters<LevelDatastore['get']>[1]
+type Query = Parameters<LevelDatastore['query']>[0]
+type KeyQuery = Parameters<LevelDatastore['queryKeys']>[0]
 
 export class PeerCachingDatastore extends LevelDatastore {
   private readonly cache = new Map<string, Uint8Array>()
   /** bumped by each write of a key: a read that raced a write does not cache what it read */
   private readonly versions = new Map<string, number>()
+  /** peer records written to memory, not yet to level (the newest value of each key) */
+  private pending = new Map<string, { key: Key, value: Uint8Array }>()
+  private flushTimer?: ReturnType<typeof setTimeout>
+  /** the flush writing to level now */
+  private flushing?: Promise<void>
+  /** why the last flush failed (its records stay pending for the next one) */
+  lastFlushError?: Error
 
   constructor (path: string, private readonly maxEntries: number = 10_000) {
     super(path)
@@ -39,21 +59,78 @@ export class PeerCachingDatastore extends LevelDatastore {
     if (this.cache.size > this.maxEntries) this.cache.delete(this.cache.keys().next().value as string)
   }
 
+  /** Peer records written to memory and not yet to level. */
+  get pendingWrites (): number {
+    return this.pending.size
+  }
+
+  /**
+   * Writes every pending peer record to level (one batch), after any flush
+   * already running. Records that fail stay pending (unless written again
+   * meanwhile) and the error is thrown.
+   */
+  async flush (): Promise<void> {
+    if (this.flushTimer !== undefined) {
+      clearTimeout(this.flushTimer)
+      this.flushTimer = undefined
+    }
+    while (this.flushing !== undefined) await this.flushing.catch(() => {})
+    if (this.pending.size === 0) return
+    const taken = this.pending
+    this.pending = new Map()
+    const b = super.batch()
+    for (const { key, value } of taken.values()) b.put(key, value)
+    const run = (async () => {
+      try {
+        await b.commit()
+        this.lastFlushError = undefined
+      } catch (err) {
+        this.lastFlushError = err instanceof Error ? err : new Error(String(err))
+        // back in the queue, behind nothing newer: a later put of a key wins
+        for (const [k, v] of taken) if (!this.pending.has(k)) this.pending.set(k, v)
+        this.schedule()
+        throw err
+      }
+    })()
+    this.flushing = run
+    try {
+      await run
+    } finally {
+      if (this.flushing === run) this.flushing = undefined
+    }
+  }
+
+  private schedule (): void {
+    if (this.flushTimer !== undefined || this.status !== 'open') return
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined
+      // a failure is kept in lastFlushError and retried by the next put's flush
+      this.flush().catch(() => {})
+    }, FLUSH_MS)
+    this.flushTimer.unref?.()
+  }
+
+  /** Whether the level store is open (LevelDatastore keeps its db's status). */
+  private get status (): string {
+    return (this as unknown as { db: { status: string } }).db.status
+  }
+
   override async put (key: Key, value: Uint8Array, options?: Options): Promise<Key> {
     const k = key.toString()
-    if (!k.startsWith(PEERS)) return await super.put(key, value, options)
-    this.bump(k)
-    this.cache.delete(k)
-    const out = await super.put(key, value, options)
+    // a closed store refuses the write as level does
+    if (!k.startsWith(PEERS) || this.status !== 'open') return await super.put(key, value, options)
+    options?.signal?.throwIfAborted()
     this.bump(k)
     this.remember(k, value)
-    return out
+    this.pending.set(k, { key, value })
+    this.schedule()
+    return key
   }
 
   override async get (key: Key, options?: Options): Promise<Uint8Array> {
     const k = key.toString()
     if (!k.startsWith(PEERS)) return await super.get(key, options)
-    const hit = this.cache.get(k)
+    const hit = this.cache.get(k) ?? this.pending.get(k)?.value
     if (hit !== undefined) {
       options?.signal?.throwIfAborted()
       return hit
@@ -65,18 +142,21 @@ export class PeerCachingDatastore extends LevelDatastore {
   }
 
   override async has (key: Key, options?: Options): Promise<boolean> {
-    if (this.cache.has(key.toString())) return true
+    const k = key.toString()
+    if (this.cache.has(k) || this.pending.has(k)) return true
     return await super.has(key, options)
   }
 
   override async delete (key: Key, options?: Options): Promise<void> {
     const k = key.toString()
-    if (k.startsWith(PEERS)) {
-      this.bump(k)
-      this.cache.delete(k)
-    }
+    if (!k.startsWith(PEERS)) return await super.delete(key, options)
+    this.bump(k)
+    this.cache.delete(k)
+    this.pending.delete(k)
+    // a flush in flight may hold an older put of this key: the delete lands after it
+    while (this.flushing !== undefined) await this.flushing.catch(() => {})
     await super.delete(key, options)
-    if (k.startsWith(PEERS)) this.bump(k)
+    this.bump(k)
   }
 
   override batch (): ReturnType<LevelDatastore['batch']> {
@@ -86,14 +166,37 @@ export class PeerCachingDatastore extends LevelDatastore {
       put: (key: Key, value: Uint8Array) => { touched.push(key.toString()); inner.put(key, value) },
       delete: (key: Key) => { touched.push(key.toString()); inner.delete(key) },
       commit: async (options?: Options) => {
-        // a batch is rare here: its keys are simply read from level again
-        for (const k of touched) if (k.startsWith(PEERS)) { this.bump(k); this.cache.delete(k) }
+        // a batch is rare here: its keys are simply read from level again,
+        // and nothing pending of them may land after it
+        const drop = (): void => {
+          for (const k of touched) if (k.startsWith(PEERS)) { this.bump(k); this.cache.delete(k); this.pending.delete(k) }
+        }
+        drop()
+        while (this.flushing !== undefined) await this.flushing.catch(() => {})
         try {
           await inner.commit(options)
         } finally {
-          for (const k of touched) if (k.startsWith(PEERS)) { this.bump(k); this.cache.delete(k) }
+          drop()
         }
       }
     }
+  }
+
+  override async * query (q: Query, options?: Options): AsyncGenerator<Pair> {
+    await this.flush()
+    yield * super.query(q, options)
+  }
+
+  override async * queryKeys (q: KeyQuery, options?: Options): AsyncGenerator<Key> {
+    await this.flush()
+    yield * super.queryKeys(q, options)
+  }
+
+  /** Writes the pending records, then closes; a failed last write is kept in lastFlushError (the store closes anyway). */
+  override async close (): Promise<void> {
+    if (this.status === 'open') await this.flush().catch(() => {})
+    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer)
+    this.flushTimer = undefined
+    await super.close()
   }
 }
