@@ -11,7 +11,7 @@
  * ```
  */
 export { DbController } from './controller.js'
-export { Repository, jsonCodec, bytesCodec } from './repository.js'
+export { KeySetRepository, Repository, jsonCodec, bytesCodec } from './repository.js'
 export type { ValueCodec, IterateOptions } from './repository.js'
 export { DbError } from './errors.js'
 export type { DbErrorCode } from './errors.js'

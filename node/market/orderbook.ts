@@ -21,7 +21,7 @@
  * own orders); the chain stays the source of truth, so the book is a hint:
  * hub events (OrderCancelled, DealCreated) drop or shrink entries.
  */
-import { DbController, Repository, bytesCodec, jsonCodec } from '../db/index.js'
+import { DbController, KeySetRepository, Repository, bytesCodec, jsonCodec } from '../db/index.js'
 import { decodeMarketMessage, encodeMarketMessage } from '../../protocols/market.js'
 import type { MarketMessageType, OrderMessage } from '../../protocols/market.js'
 import type { RequestOrder } from '../../protocols/eip712.js'
@@ -172,11 +172,13 @@ function indexKeys (type: OrderbookType, m: OrderMessage, hash: string, expiresA
  * ```
  */
 export class Orderbook implements RequestLookup {
-  private readonly orders: Repository<OrderRecord>
+  // the tables a new order is looked up in, where it usually is not: their
+  // keys are held in memory so that a miss costs no level read (KeySetRepository)
+  private readonly orders: KeySetRepository<OrderRecord>
   private readonly index: Repository<Uint8Array>
-  private readonly dead: Repository<DeadRecord>
+  private readonly dead: KeySetRepository<DeadRecord>
   private readonly deadByTime: Repository<Uint8Array>
-  private readonly used: Repository<UsedRecord>
+  private readonly used: KeySetRepository<UsedRecord>
   private readonly options: OrderbookOptions
   private readonly clock: Clock
   /**
@@ -194,11 +196,11 @@ export class Orderbook implements RequestLookup {
   private queue: Promise<unknown> = Promise.resolve()
 
   constructor (db: DbController, options: Partial<OrderbookOptions> & { clock?: Clock } = {}) {
-    this.orders = new Repository(db, 'mkt-order', jsonCodec(checkOrderRecord))
+    this.orders = new KeySetRepository(db, 'mkt-order', jsonCodec(checkOrderRecord))
     this.index = new Repository(db, 'mkt-idx', bytesCodec)
-    this.dead = new Repository(db, 'mkt-dead', jsonCodec(checkDeadRecord))
+    this.dead = new KeySetRepository(db, 'mkt-dead', jsonCodec(checkDeadRecord))
     this.deadByTime = new Repository(db, 'mkt-deadt', bytesCodec)
-    this.used = new Repository(db, 'mkt-used', jsonCodec(checkUsedRecord))
+    this.used = new KeySetRepository(db, 'mkt-used', jsonCodec(checkUsedRecord))
     this.options = { ...defaultOrderbookOptions, ...options }
     this.clock = options.clock ?? systemClock
   }
