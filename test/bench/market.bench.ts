@@ -13,7 +13,11 @@
 // All nodes share this process's event loop and the machine's cores (2 here),
 // so the figures include that contention: `idleCpuPct` is the swarm's own
 // load with no request in flight (100 = one core busy), measured before the
-// first deal.
+// first deal once the setup's DHT traffic settled; `busyCpuPct` while requests ran.
+// Each in-process swarm runs its requests twice (`pacing`): 'idle', each
+// request once the last one's aftermath settled (a swarm serving users who
+// submit now and then), and 'back-to-back' (each in the last one's aftermath:
+// the swarm saturated). BENCH_MARKET_PROFILE=DIR writes a CPU profile of each run.
 //
 // Where the first bid's time goes (p50 over the requests, ms):
 // - reach: the request's publish -> validated at the provider whose bid won
@@ -21,7 +25,8 @@
 // - decide: the bid strategy and its inputs (stake, app owner: cached)
 // - answer: sign the bid, the stream to the requester, its validation there
 // - match: first bid -> matchOrders mined (the rest of dealMs)
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { Session } from 'node:inspector'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
@@ -58,12 +63,25 @@ interface Row {
   requests: number
   failed: number
   setupMs: number
+  /** the swarm's load right after setup (the DHT still filling its tables), percent of one core */
+  setupCpuPct: number
+  /** how long the swarm took to settle after setup */
+  settleMs: number
   idleCpuPct: number
+  /** the swarm's load while the requests ran, percent of one core */
+  busyCpuPct: number
+  /** how the requests were spaced (see runRequests) */
+  pacing: Pacing
+  /** 'idle' pacing: the wait for the swarm to settle before a request, p50 */
+  paceWaitP50Ms: number
   reachP50Ms: number
   decideP50Ms: number
   answerP50Ms: number
   matchP50Ms: number
 }
+
+type Pacing = 'idle' | 'back-to-back'
+const PACINGS = (process.env.BENCH_MARKET_PACINGS ?? 'idle,back-to-back').split(',') as Pacing[]
 
 interface Breakdown { reach: number, decide: number, answer: number, match: number }
 
@@ -92,7 +110,60 @@ async function cpuPercent (ms: number): Promise<number> {
   return Math.round((c.user + c.system) / 10 / (performance.now() - t0))
 }
 
-async function measure (nodes: number, transport: 'stream' | 'gossip'): Promise<Row> {
+/** Settled: two windows in a row under this load (percent of one core). */
+const SETTLE_CPU_PCT = Number(process.env.BENCH_MARKET_SETTLE_CPU_PCT ?? 40)
+const SETTLE_MAX_MS = Number(process.env.BENCH_MARKET_SETTLE_MAX_MS ?? 120_000)
+const SETTLE_WINDOW_MS = 3_000
+
+/** Between paced requests: two 1 s windows in a row under SETTLE_CPU_PCT, at most CALM_MAX_MS. */
+const CALM_MAX_MS = 20_000
+async function calm (): Promise<void> {
+  const t0 = performance.now()
+  let quiet = 0
+  while (quiet < 2 && performance.now() - t0 < CALM_MAX_MS) quiet = await cpuPercent(1_000) < SETTLE_CPU_PCT ? quiet + 1 : 0
+}
+
+/**
+ * Waits until the swarm's idle load settles (two windows in a row under
+ * SETTLE_CPU_PCT) or SETTLE_MAX_MS passed; the last window is the idle load.
+ */
+async function settle (): Promise<{ setupCpuPct: number, settleMs: number, idleCpuPct: number }> {
+  const t0 = performance.now()
+  const windows: number[] = []
+  for (;;) {
+    windows.push(await cpuPercent(SETTLE_WINDOW_MS))
+    const calm = windows.length >= 2 && windows.slice(-2).every((w) => w < SETTLE_CPU_PCT)
+    if (calm || performance.now() - t0 >= SETTLE_MAX_MS) break
+  }
+  process.stdout.write(`idle load after setup (% of a core, ${SETTLE_WINDOW_MS / 1000} s windows): ${windows.join(' ')}\n`)
+  return { setupCpuPct: windows[0], settleMs: Math.round(performance.now() - t0), idleCpuPct: windows[windows.length - 1] }
+}
+
+/**
+ * With BENCH_MARKET_PROFILE=DIR, a CPU profile of this process over the
+ * measured requests only (setup excluded), written to DIR/NAME.cpuprofile
+ * (open it in Chrome's DevTools). Returns the function that stops and writes it.
+ */
+async function startProfile (): Promise<((name: string) => Promise<void>) | undefined> {
+  const dir = process.env.BENCH_MARKET_PROFILE
+  if (dir === undefined || dir === '') return undefined
+  const session = new Session()
+  session.connect()
+  const post = async (method: string): Promise<unknown> => await new Promise((resolve, reject) => {
+    session.post(method, (err, res) => { if (err !== null) reject(err); else resolve(res) })
+  })
+  await post('Profiler.enable')
+  await post('Profiler.start')
+  return async (name) => {
+    const { profile } = await post('Profiler.stop') as { profile: unknown }
+    session.disconnect()
+    await mkdir(dir, { recursive: true })
+    await writeFile(join(dir, `${name}.cpuprofile`), JSON.stringify(profile))
+    process.stdout.write(`cpu profile: ${join(dir, `${name}.cpuprofile`)}\n`)
+  }
+}
+
+async function measure (nodes: number, transport: 'stream' | 'gossip'): Promise<Row[]> {
   const cleanup: Array<() => Promise<void>> = []
   const t0 = performance.now()
   try {
@@ -111,54 +182,94 @@ async function measure (nodes: number, transport: 'stream' | 'gossip'): Promise<
     }, cleanup)
     const setupMs = Math.round(performance.now() - t0)
     const requester = s.requesters[0]
-    await ok(s.providers[0], 'POST', '/v1/apps', { name: 'bench', cid: 'bafy-bench', checksum: '0x' + '33'.repeat(32), price: RLC.toString() })
+    // a real app, as in the node processes below: each deal's task runs (in
+    // milliseconds) and ends paid. An app whose CID holds nothing kept every
+    // deal's scheduler and worker failing and retrying in the background of
+    // the requests that followed
+    const wasm = await readFile(new URL('../../examples/apps/primes/primes.wasm', import.meta.url))
+    const added = await ok(s.providers[0], 'POST', '/v1/content', { data: wasm.toString('base64') }) as { cid: string }
+    await ok(s.providers[0], 'POST', '/v1/apps', { name: 'bench', cid: added.cid, checksum: '0x' + createHash('sha256').update(wasm).digest('hex'), price: RLC.toString() })
     await waitFor(async () => ((await ok(requester, 'GET', '/v1/orderbook?type=app')).orders as unknown[]).length === 1, 30_000, 'app order at the requester')
     const market = requester.market
     if (market === undefined) throw new Error('requester has no market')
-    // the swarm's own load, before any deal: a deal's aftermath (its events at
-    // every node, its scheduler and worker trying the bench's app, whose CID
-    // holds nothing) loads the swarm for a few seconds, and the requests below run in it
-    const idleCpuPct = await cpuPercent(3_000)
+    // the swarm's own load, before any deal (a deal's aftermath, its events at
+    // every node, its task run, loads the swarm for a moment).
+    // Right after setup the nodes are still filling their DHT tables (at 50
+    // nodes that is about one core for a minute): the requests wait until the
+    // load has settled, as a swarm running for a while has, bounded by SETTLE_MAX_MS
+    const settled = await settle()
+    const idleCpuPct = settled.idleCpuPct
     // warm-up (not counted): the first request opens the providers' streams
     // to the requester and warms the JIT of every node in this process
-    await market.requester.submit({ app: 'bench', args: 'warm-up', trust: 1, biddingWindowMs: 60_000 })
-    const firstBid: number[] = []
-    const deal: number[] = []
-    const parts: Breakdown[] = []
-    let failed = 0
-    for (let i = 0; i < REQUESTS; i++) {
-      try {
-        const r = await market.requester.submit({ app: 'bench', args: `run ${i}`, trust: 1 })
-        const returnedAt = Date.now()
-        if (r.timings.firstBidMs !== null) firstBid.push(r.timings.firstBidMs)
-        deal.push(r.timings.dealMs)
-        const b = breakdown(s, r, returnedAt)
-        if (b !== undefined) parts.push(b)
-      } catch (err) {
-        // counted, not hidden: a request with no bid in the window is a failure of the swarm
-        failed++
-        process.stdout.write(`request ${i} at ${nodes} nodes failed: ${err instanceof Error ? err.message : String(err)}\n`)
-      }
-    }
-    return {
-      nodes,
-      mode: 'inprocess',
-      transport,
-      firstBidP50Ms: Math.round(percentile(firstBid, 50)),
-      firstBidP95Ms: Math.round(percentile(firstBid, 95)),
-      dealP50Ms: Math.round(percentile(deal, 50)),
-      dealP95Ms: Math.round(percentile(deal, 95)),
-      requests: REQUESTS,
-      failed,
-      setupMs,
-      idleCpuPct,
-      reachP50Ms: Math.round(percentile(parts.map((b) => b.reach), 50)),
-      decideP50Ms: Math.round(percentile(parts.map((b) => b.decide), 50)),
-      answerP50Ms: Math.round(percentile(parts.map((b) => b.answer), 50)),
-      matchP50Ms: Math.round(percentile(parts.map((b) => b.match), 50))
-    }
+    await market.requester.submit({ app: 'bench', args: '100', trust: 1, biddingWindowMs: 60_000 })
+    const base = { nodes, mode: 'inprocess' as const, transport, setupMs, setupCpuPct: settled.setupCpuPct, settleMs: settled.settleMs, idleCpuPct }
+    const rows: Row[] = []
+    for (const pacing of PACINGS) rows.push({ ...base, pacing, ...await runRequests(s, pacing, `market-${nodes}-${transport}-${pacing}`) })
+    return rows
   } finally {
     for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => {})
+  }
+}
+
+/**
+ * REQUESTS requests one after the other, `pacing` 'idle': each once the
+ * swarm's load from the one before (its late bids, its deal's events at every
+ * node, its task run) has settled, as requests from users come; 'back-to-back':
+ * each as soon as the one before returned, so each runs in the aftermath of
+ * the last (every node shares this process's event loop, so the aftermath is
+ * one queue all of them wait in).
+ */
+async function runRequests (s: Swarm, pacing: Pacing, profileName: string): Promise<Omit<Row, 'nodes' | 'mode' | 'transport' | 'pacing' | 'setupMs' | 'setupCpuPct' | 'settleMs' | 'idleCpuPct'>> {
+  const market = s.requesters[0].market
+  if (market === undefined) throw new Error('requester has no market')
+  const firstBid: number[] = []
+  const deal: number[] = []
+  const parts: Breakdown[] = []
+  const waits: number[] = []
+  let failed = 0
+  const profile = await startProfile()
+  let cpu = 0
+  let wall = 0
+  for (let i = 0; i < REQUESTS; i++) {
+    if (pacing === 'idle') {
+      const w = performance.now()
+      await calm()
+      waits.push(performance.now() - w)
+    }
+    const c0 = process.cpuUsage()
+    const w0 = performance.now()
+    try {
+      const r = await market.requester.submit({ app: 'bench', args: '100', trust: 1 })
+      const returnedAt = Date.now()
+      if (r.timings.firstBidMs !== null) firstBid.push(r.timings.firstBidMs)
+      deal.push(r.timings.dealMs)
+      const b = breakdown(s, r, returnedAt)
+      if (b !== undefined) parts.push(b)
+    } catch (err) {
+      // counted, not hidden: a request with no bid in the window is a failure of the swarm
+      failed++
+      process.stdout.write(`request ${i} (${pacing}) failed: ${err instanceof Error ? err.message : String(err)}\n`)
+    } finally {
+      const used = process.cpuUsage(c0)
+      cpu += (used.user + used.system) / 1000
+      wall += performance.now() - w0
+    }
+  }
+  await profile?.(profileName)
+  return {
+    firstBidP50Ms: Math.round(percentile(firstBid, 50)),
+    firstBidP95Ms: Math.round(percentile(firstBid, 95)),
+    dealP50Ms: Math.round(percentile(deal, 50)),
+    dealP95Ms: Math.round(percentile(deal, 95)),
+    requests: REQUESTS,
+    failed,
+    // the load while requests were in flight (the idle waits excluded)
+    busyCpuPct: Math.round(100 * cpu / wall),
+    paceWaitP50Ms: pacing === 'idle' ? Math.round(percentile(waits, 50)) : 0,
+    reachP50Ms: Math.round(percentile(parts.map((b) => b.reach), 50)),
+    decideP50Ms: Math.round(percentile(parts.map((b) => b.decide), 50)),
+    answerP50Ms: Math.round(percentile(parts.map((b) => b.answer), 50)),
+    matchP50Ms: Math.round(percentile(parts.map((b) => b.match), 50))
   }
 }
 
@@ -236,8 +347,8 @@ export async function run (): Promise<void> {
   }
   if (MODES.includes('inprocess')) {
     for (const n of SIZES) {
-      swarms.push(await measure(n, 'stream'))
-      if (GOSSIP_SIZES.includes(n)) swarms.push(await measure(n, 'gossip'))
+      swarms.push(...await measure(n, 'stream'))
+      if (GOSSIP_SIZES.includes(n)) swarms.push(...await measure(n, 'gossip'))
       show(`market (after ${n} nodes in one process)`)
     }
   }
