@@ -2,7 +2,7 @@ import { computeAddress, keccak256, toUtf8Bytes } from 'ethers'
 import { ContributionStatus, TaskStatus } from '../../contracts-abi/index.js'
 import { signAuthorization, taskId } from '../../protocols/eip712.js'
 import type { HubDomain, TypedDataSigner } from '../../protocols/eip712.js'
-import type { ExecMessage, HeartbeatMessage } from '../../protocols/execution.js'
+import type { ContributedMessage, ExecMessage, HeartbeatMessage } from '../../protocols/execution.js'
 import { parseRequestParams } from '../../protocols/market.js'
 import type { ChainClient, ChainEvent, Hub } from '../chain/index.js'
 import { Repository, jsonCodec } from '../db/index.js'
@@ -121,6 +121,9 @@ function checked<T> (v: unknown): T {
   return v as T
 }
 
+/** Status reads after `contributed` messages in flight at once; past it the follower's TaskFinalized closes the task. */
+const MAX_HINT_READS = 32
+
 /**
  * Scheduler duties of the node elected for a deal, plus the watchdog every
  * node runs. `onChainEvent` takes the hub's events (`onDeal` a DealCreated
@@ -173,6 +176,8 @@ export class SchedulerService {
   private timer: NodeJS.Timeout | undefined
   private watchdogTimer: NodeJS.Timeout | undefined
   private ticking: Promise<void> | undefined
+  /** status reads after `contributed` messages, in flight (stop waits for them) */
+  private readonly hints = new Set<Promise<void>>()
   /** task ids of open deals, by lowercased deal id (see taskIdOf) */
   private readonly taskIds = new Map<string, string[]>()
   /** kicked while a tick ran: tick again when it ends */
@@ -217,7 +222,19 @@ export class SchedulerService {
       this.kick()
       return { type: 'ack' }
     }
-    this.init.channel.on('contributed', hint)
+    // a trust-1 worker says its contributeAndFinalize is mined: its slot is
+    // free now, not when the follower's next poll brings TaskFinalized (a bag
+    // waited ~200 ms per task for it). The hub is read, the worker not believed
+    this.init.channel.on('contributed', async (m) => {
+      this.kick()
+      if (this.hints.size < MAX_HINT_READS) {
+        const read: Promise<void> = this.closeIfFinal((m as ContributedMessage).taskid.toLowerCase())
+          .catch((err: unknown) => { this.log('task status read failed', { taskid: (m as ContributedMessage).taskid, error: String(err) }) })
+          .finally(() => { this.hints.delete(read) })
+        this.hints.add(read)
+      }
+      return { type: 'ack' }
+    })
     this.init.channel.on('revealed', hint)
     this.timer = setInterval(() => { this.kick() }, this.opts.tickMs)
     this.watchdogTimer = setInterval(() => { this.kickWatchdog() }, this.opts.watchdogMs)
@@ -232,6 +249,7 @@ export class SchedulerService {
     for (const t of ['heartbeat', 'contributed', 'revealed'] as const) this.init.channel.off(t)
     await this.ticking
     await this.watching
+    await Promise.allSettled([...this.hints])
   }
 
   /**
@@ -283,6 +301,25 @@ export class SchedulerService {
       this.ended.add(dealid)
       this.kick()
     }
+  }
+
+  /**
+   * After a worker's `contributed` of a trust-1 task this node schedules: one
+   * read of the task's status on the hub; completed (or failed), the record
+   * closes and the tick assigns the freed slot.
+   */
+  private async closeIfFinal (taskid: string): Promise<void> {
+    const rec = await this.getTask(taskid)
+    if (rec === undefined || rec.closed || !this.started) return
+    const known = this.open.get(rec.dealid)
+    if (known === undefined || known.deal.trust !== 1 || !same(known.scheduler ?? known.deal.scheduler, this.me)) return
+    const status = Number(await this.hub.taskStatus(rec.dealid, rec.idx))
+    if (status !== TaskStatus.COMPLETED && status !== TaskStatus.FAILED) return
+    // read again: the tick or an event may have written it meanwhile
+    const now = await this.getTask(taskid)
+    if (now === undefined || now.closed) return
+    await this.putTask(taskid, { ...now, closed: true })
+    this.kick()
   }
 
   /** Records who schedules a deal now; starts work at once when it is this node. */

@@ -87,10 +87,15 @@ export class ExecSwarm {
 
   /** options of every node's worker duties (e.g. a short maxRunMs for sandbox probes) */
   workerOptions: Partial<WorkerDutiesOptions> = {}
+  /** options of every node's scheduler, over TEST_SCHEDULER_OPTIONS */
+  schedulerOptions: Partial<SchedulerOptions> = {}
+  /** hub events the nodes' followers do not hand on (a test of what a node does without them) */
+  readonly droppedEvents = new Set<string>()
 
-  static async create (n: number, faults: Record<number, WorkerFaults> = {}, opts: { worker?: Partial<WorkerDutiesOptions> } = {}): Promise<ExecSwarm> {
+  static async create (n: number, faults: Record<number, WorkerFaults> = {}, opts: { worker?: Partial<WorkerDutiesOptions>, scheduler?: Partial<SchedulerOptions> } = {}): Promise<ExecSwarm> {
     const s = new ExecSwarm()
     s.workerOptions = opts.worker ?? {}
+    s.schedulerOptions = opts.scheduler ?? {}
     try {
       await s.setup(n, faults)
     } catch (err) {
@@ -161,7 +166,7 @@ export class ExecSwarm {
       workerCapacity: async (a) => this.peers.capacity(a),
       // the market knows the requester's key from its signed request; here the test's requester is the only one
       resultEncryptionKey: async (deal) => deal.requester.toLowerCase() === this.requesterWallet().address.toLowerCase() ? this.requesterWallet().signingKey.compressedPublicKey : undefined,
-      options: TEST_SCHEDULER_OPTIONS,
+      options: { ...TEST_SCHEDULER_OPTIONS, ...this.schedulerOptions },
       // one second apart: the first reelection is mined long before the next node's turn
       watchdogOffsetMs: i * 1_000,
       log: debugLog(`n${i} scheduler`)
@@ -182,7 +187,7 @@ export class ExecSwarm {
       // the events that move a deal, as the node's market follower hands them on
       topics: [['DealCreated', 'SchedulerReelected', 'TaskFinalized', 'TaskClaimed'].map((n) => hubInterface().getEvent(n)!.topicHash)],
       cursorStore: new MemoryCursorStore(), fromBlock: this.chain.blockNumber, pollIntervalMs: 50,
-      handler: async (e) => { await scheduler.onChainEvent(e) }
+      handler: async (e) => { if (!this.droppedEvents.has(e.name ?? '')) await scheduler.onChainEvent(e) }
     })
     await channel.start()
     await scheduler.start()

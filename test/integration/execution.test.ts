@@ -171,6 +171,19 @@ describe('execution: scheduler and worker duties on a 4-node swarm (real anvil, 
     assert.equal(maxThree, 3, 'never more than its 3 cpus on the big worker')
   })
 
+  it('a trust-1 worker\'s contributed frees its slot at once, read from the hub: no TaskFinalized event, no resend, no heartbeat expiry needed', async () => {
+    // resends and heartbeat expiry far beyond the wait, TaskFinalized never
+    // delivered: the only way the 1-cpu worker gets its next task is the
+    // scheduler reading the task's status when the worker says it contributed
+    swarm = await ExecSwarm.create(2, {}, { scheduler: { resendMs: 600_000, heartbeatIntervalMs: 600_000 } })
+    const s = sw()
+    s.droppedEvents.add('TaskFinalized')
+    s.advertiseCapacity(1, 1)
+    const deal = await s.makeDeal({ trust: 1, volume: 3, workers: [1] })
+    await waitFor(async () => Number((await s.requester.hub!.dealOf(deal.dealid)).done) === 3, 30_000, 'the 3 tasks done one after the other', 100)
+    for (let idx = 0; idx < 3; idx++) assert.equal((await s.nodes[1].worker.task(taskId(deal.dealid, idx)))?.state, 'done')
+  })
+
   it('encrypts the result to the requester when its params ask: the archive in Helia opens only with its key', async () => {
     swarm = await ExecSwarm.create(4)
     const s = sw()
