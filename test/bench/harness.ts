@@ -33,3 +33,29 @@ export async function writeResults (name: string, data: unknown): Promise<string
   process.stdout.write(`wrote ${file}\n`)
   return file
 }
+
+/** CPU this process used over `ms` of wall time, percent of one core. */
+export async function cpuPercent (ms: number): Promise<number> {
+  const c0 = process.cpuUsage()
+  const t0 = performance.now()
+  await new Promise((resolve) => setTimeout(resolve, ms))
+  const c = process.cpuUsage(c0)
+  return Math.round((c.user + c.system) / 10 / (performance.now() - t0))
+}
+
+/**
+ * Waits until this process's load settles: two `windowMs` windows in a row
+ * under `belowPct` (percent of one core), or `maxMs` passed. A swarm just
+ * started is still filling its DHT tables; what a bench measures then is its
+ * setup. Returns every window's load and the time waited.
+ */
+export async function settleCpu (o: { windowMs: number, belowPct: number, maxMs: number }): Promise<{ windows: number[], waitedMs: number }> {
+  const t0 = performance.now()
+  const windows: number[] = []
+  for (;;) {
+    windows.push(await cpuPercent(o.windowMs))
+    if (windows.length >= 2 && windows.slice(-2).every((w) => w < o.belowPct)) break
+    if (performance.now() - t0 >= o.maxMs) break
+  }
+  return { windows, waitedMs: Math.round(performance.now() - t0) }
+}

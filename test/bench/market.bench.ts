@@ -31,7 +31,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
-import { percentile, printTable, writeResults } from './harness.js'
+import { percentile, printTable, settleCpu, writeResults } from './harness.js'
 import { ApiClient } from '../../node/api/index.js'
 import { defaultNodeConfig } from '../../node/config/index.js'
 import { swarmDown, swarmUp } from '../../node/cli/index.js'
@@ -101,15 +101,6 @@ function breakdown (s: Swarm, r: SubmitResult, returnedAt: number): Breakdown | 
   return { reach: d.receivedAt - publishedAt, decide: d.decidedAt - d.receivedAt, answer: firstBidAt - d.decidedAt, match: r.timings.dealMs - r.timings.firstBidMs }
 }
 
-/** CPU this process used over `ms` of wall time, percent of one core. */
-async function cpuPercent (ms: number): Promise<number> {
-  const c0 = process.cpuUsage()
-  const t0 = performance.now()
-  await new Promise((resolve) => setTimeout(resolve, ms))
-  const c = process.cpuUsage(c0)
-  return Math.round((c.user + c.system) / 10 / (performance.now() - t0))
-}
-
 /** Settled: two windows in a row under this load (percent of one core). */
 const SETTLE_CPU_PCT = Number(process.env.BENCH_MARKET_SETTLE_CPU_PCT ?? 40)
 const SETTLE_MAX_MS = Number(process.env.BENCH_MARKET_SETTLE_MAX_MS ?? 120_000)
@@ -118,9 +109,7 @@ const SETTLE_WINDOW_MS = 3_000
 /** Between paced requests: two 1 s windows in a row under SETTLE_CPU_PCT, at most CALM_MAX_MS. */
 const CALM_MAX_MS = 20_000
 async function calm (): Promise<void> {
-  const t0 = performance.now()
-  let quiet = 0
-  while (quiet < 2 && performance.now() - t0 < CALM_MAX_MS) quiet = await cpuPercent(1_000) < SETTLE_CPU_PCT ? quiet + 1 : 0
+  await settleCpu({ windowMs: 1_000, belowPct: SETTLE_CPU_PCT, maxMs: CALM_MAX_MS })
 }
 
 /**
@@ -128,15 +117,9 @@ async function calm (): Promise<void> {
  * SETTLE_CPU_PCT) or SETTLE_MAX_MS passed; the last window is the idle load.
  */
 async function settle (): Promise<{ setupCpuPct: number, settleMs: number, idleCpuPct: number }> {
-  const t0 = performance.now()
-  const windows: number[] = []
-  for (;;) {
-    windows.push(await cpuPercent(SETTLE_WINDOW_MS))
-    const calm = windows.length >= 2 && windows.slice(-2).every((w) => w < SETTLE_CPU_PCT)
-    if (calm || performance.now() - t0 >= SETTLE_MAX_MS) break
-  }
+  const { windows, waitedMs } = await settleCpu({ windowMs: SETTLE_WINDOW_MS, belowPct: SETTLE_CPU_PCT, maxMs: SETTLE_MAX_MS })
   process.stdout.write(`idle load after setup (% of a core, ${SETTLE_WINDOW_MS / 1000} s windows): ${windows.join(' ')}\n`)
-  return { setupCpuPct: windows[0], settleMs: Math.round(performance.now() - t0), idleCpuPct: windows[windows.length - 1] }
+  return { setupCpuPct: windows[0], settleMs: waitedMs, idleCpuPct: windows[windows.length - 1] }
 }
 
 /**

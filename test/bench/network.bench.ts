@@ -11,7 +11,7 @@ import { IexecNode } from '../../node/node.js'
 import { initDataDir } from '../../node/config/index.js'
 import { writeSwarmKeyFile } from '../../node/network/index.js'
 import { categoryCid, topic } from '../../protocols/topics.js'
-import { percentile, median, printTable, writeResults } from './harness.js'
+import { percentile, median, printTable, settleCpu, writeResults } from './harness.js'
 
 const SWARM = 'bench'
 const SIZES = (process.env.BENCH_NETWORK_SIZES ?? '5,20,50').split(',').map(Number)
@@ -56,6 +56,8 @@ interface SwarmResult {
   nodes: number
   pnet: string
   startSeconds: number
+  /** the wait for the start-up's load to settle before measuring */
+  settleMs: number
   gossipP50Ms: number
   gossipP95Ms: number
   gossipMaxMs: number
@@ -113,6 +115,12 @@ async function runSwarm (n: number): Promise<SwarmResult> {
       return false
     }, 180_000, 'a findProviders that finds another provider')
     const startSeconds = (performance.now() - t0) / 1000
+
+    // measured once the setup's DHT traffic has settled, as in a swarm that
+    // has run for a while (the market bench does the same): right after
+    // start-up the tail of gossip latency is the start-up's load
+    const settled = await settleCpu({ windowMs: 2_000, belowPct: 40, maxMs: 120_000 })
+    process.stdout.write(`  load after start (% of a core, 2 s windows): ${settled.windows.join(' ')}\n`)
 
     // gossip: every node subscribes; wait for each to know a subscribed neighbour
     const t = topic(SWARM, 'requestorder')
@@ -180,6 +188,7 @@ async function runSwarm (n: number): Promise<SwarmResult> {
       nodes: n,
       pnet: PNET ? 'yes' : 'no',
       startSeconds,
+      settleMs: settled.waitedMs,
       gossipP50Ms: percentile(latencies, 50),
       gossipP95Ms: percentile(latencies, 95),
       gossipMaxMs: Math.max(...latencies),
