@@ -39,8 +39,9 @@ export class PeerCachingDatastore extends LevelDatastore {
   /** peer records written to memory, not yet to level (the newest value of each key) */
   private pending = new Map<string, { key: Key, value: Uint8Array }>()
   private flushTimer?: ReturnType<typeof setTimeout>
-  /** the flush writing to level now */
+  /** the flush writing to level now, and the records it writes */
   private flushing?: Promise<void>
+  private inFlight?: Map<string, { key: Key, value: Uint8Array }>
   /** why the last flush failed (its records stay pending for the next one) */
   lastFlushError?: Error
 
@@ -74,10 +75,11 @@ export class PeerCachingDatastore extends LevelDatastore {
       clearTimeout(this.flushTimer)
       this.flushTimer = undefined
     }
-    while (this.flushing !== undefined) await this.flushing.catch(() => {})
+    await this.afterFlush()
     if (this.pending.size === 0) return
     const taken = this.pending
     this.pending = new Map()
+    this.inFlight = taken
     const b = super.batch()
     for (const { key, value } of taken.values()) b.put(key, value)
     const run = (async () => {
@@ -86,7 +88,8 @@ export class PeerCachingDatastore extends LevelDatastore {
         this.lastFlushError = undefined
       } catch (err) {
         this.lastFlushError = err instanceof Error ? err : new Error(String(err))
-        // back in the queue, behind nothing newer: a later put of a key wins
+        // back in the queue, behind nothing newer: a later put of a key wins,
+        // and a key deleted meanwhile has left `taken` (forget)
         for (const [k, v] of taken) if (!this.pending.has(k)) this.pending.set(k, v)
         this.schedule()
         throw err
@@ -96,15 +99,32 @@ export class PeerCachingDatastore extends LevelDatastore {
     try {
       await run
     } finally {
-      if (this.flushing === run) this.flushing = undefined
+      if (this.flushing === run) {
+        this.flushing = undefined
+        this.inFlight = undefined
+      }
     }
+  }
+
+  /** Waits for the flush in flight (and any that follows at once), whatever its outcome. */
+  private async afterFlush (): Promise<void> {
+    while (this.flushing !== undefined) await this.flushing.catch(() => {})
+  }
+
+  /** A record deleted or replaced by a batch: nothing of it still waiting may reach level after. */
+  private forget (k: string): void {
+    this.bump(k)
+    this.cache.delete(k)
+    this.pending.delete(k)
+    // a failed flush puts its records back: not this one
+    this.inFlight?.delete(k)
   }
 
   private schedule (): void {
     if (this.flushTimer !== undefined || this.status !== 'open') return
     this.flushTimer = setTimeout(() => {
       this.flushTimer = undefined
-      // a failure is kept in lastFlushError and retried by the next put's flush
+      // a failure is kept in lastFlushError; the failed flush set the next timer
       this.flush().catch(() => {})
     }, FLUSH_MS)
     this.flushTimer.unref?.()
@@ -150,11 +170,9 @@ export class PeerCachingDatastore extends LevelDatastore {
   override async delete (key: Key, options?: Options): Promise<void> {
     const k = key.toString()
     if (!k.startsWith(PEERS)) return await super.delete(key, options)
-    this.bump(k)
-    this.cache.delete(k)
-    this.pending.delete(k)
+    this.forget(k)
     // a flush in flight may hold an older put of this key: the delete lands after it
-    while (this.flushing !== undefined) await this.flushing.catch(() => {})
+    await this.afterFlush()
     await super.delete(key, options)
     this.bump(k)
   }
@@ -169,10 +187,10 @@ export class PeerCachingDatastore extends LevelDatastore {
         // a batch is rare here: its keys are simply read from level again,
         // and nothing pending of them may land after it
         const drop = (): void => {
-          for (const k of touched) if (k.startsWith(PEERS)) { this.bump(k); this.cache.delete(k); this.pending.delete(k) }
+          for (const k of touched) if (k.startsWith(PEERS)) this.forget(k)
         }
         drop()
-        while (this.flushing !== undefined) await this.flushing.catch(() => {})
+        await this.afterFlush()
         try {
           await inner.commit(options)
         } finally {

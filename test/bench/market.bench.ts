@@ -240,12 +240,7 @@ async function runRequests (s: Swarm, pacing: Pacing, profileName: string): Prom
   }
   await profile?.(profileName)
   return {
-    firstBidP50Ms: Math.round(percentile(firstBid, 50)),
-    firstBidP95Ms: Math.round(percentile(firstBid, 95)),
-    dealP50Ms: Math.round(percentile(deal, 50)),
-    dealP95Ms: Math.round(percentile(deal, 95)),
-    requests: REQUESTS,
-    failed,
+    ...latencyFigures(firstBid, deal, failed),
     // the load while requests were in flight (the idle waits excluded)
     busyCpuPct: Math.round(100 * cpu / wall),
     paceWaitP50Ms: pacing === 'idle' ? Math.round(percentile(waits, 50)) : 0,
@@ -253,6 +248,18 @@ async function runRequests (s: Swarm, pacing: Pacing, profileName: string): Prom
     decideP50Ms: Math.round(percentile(parts.map((b) => b.decide), 50)),
     answerP50Ms: Math.round(percentile(parts.map((b) => b.answer), 50)),
     matchP50Ms: Math.round(percentile(parts.map((b) => b.match), 50))
+  }
+}
+
+/** A run's first-bid and deal percentiles (ms), as every row reports them. */
+function latencyFigures (firstBid: number[], deal: number[], failed: number): Pick<Row, 'firstBidP50Ms' | 'firstBidP95Ms' | 'dealP50Ms' | 'dealP95Ms' | 'requests' | 'failed'> {
+  return {
+    firstBidP50Ms: Math.round(percentile(firstBid, 50)),
+    firstBidP95Ms: Math.round(percentile(firstBid, 95)),
+    dealP50Ms: Math.round(percentile(deal, 50)),
+    dealP95Ms: Math.round(percentile(deal, 95)),
+    requests: REQUESTS,
+    failed
   }
 }
 
@@ -293,12 +300,7 @@ async function measureProcesses (nodes: number, transport: 'stream' | 'gossip'):
       nodes,
       mode: 'processes',
       transport,
-      firstBidP50Ms: Math.round(percentile(firstBid, 50)),
-      firstBidP95Ms: Math.round(percentile(firstBid, 95)),
-      dealP50Ms: Math.round(percentile(deal, 50)),
-      dealP95Ms: Math.round(percentile(deal, 95)),
-      requests: REQUESTS,
-      failed,
+      ...latencyFigures(firstBid, deal, failed),
       setupMs
     }
   } finally {

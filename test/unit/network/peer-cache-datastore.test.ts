@@ -88,6 +88,32 @@ describe('network: the peer-caching datastore', () => {
     assert.equal(text(await store.get(peer)), 'kept')
   })
 
+  it('a record deleted while its flush fails is not put back by the failure', async () => {
+    const peer = new Key('/peers/gone')
+    const db = (store as unknown as { db: { batch: (...a: unknown[]) => Promise<unknown> } }).db
+    const orig = db.batch.bind(db)
+    let fail!: () => void
+    const gate = new Promise<void>((resolve) => { fail = resolve })
+    let writing!: () => void
+    const called = new Promise<void>((resolve) => { writing = resolve })
+    db.batch = async () => { writing(); await gate; throw new Error('disk full') }
+    await store.put(peer, bytes('old'))
+    const flushing = store.flush()
+    // the delete comes while level is writing the batch that holds the record
+    await called
+    const deleting = store.delete(peer)
+    fail()
+    await assert.rejects(flushing, /disk full/)
+    await deleting
+    db.batch = orig
+    await store.flush()
+    assert.equal(store.pendingWrites, 0)
+    await store.close()
+    store = new PeerCachingDatastore(join(dir, 'ds'))
+    await store.open()
+    assert.equal(await store.has(peer), false, 'the delete stands')
+  })
+
   it('queries list the records still pending; a closed store refuses writes', async () => {
     await store.put(new Key('/peers/q1'), bytes('a'))
     await store.put(new Key('/peers/q2'), bytes('b'))
