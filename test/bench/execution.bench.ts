@@ -41,7 +41,8 @@
 //
 // Knobs (to shrink while developing): BENCH_EXEC_TASKS (20), BENCH_EXEC_BAG
 // (200), BENCH_EXEC_MODES (automine,block1s), BENCH_EXEC_TRUSTS (1,3),
-// BENCH_EXEC_BAG_MODES (automine,block1s).
+// BENCH_EXEC_BAG_MODES (automine,block1s). BENCH_EXEC_PROFILE=DIR writes a CPU
+// profile of this process over each bag (deal to last task done).
 import '../../node/polyfills.js'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
@@ -56,7 +57,7 @@ import { emptyDatasetOrder, hashOrder, signOrder, taskId as taskIdOf, ZERO_ADDRE
 import { TaskStatus } from '../../contracts-abi/index.js'
 import { buildModule } from '../unit/worker/wasm-builder.js'
 import { api } from '../integration/market-helpers.js'
-import { median, percentile, printTable, writeResults } from './harness.js'
+import { median, percentile, printTable, startProfile, writeResults } from './harness.js'
 import { ok, readNodeLog, startBenchSwarm, waitFor } from './execution-swarm.js'
 import type { BenchSwarm, LogLine } from './execution-swarm.js'
 
@@ -365,6 +366,7 @@ async function bag (s: BenchSwarm, pub: Published, n: number, mode: Mode): Promi
   const bids = await Promise.all(s.providers.map(async (p) => await signOrder(p.wallet, domain, 'Bid', {
     requestHash, worker: p.address, price: 0n, volume: BigInt(n), salt: salt()
   })))
+  const profile = await startProfile('BENCH_EXEC_PROFILE')
   const tx = await market.chain.sender.send(market.hub.matchOrders.populateTransaction(appOrder, emptyDatasetOrder(), request, bids))
   const dealAt = Date.now()
   let dealid: string | undefined
@@ -375,6 +377,7 @@ async function bag (s: BenchSwarm, pub: Published, n: number, mode: Mode): Promi
   if (dealid === undefined) throw new Error('matchOrders emitted no DealCreated')
   const id = dealid
   await waitFor(async () => Number((await market.hub.dealOf(id)).done) >= n, mode === 'automine' ? 300_000 : 400_000, `the bag's ${n} tasks done`)
+  await profile?.(`bag-${mode}`)
 
   let completed = 0
   for (let i = 0; i < n; i++) if (Number(await market.hub.taskStatus(id, i)) === TaskStatus.COMPLETED) completed++

@@ -1,4 +1,5 @@
 import { mkdir, writeFile } from 'node:fs/promises'
+import { Session } from 'node:inspector'
 import { join } from 'node:path'
 
 /** Percentile (nearest rank) of a list of numbers; NaN for an empty list. */
@@ -58,4 +59,30 @@ export async function settleCpu (o: { windowMs: number, belowPct: number, maxMs:
     if (performance.now() - t0 >= o.maxMs) break
   }
   return { windows, waitedMs: Math.round(performance.now() - t0) }
+}
+
+/**
+ * With the environment variable `envVar` set to a folder, starts a CPU
+ * profile of this process and returns the function that stops it and writes
+ * FOLDER/NAME.cpuprofile (open it in Chrome's DevTools); a bench calls it
+ * around what it measures, so set-up stays out of the profile. Undefined
+ * when the variable is unset.
+ */
+export async function startProfile (envVar: string): Promise<((name: string) => Promise<void>) | undefined> {
+  const dir = process.env[envVar]
+  if (dir === undefined || dir === '') return undefined
+  const session = new Session()
+  session.connect()
+  const post = async (method: string): Promise<unknown> => await new Promise((resolve, reject) => {
+    session.post(method, (err, res) => { if (err !== null) reject(err); else resolve(res) })
+  })
+  await post('Profiler.enable')
+  await post('Profiler.start')
+  return async (name) => {
+    const { profile } = await post('Profiler.stop') as { profile: unknown }
+    session.disconnect()
+    await mkdir(dir, { recursive: true })
+    await writeFile(join(dir, `${name}.cpuprofile`), JSON.stringify(profile))
+    process.stdout.write(`cpu profile: ${join(dir, `${name}.cpuprofile`)}\n`)
+  }
 }

@@ -25,13 +25,12 @@
 // - decide: the bid strategy and its inputs (stake, app owner: cached)
 // - answer: sign the bid, the stream to the requester, its validation there
 // - match: first bid -> matchOrders mined (the rest of dealMs)
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { Session } from 'node:inspector'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
-import { percentile, printTable, settleCpu, writeResults } from './harness.js'
+import { percentile, printTable, settleCpu, startProfile, writeResults } from './harness.js'
 import { ApiClient } from '../../node/api/index.js'
 import { defaultNodeConfig } from '../../node/config/index.js'
 import { swarmDown, swarmUp } from '../../node/cli/index.js'
@@ -122,30 +121,6 @@ async function settle (): Promise<{ setupCpuPct: number, settleMs: number, idleC
   return { setupCpuPct: windows[0], settleMs: waitedMs, idleCpuPct: windows[windows.length - 1] }
 }
 
-/**
- * With BENCH_MARKET_PROFILE=DIR, a CPU profile of this process over the
- * measured requests only (setup excluded), written to DIR/NAME.cpuprofile
- * (open it in Chrome's DevTools). Returns the function that stops and writes it.
- */
-async function startProfile (): Promise<((name: string) => Promise<void>) | undefined> {
-  const dir = process.env.BENCH_MARKET_PROFILE
-  if (dir === undefined || dir === '') return undefined
-  const session = new Session()
-  session.connect()
-  const post = async (method: string): Promise<unknown> => await new Promise((resolve, reject) => {
-    session.post(method, (err, res) => { if (err !== null) reject(err); else resolve(res) })
-  })
-  await post('Profiler.enable')
-  await post('Profiler.start')
-  return async (name) => {
-    const { profile } = await post('Profiler.stop') as { profile: unknown }
-    session.disconnect()
-    await mkdir(dir, { recursive: true })
-    await writeFile(join(dir, `${name}.cpuprofile`), JSON.stringify(profile))
-    process.stdout.write(`cpu profile: ${join(dir, `${name}.cpuprofile`)}\n`)
-  }
-}
-
 async function measure (nodes: number, transport: 'stream' | 'gossip'): Promise<Row[]> {
   const cleanup: Array<() => Promise<void>> = []
   const t0 = performance.now()
@@ -210,7 +185,7 @@ async function runRequests (s: Swarm, pacing: Pacing, profileName: string): Prom
   const parts: Breakdown[] = []
   const waits: number[] = []
   let failed = 0
-  const profile = await startProfile()
+  const profile = await startProfile('BENCH_MARKET_PROFILE')
   let cpu = 0
   let wall = 0
   for (let i = 0; i < REQUESTS; i++) {
