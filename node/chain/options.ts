@@ -49,6 +49,8 @@ export interface TxSenderOptions extends RpcOptions {
   receiptTimeoutMs: number
   /** blocks on top of the transaction's block before `send` resolves; 1 = mined */
   confirmations: number
+  /** how old the fee data (base fee, priority fee) a transaction is priced with may be */
+  feeDataMaxAgeMs: number
 }
 
 export const defaultTxSenderOptions: TxSenderOptions = {
@@ -56,7 +58,9 @@ export const defaultTxSenderOptions: TxSenderOptions = {
   gasHeadroomPercent: 20,
   // anvil automines in ~70 ms; a 12 s-block chain needs a few blocks under load
   receiptTimeoutMs: 120_000,
-  confirmations: 1
+  confirmations: 1,
+  // about a block on fast chains; maxFeePerGas (twice the base fee) absorbs a few blocks of rises
+  feeDataMaxAgeMs: 1_000
 }
 
 /** How the event follower reads logs. */

@@ -1,4 +1,4 @@
-import { Transaction, isError, type HDNodeWallet, type Interface, type JsonRpcProvider, type TransactionReceipt, type Wallet } from 'ethers'
+import { Transaction, isError, type FeeData, type HDNodeWallet, type Interface, type JsonRpcProvider, type TransactionReceipt, type Wallet } from 'ethers'
 import { ChainError, isChainError } from './errors.js'
 import { decodeRevert, isRevert, isTransientRpcError, sleep, unreachable, withRpcRetry } from './rpc.js'
 import { defaultTxSenderOptions, type TxSenderOptions } from './options.js'
@@ -73,6 +73,9 @@ export class TxSender {
   private nextNonce: number | undefined
   /** tail of the nonce queue: each `send` chains its critical section on it */
   private queue: Promise<void> = Promise.resolve()
+  /** the last fee data read and when (local ms), and the read in flight */
+  private fees: { value: FeeData, at: number } | undefined
+  private feesRead: Promise<FeeData> | undefined
 
   private readonly wallet: SigningWallet
   private readonly provider: JsonRpcProvider
@@ -129,7 +132,7 @@ export class TxSender {
     if (typeof req.to !== 'string' || req.to === '') {
       throw new ChainError('INVALID_ARGUMENT', 'transaction needs a `to` address (contract creation goes through deploy.ts)', {})
     }
-    const fees = await this.rpc('getFeeData', async () => await this.provider.getFeeData(), {})
+    const fees = await this.feeData()
     // estimation runs in the queue, after this wallet's earlier sends reached
     // the node: `approve` then `deposit` sent back to back estimate the deposit
     // on the approved state. A revert here consumes no nonce.
@@ -144,6 +147,29 @@ export class TxSender {
     return { hash, nonce, blockNumber: receipt.blockNumber, blockHash: receipt.blockHash, gasUsed: receipt.gasUsed, gasLimit, receipt, timings }
   }
 
+  /**
+   * The chain's fee data, read at most once per `feeDataMaxAgeMs` (concurrent
+   * sends share the read): ethers' getFeeData is three calls (the latest
+   * block, the gas price, the priority fee), and a worker sending one
+   * transaction per task asked them per task. A maxFeePerGas of twice the
+   * base fee covers the base fee's rise over several blocks, so a value a
+   * second old prices a transaction as well as a fresh one.
+   */
+  private async feeData (): Promise<FeeData> {
+    const c = this.fees
+    if (c !== undefined && Date.now() - c.at < this.opts.feeDataMaxAgeMs) return c.value
+    this.feesRead ??= (async () => {
+      try {
+        const value = await this.rpc('getFeeData', async () => await this.provider.getFeeData(), {})
+        this.fees = { value, at: Date.now() }
+        return value
+      } finally {
+        this.feesRead = undefined
+      }
+    })()
+    return await this.feesRead
+  }
+
   /** Runs `fn` after every earlier queued section: the nonce queue. */
   private async inQueue<T> (fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn)
@@ -153,7 +179,7 @@ export class TxSender {
   }
 
   /** Inside the queue: picks the nonce, signs, broadcasts; the nonce advances only once the node has the transaction. */
-  private async signAndBroadcast (req: TxRequest, gasLimit: bigint, fees: { maxFeePerGas: bigint | null, maxPriorityFeePerGas: bigint | null, gasPrice: bigint | null }): Promise<{ hash: string, nonce: number }> {
+  private async signAndBroadcast (req: TxRequest, gasLimit: bigint, fees: FeeData): Promise<{ hash: string, nonce: number }> {
     for (let resync = 0; ; resync++) {
       if (this.nextNonce === undefined) {
         this.nextNonce = await this.rpc('eth_getTransactionCount', async () => await this.provider.getTransactionCount(this.address, 'pending'), {})

@@ -28,6 +28,10 @@ export interface SchedulerOptions {
   resendMs: number
   /** the watchdog's period: reelect / reelectForTask checks of every known deal */
   watchdogMs: number
+  /** the tick reads a deal it schedules from the hub at least this often (events tell it what changed in between) */
+  dealRefreshMs: number
+  /** how old the latest block's timestamp may be when the tick and the watchdog compare it with deadlines */
+  chainTimeMaxAgeMs: number
   /** deals followed at once (state kept for each) */
   maxDeals: number
   /** tasks in flight per worker (assigned, not yet committed) when its advertised capacity is unknown: more would be refused as busy */
@@ -56,6 +60,10 @@ export const defaultSchedulerOptions: SchedulerOptions = {
   resendMs: 3_000,
   // reelection needs one time reference (minutes on real categories): 1 s checks are plenty
   watchdogMs: 1_000,
+  // a missed SchedulerReelected or TaskFinalized event costs at most this much delay
+  dealRefreshMs: 2_000,
+  // under a block time of anvil's 1 s blocks; deadlines are a time reference (minutes) apart
+  chainTimeMaxAgeMs: 200,
   // each deal's state is a few records; 1000 bounds memory against a flood of deals
   maxDeals: 1_000,
   // the worker's default maxConcurrentTasks: assigning more only earns DUTY_BUSY refusals

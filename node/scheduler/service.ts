@@ -160,8 +160,21 @@ export class SchedulerService {
   private readonly lateSince = new Map<string, number>()
   /** in memory: chain time before which the watchdog need not read a deal again */
   private readonly nextCheck = new Map<string, number>()
-  /** deals another node schedules whose tasks ended (TaskFinalized, TaskClaimed): the next tick reads whether they are done */
+  /** open deals whose every task ended by the hub's events: the next tick reads whether they are done */
   private readonly ended = new Set<string>()
+  /**
+   * Per open deal, the tasks the hub's events said ended (TaskFinalized,
+   * TaskClaimed). Reading the deal on every such event was five reads per
+   * task of a bag in a 5-node swarm (every node follows every deal); the
+   * deal is read when the count says it may be done. A restart starts the
+   * count over and the watchdog's own reads close such a deal.
+   */
+  private readonly endedTasks = new Map<string, Set<string>>()
+  /** per deal this node schedules: when its tick last read the hub's deal (local ms) */
+  private readonly dealReadAt = new Map<string, number>()
+  /** the latest block's timestamp and when it was read (local ms): see chainNow */
+  private chainTime: { value: number, at: number } | undefined
+  private chainTimeRead: Promise<number> | undefined
   /** registered content and categories never change once on the hub: read once per node, not once per deal */
   private readonly registry = new Map<string, Promise<unknown>>()
   /**
@@ -188,7 +201,7 @@ export class SchedulerService {
   constructor (private readonly init: SchedulerInit) {
     this.opts = { ...defaultSchedulerOptions, ...init.options }
     const o = this.opts
-    if (!(o.tickMs > 0 && o.heartbeatIntervalMs > 0 && o.missedBeats >= 2 && o.resendMs > 0 && o.watchdogMs > 0 && o.maxDeals >= 1 && o.reelectStaggerMs >= 0 && o.maxTasksPerWorker >= 1 && o.maxFailuresPerWorker >= 1)) {
+    if (!(o.tickMs > 0 && o.heartbeatIntervalMs > 0 && o.missedBeats >= 2 && o.resendMs > 0 && o.watchdogMs > 0 && o.dealRefreshMs > 0 && o.chainTimeMaxAgeMs >= 0 && o.maxDeals >= 1 && o.reelectStaggerMs >= 0 && o.maxTasksPerWorker >= 1 && o.maxFailuresPerWorker >= 1)) {
       throw new SchedulerError('SCHEDULER_INVALID_OPTIONS', 'scheduler needs positive intervals and missedBeats >= 2 (one lost beat never reassigns)')
     }
     if (init.chain.hub === undefined) throw new SchedulerError('SCHEDULER_INVALID_OPTIONS', 'the chain client needs the hub binding')
@@ -293,13 +306,23 @@ export class SchedulerService {
       await this.learnScheduler(known, String(a.scheduler))
     } else if ((event.name === 'TaskFinalized' || event.name === 'TaskClaimed') && a !== undefined) {
       const dealid = String(a.dealid).toLowerCase()
-      if (!this.open.has(dealid)) return
-      // the task is over on chain: the tick need not read it again (and its worker's slot is free)
+      const known = this.open.get(dealid)
+      if (known === undefined) return
       const taskid = String(a.taskid).toLowerCase()
-      const rec = await this.getTask(taskid)
-      if (rec !== undefined && !rec.closed) await this.putTask(taskid, { ...rec, closed: true })
-      this.ended.add(dealid)
-      this.kick()
+      let ended = this.endedTasks.get(dealid)
+      if (ended === undefined) {
+        ended = new Set()
+        this.endedTasks.set(dealid, ended)
+      }
+      ended.add(taskid)
+      const mine = same(known.scheduler ?? known.deal.scheduler, this.me)
+      if (mine) {
+        // the task is over on chain: the tick need not read it again (and its worker's slot is free)
+        const rec = await this.getTask(taskid)
+        if (rec !== undefined && !rec.closed) await this.putTask(taskid, { ...rec, closed: true })
+      }
+      if (ended.size >= known.deal.volume) this.ended.add(dealid)
+      if (mine || this.ended.has(dealid)) this.kick()
     }
   }
 
@@ -410,9 +433,27 @@ export class SchedulerService {
     this.watching = this.watchdog().catch((err: unknown) => { this.log('watchdog failed', { error: String(err) }) }).finally(() => { this.watching = undefined })
   }
 
+  /**
+   * The latest block's timestamp, read at most once per `chainTimeMaxAgeMs`
+   * (concurrent callers share the read): the tick runs on every event and
+   * message of a busy deal, and a block read per tick was most of what a
+   * bag asked the chain. The deadlines it is compared with are time
+   * references (minutes) apart; a value a tick old changes no decision that matters.
+   */
   private async chainNow (): Promise<number> {
-    const block = await this.init.chain.provider.getBlock('latest')
-    return block === null ? Math.floor(this.clock() / 1000) : block.timestamp
+    const c = this.chainTime
+    if (c !== undefined && Date.now() - c.at < this.opts.chainTimeMaxAgeMs) return c.value
+    this.chainTimeRead ??= (async () => {
+      try {
+        const block = await this.init.chain.provider.getBlock('latest')
+        const value = block === null ? Math.floor(this.clock() / 1000) : block.timestamp
+        this.chainTime = { value, at: Date.now() }
+        return value
+      } finally {
+        this.chainTimeRead = undefined
+      }
+    })()
+    return await this.chainTimeRead
   }
 
   /**
@@ -434,14 +475,21 @@ export class SchedulerService {
     let loads: Map<string, number> | undefined
     for (const known of due) {
       if (!this.started) return
-      this.ended.delete(known.deal.dealid)
-      const d = await this.hub.dealOf(known.deal.dealid)
-      if (Number(d.done) >= known.deal.volume) {
-        await this.closeDeal(known, d)
-        continue
+      const id = known.deal.dealid
+      // the hub's deal is read when its events say every task ended, and now and then in case
+      // an event was missed; its scheduler changes come as SchedulerReelected events in between
+      const endedAll = this.ended.delete(id)
+      const readAt = this.dealReadAt.get(id)
+      if (endedAll || readAt === undefined || Date.now() - readAt >= this.opts.dealRefreshMs) {
+        this.dealReadAt.set(id, Date.now())
+        const d = await this.hub.dealOf(id)
+        if (Number(d.done) >= known.deal.volume) {
+          await this.closeDeal(known, d)
+          continue
+        }
+        await this.learnScheduler(known, d.scheduler)
       }
-      await this.learnScheduler(known, d.scheduler)
-      if (!same(d.scheduler, this.me) || now >= known.deal.finalDeadline) continue
+      if (!same(known.scheduler ?? known.deal.scheduler, this.me) || now >= known.deal.finalDeadline) continue
       // one count of in-flight work per tick, shared by the deals scheduled in it (schedule() updates it)
       loads ??= await this.loads()
       await this.schedule(known, now, loads).catch((err: unknown) => { this.log('scheduling failed', { dealid: known.deal.dealid, error: String(err) }) })
@@ -464,6 +512,8 @@ export class SchedulerService {
     this.taskIds.delete(known.deal.dealid.toLowerCase())
     this.nextCheck.delete(known.deal.dealid)
     this.ended.delete(known.deal.dealid)
+    this.endedTasks.delete(known.deal.dealid)
+    this.dealReadAt.delete(known.deal.dealid)
     if (worker) this.releasing.set(known.deal.dealid, done)
     this.log('deal done', { dealid: known.deal.dealid })
     // the scheduler's stake for the deal is locked until someone releases it: we do, at once

@@ -45,6 +45,19 @@ describe('transaction sender', () => {
     for (const s of sent) assert.ok(s.gasLimit > s.gasUsed, `limit ${s.gasLimit} > used ${s.gasUsed}`)
   })
 
+  it('prices sends with fee data read once per feeDataMaxAgeMs, shared by concurrent sends', async () => {
+    const { client, fixture } = await setup()
+    let reads = 0
+    const getFeeData = client.provider.getFeeData.bind(client.provider)
+    client.provider.getFeeData = async () => { reads++; return await getFeeData() }
+    await Promise.all(Array.from({ length: 10 }, async (_, i) => await client.sender.send(fixture.store.populateTransaction(i + 1))))
+    assert.equal(reads, 1, 'ten concurrent sends share one read')
+    await new Promise((resolve) => setTimeout(resolve, 1_100))
+    const late = await client.sender.send(fixture.store.populateTransaction(99))
+    assert.equal(late.receipt.status, 1)
+    assert.equal(reads, 2, 'a send after the default 1 s reads the fee data again')
+  })
+
   it('a revert in estimation decodes to the custom error name and args, and is not retried', async () => {
     const { client, fixture } = await setup()
     const before = await client.provider.getTransactionCount(client.address, 'latest')
