@@ -33,6 +33,9 @@ import { contentRoutes, resultRoutes } from './storage/routes.js'
 import type { FinalizedTask } from './storage/results.js'
 import { resultFetcher, workRoutes } from './market/work-routes.js'
 
+/** bound of one dial to a worker that holds a result the node is about to fetch: a live peer answers in milliseconds */
+const RESULT_HOLDER_DIAL_MS = 5_000
+
 export interface IexecNodeInit {
   dataDir: string
   /** decrypts the wallet keystore (not needed for a dev unprotected key) */
@@ -118,7 +121,7 @@ export class IexecNode implements ApiBackend {
   /** the market (orderbook, bidding, requests); undefined without chain settings */
   market?: MarketService
   /** deal duties: scheduler (when elected) and watchdog, worker; undefined without chain settings */
-  execution?: { channel: ExecChannel, scheduler: SchedulerService, worker: WorkerDuties, executor: WasiExecutor, stopFeed: () => void }
+  execution?: { channel: ExecChannel, scheduler: SchedulerService, worker: WorkerDuties, executor: WasiExecutor, peers: PeerResolver, stopFeed: () => void }
   /** the owner's side of datasets (key release, owner announcements) and the worker's block retention; with execution */
   private datasetServices?: { announcer: DatasetOwnerAnnouncer, retention: BlockRetention }
 
@@ -237,6 +240,7 @@ export class IexecNode implements ApiBackend {
           ...resultRoutes({
             helia: () => this.network.helia,
             finalized: async (taskId) => await this.finalizedTask(taskId),
+            reachHolders: async (f) => { await this.reachResultHolders(f) },
             privateKey: this.wallet.signingKey,
             resultsDir: join(this.dataDir, 'results'),
             timeoutMs: 60_000
@@ -248,6 +252,7 @@ export class IexecNode implements ApiBackend {
             result: resultFetcher({
               helia: () => this.network.helia,
               finalized: async (taskId) => await this.finalizedTask(taskId),
+              reachHolders: async (f) => { await this.reachResultHolders(f) },
               privateKey: this.wallet.signingKey,
               resultsDir: join(this.dataDir, 'results'),
               timeoutMs: 60_000
@@ -435,7 +440,7 @@ export class IexecNode implements ApiBackend {
     announcer.start()
     retention.start()
     const stopFeed = market.onHubEventListener(async (event) => { await scheduler.onChainEvent(event) })
-    this.execution = { channel, scheduler, worker, executor, stopFeed }
+    this.execution = { channel, scheduler, worker, executor, peers, stopFeed }
   }
 
   private async stopExecution (): Promise<void> {
@@ -463,7 +468,28 @@ export class IexecNode implements ApiBackend {
     const logs = await hub.queryFilter(hub.filters.TaskFinalized(taskId), this.init.chainFromBlock ?? this.config.chain.fromBlock ?? 0)
     const last = logs[logs.length - 1]
     if (last === undefined) return undefined
-    return { resultsCid: last.args.resultsCid, resultHash: last.args.resultHash }
+    return { resultsCid: last.args.resultsCid, resultHash: last.args.resultHash, dealid: last.args.dealid }
+  }
+
+  /**
+   * Dials the workers of a finalized task's deal before its result is
+   * fetched: one of them added the result to its Helia, and bitswap asks
+   * the connected peers first. Workers do not announce each result in the
+   * DHT (a provide per task was most of a bag's network traffic), so a
+   * requester not yet connected to them finds them here, by their adverts.
+   * Best effort and bounded: a worker that cannot be reached is skipped,
+   * and the fetch still asks the DHT.
+   */
+  private async reachResultHolders (finalized: FinalizedTask): Promise<void> {
+    const execution = this.execution
+    if (finalized.dealid === undefined || execution === undefined) return
+    const deal = await execution.scheduler.dealRecord(finalized.dealid)
+    const workers = deal?.deal.workers ?? []
+    await Promise.allSettled(workers.filter((w) => w.toLowerCase() !== this.address.toLowerCase()).map(async (w) => {
+      const peer = await execution.peers.resolve(w)
+      // libp2p reuses a connection that is already open
+      if (peer !== undefined) await this.network.dial(peer, { signal: AbortSignal.timeout(RESULT_HOLDER_DIAL_MS) })
+    }))
   }
 
   /** Resolves once the node has stopped (by stop() or an API shutdown). */

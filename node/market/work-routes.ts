@@ -56,6 +56,7 @@ export interface WorkRoutesDeps {
 export function resultFetcher (deps: {
   helia: () => ContentHelia
   finalized: (taskId: string) => Promise<FinalizedTask | undefined>
+  reachHolders?: (finalized: FinalizedTask) => Promise<void>
   privateKey: EciesPrivateKey
   resultsDir: string
   timeoutMs: number
@@ -63,6 +64,7 @@ export function resultFetcher (deps: {
   return async (taskId) => {
     const finalized = await deps.finalized(taskId)
     if (finalized === undefined) throw new HttpError(404, 'RESULT_NOT_FOUND', `task ${taskId} has no finalized result (yet)`)
+    await deps.reachHolders?.(finalized)
     const r = await retrieveResult({ helia: deps.helia(), taskId, finalized, dest: join(deps.resultsDir, taskId.toLowerCase()), privateKey: deps.privateKey, timeoutMs: deps.timeoutMs })
     return { cid: r.cid, path: r.path, stdout: r.stdout }
   }

@@ -16,6 +16,8 @@ export interface FinalizedTask {
   resultsCid: string
   /** keccak256(taskid ‖ digest) of the consensus result */
   resultHash: string
+  /** the task's deal (its workers hold the result) */
+  dealid?: string
 }
 
 export interface RetrievedResult {

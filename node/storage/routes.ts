@@ -52,6 +52,8 @@ export function resultRoutes (deps: {
   helia: () => ContentHelia
   /** the task's TaskFinalized event on the hub; undefined when not finalized (or no chain) */
   finalized: (taskId: string) => Promise<FinalizedTask | undefined>
+  /** connects to the peers that hold the result (the deal's workers) before it is fetched; best effort */
+  reachHolders?: (finalized: FinalizedTask) => Promise<void>
   privateKey: EciesPrivateKey
   resultsDir: string
   timeoutMs: number
@@ -64,6 +66,7 @@ export function resultRoutes (deps: {
       if (!/^0x[0-9a-fA-F]{64}$/.test(taskId)) throw new HttpError(400, 'API_BAD_REQUEST', `a task id is 0x and 64 hex digits, got "${taskId}"`)
       const finalized = await deps.finalized(taskId)
       if (finalized === undefined) throw new HttpError(404, 'RESULT_NOT_FOUND', `task ${taskId} has no finalized result (yet)`)
+      await deps.reachHolders?.(finalized)
       try {
         const r = await retrieveResult({ helia: deps.helia(), taskId, finalized, dest: join(deps.resultsDir, taskId.toLowerCase()), privateKey: deps.privateKey, timeoutMs: deps.timeoutMs })
         return { taskId: r.taskId, cid: r.cid, path: r.path, stdout: r.stdout, encrypted: r.encrypted }

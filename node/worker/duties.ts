@@ -13,7 +13,7 @@ import { memoAsync } from '../memo.js'
 import type { ChainClient, Hub } from '../chain/index.js'
 import { Repository, jsonCodec } from '../db/index.js'
 import type { DbController } from '../db/index.js'
-import { addStream, catContent, decryptDataset, encryptResultFolder, fetchToFile, isEncryptedContent, packFolder, placePlainDataset, provideContent } from '../storage/index.js'
+import { addStream, catContent, decryptDataset, encryptResultFolder, fetchToFile, isEncryptedContent, packFolder, placePlainDataset } from '../storage/index.js'
 import type { ContentHelia, FetchOptions } from '../storage/index.js'
 import type { ExecChannel } from '../scheduler/exec-channel.js'
 import { computeResultDigest } from './digest.js'
@@ -119,8 +119,6 @@ export class WorkerDuties {
   private readonly me: string
   /** tasks being worked on now (one promise per task: a second trigger waits its turn) */
   private readonly running = new Map<string, Promise<void>>()
-  /** result announcements in flight (stop() waits for them) */
-  private readonly provides = new Set<Promise<unknown>>()
   /** tasks not yet done or failed: the tick's work list */
   private readonly open = new Set<string>()
   /** tasks assigned and not yet committed: what counts against maxConcurrentTasks */
@@ -186,7 +184,7 @@ export class WorkerDuties {
     clearInterval(this.timer)
     this.abort.abort()
     for (const t of ['assign', 'reveal-request', 'upload-request', 'finalized'] as const) this.init.channel.off(t)
-    await Promise.allSettled([...this.running.values(), ...this.provides])
+    await Promise.allSettled([...this.running.values()])
   }
 
   /** A task's record (tests and the API). */
@@ -441,19 +439,17 @@ export class WorkerDuties {
     }
   }
 
-  /** Packs the output (encrypted to the requester when asked), adds it to Helia and announces it. */
+  /** Packs the output (encrypted to the requester when asked) and adds it to Helia. */
   private async upload (r: WorkerTaskRecord): Promise<string> {
     if (r.resultsCid !== undefined) return r.resultsCid
     const { output } = this.dirs(r.taskid)
     const source = r.resultEncryptionKey !== undefined
       ? encryptResultFolder(output, r.resultEncryptionKey, { taskid: r.taskid })
       : packFolder(output)
+    // not provided in the DHT: a provide per task was most of a bag's network traffic (eight
+    // DHT streams a task in a 5-node swarm); whoever fetches a result connects to the deal's
+    // workers first (node.ts reachResultHolders) and bitswap asks the connected peers
     const { cid } = await addStream(this.init.helia, source, { signal: this.abort.signal })
-    // best effort, and off the task's path: bitswap also finds it through the connected peers,
-    // and a DHT walk before the commit delayed every trust-1 result by tens of ms
-    const provide = provideContent(this.init.helia, cid, { signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(5_000)]) }).catch(() => false)
-    this.provides.add(provide)
-    void provide.finally(() => { this.provides.delete(provide) })
     const text = cid.toString()
     // re-read: a reveal may have moved the record on while the archive was added
     await this.save({ ...(await this.tasks.get(r.taskid) ?? r), resultsCid: text })
