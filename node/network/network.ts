@@ -16,7 +16,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Identify } from '@libp2p/identify'
-import type { ConnectionGater, ConnectionProtector, PeerDiscovery, PeerId, Stream, StreamHandler, StreamHandlerOptions, Libp2p } from '@libp2p/interface'
+import type { ComponentLogger, ConnectionGater, ConnectionProtector, Logger, PeerDiscovery, PeerId, Stream, StreamHandler, StreamHandlerOptions, Libp2p } from '@libp2p/interface'
 import { LevelBlockstore } from 'blockstore-level'
 import { PeerCachingDatastore } from './peer-cache-datastore.js'
 import type { CID } from 'multiformats/cid'
@@ -36,6 +36,21 @@ export interface NetworkServices {
   // index signature: libp2p's ServiceMap constraint
   [key: string]: unknown
 }
+
+/**
+ * libp2p's and Helia's loggers when DEBUG is not set: they log nothing, as
+ * the default ones do then, but cost nothing to make. The default makes a
+ * `debug` instance per component, scope and stream (libp2p makes loggers
+ * for every stream it opens), and each checks whether stderr is a TTY: a
+ * bag of tiny tasks spent more time in that check than in its WASI runs.
+ */
+const quietLogger: Logger = Object.assign(() => {}, {
+  error: () => {},
+  trace: () => {},
+  enabled: false,
+  newScope: (): Logger => quietLogger
+})
+const quietComponentLogger: ComponentLogger = { forComponent: () => quietLogger }
 
 /** Helia with the libp2p node it owns. */
 export type NetworkHelia = Helia & { libp2p: Libp2p<NetworkServices> }
@@ -253,7 +268,10 @@ class Libp2pNetwork implements Network {
       await this.closeStores()
       throw new NetworkError('NETWORK_START_FAILED', 'cannot open the block or data store (is another node using this data dir?)', undefined, { cause: err })
     }
+    // DEBUG=libp2p*,helia* keeps libp2p's own debug loggers; otherwise they are quiet ones
+    const quiet = process.env.DEBUG === undefined || process.env.DEBUG === '' ? { logger: quietComponentLogger } : {}
     const helia = createHelia<NetworkServices>({
+      ...quiet,
       ...(this.blockstore !== undefined ? { blockstore: this.blockstore } : {}),
       ...(this.datastore !== undefined ? { datastore: this.datastore } : {}),
       // no delegated routers or public gateways: content stays inside the swarm
@@ -261,6 +279,7 @@ class Libp2pNetwork implements Network {
       libp2p: {
         // 'replace' (Helia's default): every key set here replaces Helia's
         // public-IPFS default wholesale, so no mDNS, relay, webrtc, autotls...
+        ...quiet,
         privateKey: o.privateKey,
         addresses: { listen: this.listenAddrs.map((a) => a.toString()) },
         transports: [tcp()],
