@@ -343,16 +343,8 @@ export interface HubInterface extends Interface {
       | "APPORDER_TYPEHASH"
       | "AUTHORIZATION_TYPEHASH"
       | "BID_TYPEHASH"
-      | "CONTRIBUTION_DEADLINE_RATIO"
       | "DATASETORDER_TYPEHASH"
-      | "FINAL_DEADLINE_RATIO"
-      | "MAX_TRUST"
-      | "MAX_WORKERS"
       | "REQUESTORDER_TYPEHASH"
-      | "REVEAL_DEADLINE_RATIO"
-      | "SCHEDULER_REWARD_RATIO"
-      | "SCHEDULER_STAKE_RATIO"
-      | "WORKER_STAKE_RATIO"
       | "accountOf"
       | "appCount"
       | "appOf"
@@ -387,6 +379,7 @@ export interface HubInterface extends Interface {
       | "isDealWorker"
       | "kitty"
       | "matchOrders"
+      | "multicall"
       | "owner"
       | "presignAppOrder"
       | "presignBid"
@@ -454,40 +447,11 @@ export interface HubInterface extends Interface {
     values?: undefined
   ): string;
   encodeFunctionData(
-    functionFragment: "CONTRIBUTION_DEADLINE_RATIO",
-    values?: undefined
-  ): string;
-  encodeFunctionData(
     functionFragment: "DATASETORDER_TYPEHASH",
     values?: undefined
   ): string;
   encodeFunctionData(
-    functionFragment: "FINAL_DEADLINE_RATIO",
-    values?: undefined
-  ): string;
-  encodeFunctionData(functionFragment: "MAX_TRUST", values?: undefined): string;
-  encodeFunctionData(
-    functionFragment: "MAX_WORKERS",
-    values?: undefined
-  ): string;
-  encodeFunctionData(
     functionFragment: "REQUESTORDER_TYPEHASH",
-    values?: undefined
-  ): string;
-  encodeFunctionData(
-    functionFragment: "REVEAL_DEADLINE_RATIO",
-    values?: undefined
-  ): string;
-  encodeFunctionData(
-    functionFragment: "SCHEDULER_REWARD_RATIO",
-    values?: undefined
-  ): string;
-  encodeFunctionData(
-    functionFragment: "SCHEDULER_STAKE_RATIO",
-    values?: undefined
-  ): string;
-  encodeFunctionData(
-    functionFragment: "WORKER_STAKE_RATIO",
     values?: undefined
   ): string;
   encodeFunctionData(
@@ -619,6 +583,10 @@ export interface HubInterface extends Interface {
       Hub.BidStruct[]
     ]
   ): string;
+  encodeFunctionData(
+    functionFragment: "multicall",
+    values: [BytesLike[]]
+  ): string;
   encodeFunctionData(functionFragment: "owner", values?: undefined): string;
   encodeFunctionData(
     functionFragment: "presignAppOrder",
@@ -719,40 +687,11 @@ export interface HubInterface extends Interface {
     data: BytesLike
   ): Result;
   decodeFunctionResult(
-    functionFragment: "CONTRIBUTION_DEADLINE_RATIO",
-    data: BytesLike
-  ): Result;
-  decodeFunctionResult(
     functionFragment: "DATASETORDER_TYPEHASH",
     data: BytesLike
   ): Result;
   decodeFunctionResult(
-    functionFragment: "FINAL_DEADLINE_RATIO",
-    data: BytesLike
-  ): Result;
-  decodeFunctionResult(functionFragment: "MAX_TRUST", data: BytesLike): Result;
-  decodeFunctionResult(
-    functionFragment: "MAX_WORKERS",
-    data: BytesLike
-  ): Result;
-  decodeFunctionResult(
     functionFragment: "REQUESTORDER_TYPEHASH",
-    data: BytesLike
-  ): Result;
-  decodeFunctionResult(
-    functionFragment: "REVEAL_DEADLINE_RATIO",
-    data: BytesLike
-  ): Result;
-  decodeFunctionResult(
-    functionFragment: "SCHEDULER_REWARD_RATIO",
-    data: BytesLike
-  ): Result;
-  decodeFunctionResult(
-    functionFragment: "SCHEDULER_STAKE_RATIO",
-    data: BytesLike
-  ): Result;
-  decodeFunctionResult(
-    functionFragment: "WORKER_STAKE_RATIO",
     data: BytesLike
   ): Result;
   decodeFunctionResult(functionFragment: "accountOf", data: BytesLike): Result;
@@ -840,6 +779,7 @@ export interface HubInterface extends Interface {
     functionFragment: "matchOrders",
     data: BytesLike
   ): Result;
+  decodeFunctionResult(functionFragment: "multicall", data: BytesLike): Result;
   decodeFunctionResult(functionFragment: "owner", data: BytesLike): Result;
   decodeFunctionResult(
     functionFragment: "presignAppOrder",
@@ -1345,25 +1285,9 @@ export interface Hub extends BaseContract {
 
   BID_TYPEHASH: TypedContractMethod<[], [string], "view">;
 
-  CONTRIBUTION_DEADLINE_RATIO: TypedContractMethod<[], [bigint], "view">;
-
   DATASETORDER_TYPEHASH: TypedContractMethod<[], [string], "view">;
 
-  FINAL_DEADLINE_RATIO: TypedContractMethod<[], [bigint], "view">;
-
-  MAX_TRUST: TypedContractMethod<[], [bigint], "view">;
-
-  MAX_WORKERS: TypedContractMethod<[], [bigint], "view">;
-
   REQUESTORDER_TYPEHASH: TypedContractMethod<[], [string], "view">;
-
-  REVEAL_DEADLINE_RATIO: TypedContractMethod<[], [bigint], "view">;
-
-  SCHEDULER_REWARD_RATIO: TypedContractMethod<[], [bigint], "view">;
-
-  SCHEDULER_STAKE_RATIO: TypedContractMethod<[], [bigint], "view">;
-
-  WORKER_STAKE_RATIO: TypedContractMethod<[], [bigint], "view">;
 
   accountOf: TypedContractMethod<
     [account: AddressLike],
@@ -1547,6 +1471,8 @@ export interface Hub extends BaseContract {
     "nonpayable"
   >;
 
+  multicall: TypedContractMethod<[calls: BytesLike[]], [void], "nonpayable">;
+
   owner: TypedContractMethod<[], [string], "view">;
 
   presignAppOrder: TypedContractMethod<
@@ -1676,35 +1602,11 @@ export interface Hub extends BaseContract {
     nameOrSignature: "BID_TYPEHASH"
   ): TypedContractMethod<[], [string], "view">;
   getFunction(
-    nameOrSignature: "CONTRIBUTION_DEADLINE_RATIO"
-  ): TypedContractMethod<[], [bigint], "view">;
-  getFunction(
     nameOrSignature: "DATASETORDER_TYPEHASH"
   ): TypedContractMethod<[], [string], "view">;
   getFunction(
-    nameOrSignature: "FINAL_DEADLINE_RATIO"
-  ): TypedContractMethod<[], [bigint], "view">;
-  getFunction(
-    nameOrSignature: "MAX_TRUST"
-  ): TypedContractMethod<[], [bigint], "view">;
-  getFunction(
-    nameOrSignature: "MAX_WORKERS"
-  ): TypedContractMethod<[], [bigint], "view">;
-  getFunction(
     nameOrSignature: "REQUESTORDER_TYPEHASH"
   ): TypedContractMethod<[], [string], "view">;
-  getFunction(
-    nameOrSignature: "REVEAL_DEADLINE_RATIO"
-  ): TypedContractMethod<[], [bigint], "view">;
-  getFunction(
-    nameOrSignature: "SCHEDULER_REWARD_RATIO"
-  ): TypedContractMethod<[], [bigint], "view">;
-  getFunction(
-    nameOrSignature: "SCHEDULER_STAKE_RATIO"
-  ): TypedContractMethod<[], [bigint], "view">;
-  getFunction(
-    nameOrSignature: "WORKER_STAKE_RATIO"
-  ): TypedContractMethod<[], [bigint], "view">;
   getFunction(
     nameOrSignature: "accountOf"
   ): TypedContractMethod<
@@ -1893,6 +1795,9 @@ export interface Hub extends BaseContract {
     [string],
     "nonpayable"
   >;
+  getFunction(
+    nameOrSignature: "multicall"
+  ): TypedContractMethod<[calls: BytesLike[]], [void], "nonpayable">;
   getFunction(
     nameOrSignature: "owner"
   ): TypedContractMethod<[], [string], "view">;

@@ -1,7 +1,7 @@
 // Success paths of every hub function on a real anvil.
 import assert from 'node:assert/strict'
 import { keccak256, toUtf8Bytes } from 'ethers'
-import { TaskStatus, ContributionStatus } from '../../contracts-abi/index.js'
+import { HUB_RATIOS, TaskStatus, ContributionStatus } from '../../contracts-abi/index.js'
 import { hashOrder, resultHash, resultSeal, taskId, typeString } from '../../protocols/eip712.js'
 import {
   setupFixture, snapshot, revertTo, send, increaseTime, registerAssets, makeOrders, match, authorize, totalRlc, expectRevert,
@@ -123,8 +123,9 @@ describe('hub: success paths', function () {
     assert.equal(d.info.volume, 4n)
     assert.equal(d.info.trust, 3n)
     assert.equal(d.info.workerPrice, 10n * RLC_UNIT, 'task price = highest accepted bid')
-    assert.equal(d.info.contributionDeadline, d.info.startTime + 7n * T)
-    assert.equal(d.info.finalDeadline, d.info.startTime + 10n * T)
+    // the hub's ratios have no getters (it is at its size limit): HUB_RATIOS mirrors them, checked here
+    assert.equal(d.info.contributionDeadline, d.info.startTime + BigInt(HUB_RATIOS.contributionDeadline) * T)
+    assert.equal(d.info.finalDeadline, d.info.startTime + BigInt(HUB_RATIOS.finalDeadline) * T)
     assert.deepEqual(d.workers, workers.map((w) => w.address))
     const cost = 4n * (2n + 3n + 10n) * RLC_UNIT
     const [bal1, frozen1] = await f.hub.accountOf(f.requester.address)
@@ -133,6 +134,7 @@ describe('hub: success paths', function () {
     const stake1 = await f.hub.stakeOf(f.nodes[0].address)
     const schedLock = d.scheduler.address === f.nodes[0].address ? 4n * 3n * RLC_UNIT : 0n
     assert.equal(stake1.locked - stake0.locked, 4n * 3n * RLC_UNIT + schedLock, 'worker stake: 30% of the price per task')
+    assert.equal(BigInt(HUB_RATIOS.workerStakePercent) * 10n * RLC_UNIT / 100n, 3n * RLC_UNIT, 'HUB_RATIOS.workerStakePercent is the hub\'s')
     assert.ok(f.nodes.some((n) => n.address === d.scheduler.address), 'scheduler is a staker')
     assert.equal(await f.hub.isDealWorker(d.dealid, f.nodes[1].address), true)
     assert.equal(await f.hub.isDealWorker(d.dealid, f.nodes[2].address), false)
@@ -187,6 +189,53 @@ describe('hub: success paths', function () {
     assert.equal(deal.done, 5n)
     assert.equal(deal.initialized, 5n)
     assert.equal((await f.hub.accountOf(f.requester.address))[1], 0n)
+  })
+
+  it('multicall: a worker closes several tasks of a bag in one transaction, paid as by one call each', async () => {
+    const worker = f.nodes[1]
+    const d = await match(f, await makeOrders(f, assets, { workers: [worker], volume: 3n }))
+    const calls: string[] = []
+    for (let i = 0; i < 3; i++) {
+      const { sign } = await authorize(f, d.scheduler, worker.address, d.dealid, i)
+      calls.push(f.hub.interface.encodeFunctionData('contributeAndFinalize', [d.dealid, i, digestOf(`r${i}`), `cid${i}`, sign]))
+    }
+    const addrs = [...new Set([f.requester.address, f.appOwner.address, f.datasetOwner.address, worker.address, d.scheduler.address])]
+    const got = await deltas(addrs, async () => {
+      const r = await send(f.hub.connect(worker).multicall(calls))
+      const finalized = r.logs.map((l) => f.hub.interface.parseLog(l)).filter((e) => e?.name === 'TaskFinalized')
+      assert.deepEqual(finalized.map((e) => e?.args.taskid), [0, 1, 2].map((i) => taskId(d.dealid, i)), 'one TaskFinalized per call, in order')
+      assert.deepEqual(finalized.map((e) => e?.args.resultsCid), ['cid0', 'cid1', 'cid2'])
+    })
+    const want = new Map<string, bigint>(addrs.map((a) => [a, 0n]))
+    const add = (a: string, v: bigint): void => { want.set(a, (want.get(a) ?? 0n) + v) }
+    add(f.appOwner.address, 3n * 2n * RLC_UNIT)
+    add(f.datasetOwner.address, 3n * 3n * RLC_UNIT)
+    add(worker.address, 3n * 9n * RLC_UNIT)
+    add(d.scheduler.address, 3n * 1n * RLC_UNIT)
+    assert.deepEqual(got, want, 'each call paid its task: the caller is the worker (msg.sender kept)')
+    const deal = await f.hub.dealOf(d.dealid)
+    assert.equal(deal.done, 3n)
+    assert.equal((await f.hub.accountOf(f.requester.address))[1], 0n)
+    const t = await totalRlc(f)
+    assert.equal(t.hubHeld, t.accounted)
+  })
+
+  it('multicall: all or nothing, with the failing call\'s own error; the caller stays the sender', async () => {
+    const worker = f.nodes[1]
+    const d = await match(f, await makeOrders(f, assets, { workers: [worker], volume: 3n }))
+    const call = async (i: number): Promise<string> => {
+      const { sign } = await authorize(f, d.scheduler, worker.address, d.dealid, i)
+      return f.hub.interface.encodeFunctionData('contributeAndFinalize', [d.dealid, i, digestOf(`r${i}`), `cid${i}`, sign])
+    }
+    await send(f.hub.connect(worker).contributeAndFinalize(d.dealid, 1, digestOf('r1'), 'cid1', (await authorize(f, d.scheduler, worker.address, d.dealid, 1)).sign))
+    // task 1 is already closed: the batch reverts with BadTaskStatus and task 0 stays open
+    await expectRevert(f.hub.connect(worker).multicall([await call(0), await call(1)]), 'BadTaskStatus')
+    assert.equal(await f.hub.taskStatus(d.dealid, 0), BigInt(TaskStatus.UNSET))
+    assert.equal((await f.hub.dealOf(d.dealid)).done, 1n)
+    // someone else sending the worker's calls is not the worker
+    await expectRevert(f.hub.connect(f.outsider).multicall([await call(0)]), 'NotDealWorker')
+    await send(f.hub.connect(worker).multicall([await call(0), await call(2)]))
+    assert.equal((await f.hub.dealOf(d.dealid)).done, 3n)
   })
 
   it('trust 3: initialize, contribute, consensus, reveal, finalize; rewards by weight; scores', async () => {
