@@ -16,3 +16,24 @@ export async function memoAsync<T> (map: Map<string, Promise<T>>, key: string, r
   }
   return await p
 }
+
+/**
+ * A value read again once it is older than `maxAgeMs`; concurrent callers
+ * share one read, and a failed read is not kept. For facts that may be a
+ * little stale: the latest block's time, fee data, a worker's score.
+ */
+export class FreshValue<T> {
+  private read: { value: Promise<T>, at: number } | undefined
+
+  constructor (private readonly maxAgeMs: number, private readonly load: () => Promise<T>) {}
+
+  async get (): Promise<T> {
+    const r = this.read
+    if (r !== undefined && Date.now() - r.at < this.maxAgeMs) return await r.value
+    const value = this.load()
+    const entry = { value, at: Date.now() }
+    this.read = entry
+    value.catch(() => { if (this.read === entry) this.read = undefined })
+    return await value
+  }
+}

@@ -1,12 +1,19 @@
 /**
  * The execution protocol between a deal's scheduler and its workers
- * (`/iexec-p2p/exec/1.0.0`): one length-prefixed JSON message per stream,
+ * (`/iexec-p2p/exec/2.0.0`): one length-prefixed JSON message per stream,
  * answered by one message on the same stream, then the stream is closed.
  *
- * Scheduler -> worker: `assign` (the signed authorization and what to run),
- * `reveal-request`, `upload-request` (answered by `result-uploaded`),
- * `finalized`. Worker -> scheduler: `heartbeat`, `contributed`, `revealed`.
- * Everything else is answered `ack` or `error`.
+ * Scheduler -> worker: `assign` (tasks of one deal, each with its signed
+ * authorization, and what to run; answered `assigned` with how many the
+ * worker took), `reveal-request`, `upload-request` (answered by
+ * `result-uploaded`), `finalized`. Worker -> scheduler: `heartbeat` (every
+ * task it holds for that scheduler, with its status), `contributed` (the
+ * tasks one transaction committed), `revealed`. Everything else is answered
+ * `ack` or `error`.
+ *
+ * Messages carry tasks in batches: a bag's tasks are assigned, reported and
+ * confirmed several at a time, so a stream costs a batch, not a task (2.0.0;
+ * 1.0.0 carried one task per message).
  *
  * One exchange per stream keeps both sides stateless about streams: a lost
  * connection costs one retried message, never a half-read session, and the
@@ -16,10 +23,16 @@
  */
 import { IexecError } from '../node/errors.js'
 
-export const EXEC_PROTOCOL = '/iexec-p2p/exec/1.0.0'
+export const EXEC_PROTOCOL = '/iexec-p2p/exec/2.0.0'
 
-/** Largest message: an assign carries params (4 KiB of JSON at most) and a few CIDs and signatures. */
-export const MAX_EXEC_MESSAGE_BYTES = 16 * 1024
+/** Largest message: an assign of MAX_ASSIGN_TASKS (~150 bytes each) with params (4 KiB at most), a full heartbeat (~100 bytes a task). */
+export const MAX_EXEC_MESSAGE_BYTES = 64 * 1024
+
+/** Tasks in one `assign` (of one deal). */
+export const MAX_ASSIGN_TASKS = 64
+
+/** Tasks in one `heartbeat` or `contributed`; a worker holding more for one scheduler sends several. */
+export const MAX_REPORT_TASKS = 256
 
 export type ExecWireErrorCode =
   /** not JSON, unknown type, or a field of the wrong shape */
@@ -39,13 +52,18 @@ export interface ContentRef {
   checksum: string
 }
 
+/** One task of an `assign`: its index in the deal and the scheduler's authorization for it. */
+export interface AssignedTask {
+  idx: number
+  /** the deal scheduler's EIP-712 Authorization(worker, taskid), taskid = keccak(dealid, idx) */
+  authorization: string
+}
+
 export interface AssignMessage {
   type: 'assign'
   dealid: string
-  idx: number
-  taskid: string
-  /** the deal scheduler's EIP-712 Authorization(worker, taskid) */
-  authorization: string
+  /** 1 to MAX_ASSIGN_TASKS tasks of the deal, in the order the worker should take them */
+  tasks: AssignedTask[]
   /** the deal's trust (1: contribute-and-finalize) */
   trust: number
   /** the app's address on the hub and its content */
@@ -60,15 +78,24 @@ export interface AssignMessage {
   deadline: number
 }
 
-export interface HeartbeatMessage {
-  type: 'heartbeat'
+/** The answer to an `assign`: the worker took the first `accepted` tasks (at least one; none is an `error` DUTY_BUSY). */
+export interface AssignedMessage { type: 'assigned', accepted: number }
+
+/** One task in a heartbeat. */
+export interface TaskReport {
   taskid: string
   status: TaskProgress
-  progress: number
   /** with status 'failed': why, as a code (the executor's status such as TIMEOUT, or the worker's error code) */
   code?: string
 }
-export interface ContributedMessage { type: 'contributed', taskid: string, txHash: string }
+
+/** Every task a worker holds for the receiving scheduler (sent every beat, and at once when one is computed or failed). */
+export interface HeartbeatMessage {
+  type: 'heartbeat'
+  tasks: TaskReport[]
+}
+/** The tasks one mined transaction committed (contribute, or contribute-and-finalize of a batch). */
+export interface ContributedMessage { type: 'contributed', taskids: string[], txHash: string }
 export interface RevealRequestMessage { type: 'reveal-request', taskid: string }
 export interface RevealedMessage { type: 'revealed', taskid: string, txHash: string }
 export interface UploadRequestMessage { type: 'upload-request', taskid: string }
@@ -78,7 +105,7 @@ export interface AckMessage { type: 'ack' }
 export interface ErrorMessage { type: 'error', code: string, reason: string }
 
 export type ExecMessage =
-  | AssignMessage | HeartbeatMessage | ContributedMessage | RevealRequestMessage | RevealedMessage
+  | AssignMessage | AssignedMessage | HeartbeatMessage | ContributedMessage | RevealRequestMessage | RevealedMessage
   | UploadRequestMessage | ResultUploadedMessage | FinalizedMessage | AckMessage | ErrorMessage
 
 const HEX32 = /^0x[0-9a-fA-F]{64}$/
@@ -113,6 +140,14 @@ function obj (v: unknown, field: string): Record<string, unknown> {
   return v as Record<string, unknown>
 }
 
+/** A non-empty array field of at most `max` items. */
+function list (o: Record<string, unknown>, field: string, max: number): unknown[] {
+  const v = o[field]
+  if (!Array.isArray(v) || v.length === 0) throw invalid(field, 'must be a non-empty array')
+  if (v.length > max) throw invalid(field, `exceeds ${max} items`)
+  return v
+}
+
 function contentRef (v: unknown, field: string): ContentRef {
   const o = obj(v, field)
   return { cid: str(o, 'cid', CID_TEXT), checksum: str(o, 'checksum', HEX32) }
@@ -127,12 +162,14 @@ export function validateExecMessage (value: unknown): ExecMessage {
   const type = o.type
   switch (type) {
     case 'assign': {
+      const tasks = list(o, 'tasks', MAX_ASSIGN_TASKS).map((v, i) => {
+        const t = obj(v, `tasks[${i}]`)
+        return { idx: int(t, 'idx', 0, 2 ** 32 - 1), authorization: str(t, 'authorization', SIGNATURE) }
+      })
       const m: AssignMessage = {
         type,
         dealid: str(o, 'dealid', HEX32),
-        idx: int(o, 'idx', 0, 2 ** 32 - 1),
-        taskid: str(o, 'taskid', HEX32),
-        authorization: str(o, 'authorization', SIGNATURE),
+        tasks,
         trust: int(o, 'trust', 1, 255),
         app: str(o, 'app', ADDRESS),
         appContent: contentRef(o.appContent, 'appContent'),
@@ -146,16 +183,21 @@ export function validateExecMessage (value: unknown): ExecMessage {
       if (o.resultEncryptionKey !== undefined) m.resultEncryptionKey = str(o, 'resultEncryptionKey', PUBKEY)
       return m
     }
+    case 'assigned':
+      return { type, accepted: int(o, 'accepted', 1, MAX_ASSIGN_TASKS) }
     case 'heartbeat': {
-      const status = str(o, 'status')
-      if (!PROGRESS.has(status)) throw invalid('status', 'is not a task status')
-      const progress = o.progress
-      if (typeof progress !== 'number' || !(progress >= 0 && progress <= 1)) throw invalid('progress', 'must be a number in [0, 1]')
-      const m: HeartbeatMessage = { type, taskid: str(o, 'taskid', HEX32), status: status as TaskProgress, progress }
-      if (o.code !== undefined) m.code = str(o, 'code', /^[A-Z0-9_]{1,64}$/)
-      return m
+      const tasks = list(o, 'tasks', MAX_REPORT_TASKS).map((v, i) => {
+        const t = obj(v, `tasks[${i}]`)
+        const status = str(t, 'status')
+        if (!PROGRESS.has(status)) throw invalid('status', 'is not a task status')
+        const r: TaskReport = { taskid: str(t, 'taskid', HEX32), status: status as TaskProgress }
+        if (t.code !== undefined) r.code = str(t, 'code', /^[A-Z0-9_]{1,64}$/)
+        return r
+      })
+      return { type, tasks }
     }
     case 'contributed':
+      return { type, taskids: list(o, 'taskids', MAX_REPORT_TASKS).map((v, i) => { if (typeof v !== 'string' || !HEX32.test(v)) throw invalid(`taskids[${i}]`, 'must be a 32-byte hex string'); return v }), txHash: str(o, 'txHash', HEX32) }
     case 'revealed':
       return { type, taskid: str(o, 'taskid', HEX32), txHash: str(o, 'txHash', HEX32) }
     case 'reveal-request':

@@ -227,15 +227,18 @@ export class EventFollower {
     // each round reads at least one block, so the loop ends within (safe - from) / maxBlockRange + 1 rounds
     while (this.cursor !== undefined && this.cursor.blockNumber <= safe) {
       const cursor: Cursor = this.cursor
-      if (cursor.checkBlock !== undefined && cursor.checkHash !== undefined) {
-        const now = await this.blockHash(cursor.checkBlock)
-        if (now !== cursor.checkHash) {
-          throw new ChainError('REORG_DETECTED', `block ${cursor.checkBlock} changed since its logs were read (${cursor.checkHash} -> ${String(now)}): more confirmations are needed`, { block: cursor.checkBlock, was: cursor.checkHash, now })
-        }
-      }
       const from = cursor.blockNumber
       const to = Math.min(from + this.opts.maxBlockRange - 1, safe)
-      const logs = await this.rpc('eth_getLogs', async () => await provider.getLogs({ address: this.init.address, topics: this.init.topics, fromBlock: from, toBlock: to }))
+      // the three reads go together (one HTTP request: ethers batches calls of one tick): the
+      // check of the last block read comes before any of these logs is delivered
+      const [now, logs, toHash] = await Promise.all([
+        cursor.checkBlock !== undefined && cursor.checkHash !== undefined ? this.blockHash(cursor.checkBlock) : Promise.resolve(undefined),
+        this.rpc('eth_getLogs', async () => await provider.getLogs({ address: this.init.address, topics: this.init.topics, fromBlock: from, toBlock: to })),
+        this.blockHash(to)
+      ])
+      if (cursor.checkBlock !== undefined && cursor.checkHash !== undefined && now !== cursor.checkHash) {
+        throw new ChainError('REORG_DETECTED', `block ${cursor.checkBlock} changed since its logs were read (${cursor.checkHash} -> ${String(now)}): more confirmations are needed`, { block: cursor.checkBlock, was: cursor.checkHash, now })
+      }
       const ordered = [...logs].sort((a, b) => a.blockNumber - b.blockNumber || a.index - b.index)
       for (const log of ordered) {
         if (log.removed) continue
@@ -246,7 +249,6 @@ export class EventFollower {
         // stopping: the event in hand is done and saved; the rest waits for the next start
         if (this.stopping()) return delivered
       }
-      const toHash = await this.blockHash(to)
       await this.saveCursor(toHash === undefined ? { blockNumber: to + 1, logIndex: 0 } : { blockNumber: to + 1, logIndex: 0, checkBlock: to, checkHash: toHash })
       if (this.stopping()) break
     }

@@ -1,4 +1,5 @@
 import { Transaction, isError, type FeeData, type HDNodeWallet, type Interface, type JsonRpcProvider, type TransactionReceipt, type Wallet } from 'ethers'
+import { FreshValue } from '../memo.js'
 import { ChainError, isChainError } from './errors.js'
 import { decodeRevert, isRevert, isTransientRpcError, sleep, unreachable, withRpcRetry } from './rpc.js'
 import { defaultTxSenderOptions, type TxSenderOptions } from './options.js'
@@ -73,9 +74,15 @@ export class TxSender {
   private nextNonce: number | undefined
   /** tail of the nonce queue: each `send` chains its critical section on it */
   private queue: Promise<void> = Promise.resolve()
-  /** the last fee data read and when (local ms), and the read in flight */
-  private fees: { value: FeeData, at: number } | undefined
-  private feesRead: Promise<FeeData> | undefined
+  /**
+   * The chain's fee data, read at most once per `feeDataMaxAgeMs` (concurrent
+   * sends share the read): ethers' getFeeData is three calls (the latest
+   * block, the gas price, the priority fee), and a worker sending one
+   * transaction per task asked them per task. A maxFeePerGas of twice the
+   * base fee covers the base fee's rise over several blocks, so a value a
+   * second old prices a transaction as well as a fresh one.
+   */
+  private readonly fees: FreshValue<FeeData>
 
   private readonly wallet: SigningWallet
   private readonly provider: JsonRpcProvider
@@ -90,6 +97,7 @@ export class TxSender {
     this.address = init.wallet.address
     this.opts = { ...defaultTxSenderOptions, ...init.options }
     this.interfaces = [...(init.errorInterfaces ?? [])]
+    this.fees = new FreshValue(this.opts.feeDataMaxAgeMs, async () => await this.rpc('getFeeData', async () => await this.provider.getFeeData(), {}))
     if (this.opts.gasHeadroomPercent < 0 || this.opts.confirmations < 0) {
       throw new ChainError('INVALID_ARGUMENT', 'gasHeadroomPercent and confirmations must be >= 0', { gasHeadroomPercent: this.opts.gasHeadroomPercent, confirmations: this.opts.confirmations })
     }
@@ -132,7 +140,7 @@ export class TxSender {
     if (typeof req.to !== 'string' || req.to === '') {
       throw new ChainError('INVALID_ARGUMENT', 'transaction needs a `to` address (contract creation goes through deploy.ts)', {})
     }
-    const fees = await this.feeData()
+    const fees = await this.fees.get()
     // estimation runs in the queue, after this wallet's earlier sends reached
     // the node: `approve` then `deposit` sent back to back estimate the deposit
     // on the approved state. A revert here consumes no nonce.
@@ -145,29 +153,6 @@ export class TxSender {
     if (receipt.status !== 1) throw await this.explainFailedTx(req, receipt)
     const timings = { broadcastMs: accepted - t0, receiptMs: Date.now() - accepted }
     return { hash, nonce, blockNumber: receipt.blockNumber, blockHash: receipt.blockHash, gasUsed: receipt.gasUsed, gasLimit, receipt, timings }
-  }
-
-  /**
-   * The chain's fee data, read at most once per `feeDataMaxAgeMs` (concurrent
-   * sends share the read): ethers' getFeeData is three calls (the latest
-   * block, the gas price, the priority fee), and a worker sending one
-   * transaction per task asked them per task. A maxFeePerGas of twice the
-   * base fee covers the base fee's rise over several blocks, so a value a
-   * second old prices a transaction as well as a fresh one.
-   */
-  private async feeData (): Promise<FeeData> {
-    const c = this.fees
-    if (c !== undefined && Date.now() - c.at < this.opts.feeDataMaxAgeMs) return c.value
-    this.feesRead ??= (async () => {
-      try {
-        const value = await this.rpc('getFeeData', async () => await this.provider.getFeeData(), {})
-        this.fees = { value, at: Date.now() }
-        return value
-      } finally {
-        this.feesRead = undefined
-      }
-    })()
-    return await this.feesRead
   }
 
   /** Runs `fn` after every earlier queued section: the nonce queue. */

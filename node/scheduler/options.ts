@@ -7,6 +7,10 @@ export interface ExecChannelOptions {
   timeoutMs: number
   /** streams served at once; more are refused by libp2p (a flood cannot pile up handlers) */
   maxInboundStreams: number
+  /** an outbound stream unused this long is closed (the answering side closes one idle twice as long) */
+  idleMs: number
+  /** idle outbound streams kept per peer for the next exchanges */
+  maxIdlePerPeer: number
 }
 
 export const defaultExecChannelOptions: ExecChannelOptions = {
@@ -14,7 +18,12 @@ export const defaultExecChannelOptions: ExecChannelOptions = {
   // (work runs after the answer), so 10 s means the peer is gone or stuck
   timeoutMs: 10_000,
   // a scheduler of a 32-worker deal gets bursts of heartbeats; 64 leaves headroom
-  maxInboundStreams: 64
+  maxInboundStreams: 64,
+  // a deal's scheduler and workers talk every heartbeat (2 s): 30 s keeps their streams open
+  // through a deal, and a swarm's idle pairs do not hold streams for long
+  idleMs: 30_000,
+  // exchanges that run at once (a tick's assignments, reports, upload requests) each take a stream
+  maxIdlePerPeer: 4
 }
 
 export interface SchedulerOptions {
@@ -32,6 +41,8 @@ export interface SchedulerOptions {
   dealRefreshMs: number
   /** how old the latest block's timestamp may be when the tick and the watchdog compare it with deadlines */
   chainTimeMaxAgeMs: number
+  /** how old a worker's on-chain score may be when the scheduler chooses workers and counts replicas */
+  scoreMaxAgeMs: number
   /** deals followed at once (state kept for each) */
   maxDeals: number
   /** tasks in flight per worker (assigned, not yet committed) when its advertised capacity is unknown: more would be refused as busy */
@@ -64,6 +75,8 @@ export const defaultSchedulerOptions: SchedulerOptions = {
   dealRefreshMs: 2_000,
   // under a block time of anvil's 1 s blocks; deadlines are a time reference (minutes) apart
   chainTimeMaxAgeMs: 200,
+  // scores move by one per task with several contributors: a second-old one chooses as well
+  scoreMaxAgeMs: 1_000,
   // each deal's state is a few records; 1000 bounds memory against a flood of deals
   maxDeals: 1_000,
   // the worker's default maxConcurrentTasks: assigning more only earns DUTY_BUSY refusals

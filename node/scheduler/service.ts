@@ -2,12 +2,14 @@ import { computeAddress, keccak256, toUtf8Bytes } from 'ethers'
 import { ContributionStatus, TaskStatus } from '../../contracts-abi/index.js'
 import { signAuthorization, taskId } from '../../protocols/eip712.js'
 import type { HubDomain, TypedDataSigner } from '../../protocols/eip712.js'
+import { MAX_ASSIGN_TASKS } from '../../protocols/execution.js'
 import type { ContributedMessage, ExecMessage, HeartbeatMessage } from '../../protocols/execution.js'
 import { parseRequestParams } from '../../protocols/market.js'
+import { hubInterface } from '../chain/index.js'
 import type { ChainClient, ChainEvent, Hub } from '../chain/index.js'
 import { Repository, jsonCodec } from '../db/index.js'
 import type { DbController } from '../db/index.js'
-import { memoAsync } from '../memo.js'
+import { FreshValue, memoAsync } from '../memo.js'
 import { dealFromEvent } from './deal.js'
 import type { DealInfo } from './deal.js'
 import { SchedulerError } from './errors.js'
@@ -121,8 +123,13 @@ function checked<T> (v: unknown): T {
   return v as T
 }
 
-/** Status reads after `contributed` messages in flight at once; past it the follower's TaskFinalized closes the task. */
+/** Receipt reads after `contributed` messages in flight at once; past it the follower's TaskFinalized closes the tasks. */
 const MAX_HINT_READS = 32
+
+/** Statuses a worker reports once a task's result is computed: its slot is free for another task. */
+const COMPUTED: ReadonlySet<string> = new Set(['contributing', 'contributed', 'revealing', 'revealed', 'uploading', 'done'])
+
+const TASK_FINALIZED_TOPIC = hubInterface().getEvent('TaskFinalized')?.topicHash as string
 
 /**
  * Scheduler duties of the node elected for a deal, plus the watchdog every
@@ -152,6 +159,8 @@ export class SchedulerService {
   private readonly failed = new Map<string, string>()
   /** in memory: last time a message was sent per (kind, taskid, peer), for resends */
   private readonly sent = new Map<string, number>()
+  /** in memory: (taskid, peer) of replicas whose worker reported the result computed: they hold no slot */
+  private readonly computed = new Set<string>()
   /** open deals (not done), by id */
   private readonly open = new Map<string, KnownDeal>()
   /** done deals where this node, a worker, still has stake to release after the final deadline */
@@ -172,9 +181,8 @@ export class SchedulerService {
   private readonly endedTasks = new Map<string, Set<string>>()
   /** per deal this node schedules: when its tick last read the hub's deal (local ms) */
   private readonly dealReadAt = new Map<string, number>()
-  /** the latest block's timestamp and when it was read (local ms): see chainNow */
-  private chainTime: { value: number, at: number } | undefined
-  private chainTimeRead: Promise<number> | undefined
+  /** the latest block's timestamp: see chainNow */
+  private readonly chainTime: FreshValue<number>
   /** registered content and categories never change once on the hub: read once per node, not once per deal */
   private readonly registry = new Map<string, Promise<unknown>>()
   /**
@@ -184,8 +192,8 @@ export class SchedulerService {
    * that changes a record and fails before putting it leaves no trace here.
    */
   private readonly taskCache = new Map<string, ScheduledTask | null>()
-  /** this tick's reads of worker scores */
-  private readonly scores = new Map<string, Promise<bigint>>()
+  /** reads of worker scores (see scoreOf) */
+  private readonly scores = new Map<string, FreshValue<bigint>>()
   private timer: NodeJS.Timeout | undefined
   private watchdogTimer: NodeJS.Timeout | undefined
   private ticking: Promise<void> | undefined
@@ -195,19 +203,25 @@ export class SchedulerService {
   private readonly taskIds = new Map<string, string[]>()
   /** kicked while a tick ran: tick again when it ends */
   private kickAgain = false
+  /** this tick's assignments, by worker peer and deal (flushAssigns sends them) */
+  private readonly outbox = new Map<string, { known: KnownDeal, peer: string, worker: string, resultEncryptionKey: string | undefined, tasks: Array<{ taskid: string, idx: number }> }>()
   private watching: Promise<void> | undefined
   private started = false
 
   constructor (private readonly init: SchedulerInit) {
     this.opts = { ...defaultSchedulerOptions, ...init.options }
     const o = this.opts
-    if (!(o.tickMs > 0 && o.heartbeatIntervalMs > 0 && o.missedBeats >= 2 && o.resendMs > 0 && o.watchdogMs > 0 && o.dealRefreshMs > 0 && o.chainTimeMaxAgeMs >= 0 && o.maxDeals >= 1 && o.reelectStaggerMs >= 0 && o.maxTasksPerWorker >= 1 && o.maxFailuresPerWorker >= 1)) {
+    if (!(o.tickMs > 0 && o.heartbeatIntervalMs > 0 && o.missedBeats >= 2 && o.resendMs > 0 && o.watchdogMs > 0 && o.dealRefreshMs > 0 && o.chainTimeMaxAgeMs >= 0 && o.scoreMaxAgeMs >= 0 && o.maxDeals >= 1 && o.reelectStaggerMs >= 0 && o.maxTasksPerWorker >= 1 && o.maxFailuresPerWorker >= 1)) {
       throw new SchedulerError('SCHEDULER_INVALID_OPTIONS', 'scheduler needs positive intervals and missedBeats >= 2 (one lost beat never reassigns)')
     }
     if (init.chain.hub === undefined) throw new SchedulerError('SCHEDULER_INVALID_OPTIONS', 'the chain client needs the hub binding')
     this.hub = init.chain.hub
     this.me = init.chain.address
     this.clock = init.clock ?? Date.now
+    this.chainTime = new FreshValue(this.opts.chainTimeMaxAgeMs, async () => {
+      const block = await this.init.chain.provider.getBlock('latest')
+      return block === null ? Math.floor(this.clock() / 1000) : block.timestamp
+    })
     this.deals = new Repository(init.db, 'sched-deal', jsonCodec((v) => checked<KnownDeal>(v)))
     this.tasks = new Repository(init.db, 'sched-task', jsonCodec((v) => checked<ScheduledTask>(v)))
   }
@@ -220,14 +234,21 @@ export class SchedulerService {
       else if (value.releaseAt !== undefined) this.releasing.set(key, value)
     }
     this.init.channel.on('heartbeat', async (m, from) => {
-      const hb = m as HeartbeatMessage
-      const key = `${hb.taskid.toLowerCase()}:${from}`
-      this.beats.set(key, this.clock())
-      if (hb.status === 'failed') {
-        // the replica is out now, not after missedBeats: the next tick assigns another worker
-        if (this.failed.size < 10_000) this.failed.set(key, hb.code ?? 'DUTY_FAILED')
-        this.kick()
+      let freed = false
+      for (const t of (m as HeartbeatMessage).tasks) {
+        const key = `${t.taskid.toLowerCase()}:${from}`
+        this.beats.set(key, this.clock())
+        if (t.status === 'failed') {
+          // the replica is out now, not after missedBeats: the next tick assigns another worker
+          if (this.failed.size < 10_000) this.failed.set(key, t.code ?? 'DUTY_FAILED')
+          freed = true
+        } else if (COMPUTED.has(t.status) && !this.computed.has(key) && this.computed.size < 100_000) {
+          // computed: the worker's CPU is free for another task while its commit waits for the chain
+          this.computed.add(key)
+          freed = true
+        }
       }
+      if (freed) this.kick()
       return { type: 'ack' }
     })
     // commits and reveals are read from the hub; these messages only bring the next tick forward
@@ -235,14 +256,15 @@ export class SchedulerService {
       this.kick()
       return { type: 'ack' }
     }
-    // a trust-1 worker says its contributeAndFinalize is mined: its slot is
-    // free now, not when the follower's next poll brings TaskFinalized (a bag
-    // waited ~200 ms per task for it). The hub is read, the worker not believed
+    // a trust-1 worker says its contributeAndFinalize transaction is mined:
+    // the tasks close now, not when the follower's next poll brings
+    // TaskFinalized. The chain is read (the transaction's receipt), the worker not believed
     this.init.channel.on('contributed', async (m) => {
       this.kick()
+      const c = m as ContributedMessage
       if (this.hints.size < MAX_HINT_READS) {
-        const read: Promise<void> = this.closeIfFinal((m as ContributedMessage).taskid.toLowerCase())
-          .catch((err: unknown) => { this.log('task status read failed', { taskid: (m as ContributedMessage).taskid, error: String(err) }) })
+        const read: Promise<void> = this.closeFromReceipt(c.txHash, c.taskids.map((t) => t.toLowerCase()))
+          .catch((err: unknown) => { this.log('transaction receipt read failed', { tx: c.txHash, error: String(err) }) })
           .finally(() => { this.hints.delete(read) })
         this.hints.add(read)
       }
@@ -327,22 +349,38 @@ export class SchedulerService {
   }
 
   /**
-   * After a worker's `contributed` of a trust-1 task this node schedules: one
-   * read of the task's status on the hub; completed (or failed), the record
-   * closes and the tick assigns the freed slot.
+   * After a worker's `contributed` of trust-1 tasks this node schedules: one
+   * read of the transaction's receipt (one for a whole batch); each listed
+   * task whose TaskFinalized the hub emitted in it closes, and the tick
+   * assigns what is left of the deal.
    */
-  private async closeIfFinal (taskid: string): Promise<void> {
-    const rec = await this.getTask(taskid)
-    if (rec === undefined || rec.closed || !this.started) return
-    const known = this.open.get(rec.dealid)
-    if (known === undefined || known.deal.trust !== 1 || !same(known.scheduler ?? known.deal.scheduler, this.me)) return
-    const status = Number(await this.hub.taskStatus(rec.dealid, rec.idx))
-    if (status !== TaskStatus.COMPLETED && status !== TaskStatus.FAILED) return
-    // read again: the tick or an event may have written it meanwhile
-    const now = await this.getTask(taskid)
-    if (now === undefined || now.closed) return
-    await this.putTask(taskid, { ...now, closed: true })
-    this.kick()
+  private async closeFromReceipt (txHash: string, taskids: string[]): Promise<void> {
+    const open: ScheduledTask[] = []
+    for (const taskid of taskids) {
+      const rec = await this.getTask(taskid)
+      if (rec === undefined || rec.closed) continue
+      const known = this.open.get(rec.dealid)
+      if (known === undefined || known.deal.trust !== 1 || !same(known.scheduler ?? known.deal.scheduler, this.me)) continue
+      open.push(rec)
+    }
+    if (open.length === 0 || !this.started) return
+    const receipt = await this.init.chain.provider.getTransactionReceipt(txHash)
+    if (receipt === null || receipt.status !== 1) return
+    const hub = (await this.hub.getAddress()).toLowerCase()
+    const finalized = new Set<string>()
+    for (const log of receipt.logs) {
+      if (log.address.toLowerCase() === hub && log.topics[0] === TASK_FINALIZED_TOPIC && log.topics[1] !== undefined) finalized.add(log.topics[1].toLowerCase())
+    }
+    let closed = false
+    for (const rec of open) {
+      if (!finalized.has(rec.taskid)) continue
+      // read again: the tick or an event may have written it meanwhile
+      const now = await this.getTask(rec.taskid)
+      if (now === undefined || now.closed) continue
+      await this.putTask(rec.taskid, { ...now, closed: true })
+      closed = true
+    }
+    if (closed) this.kick()
   }
 
   /** Records who schedules a deal now; starts work at once when it is this node. */
@@ -376,13 +414,20 @@ export class SchedulerService {
     return await memoAsync(this.registry as Map<string, Promise<T>>, key, read)
   }
 
+  /** A task's record, a copy the caller may change (and put back). */
   private async getTask (taskid: string): Promise<ScheduledTask | undefined> {
+    const rec = await this.peekTask(taskid)
+    return rec === undefined ? undefined : structuredClone(rec)
+  }
+
+  /** The cached record itself: read it, never change it. */
+  private async peekTask (taskid: string): Promise<Readonly<ScheduledTask> | undefined> {
     let rec = this.taskCache.get(taskid)
     if (rec === undefined) {
       rec = await this.tasks.get(taskid) ?? null
       this.cacheTask(taskid, rec)
     }
-    return rec === null ? undefined : structuredClone(rec)
+    return rec ?? undefined
   }
 
   private async putTask (taskid: string, rec: ScheduledTask): Promise<void> {
@@ -390,6 +435,16 @@ export class SchedulerService {
     this.taskCache.delete(taskid)
     await this.tasks.put(taskid, rec)
     this.cacheTask(taskid, structuredClone(rec))
+    if (rec.closed) {
+      // nothing more is sent or expected for it
+      for (const r of rec.replicas) {
+        const key = `${taskid}:${r.peer}`
+        this.beats.delete(key)
+        this.computed.delete(key)
+        this.failed.delete(key)
+        for (const kind of ['assign', 'reveal']) this.sent.delete(`${kind}:${key}`)
+      }
+    }
   }
 
   private cacheTask (taskid: string, rec: ScheduledTask | null): void {
@@ -441,37 +496,40 @@ export class SchedulerService {
    * references (minutes) apart; a value a tick old changes no decision that matters.
    */
   private async chainNow (): Promise<number> {
-    const c = this.chainTime
-    if (c !== undefined && Date.now() - c.at < this.opts.chainTimeMaxAgeMs) return c.value
-    this.chainTimeRead ??= (async () => {
-      try {
-        const block = await this.init.chain.provider.getBlock('latest')
-        const value = block === null ? Math.floor(this.clock() / 1000) : block.timestamp
-        this.chainTime = { value, at: Date.now() }
-        return value
-      } finally {
-        this.chainTimeRead = undefined
-      }
-    })()
-    return await this.chainTimeRead
+    return await this.chainTime.get()
   }
 
   /**
-   * A worker's on-chain score, read once per tick: it moves only when a task
-   * of the worker ends, and choosing among workers on a score one tick old
-   * changes nothing that matters; a bag's tick read it once per candidate
-   * and assignment.
+   * A worker's on-chain score, read at most once per `scoreMaxAgeMs`: it
+   * moves only when a task of the worker with several contributors ends
+   * (+1, or x2/3), and choosing among workers or counting replicas on a
+   * score a second old changes nothing that matters; a bag's ticks read it
+   * for every candidate of every assignment.
    */
   private async scoreOf (worker: string): Promise<bigint> {
-    return await memoAsync(this.scores, worker.toLowerCase(), async () => await this.hub.scoreOf(worker))
+    const key = worker.toLowerCase()
+    let v = this.scores.get(key)
+    if (v === undefined) {
+      if (this.scores.size >= 10_000) this.scores.clear()
+      v = new FreshValue(this.opts.scoreMaxAgeMs, async () => await this.hub.scoreOf(worker))
+      this.scores.set(key, v)
+    }
+    return await v.get()
   }
 
   private async tick (): Promise<void> {
-    this.scores.clear()
     // the deals this node schedules, and the others an event says may be done
     const due = [...this.open.values()].filter((k) => same(k.scheduler ?? k.deal.scheduler, this.me) || this.ended.has(k.deal.dealid))
     if (due.length === 0) return
     const now = await this.chainNow()
+    try {
+      await this.tickDeals(due, now)
+    } finally {
+      if (this.outbox.size > 0) await this.flushAssigns()
+    }
+  }
+
+  private async tickDeals (due: KnownDeal[], now: number): Promise<void> {
     let loads: Map<string, number> | undefined
     for (const known of due) {
       if (!this.started) return
@@ -550,9 +608,12 @@ export class SchedulerService {
     // reading the whole history would grow with every deal ever scheduled
     for (const known of this.open.values()) {
       for (let idx = 0; idx < known.deal.volume; idx++) {
-        const rec = await this.getTask(this.taskIdOf(known.deal.dealid, idx))
+        const rec = await this.peekTask(this.taskIdOf(known.deal.dealid, idx))
         if (rec === undefined || rec.closed) continue
-        for (const r of rec.replicas) if (!r.dead && !r.contributed) out.set(r.worker, (out.get(r.worker) ?? 0) + 1)
+        for (const r of rec.replicas) {
+          // a computed result waiting for its transaction holds no CPU
+          if (!r.dead && !r.contributed && !this.computed.has(`${rec.taskid}:${r.peer}`)) out.set(r.worker, (out.get(r.worker) ?? 0) + 1)
+        }
       }
     }
     return out
@@ -563,11 +624,14 @@ export class SchedulerService {
     for (let idx = 0; idx < deal.volume; idx++) {
       if (!this.started) return
       const taskid = this.taskIdOf(deal.dealid, idx)
-      const rec = await this.getTask(taskid) ?? { taskid, dealid: deal.dealid, idx, replicas: [], closed: false }
-      if (rec.closed) continue
+      // looked at in place first: most tasks of a bag are closed or wait for a free worker, and
+      // copying each record on every tick was most of a tick's time
+      const seen = await this.peekTask(taskid)
+      if (seen?.closed === true) continue
       // a task nobody holds yet waits, with no chain read (nor initialize), while every worker of the
       // deal is full: a bag of 200 is not read 200 times a tick for the few slots that free up
-      if (rec.replicas.length === 0 && !await this.anyFree(known, loads)) continue
+      if ((seen === undefined || seen.replicas.length === 0) && !await this.anyFree(known, loads)) continue
+      const rec = seen === undefined ? { taskid, dealid: deal.dealid, idx, replicas: [], closed: false } : structuredClone(seen)
       const before = JSON.stringify(rec)
       if (deal.trust === 1) await this.scheduleFast(known, rec, now, loads)
       else await this.scheduleConsensus(known, rec, now, loads)
@@ -613,7 +677,11 @@ export class SchedulerService {
     // a live replica with no resend due: its worker is on it, and its end comes as a
     // TaskFinalized event (onChainEvent closes the record): no chain read each tick
     if (live.length > 0 && !live.some((r) => this.resendDue(rec, r))) return
-    const status = Number(await this.hub.taskStatus(known.deal.dealid, rec.idx))
+    // a task this node never assigned, of a deal it has scheduled since the match, cannot be
+    // closed (only its authorizations close a trust-1 task): no chain read before its first worker
+    const untouched = rec.replicas.length === 0 && same(known.deal.scheduler, this.me) && same(known.scheduler ?? known.deal.scheduler, this.me)
+    const ended = this.endedTasks.get(known.deal.dealid)?.has(rec.taskid) === true
+    const status = ended ? TaskStatus.COMPLETED : untouched ? TaskStatus.UNSET : Number(await this.hub.taskStatus(known.deal.dealid, rec.idx))
     if (status === TaskStatus.COMPLETED || status === TaskStatus.FAILED) {
       rec.closed = true
       return
@@ -711,7 +779,7 @@ export class SchedulerService {
         Object.assign(replica, { peer, assignedAt: now, dead: false })
         delete replica.failure
       }
-      if (await this.sendAssign(known, rec, replica)) {
+      if (await this.queueAssign(known, rec, replica)) {
         loads.set(c.worker, (loads.get(c.worker) ?? 0) + 1)
         this.log('task assigned', { taskid: rec.taskid, worker: c.worker, retry: c.retry })
         return true
@@ -737,48 +805,91 @@ export class SchedulerService {
     return cpus !== undefined && Number.isInteger(cpus) && cpus >= 1 ? cpus : this.opts.maxTasksPerWorker
   }
 
-  private async sendAssign (known: KnownDeal, rec: ScheduledTask, replica: Replica): Promise<boolean> {
+  /**
+   * Puts one task's assignment in this tick's outbox (flushAssigns sends it,
+   * with the other tasks of its deal for the same worker, in one message).
+   * False when it cannot be sent at all: the replica is then dead.
+   */
+  private async queueAssign (known: KnownDeal, rec: ScheduledTask, replica: Replica): Promise<boolean> {
     const { deal } = known
-    const authorization = await signAuthorization(this.init.wallet, this.init.domain, { worker: replica.worker, taskid: rec.taskid })
-    const encrypt = wantsEncryption(deal.params)
-    const key = encrypt ? await (this.init.resultEncryptionKey ?? requesterResultKey)(deal) : undefined
-    if (key === undefined && encrypt) {
-      // workers refuse such an assignment: without the key the result would be published in clear
-      this.log('result encryption requested but no requester key is known: not assigning', { taskid: rec.taskid })
-      replica.dead = true
-      return false
+    let key: string | undefined
+    if (wantsEncryption(deal.params)) {
+      key = await (this.init.resultEncryptionKey ?? requesterResultKey)(deal)
+      if (key === undefined) {
+        // workers refuse such an assignment: without the key the result would be published in clear
+        this.log('result encryption requested but no requester key is known: not assigning', { taskid: rec.taskid })
+        replica.dead = true
+        return false
+      }
     }
     this.sent.set(`assign:${rec.taskid}:${replica.peer}`, this.clock())
     this.beats.set(`${rec.taskid}:${replica.peer}`, this.clock())
-    try {
-      await this.init.channel.send(replica.peer, {
-        type: 'assign',
-        dealid: deal.dealid,
-        idx: rec.idx,
-        taskid: rec.taskid,
-        authorization,
-        trust: deal.trust,
-        app: deal.app,
-        appContent: { cid: known.appCid, checksum: known.appChecksum },
-        ...(deal.dataset !== ZERO && known.dataset !== undefined ? { dataset: { address: deal.dataset, ...known.dataset } } : {}),
-        params: deal.params,
-        ...(key !== undefined ? { resultEncryptionKey: key } : {}),
-        deadline: deal.contributionDeadline
-      })
-      return true
-    } catch (err) {
-      // refused (busy, not a worker...) or unreachable: this replica does not count
-      replica.dead = true
-      this.log('assignment failed', { taskid: rec.taskid, worker: replica.worker, error: err instanceof Error ? err.message : String(err) })
-      return false
+    this.computed.delete(`${rec.taskid}:${replica.peer}`)
+    const box = `${replica.peer}:${deal.dealid}`
+    let group = this.outbox.get(box)
+    if (group === undefined) {
+      group = { known, peer: replica.peer, worker: replica.worker, resultEncryptionKey: key, tasks: [] }
+      this.outbox.set(box, group)
     }
+    group.tasks.push({ taskid: rec.taskid, idx: rec.idx })
+    return true
+  }
+
+  /**
+   * Sends this tick's assignments: one `assign` per worker and deal (in
+   * chunks of MAX_ASSIGN_TASKS), all workers at once. The worker takes a
+   * prefix of the tasks; the ones it refused (busy, or the send failed)
+   * have their replica marked dead, and the next tick finds them a worker.
+   */
+  private async flushAssigns (): Promise<void> {
+    const groups = [...this.outbox.values()]
+    this.outbox.clear()
+    const refused: Array<{ taskid: string, peer: string, worker: string, error: string }> = []
+    await Promise.all(groups.map(async (g) => {
+      const { deal } = g.known
+      for (let i = 0; i < g.tasks.length; i += MAX_ASSIGN_TASKS) {
+        const chunk = g.tasks.slice(i, i + MAX_ASSIGN_TASKS)
+        let accepted = 0
+        let error = 'refused as busy'
+        try {
+          const tasks = await Promise.all(chunk.map(async (t) => ({ idx: t.idx, authorization: await signAuthorization(this.init.wallet, this.init.domain, { worker: g.worker, taskid: t.taskid }) })))
+          const answer = await this.init.channel.send(g.peer, {
+            type: 'assign',
+            dealid: deal.dealid,
+            tasks,
+            trust: deal.trust,
+            app: deal.app,
+            appContent: { cid: g.known.appCid, checksum: g.known.appChecksum },
+            ...(deal.dataset !== ZERO && g.known.dataset !== undefined ? { dataset: { address: deal.dataset, ...g.known.dataset } } : {}),
+            params: deal.params,
+            ...(g.resultEncryptionKey !== undefined ? { resultEncryptionKey: g.resultEncryptionKey } : {}),
+            deadline: deal.contributionDeadline
+          })
+          accepted = answer.type === 'assigned' ? Math.min(answer.accepted, chunk.length) : chunk.length
+        } catch (err) {
+          // refused (busy, not a worker...) or unreachable: these replicas do not count
+          error = err instanceof Error ? err.message : String(err)
+        }
+        for (const t of chunk.slice(accepted)) refused.push({ taskid: t.taskid, peer: g.peer, worker: g.worker, error })
+      }
+    }))
+    for (const r of refused) {
+      const rec = await this.getTask(r.taskid)
+      const replica = rec?.replicas.find((x) => x.peer === r.peer && !x.dead)
+      if (rec === undefined || replica === undefined) continue
+      replica.dead = true
+      await this.putTask(r.taskid, rec)
+      this.log('assignment failed', { taskid: r.taskid, worker: r.worker, error: r.error })
+    }
+    // a refused task goes to another worker (or the same one, later) on the next tick
+    if (refused.length > 0) this.kickAgain = true
   }
 
   /** Sends the assignment again to live pending replicas now and then (a lost message, a restarted worker). */
   private async resendAssigns (known: KnownDeal, rec: ScheduledTask): Promise<void> {
     for (const r of rec.replicas) {
       if (r.dead || r.contributed || !this.resendDue(rec, r)) continue
-      await this.sendAssign(known, rec, r)
+      await this.queueAssign(known, rec, r)
     }
   }
 

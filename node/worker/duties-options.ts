@@ -2,8 +2,14 @@
 export interface WorkerDutiesOptions {
   /** tasks computed at once (the node's advertised capacity) */
   maxConcurrentTasks: number
-  /** heartbeat period while a task is being fetched, run or committed */
+  /** heartbeat period while a task is being fetched, run or committed (one heartbeat per scheduler for all its tasks) */
   heartbeatIntervalMs: number
+  /** a computed or failed task is reported to its scheduler within this delay, with whatever else changed meanwhile */
+  reportDelayMs: number
+  /** trust-1 results of one deal committed in one transaction at most */
+  maxCommitBatch: number
+  /** how long a trust-1 result may wait for other tasks of its deal still computing here, to share their transaction */
+  commitWaitMs: number
   /** how often held tasks are checked against the hub (reveals owed, restarts) */
   tickMs: number
   /** bound of the app module fetched from Helia */
@@ -27,6 +33,13 @@ export const defaultWorkerDutiesOptions: WorkerDutiesOptions = {
   maxConcurrentTasks: 2,
   // must match the scheduler's expectation (its heartbeatIntervalMs)
   heartbeatIntervalMs: 2_000,
+  // short against a task, long enough that results finishing together share a message
+  reportDelayMs: 5,
+  // a contributeAndFinalize is ~80k gas: 32 of them are ~2.6M, a tenth of a block on most chains,
+  // and a revert (one task closed by someone else) costs one estimate before the tasks go one by one
+  maxCommitBatch: 32,
+  // a tenth of a second against a block time of seconds; a task alone on the worker never waits
+  commitWaitMs: 100,
   // a reveal is owed within the reveal deadline (2 time references: minutes); 250 ms reacts within a block on anvil
   tickMs: 250,
   // wasm apps are small (the examples are < 10 KiB); 64 MiB refuses junk early

@@ -5,7 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { ContributionStatus, TaskStatus } from '../../contracts-abi/index.js'
 import { recoverAuthorizationSigner, resultHash, resultSeal, taskId } from '../../protocols/eip712.js'
 import type { HubDomain } from '../../protocols/eip712.js'
-import type { AssignMessage, ExecMessage, TaskProgress } from '../../protocols/execution.js'
+import { MAX_ASSIGN_TASKS, MAX_REPORT_TASKS } from '../../protocols/execution.js'
+import type { AssignMessage, ExecMessage, TaskProgress, TaskReport } from '../../protocols/execution.js'
 import { parseRequestParams } from '../../protocols/market.js'
 import { isChainError } from '../chain/index.js'
 import { isIexecError } from '../errors.js'
@@ -121,8 +122,25 @@ export class WorkerDuties {
   private readonly running = new Map<string, Promise<void>>()
   /** tasks not yet done or failed: the tick's work list */
   private readonly open = new Set<string>()
-  /** tasks assigned and not yet committed: what counts against maxConcurrentTasks */
-  private readonly active = new Set<string>()
+  /** tasks assigned and not yet computed: what counts against maxConcurrentTasks (a computed task waiting for its transaction holds no CPU) */
+  private readonly active = new Map<string, string>()
+  /** tasks computed since this process started and not yet sent to the chain: no need to ask the hub whether they closed */
+  private readonly unsent = new Set<string>()
+  /** wakes the committer when a result joins the queue while it waits for more */
+  private fastWake: (() => void) | undefined
+  /**
+   * What the scheduler of each task in hand is told: its status, sent every
+   * beat in one heartbeat per scheduler, and at once (coalesced over
+   * reportDelayMs) when a task is computed or failed.
+   */
+  private readonly reports = new Map<string, { peer: string, status: TaskProgress, code?: string }>()
+  /** schedulers with a report due soon, and its timer */
+  private readonly reportDue = new Set<string>()
+  private reportTimer: NodeJS.Timeout | undefined
+  private beatTimer: NodeJS.Timeout | undefined
+  /** trust-1 results waiting to be committed, in arrival order (see commitFast) */
+  private readonly fastQueue: Array<{ r: WorkerTaskRecord, queuedAt: number, resolve: (r: WorkerTaskRecord) => void, reject: (err: unknown) => void }> = []
+  private fastLoop: Promise<void> | undefined
   private timer: NodeJS.Timeout | undefined
   private ticking = false
   private started = false
@@ -140,8 +158,8 @@ export class WorkerDuties {
   constructor (private readonly init: WorkerDutiesInit) {
     this.opts = { ...defaultWorkerDutiesOptions, ...init.options }
     const o = this.opts
-    if (!(o.maxConcurrentTasks >= 1 && o.heartbeatIntervalMs > 0 && o.tickMs > 0 && o.maxRunMs > 0)) {
-      throw new DutyError('DUTY_INVALID_OPTIONS', 'worker duties need maxConcurrentTasks >= 1 and positive intervals')
+    if (!(o.maxConcurrentTasks >= 1 && o.heartbeatIntervalMs > 0 && o.tickMs > 0 && o.maxRunMs > 0 && o.reportDelayMs >= 0 && o.maxCommitBatch >= 1 && o.maxCommitBatch <= MAX_ASSIGN_TASKS)) {
+      throw new DutyError('DUTY_INVALID_OPTIONS', `worker duties need maxConcurrentTasks >= 1, positive intervals and maxCommitBatch in 1..${MAX_ASSIGN_TASKS}`)
     }
     if (init.chain.hub === undefined) throw new DutyError('DUTY_INVALID_OPTIONS', 'the chain client needs the hub binding')
     this.hub = init.chain.hub
@@ -149,18 +167,18 @@ export class WorkerDuties {
     this.tasks = new Repository(init.db, 'worker-task', jsonCodec(checkRecord))
   }
 
-  /** Registers the handlers, loads unfinished tasks and starts the tick. */
-  /** Tasks assigned and not yet committed: the capacity they hold (the provider's bids count it). */
+  /** Tasks assigned and not yet computed: the capacity they hold (the provider's bids count it). */
   activeTasks (): number {
     return this.active.size
   }
 
+  /** Registers the handlers, loads unfinished tasks and starts the tick. */
   async start (): Promise<void> {
     if (this.started) return
     this.started = true
     for await (const { value } of this.tasks.entries()) {
       if (value.state !== 'done' && value.state !== 'failed') this.open.add(value.taskid)
-      if (value.state === 'assigned' || value.state === 'computed') this.active.add(value.taskid)
+      if (value.state === 'assigned') this.active.set(value.taskid, value.dealid)
     }
     this.init.channel.on('assign', async (m, from) => await this.onAssign(m as AssignMessage, from))
     this.init.channel.on('reveal-request', async (m) => {
@@ -174,6 +192,7 @@ export class WorkerDuties {
       return { type: 'ack' }
     })
     this.timer = setInterval(() => { void this.tick() }, this.opts.tickMs)
+    this.beatTimer = setInterval(() => { this.beat() }, this.opts.heartbeatIntervalMs)
     void this.tick()
   }
 
@@ -182,7 +201,11 @@ export class WorkerDuties {
     if (!this.started) return
     this.started = false
     clearInterval(this.timer)
+    clearInterval(this.beatTimer)
+    clearTimeout(this.reportTimer)
     this.abort.abort()
+    // results not yet committed stay computed in level: the next start commits them
+    for (const q of this.fastQueue.splice(0)) q.reject(new DutyError('DUTY_STOPPED', 'the worker is stopping'))
     for (const t of ['assign', 'reveal-request', 'upload-request', 'finalized'] as const) this.init.channel.off(t)
     await Promise.allSettled([...this.running.values()])
   }
@@ -198,35 +221,47 @@ export class WorkerDuties {
 
   private async save (r: WorkerTaskRecord): Promise<void> {
     await this.tasks.put(r.taskid, r)
+    await this.settled(r)
+  }
+
+  /** After a record was written: the in-memory sets follow its state, and a closed task's folder goes. */
+  private async settled (r: WorkerTaskRecord): Promise<void> {
     if (r.state === 'done' || r.state === 'failed') this.open.delete(r.taskid)
     else this.open.add(r.taskid)
-    if (r.state === 'assigned' || r.state === 'computed') this.active.add(r.taskid)
+    if (r.state === 'assigned') this.active.set(r.taskid, r.dealid)
     else this.active.delete(r.taskid)
     // a closed task's inputs and outputs are in Helia or no longer needed: free the disk
     if (r.state === 'done' || r.state === 'failed') await rm(this.dirs(r.taskid).root, { recursive: true, force: true }).catch(() => {})
   }
 
+  /**
+   * Takes the tasks of an `assign` in order while this worker has room (its
+   * uncomputed tasks under maxConcurrentTasks); a task it already holds (a
+   * resend, a new scheduler after reelection) counts as taken and is never
+   * started twice. Answers how many it took; none is DUTY_BUSY.
+   */
   private async onAssign (m: AssignMessage, from: string): Promise<ExecMessage> {
     if (!this.started) throw new DutyError('DUTY_STOPPED', 'the worker is stopping')
-    const taskid = m.taskid.toLowerCase()
-    if (taskId(m.dealid, m.idx) !== taskid) throw new DutyError('DUTY_BAD_TASK', 'taskid is not task idx of dealid')
-    let signer: string
-    try {
-      signer = recoverAuthorizationSigner(this.init.domain, { worker: this.me, taskid }, m.authorization)
-    } catch (err) {
-      throw new DutyError('DUTY_NOT_AUTHORIZED', 'the authorization does not recover', {}, { cause: err })
-    }
+    const dealid = m.dealid.toLowerCase()
+    const tasks = m.tasks.map((t) => ({ ...t, taskid: taskId(m.dealid, t.idx).toLowerCase() }))
+    const signers = tasks.map((t) => {
+      try {
+        return recoverAuthorizationSigner(this.init.domain, { worker: this.me, taskid: t.taskid }, t.authorization)
+      } catch (err) {
+        throw new DutyError('DUTY_NOT_AUTHORIZED', 'an authorization does not recover', { idx: t.idx }, { cause: err })
+      }
+    })
     let deal = await this.deal(m.dealid, false)
     // another signer than the scheduler we know: the deal may have been reelected since we read it
-    if (!same(signer, deal.scheduler)) deal = await this.deal(m.dealid, true)
+    if (signers.some((signer) => !same(signer, deal.scheduler))) deal = await this.deal(m.dealid, true)
     if (Number(deal.trust) !== m.trust) throw new DutyError('DUTY_BAD_TASK', 'trust differs from the deal\'s')
     const scheduler = deal.scheduler
-    if (!same(signer, scheduler)) throw new DutyError('DUTY_NOT_AUTHORIZED', 'the authorization is not signed by the deal\'s scheduler', { signer, scheduler })
-    const dealKey = m.dealid.toLowerCase()
-    if (!this.members.has(dealKey)) {
+    const forged = signers.find((signer) => !same(signer, scheduler))
+    if (forged !== undefined) throw new DutyError('DUTY_NOT_AUTHORIZED', 'an authorization is not signed by the deal\'s scheduler', { signer: forged, scheduler })
+    if (!this.members.has(dealid)) {
       if (!await this.hub.isDealWorker(m.dealid, this.me)) throw new DutyError('DUTY_NOT_A_WORKER', 'this node is not a worker of the deal')
       if (this.members.size >= 10_000) this.members.clear()
-      this.members.add(dealKey)
+      this.members.add(dealid)
     }
     const asset = await memoAsync(this.apps, m.app.toLowerCase(), async () => await this.hub.appOf(m.app))
     if (asset.cid !== m.appContent.cid || !same(asset.checksum, m.appContent.checksum)) {
@@ -248,39 +283,43 @@ export class WorkerDuties {
     // never publish a result in clear that the requester asked to be encrypted
     if (encrypt === true && m.resultEncryptionKey === undefined) throw new DutyError('DUTY_BAD_TASK', 'the request asks for result encryption but the assignment carries no key')
 
-    const existing = await this.tasks.get(taskid)
-    if (existing !== undefined && existing.state !== 'failed') {
-      // the same task again (a resend, or a new scheduler after reelection): never start it twice;
-      // before the commit the new scheduler's authorization replaces the old one
-      if (existing.state === 'assigned' || existing.state === 'computed') {
-        await this.save({ ...existing, authorization: m.authorization, schedulerPeer: from })
-      } else if (existing.schedulerPeer !== from) {
-        await this.save({ ...existing, schedulerPeer: from })
+    let accepted = 0
+    for (const t of tasks) {
+      const existing = await this.tasks.get(t.taskid)
+      if (existing !== undefined && existing.state !== 'failed') {
+        // the same task again: never start it twice; before the commit the new scheduler's authorization replaces the old one
+        if (existing.state === 'assigned' || existing.state === 'computed') {
+          await this.save({ ...existing, authorization: t.authorization, schedulerPeer: from })
+        } else if (existing.schedulerPeer !== from) {
+          await this.save({ ...existing, schedulerPeer: from })
+        }
+        this.trigger(t.taskid)
+        accepted++
+        continue
       }
-      this.trigger(taskid)
-      return { type: 'ack' }
+      if (this.active.size >= this.opts.maxConcurrentTasks) break
+      const record: WorkerTaskRecord = {
+        taskid: t.taskid,
+        dealid,
+        idx: t.idx,
+        trust: m.trust,
+        schedulerPeer: from,
+        authorization: t.authorization,
+        app: m.app,
+        appCid: m.appContent.cid,
+        appChecksum: m.appContent.checksum.toLowerCase(),
+        params: m.params,
+        ...(m.resultEncryptionKey !== undefined ? { resultEncryptionKey: m.resultEncryptionKey } : {}),
+        ...(m.dataset !== undefined ? { dataset: { address: m.dataset.address, cid: m.dataset.cid, checksum: m.dataset.checksum.toLowerCase() } } : {}),
+        state: 'assigned'
+      }
+      await this.save(record)
+      this.log('task assigned', { taskid: t.taskid, dealid: m.dealid, idx: t.idx })
+      this.trigger(t.taskid)
+      accepted++
     }
-    const busy = this.active.size
-    if (busy >= this.opts.maxConcurrentTasks) throw new DutyError('DUTY_BUSY', `already running ${busy} tasks`)
-    const record: WorkerTaskRecord = {
-      taskid,
-      dealid: m.dealid.toLowerCase(),
-      idx: m.idx,
-      trust: m.trust,
-      schedulerPeer: from,
-      authorization: m.authorization,
-      app: m.app,
-      appCid: m.appContent.cid,
-      appChecksum: m.appContent.checksum.toLowerCase(),
-      params: m.params,
-      ...(m.resultEncryptionKey !== undefined ? { resultEncryptionKey: m.resultEncryptionKey } : {}),
-      ...(m.dataset !== undefined ? { dataset: { address: m.dataset.address, cid: m.dataset.cid, checksum: m.dataset.checksum.toLowerCase() } } : {}),
-      state: 'assigned'
-    }
-    await this.save(record)
-    this.log('task assigned', { taskid, dealid: m.dealid, idx: m.idx })
-    this.trigger(taskid)
-    return { type: 'ack' }
+    if (accepted === 0) throw new DutyError('DUTY_BUSY', `already running ${this.active.size} tasks`)
+    return { type: 'assigned', accepted }
   }
 
   /** The hub's deal, read once (again when `fresh`); a failed read is not kept. @throws DutyError DUTY_BAD_TASK when there is no such deal */
@@ -318,31 +357,60 @@ export class WorkerDuties {
     let r = await this.tasks.get(taskid)
     if (r === undefined) return
     if (r.state === 'assigned' || r.state === 'computed') {
-      const beat = this.heartbeats(r)
+      this.report(r, r.state === 'assigned' ? 'running' : 'contributing')
       try {
         if (r.state === 'assigned') r = await this.compute(r)
-        if (r.state === 'computed') r = r.trust === 1 ? await this.contributeAndFinalize(r) : await this.contribute(r)
+        if (r.state === 'computed') {
+          // the CPU is free: the scheduler hears it at once and can give the slot another task
+          this.report(r, 'contributing', true)
+          r = r.trust === 1 ? await this.commitFast(r) : await this.contribute(r)
+        }
       } finally {
-        clearInterval(beat)
+        // once committed (or failed) the chain speaks for the task: no more beats
+        if (r.state !== 'assigned' && r.state !== 'computed' && this.reports.get(r.taskid)?.status !== 'failed') this.reports.delete(r.taskid)
       }
     }
     if (r.state === 'contributed') r = await this.revealIfDue(r)
   }
 
-  /** Sends heartbeats to the task's scheduler until cleared. */
-  private heartbeats (r: WorkerTaskRecord): NodeJS.Timeout {
-    const send = (status: TaskProgress): void => {
-      void this.init.channel.send(r.schedulerPeer, { type: 'heartbeat', taskid: r.taskid, status, progress: 0 }, { signal: this.abort.signal }).catch(() => {})
+  /** Records what the task's scheduler is told; `soon` sends it within reportDelayMs instead of at the next beat. */
+  private report (r: WorkerTaskRecord, status: TaskProgress, soon = false, code?: string): void {
+    this.reports.set(r.taskid, { peer: r.schedulerPeer, status, ...(code !== undefined ? { code } : {}) })
+    if (!soon) return
+    this.reportDue.add(r.schedulerPeer)
+    this.reportTimer ??= setTimeout(() => {
+      this.reportTimer = undefined
+      const peers = [...this.reportDue]
+      this.reportDue.clear()
+      this.sendReports(peers)
+    }, this.opts.reportDelayMs)
+  }
+
+  /** Every beat: one heartbeat per scheduler with every task this worker holds for it. */
+  private beat (): void {
+    this.sendReports([...new Set([...this.reports.values()].map((v) => v.peer))])
+  }
+
+  /** Sends each of `peers` the reports of its tasks (split by MAX_REPORT_TASKS); a failure, once sent, is forgotten. */
+  private sendReports (peers: string[]): void {
+    for (const peer of peers) {
+      const tasks: TaskReport[] = []
+      for (const [taskid, v] of this.reports) {
+        if (v.peer !== peer) continue
+        tasks.push({ taskid, status: v.status, ...(v.code !== undefined ? { code: v.code } : {}) })
+        if (v.status === 'failed') this.reports.delete(taskid)
+      }
+      for (let i = 0; i < tasks.length; i += MAX_REPORT_TASKS) {
+        void this.init.channel.send(peer, { type: 'heartbeat', tasks: tasks.slice(i, i + MAX_REPORT_TASKS) }, { signal: this.abort.signal }).catch(() => {})
+      }
     }
-    send('fetching')
-    return setInterval(() => { send('running') }, this.opts.heartbeatIntervalMs)
   }
 
   private async fail (r: WorkerTaskRecord, err: unknown): Promise<WorkerTaskRecord> {
     const failed: WorkerTaskRecord = { ...r, state: 'failed', error: err instanceof Error ? err.message : String(err), errorCode: failureCode(err) }
     await this.save(failed)
     // the scheduler hears why at once: it need not wait for missed beats to count this replica out
-    void this.init.channel.send(r.schedulerPeer, { type: 'heartbeat', taskid: r.taskid, status: 'failed', progress: 0, code: failureCode(err) }).catch(() => {})
+    this.report(r, 'failed', true, failed.errorCode)
     this.log('task failed', { taskid: r.taskid, code: failed.errorCode, error: failed.error })
     return failed
   }
@@ -432,6 +500,7 @@ export class WorkerDuties {
       }
       const next: WorkerTaskRecord = { ...r, state: 'computed', digest: digest.digest }
       await this.save(next)
+      this.unsent.add(r.taskid)
       return next
     } catch (err) {
       if (this.abort.signal.aborted) throw err
@@ -456,33 +525,131 @@ export class WorkerDuties {
     return text
   }
 
-  /** Trust 1: upload, then commit and close the task in one transaction. */
-  private async contributeAndFinalize (r: WorkerTaskRecord): Promise<WorkerTaskRecord> {
-    const digest = r.digest as string
-    const t0 = Date.now()
+  /**
+   * Trust 1: uploads the result, then commits it with the other results
+   * waiting for a transaction (group commit). One transaction at a time goes
+   * out, carrying every result of one deal that is ready, up to
+   * maxCommitBatch: while it waits for its block the next results gather,
+   * so a worker sends about one transaction per block however fast its
+   * tasks run, and never waits for the chain between tasks (its slot was
+   * freed when the result was computed).
+   */
+  private async commitFast (r: WorkerTaskRecord): Promise<WorkerTaskRecord> {
     const cid = await this.upload(r)
-    const uploaded = Date.now()
-    // a restart after the transaction landed: the hub says the task is closed
-    const status = Number(await this.hub.taskStatus(r.dealid, r.idx))
-    const checked = Date.now()
-    if (status === TaskStatus.COMPLETED || status === TaskStatus.FAILED) {
-      const done: WorkerTaskRecord = { ...r, resultsCid: cid, state: 'done' }
-      await this.save(done)
-      return done
+    return await new Promise((resolve, reject) => {
+      this.fastQueue.push({ r: { ...r, resultsCid: cid }, queuedAt: Date.now(), resolve, reject })
+      this.fastWake?.()
+      this.pumpFast()
+    })
+  }
+
+  private pumpFast (): void {
+    if (this.fastLoop !== undefined || !this.started) return
+    this.fastLoop = this.runFast().finally(() => {
+      this.fastLoop = undefined
+      // results queued while the last batch settled
+      if (this.fastQueue.length > 0) this.pumpFast()
+    })
+  }
+
+  private async runFast (): Promise<void> {
+    while (this.fastQueue.length > 0 && this.started) {
+      const first = this.fastQueue[0]
+      const dealid = first.r.dealid
+      // group commit: while tasks of the same deal are still computing here, wait a little for
+      // them (commitWaitMs at most) so that they share the transaction; a lone task goes at once
+      const ready = this.fastQueue.reduce((n, q) => n + (q.r.dealid === dealid ? 1 : 0), 0)
+      const waitMs = first.queuedAt + this.opts.commitWaitMs - Date.now()
+      if (ready < this.opts.maxCommitBatch && waitMs > 0 && [...this.active.values()].includes(dealid)) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, waitMs)
+          this.fastWake = () => { clearTimeout(timer); resolve() }
+        })
+        this.fastWake = undefined
+        continue
+      }
+      const batch: typeof this.fastQueue = []
+      for (let i = 0; i < this.fastQueue.length && batch.length < this.opts.maxCommitBatch;) {
+        if (this.fastQueue[i].r.dealid === dealid) batch.push(...this.fastQueue.splice(i, 1))
+        else i++
+      }
+      try {
+        const done = batch.length === 1
+          ? [await this.contributeAndFinalize(batch[0].r, batch[0].queuedAt)]
+          : await this.contributeAndFinalizeBatch(batch.map((b) => b.r), batch[0].queuedAt)
+        batch.forEach((b, i) => { b.resolve(done[i]) })
+      } catch (err) {
+        for (const b of batch) b.reject(err)
+      }
+    }
+  }
+
+  /**
+   * Several results of one deal in one transaction: the hub's multicall of
+   * one contributeAndFinalize per task. A revert means one of them cannot
+   * go (closed by another worker, an authorization of a replaced
+   * scheduler...): each is then committed on its own, which checks it
+   * against the hub first, so a task already closed (a restart after the
+   * batch landed) is never committed twice.
+   */
+  private async contributeAndFinalizeBatch (rs: WorkerTaskRecord[], queuedAt: number): Promise<WorkerTaskRecord[]> {
+    const waited = Date.now() - queuedAt
+    const calls = rs.map((r) => this.hub.interface.encodeFunctionData('contributeAndFinalize', [r.dealid, r.idx, r.digest as string, r.resultsCid as string, r.authorization]))
+    let tx
+    try {
+      tx = await this.init.chain.sender.send(this.hub.multicall.populateTransaction(calls))
+    } catch (err) {
+      // its fate unknown (an RPC failure after the broadcast): the retry asks the hub first
+      if (!isChainError(err, 'CONTRACT_REVERT')) {
+        for (const r of rs) this.unsent.delete(r.taskid)
+        throw err
+      }
+      this.log('batch commit reverted: committing one by one', { dealid: rs[0].dealid, tasks: rs.length, error: err.message })
+      const out: WorkerTaskRecord[] = []
+      for (const r of rs) out.push(await this.contributeAndFinalize(r, queuedAt))
+      return out
+    }
+    const hash = tx.hash
+    for (const r of rs) this.unsent.delete(r.taskid)
+    const done = rs.map((r): WorkerTaskRecord => ({ ...r, state: 'done', txHash: hash }))
+    await this.tasks.batch(done.map((r) => ({ type: 'put' as const, key: r.taskid, value: r })))
+    for (const r of done) {
+      await this.settled(r)
+      // where the commit's time went (an operator's and the bag benchmark's account of a result)
+      this.log('task contributed and finalized', { taskid: r.taskid, tx: hash, batch: rs.length, queuedMs: waited, ...tx.timings })
+    }
+    const byPeer = new Map<string, string[]>()
+    for (const r of rs) byPeer.set(r.schedulerPeer, [...(byPeer.get(r.schedulerPeer) ?? []), r.taskid])
+    for (const [peer, taskids] of byPeer) void this.init.channel.send(peer, { type: 'contributed', taskids, txHash: hash }).catch(() => {})
+    return done
+  }
+
+  /** Trust 1, one task: commit and close it in one transaction, unless the hub says it is closed already. */
+  private async contributeAndFinalize (r: WorkerTaskRecord, queuedAt: number): Promise<WorkerTaskRecord> {
+    const digest = r.digest as string
+    const cid = r.resultsCid as string
+    const waited = Date.now() - queuedAt
+    // a restart, or a transaction whose fate is unknown: the hub says whether the task is closed
+    if (!this.unsent.delete(r.taskid)) {
+      const status = Number(await this.hub.taskStatus(r.dealid, r.idx))
+      if (status === TaskStatus.COMPLETED || status === TaskStatus.FAILED) {
+        const done: WorkerTaskRecord = { ...r, state: 'done' }
+        await this.save(done)
+        return done
+      }
     }
     try {
       const tx = await this.init.chain.sender.send(this.hub.contributeAndFinalize.populateTransaction(r.dealid, r.idx, digest, cid, r.authorization))
-      const done: WorkerTaskRecord = { ...r, resultsCid: cid, state: 'done', txHash: tx.hash }
+      const done: WorkerTaskRecord = { ...r, state: 'done', txHash: tx.hash }
       await this.save(done)
-      // where the commit's time went (an operator's and the bag benchmark's split of a task slot)
-      this.log('task contributed and finalized', { taskid: r.taskid, tx: tx.hash, uploadMs: uploaded - t0, checkMs: checked - uploaded, ...tx.timings })
-      void this.init.channel.send(r.schedulerPeer, { type: 'contributed', taskid: r.taskid, txHash: tx.hash }).catch(() => {})
+      this.log('task contributed and finalized', { taskid: r.taskid, tx: tx.hash, batch: 1, queuedMs: waited, ...tx.timings })
+      void this.init.channel.send(r.schedulerPeer, { type: 'contributed', taskids: [r.taskid], txHash: tx.hash }).catch(() => {})
       return done
     } catch (err) {
       // a revert is final (task closed by another worker, deadline passed, bad authorization);
       // anything else (RPC down, timeout) leaves the task computed for the next tick to retry
       if (!isChainError(err, 'CONTRACT_REVERT')) throw err
-      return await this.fail({ ...r, resultsCid: cid }, err)
+      return await this.fail(r, err)
     }
   }
 
@@ -500,7 +667,7 @@ export class WorkerDuties {
       const next: WorkerTaskRecord = { ...r, state: 'contributed', txHash: tx.hash }
       await this.save(next)
       this.log('task contributed', { taskid: r.taskid, tx: tx.hash })
-      void this.init.channel.send(r.schedulerPeer, { type: 'contributed', taskid: r.taskid, txHash: tx.hash }).catch(() => {})
+      void this.init.channel.send(r.schedulerPeer, { type: 'contributed', taskids: [r.taskid], txHash: tx.hash }).catch(() => {})
       return next
     } catch (err) {
       // a reverted commit lost a race (consensus reached, deadline passed): nothing more to do for this task;

@@ -281,7 +281,7 @@ export class ExecSwarm {
     const asset = await this.requester.hub!.appOf(this.app)
     const deal = await this.requester.hub!.dealOf(dealid)
     await this.nodes[from].channel.send(this.nodes[to].node.peerId, {
-      type: 'assign', dealid, idx, taskid, authorization, trust, app: this.app, appContent: { cid: asset.cid, checksum: asset.checksum },
+      type: 'assign', dealid, tasks: [{ idx, authorization }], trust, app: this.app, appContent: { cid: asset.cid, checksum: asset.checksum },
       params: params ?? JSON.stringify({ iexec_input_files: [this.inputCid] }), deadline: Number(deal.startTime) + 7 * 60
     })
   }

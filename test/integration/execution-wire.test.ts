@@ -5,9 +5,9 @@ import { join } from 'node:path'
 import { lpStream } from '@libp2p/utils'
 import { hexlify, randomBytes } from 'ethers'
 import {
-  EXEC_PROTOCOL, MAX_EXEC_MESSAGE_BYTES, decodeExecMessage, encodeExecMessage, validateExecMessage
+  EXEC_PROTOCOL, MAX_ASSIGN_TASKS, MAX_EXEC_MESSAGE_BYTES, MAX_REPORT_TASKS, decodeExecMessage, encodeExecMessage, validateExecMessage
 } from '../../protocols/execution.js'
-import type { AssignMessage } from '../../protocols/execution.js'
+import type { AssignMessage, ExecMessage } from '../../protocols/execution.js'
 import { isIexecError } from '../../node/errors.js'
 import { IexecNode } from '../../node/node.js'
 import { initDataDir } from '../../node/config/index.js'
@@ -15,7 +15,7 @@ import { ExecChannel, PeerResolver } from '../../node/scheduler/index.js'
 
 const hex32 = (): string => hexlify(randomBytes(32))
 const assign = (): AssignMessage => ({
-  type: 'assign', dealid: hex32(), idx: 3, taskid: hex32(), authorization: hexlify(randomBytes(65)), trust: 3,
+  type: 'assign', dealid: hex32(), tasks: [{ idx: 3, authorization: hexlify(randomBytes(65)) }, { idx: 4, authorization: hexlify(randomBytes(65)) }], trust: 3,
   app: hexlify(randomBytes(20)), appContent: { cid: 'bafkreidwcmhwohc4ia6s7nkx4f2eehx2dbz5bx5uqvgkfruzheookup4ym', checksum: hex32() },
   params: '{"iexec_args":"a b"}', deadline: 1_700_000_000
 })
@@ -34,8 +34,9 @@ describe('execution protocol: codec', function () {
     const msgs = [
       assign(),
       { ...assign(), dataset: { address: hexlify(randomBytes(20)), cid: 'bafkreidwcmhwohc4ia6s7nkx4f2eehx2dbz5bx5uqvgkfruzheookup4ym', checksum: hex32() }, resultEncryptionKey: '0x02' + 'ab'.repeat(32) },
-      { type: 'heartbeat', taskid: hex32(), status: 'running', progress: 0.5 },
-      { type: 'contributed', taskid: hex32(), txHash: hex32() },
+      { type: 'assigned', accepted: 2 },
+      { type: 'heartbeat', tasks: [{ taskid: hex32(), status: 'running' }, { taskid: hex32(), status: 'failed', code: 'TIMEOUT' }] },
+      { type: 'contributed', taskids: [hex32(), hex32()], txHash: hex32() },
       { type: 'reveal-request', taskid: hex32() },
       { type: 'revealed', taskid: hex32(), txHash: hex32() },
       { type: 'upload-request', taskid: hex32() },
@@ -43,7 +44,7 @@ describe('execution protocol: codec', function () {
       { type: 'finalized', taskid: hex32(), txHash: hex32(), cid: 'bafkreidwcmhwohc4ia6s7nkx4f2eehx2dbz5bx5uqvgkfruzheookup4ym' },
       { type: 'ack' },
       { type: 'error', code: 'DUTY_BUSY', reason: 'busy' }
-    ] as const
+    ] satisfies ExecMessage[]
     for (const m of msgs) assert.deepEqual(decodeExecMessage(encodeExecMessage(m)), m)
   })
 
@@ -53,16 +54,22 @@ describe('execution protocol: codec', function () {
     assert.equal(code(() => decodeExecMessage(enc.encode('[]'))), 'EXEC_WIRE_INVALID')
     assert.equal(code(() => decodeExecMessage(enc.encode('{"type":"nope"}'))), 'EXEC_WIRE_INVALID')
     assert.equal(code(() => decodeExecMessage(new Uint8Array(MAX_EXEC_MESSAGE_BYTES + 1))), 'EXEC_WIRE_TOO_LARGE')
-    assert.equal(code(() => validateExecMessage({ ...assign(), taskid: '0x12' })), 'EXEC_WIRE_INVALID')
-    assert.equal(code(() => validateExecMessage({ ...assign(), idx: -1 })), 'EXEC_WIRE_INVALID')
-    assert.equal(code(() => validateExecMessage({ ...assign(), idx: 1.5 })), 'EXEC_WIRE_INVALID')
+    assert.equal(code(() => validateExecMessage({ ...assign(), dealid: '0x12' })), 'EXEC_WIRE_INVALID')
+    assert.equal(code(() => validateExecMessage({ ...assign(), tasks: [{ idx: -1, authorization: hexlify(randomBytes(65)) }] })), 'EXEC_WIRE_INVALID')
+    assert.equal(code(() => validateExecMessage({ ...assign(), tasks: [{ idx: 1.5, authorization: hexlify(randomBytes(65)) }] })), 'EXEC_WIRE_INVALID')
+    assert.equal(code(() => validateExecMessage({ ...assign(), tasks: [{ idx: 1, authorization: '0x12' }] })), 'EXEC_WIRE_INVALID')
+    assert.equal(code(() => validateExecMessage({ ...assign(), tasks: [] })), 'EXEC_WIRE_INVALID', 'no task')
+    assert.equal(code(() => validateExecMessage({ ...assign(), tasks: Array.from({ length: MAX_ASSIGN_TASKS + 1 }, (_, idx) => ({ idx, authorization: hexlify(randomBytes(65)) })) })), 'EXEC_WIRE_INVALID', 'too many tasks')
+    assert.equal(code(() => validateExecMessage({ type: 'assigned', accepted: 0 })), 'EXEC_WIRE_INVALID')
+    assert.equal(code(() => validateExecMessage({ type: 'contributed', taskids: ['0x1'], txHash: hex32() })), 'EXEC_WIRE_INVALID')
+    assert.equal(code(() => validateExecMessage({ type: 'heartbeat', tasks: Array.from({ length: MAX_REPORT_TASKS + 1 }, () => ({ taskid: hex32(), status: 'running' })) })), 'EXEC_WIRE_INVALID')
     assert.equal(code(() => validateExecMessage({ ...assign(), trust: 0 })), 'EXEC_WIRE_INVALID')
     assert.equal(code(() => validateExecMessage({ ...assign(), app: 'x' })), 'EXEC_WIRE_INVALID')
     assert.equal(code(() => validateExecMessage({ ...assign(), appContent: { cid: '../../etc', checksum: hex32() } })), 'EXEC_WIRE_INVALID')
     assert.equal(code(() => validateExecMessage({ ...assign(), params: 'x'.repeat(5000) })), 'EXEC_WIRE_INVALID')
     assert.equal(code(() => validateExecMessage({ ...assign(), resultEncryptionKey: '0x04' + 'ab'.repeat(64) })), 'EXEC_WIRE_INVALID')
-    assert.equal(code(() => validateExecMessage({ type: 'heartbeat', taskid: hex32(), status: 'sleeping', progress: 0 })), 'EXEC_WIRE_INVALID')
-    assert.equal(code(() => validateExecMessage({ type: 'heartbeat', taskid: hex32(), status: 'running', progress: 2 })), 'EXEC_WIRE_INVALID')
+    assert.equal(code(() => validateExecMessage({ type: 'heartbeat', tasks: [{ taskid: hex32(), status: 'sleeping' }] })), 'EXEC_WIRE_INVALID')
+    assert.equal(code(() => validateExecMessage({ type: 'heartbeat', tasks: [{ taskid: hex32(), status: 'failed', code: 'lower' }] })), 'EXEC_WIRE_INVALID')
     assert.equal(code(() => validateExecMessage({ type: 'error', code: 'lower case', reason: '' })), 'EXEC_WIRE_INVALID')
     // a node never sends what its peers would refuse
     assert.equal(code(() => encodeExecMessage({ ...assign(), deadline: -5 })), 'EXEC_WIRE_INVALID')
@@ -102,7 +109,7 @@ describe('execution protocol: exec channel between two real nodes', function () 
     cb.on('assign', async () => { throw Object.assign(new Error('no'), { code: 'DUTY_BUSY' }) })
 
     const taskid = hex32()
-    assert.deepEqual(await ca.send(b.peerId, { type: 'heartbeat', taskid, status: 'running', progress: 0 }), { type: 'ack' })
+    assert.deepEqual(await ca.send(b.peerId, { type: 'heartbeat', tasks: [{ taskid, status: 'running' }] }), { type: 'ack' })
     assert.deepEqual(seen, [{ type: 'heartbeat', from: a.peerId }], 'the handler sees the authenticated remote peer')
     assert.equal((await ca.send(b.peerId, { type: 'upload-request', taskid })).type, 'result-uploaded')
     await assert.rejects(ca.send(b.peerId, assign()), (err: unknown) => isIexecError(err, 'EXEC_REFUSED') && err.details?.code === 'DUTY_BUSY')
@@ -111,18 +118,27 @@ describe('execution protocol: exec channel between two real nodes', function () 
     // malformed bytes: no answer, the stream is closed
     const stream = await a.network.dialProtocol(b.peerId, EXEC_PROTOCOL)
     const lp = lpStream(stream)
-    await lp.write(new TextEncoder().encode('{"type":"heartbeat","taskid":"0x1"}'))
+    await lp.write(new TextEncoder().encode('{"type":"heartbeat","tasks":[{"taskid":"0x1","status":"running"}]}'))
     await assert.rejects(lp.read({ signal: AbortSignal.timeout(3_000) }))
     assert.equal(seen.length, 1, 'the malformed message never reached a handler')
 
     // to itself: libp2p cannot dial self, the channel delivers locally
     ca.on('heartbeat', async (m, from) => { seen.push({ type: m.type, from }); return { type: 'ack' } })
-    assert.deepEqual(await ca.send(a.peerId, { type: 'heartbeat', taskid, status: 'done', progress: 1 }), { type: 'ack' })
+    assert.deepEqual(await ca.send(a.peerId, { type: 'heartbeat', tasks: [{ taskid, status: 'done' }] }), { type: 'ack' })
     assert.deepEqual(seen[1], { type: 'heartbeat', from: a.peerId })
+
+    // streams are kept and reused: fifty exchanges, one stream each way
+    for (let i = 0; i < 50; i++) await ca.send(b.peerId, { type: 'heartbeat', tasks: [{ taskid, status: 'running' }] })
+    assert.equal(ca.openStreams, 1, 'one outbound stream for fifty sequential exchanges')
+    assert.equal(cb.openStreams, 1, 'one inbound stream served them all')
+    // the answering side restarts and its streams die: the kept one is replaced, the message still goes
+    await cb.stop()
+    await cb.start()
+    assert.deepEqual(await ca.send(b.peerId, { type: 'heartbeat', tasks: [{ taskid, status: 'running' }] }), { type: 'ack' })
 
     // an unreachable peer is EXEC_SEND_FAILED, bounded by the timeout
     await b.stop()
-    await assert.rejects(ca.send(b.peerId, { type: 'heartbeat', taskid, status: 'running', progress: 0 }), (err: unknown) => isIexecError(err, 'EXEC_SEND_FAILED'))
+    await assert.rejects(ca.send(b.peerId, { type: 'heartbeat', tasks: [{ taskid, status: 'running' }] }), (err: unknown) => isIexecError(err, 'EXEC_SEND_FAILED'))
   })
 })
 

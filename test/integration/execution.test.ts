@@ -145,6 +145,56 @@ describe('execution: scheduler and worker duties on a 4-node swarm (real anvil, 
     assert.ok(workersUsed >= 2, `the bag is spread over the workers (${workersUsed} used)`)
   })
 
+  it('a worker commits a bag\'s results together: one multicall transaction for several tasks, each task paid and closed', async () => {
+    // results wait (up to 10 s here) for the deal's other tasks computing on the worker, to share a transaction
+    swarm = await ExecSwarm.create(2, {}, { worker: { maxConcurrentTasks: 4, commitWaitMs: 10_000 } })
+    const s = sw()
+    s.advertiseCapacity(1, 4)
+    const before = await balance(s.nodes[1].node.address)
+    const deal = await s.makeDeal({ trust: 1, volume: 8, workers: [1] })
+    await waitFor(async () => Number((await s.requester.hub!.dealOf(deal.dealid)).done) === 8, 60_000, 'the 8 tasks done', 100)
+    const txs = new Map<string, number>()
+    for (let idx = 0; idx < 8; idx++) {
+      const r = await s.nodes[1].worker.task(taskId(deal.dealid, idx))
+      assert.equal(r?.state, 'done')
+      assert.equal(await s.taskStatus(deal.dealid, idx), TaskStatus.COMPLETED)
+      txs.set(r?.txHash as string, (txs.get(r?.txHash as string) ?? 0) + 1)
+    }
+    assert.ok(txs.size < 8, `fewer transactions than tasks (${[...txs.values()].join(' + ')})`)
+    for (const [hash, n] of txs) {
+      const receipt = await s.requester.provider.getTransactionReceipt(hash)
+      const finalized = receipt?.logs.filter((l) => s.requester.hub!.interface.parseLog(l)?.name === 'TaskFinalized').length
+      assert.equal(finalized, n, `transaction ${hash} closed the ${n} tasks recorded with it`)
+    }
+    assert.equal(await balance(s.nodes[1].node.address) - before, 8n * deal.workerPrice * 9n / 10n + (s.nodeIndexOf(deal.scheduler) === 1 ? 8n * deal.workerPrice / 10n : 0n), 'paid for every task')
+  })
+
+  it('a batch that cannot go whole is committed task by task: a task closed by another worker fails alone, the others complete', async () => {
+    swarm = await ExecSwarm.create(3, {}, { worker: { maxConcurrentTasks: 3, commitWaitMs: 10_000 } })
+    const s = sw()
+    // the test plays the scheduler by hand (the services' schedulers stand down) to order the steps
+    for (const n of s.nodes) await n.scheduler.stop()
+    const deal = await s.makeDeal({ trust: 1, volume: 3, workers: [1, 2] })
+    const sched = s.nodeIndexOf(deal.scheduler)
+    // worker 2 closes task 1 first
+    await s.assign(sched, 2, deal.dealid, 1, 1)
+    await s.waitCompleted(deal.dealid, 1)
+    // worker 1 gets all three: they compute together and go as one batch, which reverts on task 1
+    for (const idx of [0, 1, 2]) await s.assign(sched, 1, deal.dealid, idx, 1)
+    await s.waitCompleted(deal.dealid, 0)
+    await s.waitCompleted(deal.dealid, 2)
+    await waitFor(async () => (await s.nodes[1].worker.task(taskId(deal.dealid, 1)))?.state === 'failed', 30_000, 'worker 1 records task 1 failed')
+    const one = await s.nodes[1].worker.task(taskId(deal.dealid, 1))
+    assert.equal(one?.errorCode, 'CONTRACT_REVERT', 'its own commit was refused by the hub')
+    assert.equal((await s.nodes[2].worker.task(taskId(deal.dealid, 1)))?.state, 'done')
+    const r0 = await s.nodes[1].worker.task(taskId(deal.dealid, 0))
+    const r2 = await s.nodes[1].worker.task(taskId(deal.dealid, 2))
+    assert.equal(r0?.state, 'done')
+    assert.equal(r2?.state, 'done')
+    assert.notEqual(r0?.txHash, r2?.txHash, 'after the revert each task went in its own transaction')
+    assert.equal(Number((await s.requester.hub!.dealOf(deal.dealid)).done), 3)
+  })
+
   it('a bag is spread by advertised capacity: a 1-cpu worker holds one task at a time, a 3-cpu worker three', async () => {
     // slow runs keep the tasks in flight long enough to see how they were spread
     const slow: WorkerFaults = { delayBeforeRunMs: 2_000 }

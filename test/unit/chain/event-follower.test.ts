@@ -110,9 +110,13 @@ describe('event follower', () => {
     await store(12) // blocks 2..13
     const seen: number[] = []
     const ranges: Array<[number, number]> = []
-    const onDebug = (ev: { action?: string, payload?: { method?: string, params?: Array<{ fromBlock?: string, toBlock?: string }> } }): void => {
-      if (ev.action === 'sendRpcPayload' && ev.payload?.method === 'eth_getLogs') {
-        const p = ev.payload.params?.[0]
+    type Payload = { method?: string, params?: Array<{ fromBlock?: string, toBlock?: string }> }
+    const onDebug = (ev: { action?: string, payload?: Payload | Payload[] }): void => {
+      if (ev.action !== 'sendRpcPayload' || ev.payload === undefined) return
+      // the follower's reads of one range go in one batch
+      for (const call of Array.isArray(ev.payload) ? ev.payload : [ev.payload]) {
+        if (call.method !== 'eth_getLogs') continue
+        const p = call.params?.[0]
         ranges.push([Number(p?.fromBlock), Number(p?.toBlock)])
       }
     }
