@@ -10,6 +10,8 @@ export interface WorkerDutiesOptions {
   maxCommitBatch: number
   /** how long a trust-1 result may wait for other tasks of its deal still computing here, to share their transaction */
   commitWaitMs: number
+  /** a deal's prepared app and inputs are kept this long after its last task here started computing */
+  preparedTtlMs: number
   /** how often held tasks are checked against the hub (reveals owed, restarts) */
   tickMs: number
   /** bound of the app module fetched from Helia */
@@ -40,6 +42,9 @@ export const defaultWorkerDutiesOptions: WorkerDutiesOptions = {
   maxCommitBatch: 32,
   // a tenth of a second against a block time of seconds; a task alone on the worker never waits
   commitWaitMs: 100,
+  // a bag's next task usually comes within a scheduler tick; a minute covers a slow one
+  // without keeping a finished deal's inputs on disk for long
+  preparedTtlMs: 60_000,
   // a reveal is owed within the reveal deadline (2 time references: minutes); 250 ms reacts within a block on anvil
   tickMs: 250,
   // wasm apps are small (the examples are < 10 KiB); 64 MiB refuses junk early

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { appendFile, mkdir, rm, writeFile } from 'node:fs/promises'
+import { appendFile, mkdir, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ContributionStatus, TaskStatus } from '../../contracts-abi/index.js'
@@ -48,6 +48,17 @@ export interface WorkerTaskRecord {
   error?: string
   /** why it failed, as a code (what the scheduler is told): callers branch on this, never on `error` */
   errorCode?: string
+}
+
+/** What the tasks of one deal run on (see WorkerDuties.prepareDeal). */
+interface PreparedDeal {
+  /** the deal's folder on this worker */
+  root: string
+  module: Uint8Array
+  /** opened read-only to every run */
+  inputDir: string
+  inputFiles: string[]
+  datasetFilename?: string
 }
 
 /** Test-only faults. */
@@ -126,6 +137,8 @@ export class WorkerDuties {
   private readonly active = new Map<string, string>()
   /** tasks computed since this process started and not yet sent to the chain: no need to ask the hub whether they closed */
   private readonly unsent = new Set<string>()
+  /** each deal's inputs, prepared once for its tasks (see prepareDeal) */
+  private readonly prepared = new Map<string, { ready: Promise<PreparedDeal>, usedAt: number }>()
   /** wakes the committer when a result joins the queue while it waits for more */
   private fastWake: (() => void) | undefined
   /**
@@ -176,6 +189,10 @@ export class WorkerDuties {
   async start (): Promise<void> {
     if (this.started) return
     this.started = true
+    // deal folders of an earlier run: nothing is prepared yet in this one
+    for (const name of await readdir(this.init.workDir).catch(() => [] as string[])) {
+      if (name.startsWith('deal-')) await rm(join(this.init.workDir, name), { recursive: true, force: true })
+    }
     for await (const { value } of this.tasks.entries()) {
       if (value.state !== 'done' && value.state !== 'failed') this.open.add(value.taskid)
       if (value.state === 'assigned') this.active.set(value.taskid, value.dealid)
@@ -347,6 +364,7 @@ export class WorkerDuties {
     this.ticking = true
     try {
       for (const taskid of [...this.open]) this.trigger(taskid)
+      await this.evictPrepared()
     } finally {
       this.ticking = false
     }
@@ -415,75 +433,125 @@ export class WorkerDuties {
     return failed
   }
 
-  private dirs (taskid: string): { root: string, input: string, output: string } {
+  private dirs (taskid: string): { root: string, output: string } {
     const root = join(this.init.workDir, taskid)
-    return { root, input: join(root, 'in'), output: join(root, 'out') }
+    return { root, output: join(root, 'out') }
+  }
+
+  /**
+   * What every task of a deal runs on, made once on this worker and shared
+   * by its tasks (a deal's tasks have the same app, dataset and params): the
+   * app module checked against its registered checksum, and one input
+   * folder with the input files and the (decrypted, checked) dataset, which
+   * the executor opens read-only to each run. A bag fetched, hashed and
+   * wrote them once per task. Forgotten, and its folder removed, once the
+   * deal has had no task computing here for preparedTtlMs.
+   */
+  private async prepareDeal (r: WorkerTaskRecord): Promise<PreparedDeal> {
+    let entry = this.prepared.get(r.dealid)
+    if (entry === undefined) {
+      const made = this.makePrepared(r)
+      entry = { ready: made, usedAt: Date.now() }
+      this.prepared.set(r.dealid, entry)
+      // a failed preparation is not kept: the next task tries again
+      made.catch(() => { if (this.prepared.get(r.dealid)?.ready === made) this.prepared.delete(r.dealid) })
+    }
+    entry.usedAt = Date.now()
+    return await entry.ready
+  }
+
+  private async makePrepared (r: WorkerTaskRecord): Promise<PreparedDeal> {
+    const root = join(this.init.workDir, `deal-${r.dealid}`)
+    const input = join(root, 'in')
+    // left by an earlier run of this node: made again from empty
+    await rm(root, { recursive: true, force: true })
+    await mkdir(input, { recursive: true })
+    const chunks: Uint8Array[] = []
+    const keepApp = await this.init.retention?.prepare([r.appCid])
+    for await (const c of catContent(this.init.helia, r.appCid, { maxBytes: this.opts.maxAppBytes, timeoutMs: this.opts.fetchTimeoutMs, stallTimeoutMs: this.opts.fetchStallTimeoutMs, signal: this.abort.signal })) chunks.push(c)
+    const module = new Uint8Array(Buffer.concat(chunks))
+    const checksum = '0x' + createHash('sha256').update(module).digest('hex')
+    if (checksum !== r.appChecksum) throw new DutyError('DUTY_BAD_APP', 'the fetched app does not hash to its registered checksum', { expected: r.appChecksum, got: checksum })
+    await keepApp?.()
+    const params = parseRequestParams(r.params)
+    // inputs and datasets may be GiBs: their whole-fetch bound grows with their size, and a
+    // fetch whose peers went away is stopped by the stall bound long before that
+    const inputFetch: FetchOptions = {
+      maxBytes: this.opts.maxInputBytes,
+      timeoutMs: this.opts.fetchTimeoutMs,
+      minBytesPerSecond: this.opts.fetchMinBytesPerSecond,
+      stallTimeoutMs: this.opts.fetchStallTimeoutMs,
+      signal: this.abort.signal
+    }
+    const inputFiles: string[] = []
+    for (const cid of params.iexec_input_files ?? []) {
+      // the CID is the file name: the same on every worker, and safe as a path
+      await fetchToFile(this.init.helia, cid, join(input, cid), inputFetch)
+      inputFiles.push(cid)
+    }
+    let datasetFilename: string | undefined
+    if (r.dataset !== undefined) {
+      if (this.init.datasetKey === undefined) throw new DutyError('DUTY_DATASET_UNSUPPORTED', 'this worker has no way to get dataset keys')
+      const enc = join(root, 'dataset.enc')
+      const keepDataset = await this.init.retention?.prepare([r.dataset.cid])
+      await fetchToFile(this.init.helia, r.dataset.cid, enc, inputFetch)
+      await keepDataset?.()
+      datasetFilename = 'dataset'
+      if (await isEncryptedContent(enc)) {
+        const key = await this.init.datasetKey({ dataset: r.dataset.address, dealid: r.dealid, idx: r.idx, authorization: r.authorization })
+        try {
+          const plain = await decryptDataset(enc, join(input, datasetFilename), key)
+          if (plain.checksum.toLowerCase() !== r.dataset.checksum) throw new DutyError('DUTY_BAD_APP', 'the decrypted dataset does not hash to its registered checksum', { expected: r.dataset.checksum, got: plain.checksum })
+        } finally {
+          key.fill(0)
+          await rm(enc, { force: true })
+        }
+      } else {
+        // a dataset published with --no-encrypt: no key to ask for, the same checksum to check
+        const checksum = await placePlainDataset(enc, join(input, datasetFilename))
+        if (checksum !== r.dataset.checksum) throw new DutyError('DUTY_BAD_APP', 'the dataset does not hash to its registered checksum', { expected: r.dataset.checksum, got: checksum })
+      }
+    }
+    return { root, module, inputDir: input, inputFiles, ...(datasetFilename !== undefined ? { datasetFilename } : {}) }
+  }
+
+  /** Forgets the preparations of deals with no task computing here for preparedTtlMs, and removes their folders. */
+  private async evictPrepared (): Promise<void> {
+    const computing = new Set(this.active.values())
+    const before = Date.now() - this.opts.preparedTtlMs
+    for (const [dealid, entry] of this.prepared) {
+      if (computing.has(dealid) || entry.usedAt >= before) continue
+      this.prepared.delete(dealid)
+      const made = await entry.ready.catch(() => undefined)
+      if (made !== undefined) await rm(made.root, { recursive: true, force: true }).catch(() => {})
+    }
   }
 
   /** Fetch, check, run, digest. */
   private async compute (r: WorkerTaskRecord): Promise<WorkerTaskRecord> {
-    const { root, input, output } = this.dirs(r.taskid)
+    const { root, output } = this.dirs(r.taskid)
     try {
       const delay = this.init.faults?.delayBeforeRunMs ?? 0
       if (delay > 0) await sleep(delay, undefined, { signal: this.abort.signal })
-      // a restart mid-run starts the run over from empty folders
-      await rm(root, { recursive: true, force: true })
-      await mkdir(input, { recursive: true })
-      await mkdir(output, { recursive: true })
-      const chunks: Uint8Array[] = []
-      const keepApp = await this.init.retention?.prepare([r.appCid])
-      for await (const c of catContent(this.init.helia, r.appCid, { maxBytes: this.opts.maxAppBytes, timeoutMs: this.opts.fetchTimeoutMs, stallTimeoutMs: this.opts.fetchStallTimeoutMs, signal: this.abort.signal })) chunks.push(c)
-      const module = Buffer.concat(chunks)
-      const checksum = '0x' + createHash('sha256').update(module).digest('hex')
-      if (checksum !== r.appChecksum) throw new DutyError('DUTY_BAD_APP', 'the fetched app does not hash to its registered checksum', { expected: r.appChecksum, got: checksum })
-      await keepApp?.()
+      const t0 = Date.now()
+      // a restart mid-run starts the run over from an empty folder
+      try {
+        await mkdir(root)
+      } catch {
+        await rm(root, { recursive: true, force: true })
+        await mkdir(root, { recursive: true })
+      }
+      const { module, inputDir, inputFiles, datasetFilename } = await this.prepareDeal(r)
       const params = parseRequestParams(r.params)
-      // inputs and datasets may be GiBs: their whole-fetch bound grows with their size, and a
-      // fetch whose peers went away is stopped by the stall bound long before that
-      const inputFetch: FetchOptions = {
-        maxBytes: this.opts.maxInputBytes,
-        timeoutMs: this.opts.fetchTimeoutMs,
-        minBytesPerSecond: this.opts.fetchMinBytesPerSecond,
-        stallTimeoutMs: this.opts.fetchStallTimeoutMs,
-        signal: this.abort.signal
-      }
-      const inputFiles: string[] = []
-      for (const cid of params.iexec_input_files ?? []) {
-        // the CID is the file name: the same on every worker, and safe as a path
-        await fetchToFile(this.init.helia, cid, join(input, cid), inputFetch)
-        inputFiles.push(cid)
-      }
-      let datasetFilename: string | undefined
-      if (r.dataset !== undefined) {
-        if (this.init.datasetKey === undefined) throw new DutyError('DUTY_DATASET_UNSUPPORTED', 'this worker has no way to get dataset keys')
-        const enc = join(root, 'dataset.enc')
-        const keepDataset = await this.init.retention?.prepare([r.dataset.cid])
-        await fetchToFile(this.init.helia, r.dataset.cid, enc, inputFetch)
-        await keepDataset?.()
-        datasetFilename = 'dataset'
-        if (await isEncryptedContent(enc)) {
-          const key = await this.init.datasetKey({ dataset: r.dataset.address, dealid: r.dealid, idx: r.idx, authorization: r.authorization })
-          try {
-            const plain = await decryptDataset(enc, join(input, datasetFilename), key)
-            if (plain.checksum.toLowerCase() !== r.dataset.checksum) throw new DutyError('DUTY_BAD_APP', 'the decrypted dataset does not hash to its registered checksum', { expected: r.dataset.checksum, got: plain.checksum })
-          } finally {
-            key.fill(0)
-            await rm(enc, { force: true })
-          }
-        } else {
-          // a dataset published with --no-encrypt: no key to ask for, the same checksum to check
-          const checksum = await placePlainDataset(enc, join(input, datasetFilename))
-          if (checksum !== r.dataset.checksum) throw new DutyError('DUTY_BAD_APP', 'the dataset does not hash to its registered checksum', { expected: r.dataset.checksum, got: checksum })
-        }
-      }
       const args = (params.iexec_args ?? '').split(/\s+/).filter((a) => a !== '')
       // the time reference never changes: the deal read at the assignment serves
       const deal = await this.deal(r.dealid, false)
+      const t1 = Date.now()
       const result = await this.init.executor.run({
         taskId: r.taskid,
-        module: new Uint8Array(module),
+        module,
         args,
-        inputDir: input,
+        inputDir,
         outputDir: output,
         ...(datasetFilename !== undefined ? { datasetFilename } : {}),
         inputFiles,
@@ -491,6 +559,7 @@ export class WorkerDuties {
         maxMemoryBytes: this.opts.maxMemoryBytes,
         maxOutputBytes: this.opts.maxOutputBytes
       }, this.abort.signal)
+      const t2 = Date.now()
       if (result.status !== 'COMPLETED') throw new DutyError('DUTY_EXECUTION_FAILED', `the app ended ${result.status}: ${result.message ?? ''}`, { status: result.status })
       let digest = await computeResultDigest(output)
       if (this.init.faults?.corruptOutput === true) {
@@ -501,6 +570,8 @@ export class WorkerDuties {
       const next: WorkerTaskRecord = { ...r, state: 'computed', digest: digest.digest }
       await this.save(next)
       this.unsent.add(r.taskid)
+      // where a task's time on this worker went (an operator's and the bag benchmark's account)
+      this.log('task computed', { taskid: r.taskid, prepareMs: t1 - t0, runMs: t2 - t1, digestMs: Date.now() - t2 })
       return next
     } catch (err) {
       if (this.abort.signal.aborted) throw err

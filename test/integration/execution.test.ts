@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict'
+import { readdir, stat } from 'node:fs/promises'
+import { join } from 'node:path'
 import { TaskStatus } from '../../contracts-abi/index.js'
 import { taskId } from '../../protocols/eip712.js'
 import { ExecSwarm, RLC, waitFor } from './execution-harness.js'
@@ -167,6 +169,23 @@ describe('execution: scheduler and worker duties on a 4-node swarm (real anvil, 
       assert.equal(finalized, n, `transaction ${hash} closed the ${n} tasks recorded with it`)
     }
     assert.equal(await balance(s.nodes[1].node.address) - before, 8n * deal.workerPrice * 9n / 10n + (s.nodeIndexOf(deal.scheduler) === 1 ? 8n * deal.workerPrice / 10n : 0n), 'paid for every task')
+  })
+
+  it('a worker prepares a deal\'s app and inputs once for all its tasks, and removes them when the deal is idle', async () => {
+    swarm = await ExecSwarm.create(2, {}, { worker: { preparedTtlMs: 1_000 } })
+    const s = sw()
+    const deal = await s.makeDeal({ trust: 1, volume: 6, workers: [1] })
+    const folder = join(s.nodes[1].dataDir, 'work', `deal-${deal.dealid.toLowerCase()}`, 'in')
+    const inodes = new Set<number>()
+    await waitFor(async () => {
+      const st = await stat(folder).catch(() => undefined)
+      if (st !== undefined) inodes.add(st.ino)
+      return Number((await s.requester.hub!.dealOf(deal.dealid)).done) === 6
+    }, 60_000, 'the 6 tasks done', 10)
+    assert.equal(inodes.size, 1, 'one input folder made once, shared by the deal\'s tasks')
+    assert.deepEqual(await readdir(folder).catch(() => []), [s.inputCid], 'it holds the input file')
+    for (let idx = 0; idx < 6; idx++) assert.equal(await s.resultText(await s.resultsCid(deal.dealid, idx)), s.expectedOutput())
+    await waitFor(async () => await stat(folder).then(() => false, () => true), 10_000, 'the deal\'s folder removed once idle', 100)
   })
 
   it('a batch that cannot go whole is committed task by task: a task closed by another worker fails alone, the others complete', async () => {
