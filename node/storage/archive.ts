@@ -14,7 +14,7 @@
  * byte or entry bound, each with a typed error.
  */
 import { createReadStream } from 'node:fs'
-import { lstat, mkdir, open, readdir } from 'node:fs/promises'
+import { lstat, mkdir, open, readdir, readFile } from 'node:fs/promises'
 import { isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { ByteReader } from './byte-reader.js'
 import { StorageError } from './errors.js'
@@ -116,7 +116,11 @@ export async function * packFolder (dir: string, options: PackOptions = {}): Asy
     yield header(entry)
     if (entry.kind !== 'file') continue
     let seen = 0
-    for await (const chunk of createReadStream(entry.abs, { highWaterMark: ARCHIVE_DEFAULTS.readSize }) as AsyncIterable<Buffer>) {
+    // a file that fits one read is read whole (a stream costs several reads and callbacks per file)
+    const chunks: AsyncIterable<Buffer> | Buffer[] = entry.size <= ARCHIVE_DEFAULTS.readSize
+      ? [await readFile(entry.abs)]
+      : createReadStream(entry.abs, { highWaterMark: ARCHIVE_DEFAULTS.readSize }) as AsyncIterable<Buffer>
+    for await (const chunk of chunks) {
       seen += chunk.byteLength
       if (seen > entry.size) break
       total += chunk.byteLength

@@ -39,7 +39,15 @@ export interface ResultDigest {
 // than hashed for minutes.
 const MAX_ENTRIES = 100_000
 
-async function hashFileInto (hash: Hash, file: string): Promise<void> {
+// Files up to this size are read whole: a stream costs several reads and
+// callbacks per file, and most outputs are a few small files.
+const READ_WHOLE_BYTES = 1 << 20
+
+async function hashFileInto (hash: Hash, file: string, size?: number): Promise<void> {
+  if (size !== undefined && size <= READ_WHOLE_BYTES) {
+    hash.update(await readFile(file))
+    return
+  }
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer)
 }
 
@@ -74,7 +82,7 @@ export async function treeDigest (dir: string): Promise<string> {
     name.copy(head, 4)
     head.writeBigUInt64BE(BigInt(st.size), 4 + name.length)
     hash.update(head)
-    await hashFileInto(hash, file)
+    await hashFileInto(hash, file, st.size)
   }
   return '0x' + hash.digest('hex')
 }
