@@ -31,6 +31,14 @@ export const MAX_EXEC_MESSAGE_BYTES = 64 * 1024
 /** Tasks in one `assign` (of one deal). */
 export const MAX_ASSIGN_TASKS = 64
 
+/**
+ * Uncomputed tasks a worker holds per cpu it advertises: one running and one
+ * ready, so a cpu goes on to its next task without waiting for the
+ * scheduler's next assignment (a message away). The scheduler gives a
+ * worker this many per cpu; the worker runs its cpus' worth at once.
+ */
+export const TASKS_PER_CPU = 2
+
 /** Tasks in one `heartbeat` or `contributed`; a worker holding more for one scheduler sends several. */
 export const MAX_REPORT_TASKS = 256
 

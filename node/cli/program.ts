@@ -133,6 +133,7 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
     .option('--dir <dir>', 'swarm dir: swarm.key, swarm.json, one data dir per node (default: <data-dir>/swarm)')
     .option('--timeout <seconds>', `give up when the nodes are not ready in this time (default: ${CLI_DEFAULTS.swarmReadyTimeoutMs / 1000})`)
     .option('--no-chain', 'no local chain: no anvil, no hub, no funding (the market commands then answer CHAIN_NOT_CONFIGURED)')
+    .option('--block-time <seconds>', 'mine a block every N seconds, as a real chain does (default: a block per transaction)')
     .option('--json', 'print the chain and the nodes as JSON')
     .action(async (opts: SwarmUpCommandOptions) => {
       const { swarmUpCommand } = await import('./swarm-commands.js')

@@ -66,7 +66,7 @@ async function deployerKey (): Promise<string> {
  * `onStarted` records the pid before the (slow) deployment, so an interrupted
  * `swarm up` can still stop it.
  */
-export async function startSwarmChain (dir: string, addresses: string[], deadline: number, onStarted: (rec: SwarmChainRecord) => Promise<void>, signal?: AbortSignal): Promise<SwarmChainRecord> {
+export async function startSwarmChain (dir: string, addresses: string[], deadline: number, onStarted: (rec: SwarmChainRecord) => Promise<void>, signal?: AbortSignal, blockTime?: number): Promise<SwarmChainRecord> {
   const chainDir = join(dir, 'chain')
   await mkdir(chainDir, { recursive: true })
   const logFile = join(chainDir, 'anvil.log')
@@ -79,7 +79,9 @@ export async function startSwarmChain (dir: string, addresses: string[], deadlin
     '--host', '127.0.0.1', '--port', String(port), '--chain-id', String(CHAIN_ID),
     // one dev account is enough: the deployer; nodes have their own keys
     '--accounts', '1', '--mnemonic', ANVIL_MNEMONIC,
-    '--config-out', marker
+    '--config-out', marker,
+    // a block every N seconds, as a real chain; without it anvil mines each transaction at once
+    ...(blockTime !== undefined ? ['--block-time', String(blockTime)] : [])
   ]
   const log = openSync(logFile, 'a')
   let pid: number

@@ -21,6 +21,7 @@ export interface SwarmUpCommandOptions {
   timeout?: string
   /** false with --no-chain */
   chain?: boolean
+  blockTime?: string
 }
 
 /** Stops a swarm being started when the user presses Ctrl-C. */
@@ -37,11 +38,11 @@ function progressTo (io: CliIo): (line: string) => void {
   return (line) => { io.err(`${line}\n`) }
 }
 
-async function up (io: CliIo, dir: string, nodes: number, timeoutMs: number, json: boolean, chain: boolean): Promise<SwarmFile> {
+async function up (io: CliIo, dir: string, nodes: number, timeoutMs: number, json: boolean, chain: boolean, blockTime?: number): Promise<SwarmFile> {
   const abort = abortOnSignal()
   try {
     // with --json, stderr carries only the error envelope, so scripts can parse it
-    return await swarmUp({ dir, nodes, readyTimeoutMs: timeoutMs, chain, ...(json ? {} : { onProgress: progressTo(io) }), signal: abort.signal })
+    return await swarmUp({ dir, nodes, readyTimeoutMs: timeoutMs, chain, ...(blockTime !== undefined ? { blockTime } : {}), ...(json ? {} : { onProgress: progressTo(io) }), signal: abort.signal })
   } finally {
     abort.dispose()
   }
@@ -64,7 +65,9 @@ export async function swarmUpCommand (io: CliIo, opts: SwarmUpCommandOptions): P
   const nodes = opts.nodes !== undefined ? parseIntOption('--nodes', opts.nodes, 1, CLI_DEFAULTS.maxSwarmNodes) : CLI_DEFAULTS.swarmNodes
   const timeoutMs = opts.timeout !== undefined ? parseIntOption('--timeout', opts.timeout, 1, 3600) * 1000 : CLI_DEFAULTS.swarmReadyTimeoutMs
   const dir = resolve(opts.dir ?? defaultSwarmDir())
-  const file = await up(io, dir, nodes, timeoutMs, opts.json === true, opts.chain !== false)
+  const blockTime = opts.blockTime !== undefined ? parseIntOption('--block-time', opts.blockTime, 1, 3600) : undefined
+  if (blockTime !== undefined && opts.chain === false) throw new CliError('CLI_USAGE', '--block-time sets the local chain\'s blocks: it cannot go with --no-chain')
+  const file = await up(io, dir, nodes, timeoutMs, opts.json === true, opts.chain !== false, blockTime)
   if (opts.json === true) {
     printJson(io, toUpJson(file))
     return

@@ -54,6 +54,8 @@ export interface SwarmUpOptions {
   onProgress?: (line: string) => void
   /** aborting (e.g. on SIGINT) stops what was started and rejects */
   signal?: AbortSignal
+  /** seconds between the local chain's blocks (anvil --block-time); undefined: a block per transaction */
+  blockTime?: number
   /** settings every new node's config.json starts with (e.g. a benchmark's bid transport) */
   nodeConfig?: Partial<Pick<NodeConfig, 'bidTransport' | 'advertIntervalMs' | 'cpus' | 'memoryMb'>>
 }
@@ -186,7 +188,7 @@ export async function swarmUp (opts: SwarmUpOptions): Promise<SwarmFile> {
         file.chain = rec
         await writeSwarmFile(file)
         progress(`swarm: anvil started, pid ${rec.pid}, rpc ${rec.rpc}; deploying RLC and the hub, funding ${file.nodes.length} wallet(s)...`)
-      }, opts.signal)
+      }, opts.signal, opts.blockTime)
       file.chain = chain
       await writeSwarmFile(file)
       progress(`swarm: hub ${chain.hub}, RLC ${chain.rlc} deployed at block ${chain.blockNumber} (${((Date.now() - t0) / 1000).toFixed(1)} s); each node funded with 10 ETH and 1000 RLC`)

@@ -45,7 +45,7 @@ export interface SchedulerOptions {
   scoreMaxAgeMs: number
   /** deals followed at once (state kept for each) */
   maxDeals: number
-  /** tasks in flight per worker (assigned, not yet committed) when its advertised capacity is unknown: more would be refused as busy */
+  /** a worker's cpus when its advertised capacity is unknown (it is given TASKS_PER_CPU tasks per cpu: more would be refused as busy) */
   maxTasksPerWorker: number
   /** times a worker may report one task failed before it is not asked to run it again */
   maxFailuresPerWorker: number

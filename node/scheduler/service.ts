@@ -2,7 +2,7 @@ import { computeAddress, keccak256, toUtf8Bytes } from 'ethers'
 import { ContributionStatus, TaskStatus } from '../../contracts-abi/index.js'
 import { signAuthorization, taskId } from '../../protocols/eip712.js'
 import type { HubDomain, TypedDataSigner } from '../../protocols/eip712.js'
-import { MAX_ASSIGN_TASKS } from '../../protocols/execution.js'
+import { MAX_ASSIGN_TASKS, TASKS_PER_CPU } from '../../protocols/execution.js'
 import type { ContributedMessage, ExecMessage, HeartbeatMessage } from '../../protocols/execution.js'
 import { parseRequestParams } from '../../protocols/market.js'
 import { hubInterface } from '../chain/index.js'
@@ -794,7 +794,7 @@ export class SchedulerService {
     return false
   }
 
-  /** Tasks a worker takes at once: what it advertises, else maxTasksPerWorker (a worker refuses more as busy). */
+  /** Uncomputed tasks a worker holds at once: TASKS_PER_CPU per cpu it advertises (else maxTasksPerWorker); it refuses more as busy. */
   private async capacityOf (worker: string): Promise<number> {
     let cpus: number | undefined
     try {
@@ -802,7 +802,7 @@ export class SchedulerService {
     } catch {
       cpus = undefined
     }
-    return cpus !== undefined && Number.isInteger(cpus) && cpus >= 1 ? cpus : this.opts.maxTasksPerWorker
+    return TASKS_PER_CPU * (cpus !== undefined && Number.isInteger(cpus) && cpus >= 1 ? cpus : this.opts.maxTasksPerWorker)
   }
 
   /**

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { ContributionStatus, TaskStatus } from '../../contracts-abi/index.js'
 import { recoverAuthorizationSigner, resultHash, resultSeal, taskId } from '../../protocols/eip712.js'
 import type { HubDomain } from '../../protocols/eip712.js'
-import { MAX_ASSIGN_TASKS, MAX_REPORT_TASKS } from '../../protocols/execution.js'
+import { MAX_ASSIGN_TASKS, MAX_REPORT_TASKS, TASKS_PER_CPU } from '../../protocols/execution.js'
 import type { AssignMessage, ExecMessage, TaskProgress, TaskReport } from '../../protocols/execution.js'
 import { parseRequestParams } from '../../protocols/market.js'
 import { isChainError } from '../chain/index.js'
@@ -133,10 +133,13 @@ export class WorkerDuties {
   private readonly running = new Map<string, Promise<void>>()
   /** tasks not yet done or failed: the tick's work list */
   private readonly open = new Set<string>()
-  /** tasks assigned and not yet computed: what counts against maxConcurrentTasks (a computed task waiting for its transaction holds no CPU) */
+  /** tasks assigned and not yet computed (running or waiting their turn), by deal: at most maxConcurrentTasks x TASKS_PER_CPU; a computed task waiting for its transaction holds no CPU */
   private readonly active = new Map<string, string>()
   /** tasks computed since this process started and not yet sent to the chain: no need to ask the hub whether they closed */
   private readonly unsent = new Set<string>()
+  /** tasks computing now, and the ones waiting for a compute slot */
+  private computing = 0
+  private readonly slotWaiters: Array<() => void> = []
   /** each deal's inputs, prepared once for its tasks (see prepareDeal) */
   private readonly prepared = new Map<string, { ready: Promise<PreparedDeal>, usedAt: number }>()
   /** wakes the committer when a result joins the queue while it waits for more */
@@ -314,7 +317,7 @@ export class WorkerDuties {
         accepted++
         continue
       }
-      if (this.active.size >= this.opts.maxConcurrentTasks) break
+      if (this.active.size >= this.opts.maxConcurrentTasks * TASKS_PER_CPU) break
       const record: WorkerTaskRecord = {
         taskid: t.taskid,
         dealid,
@@ -377,7 +380,15 @@ export class WorkerDuties {
     if (r.state === 'assigned' || r.state === 'computed') {
       this.report(r, r.state === 'assigned' ? 'running' : 'contributing')
       try {
-        if (r.state === 'assigned') r = await this.compute(r)
+        if (r.state === 'assigned') {
+          // maxConcurrentTasks runs at once; the other tasks held wait their turn, in order
+          await this.computeSlot()
+          try {
+            r = await this.compute(r)
+          } finally {
+            this.releaseComputeSlot()
+          }
+        }
         if (r.state === 'computed') {
           // the CPU is free: the scheduler hears it at once and can give the slot another task
           this.report(r, 'contributing', true)
@@ -389,6 +400,22 @@ export class WorkerDuties {
       }
     }
     if (r.state === 'contributed') r = await this.revealIfDue(r)
+  }
+
+  /** Waits for one of the maxConcurrentTasks compute slots (first come, first served). */
+  private async computeSlot (): Promise<void> {
+    if (this.computing < this.opts.maxConcurrentTasks) {
+      this.computing++
+      return
+    }
+    await new Promise<void>((resolve) => { this.slotWaiters.push(resolve) })
+  }
+
+  private releaseComputeSlot (): void {
+    const next = this.slotWaiters.shift()
+    // the slot passes straight to the next waiter
+    if (next !== undefined) next()
+    else this.computing--
   }
 
   /** Records what the task's scheduler is told; `soon` sends it within reportDelayMs instead of at the next beat. */

@@ -9,7 +9,7 @@
  * executor is wrapped to record when each run starts and ends (a timing
  * probe: the run itself is the node's own, unchanged).
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { IexecNode } from '../../node/node.js'
@@ -18,6 +18,7 @@ import { createChainClient, deployLocalSwarmChain, startLocalChain } from '../..
 import type { LocalChain, LocalSwarmChain } from '../../node/chain/index.js'
 import { swarmTopics } from '../../protocols/topics.js'
 import { RLC, ok, waitFor } from '../integration/market-helpers.js'
+import { readLogFile } from './execution-bag.js'
 
 export { RLC, ok, waitFor }
 
@@ -40,18 +41,7 @@ export interface LogLine { t: number, component: string, msg: string, taskid?: s
 
 /** Every line of a node's node.log (the node's operator record: JSON lines). */
 export async function readNodeLog (node: IexecNode): Promise<LogLine[]> {
-  const text = await readFile(dataDirPaths(node.dataDir).logs, 'utf8').catch(() => '')
-  const out: LogLine[] = []
-  for (const line of text.split('\n')) {
-    if (line.trim() === '') continue
-    try {
-      const j = JSON.parse(line) as Record<string, unknown>
-      out.push({ ...j, t: Date.parse(String(j.t)), component: String(j.component), msg: String(j.msg), ...(typeof j.taskid === 'string' ? { taskid: j.taskid.toLowerCase() } : {}) })
-    } catch {
-      // a torn last line while the node writes: skipped
-    }
-  }
-  return out
+  return await readLogFile(dataDirPaths(node.dataDir).logs)
 }
 
 /** Wraps provider i's executor so each run's start and end are recorded (by task id). */

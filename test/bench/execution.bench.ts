@@ -37,27 +37,38 @@
 // counts as in flight (staleLoads). Those once stalled trust-1 tasks after a
 // few deals; the scheduler now counts in-flight work over open deals only, so
 // a non-zero count there means that regression is back.
-// The bag is ONE deal of BENCH_EXEC_BAG tasks with the 4 providers' bids.
+// The bag (execution-bag.ts) is ONE deal of BENCH_EXEC_BAG tasks with the 4
+// providers' bids, run twice per chain mode: with every node in this process,
+// and with one node process each as `swarm up` starts them (the deployed
+// layout: each node on its own event loop; here all share 2 cores).
 //
 // Knobs (to shrink while developing): BENCH_EXEC_TASKS (20), BENCH_EXEC_BAG
 // (200), BENCH_EXEC_MODES (automine,block1s), BENCH_EXEC_TRUSTS (1,3),
-// BENCH_EXEC_BAG_MODES (automine,block1s). BENCH_EXEC_PROFILE=DIR writes a CPU
-// profile of this process over each bag (deal to last task done).
+// BENCH_EXEC_BAG_MODES (automine,block1s: in one process),
+// BENCH_EXEC_BAG_PROCESSES (automine,block1s: node processes).
+// BENCH_EXEC_PROFILE=DIR writes a CPU profile of this process over each
+// in-process bag (deal to last task done).
 import '../../node/polyfills.js'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { hexlify, randomBytes } from 'ethers'
+import type { Wallet } from 'ethers'
 import { appWasmPath } from '../../examples/build-apps.js'
+import { ApiClient } from '../../node/api/index.js'
+import { createChainClient } from '../../node/chain/index.js'
+import type { ChainClient } from '../../node/chain/index.js'
+import { swarmDown, swarmUp } from '../../node/cli/index.js'
+import { dataDirPaths, loadDataDir } from '../../node/config/index.js'
 import { WasiExecutor } from '../../node/worker/index.js'
-import { hubInterface } from '../../node/chain/index.js'
-import { emptyDatasetOrder, hashOrder, signOrder, taskId as taskIdOf, ZERO_ADDRESS, ZERO_BYTES32 } from '../../protocols/eip712.js'
+import { hubDomain } from '../../protocols/eip712.js'
 import { TaskStatus } from '../../contracts-abi/index.js'
 import { buildModule } from '../unit/worker/wasm-builder.js'
 import { api } from '../integration/market-helpers.js'
-import { median, percentile, printTable, startProfile, writeResults } from './harness.js'
+import { median, percentile, printTable, writeResults } from './harness.js'
+import { SLOTS_PER_PROVIDER, automineTxRate, processCpuMs, readLogFile, runBag } from './execution-bag.js'
+import type { BagResult, BagSwarm } from './execution-bag.js'
 import { ok, readNodeLog, startBenchSwarm, waitFor } from './execution-swarm.js'
 import type { BenchSwarm, LogLine } from './execution-swarm.js'
 
@@ -66,12 +77,11 @@ const BAG = Number(process.env.BENCH_EXEC_BAG ?? 200)
 const MODES = (process.env.BENCH_EXEC_MODES ?? 'automine,block1s').split(',').filter((m) => m !== '') as Mode[]
 const TRUSTS = (process.env.BENCH_EXEC_TRUSTS ?? '1,3').split(',').filter((t) => t !== '').map(Number)
 const BAG_MODES = (process.env.BENCH_EXEC_BAG_MODES ?? 'automine,block1s').split(',').filter((m) => m !== '') as Mode[]
-for (const m of [...MODES, ...BAG_MODES]) if (m !== 'automine' && m !== 'block1s') throw new Error(`BENCH_EXEC_MODES / BENCH_EXEC_BAG_MODES: unknown chain mode "${m}" (automine, block1s)`)
+const BAG_PROCESS_MODES = (process.env.BENCH_EXEC_BAG_PROCESSES ?? 'automine,block1s').split(',').filter((m) => m !== '') as Mode[]
+for (const m of [...MODES, ...BAG_MODES, ...BAG_PROCESS_MODES]) if (m !== 'automine' && m !== 'block1s') throw new Error(`BENCH_EXEC_MODES / BENCH_EXEC_BAG_MODES: unknown chain mode "${m}" (automine, block1s)`)
 for (const [name, v] of [['BENCH_EXEC_TASKS', TASKS], ['BENCH_EXEC_BAG', BAG]] as const) if (!Number.isInteger(v) || v < 0) throw new Error(`${name} must be a non-negative integer`)
 if (TRUSTS.some((t) => !Number.isInteger(t) || t < 1 || t > 255)) throw new Error('BENCH_EXEC_TRUSTS: trust levels are integers in [1, 255]')
 const PROVIDERS = 4
-/** task slots of a provider: the worker's maxConcurrentTasks (= its cpus, 2 here) and the scheduler's maxTasksPerWorker (2) */
-const SLOTS_PER_PROVIDER = 2
 const INPUT = 'hello world\nfoo bar baz\n'
 /** how often the requester asks for its result (a 404 until the task is finalized) */
 const RESULT_POLL_MS = 25
@@ -304,186 +314,68 @@ async function latency (s: BenchSwarm, pub: Published, trust: number, mode: Mode
   }
 }
 
-const SLOT_STEPS = ['fetch', 'compute', 'digest', 'upload', 'check', 'broadcast', 'receipt'] as const
-type SlotStep = typeof SLOT_STEPS[number]
-
-interface BagResult {
-  tasks: number
-  completed: number
-  deals: number
-  workersUsed: Record<string, number>
-  elapsedMs: number
-  tasksPerSecond: number
-  /** deal mined -> the first worker's 'task assigned' */
-  firstAssignMs: number | null
-  /** per task, a worker's 'task assigned' -> 'task contributed and finalized' (its slot is taken) */
-  workerBusyP50Ms: number | null
-  /**
-   * that slot time split, p50 per step (ms): fetch = assigned -> run start,
-   * compute = the executor's run, digest = run end -> commit start (digest,
-   * record), then the worker's logged upload (pack, Helia add), check (task
-   * status read), broadcast (fees, nonce queue, estimate, send) and receipt
-   * (accepted -> receipt seen by its 50 ms poll)
-   */
-  slotSplitP50Ms: Record<SlotStep, number | null>
-  /** time the task slots were busy / (slots x elapsed): low means the slots waited for assignments */
-  slotUtilization: number
-  /** groups of the scheduler's 'task assigned' lines (gaps > 100 ms apart) and the median time between them */
-  assignBursts: number
-  assignBurstIntervalP50Ms: number | null
-  /** what the chain alone allows for this bag, tasks per second (see chainBoundHow) */
-  chainBoundTasksPerSecond: number
-  chainBoundHow: string
-  /** tasksPerSecond / chainBoundTasksPerSecond: near 1 means the chain is the bound */
-  ratioToChainBound: number
-  contributeAndFinalizeGas: number
-  blockGasLimit: number
-}
-
-/**
- * A bag of `n` trust-1 tasks in ONE deal (the hub has no volume cap below
- * 2^32, the market's submit allows up to 10 000): the four providers' bids are
- * signed with their own wallets and matched by the requester's chain client,
- * because a trust-1 submit through the market picks a single bid, and the bag
- * is meant to spread over the 4 providers. From the DealCreated event on, the
- * nodes do everything (scheduler election, assignments, runs, transactions).
- */
-async function bag (s: BenchSwarm, pub: Published, n: number, mode: Mode): Promise<BagResult> {
+/** The in-process swarm as the bag sees it. */
+function inProcessBag (s: BenchSwarm, mode: Mode): BagSwarm {
   const market = s.requester.market
   if (market === undefined) throw new Error('the requester has no market')
-  const domain = market.domain
-  const salt = (): string => hexlify(randomBytes(32))
-  const appOrder = await signOrder(s.providers[0].wallet, domain, 'AppOrder', {
-    app: pub.app, appprice: 0n, volume: 1_000_000n, tag: ZERO_BYTES32,
-    datasetrestrict: ZERO_ADDRESS, workerpoolrestrict: ZERO_ADDRESS, requesterrestrict: ZERO_ADDRESS, salt: salt()
-  })
-  const request = await signOrder(s.requester.wallet, domain, 'RequestOrder', {
-    app: pub.app, appmaxprice: 0n, dataset: ZERO_ADDRESS, datasetmaxprice: 0n, workerpool: ZERO_ADDRESS, workerpoolmaxprice: 0n,
-    requester: s.requester.address, volume: BigInt(n), tag: ZERO_BYTES32, category: 0n, trust: 1n, beneficiary: s.requester.address,
-    callback: ZERO_ADDRESS, params: JSON.stringify({ iexec_input_files: [pub.inputCid] }), salt: salt()
-  })
-  const requestHash = hashOrder(domain, 'RequestOrder', request)
-  const bids = await Promise.all(s.providers.map(async (p) => await signOrder(p.wallet, domain, 'Bid', {
-    requestHash, worker: p.address, price: 0n, volume: BigInt(n), salt: salt()
-  })))
-  const profile = await startProfile('BENCH_EXEC_PROFILE')
-  const tx = await market.chain.sender.send(market.hub.matchOrders.populateTransaction(appOrder, emptyDatasetOrder(), request, bids))
-  const dealAt = Date.now()
-  let dealid: string | undefined
-  for (const l of tx.receipt.logs) {
-    const p = hubInterface().parseLog(l)
-    if (p?.name === 'DealCreated') dealid = String(p.args.dealid).toLowerCase()
-  }
-  if (dealid === undefined) throw new Error('matchOrders emitted no DealCreated')
-  const id = dealid
-  // polled every 250 ms: the bench shares the nodes' process, and the end is read from their logs
-  await waitFor(async () => Number((await market.hub.dealOf(id)).done) >= n, mode === 'automine' ? 300_000 : 400_000, `the bag's ${n} tasks done`, 250)
-  await profile?.(`bag-${mode}`)
-
-  let completed = 0
-  for (let i = 0; i < n; i++) if (Number(await market.hub.taskStatus(id, i)) === TaskStatus.COMPLETED) completed++
-
-  // each worker logs its task once its own receipt poll has seen the
-  // transaction, which can be a little after the hub's counter moved
-  const ids = new Set(Array.from({ length: n }, (_, i) => taskIdOf(id, i).toLowerCase()))
-  const finals = async (): Promise<Array<{ worker: number, line: LogLine }>> => {
-    const logs = await Promise.all(s.providers.map(async (p) => await readNodeLog(p)))
-    return logs.flatMap((lines, worker) => lines
-      .filter((l) => l.component === 'worker' && l.msg === 'task contributed and finalized' && l.taskid !== undefined && ids.has(l.taskid))
-      .map((line) => ({ worker, line })))
-  }
-  await waitFor(async () => (await finals()).length >= completed, 30_000, 'the workers\' log lines of the bag')
-  const logs = await Promise.all(s.providers.map(async (p) => await readNodeLog(p)))
-  let last = dealAt
-  let firstAssigned = Number.POSITIVE_INFINITY
-  let txHash: string | undefined
-  const workersUsed: Record<string, number> = {}
-  const busy: number[] = []
-  const split: Record<SlotStep, number[]> = Object.fromEntries(SLOT_STEPS.map((k) => [k, []])) as unknown as Record<SlotStep, number[]>
-  const num = (v: unknown): number | undefined => typeof v === 'number' ? v : undefined
-  for (const [i, lines] of logs.entries()) {
-    for (const l of lines) {
-      if (l.component !== 'worker' || l.taskid === undefined || !ids.has(l.taskid)) continue
-      if (l.msg === 'task assigned') firstAssigned = Math.min(firstAssigned, l.t)
-      if (l.msg !== 'task contributed and finalized') continue
-      last = Math.max(last, l.t)
-      workersUsed[`p${i}`] = (workersUsed[`p${i}`] ?? 0) + 1
-      txHash ??= typeof l.tx === 'string' ? l.tx : undefined
-      const assigned = mark(lines, 'worker', 'task assigned', l.taskid)
-      if (assigned !== undefined) busy.push(l.t - assigned)
-      const run = s.runs[i]?.get(l.taskid)
-      const logged = { upload: num(l.uploadMs), check: num(l.checkMs), broadcast: num(l.broadcastMs), receipt: num(l.receiptMs) }
-      for (const [k, v] of Object.entries(logged) as Array<[SlotStep, number | undefined]>) if (v !== undefined) split[k].push(v)
-      if (run === undefined) continue
-      if (assigned !== undefined) split.fetch.push(run.start - assigned)
-      split.compute.push(run.end - run.start)
-      const commitMs = (logged.upload ?? 0) + (logged.check ?? 0) + (logged.broadcast ?? 0) + (logged.receipt ?? 0)
-      split.digest.push(l.t - commitMs - run.end)
-    }
-  }
-  // the scheduler assigns in bursts, one per pass of its tick over the deal's
-  // tasks: the time between bursts is how long one pass takes
-  const assigns: number[] = []
-  for (const lines of logs) for (const l of lines) if (l.component === 'scheduler' && l.msg === 'task assigned' && l.taskid !== undefined && ids.has(l.taskid)) assigns.push(l.t)
-  assigns.sort((a, b) => a - b)
-  const bursts = assigns.filter((t, i) => i === 0 || t - assigns[i - 1] > 100)
-  const burstGaps = bursts.slice(1).map((t, i) => t - bursts[i])
-  const elapsedMs = last - dealAt
-  const tasksPerSecond = completed / (elapsedMs / 1000)
-  const slots = s.providers.length * SLOTS_PER_PROVIDER
-  const provider = market.chain.provider
-  const receipt = txHash !== undefined ? await provider.getTransactionReceipt(txHash) : null
-  const cafGas = receipt !== null ? Number(receipt.gasUsed) : 0
-  const block = await provider.getBlock('latest')
-  const gasLimit = block !== null ? Number(block.gasLimit) : 0
-
-  let chainBound: number
-  let how: string
-  if (mode === 'block1s') {
-    // one block a second holds gasLimit / gas(contributeAndFinalize) of them
-    chainBound = cafGas > 0 ? Math.floor(gasLimit / cafGas) : Number.NaN
-    how = `block gas limit ${gasLimit} / contributeAndFinalize ${cafGas} gas, one block per second`
-  } else {
-    chainBound = await automineTxRate(s, n)
-    how = 'anvil automining: transactions per second from the 4 providers\' own senders, 2 concurrent streams each (the workers\' 2 task slots), RLC approve'
-  }
   return {
-    tasks: n, completed, deals: 1, workersUsed, elapsedMs, tasksPerSecond,
-    firstAssignMs: Number.isFinite(firstAssigned) ? firstAssigned - dealAt : null,
-    workerBusyP50Ms: busy.length > 0 ? Math.round(median(busy)) : null,
-    slotSplitP50Ms: Object.fromEntries(SLOT_STEPS.map((k) => [k, split[k].length > 0 ? Math.round(median(split[k])) : null])) as Record<SlotStep, number | null>,
-    slotUtilization: busy.reduce((a, b) => a + b, 0) / (slots * elapsedMs),
-    assignBursts: bursts.length,
-    assignBurstIntervalP50Ms: burstGaps.length > 0 ? Math.round(median(burstGaps)) : null,
-    chainBoundTasksPerSecond: chainBound, chainBoundHow: how, ratioToChainBound: tasksPerSecond / chainBound,
-    contributeAndFinalizeGas: cafGas, blockGasLimit: gasLimit
+    layout: 'in-process',
+    mode,
+    providers: s.providers.map((p) => ({ address: p.address, wallet: p.wallet, logs: async () => await readNodeLog(p) })),
+    requester: { address: s.requester.address, wallet: s.requester.wallet },
+    client: market.chain,
+    domain: market.domain,
+    nodesCpuMs: () => { const c = process.cpuUsage(); return (c.user + c.system) / 1000 },
+    anvilCpuMs: () => processCpuMs(s.anvil.pid),
+    txRate: async (n) => await automineTxRate(s.providers.map((p) => p.market?.chain).filter((c): c is ChainClient => c !== undefined), n)
   }
 }
 
 /**
- * What automining anvil mines per second from the same senders as the bag:
- * each provider's own transaction sender (its nonce queue), two streams of
- * sequential sends each, as its two task slots do. The transaction re-sets
- * the provider's RLC allowance to its current value (no state change that matters).
+ * The bag on node processes, as `swarm up` starts them (its own anvil, 1 s
+ * blocks in block1s mode): node-0 the requester, the others providers with
+ * 2 cpus each. The app and input are added through node-1's API; the
+ * orders are signed with the nodes' own keys (their dev data dirs).
  */
-async function automineTxRate (s: BenchSwarm, n: number): Promise<number> {
-  const perStream = Math.max(1, Math.ceil(n / (s.providers.length * 2)))
-  const t0 = Date.now()
-  let sent = 0
-  await Promise.all(s.providers.flatMap((p) => [0, 1].map(async () => {
-    const chain = p.market?.chain
-    const rlc = chain?.rlc
-    if (chain === undefined || rlc === undefined) throw new Error('provider without an RLC binding')
-    const hub = p.market?.hub
-    if (hub === undefined) throw new Error('provider without a hub binding')
-    const spender = await hub.getAddress()
-    const allowance = await rlc.allowance(p.address, spender)
-    for (let i = 0; i < perStream; i++) {
-      await chain.sender.send(rlc.approve.populateTransaction(spender, allowance))
-      sent++
+async function processesBag (mode: Mode, n: number): Promise<BagResult> {
+  const dir = await mkdtemp(join(tmpdir(), 'iexec-exec-bag-'))
+  const clients: ChainClient[] = []
+  try {
+    const t0 = Date.now()
+    const file = await swarmUp({ dir, nodes: PROVIDERS + 1, ...(mode === 'block1s' ? { blockTime: 1 } : {}), nodeConfig: { cpus: SLOTS_PER_PROVIDER, memoryMb: 1024 } })
+    const chain = file.chain
+    if (chain === null || chain === undefined) throw new Error('swarm up started no chain')
+    const wallets = await Promise.all(file.nodes.map(async (node) => (await loadDataDir(node.dataDir)).wallet as Wallet))
+    const connect = async (w: Wallet): Promise<ChainClient> => {
+      const c = await createChainClient({ rpcUrl: chain.rpc, wallet: w, hub: chain.hub, rlc: chain.rlc, chainId: chain.chainId })
+      clients.push(c)
+      return c
     }
-  })))
-  return sent / ((Date.now() - t0) / 1000)
+    const client = await connect(wallets[0])
+    const owner = new ApiClient(file.nodes[1].api, (await readFile(file.nodes[1].tokenFile, 'utf8')).trim())
+    const module = new Uint8Array(await readFile(appWasmPath('wordcount')))
+    const added = await owner.addContent(module)
+    const input = await owner.addContent(new TextEncoder().encode(INPUT))
+    const app = await owner.registerApp({ name: 'wordcount', cid: added.cid, checksum: '0x' + createHash('sha256').update(module).digest('hex'), price: 0n })
+    process.stdout.write(`${mode}: ${PROVIDERS} provider processes + 1 requester ready in ${Date.now() - t0} ms\n`)
+    const pids = file.nodes.map((node) => node.pid)
+    const providerClients = mode === 'automine' ? await Promise.all(wallets.slice(1).map(connect)) : []
+    return await runBag({
+      layout: 'processes',
+      mode,
+      providers: file.nodes.slice(1).map((node, i) => ({ address: node.address, wallet: wallets[i + 1], logs: async () => await readLogFile(dataDirPaths(node.dataDir).logs) })),
+      requester: { address: file.nodes[0].address, wallet: wallets[0] },
+      client,
+      domain: hubDomain(chain.chainId, chain.hub),
+      nodesCpuMs: () => pids.reduce((sum, pid) => sum + processCpuMs(pid), 0),
+      anvilCpuMs: () => processCpuMs(chain.pid),
+      txRate: async (m) => await automineTxRate(providerClients, m)
+    }, { app: app.address, inputCid: input.cid }, n)
+  } finally {
+    for (const c of clients) await c.close().catch(() => {})
+    await swarmDown(dir).catch(() => undefined)
+    await rm(dir, { recursive: true, force: true })
+  }
 }
 
 /** The executor's start overhead: run() of a module that does nothing, threads reused (the node's default) and fresh. */
@@ -538,10 +430,10 @@ const cell = (v: number | null | undefined): string | number => (v === null || v
 export async function run (): Promise<void> {
   const started = Date.now()
   const lat = new Map<string, ModeResult>()
-  const bags = new Map<Mode, BagResult>()
+  const bags: BagResult[] = []
   // a fresh swarm for each case: what a scheduler keeps from one case's deals
   // (see staleLoads) must not change the next case's figures
-  for (const mode of [...new Set([...MODES, ...(BAG > 0 ? BAG_MODES : [])])]) {
+  for (const mode of [...new Set([...MODES, ...(BAG > 0 ? [...BAG_MODES, ...BAG_PROCESS_MODES] : [])])]) {
     if (MODES.includes(mode)) {
       for (const trust of TRUSTS) {
         await withSwarm(mode, async (s, pub) => {
@@ -554,9 +446,19 @@ export async function run (): Promise<void> {
     if (BAG_MODES.includes(mode) && BAG > 0) {
       await withSwarm(mode, async (s, pub) => {
         const t0 = Date.now()
-        bags.set(mode, await bag(s, pub, BAG, mode))
-        process.stdout.write(`bag of ${BAG} ${mode}: ${Date.now() - t0} ms\n`)
+        bags.push(await runBag(inProcessBag(s, mode), pub, BAG))
+        process.stdout.write(`bag of ${BAG} ${mode}, in one process: ${Date.now() - t0} ms\n`)
       })
+    }
+    if (BAG_PROCESS_MODES.includes(mode) && BAG > 0) {
+      const t0 = Date.now()
+      try {
+        bags.push(await processesBag(mode, BAG))
+        process.stdout.write(`bag of ${BAG} ${mode}, node processes: ${Date.now() - t0} ms\n`)
+      } catch (err) {
+        // a swarm that could not start is a result too: reported, the other cases still run
+        process.stdout.write(`bag of ${BAG} ${mode} on node processes failed: ${err instanceof Error ? err.message : String(err)}\n`)
+      }
     }
   }
   const exec = await executorStart()
@@ -571,13 +473,16 @@ export async function run (): Promise<void> {
   }
   printTable('submit-to-result latency, p50 per phase (ms; init = deal -> initialize mined, part of schedule; call = the successful GET /v1/results, part of retrieve)', rows)
   printTable('submit-to-result latency, p95 per phase (ms)', rows95)
-  printTable(`bag of ${BAG} trust-1 tasks, one deal, ${PROVIDERS} providers x 2 task slots`, [...bags].map(([mode, b]) => ({
-    chain: mode, completed: b.completed, elapsedMs: b.elapsedMs, tasksPerS: b.tasksPerSecond, chainBoundPerS: b.chainBoundTasksPerSecond,
-    ratio: b.ratioToChainBound, firstAssignMs: cell(b.firstAssignMs), busyP50Ms: cell(b.workerBusyP50Ms), slotUse: b.slotUtilization, bursts: b.assignBursts, burstGapMs: cell(b.assignBurstIntervalP50Ms), perWorker: Object.entries(b.workersUsed).map(([w, c]) => `${w}:${c}`).join(' ')
+  printTable(`bag of ${BAG} trust-1 tasks, one deal, ${PROVIDERS} providers x ${SLOTS_PER_PROVIDER} task slots`, bags.map((b) => ({
+    nodes: b.layout, chain: b.mode, completed: b.completed, elapsedMs: b.elapsedMs, blocks: b.blocks, tasksPerS: b.tasksPerSecond, chainBoundPerS: b.chainBoundTasksPerSecond,
+    ratio: b.ratioToChainBound, nodesCpuMsPerTask: b.nodesCpuMsPerTask, anvilCpuMsPerTask: b.anvilCpuMsPerTask, firstAssignMs: cell(b.firstAssignMs), slotUse: b.slotUtilization,
+    txs: b.transactions, tasksPerTx: b.tasksPerTransaction, perWorker: Object.entries(b.workersUsed).map(([w, c]) => `${w}:${c}`).join(' ')
   })))
-  printTable('bag: one task slot\'s time split, p50 per step (ms; see BagResult.slotSplitP50Ms)', [...bags].map(([mode, b]) => ({
-    chain: mode, busyP50Ms: cell(b.workerBusyP50Ms), ...Object.fromEntries(SLOT_STEPS.map((k) => [k, cell(b.slotSplitP50Ms[k])]))
+  printTable('bag: where a task\'s time went, p50 (ms): held by its worker (assigned -> computed: its turn, prepare, run, digest), then its commit (computed -> on chain)', bags.map((b) => ({
+    nodes: b.layout, chain: b.mode, held: cell(b.heldP50Ms), prepare: cell(b.computeSplitP50Ms.prepare), run: cell(b.computeSplitP50Ms.run), digest: cell(b.computeSplitP50Ms.digest),
+    commit: cell(b.commitP50Ms), queued: cell(b.commitSplitP50Ms.queued), broadcast: cell(b.commitSplitP50Ms.broadcast), receipt: cell(b.commitSplitP50Ms.receipt)
   })))
+  const bagOf = (layout: string, mode: Mode): BagResult | undefined => bags.find((b) => b.layout === layout && b.mode === mode)
   const t1a = lat.get('1:automine')
   const t1b = lat.get('1:block1s')
   const aims = [
@@ -610,9 +515,11 @@ export async function run (): Promise<void> {
     trust1: trustJson(1),
     trust3: trustJson(3),
     bag200: {
-      tasksPerSecond: bags.get('automine')?.tasksPerSecond ?? bags.get('block1s')?.tasksPerSecond ?? null,
-      automine: bags.get('automine') ?? null,
-      block1s: bags.get('block1s') ?? null
+      // the issue's figure: automining, nodes in one process (as the other cases run)
+      tasksPerSecond: bagOf('in-process', 'automine')?.tasksPerSecond ?? bags[0]?.tasksPerSecond ?? null,
+      automine: bagOf('in-process', 'automine') ?? null,
+      block1s: bagOf('in-process', 'block1s') ?? null,
+      processes: { automine: bagOf('processes', 'automine') ?? null, block1s: bagOf('processes', 'block1s') ?? null }
     },
     executorStartMs: exec.reusedMs,
     executorFreshThreadStartMs: exec.freshMs,

@@ -3,6 +3,7 @@ import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { TaskStatus } from '../../contracts-abi/index.js'
 import { taskId } from '../../protocols/eip712.js'
+import { TASKS_PER_CPU } from '../../protocols/execution.js'
 import { ExecSwarm, RLC, waitFor } from './execution-harness.js'
 import type { WorkerFaults } from '../../node/worker/duties.js'
 
@@ -214,30 +215,50 @@ describe('execution: scheduler and worker duties on a 4-node swarm (real anvil, 
     assert.equal(Number((await s.requester.hub!.dealOf(deal.dealid)).done), 3)
   })
 
-  it('a bag is spread by advertised capacity: a 1-cpu worker holds one task at a time, a 3-cpu worker three', async () => {
+  it('a bag is spread by advertised capacity: a 1-cpu worker holds two tasks at a time (one running, one ready), a 3-cpu worker six', async () => {
     // slow runs keep the tasks in flight long enough to see how they were spread
     const slow: WorkerFaults = { delayBeforeRunMs: 2_000 }
     swarm = await ExecSwarm.create(3, { 1: slow, 2: slow }, { worker: { maxConcurrentTasks: 4 } })
     const s = sw()
     s.advertiseCapacity(1, 1)
     s.advertiseCapacity(2, 3)
-    const deal = await s.makeDeal({ trust: 1, volume: 6, workers: [1, 2] })
+    const deal = await s.makeDeal({ trust: 1, volume: 12, workers: [1, 2] })
     const held = async (i: number): Promise<number> => {
       let n = 0
-      for (let idx = 0; idx < 6; idx++) if ((await s.nodes[i].worker.task(taskId(deal.dealid, idx)))?.state === 'assigned') n++
+      for (let idx = 0; idx < 12; idx++) if ((await s.nodes[i].worker.task(taskId(deal.dealid, idx)))?.state === 'assigned') n++
       return n
     }
     // the first round fills both workers to their capacity, no further
-    await waitFor(async () => await held(1) === 1 && await held(2) === 3, 20_000, 'the first round of assignments')
+    await waitFor(async () => await held(1) === TASKS_PER_CPU && await held(2) === 3 * TASKS_PER_CPU, 20_000, 'the first round of assignments')
     let maxOne = 0
     let maxThree = 0
     await waitFor(async () => {
       maxOne = Math.max(maxOne, await held(1))
       maxThree = Math.max(maxThree, await held(2))
-      return Number((await s.requester.hub!.dealOf(deal.dealid)).done) === 6
-    }, 120_000, 'all 6 tasks done', 100)
-    assert.equal(maxOne, 1, 'never more than its 1 cpu on the small worker')
-    assert.equal(maxThree, 3, 'never more than its 3 cpus on the big worker')
+      return Number((await s.requester.hub!.dealOf(deal.dealid)).done) === 12
+    }, 120_000, 'all 12 tasks done', 100)
+    assert.equal(maxOne, TASKS_PER_CPU, 'never more than two tasks per cpu on the small worker')
+    assert.equal(maxThree, 3 * TASKS_PER_CPU, 'never more than two tasks per cpu on the big worker')
+  })
+
+  it('a worker runs at most its maxConcurrentTasks at once; the task it holds beyond waits its turn', async () => {
+    swarm = await ExecSwarm.create(2, {}, { worker: { maxConcurrentTasks: 1 } })
+    const s = sw()
+    s.advertiseCapacity(1, 1)
+    // primes up to 3,000,000: runs of a few hundred ms
+    const app = await s.registerApp('primes')
+    const deal = await s.makeDeal({ trust: 1, volume: 4, workers: [1], app, params: JSON.stringify({ iexec_args: '3000000' }) })
+    let maxRuns = 0
+    let maxHeld = 0
+    await waitFor(async () => {
+      maxRuns = Math.max(maxRuns, s.nodes[1].executor.activeRuns)
+      let held = 0
+      for (let idx = 0; idx < 4; idx++) if ((await s.nodes[1].worker.task(taskId(deal.dealid, idx)))?.state === 'assigned') held++
+      maxHeld = Math.max(maxHeld, held)
+      return Number((await s.requester.hub!.dealOf(deal.dealid)).done) === 4
+    }, 120_000, 'the 4 tasks done', 5)
+    assert.equal(maxRuns, 1, 'one run at a time')
+    assert.equal(maxHeld, TASKS_PER_CPU, 'one running and one ready')
   })
 
   it('a trust-1 worker\'s contributed frees its slot at once, read from the hub: no TaskFinalized event, no resend, no heartbeat expiry needed', async () => {
