@@ -56,6 +56,8 @@ export interface SwarmUpOptions {
   signal?: AbortSignal
   /** seconds between the local chain's blocks (anvil --block-time); undefined: a block per transaction */
   blockTime?: number
+  /** how to run each node process (default: this CLI as it runs now, cliEntry()) */
+  cli?: { execPath: string, args: string[] }
   /** settings every new node's config.json starts with (e.g. a benchmark's bid transport) */
   nodeConfig?: Partial<Pick<NodeConfig, 'bidTransport' | 'advertIntervalMs' | 'cpus' | 'memoryMb'>>
 }
@@ -211,7 +213,7 @@ export async function swarmUp (opts: SwarmUpOptions): Promise<SwarmFile> {
     }
 
     const startOne = async (rec: SwarmNodeRecord, bootstrap: string[]): Promise<void> => {
-      const child = spawnNode(rec, swarmKeyFile, bootstrap)
+      const child = spawnNode(rec, swarmKeyFile, bootstrap, opts.cli ?? cliEntry())
       children.push(child)
       rec.pid = child.pid ?? 0
       await writeSwarmFile(file)
@@ -253,8 +255,7 @@ export async function swarmUp (opts: SwarmUpOptions): Promise<SwarmFile> {
 /** nRLC a swarm provider asks per task at least: 0.05 RLC, well within the 100 RLC stake (30 % of a price is staked per task). */
 export const SWARM_PROVIDER_PRICE = 50_000_000n
 
-function spawnNode (rec: SwarmNodeRecord, swarmKeyFile: string, bootstrap: string[]): ChildProcess {
-  const entry = cliEntry()
+function spawnNode (rec: SwarmNodeRecord, swarmKeyFile: string, bootstrap: string[], entry: { execPath: string, args: string[] }): ChildProcess {
   const args = [
     ...entry.args, 'start',
     '--data-dir', rec.dataDir,

@@ -66,7 +66,7 @@ import { hubDomain } from '../../protocols/eip712.js'
 import { TaskStatus } from '../../contracts-abi/index.js'
 import { buildModule } from '../unit/worker/wasm-builder.js'
 import { api } from '../integration/market-helpers.js'
-import { median, percentile, printTable, writeResults } from './harness.js'
+import { compiledCli, median, percentile, printTable, writeResults } from './harness.js'
 import { SLOTS_PER_PROVIDER, automineTxRate, processCpuMs, readLogFile, runBag } from './execution-bag.js'
 import type { BagResult, BagSwarm } from './execution-bag.js'
 import { ok, readNodeLog, startBenchSwarm, waitFor } from './execution-swarm.js'
@@ -342,7 +342,7 @@ async function processesBag (mode: Mode, n: number): Promise<BagResult> {
   const clients: ChainClient[] = []
   try {
     const t0 = Date.now()
-    const file = await swarmUp({ dir, nodes: PROVIDERS + 1, ...(mode === 'block1s' ? { blockTime: 1 } : {}), nodeConfig: { cpus: SLOTS_PER_PROVIDER, memoryMb: 1024 } })
+    const file = await swarmUp({ dir, nodes: PROVIDERS + 1, cli: compiledCli(), ...(mode === 'block1s' ? { blockTime: 1 } : {}), nodeConfig: { cpus: SLOTS_PER_PROVIDER, memoryMb: 1024 } })
     const chain = file.chain
     if (chain === null || chain === undefined) throw new Error('swarm up started no chain')
     const wallets = await Promise.all(file.nodes.map(async (node) => (await loadDataDir(node.dataDir)).wallet as Wallet))

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector'
 import { join } from 'node:path'
@@ -85,4 +86,15 @@ export async function startProfile (envVar: string): Promise<((name: string) => 
     await writeFile(join(dir, `${name}.cpuprofile`), JSON.stringify(profile))
     process.stdout.write(`cpu profile: ${join(dir, `${name}.cpuprofile`)}\n`)
   }
+}
+
+/**
+ * The compiled CLI, to run node processes as they are deployed (`npm run
+ * bench` builds first): under tsx a swarm's nodes would run the sources
+ * through the loader, whose hooks cost CPU a deployed node does not spend.
+ */
+export function compiledCli (): { execPath: string, args: string[] } {
+  const bin = join(process.cwd(), 'dist', 'node', 'cli', 'bin.js')
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: run \`npm run build\` (npm run bench does) before the benchmarks that start node processes`)
+  return { execPath: process.execPath, args: [bin] }
 }

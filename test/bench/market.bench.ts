@@ -30,7 +30,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
-import { percentile, printTable, settleCpu, startProfile, writeResults } from './harness.js'
+import { compiledCli, percentile, printTable, settleCpu, startProfile, writeResults } from './harness.js'
 import { ApiClient } from '../../node/api/index.js'
 import { defaultNodeConfig } from '../../node/config/index.js'
 import { swarmDown, swarmUp } from '../../node/cli/index.js'
@@ -246,7 +246,7 @@ async function measureProcesses (nodes: number, transport: 'stream' | 'gossip'):
   const t0 = performance.now()
   try {
     // each node offers 2 cpus and 1 GiB whatever the machine: 50 of them share it
-    const file = await swarmUp({ dir, nodes, nodeConfig: { bidTransport: transport, cpus: 2, memoryMb: 1024 } })
+    const file = await swarmUp({ dir, nodes, cli: compiledCli(), nodeConfig: { bidTransport: transport, cpus: 2, memoryMb: 1024 } })
     const client = async (i: number): Promise<ApiClient> => new ApiClient(file.nodes[i].api, (await readFile(file.nodes[i].tokenFile, 'utf8')).trim())
     const requester = await client(0)
     const owner = await client(1)
