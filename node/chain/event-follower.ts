@@ -282,8 +282,15 @@ export class EventFollower {
       data: log.data
     }
     const fragment = log.topics.length > 0 ? this.events.get(log.topics[0].toLowerCase()) : undefined
-    if (this.init.iface === undefined || fragment === undefined) return base
-    return { ...base, name: fragment.name, args: this.init.iface.decodeEventLog(fragment, log.data, log.topics) }
+    const iface = this.init.iface
+    if (iface === undefined || fragment === undefined) return base
+    // decoded on first read: most events reach handlers that look at their name (or an
+    // indexed topic) and move on, and every node decodes every log of the hub it follows
+    let args: Result | undefined
+    return Object.defineProperty({ ...base, name: fragment.name }, 'args', {
+      enumerable: true,
+      get: () => { args ??= iface.decodeEventLog(fragment, log.data, log.topics); return args }
+    })
   }
 }
 

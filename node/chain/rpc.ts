@@ -1,5 +1,6 @@
-import { FetchRequest, JsonRpcProvider, Network, isError, type Interface, type JsonRpcPayload, type JsonRpcResult } from 'ethers'
+import { JsonRpcProvider, Network, isError, type Interface, type JsonRpcPayload, type JsonRpcResult } from 'ethers'
 import { ChainError } from './errors.js'
+import { HttpTransport } from './http-transport.js'
 import type { RpcOptions } from './options.js'
 
 /**
@@ -12,8 +13,10 @@ import type { RpcOptions } from './options.js'
  * from a real "nonce too low".
  */
 class ResilientProvider extends JsonRpcProvider {
-  constructor (req: FetchRequest, network: Network, private readonly url: string, private readonly rpcOpts: RpcOptions) {
-    super(req, network, {
+  private readonly transport: HttpTransport
+
+  constructor (private readonly url: string, network: Network, private readonly rpcOpts: RpcOptions) {
+    super(url, network, {
       staticNetwork: network,
       pollingInterval: rpcOpts.pollingIntervalMs,
       // without this, fast successive transactions reuse a cached nonce (STACK-NOTES)
@@ -23,17 +26,29 @@ class ResilientProvider extends JsonRpcProvider {
       // added up to ~40 ms per delivered event on anvil
       batchStallTime: 0
     })
+    this.transport = new HttpTransport(url, rpcOpts.requestTimeoutMs)
+  }
+
+  /** One HTTP exchange: the JSON-RPC answers (a JSON-RPC error is an answer; ethers turns it into its error). */
+  private async post (payload: JsonRpcPayload | JsonRpcPayload[]): Promise<JsonRpcResult[]> {
+    const answer = JSON.parse(await this.transport.post(JSON.stringify(payload))) as JsonRpcResult | JsonRpcResult[]
+    return Array.isArray(answer) ? answer : [answer]
+  }
+
+  override destroy (): void {
+    super.destroy()
+    this.transport.close()
   }
 
   override async _send (payload: JsonRpcPayload | JsonRpcPayload[]): Promise<JsonRpcResult[]> {
     const calls = Array.isArray(payload) ? payload : [payload]
-    if (calls.some((c) => c.method === 'eth_sendRawTransaction')) return await super._send(payload)
+    if (calls.some((c) => c.method === 'eth_sendRawTransaction')) return await this.post(payload)
     const what = calls.map((c) => c.method).join(',')
     let last: unknown
     for (let attempt = 1; attempt <= this.rpcOpts.retryAttempts; attempt++) {
       if (this.destroyed) break
       try {
-        return await super._send(payload)
+        return await this.post(payload)
       } catch (err) {
         if (!isTransientRpcError(err)) throw err
         last = err
@@ -53,12 +68,7 @@ class ResilientProvider extends JsonRpcProvider {
  * endpoint fails at once and the bounded retry decides.
  */
 export function makeProvider (url: string, chainId: number, opts: RpcOptions): JsonRpcProvider {
-  const req = new FetchRequest(url)
-  req.timeout = opts.requestTimeoutMs
-  // ethers retries 429s itself up to 12 times; keep it to a couple and let
-  // the provider's bounded backoff own every transient failure
-  req.setThrottleParams({ maxAttempts: 2, slotInterval: opts.retryBaseDelayMs })
-  return new ResilientProvider(req, Network.from(chainId), url, opts)
+  return new ResilientProvider(url, Network.from(chainId), opts)
 }
 
 /** Node socket errors that mean "try again", not "you did something wrong". */

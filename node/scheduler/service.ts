@@ -319,18 +319,19 @@ export class SchedulerService {
    * schedules, and the others only when an event says something changed.
    */
   async onChainEvent (event: ChainEvent): Promise<void> {
-    const a = event.args
     if (event.name === 'DealCreated') {
       await this.onDeal(dealFromEvent(event))
-    } else if (event.name === 'SchedulerReelected' && a !== undefined) {
+    } else if (event.name === 'SchedulerReelected' && event.args !== undefined) {
+      const a = event.args
       const known = this.open.get(String(a.dealid).toLowerCase())
       if (known === undefined) return
       await this.learnScheduler(known, String(a.scheduler))
-    } else if ((event.name === 'TaskFinalized' || event.name === 'TaskClaimed') && a !== undefined) {
-      const dealid = String(a.dealid).toLowerCase()
+    } else if ((event.name === 'TaskFinalized' || event.name === 'TaskClaimed') && event.topics.length >= 3) {
+      // both events index (taskid, dealid): read from the topics, with no decoding of the rest
+      const dealid = event.topics[2].toLowerCase()
       const known = this.open.get(dealid)
       if (known === undefined) return
-      const taskid = String(a.taskid).toLowerCase()
+      const taskid = event.topics[1].toLowerCase()
       let ended = this.endedTasks.get(dealid)
       if (ended === undefined) {
         ended = new Set()

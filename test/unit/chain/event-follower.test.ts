@@ -64,6 +64,22 @@ describe('event follower', () => {
     assert.equal(seen.length, 9)
   })
 
+  it('decodes an event\'s arguments when a handler reads them, once', async () => {
+    await store(3)
+    const iface = fixtureInterface()
+    let decoded = 0
+    const decode = iface.decodeEventLog.bind(iface)
+    iface.decodeEventLog = (...a: Parameters<typeof decode>) => { decoded++; return decode(...a) }
+    const seen: ChainEvent[] = []
+    const f = new EventFollower(client, { address: fixture.target as string, iface, cursorStore: new MemoryCursorStore(), handler: async (e) => { seen.push(e) } })
+    assert.equal(await f.poll(), 3)
+    assert.deepEqual(seen.map((e) => e.name), ['Stored', 'Stored', 'Stored'], 'named without decoding')
+    assert.equal(decoded, 0, 'nothing decoded while nobody read the arguments')
+    assert.equal(seqOf(seen[1]), 2)
+    assert.equal(seqOf(seen[1]), 2)
+    assert.equal(decoded, 1, 'decoded on the first read, kept for the next')
+  })
+
   it('resumes after a restart mid-stream without missing or doubling an event', async () => {
     await store(4)
     await client.sender.send(fixture.storeMany.populateTransaction(100, 6)) // seq 5..10 in one block

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import { Contract } from 'ethers'
+import { Contract, Signature, Transaction, Wallet, hexlify, randomBytes } from 'ethers'
+import { privateKeyOf, signDigest } from '../../../protocols/secp256k1.js'
 import { startLocalChain, type LocalChain } from '../../../node/chain/local-chain.js'
 import { createChainClient, type ChainClient } from '../../../node/chain/client.js'
 import { isChainError, type ChainError, type ChainErrorCode } from '../../../node/chain/errors.js'
@@ -56,6 +57,24 @@ describe('transaction sender', () => {
     const late = await client.sender.send(fixture.store.populateTransaction(99))
     assert.equal(late.receipt.status, 1)
     assert.equal(reads, 2, 'a send after the default 1 s reads the fee data again')
+  })
+
+  it('signs as ethers does: libsecp256k1 gives the same bytes for legacy and EIP-1559 transactions', async () => {
+    const wallet = Wallet.createRandom()
+    const key = privateKeyOf(wallet)
+    assert.ok(key !== undefined)
+    for (const fields of [
+      { type: 2, maxFeePerGas: 2_000_000_000n, maxPriorityFeePerGas: 1n },
+      { type: 0, gasPrice: 1_000_000_000n }
+    ]) {
+      for (let nonce = 0; nonce < 20; nonce++) {
+        const tx = Transaction.from({ to: Wallet.createRandom().address, data: hexlify(randomBytes(nonce * 7)), value: BigInt(nonce), gasLimit: 100_000n + BigInt(nonce), nonce, chainId: 31337, ...fields })
+        const theirs = await wallet.signTransaction(tx)
+        tx.signature = Signature.from(signDigest(key, tx.unsignedHash))
+        assert.equal(tx.serialized, theirs)
+        assert.equal(Transaction.from(theirs).from, wallet.address)
+      }
+    }
   })
 
   it('a revert in estimation decodes to the custom error name and args, and is not retried', async () => {
