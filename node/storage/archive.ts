@@ -13,7 +13,7 @@
  * paths, `..` components), link entries, duplicates, and archives beyond a
  * byte or entry bound, each with a typed error.
  */
-import { createReadStream } from 'node:fs'
+import { createReadStream, lstatSync, readdirSync, readFileSync } from 'node:fs'
 import { lstat, mkdir, open, readdir, readFile } from 'node:fs/promises'
 import { isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { ByteReader } from './byte-reader.js'
@@ -27,6 +27,30 @@ const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })
 
 interface Entry { path: string, abs: string, kind: 'file' | 'dir', size: number }
+
+/** Entries in archive order: by the bytes of their UTF-8 paths. */
+const byPath = (a: { path: string }, b: { path: string }): number => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path))
+
+/**
+ * An entry of a folder read into memory (readTreeSync): its path relative
+ * to the folder ('/'-separated), its kind, its size and, for a file, its bytes.
+ */
+export interface TreeEntry {
+  path: string
+  kind: 'file' | 'dir'
+  size: number
+  content?: Uint8Array
+}
+
+/** What readTreeSync found. */
+export interface ReadTree {
+  /** bytes of all files together */
+  bytes: number
+  /** the first entry that is neither a regular file nor a folder (a link, a device...), if any: nothing was read then */
+  odd?: string
+  /** the entries in archive order, with their contents; absent when the files hold more than maxBytes (or there is an odd entry) */
+  entries?: TreeEntry[]
+}
 
 /** Lists a folder recursively (lstat, so symlinks are seen as such); sorted by path bytes. */
 async function listEntries (root: string): Promise<Entry[]> {
@@ -49,7 +73,48 @@ async function listEntries (root: string): Promise<Entry[]> {
   const st = await lstat(root)
   if (!st.isDirectory()) throw new StorageError('STORAGE_INVALID_ARGUMENT', `${root} is not a folder`)
   await walk(root)
-  return out.sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)))
+  return out.sort(byPath)
+}
+
+/**
+ * Reads a folder whole, synchronously: for a worker thread that has just
+ * run an app into it (a sync call there blocks nobody, and is a fraction of
+ * the cost of a promise-based one on the main thread). Stops at the first
+ * link or special file, or past `maxEntries` (reported as odd); reads the
+ * files only when together they hold at most `maxBytes`. The entries are
+ * what packTree and the result digest are computed from.
+ */
+export function readTreeSync (root: string, maxBytes: number, maxEntries = ARCHIVE_DEFAULTS.maxEntries): ReadTree {
+  const found: Array<TreeEntry & { abs: string }> = []
+  let bytes = 0
+  const stack = ['']
+  while (stack.length > 0) {
+    const rel = stack.pop() as string
+    for (const name of readdirSync(rel === '' ? root : join(root, rel))) {
+      const path = rel === '' ? name : `${rel}/${name}`
+      if (found.length >= maxEntries) return { bytes, odd: `${rel}/… (more than ${maxEntries} entries)` }
+      const abs = join(root, path)
+      const st = lstatSync(abs)
+      if (st.isDirectory()) {
+        found.push({ path, abs, kind: 'dir', size: 0 })
+        stack.push(path)
+      } else if (st.isFile()) {
+        found.push({ path, abs, kind: 'file', size: st.size })
+        bytes += st.size
+      } else {
+        return { bytes, odd: path }
+      }
+    }
+  }
+  if (bytes > maxBytes) return { bytes }
+  const entries: TreeEntry[] = found.sort(byPath).map(({ path, abs, kind, size }) => {
+    if (kind === 'dir') return { path, kind, size }
+    const content = readFileSync(abs)
+    // a file that changed size since it was listed (nothing else writes there once the app ended)
+    if (content.byteLength !== size) throw new StorageError('STORAGE_ARCHIVE_FILE_CHANGED', `${path} changed size while being read`, { path })
+    return { path, kind, size, content }
+  })
+  return { bytes, entries }
 }
 
 function writeOctal (block: Uint8Array, offset: number, length: number, value: number): void {
@@ -73,7 +138,7 @@ function splitName (path: string): { name: Uint8Array, prefix: Uint8Array } {
   throw new StorageError('STORAGE_ARCHIVE_NAME_TOO_LONG', `path too long for ustar: ${path}`, { path })
 }
 
-function header (entry: Entry): Uint8Array {
+function header (entry: Pick<TreeEntry, 'path' | 'kind' | 'size'>): Uint8Array {
   const block = new Uint8Array(BLOCK)
   const { name, prefix } = splitName(entry.kind === 'dir' ? `${entry.path}/` : entry.path)
   block.set(name, 0)
@@ -135,6 +200,30 @@ export async function * packFolder (dir: string, options: PackOptions = {}): Asy
   }
   // end of archive: two zero blocks
   yield new Uint8Array(2 * BLOCK)
+}
+
+/**
+ * The archive packFolder streams, built from a folder read into memory
+ * (readTreeSync): the same bytes for the same tree, with no second read of
+ * the disk. Every file entry needs its content.
+ */
+export function packTree (entries: TreeEntry[]): Uint8Array {
+  const sorted = [...entries].sort(byPath)
+  let length = 2 * BLOCK
+  for (const e of sorted) length += BLOCK + (e.kind === 'file' ? Math.ceil(e.size / BLOCK) * BLOCK : 0)
+  const out = new Uint8Array(length)
+  let at = 0
+  for (const e of sorted) {
+    if (e.size > MAX_OCTAL_SIZE) throw new StorageError('STORAGE_ARCHIVE_TOO_LARGE', `${e.path} is larger than ustar allows`, { path: e.path })
+    out.set(header(e), at)
+    at += BLOCK
+    if (e.kind !== 'file') continue
+    if (e.content === undefined || e.content.byteLength !== e.size) throw new StorageError('STORAGE_INVALID_ARGUMENT', `${e.path}: a file entry needs its ${e.size} bytes`, { path: e.path })
+    out.set(e.content, at)
+    // the padding to the next block, and the end marker, are the zeros the array starts with
+    at += Math.ceil(e.size / BLOCK) * BLOCK
+  }
+  return out
 }
 
 function readString (block: Uint8Array, offset: number, length: number): string {

@@ -19,6 +19,7 @@ import type { Hash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { lstat, readdir, readFile, realpath } from 'node:fs/promises'
 import { join, posix, sep } from 'node:path'
+import type { TreeEntry } from '../storage/archive.js'
 import { WorkerError } from './errors.js'
 import { IEXEC_OUT } from './options.js'
 
@@ -70,19 +71,42 @@ async function listFiles (dir: string): Promise<string[]> {
   return files.sort((a, b) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8')))
 }
 
+/** What precedes a file's content in the tree digest: u32be(path length) || path || u64be(size). */
+function fileHead (rel: string, size: number): Buffer {
+  const name = Buffer.from(rel, 'utf8')
+  const head = Buffer.alloc(4 + name.length + 8)
+  head.writeUInt32BE(name.length, 0)
+  name.copy(head, 4)
+  head.writeBigUInt64BE(BigInt(size), 4 + name.length)
+  return head
+}
+
 /** Tree digest of a directory (see the file comment for the encoding). */
 export async function treeDigest (dir: string): Promise<string> {
   const hash = createHash('sha256')
   for (const rel of await listFiles(dir)) {
     const file = join(dir, rel)
-    const name = Buffer.from(rel, 'utf8')
     const st = await lstat(file)
-    const head = Buffer.alloc(4 + name.length + 8)
-    head.writeUInt32BE(name.length, 0)
-    name.copy(head, 4)
-    head.writeBigUInt64BE(BigInt(st.size), 4 + name.length)
-    hash.update(head)
+    hash.update(fileHead(rel, st.size))
     await hashFileInto(hash, file, st.size)
+  }
+  return '0x' + hash.digest('hex')
+}
+
+/** Tree digest of the files under `prefix` ('' for all) of a tree read into memory. */
+function treeDigestOfEntries (entries: TreeEntry[], prefix: string): string {
+  const under = prefix === '' ? '' : prefix + '/'
+  const files: Array<{ rel: string, content: Uint8Array }> = []
+  for (const e of entries) {
+    if (e.kind !== 'file' || !e.path.startsWith(under)) continue
+    if (e.content === undefined) throw new WorkerError('WORKER_DIGEST_UNSUPPORTED_ENTRY', `${e.path}: its content was not read`, { path: e.path })
+    files.push({ rel: e.path.slice(under.length), content: e.content })
+  }
+  files.sort((a, b) => Buffer.compare(Buffer.from(a.rel, 'utf8'), Buffer.from(b.rel, 'utf8')))
+  const hash = createHash('sha256')
+  for (const f of files) {
+    hash.update(fileHead(f.rel, f.content.byteLength))
+    hash.update(f.content)
   }
   return '0x' + hash.digest('hex')
 }
@@ -131,21 +155,13 @@ export async function computeResultDigest (outputDir: string): Promise<ResultDig
   try {
     descriptor = await readFile(join(outputDir, COMPUTED_JSON), 'utf8')
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EISDIR') throw new WorkerError('WORKER_DIGEST_BAD_COMPUTED', `${COMPUTED_JSON} is a folder`)
+    if (code !== 'ENOENT') throw err
   }
   if (descriptor !== undefined) {
-    let parsed: unknown
-    try {
-      parsed = JSON.parse(descriptor)
-    } catch (err) {
-      throw new WorkerError('WORKER_DIGEST_BAD_COMPUTED', `${COMPUTED_JSON} is not valid JSON`, undefined, { cause: err })
-    }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-      throw new WorkerError('WORKER_DIGEST_BAD_COMPUTED', `${COMPUTED_JSON} must hold a JSON object`)
-    }
-    const value = (parsed as Record<string, unknown>)['deterministic-output-path']
+    const value = deterministicPathOf(descriptor)
     if (value !== undefined) {
-      if (typeof value !== 'string') throw new WorkerError('WORKER_DIGEST_BAD_COMPUTED', 'deterministic-output-path must be a string')
       const rel = resolveDeterministicPath(value)
       const target = rel === '' ? outputDir : join(outputDir, ...rel.split('/'))
       const st = await lstat(target).catch(() => undefined)
@@ -162,4 +178,40 @@ export async function computeResultDigest (outputDir: string): Promise<ResultDig
     }
   }
   return { digest: await treeDigest(outputDir), mode: 'tree', path: '' }
+}
+
+/** computed.json's deterministic-output-path, as written (undefined when it names none). */
+function deterministicPathOf (descriptor: string): string | undefined {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(descriptor)
+  } catch (err) {
+    throw new WorkerError('WORKER_DIGEST_BAD_COMPUTED', `${COMPUTED_JSON} is not valid JSON`, undefined, { cause: err })
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new WorkerError('WORKER_DIGEST_BAD_COMPUTED', `${COMPUTED_JSON} must hold a JSON object`)
+  }
+  const value = (parsed as Record<string, unknown>)['deterministic-output-path']
+  if (value !== undefined && typeof value !== 'string') throw new WorkerError('WORKER_DIGEST_BAD_COMPUTED', 'deterministic-output-path must be a string')
+  return value
+}
+
+/**
+ * computeResultDigest of an output already read into memory (the
+ * executor's ExecResult.output, readTreeSync's entries: plain files and
+ * folders only): the same digest, with no read of the disk.
+ */
+export function resultDigestOfTree (entries: TreeEntry[]): ResultDigest {
+  const computed = entries.find((e) => e.path === COMPUTED_JSON)
+  if (computed?.kind === 'dir') throw new WorkerError('WORKER_DIGEST_BAD_COMPUTED', `${COMPUTED_JSON} is a folder`)
+  if (computed !== undefined && computed.content === undefined) throw new WorkerError('WORKER_DIGEST_UNSUPPORTED_ENTRY', `${COMPUTED_JSON}: its content was not read`)
+  const value = computed?.content !== undefined ? deterministicPathOf(Buffer.from(computed.content).toString('utf8')) : undefined
+  if (value === undefined) return { digest: treeDigestOfEntries(entries, ''), mode: 'tree', path: '' }
+  const rel = resolveDeterministicPath(value)
+  if (rel === '') return { digest: treeDigestOfEntries(entries, ''), mode: 'directory', path: rel }
+  const target = entries.find((e) => e.path === rel)
+  if (target === undefined) throw new WorkerError('WORKER_DIGEST_PATH_MISSING', `deterministic-output-path does not exist: ${value}`, { path: value })
+  if (target.kind === 'dir') return { digest: treeDigestOfEntries(entries, rel), mode: 'directory', path: rel }
+  if (target.content === undefined) throw new WorkerError('WORKER_DIGEST_UNSUPPORTED_ENTRY', `${rel}: its content was not read`, { path: rel })
+  return { digest: '0x' + createHash('sha256').update(target.content).digest('hex'), mode: 'file', path: rel }
 }

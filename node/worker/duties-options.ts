@@ -28,6 +28,12 @@ export interface WorkerDutiesOptions {
   maxRunMs: number
   maxMemoryBytes: number
   maxOutputBytes: number
+  /**
+   * An output of at most this many bytes is read back into memory by the
+   * executor, digested and archived from there and added to Helia at once;
+   * a larger one is digested and archived from the disk, streaming
+   */
+  collectOutputBytes: number
 }
 
 export const defaultWorkerDutiesOptions: WorkerDutiesOptions = {
@@ -68,5 +74,8 @@ export const defaultWorkerDutiesOptions: WorkerDutiesOptions = {
   // the smallest category's time reference is 60 s: a task must end well within it
   maxRunMs: 30_000,
   maxMemoryBytes: 256 << 20,
-  maxOutputBytes: 64 << 20
+  maxOutputBytes: 64 << 20,
+  // most results are a few small files; 4 MiB held while a task is digested and archived is
+  // little next to the app's own memory bound, and a larger output streams as before
+  collectOutputBytes: 4 << 20
 }

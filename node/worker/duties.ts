@@ -14,10 +14,10 @@ import { memoAsync } from '../memo.js'
 import type { ChainClient, Hub } from '../chain/index.js'
 import { Repository, jsonCodec } from '../db/index.js'
 import type { DbController } from '../db/index.js'
-import { addStream, catContent, decryptDataset, encryptResultFolder, fetchToFile, isEncryptedContent, packFolder, placePlainDataset } from '../storage/index.js'
-import type { ContentHelia, FetchOptions } from '../storage/index.js'
+import { addBytes, addStream, catContent, decryptDataset, encryptResult, encryptResultFolder, fetchToFile, isEncryptedContent, packFolder, packTree, placePlainDataset } from '../storage/index.js'
+import type { ContentHelia, FetchOptions, TreeEntry } from '../storage/index.js'
 import type { ExecChannel } from '../scheduler/exec-channel.js'
-import { computeResultDigest } from './digest.js'
+import { computeResultDigest, resultDigestOfTree } from './digest.js'
 import type { Executor } from './executor.js'
 import { DutyError } from './duties-errors.js'
 import { defaultWorkerDutiesOptions, type WorkerDutiesOptions } from './duties-options.js'
@@ -584,26 +584,49 @@ export class WorkerDuties {
         inputFiles,
         timeoutMs: Math.min(this.opts.maxRunMs, Number(deal.timeRef) * 1000),
         maxMemoryBytes: this.opts.maxMemoryBytes,
-        maxOutputBytes: this.opts.maxOutputBytes
+        maxOutputBytes: this.opts.maxOutputBytes,
+        collectBytes: this.opts.collectOutputBytes,
+        // what was read back is all a task needs of its output (the fault below rewrites the disk's)
+        removeCollected: this.init.faults?.corruptOutput !== true
       }, this.abort.signal)
       const t2 = Date.now()
       if (result.status !== 'COMPLETED') throw new DutyError('DUTY_EXECUTION_FAILED', `the app ended ${result.status}: ${result.message ?? ''}`, { status: result.status })
-      let digest = await computeResultDigest(output)
+      let tree = result.output
       if (this.init.faults?.corruptOutput === true) {
-        if (digest.mode === 'file') await appendFile(join(output, ...digest.path.split('/')), 'corrupted\n')
+        const { mode, path } = tree !== undefined ? resultDigestOfTree(tree) : await computeResultDigest(output)
+        if (mode === 'file') await appendFile(join(output, ...path.split('/')), 'corrupted\n')
         else await writeFile(join(output, 'corrupted.txt'), 'corrupted\n')
-        digest = await computeResultDigest(output)
+        // what is in memory is no longer the output: the disk speaks
+        tree = undefined
       }
-      const next: WorkerTaskRecord = { ...r, state: 'computed', digest: digest.digest }
+      const digest = tree !== undefined ? resultDigestOfTree(tree) : await computeResultDigest(output)
+      const t3 = Date.now()
+      // an output read back whole goes to Helia now, from memory (every trust: a trust > 1 result
+      // waits for an upload request that then costs nothing); a larger one streams from disk at upload
+      const resultsCid = tree !== undefined ? await this.addResult(r, tree) : undefined
+      const next: WorkerTaskRecord = { ...r, state: 'computed', digest: digest.digest, ...(resultsCid !== undefined ? { resultsCid } : {}) }
       await this.save(next)
       this.unsent.add(r.taskid)
       // where a task's time on this worker went (an operator's and the bag benchmark's account)
-      this.log('task computed', { taskid: r.taskid, prepareMs: t1 - t0, runMs: t2 - t1, digestMs: Date.now() - t2 })
+      this.log('task computed', { taskid: r.taskid, prepareMs: t1 - t0, runMs: t2 - t1, digestMs: t3 - t2, storeMs: Date.now() - t3 })
       return next
     } catch (err) {
       if (this.abort.signal.aborted) throw err
       return await this.fail(r, err)
     }
+  }
+
+  /** Adds the result archive of an output held in memory (encrypted to the requester when asked) to Helia; its CID. */
+  private async addResult (r: WorkerTaskRecord, tree: TreeEntry[]): Promise<string> {
+    let archive = packTree(tree)
+    if (r.resultEncryptionKey !== undefined) {
+      const parts: Uint8Array[] = []
+      for await (const c of encryptResult((async function * () { yield archive })(), r.resultEncryptionKey, { taskid: r.taskid })) parts.push(c)
+      archive = Buffer.concat(parts)
+    }
+    // not provided in the DHT: see upload
+    const { cid } = await addBytes(this.init.helia, archive, { signal: this.abort.signal })
+    return cid.toString()
   }
 
   /** Packs the output (encrypted to the requester when asked) and adds it to Helia. */

@@ -1,3 +1,5 @@
+import type { TreeEntry } from '../storage/archive.js'
+
 /** Final status of one execution; only COMPLETED yields a result to contribute. */
 export type ExecStatus =
   /** The app exited with code 0 within every bound. */
@@ -39,6 +41,14 @@ export interface ExecJob {
   maxMemoryBytes: number
   /** Bound of everything the app writes (stdout, stderr and files). */
   maxOutputBytes: number
+  /**
+   * Read the output back into memory (ExecResult.output) when its files
+   * hold at most this many bytes together: the digest and the result
+   * archive are then made without reading the disk again. Unset: not read.
+   */
+  collectBytes?: number
+  /** Remove the output folder once it was read back (the caller holds all of it): its stdout and stderr paths then name removed files. */
+  removeCollected?: boolean
 }
 
 /** What came of one job. */
@@ -54,6 +64,12 @@ export interface ExecResult {
   stderrPath: string
   /** Why the status is not COMPLETED, for people and logs. */
   message?: string
+  /**
+   * COMPLETED runs of a job with `collectBytes`, when the output fits it:
+   * every entry of the output folder (plain files and folders, in archive
+   * order) with the files' bytes, as the run left them on disk.
+   */
+  output?: TreeEntry[]
 }
 
 /**

@@ -20,7 +20,7 @@
  */
 export type { Executor, ExecJob, ExecResult, ExecStatus } from './executor.js'
 export { WasiExecutor, iexecEnv } from './wasi-executor.js'
-export { computeResultDigest, treeDigest, fileDigest, resolveDeterministicPath, COMPUTED_JSON } from './digest.js'
+export { computeResultDigest, resultDigestOfTree, treeDigest, fileDigest, resolveDeterministicPath, COMPUTED_JSON } from './digest.js'
 export type { ResultDigest } from './digest.js'
 export { WorkerError } from './errors.js'
 export type { WorkerErrorCode } from './errors.js'

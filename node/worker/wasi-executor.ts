@@ -21,8 +21,8 @@
 // Node's docs say node:wasi is not a security boundary on its own; a worker
 // process under OS limits (prlimit, bubblewrap) is the stronger layer to add.
 import { createHash } from 'node:crypto'
-import { lstat, mkdir, open, readdir, readFile, stat } from 'node:fs/promises'
-import type { FileHandle } from 'node:fs/promises'
+import { closeSync, mkdirSync, openSync, readdirSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import type { ExecJob, ExecResult, ExecStatus, Executor } from './executor.js'
@@ -107,11 +107,15 @@ function checkBound (value: number, max: number, what: string): void {
   }
 }
 
-async function validateJob (job: ExecJob): Promise<void> {
+/** The job's own fields; its folders are checked where they are used (the output here, the input in the thread). */
+function validateJob (job: ExecJob): void {
   if (typeof job.taskId !== 'string' || job.taskId === '') throw new WorkerError('WORKER_INVALID_JOB', 'taskId is required')
   checkBound(job.timeoutMs, MAX_TIMEOUT_MS, 'timeoutMs')
   checkBound(job.maxMemoryBytes, MAX_WASM32_MEMORY_BYTES, 'maxMemoryBytes')
   checkBound(job.maxOutputBytes, Number.MAX_SAFE_INTEGER, 'maxOutputBytes')
+  if (job.collectBytes !== undefined && !(Number.isSafeInteger(job.collectBytes) && job.collectBytes >= 0)) {
+    throw new WorkerError('WORKER_INVALID_JOB', `collectBytes must be a non-negative integer, got ${job.collectBytes}`)
+  }
   if (!Array.isArray(job.args) || job.args.some((a) => typeof a !== 'string' || a.includes('\0'))) {
     throw new WorkerError('WORKER_INVALID_JOB', 'args must be strings without NUL')
   }
@@ -121,40 +125,30 @@ async function validateJob (job: ExecJob): Promise<void> {
   if (!Array.isArray(job.inputFiles)) throw new WorkerError('WORKER_INVALID_JOB', 'inputFiles must be an array')
   job.inputFiles.forEach((f, i) => { checkInputName(f, `inputFiles[${i}]`) })
   if (job.datasetFilename !== undefined) checkInputName(job.datasetFilename, 'datasetFilename')
-  const inStat = await stat(job.inputDir).catch(() => undefined)
-  if (inStat?.isDirectory() !== true) throw new WorkerError('WORKER_INVALID_JOB', `inputDir is not a directory: ${job.inputDir}`)
-  // node:wasi follows symlinks wherever they point (its `..` check is on the
-  // path text only), so a link in the input would open a host file: refuse.
-  const odd = (await scanTree(job.inputDir)).odd
-  if (odd !== undefined) throw new WorkerError('WORKER_INVALID_JOB', `the input holds a link or special file: ${odd}`, { path: odd })
-  await mkdir(job.outputDir, { recursive: true }).catch((err: unknown) => {
-    throw new WorkerError('WORKER_INVALID_JOB', `cannot create outputDir ${job.outputDir}`, undefined, { cause: err })
-  })
-  if ((await readdir(job.outputDir)).length > 0) {
-    throw new WorkerError('WORKER_INVALID_JOB', `outputDir must be empty: ${job.outputDir}`)
-  }
 }
 
-// Walks of the input and output trees stop past this many entries.
-const MAX_TREE_ENTRIES = 100_000
-
-/** Size of a tree, and its first entry that is not a file or directory. */
-async function scanTree (dir: string): Promise<{ bytes: number, odd?: string }> {
-  let bytes = 0
-  let seen = 0
-  const stack = ['']
-  while (stack.length > 0) {
-    const rel = stack.pop() as string
-    for (const name of await readdir(join(dir, rel))) {
-      if (++seen > MAX_TREE_ENTRIES) return { bytes, odd: `${rel}/… (more than ${MAX_TREE_ENTRIES} entries)` }
-      const relPath = rel === '' ? name : `${rel}/${name}`
-      const st = await lstat(join(dir, relPath))
-      if (st.isDirectory()) stack.push(relPath)
-      else if (st.isFile()) bytes += st.size
-      else return { bytes, odd: relPath }
-    }
+/**
+ * Creates the output folder (it must be empty) and opens the app's stdout
+ * and stderr in it. Synchronous: three metadata calls on a local folder
+ * cost microseconds, where their promise forms each took a trip through
+ * libuv's pool and its callbacks on the main thread, for every task.
+ */
+function openOutput (outputDir: string): { stdoutPath: string, stderrPath: string, stdoutFd: number, stderrFd: number } {
+  try {
+    mkdirSync(outputDir, { recursive: true })
+  } catch (err) {
+    throw new WorkerError('WORKER_INVALID_JOB', `cannot create outputDir ${outputDir}`, undefined, { cause: err })
   }
-  return { bytes }
+  if (readdirSync(outputDir).length > 0) throw new WorkerError('WORKER_INVALID_JOB', `outputDir must be empty: ${outputDir}`)
+  const stdoutPath = join(outputDir, STDOUT_FILE)
+  const stderrPath = join(outputDir, STDERR_FILE)
+  const stdoutFd = openSync(stdoutPath, 'w')
+  try {
+    return { stdoutPath, stderrPath, stdoutFd, stderrFd: openSync(stderrPath, 'w') }
+  } catch (err) {
+    closeSync(stdoutFd)
+    throw err
+  }
 }
 
 interface PooledThread {
@@ -207,6 +201,7 @@ export class WasiExecutor implements Executor {
   private readonly modules = new Map<string, Promise<CompiledModule>>()
   private nextId = 1
   private closed = false
+  private nullFd: number | undefined
 
   constructor (options: Partial<WasiExecutorOptions> = {}) {
     this.opts = { ...defaultWasiExecutorOptions, ...options }
@@ -225,7 +220,7 @@ export class WasiExecutor implements Executor {
   async run (job: ExecJob, signal?: AbortSignal): Promise<ExecResult> {
     if (this.closed) throw new WorkerError('WORKER_EXECUTOR_CLOSED', 'executor is closed')
     if (signal?.aborted === true) throw new WorkerError('WORKER_ABORTED', 'aborted before start')
-    await validateJob(job)
+    validateJob(job)
     let bytes: Uint8Array
     if (typeof job.module === 'string') {
       try {
@@ -236,16 +231,8 @@ export class WasiExecutor implements Executor {
     } else {
       bytes = job.module
     }
-    const stdoutPath = join(job.outputDir, STDOUT_FILE)
-    const stderrPath = join(job.outputDir, STDERR_FILE)
-    const handles: FileHandle[] = []
+    const { stdoutPath, stderrPath, stdoutFd, stderrFd } = openOutput(job.outputDir)
     try {
-      const stdin = await open('/dev/null', 'r')
-      handles.push(stdin)
-      const stdout = await open(stdoutPath, 'w')
-      handles.push(stdout)
-      const stderr = await open(stderrPath, 'w')
-      handles.push(stderr)
       const base = { exitCode: null, durationMs: 0, stdoutPath, stderrPath }
 
       const compiled = await this.compile(bytes)
@@ -281,11 +268,13 @@ export class WasiExecutor implements Executor {
         env: iexecEnv(job),
         inDir: job.inputDir,
         outDir: job.outputDir,
-        stdinFd: stdin.fd,
-        stdoutFd: stdout.fd,
-        stderrFd: stderr.fd,
+        stdinFd: this.devNull(),
+        stdoutFd,
+        stderrFd,
         seed: job.taskId,
         maxWriteBytes: job.maxOutputBytes,
+        collectBytes: job.collectBytes ?? -1,
+        removeCollected: job.removeCollected === true,
         ...(importMemory !== undefined ? { importMemory } : {})
       }
       const t0 = performance.now()
@@ -297,15 +286,23 @@ export class WasiExecutor implements Executor {
       if ('crashed' in ended) {
         return { ...base, durationMs, status: 'APP_ERROR', message: `the worker thread died: ${ended.crashed}` }
       }
-      // Close the streams before measuring the output.
-      await Promise.all(handles.splice(0).map(async (h) => { await h.close() }))
-      return await this.judge(job, ended, memoryMaxBytes, { ...base, durationMs })
+      if (ended.kind === 'invalid') throw new WorkerError('WORKER_INVALID_JOB', ended.message ?? 'the input cannot be given to an app', ended.path !== undefined ? { path: ended.path } : undefined)
+      return this.judge(job, ended, memoryMaxBytes, { ...base, durationMs })
     } finally {
-      await Promise.all(handles.map(async (h) => { await h.close().catch(() => {}) }))
+      // after the thread is done with them (a discarded thread is gone by now: see release)
+      closeSync(stdoutFd)
+      closeSync(stderrFd)
     }
   }
 
-  private async judge (job: ExecJob, o: ThreadOutcome, memoryMaxBytes: number, base: Omit<ExecResult, 'status'>): Promise<ExecResult> {
+  /** The empty stdin every run reads: one descriptor of /dev/null for the executor's life (apps cannot close it: wasi-imports.ts). */
+  private devNull (): number {
+    if (this.closed) throw new WorkerError('WORKER_EXECUTOR_CLOSED', 'executor is closed')
+    this.nullFd ??= openSync('/dev/null', 'r')
+    return this.nullFd
+  }
+
+  private judge (job: ExecJob, o: ThreadOutcome, memoryMaxBytes: number, base: Omit<ExecResult, 'status'>): ExecResult {
     const failed = o.kind === 'trap' || (o.kind === 'exit' && o.exitCode !== 0)
     const exitCode = o.kind === 'exit' ? o.exitCode : null
     const result = (status: ExecStatus, message?: string): ExecResult =>
@@ -316,7 +313,7 @@ export class WasiExecutor implements Executor {
     if (o.violations.length > 0) {
       return result('SANDBOX_VIOLATION', `refused access outside the sandbox: ${o.violations.join(', ')}`)
     }
-    const scan = await scanTree(job.outputDir)
+    const scan = o.output ?? { bytes: 0 }
     if (scan.odd !== undefined) {
       return result('SANDBOX_VIOLATION', `the output holds an entry that is not a plain file or directory: ${scan.odd}`)
     }
@@ -332,7 +329,7 @@ export class WasiExecutor implements Executor {
     }
     if (o.kind === 'trap') return result('APP_ERROR', `trapped: ${o.message ?? 'unknown'}`)
     if (failed) return result('APP_ERROR', `exited with code ${o.exitCode}`)
-    return result('COMPLETED')
+    return scan.entries !== undefined ? { ...result('COMPLETED'), output: scan.entries } : result('COMPLETED')
   }
 
   private async compile (bytes: Uint8Array): Promise<CompiledModule> {
@@ -429,5 +426,7 @@ export class WasiExecutor implements Executor {
     const all = [...this.idle.splice(0), ...this.busy]
     this.busy.clear()
     await Promise.all(all.map(async (t) => { await t.worker.terminate() }))
+    if (this.nullFd !== undefined) closeSync(this.nullFd)
+    this.nullFd = undefined
   }
 }

@@ -199,6 +199,16 @@ export function wrapWasiImports (raw: Record<string, unknown>, opts: WrapOptions
   // Results are plain files; refusing here does not depend on uvwasi's rights.
   imports.path_symlink = () => WASI_ERRNO.NOTCAPABLE
   imports.path_link = () => WASI_ERRNO.NOTCAPABLE
+  // Descriptors 0-2 are the host's (the executor shares one /dev/null among
+  // runs, and opens stdout and stderr itself): uvwasi would close the host
+  // descriptor, whose number the process may reuse at once for a socket or a
+  // database file that the executor's own close would then shut. Closing
+  // them is a no-op for the app (as if closed), and renumbering onto or from
+  // them is refused.
+  const closeFd = imports.fd_close
+  imports.fd_close = (fd) => (Number(fd) <= 2 ? WASI_ERRNO.SUCCESS : closeFd(fd))
+  const renumber = imports.fd_renumber
+  imports.fd_renumber = (from, to) => (Number(from) <= 2 || Number(to) <= 2 ? WASI_ERRNO.NOTCAPABLE : renumber(from, to))
   // node:wasi's proc_raise sends the signal to the whole host process (an
   // app could SIGKILL the node): refused, and recorded as an attempt.
   imports.proc_raise = (sig) => {

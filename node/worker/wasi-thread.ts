@@ -3,8 +3,11 @@
 // The main thread owns the timer and terminates this thread past the bound,
 // which is the only way to stop a wasm loop that never calls out.
 import '../polyfills.js'
+import { rmSync, statSync } from 'node:fs'
 import { parentPort } from 'node:worker_threads'
 import { WASI } from 'node:wasi'
+import { readTreeSync } from '../storage/archive.js'
+import type { ReadTree } from '../storage/archive.js'
 import { isWasmMemory, wasm } from './wasm-api.js'
 import type { WasmImports, WasmInstance, WasmMemory, WasmModule } from './wasm-api.js'
 import { READ_ONLY_DIR_BASE, READ_ONLY_DIR_INHERITING, wrapWasiImports } from './wasi-imports.js'
@@ -26,6 +29,10 @@ export interface ThreadJob {
   maxWriteBytes: number
   /** Present when the module imports env.memory: the host memory to give it. */
   importMemory?: { initialPages: number, maximumPages: number }
+  /** After the run, the output's files are read back when together they hold at most this many bytes (-1: only measured). */
+  collectBytes: number
+  /** An output read back is then removed from the disk. */
+  removeCollected: boolean
 }
 
 /** How a job ended, as the thread reports it. */
@@ -34,15 +41,20 @@ export interface ThreadOutcome {
   /**
    * exit: the app called proc_exit or returned from _start; trap: a wasm trap
    * or a JS error inside the run; refused: the module could not be
-   * instantiated; internal: the thread itself failed (not the app).
+   * instantiated; internal: the thread itself failed (not the app);
+   * invalid: the job's input folder cannot be given to an app (the app never ran).
    */
-  kind: 'exit' | 'trap' | 'refused' | 'internal'
+  kind: 'exit' | 'trap' | 'refused' | 'internal' | 'invalid'
   exitCode: number | null
   message?: string
   /** Size of the app's memory at the end. */
   memoryBytes: number
   outputTooLarge: boolean
   violations: string[]
+  /** exit and trap: what the run left in /iexec_out (its size, a link or special file, and its files when collected) */
+  output?: ReadTree
+  /** invalid: the input entry at fault */
+  path?: string
 }
 
 // Link rights removed from /iexec_out: a result must be plain files, and a
@@ -53,7 +65,27 @@ const ALL_RIGHTS = (1n << 29n) - 1n
 const UVWASI_DIR_BASE = [3, 4, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23, 24, 25, 26, 27]
   .reduce((acc, bit) => acc | (1n << BigInt(bit)), 0n)
 
+/**
+ * Why the input folder cannot be preopened, if it cannot: node:wasi follows
+ * symlinks wherever they point (its `..` check is on the path text only), so
+ * a link in the input would open a host file. Checked here, synchronously,
+ * for every run: nothing else runs on this thread meanwhile.
+ */
+function inputProblem (dir: string): { message: string, path?: string } | undefined {
+  let isDir = false
+  try {
+    isDir = statSync(dir).isDirectory()
+  } catch {
+    isDir = false
+  }
+  if (!isDir) return { message: `inputDir is not a directory: ${dir}` }
+  const { odd } = readTreeSync(dir, -1)
+  return odd === undefined ? undefined : { message: `the input holds a link or special file: ${odd}`, path: odd }
+}
+
 function runJob (job: ThreadJob): ThreadOutcome {
+  const bad = inputProblem(job.inDir)
+  if (bad !== undefined) return { id: job.id, kind: 'invalid', exitCode: null, memoryBytes: 0, outputTooLarge: false, violations: [], ...bad }
   let memory: WasmMemory | undefined
   let sandboxFailed = false
   const wasi = new WASI({
@@ -117,14 +149,20 @@ function runJob (job: ThreadJob): ThreadOutcome {
       }
     }
   }
+  let ended: ThreadOutcome
   try {
     const code = wasi.start(proxy as unknown as Parameters<WASI['start']>[0])
-    return outcome('exit', code ?? 0)
+    ended = outcome('exit', code ?? 0)
   } catch (err) {
     const e = err as Error
     if (sandboxFailed) return outcome('internal', null, e.message)
-    return outcome('trap', null, `${e.name}: ${e.message}`)
+    ended = outcome('trap', null, `${e.name}: ${e.message}`)
   }
+  // measured (and read back, when small) here with sync calls: on the main
+  // thread each of these was a promise and a trip through libuv's pool
+  const output = readTreeSync(job.outDir, job.collectBytes)
+  if (output.entries !== undefined && job.removeCollected) rmSync(job.outDir, { recursive: true, force: true })
+  return { ...ended, output }
 }
 
 const port = parentPort

@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile, access } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { packFolder, unpackArchive } from '../../../node/storage/archive.js'
+import { packFolder, packTree, readTreeSync, unpackArchive } from '../../../node/storage/archive.js'
 import { isIexecError } from '../../../node/errors.js'
 
 async function collect (source: AsyncIterable<Uint8Array>): Promise<Buffer> {
@@ -151,5 +151,36 @@ describe('storage: deterministic ustar archive', () => {
     await mkdir(join(dir, 'full'))
     await writeFile(join(dir, 'full', 'x'), 'x')
     await expectCode(unpackArchive(once(Buffer.concat([f, END])), join(dir, 'full')), 'STORAGE_ARCHIVE_TARGET_EXISTS')
+  })
+
+  it('packs a tree read into memory to the same bytes as the folder on disk', async () => {
+    const src = join(dir, 'src')
+    const long = `${'d'.repeat(60)}/${'e'.repeat(60)}/${'f'.repeat(80)}.txt`
+    for (const [path, content] of [['b.txt', 'bee'], ['a/z.txt', 'zed'], ['a.txt', ''], ['é.txt', 'accent'], [long, 'long name'], ['big.bin', randomBytes(70_000).toString('latin1')]]) {
+      await mkdir(join(src, path, '..'), { recursive: true })
+      await writeFile(join(src, path), content, 'latin1')
+    }
+    await mkdir(join(src, 'empty', 'deeper'), { recursive: true })
+    const read = readTreeSync(src, 1 << 20)
+    assert.equal(read.odd, undefined)
+    assert.ok(read.entries !== undefined)
+    assert.equal(read.bytes, 3 + 3 + 0 + 6 + 9 + 70_000)
+    assert.deepEqual(Buffer.from(packTree(read.entries)), await collect(packFolder(src)))
+    assert.deepEqual(Buffer.from(packTree([...read.entries].reverse())), await collect(packFolder(src)), 'the order given does not matter')
+    assert.deepEqual(Buffer.from(packTree([])), await collect(packFolder(await mkdtemp(join(dir, 'none-')))), 'an empty folder')
+  })
+
+  it('reads a tree whole only within its byte bound, and reports a link without reading anything', async () => {
+    const src = join(dir, 'src')
+    await mkdir(join(src, 'sub'), { recursive: true })
+    await writeFile(join(src, 'sub', 'f'), 'x'.repeat(100))
+    assert.deepEqual(readTreeSync(src, 99), { bytes: 100 }, 'over the bound: measured, not read')
+    assert.equal(readTreeSync(src, 100).entries?.find((e) => e.path === 'sub/f')?.content?.byteLength, 100)
+    await symlink('/etc/hostname', join(src, 'sub', 'link'))
+    const linked = readTreeSync(src, 1 << 20)
+    assert.equal(linked.odd, 'sub/link')
+    assert.equal(linked.entries, undefined)
+    assert.match(readTreeSync(src, 1 << 20, 1).odd ?? '', /more than 1 entries/)
+    assert.throws(() => packTree([{ path: 'f', kind: 'file', size: 3 }]), (err: unknown) => isIexecError(err, 'STORAGE_INVALID_ARGUMENT'), 'a file entry without its bytes')
   })
 })

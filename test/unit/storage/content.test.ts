@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import type { CID } from 'multiformats/cid'
-import { addBytes, catContent, fetchToFile } from '../../../node/storage/index.js'
+import { addBytes, addStream, catContent, fetchToFile } from '../../../node/storage/index.js'
 import type { ContentHelia } from '../../../node/storage/index.js'
 import { isIexecError } from '../../../node/errors.js'
 
@@ -167,5 +167,29 @@ describe('storage: fetch bounds (stall, size-scaled whole-fetch bound, size)', f
     for (const bad of [{ stallTimeoutMs: 0 }, { timeoutMs: -1 }, { minBytesPerSecond: Number.NaN }, { maxBytes: 0 }]) {
       await assert.rejects(drain(catContent(helia, root, bad)), (e: unknown) => isIexecError(e, 'STORAGE_INVALID_ARGUMENT'), JSON.stringify(bad))
     }
+  })
+})
+
+describe('storage: addBytes', () => {
+  it('puts content of one chunk or less as the one raw block the importer makes (same CID), larger content through the importer', async () => {
+    for (const size of [0, 1, 4096, MiB, MiB + 1, 3 * MiB]) {
+      const bytes = new Uint8Array(size).map((_, i) => (i * 31) % 251)
+      const fast = new PacedBlockstore()
+      const imported = new PacedBlockstore()
+      const got = await addBytes({ blockstore: fast as unknown as ContentHelia['blockstore'] }, bytes)
+      const want = await addStream({ blockstore: imported as unknown as ContentHelia['blockstore'] }, (async function * () { yield bytes })())
+      assert.equal(got.cid.toString(), want.cid.toString(), `${size} bytes`)
+      assert.equal(got.bytes, size)
+      const back: Uint8Array[] = []
+      for await (const c of catContent({ blockstore: fast as unknown as ContentHelia['blockstore'] }, got.cid, { offline: true })) back.push(c)
+      assert.deepEqual(Buffer.concat(back), Buffer.from(bytes), `${size} bytes read back`)
+    }
+  })
+
+  it('an add aborted before it starts is STORAGE_ADD_FAILED and stores nothing', async () => {
+    const store = new PacedBlockstore()
+    await assert.rejects(addBytes({ blockstore: store as unknown as ContentHelia['blockstore'] }, new Uint8Array(10), { signal: AbortSignal.abort() }), (err: unknown) => isIexecError(err, 'STORAGE_ADD_FAILED'))
+    const { cid } = await addBytes({ blockstore: new PacedBlockstore() as unknown as ContentHelia['blockstore'] }, new Uint8Array(10))
+    assert.equal(store.has(cid), false)
   })
 })

@@ -3,7 +3,8 @@ import { createHash } from 'node:crypto'
 import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { computeResultDigest, fileDigest, resolveDeterministicPath, treeDigest } from '../../../node/worker/digest.js'
+import { computeResultDigest, fileDigest, resolveDeterministicPath, resultDigestOfTree, treeDigest } from '../../../node/worker/digest.js'
+import { readTreeSync } from '../../../node/storage/archive.js'
 import { isIexecError } from '../../../node/errors.js'
 
 // The tree encoding, written out independently from the implementation:
@@ -123,5 +124,39 @@ describe('worker/digest', () => {
     await expectCode(computeResultDigest(await tree([['computed.json', '[1]']])), 'WORKER_DIGEST_BAD_COMPUTED')
     await expectCode(computeResultDigest(await tree([['computed.json', '{"deterministic-output-path":42}']])), 'WORKER_DIGEST_BAD_COMPUTED')
     await expectCode(computeResultDigest(await tree([['computed.json', '{"deterministic-output-path":"/iexec_out/none"}']])), 'WORKER_DIGEST_PATH_MISSING')
+  })
+
+  // the worker digests what the executor read back into memory: it must be the digest of the disk, case by case
+  it('gives the same digest from a tree read into memory as from the disk, and the same errors', async () => {
+    const cases: Array<{ files: Array<[string, string]>, dirs?: string[] }> = [
+      { files: [] },
+      { files: [['b.txt', 'bee'], ['a/z.txt', 'zed'], ['a.txt', 'ay'], ['é.txt', 'accent'], ['e', '']], dirs: ['empty/deeper'] },
+      { files: [['result.txt', 'the answer'], ['stdout.txt', 'noise'], ['computed.json', JSON.stringify({ 'deterministic-output-path': '/iexec_out/result.txt' })]] },
+      { files: [['out/a', '1'], ['out/b/c', '2'], ['outside', '3'], ['computed.json', JSON.stringify({ 'deterministic-output-path': 'out/' })]] },
+      { files: [['x', '1'], ['computed.json', JSON.stringify({ 'deterministic-output-path': '/iexec_out' })]] },
+      { files: [['computed.json', '{"other":1}'], ['r', 'x']] }
+    ]
+    for (const c of cases) {
+      const d = await tree(c.files, c.dirs)
+      const read = readTreeSync(d, 1 << 20)
+      assert.ok(read.entries !== undefined)
+      assert.deepEqual(resultDigestOfTree(read.entries), await computeResultDigest(d), JSON.stringify(c.files))
+    }
+    const failing: Array<[Array<[string, string]>, string]> = [
+      [[['computed.json', '{not json']], 'WORKER_DIGEST_BAD_COMPUTED'],
+      [[['computed.json', '{"deterministic-output-path":42}']], 'WORKER_DIGEST_BAD_COMPUTED'],
+      [[['computed.json', '{"deterministic-output-path":"/iexec_out/none"}']], 'WORKER_DIGEST_PATH_MISSING'],
+      [[['computed.json', '{"deterministic-output-path":"/iexec_out/a.txt/b"}'], ['a.txt', 'x']], 'WORKER_DIGEST_PATH_MISSING'],
+      [[['computed.json', '{"deterministic-output-path":"../x"}']], 'WORKER_DIGEST_PATH_ESCAPE']
+    ]
+    for (const [files, code] of failing) {
+      const d = await tree(files)
+      await expectCode(computeResultDigest(d), code)
+      const { entries } = readTreeSync(d, 1 << 20)
+      assert.throws(() => resultDigestOfTree(entries ?? []), (err: unknown) => isIexecError(err, code), `${JSON.stringify(files)}: ${code}`)
+    }
+    const folder = await tree([['x', '1']], ['computed.json'])
+    await expectCode(computeResultDigest(folder), 'WORKER_DIGEST_BAD_COMPUTED')
+    assert.throws(() => resultDigestOfTree(readTreeSync(folder, 1 << 20).entries ?? []), (err: unknown) => isIexecError(err, 'WORKER_DIGEST_BAD_COMPUTED'))
   })
 })

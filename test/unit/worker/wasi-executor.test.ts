@@ -4,7 +4,8 @@ import { mkdtemp, mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { appWasmPath } from '../../../examples/build-apps.js'
-import { computeResultDigest } from '../../../node/worker/digest.js'
+import { computeResultDigest, resultDigestOfTree } from '../../../node/worker/digest.js'
+import { packFolder, packTree } from '../../../node/storage/archive.js'
 import { isIexecError } from '../../../node/errors.js'
 import { WasiExecutor } from '../../../node/worker/wasi-executor.js'
 import type { ExecJob } from '../../../node/worker/executor.js'
@@ -169,6 +170,39 @@ describe('worker/wasi-executor', function () {
     assert.equal(r.exitCode, 52, 'the app got ENOSYS')
   })
 
+  it('an app that closes its stdin, stdout and stderr leaves the host descriptors to the executor: later runs capture as before', async () => {
+    // _start: fd_close(0), fd_close(1), fd_close(2); each errno dropped
+    const module = buildModule({
+      memory: { min: 1, max: 1 },
+      importFunctions: [{ module: 'wasi_snapshot_preview1', name: 'fd_close', params: 1, results: 1 }],
+      startCode: [0x41, 0, 0x10, 0, 0x1a, 0x41, 1, 0x10, 0, 0x1a, 0x41, 2, 0x10, 0, 0x1a]
+    })
+    for (let i = 0; i < 3; i++) assert.equal((await executor.run(job('closer', { module }))).status, 'COMPLETED')
+    for (let i = 0; i < 3; i++) {
+      const r = await executor.run(job('wordcount'))
+      assert.equal(r.status, 'COMPLETED', r.message)
+      assert.match(await readFile(r.stdoutPath, 'utf8'), /^dataset\.txt lines=4 words=9 bytes=45\n/)
+    }
+  })
+
+  it('reads the output back within collectBytes: the same files as on disk, their digest and archive the disk\'s', async () => {
+    const j = job('wordcount', { collectBytes: MiB })
+    const r = await executor.run(j)
+    assert.equal(r.status, 'COMPLETED', r.message)
+    const output = r.output ?? []
+    assert.deepEqual(output.map((e) => e.path), ['computed.json', 'result.txt', 'stderr.txt', 'stdout.txt'])
+    for (const e of output) assert.deepEqual(Buffer.from(e.content ?? []), await readFile(join(j.outputDir, e.path)), e.path)
+    assert.deepEqual(resultDigestOfTree(output), await computeResultDigest(j.outputDir))
+    const packed: Uint8Array[] = []
+    for await (const c of packFolder(j.outputDir)) packed.push(c)
+    assert.deepEqual(Buffer.from(packTree(output)), Buffer.concat(packed))
+    const tight = await executor.run(job('wordcount', { collectBytes: 10 }))
+    assert.equal(tight.status, 'COMPLETED', tight.message)
+    assert.equal(tight.output, undefined, 'more than collectBytes: not read back')
+    assert.equal((await executor.run(job('wordcount'))).output, undefined, 'not asked: not read back')
+    assert.equal((await executor.run(job('fail', { collectBytes: MiB }))).output, undefined, 'a failed run gives no output to commit')
+  })
+
   it('refuses an input that holds a link (node:wasi would follow it out of the sandbox)', async () => {
     const secret = join(root, 'secret.txt')
     await writeFile(secret, 'outside the sandbox\n')
@@ -301,6 +335,8 @@ describe('worker/wasi-executor', function () {
     await expectCode(executor.run(job('wordcount', { maxMemoryBytes: -1 })), 'WORKER_INVALID_JOB')
     await expectCode(executor.run(job('wordcount', { inputDir: join(root, 'nope') })), 'WORKER_INVALID_JOB')
     await expectCode(executor.run(job('wordcount', { module: join(root, 'missing.wasm') })), 'WORKER_INVALID_JOB')
+    await expectCode(executor.run(job('wordcount', { collectBytes: -1 })), 'WORKER_INVALID_JOB')
+    assert.equal((await executor.run(job('wordcount'))).status, 'COMPLETED', 'the executor goes on serving')
   })
 
   it('an abort before the app starts rejects with WORKER_ABORTED', async () => {

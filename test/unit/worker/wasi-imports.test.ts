@@ -88,4 +88,16 @@ describe('worker/wasi-imports', () => {
     assert.deepEqual(state.violations, ['path_open("../../etc/passwd")', 'proc_raise(9)'])
     assert.equal(calls.some((c) => /^(path_symlink|path_link|proc_raise)/.test(c)), false)
   })
+
+  it('never lets the app close or renumber the host\'s descriptors 0-2, and passes other closes through', () => {
+    const { raw, calls } = fakeWasi()
+    const { imports } = wrapWasiImports(raw, { seed: 's', maxWriteBytes: 10, memory: () => memory })
+    for (const fd of [0, 1, 2]) assert.equal(imports.fd_close(fd), WASI_ERRNO.SUCCESS, `fd_close(${fd}) looks done to the app`)
+    assert.equal(imports.fd_renumber(5, 1), WASI_ERRNO.NOTCAPABLE)
+    assert.equal(imports.fd_renumber(2, 5), WASI_ERRNO.NOTCAPABLE)
+    assert.equal(calls.some((c) => /^fd_(close|renumber)/.test(c)), false, 'none reached node:wasi')
+    imports.fd_close(5)
+    imports.fd_renumber(5, 6)
+    assert.deepEqual(calls.filter((c) => /^fd_(close|renumber)/.test(c)).length, 2, 'other descriptors are node:wasi\'s business')
+  })
 })
