@@ -45,6 +45,9 @@ export interface EventFollowerInit extends Partial<EventFollowerOptions> {
   onError?: (err: ChainError, fatal: boolean) => void
 }
 
+/** A long range of logs saves the cursor this often (a crash delivers at most this many events again). */
+const SAVE_EVERY_EVENTS = 256
+
 const FATAL: ReadonlySet<string> = new Set(['REORG_DETECTED', 'HANDLER_FAILED', 'CURSOR_STORE_FAILED', 'INVALID_ARGUMENT'])
 
 /**
@@ -52,12 +55,14 @@ const FATAL: ReadonlySet<string> = new Set(['REORG_DETECTED', 'HANDLER_FAILED', 
  * handler exactly once, in (block, log index) order.
  *
  * Delivery: a log is read only once `confirmations` blocks are on top of its
- * block; the cursor is saved right after the handler resolves. A restart loads
- * the cursor and skips what was delivered, so nothing is missed or doubled.
- * The one window is a crash between the handler's end and the cursor save:
- * that event is delivered again on restart, so handlers that write state
- * should make the write and the cursor one atomic batch (the level-backed
- * store) or be idempotent.
+ * block; the cursor is saved once the logs of a range of blocks are handled
+ * (every 256 events within a long range, and after the event in hand on
+ * stop). A restart loads the cursor and skips what was delivered, so nothing
+ * is missed. The window is a crash (or a failed handler) in the middle of a
+ * range: the events handled since the last save are delivered again, so
+ * handlers must be idempotent (the node's are: they read the hub or record
+ * sets). A failing handler saves the cursor after the events before it. A
+ * save per event was a level write per event at every node.
  *
  * Reorgs: with confirmations > 0 a reorg shallower than that never reaches
  * the handler. A deeper one (or any, with confirmations = 0) is detected by
@@ -240,14 +245,33 @@ export class EventFollower {
         throw new ChainError('REORG_DETECTED', `block ${cursor.checkBlock} changed since its logs were read (${cursor.checkHash} -> ${String(now)}): more confirmations are needed`, { block: cursor.checkBlock, was: cursor.checkHash, now })
       }
       const ordered = [...logs].sort((a, b) => a.blockNumber - b.blockNumber || a.index - b.index)
+      let unsaved = 0
+      let last: Cursor | undefined
       for (const log of ordered) {
         if (log.removed) continue
         if (log.blockNumber === cursor.blockNumber && log.index < cursor.logIndex) continue
-        await this.deliver(log)
+        try {
+          await this.deliver(log)
+        } catch (err) {
+          // the events handled before this one stay handled
+          if (last !== undefined) await this.saveCursor(last)
+          throw err
+        }
         delivered++
-        await this.saveCursor({ blockNumber: log.blockNumber, logIndex: log.index + 1, checkBlock: log.blockNumber, checkHash: log.blockHash })
+        const past: Cursor = { blockNumber: log.blockNumber, logIndex: log.index + 1, checkBlock: log.blockNumber, checkHash: log.blockHash }
         // stopping: the event in hand is done and saved; the rest waits for the next start
-        if (this.stopping()) return delivered
+        if (this.stopping()) {
+          await this.saveCursor(past)
+          return delivered
+        }
+        // saved once per range read (below), and every SAVE_EVERY_EVENTS events of a long one:
+        // a level write per event was most of what every node spent on the hub's events of a bag
+        last = past
+        if (++unsaved >= SAVE_EVERY_EVENTS) {
+          await this.saveCursor(past)
+          unsaved = 0
+          last = undefined
+        }
       }
       await this.saveCursor(toHash === undefined ? { blockNumber: to + 1, logIndex: 0 } : { blockNumber: to + 1, logIndex: 0, checkBlock: to, checkHash: toHash })
       if (this.stopping()) break

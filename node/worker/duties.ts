@@ -12,7 +12,7 @@ import { isChainError } from '../chain/index.js'
 import { isIexecError } from '../errors.js'
 import { memoAsync } from '../memo.js'
 import type { ChainClient, Hub } from '../chain/index.js'
-import { Repository, jsonCodec } from '../db/index.js'
+import { KeySetRepository, jsonCodec } from '../db/index.js'
 import type { DbController } from '../db/index.js'
 import { addBytes, addStream, catContent, decryptDataset, encryptResult, encryptResultFolder, fetchToFile, isEncryptedContent, packFolder, packTree, placePlainDataset } from '../storage/index.js'
 import type { ContentHelia, FetchOptions, TreeEntry } from '../storage/index.js'
@@ -126,13 +126,19 @@ function failureCode (err: unknown): string {
  */
 export class WorkerDuties {
   private readonly opts: WorkerDutiesOptions
-  private readonly tasks: Repository<WorkerTaskRecord>
+  private readonly tasks: KeySetRepository<WorkerTaskRecord>
   private readonly hub: Hub
   private readonly me: string
   /** tasks being worked on now (one promise per task: a second trigger waits its turn) */
   private readonly running = new Map<string, Promise<void>>()
-  /** tasks not yet done or failed: the tick's work list */
-  private readonly open = new Set<string>()
+  /**
+   * Records of the tasks not yet done or failed, as level holds them
+   * (written through): the tick's work list, and what each step reads
+   * instead of level (a bag read every task's record from level at each of
+   * its steps). The repository keeps its keys in memory, so a task this
+   * worker never had costs no read either.
+   */
+  private readonly open = new Map<string, WorkerTaskRecord>()
   /** tasks assigned and not yet computed (running or waiting their turn), by deal: at most maxConcurrentTasks x TASKS_PER_CPU; a computed task waiting for its transaction holds no CPU */
   private readonly active = new Map<string, string>()
   /** tasks computed since this process started and not yet sent to the chain: no need to ask the hub whether they closed */
@@ -180,7 +186,7 @@ export class WorkerDuties {
     if (init.chain.hub === undefined) throw new DutyError('DUTY_INVALID_OPTIONS', 'the chain client needs the hub binding')
     this.hub = init.chain.hub
     this.me = init.chain.address
-    this.tasks = new Repository(init.db, 'worker-task', jsonCodec(checkRecord))
+    this.tasks = new KeySetRepository(init.db, 'worker-task', jsonCodec(checkRecord))
   }
 
   /** Tasks assigned and not yet computed: the capacity they hold (the provider's bids count it). */
@@ -196,8 +202,9 @@ export class WorkerDuties {
     for (const name of await readdir(this.init.workDir).catch(() => [] as string[])) {
       if (name.startsWith('deal-')) await rm(join(this.init.workDir, name), { recursive: true, force: true })
     }
+    await this.tasks.load()
     for await (const { value } of this.tasks.entries()) {
-      if (value.state !== 'done' && value.state !== 'failed') this.open.add(value.taskid)
+      if (value.state !== 'done' && value.state !== 'failed') this.open.set(value.taskid, value)
       if (value.state === 'assigned') this.active.set(value.taskid, value.dealid)
     }
     this.init.channel.on('assign', async (m, from) => await this.onAssign(m as AssignMessage, from))
@@ -207,7 +214,7 @@ export class WorkerDuties {
     })
     this.init.channel.on('upload-request', async (m) => await this.onUploadRequest((m as { taskid: string }).taskid))
     this.init.channel.on('finalized', async (m) => {
-      const r = await this.tasks.get((m as { taskid: string }).taskid)
+      const r = await this.record((m as { taskid: string }).taskid)
       if (r !== undefined && r.state !== 'failed') await this.save({ ...r, state: 'done' })
       return { type: 'ack' }
     })
@@ -232,7 +239,12 @@ export class WorkerDuties {
 
   /** A task's record (tests and the API). */
   async task (taskid: string): Promise<WorkerTaskRecord | undefined> {
-    return await this.tasks.get(taskid.toLowerCase())
+    return await this.record(taskid.toLowerCase())
+  }
+
+  /** A task's record: from memory while the task is open, else from level. */
+  private async record (taskid: string): Promise<WorkerTaskRecord | undefined> {
+    return this.open.get(taskid) ?? await this.tasks.get(taskid)
   }
 
   private log (msg: string, context?: Record<string, unknown>): void {
@@ -247,7 +259,7 @@ export class WorkerDuties {
   /** After a record was written: the in-memory sets follow its state, and a closed task's folder goes. */
   private async settled (r: WorkerTaskRecord): Promise<void> {
     if (r.state === 'done' || r.state === 'failed') this.open.delete(r.taskid)
-    else this.open.add(r.taskid)
+    else this.open.set(r.taskid, r)
     if (r.state === 'assigned') this.active.set(r.taskid, r.dealid)
     else this.active.delete(r.taskid)
     // a closed task's inputs and outputs are in Helia or no longer needed: free the disk
@@ -304,8 +316,10 @@ export class WorkerDuties {
     if (encrypt === true && m.resultEncryptionKey === undefined) throw new DutyError('DUTY_BAD_TASK', 'the request asks for result encryption but the assignment carries no key')
 
     let accepted = 0
+    // the new tasks' records go to level in one batch
+    const taken: WorkerTaskRecord[] = []
     for (const t of tasks) {
-      const existing = await this.tasks.get(t.taskid)
+      const existing = await this.record(t.taskid)
       if (existing !== undefined && existing.state !== 'failed') {
         // the same task again: never start it twice; before the commit the new scheduler's authorization replaces the old one
         if (existing.state === 'assigned' || existing.state === 'computed') {
@@ -317,8 +331,8 @@ export class WorkerDuties {
         accepted++
         continue
       }
-      if (this.active.size >= this.opts.maxConcurrentTasks * TASKS_PER_CPU) break
-      const record: WorkerTaskRecord = {
+      if (this.active.size + taken.length >= this.opts.maxConcurrentTasks * TASKS_PER_CPU) break
+      taken.push({
         taskid: t.taskid,
         dealid,
         idx: t.idx,
@@ -332,11 +346,14 @@ export class WorkerDuties {
         ...(m.resultEncryptionKey !== undefined ? { resultEncryptionKey: m.resultEncryptionKey } : {}),
         ...(m.dataset !== undefined ? { dataset: { address: m.dataset.address, cid: m.dataset.cid, checksum: m.dataset.checksum.toLowerCase() } } : {}),
         state: 'assigned'
-      }
-      await this.save(record)
-      this.log('task assigned', { taskid: t.taskid, dealid: m.dealid, idx: t.idx })
-      this.trigger(t.taskid)
+      })
       accepted++
+    }
+    if (taken.length > 0) await this.tasks.batch(taken.map((r) => ({ type: 'put' as const, key: r.taskid, value: r })))
+    for (const r of taken) {
+      await this.settled(r)
+      this.log('task assigned', { taskid: r.taskid, dealid: m.dealid, idx: r.idx })
+      this.trigger(r.taskid)
     }
     if (accepted === 0) throw new DutyError('DUTY_BUSY', `already running ${this.active.size} tasks`)
     return { type: 'assigned', accepted }
@@ -366,7 +383,7 @@ export class WorkerDuties {
     if (this.ticking || !this.started) return
     this.ticking = true
     try {
-      for (const taskid of [...this.open]) this.trigger(taskid)
+      for (const taskid of [...this.open.keys()]) this.trigger(taskid)
       await this.evictPrepared()
     } finally {
       this.ticking = false
@@ -375,7 +392,7 @@ export class WorkerDuties {
 
   /** Moves one task forward as far as it can go now. */
   private async advance (taskid: string): Promise<void> {
-    let r = await this.tasks.get(taskid)
+    let r = await this.record(taskid)
     if (r === undefined) return
     if (r.state === 'assigned' || r.state === 'computed') {
       this.report(r, r.state === 'assigned' ? 'running' : 'contributing')
@@ -642,7 +659,7 @@ export class WorkerDuties {
     const { cid } = await addStream(this.init.helia, source, { signal: this.abort.signal })
     const text = cid.toString()
     // re-read: a reveal may have moved the record on while the archive was added
-    await this.save({ ...(await this.tasks.get(r.taskid) ?? r), resultsCid: text })
+    await this.save({ ...(await this.record(r.taskid) ?? r), resultsCid: text })
     return text
   }
 
@@ -832,7 +849,7 @@ export class WorkerDuties {
   }
 
   private async onUploadRequest (taskid: string): Promise<ExecMessage> {
-    const r = await this.tasks.get(taskid.toLowerCase())
+    const r = await this.record(taskid.toLowerCase())
     if (r === undefined || r.digest === undefined || !(r.state === 'revealed' || r.state === 'done' || r.state === 'contributed')) {
       throw new DutyError('DUTY_UNKNOWN_TASK', 'this worker holds no result for the task')
     }

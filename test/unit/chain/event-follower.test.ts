@@ -145,6 +145,26 @@ describe('event follower', () => {
     for (const [from, to] of ranges) assert.ok(to - from + 1 <= 3, `range ${from}..${to}`)
   })
 
+  it('saves its cursor once per range read, not per event, and a restart from it misses nothing', async () => {
+    await store(6) // blocks 2..7
+    const saved: Array<{ blockNumber: number, logIndex: number }> = []
+    const inner = new MemoryCursorStore()
+    const counting = {
+      load: async () => await inner.load(),
+      save: async (c: Parameters<MemoryCursorStore['save']>[0]) => { saved.push({ blockNumber: c.blockNumber, logIndex: c.logIndex }); await inner.save(c) }
+    }
+    const seen: number[] = []
+    const f = follower({ cursorStore: counting, maxBlockRange: 100, handler: async (e) => { seen.push(seqOf(e)) } })
+    assert.equal(await f.poll(), 6)
+    assert.deepEqual(seen, [1, 2, 3, 4, 5, 6])
+    assert.equal(saved.length, 1, `one save for one range of 6 events, got ${JSON.stringify(saved)}`)
+    await store(2)
+    const again: number[] = []
+    const g = follower({ cursorStore: counting, maxBlockRange: 100, handler: async (e) => { again.push(seqOf(e)) } })
+    assert.equal(await g.poll(), 2)
+    assert.deepEqual(again, [7, 8], 'a follower started from the saved cursor delivers what came after, and only that')
+  })
+
   it('follows on new-block events too', async () => {
     const seen: number[] = []
     // a poll interval of a minute: only the provider's block events can bring these within the wait below
