@@ -1,9 +1,10 @@
-import { Signature, Transaction, isError, type FeeData, type HDNodeWallet, type Interface, type JsonRpcProvider, type TransactionReceipt, type Wallet } from 'ethers'
+import { isError, type FeeData, type HDNodeWallet, type Interface, type JsonRpcProvider, type TransactionReceipt, type Wallet } from 'ethers'
 import { FreshValue } from '../memo.js'
-import { privateKeyOf, signDigest } from '../../protocols/secp256k1.js'
+import { privateKeyOf } from '../../protocols/secp256k1.js'
 import { ChainError, isChainError } from './errors.js'
 import { decodeRevert, isRevert, isTransientRpcError, sleep, unreachable, withRpcRetry } from './rpc.js'
 import { defaultTxSenderOptions, type TxSenderOptions } from './options.js'
+import { signTransaction } from './raw-tx.js'
 
 /** What `send` takes: typechain's `contract.fn.populateTransaction(...)` output fits as is. */
 export interface TxRequest {
@@ -174,22 +175,19 @@ export class TxSender {
         this.nextNonce = await this.rpc('eth_getTransactionCount', async () => await this.provider.getTransactionCount(this.address, 'pending'), {})
       }
       const nonce = this.nextNonce
-      const tx = Transaction.from({
+      // signed here (raw-tx.ts: ethers' bytes, made without its byte-by-byte hex parsing of the calldata),
+      // with libsecp256k1 in WebAssembly
+      const { serialized: signed, hash } = signTransaction({
         to: req.to,
         data: req.data ?? '0x',
         value: req.value ?? 0n,
         gasLimit,
         nonce,
         chainId: this.chainId,
-        ...(fees.maxFeePerGas !== null
-          ? { type: 2, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas ?? 0n }
-          : { type: 0, gasPrice: fees.gasPrice ?? 0n })
-      })
-      // signed here with libsecp256k1 (WebAssembly), the same RFC 6979 signature ethers' JavaScript
-      // one makes in several times the time; the hash of the signed bytes without parsing them back
-      tx.signature = Signature.from(signDigest(this.key, tx.unsignedHash))
-      const signed = tx.serialized
-      const hash = tx.hash as string
+        fees: fees.maxFeePerGas !== null
+          ? { maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas ?? 0n }
+          : { gasPrice: fees.gasPrice ?? 0n }
+      }, this.key)
       try {
         await this.broadcast(signed, hash)
         this.nextNonce = nonce + 1
