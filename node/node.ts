@@ -35,6 +35,8 @@ import { resultFetcher, workRoutes } from './market/work-routes.js'
 
 /** bound of one dial to a worker that holds a result the node is about to fetch: a live peer answers in milliseconds */
 const RESULT_HOLDER_DIAL_MS = 5_000
+/** a worker's dial of an app's owner before fetching the module: short, the fetch asks the DHT anyway */
+const APP_HOLDER_DIAL_MS = 2_000
 
 export interface IexecNodeInit {
   dataDir: string
@@ -441,7 +443,10 @@ export class IexecNode implements ApiBackend {
     })
     this.datasetServices = { announcer, retention }
     const workerLog = fileLogger(logs, 'worker').info
-    const executor = new WasiExecutor()
+    // one reusable thread per task run at once, started now on a provider: a cold thread cost the
+    // first task of a deal a few hundred milliseconds (and past the idle bound, every run a new one)
+    const executor = new WasiExecutor({ maxIdleThreads: Math.max(1, this.config.cpus) })
+    if (this.config.role === 'provider') executor.warm(this.config.cpus)
     const worker = createWorkerDuties({
       channel,
       helia: this.network.helia,
@@ -470,6 +475,14 @@ export class IexecNode implements ApiBackend {
         })
       },
       retention,
+      // the app's owner holds its module: connected, bitswap asks it at once (otherwise a DHT
+      // lookup of providers comes first; a deal's first task waited ~0.8 s for it in a 5-node swarm)
+      reachAppHolders: async (app) => {
+        const owner = (await hub.appOf(app)).owner
+        if (owner.toLowerCase() === this.address.toLowerCase()) return
+        const peer = await peers.resolve(owner)
+        if (peer !== undefined) await this.network.dial(peer, { signal: AbortSignal.timeout(APP_HOLDER_DIAL_MS) })
+      },
       log: workerLog
     })
     await channel.start()

@@ -8,6 +8,8 @@ export interface WorkerDutiesOptions {
   reportDelayMs: number
   /** trust-1 results of one deal committed in one transaction at most */
   maxCommitBatch: number
+  /** group-commit transactions of full batches sent before the first one is mined (a partial batch waits for none in flight) */
+  maxCommitsInFlight: number
   /** how long a trust-1 result may wait for other tasks of its deal still computing here, to share their transaction */
   commitWaitMs: number
   /** a deal's prepared app and inputs are kept this long after its last task here started computing */
@@ -46,6 +48,9 @@ export const defaultWorkerDutiesOptions: WorkerDutiesOptions = {
   // a contributeAndFinalize is ~80k gas: 32 of them are ~2.6M, a tenth of a block on most chains,
   // and a revert (one task closed by someone else) costs one estimate before the tasks go one by one
   maxCommitBatch: 32,
+  // four full batches a block: 128 tiny tasks a second per worker with 1 s blocks; more in flight
+  // only lengthens the nonce queue a failed broadcast would have to resync
+  maxCommitsInFlight: 4,
   // a tenth of a second against a block time of seconds; a task alone on the worker never waits
   commitWaitMs: 100,
   // a bag's next task usually comes within a scheduler tick; a minute covers a slow one

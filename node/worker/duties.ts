@@ -96,6 +96,12 @@ export interface WorkerDutiesInit {
    * a while. Without it fetched blocks stay in the blockstore, unannounced.
    */
   retention?: { prepare: (cids: string[]) => Promise<() => Promise<void>> }
+  /**
+   * Connects to the peers that hold an app's module (node.ts: its owner, by
+   * its advert) before a deal's first task fetches it. Best effort: a
+   * failure is logged and the fetch finds providers through the DHT.
+   */
+  reachAppHolders?: (app: string) => Promise<void>
 }
 
 const same = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase()
@@ -148,8 +154,10 @@ export class WorkerDuties {
   private readonly slotWaiters: Array<() => void> = []
   /** each deal's inputs, prepared once for its tasks (see prepareDeal) */
   private readonly prepared = new Map<string, { ready: Promise<PreparedDeal>, usedAt: number }>()
-  /** wakes the committer when a result joins the queue while it waits for more */
-  private fastWake: (() => void) | undefined
+  /** group-commit transactions sent and not yet settled */
+  private fastInFlight = 0
+  /** brings the committer back when a partial batch has waited commitWaitMs */
+  private fastTimer: NodeJS.Timeout | undefined
   /**
    * What the scheduler of each task in hand is told: its status, sent every
    * beat in one heartbeat per scheduler, and at once (coalesced over
@@ -162,7 +170,6 @@ export class WorkerDuties {
   private beatTimer: NodeJS.Timeout | undefined
   /** trust-1 results waiting to be committed, in arrival order (see commitFast) */
   private readonly fastQueue: Array<{ r: WorkerTaskRecord, queuedAt: number, resolve: (r: WorkerTaskRecord) => void, reject: (err: unknown) => void }> = []
-  private fastLoop: Promise<void> | undefined
   private timer: NodeJS.Timeout | undefined
   private ticking = false
   private started = false
@@ -180,8 +187,8 @@ export class WorkerDuties {
   constructor (private readonly init: WorkerDutiesInit) {
     this.opts = { ...defaultWorkerDutiesOptions, ...init.options }
     const o = this.opts
-    if (!(o.maxConcurrentTasks >= 1 && o.heartbeatIntervalMs > 0 && o.tickMs > 0 && o.maxRunMs > 0 && o.reportDelayMs >= 0 && o.maxCommitBatch >= 1 && o.maxCommitBatch <= MAX_ASSIGN_TASKS)) {
-      throw new DutyError('DUTY_INVALID_OPTIONS', `worker duties need maxConcurrentTasks >= 1, positive intervals and maxCommitBatch in 1..${MAX_ASSIGN_TASKS}`)
+    if (!(o.maxConcurrentTasks >= 1 && o.heartbeatIntervalMs > 0 && o.tickMs > 0 && o.maxRunMs > 0 && o.reportDelayMs >= 0 && o.maxCommitBatch >= 1 && o.maxCommitBatch <= MAX_ASSIGN_TASKS && o.maxCommitsInFlight >= 1)) {
+      throw new DutyError('DUTY_INVALID_OPTIONS', `worker duties need maxConcurrentTasks >= 1, positive intervals, maxCommitBatch in 1..${MAX_ASSIGN_TASKS} and maxCommitsInFlight >= 1`)
     }
     if (init.chain.hub === undefined) throw new DutyError('DUTY_INVALID_OPTIONS', 'the chain client needs the hub binding')
     this.hub = init.chain.hub
@@ -230,6 +237,7 @@ export class WorkerDuties {
     clearInterval(this.timer)
     clearInterval(this.beatTimer)
     clearTimeout(this.reportTimer)
+    clearTimeout(this.fastTimer)
     this.abort.abort()
     // results not yet committed stay computed in level: the next start commits them
     for (const q of this.fastQueue.splice(0)) q.reject(new DutyError('DUTY_STOPPED', 'the worker is stopping'))
@@ -510,13 +518,6 @@ export class WorkerDuties {
     // left by an earlier run of this node: made again from empty
     await rm(root, { recursive: true, force: true })
     await mkdir(input, { recursive: true })
-    const chunks: Uint8Array[] = []
-    const keepApp = await this.init.retention?.prepare([r.appCid])
-    for await (const c of catContent(this.init.helia, r.appCid, { maxBytes: this.opts.maxAppBytes, timeoutMs: this.opts.fetchTimeoutMs, stallTimeoutMs: this.opts.fetchStallTimeoutMs, signal: this.abort.signal })) chunks.push(c)
-    const module = new Uint8Array(Buffer.concat(chunks))
-    const checksum = '0x' + createHash('sha256').update(module).digest('hex')
-    if (checksum !== r.appChecksum) throw new DutyError('DUTY_BAD_APP', 'the fetched app does not hash to its registered checksum', { expected: r.appChecksum, got: checksum })
-    await keepApp?.()
     const params = parseRequestParams(r.params)
     // inputs and datasets may be GiBs: their whole-fetch bound grows with their size, and a
     // fetch whose peers went away is stopped by the stall bound long before that
@@ -527,12 +528,19 @@ export class WorkerDuties {
       stallTimeoutMs: this.opts.fetchStallTimeoutMs,
       signal: this.abort.signal
     }
-    const inputFiles: string[] = []
-    for (const cid of params.iexec_input_files ?? []) {
-      // the CID is the file name: the same on every worker, and safe as a path
-      await fetchToFile(this.init.helia, cid, join(input, cid), inputFetch)
-      inputFiles.push(cid)
-    }
+    // the CID is an input file's name: the same on every worker, and safe as a path
+    const inputFiles = params.iexec_input_files ?? []
+    // all at once, the dial of the app's holders too: bitswap asks a peer as soon as it is connected,
+    // and one after the other they were most of a deal's first task (~0.9 s on a loaded machine)
+    const steps = await Promise.allSettled([
+      this.fetchApp(r),
+      ...[...new Set(inputFiles)].map(async (cid) => { await fetchToFile(this.init.helia, cid, join(input, cid), inputFetch) }),
+      this.init.reachAppHolders?.(r.app).catch((err: unknown) => { this.log('app holders not reached', { app: r.app, error: err instanceof Error ? err.message : String(err) }) })
+    ])
+    // every fetch has ended (none writes into the folder any more) before a failure is reported
+    const failed = steps.find((x): x is PromiseRejectedResult => x.status === 'rejected')
+    if (failed !== undefined) throw failed.reason
+    const module = (steps[0] as PromiseFulfilledResult<Uint8Array>).value
     let datasetFilename: string | undefined
     if (r.dataset !== undefined) {
       if (this.init.datasetKey === undefined) throw new DutyError('DUTY_DATASET_UNSUPPORTED', 'this worker has no way to get dataset keys')
@@ -557,6 +565,18 @@ export class WorkerDuties {
       }
     }
     return { root, module, inputDir: input, inputFiles, ...(datasetFilename !== undefined ? { datasetFilename } : {}) }
+  }
+
+  /** The deal's app module, fetched (kept and provided a while by retention) and checked against its registered checksum. */
+  private async fetchApp (r: WorkerTaskRecord): Promise<Uint8Array> {
+    const keepApp = await this.init.retention?.prepare([r.appCid])
+    const chunks: Uint8Array[] = []
+    for await (const c of catContent(this.init.helia, r.appCid, { maxBytes: this.opts.maxAppBytes, timeoutMs: this.opts.fetchTimeoutMs, stallTimeoutMs: this.opts.fetchStallTimeoutMs, signal: this.abort.signal })) chunks.push(c)
+    const module = new Uint8Array(Buffer.concat(chunks))
+    const checksum = '0x' + createHash('sha256').update(module).digest('hex')
+    if (checksum !== r.appChecksum) throw new DutyError('DUTY_BAD_APP', 'the fetched app does not hash to its registered checksum', { expected: r.appChecksum, got: checksum })
+    await keepApp?.()
+    return module
   }
 
   /** Forgets the preparations of deals with no task computing here for preparedTtlMs, and removes their folders. */
@@ -665,60 +685,65 @@ export class WorkerDuties {
 
   /**
    * Trust 1: uploads the result, then commits it with the other results
-   * waiting for a transaction (group commit). One transaction at a time goes
-   * out, carrying every result of one deal that is ready, up to
-   * maxCommitBatch: while it waits for its block the next results gather,
-   * so a worker sends about one transaction per block however fast its
-   * tasks run, and never waits for the chain between tasks (its slot was
-   * freed when the result was computed).
+   * waiting for a transaction (group commit): one transaction carries the
+   * ready results of one deal, up to maxCommitBatch. A partial batch goes
+   * when nothing else is in flight, once it has waited commitWaitMs for the
+   * deal's tasks still computing here (at once when none is), so a worker
+   * sends about one transaction per block however fast its tasks run; while
+   * one is in flight the next results gather. A full batch goes at once, up
+   * to maxCommitsInFlight transactions: with blocks a second apart, one
+   * transaction at a time held a worker to maxCommitBatch results a block.
+   * A partial batch whose deal has nothing left computing here does not
+   * wait for the one in flight either (it would wait a whole block). The
+   * worker never waits for the chain between tasks: its slot was freed when
+   * the result was computed.
    */
   private async commitFast (r: WorkerTaskRecord): Promise<WorkerTaskRecord> {
     const cid = await this.upload(r)
     return await new Promise((resolve, reject) => {
       this.fastQueue.push({ r: { ...r, resultsCid: cid }, queuedAt: Date.now(), resolve, reject })
-      this.fastWake?.()
       this.pumpFast()
     })
   }
 
+  /** Sends every batch that may go now (see commitFast); called when a result is queued, a transaction settles or a partial batch's wait ends. */
   private pumpFast (): void {
-    if (this.fastLoop !== undefined || !this.started) return
-    this.fastLoop = this.runFast().finally(() => {
-      this.fastLoop = undefined
-      // results queued while the last batch settled
-      if (this.fastQueue.length > 0) this.pumpFast()
-    })
-  }
-
-  private async runFast (): Promise<void> {
-    while (this.fastQueue.length > 0 && this.started) {
+    clearTimeout(this.fastTimer)
+    this.fastTimer = undefined
+    while (this.started && this.fastQueue.length > 0 && this.fastInFlight < this.opts.maxCommitsInFlight) {
       const first = this.fastQueue[0]
       const dealid = first.r.dealid
-      // group commit: while tasks of the same deal are still computing here, wait a little for
-      // them (commitWaitMs at most) so that they share the transaction; a lone task goes at once
       const ready = this.fastQueue.reduce((n, q) => n + (q.r.dealid === dealid ? 1 : 0), 0)
-      const waitMs = first.queuedAt + this.opts.commitWaitMs - Date.now()
-      if (ready < this.opts.maxCommitBatch && waitMs > 0 && [...this.active.values()].includes(dealid)) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, waitMs)
-          this.fastWake = () => { clearTimeout(timer); resolve() }
-        })
-        this.fastWake = undefined
-        continue
+      if (ready < this.opts.maxCommitBatch) {
+        const computing = [...this.active.values()].includes(dealid)
+        const waitMs = first.queuedAt + this.opts.commitWaitMs - Date.now()
+        // a partial batch gathers while a transaction is in flight, or while its deal still computes here
+        if ((this.fastInFlight > 0 && computing) || (computing && waitMs > 0) || (this.fastInFlight > 0 && waitMs > 0)) {
+          if (waitMs > 0) this.fastTimer = setTimeout(() => { this.pumpFast() }, waitMs)
+          return
+        }
       }
       const batch: typeof this.fastQueue = []
       for (let i = 0; i < this.fastQueue.length && batch.length < this.opts.maxCommitBatch;) {
         if (this.fastQueue[i].r.dealid === dealid) batch.push(...this.fastQueue.splice(i, 1))
         else i++
       }
-      try {
-        const done = batch.length === 1
-          ? [await this.contributeAndFinalize(batch[0].r, batch[0].queuedAt)]
-          : await this.contributeAndFinalizeBatch(batch.map((b) => b.r), batch[0].queuedAt)
-        batch.forEach((b, i) => { b.resolve(done[i]) })
-      } catch (err) {
-        for (const b of batch) b.reject(err)
-      }
+      this.fastInFlight++
+      void this.sendFast(batch).finally(() => {
+        this.fastInFlight--
+        this.pumpFast()
+      })
+    }
+  }
+
+  private async sendFast (batch: typeof this.fastQueue): Promise<void> {
+    try {
+      const done = batch.length === 1
+        ? [await this.contributeAndFinalize(batch[0].r, batch[0].queuedAt)]
+        : await this.contributeAndFinalizeBatch(batch.map((b) => b.r), batch[0].queuedAt)
+      batch.forEach((b, i) => { b.resolve(done[i]) })
+    } catch (err) {
+      for (const b of batch) b.reject(err)
     }
   }
 

@@ -348,10 +348,37 @@ export class WasiExecutor implements Executor {
   }
 
   private acquire (): PooledThread {
-    const t = this.idle.pop() ?? { worker: spawnThread() }
+    const t = this.idle.pop() ?? this.spawn()
     t.worker.ref()
     this.busy.add(t)
     return t
+  }
+
+  private spawn (): PooledThread {
+    const t: PooledThread = { worker: spawnThread() }
+    // a thread that dies between jobs leaves the pool (a job's own listeners report one that dies during it)
+    t.worker.on('error', () => {})
+    t.worker.on('exit', () => {
+      const i = this.idle.indexOf(t)
+      if (i >= 0) this.idle.splice(i, 1)
+    })
+    return t
+  }
+
+  /**
+   * Starts idle threads up to `count` (at most maxIdleThreads), so that the
+   * first runs do not wait for a thread to start (a new isolate and its
+   * modules: a few hundred milliseconds on a loaded machine, the first
+   * tasks' largest cost). Does nothing when threads are not reused.
+   */
+  warm (count: number): void {
+    if (this.closed || !this.opts.reuseThreads) return
+    const want = Math.min(count, this.opts.maxIdleThreads)
+    while (this.idle.length + this.busy.size < want) {
+      const t = this.spawn()
+      t.worker.unref()
+      this.idle.push(t)
+    }
   }
 
   // Resolves once a discarded thread is gone: the caller closes the stdout

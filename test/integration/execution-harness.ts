@@ -89,12 +89,15 @@ export class ExecSwarm {
   workerOptions: Partial<WorkerDutiesOptions> = {}
   /** options of every node's scheduler, over TEST_SCHEDULER_OPTIONS */
   schedulerOptions: Partial<SchedulerOptions> = {}
+  /** node i's worker connects to an app's holders through this before fetching it (node.ts dials the owner) */
+  reachAppHolders: ((i: number, app: string) => Promise<void>) | undefined
   /** hub events the nodes' followers do not hand on (a test of what a node does without them) */
   readonly droppedEvents = new Set<string>()
 
-  static async create (n: number, faults: Record<number, WorkerFaults> = {}, opts: { worker?: Partial<WorkerDutiesOptions>, scheduler?: Partial<SchedulerOptions> } = {}): Promise<ExecSwarm> {
+  static async create (n: number, faults: Record<number, WorkerFaults> = {}, opts: { worker?: Partial<WorkerDutiesOptions>, scheduler?: Partial<SchedulerOptions>, reachAppHolders?: (i: number, app: string) => Promise<void> } = {}): Promise<ExecSwarm> {
     const s = new ExecSwarm()
     s.workerOptions = opts.worker ?? {}
+    s.reachAppHolders = opts.reachAppHolders
     s.schedulerOptions = opts.scheduler ?? {}
     try {
       await s.setup(n, faults)
@@ -180,7 +183,8 @@ export class ExecSwarm {
         const ownerPeer = this.peerOf.get(owner.toLowerCase())
         if (ownerPeer === undefined) throw new Error(`no peer for dataset owner ${owner}`)
         return await fetchDatasetKey(async (protocol, o) => await node.network.dialProtocol(ownerPeer, protocol, o), node.wallet, this.domain, req)
-      }, options: { heartbeatIntervalMs: 300, tickMs: 100, ...this.workerOptions }, log: debugLog(`n${i} worker`), ...(faults !== undefined ? { faults } : {})
+      }, options: { heartbeatIntervalMs: 300, tickMs: 100, ...this.workerOptions }, log: debugLog(`n${i} worker`), ...(faults !== undefined ? { faults } : {}),
+      ...(this.reachAppHolders !== undefined ? { reachAppHolders: async (app: string) => await this.reachAppHolders?.(i, app) } : {})
     })
     const follower = new EventFollower(client, {
       address: this.chain.hub, iface: hubInterface(),

@@ -172,6 +172,40 @@ describe('execution: scheduler and worker duties on a 4-node swarm (real anvil, 
     assert.equal(await balance(s.nodes[1].node.address) - before, 8n * deal.workerPrice * 9n / 10n + (s.nodeIndexOf(deal.scheduler) === 1 ? 8n * deal.workerPrice / 10n : 0n), 'paid for every task')
   })
 
+  it('a worker with full batches does not wait for a block: up to maxCommitsInFlight transactions go before the first is mined', async () => {
+    swarm = await ExecSwarm.create(2, {}, { worker: { maxConcurrentTasks: 4, maxCommitBatch: 2, maxCommitsInFlight: 3, commitWaitMs: 60_000 } })
+    const s = sw()
+    s.advertiseCapacity(1, 4)
+    const provider = s.requester.provider
+    const deal = await s.makeDeal({ trust: 1, volume: 8, workers: [1] })
+    // nothing is mined from now on: the worker's transactions wait in the pool, as they would for a slow block
+    await provider.send('evm_setAutomine', [false])
+    try {
+      const pending = async (): Promise<number> => Number((await provider.send('txpool_status', []) as { pending: string }).pending)
+      await waitFor(async () => await pending() >= 3, 60_000, 'three commit transactions in the pool', 50)
+      // more results are ready (the 8 tasks compute while nothing is mined), yet no fourth transaction goes
+      await waitFor(async () => (await Promise.all(Array.from({ length: 8 }, async (_, idx) => await s.nodes[1].worker.task(taskId(deal.dealid, idx))))).filter((r) => r?.state === 'computed').length >= 7, 60_000, 'seven results computed', 50)
+      assert.equal(await pending(), 3, 'maxCommitsInFlight transactions, not more')
+    } finally {
+      await provider.send('evm_setAutomine', [true])
+    }
+    await waitFor(async () => Number((await s.requester.hub!.dealOf(deal.dealid)).done) === 8, 60_000, 'the 8 tasks done', 100)
+    const txs = new Set<string>()
+    for (let idx = 0; idx < 8; idx++) txs.add((await s.nodes[1].worker.task(taskId(deal.dealid, idx)))?.txHash as string)
+    assert.ok(txs.size <= 5, `the 8 tasks went in batches of 2 (and a last partial one): ${txs.size} transactions`)
+  })
+
+  it('a worker reaches for the app\'s holders before its deal\'s first fetch; one it cannot reach does not stop the task', async () => {
+    const asked: Array<{ node: number, app: string }> = []
+    swarm = await ExecSwarm.create(2, {}, { reachAppHolders: async (node, app) => { asked.push({ node, app }); throw new Error('the owner is offline') } })
+    const s = sw()
+    const deal = await s.makeDeal({ trust: 1, volume: 2, workers: [1] })
+    await s.waitCompleted(deal.dealid, 0)
+    await s.waitCompleted(deal.dealid, 1)
+    assert.deepEqual(asked, [{ node: 1, app: s.app }], 'once for the deal, by its worker, with the deal\'s app')
+    assert.equal(await s.resultText(await s.resultsCid(deal.dealid, 0)), s.expectedOutput())
+  })
+
   it('a worker prepares a deal\'s app and inputs once for all its tasks, and removes them when the deal is idle', async () => {
     swarm = await ExecSwarm.create(2, {}, { worker: { preparedTtlMs: 1_000 } })
     const s = sw()

@@ -363,6 +363,24 @@ describe('worker/wasi-executor', function () {
     assert.equal(executor.threadCount, 0)
   })
 
+  it('warm starts idle threads ahead of the first runs, which use them', async () => {
+    const warmed = new WasiExecutor({ maxIdleThreads: 3 })
+    try {
+      warmed.warm(5)
+      assert.equal(warmed.threadCount, 3, 'at most maxIdleThreads')
+      const runs = await Promise.all([0, 1, 2].map(async () => await warmed.run(job('wordcount'))))
+      for (const r of runs) assert.equal(r.status, 'COMPLETED', r.message)
+      assert.equal(warmed.threadCount, 3, 'three runs at once took the warmed threads, no new one')
+    } finally {
+      await warmed.close()
+    }
+    assert.equal(warmed.threadCount, 0)
+    const none = new WasiExecutor({ reuseThreads: false })
+    none.warm(2)
+    assert.equal(none.threadCount, 0, 'nothing to warm when threads are not reused')
+    await none.close()
+  })
+
   it('a closed executor refuses jobs', async () => {
     await executor.close()
     await expectCode(executor.run(job('wordcount')), 'WORKER_EXECUTOR_CLOSED')
