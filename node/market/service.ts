@@ -33,6 +33,7 @@ import {
 import type { GossipAdapterInit, MarketLogger } from './gossip-adapter.js'
 import { BoundedSeenSet, CachedAssetOwners, systemClock } from './lookups.js'
 import { Orderbook, bookFirstOrderState, marketEventFromHubLog } from './orderbook.js'
+import { StakeEvents } from './stake-events.js'
 import type { MarketValidationContext, ValidatedMessage, ValidatedOrder } from './validation.js'
 import { MarketError } from './errors.js'
 import { defaultMarketServiceOptions } from './options.js'
@@ -124,6 +125,8 @@ export class MarketService {
   private running = false
   /** hub event listeners (e.g. the worker duties of the execution issue) */
   private readonly hubListeners = new Set<(event: ChainEvent) => void | Promise<void>>()
+  /** which hub events move this node's stake */
+  private readonly stakeEvents: StakeEvents
   /** inbound bid streams being served (ended on stop) */
   private readonly bidStreams = new Set<Stream>()
   /** our own orders published but not yet in the book (publishOwn), by hash */
@@ -138,6 +141,7 @@ export class MarketService {
     if (hub === undefined) throw new MarketError('CHAIN_NOT_CONFIGURED', 'the chain client has no hub binding')
     this.domain = hubDomain(init.chain.chainId, hubAddress(hub))
     this.book = new Orderbook(init.db)
+    this.stakeEvents = new StakeEvents(init.signer.address)
     this.apps = new Repository(init.db, 'mkt-app', jsonCodec(checkKnownApp))
     this.topics = swarmTopics(init.swarmId)
     const owners = new CachedAssetOwners({
@@ -475,9 +479,9 @@ export class MarketService {
       const app: KnownApp = { app: getAddress(String(a.app)), owner: getAddress(String(a.owner)), name: String(a.name), cid: String(a.cid), checksum: String(a.checksum) }
       await this.rememberApp(app)
     }
-    // our free stake may have moved (stake, unstake, a deal's lock, a seizure, a release): re-read it
-    if (event.name !== undefined && STAKE_EVENTS.has(event.name)) this.provider?.stakeMayHaveChanged()
     const ev = marketEventFromHubLog(event)
+    // our free stake may have moved (stake, unstake, a deal's lock, a seizure, a release): re-read it
+    if (this.provider !== undefined && event.name !== undefined && STAKE_EVENTS.has(event.name) && this.stakeEvents.concernsUs(event, ev)) this.provider.stakeMayHaveChanged()
     if (ev !== undefined) {
       await this.book.applyHubEvent(ev, async (h) => await this.hub.consumedOf(h))
     }
