@@ -1,4 +1,5 @@
-import type { EventFragment, Interface, JsonRpcProvider, Log, Result } from 'ethers'
+import type { EventFragment, Interface, JsonRpcProvider, Result } from 'ethers'
+import { checksumAddress } from '../../protocols/address.js'
 import { ChainError, isChainError } from './errors.js'
 import { backoffDelay, sleep, withRpcRetry } from './rpc.js'
 import { defaultEventFollowerOptions, type EventFollowerOptions, type RpcOptions } from './options.js'
@@ -216,6 +217,19 @@ export class EventFollower {
     return await withRpcRetry(this.source.rpcUrl, what, this.opts, fn, this.running ? this.abort.signal : undefined)
   }
 
+  /**
+   * The raw answer of eth_getLogs, checked field by field: ethers' getLogs
+   * made a Log object of each (its address checksummed by a keccak, its
+   * properties frozen one by one), and every node follows every log of the
+   * hub, one per task of every bag in the swarm.
+   */
+  private async logs (from: number, to: number): Promise<RawLog[]> {
+    const filter = { address: this.init.address, topics: this.init.topics ?? [], fromBlock: '0x' + from.toString(16), toBlock: '0x' + to.toString(16) }
+    const answer = await this.source.provider.send('eth_getLogs', [filter]) as unknown
+    if (!Array.isArray(answer)) throw new ChainError('RPC_UNREACHABLE', 'eth_getLogs did not answer a list', { url: this.source.rpcUrl })
+    return answer.map(rawLog)
+  }
+
   private async blockHash (n: number): Promise<string | undefined> {
     // the raw answer: only its hash is needed, and ethers' formatting of a whole
     // block was a tenth of what five followers spent on each automined block
@@ -238,7 +252,7 @@ export class EventFollower {
       // check of the last block read comes before any of these logs is delivered
       const [now, logs, toHash] = await Promise.all([
         cursor.checkBlock !== undefined && cursor.checkHash !== undefined ? this.blockHash(cursor.checkBlock) : Promise.resolve(undefined),
-        this.rpc('eth_getLogs', async () => await provider.getLogs({ address: this.init.address, topics: this.init.topics, fromBlock: from, toBlock: to })),
+        this.rpc('eth_getLogs', async () => await this.logs(from, to)),
         this.blockHash(to)
       ])
       if (cursor.checkBlock !== undefined && cursor.checkHash !== undefined && now !== cursor.checkHash) {
@@ -279,7 +293,7 @@ export class EventFollower {
     return delivered
   }
 
-  private async deliver (log: Log): Promise<void> {
+  private async deliver (log: RawLog): Promise<void> {
     const event = this.decode(log)
     for (let attempt = 1; ; attempt++) {
       try {
@@ -295,7 +309,7 @@ export class EventFollower {
     }
   }
 
-  private decode (log: Log): ChainEvent {
+  private decode (log: RawLog): ChainEvent {
     const base: ChainEvent = {
       address: log.address,
       blockNumber: log.blockNumber,
@@ -315,6 +329,44 @@ export class EventFollower {
       enumerable: true,
       get: () => { args ??= iface.decodeEventLog(fragment, log.data, log.topics); return args }
     })
+  }
+}
+
+/** A log as eth_getLogs gives it, its numbers parsed. */
+interface RawLog {
+  address: string
+  blockNumber: number
+  blockHash: string
+  index: number
+  transactionHash: string
+  topics: string[]
+  data: string
+  removed: boolean
+}
+
+const HEX_DATA = /^0x([0-9a-fA-F]{2})*$/
+const HASH = /^0x[0-9a-fA-F]{64}$/
+const QUANTITY = /^0x[0-9a-fA-F]{1,15}$/
+
+/** One entry of an eth_getLogs answer; an entry that is not a log fails the poll (the follower retries it). */
+function rawLog (v: unknown): RawLog {
+  const o = v as Record<string, unknown>
+  const bad = (field: string): never => { throw new ChainError('RPC_UNREACHABLE', `eth_getLogs answered a log with a bad ${field}`, { field }) }
+  if (typeof o !== 'object' || o === null) bad('entry')
+  const address = checksumAddress(o.address) ?? bad('address')
+  const quantity = (field: string): number => (typeof o[field] === 'string' && QUANTITY.test(o[field] as string) ? parseInt(o[field] as string, 16) : bad(field))
+  const hash = (field: string): string => (typeof o[field] === 'string' && HASH.test(o[field] as string) ? o[field] as string : bad(field))
+  const topics = Array.isArray(o.topics) && o.topics.every((t) => typeof t === 'string' && HASH.test(t)) ? o.topics as string[] : bad('topics')
+  const data = typeof o.data === 'string' && HEX_DATA.test(o.data) ? o.data : bad('data')
+  return {
+    address,
+    blockNumber: quantity('blockNumber'),
+    blockHash: hash('blockHash'),
+    index: quantity('logIndex'),
+    transactionHash: hash('transactionHash'),
+    topics,
+    data,
+    removed: o.removed === true
   }
 }
 

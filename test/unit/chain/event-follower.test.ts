@@ -165,6 +165,32 @@ describe('event follower', () => {
     assert.deepEqual(again, [7, 8], 'a follower started from the saved cursor delivers what came after, and only that')
   })
 
+  it('refuses a malformed eth_getLogs answer without delivering it, and delivers the logs once the endpoint answers well', async () => {
+    await store(2)
+    const seen: number[] = []
+    let corrupt = true
+    // the real endpoint behind a proxy that spoils its logs' block hashes while `corrupt`
+    const provider = new Proxy(client.provider, {
+      get (target, prop) {
+        if (prop !== 'send') {
+          const v = Reflect.get(target, prop, target) as unknown
+          return typeof v === 'function' ? v.bind(target) : v
+        }
+        return async (method: string, params: unknown[]) => {
+          const answer = await target.send(method, params) as unknown
+          if (method !== 'eth_getLogs' || !corrupt) return answer
+          return (answer as Array<Record<string, unknown>>).map((l) => ({ ...l, blockHash: '0x1234' }))
+        }
+      }
+    })
+    const f = new EventFollower({ ...client, provider, rpcUrl: client.rpcUrl }, { address: fixture.target as string, iface: fixtureInterface(), cursorStore: new MemoryCursorStore(), retryAttempts: 1, handler: async (e) => { seen.push(seqOf(e)) } })
+    await assert.rejects(f.poll(), (err: unknown) => isChainError(err) && /bad blockHash/.test(err.message))
+    assert.deepEqual(seen, [])
+    corrupt = false
+    assert.equal(await f.poll(), 2)
+    assert.deepEqual(seen, [1, 2])
+  })
+
   it('follows on new-block events too', async () => {
     const seen: number[] = []
     // a poll interval of a minute: only the provider's block events can bring these within the wait below
