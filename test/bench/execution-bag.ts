@@ -7,7 +7,7 @@
  *
  * What is measured comes from the nodes' own operator logs (node.log), which
  * both layouts have: a worker logs 'task assigned', 'task computed' (with
- * prepareMs, runMs, digestMs) and 'task contributed and finalized' (with the
+ * prepareMs, runMs, digestMs, storeMs) and 'task contributed and finalized' (with the
  * transaction, its batch size, queuedMs, broadcastMs, receiptMs). A task is
  * held by its worker from assigned to computed (a compute slot's turn, then
  * prepare, run, digest); its commit waits for the chain off the slot. CPU is the nodes' (this process, or the node processes) and
@@ -63,15 +63,15 @@ export interface BagResult {
   firstAssignMs: number | null
   /** per task, 'task assigned' -> 'task computed': held by its worker (waiting for a compute slot, then computing) */
   heldP50Ms: number | null
-  /** its compute, p50 (ms): prepare (its deal's app and inputs: once per deal and worker), run, digest */
-  computeSplitP50Ms: { prepare: number | null, run: number | null, digest: number | null }
+  /** its compute, p50 (ms): prepare (its deal's app and inputs: once per deal and worker), run, digest, store (the result archive into Helia) */
+  computeSplitP50Ms: { prepare: number | null, run: number | null, digest: number | null, store: number | null }
   /** per task, 'task computed' -> committed, p50 (ms), and its split: queued (the group commit's wait), broadcast, receipt */
   commitP50Ms: number | null
   commitSplitP50Ms: { queued: number | null, broadcast: number | null, receipt: number | null }
   /** commit transactions and the tasks each carried */
   transactions: number
   tasksPerTransaction: number
-  /** time the compute slots computed (prepare + run + digest) / (the providers' cpus x elapsed) */
+  /** time the compute slots computed (prepare + run + digest + store) / (the providers' cpus x elapsed) */
   slotUtilization: number
   /** CPU per task over the bag (ms): every node, and anvil */
   nodesCpuMsPerTask: number
@@ -172,7 +172,7 @@ export async function runBag (s: BagSwarm, pub: Published, n: number): Promise<B
   const workersUsed: Record<string, number> = {}
   const held: number[] = []
   let computeMs = 0
-  const split = { prepare: [] as number[], run: [] as number[], digest: [] as number[] }
+  const split = { prepare: [] as number[], run: [] as number[], digest: [] as number[], store: [] as number[] }
   const commit: number[] = []
   const commitSplit = { queued: [] as number[], broadcast: [] as number[], receipt: [] as number[] }
   const txTasks = new Map<string, number>()
@@ -188,7 +188,7 @@ export async function runBag (s: BagSwarm, pub: Published, n: number): Promise<B
       } else if (l.msg === 'task computed') {
         m.computed = l.t
         if (m.assigned !== undefined) held.push(l.t - m.assigned)
-        for (const k of ['prepare', 'run', 'digest'] as const) {
+        for (const k of ['prepare', 'run', 'digest', 'store'] as const) {
           const v = num(l[`${k}Ms`])
           if (v !== undefined) {
             split[k].push(v)
@@ -245,7 +245,7 @@ export async function runBag (s: BagSwarm, pub: Published, n: number): Promise<B
     tasksPerSecond,
     firstAssignMs: Number.isFinite(firstAssigned) ? firstAssigned - dealAt : null,
     heldP50Ms: p50(held),
-    computeSplitP50Ms: { prepare: p50(split.prepare), run: p50(split.run), digest: p50(split.digest) },
+    computeSplitP50Ms: { prepare: p50(split.prepare), run: p50(split.run), digest: p50(split.digest), store: p50(split.store) },
     commitP50Ms: p50(commit),
     commitSplitP50Ms: { queued: p50(commitSplit.queued), broadcast: p50(commitSplit.broadcast), receipt: p50(commitSplit.receipt) },
     transactions: txTasks.size,

@@ -96,8 +96,10 @@ export async function startProfile (envVar: string): Promise<((name: string) => 
 export function compiledCli (): { execPath: string, args: string[] } {
   const bin = join(process.cwd(), 'dist', 'node', 'cli', 'bin.js')
   if (!existsSync(bin)) throw new Error(`${bin} is missing: run \`npm run build\` (npm run bench does) before the benchmarks that start node processes`)
-  // BENCH_NODE_PROFILE=DIR: each node process writes a CPU profile of its whole life there when it exits
+  // BENCH_NODE_PROFILE=DIR: each node process writes a CPU profile of its whole life there when it exits;
+  // BENCH_NODE_ARGS: more node options for them (e.g. V8 flags NODE_OPTIONS refuses)
   const profileDir = process.env.BENCH_NODE_PROFILE
   const profile = profileDir !== undefined && profileDir !== '' ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []
-  return { execPath: process.execPath, args: [...profile, bin] }
+  const extra = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '')
+  return { execPath: process.execPath, args: [...profile, ...extra, bin] }
 }
