@@ -530,8 +530,8 @@ export class WorkerDuties {
     }
     // the CID is an input file's name: the same on every worker, and safe as a path
     const inputFiles = params.iexec_input_files ?? []
-    // all at once, the dial of the app's holders too: bitswap asks a peer as soon as it is connected,
-    // and one after the other they were most of a deal's first task (~0.9 s on a loaded machine)
+    // all at once, the dial of the app's holders too (bitswap asks a peer as soon as it is
+    // connected): none of them waits for another
     const steps = await Promise.allSettled([
       this.fetchApp(r),
       ...[...new Set(inputFiles)].map(async (cid) => { await fetchToFile(this.init.helia, cid, join(input, cid), inputFetch) }),
