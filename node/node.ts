@@ -475,8 +475,8 @@ export class IexecNode implements ApiBackend {
         })
       },
       retention,
-      // the app's owner holds its module: connected, bitswap asks it at once (otherwise a DHT
-      // lookup of providers comes first; a deal's first task waited ~0.8 s for it in a 5-node swarm)
+      // the app's owner holds its module: once connected, bitswap asks it directly rather than
+      // waiting for the DHT to name a provider
       reachAppHolders: async (app) => {
         const owner = (await hub.appOf(app)).owner
         if (owner.toLowerCase() === this.address.toLowerCase()) return

@@ -159,8 +159,11 @@ function runJob (job: ThreadJob): ThreadOutcome {
     ended = outcome('trap', null, `${e.name}: ${e.message}`)
   }
   // measured (and read back, when small) here with sync calls: on the main
-  // thread each of these was a promise and a trip through libuv's pool
-  const output = readTreeSync(job.outDir, job.collectBytes)
+  // thread each of these was a promise and a trip through libuv's pool. Only
+  // a run that can complete is read back (and removed): a failed one keeps
+  // its output on disk, stdout and stderr included
+  const mayComplete = ended.kind === 'exit' && ended.exitCode === 0 && ended.violations.length === 0 && !ended.outputTooLarge
+  const output = readTreeSync(job.outDir, mayComplete ? Math.min(job.collectBytes, job.maxWriteBytes) : -1)
   if (output.entries !== undefined && job.removeCollected) rmSync(job.outDir, { recursive: true, force: true })
   return { ...ended, output }
 }

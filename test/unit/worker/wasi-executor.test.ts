@@ -200,7 +200,12 @@ describe('worker/wasi-executor', function () {
     assert.equal(tight.status, 'COMPLETED', tight.message)
     assert.equal(tight.output, undefined, 'more than collectBytes: not read back')
     assert.equal((await executor.run(job('wordcount'))).output, undefined, 'not asked: not read back')
-    assert.equal((await executor.run(job('fail', { collectBytes: MiB }))).output, undefined, 'a failed run gives no output to commit')
+    const failed = await executor.run(job('fail', { collectBytes: MiB, removeCollected: true }))
+    assert.equal(failed.output, undefined, 'a failed run gives no output to commit')
+    assert.match(await readFile(failed.stderrPath, 'utf8'), /./, 'and keeps its output, stderr included, on disk')
+    const taken = job('wordcount', { collectBytes: MiB, removeCollected: true })
+    assert.equal((await executor.run(taken)).output?.length, 4)
+    assert.equal(await stat(taken.outputDir).then(() => 'kept', () => 'removed'), 'removed', 'a completed run read back is removed')
   })
 
   it('refuses an input that holds a link (node:wasi would follow it out of the sandbox)', async () => {
