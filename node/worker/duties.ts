@@ -264,12 +264,17 @@ export class WorkerDuties {
     await this.settled(r)
   }
 
-  /** After a record was written: the in-memory sets follow its state, and a closed task's folder goes. */
-  private async settled (r: WorkerTaskRecord): Promise<void> {
+  /** The in-memory sets follow a written record's state. */
+  private follow (r: WorkerTaskRecord): void {
     if (r.state === 'done' || r.state === 'failed') this.open.delete(r.taskid)
     else this.open.set(r.taskid, r)
     if (r.state === 'assigned') this.active.set(r.taskid, r.dealid)
     else this.active.delete(r.taskid)
+  }
+
+  /** After a record was written: the in-memory sets follow its state, and a closed task's folder goes. */
+  private async settled (r: WorkerTaskRecord): Promise<void> {
+    this.follow(r)
     // a closed task's inputs and outputs are in Helia or no longer needed: free the disk
     if (r.state === 'done' || r.state === 'failed') await rm(this.dirs(r.taskid).root, { recursive: true, force: true }).catch(() => {})
   }
@@ -776,6 +781,8 @@ export class WorkerDuties {
     for (const r of rs) this.unsent.delete(r.taskid)
     const done = rs.map((r): WorkerTaskRecord => ({ ...r, state: 'done', txHash: hash }))
     await this.tasks.batch(done.map((r) => ({ type: 'put' as const, key: r.taskid, value: r })))
+    // every record of the batch reads 'done' at once, before any folder is removed
+    for (const r of done) this.follow(r)
     for (const r of done) {
       await this.settled(r)
       // where the commit's time went (an operator's and the bag benchmark's account of a result)

@@ -347,6 +347,18 @@ export class ExecSwarm {
     await waitFor(async () => (await this.taskStatus(dealid, idx)) === TaskStatus.COMPLETED, timeoutMs, `task ${idx} of ${dealid} completed`, 100)
   }
 
+  /**
+   * Waits until node `node`'s worker records each of the tasks `idxs` in a
+   * closed state ('done' or 'failed') and answers the records. The chain
+   * says a task is done first; the worker learns it from its receipt
+   * (polled) a moment later.
+   */
+  async workerClosed (node: number, dealid: string, idxs: number[], timeoutMs = 10_000): Promise<Array<Awaited<ReturnType<WorkerDuties['task']>>>> {
+    const read = async (): Promise<Array<Awaited<ReturnType<WorkerDuties['task']>>>> => await Promise.all(idxs.map(async (idx) => await this.nodes[node].worker.task(taskId(dealid, idx))))
+    await waitFor(async () => (await read()).every((r) => r?.state === 'done' || r?.state === 'failed'), timeoutMs, `node ${node}'s worker records tasks ${idxs.join(', ')} closed`, 50)
+    return await read()
+  }
+
   /** The results CID of a finalized task, from its TaskFinalized event. */
   async resultsCid (dealid: string, idx: number): Promise<string> {
     const hub = this.requester.hub!

@@ -139,12 +139,14 @@ describe('execution: scheduler and worker duties on a 4-node swarm (real anvil, 
     // each task's output names the same input: identical archives, one CID
     assert.equal(cids.size, 1)
     assert.equal(await s.resultText([...cids][0]), s.expectedOutput())
-    let workersUsed = 0
-    for (const n of s.nodes) {
+    // each task recorded with its transaction by the worker that closed it (which learns it a moment after the chain)
+    const committed = async (): Promise<number[]> => await Promise.all(s.nodes.map(async (n) => {
       let mine = 0
       for (let i = 0; i < 10; i++) if ((await n.worker.task(taskId(deal.dealid, i)))?.txHash !== undefined) mine++
-      if (mine > 0) workersUsed++
-    }
+      return mine
+    }))
+    await waitFor(async () => (await committed()).reduce((a, b) => a + b, 0) >= 10, 10_000, 'the 10 tasks recorded with their transactions', 50)
+    const workersUsed = (await committed()).filter((mine) => mine > 0).length
     assert.ok(workersUsed >= 2, `the bag is spread over the workers (${workersUsed} used)`)
   })
 
@@ -156,6 +158,7 @@ describe('execution: scheduler and worker duties on a 4-node swarm (real anvil, 
     const before = await balance(s.nodes[1].node.address)
     const deal = await s.makeDeal({ trust: 1, volume: 8, workers: [1] })
     await waitFor(async () => Number((await s.requester.hub!.dealOf(deal.dealid)).done) === 8, 60_000, 'the 8 tasks done', 100)
+    await s.workerClosed(1, deal.dealid, [0, 1, 2, 3, 4, 5, 6, 7])
     const txs = new Map<string, number>()
     for (let idx = 0; idx < 8; idx++) {
       const r = await s.nodes[1].worker.task(taskId(deal.dealid, idx))
@@ -190,6 +193,7 @@ describe('execution: scheduler and worker duties on a 4-node swarm (real anvil, 
       await provider.send('evm_setAutomine', [true])
     }
     await waitFor(async () => Number((await s.requester.hub!.dealOf(deal.dealid)).done) === 8, 60_000, 'the 8 tasks done', 100)
+    await s.workerClosed(1, deal.dealid, [0, 1, 2, 3, 4, 5, 6, 7])
     const txs = new Set<string>()
     for (let idx = 0; idx < 8; idx++) txs.add((await s.nodes[1].worker.task(taskId(deal.dealid, idx)))?.txHash as string)
     assert.ok(txs.size <= 5, `the 8 tasks went in batches of 2 (and a last partial one): ${txs.size} transactions`)
@@ -240,9 +244,8 @@ describe('execution: scheduler and worker duties on a 4-node swarm (real anvil, 
     await waitFor(async () => (await s.nodes[1].worker.task(taskId(deal.dealid, 1)))?.state === 'failed', 30_000, 'worker 1 records task 1 failed')
     const one = await s.nodes[1].worker.task(taskId(deal.dealid, 1))
     assert.equal(one?.errorCode, 'CONTRACT_REVERT', 'its own commit was refused by the hub')
-    assert.equal((await s.nodes[2].worker.task(taskId(deal.dealid, 1)))?.state, 'done')
-    const r0 = await s.nodes[1].worker.task(taskId(deal.dealid, 0))
-    const r2 = await s.nodes[1].worker.task(taskId(deal.dealid, 2))
+    assert.equal((await s.workerClosed(2, deal.dealid, [1]))[0]?.state, 'done')
+    const [r0, r2] = await s.workerClosed(1, deal.dealid, [0, 2])
     assert.equal(r0?.state, 'done')
     assert.equal(r2?.state, 'done')
     assert.notEqual(r0?.txHash, r2?.txHash, 'after the revert each task went in its own transaction')
@@ -305,7 +308,7 @@ describe('execution: scheduler and worker duties on a 4-node swarm (real anvil, 
     s.advertiseCapacity(1, 1)
     const deal = await s.makeDeal({ trust: 1, volume: 3, workers: [1] })
     await waitFor(async () => Number((await s.requester.hub!.dealOf(deal.dealid)).done) === 3, 30_000, 'the 3 tasks done one after the other', 100)
-    for (let idx = 0; idx < 3; idx++) assert.equal((await s.nodes[1].worker.task(taskId(deal.dealid, idx)))?.state, 'done')
+    for (const r of await s.workerClosed(1, deal.dealid, [0, 1, 2])) assert.equal(r?.state, 'done')
   })
 
   it('encrypts the result to the requester when its params ask: the archive in Helia opens only with its key', async () => {
