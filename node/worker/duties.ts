@@ -275,7 +275,11 @@ export class WorkerDuties {
   /** After a record was written: the in-memory sets follow its state, and a closed task's folder goes. */
   private async settled (r: WorkerTaskRecord): Promise<void> {
     this.follow(r)
-    // a closed task's inputs and outputs are in Helia or no longer needed: free the disk
+    await this.freeDisk(r)
+  }
+
+  /** A closed task's inputs and outputs are in Helia or no longer needed: its folder goes. */
+  private async freeDisk (r: WorkerTaskRecord): Promise<void> {
     if (r.state === 'done' || r.state === 'failed') await rm(this.dirs(r.taskid).root, { recursive: true, force: true }).catch(() => {})
   }
 
@@ -722,8 +726,10 @@ export class WorkerDuties {
       if (ready < this.opts.maxCommitBatch) {
         const computing = [...this.active.values()].includes(dealid)
         const waitMs = first.queuedAt + this.opts.commitWaitMs - Date.now()
-        // a partial batch gathers while a transaction is in flight, or while its deal still computes here
-        if ((this.fastInFlight > 0 && computing) || (computing && waitMs > 0) || (this.fastInFlight > 0 && waitMs > 0)) {
+        // a partial batch gathers more results while two of these hold: its deal still computes
+        // here, a transaction is in flight (whose end calls this again), it is younger than
+        // commitWaitMs (the timer below calls this again)
+        if ([computing, this.fastInFlight > 0, waitMs > 0].filter(Boolean).length >= 2) {
           if (waitMs > 0) this.fastTimer = setTimeout(() => { this.pumpFast() }, waitMs)
           return
         }
@@ -784,7 +790,7 @@ export class WorkerDuties {
     // every record of the batch reads 'done' at once, before any folder is removed
     for (const r of done) this.follow(r)
     for (const r of done) {
-      await this.settled(r)
+      await this.freeDisk(r)
       // where the commit's time went (an operator's and the bag benchmark's account of a result)
       this.log('task contributed and finalized', { taskid: r.taskid, tx: hash, batch: rs.length, queuedMs: waited, ...tx.timings })
     }
