@@ -32,6 +32,7 @@ import {
 import { contentRoutes, resultRoutes } from './storage/routes.js'
 import type { FinalizedTask } from './storage/results.js'
 import { resultFetcher, workRoutes } from './market/work-routes.js'
+import { taskExists } from './market/task-status.js'
 
 /** bound of one dial to a worker that holds a result the node is about to fetch: a live peer answers in milliseconds */
 const RESULT_HOLDER_DIAL_MS = 5_000
@@ -280,6 +281,7 @@ export class IexecNode implements ApiBackend {
           ...resultRoutes({
             helia: () => this.network.helia,
             finalized: async (taskId) => await this.finalizedTask(taskId),
+            taskExists: async (taskId) => this.market === undefined || await taskExists(this.market, taskId),
             reachHolders: async (f) => { await this.reachResultHolders(f) },
             privateKey: this.wallet.signingKey,
             resultsDir: join(this.dataDir, 'results'),
@@ -292,6 +294,7 @@ export class IexecNode implements ApiBackend {
             result: resultFetcher({
               helia: () => this.network.helia,
               finalized: async (taskId) => await this.finalizedTask(taskId),
+              taskExists: async (taskId) => this.market === undefined || await taskExists(this.market, taskId),
               reachHolders: async (f) => { await this.reachResultHolders(f) },
               privateKey: this.wallet.signingKey,
               resultsDir: join(this.dataDir, 'results'),

@@ -56,6 +56,7 @@ import type { TypedDataDomain } from 'ethers'
 import { IexecError } from '../node/errors.js'
 import { HUB_TYPES, validateTyped } from './eip712.js'
 import { checksumAddress } from './address.js'
+import { ArgsError, splitArgs } from './args.js'
 import type { AppOrder, Bid, DatasetOrder, HubDomain, OrderKind, RequestOrder, TypedDataSigner } from './eip712.js'
 
 /** The wire version this code speaks. */
@@ -488,6 +489,13 @@ export function parseRequestParams (params: string): RequestParams {
     switch (k) {
       case 'iexec_args':
         if (typeof x !== 'string') throw invalid('params.iexec_args', 'must be a string')
+        // every worker splits them the same way (args.ts): a string that does not split is refused here
+        try {
+          splitArgs(x)
+        } catch (err) {
+          if (!(err instanceof ArgsError)) throw err
+          throw new MarketWireError('WIRE_INVALID', `params.iexec_args ${err.message}`, { field: 'params.iexec_args', argsCode: err.code }, { cause: err })
+        }
         out.iexec_args = x
         break
       case 'iexec_input_files':

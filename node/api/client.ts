@@ -86,7 +86,7 @@ export interface SubmittedTask {
 }
 
 /** One provider's reason for not bidding (NO_BIDS details). */
-export interface NoBidReason { peerId: string, code: string, reason: string }
+export interface NoBidReason { peerId: string | null, code: string, reason: string }
 
 /**
  * Typed client of a running node's local API (what the CLI's client commands use).

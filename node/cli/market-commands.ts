@@ -3,6 +3,8 @@ import { existsSync } from 'node:fs'
 import { cp, readFile } from 'node:fs/promises'
 import { basename, resolve as resolvePath } from 'node:path'
 import { isIexecError } from '../errors.js'
+import { ArgsError, splitArgs } from '../../protocols/args.js'
+import { HUB_RATIOS } from '../../contracts-abi/index.js'
 import type { DealView, NoBidReason, OrderbookEntry, OrderType, SubmitTaskRequest, SubmittedTask } from '../api/client.js'
 import { clientFor, type ClientCommandOptions } from './client-commands.js'
 import { CliError, UsageError } from './errors.js'
@@ -178,6 +180,13 @@ export function parseTaskSubmit (opts: TaskSubmitCommandOptions): SubmitTaskRequ
   if (opts.dataset !== undefined) req.dataset = parseAddress('--dataset', opts.dataset)
   if (opts.args !== undefined) {
     if (opts.args.length > MAX_ARGS_LENGTH) throw new UsageError('CLI_BAD_OPTION', `--args is longer than ${MAX_ARGS_LENGTH} characters`)
+    // split here as every worker will (quotes, backslashes, no expansion): a string that does not split is a usage error with its own code
+    try {
+      splitArgs(opts.args)
+    } catch (err) {
+      if (err instanceof ArgsError) throw new UsageError(err.code, `--args: ${err.message}`, err.details)
+      throw err
+    }
     req.args = opts.args
   }
   if (opts.input !== undefined) {
@@ -185,7 +194,7 @@ export function parseTaskSubmit (opts: TaskSubmitCommandOptions): SubmitTaskRequ
     req.inputs = opts.input.map((c) => parseCidOption('--input', c))
   }
   if (opts.category !== undefined) req.category = parseIntOption('--category', opts.category, 0, 1_000_000)
-  if (opts.trust !== undefined) req.trust = parseIntOption('--trust', opts.trust, 0, 1_000_000)
+  if (opts.trust !== undefined) req.trust = parseIntOption('--trust', opts.trust, 1, HUB_RATIOS.maxTrust)
   if (opts.volume !== undefined) req.volume = parseIntOption('--volume', opts.volume, 1, 10_000)
   if (opts.maxPrice !== undefined) req.maxPrice = parseAmountOrPrice('--max-price', opts.maxPrice)
   if (opts.tag !== undefined) req.tags = opts.tag.map(parseTagOption)
@@ -246,7 +255,8 @@ function printNoBids (io: CliIo, details: Record<string, unknown>, json: boolean
     return
   }
   io.err(`${details.serverCode === 'NOT_ENOUGH_BIDS' ? 'not enough bids' : 'no bid'}; ${reasons.length} provider(s) said why:\n`)
-  for (const r of reasons) io.err(`  ${String(r.peerId)}: ${String(r.reason)} (${String(r.code)})\n`)
+  // a line with no peer (NO_ANSWER) speaks of the providers that did not answer at all
+  for (const r of reasons) io.err(`  ${typeof r.peerId === 'string' ? r.peerId : 'no peer'}: ${String(r.reason)} (${String(r.code)})\n`)
 }
 
 export interface AppRegisterCommandOptions extends ClientCommandOptions {

@@ -31,13 +31,22 @@ export interface FormattedError {
   details?: Record<string, unknown>
 }
 
+/**
+ * What the node refuses in a request's arguments is the command line's
+ * fault too (a value the CLI cannot check offline): exit 2, like a usage
+ * error found here.
+ */
+const SERVER_USAGE_CODES: ReadonlySet<string> = new Set([
+  'MARKET_BAD_ARGUMENT', 'MARKET_BAD_QUERY', 'API_BAD_REQUEST', 'ARGS_UNTERMINATED_QUOTE', 'ARGS_TRAILING_BACKSLASH', 'ARGS_NUL_CHARACTER'
+])
+
 /** Code, one-line message and exit code of anything a command threw. */
 export function describeError (err: unknown): FormattedError {
   if (isIexecError(err)) {
     // the API client wraps a server-side failure; the server's code is the useful one
     const serverCode = err.code === 'API_ERROR' && typeof err.details?.serverCode === 'string' ? err.details.serverCode : undefined
     const code = serverCode ?? err.code
-    const usage = USAGE_CODES.has(code) || (err as { usage?: unknown }).usage === true
+    const usage = USAGE_CODES.has(code) || SERVER_USAGE_CODES.has(code) || (err as { usage?: unknown }).usage === true
     const details = serverCode !== undefined ? err.details?.serverDetails : undefined
     return { code, message: oneLine(err.message), exitCode: usage ? 2 : 1, ...(typeof details === 'object' && details !== null ? { details: details as Record<string, unknown> } : {}) }
   }

@@ -8,6 +8,7 @@ import { emptyDatasetOrder, hashOrder, signOrder, taskId, ZERO_ADDRESS } from '.
 import type { AppOrder, Bid, DatasetOrder, RequestOrder, Signed } from '../../protocols/eip712.js'
 import { MAX_PARAMS_BYTES, TAG_BITS, encodeTags, orderMessage, saltWithExpiry } from '../../protocols/market.js'
 import type { BidDecline, BidMessage, RequestParams } from '../../protocols/market.js'
+import { splitArgs } from '../../protocols/args.js'
 import { hubInterface } from '../chain/index.js'
 import { HUB_RATIOS, TaskStatus } from '../../contracts-abi/index.js'
 import { MarketError } from './errors.js'
@@ -203,7 +204,11 @@ export class Requester {
     let tag = BigInt(encodeTags(named)) | BigInt(appOrder.tag) | BigInt(datasetOrder.tag)
     tag = BigInt.asUintN(256, tag)
     const params: RequestParams = {}
-    if (p.args !== undefined) params.iexec_args = p.args
+    if (p.args !== undefined) {
+      // before signing: a string the workers could not split would only fail the deal (ArgsError codes)
+      splitArgs(p.args)
+      params.iexec_args = p.args
+    }
     if (p.inputs !== undefined && p.inputs.length > 0) params.iexec_input_files = p.inputs
     if (free.length > 0) params.iexec_p2p_tags = free
     if (p.encryptResult === true) {
@@ -263,8 +268,12 @@ export class Requester {
     // the payment would stay locked until the final deadline, then come back
     const consensusWorkers = workersForTrust(trust)
     if (collector.bids.size < consensusWorkers) {
-      const reasons: DeclineReason[] = [...collector.declines]
-      if (reasons.length === 0) reasons.push({ peer: null, peerId: null, code: 'NO_ANSWER', reason: 'no other provider answered' })
+      // the providers that did bid are named too: one line each, then why the others did not
+      const reasons: DeclineReason[] = [...collector.bids.values()].map((b) => ({
+        peer: b.from, peerId: b.from, code: 'BID_RECEIVED', reason: `bid ${b.message.order.price} nRLC a task (worker ${getAddress(b.message.order.worker)})`
+      }))
+      reasons.push(...collector.declines)
+      if (collector.declines.length === 0) reasons.push({ peer: null, peerId: null, code: 'NO_ANSWER', reason: 'no other provider answered' })
       throw fail('NOT_ENOUGH_BIDS', `${collector.bids.size} bid(s) within ${windowMs} ms, trust ${trust} needs ${consensusWorkers} workers: ${reasons.map((r) => r.reason).join('; ')}`,
         { requestHash, bids: collector.bids.size, needed: consensusWorkers, reasons })
     }

@@ -11,6 +11,8 @@ import type { DbController } from '../db/index.js'
 import { MarketError } from './errors.js'
 import { taskStatusName } from './requester.js'
 import type { MarketService } from './service.js'
+import type { DealCreatedEvent } from '../../contracts-abi/types/Hub.js'
+import type { TypedEventLog } from '../../contracts-abi/types/common.js'
 
 /**
  * The task's phase, in the order a task goes through them:
@@ -150,14 +152,14 @@ export class RequestedTasks {
 const MAX_SCANNED_DEALS = 5_000
 
 /**
- * Reads a task's status and timeline.
- * @throws MarketError TASK_NOT_FOUND when no deal on the hub has this task
+ * Finds the deal and index of a task: from this node's own requests, from
+ * the hub's task record (an initialized task names its deal), else from the
+ * last MAX_SCANNED_DEALS deals' task lists. Undefined when no deal has it.
  */
-export async function readTaskStatus (m: MarketService, requested: RequestedTasks, taskId: string): Promise<TaskStatusView> {
+async function locateTask (m: MarketService, requested: RequestedTasks | undefined, id: string): Promise<{ deal: DealCreatedLog, dealId: string, idx: number } | undefined> {
   const hub = m.hub
   const from = m.init.fromBlock
-  const id = taskId.toLowerCase()
-  const mine = await requested.get(id)
+  const mine = await requested?.get(id)
   let dealId: string | undefined = mine?.dealId
   let idx: number | undefined = mine?.idx
   if (dealId === undefined) {
@@ -172,24 +174,36 @@ export async function readTaskStatus (m: MarketService, requested: RequestedTask
   const dealLogs = dealId !== undefined
     ? await hub.queryFilter(hub.filters.DealCreated(dealId), from)
     : (await hub.queryFilter(hub.filters.DealCreated(), from)).slice(-MAX_SCANNED_DEALS)
-  let deal: (typeof dealLogs)[number] | undefined
   for (const log of dealLogs) {
     const volume = Number(log.args.info.volume)
     const d = String(log.args.dealid).toLowerCase()
     if (dealId !== undefined && d !== dealId) continue
     for (let i = 0; i < volume; i++) {
-      if ((idx === undefined || idx === i) && taskIdOf(d, BigInt(i)).toLowerCase() === id) {
-        deal = log
-        dealId = d
-        idx = i
-        break
-      }
+      if ((idx === undefined || idx === i) && taskIdOf(d, BigInt(i)).toLowerCase() === id) return { deal: log, dealId: d, idx: i }
     }
-    if (deal !== undefined) break
   }
-  if (deal === undefined || dealId === undefined || idx === undefined) {
-    throw new MarketError('TASK_NOT_FOUND', `no deal on the hub has task ${taskId}`, { taskId })
-  }
+  return undefined
+}
+
+type DealCreatedLog = TypedEventLog<DealCreatedEvent.Event>
+
+/** True when a deal on the hub has this task (`result get` of an unknown task answers TASK_NOT_FOUND, as `task show` does). */
+export async function taskExists (m: MarketService, taskId: string): Promise<boolean> {
+  return await locateTask(m, undefined, taskId.toLowerCase()) !== undefined
+}
+
+/**
+ * Reads a task's status and timeline.
+ * @throws MarketError TASK_NOT_FOUND when no deal on the hub has this task
+ */
+export async function readTaskStatus (m: MarketService, requested: RequestedTasks, taskId: string): Promise<TaskStatusView> {
+  const hub = m.hub
+  const from = m.init.fromBlock
+  const id = taskId.toLowerCase()
+  const mine = await requested.get(id)
+  const found = await locateTask(m, requested, id)
+  if (found === undefined) throw new MarketError('TASK_NOT_FOUND', `no deal on the hub has task ${taskId}`, { taskId })
+  const { deal, dealId, idx } = found
   const info = deal.args.info
   const [status, task, current] = await Promise.all([hub.taskStatus(dealId, idx), hub.taskOf(id), hub.dealOf(dealId)])
   const [contributed, consensus, revealed, finalized, claimed, reelected] = await Promise.all([

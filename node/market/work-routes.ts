@@ -56,6 +56,8 @@ export interface WorkRoutesDeps {
 export function resultFetcher (deps: {
   helia: () => ContentHelia
   finalized: (taskId: string) => Promise<FinalizedTask | undefined>
+  /** whether a deal on the hub has the task: an unknown task is TASK_NOT_FOUND, as `task show` says, not RESULT_NOT_FOUND */
+  taskExists?: (taskId: string) => Promise<boolean>
   reachHolders?: (finalized: FinalizedTask) => Promise<void>
   privateKey: EciesPrivateKey
   resultsDir: string
@@ -63,7 +65,10 @@ export function resultFetcher (deps: {
 }): (taskId: string) => Promise<WorkResult> {
   return async (taskId) => {
     const finalized = await deps.finalized(taskId)
-    if (finalized === undefined) throw new HttpError(404, 'RESULT_NOT_FOUND', `task ${taskId} has no finalized result (yet)`)
+    if (finalized === undefined) {
+      if (deps.taskExists !== undefined && !await deps.taskExists(taskId)) throw new HttpError(404, 'TASK_NOT_FOUND', `no deal on the hub has task ${taskId}`, { taskId })
+      throw new HttpError(404, 'RESULT_NOT_FOUND', `task ${taskId} has no finalized result (yet)`)
+    }
     await deps.reachHolders?.(finalized)
     const r = await retrieveResult({ helia: deps.helia(), taskId, finalized, dest: join(deps.resultsDir, taskId.toLowerCase()), privateKey: deps.privateKey, timeoutMs: deps.timeoutMs })
     return { cid: r.cid, path: r.path, stdout: r.stdout }

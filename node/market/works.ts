@@ -60,6 +60,8 @@ import { access, readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { IexecError, isIexecError } from '../errors.js'
 import { STDOUT_FILE } from '../worker/options.js'
+import { ArgsError, quoteArgs, splitArgs } from '../../protocols/args.js'
+import { HUB_RATIOS } from '../../contracts-abi/index.js'
 import type { SubmitRequestParams } from './requester.js'
 
 /** Codes of the work API (both sides of the wire: the client rethrows the server's WORK_* codes as WorkErrors). */
@@ -188,8 +190,15 @@ export function normalizeParam (name: WritableParam, value: WorkParamValue): str
   if (value === '' || (Array.isArray(value) && value.length === 0)) return ''
   switch (name) {
     case 'cmdline': {
-      const text = typeof value === 'number' ? String(value) : Array.isArray(value) ? value.join(' ') : value
+      // a list is one argument per item: quoted so that the workers' split (protocols/args.ts) gives the items back
+      const text = typeof value === 'number' ? String(value) : Array.isArray(value) && value.every((v) => typeof v === 'string') ? quoteArgs(value as string[]) : value
       if (typeof text !== 'string' || text.length > MAX_CMDLINE) throw badValue(name, `must be a string of at most ${MAX_CMDLINE} characters`)
+      try {
+        splitArgs(text)
+      } catch (err) {
+        if (err instanceof ArgsError) throw badValue(name, `does not split into arguments: ${err.message}`)
+        throw err
+      }
       return text
     }
     case 'dataset':
@@ -197,7 +206,7 @@ export function normalizeParam (name: WritableParam, value: WorkParamValue): str
       return value.toLowerCase()
     case 'inputfiles': return listValue(name, value, 64, MAX_LIST_ITEM)
     case 'tags': return listValue(name, value, 16, 64)
-    case 'trust': return intValue(name, value, 1, 255)
+    case 'trust': return intValue(name, value, 1, HUB_RATIOS.maxTrust)
     case 'category': return intValue(name, value, 0, 1_000_000)
     case 'biddingwindow': return intValue(name, value, 1, 600_000)
     case 'encryptresult':

@@ -45,13 +45,15 @@ export function contentRoutes (helia: () => ContentHelia): ApiRoute[] {
 /**
  * `GET /v1/results/:taskId` -> `{ "taskId", "cid", "path", "stdout", "encrypted" }`:
  * fetches a finalized task's result from the swarm, checks it against the
- * chain and unpacks it under the node's data dir. 404 RESULT_NOT_FOUND while
- * the task is not finalized.
+ * chain and unpacks it under the node's data dir. 404 TASK_NOT_FOUND when no
+ * deal has the task, 404 RESULT_NOT_FOUND while the task is not finalized.
  */
 export function resultRoutes (deps: {
   helia: () => ContentHelia
   /** the task's TaskFinalized event on the hub; undefined when not finalized (or no chain) */
   finalized: (taskId: string) => Promise<FinalizedTask | undefined>
+  /** whether a deal on the hub has the task: an unknown task is TASK_NOT_FOUND, as `task show` says, not RESULT_NOT_FOUND */
+  taskExists?: (taskId: string) => Promise<boolean>
   /** connects to the peers that hold the result (the deal's workers) before it is fetched; best effort */
   reachHolders?: (finalized: FinalizedTask) => Promise<void>
   privateKey: EciesPrivateKey
@@ -65,7 +67,10 @@ export function resultRoutes (deps: {
       const taskId = req.params.taskId ?? ''
       if (!/^0x[0-9a-fA-F]{64}$/.test(taskId)) throw new HttpError(400, 'API_BAD_REQUEST', `a task id is 0x and 64 hex digits, got "${taskId}"`)
       const finalized = await deps.finalized(taskId)
-      if (finalized === undefined) throw new HttpError(404, 'RESULT_NOT_FOUND', `task ${taskId} has no finalized result (yet)`)
+        if (finalized === undefined) {
+        if (deps.taskExists !== undefined && !await deps.taskExists(taskId)) throw new HttpError(404, 'TASK_NOT_FOUND', `no deal on the hub has task ${taskId}`, { taskId })
+        throw new HttpError(404, 'RESULT_NOT_FOUND', `task ${taskId} has no finalized result (yet)`)
+      }
       await deps.reachHolders?.(finalized)
       try {
         const r = await retrieveResult({ helia: deps.helia(), taskId, finalized, dest: join(deps.resultsDir, taskId.toLowerCase()), privateKey: deps.privateKey, timeoutMs: deps.timeoutMs })

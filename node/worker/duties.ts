@@ -8,6 +8,7 @@ import type { HubDomain } from '../../protocols/eip712.js'
 import { MAX_ASSIGN_TASKS, MAX_REPORT_TASKS, TASKS_PER_CPU } from '../../protocols/execution.js'
 import type { AssignMessage, ExecMessage, TaskProgress, TaskReport } from '../../protocols/execution.js'
 import { parseRequestParams } from '../../protocols/market.js'
+import { splitArgs } from '../../protocols/args.js'
 import { isChainError } from '../chain/index.js'
 import { isIexecError } from '../errors.js'
 import { memoAsync } from '../memo.js'
@@ -67,6 +68,8 @@ export interface WorkerFaults {
   corruptOutput?: boolean
   /** waits this long before fetching, as a slow worker would (heartbeats go on meanwhile) */
   delayBeforeRunMs?: number
+  /** holds a commit's written 'done' records this long before memory follows them, as a loaded event loop would */
+  holdCommitRecordMs?: number
 }
 
 export interface WorkerDutiesInit {
@@ -149,6 +152,14 @@ export class WorkerDuties {
   private readonly active = new Map<string, string>()
   /** tasks computed since this process started and not yet sent to the chain: no need to ask the hub whether they closed */
   private readonly unsent = new Set<string>()
+  /**
+   * Per task, the end of the last write of its record: a read-modify-write
+   * (a resent assign, a finalized message) waits for the writes before it,
+   * so it never writes back a state the commit has just left (a resent
+   * assign that read 'computed' while the commit wrote 'done' put the task
+   * back to 'computed', and its transaction was then never recorded).
+   */
+  private readonly writes = new Map<string, Promise<void>>()
   /** tasks computing now, and the ones waiting for a compute slot */
   private computing = 0
   private readonly slotWaiters: Array<() => void> = []
@@ -221,8 +232,7 @@ export class WorkerDuties {
     })
     this.init.channel.on('upload-request', async (m) => await this.onUploadRequest((m as { taskid: string }).taskid))
     this.init.channel.on('finalized', async (m) => {
-      const r = await this.record((m as { taskid: string }).taskid)
-      if (r !== undefined && r.state !== 'failed') await this.save({ ...r, state: 'done' })
+      await this.update((m as { taskid: string }).taskid, (r) => r.state !== 'failed' && r.state !== 'done' ? { ...r, state: 'done' } : undefined)
       return { type: 'ack' }
     })
     this.timer = setInterval(() => { void this.tick() }, this.opts.tickMs)
@@ -260,8 +270,50 @@ export class WorkerDuties {
   }
 
   private async save (r: WorkerTaskRecord): Promise<void> {
-    await this.tasks.put(r.taskid, r)
-    await this.settled(r)
+    await this.writing([r.taskid], async () => {
+      await this.tasks.put(r.taskid, r)
+      this.follow(r)
+    })
+    await this.freeDisk(r)
+  }
+
+  /** Runs `fn` (which writes these tasks' records) after every earlier write of them. */
+  private async writing<T> (taskids: string[], fn: () => Promise<T>): Promise<T> {
+    const before = Promise.all(taskids.map((id) => this.writes.get(id)))
+    const run = before.then(fn)
+    const end = run.then(() => undefined, () => undefined)
+    for (const id of taskids) this.writes.set(id, end)
+    void end.then(() => { for (const id of taskids) if (this.writes.get(id) === end) this.writes.delete(id) })
+    return await run
+  }
+
+  /**
+   * Rewrites a task's record from its state at the time of the write (the
+   * read happens after every earlier write of it); `change` answers the new
+   * record, or undefined to leave it.
+   */
+  private async update (taskid: string, change: (r: WorkerTaskRecord) => WorkerTaskRecord | undefined): Promise<WorkerTaskRecord | undefined> {
+    const next = await this.writing([taskid], async () => {
+      const r = await this.record(taskid)
+      const n = r === undefined ? undefined : change(r)
+      if (n !== undefined) {
+        await this.tasks.put(n.taskid, n)
+        this.follow(n)
+      }
+      return n
+    })
+    if (next !== undefined) await this.freeDisk(next)
+    return next
+  }
+
+  /** A commit's 'done' records: written in one batch, followed in memory before any later write of them. */
+  private async commitRecords (done: WorkerTaskRecord[]): Promise<void> {
+    await this.writing(done.map((r) => r.taskid), async () => {
+      await this.tasks.batch(done.map((r) => ({ type: 'put' as const, key: r.taskid, value: r })))
+      const hold = this.init.faults?.holdCommitRecordMs ?? 0
+      if (hold > 0) await sleep(hold)
+      for (const r of done) this.follow(r)
+    })
   }
 
   /** The in-memory sets follow a written record's state. */
@@ -338,12 +390,11 @@ export class WorkerDuties {
     for (const t of tasks) {
       const existing = await this.record(t.taskid)
       if (existing !== undefined && existing.state !== 'failed') {
-        // the same task again: never start it twice; before the commit the new scheduler's authorization replaces the old one
-        if (existing.state === 'assigned' || existing.state === 'computed') {
-          await this.save({ ...existing, authorization: t.authorization, schedulerPeer: from })
-        } else if (existing.schedulerPeer !== from) {
-          await this.save({ ...existing, schedulerPeer: from })
-        }
+        // the same task again: never start it twice; before the commit the new scheduler's authorization
+        // replaces the old one. Read at the write: a commit may have closed it since `existing` was read
+        await this.update(t.taskid, (now) => now.state === 'assigned' || now.state === 'computed'
+          ? { ...now, authorization: t.authorization, schedulerPeer: from }
+          : now.state !== 'failed' && now.schedulerPeer !== from ? { ...now, schedulerPeer: from } : undefined)
         this.trigger(t.taskid)
         accepted++
         continue
@@ -616,7 +667,8 @@ export class WorkerDuties {
       }
       const { module, inputDir, inputFiles, datasetFilename } = await this.prepareDeal(r)
       const params = parseRequestParams(r.params)
-      const args = (params.iexec_args ?? '').split(/\s+/).filter((a) => a !== '')
+      // split as a POSIX shell would, without expansion: the same argv on every worker (protocols/args.ts)
+      const args = splitArgs(params.iexec_args ?? '')
       // the time reference never changes: the deal read at the assignment serves
       const deal = await this.deal(r.dealid, false)
       const t1 = Date.now()
@@ -786,9 +838,8 @@ export class WorkerDuties {
     const hash = tx.hash
     for (const r of rs) this.unsent.delete(r.taskid)
     const done = rs.map((r): WorkerTaskRecord => ({ ...r, state: 'done', txHash: hash }))
-    await this.tasks.batch(done.map((r) => ({ type: 'put' as const, key: r.taskid, value: r })))
     // every record of the batch reads 'done' at once, before any folder is removed
-    for (const r of done) this.follow(r)
+    await this.commitRecords(done)
     for (const r of done) {
       await this.freeDisk(r)
       // where the commit's time went (an operator's and the bag benchmark's account of a result)
@@ -817,7 +868,8 @@ export class WorkerDuties {
     try {
       const tx = await this.init.chain.sender.send(this.hub.contributeAndFinalize.populateTransaction(r.dealid, r.idx, digest, cid, r.authorization))
       const done: WorkerTaskRecord = { ...r, state: 'done', txHash: tx.hash }
-      await this.save(done)
+      await this.commitRecords([done])
+      await this.freeDisk(done)
       this.log('task contributed and finalized', { taskid: r.taskid, tx: tx.hash, batch: 1, queuedMs: waited, ...tx.timings })
       void this.init.channel.send(r.schedulerPeer, { type: 'contributed', taskids: [r.taskid], txHash: tx.hash }).catch(() => {})
       return done

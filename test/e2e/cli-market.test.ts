@@ -193,10 +193,10 @@ describe('e2e: the market CLI on a 4-node swarm with a local chain', function ()
     assert.equal(human.code, 0, human.stderr)
     assert.match(human.stdout, /count=168 last=997/)
     assert.ok(existsSync(join(dir, 'result-out', 'stdout.txt')), '--out holds a copy of the result')
-    // a task with no finalized result: a clear error, exit 1
+    // a task no deal has: TASK_NOT_FOUND, as task show says, exit 1
     const missing = await on(0, ['result', 'get', `0x${'00'.repeat(32)}`, '--json'])
     assert.equal(missing.code, 1)
-    assert.equal(jsonError(missing).code, 'RESULT_NOT_FOUND')
+    assert.equal(jsonError(missing).code, 'TASK_NOT_FOUND')
 
     // not a wasm module: a usage error, nothing uploaded
     const bad = await on(2, ['app', 'publish', 'package.json', '--json'])
@@ -276,6 +276,26 @@ describe('e2e: the market CLI on a 4-node swarm with a local chain', function ()
     const unknown = await on(0, ['deal', 'show', '0x' + '00'.repeat(31) + '01', '--json'])
     assert.equal(unknown.code, 1)
     assert.equal(jsonError(unknown).code, 'DEAL_NOT_FOUND')
+    // --trust has the market's bound, [1, 255], checked before the network: one code, exit 2, both sides of it
+    for (const trust of ['0', '256', '1000']) {
+      const t = await on(0, ['task', 'submit', '--app', 'primes', '--trust', trust, '--json'])
+      assert.equal(t.code, 2, `--trust ${trust}: ${t.stderr}`)
+      assert.equal(jsonError(t).code, 'CLI_BAD_OPTION')
+    }
+    // arguments that do not split as a shell would: their own code, exit 2, nothing signed
+    const quote = await on(0, ['task', 'submit', '--app', 'primes', '--args', 'a "b c', '--json'])
+    assert.equal(quote.code, 2)
+    assert.equal(jsonError(quote).code, 'ARGS_UNTERMINATED_QUOTE')
+    const slash = await on(0, ['task', 'submit', '--app', 'primes', '--args', 'a\\', '--json'])
+    assert.equal(slash.code, 2)
+    assert.equal(jsonError(slash).code, 'ARGS_TRAILING_BACKSLASH')
+    // the node refuses the same values from any other client of its API, with the same codes
+    const api = await fetch(`${swarm.nodes[0].api}/v1/tasks`, { method: 'POST', headers: { authorization: `Bearer ${(await readFile(swarm.nodes[0].tokenFile, 'utf8')).trim()}`, 'content-type': 'application/json' }, body: JSON.stringify({ app: 'primes', trust: 256 }) })
+    assert.equal(api.status, 400)
+    assert.equal(((await api.json()) as { error: { code: string } }).error.code, 'MARKET_BAD_ARGUMENT')
+    const apiArgs = await fetch(`${swarm.nodes[0].api}/v1/tasks`, { method: 'POST', headers: { authorization: `Bearer ${(await readFile(swarm.nodes[0].tokenFile, 'utf8')).trim()}`, 'content-type': 'application/json' }, body: JSON.stringify({ app: 'primes', args: '\'open' }) })
+    assert.equal(apiArgs.status, 400)
+    assert.equal(((await apiArgs.json()) as { error: { code: string } }).error.code, 'ARGS_UNTERMINATED_QUOTE')
     const dead = await runCli(['wallet', 'show', '--api', `http://127.0.0.1:${await freePort()}`, '--token-file', swarm.nodes[0].tokenFile, '--json'])
     assert.equal(dead.code, 1)
     assert.equal(jsonError(dead).code, 'API_UNREACHABLE')

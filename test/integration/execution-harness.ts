@@ -367,11 +367,11 @@ export class ExecSwarm {
     return logs[0].args.resultsCid
   }
 
-  /** Fetches a result archive through node `via`'s Helia, unpacks it and reads result.txt. */
-  async resultText (cid: string, via = 0): Promise<string> {
+  /** Fetches a result archive through node `via`'s Helia, unpacks it and reads `file` (result.txt). */
+  async resultText (cid: string, via = 0, file = 'result.txt'): Promise<string> {
     const dest = await mkdtemp(join(this.root, 'result-'))
     await unpackArchive(catContent(this.nodes[via].node.network.helia, cid, { timeoutMs: 20_000 }), dest)
-    return await readFile(join(dest, 'result.txt'), 'utf8')
+    return await readFile(join(dest, file), 'utf8')
   }
 
   expectedOutput (): string {

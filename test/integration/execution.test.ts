@@ -150,6 +150,39 @@ describe('execution: scheduler and worker duties on a 4-node swarm (real anvil, 
     assert.ok(workersUsed >= 2, `the bag is spread over the workers (${workersUsed} used)`)
   })
 
+  it('an assign resent while the commit records its task closed leaves the task done with its transaction', async () => {
+    // the commit's written records are held a while before memory follows them: the window in which a
+    // resent assign (a scheduler resends every resendMs until it sees the task closed) read 'computed'
+    swarm = await ExecSwarm.create(2, { 1: { holdCommitRecordMs: 2_000 } })
+    const s = sw()
+    for (const n of s.nodes) await n.scheduler.stop()
+    const deal = await s.makeDeal({ trust: 1, workers: [1] })
+    const sched = s.nodeIndexOf(deal.scheduler)
+    await s.assign(sched, 1, deal.dealid, 0, 1)
+    await s.waitCompleted(deal.dealid, 0)
+    // the chain says closed: the worker is writing its record now; the same assignment again
+    await s.assign(sched, 1, deal.dealid, 0, 1)
+    const [r] = await s.workerClosed(1, deal.dealid, [0])
+    assert.equal(r?.state, 'done')
+    assert.match(r?.txHash ?? '', /^0x[0-9a-f]{64}$/, 'the record keeps the transaction that closed the task')
+    const receipt = await s.requester.provider.getTransactionReceipt(r?.txHash as string)
+    assert.equal(receipt?.status, 1)
+  })
+
+  it('the app gets its arguments split as the shell would: --args \'a "b c"\' reaches it as a, b c', async () => {
+    swarm = await ExecSwarm.create(3)
+    const s = sw()
+    const app = await s.registerApp('env')
+    // a backslash-escaped blank and single quotes too, on two workers
+    const deal = await s.makeDeal({ trust: 1, volume: 2, workers: [1, 2], app, params: JSON.stringify({ iexec_args: 'a "b c" d\\ e \'f  g\'' }) })
+    for (const idx of [0, 1]) {
+      await s.waitCompleted(deal.dealid, idx)
+      const stdout = await s.resultText(await s.resultsCid(deal.dealid, idx), 0, 'stdout.txt')
+      const args = stdout.split('\n').filter((l) => /^arg[1-9]/.test(l))
+      assert.deepEqual(args, ['arg1=a', 'arg2=b c', 'arg3=d e', 'arg4=f  g'])
+    }
+  })
+
   it('a worker commits a bag\'s results together: one multicall transaction for several tasks, each task paid and closed', async () => {
     // results wait (up to 10 s here) for the deal's other tasks computing on the worker, to share a transaction
     swarm = await ExecSwarm.create(2, {}, { worker: { maxConcurrentTasks: 4, commitWaitMs: 10_000 } })

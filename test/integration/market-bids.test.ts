@@ -68,7 +68,10 @@ describe('market: refused bids, busy and small providers, not enough bids', func
     assert.equal(err2.code, 'NOT_ENOUGH_BIDS')
     assert.equal(err2.details.bids, 1)
     assert.equal(err2.details.needed, 2)
-    assert.deepEqual(new Set(err2.details.reasons.map((r) => r.code)), new Set(['BID_REFUSED', 'RESOURCES_TOO_SMALL']))
+    assert.deepEqual(new Set(err2.details.reasons.map((r) => r.code)), new Set(['BID_RECEIVED', 'BID_REFUSED', 'RESOURCES_TOO_SMALL']))
+    // every line names its peer: the one bidder too
+    assert.ok(err2.details.reasons.every((r) => typeof r.peerId === 'string' && r.peerId.length > 0), JSON.stringify(err2.details.reasons))
+    assert.equal(err2.details.reasons.find((r) => r.code === 'BID_RECEIVED')?.peerId, p2.peerId)
     const [balanceAfter, frozen] = await requester.market!.hub.accountOf(requester.address)
     assert.equal(balanceAfter, balanceBefore, 'nothing was locked: no deal')
     assert.equal(frozen, 0n)

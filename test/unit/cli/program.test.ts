@@ -6,6 +6,8 @@ import { runCli, type CliIo } from '../../../node/cli/index.js'
 import { startApiServer, type ApiServer } from '../../../node/api/index.js'
 import { freePort } from '../../../node/chain/local-chain.js'
 import { FakeBackend } from '../api/fake-backend.js'
+import { describeError } from '../../../node/cli/output.js'
+import { IexecError } from '../../../node/errors.js'
 
 const TOKEN = 'cli-token-0123456789abcdef0123'
 
@@ -48,6 +50,29 @@ describe('cli: parsing and errors', () => {
     assert.equal(r.code, 2)
     assert.equal(r.stdout, '')
     assert.match(r.stderr, /^iexec-p2p: .*frobnicate.* \(CLI_UNKNOWN_COMMAND\)\n$/)
+  })
+
+  it('task submit: --trust outside [1, 255] and --args that do not split are usage errors (exit 2), checked before any node is asked', async () => {
+    for (const trust of ['0', '256', '1000000', '1.5']) {
+      const r = await cli(['task', 'submit', '--app', 'primes', '--trust', trust, '--api', 'http://127.0.0.1:1', '--token-file', '/nonexistent', '--json'])
+      assert.equal(r.code, 2, trust)
+      assert.equal(jsonError(r.stderr).code, 'CLI_BAD_OPTION')
+    }
+    const codes = new Map([['a "b', 'ARGS_UNTERMINATED_QUOTE'], ['\'a', 'ARGS_UNTERMINATED_QUOTE'], ['a\\', 'ARGS_TRAILING_BACKSLASH']])
+    for (const [args, code] of codes) {
+      const r = await cli(['task', 'submit', '--app', 'primes', '--args', args, '--api', 'http://127.0.0.1:1', '--token-file', '/nonexistent', '--json'])
+      assert.equal(r.code, 2, args)
+      assert.equal(jsonError(r.stderr).code, code)
+    }
+  })
+
+  it('a request argument the node refuses (MARKET_BAD_ARGUMENT, ARGS_*) exits 2 like a usage error', () => {
+    for (const code of ['MARKET_BAD_ARGUMENT', 'ARGS_UNTERMINATED_QUOTE', 'API_BAD_REQUEST']) {
+      const err = new IexecError('API_ERROR', 'refused', { serverCode: code })
+      assert.equal(describeError(err).exitCode, 2, code)
+      assert.equal(describeError(err).code, code)
+    }
+    assert.equal(describeError(new IexecError('API_ERROR', 'x', { serverCode: 'TASK_NOT_FOUND' })).exitCode, 1)
   })
 
   it('an unknown option gives its code as JSON with --json', async () => {

@@ -41,6 +41,8 @@ describe('works: the XtremWeb-HEP work state machine', function () {
       w = withParam(w, 'maxprice', '123456789')
       w = withParam(w, 'biddingwindow', 1500)
       assert.equal(paramOf(w, 'cmdline'), '1000')
+      // a list is one argument per item, quoted so that the workers split it back
+      assert.equal(paramOf(withParam(w, 'cmdline', ['a', 'b c', 'it\'s']), 'cmdline'), 'a \'b c\' \'it\'\\\'\'s\'')
       assert.equal(paramOf(w, 'inputfiles'), 'bafyA,bafyB,bafyC')
       assert.equal(paramOf(w, 'tags'), 'region:eu,gpu')
       assert.equal(paramOf(w, 'dataset'), '0x00000000000000000000000000000000000000ab')
@@ -71,6 +73,9 @@ describe('works: the XtremWeb-HEP work state machine', function () {
       assert.throws(() => withParam(w, 'maxprice', (1n << 48n).toString()), code('WORK_BAD_VALUE'))
       assert.throws(() => withParam(w, 'dataset', 'not-an-address'), code('WORK_BAD_VALUE'))
       assert.throws(() => withParam(w, 'cmdline', 'x'.repeat(4097)), code('WORK_BAD_VALUE'))
+      // a command line the workers could not split (protocols/args.ts)
+      assert.throws(() => withParam(w, 'cmdline', 'a "b'), code('WORK_BAD_VALUE'))
+      assert.throws(() => withParam(w, 'trust', 256), code('WORK_BAD_VALUE'))
       assert.throws(() => withParam(w, 'inputfiles', new Array(65).fill('bafy')), code('WORK_BAD_VALUE'))
       assert.throws(() => withParam(w, 'tags', ['a b']), code('WORK_BAD_VALUE'))
       // a refused write leaves the record as it was
