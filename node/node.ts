@@ -377,7 +377,7 @@ export class IexecNode implements ApiBackend {
       },
       fromBlock: this.init.chainFromBlock ?? this.config.chain.fromBlock ?? 0,
       // config.json's bid transport; an embedder's market options (tests, benchmarks) come last
-      options: { bidTransport: c.bidTransport, ...this.init.market },
+      options: { bidTransport: c.bidTransport, defaultMaxPrice: BigInt(c.defaultMaxPrice), ...this.init.market },
       // gossip verdicts are counted in market.stats; only warnings go to node.log
       logger: { debug: () => {}, warn: marketLog.warn }
     })
@@ -570,7 +570,8 @@ export class IexecNode implements ApiBackend {
       multiaddrs: this.multiaddrs(),
       role: this.config.role,
       version: this.version,
-      connections: this.network.started ? this.network.connectionCount() : 0
+      connections: this.network.started ? this.network.connectionCount() : 0,
+      defaultMaxPrice: this.market?.options.defaultMaxPrice.toString() ?? this.config.defaultMaxPrice
     }
   }
 

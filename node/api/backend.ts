@@ -14,6 +14,8 @@ export interface NodeStatus {
   version: string
   /** peers currently connected */
   connections: number
+  /** as a requester: the max price per task (nRLC, decimal) of a `task submit` without --max-price */
+  defaultMaxPrice?: string
 }
 
 /** `peers --json` row */

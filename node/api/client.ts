@@ -81,6 +81,8 @@ export interface SubmittedTask {
   scheduler: string
   workers: string[]
   tasks: TaskView[]
+  /** the max price per task the request was signed with, nRLC (decimal) */
+  maxPrice?: string
   /** ms from the request's gossip to its first bid (null: none timed) and to the mined deal */
   timings?: { firstBidMs: number | null, dealMs: number }
 }

@@ -217,6 +217,11 @@ export async function taskSubmitCommand (io: CliIo, opts: TaskSubmitCommandOptio
   const progress = (line: string): void => { if (watch) io.err(`${line}\n`) }
   const t0 = Date.now()
   const windowMs = req.biddingWindowMs
+  if (req.maxPrice === undefined && opts.json !== true) {
+    // said before the node signs: what a request without --max-price may cost a task
+    const cap = (await api.status()).defaultMaxPrice
+    if (cap !== undefined) io.err(`task: no --max-price: offering the workers at most ${formatAmount(cap)} a task (the node's defaultMaxPrice)\n`)
+  }
   progress(`task: request order for app ${req.app} signed and gossiped; bidding${windowMs !== undefined ? ` for up to ${windowMs} ms` : ''}...`)
   // the node answers once the deal is mined: bidding window + matchOrders
   const timeoutMs = Math.max(CLI_DEFAULTS.taskSubmitTimeoutMs, (windowMs ?? 0) + CLI_DEFAULTS.taskSubmitTimeoutMs)

@@ -68,6 +68,7 @@ export function validateConfig (input: unknown): NodeConfig {
     executors: stringArray(v.executors, 'executors', CONFIG_LIMITS.maxExecutors, 32),
     category: intIn(v.category, 'category', 0, 1_000_000),
     priceFloor: '',
+    defaultMaxPrice: '',
     tags: stringArray(v.tags, 'tags', CONFIG_LIMITS.maxTags, CONFIG_LIMITS.maxTagLength),
     advertIntervalMs: intIn(v.advertIntervalMs, 'advertIntervalMs', CONFIG_LIMITS.minAdvertIntervalMs, CONFIG_LIMITS.maxAdvertIntervalMs),
     bidTransport: 'stream',
@@ -87,6 +88,13 @@ export function validateConfig (input: unknown): NodeConfig {
     throw invalid('priceFloor', 'must be a non-negative integer (nRLC) as a decimal string')
   }
   cfg.priceFloor = v.priceFloor
+  // a config.json written before it existed gets the default (merged above)
+  const cap = v.defaultMaxPrice
+  // below 2^48: the hub's price fields are 48 bits
+  if (typeof cap !== 'string' || !/^(0|[1-9][0-9]{0,14})$/.test(cap) || BigInt(cap) >= 1n << 48n) {
+    throw invalid('defaultMaxPrice', 'must be a non-negative integer (nRLC) below 2^48 as a decimal string')
+  }
+  cfg.defaultMaxPrice = cap
   if (v.swarmKeyFile !== undefined) {
     if (typeof v.swarmKeyFile !== 'string' || v.swarmKeyFile.length === 0) throw invalid('swarmKeyFile', 'must be a file path')
     cfg.swarmKeyFile = v.swarmKeyFile

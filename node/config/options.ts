@@ -34,6 +34,8 @@ export interface NodeConfig {
   category: number
   /** lowest price per task, nRLC, decimal string (bigint-safe in JSON) */
   priceFloor: string
+  /** as a requester: most nRLC per task a `task submit` without `--max-price` offers, decimal string */
+  defaultMaxPrice: string
   /** free-form `key:value` tags, e.g. `region:eu`, `energy:green` */
   tags: string[]
   /** how often the resource advert is re-published in the DHT */
@@ -81,6 +83,8 @@ export function defaultNodeConfig (): NodeConfig {
     category: 0,
     // 0 = accept any price: the market decides; owners raise it with --price
     priceFloor: '0',
+    // 1 RLC a task: a request without --max-price never offers more (see the market's defaultMaxPrice)
+    defaultMaxPrice: '1000000000',
     tags: [],
     // 5 min: a restarted or new provider is listed within minutes, and 50
     // nodes re-publishing a 1 KiB record every 5 min is negligible traffic

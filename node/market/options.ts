@@ -56,6 +56,8 @@ export interface MarketServiceOptions {
   bidTransport: 'stream' | 'gossip'
   /** how long a requester collects bids by default, ms */
   biddingWindowMs: number
+  /** most nRLC per task a request offers the workers when its submitter names no max price */
+  defaultMaxPrice: bigint
   /** workers picked beyond what the trust level's consensus needs (when trust > 1) */
   spareWorkers: number
   /** lifetime of a request order (its salt's expiry), seconds */
@@ -93,6 +95,10 @@ export const defaultMarketServiceOptions: MarketServiceOptions = {
   // providers answer within tens of ms on a LAN; 5 s leaves room for a slow
   // provider's RPC calls, and the window ends early once enough bids are in
   biddingWindowMs: 5_000,
+  // 1 RLC a task: what a requester who named no price expects to risk on a task, not its whole
+  // balance (a lone expensive provider would be paid all it asks up to the cap); config.json's
+  // defaultMaxPrice replaces it
+  defaultMaxPrice: 1_000_000_000n,
   // one spare covers a worker that goes silent without making the deal costlier by much
   spareWorkers: 1,
   // an hour: long enough for bidding and a retry, short enough that a stale request leaves every book

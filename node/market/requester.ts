@@ -27,7 +27,7 @@ export interface SubmitRequestParams {
   category?: number
   trust?: number
   volume?: number
-  /** most nRLC per task for the workers; default: what the hub balance affords */
+  /** most nRLC per task for the workers; default: the market's defaultMaxPrice (config.json defaultMaxPrice) */
   maxPrice?: bigint
   /** required tags: named tag bits (region:eu ...) and free-form ones */
   tags?: string[]
@@ -46,6 +46,8 @@ export interface SubmitResult {
   tasks: SubmittedTask[]
   requestHash: string
   txHash: string
+  /** the max price per task the request was signed with, nRLC */
+  maxPrice: bigint
   /** ms from the request's gossip to its first bid and to the mined deal */
   timings: { firstBidMs: number | null, dealMs: number }
 }
@@ -222,7 +224,8 @@ export class Requester {
     const [balance] = await m.hub.accountOf(me)
     const fixed = appOrder.appprice + (dataset !== ZERO_ADDRESS ? datasetOrder.datasetprice : 0n)
     const affordable = balance / volume - fixed
-    const maxPrice = p.maxPrice ?? (affordable > MAX_U48 ? MAX_U48 : affordable)
+    // without a price named, the configured cap: never the whole balance (a lone expensive provider would get it all)
+    const maxPrice = p.maxPrice ?? m.options.defaultMaxPrice
     const needed = volume * (fixed + maxPrice)
     if (affordable < 0n || balance < needed) {
       throw fail('INSUFFICIENT_BALANCE', `hub balance ${balance} nRLC cannot pay ${volume} task(s) at up to ${fixed + maxPrice} nRLC each (${needed}): deposit more or lower the max price`, { balance: balance.toString(), needed: needed.toString() })
@@ -303,6 +306,7 @@ export class Requester {
         tasks,
         requestHash,
         txHash: tx.hash,
+        maxPrice,
         timings: { firstBidMs: collector.firstBidAt !== undefined ? collector.firstBidAt - collector.publishedAt : null, dealMs: Date.now() - collector.publishedAt }
       }
     }

@@ -323,7 +323,7 @@ export function marketRoutes (getMarket: () => MarketService | undefined): ApiRo
       for (const [idx, t] of r.tasks.entries()) {
         await requested(m).put({ taskId: t.taskId, dealId: r.dealId, idx, requestedAt, firstBidMs: r.timings.firstBidMs, dealMs: r.timings.dealMs })
       }
-      return { dealId: r.dealId, scheduler: r.scheduler, workers: r.workers, tasks: r.tasks, timings: r.timings }
+      return { dealId: r.dealId, scheduler: r.scheduler, workers: r.workers, tasks: r.tasks, maxPrice: r.maxPrice.toString(), timings: r.timings }
     }),
 
     route('GET', '/v1/tasks/:taskId', async (m, req) => {

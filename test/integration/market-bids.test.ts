@@ -96,6 +96,45 @@ describe('market: refused bids, busy and small providers, not enough bids', func
     assert.equal(market.stats.get('bid', 'accept') + market.stats.get('bid', 'ignore') + market.stats.get('bid', 'reject'), validatedBefore, 'the late bid never reached the validators')
   })
 
+  it('a request without a max price offers the configured defaultMaxPrice, not the balance: a lone expensive provider is not paid its price', async () => {
+    const cap = 2n * RLC
+    const s = await startSwarm({
+      providers: 2,
+      // p0 asks 5 RLC a task, above the cap; p1 is cheap but busy at first
+      provider: (i) => ({ priceFloor: i === 0 ? 5n * RLC : RLC / 2n }),
+      config: { defaultMaxPrice: cap.toString() },
+      market: { biddingWindowMs: 2_000 }
+    }, cleanup)
+    const [p0, p1] = s.providers
+    const requester = s.requesters[0]
+    assert.equal((await ok(requester, 'GET', '/v1/status')).defaultMaxPrice, cap.toString(), 'the status says the cap before anything is signed')
+    await ok(p0, 'POST', '/v1/apps', APP)
+    await waitFor(async () => ((await ok(requester, 'GET', '/v1/orderbook?type=app')).orders as unknown[]).length === 1, 15_000, 'app order at the requester')
+    const hub = requester.market!.hub
+    const money = async (): Promise<bigint[]> => (await Promise.all([requester, p0, p1].map(async (n) => [...await hub.accountOf(n.address)]))).flat()
+    const before = await money()
+
+    p1.market!.provider!.settings.busyTasks = () => 2
+    const lone = await api(requester, 'POST', '/v1/tasks', { app: APP.name })
+    assert.equal(lone.status, 422, JSON.stringify(lone.body))
+    const err = lone.body.error as { code: string, details: { reasons: Reason[] } }
+    assert.equal(err.code, 'NO_BIDS')
+    assert.equal(err.details.reasons.find((r) => r.peerId === p0.peerId)?.code, 'PRICE_TOO_LOW', 'the request offered the cap, below the expensive provider\'s floor')
+    const seen = p0.market!.provider!.decisions.at(-1)
+    assert.match(seen?.decision.reason ?? '', new RegExp(`max ${cap} <`))
+    assert.deepEqual(await money(), before, 'no deal: every balance and frozen amount as before')
+
+    // the cheap provider free again: the deal is made at its price, the requester pays no more than app + cap
+    p1.market!.provider!.settings.busyTasks = () => 0
+    const deal = await ok(requester, 'POST', '/v1/tasks', { app: APP.name })
+    assert.equal(deal.maxPrice, cap.toString(), 'the signed cap is reported')
+    assert.deepEqual(deal.workers, [p1.address])
+    const [balance, frozen] = await hub.accountOf(requester.address)
+    assert.equal(before[0] - balance - frozen, 0n, 'the requester\'s hub balance and frozen amount hold what it had')
+    assert.ok(frozen <= BigInt(APP.price) + cap, `at most app + cap locked for the task (${frozen})`)
+    assert.equal(frozen, BigInt(APP.price) + RLC / 2n, 'the task is locked at the bid\'s price')
+  })
+
   it('a valid bid whose window closes while it is being checked is answered BID_TOO_LATE, not ok', async () => {
     const s = await startSwarm({ providers: 1, market: { biddingWindowMs: 20_000 } }, cleanup)
     const [p0] = s.providers

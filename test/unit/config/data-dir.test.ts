@@ -95,6 +95,9 @@ describe('config: data dir', function () {
       [{ role: 'boss' }, 'role'],
       [{ priceFloor: '-1' }, 'priceFloor'],
       [{ priceFloor: 5 }, 'priceFloor'],
+      [{ defaultMaxPrice: '-1' }, 'defaultMaxPrice'],
+      [{ defaultMaxPrice: 1000 }, 'defaultMaxPrice'],
+      [{ defaultMaxPrice: (1n << 48n).toString() }, 'defaultMaxPrice'],
       [{ tags: Array.from({ length: 17 }, (_, i) => `t${i}`) }, 'tags'],
       [{ advertIntervalMs: 10 }, 'advertIntervalMs'],
       [{ chain: { hub: '0x12' } }, 'chain.hub'],
@@ -106,6 +109,8 @@ describe('config: data dir', function () {
       assert.throws(() => validateConfig(input), (e: unknown) => isIexecError(e, 'CONFIG_INVALID') && e.details?.field === field, field)
     }
     assert.equal(validateConfig({ priceFloor: '123456789012345678901234567890' }).priceFloor, '123456789012345678901234567890')
+    assert.equal(ok.defaultMaxPrice, '1000000000', 'a request without --max-price offers 1 RLC a task unless told')
+    assert.equal(validateConfig({ defaultMaxPrice: '0' }).defaultMaxPrice, '0')
     assert.equal(ok.bidTransport, 'stream', 'bids go by direct stream unless told')
     assert.equal(validateConfig({ bidTransport: 'gossip' }).bidTransport, 'gossip')
   })
