@@ -36,4 +36,9 @@ export class FreshValue<T> {
     value.catch(() => { if (this.read === entry) this.read = undefined })
     return await value
   }
+
+  /** The next `get` reads again (the value is known to have changed). */
+  forget (): void {
+    this.read = undefined
+  }
 }

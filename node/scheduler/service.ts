@@ -5,7 +5,7 @@ import type { HubDomain, TypedDataSigner } from '../../protocols/eip712.js'
 import { MAX_ASSIGN_TASKS, TASKS_PER_CPU } from '../../protocols/execution.js'
 import type { ContributedMessage, ExecMessage, HeartbeatMessage } from '../../protocols/execution.js'
 import { parseRequestParams } from '../../protocols/market.js'
-import { hubInterface } from '../chain/index.js'
+import { hubInterface, isDevChain, mineDevBlock } from '../chain/index.js'
 import type { ChainClient, ChainEvent, Hub } from '../chain/index.js'
 import { Repository, jsonCodec } from '../db/index.js'
 import type { DbController } from '../db/index.js'
@@ -181,6 +181,8 @@ export class SchedulerService {
   private readonly endedTasks = new Map<string, Set<string>>()
   /** per deal this node schedules: when its tick last read the hub's deal (local ms) */
   private readonly dealReadAt = new Map<string, number>()
+  /** whether the chain is a dev chain that may be told to mine (letTimePass), asked once */
+  private devChain: Promise<boolean> | undefined
   /** the latest block's timestamp: see chainNow */
   private readonly chainTime: FreshValue<number>
   /** registered content and categories never change once on the hub: read once per node, not once per deal */
@@ -950,7 +952,7 @@ export class SchedulerService {
    */
   private async watchdog (): Promise<void> {
     if (this.open.size === 0 && this.releasing.size === 0) return
-    const now = await this.chainNow()
+    const now = await this.letTimePass(await this.chainNow())
     await this.releaseDue(now)
     for (const known of [...this.open.values()]) {
       if (!this.started) return
@@ -1014,6 +1016,36 @@ export class SchedulerService {
       if (waiting) this.nextCheck.delete(deal.dealid)
       else this.nextCheck.set(deal.dealid, next)
     }
+  }
+
+  /**
+   * A dev chain that mines on transactions only (anvil's automine) keeps the
+   * time of its last block while the swarm is idle: a deadline the watchdog
+   * waits for (a claim after the final deadline, a stake release, a
+   * reelection) would wait for an unrelated transaction. When the wall clock
+   * has passed the earliest of them and the chain's time has not, this mines
+   * one empty block on a dev chain (never on a real one, whose blocks come
+   * on their own); the chain time it answers is then read again.
+   */
+  private async letTimePass (now: number): Promise<number> {
+    const wall = Math.floor(this.clock() / 1000)
+    if (wall <= now) return now
+    let due: number | undefined
+    for (const known of this.open.values()) {
+      const at = Math.min(known.deal.finalDeadline, this.nextCheck.get(known.deal.dealid) ?? known.deal.finalDeadline)
+      if (due === undefined || at < due) due = at
+    }
+    for (const known of this.releasing.values()) {
+      if (known.releaseAt !== undefined && (due === undefined || known.releaseAt < due)) due = known.releaseAt
+    }
+    if (due === undefined || due <= now || due > wall) return now
+    this.devChain ??= isDevChain(this.init.chain).catch(() => { this.devChain = undefined; return false })
+    if (!await this.devChain) return now
+    await mineDevBlock(this.init.chain)
+    this.chainTime.forget()
+    const after = await this.chainNow()
+    this.log('dev chain: mined a block so that a due deadline can pass', { deadline: due, chainTime: now, newChainTime: after })
+    return after
   }
 
   /** True once this node's offset in the stagger window has passed since it first saw the lateness. */

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { TaskStatus } from '../../contracts-abi/index.js'
+import { HUB_RATIOS, TaskStatus } from '../../contracts-abi/index.js'
 import { taskId } from '../../protocols/eip712.js'
 import type { WorkerFaults } from '../../node/worker/duties.js'
 import { ExecSwarm, waitFor } from '../integration/execution-harness.js'
@@ -161,6 +161,40 @@ describe('faults: dishonest, stopped and absent nodes during execution (real nod
     // past the final deadline (10 time references of 60 s) a watchdog claims the task
     await s.increaseTime(10 * 60 + 1)
     await waitFor(async () => (await s.taskStatus(deal.dealid, 0)) === TaskStatus.FAILED, 30_000, 'the task claimed')
+    const [after, frozenAfter] = await hub.accountOf(s.requester.address)
+    assert.equal(after, before, 'refunded in full')
+    assert.equal(frozenAfter, 0n)
+    const { held, accounted } = await s.conservation()
+    assert.equal(held, accounted, 'conservation of RLC')
+  })
+
+  it('on an idle dev chain the watchdog mines a block once the final deadline is due: the claim goes without any other transaction', async () => {
+    swarm = await ExecSwarm.create(3)
+    const s = sw()
+    const hub = s.requester.hub!
+    const provider = s.requester.provider
+    const [before] = await hub.accountOf(s.requester.address)
+    await s.stopNode(1)
+    const deal = await s.makeDeal({ trust: 1, workers: [1] })
+    const d = await hub.dealOf(deal.dealid)
+    const finalDeadline = d.startTime + d.timeRef * BigInt(HUB_RATIOS.finalDeadline)
+    // the next block will be past the final deadline, and the nodes' clocks are moved as far; but nothing is
+    // mined: on an automining chain the latest block keeps its time until someone sends a transaction
+    const head = await provider.getBlock('latest')
+    const skip = Number(finalDeadline) - head!.timestamp + 1
+    await provider.send('evm_increaseTime', [skip])
+    s.clockOffsetMs = skip * 1_000
+    await waitFor(async () => (await s.taskStatus(deal.dealid, 0)) === TaskStatus.FAILED, 60_000, 'the task claimed')
+    // every block since: empty (the watchdog's) or only claims; nothing else made time pass
+    const claimSig = hub.interface.getFunction('claim')!.selector
+    const last = await provider.getBlockNumber()
+    let empty = 0
+    for (let n = head!.number + 1; n <= last; n++) {
+      const block = await provider.getBlock(n, true)
+      if (block!.transactions.length === 0) empty++
+      for (const tx of block!.prefetchedTransactions) assert.equal(tx.data.slice(0, 10), claimSig, `block ${n} holds only claims`)
+    }
+    assert.ok(empty >= 1, 'a watchdog mined an empty block to let the deadline pass')
     const [after, frozenAfter] = await hub.accountOf(s.requester.address)
     assert.equal(after, before, 'refunded in full')
     assert.equal(frozenAfter, 0n)

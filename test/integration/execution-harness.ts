@@ -70,6 +70,8 @@ export interface DealSpec {
 }
 
 export class ExecSwarm {
+  /** added to the schedulers' wall clock: a test moves it with the dev chain's next block time */
+  clockOffsetMs = 0
   readonly nodes: SwarmNode[] = []
   anvil!: LocalChain
   chain!: LocalSwarmChain
@@ -172,6 +174,8 @@ export class ExecSwarm {
       options: { ...TEST_SCHEDULER_OPTIONS, ...this.schedulerOptions },
       // one second apart: the first reelection is mined long before the next node's turn
       watchdogOffsetMs: i * 1_000,
+      // the nodes' wall clock, which a test may move ahead (clockOffsetMs) as the chain's
+      clock: () => Date.now() + this.clockOffsetMs,
       log: debugLog(`n${i} scheduler`)
     })
     const executor = new WasiExecutor()
