@@ -13,7 +13,7 @@ const code = (c: string) => (e: unknown): boolean => isIexecError(e, c)
 // tests that are not about the cost itself keep scrypt cheap
 const FAST = { scryptN: 1 << 10 }
 
-async function keystoreOf (w: Wallet, password: string): Promise<string> {
+async function keystoreOf (w: { address: string, privateKey: string }, password: string): Promise<string> {
   return await encryptKeystoreJson({ address: w.address, privateKey: w.privateKey }, password, { scrypt: { N: 1 << 10 } })
 }
 
