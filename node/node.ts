@@ -16,6 +16,7 @@ import { packageVersion } from './version.js'
 import { createChainClient } from './chain/index.js'
 import type { ChainClient } from './chain/index.js'
 import { MarketService, marketScoring, marketRoutes } from './market/index.js'
+import { walletRoutes } from './market/wallet-routes.js'
 import type { BidStrategy, MarketServiceOptions } from './market/index.js'
 import { swarmTopics } from '../protocols/topics.js'
 import { ExecChannel, PeerResolver, createSchedulerService } from './scheduler/index.js'
@@ -266,6 +267,8 @@ export class IexecNode implements ApiBackend {
         backend: this,
         routes: [
           ...marketRoutes(() => this.market),
+          // account show, wallet send, stake withdraw / unstake (issue 24)
+          ...walletRoutes(() => this.market),
           ...contentRoutes(() => this.network.helia),
           // dataset publish, list, show, unpublish (issue 6)
           ...datasetRoutes({

@@ -33,6 +33,8 @@ export type ChainErrorCode =
   | 'CURSOR_STORE_FAILED'
   | 'DEPLOY_FAILED'
   | 'CHAIN_START_FAILED'
+  /** no anvil binary: neither the optional Linux x86-64 package nor one on PATH (see local-chain.ts) */
+  | 'LOCAL_CHAIN_UNAVAILABLE'
 
 /** A typed error of the chain module. Reverts carry the custom error's name and arguments. */
 export class ChainError extends IexecError<ChainErrorCode> {

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createRequire } from 'node:module'
-import { dirname, join } from 'node:path'
+import { accessSync, constants, statSync } from 'node:fs'
+import { delimiter, dirname, join } from 'node:path'
 import { createServer } from 'node:net'
 import { ChainError } from './errors.js'
 
@@ -31,11 +32,63 @@ export interface LocalChain {
   stop: () => Promise<void>
 }
 
-/** Path of the anvil binary shipped inside the npm package (no download at run time). */
-export function anvilBinary (): string {
-  const require = createRequire(import.meta.url)
-  const pkg = require.resolve('@foundry-rs/anvil-linux-amd64/package.json')
-  return join(dirname(pkg), 'bin', 'anvil')
+/** The npm package that ships anvil for Linux x86-64: an optional dependency, absent elsewhere. */
+export const ANVIL_PACKAGE = '@foundry-rs/anvil-linux-amd64'
+
+/** Where `anvilBinary` looks; tests replace parts to simulate an install without the package. */
+export interface AnvilLookup {
+  /** the packaged binary's path, or undefined when the package is not installed */
+  packaged?: () => string | undefined
+  /** process.env by default: PATH, IEXEC_P2P_ANVIL, IEXEC_P2P_ANVIL_PACKAGE */
+  env?: NodeJS.ProcessEnv
+}
+
+function packagedAnvil (): string | undefined {
+  try {
+    const require = createRequire(import.meta.url)
+    return join(dirname(require.resolve(`${ANVIL_PACKAGE}/package.json`)), 'bin', 'anvil')
+  } catch {
+    return undefined
+  }
+}
+
+function executable (file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK)
+    return statSync(file).isFile()
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Path of the anvil binary: $IEXEC_P2P_ANVIL when set, else the one shipped
+ * in the optional npm package (Linux x86-64; no download at run time), else
+ * an `anvil` on PATH (Foundry, any platform). IEXEC_P2P_ANVIL_PACKAGE=off
+ * ignores the package, as an install on another platform would lack it.
+ * Only a local chain needs it: a node joining a remote chain never asks.
+ * @throws ChainError LOCAL_CHAIN_UNAVAILABLE
+ */
+export function anvilBinary (lookup: AnvilLookup = {}): string {
+  const env = lookup.env ?? process.env
+  const explicit = env.IEXEC_P2P_ANVIL
+  if (explicit !== undefined && explicit !== '') {
+    if (!executable(explicit)) throw new ChainError('LOCAL_CHAIN_UNAVAILABLE', `IEXEC_P2P_ANVIL=${explicit} is not an executable file`, { path: explicit })
+    return explicit
+  }
+  if (env.IEXEC_P2P_ANVIL_PACKAGE !== 'off') {
+    const packaged = (lookup.packaged ?? packagedAnvil)()
+    if (packaged !== undefined && executable(packaged)) return packaged
+  }
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    if (dir === '') continue
+    const candidate = join(dir, process.platform === 'win32' ? 'anvil.exe' : 'anvil')
+    if (executable(candidate)) return candidate
+  }
+  throw new ChainError('LOCAL_CHAIN_UNAVAILABLE',
+    `a local chain needs Linux x86-64 (the optional npm package ${ANVIL_PACKAGE}, not installed here: ${process.platform}-${process.arch}) ` +
+    'or an `anvil` on PATH (Foundry: https://getfoundry.sh); without one, join a remote chain with `iexec-p2p init --rpc URL --hub ADDRESS`',
+    { platform: process.platform, arch: process.arch })
 }
 
 /** A free TCP port on 127.0.0.1, chosen by the OS. */

@@ -3,6 +3,7 @@ import { CliError } from './errors.js'
 import { CLI_DEFAULTS } from './options.js'
 import { describeError, printError, processIo, type CliIo } from './output.js'
 import { packageVersion } from '../version.js'
+import { registerWalletCommands } from './wallet-program.js'
 // types only: the command modules load lazily, so `--help` and client commands start fast
 import type { InitCommandOptions } from './init-command.js'
 import type { StartCommandOptions } from './start-command.js'
@@ -239,13 +240,15 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
       })
   }
 
-  addClientOptions(program.command('stake')
-    .description('move RLC from the hub balance into the stake (providers: needed to be drawn and to bid)')
+  const stake = addClientOptions(program.command('stake')
+    .description('move RLC from the hub balance into the stake (providers: needed to be drawn and to bid); `stake withdraw` takes it out')
     .argument('<amount>', 'nRLC (5, 5nRLC) or RLC with up to 9 decimals (1.5RLC)'))
     .action(async (amount: string, opts: ClientCommandOptions) => {
       const { stakeCommand } = await import('./market-commands.js')
       await stakeCommand(io, amount, opts)
     })
+  // wallet create/import/export/send-*, account show, stake withdraw/unstake (issue 24)
+  registerWalletCommands(io, { wallet, account, stake }, addClientOptions)
 
   const deal = program.command('deal').description('deals on chain')
   addClientOptions(deal.command('show')

@@ -39,6 +39,11 @@ function progressTo (io: CliIo): (line: string) => void {
 }
 
 async function up (io: CliIo, dir: string, nodes: number, timeoutMs: number, json: boolean, chain: boolean, blockTime?: number): Promise<SwarmFile> {
+  if (chain) {
+    // before anything is written: a platform without anvil is told at once
+    const { anvilBinary } = await import('../chain/index.js')
+    anvilBinary()
+  }
   const abort = abortOnSignal()
   try {
     // with --json, stderr carries only the error envelope, so scripts can parse it

@@ -11,13 +11,12 @@ import type { NodeConfig } from './options.js'
 import { loadConfig, saveConfig, validateConfig } from './config-file.js'
 
 /**
- * scrypt cost of the wallet keystore. ethers' default (2^17) takes ~1 s per
- * encrypt or decrypt on this machine, which a swarm of nodes or a test suite
- * pays on every start. 2^15 (~0.15 s, 32 MiB) still makes an offline guess
- * cost as much as 32k SHA-256 rounds; raise it with `scryptN` for a wallet
- * that holds real money.
+ * scrypt cost of a new wallet keystore: ethers' and geth's standard 2^17
+ * (128 MiB, about a second), so a keystore made here is as costly to guess
+ * offline as one made by any other Ethereum wallet. Tests that create many
+ * wallets pass a smaller `scryptN`.
  */
-export const DEFAULT_SCRYPT_N = 1 << 15
+export const DEFAULT_SCRYPT_N = 1 << 17
 
 export interface InitDataDirOptions {
   dataDir: string
@@ -81,9 +80,9 @@ async function readPeerKey (file: string): Promise<PrivateKey> {
   }
 }
 
-type WalletFile = { kind: 'keystore', json: string, address: string } | { kind: 'plain', privateKey: string, address: string }
+export type WalletFile = { kind: 'keystore', json: string, address: string } | { kind: 'plain', privateKey: string, address: string }
 
-async function readWalletFile (file: string): Promise<WalletFile> {
+export async function readWalletFile (file: string): Promise<WalletFile> {
   let text: string
   try {
     text = await readFile(file, 'utf8')
@@ -108,7 +107,7 @@ async function readWalletFile (file: string): Promise<WalletFile> {
   throw new ConfigError('DATA_DIR_CORRUPT', `wallet ${file} is neither a keystore nor a dev key file`, { file })
 }
 
-async function unlockWallet (wf: WalletFile, password: string | undefined, file: string): Promise<Wallet> {
+export async function unlockWallet (wf: WalletFile, password: string | undefined, file: string): Promise<Wallet> {
   if (wf.kind === 'plain') return new Wallet(wf.privateKey)
   if (password === undefined) {
     throw new ConfigError('WALLET_LOCKED', 'the wallet is encrypted: give --password-file or IEXEC_P2P_PASSWORD', { file })

@@ -14,5 +14,13 @@ export type ConfigErrorCode =
   | 'WALLET_BAD_PASSWORD'
   /** a new encrypted wallet needs a password */
   | 'PASSWORD_REQUIRED'
+  /** wallet create / import: the data dir already has a wallet (never overwritten) */
+  | 'WALLET_EXISTS'
+  /** wallet import: the file is not a standard Ethereum JSON keystore */
+  | 'KEYSTORE_MALFORMED'
+  /** wallet import: the keystore's password does not decrypt it */
+  | 'KEYSTORE_BAD_PASSWORD'
+  /** wallet import: the private key file is not 0x and 64 hex digits of a valid secp256k1 key */
+  | 'PRIVATE_KEY_MALFORMED'
 
 export class ConfigError extends IexecError<ConfigErrorCode> {}
