@@ -52,3 +52,5 @@ export { defaultRpcOptions, defaultTxSenderOptions, defaultEventFollowerOptions 
 export type { RpcOptions, TxSenderOptions, EventFollowerOptions } from './options.js'
 export { hubInterface, rlcInterface } from '../../contracts-abi/index.js'
 export type { Hub, RLC } from '../../contracts-abi/index.js'
+export { chainProfile, DEV_CHAIN_IDS } from './profile.js'
+export type { ChainProfile } from './profile.js'
