@@ -36,7 +36,7 @@
 export { createChainClient } from './client.js'
 export type { ChainClient, ChainClientOptions } from './client.js'
 export { TxSender } from './tx-sender.js'
-export type { TxRequest, TxSenderInit, SendOptions, SentTx, SigningWallet } from './tx-sender.js'
+export type { TxRequest, TxSenderInit, SendOptions, SentTx, SigningWallet, ResendInfo } from './tx-sender.js'
 export { EventFollower } from './event-follower.js'
 export type { ChainEvent, EventFollowerInit, LogSource } from './event-follower.js'
 export { JsonFileCursorStore, MemoryCursorStore } from './cursor-store.js'
