@@ -13,7 +13,7 @@ import type { ApiServer } from './api/index.js'
 import type { ApiBackend, NodeStatus, PeerView, ResourceQuery, ResourceView } from './api/backend.js'
 import { IexecError } from './errors.js'
 import { packageVersion } from './version.js'
-import { createChainClient } from './chain/index.js'
+import { chainProfile, createChainClient } from './chain/index.js'
 import type { ChainClient } from './chain/index.js'
 import { MarketService, marketScoring, marketRoutes } from './market/index.js'
 import { walletRoutes } from './market/wallet-routes.js'
@@ -357,7 +357,9 @@ export class IexecNode implements ApiBackend {
     } finally {
       await probe.close()
     }
-    this.chainClient = await createChainClient({ ...base, rlc })
+    // how fast to poll and how many confirmations: per chain, config.json's chain section over the chain's profile
+    const profile = chainProfile(probe.chainId, { confirmations: this.config.chain.confirmations, eventPollIntervalMs: this.config.chain.pollIntervalMs })
+    this.chainClient = await createChainClient({ ...base, rlc, rpc: { pollingIntervalMs: profile.rpcPollingIntervalMs } })
     const c = this.config
     const marketLog = fileLogger(dataDirPaths(this.dataDir).logs, 'market')
     this.market = new MarketService({
@@ -380,7 +382,7 @@ export class IexecNode implements ApiBackend {
       },
       fromBlock: this.init.chainFromBlock ?? this.config.chain.fromBlock ?? 0,
       // config.json's bid transport; an embedder's market options (tests, benchmarks) come last
-      options: { bidTransport: c.bidTransport, defaultMaxPrice: BigInt(c.defaultMaxPrice), ...this.init.market },
+      options: { bidTransport: c.bidTransport, defaultMaxPrice: BigInt(c.defaultMaxPrice), eventPollIntervalMs: profile.eventPollIntervalMs, eventConfirmations: profile.confirmations, ...this.init.market },
       // gossip verdicts are counted in market.stats; only warnings go to node.log
       logger: { debug: () => {}, warn: marketLog.warn }
     })

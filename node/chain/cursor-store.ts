@@ -13,7 +13,15 @@ export interface Cursor {
   logIndex: number
   checkBlock?: number
   checkHash?: string
+  /**
+   * Earlier blocks read from, oldest first (bounded): where a rewind looks
+   * for the common ancestor when `checkBlock` was replaced.
+   */
+  recent?: Array<{ block: number, hash: string }>
 }
+
+/** Most `recent` entries a cursor keeps. */
+export const CURSOR_RECENT_MAX = 32
 
 /** Persistence of one follower's cursor. The node wires a level-backed one; tests and tools use the JSON file. */
 export interface CursorStore {
@@ -21,13 +29,17 @@ export interface CursorStore {
   save: (cursor: Cursor) => Promise<void>
 }
 
-function isCursor (v: unknown): v is Cursor {
+/** A stored cursor, checked field by field (a truncated or edited file must not move the follower). */
+export function isCursor (v: unknown): v is Cursor {
   if (typeof v !== 'object' || v === null) return false
   const c = v as Record<string, unknown>
   const nat = (x: unknown): boolean => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0
+  const hash = (x: unknown): boolean => typeof x === 'string' && /^0x[0-9a-fA-F]{64}$/.test(x)
   return nat(c.blockNumber) && nat(c.logIndex) &&
     (c.checkBlock === undefined || nat(c.checkBlock)) &&
-    (c.checkHash === undefined || (typeof c.checkHash === 'string' && /^0x[0-9a-fA-F]{64}$/.test(c.checkHash)))
+    (c.checkHash === undefined || hash(c.checkHash)) &&
+    (c.recent === undefined || (Array.isArray(c.recent) && c.recent.length <= CURSOR_RECENT_MAX &&
+      c.recent.every((r: unknown) => typeof r === 'object' && r !== null && nat((r as Record<string, unknown>).block) && hash((r as Record<string, unknown>).hash))))
 }
 
 /**

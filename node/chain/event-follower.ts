@@ -3,7 +3,7 @@ import { checksumAddress } from '../../protocols/address.js'
 import { ChainError, isChainError } from './errors.js'
 import { backoffDelay, sleep, withRpcRetry } from './rpc.js'
 import { defaultEventFollowerOptions, type EventFollowerOptions, type RpcOptions } from './options.js'
-import type { Cursor, CursorStore } from './cursor-store.js'
+import { CURSOR_RECENT_MAX, type Cursor, type CursorStore } from './cursor-store.js'
 
 /** One log, decoded when the follower was given the contract's interface. */
 export interface ChainEvent {
@@ -38,18 +38,34 @@ export interface EventFollowerInit extends Partial<EventFollowerOptions> {
   /** called once per event, in chain order; the cursor moves past the event only after it resolves */
   handler: (event: ChainEvent) => Promise<void>
   /**
+   * Called, newest first, for each delivered event whose block was replaced
+   * (a reorg), before the new history is delivered; retried like `handler`.
+   * Events re-mined in the new history are delivered again after it.
+   */
+  onRemoved?: (event: ChainEvent) => Promise<void>
+  /**
    * 'poll' reads every `pollIntervalMs`; 'block' reads when the provider
    * reports a new block (its own polling, every `pollingIntervalMs`).
    */
   trigger?: 'poll' | 'block'
-  /** told of every error; after a fatal one (REORG_DETECTED, HANDLER_FAILED, CURSOR_STORE_FAILED) the follower has stopped */
+  /**
+   * Told of every error; after a fatal one (CURSOR_STORE_FAILED, INVALID_ARGUMENT) the follower has stopped.
+   * HANDLER_FAILED (a handler kept failing, e.g. through an RPC outage) is not fatal: the follower
+   * backs off and delivers the same event again. REORG_DETECTED (not fatal) tells of a rewind done.
+   */
   onError?: (err: ChainError, fatal: boolean) => void
 }
 
 /** A long range of logs saves the cursor this often (a crash delivers at most this many events again). */
 const SAVE_EVERY_EVENTS = 256
 
-const FATAL: ReadonlySet<string> = new Set(['REORG_DETECTED', 'HANDLER_FAILED', 'CURSOR_STORE_FAILED', 'INVALID_ARGUMENT'])
+const FATAL: ReadonlySet<string> = new Set(['CURSOR_STORE_FAILED', 'INVALID_ARGUMENT'])
+
+/** Delivered events kept in memory to be taken back on a reorg (the oldest go first). */
+const TAKEN_BACK_MAX = 4096
+
+/** Rewinds in one poll before it gives up until the next one (a chain reorganising under us). */
+const MAX_REWINDS_PER_POLL = 4
 
 /**
  * Follows one contract's logs from a stored cursor and hands each to the
@@ -67,10 +83,20 @@ const FATAL: ReadonlySet<string> = new Set(['REORG_DETECTED', 'HANDLER_FAILED', 
  *
  * Reorgs: with confirmations > 0 a reorg shallower than that never reaches
  * the handler. A deeper one (or any, with confirmations = 0) is detected by
- * comparing the hash of the last block read from: the follower stops with
- * REORG_DETECTED rather than deliver a forked history. On anvil's automine
- * there are no competing blocks, so 0 is safe unless a test calls
- * `evm_revert` or `anvil_reorg` after events were delivered.
+ * comparing the hash of the last block read from (at each range read, and
+ * whenever the head changes). The follower then rewinds: it looks for the
+ * newest block it read from whose hash is unchanged (the cursor keeps the
+ * last 32, `recent`), hands each event delivered after it to `onRemoved`
+ * (newest first; only those of this process's memory, not those delivered
+ * before a restart), saves the cursor there and reads on, so the events of
+ * the new history are delivered. A reorg deeper than every remembered block
+ * rewinds to the oldest of them.
+ *
+ * Failures: a handler that keeps failing (an RPC outage under a handler that
+ * reads the chain) does not stop the follower: it reports HANDLER_FAILED
+ * (not fatal), backs off (up to retryMaxDelayMs) and delivers the same event
+ * again until it passes. A handler that can never pass holds the follower on
+ * its event, reported at each retry.
  */
 export class EventFollower {
   private readonly opts: EventFollowerOptions
@@ -84,6 +110,13 @@ export class EventFollower {
   private busy: Promise<unknown> = Promise.resolve()
   private readonly onBlock = (): void => { this.wake() }
   private delivered = 0
+  private rewinds = 0
+  /** blocks read from, oldest first (the cursor's `recent` plus what was read since) */
+  private recent: Array<{ block: number, hash: string }> = []
+  /** events delivered by this process, oldest first, to take back on a reorg */
+  private taken: ChainEvent[] = []
+  /** the head (number and hash) seen by the last poll */
+  private lastHead: { number: number, hash: string } | undefined
   /**
    * The interface's events by topic, built once: ethers' parseLog finds the
    * event by hashing every fragment's signature again for each log, most of
@@ -102,6 +135,12 @@ export class EventFollower {
 
   /** Events handed to the handler since this follower was created. */
   get deliveredCount (): number { return this.delivered }
+
+  /** true while the background loop runs (from start until stop or a fatal error) */
+  get following (): boolean { return this.running }
+
+  /** Rewinds done on a replaced block since this follower was created. */
+  get rewindCount (): number { return this.rewinds }
 
   /** The position reached (a copy), once loaded. */
   get position (): Cursor | undefined { return this.cursor === undefined ? undefined : { ...this.cursor } }
@@ -201,9 +240,12 @@ export class EventFollower {
       throw new ChainError('CURSOR_STORE_FAILED', 'cannot load the event cursor', {}, { cause: err })
     }
     this.cursor = stored ?? { blockNumber: this.opts.fromBlock, logIndex: 0 }
+    this.recent = [...(this.cursor.recent ?? [])]
   }
 
-  private async saveCursor (cursor: Cursor): Promise<void> {
+  private async saveCursor (position: Cursor): Promise<void> {
+    if (position.checkBlock !== undefined && position.checkHash !== undefined) this.noteBlock(position.checkBlock, position.checkHash)
+    const cursor: Cursor = { ...position, recent: this.recent.map((r) => ({ ...r })) }
     try {
       await this.init.cursorStore.save(cursor)
     } catch (err) {
@@ -211,6 +253,41 @@ export class EventFollower {
       throw new ChainError('CURSOR_STORE_FAILED', 'cannot save the event cursor', {}, { cause: err })
     }
     this.cursor = cursor
+  }
+
+  /** Remembers a block read from (kept ascending, bounded). */
+  private noteBlock (block: number, hash: string): void {
+    const last = this.recent[this.recent.length - 1]
+    if (last !== undefined && last.block >= block) {
+      if (last.block === block) last.hash = hash
+      return
+    }
+    this.recent.push({ block, hash })
+    if (this.recent.length > CURSOR_RECENT_MAX) this.recent.splice(0, this.recent.length - CURSOR_RECENT_MAX)
+  }
+
+  /**
+   * The block `cursor.checkBlock` was replaced: finds the newest remembered
+   * block still on the chain, takes back the events delivered after it and
+   * moves the cursor there.
+   */
+  private async rewind (cursor: Cursor, now: string | undefined, head: number): Promise<void> {
+    const replaced = cursor.checkBlock ?? cursor.blockNumber
+    let ancestor: { block: number, hash: string } | undefined
+    for (const r of [...this.recent].reverse()) {
+      if (r.block >= replaced || r.block > head) continue
+      if (await this.blockHash(r.block) === r.hash) { ancestor = r; break }
+    }
+    const resumeAt = ancestor !== undefined ? ancestor.block + 1 : Math.min(replaced, ...this.recent.map((r) => r.block))
+    const removed = this.taken.filter((e) => e.blockNumber >= resumeAt).reverse()
+    for (const event of removed) await this.withAttempts('onRemoved', event, async () => { await this.init.onRemoved?.(event) })
+    this.taken = this.taken.filter((e) => e.blockNumber < resumeAt)
+    this.recent = this.recent.filter((r) => r.block < resumeAt)
+    await this.saveCursor(ancestor !== undefined
+      ? { blockNumber: resumeAt, logIndex: 0, checkBlock: ancestor.block, checkHash: ancestor.hash }
+      : { blockNumber: resumeAt, logIndex: 0 })
+    this.rewinds++
+    this.init.onError?.(new ChainError('REORG_DETECTED', `block ${replaced} was replaced (${String(cursor.checkHash)} -> ${String(now)}): rewound to block ${resumeAt}, ${removed.length} events taken back`, { block: replaced, was: cursor.checkHash, now, rewoundTo: resumeAt, removed: removed.length }), false)
   }
 
   private async rpc<T> (what: string, fn: () => Promise<T>): Promise<T> {
@@ -231,32 +308,67 @@ export class EventFollower {
   }
 
   private async blockHash (n: number): Promise<string | undefined> {
-    // the raw answer: only its hash is needed, and ethers' formatting of a whole
+    return (await this.block(n))?.hash
+  }
+
+  /** Block `n`'s hash and its parent's (undefined: no such block). */
+  private async block (n: number): Promise<{ hash: string, parentHash: string } | undefined> {
+    // the raw answer: only its hashes are needed, and ethers' formatting of a whole
     // block was a tenth of what five followers spent on each automined block
-    const block = await this.rpc('eth_getBlockByNumber', async () => await this.source.provider.send('eth_getBlockByNumber', ['0x' + n.toString(16), false]) as { hash?: unknown } | null)
-    return typeof block?.hash === 'string' ? block.hash : undefined
+    const block = await this.rpc('eth_getBlockByNumber', async () => await this.source.provider.send('eth_getBlockByNumber', ['0x' + n.toString(16), false]) as { hash?: unknown, parentHash?: unknown } | null)
+    return typeof block?.hash === 'string' && typeof block.parentHash === 'string' ? { hash: block.hash, parentHash: block.parentHash } : undefined
+  }
+
+  /** The head's number and hash, in one request (a head replaced at the same height is seen too). */
+  private async head (): Promise<{ number: number, hash: string }> {
+    const block = await this.rpc('eth_getBlockByNumber', async () => await this.source.provider.send('eth_getBlockByNumber', ['latest', false]) as { number?: unknown, hash?: unknown } | null)
+    if (typeof block?.number !== 'string' || !QUANTITY.test(block.number) || typeof block.hash !== 'string' || !HASH.test(block.hash)) {
+      throw new ChainError('RPC_UNREACHABLE', 'eth_getBlockByNumber(latest) did not answer a block', { url: this.source.rpcUrl })
+    }
+    return { number: parseInt(block.number, 16), hash: block.hash }
   }
 
   private async pollOnce (): Promise<number> {
     await this.loadCursor()
     let delivered = 0
-    const provider = this.source.provider
-    const head = await this.rpc('eth_blockNumber', async () => await provider.getBlockNumber())
+    const top = await this.head()
+    const head = top.number
+    const headMoved = this.lastHead === undefined || this.lastHead.number !== top.number || this.lastHead.hash !== top.hash
+    this.lastHead = top
     const safe = head - this.opts.confirmations
-    // each round reads at least one block, so the loop ends within (safe - from) / maxBlockRange + 1 rounds
+    let rewinds = 0
+    const rewindOnce = async (cursor: Cursor, now: string | undefined): Promise<void> => {
+      if (++rewinds > MAX_REWINDS_PER_POLL) {
+        throw new ChainError('REORG_DETECTED', `the chain kept reorganising under the follower (${MAX_REWINDS_PER_POLL} rewinds in one poll)`, { block: cursor.checkBlock })
+      }
+      await this.rewind(cursor, now, head)
+    }
+    // nothing new to read, but the block last read from may have been replaced (or dropped: a shorter chain)
+    const idle = this.cursor
+    if (idle?.checkBlock !== undefined && idle.checkHash !== undefined && idle.blockNumber > safe && headMoved) {
+      const now = idle.checkBlock > head ? undefined : idle.checkBlock === head ? top.hash : await this.blockHash(idle.checkBlock)
+      if (now !== idle.checkHash) await rewindOnce(idle, now)
+    }
+    // each round reads at least one block, so the loop ends within (safe - from) / maxBlockRange + 1 rounds (and rewinds)
     while (this.cursor !== undefined && this.cursor.blockNumber <= safe) {
       const cursor: Cursor = this.cursor
       const from = cursor.blockNumber
       const to = Math.min(from + this.opts.maxBlockRange - 1, safe)
-      // the three reads go together (one HTTP request: ethers batches calls of one tick): the
-      // check of the last block read comes before any of these logs is delivered
-      const [now, logs, toHash] = await Promise.all([
-        cursor.checkBlock !== undefined && cursor.checkHash !== undefined ? this.blockHash(cursor.checkBlock) : Promise.resolve(undefined),
+      // the reads go together (one HTTP request: ethers batches calls of one tick): the
+      // check of the last block read comes before any of these logs is delivered. Following a
+      // chain block by block, the last block read is the parent of the one read now: its
+      // parentHash is the check, one call fewer per block
+      const checkIsParent = cursor.checkBlock === to - 1 && from === to
+      const [checked, logs, toBlock] = await Promise.all([
+        cursor.checkBlock !== undefined && cursor.checkHash !== undefined && !checkIsParent ? this.blockHash(cursor.checkBlock) : Promise.resolve(undefined),
         this.rpc('eth_getLogs', async () => await this.logs(from, to)),
-        this.blockHash(to)
+        this.block(to)
       ])
+      const now = checkIsParent ? toBlock?.parentHash : checked
+      const toHash = toBlock?.hash
       if (cursor.checkBlock !== undefined && cursor.checkHash !== undefined && now !== cursor.checkHash) {
-        throw new ChainError('REORG_DETECTED', `block ${cursor.checkBlock} changed since its logs were read (${cursor.checkHash} -> ${String(now)}): more confirmations are needed`, { block: cursor.checkBlock, was: cursor.checkHash, now })
+        await rewindOnce(cursor, now)
+        continue
       }
       const ordered = [...logs].sort((a, b) => a.blockNumber - b.blockNumber || a.index - b.index)
       let unsaved = 0
@@ -295,14 +407,22 @@ export class EventFollower {
 
   private async deliver (log: RawLog): Promise<void> {
     const event = this.decode(log)
+    await this.withAttempts('handler', event, async () => { await this.init.handler(event) })
+    this.delivered++
+    this.noteBlock(log.blockNumber, log.blockHash)
+    this.taken.push(event)
+    if (this.taken.length > TAKEN_BACK_MAX) this.taken.splice(0, this.taken.length - TAKEN_BACK_MAX)
+  }
+
+  /** Runs a handler on an event, `handlerAttempts` times at most with backoff; then HANDLER_FAILED. */
+  private async withAttempts (what: string, event: ChainEvent, fn: () => Promise<void>): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.init.handler(event)
-        this.delivered++
+        await fn()
         return
       } catch (err) {
         if (attempt >= this.opts.handlerAttempts) {
-          throw new ChainError('HANDLER_FAILED', `event handler failed ${attempt} times on ${event.name ?? 'log'} at block ${log.blockNumber} index ${log.index}: ${(err as Error).message}`, { blockNumber: log.blockNumber, logIndex: log.index, transactionHash: log.transactionHash }, { cause: err })
+          throw new ChainError('HANDLER_FAILED', `event ${what} failed ${attempt} times on ${event.name ?? 'log'} at block ${event.blockNumber} index ${event.logIndex}: ${(err as Error).message}`, { blockNumber: event.blockNumber, logIndex: event.logIndex, transactionHash: event.transactionHash }, { cause: err })
         }
         await sleep(backoffDelay(attempt, this.opts))
       }

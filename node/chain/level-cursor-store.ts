@@ -1,17 +1,11 @@
 import { Repository, jsonCodec } from '../db/index.js'
 import type { DbController } from '../db/index.js'
 import { ChainError } from './errors.js'
-import type { Cursor, CursorStore } from './cursor-store.js'
+import { isCursor, type Cursor, type CursorStore } from './cursor-store.js'
 
 function checkCursor (v: unknown): Cursor {
-  const c = v as Record<string, unknown>
-  const nat = (x: unknown): boolean => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0
-  if (typeof v !== 'object' || v === null || !nat(c.blockNumber) || !nat(c.logIndex) ||
-    (c.checkBlock !== undefined && !nat(c.checkBlock)) ||
-    (c.checkHash !== undefined && (typeof c.checkHash !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(c.checkHash)))) {
-    throw new ChainError('CURSOR_STORE_FAILED', 'stored event cursor is invalid', {})
-  }
-  return v as Cursor
+  if (!isCursor(v)) throw new ChainError('CURSOR_STORE_FAILED', 'stored event cursor is invalid', {})
+  return v
 }
 
 /**

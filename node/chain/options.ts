@@ -51,6 +51,19 @@ export interface TxSenderOptions extends RpcOptions {
   confirmations: number
   /** how old the fee data (base fee, priority fee) a transaction is priced with may be */
   feeDataMaxAgeMs: number
+  /**
+   * Time without a receipt after which the sender looks at its transaction
+   * again (and again at each such interval): dropped from the node's pool,
+   * it is sent again; still pending, it is replaced (same nonce) with fees
+   * raised by `feeBumpPercent`, up to the cap.
+   */
+  replaceAfterMs: number
+  /** percent a replacement raises both fees by (nodes want at least 10 % to replace a pending transaction) */
+  feeBumpPercent: number
+  /** replacements never price a transaction above this many times its first maxFeePerGas (or gas price) */
+  maxFeeMultiplier: number
+  /** and never above this maxFeePerGas (or gas price), wei, when set */
+  maxFeePerGasWei?: bigint
 }
 
 export const defaultTxSenderOptions: TxSenderOptions = {
@@ -60,7 +73,14 @@ export const defaultTxSenderOptions: TxSenderOptions = {
   receiptTimeoutMs: 120_000,
   confirmations: 1,
   // about a block on fast chains; maxFeePerGas (twice the base fee) absorbs a few blocks of rises
-  feeDataMaxAgeMs: 1_000
+  feeDataMaxAgeMs: 1_000,
+  // a few blocks of a 12 s chain: a transaction priced at twice the base fee is normally in
+  // the next block or two, so one still pending after 30 s is stuck or dropped
+  replaceAfterMs: 30_000,
+  // geth and anvil replace a pending transaction for 10 % more on both fees; 13 % clears that after rounding
+  feeBumpPercent: 13,
+  // a spike past four times the price at sending waits (bounded by receiptTimeoutMs) rather than pays any price
+  maxFeeMultiplier: 4
 }
 
 /** How the event follower reads logs. */

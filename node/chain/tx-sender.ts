@@ -19,9 +19,43 @@ export interface TxRequest {
 export interface SendOptions {
   confirmations?: number
   receiptTimeoutMs?: number
+  replaceAfterMs?: number
   /** aborts waiting for the receipt (the transaction may still be mined) */
   signal?: AbortSignal
+  /** told when the transaction is sent again: re-priced (replaced, same nonce) or re-sent after its node dropped it */
+  onResend?: (info: ResendInfo) => void
 }
+
+/** A transaction sent again by `send` while it waited. */
+export interface ResendInfo {
+  reason: 'repriced' | 'resent'
+  nonce: number
+  /** the hash now waited for */
+  hash: string
+  /** the hash it replaces (the same when the same bytes were sent again) */
+  previous: string
+  /** its maxFeePerGas, or gas price for a legacy transaction, wei */
+  maxFeePerGas: bigint
+}
+
+/** The fees a transaction is signed with. */
+type Fees = { maxFeePerGas: bigint, maxPriorityFeePerGas: bigint } | { gasPrice: bigint }
+
+/** One transaction of a `send`, as it waits: what it was signed from, and every hash it went out with. */
+interface InFlight {
+  req: TxRequest
+  gasLimit: bigint
+  nonce: number
+  fees: Fees
+  /** the highest price a replacement may take */
+  cap: bigint
+  /** the hash of the latest signed version (replacements push here) */
+  hash: string
+  signed: string
+  hashes: string[]
+}
+
+const priceOf = (f: Fees): bigint => 'gasPrice' in f ? f.gasPrice : f.maxFeePerGas
 
 /** A mined, successful transaction. */
 export interface SentTx {
@@ -34,6 +68,8 @@ export interface SentTx {
   receipt: TransactionReceipt
   /** where the wait went: `send` called -> the node accepted the transaction (fees, nonce queue, estimate, broadcast), then -> its receipt seen */
   timings: { broadcastMs: number, receiptMs: number }
+  /** earlier hashes of this transaction (same nonce), replaced while it waited; empty when it was mined as first sent */
+  replaced: string[]
 }
 
 /** A signing key the sender can use offline (signTransaction without a provider round trip). */
@@ -53,6 +89,9 @@ export interface TxSenderInit {
 
 /** Messages of nodes (geth, anvil, erigon, nethermind) for a nonce that is already used. */
 const NONCE_USED = /nonce too low|nonce has already been used|already known|known transaction|replacement transaction underpriced|transaction already imported/i
+
+/** Messages of nodes for a transaction priced too low to enter the pool or replace the pending one. */
+const PRICE_TOO_LOW = /underpriced|less than block base fee|fee cap less than|feecap|fee too low|max fee per gas less than/i
 
 /** Resyncs of the nonce from the chain allowed in one `send`: another process using the key can cost one; more means something is wrong. */
 const MAX_NONCE_RESYNCS = 3
@@ -145,19 +184,31 @@ export class TxSender {
     if (typeof req.to !== 'string' || req.to === '') {
       throw new ChainError('INVALID_ARGUMENT', 'transaction needs a `to` address (contract creation goes through deploy.ts)', {})
     }
-    const fees = await this.fees.get()
+    const fees = feesOf(await this.fees.get())
     // estimation runs in the queue, after this wallet's earlier sends reached
     // the node: `approve` then `deposit` sent back to back estimate the deposit
     // on the approved state. A revert here consumes no nonce.
-    const { hash, nonce, gasLimit } = await this.inQueue(async () => {
+    const tx = await this.inQueue(async () => {
       const limit = req.gasLimit ?? await this.estimateGas(req)
-      return { ...await this.signAndBroadcast(req, limit, fees), gasLimit: limit }
+      const { hash, nonce, signed } = await this.signAndBroadcast(req, limit, fees)
+      const cap = this.opts.maxFeePerGasWei !== undefined && this.opts.maxFeePerGasWei < priceOf(fees) * BigInt(this.opts.maxFeeMultiplier)
+        ? this.opts.maxFeePerGasWei
+        : priceOf(fees) * BigInt(this.opts.maxFeeMultiplier)
+      const inFlight: InFlight = { req, gasLimit: limit, nonce, fees, cap, hash, signed, hashes: [hash] }
+      return inFlight
     })
     const accepted = Date.now()
-    const receipt = await this.waitReceipt(hash, sendOpts)
+    const receipt = await this.waitReceipt(tx, sendOpts)
     if (receipt.status !== 1) throw await this.explainFailedTx(req, receipt)
     const timings = { broadcastMs: accepted - t0, receiptMs: Date.now() - accepted }
-    return { hash, nonce, blockNumber: receipt.blockNumber, blockHash: receipt.blockHash, gasUsed: receipt.gasUsed, gasLimit, receipt, timings }
+    const replaced = tx.hashes.filter((h) => h !== receipt.hash)
+    return { hash: receipt.hash, nonce: tx.nonce, blockNumber: receipt.blockNumber, blockHash: receipt.blockHash, gasUsed: receipt.gasUsed, gasLimit: tx.gasLimit, receipt, timings, replaced }
+  }
+
+  /** Signs `req` at `nonce` with `fees` (offline: libsecp256k1 in WebAssembly). */
+  private sign (req: TxRequest, gasLimit: bigint, nonce: number, fees: Fees): { serialized: string, hash: string } {
+    // signed here (raw-tx.ts: ethers' bytes, made without its byte-by-byte hex parsing of the calldata)
+    return signTransaction({ to: req.to, data: req.data ?? '0x', value: req.value ?? 0n, gasLimit, nonce, chainId: this.chainId, fees }, this.key)
   }
 
   /** Runs `fn` after every earlier queued section: the nonce queue. */
@@ -169,29 +220,17 @@ export class TxSender {
   }
 
   /** Inside the queue: picks the nonce, signs, broadcasts; the nonce advances only once the node has the transaction. */
-  private async signAndBroadcast (req: TxRequest, gasLimit: bigint, fees: FeeData): Promise<{ hash: string, nonce: number }> {
+  private async signAndBroadcast (req: TxRequest, gasLimit: bigint, fees: Fees): Promise<{ hash: string, nonce: number, signed: string }> {
     for (let resync = 0; ; resync++) {
       if (this.nextNonce === undefined) {
         this.nextNonce = await this.rpc('eth_getTransactionCount', async () => await this.provider.getTransactionCount(this.address, 'pending'), {})
       }
       const nonce = this.nextNonce
-      // signed here (raw-tx.ts: ethers' bytes, made without its byte-by-byte hex parsing of the calldata),
-      // with libsecp256k1 in WebAssembly
-      const { serialized: signed, hash } = signTransaction({
-        to: req.to,
-        data: req.data ?? '0x',
-        value: req.value ?? 0n,
-        gasLimit,
-        nonce,
-        chainId: this.chainId,
-        fees: fees.maxFeePerGas !== null
-          ? { maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas ?? 0n }
-          : { gasPrice: fees.gasPrice ?? 0n }
-      }, this.key)
+      const { serialized: signed, hash } = this.sign(req, gasLimit, nonce, fees)
       try {
         await this.broadcast(signed, hash)
         this.nextNonce = nonce + 1
-        return { hash, nonce }
+        return { hash, nonce, signed }
       } catch (err) {
         if (isChainError(err, 'RPC_UNREACHABLE')) {
           // the node may or may not hold the transaction: ask the chain next time
@@ -248,27 +287,120 @@ export class TxSender {
     return Math.round(exp / 2 + Math.random() * exp / 2)
   }
 
-  /** Polls for the receipt until it exists with enough confirmations, bounded by receiptTimeoutMs. */
-  private async waitReceipt (hash: string, sendOpts: SendOptions): Promise<TransactionReceipt> {
+  /** The receipt of any version of `tx` (the latest first: a replacement is the likelier to be mined). */
+  private async anyReceipt (tx: InFlight, signal?: AbortSignal): Promise<TransactionReceipt | null> {
+    for (let i = tx.hashes.length - 1; i >= 0; i--) {
+      const hash = tx.hashes[i]
+      const receipt = await this.rpc('eth_getTransactionReceipt', async () => await this.provider.getTransactionReceipt(hash), { hash }, signal)
+      if (receipt !== null) return receipt
+    }
+    return null
+  }
+
+  /**
+   * Polls for the receipt until it exists with enough confirmations, bounded
+   * by receiptTimeoutMs. Every replaceAfterMs without one, the transaction
+   * is looked at again (unstick). At the deadline, a transaction its node
+   * no longer holds leaves its nonce to the next send, so later
+   * transactions do not wait behind a gap.
+   */
+  private async waitReceipt (tx: InFlight, sendOpts: SendOptions): Promise<TransactionReceipt> {
     const confirmations = sendOpts.confirmations ?? this.opts.confirmations
     const timeoutMs = sendOpts.receiptTimeoutMs ?? this.opts.receiptTimeoutMs
     const deadline = Date.now() + timeoutMs
+    const replaceAfterMs = sendOpts.replaceAfterMs ?? this.opts.replaceAfterMs
+    let nextLook = Date.now() + replaceAfterMs
     for (;;) {
-      const receipt = await this.rpc('eth_getTransactionReceipt', async () => await this.provider.getTransactionReceipt(hash), { hash }, sendOpts.signal)
+      const receipt = await this.anyReceipt(tx, sendOpts.signal)
       if (receipt !== null) {
         if (confirmations <= 1) return receipt
-        const head = await this.rpc('eth_blockNumber', async () => await this.provider.getBlockNumber(), { hash }, sendOpts.signal)
+        const head = await this.rpc('eth_blockNumber', async () => await this.provider.getBlockNumber(), { hash: receipt.hash }, sendOpts.signal)
         if (head - receipt.blockNumber + 1 >= confirmations) {
           // the block may have been replaced while we waited: check the receipt again
-          const again = await this.rpc('eth_getTransactionReceipt', async () => await this.provider.getTransactionReceipt(hash), { hash }, sendOpts.signal)
+          const again = await this.rpc('eth_getTransactionReceipt', async () => await this.provider.getTransactionReceipt(receipt.hash), { hash: receipt.hash }, sendOpts.signal)
           if (again !== null && again.blockHash === receipt.blockHash) return again
         }
       }
       if (Date.now() >= deadline) {
-        throw new ChainError('TX_TIMEOUT', `transaction ${hash} not ${receipt === null ? 'mined' : `confirmed ${confirmations} times`} within ${timeoutMs} ms`, { hash, confirmations, mined: receipt !== null })
+        const dropped = receipt === null && await this.repairGap(tx)
+        throw new ChainError('TX_TIMEOUT', `transaction ${tx.hash} not ${receipt === null ? 'mined' : `confirmed ${confirmations} times`} within ${timeoutMs} ms`, { hash: tx.hash, hashes: [...tx.hashes], nonce: tx.nonce, confirmations, mined: receipt !== null, dropped })
+      }
+      if (receipt === null && Date.now() >= nextLook) {
+        await this.unstick(tx, sendOpts)
+        nextLook = Date.now() + replaceAfterMs
       }
       await sleep(this.opts.pollingIntervalMs, sendOpts.signal)
     }
+  }
+
+  /**
+   * A transaction without a receipt for replaceAfterMs: dropped by its node,
+   * it is sent again (re-priced if the fees allow, else the same bytes);
+   * still pending, it is replaced at the same nonce with fees raised by
+   * feeBumpPercent (and at least today's), up to its cap. Once the cap is
+   * reached it waits as it is.
+   * @throws ChainError TX_REJECTED when another transaction (not one of this
+   *   send's versions) was mined at its nonce
+   */
+  private async unstick (tx: InFlight, sendOpts: SendOptions): Promise<void> {
+    const known = await this.rpc('eth_getTransactionByHash', async () => await this.provider.getTransaction(tx.hash), { hash: tx.hash }, sendOpts.signal)
+    if (known === null) {
+      const used = await this.rpc('eth_getTransactionCount', async () => await this.provider.getTransactionCount(this.address, 'latest'), {}, sendOpts.signal)
+      if (used > tx.nonce) {
+        // mined meanwhile? then the next receipt poll finds it; otherwise the nonce went to someone else
+        if (await this.anyReceipt(tx, sendOpts.signal) !== null) return
+        throw new ChainError('TX_REJECTED', `nonce ${tx.nonce} of ${this.address} was used by another transaction while ${tx.hash} waited`, { address: this.address, nonce: tx.nonce, hashes: [...tx.hashes] })
+      }
+    }
+    const bumped = bumpFees(tx.fees, feesOf(await this.fees.get()), this.opts.feeBumpPercent, tx.cap)
+    const previous = tx.hash
+    if (bumped !== undefined) {
+      const { serialized, hash } = this.sign(tx.req, tx.gasLimit, tx.nonce, bumped)
+      try {
+        await this.broadcast(serialized, hash)
+      } catch (err) {
+        // a price still too low for this node (under the base fee, not enough of a raise): the next
+        // look raises from there. Anything else (mined meanwhile, the endpoint away) waits as is:
+        // the version the node holds may still be mined, and the deadline bounds the wait
+        if (PRICE_TOO_LOW.test(err instanceof Error ? err.message : String(err))) tx.fees = bumped
+        return
+      }
+      tx.fees = bumped
+      tx.hash = hash
+      tx.signed = serialized
+      tx.hashes.push(hash)
+      sendOpts.onResend?.({ reason: known === null ? 'resent' : 'repriced', nonce: tx.nonce, hash, previous, maxFeePerGas: priceOf(bumped) })
+      return
+    }
+    if (known !== null) return
+    // dropped, and at its cap: the same bytes again
+    try {
+      await this.broadcast(tx.signed, tx.hash)
+    } catch {
+      // refused again (its price, the endpoint away): the deadline bounds the wait, and a gap it leaves is repaired then
+      return
+    }
+    sendOpts.onResend?.({ reason: 'resent', nonce: tx.nonce, hash: tx.hash, previous, maxFeePerGas: priceOf(tx.fees) })
+  }
+
+  /**
+   * At a TX_TIMEOUT without a receipt: when the node no longer holds the
+   * transaction and its nonce is unused, the next send takes that nonce
+   * (else every later transaction would wait behind the gap). Returns
+   * whether the transaction was dropped. Best effort: a failing read leaves
+   * the nonce queue as it is.
+   */
+  private async repairGap (tx: InFlight): Promise<boolean> {
+    try {
+      if (await this.provider.getTransaction(tx.hash) !== null) return false
+      if (await this.provider.getTransactionCount(this.address, 'latest') > tx.nonce) return false
+    } catch {
+      return false
+    }
+    await this.inQueue(async () => {
+      if (this.nextNonce === undefined || this.nextNonce > tx.nonce) this.nextNonce = tx.nonce
+    })
+    return true
   }
 
   /**
@@ -297,4 +429,30 @@ export class TxSender {
       throw err
     }
   }
+}
+
+/** The fees ethers' fee data gives: EIP-1559 when the chain has a base fee, else a legacy gas price. */
+function feesOf (fd: FeeData): Fees {
+  return fd.maxFeePerGas !== null
+    ? { maxFeePerGas: fd.maxFeePerGas, maxPriorityFeePerGas: fd.maxPriorityFeePerGas ?? 0n }
+    : { gasPrice: fd.gasPrice ?? 0n }
+}
+
+/**
+ * Fees of a replacement: each raised by `percent` (plus 1 wei, so a fee of 0
+ * rises too), and at least `today`'s, capped at `cap`. Undefined when the
+ * cap leaves no raise.
+ */
+export function bumpFees (old: Fees, today: Fees, percent: number, cap: bigint): Fees | undefined {
+  const raise = (v: bigint): bigint => v * BigInt(100 + percent) / 100n + 1n
+  const max = (a: bigint, b: bigint): bigint => (a > b ? a : b)
+  const min = (a: bigint, b: bigint): bigint => (a < b ? a : b)
+  if ('gasPrice' in old) {
+    const price = min(max(raise(old.gasPrice), priceOf(today)), cap)
+    return price > old.gasPrice ? { gasPrice: price } : undefined
+  }
+  const todayPriority = 'gasPrice' in today ? 0n : today.maxPriorityFeePerGas
+  const maxFee = min(max(raise(old.maxFeePerGas), priceOf(today)), cap)
+  const priority = min(max(raise(old.maxPriorityFeePerGas), todayPriority), maxFee)
+  return maxFee > old.maxFeePerGas ? { maxFeePerGas: maxFee, maxPriorityFeePerGas: priority } : undefined
 }

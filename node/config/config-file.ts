@@ -41,6 +41,8 @@ function chainConfig (v: unknown): NodeChainConfig {
   }
   if (v.chainId !== undefined) out.chainId = intIn(v.chainId, 'chain.chainId', 1, Number.MAX_SAFE_INTEGER)
   if (v.fromBlock !== undefined) out.fromBlock = intIn(v.fromBlock, 'chain.fromBlock', 0, Number.MAX_SAFE_INTEGER)
+  if (v.confirmations !== undefined) out.confirmations = intIn(v.confirmations, 'chain.confirmations', 0, 1000)
+  if (v.pollIntervalMs !== undefined) out.pollIntervalMs = intIn(v.pollIntervalMs, 'chain.pollIntervalMs', 10, 600_000)
   return out
 }
 

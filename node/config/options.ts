@@ -10,6 +10,10 @@ export interface NodeChainConfig {
   chainId?: number
   /** block the hub was deployed in: event followers start there instead of block 0 */
   fromBlock?: number
+  /** blocks on top of a block before its hub events are acted on; default per chain (node/chain/profile.ts: 0 on a dev chain, 3 otherwise) */
+  confirmations?: number
+  /** wait between two polls of the hub's events, ms; default per chain (100 on a dev chain, 4000 otherwise) */
+  pollIntervalMs?: number
 }
 
 /** What config.json holds. Every field is validated on load (see config-file.ts). */

@@ -86,6 +86,8 @@ export interface MarketServiceOptions {
   bidStreamMaxMessages: number
   /** how often the hub's event follower polls, ms */
   eventPollIntervalMs: number
+  /** blocks on top of a block before the hub follower delivers its events (node/chain/profile.ts picks it per chain) */
+  eventConfirmations: number
 }
 
 export const defaultMarketServiceOptions: MarketServiceOptions = {
@@ -131,6 +133,8 @@ export const defaultMarketServiceOptions: MarketServiceOptions = {
   bidStreamIdleMs: 60_000,
   // a bound on one stream's life (it is reopened at no cost but a dial)
   bidStreamMaxMessages: 10_000,
-  // anvil mines in ~70 ms; 100 ms keeps the book within a block of the chain
-  eventPollIntervalMs: 100
+  // anvil mines in ~70 ms; 100 ms keeps the book within a block of the chain.
+  // The node sets both from its chain's profile (node/chain/profile.ts)
+  eventPollIntervalMs: 100,
+  eventConfirmations: 0
 }

@@ -473,6 +473,44 @@ export class Orderbook implements RequestLookup {
     for (const e of touched) await this.setConsumed(e.hash, await consumedOf(e.hash))
   }
 
+  /**
+   * Takes back a hub event that a reorg removed (the follower's onRemoved).
+   * For a DealCreated, what the request, the app/dataset orders and the
+   * bids it touched consumed is read from the hub again (the new chain):
+   * a live order's record follows it down as well as up; the record of a
+   * request the book never held follows the hub; the request's 'consumed'
+   * tombstone goes when the hub says nothing of it is consumed any more (a
+   * copy by gossip or sync is then judged again; the book does not keep the
+   * body of a dropped order). Not undone: the tombstone of a partly consumed
+   * request, of app/dataset orders and bids the deal used up (the event does
+   * not name them), and a cancel taken back: the book may miss an order the
+   * hub would match, never hold one it refuses.
+   */
+  async takeBackHubEvent (ev: MarketHubEvent, consumedOf: (hash: string) => Promise<bigint>): Promise<void> {
+    if (ev.name === 'OrderCancelled') return
+    const touched = [
+      ev.requestHash.toLowerCase(),
+      ...(await this.query({ type: 'apporder', app: ev.app })).map((e) => e.hash),
+      ...(/^0x0{40}$/i.test(ev.dataset) ? [] : (await this.query({ type: 'datasetorder', dataset: ev.dataset })).map((e) => e.hash)),
+      ...(await this.query({ type: 'bid', requestHash: ev.requestHash })).map((e) => e.hash)
+    ]
+    for (const hash of touched) {
+      const consumed = await consumedOf(hash)
+      await this.serial(async () => {
+        const h = hash.toLowerCase()
+        const r = await this.getRecord(h)
+        if (r !== undefined) {
+          if (consumed >= this.entry(h, r).message.order.volume) await this.dropNow(h, 'consumed')
+          else if (consumed !== BigInt(r.consumed)) await this.putRecord(h, { ...r, consumed: consumed.toString() })
+          return
+        }
+        const u = await this.used.get(h)
+        if (u !== undefined) await this.used.put(h, { ...u, consumed: consumed.toString() })
+        if (consumed === 0n && (await this.dead.get(h))?.reason === 'consumed') await this.dead.del(h)
+      })
+    }
+  }
+
   /** Drops every order whose expiry has passed; returns how many. Bounded by the index scan limit. */
   async pruneExpired (): Promise<number> {
     const now = BigInt(this.clock.nowSeconds())

@@ -191,9 +191,10 @@ export class MarketService {
       // keyed by chain and hub: a dev chain restarted from scratch deploys the
       // hub at the same address, and an old cursor would skip its events
       cursorStore: new LevelCursorStore(init.db, `hub:${this.domain.chainId}:${this.domain.verifyingContract.toLowerCase()}`),
-      confirmations: 0,
+      confirmations: this.options.eventConfirmations,
       pollIntervalMs: this.options.eventPollIntervalMs,
       handler: async (event) => { await this.onHubEvent(event) },
+      onRemoved: async (event) => { await this.onHubEventRemoved(event) },
       onError: (err, fatal) => { this.log.warn('hub event follower error', { code: err.code, fatal, error: err.message }) }
     })
   }
@@ -492,6 +493,18 @@ export class MarketService {
         this.log.warn('hub event listener failed', { event: event.name, error: err instanceof Error ? err.message : String(err) })
       }
     }
+  }
+
+  /**
+   * A hub event a reorg took back: the stake cache is re-read and the book
+   * follows the hub again (Orderbook.takeBackHubEvent). The scheduler's and
+   * worker's records are not told: they follow the events of the new chain.
+   */
+  private async onHubEventRemoved (event: ChainEvent): Promise<void> {
+    const ev = marketEventFromHubLog(event)
+    if (this.provider !== undefined && event.name !== undefined && STAKE_EVENTS.has(event.name) && this.stakeEvents.concernsUs(event, ev)) this.provider.stakeMayHaveChanged()
+    if (ev !== undefined) await this.book.takeBackHubEvent(ev, async (h) => await this.hub.consumedOf(h))
+    this.log.warn('hub event taken back by a reorg', { event: event.name, block: event.blockNumber, tx: event.transactionHash })
   }
 
   /** Records an app (from its AppRegistered event or our own registration). */

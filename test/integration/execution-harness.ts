@@ -27,6 +27,7 @@ import { hubDomain, hashOrder, signAuthorization, signOrder, emptyDatasetOrder, 
 import type { HubDomain } from '../../protocols/eip712.js'
 import { TaskStatus } from '../../contracts-abi/index.js'
 import { waitFor } from '../helpers/wait.js'
+import { RpcProxy } from '../helpers/rpc-proxy.js'
 export { waitFor }
 
 export const RLC = 10n ** 9n
@@ -95,9 +96,14 @@ export class ExecSwarm {
   reachAppHolders: ((i: number, app: string) => Promise<void>) | undefined
   /** hub events the nodes' followers do not hand on (a test of what a node does without them) */
   readonly droppedEvents = new Set<string>()
+  /** with `proxyRpc`: the proxy the nodes reach anvil through (the requester and app owner go direct) */
+  proxy: RpcProxy | undefined
+  /** errors the nodes' followers reported, with whether they were fatal */
+  readonly followerErrors: Array<{ node: number, code: string, fatal: boolean }> = []
 
-  static async create (n: number, faults: Record<number, WorkerFaults> = {}, opts: { worker?: Partial<WorkerDutiesOptions>, scheduler?: Partial<SchedulerOptions>, reachAppHolders?: (i: number, app: string) => Promise<void> } = {}): Promise<ExecSwarm> {
+  static async create (n: number, faults: Record<number, WorkerFaults> = {}, opts: { worker?: Partial<WorkerDutiesOptions>, scheduler?: Partial<SchedulerOptions>, reachAppHolders?: (i: number, app: string) => Promise<void>, proxyRpc?: boolean } = {}): Promise<ExecSwarm> {
     const s = new ExecSwarm()
+    s.useProxy = opts.proxyRpc === true
     s.workerOptions = opts.worker ?? {}
     s.reachAppHolders = opts.reachAppHolders
     s.schedulerOptions = opts.scheduler ?? {}
@@ -110,9 +116,12 @@ export class ExecSwarm {
     return s
   }
 
+  private useProxy = false
+
   private async setup (n: number, faults: Record<number, WorkerFaults>): Promise<void> {
     this.root = await mkdtemp(join(tmpdir(), 'iexec-exec-'))
     this.anvil = await startLocalChain({ accounts: 3 })
+    if (this.useProxy) this.proxy = await RpcProxy.start(this.anvil.rpcUrl)
     const wallets: Wallet[] = []
     for (let i = 0; i < n; i++) {
       const dataDir = join(this.root, `n${i}`)
@@ -156,7 +165,7 @@ export class ExecSwarm {
     await node.start()
     // a full mesh: schedulers dial workers by peer id
     for (const other of this.nodes) if (other !== undefined && other.running && other.node !== node) await node.network.dial(other.node.multiaddrs()[0])
-    const client = await createChainClient({ rpcUrl: this.anvil.rpcUrl, privateKey: node.wallet.privateKey, hub: this.chain.hub, rlc: this.chain.rlc, tx: { gasHeadroomPercent: 30 } })
+    const client = await createChainClient({ rpcUrl: this.proxy?.url ?? this.anvil.rpcUrl, privateKey: node.wallet.privateKey, hub: this.chain.hub, rlc: this.chain.rlc, tx: { gasHeadroomPercent: 30 } })
     if (fresh) {
       await client.sender.send(client.rlc!.approve.populateTransaction(this.chain.hub, 100_000n * RLC))
       await client.sender.send(client.hub!.deposit.populateTransaction(50_000n * RLC))
@@ -195,7 +204,8 @@ export class ExecSwarm {
       // the events that move a deal, as the node's market follower hands them on
       topics: [['DealCreated', 'SchedulerReelected', 'TaskFinalized', 'TaskClaimed'].map((n) => hubInterface().getEvent(n)!.topicHash)],
       cursorStore: new MemoryCursorStore(), fromBlock: this.chain.blockNumber, pollIntervalMs: 50,
-      handler: async (e) => { if (!this.droppedEvents.has(e.name ?? '')) await scheduler.onChainEvent(e) }
+      handler: async (e) => { if (!this.droppedEvents.has(e.name ?? '')) await scheduler.onChainEvent(e) },
+      onError: (err, fatal) => { this.followerErrors.push({ node: i, code: err.code, fatal }) }
     })
     await channel.start()
     await scheduler.start()
@@ -224,6 +234,7 @@ export class ExecSwarm {
     for (let i = 0; i < this.nodes.length; i++) await this.stopNode(i).catch(() => {})
     await this.requester?.close()
     await this.appOwner?.close()
+    await this.proxy?.close()
     await this.anvil?.stop()
     if (this.root !== undefined) await rm(this.root, { recursive: true, force: true })
   }

@@ -201,44 +201,116 @@ describe('event follower', () => {
     assert.deepEqual(seen, [1, 2, 3])
   })
 
-  it('retries a failing handler, then stops with HANDLER_FAILED without moving the cursor past the event', async () => {
+  it('retries a failing handler with backoff, reports HANDLER_FAILED without stopping, and delivers the event once it passes', async () => {
     await store(3)
     const cursorStore = new MemoryCursorStore()
     let calls = 0
+    let failSeq3 = true
     const seen: number[] = []
     const errors: Array<{ err: ChainError, fatal: boolean }> = []
     const f = follower({
       cursorStore,
       handlerAttempts: 3,
       retryBaseDelayMs: 10,
+      retryMaxDelayMs: 50,
       handler: async (e) => {
         if (seqOf(e) === 1 && calls++ === 0) throw new Error('transient handler failure')
-        if (seqOf(e) === 3) throw new Error('permanent handler failure')
+        if (seqOf(e) === 3 && failSeq3) throw new Error('handler failure while it lasts (an RPC outage)')
         seen.push(seqOf(e))
       },
       onError: (err, fatal) => { errors.push({ err, fatal }) }
     })
     await f.start()
-    await waitFor('a fatal error', () => errors.some((e) => e.fatal))
-    assert.deepEqual(seen, [1, 2], 'seq 1 delivered once after one retry')
-    const fatal = errors.find((e) => e.fatal)
-    assert.ok(isChainError(fatal?.err, 'HANDLER_FAILED'))
+    await waitFor('two HANDLER_FAILED reports', () => errors.filter((e) => isChainError(e.err, 'HANDLER_FAILED')).length >= 2)
+    assert.deepEqual(seen, [1, 2], 'seq 1 delivered once after one retry; seq 3 not yet')
+    assert.ok(errors.every((e) => !e.fatal), 'a failing handler is not fatal')
     const cursor = await cursorStore.load()
     // deploy = block 1, seq n in block n + 1: the cursor points right after seq 2 (block 3, log 0)
     assert.deepEqual([cursor?.blockNumber, cursor?.logIndex], [3, 1], 'the cursor stays before seq 3')
+    failSeq3 = false
+    await waitFor('seq 3 delivered by the same running follower', () => seen.length >= 3)
+    await store(1)
+    await waitFor('seq 4 too', () => seen.length >= 4)
+    assert.deepEqual(seen, [1, 2, 3, 4])
   })
 
-  it('detects a replaced block (evm_revert with confirmations 0): REORG_DETECTED', async () => {
+  it('rewinds on a replaced block (evm_revert with confirmations 0): takes back the removed event, delivers the new history, no stop', async () => {
     const seen: number[] = []
-    const f = follower({ cursorStore: new MemoryCursorStore(), handler: async (e) => { seen.push(seqOf(e)) } })
-    const snapshot = await rawRpc<string>(anvil.rpcUrl, 'evm_snapshot')
+    const removed: number[] = []
+    const errors: ChainError[] = []
+    const cursorStore = new MemoryCursorStore()
+    const f = follower({ cursorStore, handler: async (e) => { seen.push(seqOf(e)) }, onRemoved: async (e) => { removed.push(seqOf(e)) }, onError: (err) => { errors.push(err) } })
     await store(1)
+    assert.equal(await f.poll(), 1)
+    const snapshot = await rawRpc<string>(anvil.rpcUrl, 'evm_snapshot')
+    await client.sender.send(fixture.store.populateTransaction(500)) // seq 2, value 500: reverted below
     assert.equal(await f.poll(), 1)
     await rawRpc(anvil.rpcUrl, 'evm_revert', [snapshot])
     client.sender.resetNonce() // the reverted chain forgot our transaction
-    await store(2) // the same height again, other blocks
-    await assert.rejects(f.poll(), (err: unknown) => isChainError(err, 'REORG_DETECTED'))
-    assert.deepEqual(seen, [1])
+    await client.sender.send(fixture.store.populateTransaction(7)) // seq 2 again, other block, same height
+    await client.sender.send(fixture.store.populateTransaction(8)) // seq 3
+    const values: number[] = []
+    const f2 = follower({ cursorStore: new MemoryCursorStore(), handler: async (e) => { values.push(Number(e.args?.value)) } })
+    await f2.poll()
+    assert.deepEqual(values, [1, 7, 8], 'the chain now holds 1, 7, 8')
+    assert.equal(await f.poll(), 2, 'the new seq 2 and seq 3 are delivered')
+    assert.deepEqual(removed, [2], 'the replaced block\'s event is taken back')
+    assert.deepEqual(seen, [1, 2, 2, 3])
+    assert.equal(f.rewindCount, 1)
+    assert.ok(errors.some((e) => isChainError(e, 'REORG_DETECTED')), 'the rewind is reported')
+    const saved = await cursorStore.load()
+    const head = await rawRpc<{ hash: string }>(anvil.rpcUrl, 'eth_getBlockByNumber', ['latest', false])
+    assert.equal(saved?.checkHash, head.hash, 'the saved cursor names a block of the new chain')
+    assert.equal(await f.poll(), 0, 'and stays quiet after')
+  })
+
+  it('a restart on a saved cursor whose block was replaced rewinds and reads the new history', async () => {
+    const path = join(dir, 'cursor.json')
+    const seen: number[] = []
+    await store(1)
+    const snapshot = await rawRpc<string>(anvil.rpcUrl, 'evm_snapshot')
+    await client.sender.send(fixture.store.populateTransaction(500))
+    const first = follower({ cursorStore: new JsonFileCursorStore(path), handler: async (e) => { seen.push(Number(e.args?.value)) } })
+    assert.equal(await first.poll(), 2)
+    const before = await new JsonFileCursorStore(path).load()
+    await rawRpc(anvil.rpcUrl, 'evm_revert', [snapshot])
+    client.sender.resetNonce()
+    await client.sender.send(fixture.store.populateTransaction(9))
+    const again = follower({ cursorStore: new JsonFileCursorStore(path), handler: async (e) => { seen.push(Number(e.args?.value)) } })
+    assert.equal(await again.poll(), 1)
+    assert.deepEqual(seen, [1, 500, 9])
+    const after = await new JsonFileCursorStore(path).load()
+    assert.notEqual(after?.checkHash, before?.checkHash, 'the replaced block\'s hash is not kept')
+    assert.equal(await again.poll(), 0)
+  })
+
+  it('rewinds after anvil_rollback (a shorter chain) and after anvil_reorg, then follows on', async () => {
+    const seen: Array<{ seq: number, value: number }> = []
+    const removed: number[] = []
+    const f = follower({
+      cursorStore: new MemoryCursorStore(),
+      handler: async (e) => { seen.push({ seq: seqOf(e), value: Number(e.args?.value) }) },
+      onRemoved: async (e) => { removed.push(seqOf(e)) }
+    })
+    await store(3)
+    await f.start()
+    await waitFor('3 events', () => seen.length >= 3)
+    await rawRpc(anvil.rpcUrl, 'anvil_rollback', [1]) // seq 3's block is gone
+    await waitFor('seq 3 taken back', () => removed.length >= 1)
+    assert.deepEqual(removed, [3])
+    client.sender.resetNonce()
+    await client.sender.send(fixture.store.populateTransaction(33)) // seq 3 again, value 33
+    await waitFor('the new seq 3', () => seen.length >= 4)
+    assert.deepEqual(seen.at(-1), { seq: 3, value: 33 })
+    // anvil_reorg: the last block replaced at the same height by one holding a transaction of ours
+    const data = fixture.interface.encodeFunctionData('store', [44])
+    const nonce = await client.provider.getTransactionCount(client.address, 'latest')
+    await rawRpc(anvil.rpcUrl, 'anvil_reorg', [1, [[{ from: client.address, to: fixture.target, data, gas: '0x30000', nonce: '0x' + (nonce - 1).toString(16) }, 0]]])
+    await waitFor('the reorged seq 3 taken back', () => removed.length >= 2, 15_000)
+    await waitFor('the reorg\'s seq 3', () => seen.some((e) => e.value === 44), 15_000)
+    assert.deepEqual(removed, [3, 3])
+    assert.deepEqual(seen.at(-1), { seq: 3, value: 44 })
+    assert.ok(f.rewindCount >= 2)
   })
 
   it('a corrupt cursor file gives CURSOR_STORE_FAILED; bad options give INVALID_ARGUMENT', async () => {

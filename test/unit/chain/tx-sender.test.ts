@@ -3,6 +3,7 @@ import { Contract, Signature, Transaction, Wallet, hexlify, randomBytes } from '
 import { privateKeyOf, signDigest } from '../../../protocols/secp256k1.js'
 import { startLocalChain, type LocalChain } from '../../../node/chain/local-chain.js'
 import { createChainClient, type ChainClient } from '../../../node/chain/client.js'
+import { bumpFees, type ResendInfo } from '../../../node/chain/tx-sender.js'
 import { isChainError, type ChainError, type ChainErrorCode } from '../../../node/chain/errors.js'
 import { deployFixture, fixtureInterface, rawRpc, waitFor } from './fixture.js'
 
@@ -26,7 +27,9 @@ describe('transaction sender', () => {
       privateKey: anvil.privateKeys[0],
       chainId: anvil.chainId,
       errorInterfaces: [fixtureInterface()],
-      rpc: { retryAttempts: 4, retryBaseDelayMs: 100 }
+      rpc: { retryAttempts: 4, retryBaseDelayMs: 100 },
+      // a stuck transaction is looked at again after 300 ms (the stuck and dropped tests below)
+      tx: { replaceAfterMs: 300 }
     })
     cleanup.push(client.close)
     return { anvil, client, fixture: client.contract(address, fixtureInterface()) }
@@ -174,6 +177,118 @@ describe('transaction sender', () => {
     const t2 = Date.now()
     await assert.rejects(fixture.seq(), hasCode('RPC_UNREACHABLE'))
     assert.ok(Date.now() - t2 < 5000, `took ${Date.now() - t2} ms`)
+  })
+
+  it('a transaction stuck under a base fee rise goes out again (same nonce) at a higher price within its cap, and is mined once', async () => {
+    const { anvil, client, fixture } = await setup()
+    await rawRpc(anvil.rpcUrl, 'evm_setAutomine', [false])
+    const resends: ResendInfo[] = []
+    const pending = client.sender.send(fixture.store.populateTransaction(5), { receiptTimeoutMs: 60_000, onResend: (r) => { resends.push(r) } })
+    await waitFor('the transaction in the pool', async () => Number(await rawRpc<string>(anvil.rpcUrl, 'eth_getTransactionCount', [client.address, 'pending'])) === 2)
+    const first = (await rawRpc<{ transactions: Array<{ hash: string, maxFeePerGas: string }> }>(anvil.rpcUrl, 'eth_getBlockByNumber', ['pending', true])).transactions[0]
+    const firstFee = BigInt(first.maxFeePerGas)
+    // the next block's base fee is three times what the transaction pays: as sent, it can never be mined
+    await rawRpc(anvil.rpcUrl, 'anvil_setNextBlockBaseFeePerGas', ['0x' + (firstFee * 3n).toString(16)])
+    await rawRpc(anvil.rpcUrl, 'evm_mine')
+    assert.equal(Number(await rawRpc<string>(anvil.rpcUrl, 'eth_getTransactionCount', [client.address, 'latest'])), 1, 'not in the block at that base fee')
+    await waitFor('re-priced above the old base fee', () => resends.some((r) => r.maxFeePerGas > firstFee * 3n), 30_000)
+    await rawRpc(anvil.rpcUrl, 'evm_setAutomine', [true])
+    await rawRpc(anvil.rpcUrl, 'evm_mine')
+    const sent = await pending
+    assert.ok(resends.every((r) => r.nonce === sent.nonce), 'every version at the same nonce')
+    for (let i = 1; i < resends.length; i++) assert.ok(resends[i].maxFeePerGas > resends[i - 1].maxFeePerGas, 'each version pays more')
+    assert.ok(resends.every((r) => r.maxFeePerGas <= firstFee * 4n), 'never above its cap (4x the first price)')
+    assert.ok(sent.replaced.includes(first.hash), 'the first version was replaced')
+    assert.equal(sent.hash, resends.at(-1)?.hash, 'the last version is the one mined')
+    assert.equal(await fixture.seq(), 1n, 'mined once')
+    // and the nonce queue goes on
+    const next = await client.sender.send(fixture.store.populateTransaction(6))
+    assert.equal(next.nonce, sent.nonce + 1)
+  })
+
+  it('a transaction left pending is replaced (same nonce) at rising fees until its cap, then waits; the last version is mined', async () => {
+    const { anvil, client, fixture } = await setup()
+    await rawRpc(anvil.rpcUrl, 'evm_setAutomine', [false])
+    const resends: ResendInfo[] = []
+    const pending = client.sender.send(fixture.store.populateTransaction(4), { receiptTimeoutMs: 60_000, onResend: (r) => { resends.push(r) } })
+    let first = { hash: '', maxFeePerGas: '0x0' }
+    await waitFor('the transaction in the pool', async () => {
+      const block = await rawRpc<{ transactions: Array<{ hash: string, maxFeePerGas: string }> }>(anvil.rpcUrl, 'eth_getBlockByNumber', ['pending', true])
+      if (block.transactions[0] !== undefined) first = block.transactions[0]
+      return first.hash !== ''
+    })
+    const cap = BigInt(first.maxFeePerGas) * 4n
+    await waitFor('re-priced up to the cap', () => resends.at(-1)?.maxFeePerGas === cap, 30_000)
+    const atCap = resends.length
+    // at the cap: two more looks (300 ms apart) bring no new version
+    const lookedAt = Date.now()
+    await waitFor('two more looks', () => Date.now() - lookedAt > 900, 5_000)
+    assert.equal(resends.length, atCap, 'no version above the cap')
+    assert.ok(resends.every((r) => r.reason === 'repriced' && r.previous !== r.hash))
+    for (let i = 1; i < resends.length; i++) assert.ok(resends[i].maxFeePerGas > resends[i - 1].maxFeePerGas)
+    const pool = await rawRpc<{ transactions: Array<{ hash: string }> }>(anvil.rpcUrl, 'eth_getBlockByNumber', ['pending', true])
+    assert.deepEqual(pool.transactions.map((t) => t.hash), [resends.at(-1)?.hash], 'the pool holds the last version only')
+    await rawRpc(anvil.rpcUrl, 'evm_setAutomine', [true])
+    await rawRpc(anvil.rpcUrl, 'evm_mine')
+    const sent = await pending
+    assert.equal(sent.hash, resends.at(-1)?.hash)
+    assert.equal(sent.replaced.length, resends.length)
+    assert.equal(await fixture.seq(), 1n, 'mined once')
+  })
+
+  it('a transaction its node dropped is sent again and mined', async () => {
+    const { anvil, client, fixture } = await setup()
+    await rawRpc(anvil.rpcUrl, 'evm_setAutomine', [false])
+    const resends: ResendInfo[] = []
+    const hashes: string[] = []
+    const pending = client.sender.send(fixture.store.populateTransaction(7), { receiptTimeoutMs: 60_000, onResend: (r) => { resends.push(r) } })
+    await waitFor('the transaction in the pool', async () => {
+      const block = await rawRpc<{ transactions: Array<{ hash: string }> }>(anvil.rpcUrl, 'eth_getBlockByNumber', ['pending', true])
+      hashes.splice(0, hashes.length, ...block.transactions.map((t) => t.hash))
+      return hashes.length === 1
+    })
+    await rawRpc(anvil.rpcUrl, 'anvil_dropTransaction', [hashes[0]])
+    await waitFor('sent again', () => resends.some((r) => r.reason === 'resent'), 30_000)
+    await rawRpc(anvil.rpcUrl, 'evm_setAutomine', [true])
+    await rawRpc(anvil.rpcUrl, 'evm_mine')
+    const sent = await pending
+    assert.equal(sent.receipt.status, 1)
+    assert.equal(await fixture.seq(), 1n)
+  })
+
+  it('after a TX_TIMEOUT of a dropped transaction, the next send takes its nonce (no gap)', async () => {
+    const { anvil, client, fixture } = await setup()
+    await rawRpc(anvil.rpcUrl, 'evm_setAutomine', [false])
+    const start = Number(await rawRpc<string>(anvil.rpcUrl, 'eth_getTransactionCount', [client.address, 'latest']))
+    // no re-send within the wait: the drop below outlives it
+    const pending = client.sender.send(fixture.store.populateTransaction(8), { receiptTimeoutMs: 3_000, replaceAfterMs: 60_000 })
+    const outcome = pending.then(() => undefined, (err: unknown) => err)
+    let hash = ''
+    await waitFor('the transaction in the pool', async () => {
+      const block = await rawRpc<{ transactions: Array<{ hash: string }> }>(anvil.rpcUrl, 'eth_getBlockByNumber', ['pending', true])
+      hash = block.transactions[0]?.hash ?? ''
+      return hash !== ''
+    })
+    await rawRpc(anvil.rpcUrl, 'anvil_dropTransaction', [hash])
+    const err = await outcome
+    hasCode('TX_TIMEOUT')(err)
+    assert.equal((err as ChainError).details?.dropped, true)
+    assert.equal((err as ChainError).details?.nonce, start)
+    await rawRpc(anvil.rpcUrl, 'evm_setAutomine', [true])
+    const next = await client.sender.send(fixture.store.populateTransaction(9), { receiptTimeoutMs: 20_000 })
+    assert.equal(next.nonce, start, 'the gap is filled by the next send')
+    assert.equal(await fixture.values(1), 9n)
+    const after = await client.sender.send(fixture.store.populateTransaction(10), { receiptTimeoutMs: 20_000 })
+    assert.equal(after.nonce, start + 1)
+  })
+
+  it('bumpFees raises both fees by the percent, follows today\'s when higher, stops at the cap', () => {
+    const old = { maxFeePerGas: 100n, maxPriorityFeePerGas: 10n }
+    assert.deepEqual(bumpFees(old, { maxFeePerGas: 50n, maxPriorityFeePerGas: 1n }, 13, 1000n), { maxFeePerGas: 114n, maxPriorityFeePerGas: 12n })
+    assert.deepEqual(bumpFees(old, { maxFeePerGas: 300n, maxPriorityFeePerGas: 20n }, 13, 1000n), { maxFeePerGas: 300n, maxPriorityFeePerGas: 20n })
+    assert.deepEqual(bumpFees(old, { maxFeePerGas: 300n, maxPriorityFeePerGas: 20n }, 13, 200n), { maxFeePerGas: 200n, maxPriorityFeePerGas: 20n })
+    assert.equal(bumpFees(old, old, 13, 100n), undefined, 'at the cap: no replacement')
+    assert.deepEqual(bumpFees({ gasPrice: 0n }, { gasPrice: 0n }, 13, 10n), { gasPrice: 1n })
   })
 
   it('recovers when another process used the next nonce', async () => {

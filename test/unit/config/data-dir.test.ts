@@ -102,6 +102,9 @@ describe('config: data dir', function () {
       [{ advertIntervalMs: 10 }, 'advertIntervalMs'],
       [{ chain: { hub: '0x12' } }, 'chain.hub'],
       [{ chain: { fromBlock: -1 } }, 'chain.fromBlock'],
+      [{ chain: { confirmations: -1 } }, 'chain.confirmations'],
+      [{ chain: { confirmations: 1.5 } }, 'chain.confirmations'],
+      [{ chain: { pollIntervalMs: 1 } }, 'chain.pollIntervalMs'],
       [{ bidTransport: 'carrier-pigeon' }, 'bidTransport'],
       [{ unknownSetting: 1 }, 'unknownSetting']
     ]
@@ -113,5 +116,6 @@ describe('config: data dir', function () {
     assert.equal(validateConfig({ defaultMaxPrice: '0' }).defaultMaxPrice, '0')
     assert.equal(ok.bidTransport, 'stream', 'bids go by direct stream unless told')
     assert.equal(validateConfig({ bidTransport: 'gossip' }).bidTransport, 'gossip')
+    assert.deepEqual(validateConfig({ chain: { confirmations: 12, pollIntervalMs: 3000 } }).chain, { confirmations: 12, pollIntervalMs: 3000 })
   })
 })

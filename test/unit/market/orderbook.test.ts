@@ -129,6 +129,38 @@ describe('market: orderbook', function () {
     assert.equal(await book.setConsumed(a.hash, 1n), false, 'a dropped order is not revived')
   })
 
+  it('takes back a deal a reorg removed: consumption follows the hub down, a consumed request\'s tombstone goes when nothing of it is consumed', async () => {
+    const { book } = await open()
+    const big = await valid('requestorder', await signedRequestBytes(requestOrder({ volume: 5n })))
+    const app = await valid('apporder', await signedAppOrderBytes(appOrder({ volume: 4n })))
+    await book.add(big)
+    await book.add(app)
+    const unheld = '0x' + 'ef'.repeat(32)
+    const hub = new Map<string, bigint>([[big.hash, 5n], [app.hash, 3n], [unheld, 1n]])
+    const consumedOf = async (h: string): Promise<bigint> => hub.get(h) ?? 0n
+    const deal = { name: 'DealCreated' as const, dealid: '0x' + '01'.repeat(32), requestHash: big.hash, app: APP, dataset: ZERO_ADDRESS, volume: 5n, workers: [] }
+    const other = { ...deal, dealid: '0x' + '02'.repeat(32), requestHash: unheld, volume: 1n }
+    await book.applyHubEvent(deal, consumedOf)
+    await book.applyHubEvent(other, consumedOf)
+    assert.equal(await book.dropped(big.hash), 'consumed')
+    assert.equal((await book.get(app.hash))?.remaining, 1n)
+    assert.equal(await book.consumedByDeals(unheld), 1n)
+    // the reorg: on the new chain neither deal exists
+    hub.clear()
+    await book.takeBackHubEvent(deal, consumedOf)
+    await book.takeBackHubEvent(other, consumedOf)
+    assert.equal((await book.get(app.hash))?.remaining, 4n, 'the app order is whole again')
+    assert.equal(await book.dropped(big.hash), undefined, 'the request\'s consumed tombstone is gone')
+    assert.equal(await book.add(big), true, 'so a copy of it (gossip, sync) enters the book again')
+    assert.equal(await book.consumedByDeals(unheld), 0n, 'the record of a request the book never held follows the hub')
+    // a tombstone of a request the hub still has partly consumed stays (the book no longer knows its volume)
+    hub.set(big.hash, 5n)
+    await book.applyHubEvent(deal, consumedOf)
+    hub.set(big.hash, 2n)
+    await book.takeBackHubEvent(deal, consumedOf)
+    assert.equal(await book.dropped(big.hash), 'consumed')
+  })
+
   it('starts an order at the consumption the validator saw', async () => {
     const { book } = await open()
     const order = appOrder({ volume: 5n })
