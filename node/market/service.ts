@@ -82,10 +82,10 @@ const ORDER_TYPES: MarketOrderType[] = ['apporder', 'datasetorder', 'requestorde
 
 /**
  * Hub events after which a provider's free stake may differ (Hub.sol: the
- * stake functions, matchOrders' locks, finalize/claim/reelect's seizures and
- * releases). Any other event leaves the cached stake as it is.
+ * stake functions, matchOrders' locks, the lazy scheduler draw's lock,
+ * finalize/claim/reelect's seizures and releases). Any other event leaves the cached stake as it is.
  */
-const STAKE_EVENTS = new Set(['Staked', 'UnstakeRequested', 'Unstaked', 'StakeSeized', 'StakeReleased', 'DealCreated', 'TaskFinalized', 'TaskClaimed', 'SchedulerReelected'])
+const STAKE_EVENTS = new Set(['Staked', 'UnstakeRequested', 'Unstaked', 'StakeSeized', 'StakeReleased', 'DealCreated', 'TaskFinalized', 'TaskClaimed', 'SchedulerReelected', 'SchedulerDrawn'])
 
 /** Peers whose last sync time is remembered (a few hundred bytes each). */
 const MAX_SYNC_PEERS = 10_000
