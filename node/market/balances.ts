@@ -8,11 +8,12 @@
  * (+), DealCreated (- the requester's frozen payment: volume x the deal's
  * prices). Rewards and refunds (TaskFinalized, TaskClaimed, StakeReleased)
  * carry no per-account amounts, so the estimate is a lower bound for an
- * account that earned. An account is "known" once an event named it as a
- * depositor or an asset owner (owners earn without depositing): when a known
- * account's estimate falls short, one chain read (`accountOf`) refreshes it,
- * at most once per account per `refreshMs`. An account no event ever named
- * has no hub balance, and costs no read: the flood of fresh keys case.
+ * account that earned (an asset owner earns without depositing). When an
+ * estimate falls short, one chain read (`accountOf`) refreshes it, at most
+ * once per account per `refreshMs` and at most `readsPerSecond` for all
+ * accounts together: a request gossiped a moment after its requester's
+ * deposit (our follower polls) is still judged right, and a flood of fresh
+ * keys costs a few reads a second, never one per message.
  *
  * Persisted in level (the hub follower's cursor is, so a restarted node does
  * not replay the events it applied).
@@ -109,10 +110,9 @@ export class HubBalances implements BalanceLookup {
   async covers (account: string, cost: bigint): Promise<boolean> {
     const key = account.toLowerCase()
     const est = this.balances.get(key)
-    // never named by an event: no hub balance, no read
-    if (est === undefined) return false
-    if (est > 0n && est >= cost) return true
-    // a known account may have earned what the events do not count: read it, rarely
+    if (est !== undefined && est > 0n && est >= cost) return true
+    // it may have earned what the events do not count, or deposited in a block our follower has not
+    // read yet: read it, rarely
     const now = this.now()
     const last = this.lastRead.get(key)
     if (last !== undefined && now - last < this.refreshMs) return false

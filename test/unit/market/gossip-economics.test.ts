@@ -63,12 +63,26 @@ describe('market: gossip economics', function () {
       assert.equal(b2.estimate(a), 550n)
     })
 
-    it('an account no event named costs no read and covers nothing, not even a free request', async () => {
+    it('fresh keys cost at most readsPerSecond reads a second, all together; an empty balance covers nothing, not even a free request', async () => {
+      const db = await openDb()
+      let now = 5_000_000
+      let reads = 0
+      const b = new HubBalances(db, { read: async () => { reads++; return 0n }, readsPerSecond: 5, now: () => now })
+      for (let i = 0; i < 200; i++) assert.equal(await b.covers(new Wallet(hexlify(randomBytes(32))).address, 0n), false)
+      assert.equal(reads, 5, 'one second\'s budget')
+      now += 1000
+      for (let i = 0; i < 200; i++) await b.covers(new Wallet(hexlify(randomBytes(32))).address, 0n)
+      assert.equal(reads, 10)
+    })
+
+    it('a request right after a deposit the follower has not applied yet: one read finds it', async () => {
       const db = await openDb()
       let reads = 0
-      const b = new HubBalances(db, { read: async () => { reads++; return 10n ** 18n } })
-      for (let i = 0; i < 200; i++) assert.equal(await b.covers(new Wallet(hexlify(randomBytes(32))).address, 0n), false)
-      assert.equal(reads, 0)
+      const b = new HubBalances(db, { read: async () => { reads++; return 100n } })
+      assert.equal(await b.covers(requester.address, 60n), true)
+      assert.equal(reads, 1)
+      assert.equal(await b.covers(requester.address, 60n), true, 'now from the estimate')
+      assert.equal(reads, 1)
     })
 
     it('a known account short by the events is read once per refresh period (an asset owner earns without depositing)', async () => {
