@@ -210,8 +210,8 @@ export class IexecNode implements ApiBackend {
       dhtSelectors: rules.selectors,
       // market topics scored: a validator's REJECT must cost the sender
       gossipScoring: marketScoring(swarmTopics(config.swarmId)),
-      // peers over the market's REJECT limit are refused (gossipsub forgets their score on reconnect)
-      denyPeer: (peer) => built?.market?.rejects.isBanned(peer) === true,
+      // peers the market banned (REJECT or spam limit, or a ban kept in level) are refused (gossipsub forgets their score on reconnect)
+      denyPeer: (peer) => built?.market?.isPeerBanned(peer) === true,
       logger: fileLogger(paths.logs, 'network')
     })
     const adverts = new ResourceAdverts({
@@ -386,6 +386,8 @@ export class IexecNode implements ApiBackend {
       // gossip verdicts are counted in market.stats; only warnings go to node.log
       logger: { debug: () => {}, warn: marketLog.warn }
     })
+    // bans and balance estimates from level, before the network starts (the gater reads the bans)
+    await this.market.load()
   }
 
   /**

@@ -41,10 +41,24 @@ import {SortitionTree} from "./SortitionTree.sol";
  *   deal's final deadline (so the honest path writes no stake slot per task);
  *   the elected scheduler's stake is locked for `volume` tasks (30% each) and
  *   released by `release` once every task is completed or claimed.
+ * - Who matches: the request's requester, or anyone once the requester
+ *   presigned the request on chain (its public statement that any matcher
+ *   may pick the bids). A deal has at least the bids its trust's consensus
+ *   needs: n >= 1 with 2^n >= trust (two fresh workers agreeing reach trust 3).
  * - Scheduler election: a Fenwick sortition tree over staked amounts minus
- *   pending unstakes (O(log n) update and draw). Seed =
- *   keccak(prevrandao, dealid, salt): the requester cannot choose the deal id
- *   and the block's randomness together.
+ *   pending unstakes (O(log n) update and draw), drawn lazily so that nobody
+ *   can grind it. matchOrders (and reelect) only record the draw block B (the
+ *   deal's own block) in `schedulerLocked` with the DRAW_PENDING bit; the seed
+ *   is keccak(blockhash(B), dealid, B), which no transaction of block B can
+ *   read, so a matcher cannot know it when it matches nor retry it by
+ *   reverting. `schedulerOf` computes the draw from block B + 1 on; the first
+ *   transaction that needs the scheduler (initialize, contribute,
+ *   contributeAndFinalize, finalize, reelect) writes it and locks its stake.
+ *   Past blockhash's 256-block window the seed is the hash of the latest block
+ *   B + 256k, so a draw left unwritten changes once per 256 blocks. The draw
+ *   point is a fraction of the total stake (not a modulus), so a staker who
+ *   changes its stake after block B moves the point by a share of what it
+ *   moved; see README, threat model, for the residual bias.
  * - Tasks: taskid = keccak(dealid, idx). `initialize` (scheduler) writes two
  *   slots. A trust-1 task may skip it: `contributeAndFinalize` marks the task
  *   done in a per-deal bitmap (256 tasks per slot) and settles at once.
@@ -92,6 +106,8 @@ contract Hub is EIP712, Ownable {
     /// @notice bound on bids per match, hence on contributors per task
     uint256 internal constant MAX_WORKERS = 32;
     uint256 internal constant MAX_TRUST = 255;
+    /// @dev in Deal.schedulerLocked: the scheduler is not drawn yet; the low bits hold the draw block
+    uint256 internal constant DRAW_PENDING = 1 << 47;
 
     bytes32 public constant APPORDER_TYPEHASH = keccak256(
         "AppOrder(address app,uint256 appprice,uint256 volume,bytes32 tag,address datasetrestrict,address workerpoolrestrict,address requesterrestrict,bytes32 salt)"
@@ -303,6 +319,9 @@ contract Hub is EIP712, Ownable {
     error TrustNotOne(uint256 trust);
     error SchedulerNotLate();
     error NothingToRelease(address account);
+    error NotRequester(address caller);
+    error NotEnoughBids(uint256 count, uint256 needed);
+    error SchedulerNotDrawn(bytes32 dealid);
 
     // ---------------------------------------------------------------- events
     event Deposit(address indexed account, uint256 amount);
@@ -324,7 +343,9 @@ contract Hub is EIP712, Ownable {
     event TaskRevealed(bytes32 indexed taskid, address indexed worker, bytes32 digest);
     event TaskFinalized(bytes32 indexed taskid, bytes32 indexed dealid, bytes32 resultHash, string resultsCid);
     event TaskClaimed(bytes32 indexed taskid, bytes32 indexed dealid);
+    /// @notice `scheduler` is zero: the next scheduler is drawn lazily (SchedulerDrawn, schedulerOf)
     event SchedulerReelected(bytes32 indexed dealid, address indexed previous, address indexed scheduler, uint256 slashed);
+    event SchedulerDrawn(bytes32 indexed dealid, address indexed scheduler);
 
     // ---------------------------------------------------------------- state
     IERC20 public immutable token;
@@ -648,8 +669,14 @@ contract Hub is EIP712, Ownable {
         RequestOrder calldata request,
         Bid[] calldata bids
     ) external returns (bytes32 dealid) {
-        if (bids.length == 0 || bids.length > MAX_WORKERS) revert BadBidCount(bids.length);
+        if (bids.length > MAX_WORKERS) revert BadBidCount(bids.length);
         if (request.trust == 0 || request.trust > MAX_TRUST) revert BadTrust(request.trust);
+        {
+            // fewer workers than the consensus needs could never complete a task: the payment would stay frozen
+            uint256 need = 1;
+            while ((1 << need) < request.trust) ++need;
+            if (bids.length < need) revert NotEnoughBids(bids.length, need);
+        }
         if (request.category >= m_categories.length) revert UnknownCategory(request.category);
         if (request.app != appOrder.app) revert AppMismatch();
 
@@ -660,6 +687,8 @@ contract Hub is EIP712, Ownable {
 
         bytes32 requestHash = hashRequestOrder(request);
         _checkSigner(request.requester, requestHash, request.sign);
+        // a gossiped request is the requester's to match: a third party would pick its own bids
+        if (msg.sender != request.requester && !m_presigned[requestHash]) revert NotRequester(msg.sender);
         uint256 volume = _remaining(requestHash, request.volume);
 
         // app
@@ -745,10 +774,11 @@ contract Hub is EIP712, Ownable {
             }
         }
 
-        // scheduler
+        // scheduler: drawn later from this block's hash, which no transaction of this block can read
+        if (m_tree.total() == 0) revert NoStake();
         deal.startTime = uint32(block.timestamp);
         deal.schedulerActive = uint32(block.timestamp);
-        (deal.scheduler, deal.schedulerLocked) = _elect(dealid, 0, address(0), volume, price);
+        deal.schedulerLocked = uint48(DRAW_PENDING | block.number);
         m_deals[dealid] = deal;
 
         _emitDeal(dealid, deal, requestHash, request, datasetOrder.dataset, workers);
@@ -815,38 +845,69 @@ contract Hub is EIP712, Ownable {
     }
 
     /**
-     * @dev draws a scheduler by stake and locks its stake for the remaining
-     * tasks (as much as it has free: a thin staker is still eligible, it just
-     * has less to lose). `exclude` (a replaced scheduler) cannot be drawn
-     * unless it is the only staker.
+     * @dev the scheduler a pending draw elects, by stake. The seed is the hash
+     * of the draw block B, or of the latest block B + 256k when B left
+     * blockhash's window. `deal.scheduler` (a replaced scheduler) cannot be
+     * drawn unless it is the only staker.
      */
-    function _elect(bytes32 dealid, uint256 salt, address exclude, uint256 tasks, uint256 price)
-        private
-        returns (address scheduler, uint48 locked)
-    {
+    function _draw(Deal storage deal, bytes32 dealid) private view returns (address) {
+        uint256 b = deal.schedulerLocked & (DRAW_PENDING - 1);
+        if (block.number <= b) revert SchedulerNotDrawn(dealid);
+        uint256 seedBlock = b + ((block.number - 1 - b) & ~uint256(255));
+        // u in [0, 2^128): the draw point is u/2^128 of the stake, so moving stake moves it only by a share of that
+        uint256 u = uint256(keccak256(abi.encode(blockhash(seedBlock), dealid, b))) >> 128;
         uint256 total = m_tree.total();
         if (total == 0) revert NoStake();
-        uint256 r = uint256(keccak256(abi.encode(block.prevrandao, dealid, salt)));
+        address exclude = deal.scheduler;
         Stake storage ex = m_stakes[exclude];
-        uint256 w = uint256(ex.amount) - ex.pending;
-        if (exclude != address(0) && w != 0 && w < total) {
+        uint256 w = exclude == address(0) ? 0 : uint256(ex.amount) - ex.pending;
+        if (w != 0 && w < total) {
             // draw over everyone else: skip the excluded range [start, start + w)
-            r %= total - w;
+            uint256 r = (u * (total - w)) >> 128;
             if (r >= m_tree.prefixBefore(exclude)) r += w;
-        } else {
-            r %= total;
+            return m_tree.draw(r);
         }
-        scheduler = m_tree.draw(r);
+        return m_tree.draw((u * total) >> 128);
+    }
+
+    /**
+     * @dev the deal's scheduler, drawn and written on first need: its stake is
+     * locked for the remaining tasks (as much as it has free: a thin staker is
+     * still eligible, it just has less to lose).
+     */
+    function _scheduler(Deal storage deal, bytes32 dealid) private returns (address scheduler) {
+        if (deal.schedulerLocked & DRAW_PENDING == 0) return deal.scheduler;
+        scheduler = _draw(deal, dealid);
         Stake storage s = m_stakes[scheduler];
         uint256 free = uint256(s.amount) - s.locked - s.pending;
-        uint256 need = tasks * (price * SCHEDULER_STAKE_RATIO / 100);
-        locked = uint48(_min(_min(free, need), type(uint48).max));
-        s.locked += locked;
+        uint256 need = (uint256(deal.volume) - deal.done) * (uint256(deal.workerPrice) * SCHEDULER_STAKE_RATIO / 100);
+        uint256 locked = _min(_min(free, need), DRAW_PENDING - 1);
+        s.locked += uint96(locked);
+        deal.scheduler = scheduler;
+        deal.schedulerLocked = uint48(locked);
+        emit SchedulerDrawn(dealid, scheduler);
+    }
+
+    /**
+     * @notice the deal's current scheduler: the drawn one, or the one a pending
+     * draw elects; zero while the draw block is the current one (read at the
+     * `pending` block tag to see a draw as soon as its block is mined).
+     */
+    function schedulerOf(bytes32 dealid) public view returns (address) {
+        Deal storage deal = _deal(dealid);
+        if (deal.schedulerLocked & DRAW_PENDING == 0) return deal.scheduler;
+        if (block.number <= (deal.schedulerLocked & (DRAW_PENDING - 1))) return address(0);
+        return _draw(deal, dealid);
     }
 
     // ================================================================ views
-    function dealOf(bytes32 dealid) external view returns (Deal memory) {
-        return m_deals[dealid];
+    /// @notice the deal; while its scheduler's draw is pending, `scheduler` is what schedulerOf says and `schedulerLocked` 0
+    function dealOf(bytes32 dealid) external view returns (Deal memory d) {
+        d = m_deals[dealid];
+        if (d.schedulerLocked & DRAW_PENDING != 0) {
+            d.scheduler = schedulerOf(dealid);
+            d.schedulerLocked = 0;
+        }
     }
 
     function isDealWorker(bytes32 dealid, address worker) external view returns (bool) {
@@ -885,15 +946,15 @@ contract Hub is EIP712, Ownable {
         if (deal.volume == 0) revert UnknownDeal(dealid);
     }
 
-    function _checkAuthorization(Deal storage deal, bytes32 taskid, bytes calldata sign) private view {
+    function _checkAuthorization(Deal storage deal, bytes32 dealid, bytes32 taskid, bytes calldata sign) private {
         (address got, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(hashAuthorization(msg.sender, taskid), sign);
-        if (err != ECDSA.RecoverError.NoError || got != deal.scheduler) revert BadAuthorization();
+        if (err != ECDSA.RecoverError.NoError || got != _scheduler(deal, dealid)) revert BadAuthorization();
     }
 
     /// @notice opens task `idx` of a deal for contributions (the scheduler's duty)
     function initialize(bytes32 dealid, uint256 idx) external returns (bytes32 taskid) {
         Deal storage deal = _deal(dealid);
-        if (msg.sender != deal.scheduler) revert NotScheduler(msg.sender);
+        if (msg.sender != _scheduler(deal, dealid)) revert NotScheduler(msg.sender);
         if (idx >= deal.volume) revert BadTaskIndex(idx);
         taskid = taskId(dealid, idx);
         Task storage task = m_tasks[taskid];
@@ -922,7 +983,7 @@ contract Hub is EIP712, Ownable {
         if (m_members[dealid][msg.sender] == 0) revert NotDealWorker(msg.sender);
         Contribution storage c = m_contributions[taskid][msg.sender];
         if (c.status != ContributionStatus.UNSET) revert AlreadyContributed(msg.sender);
-        _checkAuthorization(deal, taskid, authorization);
+        _checkAuthorization(deal, dealid, taskid, authorization);
 
         uint256 score = m_scores[msg.sender] / 3;
         uint256 weight = (score > 3 ? score : 3) - 1;
@@ -970,7 +1031,7 @@ contract Hub is EIP712, Ownable {
         bytes32 dealid = task.dealid;
         Deal storage deal = m_deals[dealid];
         if (task.status != TaskStatus.REVEALING) revert BadTaskStatus(taskid, task.status);
-        if (msg.sender != deal.scheduler) revert NotScheduler(msg.sender);
+        if (msg.sender != _scheduler(deal, dealid)) revert NotScheduler(msg.sender);
         if (block.timestamp >= uint256(deal.startTime) + uint256(deal.timeRef) * FINAL_DEADLINE_RATIO) {
             revert FinalDeadlinePassed();
         }
@@ -1047,7 +1108,7 @@ contract Hub is EIP712, Ownable {
         }
         if (m_members[dealid][msg.sender] == 0) revert NotDealWorker(msg.sender);
         bytes32 taskid = taskId(dealid, idx);
-        _checkAuthorization(deal, taskid, authorization);
+        _checkAuthorization(deal, dealid, taskid, authorization);
 
         Task storage task = m_tasks[taskid];
         TaskStatus status = task.status;
@@ -1112,7 +1173,9 @@ contract Hub is EIP712, Ownable {
                 }
             }
         }
-        uint256 slash = _min(deal.schedulerLocked, uint256(deal.workerPrice) * SCHEDULER_STAKE_RATIO / 100);
+        // a scheduler never drawn has no stake locked
+        uint256 locked = deal.schedulerLocked;
+        uint256 slash = locked & DRAW_PENDING != 0 ? 0 : _min(locked, uint256(deal.workerPrice) * SCHEDULER_STAKE_RATIO / 100);
         if (slash != 0) {
             deal.schedulerLocked -= uint48(slash);
             _seizeStake(deal.scheduler, slash, taskid);
@@ -1135,8 +1198,9 @@ contract Hub is EIP712, Ownable {
             amount = (member - 1) * (uint256(deal.workerPrice) * WORKER_STAKE_RATIO / 100);
             m_members[dealid][account] = 1; // still a worker of the deal, for key release checks
         }
-        if (account == deal.scheduler && deal.done == deal.volume && deal.schedulerLocked != 0) {
-            amount += deal.schedulerLocked;
+        uint256 locked = deal.schedulerLocked;
+        if (account == deal.scheduler && deal.done == deal.volume && locked != 0 && locked & DRAW_PENDING == 0) {
+            amount += locked;
             deal.schedulerLocked = 0;
         }
         if (amount == 0) revert NothingToRelease(account);
@@ -1177,18 +1241,17 @@ contract Hub is EIP712, Ownable {
     function _replaceScheduler(Deal storage deal, bytes32 dealid) private {
         uint256 deadline = uint256(deal.startTime) + uint256(deal.timeRef) * FINAL_DEADLINE_RATIO;
         if (block.timestamp >= deadline) revert FinalDeadlinePassed();
-        address previous = deal.scheduler;
+        // the late scheduler is the drawn one, even if nobody needed it before
+        address previous = _scheduler(deal, dealid);
         uint256 slashed = deal.schedulerLocked;
         if (slashed != 0) {
             _seizeStake(previous, slashed, dealid);
             kitty += slashed;
         }
-        (address next, uint48 locked) =
-            _elect(dealid, uint256(keccak256(abi.encode(block.timestamp, previous))), previous, deal.volume - deal.done, deal.workerPrice);
-        deal.scheduler = next;
-        deal.schedulerLocked = locked;
+        // the next one is drawn lazily from this block's hash; `scheduler` keeps the previous one, excluded from it
+        deal.schedulerLocked = uint48(DRAW_PENDING | block.number);
         deal.schedulerActive = uint32(block.timestamp);
-        emit SchedulerReelected(dealid, previous, next, slashed);
+        emit SchedulerReelected(dealid, previous, address(0), slashed);
     }
 
     // ================================================================ batches

@@ -394,6 +394,7 @@ export interface HubInterface extends Interface {
       | "renounceOwnership"
       | "requestUnstake"
       | "reveal"
+      | "schedulerOf"
       | "scoreOf"
       | "stake"
       | "stakeOf"
@@ -419,6 +420,7 @@ export interface HubInterface extends Interface {
       | "OrderCancelled"
       | "OrderPresigned"
       | "OwnershipTransferred"
+      | "SchedulerDrawn"
       | "SchedulerReelected"
       | "StakeReleased"
       | "StakeSeized"
@@ -638,6 +640,10 @@ export interface HubInterface extends Interface {
     values: [BytesLike, BytesLike]
   ): string;
   encodeFunctionData(
+    functionFragment: "schedulerOf",
+    values: [BytesLike]
+  ): string;
+  encodeFunctionData(
     functionFragment: "scoreOf",
     values: [AddressLike]
   ): string;
@@ -821,6 +827,10 @@ export interface HubInterface extends Interface {
     data: BytesLike
   ): Result;
   decodeFunctionResult(functionFragment: "reveal", data: BytesLike): Result;
+  decodeFunctionResult(
+    functionFragment: "schedulerOf",
+    data: BytesLike
+  ): Result;
   decodeFunctionResult(functionFragment: "scoreOf", data: BytesLike): Result;
   decodeFunctionResult(functionFragment: "stake", data: BytesLike): Result;
   decodeFunctionResult(functionFragment: "stakeOf", data: BytesLike): Result;
@@ -993,6 +1003,19 @@ export namespace OwnershipTransferredEvent {
   export interface OutputObject {
     previousOwner: string;
     newOwner: string;
+  }
+  export type Event = TypedContractEvent<InputTuple, OutputTuple, OutputObject>;
+  export type Filter = TypedDeferredTopicFilter<Event>;
+  export type Log = TypedEventLog<Event>;
+  export type LogDescription = TypedLogDescription<Event>;
+}
+
+export namespace SchedulerDrawnEvent {
+  export type InputTuple = [dealid: BytesLike, scheduler: AddressLike];
+  export type OutputTuple = [dealid: string, scheduler: string];
+  export interface OutputObject {
+    dealid: string;
+    scheduler: string;
   }
   export type Event = TypedContractEvent<InputTuple, OutputTuple, OutputObject>;
   export type Filter = TypedDeferredTopicFilter<Event>;
@@ -1537,6 +1560,8 @@ export interface Hub extends BaseContract {
     "nonpayable"
   >;
 
+  schedulerOf: TypedContractMethod<[dealid: BytesLike], [string], "view">;
+
   scoreOf: TypedContractMethod<[worker: AddressLike], [bigint], "view">;
 
   stake: TypedContractMethod<[amount: BigNumberish], [void], "nonpayable">;
@@ -1857,6 +1882,9 @@ export interface Hub extends BaseContract {
     "nonpayable"
   >;
   getFunction(
+    nameOrSignature: "schedulerOf"
+  ): TypedContractMethod<[dealid: BytesLike], [string], "view">;
+  getFunction(
     nameOrSignature: "scoreOf"
   ): TypedContractMethod<[worker: AddressLike], [bigint], "view">;
   getFunction(
@@ -1974,6 +2002,13 @@ export interface Hub extends BaseContract {
     OwnershipTransferredEvent.InputTuple,
     OwnershipTransferredEvent.OutputTuple,
     OwnershipTransferredEvent.OutputObject
+  >;
+  getEvent(
+    key: "SchedulerDrawn"
+  ): TypedContractEvent<
+    SchedulerDrawnEvent.InputTuple,
+    SchedulerDrawnEvent.OutputTuple,
+    SchedulerDrawnEvent.OutputObject
   >;
   getEvent(
     key: "SchedulerReelected"
@@ -2165,6 +2200,17 @@ export interface Hub extends BaseContract {
       OwnershipTransferredEvent.InputTuple,
       OwnershipTransferredEvent.OutputTuple,
       OwnershipTransferredEvent.OutputObject
+    >;
+
+    "SchedulerDrawn(bytes32,address)": TypedContractEvent<
+      SchedulerDrawnEvent.InputTuple,
+      SchedulerDrawnEvent.OutputTuple,
+      SchedulerDrawnEvent.OutputObject
+    >;
+    SchedulerDrawn: TypedContractEvent<
+      SchedulerDrawnEvent.InputTuple,
+      SchedulerDrawnEvent.OutputTuple,
+      SchedulerDrawnEvent.OutputObject
     >;
 
     "SchedulerReelected(bytes32,address,address,uint256)": TypedContractEvent<

@@ -55,6 +55,12 @@ export type GossipValidationCode =
   | 'GOSSIP_CANCEL_NOT_ON_CHAIN'
   /** our own chain lookup failed: not the sender's fault */
   | 'GOSSIP_LOOKUP_FAILED'
+  /** a request whose requester's hub balance (as the hub's events tell it) does not cover its volume at its max prices */
+  | 'GOSSIP_UNFUNDED'
+  /** the relaying peer sent more messages than its rate allows */
+  | 'GOSSIP_RATE_LIMITED'
+  /** the order's signer is banned here */
+  | 'GOSSIP_BANNED_SIGNER'
 
 /** The action of each code: the one table that decides who gets punished. */
 export const GOSSIP_ACTIONS: Readonly<Record<GossipValidationCode, GossipAction>> = {
@@ -79,7 +85,13 @@ export const GOSSIP_ACTIONS: Readonly<Record<GossipValidationCode, GossipAction>
   GOSSIP_BID_WORKER_RESTRICTED: 'REJECT',
   GOSSIP_CANCEL_BAD_SIGNATURE: 'REJECT',
   GOSSIP_CANCEL_NOT_ON_CHAIN: 'IGNORE',
-  GOSSIP_LOOKUP_FAILED: 'IGNORE'
+  GOSSIP_LOOKUP_FAILED: 'IGNORE',
+  // the requester may have deposited in a block our view has not reached: not provably spam, not relayed
+  GOSSIP_UNFUNDED: 'IGNORE',
+  // the message may be valid: it is dropped, and the excess counts toward the peer's ban (gossip-adapter.ts)
+  GOSSIP_RATE_LIMITED: 'IGNORE',
+  // the relay may not know of our ban
+  GOSSIP_BANNED_SIGNER: 'IGNORE'
 }
 
 /** A message that must not be accepted; `action` tells gossipsub what to do. */

@@ -26,6 +26,7 @@ import type { MarketMessageType } from '../../protocols/market.js'
 import { isGossipValidationError } from './errors.js'
 import type { GossipValidationCode } from './errors.js'
 import { validateMarketGossip } from './validation.js'
+import type { OffenceCounter, PeerRateLimiter } from './bans.js'
 import type { MarketValidationContext, ValidatedMessage } from './validation.js'
 
 /** Debug logging of the market; never given raw message bytes. */
@@ -36,6 +37,9 @@ export interface MarketLogger {
 export const silentMarketLogger: MarketLogger = { debug: () => {} }
 
 export type GossipOutcome = 'accept' | 'ignore' | 'reject'
+
+/** Refusals whose signer the signature proves, counted toward the signer address's ban. */
+const SIGNER_OFFENCES = new Set<string>(['GOSSIP_UNFUNDED', 'GOSSIP_BID_PRICE_ABOVE_MAX', 'GOSSIP_BID_WORKER_RESTRICTED'])
 
 /** Unexpected failure inside a validator (a bug): counted under this code, IGNOREd so no honest peer is punished for our bug. */
 export const INTERNAL_ERROR_CODE = 'GOSSIP_INTERNAL_ERROR'
@@ -73,6 +77,15 @@ export interface GossipAdapterInit<T extends MarketMessageType> {
   stats?: GossipValidationStats
   /** counts REJECTs per sending peer */
   rejects?: PeerRejectTracker
+  /**
+   * per relaying peer, gossip only (sync pages and bid streams have their own
+   * bounds): a message over the peer's rate is dropped before any work
+   */
+  limiter?: PeerRateLimiter
+  /** counts, per relaying peer, messages dropped as spam: unfunded requests and messages over the rate */
+  spam?: OffenceCounter
+  /** counts, per signer address, refusals its own signature proves: unfunded requests, bids the hub can never accept */
+  signerOffences?: OffenceCounter
   logger?: MarketLogger
   /**
    * Called with each accepted message (e.g. to put it in the orderbook),
@@ -103,6 +116,10 @@ export async function runGossipValidation<T extends MarketMessageType> (init: Go
       const outcome: GossipOutcome = err.action === 'REJECT' ? 'reject' : 'ignore'
       init.stats?.record(type, outcome, err.code)
       if (outcome === 'reject') init.rejects?.record(from)
+      // no honest node forwards a request it holds unfunded, so the peer that hands us one is its source
+      if (err.code === 'GOSSIP_UNFUNDED') init.spam?.record(from)
+      const signer = err.details?.signer
+      if (typeof signer === 'string' && SIGNER_OFFENCES.has(err.code)) init.signerOffences?.record(signer.toLowerCase())
       log('market gossip refused', { type, from, outcome, code: err.code, reason: err.message })
       try { init.onRefuse?.(err.code, err.message) } catch {}
       return err.action === 'REJECT' ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore
@@ -131,6 +148,13 @@ export async function runGossipValidation<T extends MarketMessageType> (init: Go
 export function createTopicValidator<T extends MarketMessageType> (init: GossipAdapterInit<T>): TopicValidatorFn {
   return async (peer, message) => {
     try {
+      const relay = peer.toString()
+      // Rule: each peer's messages within its rate, valid ones included; the excess is dropped before any work
+      if (init.limiter !== undefined && !init.limiter.take(relay)) {
+        init.stats?.record(init.type, 'ignore', 'GOSSIP_RATE_LIMITED')
+        init.spam?.record(relay)
+        return TopicValidatorResult.Ignore
+      }
       // `peer` relayed the message (it is the one scored); a signed message's
       // `from` is its author (the one to answer, e.g. with a bid)
       return await runGossipValidation(init, message.data, peer.toString(), message.type === 'signed' ? message.from.toString() : peer.toString())

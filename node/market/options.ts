@@ -28,6 +28,12 @@ export interface OrderbookOptions {
   maxQueryResults: number
   /** most tombstones one pruneTombstones pass removes (bounds one pass; call it periodically) */
   maxTombstones: number
+  /** most live orders the book holds; past it a new order evicts the oldest-received request or bid (orderbook.ts) */
+  maxOrders: number
+  /** most arrival-index keys one eviction looks at before giving up (our own orders are skipped) */
+  maxEvictionScan: number
+  /** the node's own address: its orders are never evicted */
+  ownSigner?: string
 }
 
 export const defaultOrderbookOptions: OrderbookOptions = {
@@ -35,7 +41,12 @@ export const defaultOrderbookOptions: OrderbookOptions = {
   maxQueryResults: 1_000,
   // a tombstone is ~150 bytes: one pass over 100k touches ~15 MB at most,
   // and keeps a periodic prune from stalling the node's other writes for long
-  maxTombstones: 100_000
+  maxTombstones: 100_000,
+  // an order record is ~1-2 KB with its index keys: 100k orders hold ~150 MB
+  // of level data at most, hours of a busy swarm's live orders
+  maxOrders: 100_000,
+  // our own orders are few (one node's): a short scan always finds another's
+  maxEvictionScan: 1_000
 }
 
 /** What the default bid strategy knows about the provider it decides for. */
@@ -88,6 +99,18 @@ export interface MarketServiceOptions {
   eventPollIntervalMs: number
   /** blocks on top of a block before the hub follower delivers its events (node/chain/profile.ts picks it per chain) */
   eventConfirmations: number
+  /** market gossip messages a relaying peer may send per second on average (valid ones included) */
+  gossipRatePerSecond: number
+  /** market gossip messages a relaying peer may send in a burst */
+  gossipBurst: number
+  /** messages dropped as spam (unfunded requests, messages over the rate) a peer may send before it is banned */
+  spamLimit: number
+  /** refusals its signature proves (unfunded requests, bids the hub can never accept) an address may sign before it is banned */
+  signerOffenceLimit: number
+  /** live orders the book holds at most (orderbook.ts: the eviction rule) */
+  maxOrders: number
+  /** least time between two chain reads of one known account's balance, ms (balances.ts) */
+  balanceRefreshMs: number
 }
 
 export const defaultMarketServiceOptions: MarketServiceOptions = {
@@ -136,5 +159,20 @@ export const defaultMarketServiceOptions: MarketServiceOptions = {
   // anvil mines in ~70 ms; 100 ms keeps the book within a block of the chain.
   // The node sets both from its chain's profile (node/chain/profile.ts)
   eventPollIntervalMs: 100,
-  eventConfirmations: 0
+  eventConfirmations: 0,
+  // gossipsub delivers each message once, from the first peer that has it:
+  // a peer is the source of a share of the swarm's traffic. 200 a second
+  // with bursts of 2,000 is far above what one peer relays in the 50-node
+  // market bench (a bid per provider per request), and a flood still costs
+  // its sender its ban within seconds
+  gossipRatePerSecond: 200,
+  gossipBurst: 2_000,
+  // an honest peer relays an unfunded request only when its view of the
+  // hub's events is ahead of ours by a deposit: a handful, not hundreds
+  spamLimit: 200,
+  signerOffenceLimit: 50,
+  maxOrders: 100_000,
+  // a known account's estimate falls short when it earned (rewards carry no
+  // per-account amount in the hub's events): one read each 30 s at most
+  balanceRefreshMs: 30_000
 }

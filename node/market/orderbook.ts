@@ -20,6 +20,14 @@
  * Only validated orders go in (the gossip adapter's onAccept, or the node's
  * own orders); the chain stays the source of truth, so the book is a hint:
  * hub events (OrderCancelled, DealCreated) drop or shrink entries.
+ *
+ * Size cap (options.maxOrders): a new order that finds the book full evicts
+ * the oldest-received request or bid not signed by the node itself
+ * (`mkt-idx!recv:<time>:<hash>`), tombstoned as 'evicted' so that its
+ * copies are not taken back in before the tombstone ages out. App and
+ * dataset orders are never evicted (each needs an asset registered on chain,
+ * so they cannot be minted for free); when only they and our own orders are
+ * left, the new order is refused instead.
  */
 import { DbController, KeySetRepository, Repository, bytesCodec, jsonCodec } from '../db/index.js'
 import { decodeMarketMessage, encodeMarketMessage } from '../../protocols/market.js'
@@ -35,7 +43,7 @@ import type { ValidatedCancel, ValidatedOrder } from './validation.js'
 export type OrderbookType = Exclude<MarketMessageType, 'cancel'>
 export const ORDERBOOK_TYPES: readonly OrderbookType[] = ['apporder', 'datasetorder', 'requestorder', 'bid']
 
-export type DropReason = 'cancelled' | 'consumed' | 'expired'
+export type DropReason = 'cancelled' | 'consumed' | 'expired' | 'evicted'
 
 /** One live order as the book returns it. */
 export interface OrderbookEntry {
@@ -86,7 +94,7 @@ interface DeadRecord { reason: DropReason, at: number }
 interface UsedRecord { consumed: string, at: number }
 
 const TYPES = new Set<string>(ORDERBOOK_TYPES)
-const DROP_REASONS = new Set<string>(['cancelled', 'consumed', 'expired'])
+const DROP_REASONS = new Set<string>(['cancelled', 'consumed', 'expired', 'evicted'])
 
 function checkOrderRecord (v: unknown): OrderRecord {
   const r = v as Partial<OrderRecord>
@@ -115,6 +123,9 @@ function checkUsedRecord (v: unknown): UsedRecord {
 }
 
 const EMPTY = new Uint8Array(0)
+
+/** The types the size cap evicts: free to sign, unlike app and dataset orders. */
+const EVICTABLE = new Set<string>(['requestorder', 'bid'])
 
 /** Records and entries the book keeps in memory (a few KB each at most). */
 const CACHE_ENTRIES = 2_000
@@ -192,6 +203,8 @@ export class Orderbook implements RequestLookup {
   private readonly entryCache = new Map<string, OrderbookEntry>()
   /** counts record writes, so a read that raced a write is not cached */
   private writes = 0
+  /** orders evicted by the size cap since start */
+  evictions = 0
   /** serializes writes: add/drop read-modify-write the indexes */
   private queue: Promise<unknown> = Promise.resolve()
 
@@ -264,10 +277,13 @@ export class Orderbook implements RequestLookup {
         consumed: (v.consumed ?? 0n).toString()
       }
       if (v.expiresAt !== undefined) record.expiresAt = v.expiresAt.toString()
+      if (this.orders.size >= this.options.maxOrders && !(await this.evictOne())) return false
+      const keys = indexKeys(type, v.message, hash, v.expiresAt)
+      if (EVICTABLE.has(type)) keys.push(`recv:${pad(receivedAt)}:${hash}`)
       // indexes first, record last (and the reverse on drop): node/db batches
       // within one repository only, so a crash between the two writes leaves
       // at worst index keys without a record, which every reader skips
-      await this.index.batch(indexKeys(type, v.message, hash, v.expiresAt).map((key) => ({ type: 'put' as const, key, value: EMPTY })))
+      await this.index.batch(keys.map((key) => ({ type: 'put' as const, key, value: EMPTY })))
       await this.putRecord(hash, record)
       return true
     })
@@ -406,7 +422,9 @@ export class Orderbook implements RequestLookup {
     if (had === undefined) return false
     const e = this.entry(hash, had)
     await this.delRecord(hash)
-    await this.index.batch(indexKeys(e.type, e.message, hash, e.expiresAt).map((key) => ({ type: 'del' as const, key })))
+    const keys = indexKeys(e.type, e.message, hash, e.expiresAt)
+    if (EVICTABLE.has(e.type)) keys.push(`recv:${pad(had.receivedAt)}:${hash}`)
+    await this.index.batch(keys.map((key) => ({ type: 'del' as const, key })))
     if (e.type === 'requestorder') {
       // a bid for a dead request can never be matched
       const bids: string[] = []
@@ -414,6 +432,25 @@ export class Orderbook implements RequestLookup {
       for (const b of bids) await this.dropNow(b, reason)
     }
     return true
+  }
+
+  /** Inside serial(): drops the oldest-received evictable order; false when there is none. */
+  private async evictOne (): Promise<boolean> {
+    for await (const { key } of this.index.entries({ prefix: 'recv:', limit: this.options.maxEvictionScan })) {
+      const hash = key.slice(key.lastIndexOf(':') + 1)
+      const r = await this.getRecord(hash)
+      if (r === undefined || (this.options.ownSigner !== undefined && r.signer.toLowerCase() === this.options.ownSigner.toLowerCase())) continue
+      await this.dropNow(hash, 'evicted')
+      this.evictions++
+      return true
+    }
+    return false
+  }
+
+  /** Live orders in the book (its record keys, held in memory). */
+  async size (): Promise<number> {
+    await this.orders.load()
+    return this.orders.size
   }
 
   /**

@@ -301,7 +301,8 @@ export class Requester {
       }
       return {
         dealId,
-        scheduler: getAddress(String(parsed.args.scheduler)),
+        // drawn from the hash of the deal's block: readable from the next one (the pending tag)
+        scheduler: getAddress(await m.hub.schedulerOf(dealId, { blockTag: 'pending' })),
         workers: [...info.workers].map((w) => getAddress(w)),
         tasks,
         requestHash,

@@ -272,7 +272,7 @@ export function marketRoutes (getMarket: () => MarketService | undefined): ApiRo
       const logs = await m.hub.queryFilter(m.hub.filters.DealCreated(dealId), m.init.fromBlock)
       const log = logs[0]
       if (log === undefined) throw new HttpError(404, 'DEAL_NOT_FOUND', `no deal ${dealId} on the hub`)
-      const deal = await m.hub.dealOf(dealId)
+      const deal = await m.hub.dealOf(dealId, { blockTag: 'pending' })
       const info = log.args.info
       const tasks = []
       for (let i = 0n; i < info.volume; i++) {

@@ -34,6 +34,8 @@ import type { GossipAdapterInit, MarketLogger } from './gossip-adapter.js'
 import { BoundedSeenSet, CachedAssetOwners, systemClock } from './lookups.js'
 import { Orderbook, bookFirstOrderState, marketEventFromHubLog } from './orderbook.js'
 import { StakeEvents } from './stake-events.js'
+import { HubBalances } from './balances.js'
+import { BanList, OffenceCounter, PeerRateLimiter } from './bans.js'
 import type { MarketValidationContext, ValidatedMessage, ValidatedOrder } from './validation.js'
 import { MarketError } from './errors.js'
 import { defaultMarketServiceOptions } from './options.js'
@@ -82,10 +84,10 @@ const ORDER_TYPES: MarketOrderType[] = ['apporder', 'datasetorder', 'requestorde
 
 /**
  * Hub events after which a provider's free stake may differ (Hub.sol: the
- * stake functions, matchOrders' locks, finalize/claim/reelect's seizures and
- * releases). Any other event leaves the cached stake as it is.
+ * stake functions, matchOrders' locks, the lazy scheduler draw's lock,
+ * finalize/claim/reelect's seizures and releases). Any other event leaves the cached stake as it is.
  */
-const STAKE_EVENTS = new Set(['Staked', 'UnstakeRequested', 'Unstaked', 'StakeSeized', 'StakeReleased', 'DealCreated', 'TaskFinalized', 'TaskClaimed', 'SchedulerReelected'])
+const STAKE_EVENTS = new Set(['Staked', 'UnstakeRequested', 'Unstaked', 'StakeSeized', 'StakeReleased', 'DealCreated', 'TaskFinalized', 'TaskClaimed', 'SchedulerReelected', 'SchedulerDrawn'])
 
 /** Peers whose last sync time is remembered (a few hundred bytes each). */
 const MAX_SYNC_PEERS = 10_000
@@ -107,6 +109,15 @@ export class MarketService {
   readonly domain: HubDomain
   readonly stats = new GossipValidationStats()
   readonly rejects = new PeerRejectTracker()
+  /** bans persisted in level, by peer id and by address */
+  readonly bans: BanList
+  /** requesters' hub balances from the hub's events */
+  readonly balances: HubBalances
+  readonly limiter: PeerRateLimiter
+  /** per relaying peer: unfunded requests and messages over the rate */
+  readonly spam: OffenceCounter
+  /** per signer address: refusals its signature proves */
+  readonly signerOffences: OffenceCounter
   readonly options: MarketServiceOptions
   readonly requester: Requester
   readonly provider?: Provider
@@ -140,7 +151,15 @@ export class MarketService {
     const hub = init.chain.hub
     if (hub === undefined) throw new MarketError('CHAIN_NOT_CONFIGURED', 'the chain client has no hub binding')
     this.domain = hubDomain(init.chain.chainId, hubAddress(hub))
-    this.book = new Orderbook(init.db)
+    this.book = new Orderbook(init.db, { maxOrders: this.options.maxOrders, ownSigner: init.signer.address })
+    this.bans = new BanList(init.db)
+    this.balances = new HubBalances(init.db, { read: async (a) => (await hub.accountOf(a))[0], refreshMs: this.options.balanceRefreshMs })
+    this.limiter = new PeerRateLimiter(this.options.gossipRatePerSecond, this.options.gossipBurst)
+    this.spam = new OffenceCounter(this.options.spamLimit, (peer) => { this.ban(peer, 'spam') })
+    this.signerOffences = new OffenceCounter(this.options.signerOffenceLimit, (address) => {
+      this.log.warn('address banned for the orders it signed', { address })
+      this.track(this.bans.banAddress(address, 'signer'))
+    })
     this.stakeEvents = new StakeEvents(init.signer.address)
     this.apps = new Repository(init.db, 'mkt-app', jsonCodec(checkKnownApp))
     this.topics = swarmTopics(init.swarmId)
@@ -168,15 +187,14 @@ export class MarketService {
           return await this.book.requestOrder(h)
         }
       },
-      seen: new BoundedSeenSet()
+      seen: new BoundedSeenSet(),
+      balances: this.balances,
+      bannedSigner: (a) => this.bans.isAddressBanned(a)
     }
     // a peer that crossed the REJECT limit is cut off now; the node's
     // connection gater (NetworkOptions.denyPeer over rejects.isBanned)
     // refuses it from then on, whatever its gossipsub score says
-    this.rejects.onBanned((peer) => {
-      this.log.warn('peer banned for invalid market messages', { peer, rejects: this.rejects.count(peer) })
-      this.track(this.init.network.hangUp(peer))
-    })
+    this.rejects.onBanned((peer) => { this.ban(peer, 'rejects') })
     this.requester = new Requester(this)
     if (init.role === 'provider') this.provider = new Provider(this, init.provider)
     // validators now: node.ts builds the service before the network starts,
@@ -209,10 +227,33 @@ export class MarketService {
     return this.init.chain.hub as NonNullable<ChainClient['hub']>
   }
 
+  /**
+   * Loads the persisted bans and balance estimates: before the network
+   * starts, so the connection gater refuses a banned peer from the first dial.
+   */
+  async load (): Promise<void> {
+    await this.bans.load()
+    await this.balances.load()
+  }
+
+  /** Whether the node refuses this peer: over a limit in this process, or banned before (level). */
+  isPeerBanned (peer: string): boolean {
+    return this.rejects.isBanned(peer) || this.bans.isPeerBanned(peer)
+  }
+
+  /** Bans a peer for good (level) and hangs up on it; the gater refuses it from then on. */
+  private ban (peer: string, reason: string): void {
+    this.log.warn('peer banned', { peer, reason, rejects: this.rejects.count(peer), spam: this.spam.count(peer) })
+    this.track(this.bans.banPeer(peer, reason))
+    this.track(this.init.network.hangUp(peer))
+  }
+
   /** Starts the protocols, the hub follower, pruning and the sync of connected peers. Needs a started network. */
   async start (): Promise<void> {
     if (this.running) return
     this.running = true
+    // node.ts loads them before the network starts; a market built alone (tests) loads them here
+    await this.load()
     const net = this.init.network
     await net.handle(marketSyncProtocol(this.init.swarmId), createSyncHandler({ book: this.book, timeoutMs: this.options.syncTimeoutMs, pageSize: this.options.syncPageSize }))
     await net.handle(bidStreamProtocol(this.init.swarmId), async (stream, connection) => {
@@ -264,6 +305,9 @@ export class MarketService {
       ctx: this.ctx,
       stats: this.stats,
       rejects: this.rejects,
+      limiter: this.limiter,
+      spam: this.spam,
+      signerOffences: this.signerOffences,
       logger: this.log,
       onAccept: async (v, _relay, author) => { await this.accepted(type, v, author) }
     }
@@ -315,7 +359,7 @@ export class MarketService {
   async validateAndAccept (type: MarketMessageType, bytes: Uint8Array, from: string, via: 'sync' | 'stream', onRefuse?: (code: string, reason: string) => void): Promise<{ accepted: boolean, counted: boolean }> {
     let counted = false
     const verdict = await runGossipValidation({
-      type, ctx: this.ctx, stats: this.stats, rejects: this.rejects, logger: this.log,
+      type, ctx: this.ctx, stats: this.stats, rejects: this.rejects, spam: this.spam, signerOffences: this.signerOffences, logger: this.log,
       // the validators do not wait for onAccept; a bid is counted before its first await
       onAccept: async (v, f) => { await this.accepted(type, v, f, via, (c) => { counted = c }) },
       ...(onRefuse !== undefined ? { onRefuse } : {})
@@ -480,6 +524,8 @@ export class MarketService {
       const app: KnownApp = { app: getAddress(String(a.app)), owner: getAddress(String(a.owner)), name: String(a.name), cid: String(a.cid), checksum: String(a.checksum) }
       await this.rememberApp(app)
     }
+    // before the book: a request gossiped right after its requester's deposit is judged on it
+    await this.balances.apply(event)
     const ev = marketEventFromHubLog(event)
     // our free stake may have moved (stake, unstake, a deal's lock, a seizure, a release): re-read it
     if (this.provider !== undefined && event.name !== undefined && STAKE_EVENTS.has(event.name) && this.stakeEvents.concernsUs(event, ev)) this.provider.stakeMayHaveChanged()

@@ -41,6 +41,12 @@ export class StakeEvents {
         const dealid = (event.topics[2] ?? '').toLowerCase()
         return this.ours.has(dealid) || !this.seen.has(dealid)
       }
+      case 'SchedulerDrawn': {
+        // (dealid, scheduler): the drawn scheduler's stake locks now, not at the match
+        if (!this.isMe(event.topics[2])) return false
+        this.rememberOurs((event.topics[1] ?? '').toLowerCase())
+        return true
+      }
       case 'SchedulerReelected': {
         const dealid = (event.topics[1] ?? '').toLowerCase()
         if (this.isMe(event.topics[2]) || this.isMe(event.topics[3])) {

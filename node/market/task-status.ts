@@ -205,7 +205,7 @@ export async function readTaskStatus (m: MarketService, requested: RequestedTask
   if (found === undefined) throw new MarketError('TASK_NOT_FOUND', `no deal on the hub has task ${taskId}`, { taskId })
   const { deal, dealId, idx } = found
   const info = deal.args.info
-  const [status, task, current] = await Promise.all([hub.taskStatus(dealId, idx), hub.taskOf(id), hub.dealOf(dealId)])
+  const [status, task, current] = await Promise.all([hub.taskStatus(dealId, idx), hub.taskOf(id), hub.dealOf(dealId, { blockTag: 'pending' })])
   const [contributed, consensus, revealed, finalized, claimed, reelected] = await Promise.all([
     hub.queryFilter(hub.filters.TaskContributed(id), from),
     hub.queryFilter(hub.filters.TaskConsensus(id), from),

@@ -18,6 +18,7 @@ import type { CancelMessage, MarketMessageType, MessageByType, OrderMessage } fr
 import { GossipValidationError } from './errors.js'
 import type { GossipValidationCode } from './errors.js'
 import type { AssetOwnerLookup, Clock, OrderState, OrderStateLookup, RequestLookup, SeenSet } from './lookups.js'
+import type { BalanceLookup } from './balances.js'
 
 /** Everything a validator needs besides the bytes. */
 export interface MarketValidationContext {
@@ -29,6 +30,10 @@ export interface MarketValidationContext {
   requests: RequestLookup
   /** accepted keys; a validator adds to it only on accept */
   seen: SeenSet
+  /** requesters' hub balances from the hub's events (absent: requests are not checked for funds) */
+  balances?: BalanceLookup
+  /** signer addresses banned here (absent: none) */
+  bannedSigner?: (address: string) => boolean
 }
 
 /** An accepted order or bid. */
@@ -191,6 +196,20 @@ async function validateOrderMessage<T extends Exclude<MarketMessageType, 'cancel
   // Rule: signed by the rightful party under our domain
   const signer = await checkSignature(ctx, kind, order, msg.sign, hash, getState)
 
+  // Rule: an address banned here for what it signed is not heard, whoever relays it (IGNORE: the relay may not know)
+  if (ctx.bannedSigner?.(signer) === true) throw fail('GOSSIP_BANNED_SIGNER', `${kind} ${hash} is signed by a banned address`, { hash, signer })
+
+  if (kind === 'RequestOrder' && ctx.balances !== undefined) {
+    const r = order as RequestOrder
+    // Rule: the requester's hub balance covers the request, volume x its max prices (the hub freezes
+    // volume x the prices at the match), and is not empty: unfunded requests are neither relayed nor
+    // bid on. IGNORE: our view of the hub's events may lag a deposit; the relaying peer's count of
+    // them still grows (gossip-adapter.ts), since no node that saw it unfunded forwards it.
+    const cost = r.volume * (r.appmaxprice + r.datasetmaxprice + r.workerpoolmaxprice)
+    const funded = await lookup('requester balance', async () => await (ctx.balances as BalanceLookup).covers(r.requester, cost))
+    if (!funded) throw fail('GOSSIP_UNFUNDED', `request ${hash}: the requester's hub balance does not cover ${cost} nRLC`, { hash, signer, cost: cost.toString() })
+  }
+
   if (kind === 'Bid') {
     const bid = order as Bid
     // Rule: a bid answers a request this node holds (a bid travels after its
@@ -200,10 +219,10 @@ async function validateOrderMessage<T extends Exclude<MarketMessageType, 'cancel
     // Rule (Hub.matchOrders): price <= workerpoolmaxprice and the worker passes the request's restriction;
     // the worker signed a bid the hub can never accept: REJECT
     if (bid.price > request.workerpoolmaxprice) {
-      throw fail('GOSSIP_BID_PRICE_ABOVE_MAX', `bid price ${bid.price} > max ${request.workerpoolmaxprice}`, { hash, price: bid.price.toString() })
+      throw fail('GOSSIP_BID_PRICE_ABOVE_MAX', `bid price ${bid.price} > max ${request.workerpoolmaxprice}`, { hash, signer, price: bid.price.toString() })
     }
     if (request.workerpool !== ZERO_ADDRESS && request.workerpool.toLowerCase() !== bid.worker.toLowerCase()) {
-      throw fail('GOSSIP_BID_WORKER_RESTRICTED', `the request restricts workers to ${request.workerpool}`, { hash, worker: bid.worker })
+      throw fail('GOSSIP_BID_WORKER_RESTRICTED', `the request restricts workers to ${request.workerpool}`, { hash, signer, worker: bid.worker })
     }
   }
 

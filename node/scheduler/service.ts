@@ -1,4 +1,4 @@
-import { computeAddress, keccak256, toUtf8Bytes } from 'ethers'
+import { computeAddress, getAddress, keccak256, toUtf8Bytes } from 'ethers'
 import { ContributionStatus, TaskStatus } from '../../contracts-abi/index.js'
 import { signAuthorization, taskId } from '../../protocols/eip712.js'
 import type { HubDomain, TypedDataSigner } from '../../protocols/eip712.js'
@@ -303,6 +303,9 @@ export class SchedulerService {
       this.once(`app:${deal.app.toLowerCase()}`, async () => { const a = await this.hub.appOf(deal.app); return { cid: a.cid, checksum: a.checksum } }),
       this.once(`category:${deal.category}`, async () => Number((await this.hub.categoryOf(deal.category)).timeRef))
     ])
+    // the hub draws the scheduler from the hash of the deal's block (DealCreated names none): read
+    // at the pending tag, the draw is known as soon as that block is mined
+    if (same(deal.scheduler, ZERO)) deal = { ...deal, scheduler: getAddress(await this.hub.schedulerOf(deal.dealid, { blockTag: 'pending' })) }
     const known: KnownDeal = { deal, appCid: asset.cid, appChecksum: asset.checksum, timeRef, done: false, scheduler: deal.scheduler }
     if (deal.dataset !== ZERO) {
       known.dataset = await this.once(`dataset:${deal.dataset.toLowerCase()}`, async () => { const d = await this.hub.datasetOf(deal.dataset); return { cid: d.cid, checksum: d.checksum } })
@@ -327,7 +330,8 @@ export class SchedulerService {
       const a = event.args
       const known = this.open.get(String(a.dealid).toLowerCase())
       if (known === undefined) return
-      await this.learnScheduler(known, String(a.scheduler))
+      // the successor is drawn lazily from the reelecting block's hash: the event names none
+      await this.learnScheduler(known, await this.hub.schedulerOf(known.deal.dealid, { blockTag: 'pending' }))
     } else if ((event.name === 'TaskFinalized' || event.name === 'TaskClaimed') && event.topics.length >= 3) {
       // both events index (taskid, dealid): read from the topics, with no decoding of the rest
       const dealid = event.topics[2].toLowerCase()
@@ -388,7 +392,8 @@ export class SchedulerService {
 
   /** Records who schedules a deal now; starts work at once when it is this node. */
   private async learnScheduler (known: KnownDeal, scheduler: string): Promise<void> {
-    if (same(known.scheduler ?? known.deal.scheduler, scheduler)) return
+    // zero: a draw whose block is not mined yet; the next read tells
+    if (same(scheduler, ZERO) || same(known.scheduler ?? known.deal.scheduler, scheduler)) return
     known.scheduler = scheduler
     await this.deals.put(known.deal.dealid, known)
     if (same(scheduler, this.me)) {
@@ -543,7 +548,7 @@ export class SchedulerService {
       const readAt = this.dealReadAt.get(id)
       if (endedAll || readAt === undefined || Date.now() - readAt >= this.opts.dealRefreshMs) {
         this.dealReadAt.set(id, Date.now())
-        const d = await this.hub.dealOf(id)
+        const d = await this.hub.dealOf(id, { blockTag: 'pending' })
         if (Number(d.done) >= known.deal.volume) {
           await this.closeDeal(known, d)
           continue
@@ -960,7 +965,7 @@ export class SchedulerService {
       // nothing can be late before this (chain time): skip the deal's reads until then
       const due = this.nextCheck.get(deal.dealid)
       if (due !== undefined && now < due) continue
-      const d = await this.hub.dealOf(deal.dealid)
+      const d = await this.hub.dealOf(deal.dealid, { blockTag: 'pending' })
       if (Number(d.done) >= deal.volume) {
         await this.closeDeal(known, d)
         continue

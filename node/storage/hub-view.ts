@@ -39,7 +39,8 @@ export function createHubKeyReleaseView (hub: Pick<Hub, 'dealOf' | 'isDealWorker
 
   return {
     deal: async (dealid): Promise<DealView | undefined> => {
-      const deal = await hub.dealOf(dealid)
+      // pending: a scheduler draw is readable as soon as the deal's block is mined
+      const deal = await hub.dealOf(dealid, { blockTag: 'pending' })
       // an unknown deal reads as all zeros
       if (deal.requester === ZERO) return undefined
       const dataset = await dealDataset(dealid.toLowerCase())

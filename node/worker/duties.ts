@@ -432,7 +432,7 @@ export class WorkerDuties {
     const key = dealid.toLowerCase()
     if (fresh) this.deals.delete(key)
     try {
-      return await memoAsync(this.deals, key, async () => await this.hub.dealOf(dealid))
+      return await memoAsync(this.deals, key, async () => await this.hub.dealOf(dealid, { blockTag: 'pending' }))
     } catch (err) {
       throw new DutyError('DUTY_BAD_TASK', 'no such deal on the hub', { dealid }, { cause: err })
     }

@@ -91,7 +91,11 @@ describe('hub: consensus table (trust 1..5, fresh and scored workers)', function
     const label = c.contributions.map((x) => `${x.score === 0n ? 'fresh' : `score ${x.score}`}:${x.result}`).join(', ')
     it(`trust ${c.trust}: [${label}] -> consensus ${c.consensusAt === null ? 'never' : `at contribution ${c.consensusAt}`}`, async () => {
       const workers = f.nodes.slice(0, c.contributions.length)
-      const d = await match(f, await makeOrders(f, assets, { workers, trust: c.trust }))
+      // the hub takes at least the bids the trust's consensus needs (2^n >= trust): extra bidders that never contribute
+      let need = 1
+      while (2n ** BigInt(need) < c.trust) need++
+      const bidders = f.nodes.slice(0, Math.max(workers.length, need))
+      const d = await match(f, await makeOrders(f, assets, { workers: bidders, trust: c.trust }))
       const taskid = taskId(d.dealid, 0)
       await send(f.hub.connect(d.scheduler).initialize(d.dealid, 0))
       const expected = model(c.trust, c.contributions)

@@ -104,7 +104,7 @@ describe('hub: conservation of RLC (property, fast-check)', function () {
     }
     if (deals.length === 0 || !('deal' in c)) return
     const d = deals[c.deal % deals.length]
-    const scheduler = f.byAddress((await f.hub.dealOf(d.dealid)).scheduler)
+    const scheduler = f.byAddress((await f.hub.dealOf(d.dealid, { blockTag: 'pending' })).scheduler)
     if (c.k === 'reelect') return await attempt(send(f.hub.reelect(d.dealid)), failures, c.k)
     if (c.k === 'release') return await attempt(send(f.hub.release(d.dealid, w(c.who).address)), failures, c.k)
     if (!('task' in c)) return

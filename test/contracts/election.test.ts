@@ -2,7 +2,7 @@
 // and over many real deals each node's frequency follows its stake.
 import assert from 'node:assert/strict'
 import { signOrder } from '../../protocols/eip712.js'
-import { setupFixture, send, registerAssets, makeOrders, salt, RLC_UNIT, type Fixture } from './fixture.js'
+import { setupFixture, send, registerAssets, makeOrders, drawnScheduler, salt, RLC_UNIT, type Fixture } from './fixture.js'
 
 const STAKES = [1000n, 2000n, 3000n, 4000n, 0n, 10_000n].map((x) => x * RLC_UNIT)
 /** deals drawn; the chi-square bound below is for this many */
@@ -40,7 +40,8 @@ describe('hub: scheduler election', function () {
       const bid = await signOrder(f.outsider, f.domain, 'Bid', { requestHash: base.requestHash, worker: f.outsider.address, price: 0n, volume: 1n, salt: salt() })
       const r = await send(f.hub.connect(f.requester).matchOrders(base.appOrder, base.datasetOrder, base.request, [bid]))
       const ev = r.logs.map((l) => f.hub.interface.parseLog(l)).find((e) => e?.name === 'DealCreated')
-      const s = ev?.args.scheduler as string
+      // the hub draws from the hash of the deal's block: read at the next (pending) block
+      const s = await drawnScheduler(f, ev?.args.dealid as string)
       counts.set(s, (counts.get(s) ?? 0) + 1)
     }
     const total = STAKES.reduce((a, b) => a + b, 0n)

@@ -223,9 +223,10 @@ export async function match (f: Fixture, orders: Orders, from: Wallet = f.reques
     const parsed = f.hub.interface.parseLog(log)
     if (parsed?.name === 'DealCreated') {
       const info = parsed.args.info
+      const dealid = parsed.args.dealid as string
       return {
-        dealid: parsed.args.dealid as string,
-        scheduler: f.byAddress(parsed.args.scheduler as string),
+        dealid,
+        scheduler: f.byAddress(await drawnScheduler(f, dealid)),
         workers: [...info.workers] as string[],
         receipt,
         info: {
@@ -236,6 +237,16 @@ export async function match (f: Fixture, orders: Orders, from: Wallet = f.reques
     }
   }
   throw new Error('no DealCreated event')
+}
+
+/**
+ * The scheduler a deal's draw elects: the hub draws it from the hash of the
+ * deal's block, readable from the next block on (the `pending` tag).
+ */
+export async function drawnScheduler (f: Fixture, dealid: string): Promise<string> {
+  const s = await f.hub.schedulerOf(dealid, { blockTag: 'pending' })
+  if (s === ZERO_ADDRESS) throw new Error(`no scheduler drawable for ${dealid}`)
+  return s
 }
 
 export async function authorize (f: Fixture, scheduler: Wallet, worker: string, dealid: string, idx: bigint | number): Promise<{ taskid: string, sign: string }> {

@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict'
 import { keccak256, toUtf8Bytes } from 'ethers'
 import { HUB_RATIOS, TaskStatus, ContributionStatus } from '../../contracts-abi/index.js'
-import { hashOrder, resultHash, resultSeal, taskId, typeString } from '../../protocols/eip712.js'
+import { hashOrder, resultHash, resultSeal, taskId, typeString, ZERO_ADDRESS } from '../../protocols/eip712.js'
 import {
-  setupFixture, snapshot, revertTo, send, increaseTime, registerAssets, makeOrders, match, authorize, totalRlc, expectRevert,
+  setupFixture, snapshot, revertTo, send, increaseTime, registerAssets, makeOrders, match, authorize, totalRlc, expectRevert, drawnScheduler,
   RLC_UNIT, type Fixture, type AppSetup
 } from './fixture.js'
 
@@ -132,16 +132,25 @@ describe('hub: success paths', function () {
     assert.equal(bal0 - bal1, cost)
     assert.equal(frozen1, cost)
     const stake1 = await f.hub.stakeOf(f.nodes[0].address)
-    const schedLock = d.scheduler.address === f.nodes[0].address ? 4n * 3n * RLC_UNIT : 0n
-    assert.equal(stake1.locked - stake0.locked, 4n * 3n * RLC_UNIT + schedLock, 'worker stake: 30% of the price per task')
+    assert.equal(stake1.locked - stake0.locked, 4n * 3n * RLC_UNIT, 'worker stake: 30% of the price per task (the scheduler is not drawn yet)')
     assert.equal(BigInt(HUB_RATIOS.workerStakePercent) * 10n * RLC_UNIT / 100n, 3n * RLC_UNIT, 'HUB_RATIOS.workerStakePercent is the hub\'s')
     assert.ok(f.nodes.some((n) => n.address === d.scheduler.address), 'scheduler is a staker')
     assert.equal(await f.hub.isDealWorker(d.dealid, f.nodes[1].address), true)
     assert.equal(await f.hub.isDealWorker(d.dealid, f.nodes[2].address), false)
     assert.equal(await f.hub.consumedOf(o.requestHash), 4n)
+    // pending draw: dealOf shows who the draw elects and nothing locked yet
+    const pending = await f.hub.dealOf(d.dealid, { blockTag: 'pending' })
+    assert.equal(pending.scheduler, d.scheduler.address)
+    assert.equal(pending.schedulerLocked, 0n)
+    // its first duty writes the draw and locks its stake: 30% of the price per task
+    const sched0 = await f.hub.stakeOf(d.scheduler.address)
+    const r = await send(f.hub.connect(d.scheduler).initialize(d.dealid, 0))
+    const drawn = r.logs.map((l) => f.hub.interface.parseLog(l)).find((e) => e?.name === 'SchedulerDrawn')
+    assert.equal(drawn?.args.scheduler, d.scheduler.address)
     const deal = await f.hub.dealOf(d.dealid)
     assert.equal(deal.scheduler, d.scheduler.address)
     assert.equal(deal.schedulerLocked, 4n * 3n * RLC_UNIT)
+    assert.equal((await f.hub.stakeOf(d.scheduler.address)).locked - sched0.locked, 4n * 3n * RLC_UNIT)
   })
 
   it('trust 1: contributeAndFinalize settles a task in one transaction (no initialize)', async () => {
@@ -307,6 +316,8 @@ describe('hub: success paths', function () {
 
   it('claim after the final deadline refunds the requester and sends the scheduler\'s task stake to the kitty', async () => {
     const d = await match(f, await makeOrders(f, assets, { volume: 2n }))
+    // its first duty draws it and locks its stake for both tasks; then it stops
+    await send(f.hub.connect(d.scheduler).initialize(d.dealid, 0))
     await increaseTime(f, 10n * T)
     const [b0, fr0] = await f.hub.accountOf(f.requester.address)
     const sStake0 = await f.hub.stakeOf(d.scheduler.address)
@@ -368,11 +379,14 @@ describe('hub: success paths', function () {
     const r = await send(f.hub.connect(f.outsider).reelect(d.dealid))
     const ev = r.logs.map((l) => f.hub.interface.parseLog(l)).find((e) => e?.name === 'SchedulerReelected')
     assert.equal(ev?.args.previous, old)
-    assert.notEqual(ev?.args.scheduler, old)
+    // the successor is drawn lazily from the reelecting block's hash
+    assert.equal(ev?.args.scheduler, ZERO_ADDRESS)
+    // never drawn before: reelect draws the late one first, locks its stake for the 3 tasks, and seizes it
     assert.equal(ev?.args.slashed, 9n * RLC_UNIT)
     assert.equal(await f.hub.kitty(), 9n * RLC_UNIT)
     assert.equal(oldStake.amount - (await f.hub.stakeOf(old)).amount, 9n * RLC_UNIT)
-    const next = f.byAddress(ev?.args.scheduler as string)
+    const next = f.byAddress(await drawnScheduler(f, d.dealid))
+    assert.notEqual(next.address, old)
     // the old scheduler's authorization no longer counts, the new one's does
     const stale = await authorize(f, d.scheduler, worker.address, d.dealid, 0)
     await expectRevert(f.hub.connect(worker).contributeAndFinalize(d.dealid, 0, digestOf('x'), 'c', stale.sign), 'BadAuthorization')
@@ -407,11 +421,11 @@ describe('hub: success paths', function () {
     await expectRevert(f.hub.reelectForTask(taskid), 'SchedulerNotLate')
     await increaseTime(f, 3n * T)
     await send(f.hub.reelectForTask(taskid))
-    const next = f.byAddress((await f.hub.dealOf(d.dealid)).scheduler)
+    const next = f.byAddress(await drawnScheduler(f, d.dealid))
     assert.notEqual(next.address, d.scheduler.address)
     // the new scheduler has its own time reference: it cannot be slashed at once
     await expectRevert(f.hub.reelectForTask(taskid), 'SchedulerNotLate')
-    assert.equal((await f.hub.dealOf(d.dealid)).scheduler, next.address)
+    assert.equal((await f.hub.dealOf(d.dealid, { blockTag: 'pending' })).scheduler, next.address)
     await send(f.hub.connect(next).finalize(taskid, 'cid'))
     assert.equal((await f.hub.taskOf(taskid)).status, BigInt(TaskStatus.COMPLETED))
   })

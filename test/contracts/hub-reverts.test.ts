@@ -142,7 +142,7 @@ describe('hub: reverts', function () {
 
     it('bids: none, duplicate worker, for another request', async () => {
       const o = await makeOrders(f, assets)
-      await expectRevert(tryMatch({ ...o, bids: [] }), 'BadBidCount')
+      await expectRevert(tryMatch({ ...o, bids: [] }), 'NotEnoughBids')
       await expectRevert(tryMatch({ ...o, bids: [o.bids[0], o.bids[0]] }), 'DuplicateWorker')
       const other = await makeOrders(f, assets)
       await expectRevert(tryMatch({ ...o, bids: other.bids }), 'BidMismatch')
@@ -161,8 +161,8 @@ describe('hub: reverts', function () {
 
   describe('tasks', () => {
     it('non-worker contributing: NotDealWorker; wrong scheduler signature: BadAuthorization; double contribution: AlreadyContributed', async () => {
-      const [w0, w1] = f.nodes
-      const d = await match(f, await makeOrders(f, assets, { workers: [w0, w1], trust: 5n }))
+      const [w0, w1, w2] = f.nodes
+      const d = await match(f, await makeOrders(f, assets, { workers: [w0, w1, w2], trust: 5n }))
       const taskid = taskId(d.dealid, 0)
       await send(f.hub.connect(d.scheduler).initialize(d.dealid, 0))
       const dg = digestOf('r')

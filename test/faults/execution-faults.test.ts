@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { HUB_RATIOS, TaskStatus } from '../../contracts-abi/index.js'
-import { taskId } from '../../protocols/eip712.js'
+import { taskId, ZERO_ADDRESS } from '../../protocols/eip712.js'
 import type { WorkerFaults } from '../../node/worker/duties.js'
 import { ExecSwarm, waitFor } from '../integration/execution-harness.js'
 
@@ -138,8 +138,10 @@ describe('faults: dishonest, stopped and absent nodes during execution (real nod
     assert.equal(Number((await hub.dealOf(deal.dealid)).initialized), 0)
     // one time reference (category 0: 60 s) without work makes the scheduler late
     await s.increaseTime(61)
-    await waitFor(async () => (await hub.dealOf(deal.dealid)).scheduler.toLowerCase() !== deal.scheduler.toLowerCase(), 30_000, 'reelection')
-    const next = (await hub.dealOf(deal.dealid)).scheduler
+    // the successor is drawn from the reelecting block's hash: readable at the pending tag
+    const current = async (): Promise<string> => (await hub.dealOf(deal.dealid, { blockTag: 'pending' })).scheduler.toLowerCase()
+    await waitFor(async () => { const c = await current(); return c !== deal.scheduler.toLowerCase() && c !== ZERO_ADDRESS }, 30_000, 'reelection')
+    const next = (await hub.dealOf(deal.dealid, { blockTag: 'pending' })).scheduler
     assert.notEqual(s.nodeIndexOf(next), elected)
     const [stakeAfter] = await hub.stakeOf(deal.scheduler)
     assert.ok(stakeAfter < lockedStake, 'the late scheduler\'s deal stake is seized')

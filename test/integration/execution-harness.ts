@@ -269,7 +269,8 @@ export class ExecSwarm {
     const tx = await this.requester.sender.send(hub.matchOrders.populateTransaction(appOrder, datasetOrder, request, bids))
     for (const l of tx.receipt.logs) {
       const p = hubInterface().parseLog(l)
-      if (p?.name === 'DealCreated') return { dealid: p.args.dealid as string, scheduler: p.args.scheduler as string, workerPrice: p.args.info.workerPrice as bigint }
+      // the hub draws the scheduler from the hash of the deal's block: readable at the pending tag
+      if (p?.name === 'DealCreated') return { dealid: p.args.dealid as string, scheduler: await hub.schedulerOf(p.args.dealid as string, { blockTag: 'pending' }), workerPrice: p.args.info.workerPrice as bigint }
     }
     throw new Error('no DealCreated')
   }

@@ -25,6 +25,15 @@ describe('market: which stake events concern a node', () => {
     }
   })
 
+  it('a lazy scheduler draw that elects it (its stake locks then), and the deal\'s task ends after it; not another\'s draw', () => {
+    const s = new StakeEvents(me)
+    // the hub's DealCreated names no scheduler (zero): a deal it does not work in is not its own yet
+    assert.equal(s.concernsUs(...dealCreated(id(7), '0x0000000000000000000000000000000000000000', [other])), false)
+    assert.equal(s.concernsUs({ name: 'SchedulerDrawn', topics: ['0xtopic', id(8), topic(other)] }, undefined), false)
+    assert.equal(s.concernsUs({ name: 'SchedulerDrawn', topics: ['0xtopic', id(7), topic(me)] }, undefined), true)
+    assert.equal(s.concernsUs(taskEnd('TaskFinalized', id(7)), undefined), true, 'a task end of the deal it now schedules')
+  })
+
   it('the deals it works in or schedules, from their creation to each task\'s end; not the others\' deals', () => {
     const s = new StakeEvents(me)
     assert.equal(s.concernsUs(...dealCreated(id(1), other, [other, me])), true, 'a worker of the deal')
