@@ -10,9 +10,12 @@ import { ApiError } from './errors.js'
  *
  * `GET /v1/identity?nonce=<32 bytes hex>` is the one route that needs no
  * token: the node answers its peer id and its libp2p key's signature of
- * {@link apiIdentityPayload}(nonce). The client's fresh nonce makes an
- * answer useless for any other call; the payload's prefix keeps the
- * signature from meaning anything outside this exchange.
+ * {@link apiIdentityPayload}(nonce, its own API URL). The client's fresh
+ * nonce makes an answer useless for any other call; the URL, which the
+ * client compares with the one it called, makes it useless to a process
+ * that relays the check to the real node listening elsewhere; the
+ * payload's prefix keeps the signature from meaning anything outside this
+ * exchange.
  */
 export const API_IDENTITY_PATH = '/v1/identity'
 
@@ -22,9 +25,9 @@ const NONCE = /^[0-9a-f]{64}$/
 /** Signs the payload with the node's libp2p key: its peer id and the signature. */
 export type ApiIdentity = (payload: Uint8Array) => Promise<{ peerId: string, signature: Uint8Array }>
 
-/** What the node signs for a nonce (64 lowercase hex characters). */
-export function apiIdentityPayload (nonce: string): Uint8Array {
-  return new TextEncoder().encode(PREFIX + nonce)
+/** What the node signs for a nonce (64 lowercase hex characters) at its API URL. */
+export function apiIdentityPayload (nonce: string, url: string): Uint8Array {
+  return new TextEncoder().encode(`${PREFIX}${nonce}\n${url}`)
 }
 
 /** The nonce of an identity request, or undefined when the query has none of the right shape. */
@@ -70,8 +73,9 @@ async function getJson (url: string, path: string, timeoutMs: number): Promise<u
 }
 
 /**
- * Checks that the process at `url` holds the libp2p key of `expectedPeerId`
- * (a fresh nonce, its signature verified against the peer id's public key).
+ * Checks that the process at `url` (an origin, as api.json holds it) holds
+ * the libp2p key of `expectedPeerId` and listens at `url` itself (a fresh
+ * nonce and that URL, signed, verified against the peer id's public key).
  * Sends no token.
  * @throws ApiError API_NOT_THE_NODE (another peer id, a bad signature, no or a malformed answer), API_UNREACHABLE, API_TIMEOUT
  */
@@ -86,7 +90,7 @@ export async function verifyApiIdentity (url: string, expectedPeerId: string, ti
   if (key === undefined) throw refuse('the expected peer id embeds no public key')
   let ok = false
   try {
-    ok = await key.verify(apiIdentityPayload(nonce), signature)
+    ok = await key.verify(apiIdentityPayload(nonce, url), signature)
   } catch {
     ok = false
   }
