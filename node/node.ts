@@ -473,6 +473,8 @@ export class IexecNode implements ApiBackend {
       workDir: join(this.dataDir, 'work'),
       options: { maxConcurrentTasks: this.config.cpus },
       fromBlock: this.init.chainFromBlock ?? this.config.chain.fromBlock ?? 0,
+      // the deal as the scheduler service recorded its DealCreated (every node follows them): no log query
+      dealCommitment: async (dealid) => (await scheduler.dealRecord(dealid))?.deal,
       datasetKey: async (req) => {
         const asset = await hub.datasetOf(req.dataset)
         const owner = asset.owner

@@ -107,9 +107,10 @@ export interface WorkerDutiesInit {
    */
   reachAppHolders?: (app: string) => Promise<void>
   /**
-   * What the deal's requester signed, as the hub emitted it in DealCreated
-   * (app, dataset, params, requester). Default: the hub's DealCreated log
-   * of the deal, read from `fromBlock`.
+   * What the deal's requester signed, as this node already learned it from
+   * the hub's DealCreated event (node.ts: the scheduler service's record of
+   * the deal); undefined when not known yet. Tried first; the hub's
+   * DealCreated log of the deal, read from `fromBlock`, otherwise.
    */
   dealCommitment?: (dealid: string) => Promise<DealInfo | undefined>
   /** first block of the hub's logs (default 0) */
@@ -431,9 +432,7 @@ export class WorkerDuties {
   /** The deal's DealCreated, read once. @throws DutyError DUTY_BAD_TASK when the hub emitted none */
   private async commitment (dealid: string): Promise<DealInfo> {
     return await memoAsync(this.commitments, dealid, async () => {
-      const info = this.init.dealCommitment !== undefined
-        ? await this.init.dealCommitment(dealid)
-        : await this.dealCreated(dealid)
+      const info = (await this.init.dealCommitment?.(dealid)) ?? await this.dealCreated(dealid)
       if (info === undefined) throw new DutyError('DUTY_BAD_TASK', 'the hub emitted no DealCreated for the deal', { dealid })
       return info
     })
