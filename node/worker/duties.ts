@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto'
 import { appendFile, mkdir, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { computeAddress } from 'ethers'
 import { ContributionStatus, TaskStatus } from '../../contracts-abi/index.js'
 import { recoverAuthorizationSigner, resultHash, resultSeal, taskId } from '../../protocols/eip712.js'
 import type { HubDomain } from '../../protocols/eip712.js'
-import { computeAddress } from 'ethers'
 import { MAX_ASSIGN_TASKS, MAX_REPORT_TASKS, TASKS_PER_CPU, recoverExecPeer } from '../../protocols/execution.js'
 import type { AssignMessage, ExecMessage, FinalizedMessage, TaskProgress, TaskReport, UploadRequestMessage } from '../../protocols/execution.js'
 import { ZERO_ADDRESS } from '../../protocols/eip712.js'
@@ -431,6 +431,7 @@ export class WorkerDuties {
 
   /** The deal's DealCreated, read once. @throws DutyError DUTY_BAD_TASK when the hub emitted none */
   private async commitment (dealid: string): Promise<DealInfo> {
+    if (this.commitments.size >= 10_000 && !this.commitments.has(dealid)) this.commitments.clear()
     return await memoAsync(this.commitments, dealid, async () => {
       const info = (await this.init.dealCommitment?.(dealid)) ?? await this.dealCreated(dealid)
       if (info === undefined) throw new DutyError('DUTY_BAD_TASK', 'the hub emitted no DealCreated for the deal', { dealid })
