@@ -3,6 +3,7 @@ import { appendFileSync } from 'node:fs'
 import { writeFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Wallet } from 'ethers'
+import type { PrivateKey } from '@libp2p/interface'
 import { dataDirPaths, loadDataDir, validateConfig } from './config/index.js'
 import type { NodeConfig } from './config/index.js'
 import { DbController } from './db/index.js'
@@ -148,6 +149,8 @@ function withOverrides (config: NodeConfig, init: IexecNodeInit): NodeConfig {
  */
 export class IexecNode implements ApiBackend {
   readonly peerId: string
+  /** the libp2p key (signs the API's identity check) */
+  private peerKey: PrivateKey | undefined
   readonly address: string
   readonly version: string
   /** warnings an operator must see (also in node.log), e.g. an unprotected dev key */
@@ -234,6 +237,7 @@ export class IexecNode implements ApiBackend {
       logger: fileLogger(paths.logs, 'adverts')
     })
     const node = new IexecNode(init.dataDir, config, loaded.wallet, loaded.apiToken, db, network, adverts, log, init)
+    node.peerKey = loaded.privateKey
     built = node
     if (loaded.unprotected) {
       node.warnings.push('the wallet key is stored unprotected (dev swarm only): do not hold real funds with it')
@@ -265,6 +269,12 @@ export class IexecNode implements ApiBackend {
         port: this.config.apiPort,
         token: this.apiToken,
         backend: this,
+        // the CLI checks that the node at api.json's URL holds this data dir's peer key before it sends the token
+        identity: async (payload) => {
+          const key = this.peerKey
+          if (key === undefined) throw new IexecError('NODE_BAD_STATE', 'the node holds no peer key')
+          return { peerId: this.peerId, signature: await key.sign(payload) }
+        },
         routes: [
           ...marketRoutes(() => this.market),
           // account show, wallet send, stake withdraw / unstake (issue 24)
@@ -403,7 +413,13 @@ export class IexecNode implements ApiBackend {
     if (market === undefined || chain === undefined) return
     const logs = dataDirPaths(this.dataDir).logs
     const domain = market.domain
-    const channel = new ExecChannel(this.network)
+    // an exec message that breaks the protocol counts toward its sender's ban as a REJECTed
+    // gossip message does: the market's tracker hangs up on it at the limit and the gater refuses it
+    const execLog = fileLogger(logs, 'exec')
+    const channel = new ExecChannel(this.network, {}, (peer, code) => {
+      execLog.info('exec message refused as an offence', { peer, code })
+      market.rejects.record(peer)
+    })
     // workers and schedulers are providers: their signed adverts map addresses to peer ids
     const peers = new PeerResolver(async (address) => {
       const r = await this.adverts.findByAddress(address)
@@ -466,6 +482,9 @@ export class IexecNode implements ApiBackend {
       executor,
       workDir: join(this.dataDir, 'work'),
       options: { maxConcurrentTasks: this.config.cpus },
+      fromBlock: this.init.chainFromBlock ?? this.config.chain.fromBlock ?? 0,
+      // the deal as the scheduler service recorded its DealCreated (every node follows them): no log query
+      dealCommitment: async (dealid) => (await scheduler.dealRecord(dealid))?.deal,
       datasetKey: async (req) => {
         const asset = await hub.datasetOf(req.dataset)
         const owner = asset.owner

@@ -1,6 +1,6 @@
 /**
  * The execution protocol between a deal's scheduler and its workers
- * (`/iexec-p2p/exec/2.0.0`): one length-prefixed JSON message per stream,
+ * (`/iexec-p2p/exec/3.0.0`): one length-prefixed JSON message per stream,
  * answered by one message on the same stream, then the stream is closed.
  *
  * Scheduler -> worker: `assign` (tasks of one deal, each with its signed
@@ -15,15 +15,27 @@
  * confirmed several at a time, so a stream costs a batch, not a task (2.0.0;
  * 1.0.0 carried one task per message).
  *
+ * What a scheduler sends (`assign`, `reveal-request`, `upload-request`,
+ * `finalized`) carries its `proof`: its Ethereum key's EIP-712 signature of
+ * `ExecPeer(string peer)`, its own libp2p peer id, under the hub's domain.
+ * The stream's remote peer is authenticated by noise, so a worker that
+ * recovers the deal's current scheduler from the proof over the sending
+ * peer's id knows the sender holds the elected key (or was handed the proof
+ * by its holder), and a proof replayed by another peer names the wrong peer
+ * (3.0.0; 2.0.0 believed whoever sent them).
+ *
  * One exchange per stream keeps both sides stateless about streams: a lost
  * connection costs one retried message, never a half-read session, and the
  * chain stays the source of truth (a message is a hint that saves a poll).
  * Decoding validates every field and bounds every size: a bad message is an
  * `ExecWireError` and the receiver drops it and closes the stream.
  */
+import { TypedDataEncoder } from 'ethers'
 import { IexecError } from '../node/errors.js'
+import type { HubDomain, TypedDataSigner } from './eip712.js'
+import { privateKeyOf, recoverDigestSigner, signDigest } from './secp256k1.js'
 
-export const EXEC_PROTOCOL = '/iexec-p2p/exec/2.0.0'
+export const EXEC_PROTOCOL = '/iexec-p2p/exec/3.0.0'
 
 /** Largest message: an assign of MAX_ASSIGN_TASKS (~150 bytes each) with params (4 KiB at most), a full heartbeat (~100 bytes a task). */
 export const MAX_EXEC_MESSAGE_BYTES = 64 * 1024
@@ -50,6 +62,45 @@ export type ExecWireErrorCode =
 
 export class ExecWireError extends IexecError<ExecWireErrorCode> {}
 
+/**
+ * Refusal codes that only a peer breaking the protocol earns (a forged or
+ * unproven scheduler message, an assignment that is not what the deal's
+ * requester signed, an authorization by another key): the receiving
+ * channel counts each against the sender, as a REJECTed gossip message is
+ * (a malformed message counts too). Refusals an honest peer can meet
+ * (busy, unknown task, a result not yet due) do not count.
+ */
+export const EXEC_OFFENCE_CODES: ReadonlySet<string> = new Set(['EXEC_WIRE_INVALID', 'EXEC_WIRE_TOO_LARGE', 'DUTY_NOT_SCHEDULER', 'DUTY_ASSIGNMENT_MISMATCH', 'DUTY_NOT_AUTHORIZED'])
+
+const EXEC_PEER_TYPES = { ExecPeer: [{ name: 'peer', type: 'string' }] }
+
+function ethersDomain (domain: HubDomain): { name: string, version: string, chainId: bigint, verifyingContract: string } {
+  return { name: domain.name, version: domain.version, chainId: domain.chainId, verifyingContract: domain.verifyingContract }
+}
+
+/** The EIP-712 digest of `ExecPeer(peer)` under the hub's domain: what a scheduler's `proof` signs. */
+export function execPeerDigest (domain: HubDomain, peer: string): string {
+  return TypedDataEncoder.hash(ethersDomain(domain), EXEC_PEER_TYPES, { peer })
+}
+
+/** A node's proof that its Ethereum key speaks through libp2p peer `peer` (signed once per node: it holds for every deal). */
+export async function signExecPeer (signer: TypedDataSigner, domain: HubDomain, peer: string): Promise<string> {
+  const key = privateKeyOf(signer)
+  if (key !== undefined) {
+    try {
+      return signDigest(key, execPeerDigest(domain, peer))
+    } finally {
+      key.fill(0)
+    }
+  }
+  return await signer.signTypedData(ethersDomain(domain), EXEC_PEER_TYPES, { peer })
+}
+
+/** The address whose key signed `proof` for `peer`. @throws IexecError EIP712_INVALID_SIGNATURE */
+export function recoverExecPeer (domain: HubDomain, peer: string, proof: string): string {
+  return recoverDigestSigner(execPeerDigest(domain, peer), proof)
+}
+
 /** What a worker reports about a task it holds. */
 export type TaskProgress = 'fetching' | 'running' | 'contributing' | 'contributed' | 'revealing' | 'revealed' | 'uploading' | 'done' | 'failed'
 const PROGRESS: ReadonlySet<string> = new Set(['fetching', 'running', 'contributing', 'contributed', 'revealing', 'revealed', 'uploading', 'done', 'failed'])
@@ -69,6 +120,8 @@ export interface AssignedTask {
 
 export interface AssignMessage {
   type: 'assign'
+  /** the sender's ExecPeer signature (see the header) */
+  proof: string
   dealid: string
   /** 1 to MAX_ASSIGN_TASKS tasks of the deal, in the order the worker should take them */
   tasks: AssignedTask[]
@@ -104,11 +157,11 @@ export interface HeartbeatMessage {
 }
 /** The tasks one mined transaction committed (contribute, or contribute-and-finalize of a batch). */
 export interface ContributedMessage { type: 'contributed', taskids: string[], txHash: string }
-export interface RevealRequestMessage { type: 'reveal-request', taskid: string }
+export interface RevealRequestMessage { type: 'reveal-request', taskid: string, proof: string }
 export interface RevealedMessage { type: 'revealed', taskid: string, txHash: string }
-export interface UploadRequestMessage { type: 'upload-request', taskid: string }
+export interface UploadRequestMessage { type: 'upload-request', taskid: string, proof: string }
 export interface ResultUploadedMessage { type: 'result-uploaded', taskid: string, cid: string }
-export interface FinalizedMessage { type: 'finalized', taskid: string, txHash: string, cid: string }
+export interface FinalizedMessage { type: 'finalized', taskid: string, txHash: string, cid: string, proof: string }
 export interface AckMessage { type: 'ack' }
 export interface ErrorMessage { type: 'error', code: string, reason: string }
 
@@ -176,6 +229,7 @@ export function validateExecMessage (value: unknown): ExecMessage {
       })
       const m: AssignMessage = {
         type,
+        proof: str(o, 'proof', SIGNATURE),
         dealid: str(o, 'dealid', HEX32),
         tasks,
         trust: int(o, 'trust', 1, 255),
@@ -210,11 +264,11 @@ export function validateExecMessage (value: unknown): ExecMessage {
       return { type, taskid: str(o, 'taskid', HEX32), txHash: str(o, 'txHash', HEX32) }
     case 'reveal-request':
     case 'upload-request':
-      return { type, taskid: str(o, 'taskid', HEX32) }
+      return { type, taskid: str(o, 'taskid', HEX32), proof: str(o, 'proof', SIGNATURE) }
     case 'result-uploaded':
       return { type, taskid: str(o, 'taskid', HEX32), cid: str(o, 'cid', CID_TEXT) }
     case 'finalized':
-      return { type, taskid: str(o, 'taskid', HEX32), txHash: str(o, 'txHash', HEX32), cid: str(o, 'cid', CID_TEXT) }
+      return { type, taskid: str(o, 'taskid', HEX32), txHash: str(o, 'txHash', HEX32), cid: str(o, 'cid', CID_TEXT), proof: str(o, 'proof', SIGNATURE) }
     case 'ack':
       return { type }
     case 'error':

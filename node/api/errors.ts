@@ -20,6 +20,8 @@ export type ApiErrorCode =
   | 'API_TIMEOUT'
   | 'API_ERROR'
   | 'API_BAD_RESPONSE'
+  /** the process at the API URL did not prove it holds the expected node's peer key (a stale api.json): no token was sent */
+  | 'API_NOT_THE_NODE'
 
 export class ApiError extends IexecError<ApiErrorCode> {}
 

@@ -1,5 +1,6 @@
 import type { ApiBackend } from './backend.js'
 import type { ApiRoute } from './router.js'
+import type { ApiIdentity } from './identity.js'
 
 export interface ApiServerOptions {
   /** loopback only: the API hands out a node's keys and money */
@@ -11,6 +12,8 @@ export interface ApiServerOptions {
   backend: ApiBackend
   /** routes added by later modules (orders, tasks, apps...), next to the core ones */
   routes?: ApiRoute[]
+  /** answers the unauthenticated identity check (identity.ts); without it the route is 404 */
+  identity?: ApiIdentity
   /** largest request body accepted, in bytes */
   maxBodyBytes?: number
   /** a request that has not completed in this time is dropped */

@@ -5,6 +5,8 @@ import { ApiError, HttpError, type ApiErrorBody } from './errors.js'
 import { defaultApiServerOptions, LOOPBACK_HOSTS, type ApiServerOptions } from './options.js'
 import { ApiReply, Router, type HttpMethod } from './router.js'
 import { coreRoutes } from './routes.js'
+import { API_IDENTITY_PATH, apiIdentityPayload, identityNonce } from './identity.js'
+import type { ApiIdentity } from './identity.js'
 
 export interface ApiServer {
   /** base URL, e.g. http://127.0.0.1:5081 */
@@ -41,8 +43,10 @@ export async function startApiServer (options: ApiServerOptions): Promise<ApiSer
   for (const route of [...coreRoutes(opts.backend), ...(opts.routes ?? [])]) router.add(route)
   const tokenDigest = digest(opts.token)
 
+  // set once listening (no request comes before): the identity check signs it
+  let selfUrl = ''
   const server = createServer((req, res) => {
-    handle(req, res, router, tokenDigest, opts.maxBodyBytes).catch((err: unknown) => {
+    handle(req, res, router, tokenDigest, opts.maxBodyBytes, opts.identity, selfUrl).catch((err: unknown) => {
       // handle() answers every error itself; this only fires if the socket died mid-answer
       if (!res.headersSent) sendError(res, 500, 'API_INTERNAL', errorMessage(err))
       else res.destroy()
@@ -57,10 +61,11 @@ export async function startApiServer (options: ApiServerOptions): Promise<ApiSer
   const addr = server.address()
   const port = typeof addr === 'object' && addr !== null ? addr.port : opts.port
   const hostForUrl = opts.host.includes(':') ? `[${opts.host}]` : opts.host
+  selfUrl = `http://${hostForUrl}:${port}`
 
   let closing: Promise<void> | undefined
   return {
-    url: `http://${hostForUrl}:${port}`,
+    url: selfUrl,
     port,
     close: async () => {
       closing ??= new Promise<void>((resolve) => {
@@ -93,7 +98,19 @@ async function listen (server: Server, port: number, host: string): Promise<void
   })
 }
 
-async function handle (req: IncomingMessage, res: ServerResponse, router: Router, tokenDigest: Buffer, maxBodyBytes: number): Promise<void> {
+async function handle (req: IncomingMessage, res: ServerResponse, router: Router, tokenDigest: Buffer, maxBodyBytes: number, identity: ApiIdentity | undefined, selfUrl: string): Promise<void> {
+  // the identity check comes before the token, which the client sends only once the node proved itself
+  if (identity !== undefined && (req.url ?? '').startsWith(API_IDENTITY_PATH + '?') && req.method === 'GET') {
+    req.resume()
+    const nonce = identityNonce(new URL(req.url ?? '/', 'http://localhost').searchParams)
+    if (nonce === undefined) {
+      sendError(res, 400, 'API_BAD_REQUEST', 'nonce must be 32 bytes of lowercase hex')
+      return
+    }
+    const { peerId, signature } = await identity(apiIdentityPayload(nonce, selfUrl))
+    sendJson(res, 200, { peerId, url: selfUrl, signature: Buffer.from(signature).toString('base64') })
+    return
+  }
   // authenticate before anything else, so an unauthenticated caller learns nothing (not even which routes exist)
   if (!authorized(req.headers.authorization, tokenDigest)) {
     sendError(res, 401, 'API_UNAUTHORIZED', 'missing or wrong API token (Authorization: Bearer <token from the data dir\'s api-token>)')

@@ -1,5 +1,7 @@
 import { readFile } from 'node:fs/promises'
-import { ApiClient } from '../api/index.js'
+import { privateKeyFromProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { ApiClient, verifyApiIdentity } from '../api/index.js'
 import type { ResourceQuery } from '../api/index.js'
 import { dataDirPaths, defaultDataDir } from '../config/paths.js'
 import { CliError, UsageError } from './errors.js'
@@ -36,6 +38,9 @@ export async function clientFor (opts: ClientCommandOptions): Promise<ApiClient>
     url = parseApiUrlOption(opts.api)
   } else {
     url = await readApiUrl(paths.apiInfo, dataDir)
+    // api.json may be stale (a node killed by SIGKILL leaves it) and its port another process's:
+    // that process must prove it holds this data dir's peer key before it gets the token
+    await verifyApiIdentity(url, await expectedPeerId(paths.peerKey, paths.apiInfo))
   }
   const tokenFile = opts.tokenFile ?? paths.apiToken
   let token: string
@@ -46,6 +51,23 @@ export async function clientFor (opts: ClientCommandOptions): Promise<ApiClient>
   }
   if (token.length === 0) throw new CliError('API_TOKEN_MISSING', `the API token file ${tokenFile} is empty`, { file: tokenFile })
   return new ApiClient(url, token)
+}
+
+/**
+ * The peer id the node of a data dir has: from its peer key (what the node
+ * signs with), else from api.json (written by that node) when the key file
+ * cannot be read by this user.
+ */
+async function expectedPeerId (peerKeyFile: string, apiInfoFile: string): Promise<string> {
+  try {
+    return peerIdFromPrivateKey(privateKeyFromProtobuf(await readFile(peerKeyFile))).toString()
+  } catch {
+    try {
+      const info = JSON.parse(await readFile(apiInfoFile, 'utf8')) as { peerId?: unknown }
+      if (typeof info.peerId === 'string') return info.peerId
+    } catch {}
+  }
+  throw new CliError('NODE_NOT_RUNNING', `neither ${peerKeyFile} nor ${apiInfoFile} names the node's peer id; pass --api URL`, { file: apiInfoFile })
 }
 
 async function readApiUrl (file: string, dataDir: string): Promise<string> {

@@ -1,6 +1,6 @@
 import { lpStream } from '@libp2p/utils'
 import type { Stream, StreamHandler } from '@libp2p/interface'
-import { EXEC_PROTOCOL, MAX_EXEC_MESSAGE_BYTES, decodeExecMessage, encodeExecMessage } from '../../protocols/execution.js'
+import { EXEC_OFFENCE_CODES, EXEC_PROTOCOL, MAX_EXEC_MESSAGE_BYTES, decodeExecMessage, encodeExecMessage } from '../../protocols/execution.js'
 import type { ExecMessage } from '../../protocols/execution.js'
 import type { Network } from '../network/index.js'
 import { SchedulerError } from './errors.js'
@@ -45,7 +45,13 @@ export class ExecChannel {
   private readonly streams = new Set<Stream>()
   private sweeper: NodeJS.Timeout | undefined
 
-  constructor (private readonly network: ExecNetwork, options: Partial<ExecChannelOptions> = {}) {
+  /**
+   * `onOffence` hears each inbound message that broke the protocol (it did
+   * not decode, or its handler refused it with one of EXEC_OFFENCE_CODES),
+   * with the sending peer: node.ts counts it toward that peer's ban, as a
+   * REJECTed gossip message.
+   */
+  constructor (private readonly network: ExecNetwork, options: Partial<ExecChannelOptions> = {}, private readonly onOffence?: (peer: string, code: string) => void) {
     this.opts = { ...defaultExecChannelOptions, ...options }
     if (!(this.opts.timeoutMs > 0 && this.opts.maxInboundStreams >= 1 && this.opts.idleMs > 0 && this.opts.maxIdlePerPeer >= 0)) {
       throw new SchedulerError('SCHEDULER_INVALID_OPTIONS', 'exec channel needs timeoutMs > 0, idleMs > 0, maxInboundStreams >= 1 and maxIdlePerPeer >= 0')
@@ -78,6 +84,11 @@ export class ExecChannel {
     for (const stream of this.streams) stream.abort(new Error('exec channel stopped'))
     this.streams.clear()
     await this.network.unhandle(EXEC_PROTOCOL).catch(() => {})
+  }
+
+  /** This node's peer id (what a scheduler's proof signs). */
+  get peerId (): string {
+    return this.network.peerId
   }
 
   /** Open streams of this channel, both directions (tests). */
@@ -119,12 +130,14 @@ export class ExecChannel {
         let message: ExecMessage
         try {
           message = decodeExecMessage(bytes.subarray())
-        } catch {
-          // a malformed message is dropped: no answer, the stream is closed
+        } catch (err) {
+          // a malformed message is dropped: no answer, the stream is closed, the sender is counted
+          this.offence(from, typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : 'EXEC_WIRE_INVALID')
           stream.abort(new Error('malformed exec message'))
           return
         }
         const answer = await this.dispatch(message, from)
+        if (answer.type === 'error' && EXEC_OFFENCE_CODES.has(answer.code)) this.offence(from, answer.code)
         await lp.write(encodeExecMessage(answer), { signal: AbortSignal.timeout(this.opts.timeoutMs) })
       }
       this.close(stream)
@@ -133,6 +146,11 @@ export class ExecChannel {
     } finally {
       this.streams.delete(stream)
     }
+  }
+
+  private offence (peer: string, code: string): void {
+    // a hook's failure must not reach the stream
+    try { this.onOffence?.(peer, code) } catch {}
   }
 
   /** Runs the handler of a message; a thrown error becomes an `error` answer with its code. */

@@ -2,7 +2,7 @@ import { computeAddress, getAddress, keccak256, toUtf8Bytes } from 'ethers'
 import { ContributionStatus, TaskStatus } from '../../contracts-abi/index.js'
 import { signAuthorization, taskId } from '../../protocols/eip712.js'
 import type { HubDomain, TypedDataSigner } from '../../protocols/eip712.js'
-import { MAX_ASSIGN_TASKS, TASKS_PER_CPU } from '../../protocols/execution.js'
+import { MAX_ASSIGN_TASKS, TASKS_PER_CPU, signExecPeer } from '../../protocols/execution.js'
 import type { ContributedMessage, ExecMessage, HeartbeatMessage } from '../../protocols/execution.js'
 import { parseRequestParams } from '../../protocols/market.js'
 import { hubInterface, isDevChain, mineDevBlock } from '../chain/index.js'
@@ -201,6 +201,8 @@ export class SchedulerService {
   private ticking: Promise<void> | undefined
   /** status reads after `contributed` messages, in flight (stop waits for them) */
   private readonly hints = new Set<Promise<void>>()
+  /** this node's ExecPeer proof (protocols/execution.ts), signed once at start: it holds for every deal */
+  private proof = ''
   /** task ids of open deals, by lowercased deal id (see taskIdOf) */
   private readonly taskIds = new Map<string, string[]>()
   /** kicked while a tick ran: tick again when it ends */
@@ -230,6 +232,7 @@ export class SchedulerService {
 
   async start (): Promise<void> {
     if (this.started) return
+    this.proof = await signExecPeer(this.init.wallet, this.init.domain, this.init.channel.peerId)
     this.started = true
     for await (const { key, value } of this.deals.entries({ limit: this.opts.maxDeals })) {
       if (!value.done) this.open.set(key, value)
@@ -863,6 +866,7 @@ export class SchedulerService {
           const tasks = await Promise.all(chunk.map(async (t) => ({ idx: t.idx, authorization: await signAuthorization(this.init.wallet, this.init.domain, { worker: g.worker, taskid: t.taskid }) })))
           const answer = await this.init.channel.send(g.peer, {
             type: 'assign',
+            proof: this.proof,
             dealid: deal.dealid,
             tasks,
             trust: deal.trust,
@@ -917,7 +921,7 @@ export class SchedulerService {
       const last = this.sent.get(key)
       if (last !== undefined && this.clock() - last < this.opts.resendMs) continue
       this.sent.set(key, this.clock())
-      await this.init.channel.send(peer, { type: 'reveal-request', taskid: rec.taskid }).catch(() => {})
+      await this.init.channel.send(peer, { type: 'reveal-request', taskid: rec.taskid, proof: this.proof }).catch(() => {})
     }
     const allIn = Number(task.reveals) === Number(task.winners)
     if (!(allIn || (Number(task.reveals) > 0 && now >= Number(task.revealDeadline)))) return
@@ -926,7 +930,7 @@ export class SchedulerService {
         const peer = rec.replicas.find((r) => same(r.worker, w))?.peer ?? await this.init.resolvePeer(w)
         if (peer === undefined) continue
         try {
-          const answer = await this.init.channel.send(peer, { type: 'upload-request', taskid: rec.taskid })
+          const answer = await this.init.channel.send(peer, { type: 'upload-request', taskid: rec.taskid, proof: this.proof })
           if (answer.type === 'result-uploaded') {
             rec.resultsCid = answer.cid
             break
@@ -944,7 +948,7 @@ export class SchedulerService {
     this.log('task finalized', { taskid: rec.taskid, cid: rec.resultsCid, tx: tx.hash })
     for (const w of proved) {
       const peer = rec.replicas.find((r) => same(r.worker, w))?.peer
-      if (peer !== undefined) void this.init.channel.send(peer, { type: 'finalized', taskid: rec.taskid, txHash: tx.hash, cid: rec.resultsCid }).catch(() => {})
+      if (peer !== undefined) void this.init.channel.send(peer, { type: 'finalized', taskid: rec.taskid, txHash: tx.hash, cid: rec.resultsCid, proof: this.proof }).catch(() => {})
     }
   }
 

@@ -11,6 +11,12 @@ export type DutyErrorCode =
   | 'DUTY_BAD_TASK'
   /** the authorization is not signed by the deal's current scheduler */
   | 'DUTY_NOT_AUTHORIZED'
+  /** the sending peer is not proven to be the deal's current scheduler (no ExecPeer proof of it, or another key's) */
+  | 'DUTY_NOT_SCHEDULER'
+  /** the assignment's app, dataset, params or result key differ from what the deal's requester signed (its DealCreated event) */
+  | 'DUTY_ASSIGNMENT_MISMATCH'
+  /** a result was asked for before the hub holds this result as the task's consensus */
+  | 'DUTY_RESULT_NOT_DUE'
   /** this node is not one of the deal's workers */
   | 'DUTY_NOT_A_WORKER'
   /** the app's CID or checksum does not match the hub's registry, or the fetched bytes do not hash to the checksum */

@@ -2,11 +2,15 @@ import { createHash } from 'node:crypto'
 import { appendFile, mkdir, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { computeAddress } from 'ethers'
 import { ContributionStatus, TaskStatus } from '../../contracts-abi/index.js'
 import { recoverAuthorizationSigner, resultHash, resultSeal, taskId } from '../../protocols/eip712.js'
 import type { HubDomain } from '../../protocols/eip712.js'
-import { MAX_ASSIGN_TASKS, MAX_REPORT_TASKS, TASKS_PER_CPU } from '../../protocols/execution.js'
-import type { AssignMessage, ExecMessage, TaskProgress, TaskReport } from '../../protocols/execution.js'
+import { MAX_ASSIGN_TASKS, MAX_REPORT_TASKS, TASKS_PER_CPU, recoverExecPeer } from '../../protocols/execution.js'
+import type { AssignMessage, ExecMessage, FinalizedMessage, TaskProgress, TaskReport, UploadRequestMessage } from '../../protocols/execution.js'
+import { ZERO_ADDRESS } from '../../protocols/eip712.js'
+import { dealFromEvent } from '../scheduler/deal.js'
+import type { DealInfo } from '../scheduler/deal.js'
 import { parseRequestParams } from '../../protocols/market.js'
 import { splitArgs } from '../../protocols/args.js'
 import { isChainError } from '../chain/index.js'
@@ -105,6 +109,15 @@ export interface WorkerDutiesInit {
    * failure is logged and the fetch finds providers through the DHT.
    */
   reachAppHolders?: (app: string) => Promise<void>
+  /**
+   * What the deal's requester signed, as this node already learned it from
+   * the hub's DealCreated event (node.ts: the scheduler service's record of
+   * the deal); undefined when not known yet. Tried first; the hub's
+   * DealCreated log of the deal, read from `fromBlock`, otherwise.
+   */
+  dealCommitment?: (dealid: string) => Promise<DealInfo | undefined>
+  /** first block of the hub's logs (default 0) */
+  fromBlock?: number
 }
 
 const same = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase()
@@ -194,6 +207,12 @@ export class WorkerDuties {
   private readonly deals = new Map<string, Promise<Awaited<ReturnType<Hub['dealOf']>>>>()
   private readonly members = new Set<string>()
   private readonly apps = new Map<string, Promise<Awaited<ReturnType<Hub['appOf']>>>>()
+  /** each deal's DealCreated, read once (it never changes) */
+  private readonly commitments = new Map<string, Promise<DealInfo>>()
+  /** the assignment contents found to match their deal's commitment, by deal: later assigns compare one string */
+  private readonly matched = new Map<string, string>()
+  /** the signer of each (peer, ExecPeer proof) pair seen: one recovery per scheduler peer, not per message */
+  private readonly provers = new Map<string, string>()
 
   constructor (private readonly init: WorkerDutiesInit) {
     this.opts = { ...defaultWorkerDutiesOptions, ...init.options }
@@ -226,15 +245,14 @@ export class WorkerDuties {
       if (value.state === 'assigned') this.active.set(value.taskid, value.dealid)
     }
     this.init.channel.on('assign', async (m, from) => await this.onAssign(m as AssignMessage, from))
-    this.init.channel.on('reveal-request', async (m) => {
-      this.trigger((m as { taskid: string }).taskid)
+    this.init.channel.on('reveal-request', async (m, from) => {
+      const r = await this.heldTask((m as { taskid: string }).taskid)
+      await this.requireScheduler(r.dealid, from, (m as { proof: string }).proof)
+      this.trigger(r.taskid)
       return { type: 'ack' }
     })
-    this.init.channel.on('upload-request', async (m) => await this.onUploadRequest((m as { taskid: string }).taskid))
-    this.init.channel.on('finalized', async (m) => {
-      await this.update((m as { taskid: string }).taskid, (r) => r.state !== 'failed' && r.state !== 'done' ? { ...r, state: 'done' } : undefined)
-      return { type: 'ack' }
-    })
+    this.init.channel.on('upload-request', async (m, from) => await this.onUploadRequest(m as UploadRequestMessage, from))
+    this.init.channel.on('finalized', async (m, from) => await this.onFinalized(m as FinalizedMessage, from))
     this.timer = setInterval(() => { void this.tick() }, this.opts.tickMs)
     this.beatTimer = setInterval(() => { this.beat() }, this.opts.heartbeatIntervalMs)
     void this.tick()
@@ -344,6 +362,9 @@ export class WorkerDuties {
   private async onAssign (m: AssignMessage, from: string): Promise<ExecMessage> {
     if (!this.started) throw new DutyError('DUTY_STOPPED', 'the worker is stopping')
     const dealid = m.dealid.toLowerCase()
+    // the sender first: nothing of a message from anyone but the deal's scheduler is looked at
+    await this.requireScheduler(dealid, from, m.proof)
+    await this.checkCommitment(m)
     const tasks = m.tasks.map((t) => ({ ...t, taskid: taskId(m.dealid, t.idx).toLowerCase() }))
     const signers = tasks.map((t) => {
       try {
@@ -425,6 +446,98 @@ export class WorkerDuties {
     }
     if (accepted === 0) throw new DutyError('DUTY_BUSY', `already running ${this.active.size} tasks`)
     return { type: 'assigned', accepted }
+  }
+
+  /**
+   * Proves that peer `from` speaks for the deal's current scheduler: its
+   * ExecPeer proof recovers (once per peer and proof) to the hub's
+   * scheduler of the deal, read again once when it differs (a reelection
+   * since the deal was read).
+   * @throws DutyError DUTY_NOT_SCHEDULER, DUTY_BAD_TASK (no such deal)
+   */
+  private async requireScheduler (dealid: string, from: string, proof: string): Promise<Awaited<ReturnType<Hub['dealOf']>>> {
+    const key = `${from}|${proof}`
+    let signer = this.provers.get(key)
+    if (signer === undefined) {
+      try {
+        signer = recoverExecPeer(this.init.domain, from, proof)
+      } catch (err) {
+        throw new DutyError('DUTY_NOT_SCHEDULER', 'the sender\'s proof does not recover', { peer: from }, { cause: err })
+      }
+      // bounded: a few schedulers in practice, a flood of forged proofs costs its sender its ban
+      if (this.provers.size >= 1_000) this.provers.clear()
+      this.provers.set(key, signer)
+    }
+    let deal = await this.deal(dealid, false)
+    if (!same(signer, deal.scheduler)) deal = await this.deal(dealid, true)
+    if (!same(signer, deal.scheduler)) throw new DutyError('DUTY_NOT_SCHEDULER', 'the sender is not the deal\'s current scheduler', { peer: from, signer, scheduler: deal.scheduler })
+    return deal
+  }
+
+  /** A task this worker holds, by id. @throws DutyError DUTY_UNKNOWN_TASK */
+  private async heldTask (taskid: string): Promise<WorkerTaskRecord> {
+    const r = await this.record(taskid.toLowerCase())
+    if (r === undefined) throw new DutyError('DUTY_UNKNOWN_TASK', 'this worker holds no such task')
+    return r
+  }
+
+  /** The deal's DealCreated, read once. @throws DutyError DUTY_BAD_TASK when the hub emitted none */
+  private async commitment (dealid: string): Promise<DealInfo> {
+    if (this.commitments.size >= 10_000 && !this.commitments.has(dealid)) this.commitments.clear()
+    return await memoAsync(this.commitments, dealid, async () => {
+      const info = (await this.init.dealCommitment?.(dealid)) ?? await this.dealCreated(dealid)
+      if (info === undefined) throw new DutyError('DUTY_BAD_TASK', 'the hub emitted no DealCreated for the deal', { dealid })
+      return info
+    })
+  }
+
+  private async dealCreated (dealid: string): Promise<DealInfo | undefined> {
+    const logs = await this.hub.queryFilter(this.hub.filters.DealCreated(dealid), this.init.fromBlock ?? 0)
+    const log = logs[0]
+    if (log === undefined) return undefined
+    return dealFromEvent({ name: 'DealCreated', args: log.args, transactionHash: log.transactionHash } as unknown as Parameters<typeof dealFromEvent>[0])
+  }
+
+  /**
+   * What the worker runs is what the requester signed: the assignment's
+   * app, dataset and params are the ones of the deal's DealCreated (emitted
+   * by the hub from the signed request order), and a result key, present
+   * exactly when the params ask for encryption, is the requester's own
+   * (the one its params name, when they name one). The hub's registry
+   * checks the app's and dataset's contents afterwards.
+   * @throws DutyError DUTY_ASSIGNMENT_MISMATCH
+   */
+  private async checkCommitment (m: AssignMessage): Promise<void> {
+    const dealid = m.dealid.toLowerCase()
+    const fingerprint = JSON.stringify([m.app.toLowerCase(), (m.dataset?.address ?? ZERO_ADDRESS).toLowerCase(), m.params, m.resultEncryptionKey?.toLowerCase() ?? ''])
+    if (this.matched.get(dealid) === fingerprint) return
+    const info = await this.commitment(dealid)
+    const mismatch = (field: string): DutyError => new DutyError('DUTY_ASSIGNMENT_MISMATCH', `the assignment's ${field} is not the one the deal's requester signed`, { dealid, field })
+    if (!same(m.app, info.app)) throw mismatch('app')
+    if (!same(m.dataset?.address ?? ZERO_ADDRESS, info.dataset)) throw mismatch('dataset')
+    if (m.params !== info.params) throw mismatch('params')
+    let params
+    try {
+      params = parseRequestParams(info.params)
+    } catch (err) {
+      throw new DutyError('DUTY_BAD_TASK', 'the deal\'s params do not parse', { dealid }, { cause: err })
+    }
+    const key = m.resultEncryptionKey
+    if (params.iexec_result_encryption === true) {
+      if (key === undefined) throw mismatch('result key')
+      if (params.iexec_p2p_result_key !== undefined && key.toLowerCase() !== params.iexec_p2p_result_key.toLowerCase()) throw mismatch('result key')
+      let owner: string
+      try {
+        owner = computeAddress(key)
+      } catch {
+        throw mismatch('result key')
+      }
+      if (!same(owner, info.requester)) throw mismatch('result key')
+    } else if (key !== undefined) {
+      throw mismatch('result key')
+    }
+    if (this.matched.size >= 10_000) this.matched.clear()
+    this.matched.set(dealid, fingerprint)
   }
 
   /** The hub's deal, read once (again when `fresh`); a failed read is not kept. @throws DutyError DUTY_BAD_TASK when there is no such deal */
@@ -938,13 +1051,41 @@ export class WorkerDuties {
     return done
   }
 
-  private async onUploadRequest (taskid: string): Promise<ExecMessage> {
-    const r = await this.record(taskid.toLowerCase())
-    if (r === undefined || r.digest === undefined || !(r.state === 'revealed' || r.state === 'done' || r.state === 'contributed')) {
+  /**
+   * The result's CID goes to the deal's current scheduler only, and only
+   * once the hub holds this worker's result as the task's consensus
+   * (REVEALING or COMPLETED): before that the CID would let a co-worker
+   * copy the result and commit it as its own.
+   */
+  private async onUploadRequest (m: UploadRequestMessage, from: string): Promise<ExecMessage> {
+    const r = await this.heldTask(m.taskid)
+    await this.requireScheduler(r.dealid, from, m.proof)
+    if (r.digest === undefined || !(r.state === 'revealed' || r.state === 'done' || r.state === 'contributed')) {
       throw new DutyError('DUTY_UNKNOWN_TASK', 'this worker holds no result for the task')
+    }
+    const task = await this.hub.taskOf(r.taskid)
+    const status = Number(task.status)
+    if (!((status === TaskStatus.REVEALING || status === TaskStatus.COMPLETED) && task.consensus === resultHash(r.taskid, r.digest))) {
+      throw new DutyError('DUTY_RESULT_NOT_DUE', 'the hub does not hold this result as the task\'s consensus', { taskid: r.taskid, status })
     }
     const cid = await this.upload(r)
     return { type: 'result-uploaded', taskid: r.taskid, cid }
+  }
+
+  /**
+   * The scheduler says a task is finalized: a hint, from the deal's
+   * scheduler only, that the hub confirms before the worker lets the task
+   * go (a task dropped while its consensus still waits for this worker's
+   * reveal would cost its stake).
+   */
+  private async onFinalized (m: FinalizedMessage, from: string): Promise<ExecMessage> {
+    const r = await this.heldTask(m.taskid)
+    await this.requireScheduler(r.dealid, from, m.proof)
+    if (r.state === 'failed' || r.state === 'done') return { type: 'ack' }
+    const status = Number((await this.hub.taskOf(r.taskid)).status)
+    // re-read under the task's write order: a commit may have moved it while the hub answered
+    if (status === TaskStatus.COMPLETED || status === TaskStatus.FAILED) await this.update(r.taskid, (cur) => cur.state !== 'failed' && cur.state !== 'done' ? { ...cur, state: 'done' } : undefined)
+    return { type: 'ack' }
   }
 }
 

@@ -25,6 +25,8 @@ import {
 } from '../../node/storage/index.js'
 import { hubDomain, hashOrder, signAuthorization, signOrder, emptyDatasetOrder, ZERO_ADDRESS, ZERO_BYTES32, taskId } from '../../protocols/eip712.js'
 import type { HubDomain } from '../../protocols/eip712.js'
+import { signExecPeer } from '../../protocols/execution.js'
+import type { AssignMessage } from '../../protocols/execution.js'
 import { TaskStatus } from '../../contracts-abi/index.js'
 import { waitFor } from '../helpers/wait.js'
 import { RpcProxy } from '../helpers/rpc-proxy.js'
@@ -94,6 +96,8 @@ export class ExecSwarm {
   schedulerOptions: Partial<SchedulerOptions> = {}
   /** node i's worker connects to an app's holders through this before fetching it (node.ts dials the owner) */
   reachAppHolders: ((i: number, app: string) => Promise<void>) | undefined
+  /** exec messages the nodes' channels refused as offences (node.ts counts them toward the sender's ban) */
+  readonly offences: Array<{ node: number, peer: string, code: string }> = []
   /** hub events the nodes' followers do not hand on (a test of what a node does without them) */
   readonly droppedEvents = new Set<string>()
   /** with `proxyRpc`: the proxy the nodes reach anvil through (the requester and app owner go direct) */
@@ -173,7 +177,8 @@ export class ExecSwarm {
     }
     this.peerOf.set(node.address.toLowerCase(), node.peerId)
     this.peers.remember(node.address, node.peerId)
-    const channel = new ExecChannel(node.network)
+    // what node.ts counts toward a peer's ban (the market's REJECT tracker), kept here for the tests to read
+    const channel = new ExecChannel(node.network, {}, (peer, code) => { this.offences.push({ node: i, peer, code }) })
     const scheduler = createSchedulerService({
       channel, db: node.db, chain: client, domain: this.domain, wallet: node.wallet,
       resolvePeer: async (a) => await this.peers.resolve(a),
@@ -190,7 +195,7 @@ export class ExecSwarm {
     const executor = new WasiExecutor()
     const worker = createWorkerDuties({
       channel, helia: node.network.helia, db: node.db, chain: client, domain: this.domain, executor,
-      workDir: join(dataDir, 'work'),
+      workDir: join(dataDir, 'work'), fromBlock: this.chain.blockNumber,
       datasetKey: async (req) => {
         const owner = (await client.hub!.datasetOf(req.dataset)).owner
         const ownerPeer = this.peerOf.get(owner.toLowerCase())
@@ -294,16 +299,25 @@ export class ExecSwarm {
     return log?.args.app as string
   }
 
-  /** Plays the scheduler by hand: node `from` (the deal's scheduler) signs and sends an assignment to node `to`. */
-  async assign (from: number, to: number, dealid: string, idx: number, trust: number, params?: string): Promise<void> {
+  /**
+   * Plays the scheduler by hand: node `from` (the deal's scheduler) signs and sends an assignment to node `to`
+   * (its ExecPeer proof included); `change` rewrites the message before it goes (what an evil scheduler would send).
+   */
+  async assign (from: number, to: number, dealid: string, idx: number, trust: number, params?: string, change?: (m: AssignMessage) => AssignMessage): Promise<void> {
     const taskid = taskId(dealid, idx)
     const authorization = await signAuthorization(this.nodes[from].node.wallet, this.domain, { worker: this.nodes[to].node.address, taskid })
     const asset = await this.requester.hub!.appOf(this.app)
     const deal = await this.requester.hub!.dealOf(dealid)
-    await this.nodes[from].channel.send(this.nodes[to].node.peerId, {
-      type: 'assign', dealid, tasks: [{ idx, authorization }], trust, app: this.app, appContent: { cid: asset.cid, checksum: asset.checksum },
+    const m: AssignMessage = {
+      type: 'assign', proof: await this.proofOf(from), dealid, tasks: [{ idx, authorization }], trust, app: this.app, appContent: { cid: asset.cid, checksum: asset.checksum },
       params: params ?? JSON.stringify({ iexec_input_files: [this.inputCid] }), deadline: Number(deal.startTime) + 7 * 60
-    })
+    }
+    await this.nodes[from].channel.send(this.nodes[to].node.peerId, change === undefined ? m : change(m))
+  }
+
+  /** Node i's ExecPeer proof: its wallet's signature of its own peer id (what its scheduler sends). */
+  async proofOf (i: number): Promise<string> {
+    return await signExecPeer(this.nodes[i].node.wallet, this.domain, this.nodes[i].node.peerId)
   }
 
   /**

@@ -14,8 +14,9 @@ import { initDataDir } from '../../node/config/index.js'
 import { ExecChannel, PeerResolver } from '../../node/scheduler/index.js'
 
 const hex32 = (): string => hexlify(randomBytes(32))
+const sig = (): string => hexlify(randomBytes(65))
 const assign = (): AssignMessage => ({
-  type: 'assign', dealid: hex32(), tasks: [{ idx: 3, authorization: hexlify(randomBytes(65)) }, { idx: 4, authorization: hexlify(randomBytes(65)) }], trust: 3,
+  type: 'assign', proof: sig(), dealid: hex32(), tasks: [{ idx: 3, authorization: hexlify(randomBytes(65)) }, { idx: 4, authorization: hexlify(randomBytes(65)) }], trust: 3,
   app: hexlify(randomBytes(20)), appContent: { cid: 'bafkreidwcmhwohc4ia6s7nkx4f2eehx2dbz5bx5uqvgkfruzheookup4ym', checksum: hex32() },
   params: '{"iexec_args":"a b"}', deadline: 1_700_000_000
 })
@@ -37,11 +38,11 @@ describe('execution protocol: codec', function () {
       { type: 'assigned', accepted: 2 },
       { type: 'heartbeat', tasks: [{ taskid: hex32(), status: 'running' }, { taskid: hex32(), status: 'failed', code: 'TIMEOUT' }] },
       { type: 'contributed', taskids: [hex32(), hex32()], txHash: hex32() },
-      { type: 'reveal-request', taskid: hex32() },
+      { type: 'reveal-request', taskid: hex32(), proof: sig() },
       { type: 'revealed', taskid: hex32(), txHash: hex32() },
-      { type: 'upload-request', taskid: hex32() },
+      { type: 'upload-request', taskid: hex32(), proof: sig() },
       { type: 'result-uploaded', taskid: hex32(), cid: 'bafkreidwcmhwohc4ia6s7nkx4f2eehx2dbz5bx5uqvgkfruzheookup4ym' },
-      { type: 'finalized', taskid: hex32(), txHash: hex32(), cid: 'bafkreidwcmhwohc4ia6s7nkx4f2eehx2dbz5bx5uqvgkfruzheookup4ym' },
+      { type: 'finalized', taskid: hex32(), txHash: hex32(), cid: 'bafkreidwcmhwohc4ia6s7nkx4f2eehx2dbz5bx5uqvgkfruzheookup4ym', proof: sig() },
       { type: 'ack' },
       { type: 'error', code: 'DUTY_BUSY', reason: 'busy' }
     ] satisfies ExecMessage[]
@@ -111,9 +112,9 @@ describe('execution protocol: exec channel between two real nodes', function () 
     const taskid = hex32()
     assert.deepEqual(await ca.send(b.peerId, { type: 'heartbeat', tasks: [{ taskid, status: 'running' }] }), { type: 'ack' })
     assert.deepEqual(seen, [{ type: 'heartbeat', from: a.peerId }], 'the handler sees the authenticated remote peer')
-    assert.equal((await ca.send(b.peerId, { type: 'upload-request', taskid })).type, 'result-uploaded')
+    assert.equal((await ca.send(b.peerId, { type: 'upload-request', taskid, proof: sig() })).type, 'result-uploaded')
     await assert.rejects(ca.send(b.peerId, assign()), (err: unknown) => isIexecError(err, 'EXEC_REFUSED') && err.details?.code === 'DUTY_BUSY')
-    await assert.rejects(ca.send(b.peerId, { type: 'reveal-request', taskid }), (err: unknown) => isIexecError(err, 'EXEC_REFUSED') && err.details?.code === 'UNSUPPORTED')
+    await assert.rejects(ca.send(b.peerId, { type: 'reveal-request', taskid, proof: sig() }), (err: unknown) => isIexecError(err, 'EXEC_REFUSED') && err.details?.code === 'UNSUPPORTED')
 
     // malformed bytes: no answer, the stream is closed
     const stream = await a.network.dialProtocol(b.peerId, EXEC_PROTOCOL)

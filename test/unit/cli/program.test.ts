@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
+import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { join } from 'node:path'
 import { runCli, type CliIo } from '../../../node/cli/index.js'
 import { startApiServer, type ApiServer } from '../../../node/api/index.js'
@@ -144,10 +146,14 @@ describe('cli: client commands against an API server', () => {
 
   beforeEach(async () => {
     backend = new FakeBackend()
-    server = await startApiServer({ port: 0, token: TOKEN, backend })
+    // the data dir's peer key: the CLI makes the server behind api.json prove it holds it
+    const key = await generateKeyPair('Ed25519')
+    const peerId = peerIdFromPrivateKey(key).toString()
+    server = await startApiServer({ port: 0, token: TOKEN, backend, identity: async (payload) => ({ peerId, signature: await key.sign(payload) }) })
     dir = await mkdtemp(join(tmpdir(), 'cli-client-'))
     await writeFile(join(dir, 'api-token'), TOKEN + '\n')
-    await writeFile(join(dir, 'api.json'), JSON.stringify({ url: server.url, pid: process.pid, peerId: '12D3KooWSelf' }))
+    await writeFile(join(dir, 'peer.key'), privateKeyToProtobuf(key))
+    await writeFile(join(dir, 'api.json'), JSON.stringify({ url: server.url, pid: process.pid, peerId }))
   })
 
   afterEach(async () => {
