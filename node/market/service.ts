@@ -524,8 +524,13 @@ export class MarketService {
       const app: KnownApp = { app: getAddress(String(a.app)), owner: getAddress(String(a.owner)), name: String(a.name), cid: String(a.cid), checksum: String(a.checksum) }
       await this.rememberApp(app)
     }
-    // before the book: a request gossiped right after its requester's deposit is judged on it
-    await this.balances.apply(event)
+    // before the book: a request gossiped right after its requester's deposit is judged on it.
+    // A failure here (a write) must not stop the follower: the estimate is a hint, reads correct it
+    try {
+      await this.balances.apply(event)
+    } catch (err) {
+      this.log.warn('balance estimate not updated', { event: event.name, error: err instanceof Error ? err.message : String(err) })
+    }
     const ev = marketEventFromHubLog(event)
     // our free stake may have moved (stake, unstake, a deal's lock, a seizure, a release): re-read it
     if (this.provider !== undefined && event.name !== undefined && STAKE_EVENTS.has(event.name) && this.stakeEvents.concernsUs(event, ev)) this.provider.stakeMayHaveChanged()

@@ -9,9 +9,9 @@ import solc from 'solc'
 import { AbiCoder, ContractFactory, Interface, keccak256, type Contract } from 'ethers'
 import { hashOrder, signOrder, ZERO_ADDRESS, type RequestOrder } from '../../protocols/eip712.js'
 import {
-  setupFixture, send, registerAssets, makeOrders, match, drawnScheduler, expectRevert, revertName, snapshot, revertTo, salt,
+  setupFixture, send, registerAssets, makeOrders, match, drawnScheduler, expectRevert, revertName, snapshot, revertTo, salt, totalRlc,
   RLC_UNIT, type Fixture, type AppSetup, type Orders
-} from './fixture.js'
+} from '../contracts/fixture.js'
 
 /** the hub's minimum bids for a trust level: the smallest n >= 1 with 2^n >= trust */
 function minBids (trust: bigint): number {
@@ -57,8 +57,33 @@ describe('hub: who matches, how many bids, an election nobody can grind', functi
     assets = await registerAssets(f)
   })
   after(async () => { await f?.chain.stop() })
-  beforeEach(async () => { snap = await snapshot(f) })
-  afterEach(async () => { await revertTo(f, snap) })
+  let rlcBefore: Awaited<ReturnType<typeof totalRlc>>
+  /** contracts the cases deploy that hold hub balances (the grinder) */
+  const extra: string[] = []
+  /** totalRlc, with the extra accounts' wallets and hub balances */
+  async function rlcNow (): Promise<Awaited<ReturnType<typeof totalRlc>>> {
+    const t = await totalRlc(f)
+    for (const a of extra) {
+      const [balance, frozen] = await f.hub.accountOf(a)
+      t.accounted += balance + frozen
+      t.wallets += await f.rlc.balanceOf(a)
+    }
+    return t
+  }
+  beforeEach(async () => {
+    snap = await snapshot(f)
+    extra.length = 0
+    rlcBefore = await rlcNow()
+  })
+  afterEach(async function () {
+    // every case: RLC conserved to the nRLC (wallets, balances, frozen, stakes, kitty), whatever was refused or made
+    if (this.currentTest?.state === 'passed') {
+      const after = await rlcNow()
+      assert.equal(after.hubHeld, after.accounted, 'the hub holds what it accounts')
+      assert.equal(after.wallets + after.accounted, rlcBefore.wallets + rlcBefore.accounted, 'no RLC made or lost')
+    }
+    await revertTo(f, snap)
+  })
 
   describe('who may match', () => {
     it('a third party matching a gossiped request with its own bid at the max price: NotRequester; the requester still matches', async () => {
@@ -117,6 +142,7 @@ describe('hub: who matches, how many bids, an election nobody can grind', functi
       grinder = await factory.deploy() as unknown as Contract
       await grinder.waitForDeployment()
       const g = await grinder.getAddress()
+      extra.push(g)
       await send(f.hub.connect(f.requester).depositFor(g, 1000n * RLC_UNIT))
       // the grinder is the requester: a contract cannot sign, so it presigns its request
       const base = await makeOrders(f, assets, { withDataset: false })

@@ -22,7 +22,7 @@ import type { Network } from '../../node/network/index.js'
 import type { IexecNode } from '../../node/node.js'
 import { swarmTopics } from '../../protocols/topics.js'
 import { requestOrder, signedRequestBytes } from '../unit/market/fixture.js'
-import { startSwarm, waitFor } from './market-helpers.js'
+import { startSwarm, waitFor } from '../integration/market-helpers.js'
 
 const PRIMES = new URL('../../examples/apps/primes/primes.wasm', import.meta.url)
 const FLOOD = 10_000
@@ -73,6 +73,21 @@ describe('market: 10,000 unfunded requests flood a provider while a real deal ru
     await flooder.dial(victim.multiaddrs()[0])
     await waitFor(() => flooder.topicPeers(topics.requestorder).includes(victim.peerId), 20_000, 'the flooder sees the victim subscribed')
 
+    // RLC of every party, to the nRLC: wallets, hub balances, frozen, stakes, and the kitty
+    const hub = market.hub
+    const rlc = market.chain.rlc
+    assert.ok(rlc !== undefined)
+    const totalRlc = async (): Promise<bigint> => {
+      let t = await hub.kitty()
+      for (const n of s.all) {
+        const [balance, frozen] = await hub.accountOf(n.address)
+        const [stake] = await hub.stakeOf(n.address)
+        t += balance + frozen + stake + await rlc.balanceOf(n.address)
+      }
+      return t
+    }
+    const rlcBefore = await totalRlc()
+
     // the real deal starts, then the flood
     const works = new WorkClient(api, { pollIntervalMs: 100 })
     const deal = works.submitAndWait('primes', '1000', 'primes.txt', { timeoutMs: 200_000 })
@@ -86,6 +101,9 @@ describe('market: 10,000 unfunded requests flood a provider while a real deal ru
     // the deal completes with the right result
     const primes = (await readFile(await deal, 'utf8')).trim().split('\n').map(Number)
     assert.equal(primes.length, 168)
+    // the requester paid, the worker and the scheduler were paid; nothing made or lost (the flood's keys had nothing)
+    assert.equal(await totalRlc(), rlcBefore, 'RLC conserved')
+    assert.equal((await hub.accountOf(requester.address))[1], 0n, 'nothing left frozen')
 
     // the flooder is banned and cut off
     await waitFor(() => market.isPeerBanned(flooderId), 30_000, 'the flooder banned')
