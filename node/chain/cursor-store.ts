@@ -1,4 +1,5 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
+import { writeFileDurable } from '../durable-file.js'
 import { dirname } from 'node:path'
 import { ChainError } from './errors.js'
 
@@ -43,8 +44,8 @@ export function isCursor (v: unknown): v is Cursor {
 }
 
 /**
- * A cursor in a JSON file. Writes go to a temporary file renamed over the
- * old one, so a crash mid-write leaves the previous cursor, never half a file.
+ * A cursor in a JSON file. Writes go to a temporary file, fsynced, renamed over
+ * the old one, so a crash mid-write leaves the previous cursor, never half a file.
  */
 export class JsonFileCursorStore implements CursorStore {
   constructor (readonly path: string) {}
@@ -71,8 +72,7 @@ export class JsonFileCursorStore implements CursorStore {
     const tmp = `${this.path}.${process.pid}.tmp`
     try {
       await mkdir(dirname(this.path), { recursive: true })
-      await writeFile(tmp, JSON.stringify(cursor) + '\n')
-      await rename(tmp, this.path)
+      await writeFileDurable(this.path, JSON.stringify(cursor) + '\n', { tmp, mode: 0o644 })
     } catch (err) {
       throw new ChainError('CURSOR_STORE_FAILED', `cannot write cursor file ${this.path}`, { path: this.path }, { cause: err })
     }

@@ -14,8 +14,13 @@ import { IexecError } from '../errors.js'
  * - `TX_REJECTED`: the node refused the transaction for a reason that retrying
  *   will not fix (insufficient funds, underpriced, bad nonce after resync).
  * - `INVALID_ARGUMENT`: bad input from the caller (no key, bad URL, bad range).
- * - `REORG_DETECTED`: a block the event follower already delivered from was replaced.
- * - `HANDLER_FAILED`: an event handler kept failing; the follower stopped on that event.
+ * - `REORG_DETECTED`: a block the event follower already delivered from was
+ *   replaced; reported (not fatal) once the follower has rewound, or when the
+ *   chain kept reorganising through one poll (retried at the next).
+ * - `HANDLER_FAILED`: an event handler kept failing on one event; not fatal:
+ *   the follower backs off and hands it the same event again.
+ * - `TX_REJECTED` also: another transaction was mined at the nonce of one
+ *   that waited (the key is used elsewhere).
  * - `CURSOR_STORE_FAILED`: the event cursor could not be read or written.
  * - `DEPLOY_FAILED`: deploying or funding the local swarm chain failed.
  * - `CHAIN_START_FAILED`: the local anvil did not start (see local-chain.ts).

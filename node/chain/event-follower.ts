@@ -334,7 +334,6 @@ export class EventFollower {
     const top = await this.head()
     const head = top.number
     const headMoved = this.lastHead === undefined || this.lastHead.number !== top.number || this.lastHead.hash !== top.hash
-    this.lastHead = top
     const safe = head - this.opts.confirmations
     let rewinds = 0
     const rewindOnce = async (cursor: Cursor, now: string | undefined): Promise<void> => {
@@ -349,6 +348,8 @@ export class EventFollower {
       const now = idle.checkBlock > head ? undefined : idle.checkBlock === head ? top.hash : await this.blockHash(idle.checkBlock)
       if (now !== idle.checkHash) await rewindOnce(idle, now)
     }
+    // remembered once checked: a poll that failed before looks again
+    this.lastHead = top
     // each round reads at least one block, so the loop ends within (safe - from) / maxBlockRange + 1 rounds (and rewinds)
     while (this.cursor !== undefined && this.cursor.blockNumber <= safe) {
       const cursor: Cursor = this.cursor

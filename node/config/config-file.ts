@@ -1,4 +1,5 @@
-import { readFile, writeFile, rename } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
+import { writeFileDurable } from '../durable-file.js'
 import { ConfigError } from './errors.js'
 import { CONFIG_LIMITS, defaultNodeConfig } from './options.js'
 import type { NodeConfig, NodeChainConfig } from './options.js'
@@ -124,10 +125,10 @@ export async function loadConfig (file: string): Promise<NodeConfig> {
   return validateConfig(parsed)
 }
 
-/** Validates then writes config.json atomically (write to a temp file, rename). */
+/** Validates then writes config.json atomically (write to a temp file, fsync, rename). */
 export async function saveConfig (file: string, config: NodeConfig): Promise<void> {
   const checked = validateConfig(config)
   const tmp = `${file}.${process.pid}.tmp`
-  await writeFile(tmp, JSON.stringify(checked, null, 2) + '\n', { mode: 0o600 })
-  await rename(tmp, file)
+  // fsynced before the rename: a crash never leaves an empty or half config.json
+  await writeFileDurable(file, JSON.stringify(checked, null, 2) + '\n', { mode: 0o600, tmp })
 }

@@ -1,4 +1,5 @@
-import { mkdir, readFile, writeFile, stat, chmod } from 'node:fs/promises'
+import { mkdir, readFile, stat, chmod } from 'node:fs/promises'
+import { writeFileDurable } from '../durable-file.js'
 import { randomBytes } from 'node:crypto'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -66,7 +67,7 @@ async function exists (file: string): Promise<boolean> {
 
 // 'wx' fails if the file appeared meanwhile: an existing secret is never overwritten
 async function writeSecret (file: string, data: string | Uint8Array): Promise<void> {
-  await writeFile(file, data, { mode: 0o600, flag: 'wx' })
+  await writeFileDurable(file, data, { mode: 0o600, exclusive: true })
 }
 
 async function readPeerKey (file: string): Promise<PrivateKey> {

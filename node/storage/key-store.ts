@@ -10,7 +10,8 @@
  * content before the hub gives the dataset an address).
  */
 import { randomBytes } from 'node:crypto'
-import { chmod, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readFile, readdir, rm } from 'node:fs/promises'
+import { writeFileDurable } from '../durable-file.js'
 import { join } from 'node:path'
 import { inspect } from 'node:util'
 import { CONTENT_KEY_BYTES } from './chunked-cipher.js'
@@ -102,8 +103,8 @@ export class FileKeyStore implements KeyStore {
     const tmp = `${target}.${randomBytes(6).toString('hex')}.tmp`
     const raw = key.bytes()
     try {
-      await writeFile(tmp, Buffer.from(raw).toString('hex') + '\n', { mode: 0o600, flag: 'wx' })
-      await rename(tmp, target)
+      // fsynced before the rename: a crash leaves the old key or the new one, never an empty file
+      await writeFileDurable(target, Buffer.from(raw).toString('hex') + '\n', { mode: 0o600, tmp, exclusive: true })
     } catch (err) {
       await rm(tmp, { force: true })
       throw err
