@@ -14,7 +14,7 @@ const here = dirname(fileURLToPath(import.meta.url))
 const require = createRequire(import.meta.url)
 
 /** contracts whose artifacts are published (libraries with internal functions only are inlined) */
-const PUBLISHED = ['Hub', 'RLC']
+const PUBLISHED = ['Hub', 'RLC', 'TaskReader']
 
 // viaIR: the legacy pipeline stops on "stack too deep" in matchOrders.
 // runs = 200: Hub is 24,394 bytes, under the 24,576-byte (EIP-170) limit;

@@ -9,15 +9,17 @@
  * const contract = Hub__factory.connect(hub, wallet)
  * ```
  */
+import { getCreateAddress } from 'ethers'
 import type { Interface } from 'ethers'
 import hubJson from './artifacts/Hub.json' with { type: 'json' }
 import rlcJson from './artifacts/RLC.json' with { type: 'json' }
+import taskReaderJson from './artifacts/TaskReader.json' with { type: 'json' }
 import { Hub__factory, RLC__factory } from './types/index.js'
 
 export { deployHub, DEFAULT_LOCAL_CATEGORIES } from './deploy.js'
 export type { DeployHubOptions, DeployedHub, CategorySpec, DeployErrorCode } from './deploy.js'
-export { Hub__factory, RLC__factory } from './types/index.js'
-export type { Hub, RLC } from './types/index.js'
+export { Hub__factory, RLC__factory, TaskReader__factory } from './types/index.js'
+export type { Hub, RLC, TaskReader } from './types/index.js'
 
 /** A committed artifact: contracts-abi/artifacts/<Name>.json */
 export interface Artifact {
@@ -27,9 +29,9 @@ export interface Artifact {
   deployedBytecode: string
 }
 
-export type ContractName = 'Hub' | 'RLC'
+export type ContractName = 'Hub' | 'RLC' | 'TaskReader'
 
-const ARTIFACTS: Record<ContractName, Artifact> = { Hub: hubJson, RLC: rlcJson }
+const ARTIFACTS: Record<ContractName, Artifact> = { Hub: hubJson, RLC: rlcJson, TaskReader: taskReaderJson }
 
 export function artifact (name: ContractName): Artifact {
   return ARTIFACTS[name]
@@ -42,6 +44,17 @@ export function hubInterface (): Interface {
 
 export function rlcInterface (): Interface {
   return RLC__factory.createInterface()
+}
+
+/**
+ * The TaskReader the hub created in its constructor (contracts/TaskReader.sol):
+ * the hub's first CREATE, so its address follows from the hub's alone.
+ * `taskOf(dealid, idx)` there answers for every task, trust-1 tasks closed
+ * by contributeAndFinalize included (the hub's own `taskOf(taskid)` reads
+ * zeros and UNSET for those).
+ */
+export function taskReaderAddress (hub: string): string {
+  return getCreateAddress({ from: hub, nonce: 1 })
 }
 
 /** Task status on chain (Hub.TaskStatus). */

@@ -11,6 +11,7 @@ import type { DbController } from '../db/index.js'
 import { MarketError } from './errors.js'
 import { taskStatusName } from './requester.js'
 import type { MarketService } from './service.js'
+import { TaskReader__factory, taskReaderAddress } from '../../contracts-abi/index.js'
 import type { DealCreatedEvent } from '../../contracts-abi/types/Hub.js'
 import type { TypedEventLog } from '../../contracts-abi/types/common.js'
 
@@ -205,7 +206,10 @@ export async function readTaskStatus (m: MarketService, requested: RequestedTask
   if (found === undefined) throw new MarketError('TASK_NOT_FOUND', `no deal on the hub has task ${taskId}`, { taskId })
   const { deal, dealId, idx } = found
   const info = deal.args.info
-  const [status, task, current] = await Promise.all([hub.taskStatus(dealId, idx), hub.taskOf(id), hub.dealOf(dealId, { blockTag: 'pending' })])
+  // the TaskReader answers for every task: the hub's taskOf reads zeros for a trust-1 task closed by contributeAndFinalize
+  const reader = TaskReader__factory.connect(taskReaderAddress(await hub.getAddress()), hub.runner)
+  const [task, current] = await Promise.all([reader.taskOf(dealId, idx), hub.dealOf(dealId, { blockTag: 'pending' })])
+  const status = task.status
   const [contributed, consensus, revealed, finalized, claimed, reelected] = await Promise.all([
     hub.queryFilter(hub.filters.TaskContributed(id), from),
     hub.queryFilter(hub.filters.TaskConsensus(id), from),

@@ -1,7 +1,7 @@
 // Success paths of every hub function on a real anvil.
 import assert from 'node:assert/strict'
 import { keccak256, toUtf8Bytes } from 'ethers'
-import { HUB_RATIOS, TaskStatus, ContributionStatus } from '../../contracts-abi/index.js'
+import { HUB_RATIOS, TaskStatus, ContributionStatus, TaskReader__factory, taskReaderAddress } from '../../contracts-abi/index.js'
 import { hashOrder, resultHash, resultSeal, taskId, typeString, ZERO_ADDRESS } from '../../protocols/eip712.js'
 import {
   setupFixture, snapshot, revertTo, send, increaseTime, registerAssets, makeOrders, match, authorize, totalRlc, expectRevert, drawnScheduler,
@@ -245,6 +245,50 @@ describe('hub: success paths', function () {
     await expectRevert(f.hub.connect(f.outsider).multicall([await call(0)]), 'NotDealWorker')
     await send(f.hub.connect(worker).multicall([await call(0), await call(2)]))
     assert.equal((await f.hub.dealOf(d.dealid)).done, 3n)
+  })
+
+  it('TaskReader (created by the hub) answers for every task: a trust-1 task closed by contributeAndFinalize reads COMPLETED there, UNSET in the hub\'s taskOf', async () => {
+    const reader = TaskReader__factory.connect(taskReaderAddress(await f.hub.getAddress()), f.hub.runner)
+    assert.equal(await reader.hub(), await f.hub.getAddress(), 'at the hub\'s first CREATE address, pointing back at it')
+    const worker = f.nodes[0]
+    const d = await match(f, await makeOrders(f, assets, { workers: [worker], volume: 2n }))
+    const { taskid, sign } = await authorize(f, d.scheduler, worker.address, d.dealid, 1)
+    const open = await reader.taskOf(d.dealid, 1)
+    assert.equal(open.status, BigInt(TaskStatus.UNSET))
+    assert.equal(open.taskid, taskid)
+    assert.equal(open.dealid, d.dealid)
+    await send(f.hub.connect(worker).contributeAndFinalize(d.dealid, 1, digestOf('r'), 'bafyr', sign))
+    // the hub's own view knows nothing of it (no initialize): the reader does
+    assert.equal((await f.hub.taskOf(taskid)).status, BigInt(TaskStatus.UNSET))
+    const v = await reader.taskOf(d.dealid, 1)
+    assert.equal(v.status, BigInt(TaskStatus.COMPLETED))
+    assert.deepEqual([v.taskid, v.dealid, v.idx], [taskid, d.dealid, 1n])
+    // the other task stays open; a task the deal does not have reads all zeros
+    assert.equal((await reader.taskOf(d.dealid, 0)).status, BigInt(TaskStatus.UNSET))
+    const none = await reader.taskOf(d.dealid, 2)
+    assert.equal(BigInt(none.taskid), 0n)
+    assert.equal(BigInt(none.dealid), 0n)
+    assert.equal(BigInt((await reader.taskOf('0x' + '11'.repeat(32), 0)).taskid), 0n)
+    const t = await totalRlc(f)
+    assert.equal(t.hubHeld, t.accounted)
+  })
+
+  it('TaskReader mirrors the hub\'s record of an initialized task (trust 3)', async () => {
+    const reader = TaskReader__factory.connect(taskReaderAddress(await f.hub.getAddress()), f.hub.runner)
+    const workers = [f.nodes[0], f.nodes[1], f.nodes[2]]
+    const d = await match(f, await makeOrders(f, assets, { workers, trust: 3n }))
+    const taskid = taskId(d.dealid, 0)
+    await send(f.hub.connect(d.scheduler).initialize(d.dealid, 0))
+    const digest = digestOf('x')
+    for (const w of workers.slice(0, 2)) {
+      const { sign } = await authorize(f, d.scheduler, w.address, d.dealid, 0)
+      await send(f.hub.connect(w).contribute(taskid, resultHash(taskid, digest), resultSeal(w.address, taskid, digest), sign))
+    }
+    const hubView = await f.hub.taskOf(taskid)
+    const v = await reader.taskOf(d.dealid, 0)
+    assert.equal(v.status, hubView.status)
+    assert.equal(v.status, BigInt(TaskStatus.REVEALING))
+    assert.deepEqual([v.winners, v.reveals, v.revealDeadline, v.total, v.consensus], [hubView.winners, hubView.reveals, hubView.revealDeadline, hubView.total, hubView.consensus])
   })
 
   it('trust 3: initialize, contribute, consensus, reveal, finalize; rewards by weight; scores', async () => {

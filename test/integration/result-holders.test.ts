@@ -8,7 +8,8 @@ import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 import { parseCid } from '../../node/storage/index.js'
 import { taskId } from '../../protocols/eip712.js'
-import { RLC, ok, startSwarm, waitFor } from './market-helpers.js'
+import { RLC, api, ok, startSwarm, waitFor } from './market-helpers.js'
+import { TaskReader__factory, TaskStatus, taskReaderAddress } from '../../contracts-abi/index.js'
 
 const PRIMES = new URL('../../examples/apps/primes/primes.wasm', import.meta.url)
 
@@ -38,6 +39,18 @@ describe('results: fetched from the deal\'s workers, not announced in the DHT', 
     // what the chain says the result is, and that nobody announced it in the DHT
     const status = await ok(requester, 'GET', `/v1/tasks/${id}`)
     const cid = String(status.resultCid)
+    // task show reads the TaskReader: a trust-1 task closed by contributeAndFinalize is COMPLETED there too
+    assert.equal(status.status, 'COMPLETED')
+    assert.equal(status.phase, 'finalized')
+    const reader = TaskReader__factory.connect(taskReaderAddress(s.chain.hub), requester.market!.hub.runner)
+    assert.equal(Number((await reader.taskOf(dealId, 0)).status), TaskStatus.COMPLETED)
+    // a task no deal has: TASK_NOT_FOUND from the result route, as from the task route
+    const unknown = `0x${'ab'.repeat(32)}`
+    for (const path of [`/v1/results/${unknown}`, `/v1/tasks/${unknown}`]) {
+      const r = await api(requester, 'GET', path)
+      assert.equal(r.status, 404, path)
+      assert.equal((r.body.error as { code: string }).code, 'TASK_NOT_FOUND', path)
+    }
     const providers: string[] = []
     for await (const p of requester.network.findProviders(parseCid(cid), { signal: AbortSignal.timeout(3_000) })) providers.push(p.peerId)
     assert.deepEqual(providers, [], 'no DHT provider record for the result')

@@ -3,3 +3,4 @@
 /* eslint-disable */
 export { Hub__factory } from "./Hub__factory.js";
 export { RLC__factory } from "./RLC__factory.js";
+export { TaskReader__factory } from "./TaskReader__factory.js";
