@@ -110,6 +110,9 @@ export interface ContractsDeployOptions {
   keyFile?: string
   rlc?: string
   local?: boolean
+  /** write a chain profile of this name into the chains file (issue 24) */
+  profile?: string
+  chainsFile?: string
   json?: boolean
 }
 
@@ -126,6 +129,9 @@ export interface ContractsDeployJson {
   deployer: string
   /** the command to give every node of this chain */
   init: string
+  /** with --profile: the profile written, and the chains file */
+  profile?: string
+  chainsFile?: string
 }
 
 /** Reads a private key file: its first line, 0x and 64 hex digits. Never echoes the key. */
@@ -157,6 +163,11 @@ export async function contractsDeployCommand (io: CliIo, opts: ContractsDeployOp
   const rlcGiven = opts.rlc !== undefined ? parseAddressFlag('--rlc', opts.rlc) : undefined
   const key = await readKeyFile(resolve(opts.keyFile))
   const local = opts.local === true
+  const profiles = opts.profile !== undefined ? await import('./chain-profiles.js') : undefined
+  const chainsFile = profiles !== undefined ? (opts.chainsFile !== undefined ? resolve(opts.chainsFile) : profiles.defaultChainsFile()) : undefined
+  if (opts.chainsFile !== undefined && opts.profile === undefined) throw new UsageError('CLI_USAGE', '--chains-file goes with --profile NAME')
+  // before the deployment: a taken name costs no gas
+  if (profiles !== undefined) await profiles.assertProfileFree(chainsFile as string, opts.profile as string)
   if (opts.json !== true) io.err(`deploying the ${local ? 'local (dev) ' : ''}hub${rlcGiven === undefined ? ' and an RLC token' : ''} on ${rpc}...\n`)
   const { createChainClient, ChainError } = await import('../chain/index.js')
   const { deployHub } = await import('../../contracts-abi/index.js')
@@ -177,6 +188,13 @@ export async function contractsDeployCommand (io: CliIo, opts: ContractsDeployOp
   } finally {
     await client.close()
   }
+  if (profiles !== undefined) {
+    const name = opts.profile as string
+    await profiles.saveChainProfile(chainsFile as string, name, { rpc: out.rpc, chainId: out.chainId, hub: out.hub, rlc: out.rlc, fromBlock: out.blockNumber })
+    out.profile = name
+    out.chainsFile = chainsFile
+    out.init = `iexec-p2p init --chain ${name}${opts.chainsFile !== undefined ? ` --chains-file ${chainsFile as string}` : ''}`
+  }
   if (opts.json === true) {
     printJson(io, out)
     return
@@ -187,6 +205,7 @@ export async function contractsDeployCommand (io: CliIo, opts: ContractsDeployOp
     `rlc       ${out.rlc}${rlcGiven !== undefined ? ' (given)' : ' (deployed)'}`,
     `block     ${out.blockNumber}`,
     `deployer  ${out.deployer}`,
+    ...(out.profile !== undefined ? [`profile   ${out.profile} (in ${out.chainsFile as string})`] : []),
     '',
     'give every node of this chain:',
     `  ${out.init}`,

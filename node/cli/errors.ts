@@ -38,6 +38,12 @@ export type CliErrorCode =
   | 'SWARM_NO_CHAIN'
   /** swarm key --out: the file exists (a swarm key is never overwritten) */
   | 'CLI_FILE_EXISTS'
+  /** --chain NAME: no such profile in the chains file (nor a running swarm for `local`) */
+  | 'CHAIN_PROFILE_NOT_FOUND'
+  /** contracts deploy --profile NAME: the chains file has that name (never replaced) */
+  | 'CHAIN_PROFILE_EXISTS'
+  /** the chains file is not {"chains": {NAME: {rpc, chainId, hub, ...}}} */
+  | 'CHAINS_FILE_INVALID'
 
 /** Usage errors exit with 2, everything else with 1 (the usual Unix split). */
 export const USAGE_CODES: ReadonlySet<string> = new Set<CliErrorCode>([

@@ -7,6 +7,9 @@ import { printJson, type CliIo } from './output.js'
 import { resolvePassword } from './parse.js'
 
 export interface InitCommandOptions extends ChainFlags {
+  /** a chain profile instead of the four chain flags */
+  chain?: string
+  chainsFile?: string
   dataDir?: string
   passwordFile?: string
   devUnprotectedKey?: boolean
@@ -28,18 +31,21 @@ export async function initCommand (io: CliIo, opts: InitCommandOptions): Promise
   const { initDataDir, loadConfig, saveConfig } = await import('../config/index.js')
   const { hasChainFlags, resolveInitChain } = await import('./chain-commands.js')
   const configFile = dataDirPaths(dataDir).config
+  // --chain NAME: the four flags from a chain profile (issue 24)
+  const { chainFlagsFromProfile } = await import('./chain-profiles.js')
+  const chainFlags = await chainFlagsFromProfile(opts)
 
   // checked before anything is written, so bad chain flags leave no half-made dir
   let chain: NodeChainConfig | undefined
   let verified = false
-  if (hasChainFlags(opts)) {
+  if (hasChainFlags(chainFlags)) {
     let current: NodeChainConfig = {}
     try {
       current = (await loadConfig(configFile)).chain
     } catch (err) {
       if (!isIexecError(err, 'DATA_DIR_NOT_INITIALIZED')) throw err
     }
-    const r = await resolveInitChain(current, opts, opts.offline === true)
+    const r = await resolveInitChain(current, chainFlags, opts.offline === true)
     chain = r.chain
     verified = r.verified
   } else if (opts.offline === true) {

@@ -63,6 +63,8 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
     .option('--chain-id <n>', 'chain id the RPC must report (default: what it reports)')
     .option('--from-block <n>', 'block the hub was deployed in: event followers start there (default 0)')
     .option('--offline', 'with the chain flags: do not ask the RPC (chain id and hub code unchecked)')
+    .option('--chain <name>', 'a chain profile instead of --rpc/--hub/--chain-id/--from-block: `local` (the `swarm up` chain) or a name of the chains file')
+    .option('--chains-file <file>', 'chains file of --chain (default: $IEXEC_P2P_CHAINS_FILE or ~/.iexec-p2p/chains.json)')
     .option('--json', 'print JSON for scripts')
     .action(async (opts: InitCommandOptions) => {
       const { initCommand } = await import('./init-command.js')
@@ -89,6 +91,8 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
     .option('--hub <address>', 'hub address, for this run (default: config.json chain.hub)')
     .option('--chain-id <n>', 'chain id the RPC must report, for this run (default: config.json chain.chainId)')
     .option('--from-block <n>', 'first block of the hub\'s events, for this run (default: config.json chain.fromBlock, else 0)')
+    .option('--chain <name>', 'a chain profile for this run, instead of the four chain flags (see `init --chain`)')
+    .option('--chains-file <file>', 'chains file of --chain (default: $IEXEC_P2P_CHAINS_FILE or ~/.iexec-p2p/chains.json)')
     .option('--json', 'print one JSON line when the node is ready')
     .action(async (opts: StartCommandOptions) => {
       const { startCommand } = await import('./start-command.js')
@@ -183,6 +187,8 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
     .option('--key-file <file>', 'file whose first line is the deployer\'s private key, 0x and 64 hex digits (required)')
     .option('--rlc <address>', 'use this RLC token instead of deploying one')
     .option('--local', 'the dev variant: mintable RLC (the deployer mints), 60 s unstake cooldown')
+    .option('--profile <name>', 'write a chain profile of this name (nodes then join with `init --chain NAME`); never replaces one')
+    .option('--chains-file <file>', 'chains file of --profile (default: $IEXEC_P2P_CHAINS_FILE or ~/.iexec-p2p/chains.json)')
     .option('--json', 'print JSON for scripts')
     .action(async (opts: ContractsDeployOptions) => {
       const { contractsDeployCommand } = await import('./chain-commands.js')

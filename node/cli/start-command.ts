@@ -10,6 +10,9 @@ import { hasChainFlags, parseChainFlags, type ChainFlags } from './chain-command
 
 /** Raw strings from commander: validated here, then handed to the node. */
 export interface StartCommandOptions extends ChainFlags {
+  /** a chain profile instead of the four chain flags (issue 24) */
+  chain?: string
+  chainsFile?: string
   requester?: boolean
   listen?: string[]
   bootstrap?: string[]
@@ -70,8 +73,11 @@ export async function startCommand (io: CliIo, opts: StartCommandOptions): Promi
   // checks the RPC, chain id and hub code when it connects (RPC_UNREACHABLE,
   // CHAIN_ID_MISMATCH, CONTRACT_NOT_FOUND)
   let chain: Partial<NodeChainConfig> | undefined
-  if (hasChainFlags(opts)) {
-    const flags = parseChainFlags(opts)
+  // --chain NAME: the four flags from a chain profile (issue 24)
+  const { chainFlagsFromProfile } = await import('./chain-profiles.js')
+  const chainFlags = await chainFlagsFromProfile(opts)
+  if (hasChainFlags(chainFlags)) {
+    const flags = parseChainFlags(chainFlags)
     chain = { ...flags }
     // a hub or RPC of this run must not inherit the start block or chain id
     // config.json holds for another one: keys set to undefined are dropped

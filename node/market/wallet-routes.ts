@@ -178,7 +178,11 @@ export function walletRoutes (getMarket: () => MarketService | undefined): ApiRo
       // a new request moves the unlock time of everything pending: return
       // what has already unlocked first, so it does not wait a second time
       let unstaked = 0n
-      const [, , pending, unlockAt] = await m.hub.stakeOf(m.address)
+      const [staked, locked, pending, unlockAt] = await m.hub.stakeOf(m.address)
+      // checked before the unstake below, so a refused request sends nothing
+      // (that unstake leaves the free part unchanged)
+      const free = staked - locked - pending
+      if (n > free) throw new HttpError(422, 'STAKE_INSUFFICIENT', `only ${free} nRLC of the stake is free to withdraw`, { free: free.toString() })
       if (pending > 0n && BigInt(await chainTime(m)) >= unlockAt) {
         await m.chain.sender.send(m.hub.unstake.populateTransaction())
         unstaked = pending

@@ -232,5 +232,17 @@ describe('e2e: wallet import/export/send, account show, stake withdraw (issue 24
     assert.equal(last.pending, (5n * RLC).toString())
     assert.equal(last.balance, (65n * RLC).toString())
     assert.equal(last.stake, (35n * RLC).toString())
+
+    // more than the free stake once that request has unlocked: refused
+    // before anything is sent, the unlocked request not returned either
+    await rpc('evm_increaseTime', [61])
+    await rpc('evm_mine', [])
+    const refused = await cli(['stake', 'withdraw', '31RLC', '--json'])
+    assert.equal(refused.code, 1)
+    assert.equal(jsonError(refused).code, 'STAKE_INSUFFICIENT')
+    const unchanged = await account()
+    assert.equal(unchanged.pending, last.pending)
+    assert.equal(unchanged.balance, last.balance)
+    assert.equal(unchanged.eth, last.eth, 'no transaction sent')
   })
 })
