@@ -1,7 +1,7 @@
 import './polyfills.js'
 import { appendFileSync } from 'node:fs'
 import { writeFile, rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, resolve as resolvePath } from 'node:path'
 import type { Wallet } from 'ethers'
 import type { PrivateKey } from '@libp2p/interface'
 import { dataDirPaths, loadDataDir, validateConfig } from './config/index.js'
@@ -19,7 +19,7 @@ import type { ChainClient } from './chain/index.js'
 import { MarketService, marketScoring, marketRoutes } from './market/index.js'
 import { walletRoutes } from './market/wallet-routes.js'
 import type { BidStrategy, MarketServiceOptions } from './market/index.js'
-import { swarmTopics } from '../protocols/topics.js'
+import { dhtProtocol, swarmTopics } from '../protocols/topics.js'
 import { ExecChannel, PeerResolver, createSchedulerService } from './scheduler/index.js'
 import type { SchedulerService } from './scheduler/index.js'
 import { WasiExecutor } from './worker/index.js'
@@ -597,7 +597,17 @@ export class IexecNode implements ApiBackend {
       role: this.config.role,
       version: this.version,
       connections: this.network.started ? this.network.connectionCount() : 0,
-      defaultMaxPrice: this.market?.options.defaultMaxPrice.toString() ?? this.config.defaultMaxPrice
+      defaultMaxPrice: this.market?.options.defaultMaxPrice.toString() ?? this.config.defaultMaxPrice,
+      swarm: {
+        swarmId: this.config.swarmId,
+        swarmKeyFile: this.config.swarmKeyFile !== undefined ? resolvePath(this.config.swarmKeyFile) : null,
+        transports: ['tcp'],
+        connectionEncrypters: ['noise'],
+        streamMuxers: ['yamux'],
+        dhtProtocol: dhtProtocol(this.config.swarmId),
+        topics: swarmTopics(this.config.swarmId),
+        bitswapProtocol: '/ipfs/bitswap/1.2.0'
+      }
     }
   }
 

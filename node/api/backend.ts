@@ -16,6 +16,26 @@ export interface NodeStatus {
   connections: number
   /** as a requester: the max price per task (nRLC, decimal) of a `task submit` without --max-price */
   defaultMaxPrice?: string
+  /** what a client built elsewhere (a plain Helia or libp2p node) needs to join the swarm and fetch its content */
+  swarm?: OutsideClientFacts
+}
+
+/** How to reach a swarm from outside (`status --json`'s `swarm`; README "Reaching the swarm from another client"). */
+export interface OutsideClientFacts {
+  /** names the DHT protocol and the gossip topics */
+  swarmId: string
+  /** the libp2p pnet key file (`/key/swarm/psk/1.0.0/`), absolute; null for an open swarm */
+  swarmKeyFile: string | null
+  /** the only transport, connection encrypter and stream muxer the nodes speak */
+  transports: string[]
+  connectionEncrypters: string[]
+  streamMuxers: string[]
+  /** kad-dht's protocol id (a private prefix: IPFS's public DHT is not it) */
+  dhtProtocol: string
+  /** the market's gossipsub topics, by name (messages are StrictSign) */
+  topics: Record<string, string>
+  /** content moves over bitswap (Helia's default block broker) */
+  bitswapProtocol: string
 }
 
 /** `peers --json` row */

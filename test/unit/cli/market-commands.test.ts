@@ -92,7 +92,9 @@ describe('cli: market commands over HTTP', () => {
     const path = req.url ?? ''
     seen.push({ method: req.method ?? '', path, body })
     if (req.headers.authorization !== 'Bearer tok') { reply(res, 401, { ok: false, error: { code: 'API_UNAUTHORIZED', message: 'no' } }); return }
-    if (path === '/v1/wallet') {
+    if (path === '/v1/status') {
+      reply(res, 200, { peerId: '12D3KooR', address: worker, multiaddrs: [], role: 'requester', version: '0', connections: 0, defaultMaxPrice: '1000000000' })
+    } else if (path === '/v1/wallet') {
       reply(res, 200, { address: worker, eth: '10000000000000000000', rlc: '500000000000', balance: '400000000000', frozen: '0', stake: '100000000000', stakeLocked: '0' })
     } else if (path.startsWith('/v1/orderbook')) {
       reply(res, 200, { orders: [{ type: 'request', orderHash: '0x' + '01'.repeat(32), signer: worker, order: { workerpoolprice: '7' }, remaining: '1', receivedAt: 0 }] })
@@ -177,6 +179,12 @@ describe('cli: market commands over HTTP', () => {
     const none = await cli(['task', 'submit', '--app', 'nobody'])
     assert.equal(none.code, 1)
     const lines = none.err.trim().split('\n')
+    // without --max-price, the node's cap is said first, before the request is signed
+    assert.equal(lines[0], 'task: no --max-price: offering the workers at most 1 RLC (1000000000 nRLC) a task (the node\'s defaultMaxPrice)')
+    const firstSubmit = seen.findIndex((s) => s.path === '/v1/tasks' && (s.body as { app: string }).app === 'nobody')
+    assert.ok(seen.slice(0, firstSubmit).some((s) => s.path === '/v1/status'), 'the cap was read before the submit')
+    const capped = await cli(['task', 'submit', '--app', 'nobody', '--max-price', '2RLC'])
+    assert.ok(!capped.err.includes('no --max-price'), 'a named price is not announced as the default')
     assert.ok(lines.some((l) => l.includes('12D3KooA') && l.includes('PRICE_TOO_LOW')), none.err)
     assert.ok(lines.some((l) => l.includes('12D3KooB') && l.includes('category 3 not served')), none.err)
     assert.match(lines[lines.length - 1], /\(NO_BIDS\)$/)
