@@ -424,6 +424,8 @@ export class IexecNode implements ApiBackend {
       seenNonces: new MemoryNonceRegistry(),
       chain: createHubKeyReleaseView(hub, { fromBlock: this.init.chainFromBlock ?? this.config.chain.fromBlock ?? 0 }),
       keyStore,
+      // every order this node signed for the dataset, cancelled ones included: a deal made before a cancel consumed one
+      datasetOrders: async (dataset) => (await datasetStore.get(dataset))?.orders,
       // the decision, never the key
       onDecision: (d) => { keyLog.info(d.refused === undefined ? 'key released' : 'key refused', { ...d }) }
     }))

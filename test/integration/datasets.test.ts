@@ -12,6 +12,7 @@
  *   cancels the order everywhere and no new deal can use the dataset.
  */
 import assert from 'node:assert/strict'
+import { ZERO_ADDRESS, ZERO_BYTES32 } from '../../protocols/eip712.js'
 import { createHash } from 'node:crypto'
 import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -77,7 +78,7 @@ describe('datasets: owner lookup over the DHT (decoy peers) and block retention,
     const dealid = hexlify(randomBytes(32))
     // the chain is the attacker's to lie about: both handlers here approve every request
     const chain: KeyReleaseChainView = {
-      deal: async () => ({ dataset, scheduler: workerWallet.address, volume: 1n }),
+      deal: async () => ({ dataset, scheduler: workerWallet.address, volume: 1n, app: ZERO_ADDRESS, requester: ZERO_ADDRESS, tag: ZERO_BYTES32 }),
       isDealWorker: async () => true
     }
     const authorization = await signAuthorization(workerWallet, domain, { worker: workerWallet.address, taskid: taskId(dealid, 0) })
@@ -91,7 +92,7 @@ describe('datasets: owner lookup over the DHT (decoy peers) and block retention,
     const serve = async (net: Network, k: Uint8Array): Promise<void> => {
       const keyStore = new MemoryKeyStore()
       await keyStore.put(dataset, new DatasetKey(k))
-      await net.handle(KEY_RELEASE_PROTOCOL, createKeyReleaseHandler({ domain, now: Date.now, seenNonces: new MemoryNonceRegistry(), chain, keyStore }))
+      await net.handle(KEY_RELEASE_PROTOCOL, createKeyReleaseHandler({ domain, now: Date.now, seenNonces: new MemoryNonceRegistry(), chain, datasetOrders: async () => [{ apprestrict: ZERO_ADDRESS, requesterrestrict: ZERO_ADDRESS, workerpoolrestrict: ZERO_ADDRESS, tag: ZERO_BYTES32 }], keyStore }))
     }
     await serve(owner, key)
     await serve(decoy, generateContentKey())
