@@ -4,6 +4,7 @@ import { ApiError } from './errors.js'
 import type { SubmitRequestParams } from '../market/requester.js'
 import type { TaskStatusView } from '../market/task-status.js'
 import type { DatasetView, PublishProgress } from '../storage/dataset-routes.js'
+import type { DatasetPolicy } from '../storage/dataset-store.js'
 
 export type { TaskStatusView, TaskEventView, TaskPhase, TaskTimes } from '../market/task-status.js'
 import { defaultApiClientOptions, type ApiClientOptions } from './options.js'
@@ -50,11 +51,25 @@ export interface RegisterAppRequest {
   checksum: string
   /** nRLC per task */
   price: bigint
-  /** tasks the app order allows (sent as a decimal string) */
+  /** tasks each app order allows (sent as a decimal string) */
   volume?: number
+  /** only with these datasets (one order per dataset); none: with any dataset or none */
+  datasets?: string[]
+  /** only for these requesters; none: anyone */
+  requesters?: string[]
+  /** named tags every deal must accept */
+  tags?: string[]
 }
 
-export interface RegisteredApp { address: string, cid: string, checksum: string, orderHash: string }
+export interface RegisteredApp {
+  address: string
+  cid: string
+  checksum: string
+  /** the first order signed */
+  orderHash: string
+  /** every order signed: one per allowed (dataset, requester) pair */
+  orderHashes?: string[]
+}
 
 export interface TaskView { taskId: string, status: string }
 
@@ -182,7 +197,10 @@ export class ApiClient {
   async registerApp (app: RegisterAppRequest): Promise<RegisteredApp> {
     return await this.call<RegisteredApp>('POST', '/v1/apps', {
       name: app.name, cid: app.cid, checksum: app.checksum, price: app.price.toString(),
-      ...(app.volume !== undefined ? { volume: String(app.volume) } : {})
+      ...(app.volume !== undefined ? { volume: String(app.volume) } : {}),
+      ...(app.datasets !== undefined && app.datasets.length > 0 ? { datasets: app.datasets } : {}),
+      ...(app.requesters !== undefined && app.requesters.length > 0 ? { requesters: app.requesters } : {}),
+      ...(app.tags !== undefined && app.tags.length > 0 ? { tags: app.tags } : {})
     })
   }
 
@@ -292,6 +310,11 @@ export class ApiClient {
     if (req.price !== undefined) body.price = req.price.toString()
     if (req.encrypt !== undefined) body.encrypt = req.encrypt
     if (req.publishId !== undefined) body.publishId = req.publishId
+    if (req.apps !== undefined) body.apps = req.apps
+    if (req.anyApp !== undefined) body.anyApp = req.anyApp
+    if (req.requesters !== undefined && req.requesters.length > 0) body.requesters = req.requesters
+    if (req.tags !== undefined && req.tags.length > 0) body.tags = req.tags
+    if (req.volume !== undefined) body.volume = req.volume.toString()
     return await this.call<PublishedDataset>('POST', '/v1/datasets', body, options)
   }
 
@@ -348,6 +371,16 @@ export interface PublishDatasetRequest {
   encrypt?: boolean
   /** 8-64 lowercase hex digits, to poll progress */
   publishId?: string
+  /** only these apps (addresses or unambiguous names) may read it; or `anyApp` */
+  apps?: string[]
+  /** any app may read it (one that copies the data out too) */
+  anyApp?: boolean
+  /** only these requesters; none: anyone */
+  requesters?: string[]
+  /** named tags every deal must accept */
+  tags?: string[]
+  /** uses each dataset order allows */
+  volume?: bigint
 }
 
 export interface PublishedDataset {
@@ -355,6 +388,9 @@ export interface PublishedDataset {
   cid: string
   checksum: string
   orderHash: string
+  /** every order signed: one per allowed (app, requester) pair */
+  orderHashes: string[]
+  policy: DatasetPolicy
   name: string
   encrypted: boolean
   price: string

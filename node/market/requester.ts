@@ -170,7 +170,8 @@ export class Requester {
   /**
    * Builds, signs and gossips a request order, collects bids, matches the
    * cheapest on chain.
-   * @throws MarketError MARKET_BAD_ARGUMENT, APP_NOT_FOUND, NO_APP_ORDER, NO_DATASET_ORDER, INSUFFICIENT_BALANCE, NO_BIDS, NOT_ENOUGH_BIDS
+   * @throws MarketError MARKET_BAD_ARGUMENT, APP_NOT_FOUND, NO_APP_ORDER, NO_DATASET_ORDER,
+   *   DATASET_APP_NOT_ALLOWED, DATASET_REQUESTER_NOT_ALLOWED, APP_DATASET_NOT_ALLOWED, APP_REQUESTER_NOT_ALLOWED, INSUFFICIENT_BALANCE, NO_BIDS, NOT_ENOUGH_BIDS
    * @throws ChainError from matchOrders (e.g. CONTRACT_REVERT)
    */
   async submit (p: SubmitRequestParams): Promise<SubmitResult> {
@@ -353,25 +354,44 @@ export class Requester {
 
   private async bestAppOrder (app: string, dataset: string | undefined): Promise<OrderbookEntry> {
     const me = this.market.address
-    const orders = (await this.market.book.query({ type: 'apporder', app })).filter((e) => {
-      const o = e.message.order as AppOrder
+    const live = (await this.market.book.query({ type: 'apporder', app })).filter((e) => e.remaining > 0n &&
       // a provider-restricted app order cannot be matched with open bids
-      return o.workerpoolrestrict === ZERO_ADDRESS && this.restrictOk(o.requesterrestrict, me) &&
-        this.restrictOk(o.datasetrestrict, dataset ?? ZERO_ADDRESS) && e.remaining > 0n
-    })
-    if (orders.length === 0) throw fail('NO_APP_ORDER', `no live app order for ${app} in the orderbook`, { app })
+      (e.message.order as AppOrder).workerpoolrestrict === ZERO_ADDRESS)
+    if (live.length === 0) throw fail('NO_APP_ORDER', `no live app order for ${app} in the orderbook`, { app })
+    const forDataset = live.filter((e) => this.restrictOk((e.message.order as AppOrder).datasetrestrict, dataset ?? ZERO_ADDRESS))
+    if (forDataset.length === 0) {
+      throw fail('APP_DATASET_NOT_ALLOWED', `the owner of app ${app} allows it only with dataset(s) ${restrictions(live, 'datasetrestrict')}${dataset === undefined ? ', and this request names none' : `, not ${dataset}`}`, { app, allowed: restrictions(live, 'datasetrestrict').split(', ') })
+    }
+    const orders = forDataset.filter((e) => this.restrictOk((e.message.order as AppOrder).requesterrestrict, me))
+    if (orders.length === 0) throw fail('APP_REQUESTER_NOT_ALLOWED', `the owner of app ${app} allows it only for requester(s) ${restrictions(forDataset, 'requesterrestrict')}, not ${me}`, { app, requester: me })
     orders.sort((a, b) => { const x = (a.message.order as AppOrder).appprice; const y = (b.message.order as AppOrder).appprice; return x < y ? -1 : x > y ? 1 : 0 })
     return orders[0]
   }
 
+  /**
+   * The cheapest live order of the dataset that allows this app and this
+   * requester (the hub would revert Restricted on any other). When orders
+   * exist but none allows them, the error names the owner's rule.
+   */
   private async bestDatasetOrder (dataset: string, app: string): Promise<OrderbookEntry> {
     const me = this.market.address
-    const orders = (await this.market.book.query({ type: 'datasetorder', dataset })).filter((e) => {
-      const o = e.message.order as DatasetOrder
-      return o.workerpoolrestrict === ZERO_ADDRESS && this.restrictOk(o.requesterrestrict, me) && this.restrictOk(o.apprestrict, app) && e.remaining > 0n
-    })
-    if (orders.length === 0) throw fail('NO_DATASET_ORDER', `no live dataset order for ${dataset} in the orderbook`, { dataset })
+    const live = (await this.market.book.query({ type: 'datasetorder', dataset })).filter((e) => e.remaining > 0n &&
+      (e.message.order as DatasetOrder).workerpoolrestrict === ZERO_ADDRESS)
+    if (live.length === 0) throw fail('NO_DATASET_ORDER', `no live dataset order for ${dataset} in the orderbook`, { dataset })
+    const forApp = live.filter((e) => this.restrictOk((e.message.order as DatasetOrder).apprestrict, app))
+    if (forApp.length === 0) {
+      throw fail('DATASET_APP_NOT_ALLOWED', `the owner of dataset ${dataset} allows only app(s) ${restrictions(live, 'apprestrict')}, not ${app}`, { dataset, app, allowed: restrictions(live, 'apprestrict').split(', ') })
+    }
+    const orders = forApp.filter((e) => this.restrictOk((e.message.order as DatasetOrder).requesterrestrict, me))
+    if (orders.length === 0) {
+      throw fail('DATASET_REQUESTER_NOT_ALLOWED', `the owner of dataset ${dataset} allows app ${app} only for requester(s) ${restrictions(forApp, 'requesterrestrict')}, not ${me}`, { dataset, app, requester: me })
+    }
     orders.sort((a, b) => { const x = (a.message.order as DatasetOrder).datasetprice; const y = (b.message.order as DatasetOrder).datasetprice; return x < y ? -1 : x > y ? 1 : 0 })
     return orders[0]
   }
+}
+
+/** The distinct restriction addresses of some orders, for an error message. */
+function restrictions (entries: OrderbookEntry[], field: 'apprestrict' | 'requesterrestrict' | 'datasetrestrict'): string {
+  return [...new Set(entries.map((e) => getAddress(String((e.message.order as unknown as Record<string, string>)[field]))))].join(', ')
 }

@@ -9,7 +9,7 @@ import { HttpError } from '../api/errors.js'
 import type { ApiRequest, ApiRoute } from '../api/router.js'
 import { isIexecError } from '../errors.js'
 import { isChainError } from '../chain/index.js'
-import { ZERO_ADDRESS, ZERO_BYTES32, signOrder, taskId } from '../../protocols/eip712.js'
+import { ZERO_ADDRESS, signOrder, taskId } from '../../protocols/eip712.js'
 import type { AppOrder, Bid, DatasetOrder, OrderKind, RequestOrder } from '../../protocols/eip712.js'
 import { KIND_OF_TYPE, orderMessage, saltWithExpiry } from '../../protocols/market.js'
 import { ORDERBOOK_TYPES } from './orderbook.js'
@@ -18,6 +18,7 @@ import { taskStatusName } from './requester.js'
 import type { SubmitRequestParams } from './requester.js'
 import type { MarketService } from './service.js'
 import { RequestedTasks, readTaskStatus } from './task-status.js'
+import { addressList, checkDatasets, restrictionPairs, tagList } from './order-policy.js'
 
 /** `orderbook --json` row. */
 export interface OrderView {
@@ -94,6 +95,10 @@ function httpError (err: unknown): unknown {
     DATASET_NOT_FOUND: 404,
     NO_APP_ORDER: 422,
     NO_DATASET_ORDER: 422,
+    DATASET_APP_NOT_ALLOWED: 403,
+    DATASET_REQUESTER_NOT_ALLOWED: 403,
+    APP_DATASET_NOT_ALLOWED: 403,
+    APP_REQUESTER_NOT_ALLOWED: 403,
     ORDER_NOT_FOUND: 404,
     DEAL_NOT_FOUND: 404,
     TASK_NOT_FOUND: 404,
@@ -242,6 +247,12 @@ export function marketRoutes (getMarket: () => MarketService | undefined): ApiRo
       const price = amount(b.price, 'price', MAX_PRICE, 0n)
       // the CLI sends a number, scripts may send a decimal string: both are fine
       const volume = b.volume === undefined ? 1_000_000n : amount(typeof b.volume === 'number' && Number.isSafeInteger(b.volume) ? String(b.volume) : b.volume, 'volume', MAX_U64)
+      // who may use it: one order per allowed (dataset, requester) pair; checked before anything is registered
+      const datasets = addressList(b.datasets, 'datasets') ?? []
+      const requesters = addressList(b.requesters, 'requesters') ?? []
+      const tags = tagList(b.tags)
+      await checkDatasets(m, datasets)
+      const pairs = restrictionPairs(datasets, requesters)
       let app = (await m.appsNamed(name, m.address)).find((a) => a.cid === cid && a.checksum.toLowerCase() === checksum)?.app
       if (app === undefined) {
         const tx = await m.chain.sender.send(m.hub.registerApp.populateTransaction(name, cid, checksum))
@@ -252,15 +263,18 @@ export function marketRoutes (getMarket: () => MarketService | undefined): ApiRo
         if (app === undefined) throw new HttpError(502, 'APP_NOT_FOUND', `registerApp ${tx.hash} emitted no AppRegistered`)
         await m.rememberApp({ app, owner: m.address, name, cid, checksum })
       }
-      const signed = await signOrder(m.signer, m.domain, 'AppOrder', {
-        app, appprice: price, volume, tag: ZERO_BYTES32,
-        datasetrestrict: ZERO_ADDRESS, workerpoolrestrict: ZERO_ADDRESS, requesterrestrict: ZERO_ADDRESS,
-        // no expiry: an app order lives until consumed or cancelled, as in iExec
-        salt: saltWithExpiry(0)
-      })
-      const { sign, ...order } = signed
-      const { hash } = await m.publishOwn('apporder', orderMessage('apporder', m.domain, order, sign))
-      return { address: app, cid, checksum, orderHash: hash }
+      const hashes: string[] = []
+      for (const [datasetrestrict, requesterrestrict] of pairs) {
+        const signed = await signOrder(m.signer, m.domain, 'AppOrder', {
+          app, appprice: price, volume, tag: tags.tag,
+          datasetrestrict, workerpoolrestrict: ZERO_ADDRESS, requesterrestrict,
+          // no expiry: an app order lives until consumed or cancelled, as in iExec
+          salt: saltWithExpiry(0)
+        })
+        const { sign, ...order } = signed
+        hashes.push((await m.publishOwn('apporder', orderMessage('apporder', m.domain, order, sign))).hash)
+      }
+      return { address: app, cid, checksum, orderHash: hashes[0], orderHashes: hashes, policy: { datasets, requesters, tags: tags.names, volume: volume.toString() } }
     }),
 
     route('GET', '/v1/deals/:dealId', async (m, req) => {

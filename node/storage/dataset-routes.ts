@@ -2,13 +2,18 @@
  * The dataset routes of the local API (the CLI's `dataset publish | list |
  * show | unpublish`):
  *
- * - `POST /v1/datasets` `{ path, name?, price?, encrypt?, publishId? }`: the
+ * - `POST /v1/datasets` `{ path, apps | anyApp, requesters?, tags?, volume?,
+ *   name?, price?, encrypt?, publishId? }`: the
  *   path is on the node's machine (the API listens on 127.0.0.1 only). A file
  *   or a folder is encrypted (streaming, to a temp file in the data dir),
  *   added to Helia, pinned, provided, registered on the hub
  *   (`registerDataset(name, cid, sha256 of the plaintext)`), its key filed
  *   under the dataset's address, and only then a DatasetOrder is signed and
- *   gossiped. Answers `{ address, cid, checksum, orderHash, ... }`.
+ *   gossiped: one order per allowed (app, requester) pair, since the hub's
+ *   restriction fields hold one address each (market/order-policy.ts). The
+ *   owner must choose: `apps` (addresses or unambiguous names) or
+ *   `anyApp: true`; neither is DATASET_APPS_REQUIRED, before any work.
+ *   Answers `{ address, cid, checksum, orderHash, orderHashes, policy, ... }`.
  * - `GET /v1/datasets/publish/:publishId`: the phase of a publish in
  *   progress (the CLI polls it to show progress).
  * - `GET /v1/datasets`: this node's datasets with their live order hashes.
@@ -26,7 +31,8 @@ import { HttpError } from '../api/errors.js'
 import type { ApiRequest, ApiRoute } from '../api/router.js'
 import { isIexecError } from '../errors.js'
 import type { MarketService } from '../market/index.js'
-import { ZERO_ADDRESS, ZERO_BYTES32, hashOrder, signOrder } from '../../protocols/eip712.js'
+import { addressList, resolveAllowedApps, restrictionPairs, tagList, volumeOf } from '../market/order-policy.js'
+import { ZERO_ADDRESS, hashOrder, signOrder } from '../../protocols/eip712.js'
 import type { DatasetOrder } from '../../protocols/eip712.js'
 import { orderMessage, saltWithExpiry } from '../../protocols/market.js'
 import { packFolder } from './archive.js'
@@ -34,7 +40,7 @@ import { generateContentKey, hashingTap } from './chunked-cipher.js'
 import { addFile, addStream, provideContent } from './content.js'
 import type { ContentHelia } from './content.js'
 import { encryptDataset } from './dataset-cipher.js'
-import type { DatasetRecord, DatasetStore, SignedDatasetOrderRecord } from './dataset-store.js'
+import type { DatasetPolicy, DatasetRecord, DatasetStore, SignedDatasetOrderRecord } from './dataset-store.js'
 import { StorageError } from './errors.js'
 import { DatasetKey } from './key-store.js'
 import type { KeyStore } from './key-store.js'
@@ -72,6 +78,8 @@ export interface DatasetView {
   published: boolean
   /** live orders of this dataset signed by this node */
   orders: string[]
+  /** who the owner allows (absent for datasets published before owners chose) */
+  policy?: DatasetPolicy
 }
 
 /** What the routes need from the node. */
@@ -95,6 +103,14 @@ function bodyOf (req: ApiRequest): Record<string, unknown> {
   const b = req.body
   if (typeof b !== 'object' || b === null || Array.isArray(b)) throw bad('body', 'must be a JSON object')
   return b as Record<string, unknown>
+}
+
+/** `apps`: a list of app addresses or names (names are resolved on the hub later). */
+function addressOrNameList (v: unknown): string[] {
+  if (!Array.isArray(v) || v.length === 0 || v.length > 32 || v.some((x) => typeof x !== 'string' || x.length === 0 || x.length > 64 || /\s/.test(x))) {
+    throw bad('apps', 'must be a list of 1-32 app addresses or names (1-64 characters without spaces)')
+  }
+  return [...new Set(v as string[])]
 }
 
 function addressParam (req: ApiRequest): string {
@@ -202,7 +218,8 @@ export function datasetRoutes (deps: DatasetRoutesDeps): ApiRoute[] {
     bytes: r.bytes,
     kind: r.kind,
     published: r.unpublishedAt === undefined,
-    orders: (await liveOrders(m, r.address, m.address)).map((o) => o.orderHash)
+    orders: (await liveOrders(m, r.address, m.address)).map((o) => o.orderHash),
+    ...(r.policy !== undefined ? { policy: r.policy } : {})
   })
 
   const publish = async (m: MarketService, req: ApiRequest): Promise<unknown> => {
@@ -218,6 +235,20 @@ export function datasetRoutes (deps: DatasetRoutesDeps): ApiRoute[] {
     const encrypt = b.encrypt !== false
     if (b.publishId !== undefined && (typeof b.publishId !== 'string' || !/^[0-9a-f]{8,64}$/.test(b.publishId))) throw bad('publishId', 'must be 8-64 lowercase hex digits')
     const id = (b.publishId as string | undefined) ?? randomBytes(8).toString('hex')
+    // who may use it: checked (apps resolved on the hub) before any work, so bad input changes nothing
+    if (b.anyApp !== undefined && typeof b.anyApp !== 'boolean') throw bad('anyApp', 'must be a boolean')
+    const anyApp = b.anyApp === true
+    if (b.apps !== undefined && anyApp) throw bad('apps', 'and anyApp exclude each other')
+    if (b.apps === undefined && !anyApp) {
+      throw new HttpError(400, 'DATASET_APPS_REQUIRED', 'choose which apps may read the dataset: apps (addresses or names: only those apps) or anyApp (any app, including one that copies the data to its result)', { field: 'apps' })
+    }
+    const appRefs = b.apps === undefined ? undefined : addressOrNameList(b.apps)
+    const requesters = addressList(b.requesters, 'requesters') ?? []
+    const tags = tagList(b.tags)
+    const volume = volumeOf(b.volume, DATASET_DEFAULTS.orderVolume)
+    const apps = appRefs === undefined ? [] : await resolveAllowedApps(m, appRefs)
+    const pairs = restrictionPairs(apps, requesters)
+    const policy: DatasetPolicy = { apps: anyApp ? 'any' : apps, requesters, tags: tags.names, volume: volume.toString() }
 
     const st = await stat(path).catch((err: unknown) => {
       throw new StorageError('DATASET_PATH_INVALID', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { path })
@@ -274,7 +305,7 @@ export function datasetRoutes (deps: DatasetRoutesDeps): ApiRoute[] {
       }
       if (address === undefined) throw new HttpError(502, 'DATASET_NOT_FOUND', `registerDataset ${tx.hash} emitted no DatasetRegistered`)
       const record: DatasetRecord = {
-        address, name, cid: cid.toString(), checksum, encrypted: encrypt, price: price.toString(), bytes: plaintextBytes, kind, createdAt: Date.now(), orders: []
+        address, name, cid: cid.toString(), checksum, encrypted: encrypt, price: price.toString(), bytes: plaintextBytes, kind, createdAt: Date.now(), orders: [], policy
       }
       if (key !== undefined) {
         phase('storing-key')
@@ -283,22 +314,26 @@ export function datasetRoutes (deps: DatasetRoutesDeps): ApiRoute[] {
       }
       await deps.store.put(record)
       phase('signing')
-      const signed = await signOrder(m.signer, m.domain, 'DatasetOrder', {
-        dataset: address, datasetprice: price, volume: DATASET_DEFAULTS.orderVolume, tag: ZERO_BYTES32,
-        apprestrict: ZERO_ADDRESS, workerpoolrestrict: ZERO_ADDRESS, requesterrestrict: ZERO_ADDRESS,
-        // no expiry: the order lives until consumed or the dataset is unpublished
-        salt: saltWithExpiry(0)
-      })
-      const { sign, ...order } = signed
-      const hash = hashOrder(m.domain, 'DatasetOrder', order).toLowerCase()
-      // recorded before it is gossiped: unpublish can cancel it even if the node stops right after
-      record.orders.push(orderRecord(hash, signed))
+      const messages = []
+      for (const [apprestrict, requesterrestrict] of pairs) {
+        const signed = await signOrder(m.signer, m.domain, 'DatasetOrder', {
+          dataset: address, datasetprice: price, volume, tag: tags.tag,
+          apprestrict, workerpoolrestrict: ZERO_ADDRESS, requesterrestrict,
+          // no expiry: the order lives until consumed or the dataset is unpublished
+          salt: saltWithExpiry(0)
+        })
+        const { sign, ...order } = signed
+        record.orders.push(orderRecord(hashOrder(m.domain, 'DatasetOrder', order).toLowerCase(), signed))
+        messages.push(orderMessage('datasetorder', m.domain, order, sign))
+      }
+      // recorded before they are gossiped: unpublish can cancel them even if the node stops right after
       await deps.store.put(record)
-      await m.publishOwn('datasetorder', orderMessage('datasetorder', m.domain, order, sign))
+      for (const msg of messages) await m.publishOwn('datasetorder', msg)
+      const hash = record.orders[0].orderHash
       await deps.announce()
       phase('done', plaintextBytes)
-      deps.log?.('dataset published', { address, cid: record.cid, encrypted: encrypt, bytes: plaintextBytes, orderHash: hash })
-      return { address, cid: record.cid, checksum, orderHash: hash, name, encrypted: encrypt, price: record.price, bytes: plaintextBytes, kind, publishId: id }
+      deps.log?.('dataset published', { address, cid: record.cid, encrypted: encrypt, bytes: plaintextBytes, orders: record.orders.length, anyApp })
+      return { address, cid: record.cid, checksum, orderHash: hash, orderHashes: record.orders.map((o) => o.orderHash), policy, name, encrypted: encrypt, price: record.price, bytes: plaintextBytes, kind, publishId: id }
     } catch (err) {
       track(id, { phase: 'failed', bytes: 0, error: { code: isIexecError(err) ? err.code : 'INTERNAL', message: err instanceof Error ? err.message : String(err) } })
       deps.log?.('dataset publish failed', { path, code: isIexecError(err) ? err.code : 'INTERNAL' })
