@@ -80,6 +80,8 @@ export interface DealView {
   app: string
   dataset: string
   requester: string
+  /** who the result is for (the request's beneficiary) */
+  beneficiary?: string
   volume: number | string
   trust: number | string
   category: number | string
@@ -225,7 +227,7 @@ export class ApiClient {
    */
   async submitTask (req: SubmitTaskRequest, options: { timeoutMs?: number } = {}): Promise<SubmittedTask> {
     const body: Record<string, unknown> = { app: req.app }
-    for (const key of ['dataset', 'args', 'inputs', 'category', 'trust', 'volume', 'tags', 'biddingWindowMs', 'encryptResult'] as const) {
+    for (const key of ['dataset', 'args', 'inputs', 'category', 'trust', 'volume', 'tags', 'biddingWindowMs', 'encryptResult', 'minScore', 'beneficiary'] as const) {
       if (req[key] !== undefined) body[key] = req[key]
     }
     if (req.maxPrice !== undefined) body.maxPrice = req.maxPrice.toString()

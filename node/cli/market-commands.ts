@@ -148,12 +148,17 @@ function printDeal (io: CliIo, d: Pick<DealView, 'dealId' | 'scheduler' | 'worke
   if (d.app !== undefined) lines.push(`app        ${d.app}`)
   if (d.dataset !== undefined) lines.push(`dataset    ${d.dataset}`)
   if (d.requester !== undefined) lines.push(`requester  ${d.requester}`)
+  if (d.beneficiary !== undefined && d.beneficiary !== d.requester) lines.push(`beneficiary ${d.beneficiary}`)
   if (d.category !== undefined) lines.push(`category   ${String(d.category)}    trust ${String(d.trust)}    volume ${String(d.volume)}`)
   io.out(lines.join('\n') + '\n')
   if (d.tasks.length > 0) io.out(table(['TASK', 'STATUS'], d.tasks.map((t) => [t.taskId, t.status])))
 }
 
 export interface TaskSubmitCommandOptions extends ClientCommandOptions {
+  /** --min-score N */
+  minScore?: string
+  /** --beneficiary ADDR */
+  beneficiary?: string
   app?: string
   dataset?: string
   args?: string
@@ -192,6 +197,8 @@ export function parseTaskSubmit (opts: TaskSubmitCommandOptions): SubmitTaskRequ
   if (opts.tag !== undefined) req.tags = opts.tag.map(parseTagOption)
   if (opts.biddingWindow !== undefined) req.biddingWindowMs = parseIntOption('--bidding-window', opts.biddingWindow, 1, 600_000)
   if (opts.encryptResult === true) req.encryptResult = true
+  if (opts.minScore !== undefined) req.minScore = parseIntOption('--min-score', opts.minScore, 0, 1_000_000_000)
+  if (opts.beneficiary !== undefined) req.beneficiary = parseAddress('--beneficiary', opts.beneficiary)
   return req
 }
 

@@ -269,6 +269,8 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
     .option('--max-price <amount>', 'most you pay a provider per task (nRLC, or 1.5RLC)')
     .option('--tag <tag...>', 'tags every provider must have, such as region:eu')
     .option('--bidding-window <ms>', 'how long to collect bids')
+    .option('--min-score <n>', 'count only bids of workers with at least this score on the hub (consensuses won)')
+    .option('--beneficiary <address>', 'who the result is for, recorded in the request and the deal (default: this node)')
     .option('--encrypt-result', 'encrypt the result to this node\'s wallet key: only this node can read it (result get decrypts it)')
     .option('--watch', 'follow the tasks to their end (progress on stderr), then fetch, check and print their results'))
     .action(async (opts: TaskSubmitCommandOptions) => {

@@ -33,6 +33,10 @@ export interface SubmitRequestParams {
   biddingWindowMs?: number
   /** encrypt the result archive to this node's wallet key (iExec's `iexec_result_encryption`) */
   encryptResult?: boolean
+  /** bids of workers whose score on the hub (`scoreOf`) is lower are not counted (declined SCORE_TOO_LOW) */
+  minScore?: number
+  /** who the result is for, recorded in the request order and the deal (default: this node) */
+  beneficiary?: string
 }
 
 export interface SubmittedTask { taskId: string, status: string }
@@ -61,6 +65,10 @@ interface Collector {
   done: () => void
   publishedAt: number
   firstBidAt?: number
+  /** bids below this hub score are declined; 0: every bid counts at once */
+  minScore: bigint
+  /** workers whose score is being read */
+  pending: Set<string>
 }
 
 /** Task status names (Hub.TaskStatus). */
@@ -81,14 +89,38 @@ export function workersForTrust (trust: number): number {
 }
 
 /**
- * The bids a deal takes: the cheapest, the earliest among equal prices, at
- * most `count` (the workers the consensus needs plus spares).
+ * A worker's weight in the hub's consensus at a score: max(floor(score / 3), 3) - 1
+ * (Hub.contribute), so 2 for a new worker, more for one that won many consensuses.
  */
-export function pickBids<B extends { message: { order: { price: bigint } }, at: number }> (bids: readonly B[], count: number): B[] {
+export function consensusWeight (score: bigint): bigint {
+  const w = score / 3n
+  return (w > 3n ? w : 3n) - 1n
+}
+
+/**
+ * The bids a deal takes, at most `count` (the workers the consensus needs
+ * plus spares). The rule: the lowest price per unit of consensus weight
+ * (price / {@link consensusWeight} of the worker's hub score), so a worker
+ * whose contribution counts twice is worth up to twice the price; then the
+ * lower price, then the earliest bid. Without scores (all unknown) every
+ * weight is 2 and this is the cheapest bid first.
+ */
+export function pickBids<B extends { message: { order: { price: bigint, worker: string } }, at: number }> (bids: readonly B[], count: number, scores: ReadonlyMap<string, bigint> = new Map()): B[] {
+  const weight = (b: B): bigint => consensusWeight(scores.get(b.message.order.worker.toLowerCase()) ?? 0n)
   return [...bids]
-    .sort((a, b) => (a.message.order.price < b.message.order.price ? -1 : a.message.order.price > b.message.order.price ? 1 : a.at - b.at))
+    .sort((a, b) => {
+      // a.price / wa < b.price / wb, without division
+      const x = a.message.order.price * weight(b)
+      const y = b.message.order.price * weight(a)
+      if (x !== y) return x < y ? -1 : 1
+      if (a.message.order.price !== b.message.order.price) return a.message.order.price < b.message.order.price ? -1 : 1
+      return a.at - b.at
+    })
     .slice(0, count)
 }
+
+/** Bids whose worker's score is read for the choice, at most (the earliest ones). */
+const MAX_SCORED_BIDS = 64
 
 const MAX_U48 = (1n << 48n) - 1n
 
@@ -121,9 +153,25 @@ export class Requester {
     const worker = v.message.order.worker.toLowerCase()
     const had = c.bids.get(worker)
     if (had !== undefined) return had.message.sign === v.message.sign
-    c.bids.set(worker, { message: v.message, from, at: Date.now() })
-    c.firstBidAt ??= Date.now()
-    if (c.bids.size >= c.enough) c.done()
+    const count = (): void => {
+      c.bids.set(worker, { message: v.message, from, at: Date.now() })
+      c.firstBidAt ??= Date.now()
+      if (c.bids.size >= c.enough) c.done()
+    }
+    if (c.minScore === 0n) {
+      count()
+      return true
+    }
+    // a minimum score: the bid counts once the hub says its worker has it
+    if (c.pending.has(worker)) return true
+    c.pending.add(worker)
+    const decline = (code: string, reason: string): void => { if (c.declines.length < 256) c.declines.push({ peer: from, peerId: from, code, reason }) }
+    this.market.hub.scoreOf(v.message.order.worker).then((score) => {
+      if (this.collectors.get(c.requestHash) !== c) return
+      if (score < c.minScore) decline('SCORE_TOO_LOW', `worker ${v.message.order.worker} has score ${score}, the request needs ${c.minScore}`)
+      else count()
+    }, () => { decline('SCORE_UNKNOWN', `the score of worker ${v.message.order.worker} could not be read`) })
+      .finally(() => { c.pending.delete(worker) })
     return true
   }
 
@@ -182,6 +230,9 @@ export class Requester {
     const category = BigInt(intParam(p.category, 'category', 0, 1_000_000, m.init.provider.category))
     const windowMs = intParam(p.biddingWindowMs, 'biddingWindowMs', 1, 600_000, m.options.biddingWindowMs)
     if (p.maxPrice !== undefined && (p.maxPrice < 0n || p.maxPrice > MAX_U48)) throw fail('MARKET_BAD_ARGUMENT', 'maxPrice must be in [0, 2^48)', { field: 'maxPrice' })
+    const minScore = BigInt(intParam(p.minScore, 'minScore', 0, 1_000_000_000, 0))
+    if (p.beneficiary !== undefined && !isAddress(p.beneficiary)) throw fail('MARKET_BAD_ARGUMENT', 'beneficiary must be an address', { field: 'beneficiary' })
+    const beneficiary = p.beneficiary !== undefined ? getAddress(p.beneficiary) : me
 
     const app = await this.resolveApp(p.app)
     const appEntry = await this.bestAppOrder(app, p.dataset)
@@ -228,7 +279,7 @@ export class Requester {
     const fields: RequestOrder = {
       app, appmaxprice: appOrder.appprice, dataset, datasetmaxprice: dataset !== ZERO_ADDRESS ? datasetOrder.datasetprice : 0n,
       workerpool: ZERO_ADDRESS, workerpoolmaxprice: maxPrice, requester: me, volume,
-      tag: zeroPadValue(toBeHex(tag), 32), category, trust: BigInt(trust), beneficiary: me, callback: ZERO_ADDRESS,
+      tag: zeroPadValue(toBeHex(tag), 32), category, trust: BigInt(trust), beneficiary, callback: ZERO_ADDRESS,
       params: paramsText, salt: saltWithExpiry(expiresAt)
     }
     const signed = await signOrder(m.signer, m.domain, 'RequestOrder', fields)
@@ -238,7 +289,7 @@ export class Requester {
     const enough = Math.min(HUB_RATIOS.maxWorkers, workersForTrust(trust) + (trust > 1 ? m.options.spareWorkers : 0))
     let resolve: () => void = () => {}
     const enoughBids = new Promise<void>((r) => { resolve = r })
-    const collector: Collector = { requestHash: '', bids: new Map(), declines: [], enough, done: resolve, publishedAt: 0 }
+    const collector: Collector = { requestHash: '', bids: new Map(), declines: [], enough, done: resolve, publishedAt: 0, minScore, pending: new Set() }
     // register before publishing: the first bid can beat publish()'s return
     const requestHash = hashOrder(m.domain, 'RequestOrder', order).toLowerCase()
     collector.requestHash = requestHash
@@ -270,7 +321,14 @@ export class Requester {
         { requestHash, bids: collector.bids.size, needed: consensusWorkers, reasons })
     }
 
-    const bids: Array<Signed<Bid>> = pickBids([...collector.bids.values()], enough).map((b) => ({ ...b.message.order, sign: b.message.sign }))
+    // the choice weighs each worker's score (pickBids): read for the earliest bids, unknown reads as 0
+    const received = [...collector.bids.values()].sort((a, b) => a.at - b.at).slice(0, MAX_SCORED_BIDS)
+    const scores = new Map<string, bigint>()
+    await Promise.all(received.map(async (b) => {
+      const w = b.message.order.worker
+      scores.set(w.toLowerCase(), await m.hub.scoreOf(w).catch(() => 0n))
+    }))
+    const bids: Array<Signed<Bid>> = pickBids(received, enough, scores).map((b) => ({ ...b.message.order, sign: b.message.sign }))
     const tx = await this.match({ ...appOrder, sign: appEntry.message.sign }, datasetOrder, signed, bids)
     const receipt = tx.receipt
     const iface = hubInterface()

@@ -296,6 +296,7 @@ export function marketRoutes (getMarket: () => MarketService | undefined): ApiRo
         app: getAddress(info.app),
         dataset: getAddress(info.dataset),
         requester: getAddress(log.args.requester),
+        beneficiary: getAddress(info.beneficiary),
         volume: info.volume.toString(),
         trust: info.trust.toString(),
         category: info.category.toString(),
@@ -320,11 +321,15 @@ export function marketRoutes (getMarket: () => MarketService | undefined): ApiRo
       if (inputs !== undefined) p.inputs = inputs
       const tags = optStrings(b.tags, 'tags', 16, 64)
       if (tags !== undefined) p.tags = tags
-      for (const f of ['category', 'trust', 'volume', 'biddingWindowMs'] as const) {
+      for (const f of ['category', 'trust', 'volume', 'biddingWindowMs', 'minScore'] as const) {
         const v = optInt(b[f], f)
         if (v !== undefined) p[f] = v
       }
       if (b.maxPrice !== undefined) p.maxPrice = amount(b.maxPrice, 'maxPrice', MAX_PRICE, 0n)
+      if (b.beneficiary !== undefined) {
+        if (typeof b.beneficiary !== 'string' || !isAddress(b.beneficiary)) throw bad('beneficiary', 'must be an address')
+        p.beneficiary = b.beneficiary
+      }
       if (b.encryptResult !== undefined) {
         if (typeof b.encryptResult !== 'boolean') throw bad('encryptResult', 'must be a boolean')
         p.encryptResult = b.encryptResult

@@ -1,0 +1,62 @@
+/**
+ * The requester's choice among bids (issue 22): `minScore` counts only bids
+ * of workers with that score on the hub, and tells the others why
+ * (SCORE_TOO_LOW); `beneficiary` is signed into the request and recorded in
+ * the deal. Real IexecNodes, a real anvil with the hub.
+ */
+import assert from 'node:assert/strict'
+import { Wallet } from 'ethers'
+import { RLC, api, ok, startSwarm, waitFor } from './market-helpers.js'
+
+const APP = { name: 'choice', cid: 'bafy-choice', checksum: '0x' + '66'.repeat(32), price: '0' }
+
+interface Reason { peerId: string, code: string, reason: string }
+
+describe('market: the requester counts bids by score and names a beneficiary (anvil)', function () {
+  this.timeout(180_000)
+  const cleanup: Array<() => Promise<void>> = []
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => {})
+  })
+
+  it('a minimum score no worker has: NO_BIDS, each bidder SCORE_TOO_LOW, nothing frozen; score 0 and a beneficiary: the deal records it', async () => {
+    const s = await startSwarm({ providers: 2, market: { biddingWindowMs: 3_000 } }, cleanup)
+    const [p0, p1] = s.providers
+    const requester = s.requesters[0]
+    await ok(p0, 'POST', '/v1/apps', APP)
+    await waitFor(async () => ((await ok(requester, 'GET', '/v1/orderbook?type=app')).orders as unknown[]).length === 1, 15_000, 'app order at the requester')
+    const hub = requester.market!.hub
+    const [balance0, frozen0] = await hub.accountOf(requester.address)
+
+    // fresh workers have score 0
+    assert.equal(await hub.scoreOf(p0.address), 0n)
+    const high = await api(requester, 'POST', '/v1/tasks', { app: APP.name, maxPrice: (3n * RLC).toString(), minScore: 1 })
+    assert.equal(high.status, 422, JSON.stringify(high.body))
+    const err = high.body.error as { code: string, details: { reasons: Reason[] } }
+    assert.equal(err.code, 'NO_BIDS')
+    const byPeer = new Map(err.details.reasons.map((r) => [r.peerId, r]))
+    for (const p of [p0, p1]) {
+      assert.equal(byPeer.get(p.peerId)?.code, 'SCORE_TOO_LOW', `${p.peerId}: ${JSON.stringify(err.details.reasons)}`)
+      assert.match(byPeer.get(p.peerId)?.reason ?? '', /has score 0, the request needs 1/)
+    }
+    assert.deepEqual([...await hub.accountOf(requester.address)], [balance0, frozen0], 'nothing frozen')
+
+    // bad input: a coded error, nothing signed
+    for (const [body, code] of [
+      [{ minScore: -1 }, 'MARKET_BAD_ARGUMENT'],
+      [{ minScore: 'high' }, 'API_BAD_REQUEST'],
+      [{ beneficiary: '0x12' }, 'API_BAD_REQUEST'],
+      [{ beneficiary: 7 }, 'API_BAD_REQUEST']
+    ] as Array<[Record<string, unknown>, string]>) {
+      const r = await api(requester, 'POST', '/v1/tasks', { app: APP.name, maxPrice: (3n * RLC).toString(), ...body })
+      assert.equal(r.status, 400, JSON.stringify(body))
+      assert.equal((r.body.error as { code: string }).code, code, JSON.stringify(body))
+    }
+
+    const beneficiary = Wallet.createRandom().address
+    const deal = await ok(requester, 'POST', '/v1/tasks', { app: APP.name, maxPrice: (3n * RLC).toString(), minScore: 0, beneficiary })
+    const shown = await ok(requester, 'GET', `/v1/deals/${String(deal.dealId)}`)
+    assert.equal(shown.beneficiary, beneficiary)
+    assert.equal(shown.requester, requester.address, 'the requester still pays')
+  })
+})
