@@ -373,6 +373,7 @@ export class IexecNode implements ApiBackend {
         busyTasks: () => this.execution?.worker.activeTasks() ?? 0
       },
       fromBlock: this.init.chainFromBlock ?? this.config.chain.fromBlock ?? 0,
+      advertisedTags: async (worker) => (await this.adverts.findByAddress(worker))?.tags,
       // config.json's bid transport; an embedder's market options (tests, benchmarks) come last
       options: { bidTransport: c.bidTransport, ...this.init.market },
       // gossip verdicts are counted in market.stats; only warnings go to node.log

@@ -6,7 +6,7 @@
 import { isAddress, getAddress, SigningKey, toBeHex, TypedDataEncoder, zeroPadValue } from 'ethers'
 import { emptyDatasetOrder, hashOrder, signOrder, taskId, ZERO_ADDRESS } from '../../protocols/eip712.js'
 import type { AppOrder, Bid, DatasetOrder, RequestOrder, Signed } from '../../protocols/eip712.js'
-import { MAX_PARAMS_BYTES, TAG_BITS, encodeTags, orderMessage, saltWithExpiry } from '../../protocols/market.js'
+import { MAX_PARAMS_BYTES, TAG_BITS, decodeTags, encodeTags, orderMessage, saltWithExpiry } from '../../protocols/market.js'
 import type { BidDecline, BidMessage, RequestParams } from '../../protocols/market.js'
 import { hubInterface } from '../chain/index.js'
 import { HUB_RATIOS, TaskStatus } from '../../contracts-abi/index.js'
@@ -67,8 +67,10 @@ interface Collector {
   firstBidAt?: number
   /** bids below this hub score are declined; 0: every bid counts at once */
   minScore: bigint
-  /** workers whose score is being read */
+  /** workers whose score or advert is being read */
   pending: Set<string>
+  /** every tag the request requires (named and free-form): the bidder's advert must declare them too */
+  requiredTags: string[]
 }
 
 /** Task status names (Hub.TaskStatus). */
@@ -158,19 +160,40 @@ export class Requester {
       c.firstBidAt ??= Date.now()
       if (c.bids.size >= c.enough) c.done()
     }
-    if (c.minScore === 0n) {
+    if (c.minScore === 0n && (c.requiredTags.length === 0 || this.market.init.advertisedTags === undefined)) {
       count()
       return true
     }
-    // a minimum score: the bid counts once the hub says its worker has it
+    // the bid counts once the hub says its worker has the score, and its
+    // signed advert declares the tags (a bid alone is the bidder's word)
     if (c.pending.has(worker)) return true
     c.pending.add(worker)
     const decline = (code: string, reason: string): void => { if (c.declines.length < 256) c.declines.push({ peer: from, peerId: from, code, reason }) }
-    this.market.hub.scoreOf(v.message.order.worker).then((score) => {
+    const who = v.message.order.worker
+    const check = async (): Promise<{ code: string, reason: string } | undefined> => {
+      if (c.minScore > 0n) {
+        let score: bigint
+        try {
+          score = await this.market.hub.scoreOf(who)
+        } catch {
+          return { code: 'SCORE_UNKNOWN', reason: `the score of worker ${who} could not be read` }
+        }
+        if (score < c.minScore) return { code: 'SCORE_TOO_LOW', reason: `worker ${who} has score ${score}, the request needs ${c.minScore}` }
+      }
+      const advertised = this.market.init.advertisedTags
+      if (c.requiredTags.length > 0 && advertised !== undefined) {
+        const tags = await advertised(who).catch(() => undefined)
+        if (tags === undefined) return { code: 'TAG_NOT_ADVERTISED', reason: `no fresh signed advert of worker ${who} to check its tags against` }
+        const missing = c.requiredTags.filter((t) => !tags.includes(t))
+        if (missing.length > 0) return { code: 'TAG_NOT_ADVERTISED', reason: `worker ${who} bid but its advert does not declare ${missing.join(', ')}` }
+      }
+      return undefined
+    }
+    void check().then((broken) => {
       if (this.collectors.get(c.requestHash) !== c) return
-      if (score < c.minScore) decline('SCORE_TOO_LOW', `worker ${v.message.order.worker} has score ${score}, the request needs ${c.minScore}`)
+      if (broken !== undefined) decline(broken.code, broken.reason)
       else count()
-    }, () => { decline('SCORE_UNKNOWN', `the score of worker ${v.message.order.worker} could not be read`) })
+    })
       .finally(() => { c.pending.delete(worker) })
     return true
   }
@@ -289,7 +312,7 @@ export class Requester {
     const enough = Math.min(HUB_RATIOS.maxWorkers, workersForTrust(trust) + (trust > 1 ? m.options.spareWorkers : 0))
     let resolve: () => void = () => {}
     const enoughBids = new Promise<void>((r) => { resolve = r })
-    const collector: Collector = { requestHash: '', bids: new Map(), declines: [], enough, done: resolve, publishedAt: 0, minScore, pending: new Set() }
+    const collector: Collector = { requestHash: '', bids: new Map(), declines: [], enough, done: resolve, publishedAt: 0, minScore, pending: new Set(), requiredTags: [...decodeTags(zeroPadValue(toBeHex(tag), 32)).names, ...free] }
     // register before publishing: the first bid can beat publish()'s return
     const requestHash = hashOrder(m.domain, 'RequestOrder', order).toLowerCase()
     collector.requestHash = requestHash

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict'
 import { Wallet } from 'ethers'
 import { RLC, api, ok, startSwarm, waitFor } from './market-helpers.js'
+import type { BidStrategy } from '../../node/market/index.js'
 
 const APP = { name: 'choice', cid: 'bafy-choice', checksum: '0x' + '66'.repeat(32), price: '0' }
 
@@ -58,5 +59,26 @@ describe('market: the requester counts bids by score and names a beneficiary (an
     const shown = await ok(requester, 'GET', `/v1/deals/${String(deal.dealId)}`)
     assert.equal(shown.beneficiary, beneficiary)
     assert.equal(shown.requester, requester.address, 'the requester still pays')
+  })
+
+  it('required tags are checked against the bidder\'s signed advert as well as its bid: a bidder that does not advertise them is not counted (TAG_NOT_ADVERTISED)', async () => {
+    // p0 bids on everything, tags or not; p1 advertises region:eu and bids by the rules
+    const liar: BidStrategy = (request) => ({ bid: true, code: 'OK', reason: 'bids on anything', price: 0n, volume: request.volume })
+    const s = await startSwarm({ providers: 2, provider: (i) => (i === 0 ? { bidStrategy: liar } : { tags: ['region:eu'] }), market: { biddingWindowMs: 3_000 } }, cleanup)
+    const [p0, p1] = s.providers
+    const requester = s.requesters[0]
+    await ok(p1, 'POST', '/v1/apps', APP)
+    await waitFor(async () => ((await ok(requester, 'GET', '/v1/orderbook?type=app')).orders as unknown[]).length === 1, 15_000, 'app order at the requester')
+    const deal = await ok(requester, 'POST', '/v1/tasks', { app: APP.name, maxPrice: (3n * RLC).toString(), tags: ['region:eu'], biddingWindowMs: 5_000 })
+    // the liar bid 0, cheaper than p1: only the advert check keeps it out
+    assert.deepEqual(deal.workers, [p1.address])
+    // alone, the liar's bid is refused with the rule
+    await p1.stop()
+    const alone = await api(requester, 'POST', '/v1/tasks', { app: APP.name, maxPrice: (3n * RLC).toString(), tags: ['region:eu'], biddingWindowMs: 3_000 })
+    assert.equal(alone.status, 422, JSON.stringify(alone.body))
+    const err = alone.body.error as { code: string, details: { reasons: Reason[] } }
+    assert.equal(err.code, 'NO_BIDS')
+    const mine = err.details.reasons.find((r) => r.peerId === p0.peerId)
+    assert.equal(mine?.code, 'TAG_NOT_ADVERTISED', JSON.stringify(err.details.reasons))
   })
 })
