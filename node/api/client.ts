@@ -20,6 +20,8 @@ export interface OrderbookQuery {
   dataset?: string
   category?: number
   requester?: string
+  /** named tags, comma-separated: only orders whose tag has them all */
+  tag?: string
 }
 
 export interface OrderbookEntry {
@@ -162,13 +164,18 @@ export class ApiClient {
   /** Live orders of the node's orderbook. @throws API_ERROR with serverCode CHAIN_NOT_CONFIGURED, BAD_REQUEST... */
   async orderbook (query: OrderbookQuery = {}): Promise<OrderbookEntry[]> {
     const qs = new URLSearchParams()
-    for (const key of ['type', 'app', 'dataset', 'category', 'requester'] as const) {
+    for (const key of ['type', 'app', 'dataset', 'category', 'requester', 'tag'] as const) {
       const v = query[key]
       if (v !== undefined) qs.set(key, String(v))
     }
     const suffix = qs.size > 0 ? `?${qs.toString()}` : ''
     const body = await this.call<{ orders: OrderbookEntry[] }>('GET', `/v1/orderbook${suffix}`)
     return expectArray(body, 'orders', 'GET /v1/orderbook', this.url)
+  }
+
+  /** One live order of the node's book, with what the hub counts consumed (404 ORDER_NOT_FOUND). */
+  async order (orderHash: string): Promise<OrderbookEntry & { consumed: string }> {
+    return await this.call<OrderbookEntry & { consumed: string }>('GET', `/v1/orders/${encodeURIComponent(orderHash)}`)
   }
 
   /** Cancels one of the node's own orders on chain. */

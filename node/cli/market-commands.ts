@@ -25,6 +25,7 @@ export interface OrderbookCommandOptions extends ClientCommandOptions {
   dataset?: string
   category?: string
   requester?: string
+  tag?: string[]
 }
 
 export function parseOrderType (raw: string | undefined): OrderType | undefined {
@@ -45,7 +46,8 @@ export async function orderbookCommand (io: CliIo, typeArg: string | undefined, 
     ...(opts.app !== undefined ? { app: parseAddress('--app', opts.app) } : {}),
     ...(opts.dataset !== undefined ? { dataset: parseAddress('--dataset', opts.dataset) } : {}),
     ...(opts.category !== undefined ? { category: parseIntOption('--category', opts.category, 0, 1_000_000) } : {}),
-    ...(opts.requester !== undefined ? { requester: parseAddress('--requester', opts.requester) } : {})
+    ...(opts.requester !== undefined ? { requester: parseAddress('--requester', opts.requester) } : {}),
+    ...(opts.tag !== undefined ? { tag: parseOrderTags(opts.tag).join(',') } : {})
   }
   const api = await clientFor(opts)
   const orders = await api.orderbook(query)
@@ -60,6 +62,20 @@ export async function orderbookCommand (io: CliIo, typeArg: string | undefined, 
   io.out(table(['TYPE', 'ORDER HASH', 'SIGNER', 'PRICE', 'REMAINING', 'RECEIVED'], orders.map((o: OrderbookEntry) => [
     o.type, o.orderHash, short(o.signer), priceOf(o), String(o.remaining), receivedAt(o.receivedAt)
   ])))
+}
+
+/** `order show HASH`: one live order of the node's book, every field, and what the hub counts consumed. */
+export async function orderShowCommand (io: CliIo, orderHash: string, opts: ClientCommandOptions): Promise<void> {
+  const hash = parseBytes32('the order hash', orderHash)
+  const api = await clientFor(opts)
+  const o = await api.order(hash)
+  if (opts.json === true) {
+    printJson(io, o)
+    return
+  }
+  const lines = [`order     ${o.orderHash} (${o.type})`, `signer    ${o.signer}`, `remaining ${o.remaining}, consumed ${o.consumed} (hub)`]
+  for (const [k, v] of Object.entries(o.order)) if (k !== 'sign') lines.push(`${k.padEnd(9)} ${v}`)
+  io.out(lines.join('\n') + '\n')
 }
 
 function priceOf (o: OrderbookEntry): string {

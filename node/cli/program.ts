@@ -206,13 +206,19 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
     .option('--app <address>', 'only orders for this app')
     .option('--dataset <address>', 'only orders for this dataset')
     .option('--category <id>', 'only orders of this category')
-    .option('--requester <address>', 'only request orders of this requester'))
+    .option('--requester <address>', 'only request orders of this requester')
+    .option('--tag <tag...>', 'only orders whose tag has every one of these (named tags: region:eu, gpu, ...)'))
     .action(async (type: string | undefined, opts: OrderbookCommandOptions) => {
       const { orderbookCommand } = await import('./market-commands.js')
       await orderbookCommand(io, type, opts)
     })
 
   const order = program.command('order').description('the node\'s own orders')
+  addClientOptions(order.command('show <orderHash>').description('one live order of the node\'s orderbook: its fields, restrictions, tag, and how much of it the hub counts consumed'))
+    .action(async (orderHash: string, opts: ClientCommandOptions) => {
+      const { orderShowCommand } = await import('./market-commands.js')
+      await orderShowCommand(io, orderHash, opts)
+    })
   addClientOptions(order.command('cancel')
     .description('cancel one of the node\'s orders on chain')
     .argument('<hash>', 'order hash (0x and 64 hex digits)'))

@@ -167,7 +167,24 @@ export function marketRoutes (getMarket: () => MarketService | undefined): ApiRo
         if (!/^\d{1,7}$/.test(category)) throw bad('category', 'must be a small integer')
         q.category = Number(category)
       }
-      return { orders: (await m.book.query(q)).map(orderView) }
+      // tag=region:eu,gpu: only orders whose tag has every one of these bits (bids have no tag)
+      const tagParam = req.query.get('tag')
+      let bits: bigint | undefined
+      if (tagParam !== null) bits = BigInt(tagList(tagParam.split(',')).tag)
+      const entries = await m.book.query(q)
+      const tagged = bits === undefined
+        ? entries
+        : entries.filter((e) => { const t = (e.message.order as { tag?: string }).tag; return t !== undefined && (BigInt(t) & bits) === bits })
+      return { orders: tagged.map(orderView) }
+    }),
+
+    route('GET', '/v1/orders/:orderHash', async (m, req) => {
+      const orderHash = req.params.orderHash ?? ''
+      if (!isHexString(orderHash, 32)) throw bad('orderHash', 'must be a 32-byte 0x hex string')
+      const e = await m.book.get(orderHash)
+      if (e === undefined) throw new HttpError(404, 'ORDER_NOT_FOUND', `no live order ${orderHash} in this node's orderbook`)
+      // the hub's count: used by deals, or the whole volume once cancelled
+      return { ...orderView(e), consumed: (await m.hub.consumedOf(e.hash)).toString(10) }
     }),
 
     route('POST', '/v1/orders/cancel', async (m, req) => {

@@ -29,6 +29,20 @@ describe('market: the requester counts bids by score and names a beneficiary (an
     const hub = requester.market!.hub
     const [balance0, frozen0] = await hub.accountOf(requester.address)
 
+    // order show: one order of the book and what the hub counts consumed; the orderbook filters by tag
+    const appOrder = ((await ok(requester, 'GET', '/v1/orderbook?type=app')).orders as Array<{ orderHash: string }>)[0]
+    const shownOrder = await ok(requester, 'GET', `/v1/orders/${appOrder.orderHash}`)
+    assert.equal(shownOrder.orderHash, appOrder.orderHash)
+    assert.equal(shownOrder.consumed, '0')
+    assert.equal((shownOrder.order as Record<string, string>).requesterrestrict, '0x0000000000000000000000000000000000000000')
+    const unknownOrder = await api(requester, 'GET', `/v1/orders/0x${'ab'.repeat(32)}`)
+    assert.equal(unknownOrder.status, 404)
+    assert.equal((unknownOrder.body.error as { code: string }).code, 'ORDER_NOT_FOUND')
+    assert.equal((await api(requester, 'GET', '/v1/orders/0x12')).status, 400)
+    assert.equal(((await ok(requester, 'GET', '/v1/orderbook?type=app&tag=region:eu')).orders as unknown[]).length, 0, 'the app order requires no tag')
+    const badTag = await api(requester, 'GET', '/v1/orderbook?tag=region:mars')
+    assert.equal((badTag.body.error as { code: string }).code, 'TAG_UNKNOWN')
+
     // fresh workers have score 0
     assert.equal(await hub.scoreOf(p0.address), 0n)
     const high = await api(requester, 'POST', '/v1/tasks', { app: APP.name, maxPrice: (3n * RLC).toString(), minScore: 1 })
@@ -68,7 +82,12 @@ describe('market: the requester counts bids by score and names a beneficiary (an
     const [p0, p1] = s.providers
     const requester = s.requesters[0]
     await ok(p1, 'POST', '/v1/apps', APP)
-    await waitFor(async () => ((await ok(requester, 'GET', '/v1/orderbook?type=app')).orders as unknown[]).length === 1, 15_000, 'app order at the requester')
+    await ok(p1, 'POST', '/v1/apps', { ...APP, name: 'choice-eu', tags: ['region:eu'] })
+    await waitFor(async () => ((await ok(requester, 'GET', '/v1/orderbook?type=app')).orders as unknown[]).length === 2, 15_000, 'app orders at the requester')
+    // the orderbook's tag filter: only the app order that requires region:eu
+    const eu = (await ok(requester, 'GET', '/v1/orderbook?type=app&tag=region:eu')).orders as Array<{ order: { tag: string } }>
+    assert.equal(eu.length, 1)
+    assert.equal(BigInt(eu[0].order.tag), 1n << 16n)
     const deal = await ok(requester, 'POST', '/v1/tasks', { app: APP.name, maxPrice: (3n * RLC).toString(), tags: ['region:eu'], biddingWindowMs: 5_000 })
     // the liar bid 0, cheaper than p1: only the advert check keeps it out
     assert.deepEqual(deal.workers, [p1.address])
