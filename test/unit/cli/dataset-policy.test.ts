@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { isIexecError } from '../../../node/errors.js'
 import { parseDatasetPolicy, parseDatasetPriceChoice, parseOrderTags, parseOrderVolume } from '../../../node/cli/dataset-commands.js'
-import { parseAppPolicy } from '../../../node/cli/market-commands.js'
+import { orderShowCommand, orderbookCommand, parseAppPolicy } from '../../../node/cli/market-commands.js'
 import { describeError } from '../../../node/cli/output.js'
 
 const A = '0x' + '11'.repeat(20)
@@ -54,5 +54,15 @@ describe('cli: who may use a dataset or an app (flags checked before any network
     usage(() => parseAppPolicy({ dataset: ['0x12'] }), 'CLI_BAD_OPTION')
     usage(() => parseAppPolicy({ requester: ['nope'] }), 'CLI_BAD_OPTION')
     usage(() => parseAppPolicy({ tag: ['fast'] }), 'CLI_BAD_OPTION')
+  })
+})
+
+describe('cli: order show and orderbook --tag check their input before any call', () => {
+  it('a malformed order hash or an unknown tag is a usage error', async () => {
+    const io = { out: () => {}, err: () => {} }
+    // no node runs at this API: a call would fail with another code
+    const opts = { api: 'http://127.0.0.1:1', token: 'x' }
+    await assert.rejects(orderShowCommand(io as never, '0x12', opts as never), (e: unknown) => isIexecError(e, 'CLI_BAD_OPTION') && describeError(e).exitCode === 2)
+    await assert.rejects(orderbookCommand(io as never, 'app', { ...opts, tag: ['region:mars'] } as never), (e: unknown) => isIexecError(e, 'CLI_BAD_OPTION') && describeError(e).exitCode === 2)
   })
 })
