@@ -327,6 +327,17 @@ export class ApiClient {
     return await this.call<PublishedDataset>('POST', '/v1/datasets', body, options)
   }
 
+  /** A new choice of who may use one of this node's datasets: new orders, the old ones cancelled. */
+  async setDatasetPolicy (address: string, req: Pick<PublishDatasetRequest, 'apps' | 'anyApp' | 'requesters' | 'tags' | 'volume'>): Promise<{ address: string, orderHashes: string[], cancelled: Array<{ orderHash: string, txHash: string }>, policy: DatasetPolicy }> {
+    const body: Record<string, unknown> = {}
+    if (req.apps !== undefined) body.apps = req.apps
+    if (req.anyApp !== undefined) body.anyApp = req.anyApp
+    if (req.requesters !== undefined && req.requesters.length > 0) body.requesters = req.requesters
+    if (req.tags !== undefined && req.tags.length > 0) body.tags = req.tags
+    if (req.volume !== undefined) body.volume = req.volume.toString()
+    return await this.call('POST', `/v1/datasets/${encodeURIComponent(address)}/policy`, body)
+  }
+
   /** The phase of a publish started with this `publishId`. */
   async publishProgress (publishId: string): Promise<DatasetPublishProgress> {
     return await this.call<DatasetPublishProgress>('GET', `/v1/datasets/publish/${encodeURIComponent(publishId)}`)

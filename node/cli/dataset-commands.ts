@@ -265,3 +265,57 @@ export async function datasetUnpublishCommand (io: CliIo, address: string, opts:
   lines.push(r.keyRemoved ? 'key removed: it will not be released again' : 'no key was stored for it')
   io.out(lines.join('\n') + '\n')
 }
+
+export interface DatasetPolicyCommandOptions extends ClientCommandOptions {
+  app?: string[]
+  anyApp?: boolean
+  requester?: string[]
+  tag?: string[]
+  volume?: string
+}
+
+/**
+ * `dataset allow ADDRESS --app X... | --any-app` and `dataset deny ADDRESS
+ * --app X...`: the node signs orders for the new choice and cancels the old
+ * ones. allow adds apps to the current list (or opens it with --any-app);
+ * deny removes apps (by address) and cannot narrow --any-app (restrictions
+ * name who may, not who may not: allow a list instead). Requesters, tags and
+ * volume stay as they were unless given.
+ */
+export async function datasetPolicyCommand (io: CliIo, verb: 'allow' | 'deny', address: string, opts: DatasetPolicyCommandOptions): Promise<void> {
+  const a = parseAddress('the dataset address', address)
+  if (verb === 'deny') {
+    if (opts.anyApp === true) throw new UsageError('CLI_BAD_OPTION', 'dataset deny takes --app ADDR...; --any-app is for dataset allow')
+    if (opts.app === undefined) throw new UsageError('CLI_MISSING_ARGUMENT', 'dataset deny needs --app ADDR... (the apps to deny)')
+  }
+  const given = parseDatasetPolicy({ ...opts, ...(verb === 'deny' ? { anyApp: undefined } : {}) })
+  const denied = verb === 'deny' ? (given.apps ?? []).map((x) => parseAddress('--app', x).toLowerCase()) : []
+  const api = await clientFor(opts)
+  const mine = (await api.datasets()).find((d) => d.address.toLowerCase() === a.toLowerCase())
+  if (mine === undefined) throw new CliError('DATASET_NOT_OWNED', `dataset ${a} was not published by this node`, { address: a })
+  const current = mine.policy
+  let apps: string[] | undefined
+  if (verb === 'allow') {
+    apps = given.anyApp === true ? undefined : [...new Set([...(current === undefined || current.apps === 'any' ? [] : current.apps), ...(given.apps ?? [])])]
+  } else {
+    if (current === undefined || current.apps === 'any') throw new CliError('DATASET_DENY_FROM_ANY', `dataset ${a} is open to any app: allow a list of apps instead (dataset allow ${a} --app ...)`, { address: a })
+    apps = current.apps.filter((x) => !denied.includes(x.toLowerCase()))
+    if (apps.length === 0) throw new CliError('DATASET_APPS_REQUIRED', `denying ${denied.length} app(s) leaves none allowed: unpublish the dataset instead`, { address: a })
+  }
+  if (apps === undefined) io.err(ANY_APP_WARNING + '\n')
+  const r = await api.setDatasetPolicy(a, {
+    ...(apps !== undefined ? { apps } : { anyApp: true }),
+    requesters: opts.requester !== undefined ? given.requesters : current?.requesters ?? [],
+    tags: opts.tag !== undefined ? given.tags : current?.tags ?? [],
+    ...(given.volume !== undefined ? { volume: given.volume } : current !== undefined ? { volume: BigInt(current.volume) } : {})
+  })
+  if (opts.json === true) {
+    printJson(io, r)
+    return
+  }
+  io.out([
+    `dataset ${r.address} readable by ${r.policy.apps === 'any' ? 'any app' : r.policy.apps.join(', ')}`,
+    ...r.orderHashes.map((h) => `new order ${h}`),
+    ...r.cancelled.map((c) => `cancelled order ${c.orderHash} (tx ${c.txHash})`)
+  ].join('\n') + '\n')
+}

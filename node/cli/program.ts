@@ -347,6 +347,21 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
       const { datasetPublishCommand } = await import('./dataset-commands.js')
       await datasetPublishCommand(io, path, opts)
     })
+  for (const verb of ['allow', 'deny'] as const) {
+    addClientOptions(dataset.command(`${verb} <address>`)
+      .description(verb === 'allow'
+        ? 'allow more apps (or any app) to read one of this node\'s datasets: new orders are signed, the old ones cancelled'
+        : 'stop apps (by address) from reading one of this node\'s datasets: new orders without them, the old ones cancelled')
+      .option('--app <app...>', verb === 'allow' ? 'apps to add to the allowed ones' : 'apps to remove (addresses)')
+      .option('--any-app', 'any app (prints a warning); allow only')
+      .option('--requester <address...>', 'only these requesters (default: as before)')
+      .option('--tag <tag...>', 'tags every deal must accept (default: as before)')
+      .option('--volume <n>', 'uses per order (default: as before)'))
+      .action(async (address: string, opts: import('./dataset-commands.js').DatasetPolicyCommandOptions) => {
+        const { datasetPolicyCommand } = await import('./dataset-commands.js')
+        await datasetPolicyCommand(io, verb, address, opts)
+      })
+  }
   addClientOptions(dataset.command('list').description('the datasets this node published'))
     .action(async (opts: ClientCommandOptions) => {
       const { datasetListCommand } = await import('./dataset-commands.js')

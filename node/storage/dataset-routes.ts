@@ -113,6 +113,23 @@ function addressOrNameList (v: unknown): string[] {
   return [...new Set(v as string[])]
 }
 
+/** The owner's choice in a body (`apps` | `anyApp`, `requesters`, `tags`, `volume`), checked and resolved on the hub. */
+async function policyOf (m: MarketService, b: Record<string, unknown>): Promise<{ anyApp: boolean, tags: { names: string[], tag: string }, volume: bigint, pairs: Array<[string, string]>, policy: DatasetPolicy }> {
+  if (b.anyApp !== undefined && typeof b.anyApp !== 'boolean') throw bad('anyApp', 'must be a boolean')
+  const anyApp = b.anyApp === true
+  if (b.apps !== undefined && anyApp) throw bad('apps', 'and anyApp exclude each other')
+  if (b.apps === undefined && !anyApp) {
+    throw new HttpError(400, 'DATASET_APPS_REQUIRED', 'choose which apps may read the dataset: apps (addresses or names: only those apps) or anyApp (any app, including one that copies the data to its result)', { field: 'apps' })
+  }
+  const appRefs = b.apps === undefined ? undefined : addressOrNameList(b.apps)
+  const requesters = addressList(b.requesters, 'requesters') ?? []
+  const tags = tagList(b.tags)
+  const volume = volumeOf(b.volume, DATASET_DEFAULTS.orderVolume)
+  const apps = appRefs === undefined ? [] : await resolveAllowedApps(m, appRefs)
+  const pairs = restrictionPairs(apps, requesters)
+  return { anyApp, tags, volume, pairs, policy: { apps: anyApp ? 'any' : apps, requesters, tags: tags.names, volume: volume.toString() } }
+}
+
 function addressParam (req: ApiRequest): string {
   const a = req.params.address ?? ''
   if (!isAddress(a)) throw new HttpError(400, 'API_BAD_REQUEST', `a dataset address is 0x and 40 hex digits, got "${String(req.params.address).slice(0, 80)}"`, { field: 'address' })
@@ -130,6 +147,7 @@ function httpError (err: unknown): unknown {
     STORAGE_ARCHIVE_FILE_CHANGED: 409,
     DATASET_NOT_FOUND: 404,
     DATASET_NOT_OWNED: 403,
+    DATASET_UNPUBLISHED: 409,
     CONTRACT_REVERT: 422,
     RPC_UNREACHABLE: 502,
     TX_TIMEOUT: 504
@@ -236,19 +254,7 @@ export function datasetRoutes (deps: DatasetRoutesDeps): ApiRoute[] {
     if (b.publishId !== undefined && (typeof b.publishId !== 'string' || !/^[0-9a-f]{8,64}$/.test(b.publishId))) throw bad('publishId', 'must be 8-64 lowercase hex digits')
     const id = (b.publishId as string | undefined) ?? randomBytes(8).toString('hex')
     // who may use it: checked (apps resolved on the hub) before any work, so bad input changes nothing
-    if (b.anyApp !== undefined && typeof b.anyApp !== 'boolean') throw bad('anyApp', 'must be a boolean')
-    const anyApp = b.anyApp === true
-    if (b.apps !== undefined && anyApp) throw bad('apps', 'and anyApp exclude each other')
-    if (b.apps === undefined && !anyApp) {
-      throw new HttpError(400, 'DATASET_APPS_REQUIRED', 'choose which apps may read the dataset: apps (addresses or names: only those apps) or anyApp (any app, including one that copies the data to its result)', { field: 'apps' })
-    }
-    const appRefs = b.apps === undefined ? undefined : addressOrNameList(b.apps)
-    const requesters = addressList(b.requesters, 'requesters') ?? []
-    const tags = tagList(b.tags)
-    const volume = volumeOf(b.volume, DATASET_DEFAULTS.orderVolume)
-    const apps = appRefs === undefined ? [] : await resolveAllowedApps(m, appRefs)
-    const pairs = restrictionPairs(apps, requesters)
-    const policy: DatasetPolicy = { apps: anyApp ? 'any' : apps, requesters, tags: tags.names, volume: volume.toString() }
+    const { anyApp, tags, volume, pairs, policy } = await policyOf(m, b)
 
     const st = await stat(path).catch((err: unknown) => {
       throw new StorageError('DATASET_PATH_INVALID', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { path })
@@ -377,8 +383,53 @@ export function datasetRoutes (deps: DatasetRoutesDeps): ApiRoute[] {
     return { address, cancelled, alreadyClosed, keyRemoved }
   }
 
+
+  /**
+   * A new choice of who may use a dataset (`dataset allow | deny`): the new
+   * orders are signed, recorded and gossiped first, then every live order
+   * of the old choice is cancelled on chain. The old orders stay recorded:
+   * a deal made before the cancel consumed one, and its workers still get
+   * the key.
+   */
+  const setPolicy = async (m: MarketService, req: ApiRequest): Promise<unknown> => {
+    const address = addressParam(req)
+    const record = await deps.store.get(address)
+    if (record === undefined) throw new StorageError('DATASET_NOT_OWNED', `dataset ${address} was not published by this node`, { address })
+    if (record.unpublishedAt !== undefined) throw new HttpError(409, 'DATASET_UNPUBLISHED', `dataset ${address} is unpublished: publish it again instead`, { address })
+    const { tags, volume, pairs, policy } = await policyOf(m, bodyOf(req))
+    const old = [...record.orders]
+    const messages = []
+    const fresh: string[] = []
+    for (const [apprestrict, requesterrestrict] of pairs) {
+      const signed = await signOrder(m.signer, m.domain, 'DatasetOrder', {
+        dataset: record.address, datasetprice: BigInt(record.price), volume, tag: tags.tag,
+        apprestrict, workerpoolrestrict: ZERO_ADDRESS, requesterrestrict, salt: saltWithExpiry(0)
+      })
+      const { sign, ...order } = signed
+      const hash = hashOrder(m.domain, 'DatasetOrder', order).toLowerCase()
+      record.orders.push(orderRecord(hash, signed))
+      fresh.push(hash)
+      messages.push(orderMessage('datasetorder', m.domain, order, sign))
+    }
+    record.policy = policy
+    await deps.store.put(record)
+    for (const msg of messages) await m.publishOwn('datasetorder', msg)
+    const cancelled: Array<{ orderHash: string, txHash: string }> = []
+    for (const r of old) {
+      const o = orderOf(r)
+      if (await m.hub.consumedOf(r.orderHash) >= o.volume) continue
+      const tx = await m.chain.sender.send(m.hub.cancelDatasetOrder.populateTransaction(o))
+      const { sign: _sign, ...order } = o
+      await m.gossipCancel('DatasetOrder', order, r.orderHash)
+      cancelled.push({ orderHash: r.orderHash, txHash: tx.hash })
+    }
+    deps.log?.('dataset policy changed', { address, orders: fresh.length, cancelled: cancelled.length })
+    return { address, orderHashes: fresh, cancelled, policy }
+  }
+
   return [
     { method: 'POST', path: '/v1/datasets', handler: wrap(publish) },
+    { method: 'POST', path: '/v1/datasets/:address/policy', handler: wrap(setPolicy) },
     {
       method: 'GET',
       path: '/v1/datasets/publish/:publishId',

@@ -194,7 +194,7 @@ describe('datasets: owners choose who may use them; the hub and the key release 
     assert.equal(await chain.rlc!.balanceOf(s.chain.hub), accounted, 'RLC conservation')
   })
 
-  it('bad input to a publish changes nothing and gets a code: no choice of apps, an unknown or ambiguous app, a malformed requester, an unknown tag, a bad volume', async () => {
+  it('bad input to a publish changes nothing and gets a code: no choice of apps, an unknown or ambiguous app, a malformed requester, an unknown tag, a bad volume; a new choice (allow/deny) replaces the orders', async () => {
     const s = await startSwarm({ providers: 1, requesters: 1 }, cleanup)
     const [owner] = s.requesters
     const [p0] = s.providers
@@ -243,5 +243,34 @@ describe('datasets: owners choose who may use them; the hub and the key release 
       assert.equal((r.body.error as { code: string }).code, code, JSON.stringify(extra))
     }
     assert.equal((await p0.market!.appsNamed('copy')).length, 0, 'no app registered')
+
+    // dataset allow | deny: a new choice is new orders, and the old ones cancelled on chain
+    const wordcount = String((await p0.market!.appsNamed('wordcount', p0.address))[0].app)
+    const open = await ok(owner, 'POST', '/v1/datasets', { path, anyApp: true, price: '0' })
+    const dataset = String(open.address)
+    const [openHash] = open.orderHashes as string[]
+    for (const [body, status, code] of [
+      [{}, 400, 'DATASET_APPS_REQUIRED'],
+      [{ apps: ['no-such-app'] }, 404, 'APP_NOT_FOUND'],
+      [{ anyApp: true, tags: ['nope'] }, 400, 'TAG_UNKNOWN']
+    ] as Array<[Record<string, unknown>, number, string]>) {
+      const r = await api(owner, 'POST', `/v1/datasets/${dataset}/policy`, body)
+      assert.equal(r.status, status, JSON.stringify(body))
+      assert.equal((r.body.error as { code: string }).code, code, JSON.stringify(body))
+    }
+    assert.equal(await owner.market!.hub.consumedOf(openHash), 0n, 'bad input cancelled nothing')
+    const notMine = await api(p0, 'POST', `/v1/datasets/${dataset}/policy`, { anyApp: true })
+    assert.equal(notMine.status, 403)
+    assert.equal((notMine.body.error as { code: string }).code, 'DATASET_NOT_OWNED')
+    const narrowed = await ok(owner, 'POST', `/v1/datasets/${dataset}/policy`, { apps: [wordcount] })
+    assert.deepEqual((narrowed.cancelled as Array<{ orderHash: string }>).map((c) => c.orderHash), [openHash])
+    assert.equal(await owner.market!.hub.consumedOf(openHash), 1_000_000n, 'the open order is cancelled on chain')
+    const [fresh] = narrowed.orderHashes as string[]
+    await waitFor(async () => {
+      const live = ((await ok(owner, 'GET', `/v1/orderbook?type=dataset&dataset=${dataset}`)).orders as Array<{ orderHash: string, order: { apprestrict: string } }>)
+      return live.length === 1 && live[0].orderHash === fresh && live[0].order.apprestrict === wordcount
+    }, 15_000, 'only the new order, for wordcount, is live')
+    const listedAfter = (await ok(owner, 'GET', '/v1/datasets')).datasets as Array<{ address: string, policy: { apps: string[] } }>
+    assert.deepEqual(listedAfter.find((d) => d.address === dataset)?.policy.apps, [wordcount])
   })
 })

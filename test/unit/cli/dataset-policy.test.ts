@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { isIexecError } from '../../../node/errors.js'
-import { parseDatasetPolicy, parseDatasetPriceChoice, parseOrderTags, parseOrderVolume } from '../../../node/cli/dataset-commands.js'
+import { datasetPolicyCommand, parseDatasetPolicy, parseDatasetPriceChoice, parseOrderTags, parseOrderVolume } from '../../../node/cli/dataset-commands.js'
 import { orderShowCommand, orderbookCommand, parseAppPolicy } from '../../../node/cli/market-commands.js'
 import { describeError } from '../../../node/cli/output.js'
 
@@ -63,6 +63,18 @@ describe('cli: order show and orderbook --tag check their input before any call'
     // no node runs at this API: a call would fail with another code
     const opts = { api: 'http://127.0.0.1:1', token: 'x' }
     await assert.rejects(orderShowCommand(io as never, '0x12', opts as never), (e: unknown) => isIexecError(e, 'CLI_BAD_OPTION') && describeError(e).exitCode === 2)
+    const ds = '0x' + '33'.repeat(20)
+    for (const [verb, address, flags, code] of [
+      ['allow', '0x12', { app: ['wordcount'] }, 'CLI_BAD_OPTION'],
+      ['allow', ds, {}, 'DATASET_APPS_REQUIRED'],
+      ['allow', ds, { app: ['x'], anyApp: true }, 'CLI_BAD_OPTION'],
+      ['allow', ds, { anyApp: true, volume: '0' }, 'CLI_BAD_OPTION'],
+      ['deny', ds, {}, 'CLI_MISSING_ARGUMENT'],
+      ['deny', ds, { anyApp: true }, 'CLI_BAD_OPTION'],
+      ['deny', ds, { app: ['wordcount'] }, 'CLI_BAD_OPTION']
+    ] as Array<['allow' | 'deny', string, Record<string, unknown>, string]>) {
+      await assert.rejects(datasetPolicyCommand(io as never, verb, address, { ...opts, ...flags } as never), (e: unknown) => isIexecError(e, code) && describeError(e).exitCode === 2, `${verb} ${JSON.stringify(flags)}`)
+    }
     await assert.rejects(orderbookCommand(io as never, 'app', { ...opts, tag: ['region:mars'] } as never), (e: unknown) => isIexecError(e, 'CLI_BAD_OPTION') && describeError(e).exitCode === 2)
   })
 })
