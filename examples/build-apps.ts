@@ -37,7 +37,8 @@ export const APPS: AppSpec[] = [
   { name: 'spin', about: 'sandbox probe: loops forever', flags: ['--maximumMemory', '16'] },
   { name: 'grow', about: 'sandbox probe: allocates until the memory bound stops it', flags: ['--importMemory'] },
   { name: 'env', about: 'prints args, env, clock and random bytes', flags: ['--maximumMemory', '16'] },
-  { name: 'bigout', about: 'writes N bytes to a file or stdout (output bound probe)', flags: ['--maximumMemory', '1024'] }
+  { name: 'bigout', about: 'writes N bytes to a file or stdout (output bound probe)', flags: ['--maximumMemory', '1024'] },
+  { name: 'copy', about: 'copies the dataset to its output (what a dataset allow-list stops)', flags: ['--maximumMemory', '1024'] }
 ]
 
 // Flags shared by every app: WASI imports instead of web APIs, the smallest

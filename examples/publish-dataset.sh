@@ -37,18 +37,23 @@ say "a local swarm of 4 nodes: node-0 is the requester, node-1..3 are providers"
 p2p swarm up --nodes 4 --dir "$SWARM"
 REQUESTER=$(json_get 'd.nodes[0].dataDir' <"$SWARM/swarm.json")
 DEVELOPER=$(json_get 'd.nodes[1].dataDir' <"$SWARM/swarm.json")
+COPIER=$(json_get 'd.nodes[2].dataDir' <"$SWARM/swarm.json")
 OWNER=$(json_get 'd.nodes[3].dataDir' <"$SWARM/swarm.json")
 
-say "node-3 publishes the dataset, encrypted; the key never leaves its data dir"
-p2p dataset publish "$EXAMPLES_DIR/datasets/sample.txt" --name notebook --price 0.2RLC --json --data-dir "$OWNER" >"$WORK/dataset.json"
+say "node-1 publishes the wordcount app, node-2 an app that copies its dataset to its result"
+p2p app publish "$EXAMPLES_DIR/apps/wordcount/wordcount.wasm" --name wordcount --json --data-dir "$DEVELOPER" >"$WORK/app.json"
+APP=$(json_get 'd.address' <"$WORK/app.json")
+echo "wordcount $APP"
+p2p app publish "$EXAMPLES_DIR/apps/copy/copy.wasm" --name copy --json --data-dir "$COPIER" >"$WORK/copy-app.json"
+COPY=$(json_get 'd.orderHash' <"$WORK/copy-app.json")
+
+say "node-3 publishes the dataset, encrypted, readable by wordcount only; the key never leaves its data dir"
+p2p dataset publish "$EXAMPLES_DIR/datasets/sample.txt" --name notebook --price 0.2RLC --app "$APP" --json --data-dir "$OWNER" >"$WORK/dataset.json"
 DATASET=$(json_get 'd.address' <"$WORK/dataset.json")
 echo "dataset $DATASET"
 echo "cid     $(json_get 'd.cid' <"$WORK/dataset.json") (ciphertext)"
 echo "sha256  $(json_get 'd.checksum' <"$WORK/dataset.json") (of the plaintext, on chain)"
 p2p dataset list --data-dir "$OWNER"
-
-say "node-1 publishes the wordcount app"
-p2p app publish "$EXAMPLES_DIR/apps/wordcount/wordcount.wasm" --name wordcount --data-dir "$DEVELOPER"
 
 say "the requester sees the dataset and its order"
 # orders_on_requester YES|NO: succeeds when node-0's orderbook has (YES) or lacks (NO) a live order of the dataset
@@ -57,6 +62,17 @@ orders_on_requester() {
 }
 wait_until 30 "the dataset order on node-0" orders_on_requester YES
 p2p dataset show "$DATASET" --data-dir "$REQUESTER"
+
+say "the copy app over the dataset is refused: the owner allowed wordcount only"
+copy_order_on_requester() {
+  p2p orderbook app --json --data-dir "$REQUESTER" | json_get "d.orders.some((o) => o.orderHash === '$COPY') || undefined" >/dev/null
+}
+wait_until 30 "the copy app's order on node-0" copy_order_on_requester
+if "${CLI[@]}" task submit --app copy --dataset "$DATASET" --bidding-window 1000 --data-dir "$REQUESTER" 2>"$WORK/copy.txt"; then
+  echo "a request with an app the owner did not allow was matched" >&2
+  exit 1
+fi
+cat "$WORK/copy.txt"
 
 say "wordcount over the dataset at trust 3, followed to its result"
 timeout 240 "${CLI[@]}" task submit --app wordcount --dataset "$DATASET" --trust 3 --watch --json --data-dir "$REQUESTER" >"$WORK/task.json"

@@ -391,6 +391,7 @@ export class IexecNode implements ApiBackend {
         busyTasks: () => this.execution?.worker.activeTasks() ?? 0
       },
       fromBlock: this.init.chainFromBlock ?? this.config.chain.fromBlock ?? 0,
+      advertisedTags: async (worker) => (await this.adverts.findByAddress(worker))?.tags,
       // config.json's bid transport; an embedder's market options (tests, benchmarks) come last
       options: { bidTransport: c.bidTransport, defaultMaxPrice: BigInt(c.defaultMaxPrice), eventPollIntervalMs: profile.eventPollIntervalMs, eventConfirmations: profile.confirmations, ...this.init.market },
       // gossip verdicts are counted in market.stats; only warnings go to node.log
@@ -450,6 +451,8 @@ export class IexecNode implements ApiBackend {
       seenNonces: new MemoryNonceRegistry(),
       chain: createHubKeyReleaseView(hub, { fromBlock: this.init.chainFromBlock ?? this.config.chain.fromBlock ?? 0 }),
       keyStore,
+      // every order this node signed for the dataset, cancelled ones included: a deal made before a cancel consumed one
+      datasetOrders: async (dataset) => (await datasetStore.get(dataset))?.orders,
       // the decision, never the key
       onDecision: (d) => { keyLog.info(d.refused === undefined ? 'key released' : 'key refused', { ...d }) }
     }))

@@ -58,9 +58,20 @@ export type KeyReleaseRefusalCode =
   | 'UNKNOWN_DATASET'
   /** the owner could not decide (chain unreachable...); the worker may retry */
   | 'INTERNAL_ERROR'
+  /** the owner signed no dataset order for this dataset that it knows of */
+  | 'NO_DATASET_ORDER'
+  /** no dataset order of the owner allows the deal's app (its `apprestrict`) */
+  | 'APP_NOT_ALLOWED'
+  /** an order allows the app, but none of those allows the deal's requester (`requesterrestrict`) */
+  | 'REQUESTER_NOT_ALLOWED'
+  /** orders allow the app and the requester, but the deal's tag lacks a bit they require */
+  | 'TAG_NOT_ALLOWED'
+  /** the orders that allow the app, requester and tag restrict workers to someone else (`workerpoolrestrict`) */
+  | 'WORKER_NOT_ALLOWED'
 
 export const KEY_RELEASE_REFUSAL_CODES: readonly KeyReleaseRefusalCode[] = [
-  'NOT_A_WORKER', 'WRONG_DATASET', 'UNKNOWN_TASK', 'BAD_SIGNATURE', 'REPLAYED_NONCE', 'STALE_REQUEST', 'BAD_REQUEST', 'UNKNOWN_DATASET', 'INTERNAL_ERROR'
+  'NOT_A_WORKER', 'WRONG_DATASET', 'UNKNOWN_TASK', 'BAD_SIGNATURE', 'REPLAYED_NONCE', 'STALE_REQUEST', 'BAD_REQUEST', 'UNKNOWN_DATASET', 'INTERNAL_ERROR',
+  'NO_DATASET_ORDER', 'APP_NOT_ALLOWED', 'REQUESTER_NOT_ALLOWED', 'TAG_NOT_ALLOWED', 'WORKER_NOT_ALLOWED'
 ]
 
 /** The signed part of a request. */

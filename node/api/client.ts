@@ -4,6 +4,7 @@ import { ApiError } from './errors.js'
 import type { SubmitRequestParams } from '../market/requester.js'
 import type { TaskStatusView } from '../market/task-status.js'
 import type { DatasetView, PublishProgress } from '../storage/dataset-routes.js'
+import type { DatasetPolicy } from '../storage/dataset-store.js'
 
 export type { TaskStatusView, TaskEventView, TaskPhase, TaskTimes } from '../market/task-status.js'
 import { defaultApiClientOptions, type ApiClientOptions } from './options.js'
@@ -19,6 +20,8 @@ export interface OrderbookQuery {
   dataset?: string
   category?: number
   requester?: string
+  /** named tags, comma-separated: only orders whose tag has them all */
+  tag?: string
 }
 
 export interface OrderbookEntry {
@@ -50,11 +53,25 @@ export interface RegisterAppRequest {
   checksum: string
   /** nRLC per task */
   price: bigint
-  /** tasks the app order allows (sent as a decimal string) */
+  /** tasks each app order allows (sent as a decimal string) */
   volume?: number
+  /** only with these datasets (one order per dataset); none: with any dataset or none */
+  datasets?: string[]
+  /** only for these requesters; none: anyone */
+  requesters?: string[]
+  /** named tags every deal must accept */
+  tags?: string[]
 }
 
-export interface RegisteredApp { address: string, cid: string, checksum: string, orderHash: string }
+export interface RegisteredApp {
+  address: string
+  cid: string
+  checksum: string
+  /** the first order signed */
+  orderHash: string
+  /** every order signed: one per allowed (dataset, requester) pair */
+  orderHashes?: string[]
+}
 
 export interface TaskView { taskId: string, status: string }
 
@@ -65,6 +82,8 @@ export interface DealView {
   app: string
   dataset: string
   requester: string
+  /** who the result is for (the request's beneficiary) */
+  beneficiary?: string
   volume: number | string
   trust: number | string
   category: number | string
@@ -147,13 +166,18 @@ export class ApiClient {
   /** Live orders of the node's orderbook. @throws API_ERROR with serverCode CHAIN_NOT_CONFIGURED, BAD_REQUEST... */
   async orderbook (query: OrderbookQuery = {}): Promise<OrderbookEntry[]> {
     const qs = new URLSearchParams()
-    for (const key of ['type', 'app', 'dataset', 'category', 'requester'] as const) {
+    for (const key of ['type', 'app', 'dataset', 'category', 'requester', 'tag'] as const) {
       const v = query[key]
       if (v !== undefined) qs.set(key, String(v))
     }
     const suffix = qs.size > 0 ? `?${qs.toString()}` : ''
     const body = await this.call<{ orders: OrderbookEntry[] }>('GET', `/v1/orderbook${suffix}`)
     return expectArray(body, 'orders', 'GET /v1/orderbook', this.url)
+  }
+
+  /** One live order of the node's book, with what the hub counts consumed (404 ORDER_NOT_FOUND). */
+  async order (orderHash: string): Promise<OrderbookEntry & { consumed: string }> {
+    return await this.call<OrderbookEntry & { consumed: string }>('GET', `/v1/orders/${encodeURIComponent(orderHash)}`)
   }
 
   /** Cancels one of the node's own orders on chain. */
@@ -184,7 +208,10 @@ export class ApiClient {
   async registerApp (app: RegisterAppRequest): Promise<RegisteredApp> {
     return await this.call<RegisteredApp>('POST', '/v1/apps', {
       name: app.name, cid: app.cid, checksum: app.checksum, price: app.price.toString(),
-      ...(app.volume !== undefined ? { volume: String(app.volume) } : {})
+      ...(app.volume !== undefined ? { volume: String(app.volume) } : {}),
+      ...(app.datasets !== undefined && app.datasets.length > 0 ? { datasets: app.datasets } : {}),
+      ...(app.requesters !== undefined && app.requesters.length > 0 ? { requesters: app.requesters } : {}),
+      ...(app.tags !== undefined && app.tags.length > 0 ? { tags: app.tags } : {})
     })
   }
 
@@ -209,7 +236,7 @@ export class ApiClient {
    */
   async submitTask (req: SubmitTaskRequest, options: { timeoutMs?: number } = {}): Promise<SubmittedTask> {
     const body: Record<string, unknown> = { app: req.app }
-    for (const key of ['dataset', 'args', 'inputs', 'category', 'trust', 'volume', 'tags', 'biddingWindowMs', 'encryptResult'] as const) {
+    for (const key of ['dataset', 'args', 'inputs', 'category', 'trust', 'volume', 'tags', 'biddingWindowMs', 'encryptResult', 'minScore', 'beneficiary'] as const) {
       if (req[key] !== undefined) body[key] = req[key]
     }
     if (req.maxPrice !== undefined) body.maxPrice = req.maxPrice.toString()
@@ -294,7 +321,23 @@ export class ApiClient {
     if (req.price !== undefined) body.price = req.price.toString()
     if (req.encrypt !== undefined) body.encrypt = req.encrypt
     if (req.publishId !== undefined) body.publishId = req.publishId
+    if (req.apps !== undefined) body.apps = req.apps
+    if (req.anyApp !== undefined) body.anyApp = req.anyApp
+    if (req.requesters !== undefined && req.requesters.length > 0) body.requesters = req.requesters
+    if (req.tags !== undefined && req.tags.length > 0) body.tags = req.tags
+    if (req.volume !== undefined) body.volume = req.volume.toString()
     return await this.call<PublishedDataset>('POST', '/v1/datasets', body, options)
+  }
+
+  /** A new choice of who may use one of this node's datasets: new orders, the old ones cancelled. */
+  async setDatasetPolicy (address: string, req: Pick<PublishDatasetRequest, 'apps' | 'anyApp' | 'requesters' | 'tags' | 'volume'>): Promise<{ address: string, orderHashes: string[], cancelled: Array<{ orderHash: string, txHash: string }>, policy: DatasetPolicy }> {
+    const body: Record<string, unknown> = {}
+    if (req.apps !== undefined) body.apps = req.apps
+    if (req.anyApp !== undefined) body.anyApp = req.anyApp
+    if (req.requesters !== undefined && req.requesters.length > 0) body.requesters = req.requesters
+    if (req.tags !== undefined && req.tags.length > 0) body.tags = req.tags
+    if (req.volume !== undefined) body.volume = req.volume.toString()
+    return await this.call('POST', `/v1/datasets/${encodeURIComponent(address)}/policy`, body)
   }
 
   /** The phase of a publish started with this `publishId`. */
@@ -350,6 +393,16 @@ export interface PublishDatasetRequest {
   encrypt?: boolean
   /** 8-64 lowercase hex digits, to poll progress */
   publishId?: string
+  /** only these apps (addresses or unambiguous names) may read it; or `anyApp` */
+  apps?: string[]
+  /** any app may read it (one that copies the data out too) */
+  anyApp?: boolean
+  /** only these requesters; none: anyone */
+  requesters?: string[]
+  /** named tags every deal must accept */
+  tags?: string[]
+  /** uses each dataset order allows */
+  volume?: bigint
 }
 
 export interface PublishedDataset {
@@ -357,6 +410,9 @@ export interface PublishedDataset {
   cid: string
   checksum: string
   orderHash: string
+  /** every order signed: one per allowed (app, requester) pair */
+  orderHashes: string[]
+  policy: DatasetPolicy
   name: string
   encrypted: boolean
   price: string

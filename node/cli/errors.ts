@@ -44,6 +44,12 @@ export type CliErrorCode =
   | 'CHAIN_PROFILE_EXISTS'
   /** the chains file is not {"chains": {NAME: {rpc, chainId, hub, ...}}} */
   | 'CHAINS_FILE_INVALID'
+  /** dataset allow/deny: the dataset is not one this node published */
+  | 'DATASET_NOT_OWNED'
+  /** dataset deny on a dataset open to any app: restrictions name who may, not who may not */
+  | 'DATASET_DENY_FROM_ANY'
+  /** dataset deny would leave no app allowed */
+  | 'DATASET_APPS_REQUIRED'
 
 /** Usage errors exit with 2, everything else with 1 (the usual Unix split). */
 export const USAGE_CODES: ReadonlySet<string> = new Set<CliErrorCode>([

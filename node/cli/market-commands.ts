@@ -9,6 +9,7 @@ import type { DealView, NoBidReason, OrderbookEntry, OrderType, SubmitTaskReques
 import { clientFor, type ClientCommandOptions } from './client-commands.js'
 import { CliError, UsageError } from './errors.js'
 import { CLI_DEFAULTS } from './options.js'
+import { parseOrderTags, parseRequesters } from './dataset-commands.js'
 import { printJson, table, type CliIo } from './output.js'
 import {
   formatAmount, formatEth, parseAddress, parseAmount, parseAppRef, parseBytes32, parseChecksum, parseCidOption,
@@ -26,6 +27,7 @@ export interface OrderbookCommandOptions extends ClientCommandOptions {
   dataset?: string
   category?: string
   requester?: string
+  tag?: string[]
 }
 
 export function parseOrderType (raw: string | undefined): OrderType | undefined {
@@ -46,7 +48,8 @@ export async function orderbookCommand (io: CliIo, typeArg: string | undefined, 
     ...(opts.app !== undefined ? { app: parseAddress('--app', opts.app) } : {}),
     ...(opts.dataset !== undefined ? { dataset: parseAddress('--dataset', opts.dataset) } : {}),
     ...(opts.category !== undefined ? { category: parseIntOption('--category', opts.category, 0, 1_000_000) } : {}),
-    ...(opts.requester !== undefined ? { requester: parseAddress('--requester', opts.requester) } : {})
+    ...(opts.requester !== undefined ? { requester: parseAddress('--requester', opts.requester) } : {}),
+    ...(opts.tag !== undefined ? { tag: parseOrderTags(opts.tag).join(',') } : {})
   }
   const api = await clientFor(opts)
   const orders = await api.orderbook(query)
@@ -61,6 +64,20 @@ export async function orderbookCommand (io: CliIo, typeArg: string | undefined, 
   io.out(table(['TYPE', 'ORDER HASH', 'SIGNER', 'PRICE', 'REMAINING', 'RECEIVED'], orders.map((o: OrderbookEntry) => [
     o.type, o.orderHash, short(o.signer), priceOf(o), String(o.remaining), receivedAt(o.receivedAt)
   ])))
+}
+
+/** `order show HASH`: one live order of the node's book, every field, and what the hub counts consumed. */
+export async function orderShowCommand (io: CliIo, orderHash: string, opts: ClientCommandOptions): Promise<void> {
+  const hash = parseBytes32('the order hash', orderHash)
+  const api = await clientFor(opts)
+  const o = await api.order(hash)
+  if (opts.json === true) {
+    printJson(io, o)
+    return
+  }
+  const lines = [`order     ${o.orderHash} (${o.type})`, `signer    ${o.signer}`, `remaining ${o.remaining}, consumed ${o.consumed} (hub)`]
+  for (const [k, v] of Object.entries(o.order)) if (k !== 'sign') lines.push(`${k.padEnd(9)} ${v}`)
+  io.out(lines.join('\n') + '\n')
 }
 
 function priceOf (o: OrderbookEntry): string {
@@ -149,12 +166,17 @@ function printDeal (io: CliIo, d: Pick<DealView, 'dealId' | 'scheduler' | 'worke
   if (d.app !== undefined) lines.push(`app        ${d.app}`)
   if (d.dataset !== undefined) lines.push(`dataset    ${d.dataset}`)
   if (d.requester !== undefined) lines.push(`requester  ${d.requester}`)
+  if (d.beneficiary !== undefined && d.beneficiary !== d.requester) lines.push(`beneficiary ${d.beneficiary}`)
   if (d.category !== undefined) lines.push(`category   ${String(d.category)}    trust ${String(d.trust)}    volume ${String(d.volume)}`)
   io.out(lines.join('\n') + '\n')
   if (d.tasks.length > 0) io.out(table(['TASK', 'STATUS'], d.tasks.map((t) => [t.taskId, t.status])))
 }
 
 export interface TaskSubmitCommandOptions extends ClientCommandOptions {
+  /** --min-score N */
+  minScore?: string
+  /** --beneficiary ADDR */
+  beneficiary?: string
   app?: string
   dataset?: string
   args?: string
@@ -200,6 +222,8 @@ export function parseTaskSubmit (opts: TaskSubmitCommandOptions): SubmitTaskRequ
   if (opts.tag !== undefined) req.tags = opts.tag.map(parseTagOption)
   if (opts.biddingWindow !== undefined) req.biddingWindowMs = parseIntOption('--bidding-window', opts.biddingWindow, 1, 600_000)
   if (opts.encryptResult === true) req.encryptResult = true
+  if (opts.minScore !== undefined) req.minScore = parseIntOption('--min-score', opts.minScore, 0, 1_000_000_000)
+  if (opts.beneficiary !== undefined) req.beneficiary = parseAddress('--beneficiary', opts.beneficiary)
   return req
 }
 
@@ -270,9 +294,15 @@ export interface AppRegisterCommandOptions extends ClientCommandOptions {
   checksum?: string
   price?: string
   volume?: string
+  /** --dataset: only with these datasets */
+  dataset?: string[]
+  /** --requester: only for these requesters */
+  requester?: string[]
+  /** --tag: tags every deal must accept */
+  tag?: string[]
 }
 
-export function parseAppRegister (opts: AppRegisterCommandOptions): { name: string, cid: string, checksum: string, price: bigint, volume?: number } {
+export function parseAppRegister (opts: AppRegisterCommandOptions): { name: string, cid: string, checksum: string, price: bigint, volume?: number, datasets: string[], requesters: string[], tags: string[] } {
   for (const flag of ['name', 'cid', 'checksum', 'price'] as const) {
     if (opts[flag] === undefined) throw new UsageError('CLI_MISSING_ARGUMENT', `app register needs --${flag}`)
   }
@@ -283,8 +313,19 @@ export function parseAppRegister (opts: AppRegisterCommandOptions): { name: stri
     cid: parseCidOption('--cid', opts.cid ?? ''),
     checksum: parseChecksum(opts.checksum ?? ''),
     price: parseAmountOrPrice('--price', opts.price ?? ''),
-    ...(opts.volume !== undefined ? { volume: parseIntOption('--volume', opts.volume, 1, 1_000_000) } : {})
+    ...(opts.volume !== undefined ? { volume: parseIntOption('--volume', opts.volume, 1, 1_000_000) } : {}),
+    ...parseAppPolicy(opts)
   }
+}
+
+/** `--dataset ADDR…`, `--requester ADDR…`, `--tag TAG…` of an app's orders: one order per (dataset, requester) pair. */
+export function parseAppPolicy (opts: Pick<AppRegisterCommandOptions, 'dataset' | 'requester' | 'tag'>): { datasets: string[], requesters: string[], tags: string[] } {
+  const datasets = [...new Set((opts.dataset ?? []).map((d) => parseAddress('--dataset', d)))]
+  const requesters = [...new Set(parseRequesters(opts.requester))]
+  if (datasets.length > 32 || requesters.length > 32) throw new UsageError('CLI_BAD_OPTION', 'at most 32 --dataset and 32 --requester')
+  const pairs = Math.max(1, datasets.length) * Math.max(1, requesters.length)
+  if (pairs > 64) throw new UsageError('CLI_BAD_OPTION', `${pairs} (dataset, requester) pairs need as many orders; at most 64`)
+  return { datasets, requesters, tags: parseOrderTags(opts.tag) }
 }
 
 export async function appRegisterCommand (io: CliIo, opts: AppRegisterCommandOptions): Promise<void> {
@@ -320,16 +361,21 @@ export async function appPublishCommand (io: CliIo, file: string, opts: AppRegis
   if (bytes.byteLength > MAX_APP_BYTES) throw new UsageError('CLI_BAD_OPTION', `${file} is ${bytes.byteLength} bytes; apps up to ${MAX_APP_BYTES} bytes are supported`)
   const name = opts.name ?? basename(file).replace(/\.wasm$/, '')
   const checksum = `0x${createHash('sha256').update(bytes).digest('hex')}`
+  // the whole command line is checked before the module is added anywhere
+  parseAppPolicy(opts)
+  if (opts.volume !== undefined) parseIntOption('--volume', opts.volume, 1, 1_000_000)
+  parseAmountOrPrice('--price', opts.price ?? '0')
   const api = await clientFor(opts)
   const added = await api.addContent(bytes)
   if (added.checksum !== checksum) throw new CliError('CLI_USAGE', `the node stored content with sha256 ${added.checksum}, the file has ${checksum}`)
   const app = parseAppRegister({ ...opts, name, cid: added.cid, checksum, price: opts.price ?? '0' })
   const r = await api.registerApp(app)
   if (opts.json === true) {
-    printJson(io, { address: r.address, cid: r.cid, checksum: r.checksum, orderHash: r.orderHash })
+    printJson(io, { address: r.address, cid: r.cid, checksum: r.checksum, orderHash: r.orderHash, orderHashes: r.orderHashes ?? [r.orderHash] })
     return
   }
-  io.out(`app ${app.name} published: ${bytes.byteLength} bytes added to the swarm\naddress ${r.address}\ncid ${r.cid}, sha256 ${r.checksum}\napp order ${r.orderHash} at ${formatAmount(app.price)} per task\n`)
+  io.out(`app ${app.name} published: ${bytes.byteLength} bytes added to the swarm\naddress ${r.address}\ncid ${r.cid}, sha256 ${r.checksum}\n` +
+    (r.orderHashes ?? [r.orderHash]).map((h) => `app order ${h} at ${formatAmount(app.price)} per task\n`).join(''))
 }
 
 /** `result get TASKID [--out DIR]`: the node fetches and checks; the CLI prints stdout and copies the folder. */

@@ -213,13 +213,19 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
     .option('--app <address>', 'only orders for this app')
     .option('--dataset <address>', 'only orders for this dataset')
     .option('--category <id>', 'only orders of this category')
-    .option('--requester <address>', 'only request orders of this requester'))
+    .option('--requester <address>', 'only request orders of this requester')
+    .option('--tag <tag...>', 'only orders whose tag has every one of these (named tags: region:eu, gpu, ...)'))
     .action(async (type: string | undefined, opts: OrderbookCommandOptions) => {
       const { orderbookCommand } = await import('./market-commands.js')
       await orderbookCommand(io, type, opts)
     })
 
   const order = program.command('order').description('the node\'s own orders')
+  addClientOptions(order.command('show <orderHash>').description('one live order of the node\'s orderbook: its fields, restrictions, tag, and how much of it the hub counts consumed'))
+    .action(async (orderHash: string, opts: ClientCommandOptions) => {
+      const { orderShowCommand } = await import('./market-commands.js')
+      await orderShowCommand(io, orderHash, opts)
+    })
   addClientOptions(order.command('cancel')
     .description('cancel one of the node\'s orders on chain')
     .argument('<hash>', 'order hash (0x and 64 hex digits)'))
@@ -278,6 +284,8 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
     .option('--max-price <amount>', 'most you pay a provider per task (nRLC, or 1.5RLC)')
     .option('--tag <tag...>', 'tags every provider must have, such as region:eu')
     .option('--bidding-window <ms>', 'how long to collect bids')
+    .option('--min-score <n>', 'count only bids of workers with at least this score on the hub (consensuses won)')
+    .option('--beneficiary <address>', 'who the result is for, recorded in the request and the deal (default: this node)')
     .option('--encrypt-result', 'encrypt the result to this node\'s wallet key: only this node can read it (result get decrypts it)')
     .option('--watch', 'follow the tasks to their end (progress on stderr), then fetch, check and print their results'))
     .action(async (opts: TaskSubmitCommandOptions) => {
@@ -308,7 +316,10 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
     .description('add a WASI module to the swarm (Helia), register it on chain and publish its app order')
     .option('--name <name>', 'app name (default: the file name without .wasm)')
     .option('--price <amount>', 'price per task (nRLC, or 1.5RLC)', '0')
-    .option('--volume <n>', 'how many tasks the app order allows'))
+    .option('--volume <n>', 'how many tasks each app order allows')
+    .option('--dataset <address...>', 'only with these datasets (one app order per dataset)')
+    .option('--requester <address...>', 'only for these requesters (one order per dataset and requester)')
+    .option('--tag <tag...>', 'tags every deal must accept, such as region:eu (on chain: named tags only)'))
     .action(async (file: string, opts: AppRegisterCommandOptions) => {
       const { appPublishCommand } = await import('./market-commands.js')
       await appPublishCommand(io, file, opts)
@@ -319,7 +330,10 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
     .option('--cid <cid>', 'CID of the app\'s wasm module')
     .option('--checksum <hex>', 'sha256 of the wasm module')
     .option('--price <amount>', 'price per task (nRLC, or 1.5RLC)')
-    .option('--volume <n>', 'how many tasks the app order allows'))
+    .option('--volume <n>', 'how many tasks each app order allows')
+    .option('--dataset <address...>', 'only with these datasets (one app order per dataset)')
+    .option('--requester <address...>', 'only for these requesters (one order per dataset and requester)')
+    .option('--tag <tag...>', 'tags every deal must accept, such as region:eu (on chain: named tags only)'))
     .action(async (opts: AppRegisterCommandOptions) => {
       const { appRegisterCommand } = await import('./market-commands.js')
       await appRegisterCommand(io, opts)
@@ -330,12 +344,33 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
   addClientOptions(dataset.command('publish <path>')
     .description('encrypt a file or folder (AES-256-GCM), add it to the swarm, register it on chain and publish its dataset order')
     .option('--name <name>', 'dataset name (default: the file or folder name)')
-    .option('--price <amount>', 'price per task (nRLC, or 1.5RLC)', '0')
+    .option('--app <app...>', 'only these apps may read it (addresses, or names that only one app has): one dataset order per app')
+    .option('--any-app', 'any app may read it, one that copies the data to its result included (prints a warning)')
+    .option('--requester <address...>', 'only these requesters may use it (one order per app and requester)')
+    .option('--tag <tag...>', 'tags every deal on it must accept, such as region:eu (on chain: named tags only)')
+    .option('--volume <n>', 'how many tasks each dataset order allows (default 1000000)')
+    .option('--price <amount>', 'price per task (nRLC, or 1.5RLC); required, 0 only with --free')
+    .option('--free', 'a price of 0: anyone allowed uses it for nothing')
     .option('--no-encrypt', 'publish in clear (anyone can read it)'))
     .action(async (path: string, opts: import('./dataset-commands.js').DatasetPublishCommandOptions) => {
       const { datasetPublishCommand } = await import('./dataset-commands.js')
       await datasetPublishCommand(io, path, opts)
     })
+  for (const verb of ['allow', 'deny'] as const) {
+    addClientOptions(dataset.command(`${verb} <address>`)
+      .description(verb === 'allow'
+        ? 'allow more apps (or any app) to read one of this node\'s datasets: new orders are signed, the old ones cancelled'
+        : 'stop apps (by address) from reading one of this node\'s datasets: new orders without them, the old ones cancelled')
+      .option('--app <app...>', verb === 'allow' ? 'apps to add to the allowed ones' : 'apps to remove (addresses)')
+      .option('--any-app', 'any app (prints a warning); allow only')
+      .option('--requester <address...>', 'only these requesters (default: as before)')
+      .option('--tag <tag...>', 'tags every deal must accept (default: as before)')
+      .option('--volume <n>', 'uses per order (default: as before)'))
+      .action(async (address: string, opts: import('./dataset-commands.js').DatasetPolicyCommandOptions) => {
+        const { datasetPolicyCommand } = await import('./dataset-commands.js')
+        await datasetPolicyCommand(io, verb, address, opts)
+      })
+  }
   addClientOptions(dataset.command('list').description('the datasets this node published'))
     .action(async (opts: ClientCommandOptions) => {
       const { datasetListCommand } = await import('./dataset-commands.js')

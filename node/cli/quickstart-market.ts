@@ -124,8 +124,11 @@ export async function runDemoMarket (file: SwarmFile, progress: (line: string) =
   const dsOwner = ownerOf(APPS.length)
   const dsFile = await findFile(SAMPLE_DATASET)
   const dsClient = await clientOf(file, dsOwner, CLI_DEFAULTS.chainTxTimeoutMs * 2)
-  const dataset = await dsClient.publishDataset({ path: dsFile, name: 'sample-notebook', price: DEMO_DATASET_PRICE })
-  progress(`quickstart: node-${dsOwner} publishes the dataset ${dataset.name} encrypted (AES-256-GCM, cid ${dataset.cid}) at ${DEMO_DATASET_PRICE} nRLC per use; its key never leaves node-${dsOwner}`)
+  // readable by wordcount only: an app that copied the data out could not get its key
+  const reader = apps.find((a) => a.name === 'wordcount')
+  if (reader === undefined) throw new CliError('CLI_USAGE', 'quickstart: no wordcount app to allow on the dataset')
+  const dataset = await dsClient.publishDataset({ path: dsFile, name: 'sample-notebook', price: DEMO_DATASET_PRICE, apps: [reader.address] })
+  progress(`quickstart: node-${dsOwner} publishes the dataset ${dataset.name} encrypted (AES-256-GCM, cid ${dataset.cid}) at ${DEMO_DATASET_PRICE} nRLC per use, readable by wordcount (${reader.address}) only; its key never leaves node-${dsOwner}`)
 
   // the requester matches against its own orderbook: wait for the gossip
   const requester = await clientOf(file, 0)

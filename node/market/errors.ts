@@ -135,6 +135,14 @@ export type MarketErrorCode =
   /** no live app (or dataset) order in the book that the request can match */
   | 'NO_APP_ORDER'
   | 'NO_DATASET_ORDER'
+  /** the dataset's live orders allow other apps only (their apprestrict) */
+  | 'DATASET_APP_NOT_ALLOWED'
+  /** the dataset's orders that allow the app name other requesters only */
+  | 'DATASET_REQUESTER_NOT_ALLOWED'
+  /** the app's live orders allow it with other datasets only (or only with a dataset) */
+  | 'APP_DATASET_NOT_ALLOWED'
+  /** the app's orders name other requesters only */
+  | 'APP_REQUESTER_NOT_ALLOWED'
   /** no live order of that hash in the book, or no deal of that id on chain */
   | 'ORDER_NOT_FOUND'
   | 'DEAL_NOT_FOUND'

@@ -6,7 +6,7 @@
 import { isAddress, getAddress, SigningKey, toBeHex, TypedDataEncoder, zeroPadValue } from 'ethers'
 import { emptyDatasetOrder, hashOrder, signOrder, taskId, ZERO_ADDRESS } from '../../protocols/eip712.js'
 import type { AppOrder, Bid, DatasetOrder, RequestOrder, Signed } from '../../protocols/eip712.js'
-import { MAX_PARAMS_BYTES, TAG_BITS, encodeTags, orderMessage, saltWithExpiry } from '../../protocols/market.js'
+import { MAX_PARAMS_BYTES, TAG_BITS, decodeTags, encodeTags, orderMessage, saltWithExpiry } from '../../protocols/market.js'
 import type { BidDecline, BidMessage, RequestParams } from '../../protocols/market.js'
 import { splitArgs } from '../../protocols/args.js'
 import { hubInterface } from '../chain/index.js'
@@ -34,6 +34,10 @@ export interface SubmitRequestParams {
   biddingWindowMs?: number
   /** encrypt the result archive to this node's wallet key (iExec's `iexec_result_encryption`) */
   encryptResult?: boolean
+  /** bids of workers whose score on the hub (`scoreOf`) is lower are not counted (declined SCORE_TOO_LOW) */
+  minScore?: number
+  /** who the result is for, recorded in the request order and the deal (default: this node) */
+  beneficiary?: string
 }
 
 export interface SubmittedTask { taskId: string, status: string }
@@ -64,6 +68,12 @@ interface Collector {
   done: () => void
   publishedAt: number
   firstBidAt?: number
+  /** bids below this hub score are declined; 0: every bid counts at once */
+  minScore: bigint
+  /** workers whose score or advert is being read */
+  pending: Set<string>
+  /** every tag the request requires (named and free-form): the bidder's advert must declare them too */
+  requiredTags: string[]
 }
 
 /** Task status names (Hub.TaskStatus). */
@@ -84,14 +94,38 @@ export function workersForTrust (trust: number): number {
 }
 
 /**
- * The bids a deal takes: the cheapest, the earliest among equal prices, at
- * most `count` (the workers the consensus needs plus spares).
+ * A worker's weight in the hub's consensus at a score: max(floor(score / 3), 3) - 1
+ * (Hub.contribute), so 2 for a new worker, more for one that won many consensuses.
  */
-export function pickBids<B extends { message: { order: { price: bigint } }, at: number }> (bids: readonly B[], count: number): B[] {
+export function consensusWeight (score: bigint): bigint {
+  const w = score / 3n
+  return (w > 3n ? w : 3n) - 1n
+}
+
+/**
+ * The bids a deal takes, at most `count` (the workers the consensus needs
+ * plus spares). The rule: the lowest price per unit of consensus weight
+ * (price / {@link consensusWeight} of the worker's hub score), so a worker
+ * whose contribution counts twice is worth up to twice the price; then the
+ * lower price, then the earliest bid. Without scores (all unknown) every
+ * weight is 2 and this is the cheapest bid first.
+ */
+export function pickBids<B extends { message: { order: { price: bigint, worker: string } }, at: number }> (bids: readonly B[], count: number, scores: ReadonlyMap<string, bigint> = new Map()): B[] {
+  const weight = (b: B): bigint => consensusWeight(scores.get(b.message.order.worker.toLowerCase()) ?? 0n)
   return [...bids]
-    .sort((a, b) => (a.message.order.price < b.message.order.price ? -1 : a.message.order.price > b.message.order.price ? 1 : a.at - b.at))
+    .sort((a, b) => {
+      // a.price / wa < b.price / wb, without division
+      const x = a.message.order.price * weight(b)
+      const y = b.message.order.price * weight(a)
+      if (x !== y) return x < y ? -1 : 1
+      if (a.message.order.price !== b.message.order.price) return a.message.order.price < b.message.order.price ? -1 : 1
+      return a.at - b.at
+    })
     .slice(0, count)
 }
+
+/** Bids whose worker's score is read for the choice, at most (the earliest ones). */
+const MAX_SCORED_BIDS = 64
 
 const MAX_U48 = (1n << 48n) - 1n
 
@@ -124,9 +158,46 @@ export class Requester {
     const worker = v.message.order.worker.toLowerCase()
     const had = c.bids.get(worker)
     if (had !== undefined) return had.message.sign === v.message.sign
-    c.bids.set(worker, { message: v.message, from, at: Date.now() })
-    c.firstBidAt ??= Date.now()
-    if (c.bids.size >= c.enough) c.done()
+    const count = (): void => {
+      c.bids.set(worker, { message: v.message, from, at: Date.now() })
+      c.firstBidAt ??= Date.now()
+      if (c.bids.size >= c.enough) c.done()
+    }
+    if (c.minScore === 0n && (c.requiredTags.length === 0 || this.market.init.advertisedTags === undefined)) {
+      count()
+      return true
+    }
+    // the bid counts once the hub says its worker has the score, and its
+    // signed advert declares the tags (a bid alone is the bidder's word)
+    if (c.pending.has(worker)) return true
+    c.pending.add(worker)
+    const decline = (code: string, reason: string): void => { if (c.declines.length < 256) c.declines.push({ peer: from, peerId: from, code, reason }) }
+    const who = v.message.order.worker
+    const check = async (): Promise<{ code: string, reason: string } | undefined> => {
+      if (c.minScore > 0n) {
+        let score: bigint
+        try {
+          score = await this.market.hub.scoreOf(who)
+        } catch {
+          return { code: 'SCORE_UNKNOWN', reason: `the score of worker ${who} could not be read` }
+        }
+        if (score < c.minScore) return { code: 'SCORE_TOO_LOW', reason: `worker ${who} has score ${score}, the request needs ${c.minScore}` }
+      }
+      const advertised = this.market.init.advertisedTags
+      if (c.requiredTags.length > 0 && advertised !== undefined) {
+        const tags = await advertised(who).catch(() => undefined)
+        if (tags === undefined) return { code: 'TAG_NOT_ADVERTISED', reason: `no fresh signed advert of worker ${who} to check its tags against` }
+        const missing = c.requiredTags.filter((t) => !tags.includes(t))
+        if (missing.length > 0) return { code: 'TAG_NOT_ADVERTISED', reason: `worker ${who} bid but its advert does not declare ${missing.join(', ')}` }
+      }
+      return undefined
+    }
+    void check().then((broken) => {
+      if (this.collectors.get(c.requestHash) !== c) return
+      if (broken !== undefined) decline(broken.code, broken.reason)
+      else count()
+    })
+      .finally(() => { c.pending.delete(worker) })
     return true
   }
 
@@ -173,7 +244,8 @@ export class Requester {
   /**
    * Builds, signs and gossips a request order, collects bids, matches the
    * cheapest on chain.
-   * @throws MarketError MARKET_BAD_ARGUMENT, APP_NOT_FOUND, NO_APP_ORDER, NO_DATASET_ORDER, INSUFFICIENT_BALANCE, NO_BIDS, NOT_ENOUGH_BIDS
+   * @throws MarketError MARKET_BAD_ARGUMENT, APP_NOT_FOUND, NO_APP_ORDER, NO_DATASET_ORDER,
+   *   DATASET_APP_NOT_ALLOWED, DATASET_REQUESTER_NOT_ALLOWED, APP_DATASET_NOT_ALLOWED, APP_REQUESTER_NOT_ALLOWED, INSUFFICIENT_BALANCE, NO_BIDS, NOT_ENOUGH_BIDS
    * @throws ChainError from matchOrders (e.g. CONTRACT_REVERT)
    */
   async submit (p: SubmitRequestParams): Promise<SubmitResult> {
@@ -184,6 +256,9 @@ export class Requester {
     const category = BigInt(intParam(p.category, 'category', 0, 1_000_000, m.init.provider.category))
     const windowMs = intParam(p.biddingWindowMs, 'biddingWindowMs', 1, 600_000, m.options.biddingWindowMs)
     if (p.maxPrice !== undefined && (p.maxPrice < 0n || p.maxPrice > MAX_U48)) throw fail('MARKET_BAD_ARGUMENT', 'maxPrice must be in [0, 2^48)', { field: 'maxPrice' })
+    const minScore = BigInt(intParam(p.minScore, 'minScore', 0, 1_000_000_000, 0))
+    if (p.beneficiary !== undefined && !isAddress(p.beneficiary)) throw fail('MARKET_BAD_ARGUMENT', 'beneficiary must be an address', { field: 'beneficiary' })
+    const beneficiary = p.beneficiary !== undefined ? getAddress(p.beneficiary) : me
 
     const app = await this.resolveApp(p.app)
     const appEntry = await this.bestAppOrder(app, p.dataset)
@@ -235,7 +310,7 @@ export class Requester {
     const fields: RequestOrder = {
       app, appmaxprice: appOrder.appprice, dataset, datasetmaxprice: dataset !== ZERO_ADDRESS ? datasetOrder.datasetprice : 0n,
       workerpool: ZERO_ADDRESS, workerpoolmaxprice: maxPrice, requester: me, volume,
-      tag: zeroPadValue(toBeHex(tag), 32), category, trust: BigInt(trust), beneficiary: me, callback: ZERO_ADDRESS,
+      tag: zeroPadValue(toBeHex(tag), 32), category, trust: BigInt(trust), beneficiary, callback: ZERO_ADDRESS,
       params: paramsText, salt: saltWithExpiry(expiresAt)
     }
     const signed = await signOrder(m.signer, m.domain, 'RequestOrder', fields)
@@ -245,7 +320,7 @@ export class Requester {
     const enough = Math.min(HUB_RATIOS.maxWorkers, workersForTrust(trust) + (trust > 1 ? m.options.spareWorkers : 0))
     let resolve: () => void = () => {}
     const enoughBids = new Promise<void>((r) => { resolve = r })
-    const collector: Collector = { requestHash: '', bids: new Map(), declines: [], enough, done: resolve, publishedAt: 0 }
+    const collector: Collector = { requestHash: '', bids: new Map(), declines: [], enough, done: resolve, publishedAt: 0, minScore, pending: new Set(), requiredTags: [...decodeTags(zeroPadValue(toBeHex(tag), 32)).names, ...free] }
     // register before publishing: the first bid can beat publish()'s return
     const requestHash = hashOrder(m.domain, 'RequestOrder', order).toLowerCase()
     collector.requestHash = requestHash
@@ -281,7 +356,14 @@ export class Requester {
         { requestHash, bids: collector.bids.size, needed: consensusWorkers, reasons })
     }
 
-    const bids: Array<Signed<Bid>> = pickBids([...collector.bids.values()], enough).map((b) => ({ ...b.message.order, sign: b.message.sign }))
+    // the choice weighs each worker's score (pickBids): read for the earliest bids, unknown reads as 0
+    const received = [...collector.bids.values()].sort((a, b) => a.at - b.at).slice(0, MAX_SCORED_BIDS)
+    const scores = new Map<string, bigint>()
+    await Promise.all(received.map(async (b) => {
+      const w = b.message.order.worker
+      scores.set(w.toLowerCase(), await m.hub.scoreOf(w).catch(() => 0n))
+    }))
+    const bids: Array<Signed<Bid>> = pickBids(received, enough, scores).map((b) => ({ ...b.message.order, sign: b.message.sign }))
     const tx = await this.match({ ...appOrder, sign: appEntry.message.sign }, datasetOrder, signed, bids)
     const receipt = tx.receipt
     const iface = hubInterface()
@@ -367,25 +449,44 @@ export class Requester {
 
   private async bestAppOrder (app: string, dataset: string | undefined): Promise<OrderbookEntry> {
     const me = this.market.address
-    const orders = (await this.market.book.query({ type: 'apporder', app })).filter((e) => {
-      const o = e.message.order as AppOrder
+    const live = (await this.market.book.query({ type: 'apporder', app })).filter((e) => e.remaining > 0n &&
       // a provider-restricted app order cannot be matched with open bids
-      return o.workerpoolrestrict === ZERO_ADDRESS && this.restrictOk(o.requesterrestrict, me) &&
-        this.restrictOk(o.datasetrestrict, dataset ?? ZERO_ADDRESS) && e.remaining > 0n
-    })
-    if (orders.length === 0) throw fail('NO_APP_ORDER', `no live app order for ${app} in the orderbook`, { app })
+      (e.message.order as AppOrder).workerpoolrestrict === ZERO_ADDRESS)
+    if (live.length === 0) throw fail('NO_APP_ORDER', `no live app order for ${app} in the orderbook`, { app })
+    const forDataset = live.filter((e) => this.restrictOk((e.message.order as AppOrder).datasetrestrict, dataset ?? ZERO_ADDRESS))
+    if (forDataset.length === 0) {
+      throw fail('APP_DATASET_NOT_ALLOWED', `the owner of app ${app} allows it only with dataset(s) ${restrictions(live, 'datasetrestrict')}${dataset === undefined ? ', and this request names none' : `, not ${dataset}`}`, { app, allowed: restrictions(live, 'datasetrestrict').split(', ') })
+    }
+    const orders = forDataset.filter((e) => this.restrictOk((e.message.order as AppOrder).requesterrestrict, me))
+    if (orders.length === 0) throw fail('APP_REQUESTER_NOT_ALLOWED', `the owner of app ${app} allows it only for requester(s) ${restrictions(forDataset, 'requesterrestrict')}, not ${me}`, { app, requester: me })
     orders.sort((a, b) => { const x = (a.message.order as AppOrder).appprice; const y = (b.message.order as AppOrder).appprice; return x < y ? -1 : x > y ? 1 : 0 })
     return orders[0]
   }
 
+  /**
+   * The cheapest live order of the dataset that allows this app and this
+   * requester (the hub would revert Restricted on any other). When orders
+   * exist but none allows them, the error names the owner's rule.
+   */
   private async bestDatasetOrder (dataset: string, app: string): Promise<OrderbookEntry> {
     const me = this.market.address
-    const orders = (await this.market.book.query({ type: 'datasetorder', dataset })).filter((e) => {
-      const o = e.message.order as DatasetOrder
-      return o.workerpoolrestrict === ZERO_ADDRESS && this.restrictOk(o.requesterrestrict, me) && this.restrictOk(o.apprestrict, app) && e.remaining > 0n
-    })
-    if (orders.length === 0) throw fail('NO_DATASET_ORDER', `no live dataset order for ${dataset} in the orderbook`, { dataset })
+    const live = (await this.market.book.query({ type: 'datasetorder', dataset })).filter((e) => e.remaining > 0n &&
+      (e.message.order as DatasetOrder).workerpoolrestrict === ZERO_ADDRESS)
+    if (live.length === 0) throw fail('NO_DATASET_ORDER', `no live dataset order for ${dataset} in the orderbook`, { dataset })
+    const forApp = live.filter((e) => this.restrictOk((e.message.order as DatasetOrder).apprestrict, app))
+    if (forApp.length === 0) {
+      throw fail('DATASET_APP_NOT_ALLOWED', `the owner of dataset ${dataset} allows only app(s) ${restrictions(live, 'apprestrict')}, not ${app}`, { dataset, app, allowed: restrictions(live, 'apprestrict').split(', ') })
+    }
+    const orders = forApp.filter((e) => this.restrictOk((e.message.order as DatasetOrder).requesterrestrict, me))
+    if (orders.length === 0) {
+      throw fail('DATASET_REQUESTER_NOT_ALLOWED', `the owner of dataset ${dataset} allows app ${app} only for requester(s) ${restrictions(forApp, 'requesterrestrict')}, not ${me}`, { dataset, app, requester: me })
+    }
     orders.sort((a, b) => { const x = (a.message.order as DatasetOrder).datasetprice; const y = (b.message.order as DatasetOrder).datasetprice; return x < y ? -1 : x > y ? 1 : 0 })
     return orders[0]
   }
+}
+
+/** The distinct restriction addresses of some orders, for an error message. */
+function restrictions (entries: OrderbookEntry[], field: 'apprestrict' | 'requesterrestrict' | 'datasetrestrict'): string {
+  return [...new Set(entries.map((e) => getAddress(String((e.message.order as unknown as Record<string, string>)[field]))))].join(', ')
 }

@@ -9,7 +9,7 @@ import { HttpError } from '../api/errors.js'
 import type { ApiRequest, ApiRoute } from '../api/router.js'
 import { isIexecError } from '../errors.js'
 import { isChainError } from '../chain/index.js'
-import { ZERO_ADDRESS, ZERO_BYTES32, signOrder, taskId } from '../../protocols/eip712.js'
+import { ZERO_ADDRESS, signOrder, taskId } from '../../protocols/eip712.js'
 import type { AppOrder, Bid, DatasetOrder, OrderKind, RequestOrder } from '../../protocols/eip712.js'
 import { KIND_OF_TYPE, orderMessage, saltWithExpiry } from '../../protocols/market.js'
 import { ORDERBOOK_TYPES } from './orderbook.js'
@@ -18,6 +18,7 @@ import { taskStatusName } from './requester.js'
 import type { SubmitRequestParams } from './requester.js'
 import type { MarketService } from './service.js'
 import { RequestedTasks, readTaskStatus } from './task-status.js'
+import { addressList, checkDatasets, restrictionPairs, tagList } from './order-policy.js'
 
 /** `orderbook --json` row. */
 export interface OrderView {
@@ -97,6 +98,10 @@ function httpError (err: unknown): unknown {
     DATASET_NOT_FOUND: 404,
     NO_APP_ORDER: 422,
     NO_DATASET_ORDER: 422,
+    DATASET_APP_NOT_ALLOWED: 403,
+    DATASET_REQUESTER_NOT_ALLOWED: 403,
+    APP_DATASET_NOT_ALLOWED: 403,
+    APP_REQUESTER_NOT_ALLOWED: 403,
     ORDER_NOT_FOUND: 404,
     DEAL_NOT_FOUND: 404,
     TASK_NOT_FOUND: 404,
@@ -165,7 +170,24 @@ export function marketRoutes (getMarket: () => MarketService | undefined): ApiRo
         if (!/^\d{1,7}$/.test(category)) throw bad('category', 'must be a small integer')
         q.category = Number(category)
       }
-      return { orders: (await m.book.query(q)).map(orderView) }
+      // tag=region:eu,gpu: only orders whose tag has every one of these bits (bids have no tag)
+      const tagParam = req.query.get('tag')
+      let bits: bigint | undefined
+      if (tagParam !== null) bits = BigInt(tagList(tagParam.split(',')).tag)
+      const entries = await m.book.query(q)
+      const tagged = bits === undefined
+        ? entries
+        : entries.filter((e) => { const t = (e.message.order as { tag?: string }).tag; return t !== undefined && (BigInt(t) & bits) === bits })
+      return { orders: tagged.map(orderView) }
+    }),
+
+    route('GET', '/v1/orders/:orderHash', async (m, req) => {
+      const orderHash = req.params.orderHash ?? ''
+      if (!isHexString(orderHash, 32)) throw bad('orderHash', 'must be a 32-byte 0x hex string')
+      const e = await m.book.get(orderHash)
+      if (e === undefined) throw new HttpError(404, 'ORDER_NOT_FOUND', `no live order ${orderHash} in this node's orderbook`)
+      // the hub's count: used by deals, or the whole volume once cancelled
+      return { ...orderView(e), consumed: (await m.hub.consumedOf(e.hash)).toString(10) }
     }),
 
     route('POST', '/v1/orders/cancel', async (m, req) => {
@@ -245,6 +267,12 @@ export function marketRoutes (getMarket: () => MarketService | undefined): ApiRo
       const price = amount(b.price, 'price', MAX_PRICE, 0n)
       // the CLI sends a number, scripts may send a decimal string: both are fine
       const volume = b.volume === undefined ? 1_000_000n : amount(typeof b.volume === 'number' && Number.isSafeInteger(b.volume) ? String(b.volume) : b.volume, 'volume', MAX_U64)
+      // who may use it: one order per allowed (dataset, requester) pair; checked before anything is registered
+      const datasets = addressList(b.datasets, 'datasets') ?? []
+      const requesters = addressList(b.requesters, 'requesters') ?? []
+      const tags = tagList(b.tags)
+      await checkDatasets(m, datasets)
+      const pairs = restrictionPairs(datasets, requesters)
       let app = (await m.appsNamed(name, m.address)).find((a) => a.cid === cid && a.checksum.toLowerCase() === checksum)?.app
       if (app === undefined) {
         const tx = await m.chain.sender.send(m.hub.registerApp.populateTransaction(name, cid, checksum))
@@ -255,15 +283,18 @@ export function marketRoutes (getMarket: () => MarketService | undefined): ApiRo
         if (app === undefined) throw new HttpError(502, 'APP_NOT_FOUND', `registerApp ${tx.hash} emitted no AppRegistered`)
         await m.rememberApp({ app, owner: m.address, name, cid, checksum })
       }
-      const signed = await signOrder(m.signer, m.domain, 'AppOrder', {
-        app, appprice: price, volume, tag: ZERO_BYTES32,
-        datasetrestrict: ZERO_ADDRESS, workerpoolrestrict: ZERO_ADDRESS, requesterrestrict: ZERO_ADDRESS,
-        // no expiry: an app order lives until consumed or cancelled, as in iExec
-        salt: saltWithExpiry(0)
-      })
-      const { sign, ...order } = signed
-      const { hash } = await m.publishOwn('apporder', orderMessage('apporder', m.domain, order, sign))
-      return { address: app, cid, checksum, orderHash: hash }
+      const hashes: string[] = []
+      for (const [datasetrestrict, requesterrestrict] of pairs) {
+        const signed = await signOrder(m.signer, m.domain, 'AppOrder', {
+          app, appprice: price, volume, tag: tags.tag,
+          datasetrestrict, workerpoolrestrict: ZERO_ADDRESS, requesterrestrict,
+          // no expiry: an app order lives until consumed or cancelled, as in iExec
+          salt: saltWithExpiry(0)
+        })
+        const { sign, ...order } = signed
+        hashes.push((await m.publishOwn('apporder', orderMessage('apporder', m.domain, order, sign))).hash)
+      }
+      return { address: app, cid, checksum, orderHash: hashes[0], orderHashes: hashes, policy: { datasets, requesters, tags: tags.names, volume: volume.toString() } }
     }),
 
     route('GET', '/v1/deals/:dealId', async (m, req) => {
@@ -285,6 +316,7 @@ export function marketRoutes (getMarket: () => MarketService | undefined): ApiRo
         app: getAddress(info.app),
         dataset: getAddress(info.dataset),
         requester: getAddress(log.args.requester),
+        beneficiary: getAddress(info.beneficiary),
         volume: info.volume.toString(),
         trust: info.trust.toString(),
         category: info.category.toString(),
@@ -309,11 +341,15 @@ export function marketRoutes (getMarket: () => MarketService | undefined): ApiRo
       if (inputs !== undefined) p.inputs = inputs
       const tags = optStrings(b.tags, 'tags', 16, 64)
       if (tags !== undefined) p.tags = tags
-      for (const f of ['category', 'trust', 'volume', 'biddingWindowMs'] as const) {
+      for (const f of ['category', 'trust', 'volume', 'biddingWindowMs', 'minScore'] as const) {
         const v = optInt(b[f], f)
         if (v !== undefined) p[f] = v
       }
       if (b.maxPrice !== undefined) p.maxPrice = amount(b.maxPrice, 'maxPrice', MAX_PRICE, 0n)
+      if (b.beneficiary !== undefined) {
+        if (typeof b.beneficiary !== 'string' || !isAddress(b.beneficiary)) throw bad('beneficiary', 'must be an address')
+        p.beneficiary = b.beneficiary
+      }
       if (b.encryptResult !== undefined) {
         if (typeof b.encryptResult !== 'boolean') throw bad('encryptResult', 'must be a boolean')
         p.encryptResult = b.encryptResult

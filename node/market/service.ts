@@ -62,6 +62,12 @@ export interface MarketServiceInit {
   fromBlock: number
   options?: Partial<MarketServiceOptions>
   logger?: MarketLogger & { warn: (msg: string, context?: Record<string, unknown>) => void }
+  /**
+   * The tags a worker's signed resource advert declares (undefined when no
+   * fresh advert of that address is found): a request that requires tags
+   * counts a bid only when its worker advertises them too
+   */
+  advertisedTags?: (worker: string) => Promise<string[] | undefined>
 }
 
 /** An app this node saw registered on the hub (from AppRegistered events). */

@@ -2,13 +2,18 @@
  * The dataset routes of the local API (the CLI's `dataset publish | list |
  * show | unpublish`):
  *
- * - `POST /v1/datasets` `{ path, name?, price?, encrypt?, publishId? }`: the
+ * - `POST /v1/datasets` `{ path, apps | anyApp, requesters?, tags?, volume?,
+ *   name?, price?, encrypt?, publishId? }`: the
  *   path is on the node's machine (the API listens on 127.0.0.1 only). A file
  *   or a folder is encrypted (streaming, to a temp file in the data dir),
  *   added to Helia, pinned, provided, registered on the hub
  *   (`registerDataset(name, cid, sha256 of the plaintext)`), its key filed
  *   under the dataset's address, and only then a DatasetOrder is signed and
- *   gossiped. Answers `{ address, cid, checksum, orderHash, ... }`.
+ *   gossiped: one order per allowed (app, requester) pair, since the hub's
+ *   restriction fields hold one address each (market/order-policy.ts). The
+ *   owner must choose: `apps` (addresses or unambiguous names) or
+ *   `anyApp: true`; neither is DATASET_APPS_REQUIRED, before any work.
+ *   Answers `{ address, cid, checksum, orderHash, orderHashes, policy, ... }`.
  * - `GET /v1/datasets/publish/:publishId`: the phase of a publish in
  *   progress (the CLI polls it to show progress).
  * - `GET /v1/datasets`: this node's datasets with their live order hashes.
@@ -26,7 +31,8 @@ import { HttpError } from '../api/errors.js'
 import type { ApiRequest, ApiRoute } from '../api/router.js'
 import { isIexecError } from '../errors.js'
 import type { MarketService } from '../market/index.js'
-import { ZERO_ADDRESS, ZERO_BYTES32, hashOrder, signOrder } from '../../protocols/eip712.js'
+import { addressList, resolveAllowedApps, restrictionPairs, tagList, volumeOf } from '../market/order-policy.js'
+import { ZERO_ADDRESS, hashOrder, signOrder } from '../../protocols/eip712.js'
 import type { DatasetOrder } from '../../protocols/eip712.js'
 import { orderMessage, saltWithExpiry } from '../../protocols/market.js'
 import { packFolder } from './archive.js'
@@ -34,7 +40,7 @@ import { generateContentKey, hashingTap } from './chunked-cipher.js'
 import { addFile, addStream, provideContent } from './content.js'
 import type { ContentHelia } from './content.js'
 import { encryptDataset } from './dataset-cipher.js'
-import type { DatasetRecord, DatasetStore, SignedDatasetOrderRecord } from './dataset-store.js'
+import type { DatasetPolicy, DatasetRecord, DatasetStore, SignedDatasetOrderRecord } from './dataset-store.js'
 import { StorageError } from './errors.js'
 import { DatasetKey } from './key-store.js'
 import type { KeyStore } from './key-store.js'
@@ -72,6 +78,8 @@ export interface DatasetView {
   published: boolean
   /** live orders of this dataset signed by this node */
   orders: string[]
+  /** who the owner allows (absent for datasets published before owners chose) */
+  policy?: DatasetPolicy
 }
 
 /** What the routes need from the node. */
@@ -97,6 +105,31 @@ function bodyOf (req: ApiRequest): Record<string, unknown> {
   return b as Record<string, unknown>
 }
 
+/** `apps`: a list of app addresses or names (names are resolved on the hub later). */
+function addressOrNameList (v: unknown): string[] {
+  if (!Array.isArray(v) || v.length === 0 || v.length > 32 || v.some((x) => typeof x !== 'string' || x.length === 0 || x.length > 64 || /\s/.test(x))) {
+    throw bad('apps', 'must be a list of 1-32 app addresses or names (1-64 characters without spaces)')
+  }
+  return [...new Set(v as string[])]
+}
+
+/** The owner's choice in a body (`apps` | `anyApp`, `requesters`, `tags`, `volume`), checked and resolved on the hub. */
+async function policyOf (m: MarketService, b: Record<string, unknown>): Promise<{ anyApp: boolean, tags: { names: string[], tag: string }, volume: bigint, pairs: Array<[string, string]>, policy: DatasetPolicy }> {
+  if (b.anyApp !== undefined && typeof b.anyApp !== 'boolean') throw bad('anyApp', 'must be a boolean')
+  const anyApp = b.anyApp === true
+  if (b.apps !== undefined && anyApp) throw bad('apps', 'and anyApp exclude each other')
+  if (b.apps === undefined && !anyApp) {
+    throw new HttpError(400, 'DATASET_APPS_REQUIRED', 'choose which apps may read the dataset: apps (addresses or names: only those apps) or anyApp (any app, including one that copies the data to its result)', { field: 'apps' })
+  }
+  const appRefs = b.apps === undefined ? undefined : addressOrNameList(b.apps)
+  const requesters = addressList(b.requesters, 'requesters') ?? []
+  const tags = tagList(b.tags)
+  const volume = volumeOf(b.volume, DATASET_DEFAULTS.orderVolume)
+  const apps = appRefs === undefined ? [] : await resolveAllowedApps(m, appRefs)
+  const pairs = restrictionPairs(apps, requesters)
+  return { anyApp, tags, volume, pairs, policy: { apps: anyApp ? 'any' : apps, requesters, tags: tags.names, volume: volume.toString() } }
+}
+
 function addressParam (req: ApiRequest): string {
   const a = req.params.address ?? ''
   if (!isAddress(a)) throw new HttpError(400, 'API_BAD_REQUEST', `a dataset address is 0x and 40 hex digits, got "${String(req.params.address).slice(0, 80)}"`, { field: 'address' })
@@ -114,6 +147,7 @@ function httpError (err: unknown): unknown {
     STORAGE_ARCHIVE_FILE_CHANGED: 409,
     DATASET_NOT_FOUND: 404,
     DATASET_NOT_OWNED: 403,
+    DATASET_UNPUBLISHED: 409,
     CONTRACT_REVERT: 422,
     RPC_UNREACHABLE: 502,
     TX_TIMEOUT: 504
@@ -202,7 +236,8 @@ export function datasetRoutes (deps: DatasetRoutesDeps): ApiRoute[] {
     bytes: r.bytes,
     kind: r.kind,
     published: r.unpublishedAt === undefined,
-    orders: (await liveOrders(m, r.address, m.address)).map((o) => o.orderHash)
+    orders: (await liveOrders(m, r.address, m.address)).map((o) => o.orderHash),
+    ...(r.policy !== undefined ? { policy: r.policy } : {})
   })
 
   const publish = async (m: MarketService, req: ApiRequest): Promise<unknown> => {
@@ -218,6 +253,8 @@ export function datasetRoutes (deps: DatasetRoutesDeps): ApiRoute[] {
     const encrypt = b.encrypt !== false
     if (b.publishId !== undefined && (typeof b.publishId !== 'string' || !/^[0-9a-f]{8,64}$/.test(b.publishId))) throw bad('publishId', 'must be 8-64 lowercase hex digits')
     const id = (b.publishId as string | undefined) ?? randomBytes(8).toString('hex')
+    // who may use it: checked (apps resolved on the hub) before any work, so bad input changes nothing
+    const { anyApp, tags, volume, pairs, policy } = await policyOf(m, b)
 
     const st = await stat(path).catch((err: unknown) => {
       throw new StorageError('DATASET_PATH_INVALID', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { path })
@@ -274,7 +311,7 @@ export function datasetRoutes (deps: DatasetRoutesDeps): ApiRoute[] {
       }
       if (address === undefined) throw new HttpError(502, 'DATASET_NOT_FOUND', `registerDataset ${tx.hash} emitted no DatasetRegistered`)
       const record: DatasetRecord = {
-        address, name, cid: cid.toString(), checksum, encrypted: encrypt, price: price.toString(), bytes: plaintextBytes, kind, createdAt: Date.now(), orders: []
+        address, name, cid: cid.toString(), checksum, encrypted: encrypt, price: price.toString(), bytes: plaintextBytes, kind, createdAt: Date.now(), orders: [], policy
       }
       if (key !== undefined) {
         phase('storing-key')
@@ -283,22 +320,26 @@ export function datasetRoutes (deps: DatasetRoutesDeps): ApiRoute[] {
       }
       await deps.store.put(record)
       phase('signing')
-      const signed = await signOrder(m.signer, m.domain, 'DatasetOrder', {
-        dataset: address, datasetprice: price, volume: DATASET_DEFAULTS.orderVolume, tag: ZERO_BYTES32,
-        apprestrict: ZERO_ADDRESS, workerpoolrestrict: ZERO_ADDRESS, requesterrestrict: ZERO_ADDRESS,
-        // no expiry: the order lives until consumed or the dataset is unpublished
-        salt: saltWithExpiry(0)
-      })
-      const { sign, ...order } = signed
-      const hash = hashOrder(m.domain, 'DatasetOrder', order).toLowerCase()
-      // recorded before it is gossiped: unpublish can cancel it even if the node stops right after
-      record.orders.push(orderRecord(hash, signed))
+      const messages = []
+      for (const [apprestrict, requesterrestrict] of pairs) {
+        const signed = await signOrder(m.signer, m.domain, 'DatasetOrder', {
+          dataset: address, datasetprice: price, volume, tag: tags.tag,
+          apprestrict, workerpoolrestrict: ZERO_ADDRESS, requesterrestrict,
+          // no expiry: the order lives until consumed or the dataset is unpublished
+          salt: saltWithExpiry(0)
+        })
+        const { sign, ...order } = signed
+        record.orders.push(orderRecord(hashOrder(m.domain, 'DatasetOrder', order).toLowerCase(), signed))
+        messages.push(orderMessage('datasetorder', m.domain, order, sign))
+      }
+      // recorded before they are gossiped: unpublish can cancel them even if the node stops right after
       await deps.store.put(record)
-      await m.publishOwn('datasetorder', orderMessage('datasetorder', m.domain, order, sign))
+      for (const msg of messages) await m.publishOwn('datasetorder', msg)
+      const hash = record.orders[0].orderHash
       await deps.announce()
       phase('done', plaintextBytes)
-      deps.log?.('dataset published', { address, cid: record.cid, encrypted: encrypt, bytes: plaintextBytes, orderHash: hash })
-      return { address, cid: record.cid, checksum, orderHash: hash, name, encrypted: encrypt, price: record.price, bytes: plaintextBytes, kind, publishId: id }
+      deps.log?.('dataset published', { address, cid: record.cid, encrypted: encrypt, bytes: plaintextBytes, orders: record.orders.length, anyApp })
+      return { address, cid: record.cid, checksum, orderHash: hash, orderHashes: record.orders.map((o) => o.orderHash), policy, name, encrypted: encrypt, price: record.price, bytes: plaintextBytes, kind, publishId: id }
     } catch (err) {
       track(id, { phase: 'failed', bytes: 0, error: { code: isIexecError(err) ? err.code : 'INTERNAL', message: err instanceof Error ? err.message : String(err) } })
       deps.log?.('dataset publish failed', { path, code: isIexecError(err) ? err.code : 'INTERNAL' })
@@ -342,8 +383,53 @@ export function datasetRoutes (deps: DatasetRoutesDeps): ApiRoute[] {
     return { address, cancelled, alreadyClosed, keyRemoved }
   }
 
+
+  /**
+   * A new choice of who may use a dataset (`dataset allow | deny`): the new
+   * orders are signed, recorded and gossiped first, then every live order
+   * of the old choice is cancelled on chain. The old orders stay recorded:
+   * a deal made before the cancel consumed one, and its workers still get
+   * the key.
+   */
+  const setPolicy = async (m: MarketService, req: ApiRequest): Promise<unknown> => {
+    const address = addressParam(req)
+    const record = await deps.store.get(address)
+    if (record === undefined) throw new StorageError('DATASET_NOT_OWNED', `dataset ${address} was not published by this node`, { address })
+    if (record.unpublishedAt !== undefined) throw new HttpError(409, 'DATASET_UNPUBLISHED', `dataset ${address} is unpublished: publish it again instead`, { address })
+    const { tags, volume, pairs, policy } = await policyOf(m, bodyOf(req))
+    const old = [...record.orders]
+    const messages = []
+    const fresh: string[] = []
+    for (const [apprestrict, requesterrestrict] of pairs) {
+      const signed = await signOrder(m.signer, m.domain, 'DatasetOrder', {
+        dataset: record.address, datasetprice: BigInt(record.price), volume, tag: tags.tag,
+        apprestrict, workerpoolrestrict: ZERO_ADDRESS, requesterrestrict, salt: saltWithExpiry(0)
+      })
+      const { sign, ...order } = signed
+      const hash = hashOrder(m.domain, 'DatasetOrder', order).toLowerCase()
+      record.orders.push(orderRecord(hash, signed))
+      fresh.push(hash)
+      messages.push(orderMessage('datasetorder', m.domain, order, sign))
+    }
+    record.policy = policy
+    await deps.store.put(record)
+    for (const msg of messages) await m.publishOwn('datasetorder', msg)
+    const cancelled: Array<{ orderHash: string, txHash: string }> = []
+    for (const r of old) {
+      const o = orderOf(r)
+      if (await m.hub.consumedOf(r.orderHash) >= o.volume) continue
+      const tx = await m.chain.sender.send(m.hub.cancelDatasetOrder.populateTransaction(o))
+      const { sign: _sign, ...order } = o
+      await m.gossipCancel('DatasetOrder', order, r.orderHash)
+      cancelled.push({ orderHash: r.orderHash, txHash: tx.hash })
+    }
+    deps.log?.('dataset policy changed', { address, orders: fresh.length, cancelled: cancelled.length })
+    return { address, orderHashes: fresh, cancelled, policy }
+  }
+
   return [
     { method: 'POST', path: '/v1/datasets', handler: wrap(publish) },
+    { method: 'POST', path: '/v1/datasets/:address/policy', handler: wrap(setPolicy) },
     {
       method: 'GET',
       path: '/v1/datasets/publish/:publishId',

@@ -21,6 +21,18 @@ export interface SignedDatasetOrderRecord {
   sign: string
 }
 
+/** Who the owner allows to use a dataset (what its orders restrict). */
+export interface DatasetPolicy {
+  /** the allowed apps (addresses), or 'any' (published with --any-app) */
+  apps: string[] | 'any'
+  /** the allowed requesters; empty: any */
+  requesters: string[]
+  /** the tags every deal must accept (named tags) */
+  tags: string[]
+  /** uses each order allows, decimal string */
+  volume: string
+}
+
 /** One published dataset. */
 export interface DatasetRecord {
   /** registry address on the hub (checksummed) */
@@ -40,6 +52,8 @@ export interface DatasetRecord {
   /** set once unpublished: orders cancelled, key removed */
   unpublishedAt?: number
   orders: SignedDatasetOrderRecord[]
+  /** absent on records written before owners chose */
+  policy?: DatasetPolicy
 }
 
 function check (v: unknown): DatasetRecord {

@@ -1,9 +1,9 @@
 /**
  * The key-release chain view over the PoCo hub (the TypeChain binding the
  * chain client exposes as `client.hub`): deal, membership and contribution
- * reads are eth_calls; the deal's dataset comes from its DealCreated event,
- * because the hub's Deal struct keeps the dataset owner but not the dataset.
- * Deal datasets never change, so they are cached.
+ * reads are eth_calls; the deal's dataset, app, requester and tag come from
+ * its DealCreated event, because the hub's Deal struct keeps the owners but
+ * not the assets nor the tag. They never change, so they are cached.
  */
 import type { Hub } from '../../contracts-abi/index.js'
 import type { DealView, KeyReleaseChainView } from './key-release.js'
@@ -22,19 +22,21 @@ export interface HubKeyReleaseViewOptions {
 
 /** A `KeyReleaseChainView` reading the hub. */
 export function createHubKeyReleaseView (hub: Pick<Hub, 'dealOf' | 'isDealWorker' | 'contributionOf' | 'queryFilter' | 'filters'>, options: HubKeyReleaseViewOptions = {}): KeyReleaseChainView {
-  const datasets = new Map<string, string>()
+  type Created = Pick<DealView, 'dataset' | 'app' | 'requester' | 'tag'>
+  const created = new Map<string, Created>()
   const cacheSize = options.cacheSize ?? 10_000
 
-  async function dealDataset (dealid: string): Promise<string | undefined> {
-    const cached = datasets.get(dealid)
+  async function dealCreated (dealid: string): Promise<Created | undefined> {
+    const cached = created.get(dealid)
     if (cached !== undefined) return cached
     const logs = await hub.queryFilter(hub.filters.DealCreated(dealid), options.fromBlock ?? 0)
-    const info = logs[0]?.args?.info
+    const args = logs[0]?.args
+    const info = args?.info
     if (info === undefined) return undefined
-    const dataset = info.dataset
-    if (datasets.size >= cacheSize) datasets.delete(datasets.keys().next().value as string)
-    datasets.set(dealid, dataset)
-    return dataset
+    const c: Created = { dataset: info.dataset, app: info.app, requester: args.requester, tag: info.tag }
+    if (created.size >= cacheSize) created.delete(created.keys().next().value as string)
+    created.set(dealid, c)
+    return c
   }
 
   return {
@@ -43,9 +45,9 @@ export function createHubKeyReleaseView (hub: Pick<Hub, 'dealOf' | 'isDealWorker
       const deal = await hub.dealOf(dealid, { blockTag: 'pending' })
       // an unknown deal reads as all zeros
       if (deal.requester === ZERO) return undefined
-      const dataset = await dealDataset(dealid.toLowerCase())
-      if (dataset === undefined) return undefined
-      return { dataset, scheduler: deal.scheduler, volume: deal.volume }
+      const c = await dealCreated(dealid.toLowerCase())
+      if (c === undefined) return undefined
+      return { ...c, scheduler: deal.scheduler, volume: deal.volume }
     },
     isDealWorker: async (dealid, worker) => await hub.isDealWorker(dealid, worker),
     hasContributed: async (taskid, worker) => (await hub.contributionOf(taskid, worker)).status >= CONTRIBUTED

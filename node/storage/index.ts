@@ -62,10 +62,10 @@ export { DatasetKey, FileKeyStore, MemoryKeyStore } from './key-store.js'
 export type { KeyStore } from './key-store.js'
 export {
   decideKeyRelease, createKeyReleaseHandler, buildKeyReleaseRequest, sendKeyReleaseRequest, openReleasedKey,
-  fetchDatasetKey, MemoryNonceRegistry
+  fetchDatasetKey, MemoryNonceRegistry, dealAllowedBy
 } from './key-release.js'
 export type {
-  KeyReleaseChainView, DealView, NonceRegistry, KeyReleaseOwnerContext, KeyReleaseDecision,
+  KeyReleaseChainView, DealView, DatasetOrderRules, NonceRegistry, KeyReleaseOwnerContext, KeyReleaseDecision,
   KeyReleaseHandlerOptions, KeyReleaseDialer
 } from './key-release.js'
 export { createHubKeyReleaseView } from './hub-view.js'

@@ -31,6 +31,21 @@ export interface DealView {
   scheduler: string
   /** tasks in the deal */
   volume: bigint
+  /** the app the deal runs */
+  app: string
+  /** who asked (and pays) */
+  requester: string
+  /** the request's tag (bytes32 hex): every requirement the deal accepted */
+  tag: string
+}
+
+/** The rules of one dataset order the owner signed (its restrictions and its tag). */
+export interface DatasetOrderRules {
+  apprestrict: string
+  requesterrestrict: string
+  workerpoolrestrict: string
+  /** bytes32 hex */
+  tag: string
 }
 
 /**
@@ -95,6 +110,12 @@ export interface KeyReleaseOwnerContext {
   seenNonces: NonceRegistry
   chain: KeyReleaseChainView
   keyStore: KeyStore
+  /**
+   * The dataset orders this node signed for a dataset, cancelled and
+   * consumed ones included (a deal made before a cancel consumed one of
+   * them). Empty or undefined: the owner allowed nothing it knows of.
+   */
+  datasetOrders: (dataset: string) => Promise<readonly DatasetOrderRules[] | undefined>
   maxRequestAgeSeconds?: number
 }
 
@@ -105,11 +126,45 @@ export interface KeyReleaseDecision {
   refused?: KeyReleaseRefusalCode
 }
 
+const RULE_WORDS: Partial<Record<KeyReleaseRefusalCode, string>> = {
+  NO_DATASET_ORDER: 'the owner signed no order for this dataset',
+  APP_NOT_ALLOWED: 'the owner allows no such app on this dataset',
+  REQUESTER_NOT_ALLOWED: 'the owner does not allow this requester on this dataset with this app',
+  TAG_NOT_ALLOWED: 'the deal does not accept the tags the owner requires',
+  WORKER_NOT_ALLOWED: 'the owner restricts this dataset to other workers'
+}
+
 function refuse (code: KeyReleaseRefusalCode, reason: string): KeyReleaseDecision {
   return { response: { ok: false, code, reason }, refused: code }
 }
 
 const sameAddress = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase()
+const ZERO_ADDRESS = '0x0000000000000000000000000000000000000000'
+const allows = (restriction: string, party: string): boolean => sameAddress(restriction, ZERO_ADDRESS) || sameAddress(restriction, party)
+
+/**
+ * Whether one of the owner's dataset orders allows what a deal computes:
+ * the deal's app, its requester and its tag, for this worker — the rules
+ * the hub's matchOrders applied to the order the deal consumed. The hub
+ * does not record which order that was, so the owner asks whether any
+ * order it signed would have let the deal through. Undefined when one
+ * does; otherwise the first rule every order broke, in the order app,
+ * requester, tag, worker, so the refusal names the owner's decision
+ * closest to the deal (an app allow-list first).
+ */
+export function dealAllowedBy (orders: readonly DatasetOrderRules[] | undefined, deal: Pick<DealView, 'app' | 'requester' | 'tag'>, worker: string): KeyReleaseRefusalCode | undefined {
+  if (orders === undefined || orders.length === 0) return 'NO_DATASET_ORDER'
+  let left = orders.filter((o) => allows(o.apprestrict, deal.app))
+  if (left.length === 0) return 'APP_NOT_ALLOWED'
+  left = left.filter((o) => allows(o.requesterrestrict, deal.requester))
+  if (left.length === 0) return 'REQUESTER_NOT_ALLOWED'
+  const dealTag = BigInt(deal.tag)
+  left = left.filter((o) => (BigInt(o.tag) & ~dealTag) === 0n)
+  if (left.length === 0) return 'TAG_NOT_ALLOWED'
+  left = left.filter((o) => allows(o.workerpoolrestrict, worker))
+  if (left.length === 0) return 'WORKER_NOT_ALLOWED'
+  return undefined
+}
 
 /**
  * The owner's decision on one request. Checks, cheapest first so a flood
@@ -124,7 +179,11 @@ const sameAddress = (a: string, b: string): boolean => a.toLowerCase() === b.toL
  * 6. the worker is one of the deal's workers AND is authorized for this
  *    task: the deal's scheduler signed Authorization(worker, taskid), or the
  *    worker has a contribution on chain (NOT_A_WORKER);
- * 7. this node holds the dataset's key (UNKNOWN_DATASET).
+ * 7. the computation is one the owner allowed: an order it signed for the
+ *    dataset allows the deal's app, requester and tag, and this worker
+ *    (NO_DATASET_ORDER, APP_NOT_ALLOWED, REQUESTER_NOT_ALLOWED,
+ *    TAG_NOT_ALLOWED, WORKER_NOT_ALLOWED; see {@link dealAllowedBy});
+ * 8. this node holds the dataset's key (UNKNOWN_DATASET).
  * Then the key is sealed to the public key recovered from the signature, so
  * only the worker's Ethereum private key opens it.
  */
@@ -174,6 +233,15 @@ export async function decideKeyRelease (request: KeyReleaseRequest, ctx: KeyRele
     }
   }
   if (!authorized) return refuse('NOT_A_WORKER', 'no scheduler authorization or contribution for this task')
+
+  let orders: readonly DatasetOrderRules[] | undefined
+  try {
+    orders = await ctx.datasetOrders(request.dataset)
+  } catch {
+    return refuse('INTERNAL_ERROR', 'the owner cannot read its orders now')
+  }
+  const broken = dealAllowedBy(orders, deal, request.worker)
+  if (broken !== undefined) return refuse(broken, RULE_WORDS[broken] ?? broken)
 
   let key: DatasetKey | undefined
   try {

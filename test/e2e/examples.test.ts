@@ -136,6 +136,8 @@ describe('e2e: the examples/*.sh user stories', function () {
     console.info(`      publish-dataset.sh: ${(r.ms / 1000).toFixed(1)} s`)
     assert.equal(r.code, 0, `exit code; stderr: ${r.stderr}\nstdout: ${r.stdout}`)
     assert.match(r.stdout, /notebook\s+published\s+yes/)
+    // the copy app is refused before any deal: the owner allowed wordcount only
+    assert.match(r.stdout, /DATASET_APP_NOT_ALLOWED/)
     assert.match(r.stdout, /task\s+0x[0-9a-f]{64}: COMPLETED/)
     // three workers for trust 3 (two agree, one spare), each given the key by node-3
     assert.match(r.stdout, /workers (0x[0-9a-fA-F]{40} ?){2,3}\n/)

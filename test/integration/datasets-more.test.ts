@@ -82,7 +82,7 @@ describe('datasets through the node, more: a folder dataset in a task; the owner
       await mkdir(dirname(join(folder, name)), { recursive: true })
       await writeFile(join(folder, name), text)
     }
-    const pub = await ok(owner, 'POST', '/v1/datasets', { path: folder, name: 'corpus-folder' })
+    const pub = await ok(owner, 'POST', '/v1/datasets', { path: folder, name: 'corpus-folder', apps: ['foldercount'] })
     const dataset = String(pub.address)
     assert.equal(pub.kind, 'folder')
     assert.equal(pub.encrypted, true)
@@ -109,7 +109,7 @@ describe('datasets through the node, more: a folder dataset in a task; the owner
     await publishApp(p0, 'wordcount', await readFile(WORDCOUNT))
     const path = join(s.root, 'corpus.txt')
     await writeFile(path, 'alpha beta\ngamma\n')
-    const pub = await ok(owner, 'POST', '/v1/datasets', { path, name: 'corpus', price: (1n * RLC).toString() })
+    const pub = await ok(owner, 'POST', '/v1/datasets', { path, name: 'corpus', price: (1n * RLC).toString(), apps: ['wordcount'] })
     const dataset = String(pub.address)
     const cid = String(pub.cid)
     await waitForDatasetOrder(s.all, dataset)

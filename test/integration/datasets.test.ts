@@ -12,6 +12,7 @@
  *   cancels the order everywhere and no new deal can use the dataset.
  */
 import assert from 'node:assert/strict'
+import { ZERO_ADDRESS, ZERO_BYTES32 } from '../../protocols/eip712.js'
 import { createHash } from 'node:crypto'
 import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -77,7 +78,7 @@ describe('datasets: owner lookup over the DHT (decoy peers) and block retention,
     const dealid = hexlify(randomBytes(32))
     // the chain is the attacker's to lie about: both handlers here approve every request
     const chain: KeyReleaseChainView = {
-      deal: async () => ({ dataset, scheduler: workerWallet.address, volume: 1n }),
+      deal: async () => ({ dataset, scheduler: workerWallet.address, volume: 1n, app: ZERO_ADDRESS, requester: ZERO_ADDRESS, tag: ZERO_BYTES32 }),
       isDealWorker: async () => true
     }
     const authorization = await signAuthorization(workerWallet, domain, { worker: workerWallet.address, taskid: taskId(dealid, 0) })
@@ -91,7 +92,7 @@ describe('datasets: owner lookup over the DHT (decoy peers) and block retention,
     const serve = async (net: Network, k: Uint8Array): Promise<void> => {
       const keyStore = new MemoryKeyStore()
       await keyStore.put(dataset, new DatasetKey(k))
-      await net.handle(KEY_RELEASE_PROTOCOL, createKeyReleaseHandler({ domain, now: Date.now, seenNonces: new MemoryNonceRegistry(), chain, keyStore }))
+      await net.handle(KEY_RELEASE_PROTOCOL, createKeyReleaseHandler({ domain, now: Date.now, seenNonces: new MemoryNonceRegistry(), chain, datasetOrders: async () => [{ apprestrict: ZERO_ADDRESS, requesterrestrict: ZERO_ADDRESS, workerpoolrestrict: ZERO_ADDRESS, tag: ZERO_BYTES32 }], keyStore }))
     }
     await serve(owner, key)
     await serve(decoy, generateContentKey())
@@ -211,8 +212,8 @@ describe('datasets through the node: publish, key release by a requester-role ow
     const path = join(s.root, 'corpus.txt')
     await writeFile(path, text)
     await writeFile(join(s.root, 'other.txt'), 'other data\n')
-    const pub = await ok(owner, 'POST', '/v1/datasets', { path, name: 'corpus', price: (1n * RLC).toString() })
-    const other = await ok(owner, 'POST', '/v1/datasets', { path: join(s.root, 'other.txt'), name: 'other' })
+    const pub = await ok(owner, 'POST', '/v1/datasets', { path, name: 'corpus', price: (1n * RLC).toString(), apps: ['wordcount'] })
+    const other = await ok(owner, 'POST', '/v1/datasets', { path: join(s.root, 'other.txt'), name: 'other', anyApp: true })
     const dataset = String(pub.address)
     assert.match(dataset, /^0x[0-9a-fA-F]{40}$/)
     assert.equal(pub.checksum, '0x' + createHash('sha256').update(text).digest('hex'), 'the hub records the plaintext sha256')
@@ -298,12 +299,12 @@ describe('datasets through the node: publish, key release by a requester-role ow
     assert.equal(after[0].published, false)
 
     // bad input: clear codes
-    const missing = await api(owner, 'POST', '/v1/datasets', { path: join(s.root, 'nope.txt') })
+    const missing = await api(owner, 'POST', '/v1/datasets', { path: join(s.root, 'nope.txt'), anyApp: true })
     assert.equal(missing.status, 400)
     assert.equal((missing.body.error as { code: string }).code, 'DATASET_PATH_INVALID')
-    const relative = await api(owner, 'POST', '/v1/datasets', { path: 'corpus.txt' })
+    const relative = await api(owner, 'POST', '/v1/datasets', { path: 'corpus.txt', anyApp: true })
     assert.equal((relative.body.error as { code: string }).code, 'API_BAD_REQUEST')
-    const badPrice = await api(owner, 'POST', '/v1/datasets', { path, price: '-1' })
+    const badPrice = await api(owner, 'POST', '/v1/datasets', { path, price: '-1', anyApp: true })
     assert.equal((badPrice.body.error as { code: string }).code, 'API_BAD_REQUEST')
     const notMine = await api(p0, 'POST', `/v1/datasets/${String(other.address)}/unpublish`)
     assert.equal(notMine.status, 403)

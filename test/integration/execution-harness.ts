@@ -336,7 +336,7 @@ export class ExecSwarm {
     const keyStore = new MemoryKeyStore()
     await keyStore.put(address, new DatasetKey(key))
     await sn.node.network.handle(KEY_RELEASE_PROTOCOL, createKeyReleaseHandler({
-      domain: this.domain, now: Date.now, seenNonces: new MemoryNonceRegistry(), keyStore,
+      domain: this.domain, now: Date.now, seenNonces: new MemoryNonceRegistry(), keyStore, datasetOrders: async () => [{ apprestrict: ZERO_ADDRESS, requesterrestrict: ZERO_ADDRESS, workerpoolrestrict: ZERO_ADDRESS, tag: ZERO_BYTES32 }],
       chain: createHubKeyReleaseView(sn.client.hub!, { fromBlock: this.chain.blockNumber })
     }))
     return address

@@ -6,7 +6,8 @@ import {
   DatasetKey, MemoryKeyStore, MemoryNonceRegistry, buildKeyReleaseRequest, createHubKeyReleaseView, decideKeyRelease,
   generateContentKey, openReleasedKey
 } from '../../node/storage/index.js'
-import type { KeyReleaseOwnerContext } from '../../node/storage/index.js'
+import type { DatasetOrderRules, KeyReleaseOwnerContext } from '../../node/storage/index.js'
+import { ZERO_ADDRESS, ZERO_BYTES32 } from '../../protocols/eip712.js'
 import { authorize, makeOrders, match, registerAssets, send, setupFixture } from '../contracts/fixture.js'
 import type { DealResult, Fixture } from '../contracts/fixture.js'
 
@@ -18,16 +19,20 @@ describe('storage: key release decided against the real hub on anvil', function 
   let dealB: DealResult // no dataset, worker nodes[3]
   let ctx: KeyReleaseOwnerContext
   const key = generateContentKey()
+  let app: string
+  const open: DatasetOrderRules = { apprestrict: ZERO_ADDRESS, requesterrestrict: ZERO_ADDRESS, workerpoolrestrict: ZERO_ADDRESS, tag: ZERO_BYTES32 }
+  let rules: DatasetOrderRules[] = [open]
 
   before(async () => {
     f = await setupFixture({ nodes: 5 })
     const assets = await registerAssets(f)
     dataset = assets.dataset
+    app = assets.app
     dealA = await match(f, await makeOrders(f, assets, { trust: 3n, workers: f.nodes.slice(0, 3) }))
     dealB = await match(f, await makeOrders(f, assets, { withDataset: false, workers: [f.nodes[3]] }))
     const keyStore = new MemoryKeyStore()
     await keyStore.put(dataset, new DatasetKey(key))
-    ctx = { domain: f.domain, now: Date.now, seenNonces: new MemoryNonceRegistry(), chain: createHubKeyReleaseView(f.hub), keyStore }
+    ctx = { domain: f.domain, now: Date.now, seenNonces: new MemoryNonceRegistry(), chain: createHubKeyReleaseView(f.hub), keyStore, datasetOrders: async () => rules }
   })
   after(async () => { await f?.chain.stop() })
 
@@ -81,6 +86,24 @@ describe('storage: key release decided against the real hub on anvil', function 
     const signer = [fx().nodes[0], fx().nodes[1], fx().nodes[2]].find((n) => n.address !== dealA.scheduler.address) as Wallet
     const { sign } = await authorize(fx(), signer, w.address, dealA.dealid, 0)
     assert.equal((await ask(w, dealA, { authorization: sign })).code, 'NOT_A_WORKER')
+  })
+
+  it('the deal\'s app, requester and tag as the hub recorded them are checked against the owner\'s orders', async () => {
+    const w = fx().nodes[0]
+    const { sign } = await authorize(fx(), dealA.scheduler, w.address, dealA.dealid, 0)
+    try {
+      rules = [{ ...open, apprestrict: fx().outsider.address }]
+      assert.equal((await ask(w, dealA, { authorization: sign })).code, 'APP_NOT_ALLOWED')
+      rules = [{ ...open, apprestrict: app, requesterrestrict: fx().outsider.address }]
+      assert.equal((await ask(w, dealA, { authorization: sign })).code, 'REQUESTER_NOT_ALLOWED')
+      // the request's tag is zero: any required bit is one the deal did not accept
+      rules = [{ ...open, apprestrict: app, requesterrestrict: fx().requester.address, tag: '0x' + '00'.repeat(31) + '01' }]
+      assert.equal((await ask(w, dealA, { authorization: sign })).code, 'TAG_NOT_ALLOWED')
+      rules = [{ ...open, apprestrict: app, requesterrestrict: fx().requester.address }]
+      assert.deepEqual((await ask(w, dealA, { authorization: sign })).key, key)
+    } finally {
+      rules = [open]
+    }
   })
 
   it('a deal id that does not exist is UNKNOWN_TASK', async () => {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { ZERO_ADDRESS, ZERO_BYTES32 } from '../../protocols/eip712.js'
 import { createCipheriv, createHash } from 'node:crypto'
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -54,7 +55,7 @@ describe('storage over two real nodes: encrypted dataset by bitswap, key release
   const taskid = taskId(dealid, 0)
   // the chain view is injected; test/integration/storage-chain.test.ts runs the same exchange against the real hub
   const chain: KeyReleaseChainView = {
-    deal: async (d) => d === dealid ? { dataset, scheduler: scheduler.address, volume: 1n } : undefined,
+    deal: async (d) => d === dealid ? { dataset, scheduler: scheduler.address, volume: 1n, app: ZERO_ADDRESS, requester: ZERO_ADDRESS, tag: ZERO_BYTES32 } : undefined,
     isDealWorker: async (d, w) => d === dealid && w === worker.address
   }
 
@@ -89,7 +90,7 @@ describe('storage over two real nodes: encrypted dataset by bitswap, key release
     await keyStore.put(dataset, new DatasetKey(key))
     const decisions: Array<string | undefined> = []
     await owner.handle(KEY_RELEASE_PROTOCOL, createKeyReleaseHandler({
-      domain, now: Date.now, seenNonces: new MemoryNonceRegistry(), chain, keyStore, onDecision: (d) => decisions.push(d.refused)
+      domain, now: Date.now, seenNonces: new MemoryNonceRegistry(), chain, datasetOrders: async () => [{ apprestrict: ZERO_ADDRESS, requesterrestrict: ZERO_ADDRESS, workerpoolrestrict: ZERO_ADDRESS, tag: ZERO_BYTES32 }], keyStore, onDecision: (d) => decisions.push(d.refused)
     }))
 
     // the ciphertext Helia holds and serves never shows the plaintext marker
@@ -153,7 +154,7 @@ describe('storage over two real nodes: encrypted dataset by bitswap, key release
     const other = await startNode([owner.multiaddrs()[0]])
     const decisions: Array<string | undefined> = []
     await owner.handle(KEY_RELEASE_PROTOCOL, createKeyReleaseHandler({
-      domain, now: Date.now, seenNonces: new MemoryNonceRegistry(), chain, keyStore: new FileKeyStore(join(dir, 'k')), timeoutMs: 500, onDecision: (d) => decisions.push(d.refused)
+      domain, now: Date.now, seenNonces: new MemoryNonceRegistry(), chain, datasetOrders: async () => [{ apprestrict: ZERO_ADDRESS, requesterrestrict: ZERO_ADDRESS, workerpoolrestrict: ZERO_ADDRESS, tag: ZERO_BYTES32 }], keyStore: new FileKeyStore(join(dir, 'k')), timeoutMs: 500, onDecision: (d) => decisions.push(d.refused)
     }))
     const stream = await other.dialProtocol(owner.peerId, KEY_RELEASE_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
     const started = Date.now()

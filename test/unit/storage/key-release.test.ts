@@ -11,12 +11,15 @@ import { DatasetKey, MemoryKeyStore } from '../../../node/storage/key-store.js'
 import {
   MemoryNonceRegistry, buildKeyReleaseRequest, decideKeyRelease, openReleasedKey
 } from '../../../node/storage/key-release.js'
-import type { DealView, KeyReleaseChainView, KeyReleaseOwnerContext } from '../../../node/storage/key-release.js'
+import type { DatasetOrderRules, DealView, KeyReleaseChainView, KeyReleaseOwnerContext } from '../../../node/storage/key-release.js'
 import { isIexecError } from '../../../node/errors.js'
 
 const domain = hubDomain(31337, Wallet.createRandom().address)
 const addr = (): string => Wallet.createRandom().address
 const newWallet = (): Wallet => new Wallet(hexlify(randomBytes(32)))
+const ZERO = '0x0000000000000000000000000000000000000000'
+const ZERO32 = '0x' + '00'.repeat(32)
+const open: DatasetOrderRules = { apprestrict: ZERO, requesterrestrict: ZERO, workerpoolrestrict: ZERO, tag: ZERO32 }
 
 describe('storage: key release decision', () => {
   const scheduler = newWallet()
@@ -31,10 +34,16 @@ describe('storage: key release decision', () => {
   const taskA = taskId(dealA, 0)
   const taskB = taskId(dealB, 0)
   // deal A has 2 tasks, deal B 1
+  const appA = addr()
+  const requesterA = addr()
+  // deal A's request accepts tag bits 0x10000 (region:eu) and 0x1 (tee)
+  const tagA = '0x' + (0x10001).toString(16).padStart(64, '0')
   const deals = new Map<string, DealView & { workers: string[] }>([
-    [dealA, { dataset: datasetA, workers: [workerA.address, workerA2.address], scheduler: scheduler.address, volume: 2n }],
-    [dealB, { dataset: datasetB, workers: [workerB.address], scheduler: scheduler.address, volume: 1n }]
+    [dealA, { dataset: datasetA, workers: [workerA.address, workerA2.address], scheduler: scheduler.address, volume: 2n, app: appA, requester: requesterA, tag: tagA }],
+    [dealB, { dataset: datasetB, workers: [workerB.address], scheduler: scheduler.address, volume: 1n, app: addr(), requester: addr(), tag: ZERO32 }]
   ])
+  // the owner's signed orders per dataset (lowercase address)
+  let orders = new Map<string, DatasetOrderRules[]>()
   const contributions = new Set<string>()
   const chain: KeyReleaseChainView = {
     deal: async (d) => deals.get(d),
@@ -49,7 +58,8 @@ describe('storage: key release decision', () => {
   beforeEach(async () => {
     const keyStore = new MemoryKeyStore()
     await keyStore.put(datasetA, new DatasetKey(keyA))
-    ctx = { domain, now: () => nowMs, seenNonces: new MemoryNonceRegistry(), chain, keyStore }
+    orders = new Map([[datasetA.toLowerCase(), [open]], [datasetB.toLowerCase(), [open]]])
+    ctx = { domain, now: () => nowMs, seenNonces: new MemoryNonceRegistry(), chain, keyStore, datasetOrders: async (d) => orders.get(d.toLowerCase()) }
     contributions.clear()
   })
 
@@ -154,6 +164,41 @@ describe('storage: key release decision', () => {
     const badStore = { ...ctx, keyStore: { ...ctx.keyStore, get: async (): Promise<DatasetKey> => { throw new Error('EIO') } } }
     const d2 = await decideKeyRelease(await req(workerA, datasetA, taskA, { auth: await auth(workerA, taskA) }), badStore)
     assert.equal(d2.refused, 'INTERNAL_ERROR')
+  })
+
+  it('the computation must be one the owner allowed: its app, requester, tag and worker against the orders it signed, the rule named', async () => {
+    const ask = async (): Promise<KeyReleaseRequest> => await req(workerA, datasetA, taskA, { auth: await auth(workerA, taskA) })
+    const set = (...rules: Array<Partial<DatasetOrderRules>>): void => { orders.set(datasetA.toLowerCase(), rules.map((r) => ({ ...open, ...r }))) }
+    // an order for another app only: the deal's app is refused, whatever else matches
+    set({ apprestrict: addr() })
+    await refusedWith(await ask(), 'APP_NOT_ALLOWED')
+    // one order per allowed app: the deal's app among them is enough
+    set({ apprestrict: addr() }, { apprestrict: appA })
+    assert.equal((await decideKeyRelease(await ask(), ctx)).response.ok, true)
+    // the app allowed, for another requester only
+    set({ apprestrict: appA, requesterrestrict: addr() })
+    await refusedWith(await ask(), 'REQUESTER_NOT_ALLOWED')
+    set({ apprestrict: appA, requesterrestrict: requesterA.toLowerCase() })
+    assert.equal((await decideKeyRelease(await ask(), ctx)).response.ok, true, 'addresses compare case-insensitively')
+    // a tag the deal did not accept (gpu, bit 8), then one it did (region:eu)
+    set({ apprestrict: appA, tag: '0x' + (0x100).toString(16).padStart(64, '0') })
+    await refusedWith(await ask(), 'TAG_NOT_ALLOWED')
+    set({ apprestrict: appA, tag: '0x' + (0x10000).toString(16).padStart(64, '0') })
+    assert.equal((await decideKeyRelease(await ask(), ctx)).response.ok, true)
+    // restricted to another worker
+    set({ workerpoolrestrict: addr() })
+    await refusedWith(await ask(), 'WORKER_NOT_ALLOWED')
+    // no order at all (none recorded, or an empty list), and a store that fails
+    orders.delete(datasetA.toLowerCase())
+    await refusedWith(await ask(), 'NO_DATASET_ORDER')
+    set()
+    orders.set(datasetA.toLowerCase(), [])
+    await refusedWith(await ask(), 'NO_DATASET_ORDER')
+    const failing = { ...ctx, datasetOrders: async (): Promise<DatasetOrderRules[]> => { throw new Error('EIO') } }
+    assert.equal((await decideKeyRelease(await ask(), failing)).refused, 'INTERNAL_ERROR')
+    // the rules are checked after the worker's authorization: an outsider learns nothing of them
+    set({ apprestrict: addr() })
+    await refusedWith(await req(outsider, datasetA, taskA), 'NOT_A_WORKER')
   })
 
   it('openReleasedKey turns a refusal into KEY_RELEASE_REFUSED with the owner\'s code', async () => {
