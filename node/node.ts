@@ -443,9 +443,9 @@ export class IexecNode implements ApiBackend {
     })
     this.datasetServices = { announcer, retention }
     const workerLog = fileLogger(logs, 'worker').info
-    // one reusable thread per task run at once, started now on a provider: a cold thread cost the
-    // first task of a deal a few hundred milliseconds (and past the idle bound, every run a new one)
-    const executor = new WasiExecutor({ maxIdleThreads: Math.max(1, this.config.cpus) })
+    // one reusable runner process per task run at once, started now on a provider: a cold runner
+    // costs the first task of a deal a node start (and past the idle bound, every run a new one)
+    const executor = new WasiExecutor({ maxIdleRunners: Math.max(1, this.config.cpus) })
     if (this.config.role === 'provider') executor.warm(this.config.cpus)
     const worker = createWorkerDuties({
       channel,
