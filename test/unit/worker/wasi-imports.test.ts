@@ -75,6 +75,19 @@ describe('worker/wasi-imports', () => {
     assert.equal(calls.filter((c) => c.startsWith('fd_allocate') || c.startsWith('fd_filestat_set_size')).length, 1)
   })
 
+  it('refuses file and folder creations past the bound before they happen; opens without O_CREAT pass', () => {
+    const { raw, calls } = fakeWasi()
+    const { imports, state } = wrapWasiImports(raw, { seed: 's', maxWriteBytes: 10, maxFiles: 2, memory: () => memory })
+    // path_open(fd, dirflags, path, path_len, oflags, ...): oflags 1 is O_CREAT
+    assert.equal(imports.path_open(4, 0, 0, 1, 1, 0n, 0n, 0, 500), WASI_ERRNO.SUCCESS)
+    assert.equal(imports.path_create_directory(4, 0, 1), WASI_ERRNO.SUCCESS)
+    assert.equal(imports.path_open(4, 0, 0, 1, 1, 0n, 0n, 0, 500), WASI_ERRNO.DQUOT)
+    assert.equal(imports.path_create_directory(4, 0, 1), WASI_ERRNO.DQUOT)
+    assert.equal(state.tooManyFiles, true)
+    assert.equal(imports.path_open(4, 0, 0, 1, 0, 0n, 0n, 0, 500), WASI_ERRNO.SUCCESS, 'opening an existing file is no creation')
+    assert.equal(calls.filter((c) => c.startsWith('path_open') || c.startsWith('path_create_directory')).length, 3)
+  })
+
   it('records path escapes and refuses links and signals', () => {
     const { raw, calls } = fakeWasi()
     const { imports, state } = wrapWasiImports(raw, { seed: 's', maxWriteBytes: 10, maxFiles: 100, memory: () => memory })
