@@ -29,6 +29,7 @@ import {
   BlockRetention, DATASET_DEFAULTS, DatasetOwnerAnnouncer, DatasetStore, FileKeyStore, KEY_RELEASE_PROTOCOL, MemoryNonceRegistry,
   ciphertextHeader, createHubKeyReleaseView, createKeyReleaseHandler, datasetRoutes, fetchDatasetKey, fetchKeyFromOwner, ownerCandidates
 } from './storage/index.js'
+import { appRoutes } from './market/app-routes.js'
 import { contentRoutes, resultRoutes } from './storage/routes.js'
 import type { FinalizedTask } from './storage/results.js'
 import { resultFetcher, workRoutes } from './market/work-routes.js'
@@ -265,6 +266,8 @@ export class IexecNode implements ApiBackend {
         backend: this,
         routes: [
           ...marketRoutes(() => this.market),
+          // app publish: checked before anything goes on chain, streamed from the node's disk
+          ...appRoutes({ market: () => this.market, helia: () => this.network.helia, log: fileLogger(dataDirPaths(this.dataDir).logs, 'market').info }),
           ...contentRoutes(() => this.network.helia),
           // dataset publish, list, show, unpublish (issue 6)
           ...datasetRoutes({

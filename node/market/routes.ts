@@ -118,6 +118,39 @@ function wrap (fn: (req: ApiRequest) => Promise<unknown>): (req: ApiRequest) => 
   }
 }
 
+/** An app order's price and volume from a request body (`POST /v1/apps`, `POST /v1/apps/publish`). */
+export function appTerms (b: Record<string, unknown>): { price: bigint, volume: bigint } {
+  const price = amount(b.price, 'price', MAX_PRICE, 0n)
+  // the CLI sends a number, scripts may send a decimal string: both are fine
+  const volume = b.volume === undefined ? 1_000_000n : amount(typeof b.volume === 'number' && Number.isSafeInteger(b.volume) ? String(b.volume) : b.volume, 'volume', MAX_U64)
+  return { price, volume }
+}
+
+/** Registers an app on chain (unless this node registered the same name, CID and checksum already) and gossips its app order. */
+export async function offerApp (m: MarketService, app: { name: string, cid: string, checksum: string, price: bigint, volume: bigint }): Promise<{ address: string, cid: string, checksum: string, orderHash: string }> {
+  const { name, cid, price, volume } = app
+  const checksum = app.checksum.toLowerCase()
+  let address = (await m.appsNamed(name, m.address)).find((a) => a.cid === cid && a.checksum.toLowerCase() === checksum)?.app
+  if (address === undefined) {
+    const tx = await m.chain.sender.send(m.hub.registerApp.populateTransaction(name, cid, checksum))
+    for (const log of tx.receipt.logs) {
+      const parsed = m.hub.interface.parseLog({ topics: [...log.topics], data: log.data })
+      if (parsed?.name === 'AppRegistered') address = getAddress(String(parsed.args.app))
+    }
+    if (address === undefined) throw new HttpError(502, 'APP_NOT_FOUND', `registerApp ${tx.hash} emitted no AppRegistered`)
+    await m.rememberApp({ app: address, owner: m.address, name, cid, checksum })
+  }
+  const signed = await signOrder(m.signer, m.domain, 'AppOrder', {
+    app: address, appprice: price, volume, tag: ZERO_BYTES32,
+    datasetrestrict: ZERO_ADDRESS, workerpoolrestrict: ZERO_ADDRESS, requesterrestrict: ZERO_ADDRESS,
+    // no expiry: an app order lives until consumed or cancelled, as in iExec
+    salt: saltWithExpiry(0)
+  })
+  const { sign, ...order } = signed
+  const { hash } = await m.publishOwn('apporder', orderMessage('apporder', m.domain, order, sign))
+  return { address, cid, checksum, orderHash: hash }
+}
+
 /**
  * The market routes. `market` is undefined when the node has no chain
  * settings: every route then answers 503 CHAIN_NOT_CONFIGURED.
@@ -238,29 +271,7 @@ export function marketRoutes (getMarket: () => MarketService | undefined): ApiRo
       if (name === undefined || name.length === 0) throw bad('name', 'is required')
       if (cid === undefined || cid.length === 0) throw bad('cid', 'is required')
       if (typeof b.checksum !== 'string' || !isHexString(b.checksum, 32)) throw bad('checksum', 'must be a 32-byte 0x hex string')
-      const checksum = b.checksum.toLowerCase()
-      const price = amount(b.price, 'price', MAX_PRICE, 0n)
-      // the CLI sends a number, scripts may send a decimal string: both are fine
-      const volume = b.volume === undefined ? 1_000_000n : amount(typeof b.volume === 'number' && Number.isSafeInteger(b.volume) ? String(b.volume) : b.volume, 'volume', MAX_U64)
-      let app = (await m.appsNamed(name, m.address)).find((a) => a.cid === cid && a.checksum.toLowerCase() === checksum)?.app
-      if (app === undefined) {
-        const tx = await m.chain.sender.send(m.hub.registerApp.populateTransaction(name, cid, checksum))
-        for (const log of tx.receipt.logs) {
-          const parsed = m.hub.interface.parseLog({ topics: [...log.topics], data: log.data })
-          if (parsed?.name === 'AppRegistered') app = getAddress(String(parsed.args.app))
-        }
-        if (app === undefined) throw new HttpError(502, 'APP_NOT_FOUND', `registerApp ${tx.hash} emitted no AppRegistered`)
-        await m.rememberApp({ app, owner: m.address, name, cid, checksum })
-      }
-      const signed = await signOrder(m.signer, m.domain, 'AppOrder', {
-        app, appprice: price, volume, tag: ZERO_BYTES32,
-        datasetrestrict: ZERO_ADDRESS, workerpoolrestrict: ZERO_ADDRESS, requesterrestrict: ZERO_ADDRESS,
-        // no expiry: an app order lives until consumed or cancelled, as in iExec
-        salt: saltWithExpiry(0)
-      })
-      const { sign, ...order } = signed
-      const { hash } = await m.publishOwn('apporder', orderMessage('apporder', m.domain, order, sign))
-      return { address: app, cid, checksum, orderHash: hash }
+      return await offerApp(m, { name, cid, checksum: b.checksum, ...appTerms(b) })
     }),
 
     route('GET', '/v1/deals/:dealId', async (m, req) => {

@@ -50,6 +50,12 @@ export const STDERR_FILE = 'stderr.txt'
 export const IEXEC_IN = '/iexec_in'
 export const IEXEC_OUT = '/iexec_out'
 
+/**
+ * Largest app module: what `app publish` accepts and what a worker fetches
+ * (duties' maxAppBytes). A module is held whole in memory to be compiled.
+ */
+export const MAX_APP_MODULE_BYTES = 512 * 1024 * 1024
+
 /** Largest timer Node accepts (about 24.8 days). */
 export const MAX_TIMEOUT_MS = 2 ** 31 - 1
 /** wasm32 can address at most 4 GiB. */
