@@ -285,6 +285,8 @@ export async function appRegisterCommand (io: CliIo, opts: AppRegisterCommandOpt
 }
 
 const WASM_MAGIC = [0x00, 0x61, 0x73, 0x6d]
+/** A well-formed CID that only lets parseAppRegister check the other options. */
+const PLACEHOLDER_CID = 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi'
 /** How long a publish may take: reading, checking and adding hundreds of MiB takes a while on a slow disk. */
 const APP_PUBLISH_TIMEOUT_MS = 30 * 60_000
 const APP_PROGRESS_POLL_MS = 500
@@ -320,8 +322,8 @@ export async function appPublishCommand (io: CliIo, file: string, opts: AppRegis
     throw new UsageError('CLI_BAD_OPTION', `${file} is not a WebAssembly module (no \\0asm header)`)
   }
   const name = opts.name ?? basename(file).replace(/\.wasm$/, '')
-  // the same checks as app register, before any call
-  const app = parseAppRegister({ ...opts, name, cid: 'bafkqaaa', checksum: `0x${'00'.repeat(32)}`, price: opts.price ?? '0' })
+  // the same checks of --name, --price and --volume as app register, before any call (the node supplies the CID and checksum)
+  const app = parseAppRegister({ ...opts, name, cid: PLACEHOLDER_CID, checksum: `0x${'00'.repeat(32)}`, price: opts.price ?? '0' })
   const api = await clientFor(opts)
   const publishId = randomBytes(8).toString('hex')
   let settled = false
