@@ -22,9 +22,10 @@ export interface AppSpec {
   flags: string[]
 }
 
-// Memory bounds are in 64 KiB pages. Every app declares a maximum because the
-// WASI executor refuses modules without one; `grow` instead imports its memory
-// so the host's bound is what stops it (the other supported way).
+// Memory bounds are in 64 KiB pages. The WASI executor bounds every app's
+// memory itself (a module without a maximum gets the job's bound, one above it
+// is lowered to it); these apps declare their own smaller maximum, and `grow`
+// imports its memory so the host's memory is what stops it.
 export const APPS: AppSpec[] = [
   { name: 'wordcount', about: 'counts lines/words/bytes of the dataset and input files', flags: ['--maximumMemory', '1024'] },
   { name: 'foldercount', about: 'counts lines/words/bytes of named files in a folder dataset', flags: ['--maximumMemory', '1024'] },

@@ -1,9 +1,11 @@
 import './polyfills.js'
+import { createHash } from 'node:crypto'
 import { appendFileSync } from 'node:fs'
 import { writeFile, rm } from 'node:fs/promises'
 import { join, resolve as resolvePath } from 'node:path'
 import type { Wallet } from 'ethers'
 import type { PrivateKey } from '@libp2p/interface'
+import { CID } from 'multiformats/cid'
 import { dataDirPaths, loadDataDir, validateConfig } from './config/index.js'
 import type { NodeConfig } from './config/index.js'
 import { DbController } from './db/index.js'
@@ -28,9 +30,12 @@ import { WasiExecutor } from './worker/index.js'
 import { createWorkerDuties } from './worker/duties.js'
 import type { WorkerDuties } from './worker/duties.js'
 import {
-  BlockRetention, DATASET_DEFAULTS, DatasetOwnerAnnouncer, DatasetStore, FileKeyStore, KEY_RELEASE_PROTOCOL, MemoryNonceRegistry,
+  BlockRetention, DATASET_DEFAULTS, DatasetOwnerAnnouncer, catContent, DatasetStore, FileKeyStore, KEY_RELEASE_PROTOCOL, MemoryNonceRegistry,
   ciphertextHeader, createHubKeyReleaseView, createKeyReleaseHandler, datasetRoutes, fetchDatasetKey, fetchKeyFromOwner, ownerCandidates
 } from './storage/index.js'
+import { appRoutes } from './market/app-routes.js'
+import { checkWasiModule } from './worker/module-check.js'
+import { MAX_APP_MODULE_BYTES } from './worker/options.js'
 import { contentRoutes, resultRoutes } from './storage/routes.js'
 import type { FinalizedTask } from './storage/results.js'
 import { resultFetcher, workRoutes } from './market/work-routes.js'
@@ -40,6 +45,8 @@ import { taskExists } from './market/task-status.js'
 const RESULT_HOLDER_DIAL_MS = 5_000
 /** a worker's dial of an app's owner before fetching the module: short, the fetch asks the DHT anyway */
 const APP_HOLDER_DIAL_MS = 2_000
+/** Bound of the fetch of an app's module for its bid-time check (it goes on past the decision's wait, for the next requests). */
+const APP_CHECK_FETCH_MS = 60_000
 
 export interface IexecNodeInit {
   dataDir: string
@@ -161,6 +168,8 @@ export class IexecNode implements ApiBackend {
   private state: 'created' | 'starting' | 'started' | 'stopping' | 'stopped' = 'created'
   private stopPromise?: Promise<void>
   private readonly stopped: Promise<void>
+  /** each app's verdict for the bid strategy (appProblem) */
+  private readonly appVerdicts = new Map<string, Promise<string | undefined>>()
   private resolveStopped!: () => void
   private chainClient?: ChainClient
   /** the market (orderbook, bidding, requests); undefined without chain settings */
@@ -279,6 +288,8 @@ export class IexecNode implements ApiBackend {
           ...marketRoutes(() => this.market),
           // account show, wallet send, stake withdraw / unstake (issue 24)
           ...walletRoutes(() => this.market),
+          // app publish: checked before anything goes on chain, streamed from the node's disk
+          ...appRoutes({ market: () => this.market, helia: () => this.network.helia, log: fileLogger(dataDirPaths(this.dataDir).logs, 'market').info }),
           ...contentRoutes(() => this.network.helia),
           // dataset publish, list, show, unpublish (issue 6)
           ...datasetRoutes({
@@ -349,6 +360,41 @@ export class IexecNode implements ApiBackend {
   }
 
   /**
+   * Why this node's executor cannot run an app's module, checked once per
+   * app (a registration never changes): the module fetched (kept in the
+   * blockstore for the worker), its checksum and checkWasiModule. undefined
+   * when it can run, or when there is no verdict (the module cannot be
+   * fetched now: forgotten, asked again by the next request).
+   */
+  private async appProblem (app: string): Promise<string | undefined> {
+    const key = app.toLowerCase()
+    let verdict = this.appVerdicts.get(key)
+    if (verdict === undefined) {
+      verdict = (async () => {
+        const hub = this.chainClient?.hub
+        if (hub === undefined) throw new Error('no hub')
+        const asset = await hub.appOf(app)
+        // a registration whose CID does not parse gets no verdict here (the worker refuses it after the deal)
+        const cid = CID.parse(asset.cid)
+        const chunks: Uint8Array[] = []
+        let total = 0
+        for await (const c of catContent(this.network.helia, cid, { maxBytes: MAX_APP_MODULE_BYTES, timeoutMs: APP_CHECK_FETCH_MS })) {
+          chunks.push(c)
+          total += c.byteLength
+        }
+        const bytes = Buffer.concat(chunks, total)
+        if (`0x${createHash('sha256').update(bytes).digest('hex')}` !== asset.checksum.toLowerCase()) return 'its module does not hash to its registered checksum'
+        const check = await checkWasiModule(bytes)
+        return check.ok ? undefined : `${check.code}: ${check.message}`
+      })()
+      this.appVerdicts.set(key, verdict)
+      if (this.appVerdicts.size > 1000) this.appVerdicts.delete(this.appVerdicts.keys().next().value as string)
+      verdict.catch(() => { this.appVerdicts.delete(key) })
+    }
+    return await verdict.catch(() => undefined)
+  }
+
+  /**
    * With config.chain.rpc and hub: connects the wallet to the chain (one
    * client, one nonce queue) and builds the market service over it. Without
    * them the node runs as in issue 2 and the market routes answer
@@ -388,7 +434,8 @@ export class IexecNode implements ApiBackend {
         executors: c.executors,
         ...(this.init.bidStrategy !== undefined ? { strategy: this.init.bidStrategy } : {}),
         // the worker duties start after the market: read them when a request comes
-        busyTasks: () => this.execution?.worker.activeTasks() ?? 0
+        busyTasks: () => this.execution?.worker.activeTasks() ?? 0,
+        appProblem: async (app) => await this.appProblem(app)
       },
       fromBlock: this.init.chainFromBlock ?? this.config.chain.fromBlock ?? 0,
       advertisedTags: async (worker) => (await this.adverts.findByAddress(worker))?.tags,
@@ -472,9 +519,9 @@ export class IexecNode implements ApiBackend {
     })
     this.datasetServices = { announcer, retention }
     const workerLog = fileLogger(logs, 'worker').info
-    // one reusable thread per task run at once, started now on a provider: a cold thread cost the
-    // first task of a deal a few hundred milliseconds (and past the idle bound, every run a new one)
-    const executor = new WasiExecutor({ maxIdleThreads: Math.max(1, this.config.cpus) })
+    // one reusable runner process per task run at once, started now on a provider: a cold runner
+    // costs the first task of a deal a node start (and past the idle bound, every run a new one)
+    const executor = new WasiExecutor({ maxIdleRunners: Math.max(1, this.config.cpus) })
     if (this.config.role === 'provider') executor.warm(this.config.cpus)
     const worker = createWorkerDuties({
       channel,

@@ -5,6 +5,7 @@ import type { SubmitRequestParams } from '../market/requester.js'
 import type { TaskStatusView } from '../market/task-status.js'
 import type { DatasetView, PublishProgress } from '../storage/dataset-routes.js'
 import type { DatasetPolicy } from '../storage/dataset-store.js'
+import type { AppPublishProgress } from '../market/app-routes.js'
 
 export type { TaskStatusView, TaskEventView, TaskPhase, TaskTimes } from '../market/task-status.js'
 import { defaultApiClientOptions, type ApiClientOptions } from './options.js'
@@ -215,6 +216,29 @@ export class ApiClient {
     })
   }
 
+  /**
+   * Publishes the app module at `path` ON THE NODE'S MACHINE (absolute): the
+   * node checks it can run, adds it, registers it and gossips its app order.
+   * Poll `appPublishProgress(publishId)` meanwhile for a large module.
+   */
+  async publishApp (req: { path: string, name?: string, price?: bigint, volume?: number, publishId?: string, datasets?: string[], requesters?: string[], tags?: string[] }, options: { timeoutMs?: number } = {}): Promise<PublishedApp> {
+    return await this.call<PublishedApp>('POST', '/v1/apps/publish', {
+      path: req.path,
+      ...(req.name !== undefined ? { name: req.name } : {}),
+      ...(req.price !== undefined ? { price: req.price.toString() } : {}),
+      ...(req.volume !== undefined ? { volume: String(req.volume) } : {}),
+      ...(req.datasets !== undefined && req.datasets.length > 0 ? { datasets: req.datasets } : {}),
+      ...(req.requesters !== undefined && req.requesters.length > 0 ? { requesters: req.requesters } : {}),
+      ...(req.tags !== undefined && req.tags.length > 0 ? { tags: req.tags } : {}),
+      ...(req.publishId !== undefined ? { publishId: req.publishId } : {})
+    }, options)
+  }
+
+  /** The phase of an app publish started with this `publishId`. */
+  async appPublishProgress (publishId: string): Promise<AppPublishProgress> {
+    return await this.call<AppPublishProgress>('GET', `/v1/apps/publish/${encodeURIComponent(publishId)}`)
+  }
+
   /** Adds small content (an app module) to the node's Helia; the node provides it in the DHT. */
   async addContent (bytes: Uint8Array): Promise<{ cid: string, bytes: number, checksum: string }> {
     return await this.call('POST', '/v1/content', { data: Buffer.from(bytes).toString('base64') })
@@ -420,6 +444,10 @@ export interface PublishedDataset {
   kind: 'file' | 'folder'
   publishId: string
 }
+
+/** `POST /v1/apps/publish`'s answer. */
+export interface PublishedApp { address: string, cid: string, checksum: string, orderHash: string, orderHashes?: string[], name: string, bytes: number, price: string, publishId: string }
+export type { AppPublishProgress }
 
 /** `GET /v1/datasets/publish/:id`: the storage module's own view. */
 export type DatasetPublishProgress = PublishProgress

@@ -1,7 +1,8 @@
-import { createHash } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { cp, readFile } from 'node:fs/promises'
+import { cp, open } from 'node:fs/promises'
 import { basename, resolve as resolvePath } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { isIexecError } from '../errors.js'
 import { ArgsError, splitArgs } from '../../protocols/args.js'
 import { HUB_RATIOS } from '../../contracts-abi/index.js'
@@ -339,42 +340,83 @@ export async function appRegisterCommand (io: CliIo, opts: AppRegisterCommandOpt
   io.out(`app ${app.name} registered at ${r.address}\ncid ${r.cid}, checksum ${r.checksum}\napp order ${r.orderHash} at ${formatAmount(app.price)} per task\n`)
 }
 
-/** Largest module `app publish` sends through the local API (its JSON body limit). */
-const MAX_APP_BYTES = 700 * 1024
 const WASM_MAGIC = [0x00, 0x61, 0x73, 0x6d]
+/** A well-formed CID that only lets parseAppRegister check the other options. */
+const PLACEHOLDER_CID = 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi'
+/** How long a publish may take: reading, checking and adding hundreds of MiB takes a while on a slow disk. */
+const APP_PUBLISH_TIMEOUT_MS = 30 * 60_000
+const APP_PROGRESS_POLL_MS = 500
+/** At most one byte-count line per phase this often (phase changes print at once). */
+const APP_PROGRESS_LINE_MS = 2_000
+const APP_PHASE_WORDS: Record<string, string> = {
+  reading: 'reading', checking: 'checking the module', adding: 'adding to the swarm', providing: 'announcing in the DHT', registering: 'registering on the hub and gossiping the app order'
+}
 
 /**
- * `app publish FILE.wasm`: the node adds the module to its Helia (and provides
- * it in the DHT), then registers it on chain with that CID and the module's
- * sha256, and gossips its app order.
+ * `app publish FILE.wasm`: the node reads the module from its own disk,
+ * checks that the WASI executor can run it (before anything goes on chain),
+ * adds it to its Helia (and provides it in the DHT), registers it on chain
+ * with that CID and the module's sha256, and gossips its app order. The
+ * phases go to stderr.
  */
 export async function appPublishCommand (io: CliIo, file: string, opts: AppRegisterCommandOptions): Promise<void> {
-  let bytes: Buffer
+  const path = resolvePath(file)
+  let head: Buffer
   try {
-    bytes = await readFile(file)
+    const fh = await open(path, 'r')
+    try {
+      head = Buffer.alloc(8)
+      const { bytesRead } = await fh.read(head, 0, 8, 0)
+      head = head.subarray(0, bytesRead)
+    } finally {
+      await fh.close()
+    }
   } catch (err) {
     throw new CliError('CLI_FILE_UNREADABLE', `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`, { file })
   }
-  if (bytes.byteLength < 8 || !WASM_MAGIC.every((b, i) => bytes[i] === b)) {
+  if (head.byteLength < 8 || !WASM_MAGIC.every((b, i) => head[i] === b)) {
     throw new UsageError('CLI_BAD_OPTION', `${file} is not a WebAssembly module (no \\0asm header)`)
   }
-  if (bytes.byteLength > MAX_APP_BYTES) throw new UsageError('CLI_BAD_OPTION', `${file} is ${bytes.byteLength} bytes; apps up to ${MAX_APP_BYTES} bytes are supported`)
   const name = opts.name ?? basename(file).replace(/\.wasm$/, '')
-  const checksum = `0x${createHash('sha256').update(bytes).digest('hex')}`
-  // the whole command line is checked before the module is added anywhere
-  parseAppPolicy(opts)
-  if (opts.volume !== undefined) parseIntOption('--volume', opts.volume, 1, 1_000_000)
-  parseAmountOrPrice('--price', opts.price ?? '0')
+  // the same checks of --name, --price and --volume as app register, before any call (the node supplies the CID and checksum)
+  const app = parseAppRegister({ ...opts, name, cid: PLACEHOLDER_CID, checksum: `0x${'00'.repeat(32)}`, price: opts.price ?? '0' })
   const api = await clientFor(opts)
-  const added = await api.addContent(bytes)
-  if (added.checksum !== checksum) throw new CliError('CLI_USAGE', `the node stored content with sha256 ${added.checksum}, the file has ${checksum}`)
-  const app = parseAppRegister({ ...opts, name, cid: added.cid, checksum, price: opts.price ?? '0' })
-  const r = await api.registerApp(app)
+  const publishId = randomBytes(8).toString('hex')
+  let settled = false
+  const publishing = api.publishApp({ path, name: app.name, price: app.price, publishId, datasets: app.datasets, requesters: app.requesters, tags: app.tags, ...(app.volume !== undefined ? { volume: app.volume } : {}) }, { timeoutMs: APP_PUBLISH_TIMEOUT_MS })
+    .finally(() => { settled = true })
+  const watching = opts.json === true
+    ? Promise.resolve()
+    : (async () => {
+        let lastPhase: string | undefined
+        let lastLine = 0
+        // bounded by the publish itself: it settles (answer, error or the timeout)
+        while (!settled) {
+          await sleep(APP_PROGRESS_POLL_MS)
+          if (settled) break
+          const p = await api.appPublishProgress(publishId).catch(() => undefined)
+          if (p === undefined || p.phase === 'done' || p.phase === 'failed') continue
+          const now = Date.now()
+          const counting = p.phase === 'reading' || p.phase === 'adding'
+          if (p.phase !== lastPhase || (counting && now - lastLine >= APP_PROGRESS_LINE_MS)) {
+            const amount = counting && p.bytes > 0 ? ` ${(p.bytes / 1048576).toFixed(1)} MiB / ${(p.totalBytes / 1048576).toFixed(1)} MiB` : ''
+            io.err(`${APP_PHASE_WORDS[p.phase] ?? p.phase}…${amount}\n`)
+            lastPhase = p.phase
+            lastLine = now
+          }
+        }
+      })()
+  let r
+  try {
+    r = await publishing
+  } finally {
+    await watching
+  }
   if (opts.json === true) {
     printJson(io, { address: r.address, cid: r.cid, checksum: r.checksum, orderHash: r.orderHash, orderHashes: r.orderHashes ?? [r.orderHash] })
     return
   }
-  io.out(`app ${app.name} published: ${bytes.byteLength} bytes added to the swarm\naddress ${r.address}\ncid ${r.cid}, sha256 ${r.checksum}\n` +
+  io.out(`app ${r.name} published: ${r.bytes} bytes added to the swarm\naddress ${r.address}\ncid ${r.cid}, sha256 ${r.checksum}\n` +
     (r.orderHashes ?? [r.orderHash]).map((h) => `app order ${h} at ${formatAmount(app.price)} per task\n`).join(''))
 }
 

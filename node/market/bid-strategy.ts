@@ -26,6 +26,8 @@ export interface BidContext {
   categoryNeeds?: CategoryNeeds
   /** the executor kind the request's app needs ('wasi', 'docker'); undefined = the app is not known on chain */
   appExecutor?: string
+  /** why this provider's executor cannot run the app's module (checked once per app: fetched, hashed, checkWasiModule); undefined when it can or the check has no verdict yet */
+  appProblem?: string
   /** stake not locked nor pending unstake, nRLC */
   freeStake: bigint
   /** the hub's WORKER_STAKE_RATIO, percent of the task price locked per task */
@@ -80,6 +82,7 @@ export const defaultBidStrategy: BidStrategy = (request, ctx) => {
   // the app must be registered and of a kind one of our executors runs
   if (ctx.appExecutor === undefined) return no('APP_NOT_RUNNABLE', 'app not runnable (not registered)')
   if (!p.executors.includes(ctx.appExecutor)) return no('APP_NOT_RUNNABLE', `app not runnable (needs the ${ctx.appExecutor} executor)`)
+  if (ctx.appProblem !== undefined) return no('APP_NOT_RUNNABLE', `app not runnable: ${ctx.appProblem}`)
 
   // the request may name the one worker it accepts (the hub's workerpool restriction)
   if (request.workerpool !== ZERO_ADDRESS && request.workerpool.toLowerCase() !== ctx.worker.toLowerCase()) {

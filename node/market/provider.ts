@@ -48,7 +48,18 @@ export interface ProviderSettings {
   strategy?: BidStrategy
   /** tasks this node runs now (the worker's count); a provider with none free declines (NO_CAPACITY) */
   busyTasks?: () => number
+  /**
+   * Whether this provider's executor can run an app's module (node.ts:
+   * fetched once per app, checked against its registered checksum and by
+   * checkWasiModule): a problem to decline with, or undefined when it can
+   * or cannot tell (the module unreachable now: the worker fetches it again
+   * after the deal).
+   */
+  appProblem?: (app: string) => Promise<string | undefined>
 }
+
+/** How long a decision waits for an app's first check; past it the provider bids and the verdict serves the next requests. */
+const APP_CHECK_WAIT_MS = 3_000
 
 /** One decision this provider made (for tests, metrics and the log). */
 export interface ProviderDecisionRecord {
@@ -219,10 +230,11 @@ export class Provider {
   private async context (request: RequestOrder, v: ValidatedOrder<RequestOrderMessage>, freshStake: boolean): Promise<{ bid: BidContext, stakeFromCache: boolean }> {
     const s = this.settings
     const stakeFromCache = !freshStake && this.stake !== undefined && !this.stake.stale
-    const [freeStake, appOwner, categoryNeeds] = await Promise.all([
+    const [freeStake, appOwner, categoryNeeds, appProblem] = await Promise.all([
       this.freeStake(freshStake),
       this.market.ctx.owners.ownerOf('app', request.app),
-      this.categoryNeeds(request.category)
+      this.categoryNeeds(request.category),
+      this.appProblem(request.app)
     ])
     return {
       stakeFromCache,
@@ -231,6 +243,7 @@ export class Provider {
         worker: this.market.address,
         // every registered app is a WASI module in this version (issue 5)
         ...(appOwner !== undefined ? { appExecutor: 'wasi' } : {}),
+        ...(appProblem !== undefined ? { appProblem } : {}),
         ...(categoryNeeds !== undefined ? { categoryNeeds } : {}),
         freeStake,
         workerStakeRatio: BigInt(HUB_RATIOS.workerStakePercent),
@@ -238,6 +251,19 @@ export class Provider {
         freeSlots: s.cpus - (s.busyTasks?.() ?? 0),
         remainingVolume: request.volume - (v.consumed ?? 0n)
       }
+    }
+  }
+
+  /** The app's problem, if its check says so within APP_CHECK_WAIT_MS (a first check fetches the module). */
+  private async appProblem (app: string): Promise<string | undefined> {
+    const check = this.settings.appProblem
+    if (check === undefined) return undefined
+    let timer: NodeJS.Timeout | undefined
+    const waited = new Promise<undefined>((resolve) => { timer = setTimeout(() => { resolve(undefined) }, APP_CHECK_WAIT_MS) })
+    try {
+      return await Promise.race([check(app).catch(() => undefined), waited])
+    } finally {
+      clearTimeout(timer)
     }
   }
 

@@ -126,6 +126,73 @@ function wrap (fn: (req: ApiRequest) => Promise<unknown>): (req: ApiRequest) => 
   }
 }
 
+/** An app order's price and volume from a request body (`POST /v1/apps`, `POST /v1/apps/publish`). */
+/** The terms of an app's orders, from a request body: price, volume and who may use it (checked before anything is registered). */
+export function appTerms (b: Record<string, unknown>): AppTerms {
+  const price = amount(b.price, 'price', MAX_PRICE, 0n)
+  // the CLI sends a number, scripts may send a decimal string: both are fine
+  const volume = b.volume === undefined ? 1_000_000n : amount(typeof b.volume === 'number' && Number.isSafeInteger(b.volume) ? String(b.volume) : b.volume, 'volume', MAX_U64)
+  const datasets = addressList(b.datasets, 'datasets') ?? []
+  const requesters = addressList(b.requesters, 'requesters') ?? []
+  const tags = tagList(b.tags)
+  return { price, volume, datasets, requesters, tags }
+}
+
+export interface AppTerms {
+  price: bigint
+  volume: bigint
+  /** datasets the app may run on (none: any) */
+  datasets: string[]
+  /** requesters that may use it (none: any) */
+  requesters: string[]
+  tags: ReturnType<typeof tagList>
+}
+
+/**
+ * Registers an app on chain (unless this node registered the same name, CID
+ * and checksum already) and gossips its app orders: one per allowed
+ * (dataset, requester) pair, as the hub's restrictions hold one address each.
+ */
+export async function offerApp (m: MarketService, app: { name: string, cid: string, checksum: string } & AppTerms): Promise<OfferedApp> {
+  const { name, cid, price, volume, datasets, requesters, tags } = app
+  const checksum = app.checksum.toLowerCase()
+  // every restriction is checked before anything goes on chain
+  await checkDatasets(m, datasets)
+  const pairs = restrictionPairs(datasets, requesters)
+  let address = (await m.appsNamed(name, m.address)).find((a) => a.cid === cid && a.checksum.toLowerCase() === checksum)?.app
+  if (address === undefined) {
+    const tx = await m.chain.sender.send(m.hub.registerApp.populateTransaction(name, cid, checksum))
+    for (const log of tx.receipt.logs) {
+      const parsed = m.hub.interface.parseLog({ topics: [...log.topics], data: log.data })
+      if (parsed?.name === 'AppRegistered') address = getAddress(String(parsed.args.app))
+    }
+    if (address === undefined) throw new HttpError(502, 'APP_NOT_FOUND', `registerApp ${tx.hash} emitted no AppRegistered`)
+    await m.rememberApp({ app: address, owner: m.address, name, cid, checksum })
+  }
+  const hashes: string[] = []
+  for (const [datasetrestrict, requesterrestrict] of pairs) {
+    const signed = await signOrder(m.signer, m.domain, 'AppOrder', {
+      app: address, appprice: price, volume, tag: tags.tag,
+      datasetrestrict, workerpoolrestrict: ZERO_ADDRESS, requesterrestrict,
+      // no expiry: an app order lives until consumed or cancelled, as in iExec
+      salt: saltWithExpiry(0)
+    })
+    const { sign, ...order } = signed
+    hashes.push((await m.publishOwn('apporder', orderMessage('apporder', m.domain, order, sign))).hash)
+  }
+  return { address, cid, checksum, orderHash: hashes[0], orderHashes: hashes, policy: { datasets, requesters, tags: tags.names, volume: volume.toString() } }
+}
+
+export interface OfferedApp {
+  address: string
+  cid: string
+  checksum: string
+  /** the first of orderHashes */
+  orderHash: string
+  orderHashes: string[]
+  policy: { datasets: string[], requesters: string[], tags: string[], volume: string }
+}
+
 /**
  * The market routes. `market` is undefined when the node has no chain
  * settings: every route then answers 503 CHAIN_NOT_CONFIGURED.
@@ -263,38 +330,7 @@ export function marketRoutes (getMarket: () => MarketService | undefined): ApiRo
       if (name === undefined || name.length === 0) throw bad('name', 'is required')
       if (cid === undefined || cid.length === 0) throw bad('cid', 'is required')
       if (typeof b.checksum !== 'string' || !isHexString(b.checksum, 32)) throw bad('checksum', 'must be a 32-byte 0x hex string')
-      const checksum = b.checksum.toLowerCase()
-      const price = amount(b.price, 'price', MAX_PRICE, 0n)
-      // the CLI sends a number, scripts may send a decimal string: both are fine
-      const volume = b.volume === undefined ? 1_000_000n : amount(typeof b.volume === 'number' && Number.isSafeInteger(b.volume) ? String(b.volume) : b.volume, 'volume', MAX_U64)
-      // who may use it: one order per allowed (dataset, requester) pair; checked before anything is registered
-      const datasets = addressList(b.datasets, 'datasets') ?? []
-      const requesters = addressList(b.requesters, 'requesters') ?? []
-      const tags = tagList(b.tags)
-      await checkDatasets(m, datasets)
-      const pairs = restrictionPairs(datasets, requesters)
-      let app = (await m.appsNamed(name, m.address)).find((a) => a.cid === cid && a.checksum.toLowerCase() === checksum)?.app
-      if (app === undefined) {
-        const tx = await m.chain.sender.send(m.hub.registerApp.populateTransaction(name, cid, checksum))
-        for (const log of tx.receipt.logs) {
-          const parsed = m.hub.interface.parseLog({ topics: [...log.topics], data: log.data })
-          if (parsed?.name === 'AppRegistered') app = getAddress(String(parsed.args.app))
-        }
-        if (app === undefined) throw new HttpError(502, 'APP_NOT_FOUND', `registerApp ${tx.hash} emitted no AppRegistered`)
-        await m.rememberApp({ app, owner: m.address, name, cid, checksum })
-      }
-      const hashes: string[] = []
-      for (const [datasetrestrict, requesterrestrict] of pairs) {
-        const signed = await signOrder(m.signer, m.domain, 'AppOrder', {
-          app, appprice: price, volume, tag: tags.tag,
-          datasetrestrict, workerpoolrestrict: ZERO_ADDRESS, requesterrestrict,
-          // no expiry: an app order lives until consumed or cancelled, as in iExec
-          salt: saltWithExpiry(0)
-        })
-        const { sign, ...order } = signed
-        hashes.push((await m.publishOwn('apporder', orderMessage('apporder', m.domain, order, sign))).hash)
-      }
-      return { address: app, cid, checksum, orderHash: hashes[0], orderHashes: hashes, policy: { datasets, requesters, tags: tags.names, volume: volume.toString() } }
+      return await offerApp(m, { name, cid, checksum: b.checksum, ...appTerms(b) })
     }),
 
     route('GET', '/v1/deals/:dealId', async (m, req) => {

@@ -1,3 +1,4 @@
+import { MAX_APP_MODULE_BYTES } from './options.js'
 /** Options of the worker's duties, with their reasons. */
 export interface WorkerDutiesOptions {
   /** tasks computed at once (the node's advertised capacity) */
@@ -58,8 +59,8 @@ export const defaultWorkerDutiesOptions: WorkerDutiesOptions = {
   preparedTtlMs: 60_000,
   // a reveal is owed within the reveal deadline (2 time references: minutes); 250 ms reacts within a block on anvil
   tickMs: 250,
-  // wasm apps are small (the examples are < 10 KiB); 64 MiB refuses junk early
-  maxAppBytes: 64 << 20,
+  // what app publish accepts: apps of hundreds of MiB (a runtime with its libraries) run
+  maxAppBytes: MAX_APP_MODULE_BYTES,
   // 4 GiB, the bound a folder dataset's archive already has (storage ARCHIVE_DEFAULTS.maxBytes),
   // so whatever `dataset publish` packs a worker can use, plus room for the cipher's tags
   // (16 bytes per 64 KiB chunk: 1 MiB per 4 GiB). A task needs up to ~3x that on disk (the

@@ -12,8 +12,8 @@ export type WorkerErrorCode =
   | 'WORKER_ABORTED'
   /** The executor was closed. */
   | 'WORKER_EXECUTOR_CLOSED'
-  /** The worker thread failed outside the app (a bug or a crash of the runtime). */
-  | 'WORKER_THREAD_FAILED'
+  /** The runner process failed outside the app (a bug or a crash of the runtime). */
+  | 'WORKER_RUNNER_FAILED'
   /** computed.json is not valid JSON or its deterministic-output-path is not a string. */
   | 'WORKER_DIGEST_BAD_COMPUTED'
   /** computed.json names a path outside the output directory. */

@@ -6,15 +6,15 @@ export type ExecStatus =
   | 'COMPLETED'
   /** The app exited with a non-zero code or trapped. */
   | 'APP_ERROR'
-  /** The app ran past `timeoutMs` and its thread was terminated. */
+  /** The app ran past `timeoutMs` and its process was killed. */
   | 'TIMEOUT'
   /** The app ran out of memory at its bound. */
   | 'MEMORY_EXCEEDED'
-  /** The app wrote more than `maxOutputBytes` (stdout, stderr and files together). */
+  /** The app wrote more than `maxOutputBytes` (stdout, stderr and files together) or created more than `maxOutputFiles` files. */
   | 'OUTPUT_TOO_LARGE'
   /** The app tried to reach outside its sandbox (path escapes, links in the output). */
   | 'SANDBOX_VIOLATION'
-  /** The module cannot be run here (not WASI preview1, foreign imports, no memory bound). */
+  /** The module cannot be run here (not WASI preview1, foreign imports, no _start, not one 32-bit memory). */
   | 'INVALID_MODULE'
 
 /** One task to run. Paths are host paths. */
@@ -41,6 +41,8 @@ export interface ExecJob {
   maxMemoryBytes: number
   /** Bound of everything the app writes (stdout, stderr and files). */
   maxOutputBytes: number
+  /** Bound of the files and folders the app creates; the executor's maxOutputFiles when unset. */
+  maxOutputFiles?: number
   /**
    * Read the output back into memory (ExecResult.output) when its files
    * hold at most this many bytes together: the digest and the result
@@ -85,6 +87,6 @@ export interface Executor {
    * (`WORKER_INVALID_JOB`), an abort (`WORKER_ABORTED`) or a closed executor.
    */
   run: (job: ExecJob, signal?: AbortSignal) => Promise<ExecResult>
-  /** Releases threads or processes kept for reuse. */
+  /** Releases the processes kept for reuse. */
   close: () => Promise<void>
 }

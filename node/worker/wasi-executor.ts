@@ -1,8 +1,14 @@
-// The WASI executor: validates a job and its module on the main thread, runs
-// the app in a worker thread (wasi-thread.ts) under a wall-clock bound, and
-// turns what happened into an ExecResult.
+// The WASI executor: validates a job and its module, runs the app in a child
+// process (wasi-runner.ts) under a wall-clock bound, and turns what happened
+// into an ExecResult.
 //
 // Sandbox, layer by layer:
+// - process: each run happens in a runner process, killed outright (SIGKILL)
+//   past the time bound, on abort and when the executor closes, whatever the
+//   app is doing (a busy loop, a host call that blocks such as poll_oneoff's
+//   sleep). The node's own event loop never runs app code. Runners start
+//   under setpriv --pdeathsig, so they die with the node even when it is
+//   killed; they get an empty environment and a bounded JS heap.
 // - file system: only /iexec_in and /iexec_out are preopened; node:wasi
 //   (uvwasi) refuses paths that resolve outside a preopen, `..` and symlinks
 //   included. /iexec_in is made read-only by removing every write right from
@@ -13,27 +19,28 @@
 // - no network: preview1 has no socket creation; the app gets exactly the
 //   preview1 functions and, when it asks for it, env.memory. A module that
 //   imports anything else is refused.
-// - memory: the module's memory must declare a maximum within the job's
-//   bound, or be imported, in which case the host's memory carries the bound.
-// - time: the thread is terminated past timeoutMs.
-// - output: writes are counted as they happen and refused past the bound,
-//   and the output tree is measured after the run.
-// Node's docs say node:wasi is not a security boundary on its own; a worker
-// process under OS limits (prlimit, bubblewrap) is the stronger layer to add.
+// - memory: the executor sets the bound. A memory the module defines gets the
+//   job's bound as its maximum (lowered or added in the module's bytes, see
+//   boundMemory); an imported one is a host memory with that maximum.
+// - time: the runner is killed past timeoutMs.
+// - output: writes and file creations are counted as they happen and refused
+//   past their bounds, and the output tree is measured after the run.
+// Node's docs say node:wasi is not a security boundary on its own; an OS
+// sandbox around the runner (bubblewrap, seccomp) is the stronger layer to add.
+import { fork } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { closeSync, mkdirSync, openSync, readdirSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Worker } from 'node:worker_threads'
+import { fileURLToPath } from 'node:url'
 import type { ExecJob, ExecResult, ExecStatus, Executor } from './executor.js'
 import { WorkerError } from './errors.js'
 import { defaultWasiExecutorOptions, IEXEC_IN, IEXEC_OUT, MAX_TIMEOUT_MS, MAX_WASM32_MEMORY_BYTES, STDERR_FILE, STDOUT_FILE } from './options.js'
 import type { WasiExecutorOptions } from './options.js'
-import { inspectMemories, WASM_PAGE_BYTES } from './wasm-inspect.js'
-import { PREVIEW1_FUNCTIONS } from './wasi-imports.js'
-import { wasm } from './wasm-api.js'
-import type { WasmModule } from './wasm-api.js'
-import type { ThreadJob, ThreadOutcome } from './wasi-thread.js'
+import { checkWasiModule } from './module-check.js'
+import { boundMemory, WASM_PAGE_BYTES } from './wasm-inspect.js'
+import type { RunnerJob, RunnerOutcome } from './wasi-runner.js'
 
 /** The environment iExec's worker gives an app, for a job. */
 export function iexecEnv (job: Pick<ExecJob, 'taskId' | 'datasetFilename' | 'inputFiles'>): Record<string, string> {
@@ -50,7 +57,6 @@ export function iexecEnv (job: Pick<ExecJob, 'taskId' | 'datasetFilename' | 'inp
 }
 
 interface CompiledModule {
-  module?: WasmModule
   /** Why the module cannot run anywhere (independent of the job's bounds). */
   invalid?: string
   /** The memory the module imports, if any. */
@@ -60,37 +66,9 @@ interface CompiledModule {
 }
 
 async function compileModule (bytes: Uint8Array): Promise<CompiledModule> {
-  let module: WasmModule
-  try {
-    module = await wasm.compile(bytes)
-  } catch (err) {
-    return { invalid: `not a valid WebAssembly module: ${(err as Error).message}` }
-  }
-  const foreign = wasm.Module.imports(module).filter((imp) => {
-    if (imp.module === 'wasi_snapshot_preview1' && imp.kind === 'function' && PREVIEW1_FUNCTIONS.has(imp.name)) return false
-    if (imp.module === 'env' && imp.name === 'memory' && imp.kind === 'memory') return false
-    return true
-  })
-  if (foreign.length > 0) {
-    const list = foreign.slice(0, 5).map((i) => `${i.module}.${i.name} (${i.kind})`).join(', ')
-    return { invalid: `imports outside WASI preview1: ${list}` }
-  }
-  if (!wasm.Module.exports(module).some((e) => e.name === '_start' && e.kind === 'function')) {
-    return { invalid: 'not a WASI command: no _start export' }
-  }
-  let info
-  try {
-    info = inspectMemories(bytes)
-  } catch (err) {
-    return { invalid: `malformed module: ${(err as Error).message}` }
-  }
-  if (info.imported.length + info.defined.length !== 1) {
-    return { invalid: `a WASI app needs exactly one memory, this one has ${info.imported.length + info.defined.length}` }
-  }
-  const limits = info.imported[0] ?? info.defined[0]
-  if (limits.shared || limits.memory64) return { invalid: 'shared and 64-bit memories are not supported' }
-  const plain = { minPages: limits.minPages, ...(limits.maxPages !== undefined ? { maxPages: limits.maxPages } : {}) }
-  return info.imported.length === 1 ? { module, importedMemory: plain } : { module, definedMemory: plain }
+  const checked = await checkWasiModule(bytes)
+  if (!checked.ok) return { invalid: checked.message }
+  return checked.memory.imported ? { importedMemory: checked.memory.limits } : { definedMemory: checked.memory.limits }
 }
 
 // A name or relative path inside inputDir; refuses escapes and absolute paths.
@@ -128,12 +106,12 @@ function validateJob (job: ExecJob): void {
 }
 
 /**
- * Creates the output folder (it must be empty) and opens the app's stdout
- * and stderr in it. Synchronous: three metadata calls on a local folder
- * cost microseconds, where their promise forms each took a trip through
- * libuv's pool and its callbacks on the main thread, for every task.
+ * Creates the output folder (it must be empty) and the app's stdout and
+ * stderr files in it (the runner opens them again to write). Synchronous: a
+ * few metadata calls on a local folder cost microseconds, where their promise
+ * forms each took a trip through libuv's pool.
  */
-function openOutput (outputDir: string): { stdoutPath: string, stderrPath: string, stdoutFd: number, stderrFd: number } {
+function openOutput (outputDir: string): { stdoutPath: string, stderrPath: string } {
   try {
     mkdirSync(outputDir, { recursive: true })
   } catch (err) {
@@ -142,48 +120,66 @@ function openOutput (outputDir: string): { stdoutPath: string, stderrPath: strin
   if (readdirSync(outputDir).length > 0) throw new WorkerError('WORKER_INVALID_JOB', `outputDir must be empty: ${outputDir}`)
   const stdoutPath = join(outputDir, STDOUT_FILE)
   const stderrPath = join(outputDir, STDERR_FILE)
-  const stdoutFd = openSync(stdoutPath, 'w')
-  try {
-    return { stdoutPath, stderrPath, stdoutFd, stderrFd: openSync(stderrPath, 'w') }
-  } catch (err) {
-    closeSync(stdoutFd)
-    throw err
+  closeSync(openSync(stdoutPath, 'w'))
+  closeSync(openSync(stderrPath, 'w'))
+  return { stdoutPath, stderrPath }
+}
+
+interface Runner {
+  child: ChildProcess
+  /** module keys sent to this runner (it may have evicted some: it then answers 'missing') */
+  modules: Set<string>
+  /** resolves once the process has exited */
+  exited: Promise<void>
+}
+
+// Under tsx (tests, `node --import tsx`) this file is .ts and so is the
+// runner: it is started with tsx's loader. Compiled, the .js loads as is.
+const runningFromSource = import.meta.url.endsWith('.ts')
+const runnerEntry = fileURLToPath(new URL(runningFromSource ? './wasi-runner.ts' : './wasi-runner.js', import.meta.url))
+
+// setpriv (util-linux) sets the runner's parent-death signal before it execs
+// node: a runner stuck in a blocking call dies with the node even when the
+// node is killed with SIGKILL (its exit handler below cannot run then).
+const SETPRIV = '/usr/bin/setpriv'
+const useSetpriv = process.platform === 'linux' && existsSync(SETPRIV)
+
+// Every runner alive in this process, killed on exit whatever ends the node
+// (an uncaught error included): a runner must never outlive it.
+const liveRunners = new Set<ChildProcess>()
+let exitHookInstalled = false
+function trackRunner (child: ChildProcess): void {
+  liveRunners.add(child)
+  child.once('exit', () => { liveRunners.delete(child) })
+  if (!exitHookInstalled) {
+    exitHookInstalled = true
+    process.once('exit', () => { for (const c of liveRunners) c.kill('SIGKILL') })
   }
 }
 
-interface PooledThread {
-  worker: Worker
-}
-
-// Under tsx (tests, `node --import tsx`) this file is .ts and so is the thread
-// entry: a worker does not get tsx's loader reliably, so a small bootstrap
-// loads the entry through tsx's tsImport. Compiled, the .js entry loads as is.
-const runningFromSource = import.meta.url.endsWith('.ts')
-const threadEntry = new URL(runningFromSource ? './wasi-thread.ts' : './wasi-thread.js', import.meta.url)
-
-// The parent's execArgv is not inherited: the thread imports what it needs
-// (polyfills; tsx through the bootstrap), and loaders such as `--import tsx`
-// would otherwise load into every thread (tens of ms each). node:wasi warns
-// once per thread that it is experimental; the sandbox notes above say what
-// that means here, so the warning is silenced in the threads (and only
-// there: they run nothing but apps).
-const threadExecArgv = ['--disable-warning=ExperimentalWarning']
-
-function spawnThread (): Worker {
-  if (!runningFromSource) return new Worker(threadEntry, { execArgv: threadExecArgv })
-  const bootstrap = [
-    'const { workerData } = require("node:worker_threads");',
-    'import(workerData.tsxApi).then((m) => m.tsImport(workerData.entry, workerData.entry));'
-  ].join('\n')
-  return new Worker(bootstrap, {
-    eval: true,
-    execArgv: threadExecArgv,
-    workerData: { tsxApi: import.meta.resolve('tsx/esm/api'), entry: threadEntry.href }
+function spawnRunner (heapMb: number): ChildProcess {
+  // The parent's execArgv is not inherited: a runner needs no loader but tsx
+  // from source. node:wasi warns once per process that it is experimental;
+  // the sandbox notes above say what that means here, so the warning is
+  // silenced in runners (and only there: they run nothing but apps).
+  const nodeFlags = [
+    '--disable-warning=ExperimentalWarning',
+    `--max-old-space-size=${heapMb}`,
+    ...(runningFromSource ? ['--import', import.meta.resolve('tsx')] : [])
+  ]
+  const child = fork(runnerEntry, [], {
+    ...(useSetpriv ? { execPath: SETPRIV, execArgv: ['--pdeathsig', 'KILL', '--', process.execPath, ...nodeFlags] } : { execArgv: nodeFlags }),
+    // an app sees only what its job gives it: the node's environment (keys, paths) stays out
+    env: {},
+    serialization: 'advanced',
+    stdio: ['ignore', 'ignore', 'ignore', 'ipc']
   })
+  trackRunner(child)
+  return child
 }
 
 /**
- * Runs WASI preview1 apps with node:wasi in worker threads.
+ * Runs WASI preview1 apps with node:wasi, each run in a runner process.
  *
  * @example
  * ```ts
@@ -196,25 +192,31 @@ function spawnThread (): Worker {
 export class WasiExecutor implements Executor {
   readonly name = 'wasi'
   private readonly opts: WasiExecutorOptions
-  private readonly idle: PooledThread[] = []
-  private readonly busy = new Set<PooledThread>()
+  private readonly idle: Runner[] = []
+  private readonly busy = new Set<Runner>()
   private readonly modules = new Map<string, Promise<CompiledModule>>()
+  /** the bytes a runner gets for (module, memory bound), and their key */
+  private readonly runBytes = new Map<string, { key: string, bytes: Uint8Array }>()
   private nextId = 1
   private closed = false
-  private nullFd: number | undefined
 
   constructor (options: Partial<WasiExecutorOptions> = {}) {
     this.opts = { ...defaultWasiExecutorOptions, ...options }
   }
 
-  /** Jobs running in a thread now; for tests and metrics. */
+  /** Jobs running in a runner now; for tests and metrics. */
   get activeRuns (): number {
     return this.busy.size
   }
 
-  /** Threads currently alive (idle and busy); for tests and metrics. */
-  get threadCount (): number {
+  /** Runner processes currently alive (idle and busy); for tests and metrics. */
+  get runnerCount (): number {
     return this.idle.length + this.busy.size
+  }
+
+  /** Process ids of the runners alive; for tests. */
+  get runnerPids (): number[] {
+    return [...this.idle, ...this.busy].map((r) => r.child.pid).filter((p): p is number => p !== undefined)
   }
 
   async run (job: ExecJob, signal?: AbortSignal): Promise<ExecResult> {
@@ -231,84 +233,65 @@ export class WasiExecutor implements Executor {
     } else {
       bytes = job.module
     }
-    const { stdoutPath, stderrPath, stdoutFd, stderrFd } = openOutput(job.outputDir)
-    try {
-      const base = { exitCode: null, durationMs: 0, stdoutPath, stderrPath }
+    const { stdoutPath, stderrPath } = openOutput(job.outputDir)
+    const base = { exitCode: null, durationMs: 0, stdoutPath, stderrPath }
 
-      const compiled = await this.compile(bytes)
-      if (compiled.module === undefined) return { ...base, status: 'INVALID_MODULE', message: compiled.invalid }
-      const bound = job.maxMemoryBytes
-      let importMemory: ThreadJob['importMemory']
-      let memoryMaxBytes: number
-      if (compiled.importedMemory !== undefined) {
-        const { minPages, maxPages } = compiled.importedMemory
-        const boundPages = Math.floor(bound / WASM_PAGE_BYTES)
-        if (minPages > boundPages) {
-          return { ...base, status: 'MEMORY_EXCEEDED', message: `needs ${minPages * WASM_PAGE_BYTES} bytes of memory at start, above the bound of ${bound}` }
-        }
-        const maximumPages = Math.min(maxPages ?? boundPages, boundPages)
-        importMemory = { initialPages: minPages, maximumPages }
-        memoryMaxBytes = maximumPages * WASM_PAGE_BYTES
-      } else {
-        const { minPages, maxPages } = compiled.definedMemory as { minPages: number, maxPages?: number }
-        if (maxPages === undefined) {
-          return { ...base, status: 'INVALID_MODULE', message: 'the module declares no memory maximum (build with a maximum, e.g. asc --maximumMemory, or import the memory)' }
-        }
-        if (maxPages * WASM_PAGE_BYTES > bound) {
-          return { ...base, status: 'INVALID_MODULE', message: `the module declares a memory maximum of ${maxPages * WASM_PAGE_BYTES} bytes, above the bound of ${bound}` }
-        }
-        if (minPages > maxPages) return { ...base, status: 'INVALID_MODULE', message: 'memory minimum above its maximum' }
-        memoryMaxBytes = maxPages * WASM_PAGE_BYTES
-      }
-
-      const threadJob: ThreadJob = {
-        id: this.nextId++,
-        module: compiled.module,
-        argv: [job.appName ?? 'app', ...job.args],
-        env: iexecEnv(job),
-        inDir: job.inputDir,
-        outDir: job.outputDir,
-        stdinFd: this.devNull(),
-        stdoutFd,
-        stderrFd,
-        seed: job.taskId,
-        maxWriteBytes: job.maxOutputBytes,
-        collectBytes: job.collectBytes ?? -1,
-        removeCollected: job.removeCollected === true,
-        ...(importMemory !== undefined ? { importMemory } : {})
-      }
-      const t0 = performance.now()
-      const ended = await this.runInThread(threadJob, job.timeoutMs, signal)
-      const durationMs = performance.now() - t0
-      if (ended === 'timeout') {
-        return { ...base, durationMs, status: 'TIMEOUT', message: `ran past its time bound of ${job.timeoutMs} ms; the thread was terminated` }
-      }
-      if ('crashed' in ended) {
-        return { ...base, durationMs, status: 'APP_ERROR', message: `the worker thread died: ${ended.crashed}` }
-      }
-      if (ended.kind === 'invalid') throw new WorkerError('WORKER_INVALID_JOB', ended.message ?? 'the input cannot be given to an app', ended.path !== undefined ? { path: ended.path } : undefined)
-      return this.judge(job, ended, memoryMaxBytes, { ...base, durationMs })
-    } finally {
-      // after the thread is done with them (a discarded thread is gone by now: see release)
-      closeSync(stdoutFd)
-      closeSync(stderrFd)
+    const hash = createHash('sha256').update(bytes).digest('hex')
+    const compiled = await this.compile(hash, bytes)
+    if (compiled.invalid !== undefined) return { ...base, status: 'INVALID_MODULE', message: compiled.invalid }
+    const bound = job.maxMemoryBytes
+    const boundPages = Math.min(Math.floor(bound / WASM_PAGE_BYTES), 65536)
+    const { minPages, maxPages } = compiled.importedMemory ?? compiled.definedMemory as { minPages: number, maxPages?: number }
+    if (minPages > boundPages) {
+      return { ...base, status: 'MEMORY_EXCEEDED', message: `needs ${minPages * WASM_PAGE_BYTES} bytes of memory at start, above the bound of ${bound}` }
     }
+    const maximumPages = Math.min(maxPages ?? boundPages, boundPages)
+    const memoryMaxBytes = maximumPages * WASM_PAGE_BYTES
+    let importMemory: RunnerJob['importMemory']
+    let run: { key: string, bytes: Uint8Array }
+    if (compiled.importedMemory !== undefined) {
+      importMemory = { initialPages: minPages, maximumPages }
+      run = { key: hash, bytes }
+    } else {
+      run = this.boundedBytes(hash, bytes, maximumPages)
+    }
+    const maxFiles = job.maxOutputFiles ?? this.opts.maxOutputFiles
+    const runnerJob: RunnerJob = {
+      id: this.nextId++,
+      moduleKey: run.key,
+      argv: [job.appName ?? 'app', ...job.args],
+      env: iexecEnv(job),
+      inDir: job.inputDir,
+      outDir: job.outputDir,
+      stdoutPath,
+      stderrPath,
+      seed: job.taskId,
+      maxWriteBytes: job.maxOutputBytes,
+      maxFiles,
+      collectBytes: job.collectBytes ?? -1,
+      removeCollected: job.removeCollected === true,
+      ...(importMemory !== undefined ? { importMemory } : {})
+    }
+    const t0 = performance.now()
+    const ended = await this.runInRunner(runnerJob, run.bytes, job.timeoutMs, signal)
+    const durationMs = performance.now() - t0
+    if (ended === 'timeout') {
+      return { ...base, durationMs, status: 'TIMEOUT', message: `ran past its time bound of ${job.timeoutMs} ms; its process was killed` }
+    }
+    if ('crashed' in ended) {
+      return { ...base, durationMs, status: 'APP_ERROR', message: `the runner process died: ${ended.crashed}` }
+    }
+    if (ended.kind === 'invalid') throw new WorkerError('WORKER_INVALID_JOB', ended.message ?? 'the input cannot be given to an app', ended.path !== undefined ? { path: ended.path } : undefined)
+    return this.judge(job, ended, memoryMaxBytes, maxFiles, { ...base, durationMs })
   }
 
-  /** The empty stdin every run reads: one descriptor of /dev/null for the executor's life (apps cannot close it: wasi-imports.ts). */
-  private devNull (): number {
-    if (this.closed) throw new WorkerError('WORKER_EXECUTOR_CLOSED', 'executor is closed')
-    this.nullFd ??= openSync('/dev/null', 'r')
-    return this.nullFd
-  }
-
-  private judge (job: ExecJob, o: ThreadOutcome, memoryMaxBytes: number, base: Omit<ExecResult, 'status'>): ExecResult {
+  private judge (job: ExecJob, o: RunnerOutcome, memoryMaxBytes: number, maxFiles: number, base: Omit<ExecResult, 'status'>): ExecResult {
     const failed = o.kind === 'trap' || (o.kind === 'exit' && o.exitCode !== 0)
     const exitCode = o.kind === 'exit' ? o.exitCode : null
     const result = (status: ExecStatus, message?: string): ExecResult =>
       ({ ...base, status, exitCode, ...(message !== undefined ? { message } : {}) })
 
-    if (o.kind === 'internal') throw new WorkerError('WORKER_THREAD_FAILED', `the executor thread failed: ${o.message ?? 'unknown'}`)
+    if (o.kind === 'internal') throw new WorkerError('WORKER_RUNNER_FAILED', `the runner failed: ${o.message ?? 'unknown'}`)
     if (o.kind === 'refused') return result('INVALID_MODULE', o.message)
     if (o.violations.length > 0) {
       return result('SANDBOX_VIOLATION', `refused access outside the sandbox: ${o.violations.join(', ')}`)
@@ -316,6 +299,9 @@ export class WasiExecutor implements Executor {
     const scan = o.output ?? { bytes: 0 }
     if (scan.odd !== undefined) {
       return result('SANDBOX_VIOLATION', `the output holds an entry that is not a plain file or directory: ${scan.odd}`)
+    }
+    if (o.tooManyFiles === true) {
+      return result('OUTPUT_TOO_LARGE', `the app created more than its bound of ${maxFiles} files and folders`)
     }
     if (o.outputTooLarge || scan.bytes > job.maxOutputBytes) {
       return result('OUTPUT_TOO_LARGE', `the app wrote more than its bound of ${job.maxOutputBytes} bytes`)
@@ -332,103 +318,132 @@ export class WasiExecutor implements Executor {
     return scan.entries !== undefined ? { ...result('COMPLETED'), output: scan.entries } : result('COMPLETED')
   }
 
-  private async compile (bytes: Uint8Array): Promise<CompiledModule> {
-    const key = createHash('sha256').update(bytes).digest('hex')
-    let entry = this.modules.get(key)
+  private async compile (hash: string, bytes: Uint8Array): Promise<CompiledModule> {
+    let entry = this.modules.get(hash)
     if (entry === undefined) {
       entry = compileModule(bytes)
-      this.modules.set(key, entry)
+      this.modules.set(hash, entry)
       // Oldest first: Map keeps insertion order.
-      while (this.modules.size > this.opts.moduleCacheSize) {
-        const oldest = this.modules.keys().next().value as string
-        this.modules.delete(oldest)
-      }
+      while (this.modules.size > this.opts.moduleCacheSize) this.modules.delete(this.modules.keys().next().value as string)
     }
     return await entry
   }
 
-  private acquire (): PooledThread {
-    const t = this.idle.pop() ?? this.spawn()
-    t.worker.ref()
-    this.busy.add(t)
-    return t
+  /** The module's bytes with its memory bounded at maxPages, and their key (kept: a bag runs the same module with the same bound many times). */
+  private boundedBytes (hash: string, bytes: Uint8Array, maxPages: number): { key: string, bytes: Uint8Array } {
+    const id = `${hash}:${maxPages}`
+    let entry = this.runBytes.get(id)
+    if (entry === undefined) {
+      const bounded = boundMemory(bytes, maxPages)
+      entry = { key: createHash('sha256').update(bounded).digest('hex'), bytes: bounded }
+      this.runBytes.set(id, entry)
+      while (this.runBytes.size > this.opts.moduleCacheSize) this.runBytes.delete(this.runBytes.keys().next().value as string)
+    }
+    return entry
   }
 
-  private spawn (): PooledThread {
-    const t: PooledThread = { worker: spawnThread() }
-    // a thread that dies between jobs leaves the pool (a job's own listeners report one that dies during it)
-    t.worker.on('error', () => {})
-    t.worker.on('exit', () => {
-      const i = this.idle.indexOf(t)
+  private acquire (): Runner {
+    const r = this.idle.pop() ?? this.spawn()
+    r.child.ref()
+    r.child.channel?.ref()
+    this.busy.add(r)
+    return r
+  }
+
+  private spawn (): Runner {
+    const child = spawnRunner(this.opts.runnerHeapMb)
+    const r: Runner = { child, modules: new Set(), exited: new Promise((resolve) => { child.once('exit', () => { resolve() }) }) }
+    // a runner that dies between jobs leaves the pool (a job's own listeners report one that dies during it)
+    child.on('error', () => {})
+    child.once('exit', () => {
+      const i = this.idle.indexOf(r)
       if (i >= 0) this.idle.splice(i, 1)
     })
-    return t
+    return r
   }
 
   /**
-   * Starts idle threads up to `count` (at most maxIdleThreads), so that the
-   * first runs do not wait for a thread to start (a new isolate and its
+   * Starts idle runners up to `count` (at most maxIdleRunners), so that the
+   * first runs do not wait for a process to start (a new node and its
    * modules: a few hundred milliseconds on a loaded machine, the first
-   * tasks' largest cost). Does nothing when threads are not reused.
+   * tasks' largest cost). Does nothing when runners are not reused.
    */
   warm (count: number): void {
-    if (this.closed || !this.opts.reuseThreads) return
-    const want = Math.min(count, this.opts.maxIdleThreads)
+    if (this.closed || !this.opts.reuseRunners) return
+    const want = Math.min(count, this.opts.maxIdleRunners)
     while (this.idle.length + this.busy.size < want) {
-      const t = this.spawn()
-      t.worker.unref()
-      this.idle.push(t)
+      const r = this.spawn()
+      this.park(r)
     }
   }
 
-  // Resolves once a discarded thread is gone: the caller closes the stdout
-  // and stderr descriptors after this, and a dying thread must not write into
-  // a descriptor number that the process has reused.
-  private async release (t: PooledThread, reusable: boolean): Promise<void> {
-    this.busy.delete(t)
-    if (reusable && this.opts.reuseThreads && !this.closed && this.idle.length < this.opts.maxIdleThreads) {
-      // An idle thread must not keep the process alive.
-      t.worker.unref()
-      this.idle.push(t)
+  // An idle runner must not keep the node's process alive.
+  private park (r: Runner): void {
+    r.child.unref()
+    r.child.channel?.unref()
+    this.idle.push(r)
+  }
+
+  // Resolves once a discarded runner is gone: the caller reads the output
+  // folder after this, and a dying runner must not write into it any more.
+  private async release (r: Runner, reusable: boolean): Promise<void> {
+    this.busy.delete(r)
+    if (reusable && this.opts.reuseRunners && !this.closed && this.idle.length < this.opts.maxIdleRunners) {
+      this.park(r)
       return
     }
-    await t.worker.terminate()
+    r.child.kill('SIGKILL')
+    await r.exited
   }
 
-  private async runInThread (job: ThreadJob, timeoutMs: number, signal?: AbortSignal): Promise<ThreadOutcome | 'timeout' | { crashed: string }> {
+  private async runInRunner (job: RunnerJob, bytes: Uint8Array, timeoutMs: number, signal?: AbortSignal): Promise<RunnerOutcome | 'timeout' | { crashed: string }> {
     // The signal may have fired, or the executor closed, during the awaits
     // before this point.
     if (signal?.aborted === true) throw new WorkerError('WORKER_ABORTED', 'aborted by the caller')
     if (this.closed) throw new WorkerError('WORKER_EXECUTOR_CLOSED', 'executor is closed')
-    const t = this.acquire()
-    const { worker } = t
+    const r = this.acquire()
+    const { child } = r
+    const post = (withBytes: boolean): void => {
+      r.modules.add(job.moduleKey)
+      child.send(withBytes ? { ...job, moduleBytes: bytes } : job)
+    }
     return await new Promise((resolve, reject) => {
       let done = false
+      let resent = false
       // Settles the run once: detaches the listeners, returns or discards
-      // the thread, then settles the promise.
+      // the runner, then settles the promise.
       const finish = (reusable: boolean, settle: () => void): void => {
         done = true
         clearTimeout(timer)
         signal?.removeEventListener('abort', onAbort)
-        worker.off('message', onMessage)
-        worker.off('error', onError)
-        worker.off('exit', onExit)
-        this.release(t, reusable).then(settle, settle)
+        child.off('message', onMessage)
+        child.off('error', onError)
+        child.off('exit', onExit)
+        this.release(r, reusable).then(settle, settle)
       }
-      const onMessage = (o: ThreadOutcome): void => {
+      const onMessage = (o: RunnerOutcome): void => {
         if (done || o.id !== job.id) return
-        // A thread that failed by itself is not trusted with another job.
-        finish(o.kind !== 'internal', () => { resolve(o) })
+        if (o.kind === 'missing' && !resent) {
+          // the runner evicted it: once more, with the bytes
+          resent = true
+          post(true)
+          return
+        }
+        // A runner that failed by itself is not trusted with another job.
+        finish(o.kind !== 'internal' && o.kind !== 'missing', () => {
+          if (o.kind === 'missing') resolve({ ...o, kind: 'internal', message: 'the runner lost the module it was sent' })
+          else resolve(o)
+        })
       }
       const onError = (err: Error): void => {
         if (done) return
         finish(false, () => { resolve({ crashed: err.message }) })
       }
-      const onExit = (code: number): void => {
+      const onExit = (code: number | null, sig: string | null): void => {
         if (done) return
         finish(false, () => {
           if (this.closed) reject(new WorkerError('WORKER_EXECUTOR_CLOSED', 'executor closed during the run'))
-          else resolve({ crashed: `exited with code ${code}` })
+          else resolve({ crashed: sig !== null ? `killed by ${sig}` : `exited with code ${String(code)}` })
         })
       }
       const onAbort = (): void => {
@@ -439,21 +454,24 @@ export class WasiExecutor implements Executor {
         if (done) return
         finish(false, () => { resolve('timeout') })
       }, timeoutMs)
-      worker.on('message', onMessage)
-      worker.on('error', onError)
-      worker.on('exit', onExit)
+      child.on('message', onMessage)
+      child.on('error', onError)
+      child.on('exit', onExit)
       signal?.addEventListener('abort', onAbort, { once: true })
-      worker.postMessage(job)
+      post(!r.modules.has(job.moduleKey))
     })
   }
 
-  /** Terminates every thread; later runs are refused. */
+  /** Kills every runner; later runs are refused. */
   async close (): Promise<void> {
     this.closed = true
     const all = [...this.idle.splice(0), ...this.busy]
     this.busy.clear()
-    await Promise.all(all.map(async (t) => { await t.worker.terminate() }))
-    if (this.nullFd !== undefined) closeSync(this.nullFd)
-    this.nullFd = undefined
+    for (const r of all) {
+      // an idle runner is unref'd: its exit must keep the loop alive until it is seen
+      r.child.ref()
+      r.child.kill('SIGKILL')
+    }
+    await Promise.all(all.map(async (r) => { await r.exited }))
   }
 }

@@ -21,7 +21,7 @@ export const PREVIEW1_FUNCTIONS: ReadonlySet<string> = new Set([
 ])
 
 /** WASI preview1 errno values used here. */
-export const WASI_ERRNO = { SUCCESS: 0, BADF: 8, FAULT: 21, FBIG: 22, INVAL: 28, NOSYS: 52, NOTCAPABLE: 76 } as const
+export const WASI_ERRNO = { SUCCESS: 0, BADF: 8, DQUOT: 19, FAULT: 21, FBIG: 22, INVAL: 28, NOSYS: 52, NOTCAPABLE: 76 } as const
 
 /** WASI preview1 rights bits (wasi_snapshot_preview1 `rights`). */
 export const RIGHTS = {
@@ -88,6 +88,10 @@ export interface SandboxState {
   bytesWritten: number
   /** Set when a write was refused because of the output bound. */
   outputTooLarge: boolean
+  /** Files and folders the app asked to create (path_open with O_CREAT, path_create_directory). */
+  filesCreated: number
+  /** Set when a creation was refused because of the bound on files. */
+  tooManyFiles: boolean
   /** Human-readable list of refused escape attempts (capped). */
   violations: string[]
 }
@@ -97,6 +101,8 @@ export interface WrapOptions {
   seed: string
   /** Bound on bytes written by the app, all descriptors together. */
   maxWriteBytes: number
+  /** Bound on files and folders the app creates (each creating call counts, existing or not). */
+  maxFiles: number
   /** Returns the app's memory (its buffer changes after memory.grow). */
   memory: () => WasmMemory | undefined
 }
@@ -111,7 +117,7 @@ const MAX_VIOLATIONS = 16
  * Only preview1 functions are returned: no other import reaches the app.
  */
 export function wrapWasiImports (raw: Record<string, unknown>, opts: WrapOptions): { imports: Record<string, WasiFn>, state: SandboxState } {
-  const state: SandboxState = { bytesWritten: 0, outputTooLarge: false, violations: [] }
+  const state: SandboxState = { bytesWritten: 0, outputTooLarge: false, filesCreated: 0, tooManyFiles: false, violations: [] }
   const imports: Record<string, WasiFn> = {}
   for (const [name, fn] of Object.entries(raw)) {
     if (typeof fn === 'function' && PREVIEW1_FUNCTIONS.has(name)) imports[name] = fn as WasiFn
@@ -193,6 +199,27 @@ export function wrapWasiImports (raw: Record<string, unknown>, opts: WrapOptions
   }
   boundSize('fd_allocate', (a) => BigInt(a[1]) + BigInt(a[2]))
   boundSize('fd_filestat_set_size', (a) => BigInt(a[1]))
+
+  // Every file or folder an app creates is an inode and a directory entry
+  // the output scan reads back: a bound on the count, not only on bytes
+  // (empty files cost no byte). Counted before the call, as writes are.
+  const boundCreate = (name: 'path_open' | 'path_create_directory', creates: (args: Array<number | bigint>) => boolean): void => {
+    const original = imports[name]
+    if (original === undefined) return
+    imports[name] = (...args) => {
+      if (creates(args)) {
+        if (state.filesCreated >= opts.maxFiles) {
+          state.tooManyFiles = true
+          return WASI_ERRNO.DQUOT
+        }
+        state.filesCreated++
+      }
+      return original(...args)
+    }
+  }
+  // path_open(fd, dirflags, path, path_len, oflags, ...): oflags bit 0 is O_CREAT
+  boundCreate('path_open', (a) => (Number(a[4]) & 1) !== 0)
+  boundCreate('path_create_directory', () => true)
 
   // No links at all: node:wasi (uvwasi) follows a symlink wherever it
   // points, so a link the app made in /iexec_out could open any host file.

@@ -25,7 +25,9 @@ export type WasmImports = Record<string, Record<string, unknown>>
 
 interface WasmApi {
   compile: (bytes: Uint8Array) => Promise<WasmModule>
+  validate: (bytes: Uint8Array) => boolean
   Module: {
+    new (bytes: Uint8Array): WasmModule
     imports: (m: WasmModule) => Array<WasmDescriptor & { module: string }>
     exports: (m: WasmModule) => WasmDescriptor[]
   }

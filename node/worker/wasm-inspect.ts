@@ -106,3 +106,56 @@ export function inspectMemories (bytes: Uint8Array): MemoryInfo {
   }
   return info
 }
+
+function uleb (n: number): number[] {
+  const out: number[] = []
+  do {
+    let b = n % 128
+    n = Math.floor(n / 128)
+    if (n !== 0) b |= 0x80
+    out.push(b)
+  } while (n !== 0)
+  return out
+}
+
+/**
+ * The module with each memory it defines bounded at `maxPages`: a declared
+ * maximum above it is lowered, a missing one is added. Everything else is
+ * copied byte for byte (no offset in a module is absolute across sections).
+ * `memory.grow` past the bound then fails inside the app, as the spec lets
+ * any engine do, so the app's allocator sees an ordinary out-of-memory: the
+ * bound is the executor's, whatever the toolchain declared (clang, Rust and
+ * TinyGo declare none by default). The caller checks first that no minimum
+ * is above the bound. Throws a RangeError on a malformed module.
+ */
+export function boundMemory (bytes: Uint8Array, maxPages: number): Uint8Array {
+  const r = new Reader(bytes)
+  r.skip(8)
+  const parts: Uint8Array[] = [bytes.subarray(0, 8)]
+  let from = 8
+  while (r.pos < r.end) {
+    const start = r.pos
+    const id = r.byte()
+    const size = r.uleb()
+    const sectionEnd = r.pos + size
+    if (sectionEnd > r.end) throw new RangeError('section past the end of the module')
+    if (id === 5) {
+      const s = new Reader(bytes, sectionEnd)
+      s.pos = r.pos
+      const count = s.uleb()
+      const body: number[] = [...uleb(count)]
+      for (let i = 0; i < count; i++) {
+        const l = s.limits()
+        if (l.memory64) throw new RangeError('64-bit memories are not supported')
+        const max = Math.min(l.maxPages ?? maxPages, maxPages)
+        body.push((l.shared ? 0x02 : 0x00) | 0x01, ...uleb(l.minPages), ...uleb(max))
+      }
+      if (s.pos !== sectionEnd) throw new RangeError('memory section has trailing bytes')
+      parts.push(bytes.subarray(from, start), Uint8Array.from([5, ...uleb(body.length), ...body]))
+      from = sectionEnd
+    }
+    r.pos = sectionEnd
+  }
+  parts.push(bytes.subarray(from))
+  return new Uint8Array(Buffer.concat(parts))
+}

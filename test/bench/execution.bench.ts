@@ -388,7 +388,7 @@ async function executorStart (): Promise<{ reusedMs: number, freshMs: number, ru
     await mkdir(join(root, 'in'))
     await writeFile(join(root, 'in', 'data.txt'), 'x\n')
     for (const reuseThreads of [true, false]) {
-      const executor = new WasiExecutor({ reuseThreads })
+      const executor = new WasiExecutor({ reuseRunners: reuseThreads })
       const times: number[] = []
       try {
         for (let i = 0; i < runs + 3; i++) {

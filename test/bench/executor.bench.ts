@@ -29,7 +29,7 @@ interface Row extends Record<string, string | number> {
 }
 
 async function measure (mod: WorkerModule, build: string, app: string, module: Uint8Array, reuseThreads: boolean, root: string): Promise<Row> {
-  const executor = new mod.WasiExecutor({ reuseThreads })
+  const executor = new mod.WasiExecutor({ reuseRunners: reuseThreads })
   const inputDir = join(root, 'in')
   const times: number[] = []
   try {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
@@ -12,6 +12,8 @@ import type { SwarmFile, SwarmUpJson } from '../../node/cli/index.js'
 import type { DemoMarketResult } from '../../node/cli/quickstart-market.js'
 import type { DealView, OrderbookEntry, SubmittedTask, TaskStatusView, WalletView } from '../../node/api/client.js'
 import { freePort } from '../../node/chain/local-chain.js'
+import { buildCApps } from '../../examples/build-c-apps.js'
+import { buildModule } from '../unit/worker/wasm-builder.js'
 import { assertBuilt, jsonError, pollUntil, processesMentioning, runCli, runCommand, type RunResult } from './cli-helpers.js'
 
 const RLC = 10n ** 9n
@@ -205,6 +207,46 @@ describe('e2e: the market CLI on a 4-node swarm with a local chain', function ()
     const bad = await on(2, ['app', 'publish', 'package.json', '--json'])
     assert.equal(bad.code, 2)
     assert.equal(jsonError(bad).code, 'CLI_BAD_OPTION')
+  })
+
+  it('any WASI module: a clang-built one runs to its right result; modules that cannot run are refused at publish, nothing on chain; a sleeping app and a memory hog are killed at their bounds', async () => {
+    const built = await buildCApps(join(dir, 'c-apps'))
+    // no memory maximum declared (clang's default): it runs unchanged, at trust 1
+    const app = await json<{ address: string, orderHash: string }>(1, ['app', 'publish', built.linecount, '--name', 'linecount-c'])
+    await pollUntil('the C app order in node-0\'s orderbook', async () => await json<{ orders: OrderbookEntry[] }>(0, ['orderbook', 'app']),
+      (b) => b.orders.some((o) => o.orderHash === app.orderHash), 30_000, 300)
+    const deal = await json<SubmittedTask>(0, ['task', 'submit', '--app', 'linecount-c', '--args', 'alpha beta', '--bidding-window', '3000'], 150_000)
+    const done = await pollUntil('the C task to complete', async () => await json<DealView>(0, ['deal', 'show', deal.dealId]),
+      (d) => d.tasks.every((t) => t.status === 'COMPLETED' || t.status === 'FAILED'), 90_000, 300)
+    assert.deepEqual(done.tasks.map((t) => t.status), ['COMPLETED'])
+    const got = await json<{ path: string, stdout: string }>(0, ['result', 'get', done.tasks[0].taskId], 90_000)
+    assert.equal(got.stdout, 'counted 0 input file(s)\n')
+    assert.equal(await readFile(join(got.path, 'result.txt'), 'utf8'), 'args alpha beta\n')
+
+    // refused before anything goes on chain: a valid but empty module (8 bytes, no _start), one importing outside WASI
+    const empty = join(dir, 'empty.wasm')
+    await writeFile(empty, Buffer.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]))
+    const foreign = join(dir, 'foreign.wasm')
+    await writeFile(foreign, buildModule({ memory: { min: 1 }, importFunctions: [{ module: 'env', name: 'connect' }] }))
+    for (const [path, code] of [[empty, 'MODULE_NOT_COMMAND'], [foreign, 'MODULE_FOREIGN_IMPORTS']]) {
+      const refused = await on(1, ['app', 'publish', path, '--name', `refused-${code.toLowerCase()}`, '--json'])
+      assert.equal(refused.code, 1, refused.stderr)
+      assert.equal(jsonError(refused).code, code)
+      const submit = await on(0, ['task', 'submit', '--app', `refused-${code.toLowerCase()}`, '--bidding-window', '1000', '--json'], 60_000)
+      assert.equal(jsonError(submit).code, 'APP_NOT_FOUND', 'nothing was registered')
+    }
+
+    // killed at their bounds (the worker's 30 s time bound; its 256 MiB memory bound); the nodes go on (the tests after this one) and swarm down ends them
+    const logs = async (): Promise<string> => (await Promise.all([1, 2, 3].map(async (i) => await readFile(join(dataDir(i), 'node.log'), 'utf8').catch(() => '')))).join('\n')
+    for (const [name, args, status] of [['sleep', '3600', 'TIMEOUT'], ['hog', '', 'MEMORY_EXCEEDED']] as const) {
+      const a = await json<{ orderHash: string }>(1, ['app', 'publish', built[name], '--name', `${name}-c`])
+      await pollUntil(`the ${name} app order in node-0's orderbook`, async () => await json<{ orders: OrderbookEntry[] }>(0, ['orderbook', 'app']),
+        (b) => b.orders.some((o) => o.orderHash === a.orderHash), 30_000, 300)
+      const d = await json<SubmittedTask>(0, ['task', 'submit', '--app', `${name}-c`, ...(args !== '' ? ['--args', args] : []), '--bidding-window', '3000'], 150_000)
+      const taskId = d.tasks[0].taskId
+      await pollUntil(`the ${name} run to end ${status}`, logs,
+        (text) => text.split('\n').some((l) => l.includes(taskId) && l.includes('task failed') && l.includes(status)), 120_000, 500)
+    }
   })
 
   it('task submit --watch at trust 3 with --encrypt-result: progress, then the decrypted stdout; task show has the timeline; only the requester can read it', async () => {

@@ -8,6 +8,8 @@
  * the node, makes the refused bid.
  */
 import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
+import { appWasmPath } from '../../examples/build-apps.js'
 import { RLC, api, ok, startSwarm, waitFor } from './market-helpers.js'
 import type { BidStrategy } from '../../node/market/index.js'
 import { lpStream } from '@libp2p/utils'
@@ -27,6 +29,31 @@ describe('market: refused bids, busy and small providers, not enough bids', func
 
   // a strategy that always bids one nRLC above what the request allows: the hub could never accept it
   const overpricing: BidStrategy = (request) => ({ bid: true, code: 'OK', reason: 'always bid above the max', price: request.workerpoolmaxprice + 1n, volume: request.volume })
+
+  it('a provider does not bid on an app its executor cannot run, and says why; it bids on one it can', async () => {
+    const s = await startSwarm({ providers: 1, market: { biddingWindowMs: 3_000 } }, cleanup)
+    const [p0] = s.providers
+    const requester = s.requesters[0]
+    // registered through the API, past app publish's check: a valid module with no _start (8 bytes)
+    const empty = Buffer.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00])
+    const added = await ok(p0, 'POST', '/v1/content', { data: empty.toString('base64') }) as { cid: string, checksum: string }
+    await ok(p0, 'POST', '/v1/apps', { name: 'no-start', cid: added.cid, checksum: added.checksum, price: '0' })
+    const wasm = await readFile(appWasmPath('wordcount'))
+    const good = await ok(p0, 'POST', '/v1/content', { data: wasm.toString('base64') }) as { cid: string, checksum: string }
+    await ok(p0, 'POST', '/v1/apps', { name: 'runnable', cid: good.cid, checksum: good.checksum, price: '0' })
+    await waitFor(async () => ((await ok(requester, 'GET', '/v1/orderbook?type=app')).orders as unknown[]).length === 2, 15_000, 'app orders at the requester')
+
+    const refused = await api(requester, 'POST', '/v1/tasks', { app: 'no-start', maxPrice: (3n * RLC).toString(), biddingWindowMs: 3_000 })
+    assert.equal(refused.status, 422, JSON.stringify(refused.body))
+    const err = refused.body.error as { code: string, details: { reasons: Reason[] } }
+    assert.equal(err.code, 'NO_BIDS')
+    assert.equal(err.details.reasons.length, 1)
+    assert.equal(err.details.reasons[0].code, 'APP_NOT_RUNNABLE')
+    assert.match(err.details.reasons[0].reason, /MODULE_NOT_COMMAND/)
+
+    const deal = await ok(requester, 'POST', '/v1/tasks', { app: 'runnable', maxPrice: (3n * RLC).toString(), biddingWindowMs: 3_000 }) as { dealId: string }
+    assert.match(deal.dealId, /^0x[0-9a-f]{64}$/, 'the runnable app got its bid and its deal')
+  })
 
   it('each provider\'s reason reaches the requester; trust 3 with one bid makes no deal', async () => {
     const s = await startSwarm({

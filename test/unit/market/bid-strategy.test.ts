@@ -40,6 +40,7 @@ const table: Row[] = [
   { name: 'a tag bit outside the registry', request: { tag: '0x' + '80'.padEnd(64, '0') }, code: 'TAG_MISSING', reason: /unknown/ },
   { name: 'an unregistered app', ctx: { appExecutor: undefined }, code: 'APP_NOT_RUNNABLE', reason: /app not runnable/ },
   { name: 'an app for an executor the provider lacks', ctx: { appExecutor: 'docker' }, code: 'APP_NOT_RUNNABLE', reason: /app not runnable.*docker/ },
+  { name: 'an app whose module this executor cannot run', ctx: { appProblem: 'MODULE_NOT_COMMAND: no _start export' }, code: 'APP_NOT_RUNNABLE', reason: /app not runnable: MODULE_NOT_COMMAND/ },
   { name: 'a request restricted to another worker', request: { workerpool: mallory.address }, code: 'WORKER_RESTRICTED', reason: /restricted/ },
   { name: 'a request restricted to this worker', request: { workerpool: worker.address }, code: 'OK', reason: /bidding/ },
   { name: 'a max price under the floor', request: { workerpoolmaxprice: 2n }, code: 'PRICE_TOO_LOW', reason: /price too low/ },

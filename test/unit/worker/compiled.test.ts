@@ -9,14 +9,14 @@ import { appWasmPath, REPO_ROOT } from '../../../examples/build-apps.js'
 
 const run = promisify(execFile)
 
-// The executor picks its worker-thread entry by its own extension (.ts under
+// The executor picks its runner entry by its own extension (.ts under
 // tsx, .js compiled). The other tests cover the .ts path; this one compiles
 // the worker module with tsc into a temp dir and runs it with plain node.
 describe('worker/wasi-executor compiled to JavaScript', function () {
   this.timeout(180_000)
   let root: string
   beforeEach(async () => { root = await mkdtemp(join(tmpdir(), 'iexec-compiled-test-')) })
-  afterEach(async () => { await rm(root, { recursive: true, force: true }) })
+  afterEach(async () => { if (process.env.KEEP !== '1') await rm(root, { recursive: true, force: true }) })
 
   it('runs an app from the compiled .js with no tsx loaded', async () => {
     const out = join(root, 'build')
@@ -24,7 +24,7 @@ describe('worker/wasi-executor compiled to JavaScript', function () {
       join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'),
       '--outDir', out, '--rootDir', REPO_ROOT, '--target', 'ES2022', '--module', 'NodeNext',
       '--moduleResolution', 'NodeNext', '--strict', '--skipLibCheck', '--types', 'node',
-      join(REPO_ROOT, 'node', 'worker', 'index.ts'), join(REPO_ROOT, 'node', 'worker', 'wasi-thread.ts')
+      join(REPO_ROOT, 'node', 'worker', 'index.ts'), join(REPO_ROOT, 'node', 'worker', 'wasi-runner.ts')
     ], { cwd: REPO_ROOT })
     await writeFile(join(out, 'package.json'), '{"type":"module"}\n')
     await mkdir(join(root, 'in'))
@@ -41,6 +41,7 @@ describe('worker/wasi-executor compiled to JavaScript', function () {
     `
     await writeFile(join(out, 'check.mjs'), script)
     const { stdout } = await run(process.execPath, [join(out, 'check.mjs')], { cwd: out, env: { ...process.env, NODE_OPTIONS: '' } })
+      .catch((err: Error & { stderr?: string }) => { throw new Error(`${err.message}: ${err.stderr ?? ''}`) })
     const got = JSON.parse(stdout) as { status: string, digest: string, tsx: string }
     assert.equal(got.status, 'COMPLETED')
     assert.doesNotMatch(got.tsx, /tsx/)

@@ -23,14 +23,14 @@ describe('worker/wasi-imports', () => {
   })
 
   it('passes only preview1 functions through', () => {
-    const { imports } = wrapWasiImports(fakeWasi().raw, { seed: 't', maxWriteBytes: 10, memory: () => memory })
+    const { imports } = wrapWasiImports(fakeWasi().raw, { seed: 't', maxWriteBytes: 10, maxFiles: 100, memory: () => memory })
     assert.equal('not_preview1' in imports, false)
     assert.deepEqual(new Set(Object.keys(imports)), PREVIEW1_FUNCTIONS)
   })
 
   it('gives a clock that moves forward identically on every run', () => {
     const read = (): bigint[] => {
-      const { imports } = wrapWasiImports(fakeWasi().raw, { seed: 't', maxWriteBytes: 10, memory: () => memory })
+      const { imports } = wrapWasiImports(fakeWasi().raw, { seed: 't', maxWriteBytes: 10, maxFiles: 100, memory: () => memory })
       const out: bigint[] = []
       for (let i = 0; i < 3; i++) {
         assert.equal(imports.clock_time_get(0, 1n, 64), WASI_ERRNO.SUCCESS)
@@ -45,7 +45,7 @@ describe('worker/wasi-imports', () => {
 
   it('gives random bytes seeded by the task id', () => {
     const draw = (seed: string): string => {
-      const { imports } = wrapWasiImports(fakeWasi().raw, { seed, maxWriteBytes: 10, memory: () => memory })
+      const { imports } = wrapWasiImports(fakeWasi().raw, { seed, maxWriteBytes: 10, maxFiles: 100, memory: () => memory })
       assert.equal(imports.random_get(100, 40), WASI_ERRNO.SUCCESS)
       assert.equal(imports.random_get(140, 40), WASI_ERRNO.SUCCESS)
       return Buffer.from(new Uint8Array(memory.buffer, 100, 80)).toString('hex')
@@ -53,13 +53,13 @@ describe('worker/wasi-imports', () => {
     const a = draw('task-1')
     assert.equal(draw('task-1'), a)
     assert.notEqual(draw('task-2'), a)
-    const { imports } = wrapWasiImports(fakeWasi().raw, { seed: 's', maxWriteBytes: 10, memory: () => memory })
+    const { imports } = wrapWasiImports(fakeWasi().raw, { seed: 's', maxWriteBytes: 10, maxFiles: 100, memory: () => memory })
     assert.equal(imports.random_get(65530, 100), WASI_ERRNO.FAULT, 'out of memory bounds')
   })
 
   it('refuses writes past the bound before they happen', () => {
     const { raw, calls } = fakeWasi()
-    const { imports, state } = wrapWasiImports(raw, { seed: 's', maxWriteBytes: 10, memory: () => memory })
+    const { imports, state } = wrapWasiImports(raw, { seed: 's', maxWriteBytes: 10, maxFiles: 100, memory: () => memory })
     const dv = new DataView(memory.buffer)
     // Two iovecs at 0: (buf 100, len 4), (buf 200, len 3).
     dv.setUint32(0, 100, true); dv.setUint32(4, 4, true)
@@ -75,9 +75,22 @@ describe('worker/wasi-imports', () => {
     assert.equal(calls.filter((c) => c.startsWith('fd_allocate') || c.startsWith('fd_filestat_set_size')).length, 1)
   })
 
+  it('refuses file and folder creations past the bound before they happen; opens without O_CREAT pass', () => {
+    const { raw, calls } = fakeWasi()
+    const { imports, state } = wrapWasiImports(raw, { seed: 's', maxWriteBytes: 10, maxFiles: 2, memory: () => memory })
+    // path_open(fd, dirflags, path, path_len, oflags, ...): oflags 1 is O_CREAT
+    assert.equal(imports.path_open(4, 0, 0, 1, 1, 0n, 0n, 0, 500), WASI_ERRNO.SUCCESS)
+    assert.equal(imports.path_create_directory(4, 0, 1), WASI_ERRNO.SUCCESS)
+    assert.equal(imports.path_open(4, 0, 0, 1, 1, 0n, 0n, 0, 500), WASI_ERRNO.DQUOT)
+    assert.equal(imports.path_create_directory(4, 0, 1), WASI_ERRNO.DQUOT)
+    assert.equal(state.tooManyFiles, true)
+    assert.equal(imports.path_open(4, 0, 0, 1, 0, 0n, 0n, 0, 500), WASI_ERRNO.SUCCESS, 'opening an existing file is no creation')
+    assert.equal(calls.filter((c) => c.startsWith('path_open') || c.startsWith('path_create_directory')).length, 3)
+  })
+
   it('records path escapes and refuses links and signals', () => {
     const { raw, calls } = fakeWasi()
-    const { imports, state } = wrapWasiImports(raw, { seed: 's', maxWriteBytes: 10, memory: () => memory })
+    const { imports, state } = wrapWasiImports(raw, { seed: 's', maxWriteBytes: 10, maxFiles: 100, memory: () => memory })
     const path = Buffer.from('../../etc/passwd')
     new Uint8Array(memory.buffer).set(path, 500)
     imports.path_open(3, 0, 500, path.length, 0, 0n, 0n, 0, 600)
@@ -91,7 +104,7 @@ describe('worker/wasi-imports', () => {
 
   it('never lets the app close or renumber the host\'s descriptors 0-2, and passes other closes through', () => {
     const { raw, calls } = fakeWasi()
-    const { imports } = wrapWasiImports(raw, { seed: 's', maxWriteBytes: 10, memory: () => memory })
+    const { imports } = wrapWasiImports(raw, { seed: 's', maxWriteBytes: 10, maxFiles: 100, memory: () => memory })
     for (const fd of [0, 1, 2]) assert.equal(imports.fd_close(fd), WASI_ERRNO.SUCCESS, `fd_close(${fd}) looks done to the app`)
     assert.equal(imports.fd_renumber(5, 1), WASI_ERRNO.NOTCAPABLE)
     assert.equal(imports.fd_renumber(2, 5), WASI_ERRNO.NOTCAPABLE)

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { inspectMemories } from '../../../node/worker/wasm-inspect.js'
+import { boundMemory, inspectMemories } from '../../../node/worker/wasm-inspect.js'
 import { buildModule } from './wasm-builder.js'
 
 describe('worker/wasm-inspect', () => {
@@ -35,5 +35,19 @@ describe('worker/wasm-inspect', () => {
     assert.throws(() => inspectMemories(Buffer.from('not wasm at all')), RangeError)
     const truncated = buildModule({ memory: { min: 1, max: 2 } }).subarray(0, 20)
     assert.throws(() => inspectMemories(truncated), RangeError)
+  })
+
+  it('boundMemory adds a missing maximum, lowers a larger one, keeps a smaller one, and the engine accepts the result', async () => {
+    const compile = (globalThis as unknown as { WebAssembly: { compile: (b: Uint8Array) => Promise<unknown> } }).WebAssembly.compile
+    const cases: Array<[{ min: number, max?: number }, number]> = [[{ min: 2 }, 40], [{ min: 2, max: 300 }, 40], [{ min: 2, max: 10 }, 10]]
+    for (const [memory, expected] of cases) {
+      const bounded = boundMemory(buildModule({ memory, startCode: [] }), 40)
+      assert.deepEqual(inspectMemories(bounded).defined, [{ minPages: 2, maxPages: expected, shared: false, memory64: false }])
+      await compile(bounded)
+    }
+    // an imported memory is the host's to bound: the bytes stay as they are
+    const imported = buildModule({ importMemory: { min: 1 } })
+    assert.deepEqual(boundMemory(imported, 40), imported)
+    assert.throws(() => boundMemory(buildModule({ memory: { min: 1 } }).subarray(0, 20), 40), RangeError)
   })
 })

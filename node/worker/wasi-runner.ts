@@ -1,10 +1,11 @@
-// Worker-thread side of the WASI executor: runs one job per message, each in a
-// fresh WASI instance and a fresh module instance, and reports how it ended.
-// The main thread owns the timer and terminates this thread past the bound,
-// which is the only way to stop a wasm loop that never calls out.
+// Child-process side of the WASI executor: runs one job per message, each in
+// a fresh WASI instance and a fresh module instance, and reports how it ended
+// over the IPC channel. The executor owns the timer and kills this process
+// past the bound (SIGKILL), which stops anything: a wasm loop that never calls
+// out, a host call that blocks (poll_oneoff's sleep), an allocation storm.
 import '../polyfills.js'
-import { rmSync, statSync } from 'node:fs'
-import { parentPort } from 'node:worker_threads'
+import { createHash } from 'node:crypto'
+import { closeSync, openSync, rmSync, statSync } from 'node:fs'
 import { WASI } from 'node:wasi'
 import { readTreeSync } from '../storage/archive.js'
 import type { ReadTree } from '../storage/archive.js'
@@ -12,21 +13,25 @@ import { isWasmMemory, wasm } from './wasm-api.js'
 import type { WasmImports, WasmInstance, WasmMemory, WasmModule } from './wasm-api.js'
 import { READ_ONLY_DIR_BASE, READ_ONLY_DIR_INHERITING, wrapWasiImports } from './wasi-imports.js'
 
-/** A job as the main thread posts it. */
-export interface ThreadJob {
+/** A job as the executor sends it. */
+export interface RunnerJob {
   id: number
-  module: WasmModule
+  /** sha256 of the module's bytes as run (after the executor bounded its memory): the runner's cache key */
+  moduleKey: string
+  /** the module's bytes; left out when the executor believes this runner has it compiled already */
+  moduleBytes?: Uint8Array
   argv: string[]
   env: Record<string, string>
   /** Host directories for /iexec_in (fd 3) and /iexec_out (fd 4), in that order. */
   inDir: string
   outDir: string
-  /** An empty input (/dev/null): the app must not read the host's stdin. */
-  stdinFd: number
-  stdoutFd: number
-  stderrFd: number
+  /** Files the app's stdout and stderr go to (created by the executor, truncated here). */
+  stdoutPath: string
+  stderrPath: string
   seed: string
   maxWriteBytes: number
+  /** Files and folders the app may create, all together. */
+  maxFiles: number
   /** Present when the module imports env.memory: the host memory to give it. */
   importMemory?: { initialPages: number, maximumPages: number }
   /** After the run, the output's files are read back when together they hold at most this many bytes (-1: only measured). */
@@ -35,21 +40,24 @@ export interface ThreadJob {
   removeCollected: boolean
 }
 
-/** How a job ended, as the thread reports it. */
-export interface ThreadOutcome {
+/** How a job ended, as the runner reports it. */
+export interface RunnerOutcome {
   id: number
   /**
    * exit: the app called proc_exit or returned from _start; trap: a wasm trap
    * or a JS error inside the run; refused: the module could not be
-   * instantiated; internal: the thread itself failed (not the app);
-   * invalid: the job's input folder cannot be given to an app (the app never ran).
+   * instantiated; internal: the runner itself failed (not the app);
+   * invalid: the job's input folder cannot be given to an app (the app never ran);
+   * missing: the job named a module this runner does not hold (the executor sends it again with its bytes).
    */
-  kind: 'exit' | 'trap' | 'refused' | 'internal' | 'invalid'
+  kind: 'exit' | 'trap' | 'refused' | 'internal' | 'invalid' | 'missing'
   exitCode: number | null
   message?: string
   /** Size of the app's memory at the end. */
   memoryBytes: number
   outputTooLarge: boolean
+  /** The app tried to create more than maxFiles files and folders. */
+  tooManyFiles?: boolean
   violations: string[]
   /** exit and trap: what the run left in /iexec_out (its size, a link or special file, and its files when collected) */
   output?: ReadTree
@@ -83,7 +91,42 @@ function inputProblem (dir: string): { message: string, path?: string } | undefi
   return odd === undefined ? undefined : { message: `the input holds a link or special file: ${odd}`, path: odd }
 }
 
-function runJob (job: ThreadJob): ThreadOutcome {
+// Compiled modules by key, oldest first (Map keeps insertion order); the
+// executor's module cache bounds what it sends, this bounds what is kept.
+const MODULE_CACHE_SIZE = 16
+const modules = new Map<string, WasmModule>()
+
+/** The job's module, compiled from its bytes (checked against its key) or from the cache; undefined when neither has it. */
+function moduleOf (job: RunnerJob): WasmModule | undefined {
+  const cached = modules.get(job.moduleKey)
+  if (cached !== undefined) return cached
+  if (job.moduleBytes === undefined) return undefined
+  if (createHash('sha256').update(job.moduleBytes).digest('hex') !== job.moduleKey) throw new Error('module bytes do not match their key')
+  const module = new wasm.Module(job.moduleBytes)
+  modules.set(job.moduleKey, module)
+  while (modules.size > MODULE_CACHE_SIZE) modules.delete(modules.keys().next().value as string)
+  return module
+}
+
+// The app's stdin: one descriptor of /dev/null for the runner's life (apps cannot close it: wasi-imports.ts).
+let nullFd: number | undefined
+
+function runJob (job: RunnerJob): RunnerOutcome {
+  const module = moduleOf(job)
+  if (module === undefined) return { id: job.id, kind: 'missing', exitCode: null, memoryBytes: 0, outputTooLarge: false, violations: [] }
+  nullFd ??= openSync('/dev/null', 'r')
+  const stdoutFd = openSync(job.stdoutPath, 'w')
+  let stderrFd: number | undefined
+  try {
+    stderrFd = openSync(job.stderrPath, 'w')
+    return runOpened(job, module, nullFd, stdoutFd, stderrFd)
+  } finally {
+    closeSync(stdoutFd)
+    if (stderrFd !== undefined) closeSync(stderrFd)
+  }
+}
+
+function runOpened (job: RunnerJob, module: WasmModule, stdinFd: number, stdoutFd: number, stderrFd: number): RunnerOutcome {
   const bad = inputProblem(job.inDir)
   if (bad !== undefined) return { id: job.id, kind: 'invalid', exitCode: null, memoryBytes: 0, outputTooLarge: false, violations: [], ...bad }
   let memory: WasmMemory | undefined
@@ -94,31 +137,32 @@ function runJob (job: ThreadJob): ThreadOutcome {
     env: job.env,
     // Insertion order fixes the fds: /iexec_in is 3, /iexec_out is 4.
     preopens: { '/iexec_in': job.inDir, '/iexec_out': job.outDir },
-    stdin: job.stdinFd,
-    stdout: job.stdoutFd,
-    stderr: job.stderrFd,
+    stdin: stdinFd,
+    stdout: stdoutFd,
+    stderr: stderrFd,
     returnOnExit: true
   } as ConstructorParameters<typeof WASI>[0])
   const raw = wasi.wasiImport as Record<string, unknown>
-  const { imports, state } = wrapWasiImports(raw, { seed: job.seed, maxWriteBytes: job.maxWriteBytes, memory: () => memory })
+  const { imports, state } = wrapWasiImports(raw, { seed: job.seed, maxWriteBytes: job.maxWriteBytes, maxFiles: job.maxFiles, memory: () => memory })
   const importObject: WasmImports = { wasi_snapshot_preview1: imports }
   if (job.importMemory !== undefined) {
     memory = new wasm.Memory({ initial: job.importMemory.initialPages, maximum: job.importMemory.maximumPages })
     importObject.env = { memory }
   }
-  const outcome = (kind: ThreadOutcome['kind'], exitCode: number | null, message?: string): ThreadOutcome => ({
+  const outcome = (kind: RunnerOutcome['kind'], exitCode: number | null, message?: string): RunnerOutcome => ({
     id: job.id,
     kind,
     exitCode,
     memoryBytes: memory?.buffer.byteLength ?? 0,
     outputTooLarge: state.outputTooLarge,
+    ...(state.tooManyFiles ? { tooManyFiles: true } : {}),
     violations: state.violations,
     ...(message !== undefined ? { message } : {})
   })
 
   let instance: WasmInstance
   try {
-    instance = new wasm.Instance(job.module, importObject)
+    instance = new wasm.Instance(module, importObject)
   } catch (err) {
     return outcome('refused', null, `cannot instantiate: ${(err as Error).message}`)
   }
@@ -149,7 +193,7 @@ function runJob (job: ThreadJob): ThreadOutcome {
       }
     }
   }
-  let ended: ThreadOutcome
+  let ended: RunnerOutcome
   try {
     const code = wasi.start(proxy as unknown as Parameters<WASI['start']>[0])
     ended = outcome('exit', code ?? 0)
@@ -162,20 +206,22 @@ function runJob (job: ThreadJob): ThreadOutcome {
   // thread each of these was a promise and a trip through libuv's pool. Only
   // a run that can complete is read back (and removed): a failed one keeps
   // its output on disk, stdout and stderr included
-  const mayComplete = ended.kind === 'exit' && ended.exitCode === 0 && ended.violations.length === 0 && !ended.outputTooLarge
+  const mayComplete = ended.kind === 'exit' && ended.exitCode === 0 && ended.violations.length === 0 && !ended.outputTooLarge && ended.tooManyFiles !== true
   const output = readTreeSync(job.outDir, mayComplete ? Math.min(job.collectBytes, job.maxWriteBytes) : -1)
   if (output.entries !== undefined && job.removeCollected) rmSync(job.outDir, { recursive: true, force: true })
   return { ...ended, output }
 }
 
-const port = parentPort
-if (port === null) throw new Error('wasi-thread must run in a worker thread')
-port.on('message', (job: ThreadJob) => {
-  let outcome: ThreadOutcome
+if (process.send === undefined) throw new Error('wasi-runner must run as a child process with an IPC channel')
+const send = process.send.bind(process)
+process.on('message', (job: RunnerJob) => {
+  let outcome: RunnerOutcome
   try {
     outcome = runJob(job)
   } catch (err) {
     outcome = { id: job.id, kind: 'internal', exitCode: null, message: (err as Error).message, memoryBytes: 0, outputTooLarge: false, violations: [] }
   }
-  port.postMessage(outcome)
+  send(outcome)
 })
+// the executor gone (closed or dead): nothing left to run for
+process.on('disconnect', () => { process.exit(0) })
