@@ -28,7 +28,7 @@ import { createHash } from 'node:crypto'
 import { chmodSync, closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { readTreeSync } from '../storage/archive.js'
 import { appKind, checkElf } from './app-kind.js'
 import type { ExecJob, ExecResult, ExecStatus, Executor } from './executor.js'
@@ -179,6 +179,13 @@ export class NativeExecutor implements Executor {
     if (this.unavailable !== undefined) return
     mkdirSync(this.opts.stageDir, { recursive: true, mode: 0o711 })
     chmodSync(this.opts.stageDir, 0o711)
+    if (this.host.root) {
+      const closed = closedAncestor(this.opts.stageDir)
+      if (closed !== undefined) {
+        this.unavailable = `the sandbox uids cannot reach the stage folder (${closed} is not traversable by others)`
+        return
+      }
+    }
     mkdirSync(join(this.opts.stageDir, 'bin'), { recursive: true, mode: 0o711 })
     mkdirSync(join(this.opts.stageDir, 'run'), { recursive: true, mode: 0o711 })
     const filter = this.opts.seccomp ? buildSeccompFilter() : undefined
@@ -324,7 +331,11 @@ export class NativeExecutor implements Executor {
       if (!ctl.limits.includes('memory')) continue
       try {
         if (ctl.version === 'v1') {
-          if (Number(readFileSync(join(dir, 'memory.failcnt'), 'utf8')) > 0) return true
+          // the limit with swap is met first where swap accounting is on; the kill is counted in oom_control
+          if (/^oom_kill [1-9]/m.test(readFileSync(join(dir, 'memory.oom_control'), 'utf8'))) return true
+          for (const f of ['memory.failcnt', 'memory.memsw.failcnt']) {
+            try { if (Number(readFileSync(join(dir, f), 'utf8')) > 0) return true } catch {}
+          }
         } else {
           const events = readFileSync(join(dir, 'memory.events'), 'utf8')
           if (/^(oom|oom_kill|max) [1-9]/m.test(events)) return true
@@ -337,7 +348,7 @@ export class NativeExecutor implements Executor {
   /** Kills whatever is left in the run's cgroups, then removes them. */
   private async dropCgroups (cgroups: Cgroup[]): Promise<void> {
     for (const { dir } of cgroups) {
-      for (let attempt = 0; attempt < 50; attempt++) {
+      for (let attempt = 0; attempt < 500; attempt++) {
         let pids: number[] = []
         try {
           pids = readFileSync(join(dir, 'cgroup.procs'), 'utf8').trim().split('\n').filter((s) => s !== '').map(Number)
@@ -515,6 +526,17 @@ export class NativeExecutor implements Executor {
       // binaries and images stay for the next executor of this process; runs are gone
       rmSync(join(this.opts.stageDir, 'run'), { recursive: true, force: true })
     }
+  }
+}
+
+/** The first folder above (and including) dir that others cannot traverse, if any. */
+function closedAncestor (dir: string): string | undefined {
+  let d = dir
+  for (;;) {
+    if ((statSync(d).mode & 0o001) === 0) return d
+    const up = dirname(d)
+    if (up === d) return undefined
+    d = up
   }
 }
 
