@@ -42,7 +42,7 @@ import { iexecEnv } from './wasi-executor.js'
 /** What runs in the sandbox: a binary alone, or an image's root and its command. */
 export type NativeTarget =
   | { kind: 'binary', path: string }
-  | { kind: 'image', rootfs: string, argv: string[], env: string[], cwd: string }
+  | { kind: 'image', rootfs: string, entrypoint: string[], cmd: string[], env: string[], cwd: string }
 
 /** Turns an OCI app (its bytes or a path) into an unpacked image; see oci-image.ts. */
 export type ImagePreparer = (module: Uint8Array | string) => Promise<{ target: NativeTarget } | { invalid: string }>
@@ -414,7 +414,9 @@ export class NativeExecutor implements Executor {
         bwrap.push('--setenv', 'PATH', '/')
       } else {
         bwrap.push('--ro-bind', target.rootfs, '/')
-        argv = [...target.argv, ...job.args]
+        // as docker run does: the request's args replace the image's cmd
+        argv = [...target.entrypoint, ...(job.args.length > 0 ? job.args : target.cmd)]
+        if (argv.length === 0) return { ...base, status: 'INVALID_MODULE', message: 'nothing to run: the image has no entrypoint and the request no args' }
         for (const kv of target.env) {
           const eq = kv.indexOf('=')
           if (eq > 0) bwrap.push('--setenv', kv.slice(0, eq), kv.slice(eq + 1))
