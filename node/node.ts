@@ -21,17 +21,23 @@ import { swarmTopics } from '../protocols/topics.js'
 import { ExecChannel, PeerResolver, createSchedulerService } from './scheduler/index.js'
 import type { SchedulerService } from './scheduler/index.js'
 import { WasiExecutor } from './worker/index.js'
+import type { NativeStatus } from './worker/native-executor.js'
+import { executorOfHead, KindExecutor, KNOWN_EXECUTORS, nativeWithImages, usableExecutors } from './worker/executors.js'
+import { APP_HEAD_BYTES } from './worker/app-kind.js'
 // the duties live apart from worker/index.ts, which stays free of chain and
 // storage imports so the executor can be compiled and run on its own
 import { createWorkerDuties } from './worker/duties.js'
 import type { WorkerDuties } from './worker/duties.js'
 import {
   BlockRetention, DATASET_DEFAULTS, DatasetOwnerAnnouncer, DatasetStore, FileKeyStore, KEY_RELEASE_PROTOCOL, MemoryNonceRegistry,
-  ciphertextHeader, createHubKeyReleaseView, createKeyReleaseHandler, datasetRoutes, fetchDatasetKey, fetchKeyFromOwner, ownerCandidates
+  catContent, ciphertextHeader, createHubKeyReleaseView, createKeyReleaseHandler, datasetRoutes, fetchDatasetKey, fetchKeyFromOwner, ownerCandidates
 } from './storage/index.js'
 import { contentRoutes, resultRoutes } from './storage/routes.js'
 import type { FinalizedTask } from './storage/results.js'
 import { resultFetcher, workRoutes } from './market/work-routes.js'
+
+/** How long a provider waits for an app's first bytes to learn its kind. */
+const APP_HEAD_TIMEOUT_MS = 10_000
 
 /** bound of one dial to a worker that holds a result the node is about to fetch: a live peer answers in milliseconds */
 const RESULT_HOLDER_DIAL_MS = 5_000
@@ -161,7 +167,7 @@ export class IexecNode implements ApiBackend {
   /** the market (orderbook, bidding, requests); undefined without chain settings */
   market?: MarketService
   /** deal duties: scheduler (when elected) and watchdog, worker; undefined without chain settings */
-  execution?: { channel: ExecChannel, scheduler: SchedulerService, worker: WorkerDuties, executor: WasiExecutor, peers: PeerResolver, stopFeed: () => void }
+  execution?: { channel: ExecChannel, scheduler: SchedulerService, worker: WorkerDuties, executor: KindExecutor, peers: PeerResolver, stopFeed: () => void }
   /** the owner's side of datasets (key release, owner announcements) and the worker's block retention; with execution */
   private datasetServices?: { announcer: DatasetOwnerAnnouncer, retention: BlockRetention }
 
@@ -189,9 +195,12 @@ export class IexecNode implements ApiBackend {
    */
   static async create (init: IexecNodeInit): Promise<IexecNode> {
     const loaded = await loadDataDir(init.dataDir, init.password)
-    const config = withOverrides(loaded.config, init)
+    const configured = withOverrides(loaded.config, init)
     const paths = dataDirPaths(init.dataDir)
     const log = fileLogger(paths.logs, 'node')
+    // only the executors that run on this host are advertised, bid with and used
+    const usable = usableExecutors(configured.executors)
+    const config: NodeConfig = { ...configured, executors: usable.executors }
     const db = new DbController({ path: paths.db })
     const rules = resourceDhtRules()
     // set below; the market it holds is built in start(), before the network starts
@@ -233,6 +242,10 @@ export class IexecNode implements ApiBackend {
     })
     const node = new IexecNode(init.dataDir, config, loaded.wallet, loaded.apiToken, db, network, adverts, log, init)
     built = node
+    for (const d of usable.dropped) {
+      node.warnings.push(`executor ${d.name} left out: ${d.reason}`)
+      log.warn(node.warnings[node.warnings.length - 1])
+    }
     if (loaded.unprotected) {
       node.warnings.push('the wallet key is stored unprotected (dev swarm only): do not hold real funds with it')
       log.warn(node.warnings[node.warnings.length - 1], { address: node.address })
@@ -370,7 +383,8 @@ export class IexecNode implements ApiBackend {
         executors: c.executors,
         ...(this.init.bidStrategy !== undefined ? { strategy: this.init.bidStrategy } : {}),
         // the worker duties start after the market: read them when a request comes
-        busyTasks: () => this.execution?.worker.activeTasks() ?? 0
+        busyTasks: () => this.execution?.worker.activeTasks() ?? 0,
+        appExecutorOf: async (app) => await this.appExecutorOf(app)
       },
       fromBlock: this.init.chainFromBlock ?? this.config.chain.fromBlock ?? 0,
       // config.json's bid transport; an embedder's market options (tests, benchmarks) come last
@@ -445,7 +459,10 @@ export class IexecNode implements ApiBackend {
     const workerLog = fileLogger(logs, 'worker').info
     // one reusable thread per task run at once, started now on a provider: a cold thread cost the
     // first task of a deal a few hundred milliseconds (and past the idle bound, every run a new one)
-    const executor = new WasiExecutor({ maxIdleThreads: Math.max(1, this.config.cpus) })
+    const executor = new KindExecutor(
+      this.config.executors.includes('wasi') ? new WasiExecutor({ maxIdleThreads: Math.max(1, this.config.cpus) }) : undefined,
+      this.config.executors.includes('native') ? nativeWithImages() : undefined
+    )
     if (this.config.role === 'provider') executor.warm(this.config.cpus)
     const worker = createWorkerDuties({
       channel,
@@ -557,8 +574,41 @@ export class IexecNode implements ApiBackend {
     return this.api.url
   }
 
+  private readonly appExecutors = new Map<string, Promise<string | undefined>>()
+
+  /**
+   * The executor an app needs, from the first bytes of its content (kept per
+   * app). A node that runs every kind does not fetch them; an app whose head
+   * cannot be had in time is taken for a WASI module (and refused at run if
+   * it is not one).
+   */
+  private async appExecutorOf (app: string): Promise<string | undefined> {
+    if (KNOWN_EXECUTORS.every((e) => this.config.executors.includes(e))) return this.config.executors[0]
+    const hub = this.chainClient?.hub
+    if (hub === undefined) return undefined
+    const key = app.toLowerCase()
+    let entry = this.appExecutors.get(key)
+    if (entry === undefined) {
+      entry = (async () => {
+        const { cid } = await hub.appOf(app)
+        const parts: Uint8Array[] = []
+        let got = 0
+        for await (const c of catContent(this.network.helia, cid, { timeoutMs: APP_HEAD_TIMEOUT_MS })) {
+          parts.push(c)
+          got += c.byteLength
+          if (got >= APP_HEAD_BYTES) break
+        }
+        return executorOfHead(Buffer.concat(parts))
+      })()
+      this.appExecutors.set(key, entry)
+      // a failed look-up is tried again at the next request
+      entry.catch(() => { this.appExecutors.delete(key) })
+    }
+    return await entry
+  }
+
   /** NodeStatus plus what an operator needs to diagnose a lonely node. */
-  status (): NodeStatus & { bootstrap: BootstrapStatus[], warnings: string[] } {
+  status (): NodeStatus & { bootstrap: BootstrapStatus[], warnings: string[], executors: string[], nativeSandbox?: NativeStatus } {
     return {
       bootstrap: this.network.started ? this.network.bootstrapStatus() : [],
       warnings: [...this.warnings],
@@ -567,7 +617,10 @@ export class IexecNode implements ApiBackend {
       multiaddrs: this.multiaddrs(),
       role: this.config.role,
       version: this.version,
-      connections: this.network.started ? this.network.connectionCount() : 0
+      connections: this.network.started ? this.network.connectionCount() : 0,
+      executors: this.config.executors,
+      // the native sandbox's limits in force on this host
+      ...(this.execution?.executor.native !== undefined ? { nativeSandbox: this.execution.executor.native.status() } : {})
     }
   }
 

@@ -48,6 +48,8 @@ export interface ProviderSettings {
   strategy?: BidStrategy
   /** tasks this node runs now (the worker's count); a provider with none free declines (NO_CAPACITY) */
   busyTasks?: () => number
+  /** the executor a registered app needs ('wasi' when absent or unknown) */
+  appExecutorOf?: (app: string) => Promise<string | undefined>
 }
 
 /** One decision this provider made (for tests, metrics and the log). */
@@ -219,18 +221,18 @@ export class Provider {
   private async context (request: RequestOrder, v: ValidatedOrder<RequestOrderMessage>, freshStake: boolean): Promise<{ bid: BidContext, stakeFromCache: boolean }> {
     const s = this.settings
     const stakeFromCache = !freshStake && this.stake !== undefined && !this.stake.stale
-    const [freeStake, appOwner, categoryNeeds] = await Promise.all([
+    const [freeStake, appOwner, categoryNeeds, appExecutor] = await Promise.all([
       this.freeStake(freshStake),
       this.market.ctx.owners.ownerOf('app', request.app),
-      this.categoryNeeds(request.category)
+      this.categoryNeeds(request.category),
+      s.appExecutorOf?.(request.app).catch(() => undefined)
     ])
     return {
       stakeFromCache,
       bid: {
         provider: { categories: [s.category], tags: s.tags, priceFloor: s.priceFloor, executors: s.executors, cpus: s.cpus, memoryMb: s.memoryMb },
         worker: this.market.address,
-        // every registered app is a WASI module in this version (issue 5)
-        ...(appOwner !== undefined ? { appExecutor: 'wasi' } : {}),
+        ...(appOwner !== undefined ? { appExecutor: appExecutor ?? 'wasi' } : {}),
         ...(categoryNeeds !== undefined ? { categoryNeeds } : {}),
         freeStake,
         workerStakeRatio: BigInt(HUB_RATIOS.workerStakePercent),

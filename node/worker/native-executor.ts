@@ -25,7 +25,7 @@
 //   process of the run; the run's cgroups are emptied as well.
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { chmodSync, closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, closeSync, lstatSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -388,7 +388,11 @@ export class NativeExecutor implements Executor {
         outDir = join(runDir, 'out')
         mkdirSync(inDir, { recursive: true, mode: 0o711 })
         mkdirSync(outDir, { recursive: true, mode: 0o711 })
-        chmodSync(runDir, 0o711)
+        // the run's folder is the sandbox uid's alone; the input is made readable to it (the
+        // node writes private files), which exposes nothing: only this folder leads to it
+        chownSync(runDir, uid, uid)
+        chmodSync(runDir, 0o700)
+        readableByOthers(job.inputDir)
         await run('mount', ['--bind', job.inputDir, inDir])
         mounts.push(inDir)
         const size = Math.ceil(job.maxOutputBytes / 4096) * 4096 + 4096
@@ -527,6 +531,22 @@ export class NativeExecutor implements Executor {
     if (this.unavailable === undefined && existsSync(join(this.opts.stageDir, 'run'))) {
       // binaries and images stay for the next executor of this process; runs are gone
       rmSync(join(this.opts.stageDir, 'run'), { recursive: true, force: true })
+    }
+  }
+}
+
+/** Adds read (and, on folders, search) rights for others under dir; links are left alone. */
+function readableByOthers (dir: string): void {
+  const stack = [dir]
+  while (stack.length > 0) {
+    const d = stack.pop() as string
+    const st = lstatSync(d)
+    if (st.isSymbolicLink()) continue
+    if (st.isDirectory()) {
+      if ((st.mode & 0o005) !== 0o005) chmodSync(d, (st.mode & 0o7777) | 0o005)
+      for (const name of readdirSync(d)) stack.push(join(d, name))
+    } else if ((st.mode & 0o004) === 0) {
+      chmodSync(d, (st.mode & 0o7777) | 0o004)
     }
   }
 }

@@ -46,7 +46,8 @@ describe('worker/native-executor', function () {
     root = await mkdtemp(join(tmpdir(), 'iexec-native-test-'))
     inputDir = join(root, 'in')
     await mkdir(inputDir)
-    await writeFile(join(inputDir, 'data.txt'), 'secret input\n')
+    // private, as the node writes its inputs
+    await writeFile(join(inputDir, 'data.txt'), 'secret input\n', { mode: 0o600 })
     // the stage must be reachable by the sandbox uids (mkdtemp makes private folders)
     stage = await mkdtemp(join(tmpdir(), 'iexec-native-stage-'))
     await chmod(stage, 0o711)
