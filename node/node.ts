@@ -24,6 +24,8 @@ import { WasiExecutor } from './worker/index.js'
 import type { NativeStatus } from './worker/native-executor.js'
 import { executorOfHead, KindExecutor, KNOWN_EXECUTORS, nativeWithImages, usableExecutors } from './worker/executors.js'
 import { APP_HEAD_BYTES } from './worker/app-kind.js'
+import { detectGpus, gpuDeviceNodes, tagsWithGpus } from './worker/gpu.js'
+import type { GpuInfo } from './worker/gpu.js'
 // the duties live apart from worker/index.ts, which stays free of chain and
 // storage imports so the executor can be compiled and run on its own
 import { createWorkerDuties } from './worker/duties.js'
@@ -200,7 +202,14 @@ export class IexecNode implements ApiBackend {
     const log = fileLogger(paths.logs, 'node')
     // only the executors that run on this host are advertised, bid with and used
     const usable = usableExecutors(configured.executors)
-    const config: NodeConfig = { ...configured, executors: usable.executors }
+    // GPUs as found here: their count advertised, the 'gpu' tag offered only with one
+    const gpus = detectGpus()
+    const config: NodeConfig = {
+      ...configured,
+      executors: usable.executors,
+      gpus: gpus.length,
+      tags: tagsWithGpus(configured.tags, gpus)
+    }
     const db = new DbController({ path: paths.db })
     const rules = resourceDhtRules()
     // set below; the market it holds is built in start(), before the network starts
@@ -242,6 +251,7 @@ export class IexecNode implements ApiBackend {
     })
     const node = new IexecNode(init.dataDir, config, loaded.wallet, loaded.apiToken, db, network, adverts, log, init)
     built = node
+    node.gpus = gpus
     for (const d of usable.dropped) {
       node.warnings.push(`executor ${d.name} left out: ${d.reason}`)
       log.warn(node.warnings[node.warnings.length - 1])
@@ -461,7 +471,7 @@ export class IexecNode implements ApiBackend {
     // first task of a deal a few hundred milliseconds (and past the idle bound, every run a new one)
     const executor = new KindExecutor(
       this.config.executors.includes('wasi') ? new WasiExecutor({ maxIdleThreads: Math.max(1, this.config.cpus) }) : undefined,
-      this.config.executors.includes('native') ? nativeWithImages() : undefined
+      this.config.executors.includes('native') ? nativeWithImages(undefined, 1, gpuDeviceNodes(this.gpus)) : undefined
     )
     if (this.config.role === 'provider') executor.warm(this.config.cpus)
     const worker = createWorkerDuties({
@@ -575,6 +585,8 @@ export class IexecNode implements ApiBackend {
   }
 
   private readonly appExecutors = new Map<string, Promise<string | undefined>>()
+  /** GPUs found at start (model and memory for status; their count is config.gpus) */
+  gpus: GpuInfo[] = []
 
   /**
    * The executor an app needs, from the first bytes of its content (kept per
@@ -608,7 +620,7 @@ export class IexecNode implements ApiBackend {
   }
 
   /** NodeStatus plus what an operator needs to diagnose a lonely node. */
-  status (): NodeStatus & { bootstrap: BootstrapStatus[], warnings: string[], executors: string[], nativeSandbox?: NativeStatus } {
+  status (): NodeStatus & { bootstrap: BootstrapStatus[], warnings: string[], executors: string[], gpus: GpuInfo[], nativeSandbox?: NativeStatus } {
     return {
       bootstrap: this.network.started ? this.network.bootstrapStatus() : [],
       warnings: [...this.warnings],
@@ -619,6 +631,7 @@ export class IexecNode implements ApiBackend {
       version: this.version,
       connections: this.network.started ? this.network.connectionCount() : 0,
       executors: this.config.executors,
+      gpus: this.gpus,
       // the native sandbox's limits in force on this host
       ...(this.execution?.executor.native !== undefined ? { nativeSandbox: this.execution.executor.native.status() } : {})
     }

@@ -20,7 +20,6 @@ export const KNOWN_EXECUTORS = ['wasi', 'native'] as const
 export interface UsableExecutors {
   executors: string[]
   dropped: Array<{ name: string, reason: string }>
-  native?: NativeExecutor
 }
 
 /**
@@ -34,12 +33,10 @@ export function usableExecutors (wanted: readonly string[], native?: () => Nativ
     if (name === 'wasi') out.executors.push(name)
     else if (name === 'native') {
       const ex = (native ?? (() => new NativeExecutor()))()
-      if (ex.available) {
-        out.executors.push(name)
-        out.native = ex
-      } else {
-        out.dropped.push({ name, reason: ex.status().reason ?? 'unavailable' })
-      }
+      if (ex.available) out.executors.push(name)
+      else out.dropped.push({ name, reason: ex.status().reason ?? 'unavailable' })
+      // a probe: the node makes its own executor when execution starts
+      void ex.close()
     } else {
       out.dropped.push({ name, reason: 'unknown executor' })
     }
@@ -48,9 +45,9 @@ export function usableExecutors (wanted: readonly string[], native?: () => Nativ
 }
 
 /** A native executor with OCI images, their cache in its stage. */
-export function nativeWithImages (stageDir: string = defaultNativeExecutorOptions.stageDir, cpus = 1): NativeExecutor {
+export function nativeWithImages (stageDir: string = defaultNativeExecutorOptions.stageDir, cpus = 1, devices: string[] = []): NativeExecutor {
   const images = new OciImages({ cacheDir: join(stageDir, 'images') })
-  return new NativeExecutor({ stageDir, cpus, images: images.preparer })
+  return new NativeExecutor({ stageDir, cpus, images: images.preparer, devices })
 }
 
 async function headOf (module: Uint8Array | string): Promise<Uint8Array | 'dir'> {

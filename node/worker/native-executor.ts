@@ -66,6 +66,8 @@ export interface NativeExecutorOptions {
   seccomp: boolean
   /** OCI images; without it an image is INVALID_MODULE. */
   images?: ImagePreparer
+  /** Device nodes bound into every run (the GPUs', gpu.ts). */
+  devices?: string[]
   /** The host as probed (tests pass their own). */
   host?: NativeHost
 }
@@ -170,10 +172,13 @@ export class NativeExecutor implements Executor {
   private readonly running = new Map<number, { kill: () => void, done: Promise<unknown> }>()
   private nextRun = 1
   private closed = false
+  /** Executors of this process not closed yet (the default stage is removed with the last). */
+  private static readonly open = new Set<NativeExecutor>()
 
   constructor (options: Partial<NativeExecutorOptions> = {}) {
     this.opts = { ...defaultNativeExecutorOptions, ...options }
     this.host = this.opts.host ?? probeNativeHost()
+    NativeExecutor.open.add(this)
     if (this.host.bwrap === undefined) this.unavailable = 'bubblewrap (bwrap) is not installed'
     else if (!bwrapWorks(this.host.bwrap)) this.unavailable = 'bubblewrap cannot create user namespaces here'
     if (this.unavailable !== undefined) return
@@ -428,6 +433,7 @@ export class NativeExecutor implements Executor {
       }
       for (const [k, v] of Object.entries(env)) bwrap.push('--setenv', k, v)
       bwrap.push('--proc', '/proc', '--dev', '/dev', '--ro-bind', inDir, '/iexec_in', '--bind', outDir, '/iexec_out')
+      for (const d of this.opts.devices ?? []) bwrap.push('--dev-bind', d, d)
       if (target.kind === 'binary') bwrap.push('--remount-ro', '/')
       bwrap.push('--chdir', target.kind === 'image' ? target.cwd : '/iexec_out')
       if (seccompFd !== undefined) bwrap.push('--seccomp', '3')
@@ -524,13 +530,19 @@ export class NativeExecutor implements Executor {
 
   /** Kills every run; later runs are refused. */
   async close (): Promise<void> {
+    if (this.closed) return
     this.closed = true
+    NativeExecutor.open.delete(this)
     const runs = [...this.running.values()]
     for (const r of runs) r.kill()
     await Promise.allSettled(runs.map(async (r) => await r.done))
     if (this.unavailable === undefined && existsSync(join(this.opts.stageDir, 'run'))) {
       // binaries and images stay for the next executor of this process; runs are gone
       rmSync(join(this.opts.stageDir, 'run'), { recursive: true, force: true })
+    }
+    // the default stage is this process's: nothing in it outlives the process's executors
+    if (this.opts.stageDir === defaultNativeExecutorOptions.stageDir && NativeExecutor.open.size === 0) {
+      rmSync(this.opts.stageDir, { recursive: true, force: true })
     }
   }
 }
