@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { cp, readFile } from 'node:fs/promises'
+import { cp } from 'node:fs/promises'
+import { AppCheckError, checkAppPath } from '../worker/app-check.js'
+import type { AppCheck } from '../worker/app-check.js'
 import { basename, resolve as resolvePath } from 'node:path'
 import { isIexecError } from '../errors.js'
 import type { DealView, NoBidReason, OrderbookEntry, OrderType, SubmitTaskRequest, SubmittedTask } from '../api/client.js'
@@ -285,25 +287,24 @@ export async function appRegisterCommand (io: CliIo, opts: AppRegisterCommandOpt
 
 /** Largest module `app publish` sends through the local API (its JSON body limit). */
 const MAX_APP_BYTES = 700 * 1024
-const WASM_MAGIC = [0x00, 0x61, 0x73, 0x6d]
 
 /**
- * `app publish FILE.wasm`: the node adds the module to its Helia (and provides
+ * `app publish PATH` (a WASI module, a static binary, an OCI layout folder or tar): the node adds it to its Helia (and provides
  * it in the DHT), then registers it on chain with that CID and the module's
  * sha256, and gossips its app order.
  */
 export async function appPublishCommand (io: CliIo, file: string, opts: AppRegisterCommandOptions): Promise<void> {
-  let bytes: Buffer
+  // a WASI module, a static ELF binary or an OCI image layout (folder or tar), checked before anything goes on chain
+  let checked: AppCheck
   try {
-    bytes = await readFile(file)
+    checked = await checkAppPath(file, { onProgress: (n) => { if (opts.json !== true) io.err(`packing ${file}: ${n} bytes\r`) } })
   } catch (err) {
+    if (err instanceof AppCheckError) throw new UsageError('CLI_BAD_OPTION', `${file}: ${err.message}`, { reason: err.code })
     throw new CliError('CLI_FILE_UNREADABLE', `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`, { file })
   }
-  if (bytes.byteLength < 8 || !WASM_MAGIC.every((b, i) => bytes[i] === b)) {
-    throw new UsageError('CLI_BAD_OPTION', `${file} is not a WebAssembly module (no \\0asm header)`)
-  }
+  const bytes = checked.bytes
   if (bytes.byteLength > MAX_APP_BYTES) throw new UsageError('CLI_BAD_OPTION', `${file} is ${bytes.byteLength} bytes; apps up to ${MAX_APP_BYTES} bytes are supported`)
-  const name = opts.name ?? basename(file).replace(/\.wasm$/, '')
+  const name = opts.name ?? basename(file).replace(/\.(wasm|tar)$/, '')
   const checksum = `0x${createHash('sha256').update(bytes).digest('hex')}`
   const api = await clientFor(opts)
   const added = await api.addContent(bytes)
