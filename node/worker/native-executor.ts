@@ -398,11 +398,11 @@ export class NativeExecutor implements Executor {
         chownSync(runDir, uid, uid)
         chmodSync(runDir, 0o700)
         readableByOthers(job.inputDir)
-        await run('mount', ['--bind', job.inputDir, inDir])
-        mounts.push(inDir)
         const size = Math.ceil(job.maxOutputBytes / 4096) * 4096 + 4096
-        await run('mount', ['-t', 'tmpfs', '-o', `size=${size},nr_inodes=${OUTPUT_INODES},mode=0755,uid=${uid},gid=${uid},nosuid,nodev`, 'tmpfs', outDir])
-        mounts.push(outDir)
+        // one process for both mounts (each spawn costs more than the mount)
+        mounts.push(inDir, outDir)
+        await run('/bin/sh', ['-c', 'mount --bind "$1" "$2" && mount -t tmpfs -o "$3" tmpfs "$4"', 'sh',
+          job.inputDir, inDir, `size=${size},nr_inodes=${OUTPUT_INODES},mode=0755,uid=${uid},gid=${uid},nosuid,nodev`, outDir])
       }
       stdoutFd = openSync(join(outDir, STDOUT_FILE), 'w')
       stderrFd = openSync(join(outDir, STDERR_FILE), 'w')
@@ -513,8 +513,14 @@ export class NativeExecutor implements Executor {
       return this.finish(job, outDir, root, result('COMPLETED', undefined, 0), true)
     } finally {
       for (const fd of [stdoutFd, stderrFd, seccompFd]) if (fd !== undefined) closeSync(fd)
-      for (const m of mounts.reverse()) await run('umount', ['-l', m]).catch(() => {})
-      if (root) rmSync(runDir, { recursive: true, force: true })
+      // lazily, all at once (a mount that was not made is reported and skipped)
+      if (mounts.length > 0) await run('umount', ['-l', ...mounts.reverse()]).catch(() => {})
+      // never a recursive removal: a bind that failed to go would carry it into the task's input
+      if (root) {
+        for (const d of [inDir, outDir, runDir]) {
+          try { rmdirSync(d) } catch {}
+        }
+      }
     }
   }
 
@@ -536,6 +542,8 @@ export class NativeExecutor implements Executor {
     const runs = [...this.running.values()]
     for (const r of runs) r.kill()
     await Promise.allSettled(runs.map(async (r) => await r.done))
+    // nothing is removed under a mount left behind (a bind would carry the removal into a task's input)
+    if (mountedUnder(this.opts.stageDir)) return
     if (this.unavailable === undefined && existsSync(join(this.opts.stageDir, 'run'))) {
       // binaries and images stay for the next executor of this process; runs are gone
       rmSync(join(this.opts.stageDir, 'run'), { recursive: true, force: true })
@@ -544,6 +552,18 @@ export class NativeExecutor implements Executor {
     if (this.opts.stageDir === defaultNativeExecutorOptions.stageDir && NativeExecutor.open.size === 0) {
       rmSync(this.opts.stageDir, { recursive: true, force: true })
     }
+  }
+}
+
+/** Whether anything is mounted at or below dir. */
+function mountedUnder (dir: string): boolean {
+  try {
+    return readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => {
+      const at = (l.split(' ')[1] ?? '').replace(/\\040/g, ' ')
+      return at === dir || at.startsWith(dir + '/')
+    })
+  } catch {
+    return true
   }
 }
 
