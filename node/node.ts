@@ -25,13 +25,18 @@ import { dhtProtocol, swarmTopics } from '../protocols/topics.js'
 import { ExecChannel, PeerResolver, createSchedulerService } from './scheduler/index.js'
 import type { SchedulerService } from './scheduler/index.js'
 import { WasiExecutor } from './worker/index.js'
+import type { NativeStatus } from './worker/native-executor.js'
+import { executorOfHead, KindExecutor, KNOWN_EXECUTORS, nativeWithImages, usableExecutors } from './worker/executors.js'
+import { APP_HEAD_BYTES } from './worker/app-kind.js'
+import { detectGpus, gpuDeviceNodes, tagsWithGpus } from './worker/gpu.js'
+import type { GpuInfo } from './worker/gpu.js'
 // the duties live apart from worker/index.ts, which stays free of chain and
 // storage imports so the executor can be compiled and run on its own
 import { createWorkerDuties } from './worker/duties.js'
 import type { WorkerDuties } from './worker/duties.js'
 import {
-  BlockRetention, DATASET_DEFAULTS, DatasetOwnerAnnouncer, catContent, DatasetStore, FileKeyStore, KEY_RELEASE_PROTOCOL, MemoryNonceRegistry,
-  ciphertextHeader, createHubKeyReleaseView, createKeyReleaseHandler, datasetRoutes, fetchDatasetKey, fetchKeyFromOwner, ownerCandidates
+  BlockRetention, DATASET_DEFAULTS, DatasetOwnerAnnouncer, DatasetStore, FileKeyStore, KEY_RELEASE_PROTOCOL, MemoryNonceRegistry,
+  catContent, ciphertextHeader, createHubKeyReleaseView, createKeyReleaseHandler, datasetRoutes, fetchDatasetKey, fetchKeyFromOwner, ownerCandidates
 } from './storage/index.js'
 import { appRoutes } from './market/app-routes.js'
 import { checkWasiModule } from './worker/module-check.js'
@@ -40,6 +45,9 @@ import { contentRoutes, resultRoutes } from './storage/routes.js'
 import type { FinalizedTask } from './storage/results.js'
 import { resultFetcher, workRoutes } from './market/work-routes.js'
 import { taskExists } from './market/task-status.js'
+
+/** How long a provider waits for an app's first bytes to learn its kind. */
+const APP_HEAD_TIMEOUT_MS = 10_000
 
 /** bound of one dial to a worker that holds a result the node is about to fetch: a live peer answers in milliseconds */
 const RESULT_HOLDER_DIAL_MS = 5_000
@@ -175,7 +183,7 @@ export class IexecNode implements ApiBackend {
   /** the market (orderbook, bidding, requests); undefined without chain settings */
   market?: MarketService
   /** deal duties: scheduler (when elected) and watchdog, worker; undefined without chain settings */
-  execution?: { channel: ExecChannel, scheduler: SchedulerService, worker: WorkerDuties, executor: WasiExecutor, peers: PeerResolver, stopFeed: () => void }
+  execution?: { channel: ExecChannel, scheduler: SchedulerService, worker: WorkerDuties, executor: KindExecutor, peers: PeerResolver, stopFeed: () => void }
   /** the owner's side of datasets (key release, owner announcements) and the worker's block retention; with execution */
   private datasetServices?: { announcer: DatasetOwnerAnnouncer, retention: BlockRetention }
 
@@ -203,9 +211,19 @@ export class IexecNode implements ApiBackend {
    */
   static async create (init: IexecNodeInit): Promise<IexecNode> {
     const loaded = await loadDataDir(init.dataDir, init.password)
-    const config = withOverrides(loaded.config, init)
+    const configured = withOverrides(loaded.config, init)
     const paths = dataDirPaths(init.dataDir)
     const log = fileLogger(paths.logs, 'node')
+    // only the executors that run on this host are advertised, bid with and used
+    const usable = usableExecutors(configured.executors)
+    // GPUs as found here: their count advertised, the 'gpu' tag offered only with one
+    const gpus = detectGpus()
+    const config: NodeConfig = {
+      ...configured,
+      executors: usable.executors,
+      gpus: gpus.length,
+      tags: tagsWithGpus(configured.tags, gpus)
+    }
     const db = new DbController({ path: paths.db })
     const rules = resourceDhtRules()
     // set below; the market it holds is built in start(), before the network starts
@@ -248,6 +266,11 @@ export class IexecNode implements ApiBackend {
     const node = new IexecNode(init.dataDir, config, loaded.wallet, loaded.apiToken, db, network, adverts, log, init)
     node.peerKey = loaded.privateKey
     built = node
+    node.gpus = gpus
+    for (const d of usable.dropped) {
+      node.warnings.push(`executor ${d.name} left out: ${d.reason}`)
+      log.warn(node.warnings[node.warnings.length - 1])
+    }
     if (loaded.unprotected) {
       node.warnings.push('the wallet key is stored unprotected (dev swarm only): do not hold real funds with it')
       log.warn(node.warnings[node.warnings.length - 1], { address: node.address })
@@ -384,6 +407,10 @@ export class IexecNode implements ApiBackend {
         }
         const bytes = Buffer.concat(chunks, total)
         if (`0x${createHash('sha256').update(bytes).digest('hex')}` !== asset.checksum.toLowerCase()) return 'its module does not hash to its registered checksum'
+        // a native binary or image is checked by the executor that runs it; a WASI module here, once
+        const kind = executorOfHead(bytes.subarray(0, APP_HEAD_BYTES))
+        if (kind === undefined) return 'APP_UNKNOWN_KIND: its module is neither a WASI module, a static ELF binary nor an OCI image'
+        if (kind !== 'wasi') return undefined
         const check = await checkWasiModule(bytes)
         return check.ok ? undefined : `${check.code}: ${check.message}`
       })()
@@ -435,7 +462,8 @@ export class IexecNode implements ApiBackend {
         ...(this.init.bidStrategy !== undefined ? { strategy: this.init.bidStrategy } : {}),
         // the worker duties start after the market: read them when a request comes
         busyTasks: () => this.execution?.worker.activeTasks() ?? 0,
-        appProblem: async (app) => await this.appProblem(app)
+        appProblem: async (app) => await this.appProblem(app),
+        appExecutorOf: async (app) => await this.appExecutorOf(app)
       },
       fromBlock: this.init.chainFromBlock ?? this.config.chain.fromBlock ?? 0,
       advertisedTags: async (worker) => (await this.adverts.findByAddress(worker))?.tags,
@@ -521,7 +549,10 @@ export class IexecNode implements ApiBackend {
     const workerLog = fileLogger(logs, 'worker').info
     // one reusable runner process per task run at once, started now on a provider: a cold runner
     // costs the first task of a deal a node start (and past the idle bound, every run a new one)
-    const executor = new WasiExecutor({ maxIdleRunners: Math.max(1, this.config.cpus) })
+    const executor = new KindExecutor(
+      this.config.executors.includes('wasi') ? new WasiExecutor({ maxIdleRunners: Math.max(1, this.config.cpus) }) : undefined,
+      this.config.executors.includes('native') ? nativeWithImages(undefined, 1, gpuDeviceNodes(this.gpus)) : undefined
+    )
     if (this.config.role === 'provider') executor.warm(this.config.cpus)
     const worker = createWorkerDuties({
       channel,
@@ -636,8 +667,43 @@ export class IexecNode implements ApiBackend {
     return this.api.url
   }
 
+  private readonly appExecutors = new Map<string, Promise<string | undefined>>()
+  /** GPUs found at start (model and memory for status; their count is config.gpus) */
+  gpus: GpuInfo[] = []
+
+  /**
+   * The executor an app needs, from the first bytes of its content (kept per
+   * app). A node that runs every kind does not fetch them; an app whose head
+   * cannot be had in time is taken for a WASI module (and refused at run if
+   * it is not one).
+   */
+  private async appExecutorOf (app: string): Promise<string | undefined> {
+    if (KNOWN_EXECUTORS.every((e) => this.config.executors.includes(e))) return this.config.executors[0]
+    const hub = this.chainClient?.hub
+    if (hub === undefined) return undefined
+    const key = app.toLowerCase()
+    let entry = this.appExecutors.get(key)
+    if (entry === undefined) {
+      entry = (async () => {
+        const { cid } = await hub.appOf(app)
+        const parts: Uint8Array[] = []
+        let got = 0
+        for await (const c of catContent(this.network.helia, cid, { timeoutMs: APP_HEAD_TIMEOUT_MS })) {
+          parts.push(c)
+          got += c.byteLength
+          if (got >= APP_HEAD_BYTES) break
+        }
+        return executorOfHead(Buffer.concat(parts))
+      })()
+      this.appExecutors.set(key, entry)
+      // a failed look-up is tried again at the next request
+      entry.catch(() => { this.appExecutors.delete(key) })
+    }
+    return await entry
+  }
+
   /** NodeStatus plus what an operator needs to diagnose a lonely node. */
-  status (): NodeStatus & { bootstrap: BootstrapStatus[], warnings: string[] } {
+  status (): NodeStatus & { bootstrap: BootstrapStatus[], warnings: string[], executors: string[], gpus: GpuInfo[], nativeSandbox?: NativeStatus } {
     return {
       bootstrap: this.network.started ? this.network.bootstrapStatus() : [],
       warnings: [...this.warnings],
@@ -657,7 +723,11 @@ export class IexecNode implements ApiBackend {
         dhtProtocol: dhtProtocol(this.config.swarmId),
         topics: swarmTopics(this.config.swarmId),
         bitswapProtocol: '/ipfs/bitswap/1.2.0'
-      }
+      },
+      executors: this.config.executors,
+      gpus: this.gpus,
+      // the native sandbox's limits in force on this host
+      ...(this.execution?.executor.native !== undefined ? { nativeSandbox: this.execution.executor.native.status() } : {})
     }
   }
 

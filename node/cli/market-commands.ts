@@ -1,6 +1,10 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { cp, open } from 'node:fs/promises'
+import { cp, lstat, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { AppCheckError, checkAppPath } from '../worker/app-check.js'
+import type { AppCheck } from '../worker/app-check.js'
 import { basename, resolve as resolvePath } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { isIexecError } from '../errors.js'
@@ -340,7 +344,6 @@ export async function appRegisterCommand (io: CliIo, opts: AppRegisterCommandOpt
   io.out(`app ${app.name} registered at ${r.address}\ncid ${r.cid}, checksum ${r.checksum}\napp order ${r.orderHash} at ${formatAmount(app.price)} per task\n`)
 }
 
-const WASM_MAGIC = [0x00, 0x61, 0x73, 0x6d]
 /** A well-formed CID that only lets parseAppRegister check the other options. */
 const PLACEHOLDER_CID = 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi'
 /** How long a publish may take: reading, checking and adding hundreds of MiB takes a while on a slow disk. */
@@ -353,33 +356,41 @@ const APP_PHASE_WORDS: Record<string, string> = {
 }
 
 /**
- * `app publish FILE.wasm`: the node reads the module from its own disk,
- * checks that the WASI executor can run it (before anything goes on chain),
- * adds it to its Helia (and provides it in the DHT), registers it on chain
- * with that CID and the module's sha256, and gossips its app order. The
- * phases go to stderr.
+ * `app publish PATH` (a WASI module, a static ELF binary, an OCI layout
+ * folder or tar): the CLI checks the app's kind, then the node reads it from
+ * its own disk, checks it again (a WASI module: that the executor can run
+ * it), adds it to its Helia (and provides it in the DHT), registers it on
+ * chain with that CID and its sha256, and gossips its app orders. Nothing
+ * goes on chain before the checks. The phases go to stderr.
  */
 export async function appPublishCommand (io: CliIo, file: string, opts: AppRegisterCommandOptions): Promise<void> {
-  const path = resolvePath(file)
-  let head: Buffer
+  let path = resolvePath(file)
+  // a WASI module, a static ELF binary or an OCI image layout (folder or tar), checked before anything goes on chain
+  let checked: AppCheck
   try {
-    const fh = await open(path, 'r')
-    try {
-      head = Buffer.alloc(8)
-      const { bytesRead } = await fh.read(head, 0, 8, 0)
-      head = head.subarray(0, bytesRead)
-    } finally {
-      await fh.close()
-    }
+    checked = await checkAppPath(path, { onProgress: (n) => { if (opts.json !== true) io.err(`packing ${file}: ${n} bytes\r`) } })
   } catch (err) {
+    if (err instanceof AppCheckError) throw new UsageError('CLI_BAD_OPTION', `${file}: ${err.message}`, { reason: err.code })
     throw new CliError('CLI_FILE_UNREADABLE', `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`, { file })
   }
-  if (head.byteLength < 8 || !WASM_MAGIC.every((b, i) => head[i] === b)) {
-    throw new UsageError('CLI_BAD_OPTION', `${file} is not a WebAssembly module (no \\0asm header)`)
-  }
-  const name = opts.name ?? basename(file).replace(/\.wasm$/, '')
+  const name = opts.name ?? basename(file).replace(/\.(wasm|tar)$/, '')
   // the same checks of --name, --price and --volume as app register, before any call (the node supplies the CID and checksum)
   const app = parseAppRegister({ ...opts, name, cid: PLACEHOLDER_CID, checksum: `0x${'00'.repeat(32)}`, price: opts.price ?? '0' })
+  // a layout folder was packed as a tar: the node reads that file
+  let packedDir: string | undefined
+  if (checked.kind === 'oci' && (await lstat(path)).isDirectory()) {
+    packedDir = await mkdtemp(join(tmpdir(), 'iexec-app-'))
+    path = join(packedDir, 'image.tar')
+    await writeFile(path, checked.bytes)
+  }
+  try {
+    await publishAppFile(io, path, app, opts)
+  } finally {
+    if (packedDir !== undefined) await rm(packedDir, { recursive: true, force: true })
+  }
+}
+
+async function publishAppFile (io: CliIo, path: string, app: ReturnType<typeof parseAppRegister>, opts: AppRegisterCommandOptions): Promise<void> {
   const api = await clientFor(opts)
   const publishId = randomBytes(8).toString('hex')
   let settled = false

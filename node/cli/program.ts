@@ -313,7 +313,7 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
 
   const app = program.command('app').description('apps on chain')
   addClientOptions(app.command('publish <file>')
-    .description('add a WASI module to the swarm (Helia), register it on chain and publish its app order')
+    .description('add an app (WASI module, static Linux binary, OCI image layout folder or tar) to the swarm, register it on chain and publish its app order')
     .option('--name <name>', 'app name (default: the file name without .wasm)')
     .option('--price <amount>', 'price per task (nRLC, or 1.5RLC)', '0')
     .option('--volume <n>', 'how many tasks each app order allows')

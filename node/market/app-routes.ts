@@ -19,6 +19,7 @@ import type { ApiRequest, ApiRoute } from '../api/router.js'
 import { addBytes, provideContent } from '../storage/content.js'
 import type { ContentHelia } from '../storage/content.js'
 import { checkWasiModule } from '../worker/module-check.js'
+import { APP_HEAD_BYTES, appKind, checkElf } from '../worker/app-kind.js'
 import { MAX_APP_MODULE_BYTES } from '../worker/options.js'
 import { appTerms, offerApp } from './routes.js'
 import type { MarketService } from './service.js'
@@ -89,8 +90,17 @@ export function appRoutes (deps: { market: () => MarketService | undefined, heli
       chunks.length = 0
       const checksum = `0x${hash.digest('hex')}`
       phase('checking', read)
-      const check = await checkWasiModule(bytes)
-      if (!check.ok) throw new HttpError(400, check.code, `${path}: ${check.message}`, { path })
+      // a WASI module is compiled and checked here; a native binary must run on this architecture; an
+      // image layout was checked by the CLI and is verified blob by blob by every worker before it runs
+      const kind = appKind(bytes.subarray(0, APP_HEAD_BYTES))
+      if (kind === undefined) throw new HttpError(400, 'APP_UNKNOWN_KIND', `${path}: not a WASI module, an ELF binary or an OCI image layout tar`, { path })
+      if (kind === 'wasi') {
+        const check = await checkWasiModule(bytes)
+        if (!check.ok) throw new HttpError(400, check.code, `${path}: ${check.message}`, { path })
+      } else if (kind === 'native') {
+        const elf = checkElf(bytes)
+        if (!elf.ok) throw new HttpError(400, 'APP_NATIVE_UNRUNNABLE', `${path}: the binary cannot run on a worker: ${elf.reason ?? ''}`, { path })
+      }
       phase('adding')
       const h = deps.helia()
       const { cid } = await addBytes(h, bytes, { onProgress: (n) => { phase('adding', n) } })

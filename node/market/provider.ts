@@ -56,6 +56,8 @@ export interface ProviderSettings {
    * after the deal).
    */
   appProblem?: (app: string) => Promise<string | undefined>
+  /** the executor a registered app needs ('wasi' when absent or unknown) */
+  appExecutorOf?: (app: string) => Promise<string | undefined>
 }
 
 /** How long a decision waits for an app's first check; past it the provider bids and the verdict serves the next requests. */
@@ -230,19 +232,19 @@ export class Provider {
   private async context (request: RequestOrder, v: ValidatedOrder<RequestOrderMessage>, freshStake: boolean): Promise<{ bid: BidContext, stakeFromCache: boolean }> {
     const s = this.settings
     const stakeFromCache = !freshStake && this.stake !== undefined && !this.stake.stale
-    const [freeStake, appOwner, categoryNeeds, appProblem] = await Promise.all([
+    const [freeStake, appOwner, categoryNeeds, appProblem, appExecutor] = await Promise.all([
       this.freeStake(freshStake),
       this.market.ctx.owners.ownerOf('app', request.app),
       this.categoryNeeds(request.category),
-      this.appProblem(request.app)
+      this.appProblem(request.app),
+      s.appExecutorOf?.(request.app).catch(() => undefined)
     ])
     return {
       stakeFromCache,
       bid: {
         provider: { categories: [s.category], tags: s.tags, priceFloor: s.priceFloor, executors: s.executors, cpus: s.cpus, memoryMb: s.memoryMb },
         worker: this.market.address,
-        // every registered app is a WASI module in this version (issue 5)
-        ...(appOwner !== undefined ? { appExecutor: 'wasi' } : {}),
+        ...(appOwner !== undefined ? { appExecutor: appExecutor ?? 'wasi' } : {}),
         ...(appProblem !== undefined ? { appProblem } : {}),
         ...(categoryNeeds !== undefined ? { categoryNeeds } : {}),
         freeStake,

@@ -12,6 +12,7 @@ import { appWasmPath } from '../../examples/build-apps.js'
 import * as source from '../../node/worker/index.js'
 import { buildModule } from '../unit/worker/wasm-builder.js'
 import { median, percentile, printTable, writeResults } from './harness.js'
+import { runNative } from './native-executor.bench.js'
 
 type WorkerModule = typeof source
 
@@ -94,11 +95,13 @@ export async function run (): Promise<void> {
     const pick = (build: string, threads: string): number | undefined =>
       rows.find((r) => r.build === build && r.app === 'empty' && r.threads === threads)?.p50Ms
     const headlineBuild = builds.some(([b]) => b === 'dist') ? 'dist' : 'source'
+    const native = await runNative()
     await writeResults('executor', {
       executorStartMs: pick(headlineBuild, 'reused'),
       freshThreadStartMs: pick(headlineBuild, 'fresh'),
       build: headlineBuild,
-      rows
+      rows,
+      ...(native !== undefined ? { native } : {})
     })
   } finally {
     await rm(root, { recursive: true, force: true })

@@ -19,6 +19,7 @@ import { createWorkerDuties } from '../../node/worker/duties.js'
 import type { WorkerDuties, WorkerFaults } from '../../node/worker/duties.js'
 import type { WorkerDutiesOptions } from '../../node/worker/duties-options.js'
 import { WasiExecutor } from '../../node/worker/index.js'
+import type { Executor } from '../../node/worker/executor.js'
 import {
   addBytes, addFile, catContent, createHubKeyReleaseView, createKeyReleaseHandler, DatasetKey, decryptResultToFolder, encryptDataset,
   fetchDatasetKey, generateContentKey, KEY_RELEASE_PROTOCOL, MemoryKeyStore, MemoryNonceRegistry, unpackArchive
@@ -54,6 +55,8 @@ export interface SwarmNode {
   scheduler: SchedulerService
   worker: WorkerDuties
   executor: WasiExecutor
+  /** what the worker runs apps with: the WASI executor, or what `opts.executor` made around it */
+  runner: Executor
   follower: EventFollower
   running: boolean
 }
@@ -105,9 +108,13 @@ export class ExecSwarm {
   /** errors the nodes' followers reported, with whether they were fatal */
   readonly followerErrors: Array<{ node: number, code: string, fatal: boolean }> = []
 
-  static async create (n: number, faults: Record<number, WorkerFaults> = {}, opts: { worker?: Partial<WorkerDutiesOptions>, scheduler?: Partial<SchedulerOptions>, reachAppHolders?: (i: number, app: string) => Promise<void>, proxyRpc?: boolean } = {}): Promise<ExecSwarm> {
+  /** node i's executor around its WASI one (e.g. with the native executor) */
+  makeExecutor: ((i: number, wasi: WasiExecutor) => Executor) | undefined
+
+  static async create (n: number, faults: Record<number, WorkerFaults> = {}, opts: { worker?: Partial<WorkerDutiesOptions>, scheduler?: Partial<SchedulerOptions>, reachAppHolders?: (i: number, app: string) => Promise<void>, proxyRpc?: boolean, executor?: (i: number, wasi: WasiExecutor) => Executor } = {}): Promise<ExecSwarm> {
     const s = new ExecSwarm()
     s.useProxy = opts.proxyRpc === true
+    s.makeExecutor = opts.executor
     s.workerOptions = opts.worker ?? {}
     s.reachAppHolders = opts.reachAppHolders
     s.schedulerOptions = opts.scheduler ?? {}
@@ -193,8 +200,9 @@ export class ExecSwarm {
       log: debugLog(`n${i} scheduler`)
     })
     const executor = new WasiExecutor()
+    const runner = this.makeExecutor?.(i, executor) ?? executor
     const worker = createWorkerDuties({
-      channel, helia: node.network.helia, db: node.db, chain: client, domain: this.domain, executor,
+      channel, helia: node.network.helia, db: node.db, chain: client, domain: this.domain, executor: runner,
       workDir: join(dataDir, 'work'), fromBlock: this.chain.blockNumber,
       datasetKey: async (req) => {
         const owner = (await client.hub!.datasetOf(req.dataset)).owner
@@ -216,7 +224,7 @@ export class ExecSwarm {
     await scheduler.start()
     await worker.start()
     await follower.start()
-    const sn: SwarmNode = { name: `n${i}`, dataDir, node, client, channel, scheduler, worker, executor, follower, running: true }
+    const sn: SwarmNode = { name: `n${i}`, dataDir, node, client, channel, scheduler, worker, executor, runner, follower, running: true }
     this.nodes[i] = sn
     return sn
   }
@@ -230,6 +238,7 @@ export class ExecSwarm {
     await sn.scheduler.stop()
     await sn.worker.stop()
     await sn.channel.stop()
+    await sn.runner.close()
     await sn.executor.close()
     await sn.node.stop()
     await sn.client.close()
@@ -291,7 +300,11 @@ export class ExecSwarm {
    * node's Helia, registers it on the hub as the app owner; returns its address.
    */
   async registerApp (name: string): Promise<string> {
-    const module = new Uint8Array(await readFile(new URL(`../../examples/apps/${name}/${name}.wasm`, import.meta.url)))
+    return await this.registerModule(name, new Uint8Array(await readFile(new URL(`../../examples/apps/${name}/${name}.wasm`, import.meta.url))))
+  }
+
+  /** Adds an app's bytes (a module, a binary, an image tar) to the first node's Helia and registers it; its address. */
+  async registerModule (name: string, module: Uint8Array): Promise<string> {
     const cid = (await addBytes(this.nodes[0].node.network.helia, module)).cid.toString()
     const checksum = '0x' + createHash('sha256').update(module).digest('hex')
     const reg = await this.appOwner.sender.send(this.appOwner.hub!.registerApp.populateTransaction(name, cid, checksum))

@@ -1,0 +1,617 @@
+// The native executor: runs a static Linux binary, or an OCI image's
+// entrypoint in its unpacked root (oci-image.ts), inside bubblewrap.
+//
+// Sandbox, layer by layer (each in force only where the host allows it;
+// `status()` says which are):
+// - namespaces: every one bubblewrap can unshare (no network, own pid, ipc,
+//   uts, mount, user and cgroup namespaces); user namespaces cannot be made
+//   again inside (--disable-userns); no capabilities; a new session (no
+//   terminal injection); --die-with-parent.
+// - identity: run as root, the node starts each sandbox as an unprivileged
+//   host uid (one of a range, so that runs do not share RLIMIT_NPROC), seen
+//   as uid 1000 inside.
+// - file system: the root is read-only (an empty tmpfs holding only the
+//   binary, or the image's root); /iexec_in is bound read-only;
+//   /iexec_out is the only writable place. Run as root, /iexec_out is a
+//   tmpfs of the output bound (a hard cap) that is copied out after the run;
+//   otherwise the cap is RLIMIT_FSIZE per file and the measure after the run.
+// - seccomp: seccomp.ts's filter (sockets, namespaces, mounts, kernel
+//   interfaces).
+// - rlimits (prlimit): address space, processes, open files, file size, no
+//   core dumps.
+// - cgroups: memory, pids and cpu where the node may create cgroups.
+// - time: past timeoutMs the sandbox's outer process is killed; its pid
+//   namespace's init dies with it (--die-with-parent), which kills every
+//   process of the run; the run's cgroups are emptied as well.
+import { spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { chmodSync, chownSync, closeSync, lstatSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { readTreeSync } from '../storage/archive.js'
+import { appKind, checkElf } from './app-kind.js'
+import type { ExecJob, ExecResult, ExecStatus, Executor } from './executor.js'
+import { WorkerError } from './errors.js'
+import { bwrapWorks, probeNativeHost } from './native-host.js'
+import type { CgroupController, NativeHost } from './native-host.js'
+import { MAX_TIMEOUT_MS, STDERR_FILE, STDOUT_FILE } from './options.js'
+import { buildSeccompFilter } from './seccomp.js'
+import { iexecEnv } from './wasi-executor.js'
+
+/** What runs in the sandbox: a binary alone, or an image's root and its command. */
+export type NativeTarget =
+  | { kind: 'binary', path: string }
+  | { kind: 'image', rootfs: string, entrypoint: string[], cmd: string[], env: string[], cwd: string }
+
+/** Turns an OCI app (its bytes or a path) into an unpacked image; see oci-image.ts. */
+export type ImagePreparer = (module: Uint8Array | string) => Promise<{ target: NativeTarget } | { invalid: string }>
+
+export interface NativeExecutorOptions {
+  /** Where binaries, run folders and (by default) images are kept; its parents must be traversable by other uids. */
+  stageDir: string
+  /** First host uid (and gid) of the sandboxes, when the node runs as root. */
+  firstSandboxUid: number
+  /** How many uids the range holds (one per run at once). */
+  sandboxUids: number
+  /** Processes (threads included) a run may have: RLIMIT_NPROC and pids.max. */
+  maxProcesses: number
+  /** Open files per process. */
+  maxOpenFiles: number
+  /** CPUs a run may use (cgroup cpu quota). */
+  cpus: number
+  /** Use cgroups where writable. */
+  cgroups: boolean
+  /** Load the seccomp filter where supported. */
+  seccomp: boolean
+  /** OCI images; without it an image is INVALID_MODULE. */
+  images?: ImagePreparer
+  /** Device nodes bound into every run (the GPUs', gpu.ts). */
+  devices?: string[]
+  /** The host as probed (tests pass their own). */
+  host?: NativeHost
+}
+
+export const defaultNativeExecutorOptions: NativeExecutorOptions = {
+  stageDir: join(tmpdir(), `iexec-native-${process.pid}`),
+  firstSandboxUid: 200_000,
+  sandboxUids: 1000,
+  maxProcesses: 64,
+  maxOpenFiles: 256,
+  cpus: 1,
+  cgroups: true,
+  seccomp: true
+}
+
+/** The limits in force on this host, for `status` and the resource record. */
+export interface NativeStatus {
+  available: boolean
+  reason?: string
+  unprivilegedUid: boolean
+  outputCap: 'tmpfs' | 'rlimit-fsize'
+  seccomp: boolean
+  cgroups: Array<{ limit: 'memory' | 'pids' | 'cpu', version: 'v1' | 'v2' }>
+  rlimits: string[]
+  images: boolean
+}
+
+/** Slack over the app's memory bound for RLIMIT_AS when a memory cgroup holds the real bound (mappings are not memory). */
+const AS_SLACK_BYTES = 256 * 1024 * 1024
+/** Inodes of the output tmpfs. */
+const OUTPUT_INODES = 100_000
+/** The uid the app sees. */
+const INNER_UID = 1000
+
+function checkBound (value: number, max: number, what: string): void {
+  if (!Number.isSafeInteger(value) || value <= 0 || value > max) {
+    throw new WorkerError('WORKER_INVALID_JOB', `${what} must be an integer in 1..${max}, got ${value}`)
+  }
+}
+
+function checkInputName (name: string, what: string): void {
+  if (typeof name !== 'string' || name === '' || name.includes('\0') || name.startsWith('/') || name.split('/').some((p) => p === '..')) {
+    throw new WorkerError('WORKER_INVALID_JOB', `${what} must be a relative path inside the input dir: ${JSON.stringify(name)}`)
+  }
+}
+
+function validateJob (job: ExecJob): void {
+  if (typeof job.taskId !== 'string' || job.taskId === '' || job.taskId.includes('\0')) throw new WorkerError('WORKER_INVALID_JOB', 'taskId is required')
+  checkBound(job.timeoutMs, MAX_TIMEOUT_MS, 'timeoutMs')
+  checkBound(job.maxMemoryBytes, Number.MAX_SAFE_INTEGER, 'maxMemoryBytes')
+  checkBound(job.maxOutputBytes, Number.MAX_SAFE_INTEGER, 'maxOutputBytes')
+  if (job.collectBytes !== undefined && !(Number.isSafeInteger(job.collectBytes) && job.collectBytes >= 0)) {
+    throw new WorkerError('WORKER_INVALID_JOB', `collectBytes must be a non-negative integer, got ${job.collectBytes}`)
+  }
+  if (!Array.isArray(job.args) || job.args.some((a) => typeof a !== 'string' || a.includes('\0'))) {
+    throw new WorkerError('WORKER_INVALID_JOB', 'args must be strings without NUL')
+  }
+  if (job.appName !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(job.appName)) {
+    throw new WorkerError('WORKER_INVALID_JOB', 'appName must be a plain file name for a native app')
+  }
+  if (!Array.isArray(job.inputFiles)) throw new WorkerError('WORKER_INVALID_JOB', 'inputFiles must be an array')
+  job.inputFiles.forEach((f, i) => { checkInputName(f, `inputFiles[${i}]`) })
+  if (job.datasetFilename !== undefined) checkInputName(job.datasetFilename, 'datasetFilename')
+  try {
+    if (!statSync(job.inputDir).isDirectory()) throw new Error('not a folder')
+  } catch (err) {
+    throw new WorkerError('WORKER_INVALID_JOB', `inputDir is not a folder: ${job.inputDir}`, undefined, { cause: err })
+  }
+}
+
+/** Runs a command to completion (mount, umount); rejects on failure. */
+async function run (cmd: string, args: string[]): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+    let err = ''
+    p.stderr.on('data', (d: Buffer) => { err += d.toString() })
+    p.on('error', reject)
+    p.on('close', (code) => { code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')}: ${err.trim() || `exit ${code}`}`)) })
+  })
+}
+
+interface Cgroup { ctl: CgroupController, dir: string }
+
+/**
+ * Runs static Linux binaries and OCI images in bubblewrap sandboxes.
+ *
+ * @example
+ * ```ts
+ * const executor = new NativeExecutor()
+ * const result = await executor.run({ taskId, module: 'app-static', args: [], inputDir, outputDir,
+ *   inputFiles: [], timeoutMs: 10_000, maxMemoryBytes: 256 << 20, maxOutputBytes: 10 << 20 })
+ * await executor.close()
+ * ```
+ */
+export class NativeExecutor implements Executor {
+  readonly name = 'native'
+  private readonly opts: NativeExecutorOptions
+  private readonly host: NativeHost
+  private readonly seccompPath?: string
+  private unavailable?: string
+  private readonly binaries = new Map<string, Promise<string>>()
+  private readonly running = new Map<number, { kill: () => void, done: Promise<unknown> }>()
+  private nextRun = 1
+  private closed = false
+  /** Executors of this process not closed yet (the default stage is removed with the last). */
+  private static readonly open = new Set<NativeExecutor>()
+
+  constructor (options: Partial<NativeExecutorOptions> = {}) {
+    this.opts = { ...defaultNativeExecutorOptions, ...options }
+    this.host = this.opts.host ?? probeNativeHost()
+    NativeExecutor.open.add(this)
+    if (this.host.bwrap === undefined) this.unavailable = 'bubblewrap (bwrap) is not installed'
+    else if (!bwrapWorks(this.host.bwrap)) this.unavailable = 'bubblewrap cannot create user namespaces here'
+    if (this.unavailable !== undefined) return
+    mkdirSync(this.opts.stageDir, { recursive: true, mode: 0o711 })
+    chmodSync(this.opts.stageDir, 0o711)
+    if (this.host.root) {
+      const closed = closedAncestor(this.opts.stageDir)
+      if (closed !== undefined) {
+        this.unavailable = `the sandbox uids cannot reach the stage folder (${closed} is not traversable by others)`
+        return
+      }
+    }
+    mkdirSync(join(this.opts.stageDir, 'bin'), { recursive: true, mode: 0o711 })
+    mkdirSync(join(this.opts.stageDir, 'run'), { recursive: true, mode: 0o711 })
+    const filter = this.opts.seccomp ? buildSeccompFilter() : undefined
+    if (filter !== undefined) {
+      this.seccompPath = join(this.opts.stageDir, 'seccomp.bpf')
+      writeFileSync(this.seccompPath, filter, { mode: 0o600 })
+    }
+  }
+
+  /** Whether native apps can run here (bubblewrap installed and working). */
+  get available (): boolean {
+    return this.unavailable === undefined
+  }
+
+  /** Which limits are in force. */
+  status (): NativeStatus {
+    const cgroups = this.opts.cgroups ? this.host.cgroups.flatMap((c) => c.limits.map((limit) => ({ limit, version: c.version }))) : []
+    return {
+      available: this.available,
+      ...(this.unavailable !== undefined ? { reason: this.unavailable } : {}),
+      unprivilegedUid: this.host.root || process.getuid?.() !== 0,
+      outputCap: this.host.root ? 'tmpfs' : 'rlimit-fsize',
+      seccomp: this.seccompPath !== undefined,
+      cgroups,
+      rlimits: ['as', 'nproc', 'nofile', 'fsize', 'core'],
+      images: this.opts.images !== undefined && this.host.umoci !== undefined
+    }
+  }
+
+  /** Runs at once now; for tests. */
+  get activeRuns (): number {
+    return this.running.size
+  }
+
+  async run (job: ExecJob, signal?: AbortSignal): Promise<ExecResult> {
+    if (this.closed) throw new WorkerError('WORKER_EXECUTOR_CLOSED', 'executor is closed')
+    if (signal?.aborted === true) throw new WorkerError('WORKER_ABORTED', 'aborted before start')
+    validateJob(job)
+    try {
+      mkdirSync(job.outputDir, { recursive: true })
+    } catch (err) {
+      throw new WorkerError('WORKER_INVALID_JOB', `cannot create outputDir ${job.outputDir}`, undefined, { cause: err })
+    }
+    if (readdirSync(job.outputDir).length > 0) throw new WorkerError('WORKER_INVALID_JOB', `outputDir must be empty: ${job.outputDir}`)
+    const stdoutPath = join(job.outputDir, STDOUT_FILE)
+    const stderrPath = join(job.outputDir, STDERR_FILE)
+    const base = { exitCode: null, durationMs: 0, stdoutPath, stderrPath }
+    const refuse = (message: string): ExecResult => {
+      writeFileSync(stdoutPath, '')
+      writeFileSync(stderrPath, '')
+      return { ...base, status: 'INVALID_MODULE', message }
+    }
+    if (this.unavailable !== undefined) return refuse(`native apps cannot run here: ${this.unavailable}`)
+    let head: Uint8Array
+    if (typeof job.module === 'string') {
+      try {
+        head = statSync(job.module).isDirectory() ? new Uint8Array(0) : await readHead(job.module)
+      } catch (err) {
+        throw new WorkerError('WORKER_INVALID_JOB', `cannot read module ${job.module}`, undefined, { cause: err })
+      }
+    } else {
+      head = job.module.subarray(0, 512)
+    }
+    const kind = head.byteLength === 0 && typeof job.module === 'string' ? 'oci' : appKind(head)
+    let target: NativeTarget
+    if (kind === 'native') {
+      const bytes = typeof job.module === 'string' ? await readFile(job.module) : job.module
+      const elf = checkElf(bytes)
+      if (!elf.ok) return refuse(`cannot run this binary: ${elf.reason ?? ''}`)
+      target = { kind: 'binary', path: await this.stageBinary(bytes) }
+    } else if (kind === 'oci') {
+      if (this.opts.images === undefined || this.host.umoci === undefined) return refuse('OCI images cannot run here (no umoci)')
+      const prepared = await this.opts.images(job.module)
+      if ('invalid' in prepared) return refuse(prepared.invalid)
+      target = prepared.target
+    } else {
+      return refuse(kind === 'wasi' ? 'a WASI module is not a native app' : 'neither an ELF binary nor an OCI image')
+    }
+    if ((signal as AbortSignal | undefined)?.aborted === true) throw new WorkerError('WORKER_ABORTED', 'aborted by the caller')
+    if (this.closed) throw new WorkerError('WORKER_EXECUTOR_CLOSED', 'executor is closed')
+    return await this.runSandbox(job, target, base, signal)
+  }
+
+  /** Writes a binary once per content into the stage (readable and executable by the sandbox uids). */
+  private async stageBinary (bytes: Uint8Array): Promise<string> {
+    const sha = createHash('sha256').update(bytes).digest('hex')
+    let staged = this.binaries.get(sha)
+    if (staged === undefined) {
+      staged = (async () => {
+        const path = join(this.opts.stageDir, 'bin', sha)
+        const tmp = `${path}.${process.pid}.tmp`
+        writeFileSync(tmp, bytes, { mode: 0o555 })
+        renameSync(tmp, path)
+        return path
+      })()
+      this.binaries.set(sha, staged)
+      staged.catch(() => { this.binaries.delete(sha) })
+    }
+    return await staged
+  }
+
+  private cgroupsFor (id: number, job: ExecJob): Cgroup[] {
+    if (!this.opts.cgroups) return []
+    const made: Cgroup[] = []
+    for (const ctl of this.host.cgroups) {
+      const dir = join(ctl.parent, `iexec-native-${process.pid}-${id}`)
+      try {
+        mkdirSync(dir)
+      } catch {
+        continue
+      }
+      made.push({ ctl, dir })
+      const set = (file: string, value: string): void => {
+        try { writeFileSync(join(dir, file), value) } catch {}
+      }
+      for (const limit of ctl.limits) {
+        if (ctl.version === 'v1') {
+          if (limit === 'memory') {
+            set('memory.limit_in_bytes', String(job.maxMemoryBytes))
+            set('memory.memsw.limit_in_bytes', String(job.maxMemoryBytes))
+          }
+          if (limit === 'pids') set('pids.max', String(this.opts.maxProcesses))
+          if (limit === 'cpu') {
+            set('cpu.cfs_period_us', '100000')
+            set('cpu.cfs_quota_us', String(Math.round(100000 * this.opts.cpus)))
+          }
+        } else {
+          if (limit === 'memory') {
+            set('memory.max', String(job.maxMemoryBytes))
+            set('memory.swap.max', '0')
+          }
+          if (limit === 'pids') set('pids.max', String(this.opts.maxProcesses))
+          if (limit === 'cpu') set('cpu.max', `${Math.round(100000 * this.opts.cpus)} 100000`)
+        }
+      }
+    }
+    return made
+  }
+
+  /** Whether the run hit its memory cgroup's bound. */
+  private oomed (cgroups: Cgroup[]): boolean {
+    for (const { ctl, dir } of cgroups) {
+      if (!ctl.limits.includes('memory')) continue
+      try {
+        if (ctl.version === 'v1') {
+          // the limit with swap is met first where swap accounting is on; the kill is counted in oom_control
+          if (/^oom_kill [1-9]/m.test(readFileSync(join(dir, 'memory.oom_control'), 'utf8'))) return true
+          for (const f of ['memory.failcnt', 'memory.memsw.failcnt']) {
+            try { if (Number(readFileSync(join(dir, f), 'utf8')) > 0) return true } catch {}
+          }
+        } else {
+          const events = readFileSync(join(dir, 'memory.events'), 'utf8')
+          if (/^(oom|oom_kill|max) [1-9]/m.test(events)) return true
+        }
+      } catch {}
+    }
+    return false
+  }
+
+  /** Kills whatever is left in the run's cgroups, then removes them. */
+  private async dropCgroups (cgroups: Cgroup[]): Promise<void> {
+    for (const { dir } of cgroups) {
+      for (let attempt = 0; attempt < 500; attempt++) {
+        let pids: number[] = []
+        try {
+          pids = readFileSync(join(dir, 'cgroup.procs'), 'utf8').trim().split('\n').filter((s) => s !== '').map(Number)
+        } catch {}
+        for (const pid of pids) {
+          try { process.kill(pid, 'SIGKILL') } catch {}
+        }
+        try {
+          // rmdir, not rm: a cgroup folder holds files that cannot be removed one by one
+          rmdirSync(dir)
+          break
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') break
+          await new Promise((resolve) => setTimeout(resolve, 20))
+        }
+      }
+    }
+  }
+
+  private async runSandbox (job: ExecJob, target: NativeTarget, base: Omit<ExecResult, 'status'>, signal?: AbortSignal): Promise<ExecResult> {
+    const id = this.nextRun++
+    const root = this.host.root
+    const uid = this.opts.firstSandboxUid + (id % this.opts.sandboxUids)
+    const runDir = join(this.opts.stageDir, 'run', String(id))
+    let inDir = job.inputDir
+    let outDir = job.outputDir
+    const mounts: string[] = []
+    const cgroups = root ? this.cgroupsFor(id, job) : []
+    let seccompFd: number | undefined
+    let stdoutFd: number | undefined
+    let stderrFd: number | undefined
+    try {
+      if (root) {
+        // the sandbox's uid cannot reach the node's folders (whose parents are private): a
+        // bind of the input and a size-capped tmpfs for the output, in a traversable stage
+        inDir = join(runDir, 'in')
+        outDir = join(runDir, 'out')
+        mkdirSync(inDir, { recursive: true, mode: 0o711 })
+        mkdirSync(outDir, { recursive: true, mode: 0o711 })
+        // the run's folder is the sandbox uid's alone; the input is made readable to it (the
+        // node writes private files), which exposes nothing: only this folder leads to it
+        chownSync(runDir, uid, uid)
+        chmodSync(runDir, 0o700)
+        readableByOthers(job.inputDir)
+        const size = Math.ceil(job.maxOutputBytes / 4096) * 4096 + 4096
+        // one process for both mounts (each spawn costs more than the mount)
+        mounts.push(inDir, outDir)
+        await run('/bin/sh', ['-c', 'mount --bind "$1" "$2" && mount -t tmpfs -o "$3" tmpfs "$4"', 'sh',
+          job.inputDir, inDir, `size=${size},nr_inodes=${OUTPUT_INODES},mode=0755,uid=${uid},gid=${uid},nosuid,nodev`, outDir])
+      }
+      stdoutFd = openSync(join(outDir, STDOUT_FILE), 'w')
+      stderrFd = openSync(join(outDir, STDERR_FILE), 'w')
+      if (this.seccompPath !== undefined) seccompFd = openSync(this.seccompPath, 'r')
+
+      const env = iexecEnv(job)
+      const bwrap: string[] = [
+        '--unshare-all', '--unshare-user', '--uid', String(INNER_UID), '--gid', String(INNER_UID),
+        '--disable-userns', '--die-with-parent', '--new-session', '--cap-drop', 'ALL',
+        '--hostname', 'iexec', '--clearenv'
+      ]
+      let argv: string[]
+      if (target.kind === 'binary') {
+        // at /<appName>: argv[0] is the path (multi-call binaries such as busybox read it)
+        const at = `/${job.appName ?? 'app'}`
+        bwrap.push('--tmpfs', '/', '--ro-bind', target.path, at, '--dir', '/iexec_in', '--dir', '/iexec_out')
+        argv = [at, ...job.args]
+        bwrap.push('--setenv', 'PATH', '/')
+      } else {
+        bwrap.push('--ro-bind', target.rootfs, '/')
+        // as docker run does: the request's args replace the image's cmd
+        argv = [...target.entrypoint, ...(job.args.length > 0 ? job.args : target.cmd)]
+        if (argv.length === 0) return { ...base, status: 'INVALID_MODULE', message: 'nothing to run: the image has no entrypoint and the request no args' }
+        for (const kv of target.env) {
+          const eq = kv.indexOf('=')
+          if (eq > 0) bwrap.push('--setenv', kv.slice(0, eq), kv.slice(eq + 1))
+        }
+      }
+      for (const [k, v] of Object.entries(env)) bwrap.push('--setenv', k, v)
+      bwrap.push('--proc', '/proc', '--dev', '/dev', '--ro-bind', inDir, '/iexec_in', '--bind', outDir, '/iexec_out')
+      for (const d of this.opts.devices ?? []) bwrap.push('--dev-bind', d, d)
+      if (target.kind === 'binary') bwrap.push('--remount-ro', '/')
+      bwrap.push('--chdir', target.kind === 'image' ? target.cwd : '/iexec_out')
+      if (seccompFd !== undefined) bwrap.push('--seccomp', '3')
+      bwrap.push('--json-status-fd', '4', '--', ...argv)
+
+      const memCgroup = cgroups.some((c) => c.ctl.limits.includes('memory'))
+      const asBytes = memCgroup ? job.maxMemoryBytes + Math.max(job.maxMemoryBytes, AS_SLACK_BYTES) : job.maxMemoryBytes
+      const prlimit = [
+        `--as=${asBytes}`, `--nproc=${this.opts.maxProcesses}`, `--nofile=${this.opts.maxOpenFiles}`,
+        `--fsize=${job.maxOutputBytes}`, '--core=0'
+      ]
+      const bwrapPath = this.host.bwrap as string
+      let cmd: string
+      let args: string[]
+      if (root) {
+        // joins the run's cgroups before anything of the app exists, then drops to the sandbox uid
+        const join = cgroups.map((c) => `echo $$ > '${c.dir}/cgroup.procs' || exit 125`).join('; ')
+        cmd = '/bin/sh'
+        args = ['-c', `${join}${join !== '' ? '; ' : ''}exec "$@"`, 'sh',
+          'setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all',
+          'prlimit', ...prlimit, '--', bwrapPath, ...bwrap]
+      } else {
+        cmd = 'prlimit'
+        args = [...prlimit, '--', bwrapPath, ...bwrap]
+      }
+      const t0 = performance.now()
+      const child = spawn(cmd, args, {
+        stdio: ['ignore', stdoutFd, stderrFd, seccompFd ?? 'ignore', 'pipe'],
+        detached: true,
+        env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' }
+      })
+      let status = ''
+      const statusPipe = child.stdio[4] as NodeJS.ReadableStream
+      statusPipe.on('data', (d: Buffer) => { status += d.toString() })
+      let timedOut = false
+      let aborted = false
+      const killAll = (): void => {
+        try { if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL') } catch {}
+        try { child.kill('SIGKILL') } catch {}
+      }
+      const ended = new Promise<{ code: number | null, sig: NodeJS.Signals | null, spawnError?: Error }>((resolve) => {
+        child.on('error', (err) => { resolve({ code: null, sig: null, spawnError: err }) })
+        child.on('close', (code, sig) => { resolve({ code, sig }) })
+      })
+      const timer = setTimeout(() => { timedOut = true; killAll() }, job.timeoutMs)
+      const onAbort = (): void => { aborted = true; killAll() }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.running.set(id, { kill: onAbort, done: ended })
+      const end = await ended
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+      this.running.delete(id)
+      const durationMs = performance.now() - t0
+      const oom = this.oomed(cgroups)
+      await this.dropCgroups(cgroups)
+      if (aborted) throw new WorkerError(this.closed ? 'WORKER_EXECUTOR_CLOSED' : 'WORKER_ABORTED', 'aborted by the caller')
+      if (end.spawnError !== undefined) throw new WorkerError('WORKER_RUNNER_FAILED', `cannot start the sandbox: ${end.spawnError.message}`)
+      const docs = status.trim().split('\n').filter((l) => l !== '').map((l) => { try { return JSON.parse(l) as Record<string, unknown> } catch { return {} } })
+      const started = docs.some((d) => 'child-pid' in d)
+      const exitDoc = docs.find((d) => 'exit-code' in d)
+      const exitCode = typeof exitDoc?.['exit-code'] === 'number' ? exitDoc['exit-code'] : end.code
+      const result = (s: ExecStatus, message?: string, code: number | null = null): ExecResult =>
+        ({ ...base, durationMs, status: s, exitCode: code, ...(message !== undefined ? { message } : {}) })
+      if (timedOut) return this.finish(job, outDir, root, result('TIMEOUT', `ran past its time bound of ${job.timeoutMs} ms; the sandbox was killed`), false)
+      if (!started) {
+        const why = readFileSync(join(outDir, STDERR_FILE), 'utf8').slice(-500).trim()
+        throw new WorkerError('WORKER_RUNNER_FAILED', `the sandbox did not start: ${why}`)
+      }
+      const scan = readTreeSync(outDir, -1)
+      if (scan.odd !== undefined) return this.finish(job, outDir, root, result('SANDBOX_VIOLATION', `the output holds an entry that is not a plain file or directory: ${scan.odd}`, exitCode), false)
+      const full = root && outputFull(outDir)
+      if (scan.bytes > job.maxOutputBytes || full || (end.sig === 'SIGXFSZ' || exitCode === 128 + 25)) {
+        return this.finish(job, outDir, root, result('OUTPUT_TOO_LARGE', `the app wrote more than its bound of ${job.maxOutputBytes} bytes`, exitCode), false)
+      }
+      if (oom) return this.finish(job, outDir, root, result('MEMORY_EXCEEDED', `ran out of memory at its bound of ${job.maxMemoryBytes} bytes`, exitCode), false)
+      if (exitCode !== 0) return this.finish(job, outDir, root, result('APP_ERROR', `exited with code ${exitCode}`, exitCode), false)
+      return this.finish(job, outDir, root, result('COMPLETED', undefined, 0), true)
+    } finally {
+      for (const fd of [stdoutFd, stderrFd, seccompFd]) if (fd !== undefined) closeSync(fd)
+      // lazily, all at once (a mount that was not made is reported and skipped)
+      if (mounts.length > 0) await run('umount', ['-l', ...mounts.reverse()]).catch(() => {})
+      // never a recursive removal: a bind that failed to go would carry it into the task's input
+      if (root) {
+        for (const d of [inDir, outDir, runDir]) {
+          try { rmdirSync(d) } catch {}
+        }
+      }
+    }
+  }
+
+  /** Copies a tmpfs output to the job's folder (the tmpfs goes), reads it back when asked. */
+  private finish (job: ExecJob, outDir: string, copied: boolean, r: ExecResult, mayComplete: boolean): ExecResult {
+    if (copied) cpSync(outDir, job.outputDir, { recursive: true })
+    if (!mayComplete || job.collectBytes === undefined) return r
+    const tree = readTreeSync(job.outputDir, Math.min(job.collectBytes, job.maxOutputBytes))
+    if (tree.entries === undefined) return r
+    if (job.removeCollected === true) rmSync(job.outputDir, { recursive: true, force: true })
+    return { ...r, output: tree.entries }
+  }
+
+  /** Kills every run; later runs are refused. */
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    NativeExecutor.open.delete(this)
+    const runs = [...this.running.values()]
+    for (const r of runs) r.kill()
+    await Promise.allSettled(runs.map(async (r) => await r.done))
+    // nothing is removed under a mount left behind (a bind would carry the removal into a task's input)
+    if (mountedUnder(this.opts.stageDir)) return
+    if (this.unavailable === undefined && existsSync(join(this.opts.stageDir, 'run'))) {
+      // binaries and images stay for the next executor of this process; runs are gone
+      rmSync(join(this.opts.stageDir, 'run'), { recursive: true, force: true })
+    }
+    // the default stage is this process's: nothing in it outlives the process's executors
+    if (this.opts.stageDir === defaultNativeExecutorOptions.stageDir && NativeExecutor.open.size === 0) {
+      rmSync(this.opts.stageDir, { recursive: true, force: true })
+    }
+  }
+}
+
+/** Whether anything is mounted at or below dir. */
+function mountedUnder (dir: string): boolean {
+  try {
+    return readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => {
+      const at = (l.split(' ')[1] ?? '').replace(/\\040/g, ' ')
+      return at === dir || at.startsWith(dir + '/')
+    })
+  } catch {
+    return true
+  }
+}
+
+/** Adds read (and, on folders, search) rights for others under dir; links are left alone. */
+function readableByOthers (dir: string): void {
+  const stack = [dir]
+  while (stack.length > 0) {
+    const d = stack.pop() as string
+    const st = lstatSync(d)
+    if (st.isSymbolicLink()) continue
+    if (st.isDirectory()) {
+      if ((st.mode & 0o005) !== 0o005) chmodSync(d, (st.mode & 0o7777) | 0o005)
+      for (const name of readdirSync(d)) stack.push(join(d, name))
+    } else if ((st.mode & 0o004) === 0) {
+      chmodSync(d, (st.mode & 0o7777) | 0o004)
+    }
+  }
+}
+
+/** The first folder above (and including) dir that others cannot traverse, if any. */
+function closedAncestor (dir: string): string | undefined {
+  let d = dir
+  for (;;) {
+    if ((statSync(d).mode & 0o001) === 0) return d
+    const up = dirname(d)
+    if (up === d) return undefined
+    d = up
+  }
+}
+
+/** Whether a tmpfs output has (about) no room left: a write failed at the cap. */
+function outputFull (dir: string): boolean {
+  try {
+    const s = statfsSync(dir)
+    return s.bavail <= 1 || s.ffree <= 1
+  } catch {
+    return false
+  }
+}
+
+async function readHead (path: string): Promise<Uint8Array> {
+  const { open } = await import('node:fs/promises')
+  const fh = await open(path, 'r')
+  try {
+    const buf = Buffer.alloc(512)
+    const { bytesRead } = await fh.read(buf, 0, 512, 0)
+    return buf.subarray(0, bytesRead)
+  } finally {
+    await fh.close()
+  }
+}
