@@ -60,8 +60,8 @@ export interface ProviderSettings {
   appExecutorOf?: (app: string) => Promise<string | undefined>
 }
 
-/** How long a decision waits for an app's first check; past it the provider bids and the verdict serves the next requests. */
-const APP_CHECK_WAIT_MS = 3_000
+/** How long a decision waits for an app's first check; past it the provider bids and the verdict serves the next requests. Well under a requester's bidding window (a few seconds): a bid later than the window is no bid. */
+const APP_CHECK_WAIT_MS = 1_000
 
 /** One decision this provider made (for tests, metrics and the log). */
 export interface ProviderDecisionRecord {
