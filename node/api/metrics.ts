@@ -1,9 +1,10 @@
+import { ApiReply, type ApiRoute } from './router.js'
 import { Registry, Gauge, collectDefaultMetrics } from 'prom-client'
 
 /** What the metrics read at scrape time; every source is optional. */
 export interface MetricsSources {
   /** number of connected peers */
-  peers?: () => number
+  peers?: () => number | Promise<number>
   /** gossip verdict counts keyed `type/outcome/code` (GossipValidationStats.snapshot) */
   gossip?: () => Record<string, number>
 }
@@ -24,7 +25,7 @@ export class NodeMetrics {
       name: 'iexec_p2p_peers_connected',
       help: 'Peers currently connected',
       registers: [this.registry],
-      collect () { if (sources.peers !== undefined) this.set(sources.peers()) }
+      async collect () { if (sources.peers !== undefined) this.set(await sources.peers()) }
     })
     // a gauge holding a monotonic count: prom-client counters cannot be set at collect time
     new Gauge({
@@ -45,4 +46,9 @@ export class NodeMetrics {
   async text (): Promise<string> {
     return await this.registry.metrics()
   }
+}
+
+/** `GET /metrics`, behind the API token like every route (Prometheus sends it as a bearer token). */
+export function metricsRoutes (metrics: NodeMetrics): ApiRoute[] {
+  return [{ method: 'GET', path: '/metrics', handler: async () => new ApiReply(await metrics.text(), 200, undefined, metrics.contentType) }]
 }

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
-import { NodeMetrics } from '../../../node/api/metrics.js'
+import { NodeMetrics, metricsRoutes } from '../../../node/api/metrics.js'
+import { startApiServer, type ApiServer } from '../../../node/api/index.js'
+import type { ApiBackend } from '../../../node/api/backend.js'
 import { GossipValidationStats } from '../../../node/market/index.js'
 
 describe('NodeMetrics', () => {
@@ -27,5 +29,24 @@ describe('NodeMetrics', () => {
     const b = new NodeMetrics({ peers: () => 5 })
     assert.match(await a.text(), /^iexec_p2p_peers_connected 1$/m)
     assert.match(await b.text(), /^iexec_p2p_peers_connected 5$/m)
+  })
+})
+
+describe('GET /metrics', () => {
+  const token = 'metrics-test-token-0123456789abcdef'
+  let api: ApiServer | undefined
+  afterEach(async () => { await api?.close(); api = undefined })
+
+  it('needs the API token and answers the Prometheus text format', async () => {
+    const metrics = new NodeMetrics({ peers: () => 4 })
+    // the core routes are never called here: only /metrics is requested
+    api = await startApiServer({ host: '127.0.0.1', port: 0, token, backend: {} as unknown as ApiBackend, routes: metricsRoutes(metrics) })
+    const anonymous = await fetch(`${api.url}/metrics`)
+    assert.equal(anonymous.status, 401)
+    assert.equal(((await anonymous.json()) as { error: { code: string } }).error.code, 'API_UNAUTHORIZED')
+    const res = await fetch(`${api.url}/metrics`, { headers: { authorization: `Bearer ${token}` } })
+    assert.equal(res.status, 200)
+    assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/)
+    assert.match(await res.text(), /^iexec_p2p_peers_connected 4$/m)
   })
 })
