@@ -12,6 +12,7 @@ import { DbController } from './db/index.js'
 import { createNetwork, ResourceAdverts, resourceDhtRules } from './network/index.js'
 import type { BootstrapStatus, Network, NetworkLogger } from './network/index.js'
 import { startApiServer } from './api/index.js'
+import { NodeMetrics, metricsRoutes } from './api/metrics.js'
 import type { ApiServer } from './api/index.js'
 import type { ApiBackend, NodeStatus, PeerView, ResourceQuery, ResourceView } from './api/backend.js'
 import { IexecError } from './errors.js'
@@ -308,6 +309,7 @@ export class IexecNode implements ApiBackend {
           return { peerId: this.peerId, signature: await key.sign(payload) }
         },
         routes: [
+          ...metricsRoutes(new NodeMetrics({ peers: async () => (await this.network.peers()).length, gossip: () => this.market?.stats.snapshot() ?? {} })),
           ...marketRoutes(() => this.market),
           // account show, wallet send, stake withdraw / unstake (issue 24)
           ...walletRoutes(() => this.market),

@@ -22,7 +22,9 @@ export class ApiReply {
   constructor (
     readonly body: unknown,
     readonly status: number = 200,
-    readonly afterSend?: () => void
+    readonly afterSend?: () => void,
+    /** when set, `body` is a string sent as is with this content type */
+    readonly contentType?: string
   ) {}
 }
 

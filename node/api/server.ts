@@ -156,7 +156,12 @@ async function handle (req: IncomingMessage, res: ServerResponse, router: Router
     const result = await match.route.handler({ method: method as HttpMethod, path: url.pathname, params: match.params, query: url.searchParams, body })
     const reply = result instanceof ApiReply ? result : new ApiReply(result)
     if (reply.afterSend !== undefined) res.once('finish', reply.afterSend)
-    sendJson(res, reply.status, reply.body ?? null)
+    if (reply.contentType !== undefined && typeof reply.body === 'string') {
+      res.writeHead(reply.status, { 'content-type': reply.contentType, 'content-length': Buffer.byteLength(reply.body), 'cache-control': 'no-store' })
+      res.end(reply.body)
+    } else {
+      sendJson(res, reply.status, reply.body ?? null)
+    }
   } catch (err) {
     if (err instanceof HttpError) {
       sendError(res, err.status, err.code, err.message, err.details)
