@@ -237,7 +237,7 @@ export class Provider {
       this.market.ctx.owners.ownerOf('app', request.app),
       this.categoryNeeds(request.category),
       this.appProblem(request.app),
-      s.appExecutorOf?.(request.app).catch(() => undefined)
+      this.appExecutor(request.app)
     ])
     return {
       stakeFromCache,
@@ -260,13 +260,14 @@ export class Provider {
   private async appProblem (app: string): Promise<string | undefined> {
     const check = this.settings.appProblem
     if (check === undefined) return undefined
-    let timer: NodeJS.Timeout | undefined
-    const waited = new Promise<undefined>((resolve) => { timer = setTimeout(() => { resolve(undefined) }, APP_CHECK_WAIT_MS) })
-    try {
-      return await Promise.race([check(app).catch(() => undefined), waited])
-    } finally {
-      clearTimeout(timer)
-    }
+    return await withinAppWait(check(app))
+  }
+
+  /** The executor the app needs, if its first bytes say so within APP_CHECK_WAIT_MS (the look-up goes on for the next requests). */
+  private async appExecutor (app: string): Promise<string | undefined> {
+    const lookup = this.settings.appExecutorOf
+    if (lookup === undefined) return undefined
+    return await withinAppWait(lookup(app))
   }
 
   /**
@@ -357,4 +358,15 @@ export class Provider {
     }))
   }
 
+}
+
+/** A look-up's answer if it comes within APP_CHECK_WAIT_MS, else (or on its failure) undefined. */
+async function withinAppWait<T> (lookup: Promise<T | undefined>): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined
+  const waited = new Promise<undefined>((resolve) => { timer = setTimeout(() => { resolve(undefined) }, APP_CHECK_WAIT_MS) })
+  try {
+    return await Promise.race([lookup.catch(() => undefined), waited])
+  } finally {
+    clearTimeout(timer)
+  }
 }
