@@ -20,6 +20,7 @@ import { packageVersion } from './version.js'
 import { chainProfile, createChainClient } from './chain/index.js'
 import type { ChainClient } from './chain/index.js'
 import { MarketService, marketScoring, marketRoutes } from './market/index.js'
+import { orderRoutes } from './market/order-routes.js'
 import { walletRoutes } from './market/wallet-routes.js'
 import type { BidStrategy, MarketServiceOptions } from './market/index.js'
 import { dhtProtocol, swarmTopics } from '../protocols/topics.js'
@@ -311,6 +312,8 @@ export class IexecNode implements ApiBackend {
         routes: [
           ...metricsRoutes(new NodeMetrics({ peers: async () => (await this.network.peers()).length, gossip: () => this.market?.stats.snapshot() ?? {} })),
           ...marketRoutes(() => this.market),
+          // order publish | unpublish (issue 22): a dataset order is recorded with its dataset
+          ...orderRoutes({ market: () => this.market, datasets: new DatasetStore(this.db) }),
           // account show, wallet send, stake withdraw / unstake (issue 24)
           ...walletRoutes(() => this.market),
           // app publish: checked before anything goes on chain, streamed from the node's disk

@@ -23,6 +23,8 @@ export interface OrderbookQuery {
   requester?: string
   /** named tags, comma-separated: only orders whose tag has them all */
   tag?: string
+  /** with app/dataset/requester: leave out the orders restricted to nobody */
+  strict?: boolean
 }
 
 export interface OrderbookEntry {
@@ -167,7 +169,7 @@ export class ApiClient {
   /** Live orders of the node's orderbook. @throws API_ERROR with serverCode CHAIN_NOT_CONFIGURED, BAD_REQUEST... */
   async orderbook (query: OrderbookQuery = {}): Promise<OrderbookEntry[]> {
     const qs = new URLSearchParams()
-    for (const key of ['type', 'app', 'dataset', 'category', 'requester', 'tag'] as const) {
+    for (const key of ['type', 'app', 'dataset', 'category', 'requester', 'tag', 'strict'] as const) {
       const v = query[key]
       if (v !== undefined) qs.set(key, String(v))
     }

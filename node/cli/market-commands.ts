@@ -33,6 +33,7 @@ export interface OrderbookCommandOptions extends ClientCommandOptions {
   category?: string
   requester?: string
   tag?: string[]
+  strict?: boolean
 }
 
 export function parseOrderType (raw: string | undefined): OrderType | undefined {
@@ -54,7 +55,8 @@ export async function orderbookCommand (io: CliIo, typeArg: string | undefined, 
     ...(opts.dataset !== undefined ? { dataset: parseAddress('--dataset', opts.dataset) } : {}),
     ...(opts.category !== undefined ? { category: parseIntOption('--category', opts.category, 0, 1_000_000) } : {}),
     ...(opts.requester !== undefined ? { requester: parseAddress('--requester', opts.requester) } : {}),
-    ...(opts.tag !== undefined ? { tag: parseOrderTags(opts.tag).join(',') } : {})
+    ...(opts.tag !== undefined ? { tag: parseOrderTags(opts.tag).join(',') } : {}),
+    ...(opts.strict === true ? { strict: true } : {})
   }
   const api = await clientFor(opts)
   const orders = await api.orderbook(query)

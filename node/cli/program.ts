@@ -4,6 +4,7 @@ import { CLI_DEFAULTS } from './options.js'
 import { describeError, printError, processIo, type CliIo } from './output.js'
 import { packageVersion } from '../version.js'
 import { registerWalletCommands } from './wallet-program.js'
+import { registerOrderCommands } from './order-program.js'
 // types only: the command modules load lazily, so `--help` and client commands start fast
 import type { InitCommandOptions } from './init-command.js'
 import type { StartCommandOptions } from './start-command.js'
@@ -210,10 +211,11 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
   addClientOptions(program.command('orderbook')
     .description('list the live orders of the node\'s orderbook')
     .argument('[type]', 'app, dataset, request or bid (default: all)')
-    .option('--app <address>', 'only orders for this app')
-    .option('--dataset <address>', 'only orders for this dataset')
+    .option('--app <address>', 'only orders for this app, or that it may use (dataset orders restricted to it, or to no app)')
+    .option('--dataset <address>', 'only orders for this dataset, or that it may use (app orders restricted to it, or to no dataset)')
     .option('--category <id>', 'only orders of this category')
-    .option('--requester <address>', 'only request orders of this requester')
+    .option('--requester <address>', 'only orders of this requester, or that it may use (restricted to it, or to nobody)')
+    .option('--strict', 'with --app/--dataset/--requester: leave out the orders restricted to nobody')
     .option('--tag <tag...>', 'only orders whose tag has every one of these (named tags: region:eu, gpu, ...)'))
     .action(async (type: string | undefined, opts: OrderbookCommandOptions) => {
       const { orderbookCommand } = await import('./market-commands.js')
@@ -233,6 +235,7 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
       const { orderCancelCommand } = await import('./market-commands.js')
       await orderCancelCommand(io, hash, opts)
     })
+  registerOrderCommands(io, order, addClientOptions)
 
   const wallet = program.command('wallet').description('the node\'s Ethereum wallet')
   addClientOptions(wallet.command('show').description('ETH, RLC, hub balance, frozen, stake'))

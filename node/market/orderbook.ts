@@ -73,6 +73,8 @@ export interface OrderbookQuery {
   requestHash?: string
   /** at most this many (default and cap: options.maxQueryResults) */
   limit?: number
+  /** a further test, applied before the limit counts (order-search.ts: restriction fields) */
+  filter?: (e: OrderbookEntry) => boolean
 }
 
 /** Hub events the book reacts to (names as in Hub.sol). */
@@ -386,6 +388,7 @@ export class Orderbook implements RequestLookup {
       if (q.requestHash !== undefined && f.requestHash !== q.requestHash.toLowerCase()) return false
       // expired orders wait for pruneExpired but are never returned
       if (e.expiresAt !== undefined && e.expiresAt <= now) return false
+      if (q.filter !== undefined && !q.filter(e)) return false
       return e.remaining > 0n
     }
     if (prefix === undefined) {

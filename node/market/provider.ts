@@ -130,7 +130,11 @@ export class Provider {
     this.decisions.push(record)
     if (this.decisions.length > MAX_DECISIONS) this.decisions.shift()
     try {
-      if (decision.bid) {
+      // an expiry is the node's policy (the hub has none): a request that
+      // expired while we decided is not bid on, nor answered
+      if (decision.bid && v.expiresAt !== undefined && v.expiresAt <= BigInt(Math.floor(Date.now() / 1000))) {
+        record.sent = 'skipped'
+      } else if (decision.bid) {
         const bid = await this.signBid(v.hash, decision.price, decision.volume)
         if (to.peer === undefined) {
           await this.gossipBid(bid)

@@ -38,6 +38,21 @@ export interface SubmitRequestParams {
   minScore?: number
   /** who the result is for, recorded in the request order and the deal (default: this node) */
   beneficiary?: string
+  /** `order publish request`: request order fields the node would otherwise choose */
+  order?: RequestOrderOverrides
+}
+
+/** Fields of a request order `order publish request` sets itself (checked by its route). */
+export interface RequestOrderOverrides {
+  /** the only worker that may bid (the hub's workerpool restriction) */
+  workerpool?: string
+  /** most nRLC per task for the app: at least the app order's price */
+  appmaxprice?: bigint
+  /** most nRLC per task for the dataset: at least the dataset order's price */
+  datasetmaxprice?: bigint
+  callback?: string
+  /** 32 bytes; the first 8 are the expiry (saltWithExpiry) */
+  salt?: string
 }
 
 export interface SubmittedTask { taskId: string, status: string }
@@ -313,6 +328,7 @@ export class Requester {
       tag: zeroPadValue(toBeHex(tag), 32), category, trust: BigInt(trust), beneficiary, callback: ZERO_ADDRESS,
       params: paramsText, salt: saltWithExpiry(expiresAt)
     }
+    if (p.order !== undefined) overrideRequest(fields, p.order)
     const signed = await signOrder(m.signer, m.domain, 'RequestOrder', fields)
     const { sign, ...order } = signed
     const message = orderMessage('requestorder', m.domain, order, sign)
@@ -484,6 +500,25 @@ export class Requester {
     orders.sort((a, b) => { const x = (a.message.order as DatasetOrder).datasetprice; const y = (b.message.order as DatasetOrder).datasetprice; return x < y ? -1 : x > y ? 1 : 0 })
     return orders[0]
   }
+}
+
+/**
+ * Applies `order publish request`'s own fields; a max price below the price
+ * of the order the node picked is refused before signing (the hub would
+ * revert the match).
+ */
+function overrideRequest (fields: RequestOrder, o: RequestOrderOverrides): void {
+  if (o.appmaxprice !== undefined) {
+    if (o.appmaxprice < fields.appmaxprice) throw fail('MARKET_BAD_ARGUMENT', `appmaxprice ${o.appmaxprice} nRLC is below the app order's price of ${fields.appmaxprice} nRLC`, { field: 'appmaxprice', price: fields.appmaxprice.toString() })
+    fields.appmaxprice = o.appmaxprice
+  }
+  if (o.datasetmaxprice !== undefined) {
+    if (o.datasetmaxprice < fields.datasetmaxprice) throw fail('MARKET_BAD_ARGUMENT', `datasetmaxprice ${o.datasetmaxprice} nRLC is below the dataset order's price of ${fields.datasetmaxprice} nRLC`, { field: 'datasetmaxprice', price: fields.datasetmaxprice.toString() })
+    fields.datasetmaxprice = o.datasetmaxprice
+  }
+  if (o.workerpool !== undefined) fields.workerpool = getAddress(o.workerpool)
+  if (o.callback !== undefined) fields.callback = getAddress(o.callback)
+  if (o.salt !== undefined) fields.salt = o.salt
 }
 
 /** The distinct restriction addresses of some orders, for an error message. */

@@ -13,7 +13,9 @@ import { ZERO_ADDRESS, signOrder, taskId } from '../../protocols/eip712.js'
 import type { AppOrder, Bid, DatasetOrder, OrderKind, RequestOrder } from '../../protocols/eip712.js'
 import { KIND_OF_TYPE, orderMessage, saltWithExpiry } from '../../protocols/market.js'
 import { ORDERBOOK_TYPES } from './orderbook.js'
-import type { OrderbookEntry, OrderbookQuery, OrderbookType } from './orderbook.js'
+import type { OrderbookEntry, OrderbookType } from './orderbook.js'
+import { searchOrderbook } from './order-search.js'
+import type { OrderSearch } from './order-search.js'
 import { taskStatusName } from './requester.js'
 import type { SubmitRequestParams } from './requester.js'
 import type { MarketService } from './service.js'
@@ -74,7 +76,7 @@ function optStrings (v: unknown, field: string, maxItems: number, maxLen: number
 
 const SHORT_TYPE = { apporder: 'app', datasetorder: 'dataset', requestorder: 'request', bid: 'bid' } as const
 
-function orderView (e: OrderbookEntry): OrderView {
+export function orderView (e: OrderbookEntry): OrderView {
   const order: Record<string, string> = {}
   for (const [k, v] of Object.entries(e.message.order)) order[k] = typeof v === 'bigint' ? v.toString(10) : String(v)
   order.sign = e.message.sign
@@ -116,7 +118,7 @@ function httpError (err: unknown): unknown {
   return new HttpError(s, err.code, err.message, Object.keys(details).length > 0 ? details : undefined)
 }
 
-function wrap (fn: (req: ApiRequest) => Promise<unknown>): (req: ApiRequest) => Promise<unknown> {
+export function wrap (fn: (req: ApiRequest) => Promise<unknown>): (req: ApiRequest) => Promise<unknown> {
   return async (req) => {
     try {
       return await fn(req)
@@ -220,17 +222,23 @@ export function marketRoutes (getMarket: () => MarketService | undefined): ApiRo
 
   return [
     route('GET', '/v1/orderbook', async (m, req) => {
-      const q: OrderbookQuery = {}
+      const q: OrderSearch = {}
       const type = req.query.get('type')
       if (type !== null) {
         if (!(ORDERBOOK_TYPES as readonly string[]).includes(type) && !['app', 'dataset', 'request'].includes(type)) throw bad('type', 'must be app, dataset, request or bid')
         q.type = (type === 'app' ? 'apporder' : type === 'dataset' ? 'datasetorder' : type === 'request' ? 'requestorder' : type) as OrderbookType
       }
+      // app/dataset/requester: orders naming the party, or usable by it (order-search.ts)
       for (const f of ['app', 'dataset', 'requester'] as const) {
         const v = req.query.get(f)
         if (v === null) continue
         if (!isAddress(v)) throw bad(f, 'must be an address')
         q[f] = v
+      }
+      const strict = req.query.get('strict')
+      if (strict !== null) {
+        if (strict !== 'true' && strict !== 'false') throw bad('strict', 'must be true or false')
+        q.strict = strict === 'true'
       }
       const category = req.query.get('category')
       if (category !== null) {
@@ -239,13 +247,8 @@ export function marketRoutes (getMarket: () => MarketService | undefined): ApiRo
       }
       // tag=region:eu,gpu: only orders whose tag has every one of these bits (bids have no tag)
       const tagParam = req.query.get('tag')
-      let bits: bigint | undefined
-      if (tagParam !== null) bits = BigInt(tagList(tagParam.split(',')).tag)
-      const entries = await m.book.query(q)
-      const tagged = bits === undefined
-        ? entries
-        : entries.filter((e) => { const t = (e.message.order as { tag?: string }).tag; return t !== undefined && (BigInt(t) & bits) === bits })
-      return { orders: tagged.map(orderView) }
+      if (tagParam !== null) q.tagBits = BigInt(tagList(tagParam.split(',')).tag)
+      return { orders: (await searchOrderbook(m.book, q)).map(orderView) }
     }),
 
     route('GET', '/v1/orders/:orderHash', async (m, req) => {
