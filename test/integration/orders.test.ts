@@ -253,5 +253,21 @@ describe('orders: publish with every field, unpublish, filters, bad input (anvil
     assert.equal(info.category, 0n)
     assert.equal((JSON.parse(info.params) as { iexec_args: string }).iexec_args, 'one two three')
     assert.equal(info.requestHash.toLowerCase(), String(r.orderHash))
+
+    // an app max price below the app order's price: refused before anything is signed, frozen or gossiped
+    await ok(other, 'POST', '/v1/orders/unpublish', { app: copy })
+    let out = ''
+    const io: CliIo = { out: (t) => { out += t }, err: () => {} }
+    assert.equal(await runCli(['order', 'publish', 'app', '--app', 'copy', '--price', '5', '--data-dir', other.dataDir], io), 0)
+    assert.match(out, /^app order 0x[0-9a-f]{64} signed by this node and gossiped\n/)
+    assert.match(out, /appprice +0\.000000005 RLC \(5 nRLC\)/)
+    await waitFor(async () => (await book(owner, `?type=app&app=${copy}`)).length === 1, 20_000, 'the priced copy order at the owner')
+    const nonce = await owner.market!.chain.provider.getTransactionCount(owner.address)
+    const requests = await hashesOf(owner, '?type=request')
+    const low = await api(owner, 'POST', '/v1/orders/publish', { type: 'request', app: copy, appmaxprice: '4', expiresAt })
+    assert.equal(low.status, 400, JSON.stringify(low.body))
+    assert.equal((low.body.error as { code: string }).code, 'MARKET_BAD_ARGUMENT')
+    assert.equal(await owner.market!.chain.provider.getTransactionCount(owner.address), nonce)
+    assert.deepEqual(await hashesOf(owner, '?type=request'), requests, 'no request order signed')
   })
 })
