@@ -3,11 +3,23 @@ import type { NodeStatus, PeerView, ResourceQuery, ResourceView } from './backen
 import { ApiError } from './errors.js'
 import type { SubmitRequestParams } from '../market/requester.js'
 import type { TaskStatusView } from '../market/task-status.js'
+import type { TaskFailureSummary, WorkerFailureView } from '../worker/failure-reports.js'
 import type { DatasetView, PublishProgress } from '../storage/dataset-routes.js'
 import type { DatasetPolicy } from '../storage/dataset-store.js'
 import type { AppPublishProgress } from '../market/app-routes.js'
 
 export type { TaskStatusView, TaskEventView, TaskPhase, TaskTimes } from '../market/task-status.js'
+
+/** `GET /v1/tasks/:taskId/logs` */
+export interface TaskLogsView {
+  taskId: string
+  phase: TaskStatusView['phase']
+  status: string
+  workers: string[]
+  failure: (Omit<TaskFailureSummary, 'reports'> & { reports: WorkerFailureView[] }) | null
+  /** workers whose report could not be had or was refused (codes: FAILURE_REPORT_*, PEER_NOT_FOUND, UNREACHABLE) */
+  errors: Array<{ worker: string, code: string, reason: string }>
+}
 import { defaultApiClientOptions, type ApiClientOptions } from './options.js'
 
 // Views of the market routes (issue 4). Amounts travel as decimal strings:
@@ -268,6 +280,11 @@ export class ApiClient {
   }
 
   /** A task's status, phase and timeline from the hub (404 TASK_NOT_FOUND when no deal has it). */
+  /** `GET /v1/tasks/:taskId/logs`: the workers' failure reports with their stderr tails. */
+  async taskLogs (taskId: string): Promise<TaskLogsView> {
+    return await this.call<TaskLogsView>('GET', `/v1/tasks/${encodeURIComponent(taskId)}/logs`)
+  }
+
   async taskStatus (taskId: string): Promise<TaskStatusView> {
     return await this.call<TaskStatusView>('GET', `/v1/tasks/${encodeURIComponent(taskId)}`)
   }

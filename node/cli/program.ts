@@ -293,6 +293,12 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
       await taskSubmitCommand(io, opts)
     })
 
+  addClientOptions(task.command('logs <taskId>')
+    .description('why a task fails: each worker\'s failure code, the app\'s exit code and the tail of its stderr (decrypted when sealed to this node)'))
+    .action(async (taskId: string, opts: ClientCommandOptions) => {
+      const { taskLogsCommand } = await import('./task-commands.js')
+      await taskLogsCommand(io, taskId, opts)
+    })
   addClientOptions(task.command('show <taskId>')
     .description('a task\'s state from the chain: phase, contributions, reveals, result, and its timeline')
     .option('--watch', 'follow the task until it is finalized or failed (progress on stderr)')

@@ -18,6 +18,7 @@ import { taskStatusName } from './requester.js'
 import type { SubmitRequestParams } from './requester.js'
 import type { MarketService } from './service.js'
 import { RequestedTasks, readTaskStatus } from './task-status.js'
+import type { FailureCollector } from '../worker/failure-reports.js'
 import { addressList, checkDatasets, restrictionPairs, tagList } from './order-policy.js'
 
 /** `orderbook --json` row. */
@@ -197,7 +198,7 @@ export interface OfferedApp {
  * The market routes. `market` is undefined when the node has no chain
  * settings: every route then answers 503 CHAIN_NOT_CONFIGURED.
  */
-export function marketRoutes (getMarket: () => MarketService | undefined): ApiRoute[] {
+export function marketRoutes (getMarket: () => MarketService | undefined, deps: { failures?: () => FailureCollector | undefined } = {}): ApiRoute[] {
   const need = (): MarketService => {
     const m = getMarket()
     if (m === undefined || !m.started) {
@@ -401,7 +402,26 @@ export function marketRoutes (getMarket: () => MarketService | undefined): ApiRo
     route('GET', '/v1/tasks/:taskId', async (m, req) => {
       const id = req.params.taskId
       if (!isHexString(id, 32)) throw bad('taskId', 'must be a 32-byte 0x hex string')
-      return await readTaskStatus(m, requested(m), id)
+      const collector = deps.failures?.()
+      return await readTaskStatus(m, requested(m), id, collector !== undefined ? async (t, w) => await collector.collect(t, w) : undefined)
+    }),
+
+    // each worker's failure code, exit code and stderr tail (task logs)
+    route('GET', '/v1/tasks/:taskId/logs', async (m, req) => {
+      const id = req.params.taskId
+      if (!isHexString(id, 32)) throw bad('taskId', 'must be a 32-byte 0x hex string')
+      const collector = deps.failures?.()
+      let errors: Array<{ worker: string, code: string, reason: string }> = []
+      let reports: Awaited<ReturnType<FailureCollector['collect']>>['reports'] = []
+      const view = await readTaskStatus(m, requested(m), id, collector !== undefined
+        ? async (t, w) => {
+          const got = await collector.collect(t, w)
+          errors = got.errors
+          reports = got.reports
+          return got
+        }
+        : undefined)
+      return { taskId: view.taskId, phase: view.phase, status: view.status, workers: view.workers, failure: view.failure === null ? null : { ...view.failure, reports }, errors }
     })
   ]
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { appendFile, mkdir, readdir, rm, writeFile } from 'node:fs/promises'
+import { appendFile, mkdir, open as openFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { computeAddress } from 'ethers'
@@ -9,6 +9,9 @@ import type { HubDomain } from '../../protocols/eip712.js'
 import { MAX_ASSIGN_TASKS, MAX_REPORT_TASKS, TASKS_PER_CPU, recoverExecPeer } from '../../protocols/execution.js'
 import type { AssignMessage, ExecMessage, FinalizedMessage, TaskProgress, TaskReport, UploadRequestMessage } from '../../protocols/execution.js'
 import { ZERO_ADDRESS } from '../../protocols/eip712.js'
+import { MAX_STDERR_TAIL_BYTES, failureReportContext, signFailureReport } from '../../protocols/failure-report.js'
+import type { FailureReport } from '../../protocols/failure-report.js'
+import { eciesEncrypt } from '../storage/ecies.js'
 import { dealFromEvent } from '../scheduler/deal.js'
 import type { DealInfo } from '../scheduler/deal.js'
 import { parseRequestParams } from '../../protocols/market.js'
@@ -53,6 +56,8 @@ export interface WorkerTaskRecord {
   error?: string
   /** why it failed, as a code (what the scheduler is told): callers branch on this, never on `error` */
   errorCode?: string
+  /** with state 'failed': the signed report the requester's node asks for (protocols/failure-report.ts) */
+  failureReport?: FailureReport
 }
 
 /** What the tasks of one deal run on (see WorkerDuties.prepareDeal). */
@@ -133,6 +138,25 @@ function failureCode (err: unknown): string {
   if (isIexecError(err, 'DUTY_EXECUTION_FAILED') && typeof err.details?.status === 'string') return err.details.status
   const code = isIexecError(err) ? err.code : 'DUTY_FAILED'
   return /^[A-Z0-9_]{1,64}$/.test(code) ? code : 'DUTY_FAILED'
+}
+
+/** The last MAX_STDERR_TAIL_BYTES of a run's stderr, and its whole size (nothing when the file is gone). */
+async function stderrTail (path: string): Promise<{ tail: Uint8Array, bytes: number }> {
+  let f
+  try {
+    f = await openFile(path, 'r')
+  } catch {
+    return { tail: new Uint8Array(0), bytes: 0 }
+  }
+  try {
+    const { size } = await f.stat()
+    const n = Math.min(size, MAX_STDERR_TAIL_BYTES)
+    const buf = Buffer.alloc(n)
+    const { bytesRead } = await f.read(buf, 0, n, size - n)
+    return { tail: new Uint8Array(buf.subarray(0, bytesRead)), bytes: size }
+  } finally {
+    await f.close()
+  }
 }
 
 /**
@@ -651,11 +675,44 @@ export class WorkerDuties {
 
   private async fail (r: WorkerTaskRecord, err: unknown): Promise<WorkerTaskRecord> {
     const failed: WorkerTaskRecord = { ...r, state: 'failed', error: err instanceof Error ? err.message : String(err), errorCode: failureCode(err) }
+    failed.failureReport = await this.signFailure(failed, err).catch((e: unknown) => {
+      this.log('failure report not signed', { taskid: r.taskid, error: e instanceof Error ? e.message : String(e) })
+      return undefined
+    })
     await this.save(failed)
     // the scheduler hears why at once: it need not wait for missed beats to count this replica out
     this.report(r, 'failed', true, failed.errorCode)
     this.log('task failed', { taskid: r.taskid, code: failed.errorCode, error: failed.error })
     return failed
+  }
+
+  /**
+   * The report the requester's node asks for: the failure code, the app's
+   * exit code and its stderr tail (sealed to the requester's result key
+   * when the request asks for encryption), signed by this worker.
+   */
+  private async signFailure (r: WorkerTaskRecord, err: unknown): Promise<FailureReport> {
+    const d = isIexecError(err, 'DUTY_EXECUTION_FAILED') ? err.details ?? {} : {}
+    const exitCode = typeof d.exitCode === 'number' ? d.exitCode : null
+    let tail = d.stderrTail instanceof Uint8Array ? d.stderrTail : new Uint8Array(0)
+    const sealed = r.resultEncryptionKey !== undefined
+    if (sealed) tail = eciesEncrypt(r.resultEncryptionKey as string, tail, failureReportContext(r.taskid, this.me))
+    return await signFailureReport(this.init.chain.wallet, this.init.domain, {
+      taskid: r.taskid,
+      worker: this.me,
+      code: r.errorCode ?? 'DUTY_FAILED',
+      exitCode,
+      stderr: Buffer.from(tail).toString('base64'),
+      stderrEncrypted: sealed,
+      stderrBytes: typeof d.stderrBytes === 'number' ? d.stderrBytes : 0,
+      at: Math.floor(Date.now() / 1000)
+    })
+  }
+
+  /** A failed task's signed report, when this worker holds one (the failure-report protocol's answer). */
+  async failureReport (taskid: string): Promise<FailureReport | undefined> {
+    const r = await this.record(taskid.toLowerCase())
+    return r?.state === 'failed' ? r.failureReport : undefined
   }
 
   private dirs (taskid: string): { root: string, output: string } {
@@ -801,7 +858,10 @@ export class WorkerDuties {
         removeCollected: this.init.faults?.corruptOutput !== true
       }, this.abort.signal)
       const t2 = Date.now()
-      if (result.status !== 'COMPLETED') throw new DutyError('DUTY_EXECUTION_FAILED', `the app ended ${result.status}: ${result.message ?? ''}`, { status: result.status })
+      if (result.status !== 'COMPLETED') {
+        const stderr = await stderrTail(result.stderrPath)
+        throw new DutyError('DUTY_EXECUTION_FAILED', `the app ended ${result.status}: ${result.message ?? ''}`, { status: result.status, exitCode: result.exitCode, stderrTail: stderr.tail, stderrBytes: stderr.bytes })
+      }
       let tree = result.output
       if (this.init.faults?.corruptOutput === true) {
         const { mode, path } = tree !== undefined ? resultDigestOfTree(tree) : await computeResultDigest(output)
