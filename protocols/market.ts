@@ -469,7 +469,20 @@ export interface RequestParams {
    */
   iexec_p2p_result_key?: string
   iexec_p2p_tags?: string[]
+  /**
+   * A parameter sweep: task i of the deal runs with `iexec_p2p_task_args[i]`
+   * (split as `iexec_args`, which it replaces) and the input files
+   * `iexec_input_files` then `iexec_p2p_task_inputs[i]`. Each list, when
+   * present, has one entry per task of the deal (its volume): being in the
+   * params, they are covered by the request order's signature and hash, so
+   * every worker reads the same parameters for the same task.
+   */
+  iexec_p2p_task_args?: string[]
+  iexec_p2p_task_inputs?: string[][]
 }
+
+/** Tasks a sweep may list in params (their whole text stays within MAX_PARAMS_BYTES too). */
+export const MAX_SWEEP_TASKS = 1024
 
 const MAX_FREE_TAGS = 16
 const MAX_FREE_TAG_LENGTH = 64
@@ -515,6 +528,24 @@ export function parseRequestParams (params: string): RequestParams {
           throw invalid('params.iexec_p2p_tags', `must be at most ${MAX_FREE_TAGS} strings of 1-${MAX_FREE_TAG_LENGTH} characters`)
         }
         out.iexec_p2p_tags = x as string[]
+        break
+      case 'iexec_p2p_task_args':
+        if (!Array.isArray(x) || x.length === 0 || x.length > MAX_SWEEP_TASKS || !x.every((s) => typeof s === 'string')) throw invalid('params.iexec_p2p_task_args', `must be 1-${MAX_SWEEP_TASKS} strings`)
+        for (const [i, a] of (x as string[]).entries()) {
+          try {
+            splitArgs(a)
+          } catch (err) {
+            if (!(err instanceof ArgsError)) throw err
+            throw new MarketWireError('WIRE_INVALID', `params.iexec_p2p_task_args[${i}] ${err.message}`, { field: 'params.iexec_p2p_task_args', index: i, argsCode: err.code }, { cause: err })
+          }
+        }
+        out.iexec_p2p_task_args = x as string[]
+        break
+      case 'iexec_p2p_task_inputs':
+        if (!Array.isArray(x) || x.length === 0 || x.length > MAX_SWEEP_TASKS || !x.every((l) => Array.isArray(l) && l.length <= 64 && l.every((s) => typeof s === 'string' && /^[A-Za-z0-9]{8,128}$/.test(s)))) {
+          throw invalid('params.iexec_p2p_task_inputs', `must be 1-${MAX_SWEEP_TASKS} arrays of at most 64 CIDs`)
+        }
+        out.iexec_p2p_task_inputs = x as string[][]
         break
       // iExec defines more keys (e.g. iexec_developer_logger); unknown keys are kept out, not refused
       default: break

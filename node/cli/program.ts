@@ -278,6 +278,8 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
     .option('--dataset <address>', 'a dataset the app reads')
     .option('--args <args>', 'command-line arguments of the app')
     .option('--input <cid...>', 'input files, by CID')
+    .option('--args-file <file>', 'a parameter sweep: one line of arguments per task (split as --args); the volume is the number of lines')
+    .option('--input-files-file <file>', 'a parameter sweep: one line per task of its own input CIDs (space-separated, after --input)')
     .option('--category <id>', 'iExec category')
     .option('--trust <n>', 'trust level: how many agreeing workers the consensus needs')
     .option('--volume <n>', 'number of tasks')

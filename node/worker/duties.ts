@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { appendFile, mkdir, open as openFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { appendFile, copyFile, link, mkdir, open as openFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { computeAddress } from 'ethers'
@@ -797,6 +797,45 @@ export class WorkerDuties {
     return { root, module, inputDir: input, inputFiles, ...(datasetFilename !== undefined ? { datasetFilename } : {}) }
   }
 
+  /**
+   * A sweep task's own parameters (params' iexec_p2p_task_args and
+   * iexec_p2p_task_inputs, signed by the requester with the request): its
+   * arguments, and an input folder of its own holding the deal's inputs
+   * (linked) and its own files, so that no task sees another's inputs.
+   * Without a sweep, the deal's shared folder.
+   * @throws DutyError DUTY_SWEEP_MISMATCH when a list is not one entry per task of the deal
+   */
+  private async sweepTask (r: WorkerTaskRecord, params: ReturnType<typeof parseRequestParams>, prepared: PreparedDeal): Promise<{ args?: string, inputDir: string, inputFiles: string[] }> {
+    const taskArgs = params.iexec_p2p_task_args
+    const taskInputs = params.iexec_p2p_task_inputs
+    if (taskArgs === undefined && taskInputs === undefined) return { inputDir: prepared.inputDir, inputFiles: prepared.inputFiles }
+    const volume = (await this.commitment(r.dealid)).volume
+    for (const [field, list] of [['iexec_p2p_task_args', taskArgs], ['iexec_p2p_task_inputs', taskInputs]] as const) {
+      if (list !== undefined && (list.length !== volume || r.idx >= list.length)) {
+        throw new DutyError('DUTY_SWEEP_MISMATCH', `params.${field} has ${list.length} entries for a deal of ${volume} task(s)`, { field, entries: list.length, volume, idx: r.idx })
+      }
+    }
+    const own = taskInputs?.[r.idx] ?? []
+    if (own.length === 0) return { ...(taskArgs !== undefined ? { args: taskArgs[r.idx] } : {}), inputDir: prepared.inputDir, inputFiles: prepared.inputFiles }
+    const dir = join(this.dirs(r.taskid).root, 'in')
+    await mkdir(dir, { recursive: true })
+    for (const name of await readdir(prepared.inputDir)) {
+      await link(join(prepared.inputDir, name), join(dir, name)).catch(async () => { await copyFile(join(prepared.inputDir, name), join(dir, name)) })
+    }
+    const fetchOpts: FetchOptions = {
+      maxBytes: this.opts.maxInputBytes,
+      timeoutMs: this.opts.fetchTimeoutMs,
+      minBytesPerSecond: this.opts.fetchMinBytesPerSecond,
+      stallTimeoutMs: this.opts.fetchStallTimeoutMs,
+      signal: this.abort.signal
+    }
+    // the CID is the file's name, as for the deal's inputs (checked to be letters and digits by the params parser)
+    for (const cid of new Set(own)) {
+      if (!prepared.inputFiles.includes(cid)) await fetchToFile(this.init.helia, cid, join(dir, cid), fetchOpts)
+    }
+    return { ...(taskArgs !== undefined ? { args: taskArgs[r.idx] } : {}), inputDir: dir, inputFiles: [...prepared.inputFiles, ...own] }
+  }
+
   /** The deal's app module, fetched (kept and provided a while by retention) and checked against its registered checksum. */
   private async fetchApp (r: WorkerTaskRecord): Promise<Uint8Array> {
     const keepApp = await this.init.retention?.prepare([r.appCid])
@@ -835,15 +874,19 @@ export class WorkerDuties {
         await rm(root, { recursive: true, force: true })
         await mkdir(root, { recursive: true })
       }
-      const { module, inputDir, inputFiles, datasetFilename } = await this.prepareDeal(r)
+      const prepared = await this.prepareDeal(r)
+      const { module, datasetFilename } = prepared
       const params = parseRequestParams(r.params)
-      // split as a POSIX shell would, without expansion: the same argv on every worker (protocols/args.ts)
-      const args = splitArgs(params.iexec_args ?? '')
       // the time reference never changes: the deal read at the assignment serves
+      const sweep = await this.sweepTask(r, params, prepared)
+      // split as a POSIX shell would, without expansion: the same argv on every worker (protocols/args.ts)
+      const args = splitArgs(sweep.args ?? params.iexec_args ?? '')
+      const { inputDir, inputFiles } = sweep
       const deal = await this.deal(r.dealid, false)
       const t1 = Date.now()
       const result = await this.init.executor.run({
         taskId: r.taskid,
+        taskIndex: r.idx,
         module,
         args,
         inputDir,

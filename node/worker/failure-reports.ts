@@ -9,7 +9,7 @@ import type { Stream, StreamHandler } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import {
   DETERMINISTIC_FAILURE_CODES, FAILURE_REPORT_MAX_MESSAGE_BYTES, FAILURE_REPORT_PROTOCOL, decodeFailureReportRequest, decodeFailureReportResponse,
-  encodeFailureReportRequest, encodeFailureReportResponse, failureKey, failureReportContext, verifyFailureReport
+  FailureReportError, encodeFailureReportRequest, encodeFailureReportResponse, failureKey, failureReportContext, verifyFailureReport
 } from '../../protocols/failure-report.js'
 import type { FailureReport, FailureReportResponse } from '../../protocols/failure-report.js'
 import type { HubDomain } from '../../protocols/eip712.js'
@@ -57,7 +57,15 @@ export async function askFailureReport (dial: FailureReportDialer, peer: string,
   try {
     const lp = lpStream(stream, { maxDataLength: FAILURE_REPORT_MAX_MESSAGE_BYTES })
     await lp.write(encodeFailureReportRequest(taskid), { signal })
-    const answer = decodeFailureReportResponse((await lp.read({ signal })).subarray())
+    let bytes
+    try {
+      bytes = await lp.read({ signal })
+    } catch (err) {
+      // a peer announcing a longer answer than the bound: refused before it is read
+      if (err instanceof Error && /DataLength/.test(err.name)) throw new FailureReportError('FAILURE_REPORT_TOO_LARGE', `the answer exceeds ${FAILURE_REPORT_MAX_MESSAGE_BYTES} bytes`, {}, { cause: err })
+      throw err
+    }
+    const answer = decodeFailureReportResponse(bytes.subarray())
     await stream.close({ signal }).catch(() => {})
     return answer
   } catch (err) {
