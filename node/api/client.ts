@@ -272,19 +272,19 @@ export class ApiClient {
    */
   async submitTask (req: SubmitTaskRequest, options: { timeoutMs?: number } = {}): Promise<SubmittedTask> {
     const body: Record<string, unknown> = { app: req.app }
-    for (const key of ['dataset', 'args', 'inputs', 'category', 'trust', 'volume', 'tags', 'biddingWindowMs', 'encryptResult', 'minScore', 'beneficiary'] as const) {
+    for (const key of ['dataset', 'args', 'inputs', 'taskArgs', 'taskInputs', 'category', 'trust', 'volume', 'tags', 'biddingWindowMs', 'encryptResult', 'minScore', 'beneficiary'] as const) {
       if (req[key] !== undefined) body[key] = req[key]
     }
     if (req.maxPrice !== undefined) body.maxPrice = req.maxPrice.toString()
     return await this.call<SubmittedTask>('POST', '/v1/tasks', body, options)
   }
 
-  /** A task's status, phase and timeline from the hub (404 TASK_NOT_FOUND when no deal has it). */
   /** `GET /v1/tasks/:taskId/logs`: the workers' failure reports with their stderr tails. */
   async taskLogs (taskId: string): Promise<TaskLogsView> {
     return await this.call<TaskLogsView>('GET', `/v1/tasks/${encodeURIComponent(taskId)}/logs`)
   }
 
+  /** A task's status, phase and timeline from the hub (404 TASK_NOT_FOUND when no deal has it). */
   async taskStatus (taskId: string): Promise<TaskStatusView> {
     return await this.call<TaskStatusView>('GET', `/v1/tasks/${encodeURIComponent(taskId)}`)
   }

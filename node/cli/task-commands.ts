@@ -134,7 +134,7 @@ export async function taskShowCommand (io: CliIo, taskIdArg: string, opts: TaskS
     const json = opts.json === true
     if (!json) io.err(progressLine(view, t0) + '\n')
     const [end] = await watchTasks(api, [taskId], timeoutMs ?? defaultWatchMs([view]), (v) => {
-      if (!json && v.phase !== view.phase) io.err(progressLine(v, t0) + '\n')
+      if (!json && (v.phase !== view.phase || v.failure?.agreed !== view.failure?.agreed)) io.err(progressLine(v, t0) + '\n')
       view = v
     })
     view = end
@@ -171,10 +171,12 @@ export async function watchSubmitted (
 ): Promise<WatchedTask[]> {
   const ids = deal.tasks.map((t) => t.taskId)
   const first = await Promise.all(ids.map(async (id) => await api.taskStatus(id)))
-  const seen = new Map<string, TaskPhase>()
+  const seen = new Map<string, string>()
   const views = await watchTasks(api, ids, defaultWatchMs(first), (v) => {
-    if (seen.get(v.taskId) !== v.phase) progress(progressLine(v, t0))
-    seen.set(v.taskId, v.phase)
+    // a line per phase, and one more when the workers come to agree on a failure
+    const key = `${v.phase}/${String(v.failure?.agreed === true)}`
+    if (seen.get(v.taskId) !== key) progress(progressLine(v, t0))
+    seen.set(v.taskId, key)
   })
   const out: WatchedTask[] = []
   for (const v of views) {

@@ -153,6 +153,12 @@ export interface FailureCollectorInit {
   dial: FailureReportDialer
   /** how long an answer without a report is kept before the worker is asked again */
   missTtlMs?: number
+  /**
+   * Workers asked per second at most, over every task: a watched bag of
+   * hundreds of tasks would otherwise open a stream per worker and task at
+   * each poll. Those left out are asked at a later call.
+   */
+  maxAsksPerSecond?: number
   /** this node's own worker: its reports are read, not dialled for */
   self?: { address: string, report: (taskid: string) => Promise<FailureReport | undefined> }
 }
@@ -166,9 +172,21 @@ export class FailureCollector {
   private readonly reports = new Map<string, Map<string, FailureReport>>()
   private readonly asked = new Map<string, { at: number, error?: WorkerReportError }>()
   private readonly missTtlMs: number
+  private readonly maxAsks: number
+  /** asks in the current one-second window */
+  private window = { start: 0, asks: 0 }
 
   constructor (private readonly init: FailureCollectorInit) {
     this.missTtlMs = init.missTtlMs ?? 2_000
+    this.maxAsks = init.maxAsksPerSecond ?? 20
+  }
+
+  /** One more ask within the rate bound? */
+  private mayAsk (now: number): boolean {
+    if (now - this.window.start >= 1_000) this.window = { start: now, asks: 0 }
+    if (this.window.asks >= this.maxAsks) return false
+    this.window.asks++
+    return true
   }
 
   /** The verified reports of the task's workers, asking those not heard from lately. */
@@ -188,6 +206,7 @@ export class FailureCollector {
       const key = `${id}|${w}`
       const last = this.asked.get(key)
       if (last !== undefined && now - last.at < this.missTtlMs) return
+      if (!this.mayAsk(now)) return
       if (this.asked.size >= 10_000) this.asked.clear()
       this.asked.set(key, { at: now, error: await this.ask(id, worker, workers, have) })
     }))

@@ -7,7 +7,7 @@ import {
   FAILURE_REPORT_MAX_MESSAGE_BYTES, FailureReportError, MAX_STDERR_TAIL_BYTES, decodeFailureReportResponse, encodeFailureReportResponse,
   failureReportContext, signFailureReport, verifyFailureReport
 } from '../../../protocols/failure-report.js'
-import type { FailureReport, FailureReportFields } from '../../../protocols/failure-report.js'
+import type { FailureReportFields } from '../../../protocols/failure-report.js'
 import { FailureCollector, createFailureReportHandler, summarizeFailures } from '../../../node/worker/failure-reports.js'
 import { eciesEncrypt } from '../../../node/storage/ecies.js'
 
