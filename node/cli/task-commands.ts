@@ -82,6 +82,13 @@ export function progressLine (v: TaskStatusView, t0: number): string {
   return `[${seconds(Date.now() - t0).padStart(7)}] task ${short(v.taskId)}: ${PHASE_TEXT[v.phase]}${counts}${why}`
 }
 
+/** The last lines of the first readable stderr tail of a failure's reports (the whole tails: `task logs`). */
+export function stderrExcerpt (f: TaskStatusView['failure'], maxLines = 5): { worker: string, lines: string[] } | undefined {
+  const r = f?.reports.find((x) => x.stderr !== null && x.stderr.trim().length > 0)
+  if (r === undefined || r.stderr === null) return undefined
+  return { worker: r.worker, lines: r.stderr.replace(/\n$/, '').split('\n').slice(-maxLines).map((l) => l.slice(0, 200)) }
+}
+
 /** When and how the requester gets its money back for a task that will not finalize. */
 export function refundText (v: Pick<TaskStatusView, 'dealId' | 'idx' | 'deadlines'>): string {
   const at = new Date(v.deadlines.final * 1000).toISOString()
@@ -102,6 +109,8 @@ export function printTask (io: CliIo, v: TaskStatusView): void {
   if (v.failure !== null) {
     lines.push(`failure    ${v.failure.reason}${v.failure.agreed ? ' (deterministic: the workers agree)' : ''}; \`task logs ${v.taskId}\` shows the stderr tails`)
     if (v.phase !== 'finalized' && v.times.claimed === null) lines.push(`refund     ${refundText(v)}`)
+    const tail = stderrExcerpt(v.failure)
+    if (tail !== undefined) lines.push(`stderr     (worker ${tail.worker}, last lines)`, ...tail.lines.map((l) => `  ${l}`))
   }
   // the one duration a user asks first; block times, so whole seconds
   const end = v.times.finalized ?? v.times.claimed
@@ -186,6 +195,8 @@ export async function watchSubmitted (
       const r = await api.result(v.taskId)
       result = { cid: r.cid, path: r.path, stdout: r.stdout }
     }
+    const tail = v.phase !== 'finalized' ? stderrExcerpt(v.failure) : undefined
+    if (tail !== undefined) progress(`[${seconds(Date.now() - t0).padStart(7)}] task ${short(v.taskId)}: stderr of worker ${tail.worker} (last lines; \`task logs\` has the tails):\n${tail.lines.map((l) => `  ${l}`).join('\n')}`)
     out.push({ taskId: v.taskId, status: v.status, phase: v.phase, resultCid: v.resultCid, result, failure: v.failure, refund: v.phase !== 'finalized' && v.times.claimed === null ? refundText(v) : null })
   }
   return out

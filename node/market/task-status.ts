@@ -115,11 +115,11 @@ export interface TaskStatusView {
   events: TaskEventView[]
   /**
    * The workers' signed failure reports and their agreement (codes, exit
-   * codes, no stderr: `GET /v1/tasks/:taskId/logs` has the tails); null
+   * codes, stderr tails opened when sealed to this node); null
    * when no worker reports a failure, when the task is finalized, or when
    * this node cannot ask the workers.
    */
-  failure: Omit<TaskFailureSummary, 'reports'> & { reports: Array<Omit<WorkerFailureView, 'stderr'>> } | null
+  failure: TaskFailureSummary | null
 }
 
 /** Asks a task's workers for their failure reports (node.ts: a FailureCollector). */
@@ -288,7 +288,7 @@ export async function readTaskStatus (m: MarketService, requested: RequestedTask
     const { reports } = await failures(id, workers)
     const summary = summarizeFailures(reports, { workers: workers.length, trust: Number(info.trust), contributions: contributed.length, finalDeadline: Number(info.finalDeadline) })
     if (summary !== null) {
-      failure = { ...summary, reports: summary.reports.map(({ stderr: _, ...r }) => r) }
+      failure = summary
       if (contributed.length === 0 && (phase === 'scheduling' || phase === 'running')) phase = 'failing'
     }
   }

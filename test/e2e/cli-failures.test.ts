@@ -66,6 +66,8 @@ describe('e2e: failures the requester sees, and parameter sweeps, on a 4-node sw
     assert.match(r.stderr, /TASK_FAILED/)
     assert.match(r.stderr, /claimable after the final deadline \d{4}-\d\d-\d\dT/)
     assert.match(r.stderr, /task logs TASKID/)
+    // the app's own words, from the tail sealed to the requester and opened by its node
+    assert.match(r.stderr, /stderr of worker 0x[0-9a-fA-F]{40} \(last lines[^\n]*\n {2}fail: this app always fails\n/)
     const dealId = /deal\s+(0x[0-9a-f]{64})/.exec(r.stdout)?.[1] ?? ''
     const deal = await json<{ tasks: Array<{ taskId: string }> }>(0, ['deal', 'show', dealId])
     const taskId = deal.tasks[0].taskId
@@ -77,13 +79,17 @@ describe('e2e: failures the requester sees, and parameter sweeps, on a 4-node sw
     assert.equal(show.failure.exitCode, 3)
     assert.equal(show.failure.agreed, true)
     assert.ok(show.failure.reports.length >= 3, `three workers reported: ${JSON.stringify(show.failure.reports)}`)
-    for (const rep of show.failure.reports) assert.ok(show.workers.includes(rep.worker), `${rep.worker} is a worker of the deal`)
+    for (const rep of show.failure.reports) {
+      assert.ok(show.workers.includes(rep.worker), `${rep.worker} is a worker of the deal`)
+      assert.equal(rep.stderr, 'fail: this app always fails\n')
+    }
     assert.equal(show.failure.refundAfter, show.deadlines.final)
     const human = await on(0, ['task', 'show', taskId])
     assert.equal(human.code, 0, human.stderr)
     assert.match(human.stdout, /\(failing\)/)
     assert.match(human.stdout, /failure\s+APP_ERROR \(exit code 3\)/)
     assert.match(human.stdout, /refund\s+claimable after the final deadline/)
+    assert.match(human.stdout, /stderr\s+\(worker 0x[0-9a-fA-F]{40}, last lines\)\n {2}fail: this app always fails\n/)
 
     // the stderr tails: sealed to the requester's key, opened by its node
     const logs = await json<TaskLogsView>(0, ['task', 'logs', taskId])
