@@ -237,8 +237,8 @@ export function parseTaskSubmit (opts: TaskSubmitCommandOptions): SubmitTaskRequ
   return req
 }
 
-/** Tasks a sweep file may list (the node and the workers bound them too). */
-const MAX_SWEEP_LINES = 1024
+/** Tasks a sweep file may list: a deal's volume at most (the node and the workers bound them too). */
+const MAX_SWEEP_LINES = 10_000
 
 /** A sweep file's lines: one per task; a last empty line (the file's final newline) is not a task. */
 function sweepLines (flag: string, path: string): string[] {

@@ -6,9 +6,11 @@
 import { isAddress, getAddress, SigningKey, toBeHex, TypedDataEncoder, zeroPadValue } from 'ethers'
 import { emptyDatasetOrder, hashOrder, signOrder, taskId, ZERO_ADDRESS } from '../../protocols/eip712.js'
 import type { AppOrder, Bid, DatasetOrder, RequestOrder, Signed } from '../../protocols/eip712.js'
-import { MAX_PARAMS_BYTES, TAG_BITS, decodeTags, encodeTags, orderMessage, saltWithExpiry } from '../../protocols/market.js'
+import { MAX_PARAMS_BYTES, parseSweepDocument, TAG_BITS, decodeTags, encodeTags, orderMessage, saltWithExpiry } from '../../protocols/market.js'
 import type { BidDecline, BidMessage, RequestParams } from '../../protocols/market.js'
 import { splitArgs } from '../../protocols/args.js'
+import { createHash } from 'node:crypto'
+import { addBytes, provideContent } from '../storage/content.js'
 import { hubInterface } from '../chain/index.js'
 import { HUB_RATIOS, TaskStatus } from '../../contracts-abi/index.js'
 import { MarketError } from './errors.js'
@@ -306,7 +308,24 @@ export class Requester {
       params.iexec_result_encryption = true
       params.iexec_p2p_result_key = await this.resultPublicKey()
     }
-    const paramsText = Object.keys(params).length > 0 ? JSON.stringify(params) : ''
+    let paramsText = Object.keys(params).length > 0 ? JSON.stringify(params) : ''
+    if (new TextEncoder().encode(paramsText).length > MAX_PARAMS_BYTES && (p.taskArgs !== undefined || p.taskInputs !== undefined)) {
+      // a sweep too large for params: its lists go to Helia, and params carry their CID and sha256
+      const doc = new TextEncoder().encode(JSON.stringify({ ...(p.taskArgs !== undefined ? { args: p.taskArgs } : {}), ...(p.taskInputs !== undefined ? { inputs: p.taskInputs } : {}) }))
+      try {
+        // what every worker will check it against
+        parseSweepDocument(doc)
+      } catch (err) {
+        throw fail('MARKET_BAD_ARGUMENT', `the sweep's lists: ${err instanceof Error ? err.message : String(err)}`, { field: 'taskArgs' })
+      }
+      const helia = m.init.network.helia
+      const { cid } = await addBytes(helia, doc)
+      await provideContent(helia, cid).catch(() => false)
+      delete params.iexec_p2p_task_args
+      delete params.iexec_p2p_task_inputs
+      params.iexec_p2p_sweep = { cid: cid.toString(), checksum: `0x${createHash('sha256').update(doc).digest('hex')}` }
+      paramsText = JSON.stringify(params)
+    }
     if (new TextEncoder().encode(paramsText).length > MAX_PARAMS_BYTES) throw fail('MARKET_BAD_ARGUMENT', `args and inputs (a sweep's included) exceed ${MAX_PARAMS_BYTES} bytes of params`, { field: 'args' })
 
     // the requester pays volume x (app + dataset + task price) when matched: check it first

@@ -378,11 +378,11 @@ export function marketRoutes (getMarket: () => MarketService | undefined, deps: 
       if (inputs !== undefined) p.inputs = inputs
       if (b.taskArgs !== undefined) {
         // a task of a sweep may have no arguments: empty strings are fine here
-        if (!Array.isArray(b.taskArgs) || b.taskArgs.length === 0 || b.taskArgs.length > 1024 || !b.taskArgs.every((a) => typeof a === 'string' && a.length <= 4096)) throw bad('taskArgs', 'must be a list of 1-1024 strings of at most 4096 characters')
+        if (!Array.isArray(b.taskArgs) || b.taskArgs.length === 0 || b.taskArgs.length > 10_000 || !b.taskArgs.every((a) => typeof a === 'string' && a.length <= 4096)) throw bad('taskArgs', 'must be a list of 1-10000 strings of at most 4096 characters')
         p.taskArgs = b.taskArgs as string[]
       }
       if (b.taskInputs !== undefined) {
-        if (!Array.isArray(b.taskInputs) || b.taskInputs.length > 1024) throw bad('taskInputs', 'must be a list of at most 1024 lists of CIDs')
+        if (!Array.isArray(b.taskInputs) || b.taskInputs.length > 10_000) throw bad('taskInputs', 'must be a list of at most 10000 lists of CIDs')
         p.taskInputs = b.taskInputs.map((l, i) => optStrings(l, `taskInputs[${i}]`, 64, 256) ?? [])
       }
       const tags = optStrings(b.tags, 'tags', 16, 64)

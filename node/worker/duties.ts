@@ -14,7 +14,7 @@ import type { FailureReport } from '../../protocols/failure-report.js'
 import { eciesEncrypt } from '../storage/ecies.js'
 import { dealFromEvent } from '../scheduler/deal.js'
 import type { DealInfo } from '../scheduler/deal.js'
-import { parseRequestParams } from '../../protocols/market.js'
+import { MAX_SWEEP_DOCUMENT_BYTES, parseRequestParams, parseSweepDocument } from '../../protocols/market.js'
 import { splitArgs } from '../../protocols/args.js'
 import { isChainError } from '../chain/index.js'
 import { isIexecError } from '../errors.js'
@@ -235,6 +235,8 @@ export class WorkerDuties {
   private readonly commitments = new Map<string, Promise<DealInfo>>()
   /** the assignment contents found to match their deal's commitment, by deal: later assigns compare one string */
   private readonly matched = new Map<string, string>()
+  /** each sweep deal's per-task lists, from its document (a failed fetch is not kept) */
+  private readonly sweeps = new Map<string, Promise<{ args?: string[], inputs?: string[][] }>>()
   /** the signer of each (peer, ExecPeer proof) pair seen: one recovery per scheduler peer, not per message */
   private readonly provers = new Map<string, string>()
 
@@ -806,8 +808,13 @@ export class WorkerDuties {
    * @throws DutyError DUTY_SWEEP_MISMATCH when a list is not one entry per task of the deal
    */
   private async sweepTask (r: WorkerTaskRecord, params: ReturnType<typeof parseRequestParams>, prepared: PreparedDeal): Promise<{ args?: string, inputDir: string, inputFiles: string[] }> {
-    const taskArgs = params.iexec_p2p_task_args
-    const taskInputs = params.iexec_p2p_task_inputs
+    let taskArgs = params.iexec_p2p_task_args
+    let taskInputs = params.iexec_p2p_task_inputs
+    if (params.iexec_p2p_sweep !== undefined) {
+      const doc = await this.sweepDocument(r.dealid, params.iexec_p2p_sweep)
+      taskArgs = doc.args
+      taskInputs = doc.inputs
+    }
     if (taskArgs === undefined && taskInputs === undefined) return { inputDir: prepared.inputDir, inputFiles: prepared.inputFiles }
     const volume = (await this.commitment(r.dealid)).volume
     for (const [field, list] of [['iexec_p2p_task_args', taskArgs], ['iexec_p2p_task_inputs', taskInputs]] as const) {
@@ -834,6 +841,26 @@ export class WorkerDuties {
       if (!prepared.inputFiles.includes(cid)) await fetchToFile(this.init.helia, cid, join(dir, cid), fetchOpts)
     }
     return { ...(taskArgs !== undefined ? { args: taskArgs[r.idx] } : {}), inputDir: dir, inputFiles: [...prepared.inputFiles, ...own] }
+  }
+
+  /**
+   * A sweep's lists from the document its params name, fetched once per
+   * deal and checked against the params' sha256.
+   * @throws DutyError DUTY_SWEEP_MISMATCH when the bytes do not hash to it or do not parse
+   */
+  private async sweepDocument (dealid: string, ref: { cid: string, checksum: string }): Promise<{ args?: string[], inputs?: string[][] }> {
+    return await memoAsync(this.sweeps, dealid, async () => {
+      const chunks: Uint8Array[] = []
+      for await (const c of catContent(this.init.helia, ref.cid, { maxBytes: MAX_SWEEP_DOCUMENT_BYTES, timeoutMs: this.opts.fetchTimeoutMs, stallTimeoutMs: this.opts.fetchStallTimeoutMs, signal: this.abort.signal })) chunks.push(c)
+      const bytes = Buffer.concat(chunks)
+      const checksum = '0x' + createHash('sha256').update(bytes).digest('hex')
+      if (checksum !== ref.checksum) throw new DutyError('DUTY_SWEEP_MISMATCH', 'the sweep document does not hash to the checksum in the params', { expected: ref.checksum, got: checksum })
+      try {
+        return parseSweepDocument(bytes)
+      } catch (err) {
+        throw new DutyError('DUTY_SWEEP_MISMATCH', 'the sweep document does not parse', {}, { cause: err })
+      }
+    }, 100)
   }
 
   /** The deal's app module, fetched (kept and provided a while by retention) and checked against its registered checksum. */

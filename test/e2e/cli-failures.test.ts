@@ -107,9 +107,23 @@ describe('e2e: failures the requester sees, and parameter sweeps, on a 4-node sw
     const other = await json<TaskLogsView>(1, ['task', 'logs', taskId])
     assert.ok(other.failure !== null && other.failure.reports.length >= 3)
     for (const rep of other.failure.reports) assert.equal(rep.stderr, null)
+
+    // trust 1, in clear, --json: one worker's report settles it; the tasks' JSON carries the failure and the refund time
+    const one = await on(0, ['task', 'submit', '--app', 'fail-e2e', '--bidding-window', '3000', '--watch', '--json'], 240_000)
+    assert.equal(one.code, 1, one.stderr)
+    assert.equal(JSON.parse(one.stderr.trim()).error.code, 'TASK_FAILED')
+    const watched = JSON.parse(one.stdout) as { tasks: Array<{ taskId: string, phase: string, failure: TaskStatusView['failure'], refund: string | null }> }
+    const t = watched.tasks[0]
+    assert.equal(t.phase, 'failing')
+    assert.equal(t.failure?.code, 'APP_ERROR')
+    assert.equal(t.failure?.agreed, true)
+    assert.match(t.refund ?? '', /claimable after the final deadline/)
+    const clear = await json<TaskLogsView>(1, ['task', 'logs', t.taskId])
+    assert.equal(clear.failure?.reports[0].stderrEncrypted, false)
+    assert.equal(clear.failure?.reports[0].stderr, 'fail: this app always fails\n', 'not sealed: any node reads it')
   })
 
-  it('a sweep of 5 tasks in one bag: each task gets its own line of arguments, its own input file and IEXEC_TASK_INDEX, so 5 different results', async () => {
+  it('sweeps: 5 tasks, each with its own line of arguments, input file and IEXEC_TASK_INDEX; 10 tasks whose lines do not fit params; each its own result', async () => {
     await publish('examples/apps/env/env.wasm', 'env-e2e')
     // one input per task, added to the requester's Helia through its API
     const node0 = swarm.nodes[0]
@@ -146,5 +160,25 @@ describe('e2e: failures the requester sees, and parameter sweeps, on a 4-node sw
       return out
     })
     assert.equal(new Set(outs).size, 5, 'five different results')
+
+    // 10 tasks whose lines do not fit the request's 4 KiB of params: the lists go to Helia, params carry their CID and sha256
+    const long = Array.from({ length: 10 }, (_, i) => `task-${i} ${String(i).repeat(440)}`)
+    const longFile = join(dir, 'sweep-long.txt')
+    await writeFile(longFile, long.join('\n') + '\n')
+    const big = await json<{ dealId: string, tasks: Array<{ phase: string, result: { stdout: string } | null }> }>(0,
+      ['task', 'submit', '--app', 'env-e2e', '--args-file', longFile, '--bidding-window', '3000', '--watch'], 240_000)
+    const bigDeal = await json<{ params: string }>(0, ['deal', 'show', big.dealId])
+    assert.match(bigDeal.params, /"iexec_p2p_sweep":\{"cid":"\w+","checksum":"0x[0-9a-f]{64}"\}/)
+    assert.doesNotMatch(bigDeal.params, /task-0/, 'the lines are not in params')
+    assert.equal(big.tasks.length, 10)
+    const bigOuts = big.tasks.map((t, i) => {
+      assert.equal(t.phase, 'finalized', `task ${i}`)
+      const out = t.result?.stdout ?? ''
+      assert.match(out, new RegExp(`^arg1=task-${i}$`, 'm'))
+      assert.match(out, new RegExp(`^arg2=${String(i).repeat(440)}$`, 'm'))
+      assert.match(out, new RegExp(`^env IEXEC_TASK_INDEX=${i}$`, 'm'))
+      return out
+    })
+    assert.equal(new Set(bigOuts).size, 10, 'ten different results')
   })
 })

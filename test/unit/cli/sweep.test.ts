@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseTaskSubmit } from '../../../node/cli/market-commands.js'
 import { isIexecError } from '../../../node/errors.js'
-import { parseRequestParams } from '../../../protocols/market.js'
+import { parseRequestParams, parseSweepDocument } from '../../../protocols/market.js'
 
 function codeOf (fn: () => unknown): string {
   try {
@@ -64,5 +64,22 @@ describe('cli: task submit sweeps (--args-file, --input-files-file)', () => {
     ]) {
       assert.equal(codeOf(() => parseRequestParams(JSON.stringify(bad))), 'WIRE_INVALID', JSON.stringify(bad))
     }
+  })
+
+  it('a sweep too large for params: a document named by CID and sha256, checked like the inline lists', () => {
+    const ref = { cid: CID_A, checksum: '0x' + 'ab'.repeat(32) }
+    assert.deepEqual(parseRequestParams(JSON.stringify({ iexec_p2p_sweep: ref })).iexec_p2p_sweep, ref)
+    for (const bad of [
+      { iexec_p2p_sweep: { ...ref, checksum: '0x12' } }, { iexec_p2p_sweep: { ...ref, cid: '../x' } }, { iexec_p2p_sweep: 'x' },
+      { iexec_p2p_sweep: ref, iexec_p2p_task_args: ['a'] }
+    ]) {
+      assert.equal(codeOf(() => parseRequestParams(JSON.stringify(bad))), 'WIRE_INVALID', JSON.stringify(bad))
+    }
+    const enc = (v: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(v))
+    assert.deepEqual(parseSweepDocument(enc({ args: ['a', 'b c'], inputs: [[CID_A], []] })), { args: ['a', 'b c'], inputs: [[CID_A], []] })
+    for (const bad of [{}, { args: [] }, { args: ['"open'] }, { inputs: [['../etc']] }, [1]]) {
+      assert.equal(codeOf(() => parseSweepDocument(enc(bad))), 'WIRE_INVALID', JSON.stringify(bad))
+    }
+    assert.equal(codeOf(() => parseSweepDocument(new Uint8Array([0xff, 0xfe]))), 'WIRE_INVALID')
   })
 })
