@@ -904,11 +904,12 @@ export class WorkerDuties {
       const prepared = await this.prepareDeal(r)
       const { module, datasetFilename } = prepared
       const params = parseRequestParams(r.params)
-      // the time reference never changes: the deal read at the assignment serves
+      // a sweep task's own line of arguments and input files
       const sweep = await this.sweepTask(r, params, prepared)
       // split as a POSIX shell would, without expansion: the same argv on every worker (protocols/args.ts)
       const args = splitArgs(sweep.args ?? params.iexec_args ?? '')
       const { inputDir, inputFiles } = sweep
+      // the time reference never changes: the deal read at the assignment serves
       const deal = await this.deal(r.dealid, false)
       const t1 = Date.now()
       const result = await this.init.executor.run({
