@@ -159,6 +159,8 @@ export interface FailureCollectorInit {
    * each poll. Those left out are asked at a later call.
    */
   maxAsksPerSecond?: number
+  /** how long a collect waits for its asks before answering with what it has (default 3 s) */
+  budgetMs?: number
   /** this node's own worker: its reports are read, not dialled for */
   self?: { address: string, report: (taskid: string) => Promise<FailureReport | undefined> }
 }
@@ -173,12 +175,14 @@ export class FailureCollector {
   private readonly asked = new Map<string, { at: number, error?: WorkerReportError }>()
   private readonly missTtlMs: number
   private readonly maxAsks: number
+  private readonly budgetMs: number
   /** asks in the current one-second window */
   private window = { start: 0, asks: 0 }
 
   constructor (private readonly init: FailureCollectorInit) {
     this.missTtlMs = init.missTtlMs ?? 2_000
     this.maxAsks = init.maxAsksPerSecond ?? 20
+    this.budgetMs = init.budgetMs ?? 3_000
   }
 
   /** One more ask within the rate bound? */
@@ -200,7 +204,7 @@ export class FailureCollector {
     }
     const have = got
     const now = Date.now()
-    await Promise.all(workers.map(async (worker) => {
+    const asks = Promise.all(workers.map(async (worker) => {
       const w = worker.toLowerCase()
       if (have.has(w)) return
       const key = `${id}|${w}`
@@ -208,8 +212,15 @@ export class FailureCollector {
       if (last !== undefined && now - last.at < this.missTtlMs) return
       if (!this.mayAsk(now)) return
       if (this.asked.size >= 10_000) this.asked.clear()
-      this.asked.set(key, { at: now, error: await this.ask(id, worker, workers, have) })
+      // marked before the answer: a call meanwhile does not ask again
+      this.asked.set(key, { at: now })
+      const error = await this.ask(id, worker, workers, have)
+      if (error !== undefined) this.asked.set(key, { at: now, error })
     }))
+    // a slow peer look-up or dial does not hold `task show` up: its answer lands for the next call
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([asks, new Promise<void>((resolve) => { timer = setTimeout(resolve, this.budgetMs) })])
+    clearTimeout(timer)
     const errors = workers.map((w) => this.asked.get(`${id}|${w.toLowerCase()}`)?.error).filter((e): e is WorkerReportError => e !== undefined && !have.has(e.worker.toLowerCase()))
     return { reports: [...have.values()].map((r) => this.view(r)), errors }
   }
