@@ -9,7 +9,7 @@ import { taskId as taskIdOf } from '../../protocols/eip712.js'
 import { Repository, jsonCodec } from '../db/index.js'
 import type { DbController } from '../db/index.js'
 import { MarketError } from './errors.js'
-import { taskStatusName } from './requester.js'
+import { taskStatusName, workersForTrust } from './requester.js'
 import type { MarketService } from './service.js'
 import { TaskReader__factory, taskReaderAddress } from '../../contracts-abi/index.js'
 import type { DealCreatedEvent } from '../../contracts-abi/types/Hub.js'
@@ -286,7 +286,7 @@ export async function readTaskStatus (m: MarketService, requested: RequestedTask
   let failure: TaskStatusView['failure'] = null
   if (phase !== 'finalized' && failures !== undefined) {
     const { reports } = await failures(id, workers)
-    const summary = summarizeFailures(reports, { workers: workers.length, trust: Number(info.trust), contributions: contributed.length, finalDeadline: Number(info.finalDeadline) })
+    const summary = summarizeFailures(reports, { workers: workers.length, needed: workersForTrust(Number(info.trust)), contributions: contributed.length, finalDeadline: Number(info.finalDeadline) })
     if (summary !== null) {
       failure = summary
       if (contributed.length === 0 && (phase === 'scheduling' || phase === 'running')) phase = 'failing'

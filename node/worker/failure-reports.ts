@@ -104,11 +104,12 @@ export interface TaskFailureSummary {
   workers: number
   /**
    * Reports of one deterministic failure (same code; same exit code for
-   * APP_ERROR) from `needed` distinct workers, and no contribution on
+   * APP_ERROR) from `needed` distinct workers (as many as would agree on a
+   * result), and no contribution on
    * chain: waiting for the final deadline changes nothing.
    */
   agreed: boolean
-  /** distinct workers that must agree: the deal's trust, at most its workers */
+  /** distinct workers that must agree: as many as a result's consensus needs at the deal's trust (workersForTrust), at most the deal's workers */
   needed: number
   /** the most reported failure: its code and exit code */
   code: string
@@ -120,7 +121,7 @@ export interface TaskFailureSummary {
 }
 
 /** The agreement of a set of verified reports (see TaskFailureSummary). */
-export function summarizeFailures (reports: WorkerFailureView[], deal: { workers: number, trust: number, contributions: number, finalDeadline: number }): TaskFailureSummary | null {
+export function summarizeFailures (reports: WorkerFailureView[], deal: { workers: number, needed: number, contributions: number, finalDeadline: number }): TaskFailureSummary | null {
   if (reports.length === 0) return null
   const byKey = new Map<string, WorkerFailureView[]>()
   for (const r of reports) {
@@ -129,7 +130,7 @@ export function summarizeFailures (reports: WorkerFailureView[], deal: { workers
   }
   const [, top] = [...byKey.entries()].sort((a, b) => b[1].length - a[1].length)[0]
   const first = top[0]
-  const needed = Math.max(1, Math.min(deal.trust, deal.workers))
+  const needed = Math.max(1, Math.min(deal.needed, deal.workers))
   const agreed = deal.contributions === 0 && DETERMINISTIC_FAILURE_CODES.has(first.code) && top.length >= needed
   const exit = first.exitCode !== null ? ` (exit code ${first.exitCode})` : ''
   return {

@@ -78,7 +78,9 @@ describe('e2e: failures the requester sees, and parameter sweeps, on a 4-node sw
     assert.equal(show.failure.code, 'APP_ERROR')
     assert.equal(show.failure.exitCode, 3)
     assert.equal(show.failure.agreed, true)
-    assert.ok(show.failure.reports.length >= 3, `three workers reported: ${JSON.stringify(show.failure.reports)}`)
+    // trust 3's consensus is two workers: two agreeing reports settle it (a third may have come since)
+    assert.ok(show.failure.reports.length >= 2, `two workers reported at least: ${JSON.stringify(show.failure.reports)}`)
+    assert.equal(show.failure.needed, 2)
     for (const rep of show.failure.reports) {
       assert.ok(show.workers.includes(rep.worker), `${rep.worker} is a worker of the deal`)
       assert.equal(rep.stderr, 'fail: this app always fails\n')
@@ -94,7 +96,7 @@ describe('e2e: failures the requester sees, and parameter sweeps, on a 4-node sw
     // the stderr tails: sealed to the requester's key, opened by its node
     const logs = await json<TaskLogsView>(0, ['task', 'logs', taskId])
     assert.ok(logs.failure !== null)
-    assert.ok(logs.failure.reports.length >= 3)
+    assert.ok(logs.failure.reports.length >= 2)
     for (const rep of logs.failure.reports) {
       assert.equal(rep.stderrEncrypted, true)
       assert.equal(rep.stderr, 'fail: this app always fails\n')
@@ -105,7 +107,7 @@ describe('e2e: failures the requester sees, and parameter sweeps, on a 4-node sw
     assert.match(text.stdout, /== worker 0x[0-9a-fA-F]{40}: APP_ERROR, exit code 3, stderr 28 byte\(s\), sealed to the requester ==\nfail: this app always fails\n/)
     // another node sees the codes, not the tails
     const other = await json<TaskLogsView>(1, ['task', 'logs', taskId])
-    assert.ok(other.failure !== null && other.failure.reports.length >= 3)
+    assert.ok(other.failure !== null && other.failure.reports.length >= 2)
     for (const rep of other.failure.reports) assert.equal(rep.stderr, null)
 
     // trust 1, in clear, --json: one worker's report settles it; the tasks' JSON carries the failure and the refund time

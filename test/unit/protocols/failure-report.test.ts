@@ -97,21 +97,23 @@ describe('protocols/failure-report: a worker\'s signed failure report is hostile
     assert.equal(codeOf(() => decodeFailureReportResponse(wire([1, 2]))), 'FAILURE_REPORT_BAD_MESSAGE')
   })
 
-  it('agreement: the same deterministic failure from as many workers as the trust; worker-dependent codes never agree', () => {
+  it('agreement: the same deterministic failure from as many workers as a consensus needs; worker-dependent codes never agree', () => {
     const r = (w: string, code: string, exitCode: number | null): Parameters<typeof summarizeFailures>[0][number] =>
       ({ worker: w, code, exitCode, stderr: '', stderrEncrypted: false, stderrBytes: 0, at: 1 })
-    const deal = { workers: 3, trust: 3, contributions: 0, finalDeadline: 2_000_000_000 }
+    const deal = { workers: 3, needed: 3, contributions: 0, finalDeadline: 2_000_000_000 }
     assert.equal(summarizeFailures([], deal), null)
     const two = summarizeFailures([r('a', 'APP_ERROR', 3), r('b', 'APP_ERROR', 3)], deal)
     assert.equal(two?.agreed, false, 'two of three needed')
+    assert.equal(summarizeFailures([r('a', 'APP_ERROR', 3), r('b', 'APP_ERROR', 3)], { ...deal, needed: 2 })?.agreed, true, 'a consensus of two')
+    assert.equal(summarizeFailures([r('a', 'APP_ERROR', 3)], { ...deal, needed: 2, workers: 1 })?.agreed, true, 'at most the deal\'s workers')
     const three = summarizeFailures([r('a', 'APP_ERROR', 3), r('b', 'APP_ERROR', 3), r('c', 'APP_ERROR', 3)], deal)
     assert.equal(three?.agreed, true)
     assert.equal(three?.reason, 'APP_ERROR (exit code 3) reported by 3 of 3 worker(s)')
     assert.equal(three?.refundAfter, 2_000_000_000)
     assert.equal(summarizeFailures([r('a', 'APP_ERROR', 3), r('b', 'APP_ERROR', 4), r('c', 'APP_ERROR', 3)], deal)?.agreed, false, 'exit codes differ')
     assert.equal(summarizeFailures([r('a', 'TIMEOUT', null), r('b', 'TIMEOUT', null), r('c', 'TIMEOUT', null)], deal)?.agreed, false, 'a timeout depends on the worker')
-    assert.equal(summarizeFailures([r('a', 'INVALID_MODULE', null)], { ...deal, trust: 1, workers: 1 })?.agreed, true)
-    assert.equal(summarizeFailures([r('a', 'INVALID_MODULE', null)], { ...deal, trust: 1, workers: 1, contributions: 1 })?.agreed, false, 'a contribution on chain: not settled')
+    assert.equal(summarizeFailures([r('a', 'INVALID_MODULE', null)], { ...deal, needed: 1, workers: 1 })?.agreed, true)
+    assert.equal(summarizeFailures([r('a', 'INVALID_MODULE', null)], { ...deal, needed: 1, workers: 1, contributions: 1 })?.agreed, false, 'a contribution on chain: not settled')
   })
 })
 
