@@ -141,7 +141,7 @@ function failureCode (err: unknown): string {
 }
 
 /** The last MAX_STDERR_TAIL_BYTES of a run's stderr, and its whole size (nothing when the file is gone). */
-async function stderrTail (path: string): Promise<{ tail: Uint8Array, bytes: number }> {
+export async function stderrTail (path: string): Promise<{ tail: Uint8Array, bytes: number }> {
   let f
   try {
     f = await openFile(path, 'r')
