@@ -36,6 +36,8 @@ import type { GpuInfo } from './worker/gpu.js'
 // storage imports so the executor can be compiled and run on its own
 import { createWorkerDuties } from './worker/duties.js'
 import type { WorkerDuties } from './worker/duties.js'
+import { FailureCollector, createFailureReportHandler } from './worker/failure-reports.js'
+import { FAILURE_REPORT_PROTOCOL } from '../protocols/failure-report.js'
 import {
   BlockRetention, DATASET_DEFAULTS, DatasetOwnerAnnouncer, DatasetStore, FileKeyStore, KEY_RELEASE_PROTOCOL, MemoryNonceRegistry,
   catContent, ciphertextHeader, createHubKeyReleaseView, createKeyReleaseHandler, datasetRoutes, fetchDatasetKey, fetchKeyFromOwner, ownerCandidates
@@ -188,6 +190,8 @@ export class IexecNode implements ApiBackend {
   execution?: { channel: ExecChannel, scheduler: SchedulerService, worker: WorkerDuties, executor: KindExecutor, peers: PeerResolver, stopFeed: () => void }
   /** the owner's side of datasets (key release, owner announcements) and the worker's block retention; with execution */
   private datasetServices?: { announcer: DatasetOwnerAnnouncer, retention: BlockRetention }
+  /** the requester's collection of its tasks' failure reports (set with execution) */
+  private failures?: FailureCollector
 
   private constructor (
     readonly dataDir: string,
@@ -311,7 +315,7 @@ export class IexecNode implements ApiBackend {
         },
         routes: [
           ...metricsRoutes(new NodeMetrics({ peers: async () => (await this.network.peers()).length, gossip: () => this.market?.stats.snapshot() ?? {} })),
-          ...marketRoutes(() => this.market),
+          ...marketRoutes(() => this.market, { failures: () => this.failures }),
           // order publish | unpublish (issue 22): a dataset order is recorded with its dataset
           ...orderRoutes({ market: () => this.market, datasets: new DatasetStore(this.db) }),
           // account show, wallet send, stake withdraw / unstake (issue 24)
@@ -600,6 +604,15 @@ export class IexecNode implements ApiBackend {
       },
       log: workerLog
     })
+    // a failed task's signed report, to whoever asks (its stderr tail is sealed when the result is)
+    await this.network.handle(FAILURE_REPORT_PROTOCOL, createFailureReportHandler(async (taskid) => await worker.failureReport(taskid)))
+    this.failures = new FailureCollector({
+      domain,
+      privateKey: this.wallet.signingKey,
+      resolve: async (address) => await peers.resolve(address),
+      dial: async (peer, protocol, o) => await this.network.dialProtocol(peer, protocol, o),
+      self: { address: this.address, report: async (taskid) => await worker.failureReport(taskid) }
+    })
     await channel.start()
     await scheduler.start()
     await worker.start()
@@ -618,6 +631,7 @@ export class IexecNode implements ApiBackend {
       await d.retention.stop().catch(warn('block retention'))
       // no key leaves this node once it stops
       if (this.network.started) await this.network.unhandle(KEY_RELEASE_PROTOCOL).catch(warn('key release'))
+      if (this.network.started) await this.network.unhandle(FAILURE_REPORT_PROTOCOL).catch(warn('failure reports'))
     }
     if (e === undefined) return
     e.stopFeed()

@@ -469,6 +469,72 @@ export interface RequestParams {
    */
   iexec_p2p_result_key?: string
   iexec_p2p_tags?: string[]
+  /**
+   * A parameter sweep: task i of the deal runs with `iexec_p2p_task_args[i]`
+   * (split as `iexec_args`, which it replaces) and the input files
+   * `iexec_input_files` then `iexec_p2p_task_inputs[i]`. Each list, when
+   * present, has one entry per task of the deal (its volume): being in the
+   * params, they are covered by the request order's signature and hash, so
+   * every worker reads the same parameters for the same task.
+   */
+  iexec_p2p_task_args?: string[]
+  iexec_p2p_task_inputs?: string[][]
+  /**
+   * A sweep too large for params: the same lists in a JSON document
+   * (`{ "args": [...], "inputs": [[...]] }`, see parseSweepDocument) named
+   * by its CID and bound by its sha256, which the params (so the signed
+   * order) carry. Never with the inline lists.
+   */
+  iexec_p2p_sweep?: { cid: string, checksum: string }
+}
+
+/** Tasks a sweep may list in params (their whole text stays within MAX_PARAMS_BYTES too). */
+export const MAX_SWEEP_TASKS = 1024
+
+/** Tasks a sweep document may list (a deal's volume is at most 10,000), and its size. */
+export const MAX_SWEEP_DOCUMENT_TASKS = 10_000
+export const MAX_SWEEP_DOCUMENT_BYTES = 4 * 1024 * 1024
+
+const SWEEP_CID = /^[A-Za-z0-9]{8,128}$/
+
+function checkTaskArgs (x: unknown, field: string, max: number): string[] {
+  if (!Array.isArray(x) || x.length === 0 || x.length > max || !x.every((s) => typeof s === 'string')) throw invalid(field, `must be 1-${max} strings`)
+  for (const [i, a] of (x as string[]).entries()) {
+    try {
+      splitArgs(a)
+    } catch (err) {
+      if (!(err instanceof ArgsError)) throw err
+      throw new MarketWireError('WIRE_INVALID', `${field}[${i}] ${err.message}`, { field, index: i, argsCode: err.code }, { cause: err })
+    }
+  }
+  return x as string[]
+}
+
+function checkTaskInputs (x: unknown, field: string, max: number): string[][] {
+  if (!Array.isArray(x) || x.length === 0 || x.length > max || !x.every((l) => Array.isArray(l) && l.length <= 64 && l.every((s) => typeof s === 'string' && SWEEP_CID.test(s)))) {
+    throw invalid(field, `must be 1-${max} arrays of at most 64 CIDs`)
+  }
+  return x as string[][]
+}
+
+/**
+ * A sweep document's lists (the bytes its params' checksum was checked
+ * against). Throws WIRE_INVALID.
+ */
+export function parseSweepDocument (bytes: Uint8Array): { args?: string[], inputs?: string[][] } {
+  if (bytes.byteLength > MAX_SWEEP_DOCUMENT_BYTES) throw invalid('sweep', `exceeds ${MAX_SWEEP_DOCUMENT_BYTES} bytes`)
+  let v: unknown
+  try {
+    v = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes))
+  } catch (err) {
+    throw new MarketWireError('WIRE_INVALID', 'the sweep document is not UTF-8 JSON', { field: 'sweep' }, { cause: err })
+  }
+  const o = asObject(v, 'sweep')
+  const out: { args?: string[], inputs?: string[][] } = {}
+  if (o.args !== undefined) out.args = checkTaskArgs(o.args, 'sweep.args', MAX_SWEEP_DOCUMENT_TASKS)
+  if (o.inputs !== undefined) out.inputs = checkTaskInputs(o.inputs, 'sweep.inputs', MAX_SWEEP_DOCUMENT_TASKS)
+  if (out.args === undefined && out.inputs === undefined) throw invalid('sweep', 'lists neither args nor inputs')
+  return out
 }
 
 const MAX_FREE_TAGS = 16
@@ -516,9 +582,25 @@ export function parseRequestParams (params: string): RequestParams {
         }
         out.iexec_p2p_tags = x as string[]
         break
+      case 'iexec_p2p_task_args':
+        out.iexec_p2p_task_args = checkTaskArgs(x, 'params.iexec_p2p_task_args', MAX_SWEEP_TASKS)
+        break
+      case 'iexec_p2p_task_inputs':
+        out.iexec_p2p_task_inputs = checkTaskInputs(x, 'params.iexec_p2p_task_inputs', MAX_SWEEP_TASKS)
+        break
+      case 'iexec_p2p_sweep': {
+        const r = asObject(x, 'params.iexec_p2p_sweep')
+        if (typeof r.cid !== 'string' || !SWEEP_CID.test(r.cid)) throw invalid('params.iexec_p2p_sweep.cid', 'must be a CID')
+        if (typeof r.checksum !== 'string' || !/^0x[0-9a-f]{64}$/.test(r.checksum)) throw invalid('params.iexec_p2p_sweep.checksum', 'must be 0x and the 64 lower-case hex digits of a sha256')
+        out.iexec_p2p_sweep = { cid: r.cid, checksum: r.checksum }
+        break
+      }
       // iExec defines more keys (e.g. iexec_developer_logger); unknown keys are kept out, not refused
       default: break
     }
+  }
+  if (out.iexec_p2p_sweep !== undefined && (out.iexec_p2p_task_args !== undefined || out.iexec_p2p_task_inputs !== undefined)) {
+    throw invalid('params.iexec_p2p_sweep', 'goes without iexec_p2p_task_args and iexec_p2p_task_inputs')
   }
   return out
 }

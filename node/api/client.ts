@@ -3,11 +3,23 @@ import type { NodeStatus, PeerView, ResourceQuery, ResourceView } from './backen
 import { ApiError } from './errors.js'
 import type { SubmitRequestParams } from '../market/requester.js'
 import type { TaskStatusView } from '../market/task-status.js'
+import type { TaskFailureSummary, WorkerFailureView } from '../worker/failure-reports.js'
 import type { DatasetView, PublishProgress } from '../storage/dataset-routes.js'
 import type { DatasetPolicy } from '../storage/dataset-store.js'
 import type { AppPublishProgress } from '../market/app-routes.js'
 
 export type { TaskStatusView, TaskEventView, TaskPhase, TaskTimes } from '../market/task-status.js'
+
+/** `GET /v1/tasks/:taskId/logs` */
+export interface TaskLogsView {
+  taskId: string
+  phase: TaskStatusView['phase']
+  status: string
+  workers: string[]
+  failure: (Omit<TaskFailureSummary, 'reports'> & { reports: WorkerFailureView[] }) | null
+  /** workers whose report could not be had or was refused (codes: FAILURE_REPORT_*, PEER_NOT_FOUND, UNREACHABLE) */
+  errors: Array<{ worker: string, code: string, reason: string }>
+}
 import { defaultApiClientOptions, type ApiClientOptions } from './options.js'
 
 // Views of the market routes (issue 4). Amounts travel as decimal strings:
@@ -262,11 +274,16 @@ export class ApiClient {
    */
   async submitTask (req: SubmitTaskRequest, options: { timeoutMs?: number } = {}): Promise<SubmittedTask> {
     const body: Record<string, unknown> = { app: req.app }
-    for (const key of ['dataset', 'args', 'inputs', 'category', 'trust', 'volume', 'tags', 'biddingWindowMs', 'encryptResult', 'minScore', 'beneficiary'] as const) {
+    for (const key of ['dataset', 'args', 'inputs', 'taskArgs', 'taskInputs', 'category', 'trust', 'volume', 'tags', 'biddingWindowMs', 'encryptResult', 'minScore', 'beneficiary'] as const) {
       if (req[key] !== undefined) body[key] = req[key]
     }
     if (req.maxPrice !== undefined) body.maxPrice = req.maxPrice.toString()
     return await this.call<SubmittedTask>('POST', '/v1/tasks', body, options)
+  }
+
+  /** `GET /v1/tasks/:taskId/logs`: the workers' failure reports with their stderr tails. */
+  async taskLogs (taskId: string): Promise<TaskLogsView> {
+    return await this.call<TaskLogsView>('GET', `/v1/tasks/${encodeURIComponent(taskId)}/logs`)
   }
 
   /** A task's status, phase and timeline from the hub (404 TASK_NOT_FOUND when no deal has it). */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { cp, lstat, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -188,6 +188,10 @@ export interface TaskSubmitCommandOptions extends ClientCommandOptions {
   dataset?: string
   args?: string
   input?: string[]
+  /** --args-file FILE: a sweep, one line of arguments per task */
+  argsFile?: string
+  /** --input-files-file FILE: a sweep, one line of whitespace-separated input CIDs per task */
+  inputFilesFile?: string
   category?: string
   trust?: string
   volume?: string
@@ -225,6 +229,7 @@ export function parseTaskSubmit (opts: TaskSubmitCommandOptions): SubmitTaskRequ
   if (opts.category !== undefined) req.category = parseIntOption('--category', opts.category, 0, 1_000_000)
   if (opts.trust !== undefined) req.trust = parseIntOption('--trust', opts.trust, 1, HUB_RATIOS.maxTrust)
   if (opts.volume !== undefined) req.volume = parseIntOption('--volume', opts.volume, 1, 10_000)
+  parseSweep(opts, req)
   if (opts.maxPrice !== undefined) req.maxPrice = parseAmountOrPrice('--max-price', opts.maxPrice)
   if (opts.tag !== undefined) req.tags = opts.tag.map(parseTagOption)
   if (opts.biddingWindow !== undefined) req.biddingWindowMs = parseIntOption('--bidding-window', opts.biddingWindow, 1, 600_000)
@@ -232,6 +237,61 @@ export function parseTaskSubmit (opts: TaskSubmitCommandOptions): SubmitTaskRequ
   if (opts.minScore !== undefined) req.minScore = parseIntOption('--min-score', opts.minScore, 0, 1_000_000_000)
   if (opts.beneficiary !== undefined) req.beneficiary = parseAddress('--beneficiary', opts.beneficiary)
   return req
+}
+
+/** Tasks a sweep file may list: a deal's volume at most (the node and the workers bound them too). */
+const MAX_SWEEP_LINES = 10_000
+
+/** A sweep file's lines: one per task; a last empty line (the file's final newline) is not a task. */
+function sweepLines (flag: string, path: string): string[] {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    throw new UsageError('CLI_BAD_OPTION', `${flag}: cannot read ${path}: ${err instanceof Error ? err.message : String(err)}`)
+  }
+  const lines = text.split(/\r?\n/)
+  if (lines[lines.length - 1] === '') lines.pop()
+  if (lines.length === 0) throw new UsageError('CLI_BAD_OPTION', `${flag}: ${path} has no line: a sweep needs one line per task`)
+  if (lines.length > MAX_SWEEP_LINES) throw new UsageError('CLI_BAD_OPTION', `${flag}: ${path} has ${lines.length} lines; at most ${MAX_SWEEP_LINES} tasks`)
+  return lines
+}
+
+/**
+ * `--args-file` and `--input-files-file`: per-task arguments and inputs (a
+ * sweep). The volume is their number of lines; a `--volume` that differs,
+ * or two files of different lengths, is a usage error.
+ */
+function parseSweep (opts: TaskSubmitCommandOptions, req: SubmitTaskRequest): void {
+  const counts: Array<[string, number]> = []
+  if (opts.argsFile !== undefined) {
+    if (opts.args !== undefined) throw new UsageError('CLI_USAGE', '--args and --args-file do not go together: each line of the file is a task\'s --args')
+    const lines = sweepLines('--args-file', opts.argsFile)
+    lines.forEach((line, i) => {
+      try {
+        splitArgs(line)
+      } catch (err) {
+        if (err instanceof ArgsError) throw new UsageError(err.code, `--args-file line ${i + 1}: ${err.message}`, { ...err.details, line: i + 1 })
+        throw err
+      }
+    })
+    req.taskArgs = lines
+    counts.push(['--args-file', lines.length])
+  }
+  if (opts.inputFilesFile !== undefined) {
+    const lines = sweepLines('--input-files-file', opts.inputFilesFile)
+    req.taskInputs = lines.map((line, i) => {
+      const cids = line.split(/\s+/).filter((c) => c.length > 0)
+      if (cids.length > MAX_INPUTS) throw new UsageError('CLI_BAD_OPTION', `--input-files-file line ${i + 1}: at most ${MAX_INPUTS} CIDs`)
+      return cids.map((c) => parseCidOption(`--input-files-file line ${i + 1}`, c))
+    })
+    counts.push(['--input-files-file', lines.length])
+  }
+  if (counts.length === 0) return
+  if (req.volume !== undefined) counts.unshift(['--volume', req.volume])
+  const differ = counts.find(([, n]) => n !== counts[0][1])
+  if (differ !== undefined) throw new UsageError('CLI_BAD_OPTION', `a sweep needs one line per task: ${counts.map(([f, n]) => `${f} ${n}`).join(', ')}`)
+  req.volume = counts[0][1]
 }
 
 /** A price may be 0 (free tasks), unlike a deposit. */

@@ -281,6 +281,8 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
     .option('--dataset <address>', 'a dataset the app reads')
     .option('--args <args>', 'command-line arguments of the app')
     .option('--input <cid...>', 'input files, by CID')
+    .option('--args-file <file>', 'a parameter sweep: one line of arguments per task (split as --args); the volume is the number of lines')
+    .option('--input-files-file <file>', 'a parameter sweep: one line per task of its own input CIDs (space-separated, after --input)')
     .option('--category <id>', 'iExec category')
     .option('--trust <n>', 'trust level: how many agreeing workers the consensus needs')
     .option('--volume <n>', 'number of tasks')
@@ -296,6 +298,12 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
       await taskSubmitCommand(io, opts)
     })
 
+  addClientOptions(task.command('logs <taskId>')
+    .description('why a task fails: each worker\'s failure code, the app\'s exit code and the tail of its stderr (decrypted when sealed to this node)'))
+    .action(async (taskId: string, opts: ClientCommandOptions) => {
+      const { taskLogsCommand } = await import('./task-commands.js')
+      await taskLogsCommand(io, taskId, opts)
+    })
   addClientOptions(task.command('show <taskId>')
     .description('a task\'s state from the chain: phase, contributions, reveals, result, and its timeline')
     .option('--watch', 'follow the task until it is finalized or failed (progress on stderr)')

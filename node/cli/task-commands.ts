@@ -20,6 +20,7 @@ export interface TaskShowCommandOptions extends ClientCommandOptions {
 const PHASE_TEXT: Record<TaskPhase, string> = {
   scheduling: 'deal made; waiting for the elected scheduler to start the task',
   running: 'running on the workers',
+  failing: 'failing: the workers report failures',
   consensus: 'contributions coming in (consensus)',
   revealing: 'consensus reached; workers revealing',
   finalized: 'finalized: result on the swarm',
@@ -47,17 +48,17 @@ export async function watchTasks (
 ): Promise<TaskStatusView[]> {
   const deadline = Date.now() + timeoutMs
   const last = new Map<string, TaskStatusView>()
-  const sig = (v: TaskStatusView): string => `${v.phase}/${v.contributions}/${v.reveals}/${v.scheduler}`
+  const sig = (v: TaskStatusView): string => `${v.phase}/${v.contributions}/${v.reveals}/${v.scheduler}/${v.failure?.reason ?? ''}/${String(v.failure?.agreed)}`
   while (true) {
     for (const id of taskIds) {
       const prev = last.get(id)
-      if (prev !== undefined && FINAL.has(prev.phase)) continue
+      if (prev !== undefined && watchEnded(prev)) continue
       const v = await api.taskStatus(id)
       if (prev === undefined || sig(prev) !== sig(v)) onChange(v)
       last.set(id, v)
     }
     const views = taskIds.map((id) => last.get(id) as TaskStatusView)
-    if (views.every((v) => FINAL.has(v.phase))) return views
+    if (views.every(watchEnded)) return views
     if (Date.now() > deadline) {
       throw new CliError('TASK_WATCH_TIMEOUT', `not final after ${seconds(timeoutMs)}: ${views.map((v) => `${short(v.taskId)} ${v.phase}`).join(', ')}`, { tasks: views.map((v) => ({ taskId: v.taskId, phase: v.phase })) })
     }
@@ -65,10 +66,33 @@ export async function watchTasks (
   }
 }
 
+/**
+ * A watch ends at a final phase, or once the deal's workers agree on a
+ * deterministic failure (same code, same exit code): the chain would only
+ * fail it at its final deadline.
+ */
+export function watchEnded (v: TaskStatusView): boolean {
+  return FINAL.has(v.phase) || (v.phase === 'failing' && v.failure?.agreed === true)
+}
+
 /** A progress line: time since `t0`, the task, its phase and counts. */
 export function progressLine (v: TaskStatusView, t0: number): string {
   const counts = v.phase === 'consensus' || v.phase === 'revealing' ? ` (${v.contributions} contribution(s), ${v.reveals} reveal(s), trust ${v.trust})` : ''
-  return `[${seconds(Date.now() - t0).padStart(7)}] task ${short(v.taskId)}: ${PHASE_TEXT[v.phase]}${counts}`
+  const why = v.failure !== null && (v.phase === 'failing' || v.phase === 'failed') ? `: ${v.failure.reason}${v.failure.agreed ? ' (deterministic: the workers agree)' : ''}` : ''
+  return `[${seconds(Date.now() - t0).padStart(7)}] task ${short(v.taskId)}: ${PHASE_TEXT[v.phase]}${counts}${why}`
+}
+
+/** The last lines of the first readable stderr tail of a failure's reports (the whole tails: `task logs`). */
+export function stderrExcerpt (f: TaskStatusView['failure'], maxLines = 5): { worker: string, lines: string[] } | undefined {
+  const r = f?.reports.find((x) => x.stderr !== null && x.stderr.trim().length > 0)
+  if (r === undefined || r.stderr === null) return undefined
+  return { worker: r.worker, lines: r.stderr.replace(/\n$/, '').split('\n').slice(-maxLines).map((l) => l.slice(0, 200)) }
+}
+
+/** When and how the requester gets its money back for a task that will not finalize. */
+export function refundText (v: Pick<TaskStatusView, 'dealId' | 'idx' | 'deadlines'>): string {
+  const at = new Date(v.deadlines.final * 1000).toISOString()
+  return `claimable after the final deadline ${at}: the deal's scheduler claims it then (any account may call the hub's claim(${short(v.dealId)}, ${v.idx})), and the requester is refunded`
 }
 
 /** The human view of one task: its state, then its timeline relative to the first event. */
@@ -82,6 +106,12 @@ export function printTask (io: CliIo, v: TaskStatusView): void {
     `progress   ${v.contributions} contribution(s), ${v.reveals} reveal(s)`
   ]
   if (v.resultCid !== null) lines.push(`result     ${v.resultCid}    hash ${v.resultHash ?? '-'}`)
+  if (v.failure !== null) {
+    lines.push(`failure    ${v.failure.reason}${v.failure.agreed ? ' (deterministic: the workers agree)' : ''}; \`task logs ${v.taskId}\` shows the stderr tails`)
+    if (v.phase !== 'finalized' && v.times.claimed === null) lines.push(`refund     ${refundText(v)}`)
+    const tail = stderrExcerpt(v.failure)
+    if (tail !== undefined) lines.push(`stderr     (worker ${tail.worker}, last lines)`, ...tail.lines.map((l) => `  ${l}`))
+  }
   // the one duration a user asks first; block times, so whole seconds
   const end = v.times.finalized ?? v.times.claimed
   if (v.times.deal !== null && end !== null) lines.push(`took       ${seconds(end - v.times.deal)} from the deal to ${v.times.finalized !== null ? 'the result' : 'the claim'} (block times)`)
@@ -113,7 +143,7 @@ export async function taskShowCommand (io: CliIo, taskIdArg: string, opts: TaskS
     const json = opts.json === true
     if (!json) io.err(progressLine(view, t0) + '\n')
     const [end] = await watchTasks(api, [taskId], timeoutMs ?? defaultWatchMs([view]), (v) => {
-      if (!json && v.phase !== view.phase) io.err(progressLine(v, t0) + '\n')
+      if (!json && (v.phase !== view.phase || v.failure?.agreed !== view.failure?.agreed)) io.err(progressLine(v, t0) + '\n')
       view = v
     })
     view = end
@@ -132,6 +162,10 @@ export interface WatchedTask {
   phase: TaskPhase
   resultCid: string | null
   result: { cid: string, path: string, stdout: string } | null
+  /** why it failed, as the workers report it; null when none did */
+  failure: TaskStatusView['failure']
+  /** when the refund can be claimed (see refundText) */
+  refund: string | null
 }
 
 /**
@@ -146,10 +180,12 @@ export async function watchSubmitted (
 ): Promise<WatchedTask[]> {
   const ids = deal.tasks.map((t) => t.taskId)
   const first = await Promise.all(ids.map(async (id) => await api.taskStatus(id)))
-  const seen = new Map<string, TaskPhase>()
+  const seen = new Map<string, string>()
   const views = await watchTasks(api, ids, defaultWatchMs(first), (v) => {
-    if (seen.get(v.taskId) !== v.phase) progress(progressLine(v, t0))
-    seen.set(v.taskId, v.phase)
+    // a line per phase, and one more when the workers come to agree on a failure
+    const key = `${v.phase}/${String(v.failure?.agreed === true)}`
+    if (seen.get(v.taskId) !== key) progress(progressLine(v, t0))
+    seen.set(v.taskId, key)
   })
   const out: WatchedTask[] = []
   for (const v of views) {
@@ -159,7 +195,9 @@ export async function watchSubmitted (
       const r = await api.result(v.taskId)
       result = { cid: r.cid, path: r.path, stdout: r.stdout }
     }
-    out.push({ taskId: v.taskId, status: v.status, phase: v.phase, resultCid: v.resultCid, result })
+    const tail = v.phase !== 'finalized' ? stderrExcerpt(v.failure) : undefined
+    if (tail !== undefined) progress(`[${seconds(Date.now() - t0).padStart(7)}] task ${short(v.taskId)}: stderr of worker ${tail.worker} (last lines; \`task logs\` has the tails):\n${tail.lines.map((l) => `  ${l}`).join('\n')}`)
+    out.push({ taskId: v.taskId, status: v.status, phase: v.phase, resultCid: v.resultCid, result, failure: v.failure, refund: v.phase !== 'finalized' && v.times.claimed === null ? refundText(v) : null })
   }
   return out
 }
@@ -176,5 +214,32 @@ export function printResults (io: CliIo, tasks: WatchedTask[]): void {
 export function failedTasks (tasks: WatchedTask[]): CliError | undefined {
   const failed = tasks.filter((t) => t.phase !== 'finalized')
   if (failed.length === 0) return undefined
-  return new CliError('TASK_FAILED', `${failed.length} of ${tasks.length} task(s) ended without a result: ${failed.map((t) => short(t.taskId)).join(', ')}`, { tasks: failed.map((t) => t.taskId) })
+  const each = failed.map((t) => `${short(t.taskId)}${t.failure !== null ? ` (${t.failure.reason})` : ''}`).join(', ')
+  const refund = failed.find((t) => t.refund !== null)?.refund
+  return new CliError('TASK_FAILED', `${failed.length} of ${tasks.length} task(s) ended without a result: ${each}${refund !== undefined ? `; refund ${refund}` : ''}; see \`task logs TASKID\``, {
+    tasks: failed.map((t) => t.taskId),
+    failures: failed.map((t) => ({ taskId: t.taskId, code: t.failure?.code ?? null, exitCode: t.failure?.exitCode ?? null, reason: t.failure?.reason ?? null, refund: t.refund }))
+  })
+}
+
+/** `task logs TASKID [--json]`: each worker's failure code, exit code and stderr tail. */
+export async function taskLogsCommand (io: CliIo, taskIdArg: string, opts: ClientCommandOptions): Promise<void> {
+  const taskId = parseBytes32('TASKID', taskIdArg)
+  const api = await clientFor(opts)
+  const logs = await api.taskLogs(taskId)
+  if (opts.json === true) {
+    printJson(io, logs)
+    return
+  }
+  const f = logs.failure
+  io.out(`task       ${logs.taskId}\nstatus     ${logs.status} (${logs.phase})\n`)
+  if (f === null) io.out(`no worker of the ${logs.workers.length} reports a failure\n`)
+  else io.out(`failure    ${f.reason}${f.agreed ? ' (deterministic: the workers agree)' : ''}\n`)
+  for (const r of f?.reports ?? []) {
+    const exit = r.exitCode !== null ? `exit code ${r.exitCode}` : 'no exit code'
+    io.out(`\n== worker ${r.worker}: ${r.code}, ${exit}, stderr ${r.stderrBytes} byte(s)${r.stderrEncrypted ? ', sealed to the requester' : ''} ==\n`)
+    if (r.stderr === null) io.out('(sealed to another key)\n')
+    else if (r.stderr.length > 0) io.out(r.stderr.endsWith('\n') ? r.stderr : `${r.stderr}\n`)
+  }
+  for (const e of logs.errors) io.err(`worker ${e.worker}: no report (${e.code}: ${e.reason})\n`)
 }

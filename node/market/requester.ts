@@ -6,9 +6,11 @@
 import { isAddress, getAddress, SigningKey, toBeHex, TypedDataEncoder, zeroPadValue } from 'ethers'
 import { emptyDatasetOrder, hashOrder, signOrder, taskId, ZERO_ADDRESS } from '../../protocols/eip712.js'
 import type { AppOrder, Bid, DatasetOrder, RequestOrder, Signed } from '../../protocols/eip712.js'
-import { MAX_PARAMS_BYTES, TAG_BITS, decodeTags, encodeTags, orderMessage, saltWithExpiry } from '../../protocols/market.js'
+import { MAX_PARAMS_BYTES, parseSweepDocument, TAG_BITS, decodeTags, encodeTags, orderMessage, saltWithExpiry } from '../../protocols/market.js'
 import type { BidDecline, BidMessage, RequestParams } from '../../protocols/market.js'
 import { splitArgs } from '../../protocols/args.js'
+import { createHash } from 'node:crypto'
+import { addBytes, provideContent } from '../storage/content.js'
 import { hubInterface } from '../chain/index.js'
 import { HUB_RATIOS, TaskStatus } from '../../contracts-abi/index.js'
 import { MarketError } from './errors.js'
@@ -24,6 +26,10 @@ export interface SubmitRequestParams {
   dataset?: string
   args?: string
   inputs?: string[]
+  /** a sweep: task i's arguments (replacing `args`); one entry per task, `volume` defaults to their number */
+  taskArgs?: string[]
+  /** a sweep: task i's own input files (after `inputs`); one entry per task */
+  taskInputs?: string[][]
   category?: number
   trust?: number
   volume?: number
@@ -266,7 +272,12 @@ export class Requester {
   async submit (p: SubmitRequestParams): Promise<SubmitResult> {
     const m = this.market
     const me = m.address
-    const volume = BigInt(intParam(p.volume, 'volume', 1, 10_000, 1))
+    const sweep = p.taskArgs?.length ?? p.taskInputs?.length
+    const volume = BigInt(intParam(p.volume, 'volume', 1, 10_000, sweep ?? 1))
+    for (const [field, list] of [['taskArgs', p.taskArgs], ['taskInputs', p.taskInputs]] as const) {
+      // the workers refuse a sweep that is not one entry per task (DUTY_SWEEP_MISMATCH): said before signing
+      if (list !== undefined && BigInt(list.length) !== volume) throw fail('MARKET_BAD_ARGUMENT', `${field} has ${list.length} entries for a volume of ${volume}: a sweep needs one per task`, { field })
+    }
     const trust = intParam(p.trust, 'trust', 1, HUB_RATIOS.maxTrust, 1)
     const category = BigInt(intParam(p.category, 'category', 0, 1_000_000, m.init.provider.category))
     const windowMs = intParam(p.biddingWindowMs, 'biddingWindowMs', 1, 600_000, m.options.biddingWindowMs)
@@ -302,13 +313,35 @@ export class Requester {
       params.iexec_args = p.args
     }
     if (p.inputs !== undefined && p.inputs.length > 0) params.iexec_input_files = p.inputs
+    if (p.taskArgs !== undefined) {
+      p.taskArgs.forEach((a) => splitArgs(a))
+      params.iexec_p2p_task_args = p.taskArgs
+    }
+    if (p.taskInputs !== undefined) params.iexec_p2p_task_inputs = p.taskInputs
     if (free.length > 0) params.iexec_p2p_tags = free
     if (p.encryptResult === true) {
       params.iexec_result_encryption = true
       params.iexec_p2p_result_key = await this.resultPublicKey()
     }
-    const paramsText = Object.keys(params).length > 0 ? JSON.stringify(params) : ''
-    if (new TextEncoder().encode(paramsText).length > MAX_PARAMS_BYTES) throw fail('MARKET_BAD_ARGUMENT', `args and inputs exceed ${MAX_PARAMS_BYTES} bytes`, { field: 'args' })
+    let paramsText = Object.keys(params).length > 0 ? JSON.stringify(params) : ''
+    if (new TextEncoder().encode(paramsText).length > MAX_PARAMS_BYTES && (p.taskArgs !== undefined || p.taskInputs !== undefined)) {
+      // a sweep too large for params: its lists go to Helia, and params carry their CID and sha256
+      const doc = new TextEncoder().encode(JSON.stringify({ ...(p.taskArgs !== undefined ? { args: p.taskArgs } : {}), ...(p.taskInputs !== undefined ? { inputs: p.taskInputs } : {}) }))
+      try {
+        // what every worker will check it against
+        parseSweepDocument(doc)
+      } catch (err) {
+        throw fail('MARKET_BAD_ARGUMENT', `the sweep's lists: ${err instanceof Error ? err.message : String(err)}`, { field: 'taskArgs' })
+      }
+      const helia = m.init.network.helia
+      const { cid } = await addBytes(helia, doc)
+      await provideContent(helia, cid).catch(() => false)
+      delete params.iexec_p2p_task_args
+      delete params.iexec_p2p_task_inputs
+      params.iexec_p2p_sweep = { cid: cid.toString(), checksum: `0x${createHash('sha256').update(doc).digest('hex')}` }
+      paramsText = JSON.stringify(params)
+    }
+    if (new TextEncoder().encode(paramsText).length > MAX_PARAMS_BYTES) throw fail('MARKET_BAD_ARGUMENT', `args and inputs (a sweep's included) exceed ${MAX_PARAMS_BYTES} bytes of params`, { field: 'args' })
 
     // the requester pays volume x (app + dataset + task price) when matched: check it first
     const [balance] = await m.hub.accountOf(me)

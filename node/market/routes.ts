@@ -20,6 +20,7 @@ import { taskStatusName } from './requester.js'
 import type { SubmitRequestParams } from './requester.js'
 import type { MarketService } from './service.js'
 import { RequestedTasks, readTaskStatus } from './task-status.js'
+import type { FailureCollector } from '../worker/failure-reports.js'
 import { addressList, checkDatasets, restrictionPairs, tagList } from './order-policy.js'
 
 /** `orderbook --json` row. */
@@ -199,7 +200,7 @@ export interface OfferedApp {
  * The market routes. `market` is undefined when the node has no chain
  * settings: every route then answers 503 CHAIN_NOT_CONFIGURED.
  */
-export function marketRoutes (getMarket: () => MarketService | undefined): ApiRoute[] {
+export function marketRoutes (getMarket: () => MarketService | undefined, deps: { failures?: () => FailureCollector | undefined } = {}): ApiRoute[] {
   const need = (): MarketService => {
     const m = getMarket()
     if (m === undefined || !m.started) {
@@ -378,6 +379,15 @@ export function marketRoutes (getMarket: () => MarketService | undefined): ApiRo
       if (args !== undefined) p.args = args
       const inputs = optStrings(b.inputs, 'inputs', 64, 256)
       if (inputs !== undefined) p.inputs = inputs
+      if (b.taskArgs !== undefined) {
+        // a task of a sweep may have no arguments: empty strings are fine here
+        if (!Array.isArray(b.taskArgs) || b.taskArgs.length === 0 || b.taskArgs.length > 10_000 || !b.taskArgs.every((a) => typeof a === 'string' && a.length <= 4096)) throw bad('taskArgs', 'must be a list of 1-10000 strings of at most 4096 characters')
+        p.taskArgs = b.taskArgs as string[]
+      }
+      if (b.taskInputs !== undefined) {
+        if (!Array.isArray(b.taskInputs) || b.taskInputs.length > 10_000) throw bad('taskInputs', 'must be a list of at most 10000 lists of CIDs')
+        p.taskInputs = b.taskInputs.map((l, i) => optStrings(l, `taskInputs[${i}]`, 64, 256) ?? [])
+      }
       const tags = optStrings(b.tags, 'tags', 16, 64)
       if (tags !== undefined) p.tags = tags
       for (const f of ['category', 'trust', 'volume', 'biddingWindowMs', 'minScore'] as const) {
@@ -404,7 +414,26 @@ export function marketRoutes (getMarket: () => MarketService | undefined): ApiRo
     route('GET', '/v1/tasks/:taskId', async (m, req) => {
       const id = req.params.taskId
       if (!isHexString(id, 32)) throw bad('taskId', 'must be a 32-byte 0x hex string')
-      return await readTaskStatus(m, requested(m), id)
+      const collector = deps.failures?.()
+      return await readTaskStatus(m, requested(m), id, collector !== undefined ? async (t, w) => await collector.collect(t, w) : undefined)
+    }),
+
+    // each worker's failure code, exit code and stderr tail (task logs)
+    route('GET', '/v1/tasks/:taskId/logs', async (m, req) => {
+      const id = req.params.taskId
+      if (!isHexString(id, 32)) throw bad('taskId', 'must be a 32-byte 0x hex string')
+      const collector = deps.failures?.()
+      let errors: Array<{ worker: string, code: string, reason: string }> = []
+      let reports: Awaited<ReturnType<FailureCollector['collect']>>['reports'] = []
+      const view = await readTaskStatus(m, requested(m), id, collector !== undefined
+        ? async (t, w) => {
+          const got = await collector.collect(t, w)
+          errors = got.errors
+          reports = got.reports
+          return got
+        }
+        : undefined)
+      return { taskId: view.taskId, phase: view.phase, status: view.status, workers: view.workers, failure: view.failure === null ? null : { ...view.failure, reports }, errors }
     })
   ]
 }

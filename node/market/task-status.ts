@@ -9,11 +9,13 @@ import { taskId as taskIdOf } from '../../protocols/eip712.js'
 import { Repository, jsonCodec } from '../db/index.js'
 import type { DbController } from '../db/index.js'
 import { MarketError } from './errors.js'
-import { taskStatusName } from './requester.js'
+import { taskStatusName, workersForTrust } from './requester.js'
 import type { MarketService } from './service.js'
 import { TaskReader__factory, taskReaderAddress } from '../../contracts-abi/index.js'
 import type { DealCreatedEvent } from '../../contracts-abi/types/Hub.js'
 import type { TypedEventLog } from '../../contracts-abi/types/common.js'
+import { summarizeFailures } from '../worker/failure-reports.js'
+import type { TaskFailureSummary, WorkerFailureView } from '../worker/failure-reports.js'
 
 /**
  * The task's phase, in the order a task goes through them:
@@ -21,9 +23,10 @@ import type { TypedEventLog } from '../../contracts-abi/types/common.js'
  * running (initialized, no contribution yet), consensus (contributions
  * coming in), revealing (consensus reached, reveals due), then finalized or
  * failed (past its final deadline without consensus: claimed and refunded,
- * or claimable).
+ * or claimable). `failing`: not final on chain, no contribution, and the
+ * deal's workers report failures (see TaskStatusView.failure).
  */
-export type TaskPhase = 'scheduling' | 'running' | 'consensus' | 'revealing' | 'finalized' | 'failed'
+export type TaskPhase = 'scheduling' | 'running' | 'failing' | 'consensus' | 'revealing' | 'finalized' | 'failed'
 
 export const FINAL_PHASES: readonly TaskPhase[] = ['finalized', 'failed']
 
@@ -110,7 +113,17 @@ export interface TaskStatusView {
   deadlines: { contribution: number, final: number }
   times: TaskTimes
   events: TaskEventView[]
+  /**
+   * The workers' signed failure reports and their agreement (codes, exit
+   * codes, stderr tails opened when sealed to this node); null
+   * when no worker reports a failure, when the task is finalized, or when
+   * this node cannot ask the workers.
+   */
+  failure: TaskFailureSummary | null
 }
+
+/** Asks a task's workers for their failure reports (node.ts: a FailureCollector). */
+export type FailureSource = (taskId: string, workers: readonly string[]) => Promise<{ reports: WorkerFailureView[] }>
 
 /** What the requester's node keeps of a task it asked for. */
 export interface RequestedTask {
@@ -197,7 +210,7 @@ export async function taskExists (m: MarketService, taskId: string): Promise<boo
  * Reads a task's status and timeline.
  * @throws MarketError TASK_NOT_FOUND when no deal on the hub has this task
  */
-export async function readTaskStatus (m: MarketService, requested: RequestedTasks, taskId: string): Promise<TaskStatusView> {
+export async function readTaskStatus (m: MarketService, requested: RequestedTasks, taskId: string, failures?: FailureSource): Promise<TaskStatusView> {
   const hub = m.hub
   const from = m.init.fromBlock
   const id = taskId.toLowerCase()
@@ -269,6 +282,17 @@ export async function readTaskStatus (m: MarketService, requested: RequestedTask
   // past the final deadline nothing can finalize it any more: the requester claims a refund
   else phase = Date.now() / 1000 > Number(info.finalDeadline) ? 'failed' : 'scheduling'
 
+  const workers = [...info.workers].map((w: string) => getAddress(w))
+  let failure: TaskStatusView['failure'] = null
+  if (phase !== 'finalized' && failures !== undefined) {
+    const { reports } = await failures(id, workers)
+    const summary = summarizeFailures(reports, { workers: workers.length, needed: workersForTrust(Number(info.trust)), contributions: contributed.length, finalDeadline: Number(info.finalDeadline) })
+    if (summary !== null) {
+      failure = summary
+      if (contributed.length === 0 && (phase === 'scheduling' || phase === 'running')) phase = 'failing'
+    }
+  }
+
   return {
     taskId: id,
     dealId,
@@ -279,7 +303,7 @@ export async function readTaskStatus (m: MarketService, requested: RequestedTask
     dataset: getAddress(info.dataset),
     requester: getAddress(deal.args.requester),
     scheduler: getAddress(current.scheduler),
-    workers: [...info.workers].map((w: string) => getAddress(w)),
+    workers,
     trust: Number(info.trust),
     contributions: contributed.length,
     reveals: Math.max(Number(task.reveals), revealed.length),
@@ -287,6 +311,7 @@ export async function readTaskStatus (m: MarketService, requested: RequestedTask
     resultHash: fin !== undefined ? fin.args.resultHash : null,
     deadlines: { contribution: Number(info.contributionDeadline), final: Number(info.finalDeadline) },
     times: taskTimes(events),
-    events
+    events,
+    failure
   }
 }

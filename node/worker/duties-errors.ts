@@ -31,5 +31,7 @@ export type DutyErrorCode =
   | 'DUTY_EXECUTION_FAILED'
   /** the service is stopped */
   | 'DUTY_STOPPED'
+  /** a sweep's per-task parameters do not fit the deal (not one entry per task, or no entry for this task) */
+  | 'DUTY_SWEEP_MISMATCH'
 
 export class DutyError extends IexecError<DutyErrorCode> {}

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { appendFile, mkdir, readdir, rm, writeFile } from 'node:fs/promises'
+import { appendFile, copyFile, link, mkdir, open as openFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { computeAddress } from 'ethers'
@@ -9,9 +9,12 @@ import type { HubDomain } from '../../protocols/eip712.js'
 import { MAX_ASSIGN_TASKS, MAX_REPORT_TASKS, TASKS_PER_CPU, recoverExecPeer } from '../../protocols/execution.js'
 import type { AssignMessage, ExecMessage, FinalizedMessage, TaskProgress, TaskReport, UploadRequestMessage } from '../../protocols/execution.js'
 import { ZERO_ADDRESS } from '../../protocols/eip712.js'
+import { MAX_STDERR_TAIL_BYTES, failureReportContext, signFailureReport } from '../../protocols/failure-report.js'
+import type { FailureReport } from '../../protocols/failure-report.js'
+import { eciesEncrypt } from '../storage/ecies.js'
 import { dealFromEvent } from '../scheduler/deal.js'
 import type { DealInfo } from '../scheduler/deal.js'
-import { parseRequestParams } from '../../protocols/market.js'
+import { MAX_SWEEP_DOCUMENT_BYTES, parseRequestParams, parseSweepDocument } from '../../protocols/market.js'
 import { splitArgs } from '../../protocols/args.js'
 import { isChainError } from '../chain/index.js'
 import { isIexecError } from '../errors.js'
@@ -53,6 +56,8 @@ export interface WorkerTaskRecord {
   error?: string
   /** why it failed, as a code (what the scheduler is told): callers branch on this, never on `error` */
   errorCode?: string
+  /** with state 'failed': the signed report the requester's node asks for (protocols/failure-report.ts) */
+  failureReport?: FailureReport
 }
 
 /** What the tasks of one deal run on (see WorkerDuties.prepareDeal). */
@@ -135,6 +140,25 @@ function failureCode (err: unknown): string {
   return /^[A-Z0-9_]{1,64}$/.test(code) ? code : 'DUTY_FAILED'
 }
 
+/** The last MAX_STDERR_TAIL_BYTES of a run's stderr, and its whole size (nothing when the file is gone). */
+export async function stderrTail (path: string): Promise<{ tail: Uint8Array, bytes: number }> {
+  let f
+  try {
+    f = await openFile(path, 'r')
+  } catch {
+    return { tail: new Uint8Array(0), bytes: 0 }
+  }
+  try {
+    const { size } = await f.stat()
+    const n = Math.min(size, MAX_STDERR_TAIL_BYTES)
+    const buf = Buffer.alloc(n)
+    const { bytesRead } = await f.read(buf, 0, n, size - n)
+    return { tail: new Uint8Array(buf.subarray(0, bytesRead)), bytes: size }
+  } finally {
+    await f.close()
+  }
+}
+
 /**
  * The worker's side of execution: takes assignments from deal schedulers over
  * the exec protocol, fetches the app and inputs through Helia (checksums
@@ -211,6 +235,8 @@ export class WorkerDuties {
   private readonly commitments = new Map<string, Promise<DealInfo>>()
   /** the assignment contents found to match their deal's commitment, by deal: later assigns compare one string */
   private readonly matched = new Map<string, string>()
+  /** each sweep deal's per-task lists, from its document (a failed fetch is not kept) */
+  private readonly sweeps = new Map<string, Promise<{ args?: string[], inputs?: string[][] }>>()
   /** the signer of each (peer, ExecPeer proof) pair seen: one recovery per scheduler peer, not per message */
   private readonly provers = new Map<string, string>()
 
@@ -651,11 +677,44 @@ export class WorkerDuties {
 
   private async fail (r: WorkerTaskRecord, err: unknown): Promise<WorkerTaskRecord> {
     const failed: WorkerTaskRecord = { ...r, state: 'failed', error: err instanceof Error ? err.message : String(err), errorCode: failureCode(err) }
+    failed.failureReport = await this.signFailure(failed, err).catch((e: unknown) => {
+      this.log('failure report not signed', { taskid: r.taskid, error: e instanceof Error ? e.message : String(e) })
+      return undefined
+    })
     await this.save(failed)
     // the scheduler hears why at once: it need not wait for missed beats to count this replica out
     this.report(r, 'failed', true, failed.errorCode)
     this.log('task failed', { taskid: r.taskid, code: failed.errorCode, error: failed.error })
     return failed
+  }
+
+  /**
+   * The report the requester's node asks for: the failure code, the app's
+   * exit code and its stderr tail (sealed to the requester's result key
+   * when the request asks for encryption), signed by this worker.
+   */
+  private async signFailure (r: WorkerTaskRecord, err: unknown): Promise<FailureReport> {
+    const d = isIexecError(err, 'DUTY_EXECUTION_FAILED') ? err.details ?? {} : {}
+    const exitCode = typeof d.exitCode === 'number' ? d.exitCode : null
+    let tail = d.stderrTail instanceof Uint8Array ? d.stderrTail : new Uint8Array(0)
+    const sealed = r.resultEncryptionKey !== undefined
+    if (sealed) tail = eciesEncrypt(r.resultEncryptionKey as string, tail, failureReportContext(r.taskid, this.me))
+    return await signFailureReport(this.init.chain.wallet, this.init.domain, {
+      taskid: r.taskid,
+      worker: this.me,
+      code: r.errorCode ?? 'DUTY_FAILED',
+      exitCode,
+      stderr: Buffer.from(tail).toString('base64'),
+      stderrEncrypted: sealed,
+      stderrBytes: typeof d.stderrBytes === 'number' ? d.stderrBytes : 0,
+      at: Math.floor(Date.now() / 1000)
+    })
+  }
+
+  /** A failed task's signed report, when this worker holds one (the failure-report protocol's answer). */
+  async failureReport (taskid: string): Promise<FailureReport | undefined> {
+    const r = await this.record(taskid.toLowerCase())
+    return r?.state === 'failed' ? r.failureReport : undefined
   }
 
   private dirs (taskid: string): { root: string, output: string } {
@@ -740,6 +799,70 @@ export class WorkerDuties {
     return { root, module, inputDir: input, inputFiles, ...(datasetFilename !== undefined ? { datasetFilename } : {}) }
   }
 
+  /**
+   * A sweep task's own parameters (params' iexec_p2p_task_args and
+   * iexec_p2p_task_inputs, signed by the requester with the request): its
+   * arguments, and an input folder of its own holding the deal's inputs
+   * (linked) and its own files, so that no task sees another's inputs.
+   * Without a sweep, the deal's shared folder.
+   * @throws DutyError DUTY_SWEEP_MISMATCH when a list is not one entry per task of the deal
+   */
+  private async sweepTask (r: WorkerTaskRecord, params: ReturnType<typeof parseRequestParams>, prepared: PreparedDeal): Promise<{ args?: string, inputDir: string, inputFiles: string[] }> {
+    let taskArgs = params.iexec_p2p_task_args
+    let taskInputs = params.iexec_p2p_task_inputs
+    if (params.iexec_p2p_sweep !== undefined) {
+      const doc = await this.sweepDocument(r.dealid, params.iexec_p2p_sweep)
+      taskArgs = doc.args
+      taskInputs = doc.inputs
+    }
+    if (taskArgs === undefined && taskInputs === undefined) return { inputDir: prepared.inputDir, inputFiles: prepared.inputFiles }
+    const volume = (await this.commitment(r.dealid)).volume
+    for (const [field, list] of [['iexec_p2p_task_args', taskArgs], ['iexec_p2p_task_inputs', taskInputs]] as const) {
+      if (list !== undefined && (list.length !== volume || r.idx >= list.length)) {
+        throw new DutyError('DUTY_SWEEP_MISMATCH', `params.${field} has ${list.length} entries for a deal of ${volume} task(s)`, { field, entries: list.length, volume, idx: r.idx })
+      }
+    }
+    const own = taskInputs?.[r.idx] ?? []
+    if (own.length === 0) return { ...(taskArgs !== undefined ? { args: taskArgs[r.idx] } : {}), inputDir: prepared.inputDir, inputFiles: prepared.inputFiles }
+    const dir = join(this.dirs(r.taskid).root, 'in')
+    await mkdir(dir, { recursive: true })
+    for (const name of await readdir(prepared.inputDir)) {
+      await link(join(prepared.inputDir, name), join(dir, name)).catch(async () => { await copyFile(join(prepared.inputDir, name), join(dir, name)) })
+    }
+    const fetchOpts: FetchOptions = {
+      maxBytes: this.opts.maxInputBytes,
+      timeoutMs: this.opts.fetchTimeoutMs,
+      minBytesPerSecond: this.opts.fetchMinBytesPerSecond,
+      stallTimeoutMs: this.opts.fetchStallTimeoutMs,
+      signal: this.abort.signal
+    }
+    // the CID is the file's name, as for the deal's inputs (checked to be letters and digits by the params parser)
+    for (const cid of new Set(own)) {
+      if (!prepared.inputFiles.includes(cid)) await fetchToFile(this.init.helia, cid, join(dir, cid), fetchOpts)
+    }
+    return { ...(taskArgs !== undefined ? { args: taskArgs[r.idx] } : {}), inputDir: dir, inputFiles: [...prepared.inputFiles, ...own] }
+  }
+
+  /**
+   * A sweep's lists from the document its params name, fetched once per
+   * deal and checked against the params' sha256.
+   * @throws DutyError DUTY_SWEEP_MISMATCH when the bytes do not hash to it or do not parse
+   */
+  private async sweepDocument (dealid: string, ref: { cid: string, checksum: string }): Promise<{ args?: string[], inputs?: string[][] }> {
+    return await memoAsync(this.sweeps, dealid, async () => {
+      const chunks: Uint8Array[] = []
+      for await (const c of catContent(this.init.helia, ref.cid, { maxBytes: MAX_SWEEP_DOCUMENT_BYTES, timeoutMs: this.opts.fetchTimeoutMs, stallTimeoutMs: this.opts.fetchStallTimeoutMs, signal: this.abort.signal })) chunks.push(c)
+      const bytes = Buffer.concat(chunks)
+      const checksum = '0x' + createHash('sha256').update(bytes).digest('hex')
+      if (checksum !== ref.checksum) throw new DutyError('DUTY_SWEEP_MISMATCH', 'the sweep document does not hash to the checksum in the params', { expected: ref.checksum, got: checksum })
+      try {
+        return parseSweepDocument(bytes)
+      } catch (err) {
+        throw new DutyError('DUTY_SWEEP_MISMATCH', 'the sweep document does not parse', {}, { cause: err })
+      }
+    }, 100)
+  }
+
   /** The deal's app module, fetched (kept and provided a while by retention) and checked against its registered checksum. */
   private async fetchApp (r: WorkerTaskRecord): Promise<Uint8Array> {
     const keepApp = await this.init.retention?.prepare([r.appCid])
@@ -778,15 +901,20 @@ export class WorkerDuties {
         await rm(root, { recursive: true, force: true })
         await mkdir(root, { recursive: true })
       }
-      const { module, inputDir, inputFiles, datasetFilename } = await this.prepareDeal(r)
+      const prepared = await this.prepareDeal(r)
+      const { module, datasetFilename } = prepared
       const params = parseRequestParams(r.params)
+      // a sweep task's own line of arguments and input files
+      const sweep = await this.sweepTask(r, params, prepared)
       // split as a POSIX shell would, without expansion: the same argv on every worker (protocols/args.ts)
-      const args = splitArgs(params.iexec_args ?? '')
+      const args = splitArgs(sweep.args ?? params.iexec_args ?? '')
+      const { inputDir, inputFiles } = sweep
       // the time reference never changes: the deal read at the assignment serves
       const deal = await this.deal(r.dealid, false)
       const t1 = Date.now()
       const result = await this.init.executor.run({
         taskId: r.taskid,
+        taskIndex: r.idx,
         module,
         args,
         inputDir,
@@ -801,7 +929,10 @@ export class WorkerDuties {
         removeCollected: this.init.faults?.corruptOutput !== true
       }, this.abort.signal)
       const t2 = Date.now()
-      if (result.status !== 'COMPLETED') throw new DutyError('DUTY_EXECUTION_FAILED', `the app ended ${result.status}: ${result.message ?? ''}`, { status: result.status })
+      if (result.status !== 'COMPLETED') {
+        const stderr = await stderrTail(result.stderrPath)
+        throw new DutyError('DUTY_EXECUTION_FAILED', `the app ended ${result.status}: ${result.message ?? ''}`, { status: result.status, exitCode: result.exitCode, stderrTail: stderr.tail, stderrBytes: stderr.bytes })
+      }
       let tree = result.output
       if (this.init.faults?.corruptOutput === true) {
         const { mode, path } = tree !== undefined ? resultDigestOfTree(tree) : await computeResultDigest(output)

@@ -21,6 +21,8 @@ export type ExecStatus =
 export interface ExecJob {
   /** The task id (0x-prefixed hex in iExec); seeds the app's randomness. */
   taskId: string
+  /** The task's index in its deal (IEXEC_TASK_INDEX): a sweep's task picks its parameters by it. */
+  taskIndex?: number
   /** The app module: its bytes or a path to a .wasm file. */
   module: Uint8Array | string
   /** argv[0] given to the app; defaults to "app". */

@@ -43,7 +43,7 @@ import { boundMemory, WASM_PAGE_BYTES } from './wasm-inspect.js'
 import type { RunnerJob, RunnerOutcome } from './wasi-runner.js'
 
 /** The environment iExec's worker gives an app, for a job. */
-export function iexecEnv (job: Pick<ExecJob, 'taskId' | 'datasetFilename' | 'inputFiles'>): Record<string, string> {
+export function iexecEnv (job: Pick<ExecJob, 'taskId' | 'datasetFilename' | 'inputFiles' | 'taskIndex'>): Record<string, string> {
   const env: Record<string, string> = {
     IEXEC_TASK_ID: job.taskId,
     IEXEC_IN,
@@ -51,6 +51,7 @@ export function iexecEnv (job: Pick<ExecJob, 'taskId' | 'datasetFilename' | 'inp
     IEXEC_INPUT_FILES_FOLDER: IEXEC_IN,
     IEXEC_INPUT_FILES_NUMBER: String(job.inputFiles.length)
   }
+  if (job.taskIndex !== undefined) env.IEXEC_TASK_INDEX = String(job.taskIndex)
   if (job.datasetFilename !== undefined) env.IEXEC_DATASET_FILENAME = job.datasetFilename
   job.inputFiles.forEach((name, i) => { env[`IEXEC_INPUT_FILE_NAME_${i + 1}`] = name })
   return env
