@@ -1,7 +1,8 @@
 import type { EventFragment, Interface, JsonRpcProvider, Result } from 'ethers'
 import { checksumAddress } from '../../protocols/address.js'
 import { ChainError, isChainError } from './errors.js'
-import { backoffDelay, sleep, withRpcRetry } from './rpc.js'
+import { backoffDelay, sleep, subscriberOf, withRpcRetry } from './rpc.js'
+import type { RpcSubscriber, Subscription } from './ws-transport.js'
 import { defaultEventFollowerOptions, type EventFollowerOptions, type RpcOptions } from './options.js'
 import { CURSOR_RECENT_MAX, type Cursor, type CursorStore } from './cursor-store.js'
 
@@ -25,6 +26,8 @@ export interface LogSource {
   provider: JsonRpcProvider
   rpcUrl: string
   rpcOptions?: RpcOptions
+  /** `eth_subscribe`; by default the provider's own when it runs over a ws(s) URL */
+  subscriber?: RpcSubscriber
 }
 
 export interface EventFollowerInit extends Partial<EventFollowerOptions> {
@@ -49,9 +52,20 @@ export interface EventFollowerInit extends Partial<EventFollowerOptions> {
    */
   trigger?: 'poll' | 'block'
   /**
+   * On a ws(s) endpoint (default true): subscribe to new heads and to the
+   * contract's logs and read when they are pushed, polling only every
+   * `resyncIntervalMs` while the subscriptions are live (and every
+   * `pollIntervalMs` while they are down or refused).
+   */
+  subscribe?: boolean
+  /** with live subscriptions, the wait between two reads when nothing is pushed; default max(10 × pollIntervalMs, 10 s) */
+  resyncIntervalMs?: number
+  /**
    * Told of every error; after a fatal one (CURSOR_STORE_FAILED, INVALID_ARGUMENT) the follower has stopped.
    * HANDLER_FAILED (a handler kept failing, e.g. through an RPC outage) is not fatal: the follower
    * backs off and delivers the same event again. REORG_DETECTED (not fatal) tells of a rewind done.
+   * SUBSCRIPTION_REFUSED (not fatal): the endpoint refused `eth_subscribe`; the follower polls.
+   * RPC_UNREACHABLE (not fatal) with `details.subscription`: the socket carrying the subscriptions dropped.
    */
   onError?: (err: ChainError, fatal: boolean) => void
 }
@@ -123,6 +137,12 @@ export class EventFollower {
    * the decoding cost when every node of a process follows the hub.
    */
   private readonly events = new Map<string, EventFragment>()
+  /** open `eth_subscribe` subscriptions (ws endpoints) */
+  private subscriptions: Subscription[] = []
+  /** the new-heads subscription is live: reads follow pushed heads */
+  private headsLive = false
+  /** the newest head pushed and not yet read from */
+  private pushedHead: { number: number, hash: string } | undefined
 
   constructor (private readonly source: LogSource, private readonly init: EventFollowerInit) {
     this.opts = { ...defaultEventFollowerOptions, ...source.rpcOptions, ...stripUndefined(init) }
@@ -142,6 +162,9 @@ export class EventFollower {
   /** Rewinds done on a replaced block since this follower was created. */
   get rewindCount (): number { return this.rewinds }
 
+  /** true while new heads are pushed over a live `eth_subscribe` subscription (else the follower polls) */
+  get subscribed (): boolean { return this.headsLive }
+
   /** The position reached (a copy), once loaded. */
   get position (): Cursor | undefined { return this.cursor === undefined ? undefined : { ...this.cursor } }
 
@@ -152,7 +175,56 @@ export class EventFollower {
     this.running = true
     this.abort = new AbortController()
     if (this.init.trigger === 'block') await this.source.provider.on('block', this.onBlock)
+    else this.openSubscriptions()
     this.loop = this.run()
+  }
+
+  /**
+   * New heads and this contract's logs over `eth_subscribe`, when the
+   * endpoint is a WebSocket. A pushed head is read from at once (and spares
+   * the poll its head request); a pushed log of a block not read yet, or one
+   * marked removed (a reorg), wakes the follower. Delivery still goes
+   * through the same reads as polling (eth_getLogs from the cursor, the
+   * block-hash checks), so confirmations, order, rewinds and the cursor
+   * behave the same; what was missed while the socket was down is read when
+   * it is back.
+   */
+  private openSubscriptions (): void {
+    const subscriber = this.init.subscribe === false ? undefined : this.source.subscriber ?? subscriberOf(this.source.provider)
+    if (subscriber === undefined) return
+    const refused = (err: Error): void => {
+      this.init.onError?.(new ChainError('SUBSCRIPTION_REFUSED', `${err.message}: polling every ${this.opts.pollIntervalMs} ms instead`, { url: this.source.rpcUrl }, { cause: err }), false)
+    }
+    this.subscriptions.push(subscriber.subscribe(['newHeads'], {
+      onNotify: (result) => {
+        const h = result as { number?: unknown, hash?: unknown } | null
+        if (typeof h?.number === 'string' && QUANTITY.test(h.number) && typeof h.hash === 'string' && HASH.test(h.hash)) {
+          this.pushedHead = { number: parseInt(h.number, 16), hash: h.hash }
+        }
+        this.wake()
+      },
+      onLive: () => { this.headsLive = true; this.wake() },
+      onLost: (err) => {
+        this.headsLive = false
+        this.pushedHead = undefined
+        this.init.onError?.(new ChainError('RPC_UNREACHABLE', `subscriptions lost (${err.message}): polling until they are back`, { url: this.source.rpcUrl, subscription: 'newHeads' }, { cause: err }), false)
+      },
+      onRefused: (err) => { this.headsLive = false; refused(err) }
+    }))
+    this.subscriptions.push(subscriber.subscribe(['logs', { address: this.init.address, ...(this.init.topics !== undefined ? { topics: this.init.topics } : {}) }], {
+      onNotify: (result) => {
+        const log = result as { blockNumber?: unknown, removed?: unknown } | null
+        const block = typeof log?.blockNumber === 'string' && QUANTITY.test(log.blockNumber) ? parseInt(log.blockNumber, 16) : undefined
+        if (log?.removed === true || block === undefined || this.lastHead === undefined || block > this.lastHead.number) this.wake()
+      },
+      onRefused: refused
+    }))
+  }
+
+  private closeSubscriptions (): void {
+    for (const s of this.subscriptions.splice(0)) s.close()
+    this.headsLive = false
+    this.pushedHead = undefined
   }
 
   /** Stops after the event in hand (if any) is handled and its cursor saved. */
@@ -160,6 +232,7 @@ export class EventFollower {
     if (!this.running) return
     this.running = false
     if (this.init.trigger === 'block') await this.source.provider.off('block', this.onBlock)
+    this.closeSubscriptions()
     this.abort.abort(new ChainError('INVALID_ARGUMENT', 'event follower stopped', {}))
     this.wake()
     await this.loop
@@ -205,6 +278,7 @@ export class EventFollower {
           // a stopped follower can still be driven by `poll` (e.g. after the operator fixed the cause)
           this.loop = undefined
           if (this.init.trigger === 'block') await this.source.provider.off('block', this.onBlock)
+          this.closeSubscriptions()
           break
         }
         failures++
@@ -212,7 +286,10 @@ export class EventFollower {
       if (!this.running) break
       // a failing endpoint is polled less and less often, up to retryMaxDelayMs;
       // a block-triggered follower still re-reads every max(pollIntervalMs, 1 s) in case a block event was missed
-      const base = this.init.trigger === 'block' ? Math.max(this.opts.pollIntervalMs, 1000) : this.opts.pollIntervalMs
+      // with pushed heads, a read every resyncIntervalMs only covers a notification lost on a live socket
+      const base = this.init.trigger === 'block'
+        ? Math.max(this.opts.pollIntervalMs, 1000)
+        : this.headsLive ? this.init.resyncIntervalMs ?? Math.max(10 * this.opts.pollIntervalMs, 10_000) : this.opts.pollIntervalMs
       const delay = failures > 0 ? Math.max(base, backoffDelay(failures, this.opts)) : base
       if (this.wakePending && failures === 0) {
         this.wakePending = false
@@ -331,7 +408,10 @@ export class EventFollower {
   private async pollOnce (): Promise<number> {
     await this.loadCursor()
     let delivered = 0
-    const top = await this.head()
+    // a pushed head saves the request; read once, so a timed re-read asks the endpoint again
+    const pushed = this.headsLive ? this.pushedHead : undefined
+    this.pushedHead = undefined
+    const top = pushed ?? await this.head()
     const head = top.number
     const headMoved = this.lastHead === undefined || this.lastHead.number !== top.number || this.lastHead.hash !== top.hash
     const safe = head - this.opts.confirmations
