@@ -78,6 +78,9 @@ const FATAL: ReadonlySet<string> = new Set(['CURSOR_STORE_FAILED', 'INVALID_ARGU
 /** Delivered events kept in memory to be taken back on a reorg (the oldest go first). */
 const TAKEN_BACK_MAX = 4096
 
+/** Blocks of pushed logs remembered until read (more wait for the next read anyway). */
+const PENDING_LOG_BLOCKS_MAX = 1024
+
 /** Rewinds in one poll before it gives up until the next one (a chain reorganising under us). */
 const MAX_REWINDS_PER_POLL = 4
 
@@ -139,10 +142,14 @@ export class EventFollower {
   private readonly events = new Map<string, EventFragment>()
   /** open `eth_subscribe` subscriptions (ws endpoints) */
   private subscriptions: Subscription[] = []
-  /** the new-heads subscription is live: reads follow pushed heads */
+  /** the new-heads subscription is live */
   private headsLive = false
+  /** the logs subscription is live: a block without a pushed log holds nothing to deliver */
+  private logsLive = false
   /** the newest head pushed and not yet read from */
   private pushedHead: { number: number, hash: string } | undefined
+  /** blocks of pushed logs not read yet (ascending, bounded) */
+  private pendingLogBlocks: number[] = []
 
   constructor (private readonly source: LogSource, private readonly init: EventFollowerInit) {
     this.opts = { ...defaultEventFollowerOptions, ...source.rpcOptions, ...stripUndefined(init) }
@@ -162,8 +169,8 @@ export class EventFollower {
   /** Rewinds done on a replaced block since this follower was created. */
   get rewindCount (): number { return this.rewinds }
 
-  /** true while new heads are pushed over a live `eth_subscribe` subscription (else the follower polls) */
-  get subscribed (): boolean { return this.headsLive }
+  /** true while new heads and logs are pushed over live `eth_subscribe` subscriptions (else the follower polls) */
+  get subscribed (): boolean { return this.headsLive && this.logsLive }
 
   /** The position reached (a copy), once loaded. */
   get position (): Cursor | undefined { return this.cursor === undefined ? undefined : { ...this.cursor } }
@@ -181,13 +188,18 @@ export class EventFollower {
 
   /**
    * New heads and this contract's logs over `eth_subscribe`, when the
-   * endpoint is a WebSocket. A pushed head is read from at once (and spares
-   * the poll its head request); a pushed log of a block not read yet, or one
-   * marked removed (a reorg), wakes the follower. Delivery still goes
+   * endpoint is a WebSocket. A pushed log is noted by its block; the
+   * follower reads once a pushed head puts that block `confirmations` deep
+   * (at once with 0), and the pushed head spares the read its head request.
+   * A block without a pushed log is not read: an idle node asks nothing of
+   * its endpoint but a re-read every `resyncIntervalMs`. A reorg wakes the
+   * follower at once: a log pushed as removed, a log pushed in a block
+   * already read past, or a head pushed no higher than one read. Delivery still goes
    * through the same reads as polling (eth_getLogs from the cursor, the
    * block-hash checks), so confirmations, order, rewinds and the cursor
-   * behave the same; what was missed while the socket was down is read when
-   * it is back.
+   * behave the same; what was missed while a socket was down is read when
+   * both subscriptions are live again. Without the logs subscription (an
+   * endpoint that refuses it), every pushed head is read.
    */
   private openSubscriptions (): void {
     const subscriber = this.init.subscribe === false ? undefined : this.source.subscriber ?? subscriberOf(this.source.provider)
@@ -200,6 +212,9 @@ export class EventFollower {
         const h = result as { number?: unknown, hash?: unknown } | null
         if (typeof h?.number === 'string' && QUANTITY.test(h.number) && typeof h.hash === 'string' && HASH.test(h.hash)) {
           this.pushedHead = { number: parseInt(h.number, 16), hash: h.hash }
+          // a head no higher than one read before is a replaced chain: read (and rewind) now
+          const replaced = this.lastHead !== undefined && this.pushedHead.number <= this.lastHead.number
+          if (this.logsLive && !replaced && !this.confirmedLogPending(this.pushedHead.number)) return
         }
         this.wake()
       },
@@ -215,16 +230,36 @@ export class EventFollower {
       onNotify: (result) => {
         const log = result as { blockNumber?: unknown, removed?: unknown } | null
         const block = typeof log?.blockNumber === 'string' && QUANTITY.test(log.blockNumber) ? parseInt(log.blockNumber, 16) : undefined
-        if (log?.removed === true || block === undefined || this.lastHead === undefined || block > this.lastHead.number) this.wake()
+        // removed (a reorg took back a log of ours) or not understood: read now
+        if (log?.removed === true || block === undefined) { this.wake(); return }
+        // a new log in a block read past: a reorg put it there
+        if (block < (this.cursor?.blockNumber ?? 0)) { this.wake(); return }
+        if (!this.pendingLogBlocks.includes(block)) {
+          this.pendingLogBlocks.push(block)
+          this.pendingLogBlocks.sort((a, b) => a - b)
+          if (this.pendingLogBlocks.length > PENDING_LOG_BLOCKS_MAX) this.pendingLogBlocks.pop()
+        }
+        const head = Math.max(this.pushedHead?.number ?? 0, this.lastHead?.number ?? 0)
+        if (this.confirmedLogPending(Math.max(head, block))) this.wake()
       },
-      onRefused: refused
+      onLive: () => { this.logsLive = true; this.wake() },
+      onLost: () => { this.logsLive = false },
+      onRefused: (err) => { this.logsLive = false; refused(err) }
     }))
+  }
+
+  /** A pushed log's block is `confirmations` deep under `head`. */
+  private confirmedLogPending (head: number): boolean {
+    const first = this.pendingLogBlocks[0]
+    return first !== undefined && head - this.opts.confirmations >= first
   }
 
   private closeSubscriptions (): void {
     for (const s of this.subscriptions.splice(0)) s.close()
     this.headsLive = false
+    this.logsLive = false
     this.pushedHead = undefined
+    this.pendingLogBlocks = []
   }
 
   /** Stops after the event in hand (if any) is handled and its cursor saved. */
@@ -255,7 +290,15 @@ export class EventFollower {
    * delivered. Safe to call while the background loop runs.
    */
   async poll (): Promise<number> {
-    const run = this.busy.then(async () => await this.pollOnce())
+    const run = this.busy.then(async () => {
+      try {
+        return await this.pollOnce()
+      } finally {
+        // pushed logs of the blocks read are delivered (or their read failed and is retried from the cursor)
+        const at = this.cursor?.blockNumber ?? 0
+        this.pendingLogBlocks = this.pendingLogBlocks.filter((b) => b >= at)
+      }
+    })
     this.busy = run.catch(() => undefined)
     return await run
   }
@@ -286,11 +329,11 @@ export class EventFollower {
       if (!this.running) break
       // a failing endpoint is polled less and less often, up to retryMaxDelayMs;
       // a block-triggered follower still re-reads every max(pollIntervalMs, 1 s) in case a block event was missed
-      // with pushed heads, a read every resyncIntervalMs only covers a notification lost on a live socket
-      const base = this.init.trigger === 'block'
-        ? Math.max(this.opts.pollIntervalMs, 1000)
-        : this.headsLive ? this.init.resyncIntervalMs ?? Math.max(10 * this.opts.pollIntervalMs, 10_000) : this.opts.pollIntervalMs
-      const delay = failures > 0 ? Math.max(base, backoffDelay(failures, this.opts)) : base
+      const base = this.init.trigger === 'block' ? Math.max(this.opts.pollIntervalMs, 1000) : this.opts.pollIntervalMs
+      // with heads and logs pushed, a timed read only covers a notification lost on a live socket;
+      // a failed read is retried on the backoff whatever pushes it
+      const quiet = this.init.trigger !== 'block' && this.subscribed ? this.init.resyncIntervalMs ?? Math.max(10 * this.opts.pollIntervalMs, 10_000) : base
+      const delay = failures > 0 ? Math.max(base, backoffDelay(failures, this.opts)) : quiet
       if (this.wakePending && failures === 0) {
         this.wakePending = false
         continue

@@ -79,6 +79,23 @@ describe('event follower over WebSocket (eth_subscribe)', function () {
     assert.ok(proxy.count('eth_getLogs') > 0, 'the logs were read over the socket')
   })
 
+  it('blocks without a pushed log are not read: an idle follower asks nothing of its endpoint', async () => {
+    const seen: number[] = []
+    const f = await follower({ handler: async (e) => { seen.push(valueOf(e)) } })
+    await f.start()
+    await waitFor('the subscriptions', () => f.subscribed)
+    await store(61)
+    await waitFor('the first event', () => seen.length >= 1)
+    const logsBefore = proxy.count('eth_getLogs')
+    const callsBefore = proxy.totalCalls
+    for (let i = 0; i < 5; i++) await rawRpc(anvil.rpcUrl, 'evm_mine')
+    await store(62)
+    await waitFor('the next event', () => seen.length >= 2)
+    assert.deepEqual(seen, [61, 62])
+    assert.equal(proxy.count('eth_getLogs') - logsBefore, 1, 'one read, from the first empty block to the event\'s')
+    assert.ok(proxy.totalCalls - callsBefore <= 3, `${proxy.totalCalls - callsBefore} calls for 6 blocks`)
+  })
+
   it('pushed heads still wait for the confirmations', async () => {
     const seen: number[] = []
     const f = await follower({ confirmations: 2, handler: async (e) => { seen.push(valueOf(e)) } })
@@ -87,8 +104,9 @@ describe('event follower over WebSocket (eth_subscribe)', function () {
     await store(21)
     const block = await writer.blockNumber()
     await rawRpc(anvil.rpcUrl, 'evm_mine')
-    // one confirmation: the follower has read up to the block before the event's, not the event
-    await waitFor('the follower to reach the event\'s block', () => f.position?.blockNumber === block)
+    // one confirmation: a read now stops before the event's block
+    assert.equal(await f.poll(), 0)
+    assert.equal(f.position?.blockNumber, block)
     assert.deepEqual(seen, [], 'one confirmation of two: not delivered')
     await rawRpc(anvil.rpcUrl, 'evm_mine')
     await waitFor('the confirmed event', () => seen.length >= 1)
