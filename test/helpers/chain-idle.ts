@@ -27,6 +27,8 @@ export interface IdleFigures {
   following: boolean
   /** after the window: from the receipt of a hub transaction (`poke`) to the node's follower delivering its event, ms */
   eventLatencyMs?: number
+  /** each of the `pokes` events' latency */
+  eventLatenciesMs?: number[]
 }
 
 /**
@@ -34,7 +36,7 @@ export interface IdleFigures {
  * when `transport` is 'ws'), lets it catch up, counts its calls over
  * `windowMs`, stops it.
  */
-export async function measureIdleNode (o: { dataDir: string, chain: LocalSwarmChain, proxy: RpcProxy, transport: 'http' | 'ws', windowMs: number, poke?: () => Promise<void> }): Promise<IdleFigures> {
+export async function measureIdleNode (o: { dataDir: string, chain: LocalSwarmChain, proxy: RpcProxy, transport: 'http' | 'ws', windowMs: number, poke?: () => Promise<void>, pokes?: number }): Promise<IdleFigures> {
   const { chain, proxy } = o
   const rpc = o.transport === 'ws' ? proxy.wsUrl : proxy.url
   await initDataDir({ dataDir: o.dataDir, devUnprotectedKey: true, config: { swarmId: 'idle', advertIntervalMs: 3_600_000, role: 'provider', cpus: 1, memoryMb: 512, chain: { rpc, hub: chain.hub, chainId: chain.chainId } } })
@@ -62,13 +64,13 @@ export async function measureIdleNode (o: { dataDir: string, chain: LocalSwarmCh
     const seconds = (Date.now() - t0) / 1000
     const rate = (n: number): number => Math.round(n / seconds * 100) / 100
     const counted = { requests: proxy.requests - requests0, messages: proxy.wsMessages - messages0, calls: proxy.totalCalls - calls0, blocks: at() - block0 }
-    let eventLatencyMs: number | undefined
-    if (o.poke !== undefined) {
+    const latencies: number[] = []
+    for (let i = 0; o.poke !== undefined && i < (o.pokes ?? 1); i++) {
       const before = follower.deliveredCount
       await o.poke()
       const mined = Date.now()
       await waitFor(() => follower.deliveredCount > before, 60_000, 'the node to see the hub event')
-      eventLatencyMs = Date.now() - mined
+      latencies.push(Date.now() - mined)
     }
     return {
       transport: o.transport,
@@ -79,7 +81,7 @@ export async function measureIdleNode (o: { dataDir: string, chain: LocalSwarmCh
       blocksFollowed: counted.blocks,
       subscribed: follower.subscribed,
       following: follower.following,
-      ...(eventLatencyMs !== undefined ? { eventLatencyMs } : {})
+      ...(latencies.length > 0 ? { eventLatencyMs: latencies[0], eventLatenciesMs: latencies } : {})
     }
   } finally {
     await node.stop()
