@@ -7,7 +7,7 @@ import { defaultRpcOptions, defaultTxSenderOptions, type RpcOptions, type TxSend
 
 /** How to reach the chain and with which key. */
 export interface ChainClientOptions {
-  /** http(s) JSON-RPC endpoint */
+  /** JSON-RPC endpoint: http(s), or ws(s) for `eth_subscribe` (the event follower then follows pushed heads and logs) */
   rpcUrl: string
   /** 0x-prefixed 32-byte hex key; or `wallet` */
   privateKey?: string
@@ -57,8 +57,8 @@ function checkUrl (rpcUrl: string): void {
   } catch {
     throw new ChainError('INVALID_ARGUMENT', `not a URL: ${rpcUrl}`, { rpcUrl })
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new ChainError('INVALID_ARGUMENT', `JSON-RPC URL must be http(s), got ${url.protocol}`, { rpcUrl })
+  if (!['http:', 'https:', 'ws:', 'wss:'].includes(url.protocol)) {
+    throw new ChainError('INVALID_ARGUMENT', `JSON-RPC URL must be http(s) or ws(s), got ${url.protocol}`, { rpcUrl })
   }
 }
 

@@ -22,6 +22,8 @@ import { IexecError } from '../errors.js'
  * - `TX_REJECTED` also: another transaction was mined at the nonce of one
  *   that waited (the key is used elsewhere).
  * - `CURSOR_STORE_FAILED`: the event cursor could not be read or written.
+ * - `SUBSCRIPTION_REFUSED`: a ws(s) endpoint answered `eth_subscribe` with an
+ *   error; not fatal: the event follower polls instead.
  * - `DEPLOY_FAILED`: deploying or funding the local swarm chain failed.
  * - `CHAIN_START_FAILED`: the local anvil did not start (see local-chain.ts).
  */
@@ -36,6 +38,7 @@ export type ChainErrorCode =
   | 'REORG_DETECTED'
   | 'HANDLER_FAILED'
   | 'CURSOR_STORE_FAILED'
+  | 'SUBSCRIPTION_REFUSED'
   | 'DEPLOY_FAILED'
   | 'CHAIN_START_FAILED'
   /** no anvil binary: neither the optional Linux x86-64 package nor one on PATH (see local-chain.ts) */

@@ -1,7 +1,8 @@
 import type { EventFragment, Interface, JsonRpcProvider, Result } from 'ethers'
 import { checksumAddress } from '../../protocols/address.js'
 import { ChainError, isChainError } from './errors.js'
-import { backoffDelay, sleep, withRpcRetry } from './rpc.js'
+import { backoffDelay, sleep, subscriberOf, withRpcRetry } from './rpc.js'
+import type { RpcSubscriber, Subscription } from './ws-transport.js'
 import { defaultEventFollowerOptions, type EventFollowerOptions, type RpcOptions } from './options.js'
 import { CURSOR_RECENT_MAX, type Cursor, type CursorStore } from './cursor-store.js'
 
@@ -25,6 +26,8 @@ export interface LogSource {
   provider: JsonRpcProvider
   rpcUrl: string
   rpcOptions?: RpcOptions
+  /** `eth_subscribe`; by default the provider's own when it runs over a ws(s) URL */
+  subscriber?: RpcSubscriber
 }
 
 export interface EventFollowerInit extends Partial<EventFollowerOptions> {
@@ -49,9 +52,20 @@ export interface EventFollowerInit extends Partial<EventFollowerOptions> {
    */
   trigger?: 'poll' | 'block'
   /**
+   * On a ws(s) endpoint (default true): subscribe to new heads and to the
+   * contract's logs and read when they are pushed, polling only every
+   * `resyncIntervalMs` while the subscriptions are live (and every
+   * `pollIntervalMs` while they are down or refused).
+   */
+  subscribe?: boolean
+  /** with live subscriptions, the wait between two reads when nothing is pushed; default max(10 × pollIntervalMs, 10 s) */
+  resyncIntervalMs?: number
+  /**
    * Told of every error; after a fatal one (CURSOR_STORE_FAILED, INVALID_ARGUMENT) the follower has stopped.
    * HANDLER_FAILED (a handler kept failing, e.g. through an RPC outage) is not fatal: the follower
    * backs off and delivers the same event again. REORG_DETECTED (not fatal) tells of a rewind done.
+   * SUBSCRIPTION_REFUSED (not fatal): the endpoint refused `eth_subscribe`; the follower polls.
+   * RPC_UNREACHABLE (not fatal) with `details.subscription`: the socket carrying the subscriptions dropped.
    */
   onError?: (err: ChainError, fatal: boolean) => void
 }
@@ -63,6 +77,9 @@ const FATAL: ReadonlySet<string> = new Set(['CURSOR_STORE_FAILED', 'INVALID_ARGU
 
 /** Delivered events kept in memory to be taken back on a reorg (the oldest go first). */
 const TAKEN_BACK_MAX = 4096
+
+/** Blocks of pushed logs remembered until read (more wait for the next read anyway). */
+const PENDING_LOG_BLOCKS_MAX = 1024
 
 /** Rewinds in one poll before it gives up until the next one (a chain reorganising under us). */
 const MAX_REWINDS_PER_POLL = 4
@@ -123,6 +140,16 @@ export class EventFollower {
    * the decoding cost when every node of a process follows the hub.
    */
   private readonly events = new Map<string, EventFragment>()
+  /** open `eth_subscribe` subscriptions (ws endpoints) */
+  private subscriptions: Subscription[] = []
+  /** the new-heads subscription is live */
+  private headsLive = false
+  /** the logs subscription is live: a block without a pushed log holds nothing to deliver */
+  private logsLive = false
+  /** the newest head pushed and not yet read from */
+  private pushedHead: { number: number, hash: string } | undefined
+  /** blocks of pushed logs not read yet (ascending, bounded) */
+  private pendingLogBlocks: number[] = []
 
   constructor (private readonly source: LogSource, private readonly init: EventFollowerInit) {
     this.opts = { ...defaultEventFollowerOptions, ...source.rpcOptions, ...stripUndefined(init) }
@@ -142,6 +169,9 @@ export class EventFollower {
   /** Rewinds done on a replaced block since this follower was created. */
   get rewindCount (): number { return this.rewinds }
 
+  /** true while new heads and logs are pushed over live `eth_subscribe` subscriptions (else the follower polls) */
+  get subscribed (): boolean { return this.headsLive && this.logsLive }
+
   /** The position reached (a copy), once loaded. */
   get position (): Cursor | undefined { return this.cursor === undefined ? undefined : { ...this.cursor } }
 
@@ -152,7 +182,84 @@ export class EventFollower {
     this.running = true
     this.abort = new AbortController()
     if (this.init.trigger === 'block') await this.source.provider.on('block', this.onBlock)
+    else this.openSubscriptions()
     this.loop = this.run()
+  }
+
+  /**
+   * New heads and this contract's logs over `eth_subscribe`, when the
+   * endpoint is a WebSocket. A pushed log is noted by its block; the
+   * follower reads once a pushed head puts that block `confirmations` deep
+   * (at once with 0), and the pushed head spares the read its head request.
+   * A block without a pushed log is not read: an idle node asks nothing of
+   * its endpoint but a re-read every `resyncIntervalMs`. A reorg wakes the
+   * follower at once: a log pushed as removed, a log pushed in a block
+   * already read past, or a head pushed no higher than one read. Delivery still goes
+   * through the same reads as polling (eth_getLogs from the cursor, the
+   * block-hash checks), so confirmations, order, rewinds and the cursor
+   * behave the same; what was missed while a socket was down is read when
+   * both subscriptions are live again. Without the logs subscription (an
+   * endpoint that refuses it), every pushed head is read.
+   */
+  private openSubscriptions (): void {
+    const subscriber = this.init.subscribe === false ? undefined : this.source.subscriber ?? subscriberOf(this.source.provider)
+    if (subscriber === undefined) return
+    const refused = (err: Error): void => {
+      this.init.onError?.(new ChainError('SUBSCRIPTION_REFUSED', `${err.message}: polling every ${this.opts.pollIntervalMs} ms instead`, { url: this.source.rpcUrl }, { cause: err }), false)
+    }
+    this.subscriptions.push(subscriber.subscribe(['newHeads'], {
+      onNotify: (result) => {
+        const h = result as { number?: unknown, hash?: unknown } | null
+        if (typeof h?.number === 'string' && QUANTITY.test(h.number) && typeof h.hash === 'string' && HASH.test(h.hash)) {
+          this.pushedHead = { number: parseInt(h.number, 16), hash: h.hash }
+          // a head no higher than one read before is a replaced chain: read (and rewind) now
+          const replaced = this.lastHead !== undefined && this.pushedHead.number <= this.lastHead.number
+          if (this.logsLive && !replaced && !this.confirmedLogPending(this.pushedHead.number)) return
+        }
+        this.wake()
+      },
+      onLive: () => { this.headsLive = true; this.wake() },
+      onLost: (err) => {
+        this.headsLive = false
+        this.pushedHead = undefined
+        this.init.onError?.(new ChainError('RPC_UNREACHABLE', `subscriptions lost (${err.message}): polling until they are back`, { url: this.source.rpcUrl, subscription: 'newHeads' }, { cause: err }), false)
+      },
+      onRefused: (err) => { this.headsLive = false; refused(err) }
+    }))
+    this.subscriptions.push(subscriber.subscribe(['logs', { address: this.init.address, ...(this.init.topics !== undefined ? { topics: this.init.topics } : {}) }], {
+      onNotify: (result) => {
+        const log = result as { blockNumber?: unknown, removed?: unknown } | null
+        const block = typeof log?.blockNumber === 'string' && QUANTITY.test(log.blockNumber) ? parseInt(log.blockNumber, 16) : undefined
+        // removed (a reorg took back a log of ours) or not understood: read now
+        if (log?.removed === true || block === undefined) { this.wake(); return }
+        // a new log in a block read past: a reorg put it there
+        if (block < (this.cursor?.blockNumber ?? 0)) { this.wake(); return }
+        if (!this.pendingLogBlocks.includes(block)) {
+          this.pendingLogBlocks.push(block)
+          this.pendingLogBlocks.sort((a, b) => a - b)
+          if (this.pendingLogBlocks.length > PENDING_LOG_BLOCKS_MAX) this.pendingLogBlocks.pop()
+        }
+        const head = Math.max(this.pushedHead?.number ?? 0, this.lastHead?.number ?? 0)
+        if (this.confirmedLogPending(Math.max(head, block))) this.wake()
+      },
+      onLive: () => { this.logsLive = true; this.wake() },
+      onLost: () => { this.logsLive = false },
+      onRefused: (err) => { this.logsLive = false; refused(err) }
+    }))
+  }
+
+  /** A pushed log's block is `confirmations` deep under `head`. */
+  private confirmedLogPending (head: number): boolean {
+    const first = this.pendingLogBlocks[0]
+    return first !== undefined && head - this.opts.confirmations >= first
+  }
+
+  private closeSubscriptions (): void {
+    for (const s of this.subscriptions.splice(0)) s.close()
+    this.headsLive = false
+    this.logsLive = false
+    this.pushedHead = undefined
+    this.pendingLogBlocks = []
   }
 
   /** Stops after the event in hand (if any) is handled and its cursor saved. */
@@ -160,6 +267,7 @@ export class EventFollower {
     if (!this.running) return
     this.running = false
     if (this.init.trigger === 'block') await this.source.provider.off('block', this.onBlock)
+    this.closeSubscriptions()
     this.abort.abort(new ChainError('INVALID_ARGUMENT', 'event follower stopped', {}))
     this.wake()
     await this.loop
@@ -182,7 +290,15 @@ export class EventFollower {
    * delivered. Safe to call while the background loop runs.
    */
   async poll (): Promise<number> {
-    const run = this.busy.then(async () => await this.pollOnce())
+    const run = this.busy.then(async () => {
+      try {
+        return await this.pollOnce()
+      } finally {
+        // pushed logs of the blocks read are delivered (or their read failed and is retried from the cursor)
+        const at = this.cursor?.blockNumber ?? 0
+        this.pendingLogBlocks = this.pendingLogBlocks.filter((b) => b >= at)
+      }
+    })
     this.busy = run.catch(() => undefined)
     return await run
   }
@@ -205,6 +321,7 @@ export class EventFollower {
           // a stopped follower can still be driven by `poll` (e.g. after the operator fixed the cause)
           this.loop = undefined
           if (this.init.trigger === 'block') await this.source.provider.off('block', this.onBlock)
+          this.closeSubscriptions()
           break
         }
         failures++
@@ -213,7 +330,10 @@ export class EventFollower {
       // a failing endpoint is polled less and less often, up to retryMaxDelayMs;
       // a block-triggered follower still re-reads every max(pollIntervalMs, 1 s) in case a block event was missed
       const base = this.init.trigger === 'block' ? Math.max(this.opts.pollIntervalMs, 1000) : this.opts.pollIntervalMs
-      const delay = failures > 0 ? Math.max(base, backoffDelay(failures, this.opts)) : base
+      // with heads and logs pushed, a timed read only covers a notification lost on a live socket;
+      // a failed read is retried on the backoff whatever pushes it
+      const quiet = this.init.trigger !== 'block' && this.subscribed ? this.init.resyncIntervalMs ?? Math.max(10 * this.opts.pollIntervalMs, 10_000) : base
+      const delay = failures > 0 ? Math.max(base, backoffDelay(failures, this.opts)) : quiet
       if (this.wakePending && failures === 0) {
         this.wakePending = false
         continue
@@ -331,7 +451,10 @@ export class EventFollower {
   private async pollOnce (): Promise<number> {
     await this.loadCursor()
     let delivered = 0
-    const top = await this.head()
+    // a pushed head saves the request; read once, so a timed re-read asks the endpoint again
+    const pushed = this.headsLive ? this.pushedHead : undefined
+    this.pushedHead = undefined
+    const top = pushed ?? await this.head()
     const head = top.number
     const headMoved = this.lastHead === undefined || this.lastHead.number !== top.number || this.lastHead.hash !== top.hash
     const safe = head - this.opts.confirmations

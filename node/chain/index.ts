@@ -2,14 +2,16 @@
  * The chain module: everything the node does with Ethereum goes through here.
  * Nobody else imports ethers providers.
  *
- * - `createChainClient`: one JSON-RPC provider (chain id checked, bounded
- *   failure on a dead endpoint), one wallet, typed hub and RLC bindings.
+ * - `createChainClient`: one JSON-RPC provider over http(s) or ws(s) (chain
+ *   id checked, bounded failure on a dead endpoint), one wallet, typed hub
+ *   and RLC bindings.
  * - `TxSender` (the client's `sender`): one nonce queue per wallet, gas
  *   estimation with headroom, bounded retries of transient RPC errors,
  *   reverts decoded to `ChainError('CONTRACT_REVERT')` with the custom
  *   error's name and arguments.
  * - `EventFollower`: a contract's logs from a stored cursor, with
- *   confirmations, in bounded ranges, each delivered once in order.
+ *   confirmations, in bounded ranges, each delivered once in order; polled
+ *   over HTTP, driven by `eth_subscribe` (new heads, logs) over WebSocket.
  * - `startLocalChain` (anvil) and `deployLocalSwarmChain` (hub, RLC, funding,
  *   chain config) for tests and `swarm up`.
  *
@@ -49,7 +51,9 @@ export type { LocalChain, LocalChainOptions } from './local-chain.js'
 export { isDevChain, mineDevBlock, DEV_CHAIN_ID } from './dev-chain.js'
 export { ChainError, isChainError } from './errors.js'
 export type { ChainErrorCode } from './errors.js'
-export { isTransientRpcError } from './rpc.js'
+export { isTransientRpcError, isWsUrl } from './rpc.js'
+export { WsTransport } from './ws-transport.js'
+export type { RpcSubscriber, Subscription, SubscriptionHandlers } from './ws-transport.js'
 export { defaultRpcOptions, defaultTxSenderOptions, defaultEventFollowerOptions } from './options.js'
 export type { RpcOptions, TxSenderOptions, EventFollowerOptions } from './options.js'
 export { hubInterface, rlcInterface } from '../../contracts-abi/index.js'

@@ -1,7 +1,13 @@
 import { JsonRpcProvider, Network, isError, type Interface, type JsonRpcPayload, type JsonRpcResult } from 'ethers'
 import { ChainError } from './errors.js'
 import { HttpTransport } from './http-transport.js'
+import { WsTransport, type RpcCall, type RpcSubscriber } from './ws-transport.js'
 import type { RpcOptions } from './options.js'
+
+/** true for a ws:// or wss:// endpoint (JSON-RPC over a WebSocket, with `eth_subscribe`) */
+export function isWsUrl (url: string): boolean {
+  return /^wss?:\/\//i.test(url)
+}
 
 /**
  * A JsonRpcProvider whose transport retries transient failures (refused or
@@ -13,7 +19,7 @@ import type { RpcOptions } from './options.js'
  * from a real "nonce too low".
  */
 class ResilientProvider extends JsonRpcProvider {
-  private readonly transport: HttpTransport
+  private readonly transport: HttpTransport | WsTransport
 
   constructor (private readonly url: string, network: Network, private readonly rpcOpts: RpcOptions) {
     super(url, network, {
@@ -26,11 +32,19 @@ class ResilientProvider extends JsonRpcProvider {
       // added up to ~40 ms per delivered event on anvil
       batchStallTime: 0
     })
-    this.transport = new HttpTransport(url, rpcOpts.requestTimeoutMs)
+    this.transport = isWsUrl(url) ? new WsTransport(url, rpcOpts) : new HttpTransport(url, rpcOpts.requestTimeoutMs)
   }
 
-  /** One HTTP exchange: the JSON-RPC answers (a JSON-RPC error is an answer; ethers turns it into its error). */
+  /** The WebSocket transport's subscriptions; undefined on HTTP. */
+  get subscriber (): RpcSubscriber | undefined {
+    return this.transport instanceof WsTransport ? this.transport : undefined
+  }
+
+  /** One exchange (an HTTP request or a WebSocket message): the JSON-RPC answers (a JSON-RPC error is an answer; ethers turns it into its error). */
   private async post (payload: JsonRpcPayload | JsonRpcPayload[]): Promise<JsonRpcResult[]> {
+    if (this.transport instanceof WsTransport) {
+      return await this.transport.call((Array.isArray(payload) ? payload : [payload]) as RpcCall[]) as JsonRpcResult[]
+    }
     const answer = JSON.parse(await this.transport.post(JSON.stringify(payload))) as JsonRpcResult | JsonRpcResult[]
     return Array.isArray(answer) ? answer : [answer]
   }
@@ -69,6 +83,11 @@ class ResilientProvider extends JsonRpcProvider {
  */
 export function makeProvider (url: string, chainId: number, opts: RpcOptions): JsonRpcProvider {
   return new ResilientProvider(url, Network.from(chainId), opts)
+}
+
+/** The `eth_subscribe` side of a provider made by `makeProvider` on a ws(s) URL; undefined otherwise. */
+export function subscriberOf (provider: JsonRpcProvider): RpcSubscriber | undefined {
+  return provider instanceof ResilientProvider ? provider.subscriber : undefined
 }
 
 /** Node socket errors that mean "try again", not "you did something wrong". */
@@ -165,6 +184,7 @@ export function unreachable (url: string, what: string, attempts: number, cause:
  * Used before a provider exists, so that a wrong URL fails fast and clearly.
  */
 export async function probeChainId (url: string, opts: RpcOptions): Promise<number> {
+  if (isWsUrl(url)) return await probeChainIdWs(url, opts)
   return await withRpcRetry(url, 'eth_chainId', opts, async () => {
     let res: Response
     try {
@@ -188,6 +208,22 @@ export async function probeChainId (url: string, opts: RpcOptions): Promise<numb
     }
     return Number(BigInt(body.result))
   })
+}
+
+/** `probeChainId` over a WebSocket of its own, closed after. */
+async function probeChainIdWs (url: string, opts: RpcOptions): Promise<number> {
+  const ws = new WsTransport(url, opts)
+  try {
+    return await withRpcRetry(url, 'eth_chainId', opts, async () => {
+      const [answer] = await ws.call([{ jsonrpc: '2.0', id: 1, method: 'eth_chainId', params: [] }])
+      if (typeof answer.result !== 'string' || !/^0x[0-9a-fA-F]{1,16}$/.test(answer.result)) {
+        throw new ChainError('RPC_UNREACHABLE', `${url} is not an Ethereum JSON-RPC endpoint (no eth_chainId result)`, { url })
+      }
+      return Number(BigInt(answer.result))
+    })
+  } finally {
+    ws.close()
+  }
 }
 
 /** Digs the revert data (0x-hex) out of an ethers error, if any. */

@@ -15,9 +15,9 @@ function invalid (field: string, why: string): ConfigError {
 }
 
 /**
- * A JSON-RPC URL the node's chain client can use: http or https only (the
- * client polls over HTTP; a ws:// URL would be accepted here and refused at
- * start, which is later and less clear).
+ * A JSON-RPC URL the node's chain client can use: http(s), polled, or
+ * ws(s), where the node subscribes to new heads and the hub's logs
+ * (`eth_subscribe`) and polls only when subscriptions fail.
  */
 export function checkRpcUrl (raw: string, field = 'chain.rpc'): string {
   let url: URL
@@ -26,7 +26,7 @@ export function checkRpcUrl (raw: string, field = 'chain.rpc'): string {
   } catch {
     throw invalid(field, `must be a URL like http://127.0.0.1:8545, got "${raw}"`)
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalid(field, `must be an http(s) URL, got "${raw}"`)
+  if (!['http:', 'https:', 'ws:', 'wss:'].includes(url.protocol)) throw invalid(field, `must be an http(s) or ws(s) URL, got "${raw}"`)
   if (url.username !== '' || url.password !== '') {
     // credentials in the URL would end up in config.json, logs and `ps`; providers take an API key in the path instead
     throw invalid(field, 'must not carry a user name or password')

@@ -167,6 +167,15 @@ describe('e2e: joining a chain from the CLI (init/start chain flags, contracts d
       assert.equal((JSON.parse(r2.stdout) as { address: string }).address, address, 'same wallet')
     })
 
+    it('a ws URL: checked over WebSocket and stored as given', async () => {
+      const d = join(dir, 'init-ws')
+      const wsUrl = chain.rpcUrl.replace(/^http/, 'ws')
+      const r = await runCli(['init', '--data-dir', d, '--dev-unprotected-key', '--rpc', wsUrl, '--hub', deployed.hub, '--json'])
+      assert.equal(r.code, 0, r.stderr)
+      assert.equal((JSON.parse(r.stdout) as { chainVerified: boolean }).chainVerified, true)
+      assert.deepEqual((await readConfig(d)).chain, { rpc: wsUrl, hub: deployed.hub, chainId: chain.chainId })
+    })
+
     it('--offline writes the settings without asking the RPC', async () => {
       const d = join(dir, 'init-offline')
       const url = `http://127.0.0.1:${await freePort()}`
@@ -181,7 +190,8 @@ describe('e2e: joining a chain from the CLI (init/start chain flags, contracts d
       const cases: Array<{ name: string, args: string[], code: string, exit: number }> = [
         { name: 'dead RPC', args: ['--rpc', deadUrl, '--hub', deployed.hub], code: 'RPC_UNREACHABLE', exit: 1 },
         { name: 'not a URL', args: ['--rpc', 'localhost:8545', '--hub', deployed.hub], code: 'CLI_BAD_OPTION', exit: 2 },
-        { name: 'ws URL', args: ['--rpc', 'ws://127.0.0.1:8545', '--hub', deployed.hub], code: 'CLI_BAD_OPTION', exit: 2 },
+        { name: 'not an RPC scheme', args: ['--rpc', 'ftp://127.0.0.1:8545', '--hub', deployed.hub], code: 'CLI_BAD_OPTION', exit: 2 },
+        { name: 'dead ws RPC', args: ['--rpc', deadUrl.replace(/^http/, 'ws'), '--hub', deployed.hub], code: 'RPC_UNREACHABLE', exit: 1 },
         { name: 'short address', args: ['--rpc', chain.rpcUrl, '--hub', '0x1234'], code: 'CLI_BAD_OPTION', exit: 2 },
         { name: 'bad checksum', args: ['--rpc', chain.rpcUrl, '--hub', deployed.hub.slice(0, 2) + [...deployed.hub.slice(2)].map((c) => c === c.toUpperCase() ? c.toLowerCase() : c.toUpperCase()).join('')], code: 'CLI_BAD_OPTION', exit: 2 },
         { name: 'no code at the hub address', args: ['--rpc', chain.rpcUrl, '--hub', new Wallet(chain.privateKeys[1]).address], code: 'CONTRACT_NOT_FOUND', exit: 1 },

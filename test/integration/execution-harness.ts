@@ -111,9 +111,10 @@ export class ExecSwarm {
   /** node i's executor around its WASI one (e.g. with the native executor) */
   makeExecutor: ((i: number, wasi: WasiExecutor) => Executor) | undefined
 
-  static async create (n: number, faults: Record<number, WorkerFaults> = {}, opts: { worker?: Partial<WorkerDutiesOptions>, scheduler?: Partial<SchedulerOptions>, reachAppHolders?: (i: number, app: string) => Promise<void>, proxyRpc?: boolean, executor?: (i: number, wasi: WasiExecutor) => Executor } = {}): Promise<ExecSwarm> {
+  static async create (n: number, faults: Record<number, WorkerFaults> = {}, opts: { worker?: Partial<WorkerDutiesOptions>, scheduler?: Partial<SchedulerOptions>, reachAppHolders?: (i: number, app: string) => Promise<void>, proxyRpc?: boolean, wsNodes?: number[], executor?: (i: number, wasi: WasiExecutor) => Executor } = {}): Promise<ExecSwarm> {
     const s = new ExecSwarm()
     s.useProxy = opts.proxyRpc === true
+    s.wsNodes = new Set(opts.wsNodes ?? [])
     s.makeExecutor = opts.executor
     s.workerOptions = opts.worker ?? {}
     s.reachAppHolders = opts.reachAppHolders
@@ -128,6 +129,8 @@ export class ExecSwarm {
   }
 
   private useProxy = false
+  /** with `proxyRpc`: the nodes that reach the proxy over WebSocket (eth_subscribe) instead of HTTP */
+  private wsNodes = new Set<number>()
 
   private async setup (n: number, faults: Record<number, WorkerFaults>): Promise<void> {
     this.root = await mkdtemp(join(tmpdir(), 'iexec-exec-'))
@@ -176,7 +179,8 @@ export class ExecSwarm {
     await node.start()
     // a full mesh: schedulers dial workers by peer id
     for (const other of this.nodes) if (other !== undefined && other.running && other.node !== node) await node.network.dial(other.node.multiaddrs()[0])
-    const client = await createChainClient({ rpcUrl: this.proxy?.url ?? this.anvil.rpcUrl, privateKey: node.wallet.privateKey, hub: this.chain.hub, rlc: this.chain.rlc, tx: { gasHeadroomPercent: 30 } })
+    const rpcUrl = this.proxy === undefined ? this.anvil.rpcUrl : this.wsNodes.has(i) ? this.proxy.wsUrl : this.proxy.url
+    const client = await createChainClient({ rpcUrl, privateKey: node.wallet.privateKey, hub: this.chain.hub, rlc: this.chain.rlc, tx: { gasHeadroomPercent: 30 } })
     if (fresh) {
       await client.sender.send(client.rlc!.approve.populateTransaction(this.chain.hub, 100_000n * RLC))
       await client.sender.send(client.hub!.deposit.populateTransaction(50_000n * RLC))

@@ -35,6 +35,31 @@ describe('chain client', () => {
     assert.equal(await c.ethBalance(), 10_000n * 10n ** 18n, 'anvil funds its dev accounts with 10000 ETH')
   })
 
+  it('a ws URL connects over WebSocket: chain id checked, reads and a transaction on the socket', async () => {
+    const anvil = await chain()
+    const wsUrl = anvil.rpcUrl.replace(/^http/, 'ws')
+    await assert.rejects(client({ rpcUrl: wsUrl, privateKey: anvil.privateKeys[0], chainId: 1 }), hasCode('CHAIN_ID_MISMATCH'))
+    const c = await client({ rpcUrl: wsUrl, privateKey: anvil.privateKeys[0], chainId: anvil.chainId })
+    assert.equal(c.chainId, 31337)
+    const to = (await client({ rpcUrl: anvil.rpcUrl, privateKey: anvil.privateKeys[1] })).address
+    const before = await c.ethBalance(to)
+    const sent = await c.sender.send({ to, value: 5n })
+    assert.equal(sent.receipt.status, 1)
+    assert.equal(await c.ethBalance(to), before + 5n)
+    assert.equal(await c.blockNumber(), 1)
+  })
+
+  it('a dead ws endpoint gives RPC_UNREACHABLE within a bounded time', async () => {
+    const rpcUrl = `ws://127.0.0.1:${await freePort()}`
+    const started = Date.now()
+    await assert.rejects(createChainClient({ rpcUrl, privateKey: '0x' + '11'.repeat(32), rpc: { requestTimeoutMs: 300, retryAttempts: 2, retryBaseDelayMs: 50 } }), (err: unknown) => {
+      hasCode('RPC_UNREACHABLE')(err)
+      assert.equal((err as { details: { url: string } }).details.url, rpcUrl)
+      return true
+    })
+    assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`)
+  })
+
   it('a dead endpoint gives RPC_UNREACHABLE naming the URL within a bounded time', async () => {
     const port = await freePort()
     const rpcUrl = `http://127.0.0.1:${port}`
@@ -77,7 +102,7 @@ describe('chain client', () => {
 
   it('bad input gives INVALID_ARGUMENT before any network call', async () => {
     await assert.rejects(createChainClient({ rpcUrl: 'not a url', privateKey: '0x' + '11'.repeat(32) }), hasCode('INVALID_ARGUMENT'))
-    await assert.rejects(createChainClient({ rpcUrl: 'ws://127.0.0.1:8545', privateKey: '0x' + '11'.repeat(32) }), hasCode('INVALID_ARGUMENT'))
+    await assert.rejects(createChainClient({ rpcUrl: 'ftp://127.0.0.1:8545', privateKey: '0x' + '11'.repeat(32) }), hasCode('INVALID_ARGUMENT'))
     await assert.rejects(createChainClient({ rpcUrl: 'http://127.0.0.1:8545' }), hasCode('INVALID_ARGUMENT'))
     await assert.rejects(createChainClient({ rpcUrl: 'http://127.0.0.1:8545', privateKey: '0x1234' }), (err: unknown) => {
       hasCode('INVALID_ARGUMENT')(err)
