@@ -36,8 +36,9 @@ function plain (v: unknown): unknown {
       } catch {
         keyed = undefined
       }
-      // a struct has names; an array (workers) has none and toObject gives index keys
-      if (keyed !== undefined && Object.keys(keyed).some((k) => !/^\d+$/.test(k))) {
+      // a struct has a name per field; an array's items (workers) have none, and toObject names them '_' or by index
+      const keys = keyed !== undefined ? Object.keys(keyed) : []
+      if (keyed !== undefined && keys.length === v.length && keys.every((k) => k !== '_' && !/^\d+$/.test(k))) {
         return Object.fromEntries(Object.entries(keyed).map(([k, x]) => [k, plain(x)]))
       }
     }
@@ -121,6 +122,25 @@ export async function startExplorerFeed (init: ExplorerFeedInit): Promise<() => 
       events.emit('bid', { change: r.decision.bid ? 'sent' : 'declined', requestHash: r.requestHash.toLowerCase(), code: r.decision.code, reason: r.decision.reason })
     }
   }
+  // the requester's own submissions and why one made no deal (NO_BIDS and the providers' reasons):
+  // recorded around the one entry point every request goes through
+  const requester = market.requester
+  const submit = requester.submit.bind(requester)
+  requester.submit = async (p) => {
+    const at = Date.now()
+    const base = { at, app: String(p.app), volume: p.volume ?? 1, trust: p.trust ?? 1 }
+    try {
+      const r = await submit(p)
+      store.recordRequest({ ...base, requestHash: r.requestHash, dealId: r.dealId.toLowerCase() })
+      return r
+    } catch (err) {
+      const e = err as { code?: unknown, message?: unknown, details?: { requestHash?: unknown, reasons?: unknown } }
+      const reasons = Array.isArray(e.details?.reasons) ? (e.details.reasons as Array<{ code?: unknown, reason?: unknown }>).slice(0, 20).map((x) => ({ code: String(x.code), reason: String(x.reason) })) : []
+      store.recordRequest({ ...base, ...(typeof e.details?.requestHash === 'string' ? { requestHash: e.details.requestHash } : {}), error: { code: String(e.code ?? 'ERROR'), message: String(e.message ?? err).slice(0, 500), reasons } })
+      events.emit('order', { change: 'consumed', type: 'requestorder', orderHash: typeof e.details?.requestHash === 'string' ? e.details.requestHash : '' })
+      throw err
+    }
+  }
   let stopped = false
   let backfilling: Promise<void> = Promise.resolve()
   if (followed !== undefined && store.indexedThrough < followed) {
@@ -142,6 +162,7 @@ export async function startExplorerFeed (init: ExplorerFeedInit): Promise<() => 
   return async () => {
     stopped = true
     stopHub()
+    requester.submit = submit
     market.onAccepted = undefined
     if (market.provider !== undefined) market.provider.onDecision = undefined
     await backfilling

@@ -164,9 +164,21 @@ ${providers === undefined ? html`<p class="empty">the DHT did not answer in time
     const dealOf = new Map(deals.map((d) => [d.requestHash, d]))
     const bidsFor = new Map<string, number>()
     for (const o of orders) if (o.type === 'bid') { const r = String((o.message.order as { requestHash: string }).requestHash).toLowerCase(); bidsFor.set(r, (bidsFor.get(r) ?? 0) + 1) }
-    const requestRows = requests.map((o) => {
+    const requestRows: Html[][] = []
+    const shown = new Set<string>()
+    // this node's own requests first: it knows why one made no deal (the providers' reasons)
+    for (const r of [...store.ownRequests].reverse().slice(0, 30)) {
+      if (r.requestHash !== undefined) shown.add(r.requestHash.toLowerCase())
+      const why = r.dealId !== undefined
+        ? html`deal ${dealLink(r.dealId)}`
+        : html`<code>${r.error?.code}</code> ${r.error?.message}${r.error !== undefined && r.error.reasons.length > 0 ? html`<ul>${r.error.reasons.map((x) => html`<li><code>${x.code}</code> ${x.reason}</li>`)}</ul>` : ''}`
+      requestRows.push([r.requestHash !== undefined ? short(r.requestHash) : html`<span class="note">not signed</span>`, html`this node`, html`${r.app}`, html`${r.volume}`, html`${r.trust}`, html`${new Date(r.at).toISOString().slice(11, 19)}`, why])
+    }
+    for (const o of requests) {
       const r = o.message.order as unknown as Record<string, unknown>
       const hash = o.hash.toLowerCase()
+      if (shown.has(hash)) continue
+      shown.add(hash)
       const deal = dealOf.get(hash)
       const d = declineOf.get(hash)
       const why = deal !== undefined
@@ -174,8 +186,14 @@ ${providers === undefined ? html`<p class="empty">the DHT did not answer in time
         : d !== undefined && !d.decision.bid
           ? html`no deal yet; this node declined: <code>${d.decision.code}</code> ${d.decision.reason}`
           : html`no deal yet (${bidsFor.get(hash) ?? 0} bid(s) seen here)`
-      return [short(hash), addrLink(String(r.requester).toLowerCase()), addrLink(String(r.app).toLowerCase()), html`${String(r.volume)}`, html`${String(r.trust)}`, html`${orderPrice('requestorder', r)}`, html`<span class="mono">${String(r.params)}</span>`, why]
-    })
+      requestRows.push([short(hash), addrLink(String(r.requester).toLowerCase()), addrLink(String(r.app).toLowerCase()), html`${String(r.volume)}`, html`${String(r.trust)}`, html`${new Date(o.receivedAt).toISOString().slice(11, 19)}`, why])
+    }
+    // requests the hub matched lately (their orders left the book with the deal)
+    for (const d of deals.slice(0, 20)) {
+      if (shown.has(d.requestHash)) continue
+      shown.add(d.requestHash)
+      requestRows.push([short(d.requestHash), addrLink(d.requester), addrLink(d.app), html`${d.volume}`, html`${d.trust}`, html`block ${d.block}`, html`deal ${dealLink(d.dealId)}`])
+    }
     const decisionRows = decisions.slice(-30).reverse().map((d) => {
       const deal = dealOf.get(d.requestHash.toLowerCase())
       return [short(d.requestHash), addrLink(d.requester.toLowerCase()), html`${d.decision.bid ? `bid ${d.decision.price} nRLC` : 'declined'}`, html`<code>${d.decision.code}</code> ${d.decision.reason}`, html`${d.sent}${d.ack !== undefined ? (d.ack.ok ? ' · acknowledged' : ` · ${d.ack.code ?? 'refused'}`) : ''}`, deal !== undefined ? dealLink(deal.dealId) : html`<span class="note">no deal seen</span>`]
@@ -184,7 +202,7 @@ ${providers === undefined ? html`<p class="empty">the DHT did not answer in time
 <h2>Orderbook (${orders.length})</h2>
 ${table(['type', 'order hash', 'signer', 'price', 'remaining', 'received'], orders.map((o) => [html`${o.type}`, short(o.hash), addrLink(o.signer.toLowerCase()), html`${orderPrice(o.type, o.message.order as unknown as Record<string, unknown>)}`, html`${o.remaining.toString()}`, html`${new Date(o.receivedAt).toISOString().slice(11, 19)}`]), 'the book holds no live order')}
 <h2>Recent requests</h2>
-${table(['request', 'requester', 'app', 'volume', 'trust', 'max price', 'params', 'deal, or why none'], requestRows, 'no open request in the book')}
+${table(['request', 'requester', 'app', 'volume', 'trust', 'when', 'deal, or why none'], requestRows, 'no recent request')}
 <h2>This node's answers to requests</h2>
 ${table(['request', 'requester', 'answer', 'why', 'sent', 'deal'], decisionRows, market.provider === undefined ? 'this node is a requester: it does not bid' : 'no request answered yet')}`, ['order', 'bid', 'deal'])
   }
@@ -313,7 +331,10 @@ ${kv([['peer id', html`<span class="mono">${s.peerId}</span>`], ['wallet', html`
       }
     }
     const href = (r: ExplorerRef): string => r.kind === 'task' ? `/explorer/tasks/${enc(r.id)}` : r.kind === 'deal' ? `/explorer/deals/${enc(r.id)}` : r.kind === 'account' ? `/explorer/address/${enc(r.id)}` : `/explorer/assets/${enc(r.id)}`
-    if (found.length === 1) return send(303, '', 'text/plain; charset=utf-8', { location: href(found[0].ref) })
+    // one transaction may touch a deal and its task (the first duty draws the scheduler): the task is the most specific
+    const tasks = found.filter((f) => f.ref.kind === 'task')
+    const only = found.length === 1 ? found[0] : tasks.length === 1 && found.every((f) => f.ref.kind === 'task' || f.ref.kind === 'deal') ? tasks[0] : undefined
+    if (only !== undefined) return send(303, '', 'text/plain; charset=utf-8', { location: href(only.ref) })
     return htmlPage('Search', '/explorer/search', html`<p>Search for <span class="mono">${term}</span>: ${found.length} result(s).</p>
 ${table(['what', 'found by', 'link'], found.map((f) => [html`${f.ref.kind}`, html`${f.via}`, link(href(f.ref), html`<span class="mono">${f.ref.id}</span>`)]), 'nothing in this node\'s index matches (a deal id, task id, transaction hash, address or CID)')}`)
   }

@@ -58,6 +58,7 @@ th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line
 th { background: #eef2f6; font-weight: 600; font-size: 12px; color: var(--muted); text-transform: uppercase; letter-spacing: .03em; }
 td { word-break: break-word; }
 a { color: var(--accent); }
+span.mono[title] { white-space: nowrap; }
 .mono, code { font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; font-size: 12.5px; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 10px; }
 .card { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px; }

@@ -175,7 +175,24 @@ function addStep (trail: TrailStep[], step: TrailStep): boolean {
   return true
 }
 
+/** One request this node submitted, and what came of it (kept in memory: the node's own recent record). */
+export interface OwnRequest {
+  at: number
+  app: string
+  volume: number
+  trust: number
+  requestHash?: string
+  dealId?: string
+  /** why no deal: the requester's error code, message and the providers' reasons */
+  error?: { code: string, message: string, reasons: Array<{ code: string, reason: string }> }
+}
+
+/** Own requests kept in memory. */
+const OWN_REQUESTS = 100
+
 export class ExplorerStore {
+  /** this node's latest requests, newest last */
+  readonly ownRequests: OwnRequest[] = []
   private readonly opts: ExplorerStoreOptions
   readonly tasks: Table<ExplorerTask>
   readonly deals: Table<ExplorerDeal>
@@ -236,6 +253,11 @@ export class ExplorerStore {
       }
     }).catch(() => {})
     await this.flushing
+  }
+
+  recordRequest (r: OwnRequest): void {
+    this.ownRequests.push(r)
+    if (this.ownRequests.length > OWN_REQUESTS) this.ownRequests.shift()
   }
 
   get stats (): Readonly<Counts> { return this.counts }
@@ -313,7 +335,7 @@ export class ExplorerStore {
           beneficiary: low(String(info.beneficiary)),
           app: low(String(info.app)),
           dataset: low(String(info.dataset)),
-          workers: (info.workers as unknown[]).map((w) => low(String(w))),
+          workers: Array.isArray(info.workers) ? (info.workers as unknown[]).map((w) => low(String(w))) : [],
           scheduler: /^0x0{40}$/.test(String(a.scheduler)) ? null : low(String(a.scheduler)),
           requestHash: low(String(info.requestHash)),
           params: String(info.params),

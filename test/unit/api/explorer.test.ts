@@ -17,6 +17,8 @@ import { ExplorerStore, type HubEventLike } from '../../../node/api/explorer/sto
 import { explorerRoutes } from '../../../node/api/explorer/routes.js'
 import { esc, html } from '../../../node/api/explorer/html.js'
 import { taskId } from '../../../protocols/eip712.js'
+import { hubInterface } from '../../../node/chain/index.js'
+import { hubEventLike } from '../../../node/api/explorer/feed.js'
 import { FakeBackend } from './fake-backend.js'
 
 const TOKEN = 'test-token-0123456789abcdef'
@@ -105,6 +107,18 @@ describe('explorer: index of hub events, pages, search, login', () => {
     assert.equal(app?.deals, 1)
     const worker = await store.accounts.get(WORKER)
     assert.equal(worker?.workerEarned, '9000000000')
+  })
+
+  it('reads a DealCreated decoded by the hub\'s ABI: its struct by name, its workers as a list', () => {
+    const iface = hubInterface()
+    const info = [hex(7), APP, ZERO, [WORKER, SCHED], REQUESTER, ZERO, 'p', hex(0), 2n, 1n, 0n, 2n, 0n, 10n, 1n, 2n, 3n]
+    const log = iface.encodeEventLog(iface.getEvent('DealCreated')!, [dealId, ZERO, REQUESTER, info])
+    const parsed = iface.parseLog(log)!
+    const e = hubEventLike({ name: parsed.name, args: parsed.args, address: ZERO, blockNumber: 1, blockHash: hex(1), logIndex: 0, transactionHash: hex(2), topics: log.topics, data: log.data })
+    const got = e?.args.info as Record<string, unknown>
+    assert.deepEqual((got.workers as string[]).map((w) => w.toLowerCase()), [WORKER, SCHED])
+    assert.equal(got.volume, '2')
+    assert.equal(got.params, 'p')
   })
 
   it('renders hostile names, CIDs and params inert (escaped), under a strict CSP', async () => {
