@@ -135,18 +135,33 @@ const add = (a: string, b: bigint): string => (big(a) + b).toString()
 /** A level table with writes held in memory until the next flush. */
 class Table<T> {
   readonly pending = new Map<string, T>()
+  /** writes on their way to level: still read from here until the batch lands */
+  private writing = new Map<string, T>()
   readonly repo: Repository<T>
   constructor (db: DbController, prefix: string) { this.repo = new Repository<T>(db, prefix, jsonCodec<T>()) }
   async get (key: string): Promise<T | undefined> {
-    return this.pending.get(key) ?? await this.repo.get(key)
+    return this.pending.get(key) ?? this.writing.get(key) ?? await this.repo.get(key)
   }
 
   set (key: string, value: T): void { this.pending.set(key, value) }
   async flush (): Promise<void> {
     if (this.pending.size === 0) return
-    const ops = [...this.pending].map(([key, value]) => ({ type: 'put' as const, key, value }))
+    this.writing = new Map(this.pending)
     this.pending.clear()
-    await this.repo.batch(ops)
+    try {
+      await this.repo.batch([...this.writing].map(([key, value]) => ({ type: 'put' as const, key, value })))
+    } catch (err) {
+      // kept for the next flush, unless a newer value came meanwhile
+      for (const [k, v] of this.writing) if (!this.pending.has(k)) this.pending.set(k, v)
+      throw err
+    } finally {
+      this.writing = new Map()
+    }
+  }
+
+  /** values not yet in level (pending and being written) */
+  unwritten (): Map<string, T> {
+    return new Map([...this.writing, ...this.pending])
   }
 
   /** newest keys first: pending writes merged with level's, bounded */
@@ -154,7 +169,7 @@ class Table<T> {
     const fromDb: Array<{ key: string, value: T }> = []
     for await (const e of this.repo.entries({ reverse: true, limit })) fromDb.push(e)
     const merged = new Map<string, T>(fromDb.map((e) => [e.key, e.value]))
-    for (const [k, v] of this.pending) merged.set(k, v)
+    for (const [k, v] of this.unwritten()) merged.set(k, v)
     return [...merged].sort((a, b) => (a[0] < b[0] ? 1 : a[0] > b[0] ? -1 : 0)).slice(0, limit).map(([key, value]) => ({ key, value }))
   }
 }
@@ -567,8 +582,9 @@ export class ExplorerStore {
 
   async assetsOf (kind: 'app' | 'dataset', limit: number): Promise<ExplorerAsset[]> {
     const out: ExplorerAsset[] = []
-    for await (const { value } of this.assets.repo.entries({ limit: limit * 4 })) if (value.kind === kind && !this.assets.pending.has(value.address)) out.push(value)
-    for (const v of this.assets.pending.values()) if (v.kind === kind) out.push(v)
+    const unwritten = this.assets.unwritten()
+    for await (const { value } of this.assets.repo.entries({ limit: limit * 4 })) if (value.kind === kind && !unwritten.has(value.address)) out.push(value)
+    for (const v of unwritten.values()) if (v.kind === kind) out.push(v)
     return out.sort((a, b) => b.block - a.block).slice(0, limit)
   }
 

@@ -186,6 +186,29 @@ describe('explorer: index of hub events, pages, search, login', () => {
     await again.stop()
   })
 
+  it('counts each task once while a flush is on its way to level (reads see the writes in flight)', async () => {
+    const busy = new ExplorerStore(db, { flushMs: 60_000 })
+    await busy.start()
+    // the counts go on from what this level store already holds
+    const base = { ...busy.stats }
+    const id = hex(0xf00d)
+    await busy.apply(dealCreated(id, 100, 3))
+    // hold the tasks' batch write until the next update has read the task
+    let release: () => void = () => {}
+    const gate = new Promise<void>((resolve) => { release = resolve })
+    const batch = busy.tasks.repo.batch.bind(busy.tasks.repo)
+    busy.tasks.repo.batch = async (ops) => { await gate; await batch(ops) }
+    const flushing = busy.flush()
+    await new Promise((resolve) => setImmediate(resolve))
+    await busy.apply({ name: 'TaskFinalized', block: 101, logIndex: 0, txHash: hex(0xe000), args: { taskid: taskId(id, 0n), dealid: id, resultHash: hex(1), resultsCid: 'bafyinflight' } })
+    release()
+    await flushing
+    await busy.stop()
+    assert.equal(busy.stats.tasks - base.tasks, 3, 'the finalized task is the deal\'s, not a second record')
+    assert.equal(busy.stats.completed - base.completed, 1)
+    assert.equal((await busy.tasks.get(taskId(id, 0n).toLowerCase()))?.trail.length, 2, 'its trail has the deal and the finalize')
+  })
+
   it('logs a browser in once with a short-lived code; the cookie reads (GET) but changes nothing', async () => {
     const r = await get(server.url, '/v1/explorer/login', bearer, 'POST')
     assert.equal(r.status, 200)
