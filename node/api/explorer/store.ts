@@ -125,6 +125,9 @@ export const defaultExplorerStoreOptions: ExplorerStoreOptions = {
   placeholderTasks: 256
 }
 
+/** tasks of one deal the index can place (a larger deal's later tasks are not shown) */
+const MAX_INDEXED_VOLUME = 100_000
+
 const pad = (n: number, w: number): string => n.toString().padStart(w, '0')
 /** a sortable key of a log's position */
 export const orderKey = (block: number, logIndex: number): string => `${pad(block, 12)}${pad(logIndex, 6)}`
@@ -497,12 +500,22 @@ export class ExplorerStore {
     return { kind: 'task', id: taskId }
   }
 
-  /** The task's index in its deal, when the deal is known (bounded by the placeholder count's scan). */
+  /** task id -> index, per deal past its placeholders (the newest few deals: a bag's tasks close together) */
+  private readonly idxCache = new Map<string, Map<string, number>>()
+
+  /** The task's index in its deal, when the deal is known: its task ids are hashed once per deal, not once per task. */
   private async findIdx (dealId: string, taskId: string): Promise<number | undefined> {
-    const deal = await this.deals.get(dealId)
-    const volume = deal !== undefined ? Number(big(deal.volume)) : 0
-    for (let i = 0; i < Math.min(volume, 100_000); i++) if (low(taskIdOf(dealId, BigInt(i))) === taskId) return i
-    return undefined
+    let ids = this.idxCache.get(dealId)
+    if (ids === undefined) {
+      const deal = await this.deals.get(dealId)
+      if (deal === undefined) return undefined
+      ids = new Map()
+      const volume = Math.min(Number(big(deal.volume)), MAX_INDEXED_VOLUME)
+      for (let i = 0; i < volume; i++) ids.set(low(taskIdOf(dealId, BigInt(i))), i)
+      this.idxCache.set(dealId, ids)
+      if (this.idxCache.size > 4) this.idxCache.delete(this.idxCache.keys().next().value as string)
+    }
+    return ids.get(taskId)
   }
 
   /**

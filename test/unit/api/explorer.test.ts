@@ -209,6 +209,20 @@ describe('explorer: index of hub events, pages, search, login', () => {
     assert.equal((await busy.tasks.get(taskId(id, 0n).toLowerCase()))?.trail.length, 2, 'its trail has the deal and the finalize')
   })
 
+  it('places a task past its deal\'s placeholders by its index when its first event comes', async () => {
+    const small = new ExplorerStore(db, { placeholderTasks: 2 })
+    await small.start()
+    const id = hex(0xba9)
+    await small.apply(dealCreated(id, 300, 5))
+    assert.equal(await small.tasks.get(taskId(id, 4n).toLowerCase()), undefined, 'no placeholder past 2')
+    await small.apply({ name: 'TaskFinalized', block: 301, logIndex: 0, txHash: hex(0xe301), args: { taskid: taskId(id, 4n), dealid: id, resultHash: hex(1), resultsCid: 'bafylate' } })
+    const t = await small.tasks.get(taskId(id, 4n).toLowerCase())
+    assert.equal(t?.idx, 4)
+    assert.equal(t?.status, 'COMPLETED')
+    assert.ok((await small.latestTasks(5)).some((x) => x.taskId === t?.taskId), 'listed with the newest tasks')
+    await small.stop()
+  })
+
   it('logs a browser in once with a short-lived code; the cookie reads (GET) but changes nothing', async () => {
     const r = await get(server.url, '/v1/explorer/login', bearer, 'POST')
     assert.equal(r.status, 200)
