@@ -19,6 +19,8 @@ import { chromium, type Browser, type Page } from 'playwright-core'
 import { taskId } from '../../protocols/eip712.js'
 import { runCli } from '../../node/cli/program.js'
 import type { IexecNode } from '../../node/node.js'
+import { DbController } from '../../node/db/index.js'
+import { dataDirPaths } from '../../node/config/index.js'
 import { RLC, api, ok, startSwarm, waitFor } from './market-helpers.js'
 import type { Swarm } from './market-helpers.js'
 
@@ -122,5 +124,22 @@ describe('explorer in a real browser (chromium) over a running swarm', function 
     assert.ok((await page.textContent('main'))?.includes('<img src=x onerror=window.__xss=1>'), 'the name shows as text')
     assert.equal(await page.evaluate(() => (globalThis as unknown as { __xss?: number }).__xss), undefined, 'the name ran nothing')
     assert.equal(await page.locator('main img').count(), 0)
+
+    // a node started after the deal shows it (its follower reads the hub from the deploy block) ...
+    const late = await s.addNode('late', 'requester', { bootstrap: [s.providers[0].multiaddrs()[0]] })
+    await waitFor(async () => (await late.explorer?.tasks.get(id))?.status === 'COMPLETED', 60_000, 'the late node indexed the completed task')
+    // ... and so does one whose index is gone while its follower's cursor is past the deal: the
+    // blocks it followed are read back in bounded ranges at start (backfill)
+    await late.stop()
+    const db = new DbController({ path: dataDirPaths(late.dataDir).db })
+    await db.open()
+    const keys: string[] = []
+    for await (const k of db.store().keys({ gte: 'xp-', lt: 'xp.' })) keys.push(k)
+    assert.ok(keys.length > 0, 'the index was in level')
+    await db.store().batch(keys.map((key) => ({ type: 'del' as const, key })))
+    await db.close()
+    const restarted = await s.restart(late.dataDir, { bootstrap: [s.providers[0].multiaddrs()[0]] })
+    await waitFor(async () => (await restarted.explorer?.tasks.get(id))?.status === 'COMPLETED', 60_000, 'the backfill indexed the completed task again')
+    assert.equal((await restarted.explorer?.tasks.get(id))?.resultCid, status.resultCid)
   })
 })
