@@ -107,8 +107,16 @@ describe('explorer in a real browser (chromium) over a running swarm', function 
     await page.screenshot({ path: join(shots, 'explorer-task.png'), fullPage: true })
 
     // a request below every provider's floor makes no deal: the market view says why, with the providers' reasons
+    // orderbook --watch --json on the same node prints the request as it comes into the book
+    const book: string[] = []
+    const listening = requester.events.subscribers
+    const bookWatch = runCli(['orderbook', 'request', '--watch', '--timeout', '6', '--json', '--data-dir', requester.dataDir], { out: (t) => { book.push(t) }, err: () => {} })
+    await waitFor(() => requester.events.subscribers > listening, 10_000, 'orderbook --watch listening')
     const refused = await api(requester, 'POST', '/v1/tasks', { app: 'primes', args: '7', trust: 1, maxPrice: '1' })
     assert.equal((refused.body.error as { code: string }).code, 'NO_BIDS')
+    assert.equal(await bookWatch, 0)
+    const changes = book.join('').trim().split('\n').map((l) => JSON.parse(l) as { change: string, order: { type: string, signer: string } })
+    assert.ok(changes.some((c) => c.change === 'added' && c.order.type === 'request' && c.order.signer === requester.address), `the request printed as added: ${book.join('')}`)
     await page.goto(`${requester.apiUrl()}/explorer/market`)
     const market = (await page.textContent('main')) ?? ''
     assert.ok(market.includes('NO_BIDS') && market.includes('PRICE_TOO_LOW'), 'the request without a deal and why')

@@ -122,6 +122,13 @@ export async function startExplorerFeed (init: ExplorerFeedInit): Promise<() => 
       events.emit('bid', { change: r.decision.bid ? 'sent' : 'declined', requestHash: r.requestHash.toLowerCase(), code: r.decision.code, reason: r.decision.reason })
     }
   }
+  // this node's own orders never come back through the validators: told as they are published
+  const publishOwn = market.publishOwn.bind(market)
+  market.publishOwn = async (type, message) => {
+    const r = await publishOwn(type, message)
+    if (type !== 'bid') events.emit('order', { change: 'added', type, orderHash: r.hash, signer: market.address })
+    return r
+  }
   // the requester's own submissions and why one made no deal (NO_BIDS and the providers' reasons):
   // recorded around the one entry point every request goes through
   const requester = market.requester
@@ -163,6 +170,7 @@ export async function startExplorerFeed (init: ExplorerFeedInit): Promise<() => 
     stopped = true
     stopHub()
     requester.submit = submit
+    market.publishOwn = publishOwn
     market.onAccepted = undefined
     if (market.provider !== undefined) market.provider.onDecision = undefined
     await backfilling
