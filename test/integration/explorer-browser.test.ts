@@ -58,12 +58,18 @@ describe('explorer in a real browser (chromium) over a running swarm', function 
   })
 
   it('logs in once, shows a task live until COMPLETED without a reload, and finds it by its tx hash', async () => {
-    const { url } = await ok(requester, 'POST', '/v1/explorer/login')
-    const landed = await page.goto(String(url))
+    // `iexec-p2p explorer` prints the one-time link (stdout) and how to use it (stderr)
+    const printed: string[] = []
+    const told: string[] = []
+    assert.equal(await runCli(['explorer', '--no-open', '--data-dir', requester.dataDir], { out: (t) => { printed.push(t) }, err: (t) => { told.push(t) } }), 0)
+    const url = printed.join('').trim()
+    assert.match(url, new RegExp(`^${requester.apiUrl()}/explorer/login\\?code=[A-Za-z0-9_-]{32}$`))
+    assert.match(told.join(''), /works once/)
+    const landed = await page.goto(url)
     assert.equal(landed?.status(), 200)
     assert.equal(new URL(page.url()).pathname, '/explorer', 'the login redirects to the explorer')
     // the one-time link does not work twice
-    const again = await (await browser.newPage()).goto(String(url))
+    const again = await (await browser.newPage()).goto(url)
     assert.equal(again?.status(), 403)
 
     await page.goto(`${requester.apiUrl()}/explorer/tasks`)
