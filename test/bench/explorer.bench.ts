@@ -99,6 +99,8 @@ export async function run (): Promise<void> {
       tasks: store.stats.tasks,
       deals: store.stats.deals,
       indexBuildMs: Math.round(buildMs),
+      // what each node pays per hub event it follows (index update and its share of the batched level writes)
+      indexMsPerEvent: Math.round(buildMs / (1 + DEALS * (1 + TASKS_PER_DEAL)) * 1000) / 1000,
       targetMs: TARGET_MS,
       worstFirstRenderMs: worst,
       withinTarget: worst <= TARGET_MS,
