@@ -534,9 +534,13 @@ export class ExplorerStore {
     }
     const pot = big(deal.workerPrice)
     const workersPot = pot * 90n / 100n
-    const winners = task.contributions.length > 0
-      ? task.contributions.filter((c) => task.consensus === null || c.resultHash === task.consensus || task.reveals.some((r) => r.worker === c.worker)).map((c) => c.worker)
-      : deal.workers.slice(0, 1)
+    // the winners are the workers who revealed (a contributor of the consensus that did not reveal loses);
+    // a trust-1 task closed in one call has no contribution event: its deal's one worker
+    const winners = task.reveals.length > 0
+      ? task.reveals.map((r) => r.worker)
+      : task.contributions.length > 0
+        ? task.contributions.filter((c) => c.resultHash === task.consensus).map((c) => c.worker)
+        : deal.workers.slice(0, 1)
     const exact = winners.length === 1
     for (const w of winners) {
       const share = workersPot / BigInt(Math.max(1, winners.length))

@@ -209,6 +209,37 @@ describe('explorer: index of hub events, pages, search, login', () => {
     assert.equal((await busy.tasks.get(taskId(id, 0n).toLowerCase()))?.trail.length, 2, 'its trail has the deal and the finalize')
   })
 
+  it('follows a trust-3 task: contributions, consensus, reveals; the revealers share the workers\' pot', async () => {
+    const w2 = '0x' + 'f6'.repeat(20)
+    const w3 = '0x' + 'f7'.repeat(20)
+    const id = hex(0x7e3)
+    const t = taskId(id, 0n).toLowerCase()
+    const good = hex(0x900d)
+    const ev = (name: string, block: number, args: Record<string, unknown>, logIndex = 0): HubEventLike => ({ name, block, logIndex, txHash: hex(0x7000 + block), args: { taskid: t, ...args } })
+    await store.apply(dealCreated(id, 400, 1))
+    await store.apply({ name: 'SchedulerDrawn', block: 401, logIndex: 0, txHash: hex(0x7401), args: { dealid: id, scheduler: SCHED } })
+    await store.apply(ev('TaskInitialized', 402, { dealid: id, idx: '0' }))
+    await store.apply(ev('TaskContributed', 403, { worker: WORKER, resultHash: good }))
+    await store.apply(ev('TaskContributed', 404, { worker: w3, resultHash: hex(0xbad) }))
+    await store.apply(ev('TaskContributed', 405, { worker: w2, resultHash: good }))
+    // in the same transaction as the contribution that reached it
+    await store.apply(ev('TaskConsensus', 405, { consensus: good, revealDeadline: '99' }, 1))
+    assert.equal((await store.tasks.get(t))?.status, 'REVEALING')
+    await store.apply(ev('TaskRevealed', 406, { worker: WORKER, digest: hex(1) }))
+    await store.apply(ev('TaskRevealed', 407, { worker: w2, digest: hex(1) }))
+    await store.apply(ev('TaskFinalized', 408, { dealid: id, resultHash: good, resultsCid: 'bafytrust3' }))
+    const task = await store.tasks.get(t)
+    assert.equal(task?.status, 'COMPLETED')
+    assert.equal(task?.consensus, good)
+    assert.deepEqual(task?.contributions.map((c) => c.worker), [WORKER, w3, w2])
+    assert.deepEqual(task?.reveals.map((r) => r.worker), [WORKER, w2])
+    assert.deepEqual(task?.trail.map((s) => s.name), ['DealCreated', 'TaskInitialized', 'TaskContributed', 'TaskContributed', 'TaskContributed', 'TaskConsensus', 'TaskRevealed', 'TaskRevealed', 'TaskFinalized'])
+    // 90 % of 10 RLC shared by the two revealers (the hub weighs them: shown as not exact); the wrong one gets nothing
+    assert.deepEqual(task?.payments.filter((p) => p.role === 'worker').map((p) => [p.to, p.amount, p.exact]), [[WORKER, '4500000000', false], [w2, '4500000000', false]])
+    const page = await get(server.url, `/explorer/tasks/${t}`, bearer)
+    assert.match(page.text, /≈ 4\.5 RLC/)
+  })
+
   it('places a task past its deal\'s placeholders by its index when its first event comes', async () => {
     const small = new ExplorerStore(db, { placeholderTasks: 2 })
     await small.start()
