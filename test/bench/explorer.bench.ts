@@ -44,6 +44,7 @@ export async function run (): Promise<void> {
     await writer.start()
     const app = hex(0xa11, 40)
     const t0 = performance.now()
+    const cpu0 = process.cpuUsage()
     await writer.apply({ name: 'AppRegistered', block: 1, logIndex: 0, txHash: hex(1), args: { app, owner: hex(0xb0b, 40), name: 'primes', cid: 'bafyapp', checksum: hex(2) } })
     let lastTask = ''
     for (let d = 0; d < DEALS; d++) {
@@ -61,6 +62,8 @@ export async function run (): Promise<void> {
     }
     await writer.stop()
     const buildMs = performance.now() - t0
+    const cpu = process.cpuUsage(cpu0)
+    const buildCpuMs = (cpu.user + cpu.system) / 1000
 
     // a restarted node: a fresh index over the same level store
     const store = new ExplorerStore(db)
@@ -99,8 +102,8 @@ export async function run (): Promise<void> {
       tasks: store.stats.tasks,
       deals: store.stats.deals,
       indexBuildMs: Math.round(buildMs),
-      // what each node pays per hub event it follows (index update and its share of the batched level writes)
-      indexMsPerEvent: Math.round(buildMs / (1 + DEALS * (1 + TASKS_PER_DEAL)) * 1000) / 1000,
+      // what each node pays per hub event it follows: CPU of the index update and its share of the batched level writes
+      indexCpuMsPerEvent: Math.round(buildCpuMs / (1 + DEALS * (1 + TASKS_PER_DEAL)) * 1000) / 1000,
       targetMs: TARGET_MS,
       worstFirstRenderMs: worst,
       withinTarget: worst <= TARGET_MS,

@@ -321,7 +321,7 @@ ${kv([['peer id', html`<span class="mono">${s.peerId}</span>`], ['wallet', html`
       if (/^0x[0-9a-f]{64}$/.test(low)) {
         if (await store.tasks.get(low) !== undefined) found.push({ ref: { kind: 'task', id: low }, via: 'task id' })
         if (await store.deals.get(low) !== undefined) found.push({ ref: { kind: 'deal', id: low }, via: 'deal id' })
-        for (const r of await store.txs.get(low) ?? []) found.push({ ref: r, via: 'transaction' })
+        for (const r of await store.txRefs(low)) found.push({ ref: r, via: 'transaction' })
       } else if (/^0x[0-9a-f]{40}$/.test(low)) {
         const asset = await store.assets.get(low)
         found.push({ ref: asset !== undefined ? { kind: asset.kind, id: low } : { kind: 'account', id: low }, via: 'address' })

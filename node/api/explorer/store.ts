@@ -128,6 +128,8 @@ export const defaultExplorerStoreOptions: ExplorerStoreOptions = {
 /** tasks of one deal the index can place (a larger deal's later tasks are not shown) */
 const MAX_INDEXED_VOLUME = 100_000
 
+const ZERO_ADDRESS = /^0x0{40}$/
+
 const pad = (n: number, w: number): string => n.toString().padStart(w, '0')
 /** a sortable key of a log's position */
 export const orderKey = (block: number, logIndex: number): string => `${pad(block, 12)}${pad(logIndex, 6)}`
@@ -141,12 +143,28 @@ class Table<T> {
   /** writes on their way to level: still read from here until the batch lands */
   private writing = new Map<string, T>()
   readonly repo: Repository<T>
-  constructor (db: DbController, prefix: string) { this.repo = new Repository<T>(db, prefix, jsonCodec<T>()) }
+  /** values read or written lately: the records a bag's events touch again and again (its deal, app, accounts) stay off level */
+  private readonly cache = new Map<string, T>()
+  constructor (db: DbController, prefix: string, private readonly cacheSize = 2_048) { this.repo = new Repository<T>(db, prefix, jsonCodec<T>()) }
+
   async get (key: string): Promise<T | undefined> {
-    return this.pending.get(key) ?? this.writing.get(key) ?? await this.repo.get(key)
+    const mem = this.pending.get(key) ?? this.writing.get(key) ?? this.cache.get(key)
+    if (mem !== undefined) return mem
+    const v = await this.repo.get(key)
+    if (v !== undefined) this.remember(key, v)
+    return v
   }
 
-  set (key: string, value: T): void { this.pending.set(key, value) }
+  set (key: string, value: T): void {
+    this.pending.set(key, value)
+    this.remember(key, value)
+  }
+
+  private remember (key: string, value: T): void {
+    this.cache.delete(key)
+    this.cache.set(key, value)
+    if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value as string)
+  }
   async flush (): Promise<void> {
     if (this.pending.size === 0) return
     this.writing = new Map(this.pending)
@@ -216,8 +234,8 @@ export class ExplorerStore {
   readonly deals: Table<ExplorerDeal>
   readonly assets: Table<ExplorerAsset>
   readonly accounts: Table<ExplorerAccount>
-  /** tx hash -> refs */
-  readonly txs: Table<ExplorerRef[]>
+  /** `txhash:kind:id` -> what the transaction touched */
+  readonly txs: Table<ExplorerRef>
   /** CID -> ref */
   readonly cids: Table<ExplorerRef>
   /** orderKey -> deal id (newest deals first) */
@@ -310,14 +328,18 @@ export class ExplorerStore {
     await run
   }
 
+  /** Records that a transaction touched a task, deal, asset or account: a write without a read (a tx is nearly always new). */
   private async ref (txHash: string, r: ExplorerRef): Promise<void> {
-    const key = low(txHash)
-    const refs = await this.txs.get(key) ?? []
-    if (!refs.some((x) => x.kind === r.kind && x.id === r.id)) {
-      refs.push(r)
-      // one transaction may close many tasks (a group commit): keep the first ones
-      if (refs.length <= 64) this.txs.set(key, refs)
-    }
+    this.txs.set(`${low(txHash)}:${r.kind}:${r.id}`, r)
+  }
+
+  /** What a transaction touched (a group commit may close many tasks: the first 64). */
+  async txRefs (txHash: string): Promise<ExplorerRef[]> {
+    const prefix = `${low(txHash)}:`
+    const out = new Map<string, ExplorerRef>()
+    for await (const { key, value } of this.txs.repo.entries({ prefix, limit: 64 })) out.set(key, value)
+    for (const [key, value] of this.txs.unwritten()) if (key.startsWith(prefix)) out.set(key, value)
+    return [...out.values()].slice(0, 64)
   }
 
   private async account (address: string): Promise<ExplorerAccount> {
@@ -383,6 +405,7 @@ export class ExplorerStore {
           this.counts.tasks++
         }
         for (const asset of [deal.app, deal.dataset]) {
+          if (ZERO_ADDRESS.test(asset)) continue
           const rec = await this.assets.get(asset)
           if (rec !== undefined) this.assets.set(asset, { ...rec, deals: rec.deals + 1 })
         }
