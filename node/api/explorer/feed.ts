@@ -103,10 +103,10 @@ export async function startExplorerFeed (init: ExplorerFeedInit): Promise<() => 
     const e = hubEventLike(event)
     if (e === undefined) return
     // not awaited: the follower (and the scheduler behind it) never waits for the explorer
-    store.apply(e).then(() => {
-      store.markThrough(e.block - 1)
-      emitHubEvent(events, e)
-    }).catch((err: unknown) => { init.warn('explorer index update failed', { event: e.name, error: String(err) }) })
+    // the live event goes out once the index has it (a page re-read then shows it), and even when the index failed
+    store.apply(e).then(() => { store.markThrough(e.block - 1) }, (err: unknown) => {
+      init.warn('explorer index update failed', { event: e.name, error: String(err) })
+    }).finally(() => { emitHubEvent(events, e) })
   })
   market.onAccepted = (type, v, from) => {
     if (type === 'cancel') {
