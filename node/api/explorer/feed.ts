@@ -106,7 +106,7 @@ export async function startExplorerFeed (init: ExplorerFeedInit): Promise<() => 
     // the live event goes out once the index has it (a page re-read then shows it), and even when the index failed
     store.apply(e).then(() => { store.markThrough(e.block - 1) }, (err: unknown) => {
       init.warn('explorer index update failed', { event: e.name, error: String(err) })
-    }).finally(() => { emitHubEvent(events, e) })
+    }).finally(() => { emitHubEvent(events, e) }).catch((err: unknown) => { init.warn('live event not sent', { event: e.name, error: String(err) }) })
   })
   market.onAccepted = (type, v, from) => {
     if (type === 'cancel') {
