@@ -108,18 +108,27 @@ export async function startExplorerFeed (init: ExplorerFeedInit): Promise<() => 
       init.warn('explorer index update failed', { event: e.name, error: String(err) })
     }).finally(() => { emitHubEvent(events, e) }).catch((err: unknown) => { init.warn('live event not sent', { event: e.name, error: String(err) }) })
   })
+  // these run inside the market's accept path and the provider's decision: they must never throw there
   market.onAccepted = (type, v, from) => {
-    if (type === 'cancel') {
-      events.emit('order', { change: 'cancelled', type: 'unknown', orderHash: (v as { orderHash: string }).orderHash.toLowerCase() })
-      return
+    try {
+      if (type === 'cancel') {
+        events.emit('order', { change: 'cancelled', type: 'unknown', orderHash: String((v as { orderHash: unknown }).orderHash).toLowerCase() })
+        return
+      }
+      const o = v as unknown as { hash: string, signer: string, message: { order: Record<string, unknown> } }
+      if (type === 'bid') events.emit('bid', { change: 'received', requestHash: String(o.message.order.requestHash).toLowerCase(), worker: String(o.message.order.worker), from })
+      else events.emit('order', { change: 'added', type, orderHash: o.hash.toLowerCase(), signer: o.signer })
+    } catch (err) {
+      init.warn('live event not sent', { type, error: String(err) })
     }
-    const o = v as unknown as { hash: string, signer: string, message: { order: Record<string, unknown> } }
-    if (type === 'bid') events.emit('bid', { change: 'received', requestHash: String(o.message.order.requestHash).toLowerCase(), worker: String(o.message.order.worker), from })
-    else events.emit('order', { change: 'added', type, orderHash: o.hash.toLowerCase(), signer: o.signer })
   }
   if (market.provider !== undefined) {
     market.provider.onDecision = (r) => {
-      events.emit('bid', { change: r.decision.bid ? 'sent' : 'declined', requestHash: r.requestHash.toLowerCase(), code: r.decision.code, reason: r.decision.reason })
+      try {
+        events.emit('bid', { change: r.decision.bid ? 'sent' : 'declined', requestHash: r.requestHash.toLowerCase(), code: r.decision.code, reason: r.decision.reason })
+      } catch (err) {
+        init.warn('live event not sent', { type: 'bid', error: String(err) })
+      }
     }
   }
   // this node's own orders never come back through the validators: told as they are published
