@@ -41,7 +41,8 @@ describe('explorer in a real browser (chromium) over a running swarm', function 
     shots = process.env.EXPLORER_SCREENSHOTS === 'docs' ? new URL('../../docs/', import.meta.url).pathname : await mkdtemp(join(tmpdir(), 'iexec-explorer-shots-'))
     await mkdir(shots, { recursive: true })
     if (process.env.EXPLORER_SCREENSHOTS !== 'docs') cleanup.push(async () => { await rm(shots, { recursive: true, force: true }) })
-    s = await startSwarm({ providers: 2, requesters: 1, provider: () => ({ priceFloor: RLC / 10n }), market: { biddingWindowMs: 2_000 } }, cleanup)
+    s = await startSwarm({ providers: 2, requesters: 1, provider: () => ({ priceFloor: RLC / 10n }), // a long window: a request's first bid ends it (trust 1), and a loaded machine may take seconds to bid
+    market: { biddingWindowMs: 20_000 } }, cleanup)
     requester = s.requesters[0]
     const wasm = await readFile(PRIMES)
     const added = await ok(s.providers[0], 'POST', '/v1/content', { data: wasm.toString('base64') })
@@ -52,6 +53,9 @@ describe('explorer in a real browser (chromium) over a running swarm', function 
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] })
     cleanup.push(async () => { await browser.close() })
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } })
+    // a machine shared with other loads can take long to answer a page: generous bounds
+    page.setDefaultTimeout(90_000)
+    page.setDefaultNavigationTimeout(90_000)
   })
   after(async () => {
     for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => {})
@@ -69,11 +73,11 @@ describe('explorer in a real browser (chromium) over a running swarm', function 
     assert.equal(landed?.status(), 200)
     assert.equal(new URL(page.url()).pathname, '/explorer', 'the login redirects to the explorer')
     // the one-time link does not work twice
-    const again = await (await browser.newPage()).goto(url)
+    const again = await (await browser.newPage()).goto(url, { timeout: 90_000 })
     assert.equal(again?.status(), 403)
 
     await page.goto(`${requester.apiUrl()}/explorer/tasks`)
-    await page.waitForSelector('#live.on', { timeout: 30_000 })
+    await page.waitForSelector('#live.on', { timeout: 60_000 })
     await page.evaluate(() => { (globalThis as unknown as { __sameDocument: number }).__sameDocument = 26 })
 
     // the CLI's watches follow the same task over the event stream, in this process
@@ -116,9 +120,9 @@ describe('explorer in a real browser (chromium) over a running swarm', function 
     // orderbook --watch --json on the same node prints the request as it comes into the book
     const book: string[] = []
     const listening = requester.events.subscribers
-    const bookWatch = runCli(['orderbook', 'request', '--watch', '--timeout', '6', '--json', '--data-dir', requester.dataDir], { out: (t) => { book.push(t) }, err: () => {} })
+    const bookWatch = runCli(['orderbook', 'request', '--watch', '--timeout', '14', '--json', '--data-dir', requester.dataDir], { out: (t) => { book.push(t) }, err: () => {} })
     await waitFor(() => requester.events.subscribers > listening, 10_000, 'orderbook --watch listening')
-    const refused = await api(requester, 'POST', '/v1/tasks', { app: 'primes', args: '7', trust: 1, maxPrice: '1' })
+    const refused = await api(requester, 'POST', '/v1/tasks', { app: 'primes', args: '7', trust: 1, maxPrice: '1', biddingWindowMs: 10_000 })
     assert.equal((refused.body.error as { code: string }).code, 'NO_BIDS')
     assert.equal(await bookWatch, 0)
     const changes = book.join('').trim().split('\n').map((l) => JSON.parse(l) as { change: string, order: { type: string, signer: string } })
