@@ -49,6 +49,11 @@ import { contentRoutes, resultRoutes } from './storage/routes.js'
 import type { FinalizedTask } from './storage/results.js'
 import { resultFetcher, workRoutes } from './market/work-routes.js'
 import { taskExists } from './market/task-status.js'
+import { NodeEvents, eventRoutes } from './api/events.js'
+import { BrowserSessions } from './api/session.js'
+import { ExplorerStore } from './api/explorer/store.js'
+import { explorerRoutes } from './api/explorer/routes.js'
+import { peerEvents, startExplorerFeed } from './api/explorer/feed.js'
 
 /** How long a provider waits for an app's first bytes to learn its kind. */
 const APP_HEAD_TIMEOUT_MS = 10_000
@@ -188,6 +193,14 @@ export class IexecNode implements ApiBackend {
   market?: MarketService
   /** deal duties: scheduler (when elected) and watchdog, worker; undefined without chain settings */
   execution?: { channel: ExecChannel, scheduler: SchedulerService, worker: WorkerDuties, executor: KindExecutor, peers: PeerResolver, stopFeed: () => void }
+  /** live events: `GET /v1/events`, the CLI's --watch and the explorer's live pages */
+  readonly events = new NodeEvents()
+  /** the explorer's index of the hub's history; with a chain */
+  explorer?: ExplorerStore
+  private stopExplorer?: () => Promise<void>
+  private stopPeerEvents?: () => void
+  /** the one-time login codes and session cookie of the explorer */
+  private readonly sessions: BrowserSessions
   /** the owner's side of datasets (key release, owner announcements) and the worker's block retention; with execution */
   private datasetServices?: { announcer: DatasetOwnerAnnouncer, retention: BlockRetention }
   /** the requester's collection of its tasks' failure reports (set with execution) */
@@ -207,6 +220,7 @@ export class IexecNode implements ApiBackend {
     this.peerId = network.peerId
     this.address = wallet.address
     this.version = packageVersion()
+    this.sessions = new BrowserSessions(apiToken)
     this.stopped = new Promise((resolve) => { this.resolveStopped = resolve })
   }
 
@@ -297,7 +311,10 @@ export class IexecNode implements ApiBackend {
       await this.db.open()
       // the market's validators must be registered before the network subscribes its topics
       await this.buildMarket()
+      // the explorer's index listens to the market's hub events: wired before the follower starts
+      await this.startExplorerFeed()
       await this.network.start()
+      this.stopPeerEvents = peerEvents(this.events, this.network.helia.libp2p as unknown as Parameters<typeof peerEvents>[1])
       await this.market?.start()
       // needs the started network (Helia, streams) and the market's hub events
       await this.startExecution()
@@ -307,6 +324,7 @@ export class IexecNode implements ApiBackend {
         port: this.config.apiPort,
         token: this.apiToken,
         backend: this,
+        sessions: this.sessions,
         // the CLI checks that the node at api.json's URL holds this data dir's peer key before it sends the token
         identity: async (payload) => {
           const key = this.peerKey
@@ -318,6 +336,17 @@ export class IexecNode implements ApiBackend {
           ...marketRoutes(() => this.market, { failures: () => this.failures }),
           // order publish | unpublish (issue 22): a dataset order is recorded with its dataset
           ...orderRoutes({ market: () => this.market, datasets: new DatasetStore(this.db) }),
+          // live events and the explorer (issue 26)
+          ...eventRoutes(this.events),
+          ...explorerRoutes({
+            store: () => this.explorer,
+            market: () => this.market,
+            sessions: this.sessions,
+            status: () => this.status(),
+            peers: async () => await this.peers(),
+            resources: async () => await this.resources({}),
+            url: () => this.apiUrl()
+          }),
           // account show, wallet send, stake withdraw / unstake (issue 24)
           ...walletRoutes(() => this.market),
           // app publish: checked before anything goes on chain, streamed from the node's disk
@@ -377,8 +406,10 @@ export class IexecNode implements ApiBackend {
     this.state = 'stopping'
     this.stopPromise = (async () => {
       await this.api?.close().catch(() => {})
+      this.stopPeerEvents?.()
       await this.stopExecution()
       await this.market?.stop().catch((err: unknown) => { this.log.warn('market stop failed', { error: String(err) }) })
+      await this.stopExplorer?.().catch((err: unknown) => { this.log.warn('explorer stop failed', { error: String(err) }) })
       await this.adverts.stop()
       await this.network.stop().catch((err: unknown) => { this.log.warn('network stop failed', { error: String(err) }) })
       await this.chainClient?.close().catch(() => {})
@@ -483,6 +514,21 @@ export class IexecNode implements ApiBackend {
     })
     // bans and balance estimates from level, before the network starts (the gater reads the bans)
     await this.market.load()
+  }
+
+  /** The explorer's index and the market's live events (with a chain). */
+  private async startExplorerFeed (): Promise<void> {
+    const market = this.market
+    if (market === undefined) return
+    this.explorer = new ExplorerStore(this.db)
+    this.stopExplorer = await startExplorerFeed({
+      events: this.events,
+      store: this.explorer,
+      market,
+      db: this.db,
+      fromBlock: this.init.chainFromBlock ?? this.config.chain.fromBlock ?? 0,
+      warn: fileLogger(dataDirPaths(this.dataDir).logs, 'explorer').warn
+    })
   }
 
   /**

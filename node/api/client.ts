@@ -21,6 +21,7 @@ export interface TaskLogsView {
   errors: Array<{ worker: string, code: string, reason: string }>
 }
 import { defaultApiClientOptions, type ApiClientOptions } from './options.js'
+import { EventStreamClient, type EventStreamClientOptions, type StreamedEvent } from './event-client.js'
 
 // Views of the market routes (issue 4). Amounts travel as decimal strings:
 // nRLC and wei overflow JSON numbers.
@@ -171,6 +172,16 @@ export class ApiClient {
     for (const tag of query.tags ?? []) qs.append('tag', tag)
     const suffix = qs.size > 0 ? `?${qs.toString()}` : ''
     return await this.call<ResourceView[]>('GET', `/v1/resources${suffix}`)
+  }
+
+  /** Opens `GET /v1/events` (Server-Sent Events); see EventStreamClient. */
+  events (onEvent: (e: StreamedEvent) => void, onEnd: (err?: Error) => void, options: EventStreamClientOptions = {}): EventStreamClient {
+    return new EventStreamClient(this.url, this.token, onEvent, onEnd, options)
+  }
+
+  /** A one-time login link of the node's explorer (`iexec-p2p explorer`). */
+  async explorerLogin (): Promise<{ url: string, expiresAt: number }> {
+    return await this.call<{ url: string, expiresAt: number }>('POST', '/v1/explorer/login')
   }
 
   /** Asks the node to stop; resolves once the node has accepted (it stops right after). */

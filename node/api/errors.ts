@@ -15,6 +15,8 @@ export type ApiErrorCode =
   | 'API_INTERNAL'
   | 'API_PORT_IN_USE'
   | 'API_BAD_OPTIONS'
+  /** too many event streams open at once */
+  | 'API_BUSY'
   // client side
   | 'API_UNREACHABLE'
   | 'API_TIMEOUT'

@@ -1,6 +1,7 @@
 import type { ApiBackend } from './backend.js'
 import type { ApiRoute } from './router.js'
 import type { ApiIdentity } from './identity.js'
+import type { BrowserSessions } from './session.js'
 
 export interface ApiServerOptions {
   /** loopback only: the API hands out a node's keys and money */
@@ -14,6 +15,8 @@ export interface ApiServerOptions {
   routes?: ApiRoute[]
   /** answers the unauthenticated identity check (identity.ts); without it the route is 404 */
   identity?: ApiIdentity
+  /** the explorer's browser sessions: `/explorer/login?code=` and the session cookie (GET only); none without it */
+  sessions?: BrowserSessions
   /** largest request body accepted, in bytes */
   maxBodyBytes?: number
   /** a request that has not completed in this time is dropped */

@@ -28,6 +28,14 @@ export class ApiReply {
   ) {}
 }
 
+/**
+ * A long-lived answer the route writes itself (the event stream): the server
+ * hands it the raw request and response once authentication passed.
+ */
+export class ApiStream {
+  constructor (readonly start: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void) {}
+}
+
 export type ApiHandler = (req: ApiRequest) => unknown
 
 /**

@@ -3,10 +3,11 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { isIexecError } from '../errors.js'
 import { ApiError, HttpError, type ApiErrorBody } from './errors.js'
 import { defaultApiServerOptions, LOOPBACK_HOSTS, type ApiServerOptions } from './options.js'
-import { ApiReply, Router, type HttpMethod } from './router.js'
+import { ApiReply, ApiStream, Router, type HttpMethod } from './router.js'
 import { coreRoutes } from './routes.js'
 import { API_IDENTITY_PATH, apiIdentityPayload, identityNonce } from './identity.js'
 import type { ApiIdentity } from './identity.js'
+import { LOGIN_PATH, loopbackHost, type BrowserSessions } from './session.js'
 
 export interface ApiServer {
   /** base URL, e.g. http://127.0.0.1:5081 */
@@ -46,7 +47,7 @@ export async function startApiServer (options: ApiServerOptions): Promise<ApiSer
   // set once listening (no request comes before): the identity check signs it
   let selfUrl = ''
   const server = createServer((req, res) => {
-    handle(req, res, router, tokenDigest, opts.maxBodyBytes, opts.identity, selfUrl).catch((err: unknown) => {
+    handle(req, res, router, tokenDigest, opts.maxBodyBytes, opts.identity, selfUrl, opts.sessions).catch((err: unknown) => {
       // handle() answers every error itself; this only fires if the socket died mid-answer
       if (!res.headersSent) sendError(res, 500, 'API_INTERNAL', errorMessage(err))
       else res.destroy()
@@ -98,7 +99,7 @@ async function listen (server: Server, port: number, host: string): Promise<void
   })
 }
 
-async function handle (req: IncomingMessage, res: ServerResponse, router: Router, tokenDigest: Buffer, maxBodyBytes: number, identity: ApiIdentity | undefined, selfUrl: string): Promise<void> {
+async function handle (req: IncomingMessage, res: ServerResponse, router: Router, tokenDigest: Buffer, maxBodyBytes: number, identity: ApiIdentity | undefined, selfUrl: string, sessions?: BrowserSessions): Promise<void> {
   // the identity check comes before the token, which the client sends only once the node proved itself
   if (identity !== undefined && (req.url ?? '').startsWith(API_IDENTITY_PATH + '?') && req.method === 'GET') {
     req.resume()
@@ -111,8 +112,24 @@ async function handle (req: IncomingMessage, res: ServerResponse, router: Router
     sendJson(res, 200, { peerId, url: selfUrl, signature: Buffer.from(signature).toString('base64') })
     return
   }
-  // authenticate before anything else, so an unauthenticated caller learns nothing (not even which routes exist)
-  if (!authorized(req.headers.authorization, tokenDigest)) {
+  // the explorer's one-time login: the code is the credential, the answer the session cookie
+  if (sessions !== undefined && req.method === 'GET' && (req.url ?? '').startsWith(LOGIN_PATH + '?')) {
+    req.resume()
+    const code = new URL(req.url ?? '/', 'http://localhost').searchParams.get('code')
+    if (!loopbackHost(req.headers.host) || !sessions.redeem(code)) {
+      const text = 'This login link is unknown, used or expired. Run `iexec-p2p explorer` for a new one.\n'
+      res.writeHead(403, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
+      res.end(text)
+      return
+    }
+    res.writeHead(303, { location: '/explorer', 'set-cookie': sessions.setCookie(), 'cache-control': 'no-store', 'content-length': 0 })
+    res.end()
+    return
+  }
+  // authenticate before anything else, so an unauthenticated caller learns nothing (not even which routes exist).
+  // A browser session (cookie) reads only: a page another site makes the browser send cannot change anything
+  const bySession = sessions !== undefined && req.method === 'GET' && loopbackHost(req.headers.host) && sessions.fromCookie(req.headers.cookie)
+  if (!bySession && !authorized(req.headers.authorization, tokenDigest)) {
     sendError(res, 401, 'API_UNAUTHORIZED', 'missing or wrong API token (Authorization: Bearer <token from the data dir\'s api-token>)')
     req.resume()
     return
@@ -154,6 +171,10 @@ async function handle (req: IncomingMessage, res: ServerResponse, router: Router
 
   try {
     const result = await match.route.handler({ method: method as HttpMethod, path: url.pathname, params: match.params, query: url.searchParams, body })
+    if (result instanceof ApiStream) {
+      result.start(req, res)
+      return
+    }
     const reply = result instanceof ApiReply ? result : new ApiReply(result)
     if (reply.afterSend !== undefined) res.once('finish', reply.afterSend)
     if (reply.contentType !== undefined && typeof reply.body === 'string') {

@@ -30,6 +30,8 @@ export type CliErrorCode =
   | 'SWARM_CHAIN_FAILED'
   /** swarm down: a process survived SIGKILL */
   | 'SWARM_STOP_FAILED'
+  /** deal show --watch: a task of the deal was not final within the wait */
+  | 'DEAL_WATCH_TIMEOUT'
   /** task show --watch / task submit --watch: the task was not final within the wait */
   | 'TASK_WATCH_TIMEOUT'
   /** task submit --watch: a task ended without a result (failed, refunded) */

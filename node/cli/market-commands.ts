@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { isIexecError } from '../errors.js'
 import { ArgsError, splitArgs } from '../../protocols/args.js'
 import { HUB_RATIOS } from '../../contracts-abi/index.js'
-import type { DealView, NoBidReason, OrderbookEntry, OrderType, SubmitTaskRequest, SubmittedTask } from '../api/client.js'
+import type { DealView, NoBidReason, OrderbookEntry, OrderbookQuery, OrderType, SubmitTaskRequest, SubmittedTask } from '../api/client.js'
 import { clientFor, type ClientCommandOptions } from './client-commands.js'
 import { CliError, UsageError } from './errors.js'
 import { CLI_DEFAULTS } from './options.js'
@@ -49,7 +49,19 @@ function short (hex: string): string {
 }
 
 export async function orderbookCommand (io: CliIo, typeArg: string | undefined, opts: OrderbookCommandOptions): Promise<void> {
-  const query = {
+  const query = orderbookQuery(typeArg, opts)
+  const api = await clientFor(opts)
+  const orders = await api.orderbook(query)
+  if (opts.json === true) {
+    printJson(io, { orders })
+    return
+  }
+  printOrderbook(io, orders)
+}
+
+/** The API query of `orderbook [type] --app ... --tag ...` (checked: a typo is a usage error). */
+export function orderbookQuery (typeArg: string | undefined, opts: OrderbookCommandOptions): OrderbookQuery {
+  return {
     ...(typeArg !== undefined ? { type: parseOrderType(typeArg) } : {}),
     ...(opts.app !== undefined ? { app: parseAddress('--app', opts.app) } : {}),
     ...(opts.dataset !== undefined ? { dataset: parseAddress('--dataset', opts.dataset) } : {}),
@@ -58,12 +70,9 @@ export async function orderbookCommand (io: CliIo, typeArg: string | undefined, 
     ...(opts.tag !== undefined ? { tag: parseOrderTags(opts.tag).join(',') } : {}),
     ...(opts.strict === true ? { strict: true } : {})
   }
-  const api = await clientFor(opts)
-  const orders = await api.orderbook(query)
-  if (opts.json === true) {
-    printJson(io, { orders })
-    return
-  }
+}
+
+export function printOrderbook (io: CliIo, orders: OrderbookEntry[]): void {
   if (orders.length === 0) {
     io.out('the orderbook holds no live order for this query\n')
     return
@@ -87,7 +96,7 @@ export async function orderShowCommand (io: CliIo, orderHash: string, opts: Clie
   io.out(lines.join('\n') + '\n')
 }
 
-function priceOf (o: OrderbookEntry): string {
+export function priceOf (o: OrderbookEntry): string {
   const key = o.type === 'app' ? 'appprice' : o.type === 'dataset' ? 'datasetprice' : o.type === 'request' ? 'workerpoolmaxprice' : 'price'
   const v = o.order[key]
   if (typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint') {
@@ -164,7 +173,7 @@ export async function dealShowCommand (io: CliIo, rawId: string, opts: ClientCom
   printDeal(io, d)
 }
 
-function printDeal (io: CliIo, d: Pick<DealView, 'dealId' | 'scheduler' | 'workers' | 'tasks'> & Partial<DealView>): void {
+export function printDeal (io: CliIo, d: Pick<DealView, 'dealId' | 'scheduler' | 'workers' | 'tasks'> & Partial<DealView>): void {
   const lines = [
     `deal       ${d.dealId}`,
     `scheduler  ${d.scheduler}`,

@@ -216,8 +216,15 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
     .option('--category <id>', 'only orders of this category')
     .option('--requester <address>', 'only orders of this requester, or that it may use (restricted to it, or to nobody)')
     .option('--strict', 'with --app/--dataset/--requester: leave out the orders restricted to nobody')
-    .option('--tag <tag...>', 'only orders whose tag has every one of these (named tags: region:eu, gpu, ...)'))
-    .action(async (type: string | undefined, opts: OrderbookCommandOptions) => {
+    .option('--tag <tag...>', 'only orders whose tag has every one of these (named tags: region:eu, gpu, ...)')
+    .option('--watch', 'then print each order that comes (+) or goes (-), as the node\'s events tell (until Ctrl-C or --timeout)')
+    .option('--timeout <seconds>', 'with --watch: stop after this long'))
+    .action(async (type: string | undefined, opts: OrderbookCommandOptions & { watch?: boolean, timeout?: string }) => {
+      if (opts.watch === true || opts.timeout !== undefined) {
+        const { orderbookWatchCommand } = await import('./watch-commands.js')
+        await orderbookWatchCommand(io, type, opts)
+        return
+      }
       const { orderbookCommand } = await import('./market-commands.js')
       await orderbookCommand(io, type, opts)
     })
@@ -268,10 +275,25 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
   const deal = program.command('deal').description('deals on chain')
   addClientOptions(deal.command('show')
     .description('a deal: scheduler, workers, tasks')
-    .argument('<dealId>', 'deal id (0x and 64 hex digits)'))
-    .action(async (dealId: string, opts: ClientCommandOptions) => {
+    .argument('<dealId>', 'deal id (0x and 64 hex digits)')
+    .option('--watch', 'follow the deal until every task is COMPLETED or FAILED (progress on stderr)')
+    .option('--timeout <seconds>', 'with --watch: give up after this long'))
+    .action(async (dealId: string, opts: ClientCommandOptions & { watch?: boolean, timeout?: string }) => {
+      if (opts.watch === true || opts.timeout !== undefined) {
+        const { dealWatchCommand } = await import('./watch-commands.js')
+        await dealWatchCommand(io, dealId, opts)
+        return
+      }
       const { dealShowCommand } = await import('./market-commands.js')
       await dealShowCommand(io, dealId, opts)
+    })
+
+  addClientOptions(program.command('explorer')
+    .description('print (and open, when a desktop is there) a one-time link that logs a browser in to the node\'s explorer')
+    .option('--no-open', 'print the link only'))
+    .action(async (opts: ClientCommandOptions & { open?: boolean }) => {
+      const { explorerCommand } = await import('./watch-commands.js')
+      await explorerCommand(io, opts)
     })
 
   const task = program.command('task').description('ask the swarm for work (requester nodes)')

@@ -4,9 +4,12 @@ import { CliError, UsageError } from './errors.js'
 import { CLI_DEFAULTS } from './options.js'
 import { printJson, table, type CliIo } from './output.js'
 import { parseBytes32, parseIntOption } from './parse.js'
+import { EventWake } from './event-watch.js'
+import type { StreamedEvent } from '../api/event-client.js'
 
-// `task show` and the watching half of `task submit --watch`: both poll the
-// node's `GET /v1/tasks/:taskId`, which reads the hub.
+// `task show` and the watching half of `task submit --watch`: both read the
+// node's `GET /v1/tasks/:taskId` (which reads the hub) again each time the
+// node's event stream tells of a change to the task.
 
 const FINAL: ReadonlySet<TaskPhase> = new Set<TaskPhase>(['finalized', 'failed'])
 
@@ -49,20 +52,28 @@ export async function watchTasks (
   const deadline = Date.now() + timeoutMs
   const last = new Map<string, TaskStatusView>()
   const sig = (v: TaskStatusView): string => `${v.phase}/${v.contributions}/${v.reveals}/${v.scheduler}/${v.failure?.reason ?? ''}/${String(v.failure?.agreed)}`
-  while (true) {
-    for (const id of taskIds) {
-      const prev = last.get(id)
-      if (prev !== undefined && watchEnded(prev)) continue
-      const v = await api.taskStatus(id)
-      if (prev === undefined || sig(prev) !== sig(v)) onChange(v)
-      last.set(id, v)
+  // woken by the node's task and deal events (GET /v1/events); a node without them is polled.
+  // Failure reports come from workers, not as events: the wake's safety re-read picks them up.
+  const ids = new Set(taskIds.map((id) => id.toLowerCase()))
+  const wake = await EventWake.open(api, ['task', 'deal'], (e) => taskEventConcerns(e, ids, last), CLI_DEFAULTS.taskWatchIntervalMs)
+  try {
+    while (true) {
+      for (const id of taskIds) {
+        const prev = last.get(id)
+        if (prev !== undefined && watchEnded(prev)) continue
+        const v = await api.taskStatus(id)
+        if (prev === undefined || sig(prev) !== sig(v)) onChange(v)
+        last.set(id, v)
+      }
+      const views = taskIds.map((id) => last.get(id) as TaskStatusView)
+      if (views.every(watchEnded)) return views
+      if (Date.now() > deadline) {
+        throw new CliError('TASK_WATCH_TIMEOUT', `not final after ${seconds(timeoutMs)}: ${views.map((v) => `${short(v.taskId)} ${v.phase}`).join(', ')}`, { tasks: views.map((v) => ({ taskId: v.taskId, phase: v.phase })) })
+      }
+      await wake.wait(deadline - Date.now() + 1)
     }
-    const views = taskIds.map((id) => last.get(id) as TaskStatusView)
-    if (views.every(watchEnded)) return views
-    if (Date.now() > deadline) {
-      throw new CliError('TASK_WATCH_TIMEOUT', `not final after ${seconds(timeoutMs)}: ${views.map((v) => `${short(v.taskId)} ${v.phase}`).join(', ')}`, { tasks: views.map((v) => ({ taskId: v.taskId, phase: v.phase })) })
-    }
-    await new Promise((resolve) => setTimeout(resolve, CLI_DEFAULTS.taskWatchIntervalMs))
+  } finally {
+    wake.close()
   }
 }
 
@@ -73,6 +84,14 @@ export async function watchTasks (
  */
 export function watchEnded (v: TaskStatusView): boolean {
   return FINAL.has(v.phase) || (v.phase === 'failing' && v.failure?.agreed === true)
+}
+
+/** A task event of a watched task, or a deal event of a watched task's deal (its scheduler drawn or replaced). */
+function taskEventConcerns (e: StreamedEvent, ids: ReadonlySet<string>, views: ReadonlyMap<string, TaskStatusView>): boolean {
+  const d = e.data as { taskId?: string, dealId?: string }
+  if (e.type === 'task') return d.taskId !== undefined && ids.has(d.taskId.toLowerCase())
+  if (e.type === 'deal') return [...views.values()].some((v) => v.dealId.toLowerCase() === d.dealId?.toLowerCase())
+  return false
 }
 
 /** A progress line: time since `t0`, the task, its phase and counts. */

@@ -90,6 +90,8 @@ interface BidChannel { stream: Stream, lp: LengthPrefixedStream<Stream>, lastUse
 
 export class Provider {
   readonly decisions: ProviderDecisionRecord[] = []
+  /** told of each decision as it is made (the node's event stream); must not throw */
+  onDecision?: (record: ProviderDecisionRecord) => void
   private stake?: StakeView
   /** the read in flight, shared by concurrent requests */
   private stakeRead?: Promise<bigint>
@@ -129,6 +131,7 @@ export class Provider {
     const record: ProviderDecisionRecord = { requestHash: v.hash, requester: request.requester, decision, sent: 'pending', via, receivedAt, decidedAt: Date.now() }
     this.decisions.push(record)
     if (this.decisions.length > MAX_DECISIONS) this.decisions.shift()
+    this.onDecision?.(record)
     try {
       // an expiry is the node's policy (the hub has none): a request that
       // expired while we decided is not bid on, nor answered

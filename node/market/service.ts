@@ -140,6 +140,8 @@ export class MarketService {
   /** start times of the syncs of the last syncMinIntervalMs (bounded by syncPeersPerInterval) */
   private recentSyncs: number[] = []
   private running = false
+  /** told of every order, bid and cancel the book accepts, whichever way it came (the node's event stream); must not throw */
+  onAccepted?: (type: MarketMessageType, v: ValidatedMessage<MarketMessageType>, from: string) => void
   /** hub event listeners (e.g. the worker duties of the execution issue) */
   private readonly hubListeners = new Set<(event: ChainEvent) => void | Promise<void>>()
   /** which hub events move this node's stake */
@@ -334,6 +336,7 @@ export class MarketService {
    * to the first bid.
    */
   async accepted<T extends MarketMessageType> (type: T, v: ValidatedMessage<T>, from: string, via: 'gossip' | 'sync' | 'stream' = 'gossip', onCounted?: (counted: boolean) => void): Promise<void> {
+    this.onAccepted?.(type, v as ValidatedMessage<MarketMessageType>, from)
     if (type === 'cancel') {
       await this.book.applyCancel(v as ValidatedMessage<'cancel'>)
       return
