@@ -57,7 +57,7 @@ describe('DApp API: P2PDapp and the example PrimeTable', function () {
 
   /** ask(n): the work id and the full request order the hub published */
   async function ask (n: bigint): Promise<{ id: string, request: RequestOrder, requestHash: string, receipt: TransactionReceipt }> {
-    const receipt = await send(dapp.connect(f.requester).ask(n) as never)
+    const receipt = await send((dapp.connect(f.requester) as Contract).ask(n) as never)
     let id = ''
     let request: RequestOrder | undefined
     let requestHash = ''
@@ -101,7 +101,7 @@ describe('DApp API: P2PDapp and the example PrimeTable', function () {
     assert.equal(await dapp.getStatus(id), STATUS.PENDING)
     assert.equal(await dapp.requestHashOf(id), requestHash)
     assert.equal(await dapp.getStatus(ZERO_BYTES32), STATUS.NONE)
-    await expectDappRevert(dapp.connect(f.outsider).ask(1000n) as Promise<unknown>, 'NotOwner')
+    await expectDappRevert((dapp.connect(f.outsider) as Contract).ask(1000n) as Promise<unknown>, 'NotOwner')
   })
 
   it('PENDING -> RUNNING -> COMPLETED: a third party matches, finalize calls back, the table stores the count', async () => {
@@ -125,7 +125,7 @@ describe('DApp API: P2PDapp and the example PrimeTable', function () {
 
   it('a result for another question is ignored by the example; receiveResult refuses any caller but the hub', async () => {
     const { id, request, requestHash } = await ask(1000n)
-    await expectDappRevert(dapp.connect(f.outsider).receiveResult(id, '0x') as Promise<unknown>, 'NotHub')
+    await expectDappRevert((dapp.connect(f.outsider) as Contract).receiveResult(id, '0x') as Promise<unknown>, 'NotHub')
     const dealid = await matchAsProvider(request, requestHash)
     const scheduler = f.byAddress(await drawnScheduler(f, dealid))
     const { sign } = await authorize(f, scheduler, f.nodes[0].address, dealid, 0)
@@ -137,13 +137,13 @@ describe('DApp API: P2PDapp and the example PrimeTable', function () {
 
   it('remove before a match: REMOVED, the hub no longer matches it; not removable once matched', async () => {
     const a = await ask(2000n)
-    await send(dapp.connect(f.requester).cancel(a.id) as never)
+    await send((dapp.connect(f.requester) as Contract).cancel(a.id) as never)
     assert.equal(await dapp.getStatus(a.id), STATUS.REMOVED)
     await expectRevert(matchAsProvider(a.request, a.requestHash), 'VolumeExhausted')
-    await expectDappRevert(dapp.connect(f.requester).cancel(a.id) as Promise<unknown>, 'NotRemovable')
+    await expectDappRevert((dapp.connect(f.requester) as Contract).cancel(a.id) as Promise<unknown>, 'NotRemovable')
     const b = await ask(3000n)
     await matchAsProvider(b.request, b.requestHash)
-    await expectDappRevert(dapp.connect(f.requester).cancel(b.id) as Promise<unknown>, 'NotRemovable')
+    await expectDappRevert((dapp.connect(f.requester) as Contract).cancel(b.id) as Promise<unknown>, 'NotRemovable')
   })
 
   it('FAILED: a matched task nobody finalizes is claimed after its final deadline; the DApp is refunded', async () => {
