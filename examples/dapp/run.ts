@@ -12,7 +12,7 @@ import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { ContractFactory, Contract, HDNodeWallet, JsonRpcProvider, Mnemonic, getAddress, type Wallet } from 'ethers'
+import { ContractFactory, Contract, HDNodeWallet, JsonRpcProvider, Mnemonic, NonceManager, getAddress } from 'ethers'
 import { compileSolidity } from '../../contracts-abi/compile.js'
 import { Hub__factory, RLC__factory } from '../../contracts-abi/index.js'
 import { ANVIL_MNEMONIC } from '../../node/chain/local-chain.js'
@@ -38,9 +38,11 @@ async function main (): Promise<void> {
   const say = (line: string): void => { if (values.json !== true) process.stderr.write(line + '\n') }
   const swarm = JSON.parse(await readFile(join(values.swarm, 'swarm.json'), 'utf8')) as { chain?: { rpc: string, hub: string, rlc: string } | null }
   if (swarm.chain == null) throw new Error(`${values.swarm}/swarm.json has no chain: start the swarm with one`)
-  const provider = new JsonRpcProvider(swarm.chain.rpc, undefined, { staticNetwork: true, pollingInterval: 200 })
+  const provider = new JsonRpcProvider(swarm.chain.rpc, undefined, { staticNetwork: true, pollingInterval: 200, cacheTimeout: -1 })
   try {
-    const owner: Wallet | HDNodeWallet = HDNodeWallet.fromMnemonic(Mnemonic.fromPhrase(ANVIL_MNEMONIC), "m/44'/60'/0'/0/0").connect(provider)
+    // one transaction after the other, nonces counted here: a node's RPC cache could hand out a used one
+    const owner = new NonceManager(HDNodeWallet.fromMnemonic(Mnemonic.fromPhrase(ANVIL_MNEMONIC), "m/44'/60'/0'/0/0").connect(provider))
+    const ownerAddress = await owner.getAddress()
     const hub = Hub__factory.connect(swarm.chain.hub, owner)
     const rlc = RLC__factory.connect(swarm.chain.rlc, owner)
 
@@ -54,7 +56,7 @@ async function main (): Promise<void> {
     say(`PrimeTable deployed at ${dappAddress}`)
 
     const fund = BigInt(values.fund)
-    await (await rlc.mint(owner.address, fund)).wait()
+    await (await rlc.mint(ownerAddress, fund)).wait()
     await (await rlc.approve(swarm.chain.hub, fund)).wait()
     await (await hub.depositFor(dappAddress, fund)).wait()
     say(`funded: ${fund} nRLC in the DApp's hub balance`)
