@@ -6,6 +6,10 @@ import { join, resolve } from 'node:path'
 import { isAlive } from '../../node/cli/processes.js'
 import type { SwarmFile } from '../../node/cli/index.js'
 import type { TaskStatusView } from '../../node/api/client.js'
+import { fileURLToPath } from 'node:url'
+import { AbiCoder, Contract, ContractFactory, HDNodeWallet, JsonRpcProvider, Mnemonic, NonceManager } from 'ethers'
+import { compileSolidity } from '../../contracts-abi/compile.js'
+import { ANVIL_MNEMONIC } from '../../node/chain/local-chain.js'
 import { assertBuilt, jsonError, pollUntil, runCli, runCommand, type RunResult } from './cli-helpers.js'
 
 /**
@@ -77,6 +81,32 @@ describe('e2e: a smart contract uses the swarm (examples/dapp on 4 nodes)', func
     assert.equal(results.length, 1)
     assert.equal(results[0].taskId, out.id)
     assert.match(results[0].stdout, /^n=1000 count=168$/m)
+  })
+
+  it('task submit --callback, trust 3: the scheduler finalizes with the callback data the consensus covers; the contract gets it once', async () => {
+    const chain = file?.chain
+    assert.ok(chain != null)
+    const provider = new JsonRpcProvider(chain.rpc, undefined, { staticNetwork: true, pollingInterval: 200, cacheTimeout: -1 })
+    try {
+      const deployer = new NonceManager(HDNodeWallet.fromMnemonic(Mnemonic.fromPhrase(ANVIL_MNEMONIC), "m/44'/60'/0'/0/0").connect(provider))
+      const c = compileSolidity([fileURLToPath(new URL('../contracts/solidity/CallbackTargets.sol', import.meta.url))]).RecordingCallback
+      const deployed = await new ContractFactory(c.abi as never, c.bytecode, deployer).deploy()
+      await deployed.waitForDeployment()
+      const recorder = deployed as Contract
+      const address = await recorder.getAddress()
+      const r = await on(0, ['task', 'submit', '--app', app, '--args', '100', '--trust', '3', '--callback', address, '--watch', '--json'], 240_000)
+      assert.equal(r.code, 0, r.stderr)
+      const out = JSON.parse(r.stdout) as { workers: string[], tasks: Array<{ taskId: string, status: string }> }
+      assert.ok(out.workers.length >= 2, 'trust 3: at least two workers')
+      assert.equal(out.tasks[0].status, 'COMPLETED')
+      // 25 primes <= 100, as abi.encode(n, count): the bytes the app wrote, passed by the scheduler's finalize
+      assert.equal(await recorder.lastData(), AbiCoder.defaultAbiCoder().encode(['uint256', 'uint256'], [100n, 25n]))
+      assert.equal(await recorder.lastTask(), out.tasks[0].taskId)
+      assert.equal(await recorder.lastCaller(), chain.hub)
+      assert.equal(await recorder.calls(), 1n)
+    } finally {
+      provider.destroy()
+    }
   })
 
   it('--tx: an unknown transaction is TX_NOT_FOUND; a TASKID and --tx together, or a bad hash, are usage errors', async () => {
