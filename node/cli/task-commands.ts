@@ -84,6 +84,7 @@ export function printTask (io: CliIo, v: TaskStatusView): void {
     `progress   ${v.contributions} contribution(s), ${v.reveals} reveal(s)`
   ]
   if (v.resultCid !== null) lines.push(`result     ${v.resultCid}    hash ${v.resultHash ?? '-'}`)
+  if (v.callback != null) lines.push(`callback   ${v.callback.address}    ${v.callback.success === null ? 'not called yet' : v.callback.success ? 'called: receiveResult succeeded' : 'called: receiveResult reverted or ran out of gas (the task is finalized and paid anyway)'}`)
   // the one duration a user asks first; block times, so whole seconds
   const end = v.times.finalized ?? v.times.claimed
   if (v.times.deal !== null && end !== null) lines.push(`took       ${seconds(end - v.times.deal)} from the deal to ${v.times.finalized !== null ? 'the result' : 'the claim'} (block times)`)

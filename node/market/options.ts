@@ -183,7 +183,7 @@ export const defaultMarketServiceOptions: MarketServiceOptions = {
   // a known account's estimate falls short when it earned (rewards carry no
   // per-account amount in the hub's events): one read each 30 s at most
   balanceRefreshMs: 30_000,
-  // 0.01 RLC: a matchOrders costs ~300k gas; on a chain where that is worth more, raise it (config.json)
+  // 0.01 RLC: a matchOrders costs ~300k gas; on a chain where that is worth more, raise it
   onchainMatchFee: 10_000_000n,
   // long enough that the first matcher's transaction is seen by the others on a dev chain's 1 s blocks
   onchainMatchJitterMs: 1_500

@@ -74,6 +74,7 @@ describe('e2e: a smart contract uses the swarm (examples/dapp on 4 nodes)', func
     assert.equal(views.length, 1)
     assert.equal(views[0].taskId, out.id)
     assert.equal(views[0].status, 'COMPLETED')
+    assert.deepEqual(views[0].callback, { address: out.dapp, success: true })
 
     const got = await on(0, ['result', 'get', '--tx', out.submitTx, '--json'], 120_000)
     assert.equal(got.code, 0, got.stderr)
