@@ -85,6 +85,14 @@ import {HubModule} from "./HubModule.sol";
  *   authorization), or a task whose reveals are in is still not finalized T
  *   after its reveal deadline. Its remaining deal stake is seized into the
  *   kitty and a new scheduler is drawn, who signs all later authorizations.
+ * - Callbacks (EIP-1154): a request may name a callback contract; finalize
+ *   and contributeAndFinalize take the result's callback data, which must
+ *   hash to the consensus digest (digest = keccak256(callbackData), iExec's
+ *   rule), and call `receiveResult(taskid, callbackData)` on it last, with
+ *   `m_callbackGas` gas; a failing callback is only an event.
+ * - Code size: the colder functions (registries, presign/cancel, most views)
+ *   live in HubModule, reached by `fallback` through delegatecall, on this
+ *   contract's storage (HubModule.sol).
  *
  * Every loop is bounded: at most MAX_WORKERS bids per match (hence at most
  * that many contributors per task), and log2(stakers) steps in the tree.

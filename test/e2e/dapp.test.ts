@@ -110,7 +110,7 @@ describe('e2e: a smart contract uses the swarm (examples/dapp on 4 nodes)', func
     }
   })
 
-  it('--tx: an unknown transaction is TX_NOT_FOUND; a TASKID and --tx together, or a bad hash, are usage errors', async () => {
+  it('--tx: an unknown transaction is TX_NOT_FOUND; a TASKID and --tx together, a bad hash or a bad --callback are usage errors', async () => {
     const unknown = await on(0, ['task', 'show', '--tx', '0x' + 'ab'.repeat(32), '--json'])
     assert.notEqual(unknown.code, 0)
     assert.equal(jsonError(unknown).code, 'TX_NOT_FOUND')
@@ -118,5 +118,8 @@ describe('e2e: a smart contract uses the swarm (examples/dapp on 4 nodes)', func
     assert.equal(both.code, 2, both.stderr)
     const bad = await on(0, ['task', 'show', '--tx', '0x1234'])
     assert.equal(bad.code, 2, bad.stderr)
+    // a callback that is not an address never reaches a signed order
+    const badCallback = await on(0, ['task', 'submit', '--app', app, '--args', '10', '--callback', 'not-an-address'])
+    assert.equal(badCallback.code, 2, badCallback.stderr)
   })
 })
