@@ -58,6 +58,8 @@ contract HubModule {
      * match it (see README, "Use it from a smart contract")
      */
     event RequestOrderPublished(bytes32 indexed requestHash, address indexed requester, Hub.RequestOrder order);
+    /// @notice a bid presigned on chain, in full: with an on-chain request, how providers gather the bids a trust > 1 deal needs
+    event BidPublished(bytes32 indexed requestHash, bytes32 indexed bidHash, Hub.Bid bid);
     event CallbackGasSet(uint256 gas);
 
     // ================================================================ escrow and stake views
@@ -152,9 +154,12 @@ contract HubModule {
         emit RequestOrderPublished(h, o.requester, o);
     }
 
-    function presignBid(Hub.Bid calldata b) external {
+    /// @notice the worker's statement that anyone may match its bid; published in full (BidPublished)
+    function presignBid(Hub.Bid calldata b) external returns (bytes32 h) {
         _onlyAssetOwner(b.worker);
-        _presign(Hub(address(this)).hashBid(b));
+        h = Hub(address(this)).hashBid(b);
+        _presign(h);
+        emit BidPublished(b.requestHash, h, b);
     }
 
     function cancelAppOrder(Hub.AppOrder calldata o) external {

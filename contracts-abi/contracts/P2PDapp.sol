@@ -82,7 +82,7 @@ abstract contract P2PDapp is IOracleConsumer {
         address app;
         string params; // iExec's params JSON, e.g. {"iexec_args":"1000"}
         address dataset; // zero: none
-        uint256 trust; // 1: one worker (the only level providers match on chain)
+        uint256 trust; // 1: one worker; more: a consensus of several (providers presign their bids on chain, see README)
         uint256 category;
         uint256 appMaxPrice;
         uint256 datasetMaxPrice;

@@ -438,6 +438,7 @@ export interface HubInterface extends Interface {
       | "UnstakeRequested"
       | "Unstaked"
       | "Withdraw"
+      | "BidPublished"
       | "CallbackGasSet"
       | "RequestOrderPublished"
   ): EventFragment;
@@ -1308,6 +1309,28 @@ export namespace WithdrawEvent {
   export type LogDescription = TypedLogDescription<Event>;
 }
 
+export namespace BidPublishedEvent {
+  export type InputTuple = [
+    requestHash: BytesLike,
+    bidHash: BytesLike,
+    bid: Hub.BidStruct
+  ];
+  export type OutputTuple = [
+    requestHash: string,
+    bidHash: string,
+    bid: Hub.BidStructOutput
+  ];
+  export interface OutputObject {
+    requestHash: string;
+    bidHash: string;
+    bid: Hub.BidStructOutput;
+  }
+  export type Event = TypedContractEvent<InputTuple, OutputTuple, OutputObject>;
+  export type Filter = TypedDeferredTopicFilter<Event>;
+  export type Log = TypedEventLog<Event>;
+  export type LogDescription = TypedLogDescription<Event>;
+}
+
 export namespace CallbackGasSetEvent {
   export type InputTuple = [gas: BigNumberish];
   export type OutputTuple = [gas: bigint];
@@ -1650,7 +1673,7 @@ export interface Hub extends BaseContract {
     "nonpayable"
   >;
 
-  presignBid: TypedContractMethod<[b: Hub.BidStruct], [void], "nonpayable">;
+  presignBid: TypedContractMethod<[b: Hub.BidStruct], [string], "nonpayable">;
 
   presignDatasetOrder: TypedContractMethod<
     [o: Hub.DatasetOrderStruct],
@@ -1993,7 +2016,7 @@ export interface Hub extends BaseContract {
   ): TypedContractMethod<[o: Hub.AppOrderStruct], [void], "nonpayable">;
   getFunction(
     nameOrSignature: "presignBid"
-  ): TypedContractMethod<[b: Hub.BidStruct], [void], "nonpayable">;
+  ): TypedContractMethod<[b: Hub.BidStruct], [string], "nonpayable">;
   getFunction(
     nameOrSignature: "presignDatasetOrder"
   ): TypedContractMethod<[o: Hub.DatasetOrderStruct], [void], "nonpayable">;
@@ -2211,6 +2234,13 @@ export interface Hub extends BaseContract {
     WithdrawEvent.InputTuple,
     WithdrawEvent.OutputTuple,
     WithdrawEvent.OutputObject
+  >;
+  getEvent(
+    key: "BidPublished"
+  ): TypedContractEvent<
+    BidPublishedEvent.InputTuple,
+    BidPublishedEvent.OutputTuple,
+    BidPublishedEvent.OutputObject
   >;
   getEvent(
     key: "CallbackGasSet"
@@ -2490,6 +2520,17 @@ export interface Hub extends BaseContract {
       WithdrawEvent.InputTuple,
       WithdrawEvent.OutputTuple,
       WithdrawEvent.OutputObject
+    >;
+
+    "BidPublished(bytes32,bytes32,tuple)": TypedContractEvent<
+      BidPublishedEvent.InputTuple,
+      BidPublishedEvent.OutputTuple,
+      BidPublishedEvent.OutputObject
+    >;
+    BidPublished: TypedContractEvent<
+      BidPublishedEvent.InputTuple,
+      BidPublishedEvent.OutputTuple,
+      BidPublishedEvent.OutputObject
     >;
 
     "CallbackGasSet(uint256)": TypedContractEvent<

@@ -24,6 +24,31 @@ import type {
 } from "./common.js";
 
 export declare namespace Hub {
+  export type BidStruct = {
+    requestHash: BytesLike;
+    worker: AddressLike;
+    price: BigNumberish;
+    volume: BigNumberish;
+    salt: BytesLike;
+    sign: BytesLike;
+  };
+
+  export type BidStructOutput = [
+    requestHash: string,
+    worker: string,
+    price: bigint,
+    volume: bigint,
+    salt: string,
+    sign: string
+  ] & {
+    requestHash: string;
+    worker: string;
+    price: bigint;
+    volume: bigint;
+    salt: string;
+    sign: string;
+  };
+
   export type RequestOrderStruct = {
     app: AddressLike;
     appmaxprice: BigNumberish;
@@ -123,31 +148,6 @@ export declare namespace Hub {
     datasetrestrict: string;
     workerpoolrestrict: string;
     requesterrestrict: string;
-    salt: string;
-    sign: string;
-  };
-
-  export type BidStruct = {
-    requestHash: BytesLike;
-    worker: AddressLike;
-    price: BigNumberish;
-    volume: BigNumberish;
-    salt: BytesLike;
-    sign: BytesLike;
-  };
-
-  export type BidStructOutput = [
-    requestHash: string,
-    worker: string,
-    price: bigint,
-    volume: bigint,
-    salt: string,
-    sign: string
-  ] & {
-    requestHash: string;
-    worker: string;
-    price: bigint;
-    volume: bigint;
     salt: string;
     sign: string;
   };
@@ -263,6 +263,7 @@ export interface HubModuleInterface extends Interface {
   getEvent(
     nameOrSignatureOrTopic:
       | "AppRegistered"
+      | "BidPublished"
       | "CallbackGasSet"
       | "DatasetRegistered"
       | "OrderCancelled"
@@ -477,6 +478,28 @@ export namespace AppRegisteredEvent {
   export type LogDescription = TypedLogDescription<Event>;
 }
 
+export namespace BidPublishedEvent {
+  export type InputTuple = [
+    requestHash: BytesLike,
+    bidHash: BytesLike,
+    bid: Hub.BidStruct
+  ];
+  export type OutputTuple = [
+    requestHash: string,
+    bidHash: string,
+    bid: Hub.BidStructOutput
+  ];
+  export interface OutputObject {
+    requestHash: string;
+    bidHash: string;
+    bid: Hub.BidStructOutput;
+  }
+  export type Event = TypedContractEvent<InputTuple, OutputTuple, OutputObject>;
+  export type Filter = TypedDeferredTopicFilter<Event>;
+  export type Log = TypedEventLog<Event>;
+  export type LogDescription = TypedLogDescription<Event>;
+}
+
 export namespace CallbackGasSetEvent {
   export type InputTuple = [gas: BigNumberish];
   export type OutputTuple = [gas: bigint];
@@ -676,7 +699,7 @@ export interface HubModule extends BaseContract {
     "nonpayable"
   >;
 
-  presignBid: TypedContractMethod<[b: Hub.BidStruct], [void], "nonpayable">;
+  presignBid: TypedContractMethod<[b: Hub.BidStruct], [string], "nonpayable">;
 
   presignDatasetOrder: TypedContractMethod<
     [o: Hub.DatasetOrderStruct],
@@ -806,7 +829,7 @@ export interface HubModule extends BaseContract {
   ): TypedContractMethod<[o: Hub.AppOrderStruct], [void], "nonpayable">;
   getFunction(
     nameOrSignature: "presignBid"
-  ): TypedContractMethod<[b: Hub.BidStruct], [void], "nonpayable">;
+  ): TypedContractMethod<[b: Hub.BidStruct], [string], "nonpayable">;
   getFunction(
     nameOrSignature: "presignDatasetOrder"
   ): TypedContractMethod<[o: Hub.DatasetOrderStruct], [void], "nonpayable">;
@@ -865,6 +888,13 @@ export interface HubModule extends BaseContract {
     AppRegisteredEvent.OutputObject
   >;
   getEvent(
+    key: "BidPublished"
+  ): TypedContractEvent<
+    BidPublishedEvent.InputTuple,
+    BidPublishedEvent.OutputTuple,
+    BidPublishedEvent.OutputObject
+  >;
+  getEvent(
     key: "CallbackGasSet"
   ): TypedContractEvent<
     CallbackGasSetEvent.InputTuple,
@@ -910,6 +940,17 @@ export interface HubModule extends BaseContract {
       AppRegisteredEvent.InputTuple,
       AppRegisteredEvent.OutputTuple,
       AppRegisteredEvent.OutputObject
+    >;
+
+    "BidPublished(bytes32,bytes32,tuple)": TypedContractEvent<
+      BidPublishedEvent.InputTuple,
+      BidPublishedEvent.OutputTuple,
+      BidPublishedEvent.OutputObject
+    >;
+    BidPublished: TypedContractEvent<
+      BidPublishedEvent.InputTuple,
+      BidPublishedEvent.OutputTuple,
+      BidPublishedEvent.OutputObject
     >;
 
     "CallbackGasSet(uint256)": TypedContractEvent<

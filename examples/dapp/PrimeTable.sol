@@ -14,6 +14,8 @@ contract PrimeTable is P2PDapp {
     address public immutable owner;
     address public immutable app;
     uint256 public immutable workerMaxPrice;
+    /// @notice workers that must agree: 1, or more for a consensus of several providers
+    uint256 public immutable trust;
 
     /// @notice n => how many primes are <= n (0: not known yet)
     mapping(uint256 => uint256) public primeCount;
@@ -25,10 +27,11 @@ contract PrimeTable is P2PDapp {
     error NotOwner();
     error BadN(uint256 n);
 
-    constructor(IP2PHub hub_, address app_, uint256 workerMaxPrice_) P2PDapp(hub_) {
+    constructor(IP2PHub hub_, address app_, uint256 workerMaxPrice_, uint256 trust_) P2PDapp(hub_) {
         owner = msg.sender;
         app = app_;
         workerMaxPrice = workerMaxPrice_;
+        trust = trust_;
     }
 
     function ask(uint256 n) external returns (bytes32 id) {
@@ -39,7 +42,7 @@ contract PrimeTable is P2PDapp {
                 app: app,
                 params: string.concat('{"iexec_args":"', _decimal(n), '"}'),
                 dataset: address(0),
-                trust: 1,
+                trust: trust,
                 category: 0,
                 appMaxPrice: 0,
                 datasetMaxPrice: 0,

@@ -2,7 +2,7 @@
 // its hub balance, asks the swarm how many primes are <= N, waits for the
 // hub's callback and prints what the contract stored.
 //
-//   npx tsx examples/dapp/run.ts --swarm DIR --app ADDRESS [--n 1000] [--timeout 240] [--json]
+//   npx tsx examples/dapp/run.ts --swarm DIR --app ADDRESS [--n 1000] [--trust 1] [--timeout 240] [--json]
 //
 // DIR is a `swarm up` dir (its swarm.json names the chain, hub and RLC); ADDRESS
 // the `primecount` app registered by `app publish examples/apps/primecount/primecount.wasm`.
@@ -28,6 +28,7 @@ async function main (): Promise<void> {
       // 0.1 RLC per task: above a provider's price plus its match fee (0.01 RLC by default)
       'max-price': { type: 'string', default: '100000000' },
       fund: { type: 'string', default: '1000000000' },
+      trust: { type: 'string', default: '1' },
       timeout: { type: 'string', default: '240' },
       json: { type: 'boolean', default: false }
     }
@@ -49,7 +50,7 @@ async function main (): Promise<void> {
     say('compiling PrimeTable.sol')
     const compiled = compileSolidity([fileURLToPath(new URL('./PrimeTable.sol', import.meta.url))]).PrimeTable
     const factory = new ContractFactory(compiled.abi as never, compiled.bytecode, owner)
-    const deployed = await factory.deploy(swarm.chain.hub, app, BigInt(values['max-price']))
+    const deployed = await factory.deploy(swarm.chain.hub, app, BigInt(values['max-price']), BigInt(values.trust))
     await deployed.waitForDeployment()
     const dapp = deployed as Contract
     const dappAddress = await dapp.getAddress()

@@ -13,14 +13,20 @@
  * was faster, the requester's balance is short) is dropped: its gas estimate
  * fails first, so no transaction is sent.
  *
- * Trust 1 only: a request needing several workers' bids would need a
- * collector of other providers' bids; such requests are logged and left to
- * a requester-side matcher (not built).
+ * Trust > 1 needs several providers' bids, and there is no requester node
+ * to collect them: each provider that would bid presigns its bid on the hub
+ * (`presignBid`, which publishes it in full: BidPublished) and pays that
+ * transaction's gas, repaid the same way. Every bidder gathers the published
+ * bids of the request; once there are enough for its trust (n with
+ * 2^n >= trust, plus one spare when more came), each bidder waits a random
+ * while and matches with the cheapest of them (its own among them or not):
+ * the first match wins, the others fail their gas estimate.
  */
 import { getAddress } from 'ethers'
 import type { Result } from 'ethers'
 import { emptyDatasetOrder, signOrder, ZERO_ADDRESS } from '../../protocols/eip712.js'
-import type { AppOrder, DatasetOrder, RequestOrder, Signed } from '../../protocols/eip712.js'
+import type { AppOrder, Bid, DatasetOrder, RequestOrder, Signed } from '../../protocols/eip712.js'
+import { HUB_RATIOS } from '../../contracts-abi/index.js'
 import { saltWithExpiry } from '../../protocols/market.js'
 import { isChainError } from '../chain/index.js'
 import type { ChainEvent } from '../chain/index.js'
@@ -30,12 +36,43 @@ import type { MarketService } from './service.js'
 export interface OnchainRequestRecord {
   requestHash: string
   requester: string
-  outcome: 'matched' | 'declined' | 'skipped' | 'failed'
+  outcome: 'matched' | 'bid' | 'declined' | 'skipped' | 'failed'
   reason?: string
   txHash?: string
 }
 
 const MAX_RECORDS = 1000
+/** on-chain requests of trust > 1 this provider bid on, whose bids it gathers, at most */
+const MAX_GATHERING = 1000
+/** bids gathered per request, at most (the hub takes 32 per match) */
+const MAX_BIDS_PER_REQUEST = 64
+
+/** The workers a trust level's consensus needs: n with 2^n >= trust (Hub.matchOrders' NotEnoughBids). */
+function bidsNeeded (trust: bigint): number {
+  let n = 1
+  while (2n ** BigInt(n) < trust && n < HUB_RATIOS.maxWorkers) n++
+  return n
+}
+
+/** A trust > 1 request this provider bid on: the bids published for it so far. */
+interface Gathering {
+  request: RequestOrder
+  appOrder: Signed<AppOrder>
+  datasetOrder: Signed<DatasetOrder>
+  bids: Map<string, Bid>
+  matching: boolean
+}
+
+/** The Bid of a decoded BidPublished event. */
+export function bidFromEvent (bid: Result): Bid {
+  return {
+    requestHash: String(bid.requestHash).toLowerCase(),
+    worker: getAddress(String(bid.worker)),
+    price: BigInt(bid.price),
+    volume: BigInt(bid.volume),
+    salt: String(bid.salt)
+  }
+}
 
 /** The RequestOrder of a decoded RequestOrderPublished event. */
 export function requestFromEvent (order: Result): RequestOrder {
@@ -63,11 +100,16 @@ const restrictOk = (restriction: string, party: string): boolean => restriction 
 export class OnchainRequests {
   readonly records: OnchainRequestRecord[] = []
   private readonly seen = new Set<string>()
+  private readonly gathering = new Map<string, Gathering>()
 
   constructor (private readonly market: MarketService, private readonly log: (msg: string, fields: Record<string, unknown>) => void) {}
 
   /** A hub event: starts handling a RequestOrderPublished (does not wait for it: the follower goes on). */
   onHubEvent (event: ChainEvent): void {
+    if (event.name === 'BidPublished' && event.args !== undefined) {
+      this.onBid(event.args)
+      return
+    }
     if (event.name !== 'RequestOrderPublished' || event.args === undefined) return
     const hash = String(event.args.requestHash).toLowerCase()
     if (this.seen.has(hash)) return
@@ -95,8 +137,8 @@ export class OnchainRequests {
     try {
       const provider = m.provider
       if (provider === undefined) return
-      if (request.trust !== 1n) {
-        this.record({ ...base, outcome: 'skipped', reason: `trust ${request.trust}: an on-chain request is matched by one provider, trust 1 only` })
+      if (request.trust < 1n || request.trust > BigInt(HUB_RATIOS.maxTrust)) {
+        this.record({ ...base, outcome: 'skipped', reason: `trust ${request.trust} out of range` })
         return
       }
       if (!restrictOk(request.workerpool, m.address)) {
@@ -130,6 +172,18 @@ export class OnchainRequests {
         }
         datasetOrder = d
       }
+      if (request.trust > 1n) {
+        // published on chain for the other bidders to gather; the match comes once enough are in (onBid)
+        if (this.gathering.size >= MAX_GATHERING) this.gathering.delete(this.gathering.keys().next().value as string)
+        this.gathering.set(requestHash, { request, appOrder, datasetOrder, bids: new Map(), matching: false })
+        const expiresAt = Math.floor(Date.now() / 1000) + m.options.bidTtlSeconds
+        const bid = await signOrder(m.signer, m.domain, 'Bid', { requestHash, worker: m.address, price, volume: request.volume - consumed, salt: saltWithExpiry(expiresAt) })
+        // presigned: the hub checks the flag, not a signature
+        const req = await m.hub.presignBid.populateTransaction({ ...bid, sign: '0x' })
+        const sent = await m.chain.sender.send(req)
+        this.record({ ...base, outcome: 'bid', txHash: sent.hash })
+        return
+      }
       // a random wait: the providers that heard the same event do not all send a match at once
       await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * m.options.onchainMatchJitterMs)))
       if (!m.started) return
@@ -141,14 +195,63 @@ export class OnchainRequests {
       const volume = request.volume - consumed
       const expiresAt = Math.floor(Date.now() / 1000) + m.options.bidTtlSeconds
       const bid = await signOrder(m.signer, m.domain, 'Bid', { requestHash, worker: m.address, price, volume, salt: saltWithExpiry(expiresAt) })
-      const req = await m.hub.matchOrders.populateTransaction(appOrder, datasetOrder, { ...request, sign: '0x' }, [bid])
-      // the scheduler draw reads prevrandao, which differs between the estimate and the mined block: 30 % on top
-      const gasLimit = await m.chain.sender.estimateGas(req) * 13n / 10n
-      const sent = await m.chain.sender.send({ ...req, gasLimit })
-      this.record({ ...base, outcome: 'matched', txHash: sent.hash })
+      await this.match(base, appOrder, datasetOrder, request, [bid])
     } catch (err) {
       const reverted = isChainError(err, 'CONTRACT_REVERT')
       this.record({ ...base, outcome: 'failed', reason: `${reverted ? 'match reverted' : 'error'}: ${err instanceof Error ? err.message : String(err)}`.slice(0, 300) })
+    }
+  }
+
+  private async match (base: { requestHash: string, requester: string }, appOrder: Signed<AppOrder>, datasetOrder: Signed<DatasetOrder>, request: RequestOrder, bids: Array<Signed<Bid>>): Promise<void> {
+    const m = this.market
+    const req = await m.hub.matchOrders.populateTransaction(appOrder, datasetOrder, { ...request, sign: '0x' }, bids)
+    // the scheduler draw reads prevrandao, which differs between the estimate and the mined block: 30 % on top
+    const gasLimit = await m.chain.sender.estimateGas(req) * 13n / 10n
+    const sent = await m.chain.sender.send({ ...req, gasLimit })
+    this.record({ ...base, outcome: 'matched', txHash: sent.hash })
+  }
+
+  /** A bid published on chain: gathered when this provider bid on its request too; a match once there are enough. */
+  private onBid (args: Result): void {
+    let bid: Bid
+    try {
+      bid = bidFromEvent(args.bid as Result)
+    } catch {
+      return
+    }
+    const g = this.gathering.get(bid.requestHash)
+    if (g === undefined || g.matching || g.bids.size >= MAX_BIDS_PER_REQUEST) return
+    // a bid the hub would refuse with this request is not counted
+    if (bid.price > g.request.workerpoolmaxprice || !restrictOk(g.request.workerpool, bid.worker)) return
+    if ([...g.bids.values()].some((b) => b.worker === bid.worker)) return
+    g.bids.set(String(args.bidHash).toLowerCase(), bid)
+    const need = bidsNeeded(g.request.trust)
+    if (g.bids.size < need) return
+    g.matching = true
+    this.market.track(this.matchGathered(bid.requestHash, g, need))
+  }
+
+  private async matchGathered (requestHash: string, g: Gathering, need: number): Promise<void> {
+    const m = this.market
+    const base = { requestHash, requester: g.request.requester }
+    try {
+      // a random wait, longer than a block: a spare bid may come, and the bidders do not all match at once
+      await new Promise((resolve) => setTimeout(resolve, m.options.onchainMatchJitterMs + Math.floor(Math.random() * m.options.onchainMatchJitterMs)))
+      if (!m.started) return
+      const consumed = await m.hub.consumedOf(requestHash)
+      if (consumed >= g.request.volume) {
+        this.record({ ...base, outcome: 'skipped', reason: 'matched by another provider' })
+        this.gathering.delete(requestHash)
+        return
+      }
+      const sorted = [...g.bids.values()].sort((a, b) => a.price < b.price ? -1 : a.price > b.price ? 1 : 0)
+      const picked = sorted.slice(0, Math.min(HUB_RATIOS.maxWorkers, need + 1))
+      await this.match(base, g.appOrder, g.datasetOrder, g.request, picked.map((b) => ({ ...b, sign: '0x' })))
+      this.gathering.delete(requestHash)
+    } catch (err) {
+      // another bidder matched first, or a bidder's stake is short: the next bid published tries again
+      g.matching = false
+      this.record({ ...base, outcome: 'failed', reason: `match of gathered bids: ${err instanceof Error ? err.message : String(err)}`.slice(0, 300) })
     }
   }
 

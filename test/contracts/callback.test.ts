@@ -15,6 +15,8 @@ import {
 const DEFAULT_CALLBACK_GAS = 200_000n
 
 describe('hub: EIP-1154 callbacks', function () {
+  // solc-js compiles the test contracts in `before`: seconds on a quiet machine, far more on a loaded one
+  this.timeout(180_000)
   let f: Fixture
   let assets: AppSetup
   let snap: string

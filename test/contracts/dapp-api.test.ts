@@ -18,20 +18,24 @@ const STATUS = { NONE: 0n, PENDING: 1n, RUNNING: 2n, COMPLETED: 3n, FAILED: 4n, 
 const abi = AbiCoder.defaultAbiCoder()
 
 describe('DApp API: P2PDapp and the example PrimeTable', function () {
+  // solc-js compiles the test contracts in `before`: seconds on a quiet machine, far more on a loaded one
+  this.timeout(180_000)
   let f: Fixture
   let snap: string
   let dapp: Contract
+  let compiledDapp: { abi: unknown[], bytecode: string }
   let dappAddress: string
   let app: string
   const PRICE = 100_000_000n // 0.1 RLC
 
   before(async () => {
     const c = compileSolidity([fileURLToPath(new URL('../../examples/dapp/PrimeTable.sol', import.meta.url))]).PrimeTable
+    compiledDapp = c
     f = await setupFixture({ nodes: 3 })
     const r = await send(f.hub.connect(f.appOwner).registerApp('primecount', 'bafyapp', '0x' + '11'.repeat(32)))
     app = f.hub.interface.parseLog(r.logs[0])?.args.app as string
     // the DApp's owner is the fixture's requester
-    const deployed = await new ContractFactory(c.abi as never, c.bytecode, f.requester).deploy(f.hubAddress, app, PRICE)
+    const deployed = await new ContractFactory(c.abi as never, c.bytecode, f.requester).deploy(f.hubAddress, app, PRICE, 1n)
     await deployed.waitForDeployment()
     dapp = deployed as Contract
     dappAddress = await dapp.getAddress()
@@ -144,6 +148,38 @@ describe('DApp API: P2PDapp and the example PrimeTable', function () {
     const b = await ask(3000n)
     await matchAsProvider(b.request, b.requestHash)
     await expectDappRevert((dapp.connect(f.requester) as Contract).cancel(b.id) as Promise<unknown>, 'NotRemovable')
+  })
+
+  it('trust 3: bids presigned on chain are published in full (BidPublished) and anyone matches the request with them', async () => {
+    const deployed = await new ContractFactory(compiledDapp.abi as never, compiledDapp.bytecode, f.requester).deploy(f.hubAddress, app, PRICE, 3n)
+    await deployed.waitForDeployment()
+    const dapp3 = deployed as Contract
+    await send(f.hub.connect(f.outsider).depositFor(await dapp3.getAddress(), 10n * RLC_UNIT))
+    const receipt = await send((dapp3.connect(f.requester) as Contract).ask(500n) as never)
+    const published = receipt.logs.map((l) => { try { return f.hub.interface.parseLog(l) } catch { return null } }).find((e) => e?.name === 'RequestOrderPublished')
+    assert.ok(published != null)
+    const request = requestFromEvent(published.args.order)
+    const requestHash = published.args.requestHash as string
+    assert.equal(request.trust, 3n)
+    const bids = []
+    for (const w of [f.nodes[0], f.nodes[1]]) {
+      const bid = { requestHash, worker: w.address, price: PRICE, volume: 1n, salt: salt(), sign: '0x' }
+      const r = await send(f.hub.connect(w).presignBid(bid))
+      const ev = r.logs.map((l) => f.hub.interface.parseLog(l)).find((e) => e?.name === 'BidPublished')
+      assert.equal(ev?.args.requestHash, requestHash)
+      assert.equal(ev?.args.bid.worker, w.address)
+      assert.equal(ev?.args.bidHash, hashOrder(f.domain, 'Bid', bid))
+      bids.push(bid)
+    }
+    // a bid presigned by someone else than its worker is refused
+    await expectRevert(f.hub.connect(f.outsider).presignBid({ ...bids[0], salt: salt() }), 'NotOwner')
+    const appOrder = await signOrder(f.appOwner, f.domain, 'AppOrder', {
+      app, appprice: 0n, volume: 1000n, tag: ZERO_BYTES32, datasetrestrict: ZERO_ADDRESS, workerpoolrestrict: ZERO_ADDRESS, requesterrestrict: ZERO_ADDRESS, salt: salt()
+    })
+    const r = await send(f.hub.connect(f.nodes[2]).matchOrders(appOrder, emptyDatasetOrder(), { ...request, sign: '0x' }, bids))
+    const deal = r.logs.map((l) => { try { return f.hub.interface.parseLog(l) } catch { return null } }).find((e) => e?.name === 'DealCreated')
+    assert.deepEqual([...deal?.args.info.workers], [f.nodes[0].address, f.nodes[1].address])
+    assert.equal(await dapp3.getStatus(await dapp3.taskIdOf(requestHash)), STATUS.RUNNING)
   })
 
   it('FAILED: a matched task nobody finalizes is claimed after its final deadline; the DApp is refunded', async () => {

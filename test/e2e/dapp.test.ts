@@ -84,6 +84,20 @@ describe('e2e: a smart contract uses the swarm (examples/dapp on 4 nodes)', func
     assert.match(results[0].stdout, /^n=1000 count=168$/m)
   })
 
+  it('trust 3 from a contract: providers presign their bids on chain, one matches with the gathered bids; the callback stores 303 primes <= 2000', async () => {
+    const r = await runCommand(process.execPath, ['--import', 'tsx', resolve('examples/dapp/run.ts'), '--swarm', swarmDir, '--app', app, '--n', '2000', '--trust', '3', '--timeout', '200', '--json'], 240_000)
+    assert.equal(r.code, 0, `run.ts: ${r.stderr}\n${r.stdout}`)
+    const out = JSON.parse(r.stdout) as { id: string, submitTx: string, status: string, primeCount: string }
+    assert.equal(out.status, 'COMPLETED')
+    assert.equal(out.primeCount, '303')
+    const show = await on(0, ['task', 'show', '--tx', out.submitTx, '--json'])
+    assert.equal(show.code, 0, show.stderr)
+    const [view] = JSON.parse(show.stdout) as TaskStatusView[]
+    assert.equal(view.trust, 3)
+    assert.ok(view.workers.length >= 2, 'at least two workers')
+    assert.ok(view.contributions >= 2, 'a consensus of at least two contributions')
+  })
+
   it('task submit --callback, trust 3: the scheduler finalizes with the callback data the consensus covers; the contract gets it once', async () => {
     const chain = file?.chain
     assert.ok(chain != null)

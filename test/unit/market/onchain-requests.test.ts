@@ -18,10 +18,11 @@ const FEE = 10_000_000n
 
 interface Sent { appOrder: AppOrder, request: RequestOrder, bids: Bid[] }
 
-async function setup (opts: { decision?: BidDecision, consumed?: bigint, appOrders?: Array<Partial<AppOrder>> } = {}): Promise<{ on: OnchainRequests, sent: Sent[], wait: () => Promise<void>, me: string }> {
+async function setup (opts: { decision?: BidDecision, consumed?: bigint, appOrders?: Array<Partial<AppOrder>> } = {}): Promise<{ on: OnchainRequests, sent: Sent[], presigned: Bid[], wait: () => Promise<void>, me: string }> {
   const signer = Wallet.createRandom()
   const appOwner = Wallet.createRandom()
   const sent: Sent[] = []
+  const presigned: Bid[] = []
   const tracked: Array<Promise<unknown>> = []
   const entries = await Promise.all((opts.appOrders ?? [{}]).map(async (o) => {
     const order = await signOrder(appOwner, domain, 'AppOrder', {
@@ -40,13 +41,22 @@ async function setup (opts: { decision?: BidDecision, consumed?: bigint, appOrde
     book: { query: async (q: { type: string }) => q.type === 'apporder' ? entries : [] },
     hub: {
       consumedOf: async () => opts.consumed ?? 0n,
+      presignBid: { populateTransaction: async (b: Bid) => { presigned.push(b); return { to: HUB, data: '0x' } } },
       matchOrders: { populateTransaction: async (appOrder: AppOrder, _d: unknown, request: RequestOrder, bids: Bid[]) => { sent.push({ appOrder, request, bids }); return { to: HUB, data: '0x' } } }
     },
     chain: { sender: { estimateGas: async () => 300_000n, send: async () => ({ hash: '0x' + '77'.repeat(32) }) } },
     track: (p: Promise<unknown>) => { tracked.push(p) }
   } as unknown as MarketService
   const on = new OnchainRequests(market, () => {})
-  return { on, sent, me: signer.address, wait: async () => { await Promise.all(tracked) } }
+  // tracked work may track more (a gathered match): wait until nothing new comes
+  const wait = async (): Promise<void> => {
+    for (let done = 0; done < tracked.length;) {
+      const n = tracked.length
+      await Promise.all(tracked.slice(done))
+      done = n
+    }
+  }
+  return { on, sent, presigned, me: signer.address, wait }
 }
 
 function request (over: Partial<RequestOrder> = {}): RequestOrder {
@@ -86,9 +96,9 @@ describe('market: on-chain requests (a provider matches them itself)', () => {
     assert.equal(over.on.records.at(-1)?.outcome, 'declined')
   })
 
-  it('leaves alone: trust > 1, a request restricted to another worker, a strategy\'s no, a consumed request, an event seen before', async () => {
+  it('leaves alone: trust 0, a request restricted to another worker, a strategy\'s no, a consumed request, an event seen before', async () => {
     const t = await setup({ decision: { bid: false, code: 'NO_CAPACITY', reason: 'busy' } })
-    t.on.onHubEvent(event(request({ trust: 3n })))
+    t.on.onHubEvent(event(request({ trust: 0n })))
     t.on.onHubEvent(event(request({ workerpool: getAddress('0x' + '99'.repeat(20)) })))
     t.on.onHubEvent(event(request()))
     await t.wait()
@@ -104,6 +114,37 @@ describe('market: on-chain requests (a provider matches them itself)', () => {
     twice.on.onHubEvent(e)
     await twice.wait()
     assert.equal(twice.sent.length, 1)
+  })
+
+  it('trust 3: presigns its bid on chain, gathers the published bids, matches the cheapest n + 1 once 2 are in', async () => {
+    const t = await setup()
+    const r = request({ trust: 3n })
+    const hash = hexlify(randomBytes(32))
+    t.on.onHubEvent(event(r, hash))
+    await t.wait()
+    assert.equal(t.sent.length, 0, 'no match on one bid')
+    assert.equal(t.presigned.length, 1)
+    assert.equal(t.presigned[0].price, 50_000_000n + FEE)
+    assert.equal(t.on.records.at(-1)?.outcome, 'bid')
+    const published = (b: Bid): ChainEvent => ({ ...event(r), name: 'BidPublished', args: { requestHash: hash, bidHash: hexlify(randomBytes(32)), bid: b as unknown as Result } as unknown as Result })
+    const other = (price: bigint, worker = Wallet.createRandom().address): Bid => ({ requestHash: hash, worker, price, volume: 1n, salt: hexlify(randomBytes(32)) })
+    // not counted: a price over the request's max, a bid for another request, a second bid of one worker
+    t.on.onHubEvent(published(other(200_000_000n)))
+    t.on.onHubEvent(published({ ...other(1n), requestHash: hexlify(randomBytes(32)) }))
+    t.on.onHubEvent(published(t.presigned[0]))
+    t.on.onHubEvent(published({ ...t.presigned[0], salt: hexlify(randomBytes(32)) }))
+    await t.wait()
+    assert.equal(t.sent.length, 0, 'still one counted bid')
+    const cheap = other(20_000_000n)
+    t.on.onHubEvent(published(cheap))
+    t.on.onHubEvent(published(other(90_000_000n)))
+    t.on.onHubEvent(published(other(80_000_000n)))
+    await t.wait()
+    assert.equal(t.sent.length, 1, 'one match')
+    // two bids were in when the match started; the cheapest need + 1 of those gathered by then
+    assert.deepEqual(t.sent[0].bids.map((b) => b.price), [20_000_000n, 60_000_000n])
+    assert.equal(t.sent[0].bids[0].worker, cheap.worker)
+    assert.equal(t.on.records.at(-1)?.outcome, 'matched')
   })
 
   it('picks the cheapest app order the hub would accept for this requester and max price', async () => {
