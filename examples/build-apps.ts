@@ -32,6 +32,8 @@ export const APPS: AppSpec[] = [
   // 50 M-entry sieve (the app's cap) needs ~48 MiB of bytes plus strings.
   { name: 'primes', about: 'prime sieve up to N (compute-heavy)', flags: ['--maximumMemory', '1024'] },
   // 4096 x 4096 pixels (the app's cap) is 16 MiB.
+  // 10 M-entry sieve (the app's cap): ~10 MiB.
+  { name: 'primecount', about: 'counts primes <= N; callback-data for a smart contract (examples/dapp)', flags: ['--maximumMemory', '512'] },
   { name: 'mandelbrot', about: 'Mandelbrot tile to a PGM (compute-heavy)', flags: ['--maximumMemory', '1024'] },
   { name: 'fail', about: 'prints to stderr and exits with code 3', flags: ['--maximumMemory', '16'] },
   { name: 'escape', about: 'sandbox probe: reads outside IEXEC_IN, writes into it', flags: ['--maximumMemory', '16'] },

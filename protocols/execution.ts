@@ -160,7 +160,8 @@ export interface ContributedMessage { type: 'contributed', taskids: string[], tx
 export interface RevealRequestMessage { type: 'reveal-request', taskid: string, proof: string }
 export interface RevealedMessage { type: 'revealed', taskid: string, txHash: string }
 export interface UploadRequestMessage { type: 'upload-request', taskid: string, proof: string }
-export interface ResultUploadedMessage { type: 'result-uploaded', taskid: string, cid: string }
+/** `callbackData`: the result's computed.json callback-data, which the scheduler passes to finalize (the hub checks it against the consensus). */
+export interface ResultUploadedMessage { type: 'result-uploaded', taskid: string, cid: string, callbackData?: string }
 export interface FinalizedMessage { type: 'finalized', taskid: string, txHash: string, cid: string, proof: string }
 export interface AckMessage { type: 'ack' }
 export interface ErrorMessage { type: 'error', code: string, reason: string }
@@ -175,6 +176,9 @@ const SIGNATURE = /^0x[0-9a-fA-F]{130}$/
 const PUBKEY = /^0x0[23][0-9a-fA-F]{64}$/
 // CIDv0 (base58btc Qm...) or CIDv1 in a multibase of letters and digits; parsed for real by the storage module
 const CID_TEXT = /^[A-Za-z0-9]{8,128}$/
+const CALLBACK_DATA = /^0x(?:[0-9a-f]{2})*$/
+/** the worker's bound on computed.json's callback-data (node/worker/digest.ts) */
+const MAX_CALLBACK_DATA_BYTES = 16 * 1024
 const MAX_PARAMS_CHARS = 4096
 const MAX_REASON_CHARS = 512
 
@@ -266,7 +270,12 @@ export function validateExecMessage (value: unknown): ExecMessage {
     case 'upload-request':
       return { type, taskid: str(o, 'taskid', HEX32), proof: str(o, 'proof', SIGNATURE) }
     case 'result-uploaded':
-      return { type, taskid: str(o, 'taskid', HEX32), cid: str(o, 'cid', CID_TEXT) }
+      return {
+        type,
+        taskid: str(o, 'taskid', HEX32),
+        cid: str(o, 'cid', CID_TEXT),
+        ...(o.callbackData !== undefined ? { callbackData: str(o, 'callbackData', CALLBACK_DATA, 2 + 2 * MAX_CALLBACK_DATA_BYTES) } : {})
+      }
     case 'finalized':
       return { type, taskid: str(o, 'taskid', HEX32), txHash: str(o, 'txHash', HEX32), cid: str(o, 'cid', CID_TEXT), proof: str(o, 'proof', SIGNATURE) }
     case 'ack':

@@ -8,6 +8,7 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {SortitionTree} from "./SortitionTree.sol";
 import {TaskReader} from "./TaskReader.sol";
+import {HubModule} from "./HubModule.sol";
 
 /**
  * @title Hub: the PoCo hub of iexec-p2p
@@ -84,6 +85,14 @@ import {TaskReader} from "./TaskReader.sol";
  *   authorization), or a task whose reveals are in is still not finalized T
  *   after its reveal deadline. Its remaining deal stake is seized into the
  *   kitty and a new scheduler is drawn, who signs all later authorizations.
+ * - Callbacks (EIP-1154): a request may name a callback contract; finalize
+ *   and contributeAndFinalize take the result's callback data, which must
+ *   hash to the consensus digest (digest = keccak256(callbackData), iExec's
+ *   rule), and call `receiveResult(taskid, callbackData)` on it last, with
+ *   `m_callbackGas` gas; a failing callback is only an event.
+ * - Code size: the colder functions (registries, presign/cancel, most views)
+ *   live in HubModule, reached by `fallback` through delegatecall, on this
+ *   contract's storage (HubModule.sol).
  *
  * Every loop is bounded: at most MAX_WORKERS bids per match (hence at most
  * that many contributors per task), and log2(stakers) steps in the tree.
@@ -109,6 +118,10 @@ contract Hub is EIP712, Ownable {
     uint256 internal constant MAX_TRUST = 255;
     /// @dev in Deal.schedulerLocked: the scheduler is not drawn yet; the low bits hold the draw block
     uint256 internal constant DRAW_PENDING = 1 << 47;
+    /// @notice gas a request's callback gets at finalize until the owner sets another (setCallbackGas)
+    uint256 internal constant DEFAULT_CALLBACK_GAS = 200_000;
+    /// @dev gas kept back beyond the callback's own: what finalize does after it, and EIP-150's 1/64
+    uint256 internal constant CALLBACK_RESERVE = 20_000;
 
     bytes32 public constant APPORDER_TYPEHASH = keccak256(
         "AppOrder(address app,uint256 appprice,uint256 volume,bytes32 tag,address datasetrestrict,address workerpoolrestrict,address requesterrestrict,bytes32 salt)"
@@ -323,6 +336,8 @@ contract Hub is EIP712, Ownable {
     error NotRequester(address caller);
     error NotEnoughBids(uint256 count, uint256 needed);
     error SchedulerNotDrawn(bytes32 dealid);
+    error BadCallbackData(bytes32 taskid);
+    error CallbackGasShort(uint256 left, uint256 needed);
 
     // ---------------------------------------------------------------- events
     event Deposit(address indexed account, uint256 amount);
@@ -347,14 +362,17 @@ contract Hub is EIP712, Ownable {
     /// @notice `scheduler` is zero: the next scheduler is drawn lazily (SchedulerDrawn, schedulerOf)
     event SchedulerReelected(bytes32 indexed dealid, address indexed previous, address indexed scheduler, uint256 slashed);
     event SchedulerDrawn(bytes32 indexed dealid, address indexed scheduler);
+    /// @notice the request's callback got `receiveResult(taskid, callbackData)`; `success` false: it reverted or ran out of gas (the task is finalized and paid anyway)
+    event CallbackCalled(bytes32 indexed taskid, address indexed callback, bool success);
 
     // ---------------------------------------------------------------- state
     IERC20 public immutable token;
     uint256 public immutable unstakeCooldown;
 
     uint256 public kitty;
-    uint256 public appCount;
-    uint256 public datasetCount;
+    // getters in HubModule (the registries)
+    uint256 internal appCount;
+    uint256 internal datasetCount;
 
     mapping(address => Account) private m_accounts;
     mapping(address => Stake) private m_stakes;
@@ -378,6 +396,13 @@ contract Hub is EIP712, Ownable {
     mapping(bytes32 => address[]) private m_contributors;
     mapping(bytes32 => mapping(address => Contribution)) private m_contributions;
     mapping(bytes32 => mapping(bytes32 => Group)) private m_groups;
+    /// @dev dealid => the request's callback contract (only deals that name one)
+    mapping(bytes32 => address) private m_callbacks;
+    /// @dev gas each callback gets (HubModule: callbackGas, setCallbackGas)
+    uint256 internal m_callbackGas;
+
+    /// @dev the module holding the hub's colder functions (HubModule.sol), reached by `fallback`
+    address private immutable module;
 
     constructor(IERC20 token_, uint256 unstakeCooldown_) EIP712("iExecP2P-Hub", "1") Ownable(msg.sender) {
         token = token_;
@@ -385,6 +410,25 @@ contract Hub is EIP712, Ownable {
         // the one task view that answers for trust-1 tasks too, at the hub's first CREATE address
         // (nonce 1): in the hub's init code only, its runtime code does not grow
         new TaskReader();
+        // nonce 2: the module; its code runs on the hub's storage by delegatecall (fallback below)
+        module = address(new HubModule());
+        m_callbackGas = DEFAULT_CALLBACK_GAS;
+    }
+
+    /**
+     * @dev every selector the hub does not know goes to the module (registries,
+     * presign/cancel, views, the callback gas setting), with the hub's storage
+     * and `msg.sender`: the hub's ABI (artifacts/Hub.json) lists both. Not payable.
+     */
+    fallback() external {
+        address m = module;
+        assembly ("memory-safe") {
+            calldatacopy(0, 0, calldatasize())
+            let ok := delegatecall(gas(), m, 0, calldatasize(), 0, 0)
+            returndatacopy(0, 0, returndatasize())
+            if iszero(ok) { revert(0, returndatasize()) }
+            return(0, returndatasize())
+        }
     }
 
     // ================================================================ escrow
@@ -407,11 +451,6 @@ contract Hub is EIP712, Ownable {
         a.balance -= uint96(amount);
         token.safeTransfer(msg.sender, amount);
         emit Withdraw(msg.sender, amount);
-    }
-
-    function accountOf(address account) external view returns (uint256 balance, uint256 frozen) {
-        Account storage a = m_accounts[account];
-        return (a.balance, a.frozen);
     }
 
     // ================================================================ stake
@@ -451,29 +490,6 @@ contract Hub is EIP712, Ownable {
         emit Unstaked(msg.sender, amount);
     }
 
-    function stakeOf(address account)
-        external
-        view
-        returns (uint256 amount, uint256 locked, uint256 pending, uint256 unlockAt)
-    {
-        Stake storage s = m_stakes[account];
-        return (s.amount, s.locked, s.pending, m_unlockAt[account]);
-    }
-
-    function totalStake() external view returns (uint256) {
-        return m_tree.total();
-    }
-
-    /// @notice the staker whose cumulative range holds `r` (r < totalStake); for audits and tests
-    function drawAt(uint256 r) external view returns (address) {
-        if (r >= m_tree.total()) revert NoStake();
-        return m_tree.draw(r);
-    }
-
-    function scoreOf(address worker) external view returns (uint256) {
-        return m_scores[worker];
-    }
-
     // ================================================================ registries
     function createCategory(string calldata name, uint256 timeRef) external onlyOwner returns (uint256 id) {
         if (timeRef == 0 || timeRef > type(uint24).max) revert BadTimeRef();
@@ -491,30 +507,6 @@ contract Hub is EIP712, Ownable {
         if (id >= m_categories.length) revert UnknownCategory(id);
         Category storage c = m_categories[id];
         return (c.name, c.timeRef);
-    }
-
-    function registerApp(string calldata name, string calldata cid, bytes32 checksum) external returns (address app) {
-        app = address(uint160(uint256(keccak256(abi.encode(block.chainid, address(this), "app", ++appCount)))));
-        m_apps[app] = Asset(msg.sender, checksum, name, cid);
-        emit AppRegistered(app, msg.sender, name, cid, checksum);
-    }
-
-    function registerDataset(string calldata name, string calldata cid, bytes32 checksum)
-        external
-        returns (address dataset)
-    {
-        dataset =
-            address(uint160(uint256(keccak256(abi.encode(block.chainid, address(this), "dataset", ++datasetCount)))));
-        m_datasets[dataset] = Asset(msg.sender, checksum, name, cid);
-        emit DatasetRegistered(dataset, msg.sender, name, cid, checksum);
-    }
-
-    function appOf(address app) external view returns (Asset memory) {
-        return m_apps[app];
-    }
-
-    function datasetOf(address dataset) external view returns (Asset memory) {
-        return m_datasets[dataset];
     }
 
     // ================================================================ orders
@@ -583,68 +575,6 @@ contract Hub is EIP712, Ownable {
 
     function domainSeparator() external view returns (bytes32) {
         return _domainSeparatorV4();
-    }
-
-    function consumedOf(bytes32 orderHash) external view returns (uint256) {
-        return m_consumed[orderHash];
-    }
-
-    function presignedOf(bytes32 orderHash) external view returns (bool) {
-        return m_presigned[orderHash];
-    }
-
-    function presignAppOrder(AppOrder calldata o) external {
-        _onlyAssetOwner(m_apps[o.app].owner);
-        _presign(hashAppOrder(o));
-    }
-
-    function presignDatasetOrder(DatasetOrder calldata o) external {
-        _onlyAssetOwner(m_datasets[o.dataset].owner);
-        _presign(hashDatasetOrder(o));
-    }
-
-    function presignRequestOrder(RequestOrder calldata o) external {
-        _onlyAssetOwner(o.requester);
-        _presign(hashRequestOrder(o));
-    }
-
-    function presignBid(Bid calldata b) external {
-        _onlyAssetOwner(b.worker);
-        _presign(hashBid(b));
-    }
-
-    function cancelAppOrder(AppOrder calldata o) external {
-        _onlyAssetOwner(m_apps[o.app].owner);
-        _cancel(hashAppOrder(o), o.volume);
-    }
-
-    function cancelDatasetOrder(DatasetOrder calldata o) external {
-        _onlyAssetOwner(m_datasets[o.dataset].owner);
-        _cancel(hashDatasetOrder(o), o.volume);
-    }
-
-    function cancelRequestOrder(RequestOrder calldata o) external {
-        _onlyAssetOwner(o.requester);
-        _cancel(hashRequestOrder(o), o.volume);
-    }
-
-    function cancelBid(Bid calldata b) external {
-        _onlyAssetOwner(b.worker);
-        _cancel(hashBid(b), b.volume);
-    }
-
-    function _onlyAssetOwner(address owner) private view {
-        if (owner != msg.sender) revert NotOwner(msg.sender, owner);
-    }
-
-    function _presign(bytes32 h) private {
-        m_presigned[h] = true;
-        emit OrderPresigned(h);
-    }
-
-    function _cancel(bytes32 h, uint256 volume) private {
-        m_consumed[h] = volume;
-        emit OrderCancelled(h);
     }
 
     function _checkSigner(address signer, bytes32 h, bytes calldata sign) private view {
@@ -784,6 +714,7 @@ contract Hub is EIP712, Ownable {
         deal.schedulerActive = uint32(block.timestamp);
         deal.schedulerLocked = uint48(DRAW_PENDING | block.number);
         m_deals[dealid] = deal;
+        if (request.callback != address(0)) m_callbacks[dealid] = request.callback;
 
         _emitDeal(dealid, deal, requestHash, request, datasetOrder.dataset, workers);
     }
@@ -914,30 +845,14 @@ contract Hub is EIP712, Ownable {
         }
     }
 
-    function isDealWorker(bytes32 dealid, address worker) external view returns (bool) {
-        return m_members[dealid][worker] != 0;
-    }
-
     function taskId(bytes32 dealid, uint256 idx) public pure returns (bytes32) {
         return keccak256(abi.encodePacked(dealid, idx));
-    }
-
-    function taskOf(bytes32 taskid) external view returns (Task memory) {
-        return m_tasks[taskid];
     }
 
     /// @notice status of task `idx` of a deal, counting tasks finalized without `initialize`
     function taskStatus(bytes32 dealid, uint256 idx) external view returns (TaskStatus) {
         if (_fastDone(dealid, idx)) return TaskStatus.COMPLETED;
         return m_tasks[taskId(dealid, idx)].status;
-    }
-
-    function contributionOf(bytes32 taskid, address worker) external view returns (Contribution memory) {
-        return m_contributions[taskid][worker];
-    }
-
-    function contributorsOf(bytes32 taskid) external view returns (address[] memory) {
-        return m_contributors[taskid];
     }
 
     function _fastDone(bytes32 dealid, uint256 idx) private view returns (bool) {
@@ -1030,7 +945,7 @@ contract Hub is EIP712, Ownable {
     }
 
     /// @notice closes a task once its winners revealed (or the reveal deadline passed with one reveal)
-    function finalize(bytes32 taskid, string calldata resultsCid) external {
+    function finalize(bytes32 taskid, string calldata resultsCid, bytes calldata callbackData) external {
         Task storage task = m_tasks[taskid];
         bytes32 dealid = task.dealid;
         Deal storage deal = m_deals[dealid];
@@ -1046,7 +961,33 @@ contract Hub is EIP712, Ownable {
         deal.done += 1;
         _payOwners(deal);
         _distribute(deal, dealid, taskid);
-        emit TaskFinalized(taskid, dealid, task.consensus, resultsCid);
+        bytes32 consensus = task.consensus;
+        emit TaskFinalized(taskid, dealid, consensus, resultsCid);
+        _callback(dealid, taskid, consensus, callbackData);
+    }
+
+    /**
+     * @dev EIP-1154: calls `receiveResult(taskid, callbackData)` on the deal's
+     * callback contract, last (every state change is done), with
+     * `m_callbackGas` gas. When the deal has a callback, the consensus covers
+     * the data: the result digest is keccak256(callbackData) (iExec's rule),
+     * so other data is refused. A callback that reverts or runs out of gas
+     * only emits `CallbackCalled(.., false)`; its return data is not copied.
+     */
+    function _callback(bytes32 dealid, bytes32 taskid, bytes32 consensus, bytes calldata callbackData) private {
+        address cb = m_callbacks[dealid];
+        if (cb == address(0)) return;
+        if (keccak256(abi.encodePacked(taskid, keccak256(callbackData))) != consensus) revert BadCallbackData(taskid);
+        uint256 g = m_callbackGas;
+        // the callee gets at most 63/64 of what is left: a caller short of gas could otherwise fail the callback on purpose
+        uint256 need = g + g / 63 + CALLBACK_RESERVE;
+        if (gasleft() < need) revert CallbackGasShort(gasleft(), need);
+        bytes memory data = abi.encodeWithSignature("receiveResult(bytes32,bytes)", taskid, callbackData);
+        bool ok;
+        assembly ("memory-safe") {
+            ok := call(g, cb, 0, add(data, 32), mload(data), 0, 0)
+        }
+        emit CallbackCalled(taskid, cb, ok);
     }
 
     /// @dev the requester's frozen payment for one task goes to the app and dataset owners (workers: see callers)
@@ -1102,7 +1043,8 @@ contract Hub is EIP712, Ownable {
         uint256 idx,
         bytes32 digest,
         string calldata resultsCid,
-        bytes calldata authorization
+        bytes calldata authorization,
+        bytes calldata callbackData
     ) external {
         Deal storage deal = _deal(dealid);
         if (deal.trust != 1) revert TrustNotOne(deal.trust);
@@ -1136,7 +1078,9 @@ contract Hub is EIP712, Ownable {
         uint256 workerShare = price * (100 - SCHEDULER_REWARD_RATIO) / 100;
         if (workerShare != 0) m_accounts[msg.sender].balance += uint96(workerShare);
         if (price != workerShare) m_accounts[deal.scheduler].balance += uint96(price - workerShare);
-        emit TaskFinalized(taskid, dealid, keccak256(abi.encodePacked(taskid, digest)), resultsCid);
+        bytes32 consensus = keccak256(abi.encodePacked(taskid, digest));
+        emit TaskFinalized(taskid, dealid, consensus, resultsCid);
+        _callback(dealid, taskid, consensus, callbackData);
     }
 
     /**

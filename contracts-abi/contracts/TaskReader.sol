@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {Hub} from "./Hub.sol";
+import {HubModule} from "./HubModule.sol";
 
 /**
  * @title TaskReader: one task view that answers for every task
@@ -39,7 +40,8 @@ contract TaskReader {
     function taskOf(bytes32 dealid, uint256 idx) external view returns (TaskView memory v) {
         if (idx >= hub.dealOf(dealid).volume) return v;
         bytes32 taskid = hub.taskId(dealid, idx);
-        Hub.Task memory t = hub.taskOf(taskid);
+        // taskOf lives in the module, reached through the hub
+        Hub.Task memory t = HubModule(address(hub)).taskOf(taskid);
         v.taskid = taskid;
         v.dealid = dealid;
         v.idx = idx;

@@ -82,19 +82,57 @@ export declare namespace Hub {
     finalDeadline: bigint;
   };
 
-  export type AssetStruct = {
-    owner: AddressLike;
-    checksum: BytesLike;
-    name: string;
-    cid: string;
+  export type DealStruct = {
+    requester: AddressLike;
+    volume: BigNumberish;
+    initialized: BigNumberish;
+    done: BigNumberish;
+    scheduler: AddressLike;
+    startTime: BigNumberish;
+    schedulerActive: BigNumberish;
+    trust: BigNumberish;
+    timeRef: BigNumberish;
+    appOwner: AddressLike;
+    appPrice: BigNumberish;
+    workerPrice: BigNumberish;
+    datasetOwner: AddressLike;
+    datasetPrice: BigNumberish;
+    schedulerLocked: BigNumberish;
   };
 
-  export type AssetStructOutput = [
-    owner: string,
-    checksum: string,
-    name: string,
-    cid: string
-  ] & { owner: string; checksum: string; name: string; cid: string };
+  export type DealStructOutput = [
+    requester: string,
+    volume: bigint,
+    initialized: bigint,
+    done: bigint,
+    scheduler: string,
+    startTime: bigint,
+    schedulerActive: bigint,
+    trust: bigint,
+    timeRef: bigint,
+    appOwner: string,
+    appPrice: bigint,
+    workerPrice: bigint,
+    datasetOwner: string,
+    datasetPrice: bigint,
+    schedulerLocked: bigint
+  ] & {
+    requester: string;
+    volume: bigint;
+    initialized: bigint;
+    done: bigint;
+    scheduler: string;
+    startTime: bigint;
+    schedulerActive: bigint;
+    trust: bigint;
+    timeRef: bigint;
+    appOwner: string;
+    appPrice: bigint;
+    workerPrice: bigint;
+    datasetOwner: string;
+    datasetPrice: bigint;
+    schedulerLocked: bigint;
+  };
 
   export type AppOrderStruct = {
     app: AddressLike;
@@ -244,6 +282,20 @@ export declare namespace Hub {
     sign: string;
   };
 
+  export type AssetStruct = {
+    owner: AddressLike;
+    checksum: BytesLike;
+    name: string;
+    cid: string;
+  };
+
+  export type AssetStructOutput = [
+    owner: string,
+    checksum: string,
+    name: string,
+    cid: string
+  ] & { owner: string; checksum: string; name: string; cid: string };
+
   export type ContributionStruct = {
     resultSeal: BytesLike;
     status: BigNumberish;
@@ -255,58 +307,6 @@ export declare namespace Hub {
     status: bigint,
     weight: bigint
   ] & { resultSeal: string; status: bigint; weight: bigint };
-
-  export type DealStruct = {
-    requester: AddressLike;
-    volume: BigNumberish;
-    initialized: BigNumberish;
-    done: BigNumberish;
-    scheduler: AddressLike;
-    startTime: BigNumberish;
-    schedulerActive: BigNumberish;
-    trust: BigNumberish;
-    timeRef: BigNumberish;
-    appOwner: AddressLike;
-    appPrice: BigNumberish;
-    workerPrice: BigNumberish;
-    datasetOwner: AddressLike;
-    datasetPrice: BigNumberish;
-    schedulerLocked: BigNumberish;
-  };
-
-  export type DealStructOutput = [
-    requester: string,
-    volume: bigint,
-    initialized: bigint,
-    done: bigint,
-    scheduler: string,
-    startTime: bigint,
-    schedulerActive: bigint,
-    trust: bigint,
-    timeRef: bigint,
-    appOwner: string,
-    appPrice: bigint,
-    workerPrice: bigint,
-    datasetOwner: string,
-    datasetPrice: bigint,
-    schedulerLocked: bigint
-  ] & {
-    requester: string;
-    volume: bigint;
-    initialized: bigint;
-    done: bigint;
-    scheduler: string;
-    startTime: bigint;
-    schedulerActive: bigint;
-    trust: bigint;
-    timeRef: bigint;
-    appOwner: string;
-    appPrice: bigint;
-    workerPrice: bigint;
-    datasetOwner: string;
-    datasetPrice: bigint;
-    schedulerLocked: bigint;
-  };
 
   export type TaskStruct = {
     dealid: BytesLike;
@@ -345,29 +345,16 @@ export interface HubInterface extends Interface {
       | "BID_TYPEHASH"
       | "DATASETORDER_TYPEHASH"
       | "REQUESTORDER_TYPEHASH"
-      | "accountOf"
-      | "appCount"
-      | "appOf"
-      | "cancelAppOrder"
-      | "cancelBid"
-      | "cancelDatasetOrder"
-      | "cancelRequestOrder"
       | "categoryCount"
       | "categoryOf"
       | "claim"
-      | "consumedOf"
       | "contribute"
       | "contributeAndFinalize"
-      | "contributionOf"
-      | "contributorsOf"
       | "createCategory"
-      | "datasetCount"
-      | "datasetOf"
       | "dealOf"
       | "deposit"
       | "depositFor"
       | "domainSeparator"
-      | "drawAt"
       | "eip712Domain"
       | "finalize"
       | "hashAppOrder"
@@ -376,42 +363,59 @@ export interface HubInterface extends Interface {
       | "hashDatasetOrder"
       | "hashRequestOrder"
       | "initialize"
-      | "isDealWorker"
       | "kitty"
       | "matchOrders"
       | "multicall"
       | "owner"
-      | "presignAppOrder"
-      | "presignBid"
-      | "presignDatasetOrder"
-      | "presignRequestOrder"
-      | "presignedOf"
       | "reelect"
       | "reelectForTask"
-      | "registerApp"
-      | "registerDataset"
       | "release"
       | "renounceOwnership"
       | "requestUnstake"
       | "reveal"
       | "schedulerOf"
-      | "scoreOf"
       | "stake"
-      | "stakeOf"
       | "taskId"
-      | "taskOf"
       | "taskStatus"
       | "token"
-      | "totalStake"
       | "transferOwnership"
       | "unstake"
       | "unstakeCooldown"
       | "withdraw"
+      | "accountOf"
+      | "appCount"
+      | "appOf"
+      | "callbackGas"
+      | "callbackOf"
+      | "cancelAppOrder"
+      | "cancelBid"
+      | "cancelDatasetOrder"
+      | "cancelRequestOrder"
+      | "consumedOf"
+      | "contributionOf"
+      | "contributorsOf"
+      | "datasetCount"
+      | "datasetOf"
+      | "drawAt"
+      | "isDealWorker"
+      | "presignAppOrder"
+      | "presignBid"
+      | "presignDatasetOrder"
+      | "presignRequestOrder"
+      | "presignedOf"
+      | "registerApp"
+      | "registerDataset"
+      | "scoreOf"
+      | "setCallbackGas"
+      | "stakeOf"
+      | "taskOf"
+      | "totalStake"
   ): FunctionFragment;
 
   getEvent(
     nameOrSignatureOrTopic:
       | "AppRegistered"
+      | "CallbackCalled"
       | "CategoryCreated"
       | "DatasetRegistered"
       | "DealCreated"
@@ -434,6 +438,9 @@ export interface HubInterface extends Interface {
       | "UnstakeRequested"
       | "Unstaked"
       | "Withdraw"
+      | "BidPublished"
+      | "CallbackGasSet"
+      | "RequestOrderPublished"
   ): EventFragment;
 
   encodeFunctionData(
@@ -457,28 +464,6 @@ export interface HubInterface extends Interface {
     values?: undefined
   ): string;
   encodeFunctionData(
-    functionFragment: "accountOf",
-    values: [AddressLike]
-  ): string;
-  encodeFunctionData(functionFragment: "appCount", values?: undefined): string;
-  encodeFunctionData(functionFragment: "appOf", values: [AddressLike]): string;
-  encodeFunctionData(
-    functionFragment: "cancelAppOrder",
-    values: [Hub.AppOrderStruct]
-  ): string;
-  encodeFunctionData(
-    functionFragment: "cancelBid",
-    values: [Hub.BidStruct]
-  ): string;
-  encodeFunctionData(
-    functionFragment: "cancelDatasetOrder",
-    values: [Hub.DatasetOrderStruct]
-  ): string;
-  encodeFunctionData(
-    functionFragment: "cancelRequestOrder",
-    values: [Hub.RequestOrderStruct]
-  ): string;
-  encodeFunctionData(
     functionFragment: "categoryCount",
     values?: undefined
   ): string;
@@ -491,36 +476,16 @@ export interface HubInterface extends Interface {
     values: [BytesLike, BigNumberish]
   ): string;
   encodeFunctionData(
-    functionFragment: "consumedOf",
-    values: [BytesLike]
-  ): string;
-  encodeFunctionData(
     functionFragment: "contribute",
     values: [BytesLike, BytesLike, BytesLike, BytesLike]
   ): string;
   encodeFunctionData(
     functionFragment: "contributeAndFinalize",
-    values: [BytesLike, BigNumberish, BytesLike, string, BytesLike]
-  ): string;
-  encodeFunctionData(
-    functionFragment: "contributionOf",
-    values: [BytesLike, AddressLike]
-  ): string;
-  encodeFunctionData(
-    functionFragment: "contributorsOf",
-    values: [BytesLike]
+    values: [BytesLike, BigNumberish, BytesLike, string, BytesLike, BytesLike]
   ): string;
   encodeFunctionData(
     functionFragment: "createCategory",
     values: [string, BigNumberish]
-  ): string;
-  encodeFunctionData(
-    functionFragment: "datasetCount",
-    values?: undefined
-  ): string;
-  encodeFunctionData(
-    functionFragment: "datasetOf",
-    values: [AddressLike]
   ): string;
   encodeFunctionData(functionFragment: "dealOf", values: [BytesLike]): string;
   encodeFunctionData(
@@ -536,16 +501,12 @@ export interface HubInterface extends Interface {
     values?: undefined
   ): string;
   encodeFunctionData(
-    functionFragment: "drawAt",
-    values: [BigNumberish]
-  ): string;
-  encodeFunctionData(
     functionFragment: "eip712Domain",
     values?: undefined
   ): string;
   encodeFunctionData(
     functionFragment: "finalize",
-    values: [BytesLike, string]
+    values: [BytesLike, string, BytesLike]
   ): string;
   encodeFunctionData(
     functionFragment: "hashAppOrder",
@@ -571,10 +532,6 @@ export interface HubInterface extends Interface {
     functionFragment: "initialize",
     values: [BytesLike, BigNumberish]
   ): string;
-  encodeFunctionData(
-    functionFragment: "isDealWorker",
-    values: [BytesLike, AddressLike]
-  ): string;
   encodeFunctionData(functionFragment: "kitty", values?: undefined): string;
   encodeFunctionData(
     functionFragment: "matchOrders",
@@ -590,38 +547,10 @@ export interface HubInterface extends Interface {
     values: [BytesLike[]]
   ): string;
   encodeFunctionData(functionFragment: "owner", values?: undefined): string;
-  encodeFunctionData(
-    functionFragment: "presignAppOrder",
-    values: [Hub.AppOrderStruct]
-  ): string;
-  encodeFunctionData(
-    functionFragment: "presignBid",
-    values: [Hub.BidStruct]
-  ): string;
-  encodeFunctionData(
-    functionFragment: "presignDatasetOrder",
-    values: [Hub.DatasetOrderStruct]
-  ): string;
-  encodeFunctionData(
-    functionFragment: "presignRequestOrder",
-    values: [Hub.RequestOrderStruct]
-  ): string;
-  encodeFunctionData(
-    functionFragment: "presignedOf",
-    values: [BytesLike]
-  ): string;
   encodeFunctionData(functionFragment: "reelect", values: [BytesLike]): string;
   encodeFunctionData(
     functionFragment: "reelectForTask",
     values: [BytesLike]
-  ): string;
-  encodeFunctionData(
-    functionFragment: "registerApp",
-    values: [string, string, BytesLike]
-  ): string;
-  encodeFunctionData(
-    functionFragment: "registerDataset",
-    values: [string, string, BytesLike]
   ): string;
   encodeFunctionData(
     functionFragment: "release",
@@ -643,29 +572,16 @@ export interface HubInterface extends Interface {
     functionFragment: "schedulerOf",
     values: [BytesLike]
   ): string;
-  encodeFunctionData(
-    functionFragment: "scoreOf",
-    values: [AddressLike]
-  ): string;
   encodeFunctionData(functionFragment: "stake", values: [BigNumberish]): string;
-  encodeFunctionData(
-    functionFragment: "stakeOf",
-    values: [AddressLike]
-  ): string;
   encodeFunctionData(
     functionFragment: "taskId",
     values: [BytesLike, BigNumberish]
   ): string;
-  encodeFunctionData(functionFragment: "taskOf", values: [BytesLike]): string;
   encodeFunctionData(
     functionFragment: "taskStatus",
     values: [BytesLike, BigNumberish]
   ): string;
   encodeFunctionData(functionFragment: "token", values?: undefined): string;
-  encodeFunctionData(
-    functionFragment: "totalStake",
-    values?: undefined
-  ): string;
   encodeFunctionData(
     functionFragment: "transferOwnership",
     values: [AddressLike]
@@ -678,6 +594,109 @@ export interface HubInterface extends Interface {
   encodeFunctionData(
     functionFragment: "withdraw",
     values: [BigNumberish]
+  ): string;
+  encodeFunctionData(
+    functionFragment: "accountOf",
+    values: [AddressLike]
+  ): string;
+  encodeFunctionData(functionFragment: "appCount", values?: undefined): string;
+  encodeFunctionData(functionFragment: "appOf", values: [AddressLike]): string;
+  encodeFunctionData(
+    functionFragment: "callbackGas",
+    values?: undefined
+  ): string;
+  encodeFunctionData(
+    functionFragment: "callbackOf",
+    values: [BytesLike]
+  ): string;
+  encodeFunctionData(
+    functionFragment: "cancelAppOrder",
+    values: [Hub.AppOrderStruct]
+  ): string;
+  encodeFunctionData(
+    functionFragment: "cancelBid",
+    values: [Hub.BidStruct]
+  ): string;
+  encodeFunctionData(
+    functionFragment: "cancelDatasetOrder",
+    values: [Hub.DatasetOrderStruct]
+  ): string;
+  encodeFunctionData(
+    functionFragment: "cancelRequestOrder",
+    values: [Hub.RequestOrderStruct]
+  ): string;
+  encodeFunctionData(
+    functionFragment: "consumedOf",
+    values: [BytesLike]
+  ): string;
+  encodeFunctionData(
+    functionFragment: "contributionOf",
+    values: [BytesLike, AddressLike]
+  ): string;
+  encodeFunctionData(
+    functionFragment: "contributorsOf",
+    values: [BytesLike]
+  ): string;
+  encodeFunctionData(
+    functionFragment: "datasetCount",
+    values?: undefined
+  ): string;
+  encodeFunctionData(
+    functionFragment: "datasetOf",
+    values: [AddressLike]
+  ): string;
+  encodeFunctionData(
+    functionFragment: "drawAt",
+    values: [BigNumberish]
+  ): string;
+  encodeFunctionData(
+    functionFragment: "isDealWorker",
+    values: [BytesLike, AddressLike]
+  ): string;
+  encodeFunctionData(
+    functionFragment: "presignAppOrder",
+    values: [Hub.AppOrderStruct]
+  ): string;
+  encodeFunctionData(
+    functionFragment: "presignBid",
+    values: [Hub.BidStruct]
+  ): string;
+  encodeFunctionData(
+    functionFragment: "presignDatasetOrder",
+    values: [Hub.DatasetOrderStruct]
+  ): string;
+  encodeFunctionData(
+    functionFragment: "presignRequestOrder",
+    values: [Hub.RequestOrderStruct]
+  ): string;
+  encodeFunctionData(
+    functionFragment: "presignedOf",
+    values: [BytesLike]
+  ): string;
+  encodeFunctionData(
+    functionFragment: "registerApp",
+    values: [string, string, BytesLike]
+  ): string;
+  encodeFunctionData(
+    functionFragment: "registerDataset",
+    values: [string, string, BytesLike]
+  ): string;
+  encodeFunctionData(
+    functionFragment: "scoreOf",
+    values: [AddressLike]
+  ): string;
+  encodeFunctionData(
+    functionFragment: "setCallbackGas",
+    values: [BigNumberish]
+  ): string;
+  encodeFunctionData(
+    functionFragment: "stakeOf",
+    values: [AddressLike]
+  ): string;
+  encodeFunctionData(functionFragment: "taskOf", values: [BytesLike]): string;
+  encodeFunctionData(
+    functionFragment: "totalStake",
+    values?: undefined
   ): string;
 
   decodeFunctionResult(
@@ -700,51 +719,21 @@ export interface HubInterface extends Interface {
     functionFragment: "REQUESTORDER_TYPEHASH",
     data: BytesLike
   ): Result;
-  decodeFunctionResult(functionFragment: "accountOf", data: BytesLike): Result;
-  decodeFunctionResult(functionFragment: "appCount", data: BytesLike): Result;
-  decodeFunctionResult(functionFragment: "appOf", data: BytesLike): Result;
-  decodeFunctionResult(
-    functionFragment: "cancelAppOrder",
-    data: BytesLike
-  ): Result;
-  decodeFunctionResult(functionFragment: "cancelBid", data: BytesLike): Result;
-  decodeFunctionResult(
-    functionFragment: "cancelDatasetOrder",
-    data: BytesLike
-  ): Result;
-  decodeFunctionResult(
-    functionFragment: "cancelRequestOrder",
-    data: BytesLike
-  ): Result;
   decodeFunctionResult(
     functionFragment: "categoryCount",
     data: BytesLike
   ): Result;
   decodeFunctionResult(functionFragment: "categoryOf", data: BytesLike): Result;
   decodeFunctionResult(functionFragment: "claim", data: BytesLike): Result;
-  decodeFunctionResult(functionFragment: "consumedOf", data: BytesLike): Result;
   decodeFunctionResult(functionFragment: "contribute", data: BytesLike): Result;
   decodeFunctionResult(
     functionFragment: "contributeAndFinalize",
     data: BytesLike
   ): Result;
   decodeFunctionResult(
-    functionFragment: "contributionOf",
-    data: BytesLike
-  ): Result;
-  decodeFunctionResult(
-    functionFragment: "contributorsOf",
-    data: BytesLike
-  ): Result;
-  decodeFunctionResult(
     functionFragment: "createCategory",
     data: BytesLike
   ): Result;
-  decodeFunctionResult(
-    functionFragment: "datasetCount",
-    data: BytesLike
-  ): Result;
-  decodeFunctionResult(functionFragment: "datasetOf", data: BytesLike): Result;
   decodeFunctionResult(functionFragment: "dealOf", data: BytesLike): Result;
   decodeFunctionResult(functionFragment: "deposit", data: BytesLike): Result;
   decodeFunctionResult(functionFragment: "depositFor", data: BytesLike): Result;
@@ -752,7 +741,6 @@ export interface HubInterface extends Interface {
     functionFragment: "domainSeparator",
     data: BytesLike
   ): Result;
-  decodeFunctionResult(functionFragment: "drawAt", data: BytesLike): Result;
   decodeFunctionResult(
     functionFragment: "eip712Domain",
     data: BytesLike
@@ -776,10 +764,6 @@ export interface HubInterface extends Interface {
     data: BytesLike
   ): Result;
   decodeFunctionResult(functionFragment: "initialize", data: BytesLike): Result;
-  decodeFunctionResult(
-    functionFragment: "isDealWorker",
-    data: BytesLike
-  ): Result;
   decodeFunctionResult(functionFragment: "kitty", data: BytesLike): Result;
   decodeFunctionResult(
     functionFragment: "matchOrders",
@@ -787,6 +771,79 @@ export interface HubInterface extends Interface {
   ): Result;
   decodeFunctionResult(functionFragment: "multicall", data: BytesLike): Result;
   decodeFunctionResult(functionFragment: "owner", data: BytesLike): Result;
+  decodeFunctionResult(functionFragment: "reelect", data: BytesLike): Result;
+  decodeFunctionResult(
+    functionFragment: "reelectForTask",
+    data: BytesLike
+  ): Result;
+  decodeFunctionResult(functionFragment: "release", data: BytesLike): Result;
+  decodeFunctionResult(
+    functionFragment: "renounceOwnership",
+    data: BytesLike
+  ): Result;
+  decodeFunctionResult(
+    functionFragment: "requestUnstake",
+    data: BytesLike
+  ): Result;
+  decodeFunctionResult(functionFragment: "reveal", data: BytesLike): Result;
+  decodeFunctionResult(
+    functionFragment: "schedulerOf",
+    data: BytesLike
+  ): Result;
+  decodeFunctionResult(functionFragment: "stake", data: BytesLike): Result;
+  decodeFunctionResult(functionFragment: "taskId", data: BytesLike): Result;
+  decodeFunctionResult(functionFragment: "taskStatus", data: BytesLike): Result;
+  decodeFunctionResult(functionFragment: "token", data: BytesLike): Result;
+  decodeFunctionResult(
+    functionFragment: "transferOwnership",
+    data: BytesLike
+  ): Result;
+  decodeFunctionResult(functionFragment: "unstake", data: BytesLike): Result;
+  decodeFunctionResult(
+    functionFragment: "unstakeCooldown",
+    data: BytesLike
+  ): Result;
+  decodeFunctionResult(functionFragment: "withdraw", data: BytesLike): Result;
+  decodeFunctionResult(functionFragment: "accountOf", data: BytesLike): Result;
+  decodeFunctionResult(functionFragment: "appCount", data: BytesLike): Result;
+  decodeFunctionResult(functionFragment: "appOf", data: BytesLike): Result;
+  decodeFunctionResult(
+    functionFragment: "callbackGas",
+    data: BytesLike
+  ): Result;
+  decodeFunctionResult(functionFragment: "callbackOf", data: BytesLike): Result;
+  decodeFunctionResult(
+    functionFragment: "cancelAppOrder",
+    data: BytesLike
+  ): Result;
+  decodeFunctionResult(functionFragment: "cancelBid", data: BytesLike): Result;
+  decodeFunctionResult(
+    functionFragment: "cancelDatasetOrder",
+    data: BytesLike
+  ): Result;
+  decodeFunctionResult(
+    functionFragment: "cancelRequestOrder",
+    data: BytesLike
+  ): Result;
+  decodeFunctionResult(functionFragment: "consumedOf", data: BytesLike): Result;
+  decodeFunctionResult(
+    functionFragment: "contributionOf",
+    data: BytesLike
+  ): Result;
+  decodeFunctionResult(
+    functionFragment: "contributorsOf",
+    data: BytesLike
+  ): Result;
+  decodeFunctionResult(
+    functionFragment: "datasetCount",
+    data: BytesLike
+  ): Result;
+  decodeFunctionResult(functionFragment: "datasetOf", data: BytesLike): Result;
+  decodeFunctionResult(functionFragment: "drawAt", data: BytesLike): Result;
+  decodeFunctionResult(
+    functionFragment: "isDealWorker",
+    data: BytesLike
+  ): Result;
   decodeFunctionResult(
     functionFragment: "presignAppOrder",
     data: BytesLike
@@ -804,11 +861,6 @@ export interface HubInterface extends Interface {
     functionFragment: "presignedOf",
     data: BytesLike
   ): Result;
-  decodeFunctionResult(functionFragment: "reelect", data: BytesLike): Result;
-  decodeFunctionResult(
-    functionFragment: "reelectForTask",
-    data: BytesLike
-  ): Result;
   decodeFunctionResult(
     functionFragment: "registerApp",
     data: BytesLike
@@ -817,38 +869,14 @@ export interface HubInterface extends Interface {
     functionFragment: "registerDataset",
     data: BytesLike
   ): Result;
-  decodeFunctionResult(functionFragment: "release", data: BytesLike): Result;
-  decodeFunctionResult(
-    functionFragment: "renounceOwnership",
-    data: BytesLike
-  ): Result;
-  decodeFunctionResult(
-    functionFragment: "requestUnstake",
-    data: BytesLike
-  ): Result;
-  decodeFunctionResult(functionFragment: "reveal", data: BytesLike): Result;
-  decodeFunctionResult(
-    functionFragment: "schedulerOf",
-    data: BytesLike
-  ): Result;
   decodeFunctionResult(functionFragment: "scoreOf", data: BytesLike): Result;
-  decodeFunctionResult(functionFragment: "stake", data: BytesLike): Result;
+  decodeFunctionResult(
+    functionFragment: "setCallbackGas",
+    data: BytesLike
+  ): Result;
   decodeFunctionResult(functionFragment: "stakeOf", data: BytesLike): Result;
-  decodeFunctionResult(functionFragment: "taskId", data: BytesLike): Result;
   decodeFunctionResult(functionFragment: "taskOf", data: BytesLike): Result;
-  decodeFunctionResult(functionFragment: "taskStatus", data: BytesLike): Result;
-  decodeFunctionResult(functionFragment: "token", data: BytesLike): Result;
   decodeFunctionResult(functionFragment: "totalStake", data: BytesLike): Result;
-  decodeFunctionResult(
-    functionFragment: "transferOwnership",
-    data: BytesLike
-  ): Result;
-  decodeFunctionResult(functionFragment: "unstake", data: BytesLike): Result;
-  decodeFunctionResult(
-    functionFragment: "unstakeCooldown",
-    data: BytesLike
-  ): Result;
-  decodeFunctionResult(functionFragment: "withdraw", data: BytesLike): Result;
 }
 
 export namespace AppRegisteredEvent {
@@ -872,6 +900,28 @@ export namespace AppRegisteredEvent {
     name: string;
     cid: string;
     checksum: string;
+  }
+  export type Event = TypedContractEvent<InputTuple, OutputTuple, OutputObject>;
+  export type Filter = TypedDeferredTopicFilter<Event>;
+  export type Log = TypedEventLog<Event>;
+  export type LogDescription = TypedLogDescription<Event>;
+}
+
+export namespace CallbackCalledEvent {
+  export type InputTuple = [
+    taskid: BytesLike,
+    callback: AddressLike,
+    success: boolean
+  ];
+  export type OutputTuple = [
+    taskid: string,
+    callback: string,
+    success: boolean
+  ];
+  export interface OutputObject {
+    taskid: string;
+    callback: string;
+    success: boolean;
   }
   export type Event = TypedContractEvent<InputTuple, OutputTuple, OutputObject>;
   export type Filter = TypedDeferredTopicFilter<Event>;
@@ -1259,6 +1309,62 @@ export namespace WithdrawEvent {
   export type LogDescription = TypedLogDescription<Event>;
 }
 
+export namespace BidPublishedEvent {
+  export type InputTuple = [
+    requestHash: BytesLike,
+    bidHash: BytesLike,
+    bid: Hub.BidStruct
+  ];
+  export type OutputTuple = [
+    requestHash: string,
+    bidHash: string,
+    bid: Hub.BidStructOutput
+  ];
+  export interface OutputObject {
+    requestHash: string;
+    bidHash: string;
+    bid: Hub.BidStructOutput;
+  }
+  export type Event = TypedContractEvent<InputTuple, OutputTuple, OutputObject>;
+  export type Filter = TypedDeferredTopicFilter<Event>;
+  export type Log = TypedEventLog<Event>;
+  export type LogDescription = TypedLogDescription<Event>;
+}
+
+export namespace CallbackGasSetEvent {
+  export type InputTuple = [gas: BigNumberish];
+  export type OutputTuple = [gas: bigint];
+  export interface OutputObject {
+    gas: bigint;
+  }
+  export type Event = TypedContractEvent<InputTuple, OutputTuple, OutputObject>;
+  export type Filter = TypedDeferredTopicFilter<Event>;
+  export type Log = TypedEventLog<Event>;
+  export type LogDescription = TypedLogDescription<Event>;
+}
+
+export namespace RequestOrderPublishedEvent {
+  export type InputTuple = [
+    requestHash: BytesLike,
+    requester: AddressLike,
+    order: Hub.RequestOrderStruct
+  ];
+  export type OutputTuple = [
+    requestHash: string,
+    requester: string,
+    order: Hub.RequestOrderStructOutput
+  ];
+  export interface OutputObject {
+    requestHash: string;
+    requester: string;
+    order: Hub.RequestOrderStructOutput;
+  }
+  export type Event = TypedContractEvent<InputTuple, OutputTuple, OutputObject>;
+  export type Filter = TypedDeferredTopicFilter<Event>;
+  export type Log = TypedEventLog<Event>;
+  export type LogDescription = TypedLogDescription<Event>;
+}
+
 export interface Hub extends BaseContract {
   connect(runner?: ContractRunner | null): Hub;
   waitForDeployment(): Promise<this>;
@@ -1312,40 +1418,6 @@ export interface Hub extends BaseContract {
 
   REQUESTORDER_TYPEHASH: TypedContractMethod<[], [string], "view">;
 
-  accountOf: TypedContractMethod<
-    [account: AddressLike],
-    [[bigint, bigint] & { balance: bigint; frozen: bigint }],
-    "view"
-  >;
-
-  appCount: TypedContractMethod<[], [bigint], "view">;
-
-  appOf: TypedContractMethod<
-    [app: AddressLike],
-    [Hub.AssetStructOutput],
-    "view"
-  >;
-
-  cancelAppOrder: TypedContractMethod<
-    [o: Hub.AppOrderStruct],
-    [void],
-    "nonpayable"
-  >;
-
-  cancelBid: TypedContractMethod<[b: Hub.BidStruct], [void], "nonpayable">;
-
-  cancelDatasetOrder: TypedContractMethod<
-    [o: Hub.DatasetOrderStruct],
-    [void],
-    "nonpayable"
-  >;
-
-  cancelRequestOrder: TypedContractMethod<
-    [o: Hub.RequestOrderStruct],
-    [void],
-    "nonpayable"
-  >;
-
   categoryCount: TypedContractMethod<[], [bigint], "view">;
 
   categoryOf: TypedContractMethod<
@@ -1359,8 +1431,6 @@ export interface Hub extends BaseContract {
     [void],
     "nonpayable"
   >;
-
-  consumedOf: TypedContractMethod<[orderHash: BytesLike], [bigint], "view">;
 
   contribute: TypedContractMethod<
     [
@@ -1379,32 +1449,17 @@ export interface Hub extends BaseContract {
       idx: BigNumberish,
       digest: BytesLike,
       resultsCid: string,
-      authorization: BytesLike
+      authorization: BytesLike,
+      callbackData: BytesLike
     ],
     [void],
     "nonpayable"
   >;
 
-  contributionOf: TypedContractMethod<
-    [taskid: BytesLike, worker: AddressLike],
-    [Hub.ContributionStructOutput],
-    "view"
-  >;
-
-  contributorsOf: TypedContractMethod<[taskid: BytesLike], [string[]], "view">;
-
   createCategory: TypedContractMethod<
     [name: string, timeRef: BigNumberish],
     [bigint],
     "nonpayable"
-  >;
-
-  datasetCount: TypedContractMethod<[], [bigint], "view">;
-
-  datasetOf: TypedContractMethod<
-    [dataset: AddressLike],
-    [Hub.AssetStructOutput],
-    "view"
   >;
 
   dealOf: TypedContractMethod<
@@ -1423,8 +1478,6 @@ export interface Hub extends BaseContract {
 
   domainSeparator: TypedContractMethod<[], [string], "view">;
 
-  drawAt: TypedContractMethod<[r: BigNumberish], [string], "view">;
-
   eip712Domain: TypedContractMethod<
     [],
     [
@@ -1442,7 +1495,7 @@ export interface Hub extends BaseContract {
   >;
 
   finalize: TypedContractMethod<
-    [taskid: BytesLike, resultsCid: string],
+    [taskid: BytesLike, resultsCid: string, callbackData: BytesLike],
     [void],
     "nonpayable"
   >;
@@ -1475,12 +1528,6 @@ export interface Hub extends BaseContract {
     "nonpayable"
   >;
 
-  isDealWorker: TypedContractMethod<
-    [dealid: BytesLike, worker: AddressLike],
-    [boolean],
-    "view"
-  >;
-
   kitty: TypedContractMethod<[], [bigint], "view">;
 
   matchOrders: TypedContractMethod<
@@ -1498,45 +1545,11 @@ export interface Hub extends BaseContract {
 
   owner: TypedContractMethod<[], [string], "view">;
 
-  presignAppOrder: TypedContractMethod<
-    [o: Hub.AppOrderStruct],
-    [void],
-    "nonpayable"
-  >;
-
-  presignBid: TypedContractMethod<[b: Hub.BidStruct], [void], "nonpayable">;
-
-  presignDatasetOrder: TypedContractMethod<
-    [o: Hub.DatasetOrderStruct],
-    [void],
-    "nonpayable"
-  >;
-
-  presignRequestOrder: TypedContractMethod<
-    [o: Hub.RequestOrderStruct],
-    [void],
-    "nonpayable"
-  >;
-
-  presignedOf: TypedContractMethod<[orderHash: BytesLike], [boolean], "view">;
-
   reelect: TypedContractMethod<[dealid: BytesLike], [void], "nonpayable">;
 
   reelectForTask: TypedContractMethod<
     [taskid: BytesLike],
     [void],
-    "nonpayable"
-  >;
-
-  registerApp: TypedContractMethod<
-    [name: string, cid: string, checksum: BytesLike],
-    [string],
-    "nonpayable"
-  >;
-
-  registerDataset: TypedContractMethod<
-    [name: string, cid: string, checksum: BytesLike],
-    [string],
     "nonpayable"
   >;
 
@@ -1562,9 +1575,139 @@ export interface Hub extends BaseContract {
 
   schedulerOf: TypedContractMethod<[dealid: BytesLike], [string], "view">;
 
+  stake: TypedContractMethod<[amount: BigNumberish], [void], "nonpayable">;
+
+  taskId: TypedContractMethod<
+    [dealid: BytesLike, idx: BigNumberish],
+    [string],
+    "view"
+  >;
+
+  taskStatus: TypedContractMethod<
+    [dealid: BytesLike, idx: BigNumberish],
+    [bigint],
+    "view"
+  >;
+
+  token: TypedContractMethod<[], [string], "view">;
+
+  transferOwnership: TypedContractMethod<
+    [newOwner: AddressLike],
+    [void],
+    "nonpayable"
+  >;
+
+  unstake: TypedContractMethod<[], [void], "nonpayable">;
+
+  unstakeCooldown: TypedContractMethod<[], [bigint], "view">;
+
+  withdraw: TypedContractMethod<[amount: BigNumberish], [void], "nonpayable">;
+
+  accountOf: TypedContractMethod<
+    [account: AddressLike],
+    [[bigint, bigint] & { balance: bigint; frozen: bigint }],
+    "view"
+  >;
+
+  appCount: TypedContractMethod<[], [bigint], "view">;
+
+  appOf: TypedContractMethod<
+    [app: AddressLike],
+    [Hub.AssetStructOutput],
+    "view"
+  >;
+
+  callbackGas: TypedContractMethod<[], [bigint], "view">;
+
+  callbackOf: TypedContractMethod<[dealid: BytesLike], [string], "view">;
+
+  cancelAppOrder: TypedContractMethod<
+    [o: Hub.AppOrderStruct],
+    [void],
+    "nonpayable"
+  >;
+
+  cancelBid: TypedContractMethod<[b: Hub.BidStruct], [void], "nonpayable">;
+
+  cancelDatasetOrder: TypedContractMethod<
+    [o: Hub.DatasetOrderStruct],
+    [void],
+    "nonpayable"
+  >;
+
+  cancelRequestOrder: TypedContractMethod<
+    [o: Hub.RequestOrderStruct],
+    [void],
+    "nonpayable"
+  >;
+
+  consumedOf: TypedContractMethod<[orderHash: BytesLike], [bigint], "view">;
+
+  contributionOf: TypedContractMethod<
+    [taskid: BytesLike, worker: AddressLike],
+    [Hub.ContributionStructOutput],
+    "view"
+  >;
+
+  contributorsOf: TypedContractMethod<[taskid: BytesLike], [string[]], "view">;
+
+  datasetCount: TypedContractMethod<[], [bigint], "view">;
+
+  datasetOf: TypedContractMethod<
+    [dataset: AddressLike],
+    [Hub.AssetStructOutput],
+    "view"
+  >;
+
+  drawAt: TypedContractMethod<[r: BigNumberish], [string], "view">;
+
+  isDealWorker: TypedContractMethod<
+    [dealid: BytesLike, worker: AddressLike],
+    [boolean],
+    "view"
+  >;
+
+  presignAppOrder: TypedContractMethod<
+    [o: Hub.AppOrderStruct],
+    [void],
+    "nonpayable"
+  >;
+
+  presignBid: TypedContractMethod<[b: Hub.BidStruct], [string], "nonpayable">;
+
+  presignDatasetOrder: TypedContractMethod<
+    [o: Hub.DatasetOrderStruct],
+    [void],
+    "nonpayable"
+  >;
+
+  presignRequestOrder: TypedContractMethod<
+    [o: Hub.RequestOrderStruct],
+    [string],
+    "nonpayable"
+  >;
+
+  presignedOf: TypedContractMethod<[orderHash: BytesLike], [boolean], "view">;
+
+  registerApp: TypedContractMethod<
+    [name: string, cid: string, checksum: BytesLike],
+    [string],
+    "nonpayable"
+  >;
+
+  registerDataset: TypedContractMethod<
+    [name: string, cid: string, checksum: BytesLike],
+    [string],
+    "nonpayable"
+  >;
+
   scoreOf: TypedContractMethod<[worker: AddressLike], [bigint], "view">;
 
-  stake: TypedContractMethod<[amount: BigNumberish], [void], "nonpayable">;
+  setCallbackGas: TypedContractMethod<
+    [gas_: BigNumberish],
+    [void],
+    "nonpayable"
+  >;
 
   stakeOf: TypedContractMethod<
     [account: AddressLike],
@@ -1579,39 +1722,13 @@ export interface Hub extends BaseContract {
     "view"
   >;
 
-  taskId: TypedContractMethod<
-    [dealid: BytesLike, idx: BigNumberish],
-    [string],
-    "view"
-  >;
-
   taskOf: TypedContractMethod<
     [taskid: BytesLike],
     [Hub.TaskStructOutput],
     "view"
   >;
 
-  taskStatus: TypedContractMethod<
-    [dealid: BytesLike, idx: BigNumberish],
-    [bigint],
-    "view"
-  >;
-
-  token: TypedContractMethod<[], [string], "view">;
-
   totalStake: TypedContractMethod<[], [bigint], "view">;
-
-  transferOwnership: TypedContractMethod<
-    [newOwner: AddressLike],
-    [void],
-    "nonpayable"
-  >;
-
-  unstake: TypedContractMethod<[], [void], "nonpayable">;
-
-  unstakeCooldown: TypedContractMethod<[], [bigint], "view">;
-
-  withdraw: TypedContractMethod<[amount: BigNumberish], [void], "nonpayable">;
 
   getFunction<T extends ContractMethod = ContractMethod>(
     key: string | FunctionFragment
@@ -1633,31 +1750,6 @@ export interface Hub extends BaseContract {
     nameOrSignature: "REQUESTORDER_TYPEHASH"
   ): TypedContractMethod<[], [string], "view">;
   getFunction(
-    nameOrSignature: "accountOf"
-  ): TypedContractMethod<
-    [account: AddressLike],
-    [[bigint, bigint] & { balance: bigint; frozen: bigint }],
-    "view"
-  >;
-  getFunction(
-    nameOrSignature: "appCount"
-  ): TypedContractMethod<[], [bigint], "view">;
-  getFunction(
-    nameOrSignature: "appOf"
-  ): TypedContractMethod<[app: AddressLike], [Hub.AssetStructOutput], "view">;
-  getFunction(
-    nameOrSignature: "cancelAppOrder"
-  ): TypedContractMethod<[o: Hub.AppOrderStruct], [void], "nonpayable">;
-  getFunction(
-    nameOrSignature: "cancelBid"
-  ): TypedContractMethod<[b: Hub.BidStruct], [void], "nonpayable">;
-  getFunction(
-    nameOrSignature: "cancelDatasetOrder"
-  ): TypedContractMethod<[o: Hub.DatasetOrderStruct], [void], "nonpayable">;
-  getFunction(
-    nameOrSignature: "cancelRequestOrder"
-  ): TypedContractMethod<[o: Hub.RequestOrderStruct], [void], "nonpayable">;
-  getFunction(
     nameOrSignature: "categoryCount"
   ): TypedContractMethod<[], [bigint], "view">;
   getFunction(
@@ -1674,9 +1766,6 @@ export interface Hub extends BaseContract {
     [void],
     "nonpayable"
   >;
-  getFunction(
-    nameOrSignature: "consumedOf"
-  ): TypedContractMethod<[orderHash: BytesLike], [bigint], "view">;
   getFunction(
     nameOrSignature: "contribute"
   ): TypedContractMethod<
@@ -1697,37 +1786,18 @@ export interface Hub extends BaseContract {
       idx: BigNumberish,
       digest: BytesLike,
       resultsCid: string,
-      authorization: BytesLike
+      authorization: BytesLike,
+      callbackData: BytesLike
     ],
     [void],
     "nonpayable"
   >;
-  getFunction(
-    nameOrSignature: "contributionOf"
-  ): TypedContractMethod<
-    [taskid: BytesLike, worker: AddressLike],
-    [Hub.ContributionStructOutput],
-    "view"
-  >;
-  getFunction(
-    nameOrSignature: "contributorsOf"
-  ): TypedContractMethod<[taskid: BytesLike], [string[]], "view">;
   getFunction(
     nameOrSignature: "createCategory"
   ): TypedContractMethod<
     [name: string, timeRef: BigNumberish],
     [bigint],
     "nonpayable"
-  >;
-  getFunction(
-    nameOrSignature: "datasetCount"
-  ): TypedContractMethod<[], [bigint], "view">;
-  getFunction(
-    nameOrSignature: "datasetOf"
-  ): TypedContractMethod<
-    [dataset: AddressLike],
-    [Hub.AssetStructOutput],
-    "view"
   >;
   getFunction(
     nameOrSignature: "dealOf"
@@ -1745,9 +1815,6 @@ export interface Hub extends BaseContract {
   getFunction(
     nameOrSignature: "domainSeparator"
   ): TypedContractMethod<[], [string], "view">;
-  getFunction(
-    nameOrSignature: "drawAt"
-  ): TypedContractMethod<[r: BigNumberish], [string], "view">;
   getFunction(
     nameOrSignature: "eip712Domain"
   ): TypedContractMethod<
@@ -1768,7 +1835,7 @@ export interface Hub extends BaseContract {
   getFunction(
     nameOrSignature: "finalize"
   ): TypedContractMethod<
-    [taskid: BytesLike, resultsCid: string],
+    [taskid: BytesLike, resultsCid: string, callbackData: BytesLike],
     [void],
     "nonpayable"
   >;
@@ -1799,13 +1866,6 @@ export interface Hub extends BaseContract {
     "nonpayable"
   >;
   getFunction(
-    nameOrSignature: "isDealWorker"
-  ): TypedContractMethod<
-    [dealid: BytesLike, worker: AddressLike],
-    [boolean],
-    "view"
-  >;
-  getFunction(
     nameOrSignature: "kitty"
   ): TypedContractMethod<[], [bigint], "view">;
   getFunction(
@@ -1827,40 +1887,11 @@ export interface Hub extends BaseContract {
     nameOrSignature: "owner"
   ): TypedContractMethod<[], [string], "view">;
   getFunction(
-    nameOrSignature: "presignAppOrder"
-  ): TypedContractMethod<[o: Hub.AppOrderStruct], [void], "nonpayable">;
-  getFunction(
-    nameOrSignature: "presignBid"
-  ): TypedContractMethod<[b: Hub.BidStruct], [void], "nonpayable">;
-  getFunction(
-    nameOrSignature: "presignDatasetOrder"
-  ): TypedContractMethod<[o: Hub.DatasetOrderStruct], [void], "nonpayable">;
-  getFunction(
-    nameOrSignature: "presignRequestOrder"
-  ): TypedContractMethod<[o: Hub.RequestOrderStruct], [void], "nonpayable">;
-  getFunction(
-    nameOrSignature: "presignedOf"
-  ): TypedContractMethod<[orderHash: BytesLike], [boolean], "view">;
-  getFunction(
     nameOrSignature: "reelect"
   ): TypedContractMethod<[dealid: BytesLike], [void], "nonpayable">;
   getFunction(
     nameOrSignature: "reelectForTask"
   ): TypedContractMethod<[taskid: BytesLike], [void], "nonpayable">;
-  getFunction(
-    nameOrSignature: "registerApp"
-  ): TypedContractMethod<
-    [name: string, cid: string, checksum: BytesLike],
-    [string],
-    "nonpayable"
-  >;
-  getFunction(
-    nameOrSignature: "registerDataset"
-  ): TypedContractMethod<
-    [name: string, cid: string, checksum: BytesLike],
-    [string],
-    "nonpayable"
-  >;
   getFunction(
     nameOrSignature: "release"
   ): TypedContractMethod<
@@ -1885,11 +1916,136 @@ export interface Hub extends BaseContract {
     nameOrSignature: "schedulerOf"
   ): TypedContractMethod<[dealid: BytesLike], [string], "view">;
   getFunction(
+    nameOrSignature: "stake"
+  ): TypedContractMethod<[amount: BigNumberish], [void], "nonpayable">;
+  getFunction(
+    nameOrSignature: "taskId"
+  ): TypedContractMethod<
+    [dealid: BytesLike, idx: BigNumberish],
+    [string],
+    "view"
+  >;
+  getFunction(
+    nameOrSignature: "taskStatus"
+  ): TypedContractMethod<
+    [dealid: BytesLike, idx: BigNumberish],
+    [bigint],
+    "view"
+  >;
+  getFunction(
+    nameOrSignature: "token"
+  ): TypedContractMethod<[], [string], "view">;
+  getFunction(
+    nameOrSignature: "transferOwnership"
+  ): TypedContractMethod<[newOwner: AddressLike], [void], "nonpayable">;
+  getFunction(
+    nameOrSignature: "unstake"
+  ): TypedContractMethod<[], [void], "nonpayable">;
+  getFunction(
+    nameOrSignature: "unstakeCooldown"
+  ): TypedContractMethod<[], [bigint], "view">;
+  getFunction(
+    nameOrSignature: "withdraw"
+  ): TypedContractMethod<[amount: BigNumberish], [void], "nonpayable">;
+  getFunction(
+    nameOrSignature: "accountOf"
+  ): TypedContractMethod<
+    [account: AddressLike],
+    [[bigint, bigint] & { balance: bigint; frozen: bigint }],
+    "view"
+  >;
+  getFunction(
+    nameOrSignature: "appCount"
+  ): TypedContractMethod<[], [bigint], "view">;
+  getFunction(
+    nameOrSignature: "appOf"
+  ): TypedContractMethod<[app: AddressLike], [Hub.AssetStructOutput], "view">;
+  getFunction(
+    nameOrSignature: "callbackGas"
+  ): TypedContractMethod<[], [bigint], "view">;
+  getFunction(
+    nameOrSignature: "callbackOf"
+  ): TypedContractMethod<[dealid: BytesLike], [string], "view">;
+  getFunction(
+    nameOrSignature: "cancelAppOrder"
+  ): TypedContractMethod<[o: Hub.AppOrderStruct], [void], "nonpayable">;
+  getFunction(
+    nameOrSignature: "cancelBid"
+  ): TypedContractMethod<[b: Hub.BidStruct], [void], "nonpayable">;
+  getFunction(
+    nameOrSignature: "cancelDatasetOrder"
+  ): TypedContractMethod<[o: Hub.DatasetOrderStruct], [void], "nonpayable">;
+  getFunction(
+    nameOrSignature: "cancelRequestOrder"
+  ): TypedContractMethod<[o: Hub.RequestOrderStruct], [void], "nonpayable">;
+  getFunction(
+    nameOrSignature: "consumedOf"
+  ): TypedContractMethod<[orderHash: BytesLike], [bigint], "view">;
+  getFunction(
+    nameOrSignature: "contributionOf"
+  ): TypedContractMethod<
+    [taskid: BytesLike, worker: AddressLike],
+    [Hub.ContributionStructOutput],
+    "view"
+  >;
+  getFunction(
+    nameOrSignature: "contributorsOf"
+  ): TypedContractMethod<[taskid: BytesLike], [string[]], "view">;
+  getFunction(
+    nameOrSignature: "datasetCount"
+  ): TypedContractMethod<[], [bigint], "view">;
+  getFunction(
+    nameOrSignature: "datasetOf"
+  ): TypedContractMethod<
+    [dataset: AddressLike],
+    [Hub.AssetStructOutput],
+    "view"
+  >;
+  getFunction(
+    nameOrSignature: "drawAt"
+  ): TypedContractMethod<[r: BigNumberish], [string], "view">;
+  getFunction(
+    nameOrSignature: "isDealWorker"
+  ): TypedContractMethod<
+    [dealid: BytesLike, worker: AddressLike],
+    [boolean],
+    "view"
+  >;
+  getFunction(
+    nameOrSignature: "presignAppOrder"
+  ): TypedContractMethod<[o: Hub.AppOrderStruct], [void], "nonpayable">;
+  getFunction(
+    nameOrSignature: "presignBid"
+  ): TypedContractMethod<[b: Hub.BidStruct], [string], "nonpayable">;
+  getFunction(
+    nameOrSignature: "presignDatasetOrder"
+  ): TypedContractMethod<[o: Hub.DatasetOrderStruct], [void], "nonpayable">;
+  getFunction(
+    nameOrSignature: "presignRequestOrder"
+  ): TypedContractMethod<[o: Hub.RequestOrderStruct], [string], "nonpayable">;
+  getFunction(
+    nameOrSignature: "presignedOf"
+  ): TypedContractMethod<[orderHash: BytesLike], [boolean], "view">;
+  getFunction(
+    nameOrSignature: "registerApp"
+  ): TypedContractMethod<
+    [name: string, cid: string, checksum: BytesLike],
+    [string],
+    "nonpayable"
+  >;
+  getFunction(
+    nameOrSignature: "registerDataset"
+  ): TypedContractMethod<
+    [name: string, cid: string, checksum: BytesLike],
+    [string],
+    "nonpayable"
+  >;
+  getFunction(
     nameOrSignature: "scoreOf"
   ): TypedContractMethod<[worker: AddressLike], [bigint], "view">;
   getFunction(
-    nameOrSignature: "stake"
-  ): TypedContractMethod<[amount: BigNumberish], [void], "nonpayable">;
+    nameOrSignature: "setCallbackGas"
+  ): TypedContractMethod<[gas_: BigNumberish], [void], "nonpayable">;
   getFunction(
     nameOrSignature: "stakeOf"
   ): TypedContractMethod<
@@ -1905,40 +2061,11 @@ export interface Hub extends BaseContract {
     "view"
   >;
   getFunction(
-    nameOrSignature: "taskId"
-  ): TypedContractMethod<
-    [dealid: BytesLike, idx: BigNumberish],
-    [string],
-    "view"
-  >;
-  getFunction(
     nameOrSignature: "taskOf"
   ): TypedContractMethod<[taskid: BytesLike], [Hub.TaskStructOutput], "view">;
   getFunction(
-    nameOrSignature: "taskStatus"
-  ): TypedContractMethod<
-    [dealid: BytesLike, idx: BigNumberish],
-    [bigint],
-    "view"
-  >;
-  getFunction(
-    nameOrSignature: "token"
-  ): TypedContractMethod<[], [string], "view">;
-  getFunction(
     nameOrSignature: "totalStake"
   ): TypedContractMethod<[], [bigint], "view">;
-  getFunction(
-    nameOrSignature: "transferOwnership"
-  ): TypedContractMethod<[newOwner: AddressLike], [void], "nonpayable">;
-  getFunction(
-    nameOrSignature: "unstake"
-  ): TypedContractMethod<[], [void], "nonpayable">;
-  getFunction(
-    nameOrSignature: "unstakeCooldown"
-  ): TypedContractMethod<[], [bigint], "view">;
-  getFunction(
-    nameOrSignature: "withdraw"
-  ): TypedContractMethod<[amount: BigNumberish], [void], "nonpayable">;
 
   getEvent(
     key: "AppRegistered"
@@ -1946,6 +2073,13 @@ export interface Hub extends BaseContract {
     AppRegisteredEvent.InputTuple,
     AppRegisteredEvent.OutputTuple,
     AppRegisteredEvent.OutputObject
+  >;
+  getEvent(
+    key: "CallbackCalled"
+  ): TypedContractEvent<
+    CallbackCalledEvent.InputTuple,
+    CallbackCalledEvent.OutputTuple,
+    CallbackCalledEvent.OutputObject
   >;
   getEvent(
     key: "CategoryCreated"
@@ -2101,6 +2235,27 @@ export interface Hub extends BaseContract {
     WithdrawEvent.OutputTuple,
     WithdrawEvent.OutputObject
   >;
+  getEvent(
+    key: "BidPublished"
+  ): TypedContractEvent<
+    BidPublishedEvent.InputTuple,
+    BidPublishedEvent.OutputTuple,
+    BidPublishedEvent.OutputObject
+  >;
+  getEvent(
+    key: "CallbackGasSet"
+  ): TypedContractEvent<
+    CallbackGasSetEvent.InputTuple,
+    CallbackGasSetEvent.OutputTuple,
+    CallbackGasSetEvent.OutputObject
+  >;
+  getEvent(
+    key: "RequestOrderPublished"
+  ): TypedContractEvent<
+    RequestOrderPublishedEvent.InputTuple,
+    RequestOrderPublishedEvent.OutputTuple,
+    RequestOrderPublishedEvent.OutputObject
+  >;
 
   filters: {
     "AppRegistered(address,address,string,string,bytes32)": TypedContractEvent<
@@ -2112,6 +2267,17 @@ export interface Hub extends BaseContract {
       AppRegisteredEvent.InputTuple,
       AppRegisteredEvent.OutputTuple,
       AppRegisteredEvent.OutputObject
+    >;
+
+    "CallbackCalled(bytes32,address,bool)": TypedContractEvent<
+      CallbackCalledEvent.InputTuple,
+      CallbackCalledEvent.OutputTuple,
+      CallbackCalledEvent.OutputObject
+    >;
+    CallbackCalled: TypedContractEvent<
+      CallbackCalledEvent.InputTuple,
+      CallbackCalledEvent.OutputTuple,
+      CallbackCalledEvent.OutputObject
     >;
 
     "CategoryCreated(uint256,string,uint256)": TypedContractEvent<
@@ -2354,6 +2520,39 @@ export interface Hub extends BaseContract {
       WithdrawEvent.InputTuple,
       WithdrawEvent.OutputTuple,
       WithdrawEvent.OutputObject
+    >;
+
+    "BidPublished(bytes32,bytes32,tuple)": TypedContractEvent<
+      BidPublishedEvent.InputTuple,
+      BidPublishedEvent.OutputTuple,
+      BidPublishedEvent.OutputObject
+    >;
+    BidPublished: TypedContractEvent<
+      BidPublishedEvent.InputTuple,
+      BidPublishedEvent.OutputTuple,
+      BidPublishedEvent.OutputObject
+    >;
+
+    "CallbackGasSet(uint256)": TypedContractEvent<
+      CallbackGasSetEvent.InputTuple,
+      CallbackGasSetEvent.OutputTuple,
+      CallbackGasSetEvent.OutputObject
+    >;
+    CallbackGasSet: TypedContractEvent<
+      CallbackGasSetEvent.InputTuple,
+      CallbackGasSetEvent.OutputTuple,
+      CallbackGasSetEvent.OutputObject
+    >;
+
+    "RequestOrderPublished(bytes32,address,tuple)": TypedContractEvent<
+      RequestOrderPublishedEvent.InputTuple,
+      RequestOrderPublishedEvent.OutputTuple,
+      RequestOrderPublishedEvent.OutputObject
+    >;
+    RequestOrderPublished: TypedContractEvent<
+      RequestOrderPublishedEvent.InputTuple,
+      RequestOrderPublishedEvent.OutputTuple,
+      RequestOrderPublishedEvent.OutputObject
     >;
   };
 }

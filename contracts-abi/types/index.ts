@@ -2,9 +2,11 @@
 /* tslint:disable */
 /* eslint-disable */
 export type { Hub } from "./Hub.js";
+export type { HubModule } from "./HubModule.js";
 export type { RLC } from "./RLC.js";
 export type { TaskReader } from "./TaskReader.js";
 export * as factories from "./factories/index.js";
 export { Hub__factory } from "./factories/Hub__factory.js";
+export { HubModule__factory } from "./factories/HubModule__factory.js";
 export { RLC__factory } from "./factories/RLC__factory.js";
 export { TaskReader__factory } from "./factories/TaskReader__factory.js";

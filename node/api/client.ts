@@ -4,6 +4,7 @@ import { ApiError } from './errors.js'
 import type { SubmitRequestParams } from '../market/requester.js'
 import type { TaskStatusView } from '../market/task-status.js'
 import type { TaskFailureSummary, WorkerFailureView } from '../worker/failure-reports.js'
+import type { TxTasksView } from '../market/tx-tasks.js'
 import type { DatasetView, PublishProgress } from '../storage/dataset-routes.js'
 import type { DatasetPolicy } from '../storage/dataset-store.js'
 import type { AppPublishProgress } from '../market/app-routes.js'
@@ -285,7 +286,7 @@ export class ApiClient {
    */
   async submitTask (req: SubmitTaskRequest, options: { timeoutMs?: number } = {}): Promise<SubmittedTask> {
     const body: Record<string, unknown> = { app: req.app }
-    for (const key of ['dataset', 'args', 'inputs', 'taskArgs', 'taskInputs', 'category', 'trust', 'volume', 'tags', 'biddingWindowMs', 'encryptResult', 'minScore', 'beneficiary'] as const) {
+    for (const key of ['dataset', 'args', 'inputs', 'taskArgs', 'taskInputs', 'category', 'trust', 'volume', 'tags', 'biddingWindowMs', 'encryptResult', 'minScore', 'beneficiary', 'callback'] as const) {
       if (req[key] !== undefined) body[key] = req[key]
     }
     if (req.maxPrice !== undefined) body.maxPrice = req.maxPrice.toString()
@@ -298,6 +299,11 @@ export class ApiClient {
   }
 
   /** A task's status, phase and timeline from the hub (404 TASK_NOT_FOUND when no deal has it). */
+  /** The tasks a transaction created (its DealCreated events, or the deals of the requests it published on chain). */
+  async tasksOfTx (txHash: string): Promise<TxTasksView> {
+    return await this.call<TxTasksView>('GET', `/v1/transactions/${encodeURIComponent(txHash)}/tasks`)
+  }
+
   async taskStatus (taskId: string): Promise<TaskStatusView> {
     return await this.call<TaskStatusView>('GET', `/v1/tasks/${encodeURIComponent(taskId)}`)
   }

@@ -8,6 +8,8 @@ export type CliErrorCode =
   | 'CLI_MISSING_ARGUMENT'
   | 'CLI_BAD_OPTION'
   | 'CLI_USAGE'
+  /** task show / result get --tx: the transaction created no task (yet) */
+  | 'TX_NO_TASKS'
   /** a file named on the command line cannot be read */
   | 'CLI_FILE_UNREADABLE'
   /** no running node found for a client command (no api.json) */

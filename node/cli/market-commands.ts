@@ -193,6 +193,8 @@ export interface TaskSubmitCommandOptions extends ClientCommandOptions {
   minScore?: string
   /** --beneficiary ADDR */
   beneficiary?: string
+  /** --callback ADDR */
+  callback?: string
   app?: string
   dataset?: string
   args?: string
@@ -245,6 +247,7 @@ export function parseTaskSubmit (opts: TaskSubmitCommandOptions): SubmitTaskRequ
   if (opts.encryptResult === true) req.encryptResult = true
   if (opts.minScore !== undefined) req.minScore = parseIntOption('--min-score', opts.minScore, 0, 1_000_000_000)
   if (opts.beneficiary !== undefined) req.beneficiary = parseAddress('--beneficiary', opts.beneficiary)
+  if (opts.callback !== undefined) req.callback = parseAddress('--callback', opts.callback)
   return req
 }
 
@@ -503,9 +506,32 @@ async function publishAppFile (io: CliIo, path: string, app: ReturnType<typeof p
 }
 
 /** `result get TASKID [--out DIR]`: the node fetches and checks; the CLI prints stdout and copies the folder. */
-export async function resultGetCommand (io: CliIo, taskId: string, opts: ClientCommandOptions & { out?: string }): Promise<void> {
-  if (!/^0x[0-9a-fA-F]{64}$/.test(taskId)) throw new UsageError('CLI_BAD_OPTION', `a task id is 0x and 64 hex digits, got "${taskId}"`)
+export async function resultGetCommand (io: CliIo, taskIdArg: string | undefined, opts: ClientCommandOptions & { out?: string, tx?: string }): Promise<void> {
+  if (taskIdArg !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(taskIdArg)) throw new UsageError('CLI_BAD_OPTION', `a task id is 0x and 64 hex digits, got "${taskIdArg}"`)
   const api = await clientFor(opts)
+  const { taskIdsOf } = await import('./task-commands.js')
+  const ids = await taskIdsOf(api, taskIdArg, opts.tx)
+  if (opts.tx !== undefined) {
+    const out = opts.out !== undefined ? resolvePath(opts.out) : undefined
+    if (out !== undefined && existsSync(out)) throw new UsageError('CLI_BAD_OPTION', `--out ${out} already exists`)
+    const results = []
+    for (const id of ids) {
+      const r = await api.result(id)
+      let path = r.path
+      if (out !== undefined) {
+        path = join(out, id)
+        await cp(r.path, path, { recursive: true })
+      }
+      results.push({ taskId: r.taskId, cid: r.cid, path, stdout: r.stdout })
+      if (opts.json !== true) {
+        io.out(r.stdout)
+        io.err(`task ${r.taskId}: result ${r.cid}${r.encrypted ? ' (decrypted)' : ''} checked against the chain, unpacked in ${path}\n`)
+      }
+    }
+    if (opts.json === true) printJson(io, results)
+    return
+  }
+  const taskId = ids[0]
   const r = await api.result(taskId)
   let path = r.path
   if (opts.out !== undefined) {

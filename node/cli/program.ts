@@ -313,6 +313,7 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
     .option('--bidding-window <ms>', 'how long to collect bids')
     .option('--min-score <n>', 'count only bids of workers with at least this score on the hub (consensuses won)')
     .option('--beneficiary <address>', 'who the result is for, recorded in the request and the deal (default: this node)')
+    .option('--callback <address>', 'a contract the hub calls at finalize with receiveResult(taskid, callback-data) (EIP-1154); the app writes callback-data in computed.json')
     .option('--encrypt-result', 'encrypt the result to this node\'s wallet key: only this node can read it (result get decrypts it)')
     .option('--watch', 'follow the tasks to their end (progress on stderr), then fetch, check and print their results'))
     .action(async (opts: TaskSubmitCommandOptions) => {
@@ -326,20 +327,22 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
       const { taskLogsCommand } = await import('./task-commands.js')
       await taskLogsCommand(io, taskId, opts)
     })
-  addClientOptions(task.command('show <taskId>')
+  addClientOptions(task.command('show [taskId]')
     .description('a task\'s state from the chain: phase, contributions, reveals, result, and its timeline')
+    .option('--tx <txHash>', 'instead of a task id: every task this transaction created (a matchOrders, or a DApp\'s submit once matched), from its receipt')
     .option('--watch', 'follow the task until it is finalized or failed (progress on stderr)')
     .option('--timeout <seconds>', 'with --watch: give up after this long (default: the task\'s final deadline + 60 s)'))
-    .action(async (taskId: string, opts: TaskShowCommandOptions) => {
+    .action(async (taskId: string | undefined, opts: TaskShowCommandOptions) => {
       const { taskShowCommand } = await import('./task-commands.js')
       await taskShowCommand(io, taskId, opts)
     })
 
   const result = program.command('result').description('results of finalized tasks')
-  addClientOptions(result.command('get <taskId>')
+  addClientOptions(result.command('get [taskId]')
     .description('fetch a task\'s result from the swarm, check it against the chain, decrypt it when needed, unpack it and print the app\'s stdout')
-    .option('--out <dir>', 'also copy the unpacked result here (must not exist)'))
-    .action(async (taskId: string, opts: ClientCommandOptions & { out?: string }) => {
+    .option('--tx <txHash>', 'instead of a task id: the results of every task this transaction created (from its receipt)')
+    .option('--out <dir>', 'also copy the unpacked result here (must not exist; with --tx, one folder per task in it)'))
+    .action(async (taskId: string | undefined, opts: ClientCommandOptions & { out?: string, tx?: string }) => {
       const { resultGetCommand } = await import('./market-commands.js')
       await resultGetCommand(io, taskId, opts)
     })

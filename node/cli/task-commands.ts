@@ -14,6 +14,8 @@ import type { StreamedEvent } from '../api/event-client.js'
 const FINAL: ReadonlySet<TaskPhase> = new Set<TaskPhase>(['finalized', 'failed'])
 
 export interface TaskShowCommandOptions extends ClientCommandOptions {
+  /** --tx HASH: the tasks this transaction created instead of one task id */
+  tx?: string
   watch?: boolean
   /** seconds */
   timeout?: string
@@ -131,6 +133,7 @@ export function printTask (io: CliIo, v: TaskStatusView): void {
     const tail = stderrExcerpt(v.failure)
     if (tail !== undefined) lines.push(`stderr     (worker ${tail.worker}, last lines)`, ...tail.lines.map((l) => `  ${l}`))
   }
+  if (v.callback != null) lines.push(`callback   ${v.callback.address}    ${v.callback.success === null ? 'not called yet' : v.callback.success ? 'called: receiveResult succeeded' : 'called: receiveResult reverted or ran out of gas (the task is finalized and paid anyway)'}`)
   // the one duration a user asks first; block times, so whole seconds
   const end = v.times.finalized ?? v.times.claimed
   if (v.times.deal !== null && end !== null) lines.push(`took       ${seconds(end - v.times.deal)} from the deal to ${v.times.finalized !== null ? 'the result' : 'the claim'} (block times)`)
@@ -150,12 +153,47 @@ function defaultWatchMs (views: TaskStatusView[]): number {
   return Math.max(0, finalS * 1000 - Date.now()) + CLI_DEFAULTS.taskWatchGraceMs
 }
 
-/** `task show TASKID [--watch] [--timeout S] [--json]`. */
-export async function taskShowCommand (io: CliIo, taskIdArg: string, opts: TaskShowCommandOptions): Promise<void> {
-  const taskId = parseBytes32('TASKID', taskIdArg)
+/**
+ * The task ids of a `--tx HASH` option (the tasks its transaction created),
+ * or the one TASKID argument; exactly one of the two.
+ */
+export async function taskIdsOf (api: ApiClient, taskIdArg: string | undefined, tx: string | undefined): Promise<string[]> {
+  if ((taskIdArg === undefined) === (tx === undefined)) throw new UsageError('CLI_USAGE', 'give a TASKID or --tx TXHASH (one of them)')
+  if (taskIdArg !== undefined) return [parseBytes32('TASKID', taskIdArg)]
+  const txHash = parseBytes32('--tx', tx as string)
+  const v = await api.tasksOfTx(txHash)
+  if (v.taskIds.length === 0) {
+    const why = v.requests.length > 0 ? `it published request ${v.requests.join(', ')} on chain, not matched yet` : 'it created no deal'
+    throw new CliError('TX_NO_TASKS', `transaction ${txHash} has no task yet: ${why}`, { txHash, requests: v.requests })
+  }
+  return v.taskIds
+}
+
+/** `task show TASKID|--tx TXHASH [--watch] [--timeout S] [--json]`. */
+export async function taskShowCommand (io: CliIo, taskIdArg: string | undefined, opts: TaskShowCommandOptions): Promise<void> {
   const timeoutMs = opts.timeout !== undefined ? parseIntOption('--timeout', opts.timeout, 1, 86_400) * 1000 : undefined
   if (timeoutMs !== undefined && opts.watch !== true) throw new UsageError('CLI_USAGE', '--timeout goes with --watch')
   const api = await clientFor(opts)
+  const ids = await taskIdsOf(api, taskIdArg, opts.tx)
+  if (ids.length > 1 || opts.tx !== undefined) {
+    let views = await Promise.all(ids.map(async (id) => await api.taskStatus(id)))
+    if (opts.watch === true && views.some((v) => !FINAL.has(v.phase))) {
+      const t0 = Date.now()
+      views = await watchTasks(api, ids, timeoutMs ?? defaultWatchMs(views), (v) => {
+        if (opts.json !== true) io.err(progressLine(v, t0) + '\n')
+      })
+    }
+    if (opts.json === true) {
+      printJson(io, views)
+      return
+    }
+    for (const [i, v] of views.entries()) {
+      if (i > 0) io.out('\n')
+      printTask(io, v)
+    }
+    return
+  }
+  const taskId = ids[0]
   let view = await api.taskStatus(taskId)
   if (opts.watch === true && !FINAL.has(view.phase)) {
     const t0 = Date.now()

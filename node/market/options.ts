@@ -111,6 +111,14 @@ export interface MarketServiceOptions {
   maxOrders: number
   /** least time between two chain reads of one known account's balance, ms (balances.ts) */
   balanceRefreshMs: number
+  /**
+   * nRLC a provider adds to its price when it matches a request published on
+   * chain (a DApp's, no requester node): the matcher pays matchOrders' gas and
+   * gets it back in the task price (onchain-requests.ts)
+   */
+  onchainMatchFee: bigint
+  /** a provider waits up to this long (at random) before matching an on-chain request, so that few race for it, ms */
+  onchainMatchJitterMs: number
 }
 
 export const defaultMarketServiceOptions: MarketServiceOptions = {
@@ -174,5 +182,9 @@ export const defaultMarketServiceOptions: MarketServiceOptions = {
   maxOrders: 100_000,
   // a known account's estimate falls short when it earned (rewards carry no
   // per-account amount in the hub's events): one read each 30 s at most
-  balanceRefreshMs: 30_000
+  balanceRefreshMs: 30_000,
+  // 0.01 RLC: a matchOrders costs ~300k gas; on a chain where that is worth more, raise it
+  onchainMatchFee: 10_000_000n,
+  // long enough that the first matcher's transaction is seen by the others on a dev chain's 1 s blocks
+  onchainMatchJitterMs: 1_500
 }

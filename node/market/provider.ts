@@ -164,6 +164,16 @@ export class Provider {
   }
 
   /**
+   * The strategy's decision on a request published on chain
+   * (onchain-requests.ts): no requester peer to answer, the caller matches.
+   */
+  async decide (request: RequestOrder, consumed: bigint): Promise<BidDecision> {
+    const strategy = this.settings.strategy ?? defaultBidStrategy
+    const ctx = await this.context(request, { consumed } as unknown as ValidatedOrder<RequestOrderMessage>, true)
+    return await strategy(request, ctx.bid)
+  }
+
+  /**
    * A hub event may have moved our free stake: the next decision re-reads it
    * (and a read starts now, so that decision finds it ready).
    */

@@ -44,6 +44,8 @@ export interface SubmitRequestParams {
   minScore?: number
   /** who the result is for, recorded in the request order and the deal (default: this node) */
   beneficiary?: string
+  /** a contract the hub calls at finalize with `receiveResult(taskid, callbackData)` (EIP-1154); the app must write computed.json's callback-data */
+  callback?: string
   /** `order publish request`: request order fields the node would otherwise choose */
   order?: RequestOrderOverrides
 }
@@ -285,6 +287,8 @@ export class Requester {
     const minScore = BigInt(intParam(p.minScore, 'minScore', 0, 1_000_000_000, 0))
     if (p.beneficiary !== undefined && !isAddress(p.beneficiary)) throw fail('MARKET_BAD_ARGUMENT', 'beneficiary must be an address', { field: 'beneficiary' })
     const beneficiary = p.beneficiary !== undefined ? getAddress(p.beneficiary) : me
+    if (p.callback !== undefined && !isAddress(p.callback)) throw fail('MARKET_BAD_ARGUMENT', 'callback must be an address', { field: 'callback' })
+    const callback = p.callback !== undefined ? getAddress(p.callback) : ZERO_ADDRESS
 
     const app = await this.resolveApp(p.app)
     const appEntry = await this.bestAppOrder(app, p.dataset)
@@ -358,7 +362,7 @@ export class Requester {
     const fields: RequestOrder = {
       app, appmaxprice: appOrder.appprice, dataset, datasetmaxprice: dataset !== ZERO_ADDRESS ? datasetOrder.datasetprice : 0n,
       workerpool: ZERO_ADDRESS, workerpoolmaxprice: maxPrice, requester: me, volume,
-      tag: zeroPadValue(toBeHex(tag), 32), category, trust: BigInt(trust), beneficiary, callback: ZERO_ADDRESS,
+      tag: zeroPadValue(toBeHex(tag), 32), category, trust: BigInt(trust), beneficiary, callback,
       params: paramsText, salt: saltWithExpiry(expiresAt)
     }
     if (p.order !== undefined) overrideRequest(fields, p.order)

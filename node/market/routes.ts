@@ -21,6 +21,7 @@ import type { SubmitRequestParams } from './requester.js'
 import type { MarketService } from './service.js'
 import { RequestedTasks, readTaskStatus } from './task-status.js'
 import type { FailureCollector } from '../worker/failure-reports.js'
+import { tasksOfTransaction } from './tx-tasks.js'
 import { addressList, checkDatasets, restrictionPairs, tagList } from './order-policy.js'
 
 /** `orderbook --json` row. */
@@ -399,6 +400,10 @@ export function marketRoutes (getMarket: () => MarketService | undefined, deps: 
         if (typeof b.beneficiary !== 'string' || !isAddress(b.beneficiary)) throw bad('beneficiary', 'must be an address')
         p.beneficiary = b.beneficiary
       }
+      if (b.callback !== undefined) {
+        if (typeof b.callback !== 'string' || !isAddress(b.callback)) throw bad('callback', 'must be an address')
+        p.callback = b.callback
+      }
       if (b.encryptResult !== undefined) {
         if (typeof b.encryptResult !== 'boolean') throw bad('encryptResult', 'must be a boolean')
         p.encryptResult = b.encryptResult
@@ -409,6 +414,12 @@ export function marketRoutes (getMarket: () => MarketService | undefined, deps: 
         await requested(m).put({ taskId: t.taskId, dealId: r.dealId, idx, requestedAt, firstBidMs: r.timings.firstBidMs, dealMs: r.timings.dealMs })
       }
       return { dealId: r.dealId, scheduler: r.scheduler, workers: r.workers, tasks: r.tasks, maxPrice: r.maxPrice.toString(), timings: r.timings }
+    }),
+
+    route('GET', '/v1/transactions/:txHash/tasks', async (m, req) => {
+      const txHash = req.params.txHash
+      if (!isHexString(txHash, 32)) throw bad('txHash', 'must be a 32-byte 0x hex string')
+      return await tasksOfTransaction(m, txHash)
     }),
 
     route('GET', '/v1/tasks/:taskId', async (m, req) => {

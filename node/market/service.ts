@@ -42,6 +42,7 @@ import { defaultMarketServiceOptions } from './options.js'
 import type { MarketServiceOptions } from './options.js'
 import { createSyncHandler, syncFromPeer } from './sync.js'
 import { Provider } from './provider.js'
+import { OnchainRequests } from './onchain-requests.js'
 import type { ProviderSettings } from './provider.js'
 import { Requester } from './requester.js'
 
@@ -127,6 +128,8 @@ export class MarketService {
   readonly options: MarketServiceOptions
   readonly requester: Requester
   readonly provider?: Provider
+  /** a provider's handling of requests published on chain (DApps): it matches them itself */
+  readonly onchain?: OnchainRequests
   readonly topics: Record<TopicName, string>
   readonly ctx: MarketValidationContext
   readonly follower: EventFollower
@@ -204,7 +207,12 @@ export class MarketService {
     // refuses it from then on, whatever its gossipsub score says
     this.rejects.onBanned((peer) => { this.ban(peer, 'rejects') })
     this.requester = new Requester(this)
-    if (init.role === 'provider') this.provider = new Provider(this, init.provider)
+    if (init.role === 'provider') {
+      this.provider = new Provider(this, init.provider)
+      const onchain = new OnchainRequests(this, (msg, fields) => { this.log.debug(msg, fields) })
+      this.onchain = onchain
+      this.hubListeners.add((event) => { onchain.onHubEvent(event) })
+    }
     // validators now: node.ts builds the service before the network starts,
     // and the network applies them before it subscribes
     for (const type of ['apporder', 'datasetorder', 'requestorder', 'bid', 'cancel'] as const) {

@@ -5,7 +5,7 @@
  * `task submit --watch` print it; `GET /v1/tasks/:taskId` serves it.
  */
 import { getAddress } from 'ethers'
-import { taskId as taskIdOf } from '../../protocols/eip712.js'
+import { ZERO_ADDRESS, taskId as taskIdOf } from '../../protocols/eip712.js'
 import { Repository, jsonCodec } from '../db/index.js'
 import type { DbController } from '../db/index.js'
 import { MarketError } from './errors.js'
@@ -109,6 +109,11 @@ export interface TaskStatusView {
   /** the finalized result's CID (DESIGN.md's name); null until finalized */
   resultCid: string | null
   resultHash: string | null
+  /**
+   * The request's callback contract (EIP-1154) and what finalize's call to it
+   * did (`CallbackCalled`): success null until then; null without a callback
+   */
+  callback: { address: string, success: boolean | null } | null
   /** unix seconds, from the deal */
   deadlines: { contribution: number, final: number }
   times: TaskTimes
@@ -232,6 +237,8 @@ export async function readTaskStatus (m: MarketService, requested: RequestedTask
     hub.queryFilter(hub.filters.SchedulerReelected(dealId), from)
   ])
   const initialized = await hub.queryFilter(hub.filters.TaskInitialized(id), from)
+  const callbackAddress = getAddress(info.callback)
+  const callbackCalls = callbackAddress !== ZERO_ADDRESS ? await hub.queryFilter(hub.filters.CallbackCalled(id), from) : []
 
   // block times: one read per distinct block
   const blockTimes = new Map<number, number>()
@@ -309,6 +316,9 @@ export async function readTaskStatus (m: MarketService, requested: RequestedTask
     reveals: Math.max(Number(task.reveals), revealed.length),
     resultCid: resultsCid,
     resultHash: fin !== undefined ? fin.args.resultHash : null,
+    callback: callbackAddress === ZERO_ADDRESS
+      ? null
+      : { address: callbackAddress, success: callbackCalls.length > 0 ? Boolean(callbackCalls[callbackCalls.length - 1].args.success) : null },
     deadlines: { contribution: Number(info.contributionDeadline), final: Number(info.finalDeadline) },
     times: taskTimes(events),
     events,

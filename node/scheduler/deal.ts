@@ -14,6 +14,8 @@ export interface DealInfo {
   /** zero address when none */
   dataset: string
   workers: string[]
+  /** the request's callback contract (zero address: none; absent in records of earlier versions) */
+  callback?: string
   params: string
   volume: number
   trust: number
@@ -41,6 +43,7 @@ export function dealFromEvent (event: ChainEvent): DealInfo {
       app: getAddress(String(info.app)),
       dataset: getAddress(String(info.dataset)),
       workers: [...(info.workers as string[])].map((w) => getAddress(w)),
+      callback: getAddress(String(info.callback)),
       params: String(info.params),
       volume: Number(info.volume),
       trust: Number(info.trust),

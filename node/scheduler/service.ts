@@ -1,6 +1,6 @@
 import { computeAddress, getAddress, keccak256, toUtf8Bytes } from 'ethers'
 import { ContributionStatus, TaskStatus } from '../../contracts-abi/index.js'
-import { signAuthorization, taskId } from '../../protocols/eip712.js'
+import { ZERO_ADDRESS as ZERO_ADDR, resultHash as resultHashOf, signAuthorization, taskId } from '../../protocols/eip712.js'
 import type { HubDomain, TypedDataSigner } from '../../protocols/eip712.js'
 import { MAX_ASSIGN_TASKS, TASKS_PER_CPU, signExecPeer } from '../../protocols/execution.js'
 import type { ContributedMessage, ExecMessage, HeartbeatMessage } from '../../protocols/execution.js'
@@ -40,6 +40,8 @@ export interface ScheduledTask {
   replicas: Replica[]
   /** peer id that was asked to upload, and the CID it answered */
   resultsCid?: string
+  /** the result's callback-data, for a deal with a callback (finalize passes it) */
+  callbackData?: string
   /** completed or failed on the hub: nothing more to do */
   closed: boolean
 }
@@ -932,7 +934,13 @@ export class SchedulerService {
         try {
           const answer = await this.init.channel.send(peer, { type: 'upload-request', taskid: rec.taskid, proof: this.proof })
           if (answer.type === 'result-uploaded') {
+            // a deal with a callback finalizes only with the data the consensus covers (keccak256 of it is the digest)
+            if ((known.deal.callback ?? ZERO_ADDR) !== ZERO_ADDR && (answer.callbackData === undefined || resultHashOf(rec.taskid, keccak256(answer.callbackData)) !== task.consensus)) {
+              this.log('upload answer without the consensus callback data', { taskid: rec.taskid, worker: w })
+              continue
+            }
             rec.resultsCid = answer.cid
+            if (answer.callbackData !== undefined) rec.callbackData = answer.callbackData
             break
           }
         } catch (err) {
@@ -943,7 +951,7 @@ export class SchedulerService {
       // keep the CID before the transaction: a restart finalizes with the same one
       await this.putTask(rec.taskid, rec)
     }
-    const tx = await this.init.chain.sender.send(this.hub.finalize.populateTransaction(rec.taskid, rec.resultsCid))
+    const tx = await this.init.chain.sender.send(this.hub.finalize.populateTransaction(rec.taskid, rec.resultsCid, (known.deal.callback ?? ZERO_ADDR) !== ZERO_ADDR ? rec.callbackData ?? '0x' : '0x'))
     rec.closed = true
     this.log('task finalized', { taskid: rec.taskid, cid: rec.resultsCid, tx: tx.hash })
     for (const w of proved) {

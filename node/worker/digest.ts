@@ -6,6 +6,10 @@
 //   does; a directory as the tree digest below. Apps put what is deterministic
 //   there and keep logs and timings out of consensus.
 // - Otherwise the whole output tree counts.
+// - When computed.json has `callback-data` (0x-hex bytes, iExec's web3
+//   result), the digest is keccak256 of those bytes and nothing else counts,
+//   as in iExec: the hub checks the data it passes to the request's callback
+//   against the consensus with that rule.
 //
 // Tree digest: sha256 over the regular files in the order of their relative
 // paths ('/'-separated, compared as UTF-8 bytes), each contributing
@@ -15,6 +19,7 @@
 // Empty directories do not count. Links and special files are refused: they
 // would make the digest depend on the host.
 import { createHash } from 'node:crypto'
+import { keccak256, isHexString } from 'ethers'
 import type { Hash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { lstat, readdir, readFile, realpath } from 'node:fs/promises'
@@ -30,11 +35,16 @@ export const COMPUTED_JSON = 'computed.json'
 export interface ResultDigest {
   /** 0x-prefixed sha256, 32 bytes: the value to commit on chain. */
   digest: string
-  /** tree: the whole output; file / directory: computed.json's deterministic-output-path. */
-  mode: 'tree' | 'file' | 'directory'
+  /** tree: the whole output; file / directory: computed.json's deterministic-output-path; callback: its callback-data. */
+  mode: 'tree' | 'file' | 'directory' | 'callback'
   /** The digested path relative to the output dir ('' for the whole output). */
   path: string
+  /** computed.json's callback-data (0x-hex), what finalize passes to the request's callback */
+  callbackData?: string
 }
+
+/** Bound on callback-data: it travels in a transaction's calldata. */
+export const MAX_CALLBACK_DATA_BYTES = 16 * 1024
 
 // Bounds the walk: an output with more entries than this is refused rather
 // than hashed for minutes.
@@ -160,6 +170,8 @@ export async function computeResultDigest (outputDir: string): Promise<ResultDig
     if (code !== 'ENOENT') throw err
   }
   if (descriptor !== undefined) {
+    const callbackData = callbackDataOf(descriptor)
+    if (callbackData !== undefined) return { digest: keccak256(callbackData), mode: 'callback', path: '', callbackData }
     const value = deterministicPathOf(descriptor)
     if (value !== undefined) {
       const rel = resolveDeterministicPath(value)
@@ -180,8 +192,27 @@ export async function computeResultDigest (outputDir: string): Promise<ResultDig
   return { digest: await treeDigest(outputDir), mode: 'tree', path: '' }
 }
 
+/** computed.json's callback-data, lower-case 0x-hex (undefined when it has none). */
+export function callbackDataOf (descriptor: string): string | undefined {
+  const value = parseDescriptor(descriptor)['callback-data']
+  if (value === undefined) return undefined
+  if (typeof value !== 'string' || !isHexString(value) || value.length % 2 !== 0) {
+    throw new WorkerError('WORKER_DIGEST_BAD_COMPUTED', 'callback-data must be a 0x-prefixed hex string of whole bytes')
+  }
+  if ((value.length - 2) / 2 > MAX_CALLBACK_DATA_BYTES) {
+    throw new WorkerError('WORKER_DIGEST_BAD_COMPUTED', `callback-data is over ${MAX_CALLBACK_DATA_BYTES} bytes`)
+  }
+  return value.toLowerCase()
+}
+
 /** computed.json's deterministic-output-path, as written (undefined when it names none). */
 function deterministicPathOf (descriptor: string): string | undefined {
+  const value = parseDescriptor(descriptor)['deterministic-output-path']
+  if (value !== undefined && typeof value !== 'string') throw new WorkerError('WORKER_DIGEST_BAD_COMPUTED', 'deterministic-output-path must be a string')
+  return value
+}
+
+function parseDescriptor (descriptor: string): Record<string, unknown> {
   let parsed: unknown
   try {
     parsed = JSON.parse(descriptor)
@@ -191,9 +222,7 @@ function deterministicPathOf (descriptor: string): string | undefined {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new WorkerError('WORKER_DIGEST_BAD_COMPUTED', `${COMPUTED_JSON} must hold a JSON object`)
   }
-  const value = (parsed as Record<string, unknown>)['deterministic-output-path']
-  if (value !== undefined && typeof value !== 'string') throw new WorkerError('WORKER_DIGEST_BAD_COMPUTED', 'deterministic-output-path must be a string')
-  return value
+  return parsed as Record<string, unknown>
 }
 
 /**
@@ -205,7 +234,10 @@ export function resultDigestOfTree (entries: TreeEntry[]): ResultDigest {
   const computed = entries.find((e) => e.path === COMPUTED_JSON)
   if (computed?.kind === 'dir') throw new WorkerError('WORKER_DIGEST_BAD_COMPUTED', `${COMPUTED_JSON} is a folder`)
   if (computed !== undefined && computed.content === undefined) throw new WorkerError('WORKER_DIGEST_UNSUPPORTED_ENTRY', `${COMPUTED_JSON}: its content was not read`)
-  const value = computed?.content !== undefined ? deterministicPathOf(Buffer.from(computed.content).toString('utf8')) : undefined
+  const text = computed?.content !== undefined ? Buffer.from(computed.content).toString('utf8') : undefined
+  const callbackData = text !== undefined ? callbackDataOf(text) : undefined
+  if (callbackData !== undefined) return { digest: keccak256(callbackData), mode: 'callback', path: '', callbackData }
+  const value = text !== undefined ? deterministicPathOf(text) : undefined
   if (value === undefined) return { digest: treeDigestOfEntries(entries, ''), mode: 'tree', path: '' }
   const rel = resolveDeterministicPath(value)
   if (rel === '') return { digest: treeDigestOfEntries(entries, ''), mode: 'directory', path: rel }

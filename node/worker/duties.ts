@@ -51,6 +51,8 @@ export interface WorkerTaskRecord {
   dataset?: { address: string, cid: string, checksum: string }
   state: WorkerTaskState
   digest?: string
+  /** computed.json's callback-data: what finalize passes to the request's callback (the digest is its keccak256) */
+  callbackData?: string
   resultsCid?: string
   txHash?: string
   error?: string
@@ -946,7 +948,13 @@ export class WorkerDuties {
       // an output read back whole goes to Helia now, from memory (every trust: a trust > 1 result
       // waits for an upload request that then costs nothing); a larger one streams from disk at upload
       const resultsCid = tree !== undefined ? await this.addResult(r, tree) : undefined
-      const next: WorkerTaskRecord = { ...r, state: 'computed', digest: digest.digest, ...(resultsCid !== undefined ? { resultsCid } : {}) }
+      const next: WorkerTaskRecord = {
+        ...r,
+        state: 'computed',
+        digest: digest.digest,
+        ...(resultsCid !== undefined ? { resultsCid } : {}),
+        ...(digest.callbackData !== undefined ? { callbackData: digest.callbackData } : {})
+      }
       await this.save(next)
       this.unsent.add(r.taskid)
       // where a task's time on this worker went (an operator's and the bag benchmark's account)
@@ -1064,7 +1072,7 @@ export class WorkerDuties {
    */
   private async contributeAndFinalizeBatch (rs: WorkerTaskRecord[], queuedAt: number): Promise<WorkerTaskRecord[]> {
     const waited = Date.now() - queuedAt
-    const calls = rs.map((r) => this.hub.interface.encodeFunctionData('contributeAndFinalize', [r.dealid, r.idx, r.digest as string, r.resultsCid as string, r.authorization]))
+    const calls = rs.map((r) => this.hub.interface.encodeFunctionData('contributeAndFinalize', [r.dealid, r.idx, r.digest as string, r.resultsCid as string, r.authorization, r.callbackData ?? '0x']))
     let tx
     try {
       tx = await this.init.chain.sender.send(this.hub.multicall.populateTransaction(calls))
@@ -1110,7 +1118,7 @@ export class WorkerDuties {
       }
     }
     try {
-      const tx = await this.init.chain.sender.send(this.hub.contributeAndFinalize.populateTransaction(r.dealid, r.idx, digest, cid, r.authorization))
+      const tx = await this.init.chain.sender.send(this.hub.contributeAndFinalize.populateTransaction(r.dealid, r.idx, digest, cid, r.authorization, r.callbackData ?? '0x'))
       const done: WorkerTaskRecord = { ...r, state: 'done', txHash: tx.hash }
       await this.commitRecords([done])
       await this.freeDisk(done)
@@ -1200,7 +1208,7 @@ export class WorkerDuties {
       throw new DutyError('DUTY_RESULT_NOT_DUE', 'the hub does not hold this result as the task\'s consensus', { taskid: r.taskid, status })
     }
     const cid = await this.upload(r)
-    return { type: 'result-uploaded', taskid: r.taskid, cid }
+    return { type: 'result-uploaded', taskid: r.taskid, cid, ...(r.callbackData !== undefined ? { callbackData: r.callbackData } : {}) }
   }
 
   /**

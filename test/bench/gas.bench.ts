@@ -33,7 +33,7 @@ async function trust1Task (f: Fixture, assets: AppSetup, label: string): Promise
   const w = f.nodes[0]
   const d = await match(f, await makeOrders(f, assets, { workers: [w], params: label }))
   const { sign } = await authorize(f, d.scheduler, w.address, d.dealid, 0)
-  const r = await send(f.hub.connect(w).contributeAndFinalize(d.dealid, 0, digestOf(label), 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi', sign))
+  const r = await send(f.hub.connect(w).contributeAndFinalize(d.dealid, 0, digestOf(label), 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi', sign, '0x'))
   return { match: gas(d.receipt), caf: gas(r), matchIntrinsic: await intrinsic(f, d.receipt), cafIntrinsic: await intrinsic(f, r) }
 }
 
@@ -73,7 +73,7 @@ export async function run (): Promise<void> {
       const { sign } = await authorize(f, d.scheduler, w.address, d.dealid, 0)
       calls['contribute (trust 1)'] = gas(await send(f.hub.connect(w).contribute(taskid, resultHash(taskid, dg), resultSeal(w.address, taskid, dg), sign)))
       calls['reveal (trust 1)'] = gas(await send(f.hub.connect(w).reveal(taskid, dg)))
-      calls['finalize (trust 1)'] = gas(await send(f.hub.connect(d.scheduler).finalize(taskid, 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi')))
+      calls['finalize (trust 1)'] = gas(await send(f.hub.connect(d.scheduler).finalize(taskid, 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi', '0x')))
       calls['release (scheduler)'] = gas(await send(f.hub.release(d.dealid, d.scheduler.address)))
     }
 
@@ -86,7 +86,7 @@ export async function run (): Promise<void> {
       let sum = 0
       for (let i = 0; i < 100; i++) {
         const { sign } = await authorize(f, d.scheduler, w.address, d.dealid, i)
-        sum += gas(await send(f.hub.connect(w).contributeAndFinalize(d.dealid, i, digestOf(`t${i}`), 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi', sign)))
+        sum += gas(await send(f.hub.connect(w).contributeAndFinalize(d.dealid, i, digestOf(`t${i}`), 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi', sign, '0x')))
       }
       calls['contributeAndFinalize (bag, mean)'] = Math.round(sum / 100)
       bag100 = Math.round((gas(d.receipt) + sum) / 100)
@@ -102,7 +102,7 @@ export async function run (): Promise<void> {
         const calls32: string[] = []
         for (let i = first; i < Math.min(100, first + 32); i++) {
           const { sign } = await authorize(f, d.scheduler, w.address, d.dealid, i)
-          calls32.push(f.hub.interface.encodeFunctionData('contributeAndFinalize', [d.dealid, i, digestOf(`t${i}`), 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi', sign]))
+          calls32.push(f.hub.interface.encodeFunctionData('contributeAndFinalize', [d.dealid, i, digestOf(`t${i}`), 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi', sign, '0x']))
         }
         sum += gas(await send(f.hub.connect(w).multicall(calls32)))
       }
@@ -132,7 +132,7 @@ export async function run (): Promise<void> {
         calls.reveal = g
         total += g
       }
-      const fin = gas(await send(f.hub.connect(d.scheduler).finalize(taskid, 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi')))
+      const fin = gas(await send(f.hub.connect(d.scheduler).finalize(taskid, 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi', '0x')))
       calls['finalize (trust 3, 2 winners)'] = fin
       trust3 = total + fin
     }

@@ -133,7 +133,7 @@ describe('hub: consensus table (trust 1..5, fresh and scored workers)', function
     }
     for (const w of [a, b]) await send(f.hub.connect(w).reveal(taskid, digest))
     const before = await Promise.all([a, b, d.scheduler].map(async (w) => (await f.hub.accountOf(w.address))[0]))
-    await send(f.hub.connect(d.scheduler).finalize(taskid, 'cid'))
+    await send(f.hub.connect(d.scheduler).finalize(taskid, 'cid', '0x'))
     const after = await Promise.all([a, b, d.scheduler].map(async (w) => (await f.hub.accountOf(w.address))[0]))
     const delta = after.map((x, i) => x - before[i])
     // pot 10 RLC, 90% to workers split 3:2, the rest to the scheduler (who may also be a or b)

@@ -115,12 +115,12 @@ describe('hub: conservation of RLC (property, fast-check)', function () {
     const digest = (honest: boolean): string => keccak256(toUtf8Bytes(honest ? `good ${taskid}` : `bad ${worker.address}`))
     switch (c.k) {
       case 'initialize': return await attempt(send(f.hub.connect(scheduler).initialize(d.dealid, idx)), failures, c.k)
-      case 'finalize': return await attempt(send(f.hub.connect(scheduler).finalize(taskid, 'cid')), failures, c.k)
+      case 'finalize': return await attempt(send(f.hub.connect(scheduler).finalize(taskid, 'cid', '0x')), failures, c.k)
       case 'claim': return await attempt(send(f.hub.claim(d.dealid, idx)), failures, c.k)
       case 'reelectForTask': return await attempt(send(f.hub.reelectForTask(taskid)), failures, c.k)
       case 'contributeAndFinalize': {
         const { sign } = await authorize(f, scheduler, worker.address, d.dealid, idx)
-        return await attempt(send(f.hub.connect(worker).contributeAndFinalize(d.dealid, idx, digest(true), 'cid', sign)), failures, c.k)
+        return await attempt(send(f.hub.connect(worker).contributeAndFinalize(d.dealid, idx, digest(true), 'cid', sign, '0x')), failures, c.k)
       }
       case 'contribute': {
         // the scheduler opens the task first when it has not yet (its duty, done in the same step)
@@ -140,7 +140,7 @@ describe('hub: conservation of RLC (property, fast-check)', function () {
     const workers = d.workers.map((a) => f.byAddress(a))
     if (d.trust === 1 && status === 0n && c.honesty[0]) {
       const { sign } = await authorize(f, scheduler, workers[0].address, d.dealid, idx)
-      return await attempt(send(f.hub.connect(workers[0]).contributeAndFinalize(d.dealid, idx, digest(true, ''), 'cid', sign)), failures, 'contributeAndFinalize')
+      return await attempt(send(f.hub.connect(workers[0]).contributeAndFinalize(d.dealid, idx, digest(true, ''), 'cid', sign, '0x')), failures, 'contributeAndFinalize')
     }
     if (status === 0n) await attempt(send(f.hub.connect(scheduler).initialize(d.dealid, idx)), failures, 'initialize')
     for (const [i, w] of workers.entries()) {
@@ -153,7 +153,7 @@ describe('hub: conservation of RLC (property, fast-check)', function () {
     if (c.reveal) {
       for (const [i, w] of workers.entries()) await attempt(send(f.hub.connect(w).reveal(taskid, digest(c.honesty[i % c.honesty.length], w.address))), failures, 'reveal')
     }
-    if (c.finalize) await attempt(send(f.hub.connect(scheduler).finalize(taskid, 'cid')), failures, 'finalize')
+    if (c.finalize) await attempt(send(f.hub.connect(scheduler).finalize(taskid, 'cid', '0x')), failures, 'finalize')
   }
 
   async function checkInvariants (label: string): Promise<void> {

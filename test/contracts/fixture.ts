@@ -171,6 +171,8 @@ export interface DealSpec {
   workers?: Wallet[]
   withDataset?: boolean
   params?: string
+  /** the request's callback contract */
+  callback?: string
 }
 
 export interface Orders {
@@ -200,7 +202,7 @@ export async function makeOrders (f: Fixture, assets: AppSetup, spec: DealSpec =
     app: assets.app, appmaxprice: 100n * RLC_UNIT, dataset: withDataset ? assets.dataset : ZERO_ADDRESS, datasetmaxprice: 100n * RLC_UNIT,
     workerpool: ZERO_ADDRESS, workerpoolmaxprice: 100n * RLC_UNIT, requester: f.requester.address, volume,
     tag: ZERO_BYTES32, category: spec.category ?? 0n, trust: spec.trust ?? 1n, beneficiary: f.requester.address,
-    callback: ZERO_ADDRESS, params: spec.params ?? '{"args":"hello"}', salt: salt()
+    callback: spec.callback ?? ZERO_ADDRESS, params: spec.params ?? '{"args":"hello"}', salt: salt()
   })
   const requestHash = hashOrder(f.domain, 'RequestOrder', request)
   const bids = await Promise.all(workers.map(async (w, i) => await signOrder(w, f.domain, 'Bid', {

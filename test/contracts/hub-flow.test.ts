@@ -161,7 +161,7 @@ describe('hub: success paths', function () {
     const addrs = [...new Set([f.requester.address, f.appOwner.address, f.datasetOwner.address, worker.address, d.scheduler.address])]
     const digest = digestOf('hello world')
     const got = await deltas(addrs, async () => {
-      const r = await send(f.hub.connect(worker).contributeAndFinalize(d.dealid, 0, digest, 'bafyresult', sign))
+      const r = await send(f.hub.connect(worker).contributeAndFinalize(d.dealid, 0, digest, 'bafyresult', sign, '0x'))
       const ev = r.logs.map((l) => f.hub.interface.parseLog(l)).find((e) => e?.name === 'TaskFinalized')
       assert.equal(ev?.args.taskid, taskid)
       assert.equal(ev?.args.resultsCid, 'bafyresult')
@@ -192,7 +192,7 @@ describe('hub: success paths', function () {
     const d = await match(f, await makeOrders(f, assets, { workers: [worker], volume: 5n }))
     for (let i = 0; i < 5; i++) {
       const { sign } = await authorize(f, d.scheduler, worker.address, d.dealid, i)
-      await send(f.hub.connect(worker).contributeAndFinalize(d.dealid, i, digestOf(`r${i}`), `cid${i}`, sign))
+      await send(f.hub.connect(worker).contributeAndFinalize(d.dealid, i, digestOf(`r${i}`), `cid${i}`, sign, '0x'))
     }
     const deal = await f.hub.dealOf(d.dealid)
     assert.equal(deal.done, 5n)
@@ -206,7 +206,7 @@ describe('hub: success paths', function () {
     const calls: string[] = []
     for (let i = 0; i < 3; i++) {
       const { sign } = await authorize(f, d.scheduler, worker.address, d.dealid, i)
-      calls.push(f.hub.interface.encodeFunctionData('contributeAndFinalize', [d.dealid, i, digestOf(`r${i}`), `cid${i}`, sign]))
+      calls.push(f.hub.interface.encodeFunctionData('contributeAndFinalize', [d.dealid, i, digestOf(`r${i}`), `cid${i}`, sign, '0x']))
     }
     const addrs = [...new Set([f.requester.address, f.appOwner.address, f.datasetOwner.address, worker.address, d.scheduler.address])]
     const got = await deltas(addrs, async () => {
@@ -234,9 +234,9 @@ describe('hub: success paths', function () {
     const d = await match(f, await makeOrders(f, assets, { workers: [worker], volume: 3n }))
     const call = async (i: number): Promise<string> => {
       const { sign } = await authorize(f, d.scheduler, worker.address, d.dealid, i)
-      return f.hub.interface.encodeFunctionData('contributeAndFinalize', [d.dealid, i, digestOf(`r${i}`), `cid${i}`, sign])
+      return f.hub.interface.encodeFunctionData('contributeAndFinalize', [d.dealid, i, digestOf(`r${i}`), `cid${i}`, sign, '0x'])
     }
-    await send(f.hub.connect(worker).contributeAndFinalize(d.dealid, 1, digestOf('r1'), 'cid1', (await authorize(f, d.scheduler, worker.address, d.dealid, 1)).sign))
+    await send(f.hub.connect(worker).contributeAndFinalize(d.dealid, 1, digestOf('r1'), 'cid1', (await authorize(f, d.scheduler, worker.address, d.dealid, 1)).sign, '0x'))
     // task 1 is already closed: the batch reverts with BadTaskStatus and task 0 stays open
     await expectRevert(f.hub.connect(worker).multicall([await call(0), await call(1)]), 'BadTaskStatus')
     assert.equal(await f.hub.taskStatus(d.dealid, 0), BigInt(TaskStatus.UNSET))
@@ -257,7 +257,7 @@ describe('hub: success paths', function () {
     assert.equal(open.status, BigInt(TaskStatus.UNSET))
     assert.equal(open.taskid, taskid)
     assert.equal(open.dealid, d.dealid)
-    await send(f.hub.connect(worker).contributeAndFinalize(d.dealid, 1, digestOf('r'), 'bafyr', sign))
+    await send(f.hub.connect(worker).contributeAndFinalize(d.dealid, 1, digestOf('r'), 'bafyr', sign, '0x'))
     // the hub's own view knows nothing of it (no initialize): the reader does
     assert.equal((await f.hub.taskOf(taskid)).status, BigInt(TaskStatus.UNSET))
     const v = await reader.taskOf(d.dealid, 1)
@@ -313,7 +313,7 @@ describe('hub: success paths', function () {
     for (const w of workers.slice(0, 2)) await send(f.hub.connect(w).reveal(taskid, digest))
     assert.equal((await f.hub.contributionOf(taskid, workers[0].address)).status, BigInt(ContributionStatus.PROVED))
     const addrs = [...new Set([workers[0].address, workers[1].address, d.scheduler.address])]
-    const got = await deltas(addrs, async () => { await send(f.hub.connect(d.scheduler).finalize(taskid, 'bafyresult3')) })
+    const got = await deltas(addrs, async () => { await send(f.hub.connect(d.scheduler).finalize(taskid, 'bafyresult3', '0x')) })
     const want = new Map<string, bigint>(addrs.map((a) => [a, 0n]))
     const add = (a: string, v: bigint): void => { want.set(a, (want.get(a) ?? 0n) + v) }
     add(workers[0].address, 4_500_000_000n) // 90% of 10 RLC, equal weights
@@ -343,7 +343,7 @@ describe('hub: success paths', function () {
     for (const w of [workers[0], workers[2], workers[3]]) await send(f.hub.connect(w).reveal(taskid, good))
     const liarStake0 = await f.hub.stakeOf(liar.address)
     const addrs = [...new Set([...workers.map((w) => w.address), d.scheduler.address])]
-    const got = await deltas(addrs, async () => { await send(f.hub.connect(d.scheduler).finalize(taskid, 'cid')) })
+    const got = await deltas(addrs, async () => { await send(f.hub.connect(d.scheduler).finalize(taskid, 'cid', '0x')) })
     // pot = 10 + 3 (seized) = 13 RLC; winners share 90% = 11.7 RLC equally (weights 2, 2, 2)
     const share = 11_700_000_000n / 3n
     const want = new Map<string, bigint>(addrs.map((a) => [a, 0n]))
@@ -433,9 +433,9 @@ describe('hub: success paths', function () {
     assert.notEqual(next.address, old)
     // the old scheduler's authorization no longer counts, the new one's does
     const stale = await authorize(f, d.scheduler, worker.address, d.dealid, 0)
-    await expectRevert(f.hub.connect(worker).contributeAndFinalize(d.dealid, 0, digestOf('x'), 'c', stale.sign), 'BadAuthorization')
+    await expectRevert(f.hub.connect(worker).contributeAndFinalize(d.dealid, 0, digestOf('x'), 'c', stale.sign, '0x'), 'BadAuthorization')
     const fresh = await authorize(f, next, worker.address, d.dealid, 0)
-    await send(f.hub.connect(worker).contributeAndFinalize(d.dealid, 0, digestOf('x'), 'c', fresh.sign))
+    await send(f.hub.connect(worker).contributeAndFinalize(d.dealid, 0, digestOf('x'), 'c', fresh.sign, '0x'))
     const t = await totalRlc(f)
     assert.equal(t.hubHeld, t.accounted)
   })
@@ -445,7 +445,7 @@ describe('hub: success paths', function () {
     const d = await match(f, await makeOrders(f, assets, { volume: 3n, workers: [worker] }))
     await increaseTime(f, T - 10n)
     const a0 = await authorize(f, d.scheduler, worker.address, d.dealid, 0)
-    await send(f.hub.connect(worker).contributeAndFinalize(d.dealid, 0, digestOf('0'), 'c0', a0.sign))
+    await send(f.hub.connect(worker).contributeAndFinalize(d.dealid, 0, digestOf('0'), 'c0', a0.sign, '0x'))
     await increaseTime(f, T - 10n)
     // more than T since the election, less than T since the last task closed with the scheduler's authorization
     await expectRevert(f.hub.reelect(d.dealid), 'SchedulerNotLate')
@@ -470,7 +470,7 @@ describe('hub: success paths', function () {
     // the new scheduler has its own time reference: it cannot be slashed at once
     await expectRevert(f.hub.reelectForTask(taskid), 'SchedulerNotLate')
     assert.equal((await f.hub.dealOf(d.dealid, { blockTag: 'pending' })).scheduler, next.address)
-    await send(f.hub.connect(next).finalize(taskid, 'cid'))
+    await send(f.hub.connect(next).finalize(taskid, 'cid', '0x'))
     assert.equal((await f.hub.taskOf(taskid)).status, BigInt(TaskStatus.COMPLETED))
   })
 })

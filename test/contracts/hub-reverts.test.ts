@@ -188,7 +188,7 @@ describe('hub: reverts', function () {
       const a0 = await authorize(f, d.scheduler, w0.address, d.dealid, 0)
       await send(f.hub.connect(w0).contribute(taskid, resultHash(taskid, dg), resultSeal(w0.address, taskid, dg), a0.sign))
       // one fresh worker is not a consensus at trust 3
-      await expectRevert(f.hub.connect(d.scheduler).finalize(taskid, 'cid'), 'BadTaskStatus')
+      await expectRevert(f.hub.connect(d.scheduler).finalize(taskid, 'cid', '0x'), 'BadTaskStatus')
       await expectRevert(f.hub.connect(w0).reveal(taskid, dg), 'BadTaskStatus')
       const a1 = await authorize(f, d.scheduler, w1.address, d.dealid, 0)
       await send(f.hub.connect(w1).contribute(taskid, resultHash(taskid, dg), resultSeal(w1.address, taskid, dg), a1.sign))
@@ -197,11 +197,11 @@ describe('hub: reverts', function () {
       await send(f.hub.connect(w0).reveal(taskid, dg))
       await expectRevert(f.hub.connect(w0).reveal(taskid, dg), 'BadReveal') // twice
       // one winner has not revealed yet
-      await expectRevert(f.hub.connect(d.scheduler).finalize(taskid, 'cid'), 'RevealsPending')
+      await expectRevert(f.hub.connect(d.scheduler).finalize(taskid, 'cid', '0x'), 'RevealsPending')
       const stranger = f.nodes.find((n) => n.address !== d.scheduler.address) ?? f.outsider
       await send(f.hub.connect(w1).reveal(taskid, dg))
-      await expectRevert(f.hub.connect(stranger).finalize(taskid, 'cid'), 'NotScheduler')
-      await send(f.hub.connect(d.scheduler).finalize(taskid, 'cid'))
+      await expectRevert(f.hub.connect(stranger).finalize(taskid, 'cid', '0x'), 'NotScheduler')
+      await send(f.hub.connect(d.scheduler).finalize(taskid, 'cid', '0x'))
     })
 
     it('a seal made for another worker does not reveal', async () => {
@@ -229,9 +229,9 @@ describe('hub: reverts', function () {
       await expectRevert(f.hub.connect(w0).reveal(taskid, dg), 'RevealDeadlinePassed')
       await increaseTime(f, 5n * T)
       const a1 = await authorize(f, d.scheduler, w0.address, d.dealid, 1)
-      await expectRevert(f.hub.connect(w0).contributeAndFinalize(d.dealid, 1, dg, 'c', a1.sign), 'ContributionDeadlinePassed')
+      await expectRevert(f.hub.connect(w0).contributeAndFinalize(d.dealid, 1, dg, 'c', a1.sign, '0x'), 'ContributionDeadlinePassed')
       await increaseTime(f, 3n * T)
-      await expectRevert(f.hub.connect(d.scheduler).finalize(taskid, 'cid'), 'FinalDeadlinePassed')
+      await expectRevert(f.hub.connect(d.scheduler).finalize(taskid, 'cid', '0x'), 'FinalDeadlinePassed')
       await send(f.hub.claim(d.dealid, 0))
       await expectRevert(f.hub.claim(d.dealid, 0), 'BadTaskStatus')
       await expectRevert(f.hub.claim(d.dealid, 2), 'BadTaskIndex')
@@ -247,12 +247,12 @@ describe('hub: reverts', function () {
       await send(f.hub.connect(d.scheduler).initialize(d.dealid, 0))
       await expectRevert(f.hub.connect(d.scheduler).initialize(d.dealid, 0), 'BadTaskStatus')
       const a = await authorize(f, d.scheduler, w0.address, d.dealid, 1)
-      await send(f.hub.connect(w0).contributeAndFinalize(d.dealid, 1, digestOf('x'), 'c', a.sign))
-      await expectRevert(f.hub.connect(w0).contributeAndFinalize(d.dealid, 1, digestOf('x'), 'c', a.sign), 'BadTaskStatus')
+      await send(f.hub.connect(w0).contributeAndFinalize(d.dealid, 1, digestOf('x'), 'c', a.sign, '0x'))
+      await expectRevert(f.hub.connect(w0).contributeAndFinalize(d.dealid, 1, digestOf('x'), 'c', a.sign, '0x'), 'BadTaskStatus')
       await expectRevert(f.hub.connect(d.scheduler).initialize(d.dealid, 1), 'BadTaskStatus')
       const d3 = await match(f, await makeOrders(f, assets, { workers: [w0, w1], trust: 3n }))
       const a3 = await authorize(f, d3.scheduler, w0.address, d3.dealid, 0)
-      await expectRevert(f.hub.connect(w0).contributeAndFinalize(d3.dealid, 0, digestOf('x'), 'c', a3.sign), 'TrustNotOne')
+      await expectRevert(f.hub.connect(w0).contributeAndFinalize(d3.dealid, 0, digestOf('x'), 'c', a3.sign, '0x'), 'TrustNotOne')
     })
 
     it('release: nothing to release before the deadline; reelect after the final deadline: FinalDeadlinePassed', async () => {

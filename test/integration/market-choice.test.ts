@@ -61,7 +61,9 @@ describe('market: the requester counts bids by score and names a beneficiary (an
       [{ minScore: -1 }, 'MARKET_BAD_ARGUMENT'],
       [{ minScore: 'high' }, 'API_BAD_REQUEST'],
       [{ beneficiary: '0x12' }, 'API_BAD_REQUEST'],
-      [{ beneficiary: 7 }, 'API_BAD_REQUEST']
+      [{ beneficiary: 7 }, 'API_BAD_REQUEST'],
+      [{ callback: '0x12' }, 'API_BAD_REQUEST'],
+      [{ callback: ['0x' + '11'.repeat(20)] }, 'API_BAD_REQUEST']
     ] as Array<[Record<string, unknown>, string]>) {
       const r = await api(requester, 'POST', '/v1/tasks', { app: APP.name, maxPrice: (3n * RLC).toString(), ...body })
       assert.equal(r.status, 400, JSON.stringify(body))

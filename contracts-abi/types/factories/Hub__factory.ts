@@ -78,6 +78,17 @@ const _abi = [
     type: "error",
   },
   {
+    inputs: [
+      {
+        internalType: "bytes32",
+        name: "taskid",
+        type: "bytes32",
+      },
+    ],
+    name: "BadCallbackData",
+    type: "error",
+  },
+  {
     inputs: [],
     name: "BadReveal",
     type: "error",
@@ -145,6 +156,22 @@ const _abi = [
       },
     ],
     name: "BidMismatch",
+    type: "error",
+  },
+  {
+    inputs: [
+      {
+        internalType: "uint256",
+        name: "left",
+        type: "uint256",
+      },
+      {
+        internalType: "uint256",
+        name: "needed",
+        type: "uint256",
+      },
+    ],
+    name: "CallbackGasShort",
     type: "error",
   },
   {
@@ -574,6 +601,31 @@ const _abi = [
       },
     ],
     name: "AppRegistered",
+    type: "event",
+  },
+  {
+    anonymous: false,
+    inputs: [
+      {
+        indexed: true,
+        internalType: "bytes32",
+        name: "taskid",
+        type: "bytes32",
+      },
+      {
+        indexed: true,
+        internalType: "address",
+        name: "callback",
+        type: "address",
+      },
+      {
+        indexed: false,
+        internalType: "bool",
+        name: "success",
+        type: "bool",
+      },
+    ],
+    name: "CallbackCalled",
     type: "event",
   },
   {
@@ -1159,6 +1211,10 @@ const _abi = [
     type: "event",
   },
   {
+    stateMutability: "nonpayable",
+    type: "fallback",
+  },
+  {
     inputs: [],
     name: "APPORDER_TYPEHASH",
     outputs: [
@@ -1224,344 +1280,6 @@ const _abi = [
     type: "function",
   },
   {
-    inputs: [
-      {
-        internalType: "address",
-        name: "account",
-        type: "address",
-      },
-    ],
-    name: "accountOf",
-    outputs: [
-      {
-        internalType: "uint256",
-        name: "balance",
-        type: "uint256",
-      },
-      {
-        internalType: "uint256",
-        name: "frozen",
-        type: "uint256",
-      },
-    ],
-    stateMutability: "view",
-    type: "function",
-  },
-  {
-    inputs: [],
-    name: "appCount",
-    outputs: [
-      {
-        internalType: "uint256",
-        name: "",
-        type: "uint256",
-      },
-    ],
-    stateMutability: "view",
-    type: "function",
-  },
-  {
-    inputs: [
-      {
-        internalType: "address",
-        name: "app",
-        type: "address",
-      },
-    ],
-    name: "appOf",
-    outputs: [
-      {
-        components: [
-          {
-            internalType: "address",
-            name: "owner",
-            type: "address",
-          },
-          {
-            internalType: "bytes32",
-            name: "checksum",
-            type: "bytes32",
-          },
-          {
-            internalType: "string",
-            name: "name",
-            type: "string",
-          },
-          {
-            internalType: "string",
-            name: "cid",
-            type: "string",
-          },
-        ],
-        internalType: "struct Hub.Asset",
-        name: "",
-        type: "tuple",
-      },
-    ],
-    stateMutability: "view",
-    type: "function",
-  },
-  {
-    inputs: [
-      {
-        components: [
-          {
-            internalType: "address",
-            name: "app",
-            type: "address",
-          },
-          {
-            internalType: "uint256",
-            name: "appprice",
-            type: "uint256",
-          },
-          {
-            internalType: "uint256",
-            name: "volume",
-            type: "uint256",
-          },
-          {
-            internalType: "bytes32",
-            name: "tag",
-            type: "bytes32",
-          },
-          {
-            internalType: "address",
-            name: "datasetrestrict",
-            type: "address",
-          },
-          {
-            internalType: "address",
-            name: "workerpoolrestrict",
-            type: "address",
-          },
-          {
-            internalType: "address",
-            name: "requesterrestrict",
-            type: "address",
-          },
-          {
-            internalType: "bytes32",
-            name: "salt",
-            type: "bytes32",
-          },
-          {
-            internalType: "bytes",
-            name: "sign",
-            type: "bytes",
-          },
-        ],
-        internalType: "struct Hub.AppOrder",
-        name: "o",
-        type: "tuple",
-      },
-    ],
-    name: "cancelAppOrder",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
-  },
-  {
-    inputs: [
-      {
-        components: [
-          {
-            internalType: "bytes32",
-            name: "requestHash",
-            type: "bytes32",
-          },
-          {
-            internalType: "address",
-            name: "worker",
-            type: "address",
-          },
-          {
-            internalType: "uint256",
-            name: "price",
-            type: "uint256",
-          },
-          {
-            internalType: "uint256",
-            name: "volume",
-            type: "uint256",
-          },
-          {
-            internalType: "bytes32",
-            name: "salt",
-            type: "bytes32",
-          },
-          {
-            internalType: "bytes",
-            name: "sign",
-            type: "bytes",
-          },
-        ],
-        internalType: "struct Hub.Bid",
-        name: "b",
-        type: "tuple",
-      },
-    ],
-    name: "cancelBid",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
-  },
-  {
-    inputs: [
-      {
-        components: [
-          {
-            internalType: "address",
-            name: "dataset",
-            type: "address",
-          },
-          {
-            internalType: "uint256",
-            name: "datasetprice",
-            type: "uint256",
-          },
-          {
-            internalType: "uint256",
-            name: "volume",
-            type: "uint256",
-          },
-          {
-            internalType: "bytes32",
-            name: "tag",
-            type: "bytes32",
-          },
-          {
-            internalType: "address",
-            name: "apprestrict",
-            type: "address",
-          },
-          {
-            internalType: "address",
-            name: "workerpoolrestrict",
-            type: "address",
-          },
-          {
-            internalType: "address",
-            name: "requesterrestrict",
-            type: "address",
-          },
-          {
-            internalType: "bytes32",
-            name: "salt",
-            type: "bytes32",
-          },
-          {
-            internalType: "bytes",
-            name: "sign",
-            type: "bytes",
-          },
-        ],
-        internalType: "struct Hub.DatasetOrder",
-        name: "o",
-        type: "tuple",
-      },
-    ],
-    name: "cancelDatasetOrder",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
-  },
-  {
-    inputs: [
-      {
-        components: [
-          {
-            internalType: "address",
-            name: "app",
-            type: "address",
-          },
-          {
-            internalType: "uint256",
-            name: "appmaxprice",
-            type: "uint256",
-          },
-          {
-            internalType: "address",
-            name: "dataset",
-            type: "address",
-          },
-          {
-            internalType: "uint256",
-            name: "datasetmaxprice",
-            type: "uint256",
-          },
-          {
-            internalType: "address",
-            name: "workerpool",
-            type: "address",
-          },
-          {
-            internalType: "uint256",
-            name: "workerpoolmaxprice",
-            type: "uint256",
-          },
-          {
-            internalType: "address",
-            name: "requester",
-            type: "address",
-          },
-          {
-            internalType: "uint256",
-            name: "volume",
-            type: "uint256",
-          },
-          {
-            internalType: "bytes32",
-            name: "tag",
-            type: "bytes32",
-          },
-          {
-            internalType: "uint256",
-            name: "category",
-            type: "uint256",
-          },
-          {
-            internalType: "uint256",
-            name: "trust",
-            type: "uint256",
-          },
-          {
-            internalType: "address",
-            name: "beneficiary",
-            type: "address",
-          },
-          {
-            internalType: "address",
-            name: "callback",
-            type: "address",
-          },
-          {
-            internalType: "string",
-            name: "params",
-            type: "string",
-          },
-          {
-            internalType: "bytes32",
-            name: "salt",
-            type: "bytes32",
-          },
-          {
-            internalType: "bytes",
-            name: "sign",
-            type: "bytes",
-          },
-        ],
-        internalType: "struct Hub.RequestOrder",
-        name: "o",
-        type: "tuple",
-      },
-    ],
-    name: "cancelRequestOrder",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
-  },
-  {
     inputs: [],
     name: "categoryCount",
     outputs: [
@@ -1620,25 +1338,6 @@ const _abi = [
     inputs: [
       {
         internalType: "bytes32",
-        name: "orderHash",
-        type: "bytes32",
-      },
-    ],
-    name: "consumedOf",
-    outputs: [
-      {
-        internalType: "uint256",
-        name: "",
-        type: "uint256",
-      },
-    ],
-    stateMutability: "view",
-    type: "function",
-  },
-  {
-    inputs: [
-      {
-        internalType: "bytes32",
         name: "taskid",
         type: "bytes32",
       },
@@ -1690,70 +1389,15 @@ const _abi = [
         name: "authorization",
         type: "bytes",
       },
+      {
+        internalType: "bytes",
+        name: "callbackData",
+        type: "bytes",
+      },
     ],
     name: "contributeAndFinalize",
     outputs: [],
     stateMutability: "nonpayable",
-    type: "function",
-  },
-  {
-    inputs: [
-      {
-        internalType: "bytes32",
-        name: "taskid",
-        type: "bytes32",
-      },
-      {
-        internalType: "address",
-        name: "worker",
-        type: "address",
-      },
-    ],
-    name: "contributionOf",
-    outputs: [
-      {
-        components: [
-          {
-            internalType: "bytes32",
-            name: "resultSeal",
-            type: "bytes32",
-          },
-          {
-            internalType: "enum Hub.ContributionStatus",
-            name: "status",
-            type: "uint8",
-          },
-          {
-            internalType: "uint128",
-            name: "weight",
-            type: "uint128",
-          },
-        ],
-        internalType: "struct Hub.Contribution",
-        name: "",
-        type: "tuple",
-      },
-    ],
-    stateMutability: "view",
-    type: "function",
-  },
-  {
-    inputs: [
-      {
-        internalType: "bytes32",
-        name: "taskid",
-        type: "bytes32",
-      },
-    ],
-    name: "contributorsOf",
-    outputs: [
-      {
-        internalType: "address[]",
-        name: "",
-        type: "address[]",
-      },
-    ],
-    stateMutability: "view",
     type: "function",
   },
   {
@@ -1778,60 +1422,6 @@ const _abi = [
       },
     ],
     stateMutability: "nonpayable",
-    type: "function",
-  },
-  {
-    inputs: [],
-    name: "datasetCount",
-    outputs: [
-      {
-        internalType: "uint256",
-        name: "",
-        type: "uint256",
-      },
-    ],
-    stateMutability: "view",
-    type: "function",
-  },
-  {
-    inputs: [
-      {
-        internalType: "address",
-        name: "dataset",
-        type: "address",
-      },
-    ],
-    name: "datasetOf",
-    outputs: [
-      {
-        components: [
-          {
-            internalType: "address",
-            name: "owner",
-            type: "address",
-          },
-          {
-            internalType: "bytes32",
-            name: "checksum",
-            type: "bytes32",
-          },
-          {
-            internalType: "string",
-            name: "name",
-            type: "string",
-          },
-          {
-            internalType: "string",
-            name: "cid",
-            type: "string",
-          },
-        ],
-        internalType: "struct Hub.Asset",
-        name: "",
-        type: "tuple",
-      },
-    ],
-    stateMutability: "view",
     type: "function",
   },
   {
@@ -1975,25 +1565,6 @@ const _abi = [
     type: "function",
   },
   {
-    inputs: [
-      {
-        internalType: "uint256",
-        name: "r",
-        type: "uint256",
-      },
-    ],
-    name: "drawAt",
-    outputs: [
-      {
-        internalType: "address",
-        name: "",
-        type: "address",
-      },
-    ],
-    stateMutability: "view",
-    type: "function",
-  },
-  {
     inputs: [],
     name: "eip712Domain",
     outputs: [
@@ -2047,6 +1618,11 @@ const _abi = [
         internalType: "string",
         name: "resultsCid",
         type: "string",
+      },
+      {
+        internalType: "bytes",
+        name: "callbackData",
+        type: "bytes",
       },
     ],
     name: "finalize",
@@ -2387,30 +1963,6 @@ const _abi = [
     type: "function",
   },
   {
-    inputs: [
-      {
-        internalType: "bytes32",
-        name: "dealid",
-        type: "bytes32",
-      },
-      {
-        internalType: "address",
-        name: "worker",
-        type: "address",
-      },
-    ],
-    name: "isDealWorker",
-    outputs: [
-      {
-        internalType: "bool",
-        name: "",
-        type: "bool",
-      },
-    ],
-    stateMutability: "view",
-    type: "function",
-  },
-  {
     inputs: [],
     name: "kitty",
     outputs: [
@@ -2694,6 +2246,950 @@ const _abi = [
   {
     inputs: [
       {
+        internalType: "bytes32",
+        name: "dealid",
+        type: "bytes32",
+      },
+    ],
+    name: "reelect",
+    outputs: [],
+    stateMutability: "nonpayable",
+    type: "function",
+  },
+  {
+    inputs: [
+      {
+        internalType: "bytes32",
+        name: "taskid",
+        type: "bytes32",
+      },
+    ],
+    name: "reelectForTask",
+    outputs: [],
+    stateMutability: "nonpayable",
+    type: "function",
+  },
+  {
+    inputs: [
+      {
+        internalType: "bytes32",
+        name: "dealid",
+        type: "bytes32",
+      },
+      {
+        internalType: "address",
+        name: "account",
+        type: "address",
+      },
+    ],
+    name: "release",
+    outputs: [],
+    stateMutability: "nonpayable",
+    type: "function",
+  },
+  {
+    inputs: [],
+    name: "renounceOwnership",
+    outputs: [],
+    stateMutability: "nonpayable",
+    type: "function",
+  },
+  {
+    inputs: [
+      {
+        internalType: "uint256",
+        name: "amount",
+        type: "uint256",
+      },
+    ],
+    name: "requestUnstake",
+    outputs: [],
+    stateMutability: "nonpayable",
+    type: "function",
+  },
+  {
+    inputs: [
+      {
+        internalType: "bytes32",
+        name: "taskid",
+        type: "bytes32",
+      },
+      {
+        internalType: "bytes32",
+        name: "digest",
+        type: "bytes32",
+      },
+    ],
+    name: "reveal",
+    outputs: [],
+    stateMutability: "nonpayable",
+    type: "function",
+  },
+  {
+    inputs: [
+      {
+        internalType: "bytes32",
+        name: "dealid",
+        type: "bytes32",
+      },
+    ],
+    name: "schedulerOf",
+    outputs: [
+      {
+        internalType: "address",
+        name: "",
+        type: "address",
+      },
+    ],
+    stateMutability: "view",
+    type: "function",
+  },
+  {
+    inputs: [
+      {
+        internalType: "uint256",
+        name: "amount",
+        type: "uint256",
+      },
+    ],
+    name: "stake",
+    outputs: [],
+    stateMutability: "nonpayable",
+    type: "function",
+  },
+  {
+    inputs: [
+      {
+        internalType: "bytes32",
+        name: "dealid",
+        type: "bytes32",
+      },
+      {
+        internalType: "uint256",
+        name: "idx",
+        type: "uint256",
+      },
+    ],
+    name: "taskId",
+    outputs: [
+      {
+        internalType: "bytes32",
+        name: "",
+        type: "bytes32",
+      },
+    ],
+    stateMutability: "pure",
+    type: "function",
+  },
+  {
+    inputs: [
+      {
+        internalType: "bytes32",
+        name: "dealid",
+        type: "bytes32",
+      },
+      {
+        internalType: "uint256",
+        name: "idx",
+        type: "uint256",
+      },
+    ],
+    name: "taskStatus",
+    outputs: [
+      {
+        internalType: "enum Hub.TaskStatus",
+        name: "",
+        type: "uint8",
+      },
+    ],
+    stateMutability: "view",
+    type: "function",
+  },
+  {
+    inputs: [],
+    name: "token",
+    outputs: [
+      {
+        internalType: "contract IERC20",
+        name: "",
+        type: "address",
+      },
+    ],
+    stateMutability: "view",
+    type: "function",
+  },
+  {
+    inputs: [
+      {
+        internalType: "address",
+        name: "newOwner",
+        type: "address",
+      },
+    ],
+    name: "transferOwnership",
+    outputs: [],
+    stateMutability: "nonpayable",
+    type: "function",
+  },
+  {
+    inputs: [],
+    name: "unstake",
+    outputs: [],
+    stateMutability: "nonpayable",
+    type: "function",
+  },
+  {
+    inputs: [],
+    name: "unstakeCooldown",
+    outputs: [
+      {
+        internalType: "uint256",
+        name: "",
+        type: "uint256",
+      },
+    ],
+    stateMutability: "view",
+    type: "function",
+  },
+  {
+    inputs: [
+      {
+        internalType: "uint256",
+        name: "amount",
+        type: "uint256",
+      },
+    ],
+    name: "withdraw",
+    outputs: [],
+    stateMutability: "nonpayable",
+    type: "function",
+  },
+  {
+    anonymous: false,
+    inputs: [
+      {
+        indexed: true,
+        internalType: "bytes32",
+        name: "requestHash",
+        type: "bytes32",
+      },
+      {
+        indexed: true,
+        internalType: "bytes32",
+        name: "bidHash",
+        type: "bytes32",
+      },
+      {
+        components: [
+          {
+            internalType: "bytes32",
+            name: "requestHash",
+            type: "bytes32",
+          },
+          {
+            internalType: "address",
+            name: "worker",
+            type: "address",
+          },
+          {
+            internalType: "uint256",
+            name: "price",
+            type: "uint256",
+          },
+          {
+            internalType: "uint256",
+            name: "volume",
+            type: "uint256",
+          },
+          {
+            internalType: "bytes32",
+            name: "salt",
+            type: "bytes32",
+          },
+          {
+            internalType: "bytes",
+            name: "sign",
+            type: "bytes",
+          },
+        ],
+        indexed: false,
+        internalType: "struct Hub.Bid",
+        name: "bid",
+        type: "tuple",
+      },
+    ],
+    name: "BidPublished",
+    type: "event",
+  },
+  {
+    anonymous: false,
+    inputs: [
+      {
+        indexed: false,
+        internalType: "uint256",
+        name: "gas",
+        type: "uint256",
+      },
+    ],
+    name: "CallbackGasSet",
+    type: "event",
+  },
+  {
+    anonymous: false,
+    inputs: [
+      {
+        indexed: true,
+        internalType: "bytes32",
+        name: "requestHash",
+        type: "bytes32",
+      },
+      {
+        indexed: true,
+        internalType: "address",
+        name: "requester",
+        type: "address",
+      },
+      {
+        components: [
+          {
+            internalType: "address",
+            name: "app",
+            type: "address",
+          },
+          {
+            internalType: "uint256",
+            name: "appmaxprice",
+            type: "uint256",
+          },
+          {
+            internalType: "address",
+            name: "dataset",
+            type: "address",
+          },
+          {
+            internalType: "uint256",
+            name: "datasetmaxprice",
+            type: "uint256",
+          },
+          {
+            internalType: "address",
+            name: "workerpool",
+            type: "address",
+          },
+          {
+            internalType: "uint256",
+            name: "workerpoolmaxprice",
+            type: "uint256",
+          },
+          {
+            internalType: "address",
+            name: "requester",
+            type: "address",
+          },
+          {
+            internalType: "uint256",
+            name: "volume",
+            type: "uint256",
+          },
+          {
+            internalType: "bytes32",
+            name: "tag",
+            type: "bytes32",
+          },
+          {
+            internalType: "uint256",
+            name: "category",
+            type: "uint256",
+          },
+          {
+            internalType: "uint256",
+            name: "trust",
+            type: "uint256",
+          },
+          {
+            internalType: "address",
+            name: "beneficiary",
+            type: "address",
+          },
+          {
+            internalType: "address",
+            name: "callback",
+            type: "address",
+          },
+          {
+            internalType: "string",
+            name: "params",
+            type: "string",
+          },
+          {
+            internalType: "bytes32",
+            name: "salt",
+            type: "bytes32",
+          },
+          {
+            internalType: "bytes",
+            name: "sign",
+            type: "bytes",
+          },
+        ],
+        indexed: false,
+        internalType: "struct Hub.RequestOrder",
+        name: "order",
+        type: "tuple",
+      },
+    ],
+    name: "RequestOrderPublished",
+    type: "event",
+  },
+  {
+    inputs: [
+      {
+        internalType: "address",
+        name: "account",
+        type: "address",
+      },
+    ],
+    name: "accountOf",
+    outputs: [
+      {
+        internalType: "uint256",
+        name: "balance",
+        type: "uint256",
+      },
+      {
+        internalType: "uint256",
+        name: "frozen",
+        type: "uint256",
+      },
+    ],
+    stateMutability: "view",
+    type: "function",
+  },
+  {
+    inputs: [],
+    name: "appCount",
+    outputs: [
+      {
+        internalType: "uint256",
+        name: "",
+        type: "uint256",
+      },
+    ],
+    stateMutability: "view",
+    type: "function",
+  },
+  {
+    inputs: [
+      {
+        internalType: "address",
+        name: "app",
+        type: "address",
+      },
+    ],
+    name: "appOf",
+    outputs: [
+      {
+        components: [
+          {
+            internalType: "address",
+            name: "owner",
+            type: "address",
+          },
+          {
+            internalType: "bytes32",
+            name: "checksum",
+            type: "bytes32",
+          },
+          {
+            internalType: "string",
+            name: "name",
+            type: "string",
+          },
+          {
+            internalType: "string",
+            name: "cid",
+            type: "string",
+          },
+        ],
+        internalType: "struct Hub.Asset",
+        name: "",
+        type: "tuple",
+      },
+    ],
+    stateMutability: "view",
+    type: "function",
+  },
+  {
+    inputs: [],
+    name: "callbackGas",
+    outputs: [
+      {
+        internalType: "uint256",
+        name: "",
+        type: "uint256",
+      },
+    ],
+    stateMutability: "view",
+    type: "function",
+  },
+  {
+    inputs: [
+      {
+        internalType: "bytes32",
+        name: "dealid",
+        type: "bytes32",
+      },
+    ],
+    name: "callbackOf",
+    outputs: [
+      {
+        internalType: "address",
+        name: "",
+        type: "address",
+      },
+    ],
+    stateMutability: "view",
+    type: "function",
+  },
+  {
+    inputs: [
+      {
+        components: [
+          {
+            internalType: "address",
+            name: "app",
+            type: "address",
+          },
+          {
+            internalType: "uint256",
+            name: "appprice",
+            type: "uint256",
+          },
+          {
+            internalType: "uint256",
+            name: "volume",
+            type: "uint256",
+          },
+          {
+            internalType: "bytes32",
+            name: "tag",
+            type: "bytes32",
+          },
+          {
+            internalType: "address",
+            name: "datasetrestrict",
+            type: "address",
+          },
+          {
+            internalType: "address",
+            name: "workerpoolrestrict",
+            type: "address",
+          },
+          {
+            internalType: "address",
+            name: "requesterrestrict",
+            type: "address",
+          },
+          {
+            internalType: "bytes32",
+            name: "salt",
+            type: "bytes32",
+          },
+          {
+            internalType: "bytes",
+            name: "sign",
+            type: "bytes",
+          },
+        ],
+        internalType: "struct Hub.AppOrder",
+        name: "o",
+        type: "tuple",
+      },
+    ],
+    name: "cancelAppOrder",
+    outputs: [],
+    stateMutability: "nonpayable",
+    type: "function",
+  },
+  {
+    inputs: [
+      {
+        components: [
+          {
+            internalType: "bytes32",
+            name: "requestHash",
+            type: "bytes32",
+          },
+          {
+            internalType: "address",
+            name: "worker",
+            type: "address",
+          },
+          {
+            internalType: "uint256",
+            name: "price",
+            type: "uint256",
+          },
+          {
+            internalType: "uint256",
+            name: "volume",
+            type: "uint256",
+          },
+          {
+            internalType: "bytes32",
+            name: "salt",
+            type: "bytes32",
+          },
+          {
+            internalType: "bytes",
+            name: "sign",
+            type: "bytes",
+          },
+        ],
+        internalType: "struct Hub.Bid",
+        name: "b",
+        type: "tuple",
+      },
+    ],
+    name: "cancelBid",
+    outputs: [],
+    stateMutability: "nonpayable",
+    type: "function",
+  },
+  {
+    inputs: [
+      {
+        components: [
+          {
+            internalType: "address",
+            name: "dataset",
+            type: "address",
+          },
+          {
+            internalType: "uint256",
+            name: "datasetprice",
+            type: "uint256",
+          },
+          {
+            internalType: "uint256",
+            name: "volume",
+            type: "uint256",
+          },
+          {
+            internalType: "bytes32",
+            name: "tag",
+            type: "bytes32",
+          },
+          {
+            internalType: "address",
+            name: "apprestrict",
+            type: "address",
+          },
+          {
+            internalType: "address",
+            name: "workerpoolrestrict",
+            type: "address",
+          },
+          {
+            internalType: "address",
+            name: "requesterrestrict",
+            type: "address",
+          },
+          {
+            internalType: "bytes32",
+            name: "salt",
+            type: "bytes32",
+          },
+          {
+            internalType: "bytes",
+            name: "sign",
+            type: "bytes",
+          },
+        ],
+        internalType: "struct Hub.DatasetOrder",
+        name: "o",
+        type: "tuple",
+      },
+    ],
+    name: "cancelDatasetOrder",
+    outputs: [],
+    stateMutability: "nonpayable",
+    type: "function",
+  },
+  {
+    inputs: [
+      {
+        components: [
+          {
+            internalType: "address",
+            name: "app",
+            type: "address",
+          },
+          {
+            internalType: "uint256",
+            name: "appmaxprice",
+            type: "uint256",
+          },
+          {
+            internalType: "address",
+            name: "dataset",
+            type: "address",
+          },
+          {
+            internalType: "uint256",
+            name: "datasetmaxprice",
+            type: "uint256",
+          },
+          {
+            internalType: "address",
+            name: "workerpool",
+            type: "address",
+          },
+          {
+            internalType: "uint256",
+            name: "workerpoolmaxprice",
+            type: "uint256",
+          },
+          {
+            internalType: "address",
+            name: "requester",
+            type: "address",
+          },
+          {
+            internalType: "uint256",
+            name: "volume",
+            type: "uint256",
+          },
+          {
+            internalType: "bytes32",
+            name: "tag",
+            type: "bytes32",
+          },
+          {
+            internalType: "uint256",
+            name: "category",
+            type: "uint256",
+          },
+          {
+            internalType: "uint256",
+            name: "trust",
+            type: "uint256",
+          },
+          {
+            internalType: "address",
+            name: "beneficiary",
+            type: "address",
+          },
+          {
+            internalType: "address",
+            name: "callback",
+            type: "address",
+          },
+          {
+            internalType: "string",
+            name: "params",
+            type: "string",
+          },
+          {
+            internalType: "bytes32",
+            name: "salt",
+            type: "bytes32",
+          },
+          {
+            internalType: "bytes",
+            name: "sign",
+            type: "bytes",
+          },
+        ],
+        internalType: "struct Hub.RequestOrder",
+        name: "o",
+        type: "tuple",
+      },
+    ],
+    name: "cancelRequestOrder",
+    outputs: [],
+    stateMutability: "nonpayable",
+    type: "function",
+  },
+  {
+    inputs: [
+      {
+        internalType: "bytes32",
+        name: "orderHash",
+        type: "bytes32",
+      },
+    ],
+    name: "consumedOf",
+    outputs: [
+      {
+        internalType: "uint256",
+        name: "",
+        type: "uint256",
+      },
+    ],
+    stateMutability: "view",
+    type: "function",
+  },
+  {
+    inputs: [
+      {
+        internalType: "bytes32",
+        name: "taskid",
+        type: "bytes32",
+      },
+      {
+        internalType: "address",
+        name: "worker",
+        type: "address",
+      },
+    ],
+    name: "contributionOf",
+    outputs: [
+      {
+        components: [
+          {
+            internalType: "bytes32",
+            name: "resultSeal",
+            type: "bytes32",
+          },
+          {
+            internalType: "enum Hub.ContributionStatus",
+            name: "status",
+            type: "uint8",
+          },
+          {
+            internalType: "uint128",
+            name: "weight",
+            type: "uint128",
+          },
+        ],
+        internalType: "struct Hub.Contribution",
+        name: "",
+        type: "tuple",
+      },
+    ],
+    stateMutability: "view",
+    type: "function",
+  },
+  {
+    inputs: [
+      {
+        internalType: "bytes32",
+        name: "taskid",
+        type: "bytes32",
+      },
+    ],
+    name: "contributorsOf",
+    outputs: [
+      {
+        internalType: "address[]",
+        name: "",
+        type: "address[]",
+      },
+    ],
+    stateMutability: "view",
+    type: "function",
+  },
+  {
+    inputs: [],
+    name: "datasetCount",
+    outputs: [
+      {
+        internalType: "uint256",
+        name: "",
+        type: "uint256",
+      },
+    ],
+    stateMutability: "view",
+    type: "function",
+  },
+  {
+    inputs: [
+      {
+        internalType: "address",
+        name: "dataset",
+        type: "address",
+      },
+    ],
+    name: "datasetOf",
+    outputs: [
+      {
+        components: [
+          {
+            internalType: "address",
+            name: "owner",
+            type: "address",
+          },
+          {
+            internalType: "bytes32",
+            name: "checksum",
+            type: "bytes32",
+          },
+          {
+            internalType: "string",
+            name: "name",
+            type: "string",
+          },
+          {
+            internalType: "string",
+            name: "cid",
+            type: "string",
+          },
+        ],
+        internalType: "struct Hub.Asset",
+        name: "",
+        type: "tuple",
+      },
+    ],
+    stateMutability: "view",
+    type: "function",
+  },
+  {
+    inputs: [
+      {
+        internalType: "uint256",
+        name: "r",
+        type: "uint256",
+      },
+    ],
+    name: "drawAt",
+    outputs: [
+      {
+        internalType: "address",
+        name: "",
+        type: "address",
+      },
+    ],
+    stateMutability: "view",
+    type: "function",
+  },
+  {
+    inputs: [
+      {
+        internalType: "bytes32",
+        name: "dealid",
+        type: "bytes32",
+      },
+      {
+        internalType: "address",
+        name: "worker",
+        type: "address",
+      },
+    ],
+    name: "isDealWorker",
+    outputs: [
+      {
+        internalType: "bool",
+        name: "",
+        type: "bool",
+      },
+    ],
+    stateMutability: "view",
+    type: "function",
+  },
+  {
+    inputs: [
+      {
         components: [
           {
             internalType: "address",
@@ -2792,7 +3288,13 @@ const _abi = [
       },
     ],
     name: "presignBid",
-    outputs: [],
+    outputs: [
+      {
+        internalType: "bytes32",
+        name: "h",
+        type: "bytes32",
+      },
+    ],
     stateMutability: "nonpayable",
     type: "function",
   },
@@ -2947,7 +3449,13 @@ const _abi = [
       },
     ],
     name: "presignRequestOrder",
-    outputs: [],
+    outputs: [
+      {
+        internalType: "bytes32",
+        name: "h",
+        type: "bytes32",
+      },
+    ],
     stateMutability: "nonpayable",
     type: "function",
   },
@@ -2968,32 +3476,6 @@ const _abi = [
       },
     ],
     stateMutability: "view",
-    type: "function",
-  },
-  {
-    inputs: [
-      {
-        internalType: "bytes32",
-        name: "dealid",
-        type: "bytes32",
-      },
-    ],
-    name: "reelect",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
-  },
-  {
-    inputs: [
-      {
-        internalType: "bytes32",
-        name: "taskid",
-        type: "bytes32",
-      },
-    ],
-    name: "reelectForTask",
-    outputs: [],
-    stateMutability: "nonpayable",
     type: "function",
   },
   {
@@ -3057,81 +3539,6 @@ const _abi = [
   {
     inputs: [
       {
-        internalType: "bytes32",
-        name: "dealid",
-        type: "bytes32",
-      },
-      {
-        internalType: "address",
-        name: "account",
-        type: "address",
-      },
-    ],
-    name: "release",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
-  },
-  {
-    inputs: [],
-    name: "renounceOwnership",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
-  },
-  {
-    inputs: [
-      {
-        internalType: "uint256",
-        name: "amount",
-        type: "uint256",
-      },
-    ],
-    name: "requestUnstake",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
-  },
-  {
-    inputs: [
-      {
-        internalType: "bytes32",
-        name: "taskid",
-        type: "bytes32",
-      },
-      {
-        internalType: "bytes32",
-        name: "digest",
-        type: "bytes32",
-      },
-    ],
-    name: "reveal",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
-  },
-  {
-    inputs: [
-      {
-        internalType: "bytes32",
-        name: "dealid",
-        type: "bytes32",
-      },
-    ],
-    name: "schedulerOf",
-    outputs: [
-      {
-        internalType: "address",
-        name: "",
-        type: "address",
-      },
-    ],
-    stateMutability: "view",
-    type: "function",
-  },
-  {
-    inputs: [
-      {
         internalType: "address",
         name: "worker",
         type: "address",
@@ -3152,11 +3559,11 @@ const _abi = [
     inputs: [
       {
         internalType: "uint256",
-        name: "amount",
+        name: "gas_",
         type: "uint256",
       },
     ],
-    name: "stake",
+    name: "setCallbackGas",
     outputs: [],
     stateMutability: "nonpayable",
     type: "function",
@@ -3193,30 +3600,6 @@ const _abi = [
       },
     ],
     stateMutability: "view",
-    type: "function",
-  },
-  {
-    inputs: [
-      {
-        internalType: "bytes32",
-        name: "dealid",
-        type: "bytes32",
-      },
-      {
-        internalType: "uint256",
-        name: "idx",
-        type: "uint256",
-      },
-    ],
-    name: "taskId",
-    outputs: [
-      {
-        internalType: "bytes32",
-        name: "",
-        type: "bytes32",
-      },
-    ],
-    stateMutability: "pure",
     type: "function",
   },
   {
@@ -3276,43 +3659,6 @@ const _abi = [
     type: "function",
   },
   {
-    inputs: [
-      {
-        internalType: "bytes32",
-        name: "dealid",
-        type: "bytes32",
-      },
-      {
-        internalType: "uint256",
-        name: "idx",
-        type: "uint256",
-      },
-    ],
-    name: "taskStatus",
-    outputs: [
-      {
-        internalType: "enum Hub.TaskStatus",
-        name: "",
-        type: "uint8",
-      },
-    ],
-    stateMutability: "view",
-    type: "function",
-  },
-  {
-    inputs: [],
-    name: "token",
-    outputs: [
-      {
-        internalType: "contract IERC20",
-        name: "",
-        type: "address",
-      },
-    ],
-    stateMutability: "view",
-    type: "function",
-  },
-  {
     inputs: [],
     name: "totalStake",
     outputs: [
@@ -3325,56 +3671,10 @@ const _abi = [
     stateMutability: "view",
     type: "function",
   },
-  {
-    inputs: [
-      {
-        internalType: "address",
-        name: "newOwner",
-        type: "address",
-      },
-    ],
-    name: "transferOwnership",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
-  },
-  {
-    inputs: [],
-    name: "unstake",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
-  },
-  {
-    inputs: [],
-    name: "unstakeCooldown",
-    outputs: [
-      {
-        internalType: "uint256",
-        name: "",
-        type: "uint256",
-      },
-    ],
-    stateMutability: "view",
-    type: "function",
-  },
-  {
-    inputs: [
-      {
-        internalType: "uint256",
-        name: "amount",
-        type: "uint256",
-      },
-    ],
-    name: "withdraw",
-    outputs: [],
-    stateMutability: "nonpayable",
-    type: "function",
-  },
 ] as const;
 
 const _bytecode =
-  "0x6101a0806040523461023c5760408161682e80380380916100208285610240565b83398101031261023c578051906001600160a01b038216820361023c576020015160405161004f604082610240565b600c815260208101906b34a2bc32b1a8192816a43ab160a11b825260405191610079604084610240565b600183526020830191603160f81b835261009281610263565b6101205261009f84610263565b61014052519020918260e05251902080610100524660a0526040519060208201927f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f8452604083015260608201524660808201523060a082015260a0815261010860c082610240565b5190206080523060c05233156102295760028054336001600160a01b0319821681179092556040519391906001600160a01b03167f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e05f80a3610160526101805261063e8181016001600160401b038111838210176102155782916161f0833903905ff01561020a57604051615f2190816102cf823960805181615c91015260a05181615d48015260c05181615c5b015260e05181615ce001526101005181615d0601526101205181612e3901526101405181612e6201526101605181818161096e01528181613ebe0152614993015261018051818181612fc801526142640152f35b6040513d5f823e3d90fd5b634e487b7160e01b5f52604160045260245ffd5b631e4fbdf760e01b5f525f60045260245ffd5b5f80fd5b601f909101601f19168101906001600160401b0382119082101761021557604052565b601f81511161028e57602081519101516020821061027f571790565b5f198260200360031b1b161790565b604460209160405192839163305a27a960e01b83528160048401528051918291826024860152018484015e5f828201840152601f01601f19168101030190fdfe60806040526004361015610011575f80fd5b5f3560e01c806309ec0f4a146145985780630baccd751461457b578063133af456146145435780631bbdcfd314614353578063207dbbfe146143195780632104a1b6146142ef57806323095721146141cb578063234bdfaa146140c457806329263b4e146140ab5780632be32dbb1461408e5780632def662014613f995780632e1a7d4d14613e5f5780632f4f21e214613e3a57806330f1081a14613bb1578063310ef0661461399e57806338a754b4146139735780633b99012a146139295780633c8935b91461390c578063419ad2df146138ee578063426233601461387f57806350499def1461386757806351bb9b1e1461382d578063555859c7146137df5780635b36c66b1461364557806361d54995146135b857806361e0ba401461359557806363f44968146131d15780636a8105781461318b5780636f84d2da14613151578063715018a6146130f657806373396512146130bc5780637cc4e0d7146130035780637ed75fef14612feb5780637eefd5ae14612fb15780638086b8ba14612f6757806384724ddf14612f1957806384b0196e14612e215780638b0e9f3f14612dea5780638b5f7cfd14612dd25780638bfd67a714612a4b5780638da5cb5b14612a235780638df31c14146126745780638ed914cd1461260557806395f1c9a7146125ae5780639a6f72ee146125745780639bd75c26146124b95780639f0d46b314612401578063a0a6c76a146123da578063a694fc3a146122ea578063ac9650d814612243578063ae4b96911461220f578063b0bacf7f146121e7578063b55ca2c3146121ca578063b6b55f25146121ad578063bd61a2921461217e578063bd96cee91461216b578063c1028f3514611e1a578063d2264ef614611da2578063df47e34714611d6e578063df8602e1146119f0578063e8e5bb1814610a45578063f2fde38b146109bf578063f698da251461099d578063fc0c546a14610959578063fc334e8c146107db578063fd31623f146107955763ff9da926146102fa575f80fd5b34610791576040366003190112610791576004356024356001600160401b0381116107915761032d90369060040161466f565b9190815f52601760205260405f2092835493845f52601460205260405f20600182019060ff8254166005811015610611576002810361077457506001600160a01b03610379888361554f565b16330361076157600181019182548060e81c600a810290808204600a14901517156105e95763ffffffff6103b09260a01c1661483c565b42101561075257805460ff8160081c169060ff8160101c16821415918261072c575b505061071d57600360ff198254161790556104136103f3825460e01c614dad565b82546001600160e01b031660e09190911b6001600160e01b031916178255565b61041c816157bf565b855f52601860205260405f206002815492015460d01c90601e8202828104601e14831517156105e957606490045f905f905b858210610625575050606461046284614813565b04935f945f5b828110610500575050505050926104fb926001600160601b036104b06002947fc9f618a6203fa8da5eb9beb9dd18b634bcaa61b3ed44ff06db0e068d93e241f0999897614849565b169060018060a01b039054165f5260066020526001600160601b036104dc60405f20928284541661495d565b166001600160601b031982541617905501549160405193849384614f2e565b0390a3005b61050a8186614dc5565b60018060a01b0391549060031b1c168c5f52601960205260405f2060018060a01b0382165f52602052600160405f20015460ff811660038110156106115760021461055a575b5050600101610468565b6001600160801b036105709160081c1684614829565b85156105fd57856105839104809961483c565b97815f5260066020526001600160601b036105a78160405f2093168284541661495d565b166001600160601b0319825416179055600184116105c6575b80610550565b5f52600960205260405f20908154600181018091116105e95760019255906105c0565b634e487b7160e01b5f52601160045260245ffd5b634e487b7160e01b5f52601260045260245ffd5b634e487b7160e01b5f52602160045260245ffd5b90916106318385614dc5565b60018060a01b0391549060031b1c168b5f52601960205260405f2060018060a01b0382165f52602052600160405f20019060ff82541660038110156106115760020361069b57506001916001600160801b03610692925460081c169061483c565b925b019061044e565b91939590508c5f52601560205260405f2060018060a01b0383165f5260205260405f208054915f1983019283116105e9576106de8e6106e39487945583866156bd565b61483c565b94815f52600960205260405f2054918260011b92808404600214901517156105e9576001926003915f5260096020520460405f2055610694565b63639dbd7360e01b5f5260045ffd5b159150811561073e575b505f806103d2565b64ffffffffff915060181c1642105f610736565b6305abdd2360e41b5f5260045ffd5b630b3e0d2360e01b5f523360045260245ffd5b63c1ad7b9760e01b5f52600487905261078c9061463e565b60445ffd5b5f80fd5b34610791576040366003190112610791576107ae614628565b6004355f52601560205260405f209060018060a01b03165f52602052602060405f20541515604051908152f35b346107915760403660031901126107915760043560243590805f52601760205260405f206001810190815460ff811660058110156106115760028103610941575060181c64ffffffffff1642101561093257825f52601960205260405f2060018060a01b0333165f5260205260405f20600181019160ff835416600381101561061157600103610923576002604051602081019087825288604082015260408152610887606082614916565b519020910154036109235760405160208101903360601b8252856034820152866054820152605481526108bb607482614916565b51902090540361092357600260ff198254161790558054600160ff8260081c160160ff81116105e95761ff009060081b169061ff0019161790556040519182527f521f57eebc65759a918e2400186c5093ebf0da336ac8eebe6f22f25b0a8c174e60203393a3005b638ff14e0d60e01b5f5260045ffd5b637357176d60e01b5f5260045ffd5b63c1ad7b9760e01b5f52600485905261078c9061463e565b34610791575f366003190112610791576040517f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03168152602090f35b34610791575f3660031901126107915760206109b7615c58565b604051908152f35b34610791576020366003190112610791576109d8614612565b6109e061531d565b6001600160a01b03168015610a3257600280546001600160a01b0319811683179091556001600160a01b03167f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e05f80a3005b631e4fbdf760e01b5f525f60045260245ffd5b34610791576080366003190112610791576001600160401b03600435116107915760043560040161012060031960043536030112610791576001600160401b03602435116107915761012060243536036003190112610791576001600160401b03604435116107915761020060443536036003190112610791576064356001600160401b03811161079157610ade90369060040161477b565b90602082116119dd576101446044350135801580156119d3575b6119c15760015b816001821b106119b35780841061199d57506011546101246044350135101561198357610b306044356004016147ff565b6001600160a01b03610b41866147ff565b166001600160a01b03909116036119745760ff610b5c614b65565b916001600160a01b03610b7360443560c4016147ff565b1683521660e082015262ffffff610b906101246044350135614add565b505416610100820152610ba760443560040161501f565b90610bd782610bba60c4604435016147ff565b610bcf6101e460443501604435600401614f96565b929091615a8d565b6001600160a01b03610bed60443560c4016147ff565b163314158061195d575b61194a57610c0b60e4604435013583615b11565b906001600160a01b03610c1d876147ff565b165f908152600f60205260409020546001600160a01b031680156119215760246004350135926024604435013580851161190b5750610ced65ffffffffffff91610c81610c6e6084600435016147ff565b610c7b60448035016147ff565b90615b58565b610ca0610c9260c4600435016147ff565b610c7b60c4604435016147ff565b610cc5610cbd610caf8c614e6d565b9b6101046004350190614f96565b908c87615a8d565b610cd5604460043501358b615b11565b808210156119035750945b8593610120860152615ba7565b166101408301525f9260043560640135906001600160a01b03610d1360448035016147ff565b16611779575b50610104604435013519811661175c5750919095610d3686614e56565b96610d446040519889614916565b868852601f19610d5388614e56565b013660208a0137610d6387614e56565b92610d716040519485614916565b878452601f19610d8089614e56565b013660208601375f945f905b89821015610fa1578160051b8901359060be198a36030182121561079157818a0135898103610f8f575060a460443501356040838c01013511610f6c57908b9594939291610df08b610c7b602085610de86084604435016147ff565b9301016147ff565b610e088b610c7b602085610de860a4600435016147ff565b6001600160a01b03610e1d60448035016147ff565b16610f4f575b8a905f5b848110610ed8575083610e8191610e71606086610e45818801614dda565b96610e6888610e586020858501016147ff565b610bcf84860160a0810190614f96565b01013585615b11565b80821015610ed157505b986151f3565b52610e906020828c01016147ff565b610e9a83896151f3565b6001600160a01b039091169052898101604001358810610ec2575b5060010190919293610d8c565b89016040013596506001610eb5565b9050610e7b565b91509192939495965060018060a01b03610ef2828a6151f3565b51166001600160a01b03610f0a858e016020016147ff565b1614610f21578c9695949392918b91600101610e27565b610f2f6020848d01016147ff565b63190f879760e11b5f9081526001600160a01b0391909116600452602490fd5b610f678b610c7b602085610de860a4602435016147ff565b610e23565b6040828b638b8675a560e01b5f5201013560045260a4604435013560245260445ffd5b635a2c489d60e01b5f5260045260245ffd5b9050868a87879463ffffffff8511611750575b63ffffffff8516602088015265ffffffffffff610fd083615ba7565b16610160880152835f52601260205260405f20546040516020810191868352604082015260408152611003606082614916565b51902097845f52601260205260405f2061101e87825461483c565b90555f52601260205260405f2061103686825461483c565b905580611732575b5061107161106b826106de65ffffffffffff6101408b01511665ffffffffffff6101a08c0151169061483c565b85614829565b6001600160a01b0361108760443560c4016147ff565b165f52600660205260405f20906001600160601b0382541690808210611703576110f292916001600160601b036110c4816110ec94168093614856565b84546bffffffffffffffffffffffff191691161780845560601c6001600160601b031661495d565b90614876565b80601e810204601e14811517156105e9576064601e61111392020484614829565b915f5b85518110156111a85761112981846151f3565b515f52601260205260405f2061114086825461483c565b905561115f846001600160a01b03611158848a6151f3565b5116615bd1565b8460010190816001116105e9575f898152601560205260409020600192906001600160a01b0361118f848b6151f3565b5116848060a01b03165f5260205260405f205501611116565b50868686600a5480155f146116f257505f5b156116e35763ffffffff421660a083810182815260c080860193845265ffffffffffff436001602f1b17166101c08701525f878152601460209081526040918290208851918901519289015160608a015160e090811b6001600160e01b03191663ffffffff60a01b95891b86166001600160a01b039586161763ffffffff60c01b93881b84161717835560808b015196519851818c01516101008d01519886169a8a1b909616999099179890951b16969096179190921b60ff60e01b161760e89290921b6001600160e81b03191691909117600184015561012085015161014086015161016087015160d01b6001600160d01b031916919092169190921b65ffffffffffff60a01b1617176002820155611313906003906101808501516101a08601516101c087015160d01b6001600160d01b0319166001600160a01b0390921660a09190911b65ffffffffffff60a01b161717910155565b6113216024356004016147ff565b6040519461022086018681106001600160401b038211176116cf576040525f60208701525f60408701526060808701525f60808701525f60a0870152606060c08701525f60e08701525f6101008701525f6101208701525f6101408701525f6101608701525f6101808701525f6101a08701525f6101c08701525f6101e08701525f610200870152855260018060a01b036113c06044356004016147ff565b1660208601526001600160a01b036113db60448035016147ff565b166116ca57505f5b6001600160a01b039081166040860152606085019190915261140a604435610164016147ff565b1660808401526001600160a01b03611427604435610184016147ff565b1660a084015261144c6114456101a460443501604435600401614f96565b3691614aa7565b60c0840152610104604435013560e084015263ffffffff60208201511661010084015260ff60e082015116610120840152610124604435013561014084015265ffffffffffff6101408201511661016084015265ffffffffffff6101a08201511661018084015265ffffffffffff610160820151166101a084015263ffffffff60a0820151166101c084015263ffffffff60a08201511662ffffff6101008301511690816007810204600714821517156105e957600761150d92029061483c565b6101e084015263ffffffff60a08201511662ffffff610100830151169081600a810204600a14821517156105e957600a61154892029061483c565b61020084015260018060a01b036080820151169060018060a01b0390511690604051602081528451602082015260018060a01b03602086015116604082015260018060a01b0360408601511660608201526060850151946102206080830152855180610240840152602061026084019701905f5b8181106116ab575050508185927fcd640bac9ecf8a511eaf36ab73774e3636800d3e018e01d46df54b7ff8152b629261020061162e60209a60018060a01b0360808501511660a086015260018060a01b0360a08501511660c086015260c0840151601f198683030160e08701526146d0565b9160e08101516101008501526101008101516101208501526101208101516101408501526101408101516101608501526101608101516101808501526101808101516101a08501526101a08101516101c08501526101c08101516101e08501526101e08101518285015201516102208301520390a4604051908152f35b82516001600160a01b03168952602098890198909201916001016115bc565b6113e3565b634e487b7160e01b5f52604160045260245ffd5b636567cc4d60e11b5f5260045ffd5b5f52600c60205260405f20546111ba565b9061171260c4604435016147ff565b63db42144d60e01b5f5260018060a01b031660045260245260445260645ffd5b5f52601260205260405f2061174885825461483c565b90558761103e565b63ffffffff9450610fb4565b63151d824f60e31b5f52600452610104604435013560245260445ffd5b9350905061178b6024356004016147ff565b6001600160a01b036117a060448035016147ff565b166001600160a01b03909116036118f4576001600160a01b036117c76004602435016147ff565b165f908152601060205260409020546001600160a01b03169081156118c6576064604435013580602480350135116118ab575061181961180b6084602435016147ff565b610c7b6044356004016147ff565b61182a610c9260c4602435016147ff565b611838602435600401614ce4565b9361185961185161010460243501602435600401614f96565b908786615a8d565b6118696044602435013586615b11565b808210156118a457505b9161018084015265ffffffffffff61188f602480350135615ba7565b166101a0840152606460243501351788610d19565b9050611873565b638b8675a560e01b5f5260248035013560045260245260445ffd5b6118d46024356004016147ff565b6303ca2c1d60e61b5f9081526001600160a01b0391909116600452602490fd5b632e248f4560e11b5f5260045ffd5b905094610ce0565b84638b8675a560e01b5f5260045260245260445ffd5b61192a876147ff565b635fd78f8560e11b5f9081526001600160a01b0391909116600452602490fd5b63e7f1421f60e01b5f523360045260245ffd5b50815f52601360205260ff60405f20541615610bf7565b63809f4b0360e01b5f5260045ffd5b6332e2926d60e11b5f52610124604435013560045260245ffd5b83634e0db9f160e01b5f5260045260245260445ffd5b6119bc906151b6565b610aff565b6346ddb7b360e01b5f5260045260245ffd5b5060ff8111610af8565b50633597cf5760e11b5f5260045260245ffd5b34610791576119fe366147ab565b9391611a0b6004546151b6565b8060045560405190602082019046825230604084015260806060840152600360a08401526206170760ec1b60c0840152608083015260c08252611a4f60e083614916565b60018060a01b0391519020169360405195611a69876148e0565b3387526020870196818852611a7f368488614aa7565b60408201908152611a91368787614aa7565b606083019081525f898152600f60205260409020925183546001600160a01b0319166001600160a01b03919091161783559851600183015551805160028301916001600160401b0382116116cf57611ae98354614b0d565b601f8111611d1d575b50602090601f8311600114611cb7576003949392915f9183611cac575b50508160011b915f1990861b1c19161790555b0196519687516001600160401b0381116116cf57611b408254614b0d565b601f8111611c5b575b509087949392916020998a90601f8311600114611bcb579180611bb59594927f34f912e723013f39ee8c6f98d6aa0508acbadf3fe7ef1259f83670df859a5d99999a945f92611bc0575b50508160011b915f199060031b1c19161790555b6040519485943399866151c4565b0390a3604051908152f35b015190508d80611b93565b97929190601f19821698835f52815f20995f5b818110611c415750996001928492611bb5989796957f34f912e723013f39ee8c6f98d6aa0508acbadf3fe7ef1259f83670df859a5d999c9d10611c29575b505050811b019055611ba7565b01515f1960f88460031b161c191690558d8080611c1c565b838301518c556001909b019a8d9a50928e01928e01611bde565b81811115611b495798825f5260205f20601f830160051c9060208410611ca4575b81019a601f0160051c035f5b818110611c9757505098611b49565b5f8c820155600101611c88565b5f9150611c7c565b015190508c80611b0f565b90601f19831691845f52815f20925f5b818110611d05575091600193918560039897969410611cee575b505050811b019055611b22565b01515f1983881b60f8161c191690558c8080611ce1565b92936020600181928786015181550195019301611cc7565b82811115611af257835f5260205f20601f840160051c9060208510611d66575b81601f9101920160051c03905f5b828110611d59575050611af2565b5f82820155600101611d4b565b5f9150611d3d565b3461079157611da0611d9b611d823661469c565b611d96611d9160c083016147ff565b615207565b61501f565b615230565b005b3461079157602036600319011261079157600435611dbf8161526d565b90815463ffffffff808260a01c169160c01c1610801590611df7575b611de857611da09161593f565b6307560d4360e31b5f5260045ffd5b50611e13600183015463ffffffff8160e81c9160c01c1661483c565b4210611ddb565b3461079157611e28366147ab565b9391611e356005546151b6565b8060055560405190602082019046825230604084015260806060840152600760a08401526619185d185cd95d60ca1b60c0840152608083015260c08252611e7d60e083614916565b60018060a01b0391519020169360405195611e97876148e0565b3387526020870196818852611ead368488614aa7565b60408201908152611ebf368787614aa7565b606083019081525f898152601060205260409020925183546001600160a01b0319166001600160a01b03919091161783559851600183015551805160028301916001600160401b0382116116cf57611f178354614b0d565b601f811161211a575b50602090601f83116001146120b4576003949392915f91836120a9575b50508160011b915f1990861b1c19161790555b0196519687516001600160401b0381116116cf57611f6e8254614b0d565b601f8111612058575b509087949392916020998a90601f8311600114611fe1579180611bb59594927ffa63041183b1d3f4caec4a3c2a6eae51f2fd5383ab0875f4ae980984e701994e999a945f92611bc05750508160011b915f199060031b1c19161790556040519485943399866151c4565b97929190601f19821698835f52815f20995f5b81811061203e5750996001928492611bb5989796957ffa63041183b1d3f4caec4a3c2a6eae51f2fd5383ab0875f4ae980984e701994e9c9d10611c2957505050811b019055611ba7565b838301518c556001909b019a8d9a50928e01928e01611ff4565b81811115611f775798825f5260205f20601f830160051c90602084106120a1575b81019a601f0160051c035f5b81811061209457505098611f77565b5f8c820155600101612085565b5f9150612079565b015190508c80611f3d565b90601f19831691845f52815f20925f5b8181106121025750916001939185600398979694106120eb575b505050811b019055611f50565b01515f1983881b60f8161c191690558c80806120de565b929360206001819287860151815501950193016120c4565b82811115611f2057835f5260205f20601f840160051c9060208510612163575b81601f9101920160051c03905f5b828110612156575050611f20565b5f82820155600101612148565b5f915061213a565b346107915760206109b7611d963661469c565b34610791576020366003190112610791576004355f526013602052602060ff60405f2054166040519015158152f35b3461079157602036600319011261079157611da06004353361497d565b34610791575f366003190112610791576020600454604051908152f35b346107915760206122006121fa36614659565b90614fc8565b61220d604051809261464c565bf35b3461079157611da061222036614748565b61222f611d91602083016147ff565b606061223a82614dda565b91013590615344565b34610791576020366003190112610791576004356001600160401b0381116107915761227390369060040161477b565b905f5b82811015611da0575f8061228f8360051b850185614f96565b9081604051928392833781018381520390305af43d156122e2573d906122b482614a8c565b916122c26040519384614916565b82523d5f602084013e5b156122da5750600101612276565b602081519101fd5b6060906122cc565b346107915760203660031901126107915760043580156123cb57335f52600660205260405f206001600160601b03815416908282106123b1576001600160601b036123388185168094614856565b166001600160601b0319825416179055335f5260076020526001600160601b0361236960405f20928284541661495d565b166001600160601b03198254161790556123838133615a31565b6040519081527f9e71bc8eea02a63969f509818f2dafb9254532904319f9dbda79b67bd34a5f3d60203392a2005b5063db42144d60e01b5f523360045260245260445260645ffd5b631f2a200560e01b5f5260045ffd5b346107915760403660031901126107915760206109b76123f8614612565b60243590614f45565b34610791576020366003190112610791576004355f52601860205260405f20604051806020835491828152019081935f5260205f20905f5b81811061249a575050508161244f910382614916565b604051918291602083019060208452518091526040830191905f5b818110612478575050500390f35b82516001600160a01b031684528594506020938401939092019160010161246a565b82546001600160a01b0316845260209093019260019283019201612439565b34610791576020366003190112610791576004355f52601760205260405f20805460016124e58261526d565b92015464ffffffffff8160181c1660018401549063ffffffff8260c01c168082115f1461256c5750905b60ff83166005811015610611576002149283159361255d575b50821561253f575b5050611de857611da09161593f565b612554925060e81c9064ffffffffff1661483c565b42108380612530565b60081c60ff1615925085612528565b90509061250f565b34610791575f3660031901126107915760206040517ff24e853034a3a450aba845a82914fbb564ad85accca6cf62be112a154520fae08152f35b3461079157602036600319011261079157600435600a5480155f146125f457505f5b8110156116e3576125e26020916158bb565b6040516001600160a01b039091168152f35b5f52600c60205260405f20546125d0565b34610791576020366003190112610791576004356011548110156126625761262f61265891614add565b50612643600162ffffff8354169201614bf6565b906040519283926040845260408401906146d0565b9060208301520390f35b6332e2926d60e11b5f5260045260245ffd5b34610791576080366003190112610791576004356024356064356001600160401b038111610791576126aa90369060040161466f565b9091835f52601760205260405f206001810160ff8154166005811015610611576001810361077457508154805f52601460205260405f2090600182019586548060e81c6007810290808204600714901517156105e95763ffffffff6127129260a01c1661483c565b421015612a14575f82815260156020908152604080832033845290915290205415612a0157885f52601960205260405f2060018060a01b0333165f5260205260405f2097600189019360ff8554166003811015610611576129ee57612778938b9161574e565b335f526009602052600360405f205404600381115f146129e557955b5f1987019687116105e9576044359055805470ffffffffffffffffffffffffffffffffff1916600887901b70ffffffffffffffffffffffffffffffff00161760011790555f8681526018602052604090208054600160401b8110156116cf5761280291600182018155614dc5565b81549060031b9033821b9160018060a01b03901b1916179055855f52601a60205260405f20835f5260205260405f209485546128526001600160801b03821692600184115f146129de5783614829565b916001600160801b0383169160016001600160401b03846001600160801b031984161760801c1601926001600160401b0384116105e9576128ca936001600160401b0360801b9060801b16916001600160401b0360c01b16171788556128c5836001600160801b03865460401c1661483c565b614849565b948254600160401b600160c01b03808860401b161690600160401b600160c01b031916178355604051858152887f1c5a4112db4feda4387cea8787235ef1ee2899db4255b0477efda473baff19e060203393a3549461293060ff8760e01c168093614829565b915f1981019081116105e95761294591614829565b1061294c57005b6301fffffe8460e81c9460e71c1693808504600214901517156105e9577f78888c20a7bf7b29a7ff03aaf1cd6c5778dae01d6c538cccfc0dd9c72e0c464b9483600261299a6040974261483c565b948160ff19865416178555015554815462ff000067ffffffffff0000008560181b169260701c169067ffffffffffff000019161717905582519182526020820152a2005b6001614829565b50600395612794565b637fcb3fdd60e01b5f523360045260245ffd5b6333fe097360e11b5f523360045260245ffd5b6351e7946960e11b5f5260045ffd5b34610791575f366003190112610791576002546040516001600160a01b039091168152602090f35b346107915760a0366003190112610791576024356004356064356001600160401b03811161079157612a8190369060040161466f565b906084356001600160401b03811161079157612aa190369060040161466f565b612aad8594929461526d565b956001870191825460ff8160e01c1660018103612dc0575063ffffffff895460a01c16831015612dad578060e81c6007810290808204600714901517156105e95763ffffffff612b009260a01c1661483c565b421015612a14575f87815260156020908152604080832033845290915290205415612a0157612b3c90612b338389614937565b9687898b61574e565b845f526017602052600160405f200160ff81541660058110156106115780612d37575050600160ff82161b90865f52601660205260405f209060081c90815f5260205260405f205490828216612d1f57918798916002937fc9f618a6203fa8da5eb9beb9dd18b634bcaa61b3ed44ff06db0e068d93e241f098995f52601660205260405f20905f526020521760405f2055612c03612be363ffffffff835460c01c16614dad565b825463ffffffff60c01b191660c09190911b63ffffffff60c01b16178255565b825463ffffffff60c01b19164260c01b63ffffffff60c01b161783555b612c306103f3825460e01c614dad565b612c39816157bf565b015460d01c6064612c4982614813565b049081612ce7575b818103612c91575b5050506104fb6040516020810190868252604435604082015260408152612c81606082614916565b5190209160405193849384614f2e565b6001600160601b0391612ca391614849565b169060018060a01b039054165f5260066020526001600160601b03612ccf60405f20928284541661495d565b166001600160601b0319825416179055858080612c59565b335f52600660205260405f206001600160601b03612d0a8185168284541661495d565b166001600160601b0319825416179055612c51565b8663c1ad7b9760e01b5f52600452600360245260445ffd5b9091506001811480612d99575b15612d8157507fc9f618a6203fa8da5eb9beb9dd18b634bcaa61b3ed44ff06db0e068d93e241f0949596600291600360ff19825416179055612c20565b63c1ad7b9760e01b5f52600486905261078c9061463e565b50855f52601860205260405f205415612d44565b8263f0ff6fe560e01b5f5260045260245ffd5b63f5bb8b2760e01b5f5260045260245ffd5b346107915760206109b7612de5366145de565b614e6d565b34610791575f36600319011261079157600a5480612e0e575060205f604051908152f35b5f52600c602052602060405f20546109b7565b34610791575f36600319011261079157612ebd612e5d7f0000000000000000000000000000000000000000000000000000000000000000615d6e565b612e867f0000000000000000000000000000000000000000000000000000000000000000615d6e565b6020612ecb60405192612e998385614916565b5f84525f368137604051958695600f60f81b875260e08588015260e08701906146d0565b9085820360408701526146d0565b4660608501523060808501525f60a085015283810360c08501528180845192838152019301915f5b828110612f0257505050500390f35b835185528695509381019392810192600101612ef3565b3461079157611da0612f2a366145de565b6001600160a01b03612f3b826147ff565b165f908152600f6020526040902054612f5c906001600160a01b0316615207565b604061223a82614e6d565b34610791576020366003190112610791576001600160a01b03612f88614612565b165f5260066020526040805f20546001600160601b03825191818116835260601c166020820152f35b34610791575f3660031901126107915760206040517f00000000000000000000000000000000000000000000000000000000000000008152f35b346107915760206109b7612ffe36614748565b614dda565b346107915760403660031901126107915761301c614628565b5f6040805161302a816148fb565b82815282602082015201526004355f52601960205260405f209060018060a01b03165f5260205260405f20600160405191613064836148fb565b805483520154906020810160ff831660038110156106115781526001600160801b03604083019360081c16835260405191518252516003811015610611576060926001600160801b0391602084015251166040820152f35b34610791575f3660031901126107915760206040517fdf60f71f39fdab1319c8f5b200fc80b430e3b95690f5e26dd8f324f2a04b810b8152f35b34610791575f3660031901126107915761310e61531d565b600280546001600160a01b031981169091555f906001600160a01b03167f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e08280a3005b34610791575f3660031901126107915760206040517f6cfc932a5a3d22c4359295b9f433edff52b60703fa47690a04a83e40933dd47c8152f35b3461079157611da0611d9b61319f366145de565b6001600160a01b036131b0826147ff565b165f908152600f6020526040902054612de5906001600160a01b0316615207565b34610791576131df36614659565b906131e98161526d565b9063ffffffff825460a01c16831015612dad57600182019182548060e81c600a810290808204600a14901517156105e95763ffffffff61322c9260a01c1661483c565b804210613583575061323e8483614937565b93845f526017602052600160405f20019060ff82541690613282818660019182915f52601660205260405f208160081c5f5260205260ff60405f205491161c161490565b8015613570575b801561355d575b613509575050600460ff198254161790556132b16103f3825460e01c614dad565b60028101938454916132ec60038201936132e265ffffffffffff865460a01c1665ffffffffffff8360a01c1661483c565b9060d01c9061483c565b9060018060a01b039054165f5260066020526001600160601b036133328160405f2093166133296133238285875460601c16614856565b85614876565b8284541661495d565b166001600160601b0319825416179055805f52601860205260405f2091855460d01c601e810290808204601e14901517156105e95760649004955f5b8454811015613424576133818186614dc5565b90545f88815260156020908152604080832060039590951b9390931c6001600160a01b031680835293905220549190600183116133c4575b50600191500161336e565b5f1983019283116105e957600192885f52601560205260405f20848060a01b0383165f5260205260405f20555f52600760205261341e60405f206110ec6001600160601b038c166001600160601b03835460601c16614856565b896133b9565b50815485945060d01c9086906001602f1b8316156134d857505f915b8261346e575b85857f605fab9707b3c590d86c0ad598f6909a6110ebec924c595f6591eb8934b522a75f80a3005b65ffffffffffff831690039265ffffffffffff84116105e95780546001600160d01b031660d09490941b6001600160d01b031916939093179092556134cc916134c49084908390546001600160a01b03166156bd565b60035461483c565b60035582808080613446565b5460d01c601e810290808204601e14901517156105e95760649004808310156135045750815b91613440565b6134fe565b61078c9161353b88928760019182915f52601660205260405f208160081c5f5260205260ff60405f205491161c161490565b1561355757506003905b63c1ad7b9760e01b5f5260045261463e565b90613545565b5060058210156106115760048214613290565b5060058210156106115760038214613289565b630789f42160e21b5f5260045260245ffd5b3461079157611da0611d9b6135a936614748565b612ffe611d91602083016147ff565b34610791576020366003190112610791576135d1614612565b6135d9614bd2565b5060018060a01b03165f52600f60205261364160405f20613630600360405192613602846148e0565b80546001600160a01b031684526001810154602085015261362560028201614bf6565b604085015201614bf6565b6060820152604051918291826146f4565b0390f35b346107915761365336614659565b61365c8261526d565b916001600160a01b0361366f828561554f565b1633036107615763ffffffff835460a01c168210156137cc576136928282614937565b91825f52601760205260405f20936001850160ff815416956005871015610611578615801590613799575b6137675784905580546801000000000000000177ffffffffffffffffffffffffffffffff00000000000000ff1990911617905580546020955084927f788851a22240fa03c826ab6a00b7f9898af8fd63a999aef7c11ce35c580d7bf8928792613758919061373790612be39060c01c63ffffffff16614dad565b600101805463ffffffff60c01b19164260c01b63ffffffff60c01b16179055565b604051908152a3604051908152f35b61078c868861353b878960019182915f52601660205260405f208160081c5f5260205260ff60405f205491161c161490565b506137c7848660019182915f52601660205260405f208160081c5f5260205260ff60405f205491161c161490565b6136bd565b5063f0ff6fe560e01b5f5260045260245ffd5b3461079157611da06137f0366145de565b6001600160a01b03613801826147ff565b165f90815260106020526040902054613822906001600160a01b0316615207565b604061223a82614ce4565b34610791575f3660031901126107915760206040517f0752bfa1ee628786c4f411ac0d3cc942df5ae456cf195c06b3e8a2c6404a55338152f35b346107915760206109b761387a366145de565b614ce4565b346107915760203660031901126107915760806001600160a01b036138a2614612565b16805f52600760205260405f2054905f52600860205260405f2054604051916001600160601b03811683526001600160601b038160601c16602084015260c01c60408301526060820152f35b346107915760203660031901126107915760206125e2600435614c96565b34610791575f366003190112610791576020600554604051908152f35b3461079157602036600319011261079157613942614612565b61394a614bd2565b5060018060a01b03165f52601060205261364160405f20613630600360405192613602846148e0565b3461079157611da06139843661469c565b613993611d9160c083016147ff565b60e061223a8261501f565b34610791576020366003190112610791576004356139ba614b65565b50805f52601460205260405f20906040516139d4816148c4565b825492600160a01b600190038416825260208201938060a01c63ffffffff16855260408301918160c01c63ffffffff168352606084019160e01c82526001810154916080850192600160a01b600190038116845260a086018160a01c63ffffffff16815260c087018260c01c63ffffffff16815260e08801918360e01c60ff16835261010089019360e81c84526002860154966101208a0195600160a01b60019003891687526101408b01978960a01c65ffffffffffff1689526101608c019960d01c8a52600301549a61018081019a600160a01b600190038d168c526101a082019c8d8160a01c65ffffffffffff16905260d01c9d6101c083019e8f908082526001602f1b16613b92575b50506040805192516001600160a01b0390811684529f5163ffffffff9081166020850152915182169083015291518216606082015291518d1660808301529151821660a082015291511660c0820152905160ff1660e0820152905162ffffff1661010082015290518716610120820152905165ffffffffffff908116610140830152915182166101608201529151909416610180820152905183166101a082015290519091166101c08201526101e090f35b5f916001600160a01b0390613ba690614c96565b168652528f8e613ae0565b34610791576040366003190112610791576004356001600160401b03811161079157613be190369060040161466f565b90602435613bed61531d565b80158015613e2e575b613e1f576011549160ff8311613e0c5760405193604085018581106001600160401b038211176116cf5760405262ffffff83168552613c36368284614aa7565b9460208101958652600160401b8510156116cf5760018501601155613c5a85614add565b613df95762ffffff600192511662ffffff19825416178155019451928351956001600160401b0387116116cf57613c918154614b0d565b601f8111613da8575b5090859392916020978896601f8211600114613d22577f67cd741998e535c5595faf52cb0ec8897afeeb082dff9d6e9c8af244d4d96793969782915f92613d17575b50508160011b915f199060031b1c19161790555b613d07604051938493604085526040850191614b45565b90878301520390a2604051908152f35b015190508a80613cdc565b601f19821690835f52885f20915f5b818110613d8e5750988392916001947f67cd741998e535c5595faf52cb0ec8897afeeb082dff9d6e9c8af244d4d967939a9b10613d76575b505050811b019055613cf0565b01515f1960f88460031b161c191690558a8080613d69565b828b01518455998c01998b99506001909301928c01613d31565b87811115613c9a5796815f5260205f20601f820160051c9060208310613df1575b810198601f0160051c035f5b818110613de457505096613c9a565b5f8a820155600101613dd5565b5f9150613dc9565b634e487b7160e01b5f525f60045260245ffd5b826332e2926d60e11b5f5260045260245ffd5b6358aa762d60e11b5f5260045ffd5b5062ffffff8111613bf6565b3461079157604036600319011261079157611da0613e56614612565b6024359061497d565b346107915760203660031901126107915760043580156123cb57335f52600660205260405f206001600160601b03815416828110613f7e57613eac6001600160601b039182851690614856565b166001600160601b03198254161790557f0000000000000000000000000000000000000000000000000000000000000000906040519163a9059cbb60e01b5f52336004528160245260205f60448180855af160015f5114811615613f5f575b8360405215613f3f575081527f884edad9ce6fa2440d8a54cc123490eb96d2768479d49ff9c7366125a942436460203392a2005b635274afe760e01b5f9081526001600160a01b0391909116600452602490fd5b6001811516613f7557813b15153d151616613f0b565b833d5f823e3d90fd5b905063db42144d60e01b5f523360045260245260445260645ffd5b34610791575f36600319011261079157335f52600760205260405f20805460c01c90811561407b57335f52600860205260405f2054804210614069575080546001600160c01b03811682556001600160601b0390613ffa9084908316614856565b166001600160601b0319825416179055335f52600660205260405f206001600160601b0361402b838284541661495d565b166001600160601b03198254161790556040519081527f0f5bb82176feb1b5e747e28471aa92156a04d9f3ab9f45f28e2d704232b93f7560203392a2005b63d6c9f91b60e01b5f5260045260245ffd5b6378ec4c2b60e01b5f523360045260245ffd5b34610791575f366003190112610791576020601154604051908152f35b346107915760206109b76140be36614659565b90614937565b34610791576020366003190112610791575f60c06040516140e4816148a9565b8281528260208201528260408201528260608201528260808201528260a082015201526004355f52601760205260405f20604051614121816148a9565b81548152600182015460ff811692602083019160058510156106115764ffffffffff8460ff6001600160801b039460e09887528160408401818760081c1681526141a760026060870194848a60101c1686528a60a060808a01998b8d60181c168b52019a60401c168a5201549960c08c019a8b526040519b518c525160208c019061464c565b511660408901525116606087015251166080850152511660a08301525160c0820152f35b346107915760203660031901126107915760043580156123cb57335f52600760205260405f2080546142206142156001600160601b038360601c166001600160601b038416614849565b9160c01c8092614849565b8084116142d457506001600160401b038316016001600160401b0381116105e95781546001600160c01b031660c09190911b6001600160c01b0319161790556142897f00000000000000000000000000000000000000000000000000000000000000004261483c565b335f5260086020528060405f20556142a182336152a0565b60405191825260208201527f57e41df54512c76148b5ba9b643d149752b0d35e493b969bd017d0a3fe5228cf60403392a2005b839063a5ae833d60e01b5f523360045260245260445260645ffd5b34610791576020366003190112610791576004355f526012602052602060405f2054604051908152f35b34610791575f3660031901126107915760206040517f60815a0eeec47dddf1615fe53b31d016c31444e01b9d796db365443a6445d0088152f35b346107915760403660031901126107915760043561436f614628565b6143788261526d565b5f90835f52601560205260405f2060018060a01b0384165f5260205260405f2054600182019081548060e81c600a810290808204600a14901517156105e95763ffffffff6143c99260a01c1661483c565b600182119081614538575b506144d9575b5060038201805491546001600160a01b0395861695919360d09390931c929116851490816144c1575b50806144b8575b806144aa575b61448b575b505080156144785760207ffc2d9b93b83e1232818f893e0419179caf3822f647b27552cf59828e44caf53891835f526007825261446f60405f206110ec6001600160601b0384166001600160601b03835460601c16614856565b604051908152a3005b50634b90c98b60e11b5f5260045260245ffd5b614495919261483c565b81546001600160d01b03169091558380614415565b506001602f1b811615614410565b5080151561440a565b90505463ffffffff8160a01c169060e01c1486614403565b9092505f1981019081116105e957600282015460d01c90601e820291808304601e14901517156105e9576064614510920490614829565b91845f52601560205260405f2060018060a01b0385165f52602052600160405f2055856143da565b9050421015876143d4565b34610791576020366003190112610791576001600160a01b03614564614612565b165f526009602052602060405f2054604051908152f35b34610791575f366003190112610791576020600354604051908152f35b3461079157611da0611d9b6145ac366145de565b6001600160a01b036145bd826147ff565b165f9081526010602052604090205461387a906001600160a01b0316615207565b602060031982011261079157600435906001600160401b038211610791576101209082900360031901126107915760040190565b600435906001600160a01b038216820361079157565b602435906001600160a01b038216820361079157565b600581101561061157602452565b9060058210156106115752565b6040906003190112610791576004359060243590565b9181601f84011215610791578235916001600160401b038311610791576020838186019501011161079157565b602060031982011261079157600435906001600160401b038211610791576102009082900360031901126107915760040190565b805180835260209291819084018484015e5f828201840152601f01601f1916010190565b90614745916020815260018060a01b038251166020820152602082015160408201526060614730604084015160808385015260a08401906146d0565b920151906080601f19828503019101526146d0565b90565b602060031982011261079157600435906001600160401b0382116107915760c09082900360031901126107915760040190565b9181601f84011215610791578235916001600160401b038311610791576020808501948460051b01011161079157565b6060600319820112610791576004356001600160401b03811161079157816147d59160040161466f565b92909291602435906001600160401b038211610791576147f79160040161466f565b909160443590565b356001600160a01b03811681036107915790565b90605a820291808304605a14901517156105e957565b818102929181159184041417156105e957565b919082018092116105e957565b919082039182116105e957565b906001600160601b03809116911603906001600160601b0382116105e957565b80546bffffffffffffffffffffffff60601b191660609290921b6bffffffffffffffffffffffff60601b16919091179055565b60e081019081106001600160401b038211176116cf57604052565b6101e081019081106001600160401b038211176116cf57604052565b608081019081106001600160401b038211176116cf57604052565b606081019081106001600160401b038211176116cf57604052565b90601f801991011681019081106001600160401b038211176116cf57604052565b906040519060208201928352604082015260408152614957606082614916565b51902090565b906001600160601b03809116911601906001600160601b0382116105e957565b81156123cb576001600160401b038211614a79577f00000000000000000000000000000000000000000000000000000000000000006040516323b872dd60e01b5f5233600452306024528360445260205f60648180865af19060015f5114821615614a58575b6040525f60605215613f3f575060207fe1fffcc4923d04b559f4d29a8bfc6cda04eb5b0d3c460751c2402c5c5cc9109c9160018060a01b031692835f526006825260405f206001600160601b03614a3f8184168284541661495d565b166001600160601b0319825416179055604051908152a2565b906001811516614a7057823b15153d151616906149e3565b503d5f823e3d90fd5b506304041d9560e11b5f5260045260245ffd5b6001600160401b0381116116cf57601f01601f191660200190565b929192614ab382614a8c565b91614ac16040519384614916565b829481845281830111610791578281602093845f960137010152565b601154811015614af95760115f5260205f209060011b01905f90565b634e487b7160e01b5f52603260045260245ffd5b90600182811c92168015614b3b575b6020831014614b2757565b634e487b7160e01b5f52602260045260245ffd5b91607f1691614b1c565b908060209392818452848401375f828201840152601f01601f1916010190565b60405190614b72826148c4565b5f6101c0838281528260208201528260408201528260608201528260808201528260a08201528260c08201528260e08201528261010082015282610120820152826101408201528261016082015282610180820152826101a08201520152565b60405190614bdf826148e0565b606080835f81525f60208201528160408201520152565b9060405191825f825492614c0984614b0d565b8084529360018116908115614c745750600114614c30575b50614c2e92500383614916565b565b90505f9291925260205f20905f915b818310614c58575050906020614c2e928201015f614c21565b6020919350806001915483858901015201910190918492614c3f565b905060209250614c2e94915060ff191682840152151560051b8201015f614c21565b614c9f8161526d565b90600382015460d01c6001602f1b811615614cd257657fffffffffff16431115614ccc5761474591615378565b50505f90565b5050600101546001600160a01b031690565b61474590614cf1816147ff565b9060e0614d00608083016147ff565b91614d0d60a082016147ff565b614d1960c083016147ff565b604080517f6cfc932a5a3d22c4359295b9f433edff52b60703fa47690a04a83e40933dd47c60208083019182526001600160a01b03998a16838501528601356060808401919091529286013560808301529185013560a082015295871660c0870152918616848601529094166101008401520135610120808301919091528152614da561014082614916565b519020615529565b63ffffffff60019116019063ffffffff82116105e957565b8054821015614af9575f5260205f2001905f90565b61474590614dea602082016147ff565b9060806040519160208301937f0752bfa1ee628786c4f411ac0d3cc942df5ae456cf195c06b3e8a2c6404a553385528135604085015260018060a01b03166060840152604081013582840152606081013560a0840152013560c082015260c08152614da560e082614916565b6001600160401b0381116116cf5760051b60200190565b61474590614e7a816147ff565b9060e0614e89608083016147ff565b91614e9660a082016147ff565b614ea260c083016147ff565b604080517f60815a0eeec47dddf1615fe53b31d016c31444e01b9d796db365443a6445d00860208083019182526001600160a01b03998a16838501528601356060808401919091529286013560808301529185013560a082015295871660c0870152918616848601529094166101008401520135610120808301919091528152614da561014082614916565b604090614745949281528160208201520191614b45565b614745916040519060208201927fdf60f71f39fdab1319c8f5b200fc80b430e3b95690f5e26dd8f324f2a04b810b845260018060a01b03166040830152606082015260608152614da5608082614916565b903590601e198136030182121561079157018035906001600160401b0382116107915760200191813603831361079157565b90614ff6818360019182915f52601660205260405f208160081c5f5260205260ff60405f205491161c161490565b6150185761500391614937565b5f52601760205260ff600160405f2001541690565b5050600390565b6147459061502c816147ff565b90614da561503c604083016147ff565b92615049608084016147ff565b61505560c085016147ff565b906040519560208701937ff24e853034a3a450aba845a82914fbb564ad85accca6cf62be112a154520fae0855260018060a01b031660408801526020860135606088015260018060a01b03166080870152606085013560a087015260018060a01b031660c086015260a084013560e086015260018060a01b031661010085015261010084526150e661012085614916565b60206150f561016085016147ff565b6101c061510561018087016147ff565b956151176114456101a0830183614f96565b848151910120604051978589019460e0840135865261010084013560408b015261012084013560608b015261014084013560808b015260018060a01b031660a08a015260018060a01b031660c089015260e08801520135610100860152610100855261518561012086614916565b60405194859383850197518091895e840190838201905f8252519283915e01015f815203601f198101835282614916565b5f1981146105e95760010190565b9594936151e0604094926151ee9460608a5260608a0191614b45565b918783036020890152614b45565b930152565b8051821015614af95760209160051b010190565b6001600160a01b031633810361521a5750565b631194af8760e11b5f523360045260245260445ffd5b805f52601360205260405f20600160ff198254161790557f1db9a2fb3fccc198dd9afcfe8e408382fb7a8a5bb367ce79ebb06a6a6c91488c5f80a2565b90815f52601460205260405f209163ffffffff835460a01c161561528e5750565b636a196fcb60e01b5f5260045260245ffd5b8115615319576001600160a01b03165f908152600d6020526040902054600a5492905b8015158061530f575b1561530957805f52600c60205260405f206152e8848254614849565b9055801990600182018092116105e9576153049181169061483c565b6152c3565b50915050565b50838111156152cc565b5050565b6002546001600160a01b0316330361533157565b63118cdaa760e01b5f523360045260245ffd5b90815f52601260205260405f20557f5152abf959f6564662358c2e52b702259b78bac5ee7842a0f01937e670efcc7d5f80a2565b90657fffffffffff600383015460d01c169081431115615517575f1943014381116105e9576153b5906153ae8460ff1992614849565b168361483c565b4091604051916020830193845260408301526060820152606081526153db608082614916565b51902060801c600a5480155f1461550557505f915b82156116e357600101546001600160a01b03165f818152600760205260409020816154e857505f5b801515806154df575b61543c5750506147459161543491614829565b60801c6158bb565b9161544c83615452939695614849565b90614829565b60801c905f935f52600d60205260405f205493846154cd575b845b61549457614745939450821015615485575b506158bb565b61548e9161483c565b5f61547f565b6154ab90855f52600c60205260405f20549061483c565b93801990600182018092116105e9576154c691811690614849565b938461546d565b935f1981019081116105e9579361546b565b50838110615421565b61550090546001600160601b038160c01c9116614849565b615418565b5f52600c60205260405f2054916153f0565b630235661160e21b5f5260045260245ffd5b604290615534615c58565b906040519161190160f01b8352600283015260228201522090565b919060038301906001602f1b825460d01c16156156a9576155708185615378565b9360018060a01b03851692835f52600760205260405f209182546155b86001600160601b038260601c16916155ae836001600160601b038316614849565b9060c01c90614849565b916155d1815463ffffffff8160e01c9160a01c16614849565b90600281015460d01c91601e830292808404601e14901517156105e95761566b9665ffffffffffff9561560d61563b9360646001970490614829565b808210156156a257505b657fffffffffff811015615691576110ec90955b6001600160601b0387169061495d565b0180546001600160a01b0319168717905582546001600160d01b0316911660d01b6001600160d01b031916179055565b7f33a9b44f76cab1deb25e16941fff53a579c35ca16411bb51cf6ebaeb0be10aa55f80a3565b506110ec657fffffffffff9561562b565b9050615617565b50506001909101546001600160a01b031690565b908015615749576020816157407fec9e76cca2f2627f4400d4b80796dc3e86063969d883ffce8ab9f2565e2c33279360018060a01b03861695865f526007855260405f206001600160601b0361572b8185166157226133238285875460601c16614856565b82845416614856565b166001600160601b03198254161790556152a0565b604051908152a3565b505050565b9261575f6157649395929533614f45565b615dac565b506004819392931015610611571592831593615793575b50505061578457565b63172e70b160e31b5f5260045ffd5b9192506001600160a01b03916157a89161554f565b6001600160a01b03909216911614155f808061577b565b600281019081549165ffffffffffff8360a01c169061582d60038401936001600160601b036157ff65ffffffffffff875460a01c16976132e2898861483c565b169060018060a01b039054165f5260066020526110ec60405f20916001600160601b03835460601c16614856565b8161587a575b50508161583e575050565b60018060a01b039054165f5260066020526001600160601b0361586860405f20928284541661495d565b166001600160601b0319825416179055565b60018060a01b039054165f5260066020526001600160601b036158a460405f20928284541661495d565b166001600160601b03198254161790555f80615833565b5f90600a548080915b6158f057505050600181018091116105e9575f908152600e60205260409020546001600160a01b031690565b6158fa818561483c565b8281111561590d575b5060011c806158c4565b805f52600c60205260405f2054908482111561592a575b50615903565b6159379294955094614849565b915f80615924565b90600182019081548060e81c600a810290808204600a14901517156105e95763ffffffff6159709260a01c1661483c565b421015610752577f5e7c555c79a49c5a48265560f53b601fb9c5c70b62c8cf71989278ff3acb66a76020846159ff60036159ab865f9961554f565b9201956159e1875460d01c9788615a12575b80546001600160d01b03166001602f1b431760d01b6001600160d01b031916179055565b805463ffffffff60c01b19164260c01b63ffffffff60c01b16179055565b6040519485526001600160a01b031693a4565b615a1d888a876156bd565b615a298960035461483c565b6003556159bd565b811561531957615a4290600a615de0565b90600a54915b82811115615a5557505050565b805f52600c60205260405f20615a6c83825461483c565b9055801990600182018092116105e957615a889181169061483c565b615a48565b9192615a9a919384615dac565b50600481939293101561061157159182615afb575b5081615ae8575b50615ae557805f52601360205260ff60405f20541615615ad35750565b63252d5ca160e01b5f5260045260245ffd5b50565b6001600160a01b0316151590505f615ab6565b6001600160a01b0382811691161491505f615aaf565b9190825f52601260205260405f20548082115f14615b4f57615b3291614849565b915b8215615b3d5750565b633b67613d60e01b5f5260045260245ffd5b50505f91615b34565b6001600160a01b03168015159081615b93575b50615b735750565b63bccb2c9960e01b5f9081526001600160a01b0391909116600452602490fd5b6001600160a01b038316141590505f615b6b565b65ffffffffffff8111615bbf5765ffffffffffff1690565b6304041d9560e11b5f5260045260245ffd5b9190918215615c535760018060a01b0316805f52600760205260405f2090815490615c166001600160601b038360601c16926155ae846001600160601b038316614849565b90858210615c385750506110ec906001600160601b03614c2e9495169061495d565b85925063936d426d60e01b5f5260045260245260445260645ffd5b509050565b307f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03161480615d45575b15615cb3577f000000000000000000000000000000000000000000000000000000000000000090565b60405160208101907f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f82527f000000000000000000000000000000000000000000000000000000000000000060408201527f000000000000000000000000000000000000000000000000000000000000000060608201524660808201523060a082015260a0815261495760c082614916565b507f00000000000000000000000000000000000000000000000000000000000000004614615c8a565b60ff811690601f8211615d9d5760405191615d8a604084614916565b6020808452838101919036833783525290565b632cd44ac360e21b5f5260045ffd5b9060418303615dd657615dcf9250602081013591604082359201355f1a90615e94565b9192909190565b50505f9160029190565b9190600383019260018060a01b0382165f528360205260405f205480615e8e57506001810191615e1083546151b6565b928390556001600160a01b03165f81815260209586526040808220859055848252600484019096529490942080546001600160a01b031916909417909355825490928382615e6057506001915055565b8210615e6a575050565b6002810191805f528260205260405f20549060011b92835f5260205260405f205555565b93505050565b91907f7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a08411615f16579160209360809260ff5f9560405194855216868401526040830152606082015282805260015afa15615f0b575f516001600160a01b03811615615f0157905f905f90565b505f906001905f90565b6040513d5f823e3d90fd5b5050505f91600391905660a0806040523460285733608052610611908161002d8239608051818181604401526102040152f35b5f80fdfe60806040526004361015610011575f80fd5b5f3560e01c806316575cbb146100775763365a86fc1461002f575f80fd5b34610073575f366003190112610073576040517f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03168152602090f35b5f80fd5b34610073576040366003190112610073576100966024356004356101a4565b60405181518152602082015160208201526040820151604082015260608201516005811015610114576101209261010091606084015260ff608082015116608084015260ff60a08201511660a084015264ffffffffff60c08201511660c08401526001600160801b0360e08201511660e08401520151610100820152f35b634e487b7160e01b5f52602160045260245ffd5b90601f8019910116810190811067ffffffffffffffff82111761014a57604052565b634e487b7160e01b5f52604160045260245ffd5b51906001600160a01b038216820361007357565b519063ffffffff8216820361007357565b519060ff8216820361007357565b519065ffffffffffff8216820361007357565b919060405190610120820182811067ffffffffffffffff82111761014a576040525f82525f60208301525f60408301525f60608301525f60808301525f60a08301525f60c08301525f60e08301525f610100830152819360018060a01b037f00000000000000000000000000000000000000000000000000000000000000001692604051631887783360e11b81528260048201526101e081602481885afa908115610398575f916104ab575b506020015163ffffffff168310156104a45750604051916314931da760e11b8352816004840152806024840152602083604481875afa928315610398575f93610470575b506040516311a5efd560e11b8152600481018490529160e083602481885afa928315610398575f936103a3575b506044906020939488528084890152826040890152604051958693849263b0bacf7f60e01b8452600484015260248301525afa918215610398575f9261035b575b5060058210156101145760c091606085015260ff604082015116608085015260ff60608201511660a085015264ffffffffff608082015116828501526001600160801b0360a08201511660e08501520151610100830152565b9091506020813d602011610390575b8161037760209383610128565b810103126100735751600581101561007357905f610302565b3d915061036a565b6040513d5f823e3d90fd5b90925060e0813d60e011610468575b816103bf60e09383610128565b81010312610073576040519260e0840184811067ffffffffffffffff82111761014a57604052815184526020820151600581101561007357602085015261040860408301610183565b604085015261041960608301610183565b6060850152608082015164ffffffffff8116810361007357608085015260a0820151936001600160801b03851685036100735760c060449360209660a0840152015160c08201529350906102c1565b3d91506103b2565b9092506020813d60201161049c575b8161048c60209383610128565b810103126100735751915f610294565b3d915061047f565b9450505050565b90506101e0813d8211610609575b816104c76101e09383610128565b81010312610073576040516101e0810181811067ffffffffffffffff82111761014a576040526104f68261015e565b815261050460208301610172565b602082015261051560408301610172565b604082015261052660608301610172565b60608201526105376080830161015e565b608082015261054860a08301610172565b60a082015261055960c08301610172565b60c082015261056a60e08301610183565b60e08201526101008201519062ffffff82168203610073576105fc6101c063ffffffff946020946101008501526105a4610120820161015e565b6101208501526105b76101408201610191565b6101408501526105ca6101608201610191565b6101608501526105dd610180820161015e565b6101808501526105f06101a08201610191565b6101a085015201610191565b6101c08201529150610250565b3d91506104b956";
+  "0x6101c08060405234610285576040816174c180380380916100208285610289565b833981010312610285578051906001600160a01b0382168203610285576020015160405161004f604082610289565b600c815260208101906b34a2bc32b1a8192816a43ab160a11b825260405191610079604084610289565b600183526020830191603160f81b8352610092816102ac565b6101205261009f846102ac565b61014052519020918260e05251902080610100524660a0526040519060208201927f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f8452604083015260608201524660808201523060a082015260a0815261010860c082610289565b5190206080523060c05233156102725760028054336001600160a01b0319821681179092556040519391906001600160a01b03167f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e05f80a3610160526101805261063e8181016001600160401b0381118382101761025e5782916152d2833903905ff01561025357604051611bb18082016001600160401b0381118382101761025e578291615910833903905ff08015610253576001600160a01b03166101a05262030d40601c55604051614fba9081610318823960805181614ca6015260a05181614d5d015260c05181614c70015260e05181614cf501526101005181614d1b015261012051816125d3015261014051816125fc0152610160518181816103ef015281816132fa0152613a790152610180518181816126ca015261359901526101a05181601f0152f35b6040513d5f823e3d90fd5b634e487b7160e01b5f52604160045260245ffd5b631e4fbdf760e01b5f525f60045260245ffd5b5f80fd5b601f909101601f19168101906001600160401b0382119082101761025e57604052565b601f8151116102d75760208151910151602082106102c8571790565b5f198260200360031b1b161790565b604460209160405192839163305a27a960e01b83528160048401528051918291826024860152018484015e5f828201840152601f01601f19168101030190fdfe6080806040526004361015610055575b503461005157365f80375f8036817f00000000000000000000000000000000000000000000000000000000000000005af43d5f803e1561004d573d5ff35b3d5ffd5b5f80fd5b5f3560e01c9081630baccd7514613841575080631bbdcfd31461365e578063207dbbfe14613624578063230957211461350057806329263b4e146134e75780632be32dbb146134ca5780632def6620146133d55780632e1a7d4d1461329b5780632f4f21e21461327657806330f1081a14612fed578063310ef06614612dda578063419ad2df14612daa57806350499def14612d9257806351bb9b1e14612d585780635b36c66b14612bbe57806363f44968146127fa5780636f84d2da146127c0578063715018a614612765578063733965121461272b5780637ed75fef146126ed5780637eefd5ae146126b357806384b0196e146125bb5780638b5f7cfd146125a35780638da5cb5b1461257b5780638df31c14146121d65780638ed914cd146120d65780639a6f72ee1461209c5780639bd75c2614611fe1578063a0a6c76a14611fba578063a694fc3a14611eca578063a86d7c6214611a7d578063ac9650d8146119d6578063b0bacf7f146119ac578063b6b55f251461198f578063bd96cee914611950578063d2264ef6146118d8578063d7ff59f5146114d9578063e8e5bb18146104c6578063f2fde38b14610440578063f698da251461041e578063fc0c546a146103da5763fc334e8c1461022f575f61000f565b346100515760403660031901126100515760043560243590805f52601760205260405f206001810190815460ff8116600581101561039a57600281036103bd575060181c64ffffffffff164210156103ae57825f52601960205260405f2060018060a01b0333165f5260205260405f20600181019160ff835416600381101561039a5760010361038b5760026040516020810190878252886040820152604081526102db6060826139fc565b5190209101540361038b5760405160208101903360601b82528560348201528660548201526054815261030f6074826139fc565b51902090540361038b57600260ff198254161790558054600160ff8260081c160160ff81116103775761ff009060081b169061ff0019161790556040519182527f521f57eebc65759a918e2400186c5093ebf0da336ac8eebe6f22f25b0a8c174e60203393a3005b634e487b7160e01b5f52601160045260245ffd5b638ff14e0d60e01b5f5260045ffd5b634e487b7160e01b5f52602160045260245ffd5b637357176d60e01b5f5260045ffd5b63c1ad7b9760e01b5f5260048590526103d59061393c565b60445ffd5b34610051575f366003190112610051576040517f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03168152602090f35b34610051575f366003190112610051576020610438614c6d565b604051908152f35b346100515760203660031901126100515761045961385b565b6104616142c1565b6001600160a01b031680156104b357600280546001600160a01b0319811683179091556001600160a01b03167f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e05f80a3005b631e4fbdf760e01b5f525f60045260245ffd5b34610051576080366003190112610051576001600160401b03600435116100515760043560040161012060031960043536030112610051576001600160401b03602435116100515761012060243536036003190112610051576001600160401b03604435116100515761020060443536036003190112610051576064356001600160401b0381116100515761055f90369060040161390c565b90602082116114c6576101446044350135801580156114bc575b6114aa5760015b816001821b1061149c5780841061148657506011546101246044350135101561146c576105b1604435600401613d09565b6001600160a01b036105c286613d09565b166001600160a01b039091160361145d5760ff6105dd613c4b565b916001600160a01b036105f460443560c401613d09565b1683521660e082015262ffffff6106116101246044350135613bc3565b505416610100820152610628604435600401614058565b906106588261063b60c460443501613d09565b6106506101e460443501604435600401613fcf565b929091614aa0565b6001600160a01b0361066e60443560c401613d09565b1633141580611446575b6114335761068c60e4604435013583614b24565b906001600160a01b0361069e87613d09565b165f908152600f60205260409020546001600160a01b0316801561140a576024600435013592602460443501358085116113f4575061076e65ffffffffffff916107026106ef608460043501613d09565b6106fc6044803501613d09565b90614b6b565b61072161071360c460043501613d09565b6106fc60c460443501613d09565b61074661073e6107308c613ea6565b9b6101046004350190613fcf565b908c87614aa0565b610756604460043501358b614b24565b808210156113ec5750945b8593610120860152614bba565b166101408301525f9260043560640135906001600160a01b036107946044803501613d09565b16611262575b50610104604435013519811661124557509190956107b786613e8f565b966107c560405198896139fc565b868852601f196107d488613e8f565b013660208a01376107e487613e8f565b926107f260405194856139fc565b878452601f1961080189613e8f565b013660208601375f945f905b89821015610a22578160051b8901359060be198a36030182121561005157818a0135898103610a10575060a460443501356040838c010135116109ed57908b95949392916108718b6106fc602085610869608460443501613d09565b930101613d09565b6108898b6106fc60208561086960a460043501613d09565b6001600160a01b0361089e6044803501613d09565b166109d0575b8a905f5b848110610959575083610902916108f26060866108c6818801613e13565b966108e9886108d9602085850101613d09565b61065084860160a0810190613fcf565b01013585614b24565b8082101561095257505b986141fd565b526109116020828c0101613d09565b61091b83896141fd565b6001600160a01b039091169052898101604001358810610943575b506001019091929361080d565b89016040013596506001610936565b90506108fc565b91509192939495965060018060a01b03610973828a6141fd565b51166001600160a01b0361098b858e01602001613d09565b16146109a2578c9695949392918b916001016108a8565b6109b06020848d0101613d09565b63190f879760e11b5f9081526001600160a01b0391909116600452602490fd5b6109e88b6106fc60208561086960a460243501613d09565b6108a4565b6040828b638b8675a560e01b5f5201013560045260a4604435013560245260445ffd5b635a2c489d60e01b5f5260045260245ffd5b9050868a87879463ffffffff8511611239575b63ffffffff8516602088015265ffffffffffff610a5183614bba565b16610160880152835f52601260205260405f20546040516020810191868352604082015260408152610a846060826139fc565b51902097845f52601260205260405f20610a9f878254613973565b90555f52601260205260405f20610ab7868254613973565b90558061121b575b50610af7610af182610aec65ffffffffffff6101408b01511665ffffffffffff6101a08c01511690613973565b613973565b85613960565b6001600160a01b03610b0d60443560c401613d09565b165f52600660205260405f20906001600160601b03825416908082106111ec57610b7892916001600160601b03610b4a81610b729416809361398d565b84546bffffffffffffffffffffffff191691161780845560601c6001600160601b0316613a43565b906139ad565b80601e810204601e1481151715610377576064601e610b9992020484613960565b915f5b8551811015610c2e57610baf81846141fd565b515f52601260205260405f20610bc6868254613973565b9055610be5846001600160a01b03610bde848a6141fd565b5116614be4565b846001019081600111610377575f898152601560205260409020600192906001600160a01b03610c15848b6141fd565b5116848060a01b03165f5260205260405f205501610b9c565b50868686600a5480155f146111db57505f5b156111cc5763ffffffff421660a083810182815260c080860193845265ffffffffffff436001602f1b17166101c08701525f878152601460209081526040918290208851918901519289015160608a015160e090811b6001600160e01b03191663ffffffff60a01b95891b86166001600160a01b039586161763ffffffff60c01b93881b84161717835560808b015196519851818c01516101008d01519886169a8a1b909616999099179890951b16969096179190921b60ff60e01b161760e89290921b6001600160e81b03191691909117600184015561012085015161014086015161016087015160d01b6001600160d01b031916919092169190921b65ffffffffffff60a01b1617176002820155610d99906003906101808501516101a08601516101c087015160d01b6001600160d01b0319166001600160a01b0390921660a09190911b65ffffffffffff60a01b161717910155565b6001600160a01b03610db060443561018401613d09565b1661118e575b610dc4602435600401613d09565b60405194856102208101106001600160401b036102208801111761117a5761022086016040525f60208701525f60408701526060808701525f60808701525f60a0870152606060c08701525f60e08701525f6101008701525f6101208701525f6101408701525f6101608701525f6101808701525f6101a08701525f6101c08701525f6101e08701525f610200870152855260018060a01b03610e6b604435600401613d09565b1660208601526001600160a01b03610e866044803501613d09565b1661117557505f5b6001600160a01b0390811660408601526060850191909152610eb560443561016401613d09565b1660808401526001600160a01b03610ed260443561018401613d09565b1660a0840152610ef7610ef06101a460443501604435600401613fcf565b3691613b8d565b60c0840152610104604435013560e084015263ffffffff60208201511661010084015260ff60e082015116610120840152610124604435013561014084015265ffffffffffff6101408201511661016084015265ffffffffffff6101a08201511661018084015265ffffffffffff610160820151166101a084015263ffffffff60a0820151166101c084015263ffffffff60a08201511662ffffff610100830151169081600781020460071482151715610377576007610fb8920290613973565b6101e084015263ffffffff60a08201511662ffffff610100830151169081600a810204600a148215171561037757600a610ff3920290613973565b61020084015260018060a01b036080820151169060018060a01b0390511690604051602081528451602082015260018060a01b03602086015116604082015260018060a01b0360408601511660608201526060850151946102206080830152855180610240840152602061026084019701905f5b818110611156575050508185927fcd640bac9ecf8a511eaf36ab73774e3636800d3e018e01d46df54b7ff8152b62926102006110d960209a60018060a01b0360808501511660a086015260018060a01b0360a08501511660c086015260c0840151601f198683030160e08701526138e8565b9160e08101516101008501526101008101516101208501526101208101516101408501526101408101516101608501526101608101516101808501526101808101516101a08501526101a08101516101c08501526101c08101516101e08501526101e08101518285015201516102208301520390a4604051908152f35b82516001600160a01b0316895260209889019890920191600101611067565b610e8e565b634e487b7160e01b5f52604160045260245ffd5b61119d61018460443501613d09565b5f848152601b6020526040902080546001600160a01b0319166001600160a01b03909216919091179055610db6565b636567cc4d60e11b5f5260045ffd5b5f52600c60205260405f2054610c40565b906111fb60c460443501613d09565b63db42144d60e01b5f5260018060a01b031660045260245260445260645ffd5b5f52601260205260405f20611231858254613973565b905587610abf565b63ffffffff9450610a35565b63151d824f60e31b5f52600452610104604435013560245260445ffd5b93509050611274602435600401613d09565b6001600160a01b036112896044803501613d09565b166001600160a01b03909116036113dd576001600160a01b036112b0600460243501613d09565b165f908152601060205260409020546001600160a01b03169081156113af5760646044350135806024803501351161139457506113026112f4608460243501613d09565b6106fc604435600401613d09565b61131361071360c460243501613d09565b611321602435600401613d1d565b9361134261133a61010460243501602435600401613fcf565b908786614aa0565b6113526044602435013586614b24565b8082101561138d57505b9161018084015265ffffffffffff611378602480350135614bba565b166101a084015260646024350135178861079a565b905061135c565b638b8675a560e01b5f5260248035013560045260245260445ffd5b6113bd602435600401613d09565b6303ca2c1d60e61b5f9081526001600160a01b0391909116600452602490fd5b632e248f4560e11b5f5260045ffd5b905094610761565b84638b8675a560e01b5f5260045260245260445ffd5b61141387613d09565b635fd78f8560e11b5f9081526001600160a01b0391909116600452602490fd5b63e7f1421f60e01b5f523360045260245ffd5b50815f52601360205260ff60405f20541615610678565b63809f4b0360e01b5f5260045ffd5b6332e2926d60e11b5f52610124604435013560045260245ffd5b83634e0db9f160e01b5f5260045260245260445ffd5b6114a5906141ef565b610580565b6346ddb7b360e01b5f5260045260245ffd5b5060ff8111610579565b50633597cf5760e11b5f5260045260245ffd5b346100515760c0366003190112610051576024356004356064356001600160401b0381116100515761150f903690600401613887565b92906084356001600160401b03811161005157611530903690600401613887565b9360a4356001600160401b03811161005157611550903690600401613887565b95909461155c83614211565b906001820192835460ff8160e01c16600181036118c6575063ffffffff845460a01c168310156118b3578060e81c6007810290808204600714901517156103775763ffffffff6115af9260a01c16613973565b4210156118a4575f85815260156020908152604080832033845290915290205415611891576115eb906115e28387613a1d565b968787866146be565b845f526017602052600160405f200160ff815416600581101561039a5780611816575050600160ff82161b90845f52601660205260405f209060081c90815f5260205260405f2054908282166117fe5793600287947fc9f618a6203fa8da5eb9beb9dd18b634bcaa61b3ed44ff06db0e068d93e241f09461176e9d948998895f52601660205260405f20905f526020521760405f20556116b761169763ffffffff835460c01c16613de6565b825463ffffffff60c01b191660c09190911b63ffffffff60c01b16178255565b825463ffffffff60c01b19164260c01b63ffffffff60c01b161783555b6117046116e4825460e01c613de6565b82546001600160e01b031660e09190911b6001600160e01b031916178255565b61170d8161487d565b015460d01c606461171d8261394a565b0490816117c6575b818103611770575b50505060405160208101908482526044356040820152604081526117526060826139fc565b519020966117666040519283928a84613fb8565b0390a3614979565b005b6001600160601b039161178291613980565b169060018060a01b039054165f5260066020526001600160601b036117ae60405f209282845416613a43565b166001600160601b03198254161790558a808061172d565b335f52600660205260405f206001600160601b036117e981851682845416613a43565b166001600160601b0319825416179055611725565b8663c1ad7b9760e01b5f52600452600360245260445ffd5b909150600181148061187d575b15611865575061176e988493600287947fc9f618a6203fa8da5eb9beb9dd18b634bcaa61b3ed44ff06db0e068d93e241f094600360ff198254161790556116d4565b63c1ad7b9760e01b5f5260048690526103d59061393c565b50855f52601860205260405f205415611823565b6333fe097360e11b5f523360045260245ffd5b6351e7946960e11b5f5260045ffd5b8263f0ff6fe560e01b5f5260045260245ffd5b63f5bb8b2760e01b5f5260045260245ffd5b34610051576020366003190112610051576004356118f581614211565b90815463ffffffff808260a01c169160c01c161080159061192d575b61191e5761176e9161472f565b6307560d4360e31b5f5260045ffd5b50611949600183015463ffffffff8160e81c9160c01c16613973565b4210611911565b34610051576020366003190112610051576004356001600160401b03811161005157610200600319823603011261005157610438602091600401614058565b346100515760203660031901126100515761176e60043533613a63565b34610051576119c36119bd36613871565b90614001565b604051600582101561039a576020918152f35b34610051576020366003190112610051576004356001600160401b03811161005157611a0690369060040161390c565b905f5b8281101561176e575f80611a228360051b850185613fcf565b9081604051928392833781018381520390305af43d15611a75573d90611a4782613b72565b91611a5560405193846139fc565b82523d5f602084013e5b15611a6d5750600101611a09565b602081519101fd5b606090611a5f565b34610051576060366003190112610051576004356024356001600160401b03811161005157611ab0903690600401613887565b916044356001600160401b03811161005157611ad0903690600401613887565b929091805f52601760205260405f20805490815f52601460205260405f20600182019060ff825416600581101561039a576002810361186557506001600160a01b03611b1c85836144bf565b163303611eb757600181019182548060e81c600a810290808204600a14901517156103775763ffffffff611b539260a01c16613973565b421015611ea857805460ff8160081c169060ff8160101c168214159182611e82575b5050611e7357600360ff19825416179055611b966116e4825460e01c613de6565b611b9f8161487d565b845f52601860205260405f206002815492015460d01c90601e8202828104601e148315171561037757606490045f905f905b858210611d805750506064611be58461394a565b04935f945f5b828110611c83575050505050986002859487946001600160601b03611c347fc9f618a6203fa8da5eb9beb9dd18b634bcaa61b3ed44ff06db0e068d93e241f09661176e9f613980565b169060018060a01b039054165f5260066020526001600160601b03611c6060405f209282845416613a43565b166001600160601b03198254161790550154966117666040519283928a84613fb8565b611c8d8186613dfe565b60018060a01b0391549060031b1c168b5f52601960205260405f2060018060a01b0382165f52602052600160405f20015460ff8116600381101561039a57600214611cdd575b5050600101611beb565b6001600160801b03611cf39160081c1684613960565b8515611d6c5785611d0691048099613973565b97815f5260066020526001600160601b03611d2a8160405f20931682845416613a43565b166001600160601b031982541617905560018411611d49575b80611cd3565b5f52600960205260405f2090815460018101809111610377576001925590611d43565b634e487b7160e01b5f52601260045260245ffd5b9091611d8c8385613dfe565b60018060a01b0391549060031b1c168a5f52601960205260405f2060018060a01b0382165f52602052600160405f20019060ff825416600381101561039a57600203611df657506001916001600160801b03611ded925460081c1690613973565b925b0190611bd1565b9193959050895f52601560205260405f2060018060a01b0383165f5260205260405f208054915f19830192831161037757611e3992859255610aec8d838661462d565b94815f52600960205260405f2054918260011b9280840460021490151715610377576001926003915f5260096020520460405f2055611def565b63639dbd7360e01b5f5260045ffd5b1591508115611e94575b508b80611b75565b64ffffffffff915060181c1642108b611e8c565b6305abdd2360e41b5f5260045ffd5b630b3e0d2360e01b5f523360045260245ffd5b34610051576020366003190112610051576004358015611fab57335f52600660205260405f206001600160601b0381541690828210611f91576001600160601b03611f18818516809461398d565b166001600160601b0319825416179055335f5260076020526001600160601b03611f4960405f209282845416613a43565b166001600160601b0319825416179055611f638133614821565b6040519081527f9e71bc8eea02a63969f509818f2dafb9254532904319f9dbda79b67bd34a5f3d60203392a2005b5063db42144d60e01b5f523360045260245260445260645ffd5b631f2a200560e01b5f5260045ffd5b34610051576040366003190112610051576020610438611fd861385b565b60243590613f67565b34610051576020366003190112610051576004355f52601760205260405f208054600161200d82614211565b92015464ffffffffff8160181c1660018401549063ffffffff8260c01c168082115f146120945750905b60ff8316600581101561039a5760021492831593612085575b508215612067575b505061191e5761176e9161472f565b61207c925060e81c9064ffffffffff16613973565b42108380612058565b60081c60ff1615925085612050565b905090612037565b34610051575f3660031901126100515760206040517ff24e853034a3a450aba845a82914fbb564ad85accca6cf62be112a154520fae08152f35b34610051576020366003190112610051576004356011548110156121c4576120fd90613bc3565b5062ffffff60018201915416604051905f9280549061211b82613bf3565b808552916001811690811561219c5750600114612162575b5050612144826121589403836139fc565b6040519283926040845260408401906138e8565b9060208301520390f35b9093505f5260205f205f905b84821061218657508201602001925061214482612133565b600181602092548385880101520191019061216e565b612158965085925060209150926121449360ff191682840152151560051b8201019450612133565b6332e2926d60e11b5f5260045260245ffd5b34610051576080366003190112610051576004356024356064356001600160401b0381116100515761220c903690600401613887565b9091835f52601760205260405f206001810160ff815416600581101561039a576001810361256357508154805f52601460205260405f2090600182019586548060e81c6007810290808204600714901517156103775763ffffffff6122749260a01c16613973565b4210156118a4575f8281526015602090815260408083203384529091529020541561189157885f52601960205260405f2060018060a01b0333165f5260205260405f2097600189019360ff855416600381101561039a57612550576122da938b916146be565b335f526009602052600360405f205404600381115f1461254757955b5f198701968711610377576044359055805470ffffffffffffffffffffffffffffffffff1916600887901b70ffffffffffffffffffffffffffffffff00161760011790555f8681526018602052604090208054600160401b81101561117a5761236491600182018155613dfe565b81549060031b9033821b9160018060a01b03901b1916179055855f52601a60205260405f20835f5260205260405f209485546123b46001600160801b03821692600184115f146125405783613960565b916001600160801b0383169160016001600160401b03846001600160801b031984161760801c1601926001600160401b0384116103775761242c936001600160401b0360801b9060801b16916001600160401b0360c01b1617178855612427836001600160801b03865460401c16613973565b613980565b948254600160401b600160c01b03808860401b161690600160401b600160c01b031916178355604051858152887f1c5a4112db4feda4387cea8787235ef1ee2899db4255b0477efda473baff19e060203393a3549461249260ff8760e01c168093613960565b915f198101908111610377576124a791613960565b106124ae57005b6301fffffe8460e81c9460e71c169380850460021490151715610377577f78888c20a7bf7b29a7ff03aaf1cd6c5778dae01d6c538cccfc0dd9c72e0c464b948360026124fc60409742613973565b948160ff19865416178555015554815462ff000067ffffffffff0000008560181b169260701c169067ffffffffffff000019161717905582519182526020820152a2005b6001613960565b506003956122f6565b637fcb3fdd60e01b5f523360045260245ffd5b63c1ad7b9760e01b5f5260048790526103d59061393c565b34610051575f366003190112610051576002546040516001600160a01b039091168152602090f35b346100515760206104386125b6366138b4565b613ea6565b34610051575f366003190112610051576126576125f77f0000000000000000000000000000000000000000000000000000000000000000614e07565b6126207f0000000000000000000000000000000000000000000000000000000000000000614e07565b60206126656040519261263383856139fc565b5f84525f368137604051958695600f60f81b875260e08588015260e08701906138e8565b9085820360408701526138e8565b4660608501523060808501525f60a085015283810360c08501528180845192838152019301915f5b82811061269c57505050500390f35b83518552869550938101939281019260010161268d565b34610051575f3660031901126100515760206040517f00000000000000000000000000000000000000000000000000000000000000008152f35b34610051576020366003190112610051576004356001600160401b0381116100515760c0600319823603011261005157610438602091600401613e13565b34610051575f3660031901126100515760206040517fdf60f71f39fdab1319c8f5b200fc80b430e3b95690f5e26dd8f324f2a04b810b8152f35b34610051575f3660031901126100515761277d6142c1565b600280546001600160a01b031981169091555f906001600160a01b03167f8be0079c531659141344cd1fd0a4f28419497f9722a3daafe3b4186f6b6457e08280a3005b34610051575f3660031901126100515760206040517f6cfc932a5a3d22c4359295b9f433edff52b60703fa47690a04a83e40933dd47c8152f35b346100515761280836613871565b9061281281614211565b9063ffffffff825460a01c168310156118b357600182019182548060e81c600a810290808204600a14901517156103775763ffffffff6128559260a01c16613973565b804210612bac57506128678483613a1d565b93845f526017602052600160405f20019060ff825416906128ab818660019182915f52601660205260405f208160081c5f5260205260ff60405f205491161c161490565b8015612b99575b8015612b86575b612b32575050600460ff198254161790556128da6116e4825460e01c613de6565b6002810193845491612915600382019361290b65ffffffffffff865460a01c1665ffffffffffff8360a01c16613973565b9060d01c90613973565b9060018060a01b039054165f5260066020526001600160601b0361295b8160405f20931661295261294c8285875460601c1661398d565b856139ad565b82845416613a43565b166001600160601b0319825416179055805f52601860205260405f2091855460d01c601e810290808204601e14901517156103775760649004955f5b8454811015612a4d576129aa8186613dfe565b90545f88815260156020908152604080832060039590951b9390931c6001600160a01b031680835293905220549190600183116129ed575b506001915001612997565b5f19830192831161037757600192885f52601560205260405f20848060a01b0383165f5260205260405f20555f526007602052612a4760405f20610b726001600160601b038c166001600160601b03835460601c1661398d565b896129e2565b50815485945060d01c9086906001602f1b831615612b0157505f915b82612a97575b85857f605fab9707b3c590d86c0ad598f6909a6110ebec924c595f6591eb8934b522a75f80a3005b65ffffffffffff831690039265ffffffffffff84116103775780546001600160d01b031660d09490941b6001600160d01b03191693909317909255612af591612aed9084908390546001600160a01b031661462d565b600354613973565b60035582808080612a6f565b5460d01c601e810290808204601e1490151715610377576064900480831015612b2d5750815b91612a69565b612b27565b6103d591612b6488928760019182915f52601660205260405f208160081c5f5260205260ff60405f205491161c161490565b15612b8057506003905b63c1ad7b9760e01b5f5260045261393c565b90612b6e565b50600582101561039a57600482146128b9565b50600582101561039a57600382146128b2565b630789f42160e21b5f5260045260245ffd5b3461005157612bcc36613871565b612bd582614211565b916001600160a01b03612be882856144bf565b163303611eb75763ffffffff835460a01c16821015612d4557612c0b8282613a1d565b91825f52601760205260405f20936001850160ff81541695600587101561039a578615801590612d12575b612ce05784905580546801000000000000000177ffffffffffffffffffffffffffffffff00000000000000ff1990911617905580546020955084927f788851a22240fa03c826ab6a00b7f9898af8fd63a999aef7c11ce35c580d7bf8928792612cd19190612cb0906116979060c01c63ffffffff16613de6565b600101805463ffffffff60c01b19164260c01b63ffffffff60c01b16179055565b604051908152a3604051908152f35b6103d58688612b64878960019182915f52601660205260405f208160081c5f5260205260ff60405f205491161c161490565b50612d40848660019182915f52601660205260405f208160081c5f5260205260ff60405f205491161c161490565b612c36565b5063f0ff6fe560e01b5f5260045260245ffd5b34610051575f3660031901126100515760206040517f0752bfa1ee628786c4f411ac0d3cc942df5ae456cf195c06b3e8a2c6404a55338152f35b34610051576020610438612da5366138b4565b613d1d565b34610051576020366003190112610051576020612dc8600435613cb8565b6040516001600160a01b039091168152f35b3461005157602036600319011261005157600435612df6613c4b565b50805f52601460205260405f2090604051612e10816139e0565b825492600160a01b600190038416825260208201938060a01c63ffffffff16855260408301918160c01c63ffffffff168352606084019160e01c82526001810154916080850192600160a01b600190038116845260a086018160a01c63ffffffff16815260c087018260c01c63ffffffff16815260e08801918360e01c60ff16835261010089019360e81c84526002860154966101208a0195600160a01b60019003891687526101408b01978960a01c65ffffffffffff1689526101608c019960d01c8a52600301549a61018081019a600160a01b600190038d168c526101a082019c8d8160a01c65ffffffffffff16905260d01c9d6101c083019e8f908082526001602f1b16612fce575b50506040805192516001600160a01b0390811684529f5163ffffffff9081166020850152915182169083015291518216606082015291518d1660808301529151821660a082015291511660c0820152905160ff1660e0820152905162ffffff1661010082015290518716610120820152905165ffffffffffff908116610140830152915182166101608201529151909416610180820152905183166101a082015290519091166101c08201526101e090f35b5f916001600160a01b0390612fe290613cb8565b168652528f8e612f1c565b34610051576040366003190112610051576004356001600160401b0381116100515761301d903690600401613887565b906024356130296142c1565b8015801561326a575b61325b576011549160ff83116132485760405193604085018581106001600160401b0382111761117a5760405262ffffff83168552613072368284613b8d565b9460208101958652600160401b85101561117a576001850160115561309685613bc3565b6132355762ffffff600192511662ffffff19825416178155019451928351956001600160401b03871161117a576130cd8154613bf3565b601f81116131e4575b5090859392916020978896601f821160011461315e577f67cd741998e535c5595faf52cb0ec8897afeeb082dff9d6e9c8af244d4d96793969782915f92613153575b50508160011b915f199060031b1c19161790555b613143604051938493604085526040850191613c2b565b90878301520390a2604051908152f35b015190508a80613118565b601f19821690835f52885f20915f5b8181106131ca5750988392916001947f67cd741998e535c5595faf52cb0ec8897afeeb082dff9d6e9c8af244d4d967939a9b106131b2575b505050811b01905561312c565b01515f1960f88460031b161c191690558a80806131a5565b828b01518455998c01998b99506001909301928c0161316d565b878111156130d65796815f5260205f20601f820160051c906020831061322d575b810198601f0160051c035f5b818110613220575050966130d6565b5f8a820155600101613211565b5f9150613205565b634e487b7160e01b5f525f60045260245ffd5b826332e2926d60e11b5f5260045260245ffd5b6358aa762d60e11b5f5260045ffd5b5062ffffff8111613032565b346100515760403660031901126100515761176e61329261385b565b60243590613a63565b34610051576020366003190112610051576004358015611fab57335f52600660205260405f206001600160601b038154168281106133ba576132e86001600160601b03918285169061398d565b166001600160601b03198254161790557f0000000000000000000000000000000000000000000000000000000000000000906040519163a9059cbb60e01b5f52336004528160245260205f60448180855af160015f511481161561339b575b836040521561337b575081527f884edad9ce6fa2440d8a54cc123490eb96d2768479d49ff9c7366125a942436460203392a2005b635274afe760e01b5f9081526001600160a01b0391909116600452602490fd5b60018115166133b157813b15153d151616613347565b833d5f823e3d90fd5b905063db42144d60e01b5f523360045260245260445260645ffd5b34610051575f36600319011261005157335f52600760205260405f20805460c01c9081156134b757335f52600860205260405f20548042106134a5575080546001600160c01b03811682556001600160601b0390613436908490831661398d565b166001600160601b0319825416179055335f52600660205260405f206001600160601b036134678382845416613a43565b166001600160601b03198254161790556040519081527f0f5bb82176feb1b5e747e28471aa92156a04d9f3ab9f45f28e2d704232b93f7560203392a2005b63d6c9f91b60e01b5f5260045260245ffd5b6378ec4c2b60e01b5f523360045260245ffd5b34610051575f366003190112610051576020601154604051908152f35b346100515760206104386134fa36613871565b90613a1d565b34610051576020366003190112610051576004358015611fab57335f52600760205260405f20805461355561354a6001600160601b038360601c166001600160601b038416613980565b9160c01c8092613980565b80841161360957506001600160401b038316016001600160401b0381116103775781546001600160c01b031660c09190911b6001600160c01b0319161790556135be7f000000000000000000000000000000000000000000000000000000000000000042613973565b335f5260086020528060405f20556135d68233614244565b60405191825260208201527f57e41df54512c76148b5ba9b643d149752b0d35e493b969bd017d0a3fe5228cf60403392a2005b839063a5ae833d60e01b5f523360045260245260445260645ffd5b34610051575f3660031901126100515760206040517f60815a0eeec47dddf1615fe53b31d016c31444e01b9d796db365443a6445d0088152f35b34610051576040366003190112610051576004356024356001600160a01b038116908190036100515761369082614211565b5f90835f52601560205260405f20835f5260205260405f2054600182019081548060e81c600a810290808204600a14901517156103775763ffffffff6136d99260a01c16613973565b600182119081613836575b506137df575b506003820191825460d01c9160018060a01b03905416851490816137c7575b50806137be575b806137b0575b613791575b5050801561377e5760207ffc2d9b93b83e1232818f893e0419179caf3822f647b27552cf59828e44caf53891835f526007825261377560405f20610b726001600160601b0384166001600160601b03835460601c1661398d565b604051908152a3005b50634b90c98b60e11b5f5260045260245ffd5b61379b9192613973565b81546001600160d01b0316909155838061371b565b506001602f1b811615613716565b50801515613710565b90505463ffffffff8160a01c169060e01c1486613709565b9092505f19810190811161037757600282015460d01c90601e820291808304601e1490151715610377576064613816920490613960565b91845f52601560205260405f20845f52602052600160405f2055856136ea565b9050421015876136e4565b34610051575f366003190112610051576020906003548152f35b600435906001600160a01b038216820361005157565b6040906003190112610051576004359060243590565b9181601f84011215610051578235916001600160401b038311610051576020838186019501011161005157565b602060031982011261005157600435906001600160401b038211610051576101209082900360031901126100515760040190565b805180835260209291819084018484015e5f828201840152601f01601f1916010190565b9181601f84011215610051578235916001600160401b038311610051576020808501948460051b01011161005157565b600581101561039a57602452565b90605a820291808304605a149015171561037757565b8181029291811591840414171561037757565b9190820180921161037757565b9190820391821161037757565b906001600160601b03809116911603906001600160601b03821161037757565b80546bffffffffffffffffffffffff60601b191660609290921b6bffffffffffffffffffffffff60601b16919091179055565b6101e081019081106001600160401b0382111761117a57604052565b90601f801991011681019081106001600160401b0382111761117a57604052565b906040519060208201928352604082015260408152613a3d6060826139fc565b51902090565b906001600160601b03809116911601906001600160601b03821161037757565b8115611fab576001600160401b038211613b5f577f00000000000000000000000000000000000000000000000000000000000000006040516323b872dd60e01b5f5233600452306024528360445260205f60648180865af19060015f5114821615613b3e575b6040525f6060521561337b575060207fe1fffcc4923d04b559f4d29a8bfc6cda04eb5b0d3c460751c2402c5c5cc9109c9160018060a01b031692835f526006825260405f206001600160601b03613b2581841682845416613a43565b166001600160601b0319825416179055604051908152a2565b906001811516613b5657823b15153d15161690613ac9565b503d5f823e3d90fd5b506304041d9560e11b5f5260045260245ffd5b6001600160401b03811161117a57601f01601f191660200190565b929192613b9982613b72565b91613ba760405193846139fc565b829481845281830111610051578281602093845f960137010152565b601154811015613bdf5760115f5260205f209060011b01905f90565b634e487b7160e01b5f52603260045260245ffd5b90600182811c92168015613c21575b6020831014613c0d57565b634e487b7160e01b5f52602260045260245ffd5b91607f1691613c02565b908060209392818452848401375f828201840152601f01601f1916010190565b60405190613c58826139e0565b5f6101c0838281528260208201528260408201528260608201528260808201528260a08201528260c08201528260e08201528261010082015282610120820152826101408201528261016082015282610180820152826101a08201520152565b613cc181614211565b90600382015460d01c6001602f1b811615613cf757657fffffffffff16431115613cf157613cee916142e8565b90565b50505f90565b5050600101546001600160a01b031690565b356001600160a01b03811681036100515790565b613cee90613d2a81613d09565b9060e0613d3960808301613d09565b91613d4660a08201613d09565b613d5260c08301613d09565b604080517f6cfc932a5a3d22c4359295b9f433edff52b60703fa47690a04a83e40933dd47c60208083019182526001600160a01b03998a16838501528601356060808401919091529286013560808301529185013560a082015295871660c0870152918616848601529094166101008401520135610120808301919091528152613dde610140826139fc565b519020614499565b63ffffffff60019116019063ffffffff821161037757565b8054821015613bdf575f5260205f2001905f90565b613cee90613e2360208201613d09565b9060806040519160208301937f0752bfa1ee628786c4f411ac0d3cc942df5ae456cf195c06b3e8a2c6404a553385528135604085015260018060a01b03166060840152604081013582840152606081013560a0840152013560c082015260c08152613dde60e0826139fc565b6001600160401b03811161117a5760051b60200190565b613cee90613eb381613d09565b9060e0613ec260808301613d09565b91613ecf60a08201613d09565b613edb60c08301613d09565b604080517f60815a0eeec47dddf1615fe53b31d016c31444e01b9d796db365443a6445d00860208083019182526001600160a01b03998a16838501528601356060808401919091529286013560808301529185013560a082015295871660c0870152918616848601529094166101008401520135610120808301919091528152613dde610140826139fc565b613cee916040519060208201927fdf60f71f39fdab1319c8f5b200fc80b430e3b95690f5e26dd8f324f2a04b810b845260018060a01b03166040830152606082015260608152613dde6080826139fc565b604090613cee949281528160208201520191613c2b565b903590601e198136030182121561005157018035906001600160401b0382116100515760200191813603831361005157565b9061402f818360019182915f52601660205260405f208160081c5f5260205260ff60405f205491161c161490565b6140515761403c91613a1d565b5f52601760205260ff600160405f2001541690565b5050600390565b613cee9061406581613d09565b90613dde61407560408301613d09565b9261408260808401613d09565b61408e60c08501613d09565b906040519560208701937ff24e853034a3a450aba845a82914fbb564ad85accca6cf62be112a154520fae0855260018060a01b031660408801526020860135606088015260018060a01b03166080870152606085013560a087015260018060a01b031660c086015260a084013560e086015260018060a01b0316610100850152610100845261411f610120856139fc565b602061412e6101608501613d09565b6101c061413e6101808701613d09565b95614150610ef06101a0830183613fcf565b848151910120604051978589019460e0840135865261010084013560408b015261012084013560608b015261014084013560808b015260018060a01b031660a08a015260018060a01b031660c089015260e0880152013561010086015261010085526141be610120866139fc565b60405194859383850197518091895e840190838201905f8252519283915e01015f815203601f1981018352826139fc565b5f1981146103775760010190565b8051821015613bdf5760209160051b010190565b90815f52601460205260405f209163ffffffff835460a01c16156142325750565b636a196fcb60e01b5f5260045260245ffd5b81156142bd576001600160a01b03165f908152600d6020526040902054600a5492905b801515806142b3575b156142ad57805f52600c60205260405f2061428c848254613980565b905580199060018201809211610377576142a891811690613973565b614267565b50915050565b5083811115614270565b5050565b6002546001600160a01b031633036142d557565b63118cdaa760e01b5f523360045260245ffd5b90657fffffffffff600383015460d01c169081431115614487575f194301438111610377576143259061431e8460ff1992613980565b1683613973565b40916040519160208301938452604083015260608201526060815261434b6080826139fc565b51902060801c600a5480155f1461447557505f915b82156111cc57600101546001600160a01b03165f8181526007602052604090208161445857505f5b8015158061444f575b6143ac575050613cee916143a491613960565b60801c614d83565b916143bc836143c2939695613980565b90613960565b60801c905f935f52600d60205260405f2054938461443d575b845b61440457613cee9394508210156143f5575b50614d83565b6143fe91613973565b5f6143ef565b61441b90855f52600c60205260405f205490613973565b93801990600182018092116103775761443691811690613980565b93846143dd565b935f19810190811161037757936143db565b50838110614391565b61447090546001600160601b038160c01c9116613980565b614388565b5f52600c60205260405f205491614360565b630235661160e21b5f5260045260245ffd5b6042906144a4614c6d565b906040519161190160f01b8352600283015260228201522090565b919060038301906001602f1b825460d01c1615614619576144e081856142e8565b9360018060a01b03851692835f52600760205260405f209182546145286001600160601b038260601c169161451e836001600160601b038316613980565b9060c01c90613980565b91614541815463ffffffff8160e01c9160a01c16613980565b90600281015460d01c91601e830292808404601e1490151715610377576145db9665ffffffffffff9561457d6145ab9360646001970490613960565b8082101561461257505b657fffffffffff81101561460157610b7290955b6001600160601b03871690613a43565b0180546001600160a01b0319168717905582546001600160d01b0316911660d01b6001600160d01b031916179055565b7f33a9b44f76cab1deb25e16941fff53a579c35ca16411bb51cf6ebaeb0be10aa55f80a3565b50610b72657fffffffffff9561459b565b9050614587565b50506001909101546001600160a01b031690565b9080156146b9576020816146b07fec9e76cca2f2627f4400d4b80796dc3e86063969d883ffce8ab9f2565e2c33279360018060a01b03861695865f526007855260405f206001600160601b0361469b81851661469261294c8285875460601c1661398d565b8284541661398d565b166001600160601b0319825416179055614244565b604051908152a3565b505050565b926146cf6146d49395929533613f67565b614e45565b50600481939293101561039a571592831593614703575b5050506146f457565b63172e70b160e31b5f5260045ffd5b9192506001600160a01b0391614718916144bf565b6001600160a01b03909216911614155f80806146eb565b90600182019081548060e81c600a810290808204600a14901517156103775763ffffffff6147609260a01c16613973565b421015611ea8577f5e7c555c79a49c5a48265560f53b601fb9c5c70b62c8cf71989278ff3acb66a76020846147ef600361479b865f996144bf565b9201956147d1875460d01c9788614802575b80546001600160d01b03166001602f1b431760d01b6001600160d01b031916179055565b805463ffffffff60c01b19164260c01b63ffffffff60c01b16179055565b6040519485526001600160a01b031693a4565b61480d888a8761462d565b61481989600354613973565b6003556147ad565b81156142bd5761483290600a614e79565b90600a54915b8281111561484557505050565b805f52600c60205260405f2061485c838254613973565b9055801990600182018092116103775761487891811690613973565b614838565b600281019081549165ffffffffffff8360a01c16906148eb60038401936001600160601b036148bd65ffffffffffff875460a01c169761290b8988613973565b169060018060a01b039054165f526006602052610b7260405f20916001600160601b03835460601c1661398d565b81614938575b5050816148fc575050565b60018060a01b039054165f5260066020526001600160601b0361492660405f209282845416613a43565b166001600160601b0319825416179055565b60018060a01b039054165f5260066020526001600160601b0361496260405f209282845416613a43565b166001600160601b03198254161790555f806148f1565b5f908152601b60205260409020546001600160a01b031693909290918415614a99576149a6368484613b8d565b6020815191012060405160208101918683526040820152604081526149cc6060826139fc565b51902003614a8657601c54916149e5603f840484613973565b614e20810180911161037757805a10614a7057505f7f8076c22f8e79ac418f35c033b8651f07b6de3aab0b6c03b4f1b7c41aef5498ab93858288602096614a628397614a546040519384928c840198635dd8085560e01b8a526024850152604060448501526064840191613c2b565b03601f1981018352826139fc565b5193f16040519015158152a3565b5a638765ca0160e01b5f5260045260245260445ffd5b82635870d0f160e11b5f5260045260245ffd5b5050505050565b9192614aad919384614e45565b50600481939293101561039a57159182614b0e575b5081614afb575b50614af857805f52601360205260ff60405f20541615614ae65750565b63252d5ca160e01b5f5260045260245ffd5b50565b6001600160a01b0316151590505f614ac9565b6001600160a01b0382811691161491505f614ac2565b9190825f52601260205260405f20548082115f14614b6257614b4591613980565b915b8215614b505750565b633b67613d60e01b5f5260045260245ffd5b50505f91614b47565b6001600160a01b03168015159081614ba6575b50614b865750565b63bccb2c9960e01b5f9081526001600160a01b0391909116600452602490fd5b6001600160a01b038316141590505f614b7e565b65ffffffffffff8111614bd25765ffffffffffff1690565b6304041d9560e11b5f5260045260245ffd5b9190918215614c685760018060a01b0316805f52600760205260405f2090815490614c296001600160601b038360601c169261451e846001600160601b038316613980565b90858210614c4d575050610b72906001600160601b03614c4b94951690613a43565b565b85925063936d426d60e01b5f5260045260245260445260645ffd5b509050565b307f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03161480614d5a575b15614cc8577f000000000000000000000000000000000000000000000000000000000000000090565b60405160208101907f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f82527f000000000000000000000000000000000000000000000000000000000000000060408201527f000000000000000000000000000000000000000000000000000000000000000060608201524660808201523060a082015260a08152613a3d60c0826139fc565b507f00000000000000000000000000000000000000000000000000000000000000004614614c9f565b5f90600a548080915b614db85750505060018101809111610377575f908152600e60205260409020546001600160a01b031690565b614dc28185613973565b82811115614dd5575b5060011c80614d8c565b805f52600c60205260405f20549084821115614df2575b50614dcb565b614dff9294955094613980565b915f80614dec565b60ff811690601f8211614e365760405191614e236040846139fc565b6020808452838101919036833783525290565b632cd44ac360e21b5f5260045ffd5b9060418303614e6f57614e689250602081013591604082359201355f1a90614f2d565b9192909190565b50505f9160029190565b9190600383019260018060a01b0382165f528360205260405f205480614f2757506001810191614ea983546141ef565b928390556001600160a01b03165f81815260209586526040808220859055848252600484019096529490942080546001600160a01b031916909417909355825490928382614ef957506001915055565b8210614f03575050565b6002810191805f528260205260405f20549060011b92835f5260205260405f205555565b93505050565b91907f7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a08411614faf579160209360809260ff5f9560405194855216868401526040830152606082015282805260015afa15614fa4575f516001600160a01b03811615614f9a57905f905f90565b505f906001905f90565b6040513d5f823e3d90fd5b5050505f91600391905660a0806040523460285733608052610611908161002d8239608051818181604401526102040152f35b5f80fdfe60806040526004361015610011575f80fd5b5f3560e01c806316575cbb146100775763365a86fc1461002f575f80fd5b34610073575f366003190112610073576040517f00000000000000000000000000000000000000000000000000000000000000006001600160a01b03168152602090f35b5f80fd5b34610073576040366003190112610073576100966024356004356101a4565b60405181518152602082015160208201526040820151604082015260608201516005811015610114576101209261010091606084015260ff608082015116608084015260ff60a08201511660a084015264ffffffffff60c08201511660c08401526001600160801b0360e08201511660e08401520151610100820152f35b634e487b7160e01b5f52602160045260245ffd5b90601f8019910116810190811067ffffffffffffffff82111761014a57604052565b634e487b7160e01b5f52604160045260245ffd5b51906001600160a01b038216820361007357565b519063ffffffff8216820361007357565b519060ff8216820361007357565b519065ffffffffffff8216820361007357565b919060405190610120820182811067ffffffffffffffff82111761014a576040525f82525f60208301525f60408301525f60608301525f60808301525f60a08301525f60c08301525f60e08301525f610100830152819360018060a01b037f00000000000000000000000000000000000000000000000000000000000000001692604051631887783360e11b81528260048201526101e081602481885afa908115610398575f916104ab575b506020015163ffffffff168310156104a45750604051916314931da760e11b8352816004840152806024840152602083604481875afa928315610398575f93610470575b506040516311a5efd560e11b8152600481018490529160e083602481885afa928315610398575f936103a3575b506044906020939488528084890152826040890152604051958693849263b0bacf7f60e01b8452600484015260248301525afa918215610398575f9261035b575b5060058210156101145760c091606085015260ff604082015116608085015260ff60608201511660a085015264ffffffffff608082015116828501526001600160801b0360a08201511660e08501520151610100830152565b9091506020813d602011610390575b8161037760209383610128565b810103126100735751600581101561007357905f610302565b3d915061036a565b6040513d5f823e3d90fd5b90925060e0813d60e011610468575b816103bf60e09383610128565b81010312610073576040519260e0840184811067ffffffffffffffff82111761014a57604052815184526020820151600581101561007357602085015261040860408301610183565b604085015261041960608301610183565b6060850152608082015164ffffffffff8116810361007357608085015260a0820151936001600160801b03851685036100735760c060449360209660a0840152015160c08201529350906102c1565b3d91506103b2565b9092506020813d60201161049c575b8161048c60209383610128565b810103126100735751915f610294565b3d915061047f565b9450505050565b90506101e0813d8211610609575b816104c76101e09383610128565b81010312610073576040516101e0810181811067ffffffffffffffff82111761014a576040526104f68261015e565b815261050460208301610172565b602082015261051560408301610172565b604082015261052660608301610172565b60608201526105376080830161015e565b608082015261054860a08301610172565b60a082015261055960c08301610172565b60c082015261056a60e08301610183565b60e08201526101008201519062ffffff82168203610073576105fc6101c063ffffffff946020946101008501526105a4610120820161015e565b6101208501526105b76101408201610191565b6101408501526105ca6101608201610191565b6101608501526105dd610180820161015e565b6101808501526105f06101a08201610191565b6101a085015201610191565b6101c08201529150610250565b3d91506104b95660808060405234601557611b97908161001a8239f35b5f80fdfe6080806040526004361015610012575f80fd5b5f3560e01c90816301d09a3c146113e65750806309ec0f4a14611381578063133af456146113495780632104a1b61461131f578063234bdfaa1461120657806338a754b4146111745780633b99012a1461112a5780633c8935b91461110d578063426233601461109e578063555859c71461103857806361d5499514610fab57806361e0ba4014610ee85780636a81057814610e345780637b01683914610e025780637cc4e0d714610d355780638086b8ba14610ceb57806384724ddf14610c2f5780638b0e9f3f14610bf757806395f1c9a714610b1a5780639f0d46b314610a62578063a10132ad14610a45578063ae4b9691146109b1578063b55ca2c314610994578063bd61a29214610965578063c1028f3514610614578063df47e3471461052c578063df8602e11461019a5763fd31623f14610150575f80fd5b34610196576040366003190112610196576101696114c5565b6004355f52601560205260405f209060018060a01b03165f52602052602060405f20541515604051908152f35b5f80fd5b34610196576101a8366115fb565b93916101b5600454611a7b565b8060045560405190602082019046825230604084015260806060840152600360a08401526206170760ec1b60c0840152608083015260c082526101f960e0836116b4565b60018060a01b03915190201693604051956102138761167e565b3387526020870196818852610229368488611a89565b6040820190815261023b368787611a89565b606083019081525f898152600f60205260409020925183546001600160a01b0319166001600160a01b03919091161783559851600183015551805160028301916001600160401b03821161045657610293835461193e565b601f81116104db575b50602090601f8311600114610475576003949392915f918361046a575b50508160011b915f1990861b1c19161790555b0196519687516001600160401b038111610456576102ea825461193e565b601f8111610405575b509087949392916020998a90601f831160011461037557918061035f9594927f34f912e723013f39ee8c6f98d6aa0508acbadf3fe7ef1259f83670df859a5d99999a945f9261036a575b50508160011b915f199060031b1c19161790555b604051948594339986611ace565b0390a3604051908152f35b015190508d8061033d565b97929190601f19821698835f52815f20995f5b8181106103eb575099600192849261035f989796957f34f912e723013f39ee8c6f98d6aa0508acbadf3fe7ef1259f83670df859a5d999c9d106103d3575b505050811b019055610351565b01515f1960f88460031b161c191690558d80806103c6565b838301518c556001909b019a8d9a50928e01928e01610388565b818111156102f35798825f5260205f20601f830160051c906020841061044e575b81019a601f0160051c035f5b818110610441575050986102f3565b5f8c820155600101610432565b5f9150610426565b634e487b7160e01b5f52604160045260245ffd5b015190508c806102b9565b90601f19831691845f52815f20925f5b8181106104c35750916001939185600398979694106104ac575b505050811b0190556102cc565b01515f1983881b60f8161c191690558c808061049f565b92936020600181928786015181550195019301610485565b8281111561029c57835f5260205f20601f840160051c9060208510610524575b81601f9101920160051c03905f5b82811061051757505061029c565b5f82820155600101610509565b5f91506104fb565b346101965761053a366114ef565b60c081019061055061054b8361164f565b611afd565b60405163bd96cee960e01b8152906020828061056f84600483016117d9565b0381305afa918215610609575f926105d4575b50817f559e57b1dec164ecb93a8ecd4e1f18b5309a05ed7d0e004c84ae6a0c7409e3d361035f6020956105b484611b26565b6001600160a01b03906105c69061164f565b1693604051918291826117d9565b91506020823d602011610601575b816105ef602093836116b4565b81010312610196579051906020610582565b3d91506105e2565b6040513d5f823e3d90fd5b3461019657610622366115fb565b939161062f600554611a7b565b8060055560405190602082019046825230604084015260806060840152600760a08401526619185d185cd95d60ca1b60c0840152608083015260c0825261067760e0836116b4565b60018060a01b03915190201693604051956106918761167e565b33875260208701968188526106a7368488611a89565b604082019081526106b9368787611a89565b606083019081525f898152601060205260409020925183546001600160a01b0319166001600160a01b03919091161783559851600183015551805160028301916001600160401b03821161045657610711835461193e565b601f8111610914575b50602090601f83116001146108ae576003949392915f91836108a3575b50508160011b915f1990861b1c19161790555b0196519687516001600160401b03811161045657610768825461193e565b601f8111610852575b509087949392916020998a90601f83116001146107db57918061035f9594927ffa63041183b1d3f4caec4a3c2a6eae51f2fd5383ab0875f4ae980984e701994e999a945f9261036a5750508160011b915f199060031b1c1916179055604051948594339986611ace565b97929190601f19821698835f52815f20995f5b818110610838575099600192849261035f989796957ffa63041183b1d3f4caec4a3c2a6eae51f2fd5383ab0875f4ae980984e701994e9c9d106103d357505050811b019055610351565b838301518c556001909b019a8d9a50928e01928e016107ee565b818111156107715798825f5260205f20601f830160051c906020841061089b575b81019a601f0160051c035f5b81811061088e57505098610771565b5f8c82015560010161087f565b5f9150610873565b015190508c80610737565b90601f19831691845f52815f20925f5b8181106108fc5750916001939185600398979694106108e5575b505050811b01905561074a565b01515f1983881b60f8161c191690558c80806108d8565b929360206001819287860151815501950193016108be565b8281111561071a57835f5260205f20601f840160051c906020851061095d575b81601f9101920160051c03905f5b82811061095057505061071a565b5f82820155600101610942565b5f9150610934565b34610196576020366003190112610196576004355f526013602052602060ff60405f2054166040519015158152f35b34610196575f366003190112610196576020600454604051908152f35b34610196576109bf3661159b565b6109ce61054b6020830161164f565b604051637ed75fef60e01b815290602082806109ed8460048301611a16565b0381305afa918215610609575f92610a10575b610a0e606083013584611b63565b005b91506020823d602011610a3d575b81610a2b602093836116b4565b81010312610196579051906060610a00565b3d9150610a1e565b34610196575f366003190112610196576020601c54604051908152f35b34610196576020366003190112610196576004355f52601860205260405f20604051806020835491828152019081935f5260205f20905f5b818110610afb5750505081610ab09103826116b4565b604051918291602083019060208452518091526040830191905f5b818110610ad9575050500390f35b82516001600160a01b0316845285945060209384019390920191600101610acb565b82546001600160a01b0316845260209093019260019283019201610a9a565b3461019657602036600319011261019657600a5460043581610be5575f5b811015610bd657905f9181805b610b865760018401808511610b72575f52600e602052602060018060a01b0360405f205416604051908152f35b634e487b7160e01b5f52601160045260245ffd5b808401808511610b725783811115610ba3575b5060011c80610b45565b805f52600c60205260405f20549083821115610bc0575b50610b99565b94509091908103908111610b7257908480610bba565b636567cc4d60e11b5f5260045ffd5b815f52600c60205260405f2054610b38565b34610196575f36600319011261019657600a5480610c1c575060205f5b604051908152f35b5f52600c602052602060405f2054610c14565b3461019657610c3d3661147b565b6001600160a01b03610c4e8261164f565b165f908152600f6020526040902054610c6f906001600160a01b0316611afd565b60405190638b5f7cfd60e01b82526020600483015260208280610c956024820185611726565b0381305afa918215610609575f92610cb6575b610a0e604083013584611b63565b91506020823d602011610ce3575b81610cd1602093836116b4565b81010312610196579051906040610ca8565b3d9150610cc4565b34610196576020366003190112610196576001600160a01b03610d0c6114af565b165f5260066020526040805f20546001600160601b03825191818116835260601c166020820152f35b3461019657604036600319011261019657610d4e6114c5565b5f60408051610d5c81611699565b82815282602082015201526004355f52601960205260405f209060018060a01b03165f5260205260405f20600160405191610d9683611699565b805483520154906020810160ff83166003811015610dee5781526001600160801b03604083019360081c16835260405191518252516003811015610dee576060926001600160801b0391602084015251166040820152f35b634e487b7160e01b5f52602160045260245ffd5b34610196576020366003190112610196576004355f52601b602052602060018060a01b0360405f205416604051908152f35b3461019657610e996020610e473661147b565b6001600160a01b03610e588261164f565b165f908152600f83526040902054610e78906001600160a01b0316611afd565b60405180938192638b5f7cfd60e01b83528460048401526024830190611726565b0381305afa8015610609575f90610eb4575b610a0e90611b26565b506020813d602011610ee0575b81610ece602093836116b4565b8101031261019657610a0e9051610eab565b3d9150610ec1565b3461019657610ef63661159b565b610f0561054b6020830161164f565b604051637ed75fef60e01b81529060208280610f248460048301611a16565b0381305afa918215610609575f92610f76575b6020838084610f4582611b26565b7fd484afd9c4c8f50eabffa06ba79c44613e01aef34c309d84df7131e4b01c185a6040518061035f84359482611a16565b91506020823d602011610fa3575b81610f91602093836116b4565b81010312610196576020915191610f37565b3d9150610f84565b3461019657602036600319011261019657610fc46114af565b610fcc61191a565b5060018060a01b03165f52600f60205261103460405f20611023600360405192610ff58461167e565b80546001600160a01b031684526001810154602085015261101860028201611976565b604085015201611976565b606082015260405191829182611547565b0390f35b34610196576110463661147b565b6001600160a01b036110578261164f565b165f90815260106020526040902054611078906001600160a01b0316611afd565b604051906350499def60e01b82526020600483015260208280610c956024820185611726565b346101965760203660031901126101965760806001600160a01b036110c16114af565b16805f52600760205260405f2054905f52600860205260405f2054604051916001600160601b03811683526001600160601b038160601c16602084015260c01c60408301526060820152f35b34610196575f366003190112610196576020600554604051908152f35b34610196576020366003190112610196576111436114af565b61114b61191a565b5060018060a01b03165f52601060205261103460405f20611023600360405192610ff58461167e565b3461019657611182366114ef565b61119161054b60c0830161164f565b60405163bd96cee960e01b815290602082806111b084600483016117d9565b0381305afa918215610609575f926111d1575b610a0e60e083013584611b63565b91506020823d6020116111fe575b816111ec602093836116b4565b810103126101965790519060e06111c3565b3d91506111df565b34610196576020366003190112610196575f60c060405161122681611663565b8281528260208201528260408201528260608201528260808201528260a082015201526004355f52601760205260405f2060405161126381611663565b81548152600182015491602082019060ff84166005811015610dee578252604083019360ff8160081c168552606084019160ff8260101c1683526002608086019164ffffffffff8460181c1683526001600160801b0360a088019460401c16845201549360c086019485526040519551865251906005821015610dee5760ff6001600160801b03948160e09964ffffffffff9560208b0152511660408901525116606087015251166080850152511660a08301525160c0820152f35b34610196576020366003190112610196576004355f526012602052602060405f2054604051908152f35b34610196576020366003190112610196576001600160a01b0361136a6114af565b165f526009602052602060405f2054604051908152f35b3461019657610e9960206113943661147b565b6001600160a01b036113a58261164f565b165f9081526010835260409020546113c5906001600160a01b0316611afd565b604051809381926350499def60e01b83528460048401526024830190611726565b346101965760203660031901126101965760025460043591906001600160a01b03163303611468578115801561145c575b61144957602090827fdadab442cdaada402290b0eb681808e291b6cfcee586873a959000c36680ace993601c558152a1005b506304041d9560e11b5f5260045260245ffd5b50629896808211611417565b63118cdaa760e01b5f523360045260245ffd5b602060031982011261019657600435906001600160401b038211610196576101209082900360031901126101965760040190565b600435906001600160a01b038216820361019657565b602435906001600160a01b038216820361019657565b35906001600160a01b038216820361019657565b602060031982011261019657600435906001600160401b038211610196576102009082900360031901126101965760040190565b805180835260209291819084018484015e5f828201840152601f01601f1916010190565b90611598916020815260018060a01b038251166020820152602082015160408201526060611583604084015160808385015260a0840190611523565b920151906080601f1982850301910152611523565b90565b602060031982011261019657600435906001600160401b0382116101965760c09082900360031901126101965760040190565b9181601f84011215610196578235916001600160401b038311610196576020838186019501011161019657565b6060600319820112610196576004356001600160401b0381116101965781611625916004016115ce565b92909291602435906001600160401b03821161019657611647916004016115ce565b909160443590565b356001600160a01b03811681036101965790565b60e081019081106001600160401b0382111761045657604052565b608081019081106001600160401b0382111761045657604052565b606081019081106001600160401b0382111761045657604052565b90601f801991011681019081106001600160401b0382111761045657604052565b9035601e19823603018112156101965701602081359101916001600160401b03821161019657813603831361019657565b908060209392818452848401375f828201840152601f01601f1916010190565b6115989190610120906117c8906001600160a01b03611744826114db565b1684526020818101359085015260408082013590850152606080820135908501526001600160a01b03611779608083016114db565b1660808501526001600160a01b0361179360a083016114db565b1660a08501526001600160a01b036117ad60c083016114db565b1660c085015260e081013560e08501526101008101906116d5565b919092816101008201520191611706565b6020815261159891906001600160a01b036117f3836114db565b1660208201526020820135604082015260018060a01b03611816604084016114db565b1660608201526060820135608082015260018060a01b03611839608084016114db565b1660a082015260a082013560c082015260018060a01b0361185c60c084016114db565b1660e082015260e082013561010082015261010082013561012082015261012082013561014082015261014082013561016082015260018060a01b036118a561016084016114db565b1661018082015260018060a01b036118c061018084016114db565b166101a08201526119076118ef6118db6101a08501856116d5565b6102006101c0860152610220850191611706565b926101c08101356101e08401526101e08101906116d5565b91610200601f1982860301910152611706565b604051906119278261167e565b606080835f81525f60208201528160408201520152565b90600182811c9216801561196c575b602083101461195857565b634e487b7160e01b5f52602260045260245ffd5b91607f169161194d565b9060405191825f8254926119898461193e565b80845293600181169081156119f457506001146119b0575b506119ae925003836116b4565b565b90505f9291925260205f20905f915b8183106119d85750509060206119ae928201015f6119a1565b60209193508060019154838589010152019101909184926119bf565b9050602092506119ae94915060ff191682840152151560051b8201015f6119a1565b60e0611a6b61159893602084528035602085015260018060a01b03611a3d602083016114db565b1660408501526040810135606085015260608101356080850152608081013560a085015260a08101906116d5565b91909260c0808201520191611706565b5f198114610b725760010190565b9291926001600160401b0382116104565760405191611ab2601f8201601f1916602001846116b4565b829481845281830111610196578281602093845f960137010152565b959493611aea60409492611af89460608a5260608a0191611706565b918783036020890152611706565b930152565b6001600160a01b0316338103611b105750565b631194af8760e11b5f523360045260245260445ffd5b805f52601360205260405f20600160ff198254161790557f1db9a2fb3fccc198dd9afcfe8e408382fb7a8a5bb367ce79ebb06a6a6c91488c5f80a2565b90815f52601260205260405f20557f5152abf959f6564662358c2e52b702259b78bac5ee7842a0f01937e670efcc7d5f80a256";
 
 type HubConstructorParams =
   | [signer?: Signer]

@@ -2,5 +2,6 @@
 /* tslint:disable */
 /* eslint-disable */
 export { Hub__factory } from "./Hub__factory.js";
+export { HubModule__factory } from "./HubModule__factory.js";
 export { RLC__factory } from "./RLC__factory.js";
 export { TaskReader__factory } from "./TaskReader__factory.js";
