@@ -68,6 +68,10 @@ function descriptor (d: unknown, what: string): Descriptor {
       typeof o.size !== 'number' || !Number.isSafeInteger(o.size) || o.size < 0) {
     throw new OciRefused('OCI_BAD_LAYOUT', `${what} is not a sha256 descriptor`)
   }
+  if (o.mediaType !== undefined && typeof o.mediaType !== 'string') throw new OciRefused('OCI_BAD_LAYOUT', `${what} has a media type that is not a string`)
+  if (o.platform !== undefined && (o.platform === null || typeof o.platform !== 'object' || Array.isArray(o.platform))) {
+    throw new OciRefused('OCI_BAD_LAYOUT', `${what} has a platform that is not an object`)
+  }
   return o as Descriptor
 }
 
@@ -136,6 +140,8 @@ export async function checkLayout (layout: string, opts: Pick<OciImageOptions, '
   try {
     marker = JSON.parse(await readFile(join(layout, 'oci-layout'), 'utf8')) as typeof marker
     index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as typeof index
+    // JSON.parse answers null, numbers and arrays too
+    for (const v of [marker, index]) if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object')
   } catch (err) {
     throw new OciRefused('OCI_BAD_LAYOUT', `not an OCI image layout (oci-layout and index.json): ${(err as Error).message}`)
   }
@@ -157,6 +163,8 @@ export async function checkLayout (layout: string, opts: Pick<OciImageOptions, '
     const cfg = await readJsonBlob(layout, config, 'the image config')
     if (cfg.os !== 'linux' || cfg.architecture !== want) continue
     if (!Array.isArray(manifest.layers)) throw new OciRefused('OCI_BAD_LAYOUT', 'the manifest has no layers array')
+    // nothing to run in an image without a layer: refused before it goes on chain, not at the first task
+    if (manifest.layers.length === 0) throw new OciRefused('OCI_BAD_LAYOUT', 'the manifest lists no layer')
     if (manifest.layers.length > opts.maxLayers) throw new OciRefused('OCI_TOO_LARGE', `more than ${opts.maxLayers} layers`)
     const layers = manifest.layers.map((l, i) => descriptor(l, `layer ${i}`))
     let total = 0
