@@ -25,7 +25,7 @@
 //   process of the run; the run's cgroups are emptied as well.
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { chmodSync, chownSync, closeSync, lstatSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, closeSync, lstatSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmdirSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -169,6 +169,9 @@ export class NativeExecutor implements Executor {
   private readonly seccompPath?: string
   private unavailable?: string
   private readonly binaries = new Map<string, Promise<string>>()
+  /** A module file's staged copy, by the file's identity (device, inode, size, mtime): no read nor hash per run. */
+  private readonly stagedFiles = new Map<string, string>()
+  private readonly cleanups = new Set<Promise<void>>()
   private readonly running = new Map<number, { kill: () => void, done: Promise<unknown> }>()
   private nextRun = 1
   private closed = false
@@ -257,10 +260,17 @@ export class NativeExecutor implements Executor {
     const kind = head.byteLength === 0 && typeof job.module === 'string' ? 'oci' : appKind(head)
     let target: NativeTarget
     if (kind === 'native') {
-      const bytes = typeof job.module === 'string' ? await readFile(job.module) : job.module
-      const elf = checkElf(bytes)
-      if (!elf.ok) return refuse(`cannot run this binary: ${elf.reason ?? ''}`)
-      target = { kind: 'binary', path: await this.stageBinary(bytes) }
+      const identity = typeof job.module === 'string' ? fileIdentity(job.module) : undefined
+      let path = identity !== undefined ? this.stagedFiles.get(identity) : undefined
+      if (path === undefined) {
+        const bytes = typeof job.module === 'string' ? await readFile(job.module) : job.module
+        const elf = checkElf(bytes)
+        if (!elf.ok) return refuse(`cannot run this binary: ${elf.reason ?? ''}`)
+        path = await this.stageBinary(bytes)
+        // checked and staged from these bytes: the same file, unchanged, needs neither again
+        if (identity !== undefined && identity === fileIdentity(job.module as string)) this.stagedFiles.set(identity, path)
+      }
+      target = { kind: 'binary', path }
     } else if (kind === 'oci') {
       if (this.opts.images === undefined || this.host.umoci === undefined) return refuse('OCI images cannot run here (no umoci)')
       const prepared = await this.opts.images(job.module)
@@ -367,7 +377,8 @@ export class NativeExecutor implements Executor {
           break
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code === 'ENOENT') break
-          await new Promise((resolve) => setTimeout(resolve, 20))
+          // the run's last process leaves its cgroups a moment after its exit is seen: retry soon, then back off
+          await new Promise((resolve) => setTimeout(resolve, Math.min(20, 1 << attempt)))
         }
       }
     }
@@ -513,15 +524,25 @@ export class NativeExecutor implements Executor {
       return this.finish(job, outDir, root, result('COMPLETED', undefined, 0), true)
     } finally {
       for (const fd of [stdoutFd, stderrFd, seccompFd]) if (fd !== undefined) closeSync(fd)
-      // lazily, all at once (a mount that was not made is reported and skipped)
-      if (mounts.length > 0) await run('umount', ['-l', ...mounts.reverse()]).catch(() => {})
-      // never a recursive removal: a bind that failed to go would carry it into the task's input
-      if (root) {
-        for (const d of [inDir, outDir, runDir]) {
-          try { rmdirSync(d) } catch {}
-        }
-      }
+      // the output was copied out (finish ran before this): the run's mounts go after the
+      // result is handed back, off the task's path; close() waits for them
+      if (root) this.track(this.unmount(mounts, [inDir, outDir, runDir]))
     }
+  }
+
+  /** Unmounts a run's folders, then removes them. */
+  private async unmount (mounts: string[], dirs: string[]): Promise<void> {
+    // lazily, all at once (a mount that was not made is reported and skipped)
+    if (mounts.length > 0) await run('umount', ['-l', ...mounts.reverse()]).catch(() => {})
+    // never a recursive removal: a bind that failed to go would carry it into the task's input
+    for (const d of dirs) {
+      try { rmdirSync(d) } catch {}
+    }
+  }
+
+  private track (p: Promise<void>): void {
+    this.cleanups.add(p)
+    void p.finally(() => { this.cleanups.delete(p) })
   }
 
   /** Copies a tmpfs output to the job's folder (the tmpfs goes), reads it back when asked. */
@@ -542,6 +563,8 @@ export class NativeExecutor implements Executor {
     const runs = [...this.running.values()]
     for (const r of runs) r.kill()
     await Promise.allSettled(runs.map(async (r) => await r.done))
+    // a run's cleanup starts once its result is back: all of them, even those started meanwhile
+    while (this.cleanups.size > 0) await Promise.allSettled([...this.cleanups])
     // nothing is removed under a mount left behind (a bind would carry the removal into a task's input)
     if (mountedUnder(this.opts.stageDir)) return
     if (this.unavailable === undefined && existsSync(join(this.opts.stageDir, 'run'))) {
@@ -604,14 +627,23 @@ function outputFull (dir: string): boolean {
   }
 }
 
+/** A file's identity for the staging cache: a rewrite changes its mtime or inode; undefined when it cannot be read. */
+function fileIdentity (path: string): string | undefined {
+  try {
+    const st = statSync(path, { bigint: true })
+    return `${path}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`
+  } catch {
+    return undefined
+  }
+}
+
 async function readHead (path: string): Promise<Uint8Array> {
-  const { open } = await import('node:fs/promises')
-  const fh = await open(path, 'r')
+  // synchronous: 512 bytes cost less than three trips through the thread pool
+  const fd = openSync(path, 'r')
   try {
     const buf = Buffer.alloc(512)
-    const { bytesRead } = await fh.read(buf, 0, 512, 0)
-    return buf.subarray(0, bytesRead)
+    return buf.subarray(0, readSync(fd, buf, 0, 512, 0))
   } finally {
-    await fh.close()
+    closeSync(fd)
   }
 }

@@ -211,6 +211,22 @@ describe('worker/native-executor', function () {
     assert.equal((await executor.run(job('', { module: new Uint8Array(600) }))).status, 'INVALID_MODULE')
   })
 
+  it('re-checks a module file rewritten in place, and leaves no mount once closed', async () => {
+    const app = join(root, 'app')
+    await writeFile(app, await readFile(BUSYBOX), { mode: 0o755 })
+    assert.equal((await executor.run(job('true', { module: app }))).status, 'COMPLETED')
+    // the staging cache keys on the file's identity: new bytes at the same path are read and checked again
+    await writeFile(app, new Uint8Array(600))
+    assert.equal((await executor.run(job('true', { module: app }))).status, 'INVALID_MODULE')
+    await writeFile(app, await readFile(BUSYBOX), { mode: 0o755 })
+    assert.equal((await executor.run(job('echo again > /iexec_out/a', { module: app }))).status, 'COMPLETED')
+    // a run's unmounts finish after its result: close() waits for them
+    await executor.close()
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(stage))
+    assert.deepEqual(mounts, [])
+    assert.deepEqual(await readdir(join(stage, 'run')).catch(() => []), [])
+  })
+
   it('refuses a bad job with a code', async () => {
     for (const over of [{ timeoutMs: 0 }, { inputFiles: ['../x'] }, { appName: '../busybox' }, { inputDir: join(root, 'missing') }, { args: ['a\0b'] }]) {
       await assert.rejects(executor.run(job('true', over)), (err: unknown) => isIexecError(err) && err.code === 'WORKER_INVALID_JOB')
