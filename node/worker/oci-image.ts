@@ -21,7 +21,7 @@ import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip } from 'node:zlib'
 import { Writable } from 'node:stream'
-import { unpackArchive } from '../storage/archive.js'
+import { unpackImageTar } from './image-tar.js'
 import type { ImagePreparer, NativeTarget } from './native-executor.js'
 
 export interface OciImageOptions {
@@ -238,15 +238,11 @@ export class OciImages {
       if (typeof module === 'string' && (await lstat(module)).isDirectory()) {
         layout = module
       } else {
-        layout = join(work, 'layout')
         const source = typeof module === 'string'
           ? createReadStream(module)
           : (async function * () { yield module })()
-        try {
-          await unpackArchive(source, layout, { maxBytes: this.opts.maxImageBytes })
-        } catch (err) {
-          throw new OciRefused('OCI_BAD_LAYOUT', `the image tar cannot be read as a layout: ${(err as Error).message}`)
-        }
+        // an OCI layout, or a docker-archive converted to one
+        layout = (await unpackImageTar(source, work, this.opts)).layout
       }
       const checked = await checkLayout(layout, this.opts)
       const key = checked.manifest.digest.slice('sha256:'.length)

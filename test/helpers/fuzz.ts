@@ -41,6 +41,8 @@ export const hostileValue = fc.oneof(
   fc.array(fc.anything({ maxDepth: 2 }), { maxLength: 4 }), fc.object({ maxDepth: 2 })
 )
 
+let lastRefusal = ''
+
 async function check<T> (t: FuzzTarget<T>, bytes: Uint8Array, stats: { maxMs: number, accepted: number, refused: number }): Promise<void> {
   const started = performance.now()
   let value: T
@@ -51,6 +53,7 @@ async function check<T> (t: FuzzTarget<T>, bytes: Uint8Array, stats: { maxMs: nu
     assert.ok(code !== undefined, `a coded refusal, got ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`)
     assert.ok(t.codes.has(code), `a known code, got ${code}`)
     stats.refused++
+    lastRefusal = err instanceof Error ? err.message : String(err)
     return
   } finally {
     const ms = performance.now() - started
@@ -91,7 +94,7 @@ export async function fuzzDecoder<T> (t: FuzzTarget<T>, runs: FuzzRuns): Promise
   // the valid ones first: the harness would prove nothing if they were refused
   for (const v of t.valid) {
     await check(t, v, stats)
-    assert.equal(stats.refused, 0, 'every valid seed decodes')
+    assert.equal(stats.refused, 0, `every valid seed decodes (${lastRefusal})`)
   }
   stats.accepted = 0
 

@@ -13,6 +13,9 @@ import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { arch, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { packTree } from '../../../node/storage/archive.js'
+import type { TreeEntry } from '../../../node/storage/archive.js'
+import { unpackImageTar } from '../../../node/worker/image-tar.js'
 import { checkLayout, OciRefused } from '../../../node/worker/oci-image.js'
 import type { CheckedImage } from '../../../node/worker/oci-image.js'
 import { fuzzDecoder } from '../../helpers/fuzz.js'
@@ -119,7 +122,7 @@ describe('worker/oci-image: layout fuzzing (fast-check, fixed seed)', function (
     assert.equal(await refusal(noLayers), 'OCI_BAD_LAYOUT')
   })
 
-  it('mutated and random layouts (1,800 cases, each on disk): a checked image of this platform, or a coded refusal', async () => {
+  it('mutated and random layouts (800 cases, each on disk): a checked image of this platform, or a coded refusal', async () => {
     const seed = seedOf()
     const s = await fuzzDecoder({
       decode: check,
@@ -133,7 +136,56 @@ describe('worker/oci-image: layout fuzzing (fast-check, fixed seed)', function (
         assert.ok(image.layers.length >= 1 && image.layers.length <= caps.maxLayers)
         assert.match(image.manifest.digest, /^sha256:[0-9a-f]{64}$/)
       }
-    }, { random: 300, json: 500, mutated: 1_000 })
-    assert.ok(s.accepted > 0 && s.refused > 1_000, `accepted ${s.accepted}, refused ${s.refused}`)
+    }, { random: 150, json: 200, mutated: 450 })
+    assert.ok(s.accepted > 0 && s.refused > 400, `accepted ${s.accepted}, refused ${s.refused}`)
+  })
+
+  it('mutated and random docker-archives (1,000 cases): converted to a checked layout, or a coded refusal', async () => {
+    // the layer uncompressed, as docker-archives hold them
+    const { gunzipSync } = await import('node:zlib')
+    const plain = gunzipSync(layer)
+    const diffId = digestOf(plain)
+    const seed = {
+      manifest: [{ Config: 'CONFIG', RepoTags: ['app:latest'], Layers: ['l1/layer.tar', 'l1/layer.tar'] }],
+      config: { os: 'linux', architecture: ARCH, config: { Entrypoint: ['/bin/app'] }, rootfs: { type: 'layers', diff_ids: [diffId, diffId] } }
+    }
+    const decode = async (bytes: Uint8Array): Promise<CheckedImage> => {
+      const work = join(scratch, `d${n++}`)
+      try {
+        let docs: { manifest?: unknown, config?: unknown } | undefined
+        try { docs = JSON.parse(dec.decode(bytes)) as typeof docs } catch {}
+        const entries: TreeEntry[] = [{ path: 'l1', kind: 'dir', size: 0 }, { path: 'l1/layer.tar', kind: 'file', size: plain.byteLength, content: plain }]
+        const file = (path: string, content: Uint8Array): void => { entries.push({ path, kind: 'file', size: content.byteLength, content }) }
+        if (docs !== null && typeof docs === 'object' && !Array.isArray(docs) && docs !== undefined) {
+          const config = enc.encode(JSON.stringify(docs.config) ?? 'null')
+          const name = `${digestOf(config).slice(7)}.json`
+          file(name, config)
+          const manifest = docs.manifest
+          if (Array.isArray(manifest) && manifest[0] !== null && typeof manifest[0] === 'object' && (manifest[0] as { Config?: unknown }).Config === 'CONFIG') {
+            (manifest[0] as { Config: string }).Config = name
+          }
+          file('manifest.json', enc.encode(JSON.stringify(manifest) ?? ''))
+        } else {
+          file('manifest.json', bytes)
+        }
+        const image = await unpackImageTar((async function * () { yield packTree(entries) })(), work, caps)
+        return await checkLayout(image.layout, caps)
+      } finally {
+        await rm(work, { recursive: true, force: true })
+      }
+    }
+    const s = await fuzzDecoder({
+      decode,
+      codes: CODES,
+      codeOf: (err) => err instanceof OciRefused ? err.code : undefined,
+      valid: [enc.encode(JSON.stringify(seed))],
+      keys: ['manifest', 'config', 'Config', 'Layers', 'RepoTags', 'rootfs', 'diff_ids', 'os', 'architecture'],
+      accepted: (image) => {
+        assert.equal(image.config.architecture, ARCH)
+        assert.ok(image.layers.length >= 1)
+        for (const l of image.layers) assert.equal(l.digest, digestOf(plain), 'the only layer there is')
+      }
+    }, { random: 200, json: 300, mutated: 500 })
+    assert.ok(s.accepted > 0 && s.refused > 500, `accepted ${s.accepted}, refused ${s.refused}`)
   })
 })
