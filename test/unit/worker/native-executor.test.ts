@@ -3,7 +3,7 @@
 // do, and at what is left on the host once the run ended.
 import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
-import { chmod, mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdtemp, mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isIexecError } from '../../../node/errors.js'
@@ -209,6 +209,33 @@ describe('worker/native-executor', function () {
     Buffer.from(foreign.buffer).writeUInt16LE(183, 18)
     assert.equal((await executor.run(job('', { module: foreign }))).status, 'INVALID_MODULE')
     assert.equal((await executor.run(job('', { module: new Uint8Array(600) }))).status, 'INVALID_MODULE')
+  })
+
+  it('passes arguments byte for byte (quotes, newlines, $, spaces), whatever limits the run before had', async () => {
+    const odd = ["it's", 'two words', 'line1\nline2', '$HOME `id` $(id)', '\\n', '"', '', "'"]
+    for (const maxMemoryBytes of [64, 96, 64].map((m) => m * 1024 * 1024)) {
+      const r = await executor.run(job('for a in "$@"; do printf "[%s]" "$a"; done > /iexec_out/args.txt', { args: ['sh', '-c', 'for a in "$@"; do printf "[%s]" "$a"; done > /iexec_out/args.txt', 'sh', ...odd], maxMemoryBytes }))
+      assert.equal(r.status, 'COMPLETED', r.message)
+      assert.equal(await readFile(join(r.stdoutPath, '..', 'args.txt'), 'utf8'), odd.map((a) => `[${a}]`).join(''))
+    }
+  })
+
+  it('shows the input read-only, as hard links or as a bind, and leaves it as it was', async () => {
+    await mkdir(join(inputDir, 'sub'))
+    await writeFile(join(inputDir, 'sub', 'b.txt'), 'nested\n', { mode: 0o600 })
+    const read = 'cat /iexec_in/data.txt /iexec_in/sub/b.txt > /iexec_out/seen.txt; echo x >> /iexec_in/data.txt && echo WROTE >> /iexec_out/seen.txt; true'
+    const linked = job(read)
+    assert.equal((await executor.run(linked)).status, 'COMPLETED')
+    assert.equal(await out(linked, 'seen.txt'), 'secret input\nnested\n')
+    // a link in the input: no hard links of it, the launcher binds the folder
+    await symlink('data.txt', join(inputDir, 'alias'))
+    const bound = job(read + '; cat /iexec_in/alias >> /iexec_out/seen.txt')
+    assert.equal((await executor.run(bound)).status, 'COMPLETED')
+    assert.equal(await out(bound, 'seen.txt'), 'secret input\nnested\nsecret input\n')
+    await executor.close()
+    assert.equal(await readFile(join(inputDir, 'data.txt'), 'utf8'), 'secret input\n')
+    assert.equal((await stat(join(inputDir, 'data.txt'))).nlink, 1, 'the run\'s links are gone')
+    assert.deepEqual(await readdir(join(stage, 'run')).catch(() => []), [])
   })
 
   it('re-checks a module file rewritten in place, and leaves no mount once closed', async () => {
