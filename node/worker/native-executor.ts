@@ -479,15 +479,16 @@ export class NativeExecutor implements Executor {
         // joins the run's cgroups before anything of the app exists; then waits for the run: a
         // line with its input folder (bound here), a line with bubblewrap's arguments, quoted for
         // the shell (shellWords); an EOF instead (the run never came) ends it. exec all along, so
-        // that bubblewrap's parent is the node (--die-with-parent).
+        // that bubblewrap's parent is the node (--die-with-parent). A node that dies first leaves EOF:
+        // the launcher then takes its tmpfs and folders away (its emptied cgroups stay).
         const joins = launch.cgroups.map((c) => `echo $$ > '${c.dir}/cgroup.procs' || exit 125; `).join('')
         // the rlimits by the shell's ulimit (one exec less than prlimit; the sizes in its units:
         // KiB of address space, 512-byte blocks of file size, the tmpfs being the exact output cap)
         const ulimit = [`-v ${Math.ceil(asBytes / 1024)}`, `-p ${this.opts.maxProcesses}`, `-n ${this.opts.maxOpenFiles}`, `-f ${Math.ceil(job.maxOutputBytes / 512)}`, '-c 0']
           .map((l) => `ulimit ${l} || exit 123; `).join('')
-        const script = `nl=$(printf '\\nx'); nl=\${nl%x}; ${joins}IFS= read -r src || exit 0; IFS= read -r words || exit 0; ` +
-          `if [ -n "$src" ]; then mount --bind "$src" "$1" || exit 124; fi; ${ulimit}shift; eval "set -- \\"\\$@\\" $words"; exec "$@"`
-        const child = spawn('/bin/sh', ['-c', script, 'sh', launch.inDir,
+        const script = `nl=$(printf '\\nx'); nl=\${nl%x}; ${joins}IFS= read -r src || { umount -l "$2"; rmdir "$1" "$2" "$3"; exit 0; }; IFS= read -r words || exit 0; ` +
+          `if [ -n "$src" ]; then mount --bind "$src" "$1" || exit 124; fi; ${ulimit}shift 3; eval "set -- \\"\\$@\\" $words"; exec "$@"`
+        const child = spawn('/bin/sh', ['-c', script, 'sh', launch.inDir, launch.outDir, launch.dirs[2],
           'setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', this.host.bwrap as string], {
           stdio: ['pipe', stdoutFd, stderrFd, seccompFd ?? 'ignore', 'pipe'],
           detached: true,

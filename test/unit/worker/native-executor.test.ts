@@ -238,6 +238,34 @@ describe('worker/native-executor', function () {
     assert.deepEqual(await readdir(join(stage, 'run')).catch(() => []), [])
   })
 
+  it('a node killed with SIGKILL leaves no waiting launcher and no mount of the launch it made ahead', async () => {
+    const stage2 = await mkdtemp(join(tmpdir(), 'iexec-native-kill-'))
+    await chmod(stage2, 0o711)
+    const script = join(root, 'killed.mts')
+    await writeFile(script, `
+      import { NativeExecutor } from ${JSON.stringify(join(process.cwd(), 'node/worker/native-executor.ts'))}
+      const ex = new NativeExecutor({ stageDir: ${JSON.stringify(stage2)}, firstSandboxUid: ${FIRST_UID + 50}, sandboxUids: 10 })
+      const r = await ex.run({ taskId: '0x01', module: '/bin/busybox', appName: 'busybox', args: ['true'], inputDir: ${JSON.stringify(inputDir)},
+        outputDir: ${JSON.stringify(join(root, 'killed-out'))}, inputFiles: [], timeoutMs: 20000, maxMemoryBytes: 64 << 20, maxOutputBytes: 1 << 20 })
+      // the next run's launch is being made: wait until its launcher waits, then die without closing
+      const until = Date.now() + 20000
+      while (Date.now() < until && !require('node:fs').readFileSync('/proc/self/mounts', 'utf8').includes(${JSON.stringify(stage2)})) await new Promise((r) => setTimeout(r, 20))
+      await new Promise((r) => setTimeout(r, 300))
+      console.log(r.status)
+      process.kill(process.pid, 'SIGKILL')
+    `.replace("require('node:fs')", '(await import("node:fs"))'))
+    const { spawnSync } = await import('node:child_process')
+    const r = spawnSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', timeout: 60_000 })
+    assert.equal(r.stdout.trim(), 'COMPLETED', r.stderr)
+    assert.equal(r.signal, 'SIGKILL')
+    const deadline = Date.now() + 20_000
+    const left = (): string[] => readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((l) => l.includes(stage2))
+    while (left().length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+    assert.deepEqual(left(), [], 'the launcher took its tmpfs away')
+    assert.deepEqual(await readdir(join(stage2, 'run')), [], 'and its folders')
+    await rm(stage2, { recursive: true, force: true })
+  })
+
   it('re-checks a module file rewritten in place, and leaves no mount once closed', async () => {
     const app = join(root, 'app')
     await writeFile(app, await readFile(BUSYBOX), { mode: 0o755 })
