@@ -15,7 +15,7 @@ import { isIexecError } from '../../../node/errors.js'
 import { hashOrder } from '../../../protocols/eip712.js'
 import {
   decodeBidStreamAck, decodeBidStreamMessage, decodeMarketMessage, decodeSyncFrame, decodeSyncRequest, encodeBidStreamAck, encodeBidStreamMessage,
-  encodeMarketMessage, encodeSyncFrame, MarketWireError, encodeSyncRequest, MAX_MESSAGE_BYTES, SYNC_REQUEST_MAX_BYTES, signCancel
+  encodeMarketMessage, encodeSyncFrame, MarketWireError, parseRequestParams, encodeSyncRequest, MAX_MESSAGE_BYTES, SYNC_REQUEST_MAX_BYTES, signCancel
 } from '../../../protocols/market.js'
 import type { MarketMessage } from '../../../protocols/market.js'
 import {
@@ -26,6 +26,7 @@ import {
 } from '../../../protocols/resource-record.js'
 import { resourceDhtRules } from '../../../node/network/index.js'
 import { resourceKey } from '../../../protocols/topics.js'
+import { splitArgs } from '../../../protocols/args.js'
 import { fuzzDecoder } from '../../helpers/fuzz.js'
 import {
   APP, CHAIN_ID, HUB, appOrder, appOwner, bid, datasetOrder, domain, requestOrder, signedAppOrderBytes, signedBidBytes, signedDatasetOrderBytes, signedRequestBytes
@@ -84,6 +85,24 @@ describe('protocols: wire decoder fuzzing (fast-check, fixed seed)', function ()
       }
     }, RUNS)
     assert.ok(s.accepted > 0 && s.refused > 9_000, `accepted ${s.accepted}, refused ${s.refused}`)
+  })
+
+  it('request params, the free text inside a signed request (10,000 cases)', async () => {
+    const params = ['{"iexec_args":"a \'b c\' \\"d\\"","iexec_input_files":["https://x/y"],"iexec_result_encryption":true,"iexec_p2p_result_key":"0x02' + 'ab'.repeat(32) + '","iexec_p2p_tags":["gpu"]}', '{"iexec_args":"1000"}']
+    const s = await fuzzDecoder({
+      decode: (b) => parseRequestParams(new TextDecoder().decode(b)),
+      codes: MARKET_CODES,
+      codeOf: iexecCode,
+      valid: params.map((p) => enc.encode(p)),
+      keys: ['iexec_args', 'iexec_input_files', 'iexec_result_encryption', 'iexec_p2p_result_key', 'iexec_p2p_tags', 'iexec_developer_logger'],
+      maxBytes: 4096,
+      accepted: (p) => {
+        // what a worker does with them: split the args the same way every time
+        if (p.iexec_args !== undefined) assert.deepEqual(splitArgs(p.iexec_args), splitArgs(p.iexec_args))
+        assert.deepEqual(parseRequestParams(JSON.stringify(p)), p)
+      }
+    }, RUNS)
+    assert.ok(s.accepted > 0 && s.refused > 5_000, `accepted ${s.accepted}, refused ${s.refused}`)
   })
 
   it('orderbook sync: requests and frames (10,000 cases each)', async () => {
