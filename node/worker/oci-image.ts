@@ -14,7 +14,7 @@
 // later one write outside); the unpacked tree is measured against its cap.
 import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { createReadStream, existsSync } from 'node:fs'
+import { createReadStream, existsSync, statSync } from 'node:fs'
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { arch } from 'node:os'
 import { join } from 'node:path'
@@ -210,8 +210,12 @@ async function exec (cmd: string, args: string[]): Promise<void> {
 export class OciImages {
   private readonly opts: OciImageOptions
   private readonly unpacked = new Map<string, Promise<NativeTarget>>()
+  /** A module's target by its identity (moduleIdentity), once checked and unpacked. */
+  private readonly byModule = new Map<string, Promise<NativeTarget>>()
   /** How many times an image was unpacked (the bench and tests check the second run does not). */
   unpacks = 0
+  /** How many times a module was read and checked (the same module again is not). */
+  checks = 0
 
   constructor (options: Partial<OciImageOptions> & { cacheDir: string }) {
     this.opts = { ...defaultOciImageOptions, ...options }
@@ -230,6 +234,21 @@ export class OciImages {
   }
 
   async prepare (module: Uint8Array | string): Promise<NativeTarget> {
+    // the same module again (a task's replicas, a bag of tasks): no second read, check nor unpack
+    const id = moduleIdentity(module)
+    let known = id !== undefined ? this.byModule.get(id) : undefined
+    if (known === undefined) {
+      known = this.prepareOnce(module)
+      if (id !== undefined) {
+        this.byModule.set(id, known)
+        known.catch(() => { this.byModule.delete(id) })
+      }
+    }
+    return await known
+  }
+
+  private async prepareOnce (module: Uint8Array | string): Promise<NativeTarget> {
+    this.checks++
     await mkdir(this.opts.cacheDir, { recursive: true, mode: 0o711 })
     await chmod(this.opts.cacheDir, 0o711)
     const work = await mkdtemp(join(this.opts.cacheDir, 'in-'))
@@ -319,5 +338,26 @@ export class OciImages {
       await rm(tmp, { recursive: true, force: true })
       throw err
     }
+  }
+}
+
+/**
+ * What makes a module the same one again: its bytes' hash; a tar file's
+ * device, inode, size and times; a layout folder's index.json's (a new image
+ * in the folder is a new index.json, and blobs are named by their digest).
+ * Undefined when it cannot be read (prepare then says why).
+ */
+function moduleIdentity (module: Uint8Array | string): string | undefined {
+  if (typeof module !== 'string') return 'bytes:' + createHash('sha256').update(module).digest('hex')
+  try {
+    let st = statSync(module, { bigint: true })
+    let at = module
+    if (st.isDirectory()) {
+      at = join(module, 'index.json')
+      st = statSync(at, { bigint: true })
+    }
+    return `file:${at}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`
+  } catch {
+    return undefined
   }
 }
