@@ -426,8 +426,8 @@ export class NativeExecutor implements Executor {
    * Makes a run's sandbox up to the point where only the job's own part is
    * missing: as root, its folders (the output a size-capped tmpfs), its
    * cgroups with their limits, and the launcher process, already inside the
-   * cgroups, waiting for the input folder on stdin and bubblewrap's arguments
-   * on fd 5 (`bwrap --args`). Moving a process into a cgroup waits for the
+   * cgroups, waiting on stdin for the input folder to bind (if any) and
+   * bubblewrap's arguments. Moving a process into a cgroup waits for the
    * kernel (an RCU grace period per hierarchy on v1): done here, ahead of
    * the next run (see takeLaunch), it stays off that run's start. Without
    * root, the output is the job's folder, so a launch is made for its run.
@@ -442,8 +442,8 @@ export class NativeExecutor implements Executor {
     }
     try {
       if (root) {
-        // the sandbox's uid cannot reach the node's folders (whose parents are private): a
-        // bind of the input and a size-capped tmpfs for the output, in a traversable stage
+        // the sandbox's uid cannot reach the node's folders (whose parents are private): the input
+        // (hard links or a bind, at the run) and a size-capped tmpfs for the output, in a traversable stage
         const runDir = join(this.opts.stageDir, 'run', String(id))
         launch.inDir = join(runDir, 'in')
         launch.outDir = join(runDir, 'out')
@@ -454,7 +454,7 @@ export class NativeExecutor implements Executor {
         chownSync(runDir, uid, uid)
         chmodSync(runDir, 0o700)
         const size = Math.ceil(job.maxOutputBytes / 4096) * 4096 + 4096
-        // the input's bind is made by the launcher (the input is known at the run); both are unmounted after it
+        // the input's bind, if any, is made by the launcher (the input is known at the run); both are unmounted after it
         launch.mounts.push(launch.inDir, launch.outDir)
         await run('mount', ['-t', 'tmpfs', '-o', `size=${size},nr_inodes=${OUTPUT_INODES},mode=0755,uid=${uid},gid=${uid},nosuid,nodev`, 'tmpfs', launch.outDir])
         launch.cgroups = this.cgroupsFor(id, job)
