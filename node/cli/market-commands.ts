@@ -450,9 +450,9 @@ export async function appPublishCommand (io: CliIo, file: string, opts: AppRegis
   const name = opts.name ?? basename(file).replace(/\.(wasm|tar)$/, '')
   // the same checks of --name, --price and --volume as app register, before any call (the node supplies the CID and checksum)
   const app = parseAppRegister({ ...opts, name, cid: PLACEHOLDER_CID, checksum: `0x${'00'.repeat(32)}`, price: opts.price ?? '0' })
-  // a layout folder was packed as a tar: the node reads that file
+  // a layout folder was packed as a tar, a docker-archive converted to a layout: the node reads that file
   let packedDir: string | undefined
-  if (checked.kind === 'oci' && (await lstat(path)).isDirectory()) {
+  if (checked.kind === 'oci' && (checked.converted === true || (await lstat(path)).isDirectory())) {
     packedDir = await mkdtemp(join(tmpdir(), 'iexec-app-'))
     path = join(packedDir, 'image.tar')
     await writeFile(path, checked.bytes)

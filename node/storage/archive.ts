@@ -267,7 +267,15 @@ export interface UnpackResult {
   files: number
   dirs: number
   bytes: number
+  /** link entries handed to onLink (none are created) */
+  links: number
 }
+
+/**
+ * Hears a link entry (hard: its target is a path in the archive; symbolic:
+ * relative to the link's folder). Without one, links are refused.
+ */
+export type LinkHandler = (path: string, target: string, kind: 'hard' | 'symbolic') => void
 
 async function prepareTarget (dest: string): Promise<void> {
   try {
@@ -286,12 +294,12 @@ async function prepareTarget (dest: string): Promise<void> {
  * regular files and folders; everything is created by this function, so no
  * symlink can redirect a later entry.
  */
-export async function unpackArchive (source: AsyncIterable<Uint8Array>, dest: string, options: Partial<UnpackOptions> = {}): Promise<UnpackResult> {
+export async function unpackArchive (source: AsyncIterable<Uint8Array>, dest: string, options: Partial<UnpackOptions> & { onLink?: LinkHandler } = {}): Promise<UnpackResult> {
   const maxBytes = options.maxBytes ?? ARCHIVE_DEFAULTS.maxBytes
   const maxEntries = options.maxEntries ?? ARCHIVE_DEFAULTS.maxEntries
   await prepareTarget(dest)
   const reader = new ByteReader(source)
-  const result: UnpackResult = { files: 0, dirs: 0, bytes: 0 }
+  const result: UnpackResult = { files: 0, dirs: 0, bytes: 0, links: 0 }
   try {
     for (;;) {
       const block = await reader.take(BLOCK)
@@ -325,6 +333,13 @@ export async function unpackArchive (source: AsyncIterable<Uint8Array>, dest: st
         })
         result.dirs++
         if (size !== 0) throw new StorageError('STORAGE_ARCHIVE_CORRUPT', `folder entry ${path} has a size`, { path })
+        continue
+      }
+      if ((type === 0x31 || type === 0x32) && options.onLink !== undefined) {
+        // recorded for the caller, never created: nothing on disk can redirect a later entry
+        if (size !== 0) throw new StorageError('STORAGE_ARCHIVE_CORRUPT', `link entry ${path} has a size`, { path })
+        options.onLink(path, readString(block, 157, 100), type === 0x31 ? 'hard' : 'symbolic')
+        if (++result.links > maxEntries) throw new StorageError('STORAGE_ARCHIVE_TOO_LARGE', `more than ${maxEntries} entries`, { maxEntries })
         continue
       }
       if (type !== 0x30 && type !== 0) {

@@ -7,7 +7,8 @@ import { lstat, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createReadStream } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { packFolder, unpackArchive } from '../storage/archive.js'
+import { packFolder } from '../storage/archive.js'
+import { unpackImageTar } from './image-tar.js'
 import { appKind, checkElf } from './app-kind.js'
 import type { AppKind } from './app-kind.js'
 import { checkLayout, defaultOciImageOptions, OciRefused } from './oci-image.js'
@@ -17,6 +18,8 @@ export interface AppCheck {
   bytes: Buffer
   /** what was found, for the publisher */
   detail: string
+  /** a docker-archive: `bytes` are the OCI layout it was converted to, not the file's */
+  converted?: boolean
 }
 
 /** Why an app cannot be published; `code` is for tests and scripts. */
@@ -39,6 +42,18 @@ async function checkImage (layout: string, arch?: string): Promise<string> {
   return `OCI image ${image.manifest.digest}, ${image.layers.length} layer(s), runs ${JSON.stringify(command)}`
 }
 
+/** A layout folder as the tar that goes to the swarm. */
+async function packed (dir: string, onProgress?: (bytes: number) => void): Promise<Buffer> {
+  const parts: Uint8Array[] = []
+  let n = 0
+  for await (const c of packFolder(dir)) {
+    parts.push(c)
+    n += c.byteLength
+    onProgress?.(n)
+  }
+  return Buffer.concat(parts)
+}
+
 /**
  * Checks a file or folder for `app publish`; `onProgress` hears the bytes
  * read while a folder is packed.
@@ -46,14 +61,7 @@ async function checkImage (layout: string, arch?: string): Promise<string> {
 export async function checkAppPath (path: string, opts: { arch?: string, onProgress?: (bytes: number) => void } = {}): Promise<AppCheck> {
   if ((await lstat(path)).isDirectory()) {
     const detail = await checkImage(path, opts.arch)
-    const parts: Uint8Array[] = []
-    let n = 0
-    for await (const c of packFolder(path)) {
-      parts.push(c)
-      n += c.byteLength
-      opts.onProgress?.(n)
-    }
-    return { kind: 'oci', bytes: Buffer.concat(parts), detail }
+    return { kind: 'oci', bytes: await packed(path, opts.onProgress), detail }
   }
   const bytes = await readFile(path)
   const kind = appKind(bytes.subarray(0, 512))
@@ -66,12 +74,17 @@ export async function checkAppPath (path: string, opts: { arch?: string, onProgr
   if (kind === 'oci') {
     const dir = await mkdtemp(join(tmpdir(), 'iexec-app-check-'))
     try {
+      let image
       try {
-        await unpackArchive(createReadStream(path), join(dir, 'layout'), { maxBytes: defaultOciImageOptions.maxImageBytes })
+        image = await unpackImageTar(createReadStream(path), dir, defaultOciImageOptions)
       } catch (err) {
-        throw new AppCheckError('APP_IMAGE_INVALID', `the tar is not an OCI image layout: ${(err as Error).message}`)
+        if (err instanceof OciRefused) throw new AppCheckError('APP_IMAGE_INVALID', `the tar is not an image: ${err.code}: ${err.message}`)
+        throw err
       }
-      return { kind, bytes, detail: await checkImage(join(dir, 'layout'), opts.arch) }
+      const detail = await checkImage(image.layout, opts.arch)
+      if (!image.converted) return { kind, bytes, detail }
+      // a docker-archive goes to the swarm as the OCI layout it was converted to (what workers read)
+      return { kind, bytes: await packed(image.layout, opts.onProgress), detail: `${detail} (converted from a docker-archive)`, converted: true }
     } finally {
       await rm(dir, { recursive: true, force: true })
     }

@@ -17,15 +17,16 @@
 //   otherwise the cap is RLIMIT_FSIZE per file and the measure after the run.
 // - seccomp: seccomp.ts's filter (sockets, namespaces, mounts, kernel
 //   interfaces).
-// - rlimits (prlimit): address space, processes, open files, file size, no
-//   core dumps.
+// - rlimits (the launcher's ulimit as root, prlimit otherwise): address
+//   space, processes, open files, file size, no core dumps.
 // - cgroups: memory, pids and cpu where the node may create cgroups.
 // - time: past timeoutMs the sandbox's outer process is killed; its pid
 //   namespace's init dies with it (--die-with-parent), which kills every
 //   process of the run; the run's cgroups are emptied as well.
 import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { chmodSync, chownSync, closeSync, lstatSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, closeSync, lstatSync, cpSync, existsSync, mkdirSync, linkSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmdirSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -151,6 +152,41 @@ async function run (cmd: string, args: string[]): Promise<void> {
 
 interface Cgroup { ctl: CgroupController, dir: string }
 
+/** A run's sandbox, made up to its job's own part (see prepareLaunch). */
+interface Launch {
+  /** the limits it was made for (launchKey) */
+  key: string
+  id: number
+  root: boolean
+  /** what the sandbox binds as /iexec_in and /iexec_out */
+  inDir: string
+  outDir: string
+  /** folders to remove and mounts to undo after the run */
+  dirs: string[]
+  mounts: string[]
+  cgroups: Cgroup[]
+  fds: number[]
+  seccomp: boolean
+  /** the input is hard links in inDir (no bind) */
+  farm?: boolean
+  status: string
+  /** the launcher (as root, from its making; otherwise from go) */
+  child?: ChildProcess
+  ended?: Promise<{ code: number | null, sig: NodeJS.Signals | null, spawnError?: Error }>
+  /** starts the run: bubblewrap's arguments, and the input folder the launcher binds */
+  go: (bwrap: string[], inputDir: string) => void
+}
+
+/** Words for the launcher's `eval`: each single-quoted, a newline as "$nl" (its line must stay one line). */
+function shellWords (words: string[]): string {
+  return words.map((w) => `'${w.replace(/'/g, "'\\''").replace(/\n/g, "'\"$nl\"'")}'`).join(' ')
+}
+
+/** What a launch is made for: the limits fixed before the job is known (rlimits, tmpfs size, memory cgroup). */
+function launchKey (job: ExecJob): string {
+  return `${job.maxMemoryBytes}:${job.maxOutputBytes}`
+}
+
 /**
  * Runs static Linux binaries and OCI images in bubblewrap sandboxes.
  *
@@ -169,6 +205,11 @@ export class NativeExecutor implements Executor {
   private readonly seccompPath?: string
   private unavailable?: string
   private readonly binaries = new Map<string, Promise<string>>()
+  /** A module file's staged copy, by the file's identity (device, inode, size, mtime): no read nor hash per run. */
+  private readonly stagedFiles = new Map<string, string>()
+  private readonly cleanups = new Set<Promise<void>>()
+  /** The next run's launch, made while the last one ran (as root). */
+  private ahead?: Promise<Launch>
   private readonly running = new Map<number, { kill: () => void, done: Promise<unknown> }>()
   private nextRun = 1
   private closed = false
@@ -257,10 +298,17 @@ export class NativeExecutor implements Executor {
     const kind = head.byteLength === 0 && typeof job.module === 'string' ? 'oci' : appKind(head)
     let target: NativeTarget
     if (kind === 'native') {
-      const bytes = typeof job.module === 'string' ? await readFile(job.module) : job.module
-      const elf = checkElf(bytes)
-      if (!elf.ok) return refuse(`cannot run this binary: ${elf.reason ?? ''}`)
-      target = { kind: 'binary', path: await this.stageBinary(bytes) }
+      const identity = typeof job.module === 'string' ? fileIdentity(job.module) : undefined
+      let path = identity !== undefined ? this.stagedFiles.get(identity) : undefined
+      if (path === undefined) {
+        const bytes = typeof job.module === 'string' ? await readFile(job.module) : job.module
+        const elf = checkElf(bytes)
+        if (!elf.ok) return refuse(`cannot run this binary: ${elf.reason ?? ''}`)
+        path = await this.stageBinary(bytes)
+        // checked and staged from these bytes: the same file, unchanged, needs neither again
+        if (identity !== undefined && identity === fileIdentity(job.module as string)) this.stagedFiles.set(identity, path)
+      }
+      target = { kind: 'binary', path }
     } else if (kind === 'oci') {
       if (this.opts.images === undefined || this.host.umoci === undefined) return refuse('OCI images cannot run here (no umoci)')
       const prepared = await this.opts.images(job.module)
@@ -367,120 +415,221 @@ export class NativeExecutor implements Executor {
           break
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code === 'ENOENT') break
-          await new Promise((resolve) => setTimeout(resolve, 20))
+          // the run's last process leaves its cgroups a moment after its exit is seen: retry soon, then back off
+          await new Promise((resolve) => setTimeout(resolve, Math.min(20, 1 << attempt)))
         }
       }
     }
   }
 
-  private async runSandbox (job: ExecJob, target: NativeTarget, base: Omit<ExecResult, 'status'>, signal?: AbortSignal): Promise<ExecResult> {
+  /**
+   * Makes a run's sandbox up to the point where only the job's own part is
+   * missing: as root, its folders (the output a size-capped tmpfs), its
+   * cgroups with their limits, and the launcher process, already inside the
+   * cgroups, waiting on stdin for the input folder to bind (if any) and
+   * bubblewrap's arguments. Moving a process into a cgroup waits for the
+   * kernel (an RCU grace period per hierarchy on v1): done here, ahead of
+   * the next run (see takeLaunch), it stays off that run's start. Without
+   * root, the output is the job's folder, so a launch is made for its run.
+   */
+  private async prepareLaunch (job: ExecJob): Promise<Launch> {
     const id = this.nextRun++
     const root = this.host.root
     const uid = this.opts.firstSandboxUid + (id % this.opts.sandboxUids)
-    const runDir = join(this.opts.stageDir, 'run', String(id))
-    let inDir = job.inputDir
-    let outDir = job.outputDir
-    const mounts: string[] = []
-    const cgroups = root ? this.cgroupsFor(id, job) : []
-    let seccompFd: number | undefined
-    let stdoutFd: number | undefined
-    let stderrFd: number | undefined
+    const launch: Launch = {
+      key: launchKey(job), id, root, inDir: job.inputDir, outDir: job.outputDir, dirs: [], mounts: [], cgroups: [], fds: [], seccomp: false,
+      status: '', go: () => { throw new Error('launch not made') }
+    }
     try {
       if (root) {
-        // the sandbox's uid cannot reach the node's folders (whose parents are private): a
-        // bind of the input and a size-capped tmpfs for the output, in a traversable stage
-        inDir = join(runDir, 'in')
-        outDir = join(runDir, 'out')
-        mkdirSync(inDir, { recursive: true, mode: 0o711 })
-        mkdirSync(outDir, { recursive: true, mode: 0o711 })
-        // the run's folder is the sandbox uid's alone; the input is made readable to it (the
-        // node writes private files), which exposes nothing: only this folder leads to it
+        // the sandbox's uid cannot reach the node's folders (whose parents are private): the input
+        // (hard links or a bind, at the run) and a size-capped tmpfs for the output, in a traversable stage
+        const runDir = join(this.opts.stageDir, 'run', String(id))
+        launch.inDir = join(runDir, 'in')
+        launch.outDir = join(runDir, 'out')
+        launch.dirs.push(launch.inDir, launch.outDir, runDir)
+        mkdirSync(launch.inDir, { recursive: true, mode: 0o711 })
+        mkdirSync(launch.outDir, { recursive: true, mode: 0o711 })
+        // the run's folder is the sandbox uid's alone; only this folder leads to its input
         chownSync(runDir, uid, uid)
         chmodSync(runDir, 0o700)
-        readableByOthers(job.inputDir)
         const size = Math.ceil(job.maxOutputBytes / 4096) * 4096 + 4096
-        // one process for both mounts (each spawn costs more than the mount)
-        mounts.push(inDir, outDir)
-        await run('/bin/sh', ['-c', 'mount --bind "$1" "$2" && mount -t tmpfs -o "$3" tmpfs "$4"', 'sh',
-          job.inputDir, inDir, `size=${size},nr_inodes=${OUTPUT_INODES},mode=0755,uid=${uid},gid=${uid},nosuid,nodev`, outDir])
+        // the input's bind, if any, is made by the launcher (the input is known at the run); both are unmounted after it
+        launch.mounts.push(launch.inDir, launch.outDir)
+        await run('mount', ['-t', 'tmpfs', '-o', `size=${size},nr_inodes=${OUTPUT_INODES},mode=0755,uid=${uid},gid=${uid},nosuid,nodev`, 'tmpfs', launch.outDir])
+        launch.cgroups = this.cgroupsFor(id, job)
       }
-      stdoutFd = openSync(join(outDir, STDOUT_FILE), 'w')
-      stderrFd = openSync(join(outDir, STDERR_FILE), 'w')
-      if (this.seccompPath !== undefined) seccompFd = openSync(this.seccompPath, 'r')
-
-      const env = iexecEnv(job)
-      const bwrap: string[] = [
-        '--unshare-all', '--unshare-user', '--uid', String(INNER_UID), '--gid', String(INNER_UID),
-        '--disable-userns', '--die-with-parent', '--new-session', '--cap-drop', 'ALL',
-        '--hostname', 'iexec', '--clearenv'
-      ]
-      let argv: string[]
-      if (target.kind === 'binary') {
-        // at /<appName>: argv[0] is the path (multi-call binaries such as busybox read it)
-        const at = `/${job.appName ?? 'app'}`
-        bwrap.push('--tmpfs', '/', '--ro-bind', target.path, at, '--dir', '/iexec_in', '--dir', '/iexec_out')
-        argv = [at, ...job.args]
-        bwrap.push('--setenv', 'PATH', '/')
-      } else {
-        bwrap.push('--ro-bind', target.rootfs, '/')
-        // as docker run does: the request's args replace the image's cmd
-        argv = [...target.entrypoint, ...(job.args.length > 0 ? job.args : target.cmd)]
-        if (argv.length === 0) return { ...base, status: 'INVALID_MODULE', message: 'nothing to run: the image has no entrypoint and the request no args' }
-        for (const kv of target.env) {
-          const eq = kv.indexOf('=')
-          if (eq > 0) bwrap.push('--setenv', kv.slice(0, eq), kv.slice(eq + 1))
-        }
+      const stdoutFd = openSync(join(launch.outDir, STDOUT_FILE), 'w')
+      launch.fds.push(stdoutFd)
+      const stderrFd = openSync(join(launch.outDir, STDERR_FILE), 'w')
+      launch.fds.push(stderrFd)
+      let seccompFd: number | undefined
+      if (this.seccompPath !== undefined) {
+        seccompFd = openSync(this.seccompPath, 'r')
+        launch.fds.push(seccompFd)
+        launch.seccomp = true
       }
-      for (const [k, v] of Object.entries(env)) bwrap.push('--setenv', k, v)
-      bwrap.push('--proc', '/proc', '--dev', '/dev', '--ro-bind', inDir, '/iexec_in', '--bind', outDir, '/iexec_out')
-      for (const d of this.opts.devices ?? []) bwrap.push('--dev-bind', d, d)
-      if (target.kind === 'binary') bwrap.push('--remount-ro', '/')
-      bwrap.push('--chdir', target.kind === 'image' ? target.cwd : '/iexec_out')
-      if (seccompFd !== undefined) bwrap.push('--seccomp', '3')
-      bwrap.push('--json-status-fd', '4', '--', ...argv)
-
-      const memCgroup = cgroups.some((c) => c.ctl.limits.includes('memory'))
+      const memCgroup = launch.cgroups.some((c) => c.ctl.limits.includes('memory'))
       const asBytes = memCgroup ? job.maxMemoryBytes + Math.max(job.maxMemoryBytes, AS_SLACK_BYTES) : job.maxMemoryBytes
       const prlimit = [
         `--as=${asBytes}`, `--nproc=${this.opts.maxProcesses}`, `--nofile=${this.opts.maxOpenFiles}`,
         `--fsize=${job.maxOutputBytes}`, '--core=0'
       ]
-      const bwrapPath = this.host.bwrap as string
-      let cmd: string
-      let args: string[]
       if (root) {
-        // joins the run's cgroups before anything of the app exists, then drops to the sandbox uid
-        const join = cgroups.map((c) => `echo $$ > '${c.dir}/cgroup.procs' || exit 125`).join('; ')
-        cmd = '/bin/sh'
-        args = ['-c', `${join}${join !== '' ? '; ' : ''}exec "$@"`, 'sh',
-          'setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all',
-          'prlimit', ...prlimit, '--', bwrapPath, ...bwrap]
+        // joins the run's cgroups before anything of the app exists; then waits for the run: a
+        // line with its input folder (bound here), a line with bubblewrap's arguments, quoted for
+        // the shell (shellWords); an EOF instead (the run never came) ends it. exec all along, so
+        // that bubblewrap's parent is the node (--die-with-parent). A node that dies first leaves EOF:
+        // the launcher then takes its tmpfs and folders away (its emptied cgroups stay).
+        const joins = launch.cgroups.map((c) => `echo $$ > '${c.dir}/cgroup.procs' || exit 125; `).join('')
+        // the rlimits by the shell's ulimit (one exec less than prlimit; the sizes in its units:
+        // KiB of address space, 512-byte blocks of file size, the tmpfs being the exact output cap)
+        const ulimit = [`-v ${Math.ceil(asBytes / 1024)}`, `-p ${this.opts.maxProcesses}`, `-n ${this.opts.maxOpenFiles}`, `-f ${Math.ceil(job.maxOutputBytes / 512)}`, '-c 0']
+          .map((l) => `ulimit ${l} || exit 123; `).join('')
+        const script = `nl=$(printf '\\nx'); nl=\${nl%x}; ${joins}IFS= read -r src || { umount -l "$2"; rmdir "$1" "$2" "$3"; exit 0; }; IFS= read -r words || exit 0; ` +
+          `if [ -n "$src" ]; then mount --bind "$src" "$1" || exit 124; fi; ${ulimit}shift 3; eval "set -- \\"\\$@\\" $words"; exec "$@"`
+        const child = spawn('/bin/sh', ['-c', script, 'sh', launch.inDir, launch.outDir, launch.dirs[2],
+          'setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', this.host.bwrap as string], {
+          stdio: ['pipe', stdoutFd, stderrFd, seccompFd ?? 'ignore', 'pipe'],
+          detached: true,
+          env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' }
+        })
+        // a launcher killed before its run (close, a discarded launch) must not leave an unhandled pipe error
+        child.stdin?.on('error', () => {})
+        launch.go = (bwrap, inputDir) => { child.stdin?.end(`${inputDir}\n${shellWords(bwrap)}\n`) }
+        this.watch(launch, child)
       } else {
-        cmd = 'prlimit'
-        args = [...prlimit, '--', bwrapPath, ...bwrap]
+        launch.go = (bwrap) => {
+          const child = spawn('prlimit', [...prlimit, '--', this.host.bwrap as string, ...bwrap], {
+            stdio: ['ignore', stdoutFd, stderrFd, seccompFd ?? 'ignore', 'pipe'],
+            detached: true,
+            env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' }
+          })
+          this.watch(launch, child)
+        }
       }
-      const t0 = performance.now()
-      const child = spawn(cmd, args, {
-        stdio: ['ignore', stdoutFd, stderrFd, seccompFd ?? 'ignore', 'pipe'],
-        detached: true,
-        env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' }
+      return launch
+    } catch (err) {
+      this.discard(launch)
+      throw err
+    }
+  }
+
+  /** Hears a launch's process: its status documents and its end. */
+  private watch (launch: Launch, child: ChildProcess): void {
+    launch.child = child
+    ;(child.stdio[4] as NodeJS.ReadableStream).on('data', (d: Buffer) => { launch.status += d.toString() })
+    launch.ended = new Promise((resolve) => {
+      child.on('error', (err) => { resolve({ code: null, sig: null, spawnError: err }) })
+      child.on('close', (code, sig) => { resolve({ code, sig }) })
+    })
+  }
+
+  /** Kills a launch that will not run and frees what it holds. */
+  private discard (launch: Launch): void {
+    try { if (launch.child?.pid !== undefined) process.kill(-launch.child.pid, 'SIGKILL') } catch {}
+    for (const fd of launch.fds.splice(0)) closeSync(fd)
+    this.track((async () => {
+      if (launch.ended !== undefined) await launch.ended
+      await this.dropCgroups(launch.cgroups)
+      await this.unmount(launch.mounts, launch.dirs)
+    })())
+  }
+
+  /**
+   * The launch for a run: the one made ahead when it fits the job's limits
+   * and its launcher still waits, else a new one; and, as root, the next
+   * run's launch is made now, while this one runs.
+   */
+  private async takeLaunch (job: ExecJob): Promise<Launch> {
+    if (!this.host.root) return await this.prepareLaunch(job)
+    const key = launchKey(job)
+    let launch: Launch | undefined
+    const ahead = this.ahead
+    this.ahead = undefined
+    if (ahead !== undefined) {
+      const made = await ahead.catch(() => undefined)
+      if (made !== undefined && made.key === key && made.child?.exitCode === null && made.child.signalCode === null) launch = made
+      else if (made !== undefined) this.discard(made)
+    }
+    launch ??= await this.prepareLaunch(job)
+    if (!this.closed) {
+      // begun once this run's sandbox is on its way (prepareLaunch spawns, which blocks the event loop a moment)
+      const next = new Promise<void>((resolve) => { setImmediate(resolve) }).then(async () => {
+        if (this.closed) throw new WorkerError('WORKER_EXECUTOR_CLOSED', 'executor is closed')
+        return await this.prepareLaunch(job)
       })
-      let status = ''
-      const statusPipe = child.stdio[4] as NodeJS.ReadableStream
-      statusPipe.on('data', (d: Buffer) => { status += d.toString() })
+      next.catch(() => {})
+      this.ahead = next
+    }
+    return launch
+  }
+
+  private async runSandbox (job: ExecJob, target: NativeTarget, base: Omit<ExecResult, 'status'>, signal?: AbortSignal): Promise<ExecResult> {
+    if (/[\n\0]/.test(job.inputDir)) throw new WorkerError('WORKER_INVALID_JOB', 'inputDir must not hold a newline or NUL')
+    const env = iexecEnv(job)
+    let argv: string[]
+    const head: string[] = [
+      '--unshare-all', '--unshare-user', '--uid', String(INNER_UID), '--gid', String(INNER_UID),
+      '--disable-userns', '--die-with-parent', '--new-session', '--cap-drop', 'ALL',
+      '--hostname', 'iexec', '--clearenv'
+    ]
+    if (target.kind === 'binary') {
+      // at /<appName>: argv[0] is the path (multi-call binaries such as busybox read it)
+      const at = `/${job.appName ?? 'app'}`
+      head.push('--tmpfs', '/', '--ro-bind', target.path, at, '--dir', '/iexec_in', '--dir', '/iexec_out')
+      argv = [at, ...job.args]
+      head.push('--setenv', 'PATH', '/')
+    } else {
+      head.push('--ro-bind', target.rootfs, '/')
+      // as docker run does: the request's args replace the image's cmd
+      argv = [...target.entrypoint, ...(job.args.length > 0 ? job.args : target.cmd)]
+      if (argv.length === 0) return { ...base, status: 'INVALID_MODULE', message: 'nothing to run: the image has no entrypoint and the request no args' }
+      for (const kv of target.env) {
+        const eq = kv.indexOf('=')
+        if (eq > 0) head.push('--setenv', kv.slice(0, eq), kv.slice(eq + 1))
+      }
+    }
+    for (const [k, v] of Object.entries(env)) head.push('--setenv', k, v)
+    // bubblewrap reads its arguments NUL-separated: a NUL inside one would split it
+    if ([...head, ...argv].some((a) => a.includes('\0'))) return { ...base, status: 'INVALID_MODULE', message: 'an argument or environment value of the app holds a NUL' }
+
+    const launch = await this.takeLaunch(job)
+    const { id, root, inDir, outDir, cgroups } = launch
+    try {
+      let bindFrom = job.inputDir
+      if (root) {
+        // the input is made readable to the sandbox uid (the node writes private files), which
+        // exposes nothing: only the run's own folder leads to it
+        readableByOthers(job.inputDir)
+        // hard links in the run's folder where they can be made (same file system, a small plain
+        // tree): no mount process; else the launcher binds the input there
+        if (linkFarm(job.inputDir, inDir)) {
+          bindFrom = ''
+          launch.farm = true
+        }
+      }
+      const bwrap = [...head, '--proc', '/proc', '--dev', '/dev', '--ro-bind', inDir, '/iexec_in', '--bind', outDir, '/iexec_out']
+      for (const d of this.opts.devices ?? []) bwrap.push('--dev-bind', d, d)
+      if (target.kind === 'binary') bwrap.push('--remount-ro', '/')
+      bwrap.push('--chdir', target.kind === 'image' ? target.cwd : '/iexec_out')
+      if (launch.seccomp) bwrap.push('--seccomp', '3')
+      bwrap.push('--json-status-fd', '4', '--', ...argv)
+
+      const t0 = performance.now()
+      launch.go(bwrap, bindFrom)
+      const child = launch.child as ChildProcess
       let timedOut = false
       let aborted = false
       const killAll = (): void => {
         try { if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL') } catch {}
         try { child.kill('SIGKILL') } catch {}
       }
-      const ended = new Promise<{ code: number | null, sig: NodeJS.Signals | null, spawnError?: Error }>((resolve) => {
-        child.on('error', (err) => { resolve({ code: null, sig: null, spawnError: err }) })
-        child.on('close', (code, sig) => { resolve({ code, sig }) })
-      })
+      const ended = launch.ended as NonNullable<Launch['ended']>
       const timer = setTimeout(() => { timedOut = true; killAll() }, job.timeoutMs)
       const onAbort = (): void => { aborted = true; killAll() }
       signal?.addEventListener('abort', onAbort, { once: true })
+      if (signal?.aborted === true) onAbort()
       this.running.set(id, { kill: onAbort, done: ended })
       const end = await ended
       clearTimeout(timer)
@@ -491,7 +640,7 @@ export class NativeExecutor implements Executor {
       await this.dropCgroups(cgroups)
       if (aborted) throw new WorkerError(this.closed ? 'WORKER_EXECUTOR_CLOSED' : 'WORKER_ABORTED', 'aborted by the caller')
       if (end.spawnError !== undefined) throw new WorkerError('WORKER_RUNNER_FAILED', `cannot start the sandbox: ${end.spawnError.message}`)
-      const docs = status.trim().split('\n').filter((l) => l !== '').map((l) => { try { return JSON.parse(l) as Record<string, unknown> } catch { return {} } })
+      const docs = launch.status.trim().split('\n').filter((l) => l !== '').map((l) => { try { return JSON.parse(l) as Record<string, unknown> } catch { return {} } })
       const started = docs.some((d) => 'child-pid' in d)
       const exitDoc = docs.find((d) => 'exit-code' in d)
       const exitCode = typeof exitDoc?.['exit-code'] === 'number' ? exitDoc['exit-code'] : end.code
@@ -500,7 +649,7 @@ export class NativeExecutor implements Executor {
       if (timedOut) return this.finish(job, outDir, root, result('TIMEOUT', `ran past its time bound of ${job.timeoutMs} ms; the sandbox was killed`), false)
       if (!started) {
         const why = readFileSync(join(outDir, STDERR_FILE), 'utf8').slice(-500).trim()
-        throw new WorkerError('WORKER_RUNNER_FAILED', `the sandbox did not start: ${why}`)
+        throw new WorkerError('WORKER_RUNNER_FAILED', `the sandbox did not start: ${why || `exit ${String(end.code ?? end.sig)}`}`)
       }
       const scan = readTreeSync(outDir, -1)
       if (scan.odd !== undefined) return this.finish(job, outDir, root, result('SANDBOX_VIOLATION', `the output holds an entry that is not a plain file or directory: ${scan.odd}`, exitCode), false)
@@ -512,16 +661,28 @@ export class NativeExecutor implements Executor {
       if (exitCode !== 0) return this.finish(job, outDir, root, result('APP_ERROR', `exited with code ${exitCode}`, exitCode), false)
       return this.finish(job, outDir, root, result('COMPLETED', undefined, 0), true)
     } finally {
-      for (const fd of [stdoutFd, stderrFd, seccompFd]) if (fd !== undefined) closeSync(fd)
-      // lazily, all at once (a mount that was not made is reported and skipped)
-      if (mounts.length > 0) await run('umount', ['-l', ...mounts.reverse()]).catch(() => {})
-      // never a recursive removal: a bind that failed to go would carry it into the task's input
-      if (root) {
-        for (const d of [inDir, outDir, runDir]) {
-          try { rmdirSync(d) } catch {}
-        }
-      }
+      for (const fd of launch.fds.splice(0)) closeSync(fd)
+      // the output was copied out (finish ran before this): the run's mounts go after the
+      // result is handed back, off the task's path; close() waits for them
+      if (root) this.track(this.unmount(launch.mounts, launch.dirs, launch.farm ? inDir : undefined))
     }
+  }
+
+  /** Unmounts a run's folders, then removes them (and the links of its input, `farm`). */
+  private async unmount (mounts: string[], dirs: string[], farm?: string): Promise<void> {
+    // lazily, all at once (a mount that was not made is reported and skipped)
+    if (mounts.length > 0) await run('umount', ['-l', ...mounts.reverse()]).catch(() => {})
+    // links only, and only where nothing is mounted: removing them leaves the input as it was
+    if (farm !== undefined && !mountedUnder(farm)) rmSync(farm, { recursive: true, force: true })
+    // never a recursive removal: a bind that failed to go would carry it into the task's input
+    for (const d of dirs) {
+      try { rmdirSync(d) } catch {}
+    }
+  }
+
+  private track (p: Promise<void>): void {
+    this.cleanups.add(p)
+    void p.finally(() => { this.cleanups.delete(p) })
   }
 
   /** Copies a tmpfs output to the job's folder (the tmpfs goes), reads it back when asked. */
@@ -539,9 +700,17 @@ export class NativeExecutor implements Executor {
     if (this.closed) return
     this.closed = true
     NativeExecutor.open.delete(this)
+    const ahead = this.ahead
+    this.ahead = undefined
+    if (ahead !== undefined) {
+      const made = await ahead.catch(() => undefined)
+      if (made !== undefined) this.discard(made)
+    }
     const runs = [...this.running.values()]
     for (const r of runs) r.kill()
     await Promise.allSettled(runs.map(async (r) => await r.done))
+    // a run's cleanup starts once its result is back: all of them, even those started meanwhile
+    while (this.cleanups.size > 0) await Promise.allSettled([...this.cleanups])
     // nothing is removed under a mount left behind (a bind would carry the removal into a task's input)
     if (mountedUnder(this.opts.stageDir)) return
     if (this.unavailable === undefined && existsSync(join(this.opts.stageDir, 'run'))) {
@@ -564,6 +733,44 @@ function mountedUnder (dir: string): boolean {
     })
   } catch {
     return true
+  }
+}
+
+/** Entries of an input the run's hard links copy at most (a larger tree is bound instead). */
+const MAX_LINKED_ENTRIES = 256
+
+/**
+ * Mirrors a small tree of plain files and folders into the empty folder
+ * `into` with hard links; false (and `into` emptied again) when it cannot:
+ * another file system, a symbolic link or special file, too many entries.
+ */
+function linkFarm (from: string, into: string): boolean {
+  const made: string[] = []
+  try {
+    const stack: string[] = ['']
+    let n = 0
+    while (stack.length > 0) {
+      const rel = stack.pop() as string
+      for (const e of readdirSync(join(from, rel), { withFileTypes: true })) {
+        if (++n > MAX_LINKED_ENTRIES) throw new Error('too many entries')
+        const r = join(rel, e.name)
+        if (e.isDirectory()) {
+          mkdirSync(join(into, r), { mode: 0o755 })
+          made.push(r)
+          stack.push(r)
+        } else if (e.isFile()) {
+          linkSync(join(from, r), join(into, r))
+          made.push(r)
+        } else {
+          throw new Error('not a plain file')
+        }
+      }
+    }
+    return true
+  } catch {
+    // nothing is mounted here yet: what was made is links and folders of the run's own
+    for (const r of made.reverse()) rmSync(join(into, r), { recursive: true, force: true })
+    return false
   }
 }
 
@@ -604,14 +811,23 @@ function outputFull (dir: string): boolean {
   }
 }
 
+/** A file's identity for the staging cache: a rewrite changes its mtime or inode; undefined when it cannot be read. */
+function fileIdentity (path: string): string | undefined {
+  try {
+    const st = statSync(path, { bigint: true })
+    return `${path}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`
+  } catch {
+    return undefined
+  }
+}
+
 async function readHead (path: string): Promise<Uint8Array> {
-  const { open } = await import('node:fs/promises')
-  const fh = await open(path, 'r')
+  // synchronous: 512 bytes cost less than three trips through the thread pool
+  const fd = openSync(path, 'r')
   try {
     const buf = Buffer.alloc(512)
-    const { bytesRead } = await fh.read(buf, 0, 512, 0)
-    return buf.subarray(0, bytesRead)
+    return buf.subarray(0, readSync(fd, buf, 0, 512, 0))
   } finally {
-    await fh.close()
+    closeSync(fd)
   }
 }

@@ -138,12 +138,23 @@ export function probeNativeHost (refresh = false): NativeHost {
   return cached
 }
 
-/** Whether user namespaces work for bubblewrap here (one short sandbox). */
-export function bwrapWorks (bwrap: string): boolean {
+const bwrapChecked = new Map<string, boolean>()
+
+/**
+ * Whether user namespaces work for bubblewrap here (one short sandbox, once
+ * per process and bwrap: every executor would otherwise block the event
+ * loop on it).
+ */
+export function bwrapWorks (bwrap: string, refresh = false): boolean {
+  const known = bwrapChecked.get(bwrap)
+  if (known !== undefined && !refresh) return known
+  let works: boolean
   try {
     execFileSync(bwrap, ['--unshare-all', '--unshare-user', '--ro-bind', '/', '/', '--', '/bin/true'], { stdio: 'ignore', timeout: 10_000 })
-    return true
+    works = true
   } catch {
-    return false
+    works = false
   }
+  bwrapChecked.set(bwrap, works)
+  return works
 }

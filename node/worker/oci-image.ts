@@ -14,14 +14,14 @@
 // later one write outside); the unpacked tree is measured against its cap.
 import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { createReadStream, existsSync } from 'node:fs'
+import { createReadStream, existsSync, statSync } from 'node:fs'
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { arch } from 'node:os'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip } from 'node:zlib'
 import { Writable } from 'node:stream'
-import { unpackArchive } from '../storage/archive.js'
+import { unpackImageTar } from './image-tar.js'
 import type { ImagePreparer, NativeTarget } from './native-executor.js'
 
 export interface OciImageOptions {
@@ -67,6 +67,10 @@ function descriptor (d: unknown, what: string): Descriptor {
   if (o === null || typeof o !== 'object' || typeof o.digest !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(o.digest) ||
       typeof o.size !== 'number' || !Number.isSafeInteger(o.size) || o.size < 0) {
     throw new OciRefused('OCI_BAD_LAYOUT', `${what} is not a sha256 descriptor`)
+  }
+  if (o.mediaType !== undefined && typeof o.mediaType !== 'string') throw new OciRefused('OCI_BAD_LAYOUT', `${what} has a media type that is not a string`)
+  if (o.platform !== undefined && (o.platform === null || typeof o.platform !== 'object' || Array.isArray(o.platform))) {
+    throw new OciRefused('OCI_BAD_LAYOUT', `${what} has a platform that is not an object`)
   }
   return o as Descriptor
 }
@@ -136,6 +140,8 @@ export async function checkLayout (layout: string, opts: Pick<OciImageOptions, '
   try {
     marker = JSON.parse(await readFile(join(layout, 'oci-layout'), 'utf8')) as typeof marker
     index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as typeof index
+    // JSON.parse answers null, numbers and arrays too
+    for (const v of [marker, index]) if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object')
   } catch (err) {
     throw new OciRefused('OCI_BAD_LAYOUT', `not an OCI image layout (oci-layout and index.json): ${(err as Error).message}`)
   }
@@ -157,6 +163,8 @@ export async function checkLayout (layout: string, opts: Pick<OciImageOptions, '
     const cfg = await readJsonBlob(layout, config, 'the image config')
     if (cfg.os !== 'linux' || cfg.architecture !== want) continue
     if (!Array.isArray(manifest.layers)) throw new OciRefused('OCI_BAD_LAYOUT', 'the manifest has no layers array')
+    // nothing to run in an image without a layer: refused before it goes on chain, not at the first task
+    if (manifest.layers.length === 0) throw new OciRefused('OCI_BAD_LAYOUT', 'the manifest lists no layer')
     if (manifest.layers.length > opts.maxLayers) throw new OciRefused('OCI_TOO_LARGE', `more than ${opts.maxLayers} layers`)
     const layers = manifest.layers.map((l, i) => descriptor(l, `layer ${i}`))
     let total = 0
@@ -202,8 +210,12 @@ async function exec (cmd: string, args: string[]): Promise<void> {
 export class OciImages {
   private readonly opts: OciImageOptions
   private readonly unpacked = new Map<string, Promise<NativeTarget>>()
+  /** A module's target by its identity (moduleIdentity), once checked and unpacked. */
+  private readonly byModule = new Map<string, Promise<NativeTarget>>()
   /** How many times an image was unpacked (the bench and tests check the second run does not). */
   unpacks = 0
+  /** How many times a module was read and checked (the same module again is not). */
+  checks = 0
 
   constructor (options: Partial<OciImageOptions> & { cacheDir: string }) {
     this.opts = { ...defaultOciImageOptions, ...options }
@@ -222,6 +234,21 @@ export class OciImages {
   }
 
   async prepare (module: Uint8Array | string): Promise<NativeTarget> {
+    // the same module again (a task's replicas, a bag of tasks): no second read, check nor unpack
+    const id = moduleIdentity(module)
+    let known = id !== undefined ? this.byModule.get(id) : undefined
+    if (known === undefined) {
+      known = this.prepareOnce(module)
+      if (id !== undefined) {
+        this.byModule.set(id, known)
+        known.catch(() => { this.byModule.delete(id) })
+      }
+    }
+    return await known
+  }
+
+  private async prepareOnce (module: Uint8Array | string): Promise<NativeTarget> {
+    this.checks++
     await mkdir(this.opts.cacheDir, { recursive: true, mode: 0o711 })
     await chmod(this.opts.cacheDir, 0o711)
     const work = await mkdtemp(join(this.opts.cacheDir, 'in-'))
@@ -230,15 +257,11 @@ export class OciImages {
       if (typeof module === 'string' && (await lstat(module)).isDirectory()) {
         layout = module
       } else {
-        layout = join(work, 'layout')
         const source = typeof module === 'string'
           ? createReadStream(module)
           : (async function * () { yield module })()
-        try {
-          await unpackArchive(source, layout, { maxBytes: this.opts.maxImageBytes })
-        } catch (err) {
-          throw new OciRefused('OCI_BAD_LAYOUT', `the image tar cannot be read as a layout: ${(err as Error).message}`)
-        }
+        // an OCI layout, or a docker-archive converted to one
+        layout = (await unpackImageTar(source, work, this.opts)).layout
       }
       const checked = await checkLayout(layout, this.opts)
       const key = checked.manifest.digest.slice('sha256:'.length)
@@ -315,5 +338,26 @@ export class OciImages {
       await rm(tmp, { recursive: true, force: true })
       throw err
     }
+  }
+}
+
+/**
+ * What makes a module the same one again: its bytes' hash; a tar file's
+ * device, inode, size and times; a layout folder's index.json's (a new image
+ * in the folder is a new index.json, and blobs are named by their digest).
+ * Undefined when it cannot be read (prepare then says why).
+ */
+function moduleIdentity (module: Uint8Array | string): string | undefined {
+  if (typeof module !== 'string') return 'bytes:' + createHash('sha256').update(module).digest('hex')
+  try {
+    let st = statSync(module, { bigint: true })
+    let at = module
+    if (st.isDirectory()) {
+      at = join(module, 'index.json')
+      st = statSync(at, { bigint: true })
+    }
+    return `file:${at}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`
+  } catch {
+    return undefined
   }
 }

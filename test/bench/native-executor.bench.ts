@@ -10,7 +10,7 @@ import { NativeExecutor } from '../../node/worker/native-executor.js'
 import type { ExecJob } from '../../node/worker/executor.js'
 import { OciImages } from '../../node/worker/oci-image.js'
 import { buildBinaryImage } from '../unit/worker/oci-builder.js'
-import { median, percentile, printTable } from './harness.js'
+import { median, percentile, printTable, writeResults } from './harness.js'
 
 const RUNS = 20
 const WARMUP = 2
@@ -94,4 +94,10 @@ export async function runNative (): Promise<NativeBenchFigures | undefined> {
     await rm(root, { recursive: true, force: true })
     await rm(stage, { recursive: true, force: true })
   }
+}
+
+/** `npm run bench -- native-executor`: this suite alone (executor.bench.ts runs it too). */
+export async function run (): Promise<void> {
+  const figures = await runNative()
+  if (figures !== undefined) await writeResults('native-executor', figures)
 }

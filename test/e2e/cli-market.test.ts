@@ -14,9 +14,27 @@ import type { DealView, OrderbookEntry, SubmittedTask, TaskStatusView, WalletVie
 import { freePort } from '../../node/chain/local-chain.js'
 import { buildCApps } from '../../examples/build-c-apps.js'
 import { buildModule } from '../unit/worker/wasm-builder.js'
+import { buildBinaryImage, tarLayout } from '../unit/worker/oci-builder.js'
+import { initDataDir } from '../../node/config/index.js'
 import { assertBuilt, jsonError, pollUntil, processesMentioning, runCli, runCommand, type RunResult } from './cli-helpers.js'
 
 const RLC = 10n ** 9n
+
+/** A native app: its args on stdout, its uid and task id in /iexec_out (static, so it runs in an empty sandbox). */
+const NATIVE_GREET_C = `#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  printf("greet:");
+  for (int i = 1; i < argc; i++) printf(" %s", argv[i]);
+  printf("\\n");
+  FILE *f = fopen("/iexec_out/greeting.txt", "w");
+  if (f == NULL) return 3;
+  const char *task = getenv("IEXEC_TASK_ID");
+  fprintf(f, "uid=%d task=%s\\n", (int)getuid(), task != NULL ? task : "none");
+  return fclose(f) == 0 ? 0 : 4;
+}
+`
 
 /**
  * The market CLI against a real swarm: `swarm up` with its anvil, hub,
@@ -46,6 +64,8 @@ describe('e2e: the market CLI on a 4-node swarm with a local chain', function ()
     dir = await mkdtemp(join(tmpdir(), 'iexec-e2e-market-'))
     swarmDir = join(dir, 'swarm')
     const t0 = Date.now()
+    // the providers also run native binaries and OCI images (swarm up keeps a data dir's config.json)
+    for (const i of [1, 2, 3]) await initDataDir({ dataDir: join(swarmDir, `node-${i}`), devUnprotectedKey: true, config: { executors: ['wasi', 'native'] } })
     const up = await runCli(['swarm', 'up', '--nodes', '4', '--dir', swarmDir, '--json'], 240_000)
     if (existsSync(join(swarmDir, 'swarm.json'))) file = JSON.parse(await readFile(join(swarmDir, 'swarm.json'), 'utf8')) as SwarmFile
     assert.equal(up.code, 0, up.stderr)
@@ -246,6 +266,37 @@ describe('e2e: the market CLI on a 4-node swarm with a local chain', function ()
       const taskId = d.tasks[0].taskId
       await pollUntil(`the ${name} run to end ${status}`, logs,
         (text) => text.split('\n').some((l) => l.includes(taskId) && l.includes('task failed') && l.includes(status)), 120_000, 500)
+    }
+  })
+
+  it('app publish of a static binary, an OCI layout folder and its tar: each accepted and a task of each runs to its result', async () => {
+    // a static binary built here, and an OCI image of it built with umoci (no registry, no daemon)
+    const src = join(dir, 'greet.c')
+    await writeFile(src, NATIVE_GREET_C)
+    const bin = join(dir, 'greet')
+    const cc = await runCommand('cc', ['-static', '-O1', '-o', bin, src])
+    assert.equal(cc.code, 0, cc.stderr)
+    const layout = join(dir, 'greet-image')
+    buildBinaryImage(layout, bin, { name: 'greet', cmd: ['from-cmd'] })
+    const tar = join(dir, 'greet-image.tar')
+    await writeFile(tar, tarLayout(layout))
+
+    const apps = [['greet-native', bin], ['greet-oci-dir', layout], ['greet-oci-tar', tar]] as const
+    const published: Array<{ orderHash: string }> = []
+    for (const [name, path] of apps) published.push(await json<{ orderHash: string }>(1, ['app', 'publish', path, '--name', name]))
+    await pollUntil('the three app orders in node-0\'s orderbook', async () => await json<{ orders: OrderbookEntry[] }>(0, ['orderbook', 'app']),
+      (b) => published.every((p) => b.orders.some((o) => o.orderHash === p.orderHash)), 30_000, 300)
+    // the three tasks at once: the providers bid on what they can run (native here)
+    const deals = await Promise.all(apps.map(async ([name]) =>
+      await json<SubmittedTask>(0, ['task', 'submit', '--app', name, '--args', `hi ${name}`, '--bidding-window', '3000'], 150_000)))
+    for (const [i, deal] of deals.entries()) {
+      const done = await pollUntil(`the ${apps[i][0]} task to complete`, async () => await json<DealView>(0, ['deal', 'show', deal.dealId]),
+        (d) => d.tasks.every((t) => t.status === 'COMPLETED' || t.status === 'FAILED'), 120_000, 500)
+      assert.deepEqual(done.tasks.map((t) => t.status), ['COMPLETED'], `${apps[i][0]} ran`)
+      const got = await json<{ path: string, stdout: string }>(0, ['result', 'get', done.tasks[0].taskId], 90_000)
+      // the request's args replace the image's cmd, as docker run does
+      assert.equal(got.stdout, `greet: hi ${apps[i][0]}\n`)
+      assert.equal((await readFile(join(got.path, 'greeting.txt'), 'utf8')).toLowerCase(), `uid=1000 task=${done.tasks[0].taskId}\n`.toLowerCase())
     }
   })
 

@@ -3,7 +3,7 @@
 // do, and at what is left on the host once the run ended.
 import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
-import { chmod, mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdtemp, mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isIexecError } from '../../../node/errors.js'
@@ -209,6 +209,90 @@ describe('worker/native-executor', function () {
     Buffer.from(foreign.buffer).writeUInt16LE(183, 18)
     assert.equal((await executor.run(job('', { module: foreign }))).status, 'INVALID_MODULE')
     assert.equal((await executor.run(job('', { module: new Uint8Array(600) }))).status, 'INVALID_MODULE')
+  })
+
+  it('passes arguments byte for byte (quotes, newlines, $, spaces), whatever limits the run before had', async () => {
+    const odd = ["it's", 'two words', 'line1\nline2', '$HOME `id` $(id)', '\\n', '"', '', "'"]
+    for (const maxMemoryBytes of [64, 96, 64].map((m) => m * 1024 * 1024)) {
+      const r = await executor.run(job('for a in "$@"; do printf "[%s]" "$a"; done > /iexec_out/args.txt', { args: ['sh', '-c', 'for a in "$@"; do printf "[%s]" "$a"; done > /iexec_out/args.txt', 'sh', ...odd], maxMemoryBytes }))
+      assert.equal(r.status, 'COMPLETED', r.message)
+      assert.equal(await readFile(join(r.stdoutPath, '..', 'args.txt'), 'utf8'), odd.map((a) => `[${a}]`).join(''))
+    }
+  })
+
+  it('shows the input read-only, as hard links or as a bind, and leaves it as it was', async () => {
+    await mkdir(join(inputDir, 'sub'))
+    await writeFile(join(inputDir, 'sub', 'b.txt'), 'nested\n', { mode: 0o600 })
+    const read = 'cat /iexec_in/data.txt /iexec_in/sub/b.txt > /iexec_out/seen.txt; echo x >> /iexec_in/data.txt && echo WROTE >> /iexec_out/seen.txt; true'
+    const linked = job(read)
+    assert.equal((await executor.run(linked)).status, 'COMPLETED')
+    assert.equal(await out(linked, 'seen.txt'), 'secret input\nnested\n')
+    // a link in the input: no hard links of it, the launcher binds the folder
+    await symlink('data.txt', join(inputDir, 'alias'))
+    const bound = job(read + '; cat /iexec_in/alias >> /iexec_out/seen.txt')
+    assert.equal((await executor.run(bound)).status, 'COMPLETED')
+    assert.equal(await out(bound, 'seen.txt'), 'secret input\nnested\nsecret input\n')
+    await executor.close()
+    assert.equal(await readFile(join(inputDir, 'data.txt'), 'utf8'), 'secret input\n')
+    assert.equal((await stat(join(inputDir, 'data.txt'))).nlink, 1, 'the run\'s links are gone')
+    assert.deepEqual(await readdir(join(stage, 'run')).catch(() => []), [])
+  })
+
+  it('a node killed with SIGKILL leaves no waiting launcher and no mount of the launch it made ahead', async function () {
+    this.timeout(180_000)
+    const stage2 = await mkdtemp(join(tmpdir(), 'iexec-native-kill-'))
+    await chmod(stage2, 0o711)
+    const script = join(root, 'killed.mts')
+    await writeFile(script, `
+      import { NativeExecutor } from ${JSON.stringify(join(process.cwd(), 'node/worker/native-executor.ts'))}
+      const ex = new NativeExecutor({ stageDir: ${JSON.stringify(stage2)}, firstSandboxUid: ${FIRST_UID + 50}, sandboxUids: 10 })
+      const r = await ex.run({ taskId: '0x01', module: '/bin/busybox', appName: 'busybox', args: ['true'], inputDir: ${JSON.stringify(inputDir)},
+        outputDir: ${JSON.stringify(join(root, 'killed-out'))}, inputFiles: [], timeoutMs: 20000, maxMemoryBytes: 64 << 20, maxOutputBytes: 1 << 20 })
+      // the next run's launch is being made: wait until its launcher runs (it reads EOF whenever it gets to its
+      // read), then die without closing
+      const fs = await import('node:fs')
+      const launcher = ${JSON.stringify(join(stage2, 'run', '2', 'in'))}
+      const running = (): boolean => fs.readdirSync('/proc').some((p) => { try { return /^\\d+$/.test(p) && fs.readFileSync('/proc/' + p + '/cmdline', 'utf8').includes(launcher) } catch { return false } })
+      const until = Date.now() + 60000
+      while (Date.now() < until && !running()) await new Promise((r) => setTimeout(r, 20))
+      console.log(r.status)
+      process.kill(process.pid, 'SIGKILL')
+    `)
+    const { spawn } = await import('node:child_process')
+    // spawned, not spawnSync: the event loop (mocha's timers) goes on while it runs
+    const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    const signal = await new Promise<NodeJS.Signals | null>((resolve) => { child.on('close', (_code, sig) => { resolve(sig) }) })
+    const r = { stdout, stderr, signal }
+    assert.equal(r.stdout.trim(), 'COMPLETED', r.stderr)
+    assert.equal(r.signal, 'SIGKILL')
+    const deadline = Date.now() + 60_000
+    const left = (): string[] => readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((l) => l.includes(stage2))
+    // (the finished run's cleanup runs after its result: killed meanwhile, its folders may stay)
+    const ahead = async (): Promise<boolean> => (await readdir(join(stage2, 'run'))).includes('2')
+    while ((left().length > 0 || await ahead()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+    assert.deepEqual(left(), [], 'the launcher took its tmpfs away')
+    assert.equal(await ahead(), false, 'and its folders')
+    await rm(stage2, { recursive: true, force: true })
+  })
+
+  it('re-checks a module file rewritten in place, and leaves no mount once closed', async () => {
+    const app = join(root, 'app')
+    await writeFile(app, await readFile(BUSYBOX), { mode: 0o755 })
+    assert.equal((await executor.run(job('true', { module: app }))).status, 'COMPLETED')
+    // the staging cache keys on the file's identity: new bytes at the same path are read and checked again
+    await writeFile(app, new Uint8Array(600))
+    assert.equal((await executor.run(job('true', { module: app }))).status, 'INVALID_MODULE')
+    await writeFile(app, await readFile(BUSYBOX), { mode: 0o755 })
+    assert.equal((await executor.run(job('echo again > /iexec_out/a', { module: app }))).status, 'COMPLETED')
+    // a run's unmounts finish after its result: close() waits for them
+    await executor.close()
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(stage))
+    assert.deepEqual(mounts, [])
+    assert.deepEqual(await readdir(join(stage, 'run')).catch(() => []), [])
   })
 
   it('refuses a bad job with a code', async () => {

@@ -69,3 +69,63 @@ export async function writeLayout (layout: string, layers: Buffer[], config: Rec
   }))
   return { manifestDigest: manifest.digest, layerDigests: ls.map((l) => l.digest) }
 }
+
+/**
+ * A docker-archive, as `docker save` made it before Docker 25 (manifest.json,
+ * the config as <sha256>.json, <id>/layer.tar per layer): one layer holding a
+ * static binary at /bin/<name>, listed `layers` times, the repeats as links to
+ * the first (as docker writes a repeated layer). `tamper` alters it for tests.
+ */
+export async function buildDockerArchive (out: string, binary: string, opts: {
+  name?: string, entrypoint?: string[], cmd?: string[], layers?: number,
+  tamper?: 'layer-bytes' | 'config-name' | 'link-escape' | 'path-escape'
+} = {}): Promise<void> {
+  const name = opts.name ?? 'app'
+  const stage = await mkdtemp(join(tmpdir(), 'iexec-docker-archive-'))
+  try {
+    const { symlink, readFile } = await import('node:fs/promises')
+    const fs = join(stage, 'fs')
+    await mkdir(join(fs, 'bin'), { recursive: true })
+    await writeFile(join(fs, 'bin', name), await readFile(binary), { mode: 0o755 })
+    await mkdir(join(fs, 'iexec_out'))
+    let layer = execFileSync('tar', ['-C', fs, '-cf', '-', '.'], { maxBuffer: 256 * 1024 * 1024 })
+    const diffId = 'sha256:' + createHash('sha256').update(layer).digest('hex')
+    if (opts.tamper === 'layer-bytes') {
+      layer = Buffer.from(layer)
+      layer[layer.byteLength - 2048] ^= 1
+    }
+    const root = join(stage, 'archive')
+    const count = opts.layers ?? 1
+    const ids = Array.from({ length: count }, (_, i) => createHash('sha256').update(`layer ${i}`).digest('hex'))
+    await mkdir(join(root, ids[0]), { recursive: true })
+    await writeFile(join(root, ids[0], 'layer.tar'), layer)
+    for (const id of ids.slice(1)) {
+      await mkdir(join(root, id))
+      await symlink(`../${ids[0]}/layer.tar`, join(root, id, 'layer.tar'))
+    }
+    if (opts.tamper === 'link-escape') {
+      await mkdir(join(root, 'evil'))
+      await symlink('../../../../etc/passwd', join(root, 'evil', 'layer.tar'))
+    }
+    for (const id of ids) {
+      await writeFile(join(root, id, 'VERSION'), '1.0')
+      await writeFile(join(root, id, 'json'), JSON.stringify({ id }))
+    }
+    const config = Buffer.from(JSON.stringify({
+      architecture: 'amd64', os: 'linux',
+      config: { Entrypoint: opts.entrypoint ?? [`/bin/${name}`], Cmd: opts.cmd ?? null, WorkingDir: '/iexec_out', Env: ['PATH=/bin'] },
+      rootfs: { type: 'layers', diff_ids: ids.map(() => diffId) }
+    }))
+    const configHex = createHash('sha256').update(config).digest('hex')
+    const configName = opts.tamper === 'config-name' ? `${'0'.repeat(64)}.json` : `${configHex}.json`
+    await writeFile(join(root, configName), config)
+    const layers = ids.map((id) => `${id}/layer.tar`)
+    if (opts.tamper === 'link-escape') layers[layers.length - 1] = 'evil/layer.tar'
+    if (opts.tamper === 'path-escape') layers[0] = `../${ids[0]}/layer.tar`
+    await writeFile(join(root, 'manifest.json'), JSON.stringify([{ Config: configName, RepoTags: [`${name}:latest`], Layers: layers }]))
+    await writeFile(join(root, 'repositories'), JSON.stringify({ [name]: { latest: ids[count - 1] } }))
+    execFileSync('tar', ['-C', root, '-cf', out, '.'])
+  } finally {
+    await rm(stage, { recursive: true, force: true })
+  }
+}

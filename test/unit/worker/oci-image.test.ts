@@ -88,6 +88,19 @@ describe('worker/oci-image', function () {
     assert.equal(images.unpacks, 1)
   })
 
+  it('checks a tar file once, and again once it is rewritten', async () => {
+    const file = join(root, 'image-file.tar')
+    await writeFile(file, tarLayout(layout))
+    for (const word of ['one', 'two']) {
+      const r = await executor.run(job(file, ['sh', '-c', `echo ${word}`]))
+      assert.equal(r.status, 'COMPLETED', r.message)
+    }
+    assert.equal(images.checks, 1, 'the same file: read and checked once')
+    await writeFile(file, Buffer.concat([tarLayout(layout).subarray(0, 1024), Buffer.alloc(1024)]))
+    assert.equal((await executor.run(job(file, []))).status, 'INVALID_MODULE')
+    assert.equal(images.checks, 2)
+  })
+
   it('keeps an image sandboxed: read-only root, no network', async () => {
     const j = job(layout, ['sh', '-c', 'if echo x > /bin/new 2>/dev/null; then echo wrote; fi; cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " "'])
     const r = await executor.run(j)
