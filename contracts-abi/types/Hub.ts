@@ -381,6 +381,7 @@ export interface HubInterface extends Interface {
       | "matchOrders"
       | "multicall"
       | "owner"
+      | "payKitty"
       | "presignAppOrder"
       | "presignBid"
       | "presignDatasetOrder"
@@ -512,7 +513,7 @@ export interface HubInterface extends Interface {
   ): string;
   encodeFunctionData(
     functionFragment: "createCategory",
-    values: [string, BigNumberish]
+    values: [string, BigNumberish, BigNumberish, BigNumberish]
   ): string;
   encodeFunctionData(
     functionFragment: "datasetCount",
@@ -590,6 +591,7 @@ export interface HubInterface extends Interface {
     values: [BytesLike[]]
   ): string;
   encodeFunctionData(functionFragment: "owner", values?: undefined): string;
+  encodeFunctionData(functionFragment: "payKitty", values?: undefined): string;
   encodeFunctionData(
     functionFragment: "presignAppOrder",
     values: [Hub.AppOrderStruct]
@@ -787,6 +789,7 @@ export interface HubInterface extends Interface {
   ): Result;
   decodeFunctionResult(functionFragment: "multicall", data: BytesLike): Result;
   decodeFunctionResult(functionFragment: "owner", data: BytesLike): Result;
+  decodeFunctionResult(functionFragment: "payKitty", data: BytesLike): Result;
   decodeFunctionResult(
     functionFragment: "presignAppOrder",
     data: BytesLike
@@ -883,13 +886,23 @@ export namespace CategoryCreatedEvent {
   export type InputTuple = [
     id: BigNumberish,
     name: string,
-    timeRef: BigNumberish
+    timeRef: BigNumberish,
+    memoryMiB: BigNumberish,
+    diskMiB: BigNumberish
   ];
-  export type OutputTuple = [id: bigint, name: string, timeRef: bigint];
+  export type OutputTuple = [
+    id: bigint,
+    name: string,
+    timeRef: bigint,
+    memoryMiB: bigint,
+    diskMiB: bigint
+  ];
   export interface OutputObject {
     id: bigint;
     name: string;
     timeRef: bigint;
+    memoryMiB: bigint;
+    diskMiB: bigint;
   }
   export type Event = TypedContractEvent<InputTuple, OutputTuple, OutputObject>;
   export type Filter = TypedDeferredTopicFilter<Event>;
@@ -1349,8 +1362,15 @@ export interface Hub extends BaseContract {
   categoryCount: TypedContractMethod<[], [bigint], "view">;
 
   categoryOf: TypedContractMethod<
-    [id: BigNumberish],
-    [[string, bigint] & { name: string; timeRef: bigint }],
+    [arg0: BigNumberish],
+    [
+      [bigint, bigint, bigint, string] & {
+        timeRef: bigint;
+        memoryMiB: bigint;
+        diskMiB: bigint;
+        name: string;
+      }
+    ],
     "view"
   >;
 
@@ -1394,7 +1414,12 @@ export interface Hub extends BaseContract {
   contributorsOf: TypedContractMethod<[taskid: BytesLike], [string[]], "view">;
 
   createCategory: TypedContractMethod<
-    [name: string, timeRef: BigNumberish],
+    [
+      name: string,
+      timeRef: BigNumberish,
+      memoryMiB: BigNumberish,
+      diskMiB: BigNumberish
+    ],
     [bigint],
     "nonpayable"
   >;
@@ -1497,6 +1522,8 @@ export interface Hub extends BaseContract {
   multicall: TypedContractMethod<[calls: BytesLike[]], [void], "nonpayable">;
 
   owner: TypedContractMethod<[], [string], "view">;
+
+  payKitty: TypedContractMethod<[], [void], "nonpayable">;
 
   presignAppOrder: TypedContractMethod<
     [o: Hub.AppOrderStruct],
@@ -1663,8 +1690,15 @@ export interface Hub extends BaseContract {
   getFunction(
     nameOrSignature: "categoryOf"
   ): TypedContractMethod<
-    [id: BigNumberish],
-    [[string, bigint] & { name: string; timeRef: bigint }],
+    [arg0: BigNumberish],
+    [
+      [bigint, bigint, bigint, string] & {
+        timeRef: bigint;
+        memoryMiB: bigint;
+        diskMiB: bigint;
+        name: string;
+      }
+    ],
     "view"
   >;
   getFunction(
@@ -1715,7 +1749,12 @@ export interface Hub extends BaseContract {
   getFunction(
     nameOrSignature: "createCategory"
   ): TypedContractMethod<
-    [name: string, timeRef: BigNumberish],
+    [
+      name: string,
+      timeRef: BigNumberish,
+      memoryMiB: BigNumberish,
+      diskMiB: BigNumberish
+    ],
     [bigint],
     "nonpayable"
   >;
@@ -1826,6 +1865,9 @@ export interface Hub extends BaseContract {
   getFunction(
     nameOrSignature: "owner"
   ): TypedContractMethod<[], [string], "view">;
+  getFunction(
+    nameOrSignature: "payKitty"
+  ): TypedContractMethod<[], [void], "nonpayable">;
   getFunction(
     nameOrSignature: "presignAppOrder"
   ): TypedContractMethod<[o: Hub.AppOrderStruct], [void], "nonpayable">;
@@ -2114,7 +2156,7 @@ export interface Hub extends BaseContract {
       AppRegisteredEvent.OutputObject
     >;
 
-    "CategoryCreated(uint256,string,uint256)": TypedContractEvent<
+    "CategoryCreated(uint256,string,uint256,uint256,uint256)": TypedContractEvent<
       CategoryCreatedEvent.InputTuple,
       CategoryCreatedEvent.OutputTuple,
       CategoryCreatedEvent.OutputObject
