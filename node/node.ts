@@ -69,6 +69,7 @@ export interface IexecNodeInit {
   requester?: boolean
   cpus?: number
   memoryMb?: number
+  diskMb?: number
   priceFloor?: bigint
   tags?: string[]
   category?: number
@@ -141,6 +142,7 @@ function withOverrides (config: NodeConfig, init: IexecNodeInit): NodeConfig {
   if (init.requester === true) merged.role = 'requester'
   if (init.cpus !== undefined) merged.cpus = init.cpus
   if (init.memoryMb !== undefined) merged.memoryMb = init.memoryMb
+  if (init.diskMb !== undefined) merged.diskMb = init.diskMb
   if (init.priceFloor !== undefined) merged.priceFloor = init.priceFloor.toString()
   if (init.tags !== undefined) merged.tags = init.tags
   if (init.category !== undefined) merged.category = init.category
@@ -255,6 +257,7 @@ export class IexecNode implements ApiBackend {
       resources: {
         cpus: config.cpus,
         memoryMb: config.memoryMb,
+        diskMb: config.diskMb,
         gpus: config.gpus,
         executors: config.executors,
         category: config.category,
@@ -457,6 +460,7 @@ export class IexecNode implements ApiBackend {
       provider: {
         cpus: c.cpus,
         memoryMb: c.memoryMb,
+        diskMb: c.diskMb,
         category: c.category,
         priceFloor: BigInt(c.priceFloor),
         tags: c.tags,

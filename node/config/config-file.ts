@@ -67,6 +67,7 @@ export function validateConfig (input: unknown): NodeConfig {
     role: 'provider',
     cpus: intIn(v.cpus, 'cpus', 0, 4096),
     memoryMb: intIn(v.memoryMb, 'memoryMb', 0, 64 * 1024 * 1024),
+    diskMb: intIn(v.diskMb, 'diskMb', 0, 0xffffffff),
     gpus: intIn(v.gpus, 'gpus', 0, 1024),
     executors: stringArray(v.executors, 'executors', CONFIG_LIMITS.maxExecutors, 32),
     category: intIn(v.category, 'category', 0, 1_000_000),
