@@ -21,6 +21,7 @@ import { chainProfile, createChainClient } from './chain/index.js'
 import type { ChainClient } from './chain/index.js'
 import { MarketService, marketScoring, marketRoutes } from './market/index.js'
 import { walletRoutes } from './market/wallet-routes.js'
+import { operatorRoutes } from './market/operator-routes.js'
 import type { BidStrategy, MarketServiceOptions } from './market/index.js'
 import { dhtProtocol, swarmTopics } from '../protocols/topics.js'
 import { ExecChannel, PeerResolver, createSchedulerService } from './scheduler/index.js'
@@ -316,6 +317,8 @@ export class IexecNode implements ApiBackend {
           ...marketRoutes(() => this.market),
           // account show, wallet send, stake withdraw / unstake (issue 24)
           ...walletRoutes(() => this.market),
+          // category create | list, kitty, task | deal list, task | deal claim (issues 20 and 26)
+          ...operatorRoutes(() => this.market),
           // app publish: checked before anything goes on chain, streamed from the node's disk
           ...appRoutes({ market: () => this.market, helia: () => this.network.helia, log: fileLogger(dataDirPaths(this.dataDir).logs, 'market').info }),
           ...contentRoutes(() => this.network.helia),

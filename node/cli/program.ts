@@ -4,6 +4,7 @@ import { CLI_DEFAULTS } from './options.js'
 import { describeError, printError, processIo, type CliIo } from './output.js'
 import { packageVersion } from '../version.js'
 import { registerWalletCommands } from './wallet-program.js'
+import { registerOperatorCommands } from './operator-program.js'
 // types only: the command modules load lazily, so `--help` and client commands start fast
 import type { InitCommandOptions } from './init-command.js'
 import type { StartCommandOptions } from './start-command.js'
@@ -387,6 +388,9 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
       const { datasetUnpublishCommand } = await import('./dataset-commands.js')
       await datasetUnpublishCommand(io, address, opts)
     })
+
+  // category, kitty, task list | claim, deal list | claim (issues 20 and 26)
+  registerOperatorCommands(io, { program, task, deal }, addClientOptions)
 
   return program
 }
