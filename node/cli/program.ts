@@ -82,6 +82,7 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
     .option('--cpus <n>', 'CPUs offered to the network')
     .option('--memory <mib>', 'the most memory one run may take, MiB (categories asking more get no bid)')
     .option('--disk <mib>', 'the most output one run may write, MiB (categories asking more get no bid)')
+    .option('--metrics-listen <host:port>', 'also serve GET /metrics without the API token on this address (e.g. 127.0.0.1:9464)')
     .option('--price <nrlc>', 'lowest price per task, in nRLC')
     .option('--category <id>', 'iExec category served (resources and time bound)')
     .option('--tag <tag...>', 'provider tags such as region:eu energy:green')

@@ -21,6 +21,7 @@ export interface StartCommandOptions extends ChainFlags {
   cpus?: string
   memory?: string
   disk?: string
+  metricsListen?: string
   price?: string
   category?: string
   tag?: string[]
@@ -127,6 +128,7 @@ export async function startCommand (io: CliIo, opts: StartCommandOptions): Promi
       ...(cpus !== undefined ? { cpus } : {}),
       ...(memoryMb !== undefined ? { memoryMb } : {}),
       ...(diskMb !== undefined ? { diskMb } : {}),
+      ...(opts.metricsListen !== undefined ? { metricsListen: opts.metricsListen } : {}),
       ...(priceFloor !== undefined ? { priceFloor } : {}),
       ...(tags !== undefined ? { tags } : {}),
       ...(category !== undefined ? { category } : {}),

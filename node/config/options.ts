@@ -24,6 +24,8 @@ export interface NodeConfig {
   bootstrap: string[]
   /** pre-shared key file (libp2p pnet format); absent = open swarm */
   swarmKeyFile?: string
+  /** HOST:PORT of a second listener serving GET /metrics without the token (absent: /metrics only on the API, behind it) */
+  metricsListen?: string
   /** names the DHT protocol and the gossip topics, so swarms never mix */
   swarmId: string
   /** local HTTP API port on 127.0.0.1; 0 = any free port (written to api.json) */

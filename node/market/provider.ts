@@ -93,6 +93,8 @@ interface BidChannel { stream: Stream, lp: LengthPrefixedStream<Stream>, lastUse
 
 export class Provider {
   readonly decisions: ProviderDecisionRecord[] = []
+  /** decisions since start by `sent/OK` or `declined/CODE` (metrics: decisions above is bounded) */
+  readonly counts = new Map<string, number>()
   private stake?: StakeView
   /** the read in flight, shared by concurrent requests */
   private stakeRead?: Promise<bigint>
@@ -132,6 +134,8 @@ export class Provider {
     const record: ProviderDecisionRecord = { requestHash: v.hash, requester: request.requester, decision, sent: 'pending', via, receivedAt, decidedAt: Date.now() }
     this.decisions.push(record)
     if (this.decisions.length > MAX_DECISIONS) this.decisions.shift()
+    const key = decision.bid ? 'sent/OK' : `declined/${decision.code}`
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1)
     try {
       if (decision.bid) {
         const bid = await this.signBid(v.hash, decision.price, decision.volume)

@@ -229,6 +229,13 @@ export class WorkerDuties {
     this.tasks = new KeySetRepository(init.db, 'worker-task', jsonCodec(checkRecord))
   }
 
+  /** Open tasks (held in memory) by state (metrics). */
+  stateCounts (): Record<string, number> {
+    const out: Record<string, number> = {}
+    for (const r of this.open.values()) out[r.state] = (out[r.state] ?? 0) + 1
+    return out
+  }
+
   /** Tasks assigned and not yet computed: the capacity they hold (the provider's bids count it). */
   activeTasks (): number {
     return this.active.size

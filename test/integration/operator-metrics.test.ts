@@ -1,5 +1,9 @@
 /**
- * An operator's routes on real nodes over a real anvil: categories with
+ * An operator's routes and metrics on real nodes over a real anvil. Metrics:
+ * after a real task, /metrics (on the API behind the token, and on the
+ * token-less `metricsListen` listener) shows the counters moved: bids, runs,
+ * RPC calls, transactions and gas, level operations, the follower's lag.
+ * Routes: categories with
  * their limits (list, create by the hub owner only, bad input coded), deal
  * and task lists by role and status, claims by hand (too early, then done,
  * then already done) with the RLC in the hub conserved, and the kitty
@@ -7,6 +11,7 @@
  * without a node at the end.
  */
 import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
 import { Hub__factory } from '../../contracts-abi/index.js'
 import { Wallet } from 'ethers'
 import { runCli } from '../../node/cli/index.js'
@@ -27,7 +32,8 @@ describe('operator routes: categories, lists, claims, kitty', function () {
   let taskId: string
 
   before(async () => {
-    s = await startSwarm({ providers: 1, market: { biddingWindowMs: 2_000 } }, cleanup)
+    // every node also serves /metrics without the token on a loopback port of its own
+    s = await startSwarm({ providers: 1, market: { biddingWindowMs: 2_000 }, config: { metricsListen: '127.0.0.1:0' } }, cleanup)
     p0 = s.providers[0]
     r0 = s.requesters[0]
   })
@@ -99,6 +105,8 @@ describe('operator routes: categories, lists, claims, kitty', function () {
   it('claims by hand: too early, then refunded with the RLC conserved, then already done', async () => {
     assert.deepEqual(await errorOf(r0, 'POST', `/v1/tasks/${taskId}/claim`, {}), { status: 409, code: 'CLAIM_TOO_EARLY' })
     assert.deepEqual(await errorOf(r0, 'POST', `/v1/deals/${dealId}/claim`, {}), { status: 409, code: 'CLAIM_TOO_EARLY' })
+    // every node's scheduler service claims unfinished tasks after the final deadline: held while the hand claims are tested
+    for (const n of s.all) await n.execution!.scheduler.stop()
     // past the final deadline (10 time references of XS: 600 s) on the chain's clock
     const provider = r0.market!.chain.provider
     await provider.send('evm_increaseTime', [601])
@@ -123,6 +131,7 @@ describe('operator routes: categories, lists, claims, kitty', function () {
     assert.deepEqual(await errorOf(r0, 'POST', `/v1/tasks/0x${'ab'.repeat(32)}/claim`, { dealId }), { status: 404, code: 'TASK_NOT_FOUND' })
     const failed = await ok(r0, 'GET', `/v1/tasks?deal=${dealId}&status=FAILED`) as unknown as ListView<TaskListEntry>
     assert.deepEqual(failed.items.map((t) => t.taskId), [taskId])
+    for (const n of s.all) await n.execution!.scheduler.start()
   })
 
   it('the kitty goes to the treasury (the hub owner) only, conserved', async () => {
@@ -142,6 +151,45 @@ describe('operator routes: categories, lists, claims, kitty', function () {
     assert.equal(await r0.market!.hub.kitty(), 0n)
     const t = await hubTotals()
     assert.equal(t.held, t.accounted)
+  })
+
+  it('after a real task, /metrics shows bids, runs, RPC calls, transactions with gas, level operations and the follower\'s lag', async () => {
+    const wasm = await readFile(new URL('../../examples/apps/primes/primes.wasm', import.meta.url))
+    const added = await ok(p0, 'POST', '/v1/content', { data: wasm.toString('base64') })
+    await ok(p0, 'POST', '/v1/apps', { name: 'primes', cid: added.cid, checksum: added.checksum, price: '0' })
+    const { waitFor } = await import('../helpers/wait.js')
+    await waitFor(async () => ((await ok(r0, 'GET', '/v1/orderbook?type=app')).orders as Array<{ order: { app: string } }>).length === 2, 30_000, 'the app order at the requester')
+    const deal = await ok(r0, 'POST', '/v1/tasks', { app: 'primes', args: '100', trust: 1, maxPrice: (10n * RLC).toString() })
+    await waitFor(async () => ((await ok(r0, 'GET', `/v1/deals/${String(deal.dealId)}`)).tasks as Array<{ status: string }>)[0].status === 'COMPLETED', 120_000, 'the task COMPLETED')
+
+    // behind the token on the API; the same registry without it on the metrics listener
+    const anonymous = await fetch(`${p0.apiUrl()}/metrics`)
+    assert.equal(anonymous.status, 401)
+    assert.ok(p0.metricsUrl !== undefined)
+    const open = await fetch(p0.metricsUrl)
+    assert.equal(open.status, 200)
+    assert.match(open.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/)
+    assert.equal((await fetch(p0.metricsUrl.replace('/metrics', '/v1/status'))).status, 404, 'the listener serves /metrics only')
+    const value = (text: string, series: string): number => {
+      const line = text.split('\n').find((l) => l.startsWith(series + ' '))
+      assert.ok(line !== undefined, `${series} in /metrics`)
+      return Number(line.slice(series.length + 1))
+    }
+    const provider = await open.text()
+    assert.ok(value(provider, 'iexec_p2p_bids_total{side="provider",outcome="sent",code="OK"}') >= 2, 'the provider bid on both requests')
+    assert.ok(value(provider, 'iexec_p2p_executor_run_seconds_count{status="COMPLETED"}') >= 1, 'the run is counted')
+    assert.ok(value(provider, 'iexec_p2p_executor_run_seconds_sum{status="COMPLETED"}') > 0)
+    assert.ok(value(provider, 'iexec_p2p_chain_transactions_total{event="mined"}') >= 1, 'the worker\'s contribution is counted')
+    assert.ok(value(provider, 'iexec_p2p_chain_gas_used_total{event="mined"}') > 21_000)
+    assert.ok(value(provider, 'iexec_p2p_chain_rpc_calls_total{method="eth_sendRawTransaction"}') >= 1)
+    assert.ok(value(provider, 'iexec_p2p_chain_rpc_calls_total{method="eth_getLogs"}') >= 1, 'the follower reads logs')
+    assert.ok(value(provider, 'iexec_p2p_chain_rpc_seconds_count') >= 3)
+    assert.ok(value(provider, 'iexec_p2p_db_operations_total{op="put"}') >= 1)
+    assert.ok(value(provider, 'iexec_p2p_chain_follower_lag_blocks') >= 0)
+    assert.match(provider, /^iexec_p2p_deals_open\{role="worker"\} \d+$/m)
+    const requester = await (await fetch(r0.metricsUrl ?? '')).text()
+    assert.ok(value(requester, 'iexec_p2p_bids_total{side="requester",outcome="received",code="OK"}') >= 2)
+    assert.ok(value(requester, 'iexec_p2p_chain_transactions_total{event="mined"}') >= 2, 'deposit, matches, category, claim')
   })
 
   it('the CLI checks its arguments before it asks a node', async () => {
