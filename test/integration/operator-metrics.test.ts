@@ -192,6 +192,28 @@ describe('operator routes: categories, lists, claims, kitty', function () {
     assert.ok(value(requester, 'iexec_p2p_chain_transactions_total{event="mined"}') >= 2, 'deposit, matches, category, claim')
   })
 
+  it('the CLI asks the node: category list, deal list, task list, kitty show (--json)', async () => {
+    const cli = async (argv: string[]): Promise<unknown> => {
+      let out = ''
+      let err = ''
+      const code = await runCli([...argv, '--json', '--data-dir', r0.dataDir], { out: (x) => { out += x }, err: (x) => { err += x } })
+      assert.equal(code, 0, `${argv.join(' ')}: ${err}`)
+      return JSON.parse(out)
+    }
+    const cats = await cli(['category', 'list']) as CategoryView[]
+    assert.deepEqual(cats.map((c) => c.name), ['XS', 'S', 'M', 'L', 'XL'])
+    const deals = await cli(['deal', 'list', '--role', 'requester']) as ListView<DealListEntry>
+    assert.equal(deals.items.length, 2, 'the claimed deal and the primes deal')
+    const failed = await cli(['task', 'list', '--status', 'failed']) as ListView<TaskListEntry>
+    assert.deepEqual(failed.items.map((t) => t.taskId), [taskId])
+    const k = await cli(['kitty', 'show']) as { owner: string }
+    assert.equal(k.owner.toLowerCase(), r0.address.toLowerCase())
+    let err = ''
+    const code = await runCli(['deal', 'claim', dealId, '--json', '--data-dir', r0.dataDir], { out: () => {}, err: (x) => { err += x } })
+    assert.notEqual(code, 0)
+    assert.equal((JSON.parse(err.trim()) as { error: { code: string } }).error.code, 'CLAIM_ALREADY_DONE')
+  })
+
   it('the CLI checks its arguments before it asks a node', async () => {
     const run = async (argv: string[]): Promise<{ code: number, err: string }> => {
       let err = ''
