@@ -75,6 +75,8 @@ export interface IexecNodeInit {
   diskMb?: number
   /** HOST:PORT of the token-less metrics listener */
   metricsListen?: string
+  /** false: RPC calls, transactions and app runs are not observed for the metrics (a benchmark's baseline); default true */
+  metricsObservers?: boolean
   priceFloor?: bigint
   tags?: string[]
   category?: number
@@ -481,7 +483,7 @@ export class IexecNode implements ApiBackend {
     }
     // how fast to poll and how many confirmations: per chain, config.json's chain section over the chain's profile
     const profile = chainProfile(probe.chainId, { confirmations: this.config.chain.confirmations, eventPollIntervalMs: this.config.chain.pollIntervalMs })
-    this.chainClient = await createChainClient({ ...base, rlc, rpc: { pollingIntervalMs: profile.rpcPollingIntervalMs, observer: this.metrics.chainObserver } })
+    this.chainClient = await createChainClient({ ...base, rlc, rpc: { pollingIntervalMs: profile.rpcPollingIntervalMs, ...(this.init.metricsObservers !== false ? { observer: this.metrics.chainObserver } : {}) } })
     const c = this.config
     const marketLog = fileLogger(dataDirPaths(this.dataDir).logs, 'market')
     this.market = new MarketService({
@@ -600,7 +602,7 @@ export class IexecNode implements ApiBackend {
       db: this.db,
       chain,
       domain,
-      executor: this.meteredExecutor(executor),
+      executor: this.init.metricsObservers !== false ? this.meteredExecutor(executor) : executor,
       workDir: join(this.dataDir, 'work'),
       options: { maxConcurrentTasks: this.config.cpus },
       fromBlock: this.init.chainFromBlock ?? this.config.chain.fromBlock ?? 0,
