@@ -159,4 +159,5 @@ export async function dealClaimCommand (io: CliIo, dealIdRaw: string, opts: Clie
     return
   }
   io.out(`claimed ${r.claimed.length} task(s) of deal ${dealId}: the requester is refunded (tx ${r.txHash})\n`)
+  if (r.truncated === true) io.out('(only the deal\'s first 10,000 tasks were read: claim later ones with `task claim TASKID --deal DEALID`)\n')
 }

@@ -97,18 +97,33 @@ export interface ClaimView {
   /** the tasks claimed (refunded to the requester) */
   claimed: string[]
   txHash: string
+  /** the deal has more tasks than one call scans: run it again */
+  truncated?: boolean
 }
 
 /** Block range of one log query: small enough for public RPCs' bounds, large enough for a dev chain in a few calls. */
 const LOG_RANGE = 10_000
 /** A deal list reads at most this many DealCreated events before it filters (a bound on one request's work). */
 const MAX_SCANNED_DEALS = 5_000
+/** Tasks of a deal one `deal claim` reads at most. */
+const MAX_CLAIM_SCAN = 10_000
 /** Claims per transaction of `deal claim` (each ~40k gas). */
 const CLAIMS_PER_TX = 64
 const DEFAULT_LIMIT = 50
 const MAX_LIMIT = 1_000
 /** Tasks of one deal `task list` reads at most (a bag of 100,000 would be 100,000 calls). */
 const MAX_TASKS_PER_DEAL = 1_000
+/** Task statuses one `task list` reads at most, over all its deals. */
+const MAX_TASK_READS = 5_000
+/** Reads in flight at once (a deal's scheduler, a task's status). */
+const READ_CONCURRENCY = 16
+
+/** `fn` over `items`, READ_CONCURRENCY at a time, results in order. */
+async function mapChunked<T, R> (items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = []
+  for (let i = 0; i < items.length; i += READ_CONCURRENCY) out.push(...await Promise.all(items.slice(i, i + READ_CONCURRENCY).map(fn)))
+  return out
+}
 
 function bad (field: string, why: string): HttpError {
   return new HttpError(400, 'API_BAD_REQUEST', `${field} ${why}`, { field })
@@ -257,12 +272,13 @@ async function dealEntries (m: MarketService, role: ListRole, limit: number): Pr
   const items: DealListEntry[] = []
   let truncated = false
   const { logs, complete } = await dealLogs(m, role === 'requester' ? m.address : undefined, (l) => l.length > limit * 4)
-  for (const d of logs) {
+  // the scheduler is drawn after the match: the hub's current one, read for each deal
+  const currents = await mapChunked(logs, async (d) => await m.hub.dealOf(d.dealId, { blockTag: 'pending' }))
+  for (const [i, d] of logs.entries()) {
     const roles: DealListEntry['roles'] = []
     if (d.requester.toLowerCase() === me) roles.push('requester')
     if (d.workers.some((w) => w.toLowerCase() === me)) roles.push('worker')
-    // the scheduler is drawn after the match: the hub's current one
-    const current = await m.hub.dealOf(d.dealId, { blockTag: 'pending' })
+    const current = currents[i]
     const scheduler = String(current.scheduler)
     if (scheduler.toLowerCase() === me) roles.push('scheduler')
     if (role === 'any' ? roles.length === 0 : !roles.includes(role)) continue
@@ -358,11 +374,16 @@ export function operatorRoutes (getMarket: () => MarketService | undefined): Api
       const deals = await dealEntries(m, roleParam(q), onlyDeal !== undefined ? MAX_LIMIT : limit)
       const items: TaskListEntry[] = []
       let truncated = deals.truncated
+      let reads = 0
       for (const d of deals.items) {
         if (onlyDeal !== undefined && d.dealId !== onlyDeal) continue
-        if (d.volume > MAX_TASKS_PER_DEAL) truncated = true
-        for (let idx = 0; idx < Math.min(d.volume, MAX_TASKS_PER_DEAL); idx++) {
-          const s = await taskStatusName(m, d.dealId, idx)
+        const count = Math.min(d.volume, MAX_TASKS_PER_DEAL, MAX_TASK_READS - reads)
+        if (count < d.volume) truncated = true
+        if (count <= 0) break
+        reads += count
+        const statuses = await mapChunked([...Array(count).keys()], async (idx) => await taskStatusName(m, d.dealId, idx))
+        for (let idx = 0; idx < count; idx++) {
+          const s = statuses[idx]
           const claimable = now >= d.finalDeadline && s !== 'COMPLETED' && s !== 'FAILED'
           if (status !== undefined && (status === 'CLAIMABLE' ? !claimable : s !== status)) continue
           if (items.length >= limit) {
@@ -386,11 +407,11 @@ export function operatorRoutes (getMarket: () => MarketService | undefined): Api
       if (now < deadline) {
         throw new HttpError(409, 'CLAIM_TOO_EARLY', `the deal's final deadline is ${new Date(deadline * 1000).toISOString()} (in ${deadline - now} s, chain time): its tasks may still complete`, { deadline, chainTime: now })
       }
-      const open: number[] = []
-      for (let idx = 0; idx < volume; idx++) {
-        const s = await taskStatusName(m, dealId, idx)
-        if (s !== 'COMPLETED' && s !== 'FAILED') open.push(idx)
-      }
+      // a deal of a huge volume is claimed MAX_CLAIM_SCAN tasks per call (the answer says more are left)
+      const scan = Math.min(volume, MAX_CLAIM_SCAN)
+      const statuses = await mapChunked([...Array(scan).keys()], async (idx) => await taskStatusName(m, dealId, idx))
+      const open = [...statuses.keys()].filter((idx) => statuses[idx] !== 'COMPLETED' && statuses[idx] !== 'FAILED')
+      if (open.length === 0 && scan < volume) throw new HttpError(409, 'CLAIM_ALREADY_DONE', `the first ${scan} tasks are completed or claimed: claim the others one by one (task claim)`)
       if (open.length === 0) throw new HttpError(409, 'CLAIM_ALREADY_DONE', 'every task of the deal is completed or claimed: nothing to claim')
       const iface = hubInterface()
       let txHash = ''
@@ -398,7 +419,7 @@ export function operatorRoutes (getMarket: () => MarketService | undefined): Api
         const calls = open.slice(i, i + CLAIMS_PER_TX).map((idx) => iface.encodeFunctionData('claim', [dealId, idx]))
         txHash = (await m.chain.sender.send(m.hub.multicall.populateTransaction(calls))).hash
       }
-      return { dealId, claimed: open.map((idx) => taskIdOf(dealId, BigInt(idx)).toLowerCase()), txHash }
+      return { dealId, claimed: open.map((idx) => taskIdOf(dealId, BigInt(idx)).toLowerCase()), txHash, ...(scan < volume ? { truncated: true } : {}) }
     }),
 
     route('POST', '/v1/tasks/:taskId/claim', async (m, req): Promise<ClaimView> => {
