@@ -426,7 +426,7 @@ export function operatorRoutes (getMarket: () => MarketService | undefined): Api
       const taskId = bytes32(req.params.taskId, 'taskId')
       const b = body(req)
       // the task id is a hash of (deal, index): the caller names the deal, or the node finds it among the recent deals
-      let dealId = typeof b.dealId === 'string' ? bytes32(b.dealId, 'dealId') : undefined
+      let dealId = b.dealId !== undefined ? bytes32(typeof b.dealId === 'string' ? b.dealId : undefined, 'dealId') : undefined
       let idx: number | undefined
       const search = dealId !== undefined ? undefined : await dealLogs(m, undefined, () => false)
       for (const d of search?.logs ?? []) {

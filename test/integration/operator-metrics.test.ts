@@ -100,6 +100,13 @@ describe('operator routes: categories, lists, claims, kitty', function () {
     assert.equal(tasks.items[0].claimable, false)
     assert.deepEqual((await ok(r0, 'GET', '/v1/tasks?status=COMPLETED') as unknown as ListView<TaskListEntry>).items, [])
     assert.deepEqual(await errorOf(r0, 'GET', '/v1/tasks?status=SLEEPING'), { status: 400, code: 'API_BAD_REQUEST' })
+    for (const path of ['/v1/tasks?limit=0', '/v1/tasks?limit=1e3', '/v1/tasks?deal=0x12', '/v1/deals?limit=-1']) {
+      assert.deepEqual(await errorOf(r0, 'GET', path), { status: 400, code: 'API_BAD_REQUEST' }, path)
+    }
+    assert.deepEqual(await errorOf(r0, 'POST', '/v1/tasks/not-a-task/claim', {}), { status: 400, code: 'API_BAD_REQUEST' })
+    assert.deepEqual(await errorOf(r0, 'POST', `/v1/tasks/${taskId}/claim`, { dealId: 7 }), { status: 400, code: 'API_BAD_REQUEST' })
+    assert.deepEqual(await errorOf(r0, 'POST', `/v1/tasks/${taskId}/claim`, []), { status: 400, code: 'API_BAD_REQUEST' })
+    assert.deepEqual(await errorOf(r0, 'POST', `/v1/deals/0x${'00'.repeat(32)}/claim`, {}), { status: 404, code: 'DEAL_NOT_FOUND' })
   })
 
   it('claims by hand: too early, then refunded with the RLC conserved, then already done', async () => {
