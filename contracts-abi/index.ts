@@ -16,7 +16,7 @@ import rlcJson from './artifacts/RLC.json' with { type: 'json' }
 import taskReaderJson from './artifacts/TaskReader.json' with { type: 'json' }
 import { Hub__factory, RLC__factory } from './types/index.js'
 
-export { deployHub, DEFAULT_LOCAL_CATEGORIES } from './deploy.js'
+export { deployHub, DEFAULT_LOCAL_CATEGORIES, CATEGORY_FIELD_MAX, categorySpecProblem } from './deploy.js'
 export type { DeployHubOptions, DeployedHub, CategorySpec, DeployErrorCode } from './deploy.js'
 export { Hub__factory, RLC__factory, TaskReader__factory } from './types/index.js'
 export type { Hub, RLC, TaskReader } from './types/index.js'

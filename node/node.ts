@@ -12,7 +12,9 @@ import { DbController } from './db/index.js'
 import { createNetwork, ResourceAdverts, resourceDhtRules } from './network/index.js'
 import type { BootstrapStatus, Network, NetworkLogger } from './network/index.js'
 import { startApiServer } from './api/index.js'
-import { NodeMetrics, metricsRoutes } from './api/metrics.js'
+import { NodeMetrics, metricsRoutes, type DealRole } from './api/metrics.js'
+import { startMetricsServer, type MetricsServer } from './api/metrics-server.js'
+import type { Executor } from './worker/executor.js'
 import type { ApiServer } from './api/index.js'
 import type { ApiBackend, NodeStatus, PeerView, ResourceQuery, ResourceView } from './api/backend.js'
 import { IexecError } from './errors.js'
@@ -22,6 +24,7 @@ import type { ChainClient } from './chain/index.js'
 import { MarketService, marketScoring, marketRoutes } from './market/index.js'
 import { orderRoutes } from './market/order-routes.js'
 import { walletRoutes } from './market/wallet-routes.js'
+import { operatorRoutes } from './market/operator-routes.js'
 import type { BidStrategy, MarketServiceOptions } from './market/index.js'
 import { dhtProtocol, swarmTopics } from '../protocols/topics.js'
 import { ExecChannel, PeerResolver, createSchedulerService } from './scheduler/index.js'
@@ -77,6 +80,11 @@ export interface IexecNodeInit {
   requester?: boolean
   cpus?: number
   memoryMb?: number
+  diskMb?: number
+  /** HOST:PORT of the token-less metrics listener */
+  metricsListen?: string
+  /** false: RPC calls, transactions and app runs are not observed for the metrics (a benchmark's baseline); default true */
+  metricsObservers?: boolean
   priceFloor?: bigint
   tags?: string[]
   category?: number
@@ -149,6 +157,8 @@ function withOverrides (config: NodeConfig, init: IexecNodeInit): NodeConfig {
   if (init.requester === true) merged.role = 'requester'
   if (init.cpus !== undefined) merged.cpus = init.cpus
   if (init.memoryMb !== undefined) merged.memoryMb = init.memoryMb
+  if (init.diskMb !== undefined) merged.diskMb = init.diskMb
+  if (init.metricsListen !== undefined) merged.metricsListen = init.metricsListen
   if (init.priceFloor !== undefined) merged.priceFloor = init.priceFloor.toString()
   if (init.tags !== undefined) merged.tags = init.tags
   if (init.category !== undefined) merged.category = init.category
@@ -187,6 +197,24 @@ export class IexecNode implements ApiBackend {
   private readonly stopped: Promise<void>
   /** each app's verdict for the bid strategy (appProblem) */
   private readonly appVerdicts = new Map<string, Promise<string | undefined>>()
+  /** the node's Prometheus registry: every source is read at scrape time (or observed as it happens) */
+  readonly metrics = new NodeMetrics({
+    peers: async () => (await this.network.peers()).length,
+    gossip: () => this.market?.stats.snapshot() ?? {},
+    providerBids: () => this.market?.provider?.counts,
+    requesterBids: () => this.market?.requester.bidCounts,
+    openDeals: () => this.openDealRoles(),
+    workerTasks: () => this.execution?.worker.stateCounts(),
+    dbOps: () => this.db.ops,
+    followerLag: async () => {
+      const m = this.market
+      const at = m?.follower.position
+      if (m === undefined || at === undefined) return undefined
+      // the cursor names the next block to read
+      return Math.max(0, await m.chain.provider.getBlockNumber() - (at.blockNumber - 1))
+    }
+  })
+  private metricsServer?: MetricsServer
   private resolveStopped!: () => void
   private chainClient?: ChainClient
   /** the market (orderbook, bidding, requests); undefined without chain settings */
@@ -274,6 +302,7 @@ export class IexecNode implements ApiBackend {
       resources: {
         cpus: config.cpus,
         memoryMb: config.memoryMb,
+        diskMb: config.diskMb,
         gpus: config.gpus,
         executors: config.executors,
         category: config.category,
@@ -332,7 +361,7 @@ export class IexecNode implements ApiBackend {
           return { peerId: this.peerId, signature: await key.sign(payload) }
         },
         routes: [
-          ...metricsRoutes(new NodeMetrics({ peers: async () => (await this.network.peers()).length, gossip: () => this.market?.stats.snapshot() ?? {} })),
+          ...metricsRoutes(this.metrics),
           ...marketRoutes(() => this.market, { failures: () => this.failures }),
           // order publish | unpublish (issue 22): a dataset order is recorded with its dataset
           ...orderRoutes({ market: () => this.market, datasets: new DatasetStore(this.db) }),
@@ -349,6 +378,8 @@ export class IexecNode implements ApiBackend {
           }),
           // account show, wallet send, stake withdraw / unstake (issue 24)
           ...walletRoutes(() => this.market),
+          // category create | list, kitty, task | deal list, task | deal claim (issues 20 and 26)
+          ...operatorRoutes(() => this.market),
           // app publish: checked before anything goes on chain, streamed from the node's disk
           ...appRoutes({ market: () => this.market, helia: () => this.network.helia, log: fileLogger(dataDirPaths(this.dataDir).logs, 'market').info }),
           ...contentRoutes(() => this.network.helia),
@@ -388,7 +419,9 @@ export class IexecNode implements ApiBackend {
           })
         ]
       })
-      const info = { url: this.api.url, pid: process.pid, peerId: this.peerId }
+      // the token-less metrics listener, when asked for (config metricsListen, start --metrics-listen)
+      if (this.config.metricsListen !== undefined) this.metricsServer = await startMetricsServer(this.metrics, this.config.metricsListen)
+      const info = { url: this.api.url, pid: process.pid, peerId: this.peerId, ...(this.metricsServer !== undefined ? { metricsUrl: this.metricsServer.url } : {}) }
       await writeFile(dataDirPaths(this.dataDir).apiInfo, JSON.stringify(info) + '\n', { mode: 0o600 })
       this.wroteApiInfo = true
     } catch (err) {
@@ -396,7 +429,12 @@ export class IexecNode implements ApiBackend {
       throw err
     }
     this.state = 'started'
-    this.log.info('node started', { peerId: this.peerId, address: this.address, api: this.api.url, role: this.config.role })
+    this.log.info('node started', { peerId: this.peerId, address: this.address, api: this.api.url, role: this.config.role, ...(this.metricsServer !== undefined ? { metrics: this.metricsServer.url } : {}) })
+  }
+
+  /** The URL of the token-less metrics listener; undefined when none was asked for. */
+  get metricsUrl (): string | undefined {
+    return this.metricsServer?.url
   }
 
   /** Stops the API, execution, market, adverts, network, chain client and db; removes api.json. Idempotent. */
@@ -407,6 +445,7 @@ export class IexecNode implements ApiBackend {
     this.stopPromise = (async () => {
       await this.api?.close().catch(() => {})
       this.stopPeerEvents?.()
+      await this.metricsServer?.close().catch(() => {})
       await this.stopExecution()
       await this.market?.stop().catch((err: unknown) => { this.log.warn('market stop failed', { error: String(err) }) })
       await this.stopExplorer?.().catch((err: unknown) => { this.log.warn('explorer stop failed', { error: String(err) }) })
@@ -482,7 +521,7 @@ export class IexecNode implements ApiBackend {
     }
     // how fast to poll and how many confirmations: per chain, config.json's chain section over the chain's profile
     const profile = chainProfile(probe.chainId, { confirmations: this.config.chain.confirmations, eventPollIntervalMs: this.config.chain.pollIntervalMs })
-    this.chainClient = await createChainClient({ ...base, rlc, rpc: { pollingIntervalMs: profile.rpcPollingIntervalMs } })
+    this.chainClient = await createChainClient({ ...base, rlc, rpc: { pollingIntervalMs: profile.rpcPollingIntervalMs, ...(this.init.metricsObservers !== false ? { observer: this.metrics.chainObserver } : {}) } })
     const c = this.config
     const marketLog = fileLogger(dataDirPaths(this.dataDir).logs, 'market')
     this.market = new MarketService({
@@ -495,6 +534,7 @@ export class IexecNode implements ApiBackend {
       provider: {
         cpus: c.cpus,
         memoryMb: c.memoryMb,
+        diskMb: c.diskMb,
         category: c.category,
         priceFloor: BigInt(c.priceFloor),
         tags: c.tags,
@@ -615,7 +655,7 @@ export class IexecNode implements ApiBackend {
       db: this.db,
       chain,
       domain,
-      executor,
+      executor: this.init.metricsObservers !== false ? this.meteredExecutor(executor) : executor,
       workDir: join(this.dataDir, 'work'),
       options: { maxConcurrentTasks: this.config.cpus },
       fromBlock: this.init.chainFromBlock ?? this.config.chain.fromBlock ?? 0,
@@ -685,6 +725,40 @@ export class IexecNode implements ApiBackend {
     await e.scheduler.stop().catch(warn('scheduler'))
     await e.channel.stop().catch(warn('exec channel'))
     await e.executor.close().catch(warn('executor'))
+  }
+
+  /** The executor as the worker sees it, each run observed in the metrics (its result, the app's run time). */
+  private meteredExecutor (executor: Executor): Executor {
+    const metrics = this.metrics
+    return {
+      name: executor.name,
+      run: async (job, signal) => {
+        const t0 = performance.now()
+        try {
+          const r = await executor.run(job, signal)
+          metrics.observeRun(r.status, r.durationMs / 1000)
+          return r
+        } catch (err) {
+          metrics.observeRun('ERROR', (performance.now() - t0) / 1000)
+          throw err
+        }
+      },
+      close: async () => { await executor.close() }
+    }
+  }
+
+  /** Open deals by this node's role in each (metrics). */
+  private openDealRoles (): Partial<Record<DealRole, number>> | undefined {
+    const s = this.execution?.scheduler
+    if (s === undefined) return undefined
+    const me = this.address.toLowerCase()
+    const out: Record<DealRole, number> = { requester: 0, worker: 0, scheduler: 0 }
+    for (const d of s.openDeals()) {
+      if (d.deal.requester.toLowerCase() === me) out.requester++
+      if (d.deal.workers.some((w) => w.toLowerCase() === me)) out.worker++
+      if ((d.scheduler ?? d.deal.scheduler).toLowerCase() === me) out.scheduler++
+    }
+    return out
   }
 
   /** The hub's TaskFinalized event of a task: its results CID and agreed result hash. */

@@ -702,17 +702,17 @@ export function decodeSyncFrame (bytes: Uint8Array): SyncFrame {
 }
 
 /**
- * What a worker needs to serve a task of a category, by the category's name
- * on the hub (the hub keeps only a name and a time reference, as iExec's
- * does; iExec describes a category's machine in its description text). A
- * provider bids only on categories whose needs its resources meet; a
- * category with another name has no needs a node can check.
+ * The cpus a worker needs to serve a task of a category, by the category's
+ * name on the hub. The hub defines each category's time, memory and disk
+ * bounds (categoryOf); cpus are not a per-run bound the executor enforces,
+ * so they stay a convention of the default categories' names (one for
+ * another name).
  */
-export const CATEGORY_NEEDS: Readonly<Record<string, { cpus: number, memoryMb: number }>> = {
-  XS: { cpus: 1, memoryMb: 256 },
-  S: { cpus: 1, memoryMb: 1024 },
-  M: { cpus: 2, memoryMb: 4096 },
-  L: { cpus: 4, memoryMb: 8192 }
+export const CATEGORY_NEEDS: Readonly<Record<string, { cpus: number }>> = {
+  XS: { cpus: 1 },
+  S: { cpus: 1 },
+  M: { cpus: 2 },
+  L: { cpus: 4 }
 }
 
 /**

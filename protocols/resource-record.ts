@@ -38,6 +38,8 @@ export interface ResourceRecord {
   address: string
   cpus: number
   memoryMb: number
+  /** the most output one run may write, MiB (absent in records of older nodes) */
+  diskMb?: number
   gpus: number
   executors: string[]
   category: number
@@ -99,7 +101,7 @@ function strings (v: unknown, field: string, max: number, maxLen: number): strin
 export function validateResourceRecord (input: unknown): ResourceRecord {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) throw bad('(root)', 'must be an object')
   const v = input as Record<string, unknown>
-  const allowed = new Set(['peerId', 'address', 'cpus', 'memoryMb', 'gpus', 'executors', 'category', 'priceFloor', 'version', 'tags', 'timestamp', 'seq'])
+  const allowed = new Set(['peerId', 'address', 'cpus', 'memoryMb', 'diskMb', 'gpus', 'executors', 'category', 'priceFloor', 'version', 'tags', 'timestamp', 'seq'])
   for (const k of Object.keys(v)) if (!allowed.has(k)) throw bad(k, 'is not a record field')
   if (typeof v.peerId !== 'string') throw bad('peerId', 'must be a string')
   try {
@@ -123,6 +125,7 @@ export function validateResourceRecord (input: unknown): ResourceRecord {
     address,
     cpus: int(v.cpus, 'cpus', 4096),
     memoryMb: int(v.memoryMb, 'memoryMb', 64 * 1024 * 1024),
+    ...(v.diskMb !== undefined ? { diskMb: int(v.diskMb, 'diskMb', 0xffffffff) } : {}),
     gpus: int(v.gpus, 'gpus', 1024),
     executors: strings(v.executors, 'executors', LIMITS.maxExecutors, LIMITS.maxExecutorLength),
     category: int(v.category, 'category', 1_000_000),

@@ -79,6 +79,8 @@ import {HubModule} from "./HubModule.sol";
  *   proportion to their weights, the scheduler gets the rest (10% plus
  *   rounding). On failure (`claim` after the final deadline) the requester is
  *   refunded in full and the scheduler's stake for that task goes to the kitty.
+ * - The kitty belongs to the treasury, the hub owner: `payKitty` moves it all
+ *   into the owner's hub balance (ownership can be handed to a multisig).
  * - `reelect` replaces a scheduler that missed a duty: tasks remain
  *   uninitialized and it showed no work for T (since its election, its last
  *   `initialize`, or the last task closed by `contributeAndFinalize` with its
@@ -208,8 +210,11 @@ contract Hub is EIP712, Ownable {
         string cid;
     }
 
+    /// @dev the limits share one slot: a run's time bound is timeRef, its memory and output bounds the MiB below
     struct Category {
         uint24 timeRef; // seconds
+        uint32 memoryMiB;
+        uint32 diskMiB;
         string name;
     }
 
@@ -347,7 +352,7 @@ contract Hub is EIP712, Ownable {
     event Unstaked(address indexed account, uint256 amount);
     event StakeSeized(address indexed account, uint256 amount, bytes32 indexed ref);
     event StakeReleased(address indexed account, bytes32 indexed dealid, uint256 amount);
-    event CategoryCreated(uint256 indexed id, string name, uint256 timeRef);
+    event CategoryCreated(uint256 indexed id, string name, uint256 timeRef, uint256 memoryMiB, uint256 diskMiB);
     event AppRegistered(address indexed app, address indexed owner, string name, string cid, bytes32 checksum);
     event DatasetRegistered(address indexed dataset, address indexed owner, string name, string cid, bytes32 checksum);
     event OrderPresigned(bytes32 indexed orderHash);
@@ -382,7 +387,8 @@ contract Hub is EIP712, Ownable {
 
     mapping(address => Asset) private m_apps;
     mapping(address => Asset) private m_datasets;
-    Category[] private m_categories;
+    /// @notice a category's (timeRef, memoryMiB, diskMiB, name); an unknown id reverts (Panic 0x32)
+    Category[] public categoryOf;
 
     mapping(bytes32 => uint256) private m_consumed;
     mapping(bytes32 => bool) private m_presigned;
@@ -491,22 +497,30 @@ contract Hub is EIP712, Ownable {
     }
 
     // ================================================================ registries
-    function createCategory(string calldata name, uint256 timeRef) external onlyOwner returns (uint256 id) {
-        if (timeRef == 0 || timeRef > type(uint24).max) revert BadTimeRef();
-        id = m_categories.length;
+    /// @dev out-of-range limits are refused by the ABI decoder (uint24, uint32); a zero memory or disk
+    /// makes a category no provider serves (deploy and the CLI refuse it; the hub has no bytes to spare)
+    function createCategory(string calldata name, uint24 timeRef, uint32 memoryMiB, uint32 diskMiB)
+        external
+        onlyOwner
+        returns (uint256 id)
+    {
+        if (timeRef == 0) revert BadTimeRef();
+        id = categoryOf.length;
         if (id > type(uint8).max) revert UnknownCategory(id);
-        m_categories.push(Category(uint24(timeRef), name));
-        emit CategoryCreated(id, name, timeRef);
+        categoryOf.push(Category(timeRef, memoryMiB, diskMiB, name));
+        emit CategoryCreated(id, name, timeRef, memoryMiB, diskMiB);
     }
 
     function categoryCount() external view returns (uint256) {
-        return m_categories.length;
+        return categoryOf.length;
     }
 
-    function categoryOf(uint256 id) external view returns (string memory name, uint256 timeRef) {
-        if (id >= m_categories.length) revert UnknownCategory(id);
-        Category storage c = m_categories[id];
-        return (c.name, c.timeRef);
+    /// @notice the hub owner is the treasury: it moves the whole kitty (seized scheduler stakes) into its
+    /// own hub balance, whence `withdraw`; no event (bytes): kitty() drops to zero in that transaction
+    function payKitty() external onlyOwner {
+        uint256 amount = kitty;
+        kitty = 0;
+        m_accounts[msg.sender].balance += uint96(amount);
     }
 
     // ================================================================ orders
@@ -611,13 +625,13 @@ contract Hub is EIP712, Ownable {
             while ((1 << need) < request.trust) ++need;
             if (bids.length < need) revert NotEnoughBids(bids.length, need);
         }
-        if (request.category >= m_categories.length) revert UnknownCategory(request.category);
+        if (request.category >= categoryOf.length) revert UnknownCategory(request.category);
         if (request.app != appOrder.app) revert AppMismatch();
 
         Deal memory deal;
         deal.requester = request.requester;
         deal.trust = uint8(request.trust);
-        deal.timeRef = m_categories[request.category].timeRef;
+        deal.timeRef = categoryOf[request.category].timeRef;
 
         bytes32 requestHash = hashRequestOrder(request);
         _checkSigner(request.requester, requestHash, request.sign);

@@ -39,7 +39,7 @@ contract HubModule {
     SortitionTree.Tree private m_tree;
     mapping(address => Hub.Asset) private m_apps;
     mapping(address => Hub.Asset) private m_datasets;
-    Hub.Category[] private m_categories;
+    Hub.Category[] private categoryOf;
     mapping(bytes32 => uint256) private m_consumed;
     mapping(bytes32 => bool) private m_presigned;
     mapping(bytes32 => Hub.Deal) private m_deals;

@@ -367,6 +367,7 @@ export interface HubInterface extends Interface {
       | "matchOrders"
       | "multicall"
       | "owner"
+      | "payKitty"
       | "reelect"
       | "reelectForTask"
       | "release"
@@ -485,7 +486,7 @@ export interface HubInterface extends Interface {
   ): string;
   encodeFunctionData(
     functionFragment: "createCategory",
-    values: [string, BigNumberish]
+    values: [string, BigNumberish, BigNumberish, BigNumberish]
   ): string;
   encodeFunctionData(functionFragment: "dealOf", values: [BytesLike]): string;
   encodeFunctionData(
@@ -547,6 +548,7 @@ export interface HubInterface extends Interface {
     values: [BytesLike[]]
   ): string;
   encodeFunctionData(functionFragment: "owner", values?: undefined): string;
+  encodeFunctionData(functionFragment: "payKitty", values?: undefined): string;
   encodeFunctionData(functionFragment: "reelect", values: [BytesLike]): string;
   encodeFunctionData(
     functionFragment: "reelectForTask",
@@ -771,6 +773,7 @@ export interface HubInterface extends Interface {
   ): Result;
   decodeFunctionResult(functionFragment: "multicall", data: BytesLike): Result;
   decodeFunctionResult(functionFragment: "owner", data: BytesLike): Result;
+  decodeFunctionResult(functionFragment: "payKitty", data: BytesLike): Result;
   decodeFunctionResult(functionFragment: "reelect", data: BytesLike): Result;
   decodeFunctionResult(
     functionFragment: "reelectForTask",
@@ -933,13 +936,23 @@ export namespace CategoryCreatedEvent {
   export type InputTuple = [
     id: BigNumberish,
     name: string,
-    timeRef: BigNumberish
+    timeRef: BigNumberish,
+    memoryMiB: BigNumberish,
+    diskMiB: BigNumberish
   ];
-  export type OutputTuple = [id: bigint, name: string, timeRef: bigint];
+  export type OutputTuple = [
+    id: bigint,
+    name: string,
+    timeRef: bigint,
+    memoryMiB: bigint,
+    diskMiB: bigint
+  ];
   export interface OutputObject {
     id: bigint;
     name: string;
     timeRef: bigint;
+    memoryMiB: bigint;
+    diskMiB: bigint;
   }
   export type Event = TypedContractEvent<InputTuple, OutputTuple, OutputObject>;
   export type Filter = TypedDeferredTopicFilter<Event>;
@@ -1421,8 +1434,15 @@ export interface Hub extends BaseContract {
   categoryCount: TypedContractMethod<[], [bigint], "view">;
 
   categoryOf: TypedContractMethod<
-    [id: BigNumberish],
-    [[string, bigint] & { name: string; timeRef: bigint }],
+    [arg0: BigNumberish],
+    [
+      [bigint, bigint, bigint, string] & {
+        timeRef: bigint;
+        memoryMiB: bigint;
+        diskMiB: bigint;
+        name: string;
+      }
+    ],
     "view"
   >;
 
@@ -1457,7 +1477,12 @@ export interface Hub extends BaseContract {
   >;
 
   createCategory: TypedContractMethod<
-    [name: string, timeRef: BigNumberish],
+    [
+      name: string,
+      timeRef: BigNumberish,
+      memoryMiB: BigNumberish,
+      diskMiB: BigNumberish
+    ],
     [bigint],
     "nonpayable"
   >;
@@ -1544,6 +1569,8 @@ export interface Hub extends BaseContract {
   multicall: TypedContractMethod<[calls: BytesLike[]], [void], "nonpayable">;
 
   owner: TypedContractMethod<[], [string], "view">;
+
+  payKitty: TypedContractMethod<[], [void], "nonpayable">;
 
   reelect: TypedContractMethod<[dealid: BytesLike], [void], "nonpayable">;
 
@@ -1755,8 +1782,15 @@ export interface Hub extends BaseContract {
   getFunction(
     nameOrSignature: "categoryOf"
   ): TypedContractMethod<
-    [id: BigNumberish],
-    [[string, bigint] & { name: string; timeRef: bigint }],
+    [arg0: BigNumberish],
+    [
+      [bigint, bigint, bigint, string] & {
+        timeRef: bigint;
+        memoryMiB: bigint;
+        diskMiB: bigint;
+        name: string;
+      }
+    ],
     "view"
   >;
   getFunction(
@@ -1795,7 +1829,12 @@ export interface Hub extends BaseContract {
   getFunction(
     nameOrSignature: "createCategory"
   ): TypedContractMethod<
-    [name: string, timeRef: BigNumberish],
+    [
+      name: string,
+      timeRef: BigNumberish,
+      memoryMiB: BigNumberish,
+      diskMiB: BigNumberish
+    ],
     [bigint],
     "nonpayable"
   >;
@@ -1886,6 +1925,9 @@ export interface Hub extends BaseContract {
   getFunction(
     nameOrSignature: "owner"
   ): TypedContractMethod<[], [string], "view">;
+  getFunction(
+    nameOrSignature: "payKitty"
+  ): TypedContractMethod<[], [void], "nonpayable">;
   getFunction(
     nameOrSignature: "reelect"
   ): TypedContractMethod<[dealid: BytesLike], [void], "nonpayable">;
@@ -2280,7 +2322,7 @@ export interface Hub extends BaseContract {
       CallbackCalledEvent.OutputObject
     >;
 
-    "CategoryCreated(uint256,string,uint256)": TypedContractEvent<
+    "CategoryCreated(uint256,string,uint256,uint256,uint256)": TypedContractEvent<
       CategoryCreatedEvent.InputTuple,
       CategoryCreatedEvent.OutputTuple,
       CategoryCreatedEvent.OutputObject

@@ -4,6 +4,17 @@
  */
 
 /** How the JSON-RPC endpoint is reached and how hard we try before giving up. */
+/** What a transaction became: sent (broadcast), mined (successful receipt), replaced (one per earlier hash), failed (reverted or no receipt). */
+export type TxEvent = 'sent' | 'mined' | 'replaced' | 'failed'
+
+/** Told of each RPC exchange and each transaction (the node's metrics); nothing is told when absent. */
+export interface ChainObserver {
+  /** one JSON-RPC call: its method, the exchange's time, and whether it failed (after retries) */
+  rpc?: (method: string, ms: number, failed: boolean) => void
+  /** gasUsed with `mined` and with a `failed` transaction that has a receipt */
+  tx?: (event: TxEvent, gasUsed?: bigint) => void
+}
+
 export interface RpcOptions {
   /** one HTTP request's deadline */
   requestTimeoutMs: number
@@ -15,6 +26,7 @@ export interface RpcOptions {
   retryMaxDelayMs: number
   /** ethers' polling interval for blocks and receipts */
   pollingIntervalMs: number
+  observer?: ChainObserver
 }
 
 export const defaultRpcOptions: RpcOptions = {

@@ -55,6 +55,22 @@ class ResilientProvider extends JsonRpcProvider {
   }
 
   override async _send (payload: JsonRpcPayload | JsonRpcPayload[]): Promise<JsonRpcResult[]> {
+    const observe = this.rpcOpts.observer?.rpc
+    if (observe === undefined) return await this.sendNow(payload)
+    const calls = Array.isArray(payload) ? payload : [payload]
+    const t0 = performance.now()
+    let failed = true
+    try {
+      const answers = await this.sendNow(payload)
+      failed = false
+      return answers
+    } finally {
+      const ms = performance.now() - t0
+      for (const c of calls) observe(c.method, ms, failed)
+    }
+  }
+
+  private async sendNow (payload: JsonRpcPayload | JsonRpcPayload[]): Promise<JsonRpcResult[]> {
     const calls = Array.isArray(payload) ? payload : [payload]
     if (calls.some((c) => c.method === 'eth_sendRawTransaction')) return await this.post(payload)
     const what = calls.map((c) => c.method).join(',')

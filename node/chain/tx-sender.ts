@@ -198,10 +198,23 @@ export class TxSender {
       return inFlight
     })
     const accepted = Date.now()
-    const receipt = await this.waitReceipt(tx, sendOpts)
-    if (receipt.status !== 1) throw await this.explainFailedTx(req, receipt)
-    const timings = { broadcastMs: accepted - t0, receiptMs: Date.now() - accepted }
+    const observe = this.opts.observer?.tx
+    observe?.('sent')
+    let receipt
+    try {
+      receipt = await this.waitReceipt(tx, sendOpts)
+    } catch (err) {
+      observe?.('failed')
+      throw err
+    }
     const replaced = tx.hashes.filter((h) => h !== receipt.hash)
+    for (let i = 0; i < replaced.length; i++) observe?.('replaced')
+    if (receipt.status !== 1) {
+      observe?.('failed', receipt.gasUsed)
+      throw await this.explainFailedTx(req, receipt)
+    }
+    observe?.('mined', receipt.gasUsed)
+    const timings = { broadcastMs: accepted - t0, receiptMs: Date.now() - accepted }
     return { hash: receipt.hash, nonce: tx.nonce, blockNumber: receipt.blockNumber, blockHash: receipt.blockHash, gasUsed: receipt.gasUsed, gasLimit: tx.gasLimit, receipt, timings, replaced }
   }
 

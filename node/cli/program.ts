@@ -5,6 +5,7 @@ import { describeError, printError, processIo, type CliIo } from './output.js'
 import { packageVersion } from '../version.js'
 import { registerWalletCommands } from './wallet-program.js'
 import { registerOrderCommands } from './order-program.js'
+import { registerOperatorCommands } from './operator-program.js'
 // types only: the command modules load lazily, so `--help` and client commands start fast
 import type { InitCommandOptions } from './init-command.js'
 import type { StartCommandOptions } from './start-command.js'
@@ -80,7 +81,9 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
     .option('--swarm-key <file>', 'pre-shared key file of a private swarm (libp2p pnet format)')
     .option('--api-port <port>', 'local API port on 127.0.0.1; 0 = any free port (default from config)')
     .option('--cpus <n>', 'CPUs offered to the network')
-    .option('--memory <mb>', 'memory offered, in MB')
+    .option('--memory <mib>', 'the most memory one run may take, MiB (categories asking more get no bid)')
+    .option('--disk <mib>', 'the most output one run may write, MiB (categories asking more get no bid)')
+    .option('--metrics-listen <host:port>', 'also serve GET /metrics without the API token on this address (e.g. 127.0.0.1:9464)')
     .option('--price <nrlc>', 'lowest price per task, in nRLC')
     .option('--category <id>', 'iExec category served (resources and time bound)')
     .option('--tag <tag...>', 'provider tags such as region:eu energy:green')
@@ -422,6 +425,9 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
       const { datasetUnpublishCommand } = await import('./dataset-commands.js')
       await datasetUnpublishCommand(io, address, opts)
     })
+
+  // category, kitty, task list | claim, deal list | claim (issues 20 and 26)
+  registerOperatorCommands(io, { program, task, deal }, addClientOptions)
 
   return program
 }

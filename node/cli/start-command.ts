@@ -20,6 +20,8 @@ export interface StartCommandOptions extends ChainFlags {
   apiPort?: string
   cpus?: string
   memory?: string
+  disk?: string
+  metricsListen?: string
   price?: string
   category?: string
   tag?: string[]
@@ -64,6 +66,7 @@ export async function startCommand (io: CliIo, opts: StartCommandOptions): Promi
   const apiPort = opts.apiPort !== undefined ? parsePortOption('--api-port', opts.apiPort) : undefined
   const cpus = opts.cpus !== undefined ? parseIntOption('--cpus', opts.cpus, 1, 1024) : undefined
   const memoryMb = opts.memory !== undefined ? parseIntOption('--memory', opts.memory, 64, 16 * 1024 * 1024) : undefined
+  const diskMb = opts.disk !== undefined ? parseIntOption('--disk', opts.disk, 1, 0xffffffff) : undefined
   const priceFloor = opts.price !== undefined ? parsePriceOption('--price', opts.price) : undefined
   const category = opts.category !== undefined ? parseIntOption('--category', opts.category, 0, 1_000_000) : undefined
   const tags = opts.tag?.map(parseTagOption)
@@ -124,6 +127,8 @@ export async function startCommand (io: CliIo, opts: StartCommandOptions): Promi
       ...(opts.requester === true ? { requester: true } : {}),
       ...(cpus !== undefined ? { cpus } : {}),
       ...(memoryMb !== undefined ? { memoryMb } : {}),
+      ...(diskMb !== undefined ? { diskMb } : {}),
+      ...(opts.metricsListen !== undefined ? { metricsListen: opts.metricsListen } : {}),
       ...(priceFloor !== undefined ? { priceFloor } : {}),
       ...(tags !== undefined ? { tags } : {}),
       ...(category !== undefined ? { category } : {}),

@@ -3,6 +3,7 @@ import { writeFileDurable } from '../durable-file.js'
 import { ConfigError } from './errors.js'
 import { CONFIG_LIMITS, defaultNodeConfig } from './options.js'
 import type { NodeConfig, NodeChainConfig } from './options.js'
+import { parseMetricsListen } from '../api/metrics-server.js'
 
 function invalid (field: string, why: string): ConfigError {
   return new ConfigError('CONFIG_INVALID', `config: ${field} ${why}`, { field })
@@ -47,7 +48,7 @@ function chainConfig (v: unknown): NodeChainConfig {
   return out
 }
 
-const KNOWN_KEYS = new Set(Object.keys(defaultNodeConfig()).concat('swarmKeyFile'))
+const KNOWN_KEYS = new Set(Object.keys(defaultNodeConfig()).concat('swarmKeyFile', 'metricsListen'))
 
 /**
  * Checks a parsed config object field by field; missing fields take their
@@ -67,6 +68,7 @@ export function validateConfig (input: unknown): NodeConfig {
     role: 'provider',
     cpus: intIn(v.cpus, 'cpus', 0, 4096),
     memoryMb: intIn(v.memoryMb, 'memoryMb', 0, 64 * 1024 * 1024),
+    diskMb: intIn(v.diskMb, 'diskMb', 0, 0xffffffff),
     gpus: intIn(v.gpus, 'gpus', 0, 1024),
     executors: stringArray(v.executors, 'executors', CONFIG_LIMITS.maxExecutors, 32),
     category: intIn(v.category, 'category', 0, 1_000_000),
@@ -98,6 +100,15 @@ export function validateConfig (input: unknown): NodeConfig {
     throw invalid('defaultMaxPrice', 'must be a non-negative integer (nRLC) below 2^48 as a decimal string')
   }
   cfg.defaultMaxPrice = cap
+  if (v.metricsListen !== undefined) {
+    if (typeof v.metricsListen !== 'string') throw invalid('metricsListen', 'must be HOST:PORT')
+    try {
+      parseMetricsListen(v.metricsListen)
+    } catch {
+      throw invalid('metricsListen', 'must be HOST:PORT (e.g. 127.0.0.1:9464)')
+    }
+    cfg.metricsListen = v.metricsListen
+  }
   if (v.swarmKeyFile !== undefined) {
     if (typeof v.swarmKeyFile !== 'string' || v.swarmKeyFile.length === 0) throw invalid('swarmKeyFile', 'must be a file path')
     cfg.swarmKeyFile = v.swarmKeyFile

@@ -24,13 +24,18 @@ export interface NodeConfig {
   bootstrap: string[]
   /** pre-shared key file (libp2p pnet format); absent = open swarm */
   swarmKeyFile?: string
+  /** HOST:PORT of a second listener serving GET /metrics without the token (absent: /metrics only on the API, behind it) */
+  metricsListen?: string
   /** names the DHT protocol and the gossip topics, so swarms never mix */
   swarmId: string
   /** local HTTP API port on 127.0.0.1; 0 = any free port (written to api.json) */
   apiPort: number
   role: NodeConfigRole
   cpus: number
+  /** the most memory one run may take here, MiB: the provider bids on a category asking at most this */
   memoryMb: number
+  /** the most output one run may write here, MiB: the provider bids on a category asking at most this */
+  diskMb: number
   gpus: number
   /** executors this node can run apps with */
   executors: string[]
@@ -80,6 +85,8 @@ export function defaultNodeConfig (): NodeConfig {
     cpus: availableParallelism(),
     // half the RAM: the node itself and the OS keep the rest
     memoryMb: Math.floor(totalmem() / 1048576 / 2),
+    // 10 GiB of output per run: the default categories ask 64 MiB to 32 GiB; an owner with more disk raises it
+    diskMb: 10 * 1024,
     gpus: 0,
     // WASI runs everywhere node:wasi does; docker is opt-in where an engine exists
     executors: ['wasi'],

@@ -9,9 +9,14 @@ export type RawStore = Level<string, Uint8Array>
  * Owns the one `level` instance of a node. Repositories get their store from
  * here; nothing else in the node opens level.
  */
+/** The kinds of level operation the repositories count (metrics). */
+export type DbOp = 'get' | 'put' | 'del' | 'batch' | 'iterate'
+
 export class DbController {
   private readonly db: RawStore
   private opened = false
+  /** operations since start, by kind (a batch counts once) */
+  readonly ops: Record<DbOp, number> = { get: 0, put: 0, del: 0, batch: 0, iterate: 0 }
 
   constructor (readonly options: DbOptions) {
     this.db = new Level<string, Uint8Array>(options.path, { keyEncoding: 'utf8', valueEncoding: 'view' })
@@ -35,6 +40,10 @@ export class DbController {
 
   get isOpen (): boolean {
     return this.opened
+  }
+
+  count (op: DbOp): void {
+    this.ops[op]++
   }
 
   /** The raw store, for repositories. @throws DbError DB_CLOSED */

@@ -71,24 +71,29 @@ export class Repository<T> {
 
   /** The value, or undefined when absent. */
   async get (key: string): Promise<T | undefined> {
+    this.db.count('get')
     const bytes = await this.db.store().get(this.fullKey(key))
     return bytes === undefined ? undefined : this.decode(key, bytes)
   }
 
   async has (key: string): Promise<boolean> {
+    this.db.count('get')
     return (await this.db.store().get(this.fullKey(key))) !== undefined
   }
 
   async put (key: string, value: T): Promise<void> {
+    this.db.count('put')
     await this.db.store().put(this.fullKey(key), this.codec.encode(value))
   }
 
   async del (key: string): Promise<void> {
+    this.db.count('del')
     await this.db.store().del(this.fullKey(key))
   }
 
   /** Several writes applied together or not at all. */
   async batch (ops: Array<{ type: 'put', key: string, value: T } | { type: 'del', key: string }>): Promise<void> {
+    this.db.count('batch')
     await this.db.store().batch(ops.map((op) => op.type === 'put'
       ? { type: 'put' as const, key: this.fullKey(op.key), value: this.codec.encode(op.value) }
       : { type: 'del' as const, key: this.fullKey(op.key) }))
@@ -98,6 +103,7 @@ export class Repository<T> {
   async * entries (options: IterateOptions = {}): AsyncGenerator<{ key: string, value: T }> {
     const start = this.keyPrefix + (options.prefix ?? '')
     // '\xff' sorts after any utf8 key character we write
+    this.db.count('iterate')
     const it = this.db.store().iterator({ gte: start, lt: start + '\xff', limit: options.limit ?? DEFAULT_ITERATE_LIMIT, reverse: options.reverse ?? false })
     try {
       for await (const [fullKey, bytes] of it) {
@@ -112,6 +118,7 @@ export class Repository<T> {
   /** Every key, in order (not bounded: for an index of the table's keys). */
   async * keys (options: { prefix?: string } = {}): AsyncGenerator<string> {
     const start = this.keyPrefix + (options.prefix ?? '')
+    this.db.count('iterate')
     const it = this.db.store().keys({ gte: start, lt: start + '\xff' })
     try {
       for await (const fullKey of it) yield fullKey.slice(this.keyPrefix.length)

@@ -11,15 +11,19 @@ import { decodeTags, parseRequestParams } from '../../protocols/market.js'
 import type { BidDeclineCode } from '../../protocols/market.js'
 import type { ProviderProfile } from './options.js'
 
-/** Resources a category needs from each worker. */
+/** Resources a category needs from each worker (memory and disk: the hub's bounds of each run, MiB). */
 export interface CategoryNeeds {
   cpus: number
   memoryMb: number
+  diskMb?: number
+  /** seconds: each run's time bound */
+  timeRef?: number
 }
 
 /** What the provider knows when it decides (facts from its config, the chain and its executor). */
 export interface BidContext {
-  provider: ProviderProfile & { cpus: number, memoryMb: number }
+  /** memoryMb and diskMb: the most one run may take here (the provider's advertised maxima) */
+  provider: ProviderProfile & { cpus: number, memoryMb: number, diskMb?: number }
   /** the provider's wallet address (the bid's `worker`) */
   worker: string
   /** what the request's category needs; undefined = the category is unknown to this node */
@@ -69,8 +73,11 @@ export const defaultBidStrategy: BidStrategy = (request, ctx) => {
   // the provider serves only the categories it declares (its resources and time bound)
   const category = Number(request.category)
   if (!p.categories.includes(category)) return no('NO_CATEGORY', `no provider for the category ${request.category}`)
-  if (ctx.categoryNeeds !== undefined && (p.cpus < ctx.categoryNeeds.cpus || p.memoryMb < ctx.categoryNeeds.memoryMb)) {
-    return no('RESOURCES_TOO_SMALL', `resources too small for the category ${request.category} (needs ${ctx.categoryNeeds.cpus} cpus, ${ctx.categoryNeeds.memoryMb} MB)`)
+  const needs = ctx.categoryNeeds
+  if (needs !== undefined && (p.cpus < needs.cpus || p.memoryMb < needs.memoryMb || (needs.diskMb !== undefined && p.diskMb !== undefined && p.diskMb < needs.diskMb))) {
+    const disk = needs.diskMb !== undefined ? `, ${needs.diskMb} MiB of disk` : ''
+    const has = `has ${p.cpus} cpus, ${p.memoryMb} MiB${p.diskMb !== undefined ? `, ${p.diskMb} MiB of disk` : ''}`
+    return no('RESOURCES_TOO_SMALL', `resources too small for the category ${request.category} (needs ${needs.cpus} cpus, ${needs.memoryMb} MiB${disk}; ${has})`)
   }
 
   // every required tag (tag bits and free-form tags) must be among the provider's

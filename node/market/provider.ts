@@ -39,7 +39,10 @@ import type { MarketService } from './service.js'
 /** What the provider offers (from the node's config). */
 export interface ProviderSettings {
   cpus: number
+  /** the most memory one run may take here, MiB (a category asking more is declined) */
   memoryMb: number
+  /** the most output one run may write here, MiB; unbounded when absent */
+  diskMb?: number
   category: number
   priceFloor: bigint
   tags: string[]
@@ -92,6 +95,8 @@ export class Provider {
   readonly decisions: ProviderDecisionRecord[] = []
   /** told of each decision as it is made (the node's event stream); must not throw */
   onDecision?: (record: ProviderDecisionRecord) => void
+  /** decisions since start by `sent/OK` or `declined/CODE` (metrics: decisions above is bounded) */
+  readonly counts = new Map<string, number>()
   private stake?: StakeView
   /** the read in flight, shared by concurrent requests */
   private stakeRead?: Promise<bigint>
@@ -101,7 +106,7 @@ export class Provider {
   private readonly channels = new Map<string, BidChannel>()
   /** the last answer queued to each requester peer (answers to one peer go one at a time) */
   private readonly queues = new Map<string, Promise<unknown>>()
-  /** what each category needs (its name on the hub never changes): read once per category */
+  /** what each category needs (a category never changes on the hub): read once per category */
   private readonly needs = new Map<string, Promise<CategoryNeeds | undefined>>()
 
   constructor (private readonly market: MarketService, readonly settings: ProviderSettings) {}
@@ -132,6 +137,8 @@ export class Provider {
     this.decisions.push(record)
     if (this.decisions.length > MAX_DECISIONS) this.decisions.shift()
     this.onDecision?.(record)
+    const key = decision.bid ? 'sent/OK' : `declined/${decision.code}`
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1)
     try {
       // an expiry is the node's policy (the hub has none): a request that
       // expired while we decided is not bid on, nor answered
@@ -259,7 +266,7 @@ export class Provider {
     return {
       stakeFromCache,
       bid: {
-        provider: { categories: [s.category], tags: s.tags, priceFloor: s.priceFloor, executors: s.executors, cpus: s.cpus, memoryMb: s.memoryMb },
+        provider: { categories: [s.category], tags: s.tags, priceFloor: s.priceFloor, executors: s.executors, cpus: s.cpus, memoryMb: s.memoryMb, ...(s.diskMb !== undefined ? { diskMb: s.diskMb } : {}) },
         worker: this.market.address,
         ...(appOwner !== undefined ? { appExecutor: appExecutor ?? 'wasi' } : {}),
         ...(appProblem !== undefined ? { appProblem } : {}),
@@ -288,14 +295,17 @@ export class Provider {
   }
 
   /**
-   * What the request's category needs of a worker (CATEGORY_NEEDS by the
-   * hub's name for it); undefined for a category of another name. Only the
-   * categories this provider serves are read (the strategy declines the
-   * others before it looks at their needs).
+   * What the request's category needs of a worker: its memory and disk as
+   * the hub defines them, its cpus by its name (CATEGORY_NEEDS; one for a
+   * name not listed). Only the categories this provider serves are read (the
+   * strategy declines the others before it looks at their needs).
    */
   private async categoryNeeds (category: bigint): Promise<CategoryNeeds | undefined> {
     if (Number(category) !== this.settings.category) return undefined
-    return await memoAsync(this.needs, category.toString(), async () => CATEGORY_NEEDS[(await this.market.hub.categoryOf(category))[0]])
+    return await memoAsync(this.needs, category.toString(), async () => {
+      const c = await this.market.hub.categoryOf(category)
+      return { cpus: CATEGORY_NEEDS[c.name]?.cpus ?? 1, memoryMb: Number(c.memoryMiB), diskMb: Number(c.diskMiB), timeRef: Number(c.timeRef) }
+    })
   }
 
   /** Sends one answer to a requester and reads its ack, after the answers already queued to it. */

@@ -168,7 +168,14 @@ export class Requester {
   private readonly closedWindows = new BoundedSeenSet(1024)
   private publicKey?: string
 
+  /** bids since start by `received/OK` or `declined/CODE` (metrics) */
+  readonly bidCounts = new Map<string, number>()
+
   constructor (private readonly market: MarketService) {}
+
+  private countBid (key: string): void {
+    this.bidCounts.set(key, (this.bidCounts.get(key) ?? 0) + 1)
+  }
 
   /**
    * A bid accepted by the validators (stream or gossip): counted if it answers
@@ -183,6 +190,7 @@ export class Requester {
     if (had !== undefined) return had.message.sign === v.message.sign
     const count = (): void => {
       c.bids.set(worker, { message: v.message, from, at: Date.now() })
+      this.countBid('received/OK')
       c.firstBidAt ??= Date.now()
       if (c.bids.size >= c.enough) c.done()
     }
@@ -194,7 +202,10 @@ export class Requester {
     // signed advert declares the tags (a bid alone is the bidder's word)
     if (c.pending.has(worker)) return true
     c.pending.add(worker)
-    const decline = (code: string, reason: string): void => { if (c.declines.length < 256) c.declines.push({ peer: from, peerId: from, code, reason }) }
+    const decline = (code: string, reason: string): void => {
+      this.countBid(`declined/${code}`)
+      if (c.declines.length < 256) c.declines.push({ peer: from, peerId: from, code, reason })
+    }
     const who = v.message.order.worker
     const check = async (): Promise<{ code: string, reason: string } | undefined> => {
       if (c.minScore > 0n) {
@@ -228,6 +239,7 @@ export class Requester {
   onDecline (d: BidDecline, from: string): boolean {
     const c = this.collectors.get(d.requestHash.toLowerCase())
     if (c === undefined) return false
+    this.countBid(`declined/${d.code}`)
     if (c.declines.length < 256) c.declines.push({ peer: from, peerId: from, code: d.code, reason: d.reason })
     return true
   }
@@ -236,6 +248,7 @@ export class Requester {
   onRefusedBid (requestHash: string, from: string, code: string, reason: string): void {
     const c = this.collectors.get(requestHash.toLowerCase())
     if (c === undefined) return
+    this.countBid('declined/BID_REFUSED')
     if (c.declines.length < 256) c.declines.push({ peer: from, peerId: from, code: 'BID_REFUSED', reason: `bid refused (${code}): ${reason}`.slice(0, 240) })
   }
 

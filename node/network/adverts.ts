@@ -15,6 +15,8 @@ import type { NetworkLogger } from './options.js'
 export interface AdvertisedResources {
   cpus: number
   memoryMb: number
+  /** the most output one run may write, MiB */
+  diskMb?: number
   gpus: number
   executors: string[]
   category: number

@@ -467,6 +467,11 @@ export class SchedulerService {
   }
 
   /** A deal's record (tests and the API). */
+  /** The deals not done yet, as this node knows them (metrics). */
+  openDeals (): KnownDeal[] {
+    return [...this.open.values()]
+  }
+
   async dealRecord (dealid: string): Promise<KnownDeal | undefined> {
     return await this.deals.get(dealid.toLowerCase())
   }

@@ -27,10 +27,15 @@ export interface WorkerDutiesOptions {
   fetchMinBytesPerSecond: number
   /** a fetch that receives no byte for this long is stopped, ms */
   fetchStallTimeoutMs: number
-  /** upper bound of one run; the deal's time reference bounds it too */
-  maxRunMs: number
-  maxMemoryBytes: number
-  maxOutputBytes: number
+  /**
+   * Caps below the deal's category's bounds (run-limits.ts): a run's time,
+   * memory and output are its category's (time reference, memoryMiB,
+   * diskMiB) unless one of these is lower. Unset by default: the operator's
+   * maxima are its advertised resources, which its provider bids within.
+   */
+  maxRunMs?: number
+  maxMemoryBytes?: number
+  maxOutputBytes?: number
   /**
    * An output of at most this many bytes is read back into memory by the
    * executor, digested and archived from there and added to Helia at once;
@@ -77,10 +82,6 @@ export const defaultWorkerDutiesOptions: WorkerDutiesOptions = {
   // a missing block costs a provider lookup, a dial and one 1 MiB leaf: 30 s is ample, and a
   // fetch whose peers went away ends in 30 s rather than at the size-scaled bound
   fetchStallTimeoutMs: 30_000,
-  // the smallest category's time reference is 60 s: a task must end well within it
-  maxRunMs: 30_000,
-  maxMemoryBytes: 256 << 20,
-  maxOutputBytes: 64 << 20,
   // most results are a few small files; 4 MiB held while a task is digested and archived is
   // little next to the app's own memory bound, and a larger output streams as before
   collectOutputBytes: 4 << 20

@@ -29,6 +29,7 @@ import { computeResultDigest, resultDigestOfTree } from './digest.js'
 import type { Executor } from './executor.js'
 import { DutyError } from './duties-errors.js'
 import { defaultWorkerDutiesOptions, type WorkerDutiesOptions } from './duties-options.js'
+import { runLimits, type CategoryLimits } from './run-limits.js'
 
 /** Where a task stands on this worker; only moves forward (failed aside). */
 export type WorkerTaskState = 'assigned' | 'computed' | 'contributed' | 'revealed' | 'done' | 'failed'
@@ -233,6 +234,8 @@ export class WorkerDuties {
   private readonly deals = new Map<string, Promise<Awaited<ReturnType<Hub['dealOf']>>>>()
   private readonly members = new Set<string>()
   private readonly apps = new Map<string, Promise<Awaited<ReturnType<Hub['appOf']>>>>()
+  /** each category's bounds, read once (a category never changes) */
+  private readonly categories = new Map<string, Promise<CategoryLimits>>()
   /** each deal's DealCreated, read once (it never changes) */
   private readonly commitments = new Map<string, Promise<DealInfo>>()
   /** the assignment contents found to match their deal's commitment, by deal: later assigns compare one string */
@@ -245,13 +248,20 @@ export class WorkerDuties {
   constructor (private readonly init: WorkerDutiesInit) {
     this.opts = { ...defaultWorkerDutiesOptions, ...init.options }
     const o = this.opts
-    if (!(o.maxConcurrentTasks >= 1 && o.heartbeatIntervalMs > 0 && o.tickMs > 0 && o.maxRunMs > 0 && o.reportDelayMs >= 0 && o.maxCommitBatch >= 1 && o.maxCommitBatch <= MAX_ASSIGN_TASKS && o.maxCommitsInFlight >= 1)) {
+    if (!(o.maxConcurrentTasks >= 1 && o.heartbeatIntervalMs > 0 && o.tickMs > 0 && (o.maxRunMs === undefined || o.maxRunMs > 0) && o.reportDelayMs >= 0 && o.maxCommitBatch >= 1 && o.maxCommitBatch <= MAX_ASSIGN_TASKS && o.maxCommitsInFlight >= 1)) {
       throw new DutyError('DUTY_INVALID_OPTIONS', `worker duties need maxConcurrentTasks >= 1, positive intervals, maxCommitBatch in 1..${MAX_ASSIGN_TASKS} and maxCommitsInFlight >= 1`)
     }
     if (init.chain.hub === undefined) throw new DutyError('DUTY_INVALID_OPTIONS', 'the chain client needs the hub binding')
     this.hub = init.chain.hub
     this.me = init.chain.address
     this.tasks = new KeySetRepository(init.db, 'worker-task', jsonCodec(checkRecord))
+  }
+
+  /** Open tasks (held in memory) by state (metrics). */
+  stateCounts (): Record<string, number> {
+    const out: Record<string, number> = {}
+    for (const r of this.open.values()) out[r.state] = (out[r.state] ?? 0) + 1
+    return out
   }
 
   /** Tasks assigned and not yet computed: the capacity they hold (the provider's bids count it). */
@@ -516,6 +526,15 @@ export class WorkerDuties {
       const info = (await this.init.dealCommitment?.(dealid)) ?? await this.dealCreated(dealid)
       if (info === undefined) throw new DutyError('DUTY_BAD_TASK', 'the hub emitted no DealCreated for the deal', { dealid })
       return info
+    })
+  }
+
+  /** The bounds of the deal's category (a category never changes on the hub: read once per category). */
+  private async categoryLimits (dealid: string): Promise<CategoryLimits> {
+    const category = (await this.commitment(dealid)).category
+    return await memoAsync(this.categories, String(category), async () => {
+      const c = await this.hub.categoryOf(category)
+      return { timeRef: Number(c.timeRef), memoryMiB: Number(c.memoryMiB), diskMiB: Number(c.diskMiB) }
     })
   }
 
@@ -911,8 +930,7 @@ export class WorkerDuties {
       // split as a POSIX shell would, without expansion: the same argv on every worker (protocols/args.ts)
       const args = splitArgs(sweep.args ?? params.iexec_args ?? '')
       const { inputDir, inputFiles } = sweep
-      // the time reference never changes: the deal read at the assignment serves
-      const deal = await this.deal(r.dealid, false)
+      const limits = runLimits(await this.categoryLimits(r.dealid), this.opts)
       const t1 = Date.now()
       const result = await this.init.executor.run({
         taskId: r.taskid,
@@ -923,9 +941,7 @@ export class WorkerDuties {
         outputDir: output,
         ...(datasetFilename !== undefined ? { datasetFilename } : {}),
         inputFiles,
-        timeoutMs: Math.min(this.opts.maxRunMs, Number(deal.timeRef) * 1000),
-        maxMemoryBytes: this.opts.maxMemoryBytes,
-        maxOutputBytes: this.opts.maxOutputBytes,
+        ...limits,
         collectBytes: this.opts.collectOutputBytes,
         // what was read back is all a task needs of its output (the fault below rewrites the disk's)
         removeCollected: this.init.faults?.corruptOutput !== true

@@ -36,7 +36,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ExecJob, ExecResult, ExecStatus, Executor } from './executor.js'
 import { WorkerError } from './errors.js'
-import { defaultWasiExecutorOptions, IEXEC_IN, IEXEC_OUT, MAX_TIMEOUT_MS, MAX_WASM32_MEMORY_BYTES, STDERR_FILE, STDOUT_FILE } from './options.js'
+import { defaultWasiExecutorOptions, IEXEC_IN, IEXEC_OUT, MAX_TIMEOUT_MS, STDERR_FILE, STDOUT_FILE } from './options.js'
 import type { WasiExecutorOptions } from './options.js'
 import { checkWasiModule } from './module-check.js'
 import { boundMemory, WASM_PAGE_BYTES } from './wasm-inspect.js'
@@ -90,7 +90,8 @@ function checkBound (value: number, max: number, what: string): void {
 function validateJob (job: ExecJob): void {
   if (typeof job.taskId !== 'string' || job.taskId === '') throw new WorkerError('WORKER_INVALID_JOB', 'taskId is required')
   checkBound(job.timeoutMs, MAX_TIMEOUT_MS, 'timeoutMs')
-  checkBound(job.maxMemoryBytes, MAX_WASM32_MEMORY_BYTES, 'maxMemoryBytes')
+  // a wasm32 module addresses 4 GiB at most (MAX_WASM32_MEMORY_BYTES): a larger bound (a category's) is that
+  checkBound(job.maxMemoryBytes, Number.MAX_SAFE_INTEGER, 'maxMemoryBytes')
   checkBound(job.maxOutputBytes, Number.MAX_SAFE_INTEGER, 'maxOutputBytes')
   if (job.collectBytes !== undefined && !(Number.isSafeInteger(job.collectBytes) && job.collectBytes >= 0)) {
     throw new WorkerError('WORKER_INVALID_JOB', `collectBytes must be a non-negative integer, got ${job.collectBytes}`)

@@ -103,7 +103,8 @@ export async function startBenchSwarm (spec: { providers: number, blockTime?: nu
       }
     })
     await fund(res.address)
-    const node = await IexecNode.create({ dataDir, chainFromBlock: chain.blockNumber, bootstrap: bootstrapOf() })
+    // BENCH_NO_METRICS=1: the nodes observe no RPC call, transaction or run (the metrics' cost, measured against it)
+    const node = await IexecNode.create({ dataDir, chainFromBlock: chain.blockNumber, bootstrap: bootstrapOf(), ...(process.env.BENCH_NO_METRICS === '1' ? { metricsObservers: false } : {}) })
     cleanup.push(async () => { await node.stop() })
     await node.start()
     nodes.push(node)

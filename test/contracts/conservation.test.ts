@@ -25,6 +25,8 @@ type Cmd =
   | { k: 'reelect', deal: number }
   | { k: 'release', deal: number, who: number }
   | { k: 'warp', seconds: number }
+  /** the treasury (the hub owner) takes the kitty into its hub balance */
+  | { k: 'payKitty' }
   /** a whole task as the honest roles would drive it, with chosen dishonest workers */
   | { k: 'runTask', deal: number, task: number, honesty: boolean[], reveal: boolean, finalize: boolean }
 
@@ -46,7 +48,8 @@ const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
   { arbitrary: fc.record({ k: fc.constant('runTask' as const), deal: ref.deal, task: ref.task, honesty: fc.array(mostly, { minLength: 3, maxLength: 3 }), reveal: mostly, finalize: mostly }), weight: 4 },
   fc.record({ k: fc.constant('reelect' as const), deal: ref.deal }),
   fc.record({ k: fc.constant('release' as const), deal: ref.deal, who }),
-  fc.record({ k: fc.constant('warp' as const), seconds: fc.integer({ min: 1, max: 150 }) })
+  fc.record({ k: fc.constant('warp' as const), seconds: fc.integer({ min: 1, max: 150 }) }),
+  fc.record({ k: fc.constant('payKitty' as const) })
 )
 
 interface DealRef { dealid: string, volume: number, trust: number, workers: string[] }
@@ -89,6 +92,7 @@ describe('hub: conservation of RLC (property, fast-check)', function () {
     if (c.k === 'requestUnstake') return await attempt(send(f.hub.connect(node(c.who)).requestUnstake(rlc(c.amount))), failures)
     if (c.k === 'unstake') return await attempt(send(f.hub.connect(node(c.who)).unstake()), failures)
     if (c.k === 'warp') return await increaseTime(f, c.seconds)
+    if (c.k === 'payKitty') return await attempt(send(f.hub.connect(f.admin).payKitty()), failures, c.k)
     if (c.k === 'match') {
       try {
         const d = await match(f, await makeOrders(f, assets, {
@@ -191,6 +195,11 @@ describe('hub: conservation of RLC (property, fast-check)', function () {
         }
         assert.deepEqual(failures, [])
         await checkInvariants('after closing every deal')
+        // the claims' seized stakes go to the treasury: the kitty empties into the owner's balance
+        await attempt(send(f.hub.connect(f.admin).payKitty()), failures, 'payKitty (closing)')
+        assert.deepEqual(failures, [])
+        assert.equal(await f.hub.kitty(), 0n)
+        await checkInvariants('after the kitty was paid')
         for (const w of f.wallets) {
           assert.equal((await f.hub.accountOf(w.address))[1], 0n, `${w.address} still has frozen funds`)
           assert.equal((await f.hub.stakeOf(w.address)).locked, 0n, `${w.address} still has locked stake`)

@@ -68,8 +68,9 @@ describe('hub: reverts', function () {
     })
 
     it('only the owner creates categories; only owners presign or cancel', async () => {
-      await expectRevert(f.hub.connect(f.outsider).createCategory('x', 10), 'OwnableUnauthorizedAccount')
-      await expectRevert(f.hub.connect(f.admin).createCategory('x', 0), 'BadTimeRef')
+      await expectRevert(f.hub.connect(f.outsider).createCategory('x', 10, 1, 1), 'OwnableUnauthorizedAccount')
+      await expectRevert(f.hub.connect(f.admin).createCategory('x', 0, 1, 1), 'BadTimeRef')
+      await expectRevert(f.hub.connect(f.outsider).payKitty(), 'OwnableUnauthorizedAccount')
       const o = await makeOrders(f, assets)
       await expectRevert(f.hub.connect(f.outsider).presignAppOrder(o.appOrder), 'NotOwner')
       await expectRevert(f.hub.connect(f.outsider).cancelRequestOrder(o.request), 'NotOwner')

@@ -73,6 +73,8 @@ export interface DealSpec {
   /** worker price per task, nRLC */
   price?: bigint
   params?: string
+  /** the request's category; default 0 (XS) */
+  category?: number
 }
 
 export class ExecSwarm {
@@ -276,7 +278,7 @@ export class ExecSwarm {
     const request = await signOrder(requesterWallet, this.domain, 'RequestOrder', {
       app, appmaxprice: 100n * RLC, dataset: spec.dataset?.address ?? ZERO_ADDRESS, datasetmaxprice: spec.dataset === undefined ? 0n : 100n * RLC,
       workerpool: ZERO_ADDRESS, workerpoolmaxprice: 100n * RLC, requester: requesterWallet.address, volume: BigInt(spec.volume ?? 1),
-      tag: ZERO_BYTES32, category: 0n, trust: BigInt(spec.trust), beneficiary: requesterWallet.address,
+      tag: ZERO_BYTES32, category: BigInt(spec.category ?? 0), trust: BigInt(spec.trust), beneficiary: requesterWallet.address,
       callback: ZERO_ADDRESS, params: spec.params ?? JSON.stringify({ iexec_input_files: [this.inputCid] }), salt: salt()
     })
     const requestHash = hashOrder(this.domain, 'RequestOrder', request)

@@ -79,7 +79,7 @@ describe('market: refused bids, busy and small providers, not enough bids', func
     assert.equal(byPeer.get(p0.peerId)?.code, 'BID_REFUSED')
     assert.match(byPeer.get(p0.peerId)?.reason ?? '', /GOSSIP_BID_PRICE_ABOVE_MAX/)
     assert.equal(byPeer.get(p1.peerId)?.code, 'RESOURCES_TOO_SMALL')
-    assert.match(byPeer.get(p1.peerId)?.reason ?? '', /needs 1 cpus, 256 MB/)
+    assert.match(byPeer.get(p1.peerId)?.reason ?? '', /needs 1 cpus, 256 MiB, 64 MiB of disk; has \d+ cpus, 128 MiB/)
     assert.equal(byPeer.get(p2.peerId)?.code, 'NO_CAPACITY')
     // the overpricing provider was told why its bid did not count
     const refused = p0.market?.provider?.decisions.find((d) => d.requestHash === (busy.body.error as { details: { requestHash: string } }).details.requestHash)

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { NodeMetrics, metricsRoutes } from '../../../node/api/metrics.js'
+import { parseMetricsListen, startMetricsServer } from '../../../node/api/metrics-server.js'
 import { startApiServer, type ApiServer } from '../../../node/api/index.js'
 import type { ApiBackend } from '../../../node/api/backend.js'
 import { GossipValidationStats } from '../../../node/market/index.js'
@@ -48,5 +49,55 @@ describe('GET /metrics', () => {
     assert.equal(res.status, 200)
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/)
     assert.match(await res.text(), /^iexec_p2p_peers_connected 4$/m)
+  })
+})
+
+describe('NodeMetrics: observed events and counts read at scrape', () => {
+  it('counts RPC calls, errors and latency, transactions with gas, runs by status, bids by code', async () => {
+    const bids = new Map([['sent/OK', 3], ['declined/RESOURCES_TOO_SMALL', 2]])
+    const m = new NodeMetrics({ providerBids: () => bids, dbOps: () => ({ get: 7, put: 1 }), followerLag: async () => 4, workerTasks: () => ({ assigned: 2 }), openDeals: () => ({ worker: 1 }) })
+    m.chainObserver.rpc?.('eth_call', 12, false)
+    m.chainObserver.rpc?.('eth_call', 30, true)
+    m.chainObserver.tx?.('sent')
+    m.chainObserver.tx?.('mined', 50_000n)
+    m.observeRun('TIMEOUT', 2)
+    const text = await m.text()
+    assert.match(text, /^iexec_p2p_chain_rpc_calls_total\{method="eth_call"\} 2$/m)
+    assert.match(text, /^iexec_p2p_chain_rpc_errors_total\{method="eth_call"\} 1$/m)
+    assert.match(text, /^iexec_p2p_chain_rpc_seconds_count 2$/m)
+    assert.match(text, /^iexec_p2p_chain_rpc_seconds_bucket\{le="0.025"\} 1$/m)
+    assert.match(text, /^iexec_p2p_chain_transactions_total\{event="mined"\} 1$/m)
+    assert.match(text, /^iexec_p2p_chain_transactions_total\{event="failed"\} 0$/m)
+    assert.match(text, /^iexec_p2p_chain_gas_used_total\{event="mined"\} 50000$/m)
+    assert.match(text, /^iexec_p2p_executor_run_seconds_count\{status="TIMEOUT"\} 1$/m)
+    assert.match(text, /^iexec_p2p_bids_total\{side="provider",outcome="declined",code="RESOURCES_TOO_SMALL"\} 2$/m)
+    assert.match(text, /^iexec_p2p_db_operations_total\{op="get"\} 7$/m)
+    assert.match(text, /^iexec_p2p_chain_follower_lag_blocks 4$/m)
+    assert.match(text, /^iexec_p2p_tasks\{role="worker",state="assigned"\} 2$/m)
+    assert.match(text, /^iexec_p2p_deals_open\{role="worker"\} 1$/m)
+    assert.match(text, /^iexec_p2p_deals_open\{role="scheduler"\} 0$/m)
+  })
+})
+
+describe('metrics listener (--metrics-listen)', () => {
+  it('parses HOST:PORT and refuses anything else with CONFIG_INVALID', () => {
+    assert.deepEqual(parseMetricsListen('127.0.0.1:9464'), { host: '127.0.0.1', port: 9464 })
+    assert.deepEqual(parseMetricsListen('[::1]:0'), { host: '::1', port: 0 })
+    for (const bad of ['9464', '127.0.0.1', 'host:99999', 'a b:1', 'http://x:1']) {
+      assert.throws(() => parseMetricsListen(bad), (e: unknown) => (e as { code?: string }).code === 'CONFIG_INVALID', bad)
+    }
+  })
+
+  it('serves /metrics without a token, and nothing else', async () => {
+    const server = await startMetricsServer(new NodeMetrics({ peers: () => 9 }), '127.0.0.1:0')
+    try {
+      const res = await fetch(server.url)
+      assert.equal(res.status, 200)
+      assert.match(await res.text(), /^iexec_p2p_peers_connected 9$/m)
+      assert.equal((await fetch(server.url.replace('/metrics', '/v1/status'))).status, 404)
+      assert.equal((await fetch(server.url, { method: 'POST' })).status, 404)
+    } finally {
+      await server.close()
+    }
   })
 })
