@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -27,6 +27,8 @@ describe('worker/wasi-executor compiled to JavaScript', function () {
       join(REPO_ROOT, 'node', 'worker', 'index.ts'), join(REPO_ROOT, 'node', 'worker', 'wasi-runner.ts')
     ], { cwd: REPO_ROOT })
     await writeFile(join(out, 'package.json'), '{"type":"module"}\n')
+    // the compiled modules import their npm dependencies (ethers for the digest), as an install would have them
+    await symlink(join(REPO_ROOT, 'node_modules'), join(root, 'node_modules'), 'dir')
     await mkdir(join(root, 'in'))
     await writeFile(join(root, 'in', 'd.txt'), 'a b\nc\n')
     const script = `
