@@ -455,6 +455,7 @@ export class SchedulerService {
         this.failed.delete(key)
         for (const kind of ['assign', 'reveal']) this.sent.delete(`${kind}:${key}`)
       }
+      this.sent.delete(`finalize-pending:${taskid}`)
     }
   }
 
@@ -942,6 +943,14 @@ export class SchedulerService {
       if (rec.resultsCid === undefined) return
       // keep the CID before the transaction: a restart finalizes with the same one
       await this.putTask(rec.taskid, rec)
+    }
+    // a finalize of an earlier run (killed before it was mined) may still wait in the node's pool:
+    // a second one would revert; the next tick reads the hub again (mined: closed; dropped: sent anew)
+    if (Number((await this.hub.taskOf(rec.taskid, { blockTag: 'pending' })).status) === TaskStatus.COMPLETED) {
+      const key = `finalize-pending:${rec.taskid}`
+      if (!this.sent.has(key)) this.log('finalize of an earlier run pending: waiting for it', { taskid: rec.taskid })
+      this.sent.set(key, this.clock())
+      return
     }
     const tx = await this.init.chain.sender.send(this.hub.finalize.populateTransaction(rec.taskid, rec.resultsCid))
     rec.closed = true

@@ -122,6 +122,9 @@ export interface WorkerDutiesInit {
 
 const same = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase()
 
+/** Reads of the hub's state once the node's pool is mined: what this worker has sent and not yet seen mined. */
+const PENDING = { blockTag: 'pending' } as const
+
 function checkRecord (v: unknown): WorkerTaskRecord {
   const r = v as WorkerTaskRecord
   if (typeof r !== 'object' || r === null || typeof r.taskid !== 'string' || typeof r.state !== 'string') throw new Error('not a worker task record')
@@ -165,6 +168,8 @@ export class WorkerDuties {
   private readonly active = new Map<string, string>()
   /** tasks computed since this process started and not yet sent to the chain: no need to ask the hub whether they closed */
   private readonly unsent = new Set<string>()
+  /** (what, task) whose transaction of an earlier run was found waiting in the pool: logged once */
+  private readonly waitingPool = new Set<string>()
   /**
    * Per task, the end of the last write of its record: a read-modify-write
    * (a resent assign, a finalized message) waits for the writes before it,
@@ -977,6 +982,7 @@ export class WorkerDuties {
         await this.save(done)
         return done
       }
+      if (await this.closedInPool(r)) return r
     }
     try {
       const tx = await this.init.chain.sender.send(this.hub.contributeAndFinalize.populateTransaction(r.dealid, r.idx, digest, cid, r.authorization))
@@ -998,11 +1004,9 @@ export class WorkerDuties {
   private async contribute (r: WorkerTaskRecord): Promise<WorkerTaskRecord> {
     const digest = r.digest as string
     const c = await this.hub.contributionOf(r.taskid, this.me)
-    if (Number(c.status) !== ContributionStatus.UNSET) {
-      const next: WorkerTaskRecord = { ...r, state: 'contributed' }
-      await this.save(next)
-      return next
-    }
+    if (Number(c.status) !== ContributionStatus.UNSET) return await this.contributionFound(r)
+    // a commit of an earlier run (killed before it was mined) may still wait in the pool
+    if (!this.unsent.delete(r.taskid) && this.pendingInPool(r, 'commit', Number((await this.hub.contributionOf(r.taskid, this.me, PENDING)).status) !== ContributionStatus.UNSET)) return r
     try {
       const tx = await this.init.chain.sender.send(this.hub.contribute.populateTransaction(r.taskid, resultHash(r.taskid, digest), resultSeal(this.me, r.taskid, digest), r.authorization))
       const next: WorkerTaskRecord = { ...r, state: 'contributed', txHash: tx.hash }
@@ -1014,8 +1018,41 @@ export class WorkerDuties {
       // a reverted commit lost a race (consensus reached, deadline passed): nothing more to do for this task;
       // a transport failure is retried by the next tick (the hub is read first, so never twice)
       if (!isChainError(err, 'CONTRACT_REVERT')) throw err
+      // unless the race was with this worker's own earlier commit, mined meanwhile
+      if (Number((await this.hub.contributionOf(r.taskid, this.me)).status) !== ContributionStatus.UNSET) return await this.contributionFound(r)
       return await this.fail(r, err)
     }
+  }
+
+  /** The hub holds this worker's commit (sent by an earlier run, or before a lost answer): the task is contributed. */
+  private async contributionFound (r: WorkerTaskRecord): Promise<WorkerTaskRecord> {
+    const next: WorkerTaskRecord = { ...r, state: 'contributed' }
+    await this.save(next)
+    this.log('task contribution found on the hub', { taskid: r.taskid })
+    return next
+  }
+
+  /**
+   * Whether a transaction of this worker for the task waits in the node's
+   * pool (`pending` is the hub's state once the pool is mined: anvil and
+   * geth answer it from their pool). A second one would revert, at
+   * estimation or once mined, and the task would be failed while the first
+   * one lands: the task waits instead, and the next tick reads the hub
+   * again (mined: it moves on; dropped: it is sent anew).
+   */
+  private pendingInPool (r: WorkerTaskRecord, what: string, pending: boolean): boolean {
+    if (!pending) return false
+    if (!this.waitingPool.has(`${what}:${r.taskid}`)) {
+      this.waitingPool.add(`${what}:${r.taskid}`)
+      this.log('transaction of an earlier run pending: waiting for it', { taskid: r.taskid, what })
+    }
+    return true
+  }
+
+  /** Trust 1: whether a contributeAndFinalize of the task (this worker's, of an earlier run) waits in the pool. */
+  private async closedInPool (r: WorkerTaskRecord): Promise<boolean> {
+    const status = Number(await this.hub.taskStatus(r.dealid, r.idx, PENDING))
+    return this.pendingInPool(r, 'commit', status === TaskStatus.COMPLETED)
   }
 
   /** Reveals once the hub's consensus is this worker's result; gives up when the task went on without it. */
@@ -1025,17 +1062,23 @@ export class WorkerDuties {
     const status = Number(task.status)
     if (status === TaskStatus.ACTIVE) return r
     if (status === TaskStatus.REVEALING && task.consensus === resultHash(r.taskid, digest)) {
-      const c = await this.hub.contributionOf(r.taskid, this.me)
-      if (Number(c.status) === ContributionStatus.PROVED) {
+      const proved = async (blockTag?: 'pending'): Promise<boolean> =>
+        Number((await this.hub.contributionOf(r.taskid, this.me, blockTag !== undefined ? { blockTag } : {})).status) === ContributionStatus.PROVED
+      const found = async (): Promise<WorkerTaskRecord> => {
         const next: WorkerTaskRecord = { ...r, state: 'revealed' }
         await this.save(next)
         return next
       }
+      if (await proved()) return await found()
+      // a reveal of an earlier run (killed before it was mined) may still wait in the pool
+      if (this.pendingInPool(r, 'reveal', await proved('pending'))) return r
       let tx
       try {
         tx = await this.init.chain.sender.send(this.hub.reveal.populateTransaction(r.taskid, digest))
       } catch (err) {
         if (!isChainError(err, 'CONTRACT_REVERT')) throw err
+        // this worker's own earlier reveal, mined meanwhile
+        if (await proved()) return await found()
         // the reveal deadline passed: this worker can no longer prove its result
         return await this.fail(r, err)
       }
