@@ -60,6 +60,12 @@ export interface MarketServiceInit {
   provider: ProviderSettings
   /** first block of the hub's events (its deploy block) when the cursor store is empty */
   fromBlock: number
+  /**
+   * Forget the stored event cursor at start and read the hub's events again
+   * from `fromBlock` (a damaged cursor; every handler takes an event twice
+   * without harm).
+   */
+  resyncEvents?: boolean
   options?: Partial<MarketServiceOptions>
   logger?: MarketLogger & { warn: (msg: string, context?: Record<string, unknown>) => void }
   /**
@@ -130,6 +136,7 @@ export class MarketService {
   readonly topics: Record<TopicName, string>
   readonly ctx: MarketValidationContext
   readonly follower: EventFollower
+  private readonly cursorStore: LevelCursorStore
   private readonly apps: Repository<KnownApp>
   private readonly log: NonNullable<MarketServiceInit['logger']>
   private pruneTimer?: NodeJS.Timeout
@@ -208,13 +215,14 @@ export class MarketService {
     for (const type of ['apporder', 'datasetorder', 'requestorder', 'bid', 'cancel'] as const) {
       init.network.setTopicValidator(this.topics[type], this.validatorFor(type))
     }
+    this.cursorStore = new LevelCursorStore(init.db, `hub:${this.domain.chainId}:${this.domain.verifyingContract.toLowerCase()}`)
     this.follower = new EventFollower(init.chain, {
       address: this.domain.verifyingContract,
       iface: hubInterface(),
       fromBlock: init.fromBlock,
       // keyed by chain and hub: a dev chain restarted from scratch deploys the
       // hub at the same address, and an old cursor would skip its events
-      cursorStore: new LevelCursorStore(init.db, `hub:${this.domain.chainId}:${this.domain.verifyingContract.toLowerCase()}`),
+      cursorStore: this.cursorStore,
       confirmations: this.options.eventConfirmations,
       pollIntervalMs: this.options.eventPollIntervalMs,
       handler: async (event) => { await this.onHubEvent(event) },
@@ -269,6 +277,10 @@ export class MarketService {
     this.unsubscribePeers = net.onPeerIdentified((peer, protocols) => {
       if (protocols.includes(marketSyncProtocol(this.init.swarmId))) this.track(this.syncFrom(peer))
     })
+    if (this.init.resyncEvents === true) {
+      await this.cursorStore.clear()
+      this.log.warn('event cursor cleared (--resync-events): reading the hub\'s events again', { fromBlock: this.init.fromBlock })
+    }
     await this.follower.start()
     this.pruneTimer = setInterval(() => { this.track(this.prune()) }, this.options.pruneIntervalMs)
     this.pruneTimer.unref()
