@@ -605,7 +605,13 @@ export class IexecNode implements ApiBackend {
     await worker.start()
     announcer.start()
     retention.start()
-    const stopFeed = market.onHubEventListener(async (event) => { await scheduler.onChainEvent(event) })
+    const stopEvents = market.onHubEventListener(async (event) => { await scheduler.onChainEvent(event) })
+    // a reorg's removed events: the records that moved on them follow the chain again
+    const stopRemoved = market.onHubEventRemovedListener(async (event) => {
+      await scheduler.onChainEventRemoved(event)
+      await worker.onChainEventRemoved(event)
+    })
+    const stopFeed = (): void => { stopEvents(); stopRemoved() }
     this.execution = { channel, scheduler, worker, executor, peers, stopFeed }
   }
 

@@ -149,6 +149,7 @@ export class MarketService {
   private running = false
   /** hub event listeners (e.g. the worker duties of the execution issue) */
   private readonly hubListeners = new Set<(event: ChainEvent) => void | Promise<void>>()
+  private readonly removedListeners = new Set<(event: ChainEvent) => void | Promise<void>>()
   /** which hub events move this node's stake */
   private readonly stakeEvents: StakeEvents
   /** inbound bid streams being served (ended on stop) */
@@ -315,6 +316,12 @@ export class MarketService {
   onHubEventListener (fn: (event: ChainEvent) => void | Promise<void>): () => void {
     this.hubListeners.add(fn)
     return () => { this.hubListeners.delete(fn) }
+  }
+
+  /** Listens to the hub events a reorg takes back (after the book took them back), newest first. */
+  onHubEventRemovedListener (fn: (event: ChainEvent) => void | Promise<void>): () => void {
+    this.removedListeners.add(fn)
+    return () => { this.removedListeners.delete(fn) }
   }
 
   private validatorFor<T extends MarketMessageType> (type: T): TopicValidatorFn {
@@ -565,15 +572,23 @@ export class MarketService {
   }
 
   /**
-   * A hub event a reorg took back: the stake cache is re-read and the book
-   * follows the hub again (Orderbook.takeBackHubEvent). The scheduler's and
-   * worker's records are not told: they follow the events of the new chain.
+   * A hub event a reorg took back: the stake cache is re-read, the book
+   * follows the hub again (Orderbook.takeBackHubEvent), and the listeners
+   * (node.ts: the scheduler's and the worker's records) reconcile with it.
    */
   private async onHubEventRemoved (event: ChainEvent): Promise<void> {
     const ev = marketEventFromHubLog(event)
     if (this.provider !== undefined && event.name !== undefined && STAKE_EVENTS.has(event.name) && this.stakeEvents.concernsUs(event, ev)) this.provider.stakeMayHaveChanged()
     if (ev !== undefined) await this.book.takeBackHubEvent(ev, async (h) => await this.hub.consumedOf(h))
     this.log.warn('hub event taken back by a reorg', { event: event.name, block: event.blockNumber, tx: event.transactionHash })
+    for (const fn of this.removedListeners) {
+      try {
+        await fn(event)
+      } catch (err) {
+        // the records stay as they were; the tick's reads of the hub still correct most of them
+        this.log.warn('hub event removal listener failed', { event: event.name, error: err instanceof Error ? err.message : String(err) })
+      }
+    }
   }
 
   /** Records an app (from its AppRegistered event or our own registration). */

@@ -16,7 +16,7 @@ import { splitArgs } from '../../protocols/args.js'
 import { isChainError } from '../chain/index.js'
 import { isIexecError } from '../errors.js'
 import { memoAsync } from '../memo.js'
-import type { ChainClient, Hub } from '../chain/index.js'
+import type { ChainClient, ChainEvent, Hub } from '../chain/index.js'
 import { KeySetRepository, jsonCodec } from '../db/index.js'
 import type { DbController } from '../db/index.js'
 import { addBytes, addStream, catContent, decryptDataset, encryptResult, encryptResultFolder, fetchToFile, isEncryptedContent, packFolder, packTree, placePlainDataset } from '../storage/index.js'
@@ -1022,6 +1022,38 @@ export class WorkerDuties {
       if (Number((await this.hub.contributionOf(r.taskid, this.me)).status) !== ContributionStatus.UNSET) return await this.contributionFound(r)
       return await this.fail(r, err)
     }
+  }
+
+  /**
+   * A hub event a reorg took back (the market's follower rewound past it):
+   * a task whose record moved on it goes back one step when the hub (latest
+   * block) no longer shows the step, and the tick does it again (each step
+   * reads the hub first). TaskContributed of this worker: a contributed task
+   * commits again; TaskRevealed of this worker: a revealed task reveals
+   * again; TaskFinalized of a trust-1 task this worker closed in that
+   * transaction: it commits again, with the result CID it kept.
+   */
+  async onChainEventRemoved (event: ChainEvent): Promise<void> {
+    if (event.topics.length < 3) return
+    const taskid = event.topics[1].toLowerCase()
+    const r = await this.record(taskid)
+    if (r === undefined || r.digest === undefined) return
+    const byMe = (): boolean => same('0x' + event.topics[2].slice(-40), this.me)
+    let back: WorkerTaskState | undefined
+    if (event.name === 'TaskContributed' && byMe() && (r.state === 'contributed' || r.state === 'revealed')) {
+      if (Number((await this.hub.contributionOf(taskid, this.me)).status) === ContributionStatus.UNSET) back = 'computed'
+    } else if (event.name === 'TaskRevealed' && byMe() && r.state === 'revealed') {
+      if (Number((await this.hub.contributionOf(taskid, this.me)).status) !== ContributionStatus.PROVED) back = 'contributed'
+    } else if (event.name === 'TaskFinalized' && r.trust === 1 && r.state === 'done' && r.resultsCid !== undefined && r.txHash !== undefined && same(r.txHash, event.transactionHash)) {
+      const status = Number(await this.hub.taskStatus(r.dealid, r.idx))
+      if (status !== TaskStatus.COMPLETED && status !== TaskStatus.FAILED) back = 'computed'
+    }
+    if (back === undefined) return
+    const to = back
+    const moved = await this.update(taskid, (cur) => cur.state === r.state ? { ...cur, state: to } : undefined)
+    if (moved === undefined) return
+    this.log('task step taken back by a reorg: doing it again', { taskid, event: event.name, state: to })
+    this.trigger(taskid)
   }
 
   /** The hub holds this worker's commit (sent by an earlier run, or before a lost answer): the task is contributed. */
