@@ -12,6 +12,8 @@ import { initDataDir, dataDirPaths } from '../../node/config/index.js'
 import { DbController, Repository, bytesCodec, jsonCodec } from '../../node/db/index.js'
 import { LevelCursorStore } from '../../node/chain/level-cursor-store.js'
 import { IexecNode } from '../../node/node.js'
+import { createChainClient, deployLocalSwarmChain, hubInterface, startLocalChain } from '../../node/chain/index.js'
+import { waitFor } from '../helpers/wait.js'
 import { isIexecError, type IexecError } from '../../node/errors.js'
 import { assertBuilt, jsonError, runCli } from '../e2e/cli-helpers.js'
 
@@ -119,6 +121,54 @@ describe('faults: corrupt or truncated data-dir files give a coded error at star
       assert.equal(await store.load(), undefined, 'no cursor: the follower starts from its fromBlock')
     } finally {
       await db.close()
+    }
+  })
+
+  it('a node on a chain: a damaged event cursor stops its start; start --resync-events reads the hub\'s events again', async () => {
+    const anvil = await startLocalChain({ accounts: 2 })
+    try {
+      const chain = await deployLocalSwarmChain({ rpcUrl: anvil.rpcUrl, deployerKey: anvil.privateKeys[0] })
+      const owner = await createChainClient({ rpcUrl: anvil.rpcUrl, privateKey: anvil.privateKeys[1], hub: chain.hub })
+      try {
+        const register = async (name: string): Promise<string> => {
+          const tx = await owner.sender.send(owner.hub!.registerApp.populateTransaction(name, `bafy-${name}`, '0x' + '11'.repeat(32)))
+          return tx.receipt.logs.map((l) => hubInterface().parseLog(l)).find((p) => p?.name === 'AppRegistered')?.args.app as string
+        }
+        const dataDir = join(root, `d${n++}`)
+        await initDataDir({ dataDir, devUnprotectedKey: true, config: { swarmId: 'cursor', advertIntervalMs: 3_600_000, role: 'requester', listen: ['/ip4/127.0.0.1/tcp/0'], apiPort: 0, chain: { rpc: chain.rpc, hub: chain.hub, chainId: chain.chainId } } })
+        const first = await IexecNode.create({ dataDir, chainFromBlock: chain.blockNumber })
+        nodes.push(first)
+        await first.start()
+        const app = await register('before-damage')
+        await waitFor(async () => (await first.market!.knownApp(app)) !== undefined, 20_000, 'the node to learn the app')
+        await first.stop()
+        // the cursor record, cut in the middle as a torn write would leave it
+        const path = dataDirPaths(dataDir).db
+        const db = new DbController({ path })
+        await db.open()
+        const key = `hub:${chain.chainId}:${chain.hub.toLowerCase()}`
+        const raw = new Repository(db, 'chain-cursor', bytesCodec)
+        const stored = await raw.get(key)
+        assert.ok(stored !== undefined, 'the node saved its cursor')
+        await raw.put(key, stored.slice(0, Math.floor(stored.length / 2)))
+        await db.close()
+        const damaged = await IexecNode.create({ dataDir, chainFromBlock: chain.blockNumber })
+        nodes.push(damaged)
+        await assert.rejects(damaged.start(), (e: unknown) => isIexecError(e, 'CURSOR_STORE_FAILED') && (e.details as { path?: string }).path === path)
+        // --resync-events: the cursor goes, the follower reads from the first block again and follows on
+        const resynced = await IexecNode.create({ dataDir, chainFromBlock: chain.blockNumber, resyncEvents: true })
+        nodes.push(resynced)
+        await resynced.start()
+        assert.ok(resynced.market!.follower.following)
+        const later = await register('after-resync')
+        await waitFor(async () => (await resynced.market!.knownApp(later)) !== undefined, 20_000, 'the resynced node to learn a new app')
+        const log = await readFile(dataDirPaths(dataDir).logs, 'utf8')
+        assert.ok(log.includes('event cursor cleared (--resync-events)'), 'the node logs that it read the events again')
+      } finally {
+        await owner.close()
+      }
+    } finally {
+      await anvil.stop()
     }
   })
 
