@@ -122,7 +122,8 @@ export async function unlockWallet (wf: WalletFile, password: string | undefined
     const account = await decryptKeystoreJson(wf.json, password)
     return new Wallet(account.privateKey)
   } catch (err) {
-    throw new ConfigError('WALLET_BAD_PASSWORD', 'the password does not decrypt the wallet', { file }, { cause: err })
+    // a keystore whose ciphertext or MAC was damaged fails the same check as a wrong password
+    throw new ConfigError('WALLET_BAD_PASSWORD', `the password does not decrypt the wallet ${file} (or the keystore is damaged: ${WALLET_FIX})`, { file }, { cause: err })
   }
 }
 

@@ -96,6 +96,18 @@ describe('faults: corrupt or truncated data-dir files give a coded error at star
     assert.ok(node.peerId.length > 0)
   })
 
+  it('an encrypted keystore whose ciphertext is damaged is refused, naming the file (it fails the password check)', async () => {
+    const dataDir = join(root, `d${n++}`)
+    await initDataDir({ dataDir, password: 'pw', scryptN: 1 << 10, config: { swarmId: 'corrupt', listen: ['/ip4/127.0.0.1/tcp/0'], apiPort: 0 } })
+    const file = dataDirPaths(dataDir).wallet
+    const ks = JSON.parse(await readFile(file, 'utf8')) as Record<string, { ciphertext: string }>
+    const crypto = ks.Crypto ?? ks.crypto
+    // one hex digit of the ciphertext changed: still a well-formed keystore, its MAC no longer matches
+    crypto.ciphertext = (crypto.ciphertext[0] === '0' ? '1' : '0') + crypto.ciphertext.slice(1)
+    await writeFile(file, JSON.stringify(ks))
+    await assert.rejects(IexecNode.create({ dataDir, password: 'pw' }), (e: unknown) => isIexecError(e, 'WALLET_BAD_PASSWORD') && (e.details as { file?: string }).file === file)
+  })
+
   it('a record of the level store that does not decode is DB_BAD_VALUE naming the store', async () => {
     const dataDir = await fresh()
     const db = new DbController({ path: dataDirPaths(dataDir).db })
