@@ -78,7 +78,9 @@ describe('faults: kill -9 at every task state, restarted (node processes, anvil)
 
   /**
    * Mines by hand until `done` holds: a block whenever anvil's pool holds
-   * transactions and none of them is `held` (a block takes the whole pool).
+   * transactions and none of them is `held` (a block takes the whole pool),
+   * the same ones on two reads 50 ms apart (a held one sent meanwhile would
+   * be mined with them).
    */
   const drive = async (what: string, held: (t: PoolTx) => boolean, done: (txs: PoolTx[]) => boolean | Promise<boolean>, timeoutMs = 120_000): Promise<PoolTx[]> => {
     const deadline = Date.now() + timeoutMs
@@ -86,7 +88,11 @@ describe('faults: kill -9 at every task state, restarted (node processes, anvil)
       const txs = await pool()
       if (await done(txs)) return txs
       if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms driving the chain to ${what}; pool: ${JSON.stringify(txs)}`)
-      if (txs.length > 0 && !txs.some(held)) await rpc('evm_mine')
+      if (txs.length > 0 && !txs.some(held)) {
+        await new Promise((r) => setTimeout(r, 50))
+        const again = await pool()
+        if (again.length === txs.length && again.every((t) => txs.some((u) => u.hash === t.hash))) await rpc('evm_mine')
+      }
       await new Promise((r) => setTimeout(r, 100))
     }
   }
