@@ -1030,7 +1030,8 @@ export class WorkerDuties {
    * block) no longer shows the step, and the tick does it again (each step
    * reads the hub first). TaskContributed of this worker: a contributed task
    * commits again; TaskRevealed of this worker: a revealed task reveals
-   * again; TaskFinalized of a trust-1 task this worker closed in that
+   * again (a trust > 1 task already done too: its finalize went with the
+   * reveal); TaskFinalized of a trust-1 task this worker closed in that
    * transaction: it commits again, with the result CID it kept.
    */
   async onChainEventRemoved (event: ChainEvent): Promise<void> {
@@ -1040,9 +1041,11 @@ export class WorkerDuties {
     if (r === undefined || r.digest === undefined) return
     const byMe = (): boolean => same('0x' + event.topics[2].slice(-40), this.me)
     let back: WorkerTaskState | undefined
-    if (event.name === 'TaskContributed' && byMe() && (r.state === 'contributed' || r.state === 'revealed')) {
+    // a trust > 1 task is 'done' once the scheduler said it was finalized: that finalize may be gone too
+    const doneAbove1 = r.state === 'done' && r.trust > 1
+    if (event.name === 'TaskContributed' && byMe() && (r.state === 'contributed' || r.state === 'revealed' || doneAbove1)) {
       if (Number((await this.hub.contributionOf(taskid, this.me)).status) === ContributionStatus.UNSET) back = 'computed'
-    } else if (event.name === 'TaskRevealed' && byMe() && r.state === 'revealed') {
+    } else if (event.name === 'TaskRevealed' && byMe() && (r.state === 'revealed' || doneAbove1)) {
       if (Number((await this.hub.contributionOf(taskid, this.me)).status) !== ContributionStatus.PROVED) back = 'contributed'
     } else if (event.name === 'TaskFinalized' && r.trust === 1 && r.state === 'done' && r.resultsCid !== undefined && r.txHash !== undefined && same(r.txHash, event.transactionHash)) {
       const status = Number(await this.hub.taskStatus(r.dealid, r.idx))

@@ -23,20 +23,26 @@ describe('faults: scheduler and worker records reconcile with the chain after a 
     swarm = undefined
   })
 
-  it('a task whose finalize is reorged out is finalized again; a deal reorged out is forgotten, and taken again when mined again', async () => {
-    // the worker waits a little before running: the snapshot is taken before its commit
-    swarm = await ExecSwarm.create(2, { 1: { delayBeforeRunMs: 1_500 } })
-    const s = swarm
+  const replaceHead = async (snapshot: string): Promise<void> => {
+    const s = swarm!
     const provider = s.requester.provider
-    const replaceHead = async (snapshot: string): Promise<void> => {
-      const head = await provider.getBlockNumber()
-      await provider.send('evm_revert', [snapshot])
-      for (const c of [s.requester, s.appOwner, ...s.nodes.map((n) => n.client)]) c.sender.resetNonce()
-      // a block at the reverted height, with another hash: the followers find the one they read replaced
-      await s.appOwner.sender.send({ to: s.appOwner.address, value: 1n })
-      // and the new chain past the old head, as a live chain would be soon
-      for (let i = 0; i < 64 && await provider.getBlockNumber() <= head; i++) await provider.send('evm_mine', [])
-    }
+    const head = await provider.getBlockNumber()
+    await provider.send('evm_revert', [snapshot])
+    for (const c of [s.requester, s.appOwner, ...s.nodes.map((n) => n.client)]) c.sender.resetNonce()
+    // a block at the reverted height, with another hash: the followers find the one they read replaced
+    await s.appOwner.sender.send({ to: s.appOwner.address, value: 1n })
+    // and the new chain past the old head, as a live chain would be soon
+    for (let i = 0; i < 64 && await provider.getBlockNumber() <= head; i++) await provider.send('evm_mine', [])
+  }
+
+  before(async () => {
+    // worker 1 waits a little before running: a snapshot is taken before its commit
+    swarm = await ExecSwarm.create(2, { 1: { delayBeforeRunMs: 1_500 } })
+  })
+
+  it('a task whose finalize is reorged out is finalized again; a deal reorged out is forgotten, and taken again when mined again', async () => {
+    const s = swarm!
+    const provider = s.requester.provider
 
     // 1. the finalize (trust 1: the worker's contributeAndFinalize) is reorged out, the deal stays
     const deal = await s.makeDeal({ trust: 1, workers: [1] })
@@ -70,6 +76,44 @@ describe('faults: scheduler and worker records reconcile with the chain after a 
     await provider.send('eth_sendRawTransaction', [raw])
     await waitFor(async () => (await Promise.all(s.nodes.map(async (n) => await n.scheduler.dealRecord(second.dealid)))).every((r) => r !== undefined), 30_000, 'every scheduler to know the deal again')
     await s.waitCompleted(second.dealid, 0, 90_000)
+    const c = await s.conservation()
+    assert.equal(c.held, c.accounted, 'RLC conserved to the nRLC')
+  })
+
+  it('trust 3: reveals and finalize reorged out: the workers reveal again and the scheduler finalizes again', async () => {
+    const s = swarm!
+    const provider = s.requester.provider
+    const hub = s.requester.hub!
+    const deal = await s.makeDeal({ trust: 3, workers: [0, 1] })
+    const taskid = taskId(deal.dealid, 0).toLowerCase()
+    // blocks by hand from here, so that the snapshot falls between the consensus and the reveals
+    await provider.send('evm_setAutomine', [false])
+    let consensus: string
+    try {
+      await waitFor(async () => {
+        if ((await hub.queryFilter(hub.filters.TaskContributed(taskid), s.chain.blockNumber)).length >= 2) return true
+        const pending = await provider.send('eth_getBlockByNumber', ['pending', false]) as { transactions: string[] }
+        if (pending.transactions.length > 0) await provider.send('evm_mine', [])
+        return false
+      }, 60_000, 'both commits mined', 100)
+      consensus = await provider.send('evm_snapshot', []) as string
+    } finally {
+      await provider.send('evm_setAutomine', [true])
+      await provider.send('evm_mine', [])
+    }
+    await s.waitCompleted(deal.dealid, 0, 60_000)
+    await s.workerClosed(0, deal.dealid, [0], 30_000)
+    await s.workerClosed(1, deal.dealid, [0], 30_000)
+    const [firstFinalize] = await hub.queryFilter(hub.filters.TaskFinalized(taskid), s.chain.blockNumber)
+    assert.equal((await hub.queryFilter(hub.filters.TaskRevealed(taskid), s.chain.blockNumber)).length, 2, 'both revealed')
+    await replaceHead(consensus)
+    assert.equal((await hub.queryFilter(hub.filters.TaskRevealed(taskid), s.chain.blockNumber)).length, 0, 'the reorg took the reveals back')
+    // the workers' records were done: they go back to contributed and reveal again; the scheduler's reopens
+    await s.waitCompleted(deal.dealid, 0, 90_000)
+    assert.equal((await hub.queryFilter(hub.filters.TaskRevealed(taskid), s.chain.blockNumber)).length, 2, 'both revealed again')
+    const finalized = await hub.queryFilter(hub.filters.TaskFinalized(taskid), s.chain.blockNumber)
+    assert.equal(finalized.length, 1, 'finalized once on the chain as it is now')
+    assert.notEqual(finalized[0].blockHash, firstFinalize.blockHash, 'finalized again, in a block of the new chain')
     const c = await s.conservation()
     assert.equal(c.held, c.accounted, 'RLC conserved to the nRLC')
   })
