@@ -23,9 +23,14 @@ describe('faults: scheduler and worker records reconcile with the chain after a 
     swarm = undefined
   })
 
+  /** transactions the nodes' senders are sending or waiting for */
+  let inFlight = 0
   const replaceHead = async (snapshot: string): Promise<void> => {
     const s = swarm!
     const provider = s.requester.provider
+    // a transaction in flight through the revert would come back at a nonce the new chain has given
+    // to another (anvil drops the reverted transactions): the nodes' senders settle first
+    await waitFor(() => inFlight === 0, 60_000, 'the nodes\' transactions to settle')
     const head = await provider.getBlockNumber()
     // the followers wait while the senders learn their nonces again: a worker that heard of the
     // reorg first would send at its old nonce, past a gap anvil's revert made
@@ -42,6 +47,18 @@ describe('faults: scheduler and worker records reconcile with the chain after a 
   before(async () => {
     // worker 1 waits a little before running: a snapshot is taken before its commit
     swarm = await ExecSwarm.create(2, { 1: { delayBeforeRunMs: 1_500 } })
+    for (const n of swarm.nodes) {
+      const sender = n.client.sender
+      const send = sender.send.bind(sender)
+      sender.send = async (...args: Parameters<typeof send>) => {
+        inFlight++
+        try {
+          return await send(...args)
+        } finally {
+          inFlight--
+        }
+      }
+    }
   })
 
   it('a task whose finalize is reorged out is finalized again; a deal reorged out is forgotten, and taken again when mined again', async () => {
@@ -56,6 +73,7 @@ describe('faults: scheduler and worker records reconcile with the chain after a 
     const [first] = await s.workerClosed(1, deal.dealid, [0], 30_000)
     assert.equal(first?.state, 'done')
     const hub = s.requester.hub!
+    await waitFor(async () => (await hub.dealOf(deal.dealid)).schedulerLocked === 0n, 30_000, 'the scheduler\'s stake released')
     const [firstFinalize] = await hub.queryFilter(hub.filters.TaskFinalized(taskid), s.chain.blockNumber)
     await replaceHead(beforeCommit)
     assert.notEqual(await s.taskStatus(deal.dealid, 0), TaskStatus.COMPLETED, 'the reorg took the finalize back')
@@ -108,6 +126,8 @@ describe('faults: scheduler and worker records reconcile with the chain after a 
     await s.waitCompleted(deal.dealid, 0, 60_000)
     // (a worker's record is revealed, or done once the scheduler's finalized message came: both go back)
     await waitFor(async () => (await hub.queryFilter(hub.filters.TaskRevealed(taskid), s.chain.blockNumber)).length === 2, 30_000, 'both reveals mined')
+    // the scheduler releases its stake once the deal is done: that transaction goes before the revert too
+    await waitFor(async () => (await hub.dealOf(deal.dealid)).schedulerLocked === 0n, 30_000, 'the scheduler\'s stake released')
     const [firstFinalize] = await hub.queryFilter(hub.filters.TaskFinalized(taskid), s.chain.blockNumber)
     await replaceHead(consensus)
     assert.equal((await hub.queryFilter(hub.filters.TaskRevealed(taskid), s.chain.blockNumber)).length, 0, 'the reorg took the reveals back')
