@@ -90,6 +90,8 @@ export interface IexecNodeInit {
   category?: number
   /** first block of the hub's events when the node has no cursor yet (the hub's deploy block); default 0 */
   chainFromBlock?: number
+  /** forget the stored event cursor and read the hub's events again from the first block (start --resync-events) */
+  resyncEvents?: boolean
   /** chain settings for this run (start --rpc/--hub/--chain-id/--from-block), merged over config.chain; a key set to undefined drops it */
   chain?: Partial<NodeConfig['chain']>
   /** market service settings (bidding window, bid transport ...) for this run */
@@ -546,6 +548,7 @@ export class IexecNode implements ApiBackend {
         appExecutorOf: async (app) => await this.appExecutorOf(app)
       },
       fromBlock: this.init.chainFromBlock ?? this.config.chain.fromBlock ?? 0,
+      ...(this.init.resyncEvents === true ? { resyncEvents: true } : {}),
       advertisedTags: async (worker) => (await this.adverts.findByAddress(worker))?.tags,
       // config.json's bid transport; an embedder's market options (tests, benchmarks) come last
       options: { bidTransport: c.bidTransport, defaultMaxPrice: BigInt(c.defaultMaxPrice), eventPollIntervalMs: profile.eventPollIntervalMs, eventConfirmations: profile.confirmations, ...this.init.market },
@@ -704,7 +707,13 @@ export class IexecNode implements ApiBackend {
     await worker.start()
     announcer.start()
     retention.start()
-    const stopFeed = market.onHubEventListener(async (event) => { await scheduler.onChainEvent(event) })
+    const stopEvents = market.onHubEventListener(async (event) => { await scheduler.onChainEvent(event) })
+    // a reorg's removed events: the records that moved on them follow the chain again
+    const stopRemoved = market.onHubEventRemovedListener(async (event) => {
+      await scheduler.onChainEventRemoved(event)
+      await worker.onChainEventRemoved(event)
+    })
+    const stopFeed = (): void => { stopEvents(); stopRemoved() }
     this.execution = { channel, scheduler, worker, executor, peers, stopFeed }
   }
 

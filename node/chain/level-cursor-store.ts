@@ -22,7 +22,7 @@ function checkCursor (v: unknown): Cursor {
 export class LevelCursorStore implements CursorStore {
   private readonly repo: Repository<Cursor>
 
-  constructor (db: DbController, readonly name: string) {
+  constructor (private readonly db: DbController, readonly name: string) {
     this.repo = new Repository(db, 'chain-cursor', jsonCodec(checkCursor))
   }
 
@@ -30,7 +30,16 @@ export class LevelCursorStore implements CursorStore {
     try {
       return await this.repo.get(this.name)
     } catch (err) {
-      throw new ChainError('CURSOR_STORE_FAILED', `cannot read the event cursor ${this.name}`, { name: this.name }, { cause: err })
+      throw new ChainError('CURSOR_STORE_FAILED', `cannot read the event cursor ${this.name} in the database at ${this.db.options.path} (damaged): start the node once with --resync-events to read the hub's events again from its deployment block`, { name: this.name, path: this.db.options.path }, { cause: err })
+    }
+  }
+
+  /** Forgets the cursor: the follower starts again from its `fromBlock` (start --resync-events). */
+  async clear (): Promise<void> {
+    try {
+      await this.repo.del(this.name)
+    } catch (err) {
+      throw new ChainError('CURSOR_STORE_FAILED', `cannot remove the event cursor ${this.name}`, { name: this.name }, { cause: err })
     }
   }
 

@@ -97,6 +97,7 @@ export function buildProgram (io: CliIo, setExitCode: (code: number) => void): C
     .option('--from-block <n>', 'first block of the hub\'s events, for this run (default: config.json chain.fromBlock, else 0)')
     .option('--chain <name>', 'a chain profile for this run, instead of the four chain flags (see `init --chain`)')
     .option('--chains-file <file>', 'chains file of --chain (default: $IEXEC_P2P_CHAINS_FILE or ~/.iexec-p2p/chains.json)')
+    .option('--resync-events', 'forget the stored hub event cursor and read the hub\'s events again from its first block (a damaged cursor)')
     .option('--json', 'print one JSON line when the node is ready')
     .action(async (opts: StartCommandOptions) => {
       const { startCommand } = await import('./start-command.js')

@@ -29,6 +29,8 @@ export interface StartCommandOptions extends ChainFlags {
   passwordFile?: string
   init?: boolean
   devUnprotectedKey?: boolean
+  /** forget the stored event cursor and read the hub's events again (a damaged cursor) */
+  resyncEvents?: boolean
   json?: boolean
 }
 
@@ -132,7 +134,8 @@ export async function startCommand (io: CliIo, opts: StartCommandOptions): Promi
       ...(priceFloor !== undefined ? { priceFloor } : {}),
       ...(tags !== undefined ? { tags } : {}),
       ...(category !== undefined ? { category } : {}),
-      ...(chain !== undefined ? { chain } : {})
+      ...(chain !== undefined ? { chain } : {}),
+      ...(opts.resyncEvents === true ? { resyncEvents: true } : {})
     })
     await node.start()
     const ready: StartReadyJson = {

@@ -131,10 +131,19 @@ export async function loadConfig (file: string): Promise<NodeConfig> {
   try {
     parsed = JSON.parse(text)
   } catch (err) {
-    throw new ConfigError('CONFIG_INVALID', `${file} is not valid JSON`, { file, field: '(root)' }, { cause: err })
+    throw new ConfigError('CONFIG_INVALID', `${file} is not valid JSON (truncated or edited?): ${CONFIG_FIX}`, { file, field: '(root)' }, { cause: err })
   }
-  return validateConfig(parsed)
+  try {
+    return validateConfig(parsed)
+  } catch (err) {
+    // the file named, so that an operator knows which one to fix
+    if (err instanceof ConfigError) throw new ConfigError(err.code, `${file}: ${err.message}: ${CONFIG_FIX}`, { ...err.details, file }, { cause: err })
+    throw err
+  }
 }
+
+/** What an operator does about a config.json that does not load. */
+const CONFIG_FIX = 'fix it, or move it away and run `iexec-p2p init` on the data dir to write a default one (the keys are kept)'
 
 /** Validates then writes config.json atomically (write to a temp file, fsync, rename). */
 export async function saveConfig (file: string, config: NodeConfig): Promise<void> {

@@ -55,6 +55,11 @@ export interface LoadedDataDir {
 
 interface UnprotectedWalletFile { unprotected: true, privateKey: string }
 
+// What an operator does about a damaged file: the message of the coded error says it.
+// A new wallet would be a new account with none of the node's funds, so the wallet is never re-made.
+const WALLET_FIX = 'restore it from a backup (move it away, then `iexec-p2p wallet import`); never delete it: its key holds the node\'s funds and stake'
+const TOKEN_FIX = 'delete it and run `iexec-p2p init` on the data dir for a new one (clients read it again)'
+
 async function exists (file: string): Promise<boolean> {
   try {
     await stat(file)
@@ -77,7 +82,7 @@ async function readPeerKey (file: string): Promise<PrivateKey> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new ConfigError('DATA_DIR_NOT_INITIALIZED', `no peer key at ${file}: run \`iexec-p2p init\``, { file })
     }
-    throw new ConfigError('DATA_DIR_CORRUPT', `peer key ${file} is unreadable`, { file }, { cause: err })
+    throw new ConfigError('DATA_DIR_CORRUPT', `peer key ${file} is unreadable or not a libp2p key (truncated?): restore it from a backup, or delete it and run \`iexec-p2p init\` for a new peer id (the wallet is kept)`, { file }, { cause: err })
   }
 }
 
@@ -91,7 +96,7 @@ export async function readWalletFile (file: string): Promise<WalletFile> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new ConfigError('DATA_DIR_NOT_INITIALIZED', `no wallet at ${file}: run \`iexec-p2p init\``, { file })
     }
-    throw new ConfigError('DATA_DIR_CORRUPT', `wallet ${file} is unreadable`, { file }, { cause: err })
+    throw new ConfigError('DATA_DIR_CORRUPT', `wallet ${file} is unreadable: ${WALLET_FIX}`, { file }, { cause: err })
   }
   try {
     if (isKeystoreJson(text)) {
@@ -103,9 +108,9 @@ export async function readWalletFile (file: string): Promise<WalletFile> {
       return { kind: 'plain', privateKey: plain.privateKey, address: new Wallet(plain.privateKey).address }
     }
   } catch (err) {
-    throw new ConfigError('DATA_DIR_CORRUPT', `wallet ${file} is not a keystore`, { file }, { cause: err })
+    throw new ConfigError('DATA_DIR_CORRUPT', `wallet ${file} is not a keystore (truncated?): ${WALLET_FIX}`, { file }, { cause: err })
   }
-  throw new ConfigError('DATA_DIR_CORRUPT', `wallet ${file} is neither a keystore nor a dev key file`, { file })
+  throw new ConfigError('DATA_DIR_CORRUPT', `wallet ${file} is neither a keystore nor a dev key file: ${WALLET_FIX}`, { file })
 }
 
 export async function unlockWallet (wf: WalletFile, password: string | undefined, file: string): Promise<Wallet> {
@@ -117,7 +122,8 @@ export async function unlockWallet (wf: WalletFile, password: string | undefined
     const account = await decryptKeystoreJson(wf.json, password)
     return new Wallet(account.privateKey)
   } catch (err) {
-    throw new ConfigError('WALLET_BAD_PASSWORD', 'the password does not decrypt the wallet', { file }, { cause: err })
+    // a keystore whose ciphertext or MAC was damaged fails the same check as a wrong password
+    throw new ConfigError('WALLET_BAD_PASSWORD', `the password does not decrypt the wallet ${file} (or the keystore is damaged: ${WALLET_FIX})`, { file }, { cause: err })
   }
 }
 
@@ -197,10 +203,10 @@ export async function loadDataDir (dataDir: string, password?: string): Promise<
   try {
     apiToken = (await readFile(paths.apiToken, 'utf8')).trim()
   } catch (err) {
-    throw new ConfigError('DATA_DIR_CORRUPT', `cannot read the API token ${paths.apiToken}`, { file: paths.apiToken }, { cause: err })
+    throw new ConfigError('DATA_DIR_CORRUPT', `cannot read the API token ${paths.apiToken}: ${TOKEN_FIX}`, { file: paths.apiToken }, { cause: err })
   }
   if (!/^[0-9a-f]{64}$/.test(apiToken)) {
-    throw new ConfigError('DATA_DIR_CORRUPT', `the API token ${paths.apiToken} is malformed`, { file: paths.apiToken })
+    throw new ConfigError('DATA_DIR_CORRUPT', `the API token ${paths.apiToken} is malformed (truncated?): ${TOKEN_FIX}`, { file: paths.apiToken })
   }
   return {
     dataDir,

@@ -1,6 +1,6 @@
 import { DbError } from './errors.js'
 import { DEFAULT_ITERATE_LIMIT, KEY_SEPARATOR } from './options.js'
-import type { DbController } from './controller.js'
+import { DB_FIX, type DbController } from './controller.js'
 
 /** How a repository turns values into bytes and back. */
 export interface ValueCodec<T> {
@@ -65,7 +65,7 @@ export class Repository<T> {
       // level hands back Buffers; callers get plain Uint8Arrays
       return this.codec.decode(Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes)
     } catch (err) {
-      throw new DbError('DB_BAD_VALUE', `value at ${this.prefix}/${key} does not decode`, { prefix: this.prefix, key }, { cause: err })
+      throw new DbError('DB_BAD_VALUE', `value at ${this.prefix}/${key} in the database at ${this.db.options.path} does not decode: ${DB_FIX}`, { prefix: this.prefix, key, path: this.db.options.path }, { cause: err })
     }
   }
 

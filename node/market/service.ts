@@ -61,6 +61,12 @@ export interface MarketServiceInit {
   provider: ProviderSettings
   /** first block of the hub's events (its deploy block) when the cursor store is empty */
   fromBlock: number
+  /**
+   * Forget the stored event cursor at start and read the hub's events again
+   * from `fromBlock` (a damaged cursor; every handler takes an event twice
+   * without harm).
+   */
+  resyncEvents?: boolean
   options?: Partial<MarketServiceOptions>
   logger?: MarketLogger & { warn: (msg: string, context?: Record<string, unknown>) => void }
   /**
@@ -133,6 +139,7 @@ export class MarketService {
   readonly topics: Record<TopicName, string>
   readonly ctx: MarketValidationContext
   readonly follower: EventFollower
+  private readonly cursorStore: LevelCursorStore
   private readonly apps: Repository<KnownApp>
   private readonly log: NonNullable<MarketServiceInit['logger']>
   private pruneTimer?: NodeJS.Timeout
@@ -147,6 +154,7 @@ export class MarketService {
   onAccepted?: (type: MarketMessageType, v: ValidatedMessage<MarketMessageType>, from: string) => void
   /** hub event listeners (e.g. the worker duties of the execution issue) */
   private readonly hubListeners = new Set<(event: ChainEvent) => void | Promise<void>>()
+  private readonly removedListeners = new Set<(event: ChainEvent) => void | Promise<void>>()
   /** which hub events move this node's stake */
   private readonly stakeEvents: StakeEvents
   /** inbound bid streams being served (ended on stop) */
@@ -218,13 +226,14 @@ export class MarketService {
     for (const type of ['apporder', 'datasetorder', 'requestorder', 'bid', 'cancel'] as const) {
       init.network.setTopicValidator(this.topics[type], this.validatorFor(type))
     }
+    this.cursorStore = new LevelCursorStore(init.db, `hub:${this.domain.chainId}:${this.domain.verifyingContract.toLowerCase()}`)
     this.follower = new EventFollower(init.chain, {
       address: this.domain.verifyingContract,
       iface: hubInterface(),
       fromBlock: init.fromBlock,
       // keyed by chain and hub: a dev chain restarted from scratch deploys the
       // hub at the same address, and an old cursor would skip its events
-      cursorStore: new LevelCursorStore(init.db, `hub:${this.domain.chainId}:${this.domain.verifyingContract.toLowerCase()}`),
+      cursorStore: this.cursorStore,
       confirmations: this.options.eventConfirmations,
       pollIntervalMs: this.options.eventPollIntervalMs,
       handler: async (event) => { await this.onHubEvent(event) },
@@ -279,6 +288,10 @@ export class MarketService {
     this.unsubscribePeers = net.onPeerIdentified((peer, protocols) => {
       if (protocols.includes(marketSyncProtocol(this.init.swarmId))) this.track(this.syncFrom(peer))
     })
+    if (this.init.resyncEvents === true) {
+      await this.cursorStore.clear()
+      this.log.warn('event cursor cleared (--resync-events): reading the hub\'s events again', { fromBlock: this.init.fromBlock })
+    }
     await this.follower.start()
     this.pruneTimer = setInterval(() => { this.track(this.prune()) }, this.options.pruneIntervalMs)
     this.pruneTimer.unref()
@@ -313,6 +326,12 @@ export class MarketService {
   onHubEventListener (fn: (event: ChainEvent) => void | Promise<void>): () => void {
     this.hubListeners.add(fn)
     return () => { this.hubListeners.delete(fn) }
+  }
+
+  /** Listens to the hub events a reorg takes back (after the book took them back), newest first. */
+  onHubEventRemovedListener (fn: (event: ChainEvent) => void | Promise<void>): () => void {
+    this.removedListeners.add(fn)
+    return () => { this.removedListeners.delete(fn) }
   }
 
   private validatorFor<T extends MarketMessageType> (type: T): TopicValidatorFn {
@@ -564,15 +583,23 @@ export class MarketService {
   }
 
   /**
-   * A hub event a reorg took back: the stake cache is re-read and the book
-   * follows the hub again (Orderbook.takeBackHubEvent). The scheduler's and
-   * worker's records are not told: they follow the events of the new chain.
+   * A hub event a reorg took back: the stake cache is re-read, the book
+   * follows the hub again (Orderbook.takeBackHubEvent), and the listeners
+   * (node.ts: the scheduler's and the worker's records) reconcile with it.
    */
   private async onHubEventRemoved (event: ChainEvent): Promise<void> {
     const ev = marketEventFromHubLog(event)
     if (this.provider !== undefined && event.name !== undefined && STAKE_EVENTS.has(event.name) && this.stakeEvents.concernsUs(event, ev)) this.provider.stakeMayHaveChanged()
     if (ev !== undefined) await this.book.takeBackHubEvent(ev, async (h) => await this.hub.consumedOf(h))
     this.log.warn('hub event taken back by a reorg', { event: event.name, block: event.blockNumber, tx: event.transactionHash })
+    for (const fn of this.removedListeners) {
+      try {
+        await fn(event)
+      } catch (err) {
+        // the records stay as they were; the tick's reads of the hub still correct most of them
+        this.log.warn('hub event removal listener failed', { event: event.name, error: err instanceof Error ? err.message : String(err) })
+      }
+    }
   }
 
   /** Records an app (from its AppRegistered event or our own registration). */

@@ -361,6 +361,58 @@ export class SchedulerService {
   }
 
   /**
+   * A hub event a reorg took back (the market's follower rewound past it):
+   * the records built on it follow the chain again, read at the latest
+   * block. A DealCreated gone from the hub forgets the deal (its records
+   * too), so that the same deal mined again is taken as new; a
+   * TaskFinalized or TaskClaimed of a task the hub no longer holds ended
+   * reopens the task and its deal, and the tick finalizes it again (its
+   * result CID is kept) or the watchdog claims it again.
+   */
+  async onChainEventRemoved (event: ChainEvent): Promise<void> {
+    if (event.name === 'DealCreated' && event.topics.length >= 2) {
+      const dealid = event.topics[1].toLowerCase()
+      const known = this.open.get(dealid) ?? await this.deals.get(dealid)
+      if (known === undefined) return
+      if (Number((await this.hub.dealOf(dealid)).volume) !== 0) return
+      for (let idx = 0; idx < known.deal.volume; idx++) {
+        const taskid = taskId(dealid, idx).toLowerCase()
+        this.taskCache.delete(taskid)
+        await this.tasks.del(taskid)
+      }
+      await this.deals.del(dealid)
+      for (const m of [this.open, this.releasing, this.nextCheck, this.endedTasks, this.dealReadAt] as Array<Map<string, unknown>>) m.delete(dealid)
+      this.ended.delete(dealid)
+      this.taskIds.delete(dealid)
+      this.log('deal taken back by a reorg: forgotten', { dealid })
+    } else if ((event.name === 'TaskFinalized' || event.name === 'TaskClaimed') && event.topics.length >= 3) {
+      const taskid = event.topics[1].toLowerCase()
+      const dealid = event.topics[2].toLowerCase()
+      this.endedTasks.get(dealid)?.delete(taskid)
+      this.ended.delete(dealid)
+      const known = this.open.get(dealid) ?? await this.deals.get(dealid)
+      if (known === undefined) return
+      let idx = 0
+      while (idx < known.deal.volume && taskId(dealid, idx).toLowerCase() !== taskid) idx++
+      if (idx >= known.deal.volume) return
+      // taskStatus, not taskOf: a trust-1 task closed by contributeAndFinalize is a bit taskOf cannot see
+      const status = Number(await this.hub.taskStatus(dealid, idx))
+      if (status === TaskStatus.COMPLETED || status === TaskStatus.FAILED) return
+      const rec = await this.getTask(taskid)
+      if (rec?.closed === true) await this.putTask(taskid, { ...rec, closed: false })
+      if (known.done) {
+        const reopened: KnownDeal = { ...known, done: false }
+        await this.deals.put(dealid, reopened)
+        this.open.set(dealid, reopened)
+        this.releasing.delete(dealid)
+      }
+      this.nextCheck.delete(dealid)
+      this.log('task end taken back by a reorg: reopened', { taskid, dealid, event: event.name })
+      this.kick()
+    }
+  }
+
+  /**
    * After a worker's `contributed` of trust-1 tasks this node schedules: one
    * read of the transaction's receipt (one for a whole batch); each listed
    * task whose TaskFinalized the hub emitted in it closes, and the tick
@@ -457,6 +509,7 @@ export class SchedulerService {
         this.failed.delete(key)
         for (const kind of ['assign', 'reveal']) this.sent.delete(`${kind}:${key}`)
       }
+      this.sent.delete(`finalize-pending:${taskid}`)
     }
   }
 
@@ -559,7 +612,7 @@ export class SchedulerService {
       if (endedAll || readAt === undefined || Date.now() - readAt >= this.opts.dealRefreshMs) {
         this.dealReadAt.set(id, Date.now())
         const d = await this.hub.dealOf(id, { blockTag: 'pending' })
-        if (Number(d.done) >= known.deal.volume) {
+        if (Number(d.done) >= known.deal.volume && await this.doneMined(id, known.deal.volume)) {
           await this.closeDeal(known, d)
           continue
         }
@@ -570,6 +623,17 @@ export class SchedulerService {
       loads ??= await this.loads()
       await this.schedule(known, now, loads).catch((err: unknown) => { this.log('scheduling failed', { dealid: known.deal.dealid, error: String(err) }) })
     }
+  }
+
+  /**
+   * Whether the deal's tasks are all done in a mined block. The deal is
+   * read at the pending tag (its scheduler draw is known from the block
+   * after the deal's), where a finalize still in the pool already counts: a
+   * deal closed on it is forgotten for good, and a finalize dropped from
+   * the pool (its sender killed, replaced) would never be sent again.
+   */
+  private async doneMined (dealid: string, volume: number): Promise<boolean> {
+    return Number((await this.hub.dealOf(dealid)).done) >= volume
   }
 
   private async closeDeal (known: KnownDeal, current: { scheduler: string, schedulerLocked: bigint }): Promise<void> {
@@ -956,6 +1020,14 @@ export class SchedulerService {
       // keep the CID before the transaction: a restart finalizes with the same one
       await this.putTask(rec.taskid, rec)
     }
+    // a finalize of an earlier run (killed before it was mined) may still wait in the node's pool:
+    // a second one would revert; the next tick reads the hub again (mined: closed; dropped: sent anew)
+    if (Number((await this.hub.taskOf(rec.taskid, { blockTag: 'pending' })).status) === TaskStatus.COMPLETED) {
+      const key = `finalize-pending:${rec.taskid}`
+      if (!this.sent.has(key)) this.log('finalize of an earlier run pending: waiting for it', { taskid: rec.taskid })
+      this.sent.set(key, this.clock())
+      return
+    }
     const tx = await this.init.chain.sender.send(this.hub.finalize.populateTransaction(rec.taskid, rec.resultsCid, (known.deal.callback ?? ZERO_ADDR) !== ZERO_ADDR ? rec.callbackData ?? '0x' : '0x'))
     rec.closed = true
     this.log('task finalized', { taskid: rec.taskid, cid: rec.resultsCid, tx: tx.hash })
@@ -983,7 +1055,7 @@ export class SchedulerService {
       const due = this.nextCheck.get(deal.dealid)
       if (due !== undefined && now < due) continue
       const d = await this.hub.dealOf(deal.dealid, { blockTag: 'pending' })
-      if (Number(d.done) >= deal.volume) {
+      if (Number(d.done) >= deal.volume && await this.doneMined(deal.dealid, deal.volume)) {
         await this.closeDeal(known, d)
         continue
       }

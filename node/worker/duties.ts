@@ -19,7 +19,7 @@ import { splitArgs } from '../../protocols/args.js'
 import { isChainError } from '../chain/index.js'
 import { isIexecError } from '../errors.js'
 import { memoAsync } from '../memo.js'
-import type { ChainClient, Hub } from '../chain/index.js'
+import type { ChainClient, ChainEvent, Hub } from '../chain/index.js'
 import { KeySetRepository, jsonCodec } from '../db/index.js'
 import type { DbController } from '../db/index.js'
 import { addBytes, addStream, catContent, decryptDataset, encryptResult, encryptResultFolder, fetchToFile, isEncryptedContent, packFolder, packTree, placePlainDataset } from '../storage/index.js'
@@ -130,6 +130,9 @@ export interface WorkerDutiesInit {
 
 const same = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase()
 
+/** Reads of the hub's state once the node's pool is mined: what this worker has sent and not yet seen mined. */
+const PENDING = { blockTag: 'pending' } as const
+
 function checkRecord (v: unknown): WorkerTaskRecord {
   const r = v as WorkerTaskRecord
   if (typeof r !== 'object' || r === null || typeof r.taskid !== 'string' || typeof r.state !== 'string') throw new Error('not a worker task record')
@@ -192,6 +195,8 @@ export class WorkerDuties {
   private readonly active = new Map<string, string>()
   /** tasks computed since this process started and not yet sent to the chain: no need to ask the hub whether they closed */
   private readonly unsent = new Set<string>()
+  /** (what, task) whose transaction of an earlier run was found waiting in the pool: logged once */
+  private readonly waitingPool = new Set<string>()
   /**
    * Per task, the end of the last write of its record: a read-modify-write
    * (a resent assign, a finalized message) waits for the writes before it,
@@ -1132,6 +1137,7 @@ export class WorkerDuties {
         await this.save(done)
         return done
       }
+      if (await this.closedInPool(r)) return r
     }
     try {
       const tx = await this.init.chain.sender.send(this.hub.contributeAndFinalize.populateTransaction(r.dealid, r.idx, digest, cid, r.authorization, r.callbackData ?? '0x'))
@@ -1153,11 +1159,9 @@ export class WorkerDuties {
   private async contribute (r: WorkerTaskRecord): Promise<WorkerTaskRecord> {
     const digest = r.digest as string
     const c = await this.hub.contributionOf(r.taskid, this.me)
-    if (Number(c.status) !== ContributionStatus.UNSET) {
-      const next: WorkerTaskRecord = { ...r, state: 'contributed' }
-      await this.save(next)
-      return next
-    }
+    if (Number(c.status) !== ContributionStatus.UNSET) return await this.contributionFound(r)
+    // a commit of an earlier run (killed before it was mined) may still wait in the pool
+    if (!this.unsent.delete(r.taskid) && this.pendingInPool(r, 'commit', Number((await this.hub.contributionOf(r.taskid, this.me, PENDING)).status) !== ContributionStatus.UNSET)) return r
     try {
       const tx = await this.init.chain.sender.send(this.hub.contribute.populateTransaction(r.taskid, resultHash(r.taskid, digest), resultSeal(this.me, r.taskid, digest), r.authorization))
       const next: WorkerTaskRecord = { ...r, state: 'contributed', txHash: tx.hash }
@@ -1169,8 +1173,76 @@ export class WorkerDuties {
       // a reverted commit lost a race (consensus reached, deadline passed): nothing more to do for this task;
       // a transport failure is retried by the next tick (the hub is read first, so never twice)
       if (!isChainError(err, 'CONTRACT_REVERT')) throw err
+      // unless the race was with this worker's own earlier commit, mined meanwhile
+      if (Number((await this.hub.contributionOf(r.taskid, this.me)).status) !== ContributionStatus.UNSET) return await this.contributionFound(r)
       return await this.fail(r, err)
     }
+  }
+
+  /**
+   * A hub event a reorg took back (the market's follower rewound past it):
+   * a task whose record moved on it goes back one step when the hub (latest
+   * block) no longer shows the step, and the tick does it again (each step
+   * reads the hub first). TaskContributed of this worker: a contributed task
+   * commits again; TaskRevealed of this worker: a revealed task reveals
+   * again (a trust > 1 task already done too: its finalize went with the
+   * reveal); TaskFinalized of a trust-1 task this worker closed in that
+   * transaction: it commits again, with the result CID it kept.
+   */
+  async onChainEventRemoved (event: ChainEvent): Promise<void> {
+    if (event.topics.length < 3) return
+    const taskid = event.topics[1].toLowerCase()
+    const r = await this.record(taskid)
+    if (r === undefined || r.digest === undefined) return
+    const byMe = (): boolean => same('0x' + event.topics[2].slice(-40), this.me)
+    let back: WorkerTaskState | undefined
+    // a trust > 1 task is 'done' once the scheduler said it was finalized: that finalize may be gone too
+    const doneAbove1 = r.state === 'done' && r.trust > 1
+    if (event.name === 'TaskContributed' && byMe() && (r.state === 'contributed' || r.state === 'revealed' || doneAbove1)) {
+      if (Number((await this.hub.contributionOf(taskid, this.me)).status) === ContributionStatus.UNSET) back = 'computed'
+    } else if (event.name === 'TaskRevealed' && byMe() && (r.state === 'revealed' || doneAbove1)) {
+      if (Number((await this.hub.contributionOf(taskid, this.me)).status) !== ContributionStatus.PROVED) back = 'contributed'
+    } else if (event.name === 'TaskFinalized' && r.trust === 1 && r.state === 'done' && r.resultsCid !== undefined && r.txHash !== undefined && same(r.txHash, event.transactionHash)) {
+      const status = Number(await this.hub.taskStatus(r.dealid, r.idx))
+      if (status !== TaskStatus.COMPLETED && status !== TaskStatus.FAILED) back = 'computed'
+    }
+    if (back === undefined) return
+    const to = back
+    const moved = await this.update(taskid, (cur) => cur.state === r.state ? { ...cur, state: to } : undefined)
+    if (moved === undefined) return
+    this.log('task step taken back by a reorg: doing it again', { taskid, event: event.name, state: to })
+    this.trigger(taskid)
+  }
+
+  /** The hub holds this worker's commit (sent by an earlier run, or before a lost answer): the task is contributed. */
+  private async contributionFound (r: WorkerTaskRecord): Promise<WorkerTaskRecord> {
+    const next: WorkerTaskRecord = { ...r, state: 'contributed' }
+    await this.save(next)
+    this.log('task contribution found on the hub', { taskid: r.taskid })
+    return next
+  }
+
+  /**
+   * Whether a transaction of this worker for the task waits in the node's
+   * pool (`pending` is the hub's state once the pool is mined: anvil and
+   * geth answer it from their pool). A second one would revert, at
+   * estimation or once mined, and the task would be failed while the first
+   * one lands: the task waits instead, and the next tick reads the hub
+   * again (mined: it moves on; dropped: it is sent anew).
+   */
+  private pendingInPool (r: WorkerTaskRecord, what: string, pending: boolean): boolean {
+    if (!pending) return false
+    if (!this.waitingPool.has(`${what}:${r.taskid}`)) {
+      this.waitingPool.add(`${what}:${r.taskid}`)
+      this.log('transaction of an earlier run pending: waiting for it', { taskid: r.taskid, what })
+    }
+    return true
+  }
+
+  /** Trust 1: whether a contributeAndFinalize of the task (this worker's, of an earlier run) waits in the pool. */
+  private async closedInPool (r: WorkerTaskRecord): Promise<boolean> {
+    const status = Number(await this.hub.taskStatus(r.dealid, r.idx, PENDING))
+    return this.pendingInPool(r, 'commit', status === TaskStatus.COMPLETED)
   }
 
   /** Reveals once the hub's consensus is this worker's result; gives up when the task went on without it. */
@@ -1180,17 +1252,23 @@ export class WorkerDuties {
     const status = Number(task.status)
     if (status === TaskStatus.ACTIVE) return r
     if (status === TaskStatus.REVEALING && task.consensus === resultHash(r.taskid, digest)) {
-      const c = await this.hub.contributionOf(r.taskid, this.me)
-      if (Number(c.status) === ContributionStatus.PROVED) {
+      const proved = async (blockTag?: 'pending'): Promise<boolean> =>
+        Number((await this.hub.contributionOf(r.taskid, this.me, blockTag !== undefined ? { blockTag } : {})).status) === ContributionStatus.PROVED
+      const found = async (): Promise<WorkerTaskRecord> => {
         const next: WorkerTaskRecord = { ...r, state: 'revealed' }
         await this.save(next)
         return next
       }
+      if (await proved()) return await found()
+      // a reveal of an earlier run (killed before it was mined) may still wait in the pool
+      if (this.pendingInPool(r, 'reveal', await proved('pending'))) return r
       let tx
       try {
         tx = await this.init.chain.sender.send(this.hub.reveal.populateTransaction(r.taskid, digest))
       } catch (err) {
         if (!isChainError(err, 'CONTRACT_REVERT')) throw err
+        // this worker's own earlier reveal, mined meanwhile
+        if (await proved()) return await found()
         // the reveal deadline passed: this worker can no longer prove its result
         return await this.fail(r, err)
       }

@@ -220,10 +220,15 @@ export class ExecSwarm {
     })
     const follower = new EventFollower(client, {
       address: this.chain.hub, iface: hubInterface(),
-      // the events that move a deal, as the node's market follower hands them on
-      topics: [['DealCreated', 'SchedulerReelected', 'TaskFinalized', 'TaskClaimed'].map((n) => hubInterface().getEvent(n)!.topicHash)],
+      // the events that move a deal or a worker's task, as the node's market follower hands them on
+      topics: [['DealCreated', 'SchedulerReelected', 'TaskFinalized', 'TaskClaimed', 'TaskContributed', 'TaskRevealed'].map((n) => hubInterface().getEvent(n)!.topicHash)],
       cursorStore: new MemoryCursorStore(), fromBlock: this.chain.blockNumber, pollIntervalMs: 50,
       handler: async (e) => { if (!this.droppedEvents.has(e.name ?? '')) await scheduler.onChainEvent(e) },
+      // a reorg's removed events, as node.ts hands them on
+      onRemoved: async (e) => {
+        await scheduler.onChainEventRemoved(e)
+        await worker.onChainEventRemoved(e)
+      },
       onError: (err, fatal) => { this.followerErrors.push({ node: i, code: err.code, fatal }) }
     })
     await channel.start()
