@@ -570,6 +570,7 @@ export class IexecNode implements ApiBackend {
       market,
       db: this.db,
       fromBlock: this.init.chainFromBlock ?? this.config.chain.fromBlock ?? 0,
+      ...(this.init.resyncEvents === true ? { resyncEvents: true } : {}),
       warn: fileLogger(dataDirPaths(this.dataDir).logs, 'explorer').warn
     })
   }

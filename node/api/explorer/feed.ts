@@ -85,6 +85,8 @@ export interface ExplorerFeedInit {
   fromBlock: number
   /** blocks per eth_getLogs of the backfill */
   maxBlockRange?: number
+  /** start --resync-events: the market clears its cursor and reads from fromBlock, so there is nothing to read back */
+  resyncEvents?: boolean
   warn: (msg: string, context?: Record<string, unknown>) => void
 }
 
@@ -98,7 +100,7 @@ export async function startExplorerFeed (init: ExplorerFeedInit): Promise<() => 
   await store.start()
   // where the market's follower will start: what it delivered before this index existed is read back
   const cursorName = `hub:${market.domain.chainId}:${market.domain.verifyingContract.toLowerCase()}`
-  const followed = (await new LevelCursorStore(init.db, cursorName).load())?.blockNumber
+  const followed = init.resyncEvents === true ? undefined : (await new LevelCursorStore(init.db, cursorName).load())?.blockNumber
   const stopHub = market.onHubEventListener((event) => {
     const e = hubEventLike(event)
     if (e === undefined) return
