@@ -64,6 +64,12 @@ export interface IexecNodeInit {
   /** CLI flags override config.json for this run (never written back) */
   listen?: string[]
   bootstrap?: string[]
+  /** addresses announced besides the listen ones */
+  announce?: string[]
+  /** mDNS discovery on the LAN */
+  mdns?: boolean
+  /** NAT settings for this run, over config.nat */
+  nat?: Partial<NodeConfig['nat']>
   swarmKeyFile?: string
   apiPort?: number
   requester?: boolean
@@ -136,6 +142,9 @@ function withOverrides (config: NodeConfig, init: IexecNodeInit): NodeConfig {
   const merged: Record<string, unknown> = { ...config }
   if (init.listen !== undefined) merged.listen = init.listen
   if (init.bootstrap !== undefined) merged.bootstrap = init.bootstrap
+  if (init.announce !== undefined) merged.announce = init.announce
+  if (init.mdns !== undefined) merged.mdns = init.mdns
+  if (init.nat !== undefined) merged.nat = { ...config.nat, ...init.nat }
   if (init.swarmKeyFile !== undefined) merged.swarmKeyFile = init.swarmKeyFile
   if (init.apiPort !== undefined) merged.apiPort = init.apiPort
   if (init.requester === true) merged.role = 'requester'
@@ -234,6 +243,11 @@ export class IexecNode implements ApiBackend {
       listen: config.listen,
       bootstrap: config.bootstrap,
       swarmId: config.swarmId,
+      nat: config.nat,
+      announce: config.announce,
+      mdns: config.mdns,
+      knownPeersFile: join(init.dataDir, 'known-peers.json'),
+      maxKnownPeers: config.maxKnownPeers,
       ...(config.swarmKeyFile !== undefined ? { swarmKeyFile: config.swarmKeyFile } : {}),
       blocksPath: paths.blocks,
       datastorePath: paths.datastore,
@@ -715,11 +729,19 @@ export class IexecNode implements ApiBackend {
       role: this.config.role,
       version: this.version,
       connections: this.network.started ? this.network.connectionCount() : 0,
+      nat: {
+        ...(this.network.started ? this.network.reachability() : { reachability: 'unknown' as const, publicAddrs: [], relayAddrs: [] }),
+        ...this.network.natPlan(),
+        holePunching: this.config.nat.holePunching,
+        autonat: this.config.nat.autonat,
+        upnp: this.config.nat.upnp,
+        mdns: this.config.mdns
+      },
       defaultMaxPrice: this.market?.options.defaultMaxPrice.toString() ?? this.config.defaultMaxPrice,
       swarm: {
         swarmId: this.config.swarmId,
         swarmKeyFile: this.config.swarmKeyFile !== undefined ? resolvePath(this.config.swarmKeyFile) : null,
-        transports: ['tcp'],
+        transports: this.network.transports(),
         connectionEncrypters: ['noise'],
         streamMuxers: ['yamux'],
         dhtProtocol: dhtProtocol(this.config.swarmId),
