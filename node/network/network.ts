@@ -22,6 +22,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Identify } from '@libp2p/identify'
+import { peerRoutingSymbol } from '@libp2p/interface'
 import type { ComponentLogger, ConnectionGater, ConnectionProtector, Logger, PeerDiscovery, PeerId, Stream, StreamHandler, StreamHandlerOptions, Libp2p } from '@libp2p/interface'
 import { LevelBlockstore } from 'blockstore-level'
 import { PeerCachingDatastore } from './peer-cache-datastore.js'
@@ -190,6 +191,47 @@ export function parseMultiaddrs (addrs: string[], kind: 'listen' | 'bootstrap'):
       throw new NetworkError('BAD_MULTIADDR', `listen address '${a}' must be /ip4|ip6/<host>/tcp/<port>, the same with /ws at the end (WebSockets), or /p2p-circuit`, { addr: a, kind })
     }
     return ma
+  })
+}
+
+/**
+ * kad-dht with a pause after a closest-peers query that found nobody.
+ * libp2p's random walk (which AutoNAT and the relay client's discovery use
+ * to find peers) asks for closest peers in a loop; over an empty routing
+ * table (allowQueryWithZeroPeers) each answer comes at once, in promise
+ * callbacks only, and the loop starved the event loop: a public node alone
+ * at start, or a NATed one before its bootstrap answered, stopped serving
+ * anything. The pause lets timers and sockets run, and costs nothing once
+ * the table holds peers.
+ */
+function calmWhenEmpty<T> (factory: (components: T) => KadDHT): (components: T) => KadDHT {
+  return (components: T) => {
+    const dht = factory(components)
+    const routing = (dht as unknown as Record<symbol, { getClosestPeers: (key: Uint8Array, options?: { signal?: AbortSignal }) => AsyncIterable<unknown> } | undefined>)[peerRoutingSymbol]
+    if (routing === undefined) return dht
+    const original = routing.getClosestPeers.bind(routing)
+    routing.getClosestPeers = async function * (key: Uint8Array, options?: { signal?: AbortSignal }) {
+      let found = 0
+      for await (const p of original(key, options)) {
+        found++
+        yield p
+      }
+      if (found === 0) await pause(NETWORK_DEFAULTS.emptyQueryPauseMs, options?.signal)
+    }
+    return dht
+  }
+}
+
+async function pause (ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted === true) return
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(done, ms)
+    function done (): void {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    signal?.addEventListener('abort', done, { once: true })
   })
 }
 
@@ -385,7 +427,7 @@ class Libp2pNetwork implements Network {
           identifyPush: identifyPush(),
           ...natServices,
           ping: ping({ maxOutboundStreams: NETWORK_DEFAULTS.pingMaxOutboundStreams, maxInboundStreams: NETWORK_DEFAULTS.pingMaxInboundStreams }),
-          dht: kadDHT({
+          dht: calmWhenEmpty(kadDHT({
             protocol: dhtProtocol(o.swarmId),
             clientMode: false,
             // loopback and LAN addresses are the point of a private swarm
@@ -395,7 +437,7 @@ class Libp2pNetwork implements Network {
             selectors: o.dhtSelectors ?? {},
             // a single-node swarm must still accept puts and provides
             allowQueryWithZeroPeers: true
-          }),
+          })),
           pubsub: gossipsub({
             globalSignaturePolicy: StrictSign,
             allowPublishToZeroTopicPeers: true,

@@ -173,5 +173,7 @@ export const NETWORK_DEFAULTS = {
   // a peer found by mDNS is dialled only while the node has fewer connections
   discoveryDialBelow: 64,
   // mDNS query interval (libp2p's default is 10 s)
-  mdnsIntervalMs: 10_000
+  mdnsIntervalMs: 10_000,
+  // after a DHT closest-peers query that found nobody (see network.ts calmWhenEmpty)
+  emptyQueryPauseMs: 1_000
 } as const
