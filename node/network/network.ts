@@ -195,6 +195,47 @@ export function parseMultiaddrs (addrs: string[], kind: 'listen' | 'bootstrap'):
 }
 
 /**
+ * AutoNAT whose dial-backs never close a connection they did not open.
+ * Asked to verify an address, AutoNAT (v1) dials it and closes the
+ * connection it got; when we already hold a connection to the asker at that
+ * very address (we dialled it: the address is proven), libp2p hands back
+ * that connection and AutoNAT closed it. A NATed node verifying its relay's
+ * address closed the connection holding its relay reservation. The
+ * existing connection is answered as a success and left open.
+ */
+function keepConnectionsOpen<T extends object> (factory: (components: T) => unknown): (components: T) => unknown {
+  return (components: T) => {
+    const cm = (components as unknown as { connectionManager: { getConnections: () => Array<{ id: string }>, openConnection: (...args: unknown[]) => Promise<{ id: string, close: (...a: unknown[]) => Promise<void> }> } }).connectionManager
+    const guarded = new Proxy(cm, {
+      get (target, prop, receiver) {
+        if (prop !== 'openConnection') {
+          const v = Reflect.get(target, prop, receiver) as unknown
+          return typeof v === 'function' ? v.bind(target) : v
+        }
+        return async (...args: unknown[]) => {
+          const before = new Set(target.getConnections().map((c) => c.id))
+          const conn = await target.openConnection(...args)
+          if (!before.has(conn.id)) return conn
+          return new Proxy(conn, {
+            get (c, p) {
+              if (p === 'close') return async () => {}
+              const v = Reflect.get(c, p) as unknown
+              return typeof v === 'function' ? v.bind(c) : v
+            }
+          })
+        }
+      }
+    })
+    const wrapped = new Proxy(components, {
+      get (target, prop, receiver) {
+        return prop === 'connectionManager' ? guarded : Reflect.get(target, prop, receiver)
+      }
+    })
+    return factory(wrapped)
+  }
+}
+
+/**
  * kad-dht with a pause after a closest-peers query that found nobody.
  * libp2p's random walk (which AutoNAT and the relay client's discovery use
  * to find peers) asks for closest peers in a loop; over an empty routing
@@ -372,7 +413,7 @@ class Libp2pNetwork implements Network {
       })
     }
     if (nat.holePunching) natServices.dcutr = dcutr()
-    if (nat.autonat) natServices.autonat = autoNAT({ startupDelay: 1_000 })
+    if (nat.autonat) natServices.autonat = keepConnectionsOpen(autoNAT({ startupDelay: 1_000 }))
     if (nat.upnp) natServices.upnp = uPnPNAT()
     const connectionProtector: ((components: never) => ConnectionProtector) | undefined = this.psk === undefined
       ? undefined
