@@ -735,7 +735,8 @@ export class IexecNode implements ApiBackend {
         holePunching: this.config.nat.holePunching,
         autonat: this.config.nat.autonat,
         upnp: this.config.nat.upnp,
-        mdns: this.config.mdns
+        mdns: this.config.mdns,
+        ...(this.network.started ? { relayedConnections: this.network.natStats().relayedConnections, directUpgrades: this.network.natStats().directUpgrades } : {})
       },
       defaultMaxPrice: this.market?.options.defaultMaxPrice.toString() ?? this.config.defaultMaxPrice,
       swarm: {

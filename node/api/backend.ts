@@ -34,6 +34,9 @@ export interface NatStatus {
   autonat: boolean
   upnp: boolean
   mdns: boolean
+  /** relayed connections opened since start, and how many DCUtR replaced by a direct one */
+  relayedConnections?: number
+  directUpgrades?: number
 }
 
 /** How to reach a swarm from outside (`status --json`'s `swarm`; README "Reaching the swarm from another client"). */

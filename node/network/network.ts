@@ -79,6 +79,15 @@ export interface NetworkPeer {
   limited: boolean
 }
 
+/** Relayed connections and their upgrades to direct ones (DCUtR), counted since start. */
+export interface NatStats {
+  relayedConnections: number
+  /** relayed connections a direct connection to the same peer followed while they were open */
+  directUpgrades: number
+  /** ms from a relayed connection's opening to the direct one, for the last upgrades (at most 100) */
+  upgradeMs: number[]
+}
+
 /** A gossip message as delivered to a subscriber (signature already checked by gossipsub). */
 export interface GossipMessage {
   topic: string
@@ -166,6 +175,8 @@ export interface Network {
   natPlan: () => NatPlan
   /** the transports this node dials and listens with */
   transports: () => string[]
+  /** relayed connections opened, and how many a direct one followed (DCUtR), since start */
+  natStats: () => NatStats
   /** writes the known-peers file now (also done every minute and at stop) */
   saveKnownPeers: () => Promise<void>
 }
@@ -358,6 +369,9 @@ class Libp2pNetwork implements Network {
   private knownPeers: KnownPeer[] = []
   private knownPeersTimer?: NodeJS.Timeout
   private knownPeersSaving?: Promise<void>
+  /** open relayed connections: id -> peer, opened at */
+  private readonly relayed = new Map<string, { peer: string, at: number }>()
+  private stats: NatStats = { relayedConnections: 0, directUpgrades: 0, upgradeMs: [] }
 
   constructor (private readonly options: NetworkOptions, private readonly psk: Uint8Array | undefined) {
     this.peerId = options.privateKey.publicKey.toString()
@@ -540,7 +554,36 @@ class Libp2pNetwork implements Network {
     this.watch.start()
     this.dialBootstrap()
     helia.libp2p.addEventListener('peer:discovery', this.onDiscovery)
+    helia.libp2p.addEventListener('connection:open', this.onConnectionOpen)
+    helia.libp2p.addEventListener('connection:close', this.onConnectionClose)
     void this.dialKnownPeers()
+  }
+
+  private readonly onConnectionOpen = (evt: CustomEvent<import('@libp2p/interface').Connection>): void => {
+    const c = evt.detail
+    const peer = c.remotePeer.toString()
+    if (c.limits !== undefined) {
+      this.relayed.set(c.id, { peer, at: Date.now() })
+      this.stats.relayedConnections++
+      return
+    }
+    // the first direct connection to a peer we hold a relayed one to: DCUtR's upgrade
+    for (const [id, r] of this.relayed) {
+      if (r.peer !== peer) continue
+      this.relayed.delete(id)
+      this.stats.directUpgrades++
+      this.stats.upgradeMs.push(Date.now() - r.at)
+      if (this.stats.upgradeMs.length > 100) this.stats.upgradeMs.shift()
+      this.log.info('relayed connection upgraded to a direct one', { peer, remoteAddr: c.remoteAddr.toString(), ms: Date.now() - r.at })
+    }
+  }
+
+  private readonly onConnectionClose = (evt: CustomEvent<import('@libp2p/interface').Connection>): void => {
+    this.relayed.delete(evt.detail.id)
+  }
+
+  natStats (): NatStats {
+    return { ...this.stats, upgradeMs: [...this.stats.upgradeMs] }
   }
 
   // mDNS finds peers; libp2p 3 dials nobody it discovers, so the node does
@@ -744,6 +787,8 @@ class Libp2pNetwork implements Network {
       // before libp2p closes its connections: they are what is remembered
       await this.saveKnownPeers().catch(() => {})
       helia.libp2p.removeEventListener('peer:discovery', this.onDiscovery)
+      helia.libp2p.removeEventListener('connection:open', this.onConnectionOpen)
+      helia.libp2p.removeEventListener('connection:close', this.onConnectionClose)
       helia.libp2p.services.pubsub.removeEventListener('message', this.onMessage)
       helia.libp2p.removeEventListener('peer:identify', this.onIdentify)
       await helia.stop()

@@ -161,6 +161,10 @@ describe('faults: providers behind NAT, through a relay and DCUtR (network names
     const q = fromProvider.find((x) => x.peerId === requesterId)
     assert.ok(q !== undefined && q.limited === false, JSON.stringify(fromProvider))
     assert.ok(q.multiaddrs.some((a) => a.startsWith(`/ip4/${t.router2Wan}/tcp/${PORT}`)), q.multiaddrs.join(', '))
+    // the requester did open a relayed connection to the provider, and the provider's DCUtR followed it with a direct one
+    const qs = await json<NodeStatus>(t.home2, 'requester', ['status'])
+    assert.ok((qs.nat?.relayedConnections ?? 0) >= 1, JSON.stringify(qs.nat))
+    assert.ok((qs.nat?.directUpgrades ?? 0) >= 1, `a relayed connection upgraded to a direct one: ${JSON.stringify(qs.nat)}`)
     console.info(`      relayed -> direct seen after ${Date.now() - t0} ms`)
   })
 
