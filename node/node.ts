@@ -10,6 +10,7 @@ import { dataDirPaths, loadDataDir, validateConfig } from './config/index.js'
 import type { NodeConfig } from './config/index.js'
 import { DbController } from './db/index.js'
 import { createNetwork, ResourceAdverts, resourceDhtRules } from './network/index.js'
+import type { NatStats } from './network/index.js'
 import type { BootstrapStatus, Network, NetworkLogger } from './network/index.js'
 import { startApiServer } from './api/index.js'
 import { NodeMetrics, metricsRoutes } from './api/metrics.js'
@@ -136,6 +137,12 @@ function fileLogger (file: string, component: string): NetworkLogger {
     }
   }
   return { info: (m, c) => { write('info', m, c) }, warn: (m, c) => { write('warn', m, c) } }
+}
+
+/** status' view of the network's relay counters */
+function natCounters (s: NatStats): { relayedConnections: number, directUpgrades: number, lastUpgradeMs?: number } {
+  const last = s.upgradeMs[s.upgradeMs.length - 1]
+  return { relayedConnections: s.relayedConnections, directUpgrades: s.directUpgrades, ...(last !== undefined ? { lastUpgradeMs: last } : {}) }
 }
 
 function withOverrides (config: NodeConfig, init: IexecNodeInit): NodeConfig {
@@ -736,7 +743,7 @@ export class IexecNode implements ApiBackend {
         autonat: this.config.nat.autonat,
         upnp: this.config.nat.upnp,
         mdns: this.config.mdns,
-        ...(this.network.started ? { relayedConnections: this.network.natStats().relayedConnections, directUpgrades: this.network.natStats().directUpgrades } : {})
+        ...(this.network.started ? natCounters(this.network.natStats()) : {})
       },
       defaultMaxPrice: this.market?.options.defaultMaxPrice.toString() ?? this.config.defaultMaxPrice,
       swarm: {

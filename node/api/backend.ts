@@ -37,6 +37,8 @@ export interface NatStatus {
   /** relayed connections opened since start, and how many DCUtR replaced by a direct one */
   relayedConnections?: number
   directUpgrades?: number
+  /** ms from the last upgraded relayed connection's opening to its direct replacement */
+  lastUpgradeMs?: number
 }
 
 /** How to reach a swarm from outside (`status --json`'s `swarm`; README "Reaching the swarm from another client"). */
