@@ -206,6 +206,18 @@ export function parseMultiaddrs (addrs: string[], kind: 'listen' | 'bootstrap'):
 }
 
 /**
+ * @libp2p/websockets dials with the global WebSocket, which Node 20 lacks
+ * (Node 22 has it): `ws`, the package the transport listens with, stands in.
+ */
+async function ensureWebSocket (): Promise<void> {
+  const g = globalThis as unknown as { WebSocket?: unknown }
+  if (g.WebSocket !== undefined) return
+  const name = 'ws'
+  const mod = await import(name) as { WebSocket: unknown }
+  g.WebSocket = mod.WebSocket
+}
+
+/**
  * AutoNAT whose dial-backs never close a connection they did not open.
  * Asked to verify an address, AutoNAT (v1) dials it and closes the
  * connection it got; when we already hold a connection to the asker at that
@@ -400,6 +412,7 @@ class Libp2pNetwork implements Network {
 
   async start (): Promise<void> {
     if (this.isStarted) return
+    await ensureWebSocket()
     const o = this.options
     const peerDiscovery: Array<(components: never) => PeerDiscovery> = []
     const withIds = this.bootstrapAddrs.filter((a) => peerIdOf(a) !== undefined)

@@ -54,6 +54,16 @@ describe('network: known peers, mDNS and relayed connections', function () {
     await waitFor(async () => (await again.peers()).some((p) => p.peerId === a.peerId), 30_000, 'the restarted node to reconnect to its known peer')
   })
 
+  it('WebSockets is a second transport: a node listening on /ws is dialled over it', async () => {
+    const a = await net({ listen: ['/ip4/127.0.0.1/tcp/0/ws'] })
+    const wsAddr = a.multiaddrs().find((m) => m.includes('/ws/'))
+    assert.ok(wsAddr !== undefined, a.multiaddrs().join(', '))
+    const b = await net()
+    await b.dial(wsAddr)
+    const seen = (await b.peers()).find((p) => p.peerId === a.peerId)
+    assert.ok(seen?.multiaddrs.some((m) => m.includes('/ws')), JSON.stringify(seen))
+  })
+
   it('mDNS: two nodes with no addresses of each other connect on the LAN', async function () {
     const a = await net({ mdns: true, listen: ['/ip4/0.0.0.0/tcp/0'], nat: { relayClient: false } })
     const b = await net({ mdns: true, listen: ['/ip4/0.0.0.0/tcp/0'], nat: { relayClient: false } })
