@@ -64,7 +64,7 @@ export async function processStart (n: number, chain: boolean): Promise<ProcessS
   const swarmDir = join(dir, 'swarm')
   const t0 = performance.now()
   try {
-    const up = await run(cli.execPath, [...cli.args, 'swarm', 'up', '--nodes', String(n), '--dir', swarmDir, '--json', ...(chain ? [] : ['--no-chain'])], 900_000)
+    const up = await run(cli.execPath, [...cli.args, 'swarm', 'up', '--nodes', String(n), '--dir', swarmDir, '--json', '--timeout', '600', ...(chain ? [] : ['--no-chain'])], 900_000)
     if (up.code !== 0) throw new Error(`swarm up failed: ${up.stderr.slice(-2000)}`)
     const swarmUpMs = performance.now() - t0
     const nodes = (JSON.parse(up.stdout) as { nodes: Array<{ api: string, role: string, peerId: string }> }).nodes
