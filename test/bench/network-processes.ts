@@ -28,6 +28,9 @@ async function run (cmd: string, args: string[], timeoutMs: number): Promise<{ c
   })
 }
 
+// how long node 0 may take to list every provider before the figure is reported as missed
+const FIND_ALL_MS = Number(process.env.BENCH_NETWORK_FIND_ALL_MS ?? 300_000)
+
 async function sleep (ms: number): Promise<void> { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
 /** utime + stime of a process, in clock ticks (100 per second here) */
@@ -46,8 +49,11 @@ async function rssMb (pid: number): Promise<number> {
 export interface ProcessStartResult {
   nodes: number
   chain: boolean
-  /** `swarm up` spawned to node 0 listing every provider */
-  processStartMs: number
+  /** `swarm up` spawned to node 0 listing every provider; null when it did not within the bound */
+  processStartMs: number | null
+  /** providers node 0 listed (verified records) at the end of the wait */
+  providersFound: number
+  providers: number
   /** `swarm up` alone (its own readiness: every API answers, funded and staked with a chain) */
   swarmUpMs: number
   idleCpuPctPerNodeMean: number
@@ -72,14 +78,16 @@ export async function processStart (n: number, chain: boolean): Promise<ProcessS
     const providers = new Set(nodes.filter((x) => x.role === 'provider').map((x) => x.peerId))
     const loaded = await loadDataDir(file.nodes[0].dataDir)
     const api = new ApiClient(nodes[0].api, loaded.apiToken, { timeoutMs: 60_000 })
-    const deadline = Date.now() + 600_000
+    const deadline = Date.now() + FIND_ALL_MS
+    let best = 0
+    let processStartMs: number | null = null
     for (;;) {
       const found = new Set((await api.resources({}).catch(() => [])).map((r) => r.peerId))
-      if ([...providers].every((p) => found.has(p))) break
-      if (Date.now() > deadline) throw new Error(`node 0 found ${found.size} of ${providers.size} providers in 600 s`)
+      best = Math.max(best, [...providers].filter((p) => found.has(p)).length)
+      if (best === providers.size) { processStartMs = performance.now() - t0; break }
+      if (Date.now() > deadline) break
       await sleep(500)
     }
-    const processStartMs = performance.now() - t0
     // idle: after the start-up's work, what a node costs doing nothing
     await sleep(20_000)
     const pids = file.nodes.map((x) => x.pid)
@@ -94,7 +102,9 @@ export async function processStart (n: number, chain: boolean): Promise<ProcessS
     return {
       nodes: n,
       chain,
-      processStartMs: Math.round(processStartMs),
+      processStartMs: processStartMs === null ? null : Math.round(processStartMs),
+      providersFound: best,
+      providers: providers.size,
       swarmUpMs: Math.round(swarmUpMs),
       idleCpuPctPerNodeMean: cpu.reduce((a, b) => a + b, 0) / cpu.length,
       idleCpuPctPerNodeMax: Math.max(...cpu),

@@ -238,7 +238,7 @@ export async function run (): Promise<void> {
   if (PROCESSES > 0) {
     process.stdout.write(`swarm up --nodes ${PROCESSES}${PROCESS_CHAIN ? '' : ' --no-chain'} (one process per node)...\n`)
     processes = await processStart(PROCESSES, PROCESS_CHAIN)
-    printTable('network (one process per node)', [{ ...processes, chain: String(processes.chain) }])
+    printTable('network (one process per node)', [{ ...processes, chain: String(processes.chain), processStartMs: String(processes.processStartMs) }])
   }
   let nat: NatTopologyResult | undefined
   if (NAT_ATTEMPTS > 0) {
