@@ -10,6 +10,7 @@ import { dataDirPaths, loadDataDir, validateConfig } from './config/index.js'
 import type { NodeConfig } from './config/index.js'
 import { DbController } from './db/index.js'
 import { createNetwork, ResourceAdverts, resourceDhtRules } from './network/index.js'
+import type { NatStats } from './network/index.js'
 import type { BootstrapStatus, Network, NetworkLogger } from './network/index.js'
 import { startApiServer } from './api/index.js'
 import { NodeMetrics, metricsRoutes, type DealRole } from './api/metrics.js'
@@ -75,6 +76,12 @@ export interface IexecNodeInit {
   /** CLI flags override config.json for this run (never written back) */
   listen?: string[]
   bootstrap?: string[]
+  /** addresses announced besides the listen ones */
+  announce?: string[]
+  /** mDNS discovery on the LAN */
+  mdns?: boolean
+  /** NAT settings for this run, over config.nat */
+  nat?: Partial<NodeConfig['nat']>
   swarmKeyFile?: string
   apiPort?: number
   requester?: boolean
@@ -150,10 +157,19 @@ function fileLogger (file: string, component: string): NetworkLogger {
   return { info: (m, c) => { write('info', m, c) }, warn: (m, c) => { write('warn', m, c) } }
 }
 
+/** status' view of the network's relay counters */
+function natCounters (s: NatStats): { relayedConnections: number, directUpgrades: number, lastUpgradeMs?: number } {
+  const last = s.upgradeMs[s.upgradeMs.length - 1]
+  return { relayedConnections: s.relayedConnections, directUpgrades: s.directUpgrades, ...(last !== undefined ? { lastUpgradeMs: last } : {}) }
+}
+
 function withOverrides (config: NodeConfig, init: IexecNodeInit): NodeConfig {
   const merged: Record<string, unknown> = { ...config }
   if (init.listen !== undefined) merged.listen = init.listen
   if (init.bootstrap !== undefined) merged.bootstrap = init.bootstrap
+  if (init.announce !== undefined) merged.announce = init.announce
+  if (init.mdns !== undefined) merged.mdns = init.mdns
+  if (init.nat !== undefined) merged.nat = { ...config.nat, ...init.nat }
   if (init.swarmKeyFile !== undefined) merged.swarmKeyFile = init.swarmKeyFile
   if (init.apiPort !== undefined) merged.apiPort = init.apiPort
   if (init.requester === true) merged.role = 'requester'
@@ -283,6 +299,11 @@ export class IexecNode implements ApiBackend {
       listen: config.listen,
       bootstrap: config.bootstrap,
       swarmId: config.swarmId,
+      nat: config.nat,
+      announce: config.announce,
+      mdns: config.mdns,
+      knownPeersFile: join(init.dataDir, 'known-peers.json'),
+      maxKnownPeers: config.maxKnownPeers,
       ...(config.swarmKeyFile !== undefined ? { swarmKeyFile: config.swarmKeyFile } : {}),
       blocksPath: paths.blocks,
       datastorePath: paths.datastore,
@@ -862,11 +883,20 @@ export class IexecNode implements ApiBackend {
       role: this.config.role,
       version: this.version,
       connections: this.network.started ? this.network.connectionCount() : 0,
+      nat: {
+        ...(this.network.started ? this.network.reachability() : { reachability: 'unknown' as const, publicAddrs: [], relayAddrs: [] }),
+        ...this.network.natPlan(),
+        holePunching: this.config.nat.holePunching,
+        autonat: this.config.nat.autonat,
+        upnp: this.config.nat.upnp,
+        mdns: this.config.mdns,
+        ...(this.network.started ? natCounters(this.network.natStats()) : {})
+      },
       defaultMaxPrice: this.market?.options.defaultMaxPrice.toString() ?? this.config.defaultMaxPrice,
       swarm: {
         swarmId: this.config.swarmId,
         swarmKeyFile: this.config.swarmKeyFile !== undefined ? resolvePath(this.config.swarmKeyFile) : null,
-        transports: ['tcp'],
+        transports: this.network.transports(),
         connectionEncrypters: ['noise'],
         streamMuxers: ['yamux'],
         dhtProtocol: dhtProtocol(this.config.swarmId),

@@ -16,8 +16,29 @@ export interface NodeStatus {
   connections: number
   /** as a requester: the max price per task (nRLC, decimal) of a `task submit` without --max-price */
   defaultMaxPrice?: string
+  /** how peers reach this node: AutoNAT's verdict, relay reservations, the NAT switches in force */
+  nat?: NatStatus
   /** what a client built elsewhere (a plain Helia or libp2p node) needs to join the swarm and fetch its content */
   swarm?: OutsideClientFacts
+}
+
+/** `status --json`'s `nat` (node/network/nat.ts Reachability) */
+export interface NatStatus {
+  /** public (a verified or announced public address), relayed (through a relay reservation), private (LAN or loopback only), unknown (public addresses not verified yet) */
+  reachability: 'public' | 'relayed' | 'private' | 'unknown'
+  publicAddrs: string[]
+  relayAddrs: string[]
+  relayServer: boolean
+  relayClient: boolean
+  holePunching: boolean
+  autonat: boolean
+  upnp: boolean
+  mdns: boolean
+  /** relayed connections opened since start, and how many DCUtR replaced by a direct one */
+  relayedConnections?: number
+  directUpgrades?: number
+  /** ms from the last upgraded relayed connection's opening to its direct replacement */
+  lastUpgradeMs?: number
 }
 
 /** How to reach a swarm from outside (`status --json`'s `swarm`; README "Reaching the swarm from another client"). */
@@ -44,6 +65,8 @@ export interface PeerView {
   multiaddrs: string[]
   /** last ping round trip, null when unknown */
   latencyMs: number | null
+  /** every connection to the peer goes through a relay (DCUtR has not made a direct one) */
+  limited?: boolean
 }
 
 /** `resources --json` row: a provider's signed resource record, as verified */

@@ -22,6 +22,30 @@ export interface ChainProfile {
   confirmations?: number
   /** seconds between blocks, 0 = a block per transaction (informative) */
   blockTime?: number
+  /**
+   * peers of this chain's swarm to dial at start (each ending in /p2p/<peerId>,
+   * or a /dnsaddr/<name> whose TXT records list them): `init --chain` writes
+   * them into a config that has none, `start --chain` uses them when no
+   * --bootstrap is given
+   */
+  bootstrap?: string[]
+}
+
+/** A bootstrap list of a profile: checked with the multiaddr parser only (libp2p is not loaded for a profile). */
+export async function checkBootstrapList (v: unknown): Promise<string[] | string> {
+  if (!Array.isArray(v)) return 'has a bootstrap that is not a list of multiaddrs'
+  if (v.length > 64) return 'has more than 64 bootstrap addresses'
+  const { multiaddr } = await import('@multiformats/multiaddr')
+  for (const a of v) {
+    if (typeof a !== 'string' || a.length === 0 || a.length > 512) return 'has a bootstrap address that is not a string of 1-512 characters'
+    try {
+      multiaddr(a)
+    } catch {
+      return `has a bootstrap address that is not a multiaddr: ${a}`
+    }
+    if (!/\/p2p\/[^/]+\/?$/.test(a) && !/^\/dnsaddr\/[^/]+\/?$/.test(a)) return `has a bootstrap address that does not end with /p2p/<peerId> and is no /dnsaddr/<name>: ${a}`
+  }
+  return [...v] as string[]
 }
 
 /** What a chains file holds. */
@@ -43,7 +67,7 @@ export function checkProfileName (raw: string): string {
   return raw
 }
 
-function checkProfile (name: string, v: unknown, file: string): ChainProfile {
+async function checkProfile (name: string, v: unknown, file: string): Promise<ChainProfile> {
   const invalid = (why: string): CliError => new CliError('CHAINS_FILE_INVALID', `${file}: chain "${name}" ${why}`, { file, chain: name })
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalid('is not an object')
   const p = v as Record<string, unknown>
@@ -66,6 +90,11 @@ function checkProfile (name: string, v: unknown, file: string): ChainProfile {
     if (p[f] === undefined) continue
     if (typeof p[f] !== 'number' || !Number.isInteger(p[f]) || p[f] < 0 || p[f] > 1_000_000) throw invalid(`has a bad ${f} (a whole number of ${f === 'blockTime' ? 'seconds' : 'blocks'})`)
     out[f] = p[f]
+  }
+  if (p.bootstrap !== undefined) {
+    const b = await checkBootstrapList(p.bootstrap)
+    if (typeof b === 'string') throw invalid(b)
+    out.bootstrap = b
   }
   return out
 }
@@ -93,7 +122,7 @@ export async function readChainsFile (file: string): Promise<ChainsFile> {
   const out: Record<string, ChainProfile> = {}
   for (const [name, v] of Object.entries(chains)) {
     if (!NAME_RE.test(name) || name === LOCAL_PROFILE) throw new CliError('CHAINS_FILE_INVALID', `${file}: "${name}" is not a usable chain name`, { file, chain: name })
-    out[name] = checkProfile(name, v, file)
+    out[name] = await checkProfile(name, v, file)
   }
   return { chains: out }
 }
@@ -160,4 +189,11 @@ export async function chainFlagsFromProfile (opts: ChainFlags & { chain?: string
   }
   const p = await resolveChainProfile(opts.chain, opts.chainsFile !== undefined ? resolve(opts.chainsFile) : defaultChainsFile())
   return { rpc: p.rpc, hub: p.hub, chainId: String(p.chainId), ...(p.fromBlock !== undefined ? { fromBlock: String(p.fromBlock) } : {}) }
+}
+
+/** The bootstrap list of `--chain NAME` (none without --chain or when the profile has none). */
+export async function profileBootstrap (opts: { chain?: string, chainsFile?: string }): Promise<string[] | undefined> {
+  if (opts.chain === undefined) return undefined
+  const p = await resolveChainProfile(opts.chain, opts.chainsFile !== undefined ? resolve(opts.chainsFile) : defaultChainsFile())
+  return p.bootstrap !== undefined && p.bootstrap.length > 0 ? p.bootstrap : undefined
 }

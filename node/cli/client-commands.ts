@@ -99,6 +99,8 @@ export async function statusCommand (io: CliIo, opts: ClientCommandOptions): Pro
     `role         ${s.role}`,
     `version      ${s.version}`,
     `connections  ${s.connections}`,
+    ...(s.nat !== undefined ? [`reachability ${s.nat.reachability}${s.nat.relayServer ? ' (serving relays)' : ''}`] : []),
+    ...(s.nat?.relayAddrs ?? []).map((m, i) => `${i === 0 ? 'via relay   ' : '            '} ${m}`),
     `api          ${api.url}`,
     ...s.multiaddrs.map((m, i) => `${i === 0 ? 'listening   ' : '            '} ${m}`)
   ].join('\n') + '\n')
@@ -115,9 +117,10 @@ export async function peersCommand (io: CliIo, opts: ClientCommandOptions): Prom
     io.out('no peers connected\n')
     return
   }
-  io.out(table(['PEER ID', 'LATENCY', 'ADDRESS'], peers.map((p) => [
+  io.out(table(['PEER ID', 'LATENCY', 'LINK', 'ADDRESS'], peers.map((p) => [
     p.peerId,
     p.latencyMs === null ? '-' : `${p.latencyMs.toFixed(1)} ms`,
+    p.limited === true ? 'relayed' : 'direct',
     p.multiaddrs[0] ?? '-'
   ])))
 }

@@ -58,9 +58,13 @@ export async function initCommand (io: CliIo, opts: InitCommandOptions): Promise
     ...(password !== undefined ? { password } : {}),
     ...(opts.devUnprotectedKey === true ? { devUnprotectedKey: true } : {})
   })
-  if (chain !== undefined) {
+  // the profile's swarm peers, into a config that has none of its own
+  const { profileBootstrap } = await import('./chain-profiles.js')
+  const bootstrap = await profileBootstrap(opts)
+  if (chain !== undefined || bootstrap !== undefined) {
     const config = await loadConfig(configFile)
-    config.chain = chain
+    if (chain !== undefined) config.chain = chain
+    if (bootstrap !== undefined && config.bootstrap.length === 0) config.bootstrap = bootstrap
     await saveConfig(configFile, config)
   }
   if (opts.json === true) {

@@ -16,6 +16,11 @@ export interface StartCommandOptions extends ChainFlags {
   requester?: boolean
   listen?: string[]
   bootstrap?: string[]
+  announce?: string[]
+  mdns?: boolean
+  relayServer?: string
+  relayClient?: string
+  upnp?: boolean
   swarmKey?: string
   apiPort?: string
   cpus?: string
@@ -64,7 +69,30 @@ export async function startCommand (io: CliIo, opts: StartCommandOptions): Promi
     return list
   }
   const listen = addrs('--listen', opts.listen, 'listen')
-  const bootstrap = addrs('--bootstrap', opts.bootstrap, 'bootstrap')
+  let bootstrap = addrs('--bootstrap', opts.bootstrap, 'bootstrap')
+  if (opts.announce !== undefined) {
+    const { checkAnnounceAddrs } = await import('../network/index.js')
+    try {
+      checkAnnounceAddrs(opts.announce)
+    } catch (err) {
+      if (isIexecError(err)) throw new UsageError(err.code, `--announce: ${err.message}`, err.details)
+      throw err
+    }
+  }
+  const natSwitch = (flag: string, v: string | undefined): boolean | 'auto' | undefined => {
+    if (v === undefined) return undefined
+    if (v === 'on') return true
+    if (v === 'off') return false
+    if (v === 'auto') return 'auto'
+    throw new UsageError('CLI_BAD_OPTION', `${flag} must be on, off or auto, got "${v}"`)
+  }
+  const relayServer = natSwitch('--relay-server', opts.relayServer)
+  const relayClient = natSwitch('--relay-client', opts.relayClient)
+  const nat = {
+    ...(relayServer !== undefined ? { relayServer } : {}),
+    ...(relayClient !== undefined ? { relayClient } : {}),
+    ...(opts.upnp === true ? { upnp: true } : {})
+  }
   const apiPort = opts.apiPort !== undefined ? parsePortOption('--api-port', opts.apiPort) : undefined
   const cpus = opts.cpus !== undefined ? parseIntOption('--cpus', opts.cpus, 1, 1024) : undefined
   const memoryMb = opts.memory !== undefined ? parseIntOption('--memory', opts.memory, 64, 16 * 1024 * 1024) : undefined
@@ -81,6 +109,11 @@ export async function startCommand (io: CliIo, opts: StartCommandOptions): Promi
   // --chain NAME: the four flags from a chain profile (issue 24)
   const { chainFlagsFromProfile } = await import('./chain-profiles.js')
   const chainFlags = await chainFlagsFromProfile(opts)
+  // --chain NAME also names the swarm's peers, unless --bootstrap does
+  if (bootstrap === undefined) {
+    const { profileBootstrap } = await import('./chain-profiles.js')
+    bootstrap = await profileBootstrap(opts)
+  }
   if (hasChainFlags(chainFlags)) {
     const flags = parseChainFlags(chainFlags)
     chain = { ...flags }
@@ -124,6 +157,9 @@ export async function startCommand (io: CliIo, opts: StartCommandOptions): Promi
       ...(password !== undefined ? { password } : {}),
       ...(listen !== undefined ? { listen } : {}),
       ...(bootstrap !== undefined ? { bootstrap } : {}),
+      ...(opts.announce !== undefined ? { announce: opts.announce } : {}),
+      ...(opts.mdns === true ? { mdns: true } : {}),
+      ...(Object.keys(nat).length > 0 ? { nat } : {}),
       ...(swarmKeyFile !== undefined ? { swarmKeyFile } : {}),
       ...(apiPort !== undefined ? { apiPort } : {}),
       ...(opts.requester === true ? { requester: true } : {}),

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, openSync } from 'node:fs'
 import { mkdir, readFile, rm, writeFile, rename } from 'node:fs/promises'
@@ -60,6 +61,18 @@ export interface SwarmUpOptions {
   cli?: { execPath: string, args: string[] }
   /** settings every new node's config.json starts with (e.g. a benchmark's bid transport) */
   nodeConfig?: Partial<Pick<NodeConfig, 'bidTransport' | 'advertIntervalMs' | 'cpus' | 'memoryMb'>>
+  /** node processes starting at once after node 0 (default: swarmStartConcurrency()) */
+  startConcurrency?: number
+}
+
+/**
+ * How many node processes start at once: a start is mostly module loading
+ * and key work, CPU-bound, so more than a few per core only stretch every
+ * start (49 at once on 2 cores made the first dials' handshakes time out and
+ * wait for their retries); the next starts as soon as one is ready.
+ */
+export function swarmStartConcurrency (): number {
+  return Math.max(4, 2 * availableParallelism())
 }
 
 export function defaultSwarmDir (): string {
@@ -227,9 +240,19 @@ export async function swarmUp (opts: SwarmUpOptions): Promise<SwarmFile> {
 
     await startOne(file.nodes[0], [])
     await writeSwarmFile(file)
-    const bootstrap = file.nodes[0].multiaddrs
-    // the others start together: each only needs node 0 to join the DHT
-    await Promise.all(file.nodes.slice(1).map(async (rec) => { await startOne(rec, bootstrap) }))
+    // the others start a few at a time (swarmStartConcurrency), each
+    // bootstrapped to node 0 and to the last node ready before it, so that
+    // node 0 is not every node's only way into the DHT
+    const queue = file.nodes.slice(1)
+    let lastReady = file.nodes[0]
+    const slots = Math.max(1, opts.startConcurrency ?? swarmStartConcurrency())
+    await Promise.all(Array.from({ length: Math.min(slots, queue.length) }, async () => {
+      for (let rec = queue.shift(); rec !== undefined; rec = queue.shift()) {
+        const bootstrap = [...new Set([...file.nodes[0].multiaddrs.slice(0, 1), ...lastReady.multiaddrs.slice(0, 1)])]
+        await startOne(rec, bootstrap)
+        lastReady = rec
+      }
+    }))
     await writeSwarmFile(file)
     for (const c of children) c.unref()
 

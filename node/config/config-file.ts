@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { writeFileDurable } from '../durable-file.js'
 import { ConfigError } from './errors.js'
 import { CONFIG_LIMITS, defaultNodeConfig } from './options.js'
-import type { NodeConfig, NodeChainConfig } from './options.js'
+import type { NodeConfig, NodeChainConfig, NodeNatConfig } from './options.js'
 import { parseMetricsListen } from '../api/metrics-server.js'
 
 function invalid (field: string, why: string): ConfigError {
@@ -48,6 +48,33 @@ function chainConfig (v: unknown): NodeChainConfig {
   return out
 }
 
+const NAT_KEYS = new Set(Object.keys(defaultNodeConfig().nat))
+
+function natConfig (v: unknown): NodeNatConfig {
+  if (!isRecord(v)) throw invalid('nat', 'must be an object')
+  for (const k of Object.keys(v)) if (!NAT_KEYS.has(k)) throw invalid(`nat.${k}`, 'is not a known setting')
+  const d = defaultNodeConfig().nat
+  const m = { ...d, ...v } as Record<string, unknown>
+  const sw = (k: 'relayServer' | 'relayClient'): boolean | 'auto' => {
+    if (m[k] !== true && m[k] !== false && m[k] !== 'auto') throw invalid(`nat.${k}`, "must be true, false or 'auto'")
+    return m[k] as boolean | 'auto'
+  }
+  const bool = (k: 'holePunching' | 'autonat' | 'upnp'): boolean => {
+    if (typeof m[k] !== 'boolean') throw invalid(`nat.${k}`, 'must be true or false')
+    return m[k] as boolean
+  }
+  return {
+    relayServer: sw('relayServer'),
+    relayClient: sw('relayClient'),
+    relayMaxReservations: intIn(m.relayMaxReservations, 'nat.relayMaxReservations', 0, 10_000),
+    relayDurationLimitMs: intIn(m.relayDurationLimitMs, 'nat.relayDurationLimitMs', 1_000, 24 * 3600_000),
+    relayDataLimitBytes: intIn(m.relayDataLimitBytes, 'nat.relayDataLimitBytes', 1_024, 2 ** 40),
+    holePunching: bool('holePunching'),
+    autonat: bool('autonat'),
+    upnp: bool('upnp')
+  }
+}
+
 const KNOWN_KEYS = new Set(Object.keys(defaultNodeConfig()).concat('swarmKeyFile', 'metricsListen'))
 
 /**
@@ -77,8 +104,14 @@ export function validateConfig (input: unknown): NodeConfig {
     tags: stringArray(v.tags, 'tags', CONFIG_LIMITS.maxTags, CONFIG_LIMITS.maxTagLength),
     advertIntervalMs: intIn(v.advertIntervalMs, 'advertIntervalMs', CONFIG_LIMITS.minAdvertIntervalMs, CONFIG_LIMITS.maxAdvertIntervalMs),
     bidTransport: 'stream',
-    chain: chainConfig(v.chain)
+    chain: chainConfig(v.chain),
+    nat: natConfig(v.nat),
+    announce: stringArray(v.announce, 'announce', 16, 256),
+    mdns: false,
+    maxKnownPeers: intIn(v.maxKnownPeers, 'maxKnownPeers', 0, 1024)
   }
+  if (typeof v.mdns !== 'boolean') throw invalid('mdns', 'must be true or false')
+  cfg.mdns = v.mdns
   if (v.bidTransport !== 'stream' && v.bidTransport !== 'gossip') throw invalid('bidTransport', "must be 'stream' or 'gossip'")
   cfg.bidTransport = v.bidTransport
   if (cfg.listen.length === 0) throw invalid('listen', 'needs at least one address')

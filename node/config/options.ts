@@ -52,6 +52,26 @@ export interface NodeConfig {
   /** how a provider sends its bids: a direct stream to the requester, or the bid gossip topic */
   bidTransport: 'stream' | 'gossip'
   chain: NodeChainConfig
+  /** NAT traversal: relays, hole punching, AutoNAT, UPnP (node/network/options.ts NatOptions) */
+  nat: NodeNatConfig
+  /** addresses announced besides the listen ones (a port the router forwards to this host, a DNS name) */
+  announce: string[]
+  /** find and dial peers of the same swarm on the LAN by mDNS */
+  mdns: boolean
+  /** peers remembered in <dataDir>/known-peers.json and dialled at the next start; 0 = none */
+  maxKnownPeers: number
+}
+
+/** 'auto' switches are decided at start from the listen addresses and the host's interfaces. */
+export interface NodeNatConfig {
+  relayServer: boolean | 'auto'
+  relayClient: boolean | 'auto'
+  relayMaxReservations: number
+  relayDurationLimitMs: number
+  relayDataLimitBytes: number
+  holePunching: boolean
+  autonat: boolean
+  upnp: boolean
 }
 
 /** Limits that validation enforces (kept with the defaults: one place to tune). */
@@ -103,6 +123,26 @@ export function defaultNodeConfig (): NodeConfig {
     // a direct stream held its first-bid latency at 20 and 50 nodes; bids on
     // gossip reach every node, which all validate them (see the market benchmark)
     bidTransport: 'stream',
-    chain: {}
+    chain: {},
+    nat: {
+      // a node listening on a public IP serves relays; a node with only LAN
+      // addresses (behind a home NAT) reserves a slot on one; a loopback
+      // swarm does neither
+      relayServer: 'auto',
+      relayClient: 'auto',
+      // libp2p's own relay limits: a relay carries handshakes, not content
+      relayMaxReservations: 15,
+      relayDurationLimitMs: 120_000,
+      relayDataLimitBytes: 131_072,
+      holePunching: true,
+      autonat: true,
+      // mapping a port on the owner's router is the owner's choice
+      upnp: false
+    },
+    announce: [],
+    // off: multicast on a LAN is the owner's choice (`start --mdns`)
+    mdns: false,
+    // enough to find the swarm again after a restart; the DHT finds the rest
+    maxKnownPeers: 64
   }
 }

@@ -11,12 +11,16 @@
  * await network.publish(topic('dev', 'bid'), bytes)
  * ```
  */
-export { createNetwork, parseMultiaddrs } from './network.js'
-export type { Network, NetworkPeer, GossipMessage, BootstrapStatus, ProviderInfo, DhtOptions, NetworkHelia, NetworkServices } from './network.js'
+export { createNetwork, parseMultiaddrs, checkAnnounceAddrs } from './network.js'
+export { natPlan, reachabilityOf } from './nat.js'
+export type { Reachability, ReachabilityView, NatPlan } from './nat.js'
+export { readKnownPeers, mergeKnownPeers, writeKnownPeers, KNOWN_PEERS_LIMITS } from './known-peers.js'
+export type { KnownPeer } from './known-peers.js'
+export type { Network, NatStats, NetworkPeer, GossipMessage, BootstrapStatus, ProviderInfo, DhtOptions, NetworkHelia, NetworkServices } from './network.js'
 export { generateSwarmKey, writeSwarmKeyFile, readSwarmKeyFile } from './swarm-key.js'
 export { NetworkError } from './errors.js'
 export type { NetworkErrorCode } from './errors.js'
-export { NETWORK_DEFAULTS, silentLogger } from './options.js'
-export type { NetworkOptions, NetworkLogger, GossipScoring } from './options.js'
+export { NETWORK_DEFAULTS, NAT_DEFAULTS, silentLogger } from './options.js'
+export type { NetworkOptions, NetworkLogger, GossipScoring, NatOptions, NatSwitch } from './options.js'
 export { ResourceAdverts, resourceDhtRules, ADVERT_DEFAULTS } from './adverts.js'
 export type { AdvertsOptions, AdvertisedResources, ResourceQueryOptions } from './adverts.js'

@@ -3,7 +3,13 @@ import type { Helia } from 'helia'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@libp2p/noise'
 import { yamux } from '@libp2p/yamux'
-import { identify } from '@libp2p/identify'
+import { identify, identifyPush } from '@libp2p/identify'
+import { webSockets } from '@libp2p/websockets'
+import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { dcutr } from '@libp2p/dcutr'
+import { autoNAT } from '@libp2p/autonat'
+import { uPnPNAT } from '@libp2p/upnp-nat'
+import { mdns } from '@libp2p/mdns'
 import { ping } from '@libp2p/ping'
 import type { Ping } from '@libp2p/ping'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
@@ -16,6 +22,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Identify } from '@libp2p/identify'
+import { peerRoutingSymbol } from '@libp2p/interface'
 import type { ComponentLogger, ConnectionGater, ConnectionProtector, Logger, PeerDiscovery, PeerId, Stream, StreamHandler, StreamHandlerOptions, Libp2p } from '@libp2p/interface'
 import { LevelBlockstore } from 'blockstore-level'
 import { PeerCachingDatastore } from './peer-cache-datastore.js'
@@ -23,7 +30,11 @@ import type { CID } from 'multiformats/cid'
 import { dhtProtocol, swarmTopics } from '../../protocols/topics.js'
 import { NetworkError } from './errors.js'
 import { ConnectionWatch } from './connection-watch.js'
-import { NETWORK_DEFAULTS, silentLogger } from './options.js'
+import { NAT_DEFAULTS, NETWORK_DEFAULTS, silentLogger } from './options.js'
+import { natPlan, reachabilityOf } from './nat.js'
+import type { AddressInfo, NatPlan, ReachabilityView } from './nat.js'
+import { mergeKnownPeers, readKnownPeers, writeKnownPeers } from './known-peers.js'
+import type { KnownPeer } from './known-peers.js'
 import type { NetworkLogger, NetworkOptions } from './options.js'
 import { readSwarmKeyFile } from './swarm-key.js'
 
@@ -60,6 +71,21 @@ export interface NetworkPeer {
   peerId: string
   multiaddrs: string[]
   latencyMs: number | null
+  /**
+   * true when every connection to the peer goes through a relay (limited by
+   * the relay's time and data limits): only libp2p's control protocols run
+   * on it until DCUtR replaces it with a direct one
+   */
+  limited: boolean
+}
+
+/** Relayed connections and their upgrades to direct ones (DCUtR), counted since start. */
+export interface NatStats {
+  relayedConnections: number
+  /** relayed connections a direct connection to the same peer followed while they were open */
+  directUpgrades: number
+  /** ms from a relayed connection's opening to the direct one, for the last upgrades (at most 100) */
+  upgradeMs: number[]
 }
 
 /** A gossip message as delivered to a subscriber (signature already checked by gossipsub). */
@@ -143,6 +169,16 @@ export interface Network {
   bootstrapStatus: () => BootstrapStatus[]
   /** resolves once every bootstrap dial of start() has settled */
   bootstrapSettled: () => Promise<BootstrapStatus[]>
+  /** what AutoNAT and the relays say of our addresses */
+  reachability: () => ReachabilityView
+  /** the relay switches in force (the 'auto' ones decided at creation) */
+  natPlan: () => NatPlan
+  /** the transports this node dials and listens with */
+  transports: () => string[]
+  /** relayed connections opened, and how many a direct one followed (DCUtR), since start */
+  natStats: () => NatStats
+  /** writes the known-peers file now (also done every minute and at stop) */
+  saveKnownPeers: () => Promise<void>
 }
 
 /**
@@ -157,15 +193,136 @@ export function parseMultiaddrs (addrs: string[], kind: 'listen' | 'bootstrap'):
     } catch (err) {
       throw new NetworkError('BAD_MULTIADDR', `${kind} address '${a}' is not a multiaddr`, { addr: a, kind }, { cause: err })
     }
-    if (kind === 'bootstrap' && peerIdOf(ma) === undefined) {
-      throw new NetworkError('BAD_MULTIADDR', `bootstrap address '${a}' must end with /p2p/<peerId>`, { addr: a, kind })
+    // a /dnsaddr/ name may stand for several peers: it resolves (DNS TXT) at dial time
+    if (kind === 'bootstrap' && peerIdOf(ma) === undefined && !/^\/dnsaddr\/[^/]+\/?$/.test(a)) {
+      throw new NetworkError('BAD_MULTIADDR', `bootstrap address '${a}' must end with /p2p/<peerId> (or be a /dnsaddr/<name>)`, { addr: a, kind })
     }
-    if (kind === 'listen' && !/^\/(ip4|ip6|dns4|dns6)\/[^/]+\/tcp\/\d+\/?$/.test(a)) {
+    if (kind === 'listen' && a !== '/p2p-circuit' && !/^\/(ip4|ip6|dns4|dns6)\/[^/]+\/tcp\/\d+(\/ws)?\/?$/.test(a)) {
       // only TCP is configured: any other transport would silently not listen
-      throw new NetworkError('BAD_MULTIADDR', `listen address '${a}' must be /ip4|ip6/<host>/tcp/<port>`, { addr: a, kind })
+      throw new NetworkError('BAD_MULTIADDR', `listen address '${a}' must be /ip4|ip6/<host>/tcp/<port>, the same with /ws at the end (WebSockets), or /p2p-circuit`, { addr: a, kind })
     }
     return ma
   })
+}
+
+/**
+ * @libp2p/websockets dials with the global WebSocket, which Node 20 lacks
+ * (Node 22 has it): `ws`, the package the transport listens with, stands in.
+ */
+async function ensureWebSocket (): Promise<void> {
+  const g = globalThis as unknown as { WebSocket?: unknown }
+  if (g.WebSocket !== undefined) return
+  const name = 'ws'
+  const mod = await import(name) as { WebSocket: unknown }
+  g.WebSocket = mod.WebSocket
+}
+
+/**
+ * AutoNAT whose dial-backs never close a connection they did not open.
+ * Asked to verify an address, AutoNAT (v1) dials it and closes the
+ * connection it got; when we already hold a connection to the asker at that
+ * very address (we dialled it: the address is proven), libp2p hands back
+ * that connection and AutoNAT closed it. A NATed node verifying its relay's
+ * address closed the connection holding its relay reservation. The
+ * existing connection is answered as a success and left open.
+ */
+function keepConnectionsOpen<T extends object> (factory: (components: T) => unknown): (components: T) => unknown {
+  return (components: T) => {
+    const cm = (components as unknown as { connectionManager: { getConnections: () => Array<{ id: string }>, openConnection: (...args: unknown[]) => Promise<{ id: string, close: (...a: unknown[]) => Promise<void> }> } }).connectionManager
+    const guarded = new Proxy(cm, {
+      get (target, prop, receiver) {
+        if (prop !== 'openConnection') {
+          const v = Reflect.get(target, prop, receiver) as unknown
+          return typeof v === 'function' ? v.bind(target) : v
+        }
+        return async (...args: unknown[]) => {
+          const before = new Set(target.getConnections().map((c) => c.id))
+          const conn = await target.openConnection(...args)
+          if (!before.has(conn.id)) return conn
+          return new Proxy(conn, {
+            get (c, p) {
+              if (p === 'close') return async () => {}
+              const v = Reflect.get(c, p) as unknown
+              return typeof v === 'function' ? v.bind(c) : v
+            }
+          })
+        }
+      }
+    })
+    const wrapped = new Proxy(components, {
+      get (target, prop, receiver) {
+        return prop === 'connectionManager' ? guarded : Reflect.get(target, prop, receiver)
+      }
+    })
+    return factory(wrapped)
+  }
+}
+
+/**
+ * kad-dht with a pause after a closest-peers query that found nobody.
+ * libp2p's random walk (which AutoNAT and the relay client's discovery use
+ * to find peers) asks for closest peers in a loop; over an empty routing
+ * table (allowQueryWithZeroPeers) each answer comes at once, in promise
+ * callbacks only, and the loop starved the event loop: a public node alone
+ * at start, or a NATed one before its bootstrap answered, stopped serving
+ * anything. The pause lets timers and sockets run, and costs nothing once
+ * the table holds peers.
+ */
+function calmWhenEmpty<T> (factory: (components: T) => KadDHT): (components: T) => KadDHT {
+  return (components: T) => {
+    const dht = factory(components)
+    const routing = (dht as unknown as Record<symbol, { getClosestPeers: (key: Uint8Array, options?: { signal?: AbortSignal }) => AsyncIterable<unknown> } | undefined>)[peerRoutingSymbol]
+    if (routing === undefined) return dht
+    const original = routing.getClosestPeers.bind(routing)
+    routing.getClosestPeers = async function * (key: Uint8Array, options?: { signal?: AbortSignal }) {
+      let found = 0
+      for await (const p of original(key, options)) {
+        found++
+        yield p
+      }
+      if (found === 0) await pause(NETWORK_DEFAULTS.emptyQueryPauseMs, options?.signal)
+    }
+    return dht
+  }
+}
+
+async function pause (ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted === true) return
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(done, ms)
+    function done (): void {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    signal?.addEventListener('abort', done, { once: true })
+  })
+}
+
+function isPeerId (x: PeerId | Multiaddr): x is PeerId {
+  return typeof (x as PeerId).toMultihash === 'function'
+}
+
+/**
+ * Checks announce addresses as the network will.
+ * @throws NetworkError BAD_MULTIADDR
+ */
+export function checkAnnounceAddrs (addrs: string[]): void {
+  for (const a of addrs) parseAnnounce(a)
+}
+
+/** An announced address: a dialable multiaddr of ours, without /p2p/ (libp2p adds our id). */
+function parseAnnounce (a: string): Multiaddr {
+  let ma: Multiaddr
+  try {
+    ma = multiaddr(a)
+  } catch (err) {
+    throw new NetworkError('BAD_MULTIADDR', `announce address '${a}' is not a multiaddr`, { addr: a, kind: 'announce' }, { cause: err })
+  }
+  if (!/^\/(ip4|ip6|dns4|dns6|dns)\/[^/]+\/tcp\/\d+(\/ws)?\/?$/.test(a)) {
+    throw new NetworkError('BAD_MULTIADDR', `announce address '${a}' must be /ip4|ip6|dns4|dns6/<host>/tcp/<port> (optionally /ws)`, { addr: a, kind: 'announce' })
+  }
+  return ma
 }
 
 function peerIdOf (ma: Multiaddr): string | undefined {
@@ -219,6 +376,14 @@ class Libp2pNetwork implements Network {
   private closing = false
   private watch?: ConnectionWatch
   private isStarted = false
+  private readonly plan: NatPlan
+  private readonly announceAddrs: Multiaddr[]
+  private knownPeers: KnownPeer[] = []
+  private knownPeersTimer?: NodeJS.Timeout
+  private knownPeersSaving?: Promise<void>
+  /** open relayed connections: id -> peer, opened at */
+  private readonly relayed = new Map<string, { peer: string, at: number }>()
+  private stats: NatStats = { relayedConnections: 0, directUpgrades: 0, upgradeMs: [] }
 
   constructor (private readonly options: NetworkOptions, private readonly psk: Uint8Array | undefined) {
     this.peerId = options.privateKey.publicKey.toString()
@@ -226,6 +391,8 @@ class Libp2pNetwork implements Network {
     this.log = options.logger ?? silentLogger
     this.listenAddrs = parseMultiaddrs(options.listen, 'listen')
     this.bootstrapAddrs = parseMultiaddrs(options.bootstrap, 'bootstrap')
+    this.announceAddrs = (options.announce ?? []).map((a) => parseAnnounce(a))
+    this.plan = natPlan(options.listen, options.nat)
     this.baseTopics = new Set(options.topics ?? Object.values(swarmTopics(options.swarmId)))
   }
 
@@ -245,12 +412,36 @@ class Libp2pNetwork implements Network {
 
   async start (): Promise<void> {
     if (this.isStarted) return
+    await ensureWebSocket()
     const o = this.options
     const peerDiscovery: Array<(components: never) => PeerDiscovery> = []
-    if (this.bootstrapAddrs.length > 0) {
+    const withIds = this.bootstrapAddrs.filter((a) => peerIdOf(a) !== undefined)
+    if (withIds.length > 0) {
       // keeps bootstrap peers tagged KEEP_ALIVE so libp2p redials them after a drop
-      peerDiscovery.push(bootstrap({ list: this.bootstrapAddrs.map((a) => a.toString()) }) as (components: never) => PeerDiscovery)
+      peerDiscovery.push(bootstrap({ list: withIds.map((a) => a.toString()) }) as (components: never) => PeerDiscovery)
     }
+    if (o.mdns === true) {
+      // the swarm id in the service name: two swarms on one LAN do not dial each other
+      peerDiscovery.push(mdns({ serviceTag: `iexec-p2p-${o.swarmId}.local`, interval: NETWORK_DEFAULTS.mdnsIntervalMs }) as (components: never) => PeerDiscovery)
+    }
+    const nat = { ...NAT_DEFAULTS, ...o.nat }
+    const listen = this.listenAddrs.map((a) => a.toString())
+    // the relay transport listens on /p2p-circuit: it finds relays and reserves a slot
+    if (this.plan.relayClient && !listen.includes('/p2p-circuit')) listen.push('/p2p-circuit')
+    const natServices: Record<string, unknown> = {}
+    if (this.plan.relayServer) {
+      natServices.relay = circuitRelayServer({
+        reservations: {
+          maxReservations: nat.relayMaxReservations,
+          defaultDurationLimit: nat.relayDurationLimitMs,
+          defaultDataLimit: BigInt(nat.relayDataLimitBytes),
+          applyDefaultLimit: true
+        }
+      })
+    }
+    if (nat.holePunching) natServices.dcutr = dcutr()
+    if (nat.autonat) natServices.autonat = keepConnectionsOpen(autoNAT({ startupDelay: 1_000 }))
+    if (nat.upnp) natServices.upnp = uPnPNAT()
     const connectionProtector: ((components: never) => ConnectionProtector) | undefined = this.psk === undefined
       ? undefined
       : preSharedKey({ psk: this.psk, timeout: NETWORK_DEFAULTS.pnetTimeoutMs }) as (components: never) => ConnectionProtector
@@ -281,8 +472,9 @@ class Libp2pNetwork implements Network {
         // public-IPFS default wholesale, so no mDNS, relay, webrtc, autotls...
         ...quiet,
         privateKey: o.privateKey,
-        addresses: { listen: this.listenAddrs.map((a) => a.toString()) },
-        transports: [tcp()],
+        addresses: { listen, ...(this.announceAddrs.length > 0 ? { appendAnnounce: this.announceAddrs.map((a) => a.toString()) } : {}) },
+        // the relay transport is always there to dial a NATed peer through its relay
+        transports: [tcp(), webSockets(), circuitRelayTransport()],
         connectionEncrypters: [noise()],
         // yamux's own keep-alive (a ping frame every 30 s, whose failures it only
         // logs) would duplicate ConnectionWatch's frame pings every 10 s
@@ -299,8 +491,11 @@ class Libp2pNetwork implements Network {
         },
         services: {
           identify: identify(),
+          // peers learn a new address (a relay reservation, a verified one) at once
+          identifyPush: identifyPush(),
+          ...natServices,
           ping: ping({ maxOutboundStreams: NETWORK_DEFAULTS.pingMaxOutboundStreams, maxInboundStreams: NETWORK_DEFAULTS.pingMaxInboundStreams }),
-          dht: kadDHT({
+          dht: calmWhenEmpty(kadDHT({
             protocol: dhtProtocol(o.swarmId),
             clientMode: false,
             // loopback and LAN addresses are the point of a private swarm
@@ -310,7 +505,7 @@ class Libp2pNetwork implements Network {
             selectors: o.dhtSelectors ?? {},
             // a single-node swarm must still accept puts and provides
             allowQueryWithZeroPeers: true
-          }),
+          })),
           pubsub: gossipsub({
             globalSignaturePolicy: StrictSign,
             allowPublishToZeroTopicPeers: true,
@@ -371,6 +566,120 @@ class Libp2pNetwork implements Network {
     })
     this.watch.start()
     this.dialBootstrap()
+    helia.libp2p.addEventListener('peer:discovery', this.onDiscovery)
+    helia.libp2p.addEventListener('connection:open', this.onConnectionOpen)
+    helia.libp2p.addEventListener('connection:close', this.onConnectionClose)
+    void this.dialKnownPeers()
+  }
+
+  private readonly onConnectionOpen = (evt: CustomEvent<import('@libp2p/interface').Connection>): void => {
+    const c = evt.detail
+    const peer = c.remotePeer.toString()
+    if (c.limits !== undefined) {
+      this.relayed.set(c.id, { peer, at: Date.now() })
+      this.stats.relayedConnections++
+      return
+    }
+    // the first direct connection to a peer we hold a relayed one to: DCUtR's upgrade
+    for (const [id, r] of this.relayed) {
+      if (r.peer !== peer) continue
+      this.relayed.delete(id)
+      this.stats.directUpgrades++
+      this.stats.upgradeMs.push(Date.now() - r.at)
+      if (this.stats.upgradeMs.length > 100) this.stats.upgradeMs.shift()
+      this.log.info('relayed connection upgraded to a direct one', { peer, remoteAddr: c.remoteAddr.toString(), ms: Date.now() - r.at })
+    }
+  }
+
+  private readonly onConnectionClose = (evt: CustomEvent<import('@libp2p/interface').Connection>): void => {
+    this.relayed.delete(evt.detail.id)
+  }
+
+  natStats (): NatStats {
+    return { ...this.stats, upgradeMs: [...this.stats.upgradeMs] }
+  }
+
+  // mDNS finds peers; libp2p 3 dials nobody it discovers, so the node does
+  // (only while it has few connections: the DHT brings the rest)
+  private readonly onDiscovery = (evt: CustomEvent<{ id: PeerId, multiaddrs: Multiaddr[] }>): void => {
+    if (this.options.mdns !== true || !this.isStarted || this.closing) return
+    const libp2p = this.libp2p
+    const id = evt.detail.id
+    if (id.equals(libp2p.peerId) || libp2p.getConnections(id).length > 0) return
+    if (libp2p.getConnections().length >= NETWORK_DEFAULTS.discoveryDialBelow) return
+    libp2p.dial(id, { signal: AbortSignal.timeout(this.options.bootstrapDialTimeoutMs ?? NETWORK_DEFAULTS.bootstrapDialTimeoutMs) }).catch((err: unknown) => {
+      if (this.isStarted && !this.closing) this.log.info('peer found by mDNS not dialled', { peer: id.toString(), error: errorText(err) })
+    })
+  }
+
+  /** Dials the peers remembered from the last run, a few at a time, in the background. */
+  private async dialKnownPeers (): Promise<void> {
+    const file = this.options.knownPeersFile
+    if (file === undefined || (this.options.maxKnownPeers ?? 1) === 0) return
+    this.knownPeers = await readKnownPeers(file)
+    this.knownPeersTimer = setInterval(() => { void this.saveKnownPeers().catch(() => {}) }, NETWORK_DEFAULTS.knownPeersSaveIntervalMs)
+    this.knownPeersTimer.unref()
+    const queue = this.knownPeers.filter((p) => p.peerId !== this.peerId)
+    const worker = async (): Promise<void> => {
+      for (let p = queue.shift(); p !== undefined; p = queue.shift()) {
+        if (!this.isStarted || this.closing) return
+        const libp2p = this.libp2p
+        let id: PeerId
+        try {
+          id = peerIdFromString(p.peerId)
+        } catch {
+          continue
+        }
+        if (libp2p.getConnections(id).length > 0 || this.options.denyPeer?.(p.peerId) === true) continue
+        try {
+          await libp2p.peerStore.merge(id, { multiaddrs: p.addrs.map((a) => multiaddr(a)) })
+          await libp2p.dial(id, { signal: AbortSignal.timeout(this.options.bootstrapDialTimeoutMs ?? NETWORK_DEFAULTS.bootstrapDialTimeoutMs) })
+        } catch {
+          // a peer gone since: forgotten once it has not been seen for long (the file keeps the newest)
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: NETWORK_DEFAULTS.knownPeersDialConcurrency }, worker)).catch(() => {})
+  }
+
+  async saveKnownPeers (): Promise<void> {
+    const file = this.options.knownPeersFile
+    const max = this.options.maxKnownPeers ?? 64
+    if (file === undefined || max === 0 || this.heliaNode === undefined) return
+    if (this.knownPeersSaving !== undefined) return await this.knownPeersSaving
+    const now = Date.now()
+    const byPeer = new Map<string, Set<string>>()
+    for (const c of this.heliaNode.libp2p.getConnections()) {
+      const id = c.remotePeer.toString()
+      // an inbound connection's remote address is the peer's dialling port, not one to dial back
+      if (c.direction !== 'outbound') continue
+      const set = byPeer.get(id) ?? new Set<string>()
+      set.add(c.remoteAddr.decapsulate(`/p2p/${id}`).toString())
+      byPeer.set(id, set)
+    }
+    const seen: KnownPeer[] = [...byPeer.entries()].map(([peerId, addrs]) => ({ peerId, addrs: [...addrs], lastSeen: now }))
+    this.knownPeers = mergeKnownPeers(this.knownPeers, seen, max)
+    this.knownPeersSaving = writeKnownPeers(file, this.knownPeers).catch((err: unknown) => {
+      this.log.warn('known peers not saved', { file, error: errorText(err) })
+    }).finally(() => { this.knownPeersSaving = undefined })
+    await this.knownPeersSaving
+  }
+
+  reachability (): ReachabilityView {
+    if (!this.isStarted || this.heliaNode === undefined) return { reachability: 'unknown', publicAddrs: [], relayAddrs: [] }
+    // the address manager is internal to libp2p; its metadata (verified or
+    // not) is what AutoNAT writes, so it is read where libp2p keeps it
+    const am = (this.heliaNode.libp2p as unknown as { components?: { addressManager?: { getAddressesWithMetadata?: () => AddressInfo[] } } }).components?.addressManager
+    const list = am?.getAddressesWithMetadata?.() ?? this.heliaNode.libp2p.getMultiaddrs().map((m) => ({ multiaddr: m, verified: false, type: 'transport' }))
+    return reachabilityOf(list)
+  }
+
+  natPlan (): NatPlan {
+    return { ...this.plan }
+  }
+
+  transports (): string[] {
+    return ['tcp', 'websockets', 'p2p-circuit']
   }
 
   /**
@@ -486,6 +795,13 @@ class Libp2pNetwork implements Network {
       this.retryTimers.clear()
       this.watch?.stop()
       this.watch = undefined
+      if (this.knownPeersTimer !== undefined) clearInterval(this.knownPeersTimer)
+      this.knownPeersTimer = undefined
+      // before libp2p closes its connections: they are what is remembered
+      await this.saveKnownPeers().catch(() => {})
+      helia.libp2p.removeEventListener('peer:discovery', this.onDiscovery)
+      helia.libp2p.removeEventListener('connection:open', this.onConnectionOpen)
+      helia.libp2p.removeEventListener('connection:close', this.onConnectionClose)
       helia.libp2p.services.pubsub.removeEventListener('message', this.onMessage)
       helia.libp2p.removeEventListener('peer:identify', this.onIdentify)
       await helia.stop()
@@ -528,22 +844,24 @@ class Libp2pNetwork implements Network {
 
   async peers (): Promise<NetworkPeer[]> {
     const libp2p = this.libp2p
-    const byPeer = new Map<string, { id: PeerId, addrs: Set<string> }>()
+    const byPeer = new Map<string, { id: PeerId, addrs: Set<string>, limited: boolean }>()
     for (const c of libp2p.getConnections()) {
       const key = c.remotePeer.toString()
-      const e = byPeer.get(key) ?? { id: c.remotePeer, addrs: new Set<string>() }
+      const e = byPeer.get(key) ?? { id: c.remotePeer, addrs: new Set<string>(), limited: true }
       e.addrs.add(c.remoteAddr.toString())
+      if (c.limits === undefined) e.limited = false
       byPeer.set(key, e)
     }
     const timeout = this.options.pingTimeoutMs ?? NETWORK_DEFAULTS.pingTimeoutMs
     return Promise.all([...byPeer.entries()].map(async ([peerId, e]) => {
       let latencyMs: number | null = null
       try {
+        // ping runs on a relayed connection too (libp2p's ping allows it)
         latencyMs = await libp2p.services.ping.ping(e.id, { signal: AbortSignal.timeout(timeout) })
       } catch {
         latencyMs = null
       }
-      return { peerId, multiaddrs: [...e.addrs], latencyMs }
+      return { peerId, multiaddrs: [...e.addrs], latencyMs, limited: e.limited }
     }))
   }
 
@@ -594,7 +912,32 @@ class Libp2pNetwork implements Network {
   }
 
   async dialProtocol (peer: string, protocol: string, options?: { signal?: AbortSignal }): Promise<Stream> {
-    return this.libp2p.dialProtocol(this.target(peer), protocol, options)
+    const target = this.target(peer)
+    try {
+      return await this.libp2p.dialProtocol(target, protocol, options)
+    } catch (err) {
+      // the only connection goes through a relay, and none of the node's own
+      // protocols runs there (node/README.md, NAT traversal): wait for DCUtR
+      // to replace it with a direct one, then open the stream on that
+      if ((err as { name?: string }).name !== 'LimitedConnectionError') throw err
+      const direct = await this.waitForDirect(isPeerId(target) ? target : peerIdFromString(peerIdOf(target) ?? ''), options?.signal)
+      return await direct.newStream(protocol, options)
+    }
+  }
+
+  /**
+   * Resolves with a direct (not relayed) connection to the peer, once one is
+   * open; bounded by directWaitMs.
+   * @throws NetworkError NETWORK_TIMEOUT
+   */
+  private async waitForDirect (id: PeerId, signal?: AbortSignal): Promise<import('@libp2p/interface').Connection> {
+    const deadline = Date.now() + (this.options.directWaitMs ?? NETWORK_DEFAULTS.directWaitMs)
+    while (this.isStarted && !this.closing && signal?.aborted !== true && Date.now() < deadline) {
+      const c = this.libp2p.getConnections(id).find((x) => x.limits === undefined && x.status === 'open')
+      if (c !== undefined) return c
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    throw new NetworkError('NETWORK_TIMEOUT', `only a relayed connection to ${id.toString()}, and no direct one came (hole punching failed)`, { peer: id.toString(), reason: 'NO_DIRECT_CONNECTION' })
   }
 
   async dial (addr: string, options?: { signal?: AbortSignal }): Promise<void> {

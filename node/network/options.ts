@@ -17,6 +17,29 @@ export interface NetworkLogger {
 
 export const silentLogger: NetworkLogger = { info: () => {}, warn: () => {} }
 
+/** 'auto': decided from the host's interfaces and the listen addresses (see nat.ts `natPlan`) */
+export type NatSwitch = boolean | 'auto'
+
+/** NAT traversal: libp2p's circuit relay v2, DCUtR, AutoNAT and UPnP (all off when their switch is false). */
+export interface NatOptions {
+  /** serve as a circuit relay v2 (hop) for NATed peers; 'auto': when the host listens on a public IP */
+  relayServer?: NatSwitch
+  /** reserve a slot on relays found (listen on /p2p-circuit); 'auto': when the host has no public IP but a LAN one */
+  relayClient?: NatSwitch
+  /** relay server: most reservations held at once */
+  relayMaxReservations?: number
+  /** relay server: how long one relayed connection may last, ms */
+  relayDurationLimitMs?: number
+  /** relay server: how many bytes one relayed connection may carry (each way) */
+  relayDataLimitBytes?: number
+  /** DCUtR: replace a relayed connection by a direct one when an address allows it */
+  holePunching?: boolean
+  /** AutoNAT: ask peers to dial our public addresses back (the `reachability` of status) */
+  autonat?: boolean
+  /** UPnP/NAT-PMP port mapping on the home router */
+  upnp?: boolean
+}
+
 export interface NetworkOptions {
   /** the node's libp2p identity (Ed25519), loaded from the data dir */
   privateKey: PrivateKey
@@ -70,7 +93,33 @@ export interface NetworkOptions {
    * peer becomes denied.
    */
   denyPeer?: (peerId: string) => boolean
+  /** relays, hole punching, AutoNAT, UPnP (NAT_DEFAULTS for what is left out) */
+  nat?: NatOptions
+  /** addresses announced besides the listen ones (a port the router forwards, a DNS name) */
+  announce?: string[]
+  /** mDNS: find and dial peers of the same swarm on the LAN */
+  mdns?: boolean
+  /** peers remembered across restarts (known-peers.ts); absent = none */
+  knownPeersFile?: string
+  /** most peers kept in knownPeersFile (0 = remember none) */
+  maxKnownPeers?: number
+  /** how long a stream of a protocol that must not run over a relay waits for a direct connection, ms */
+  directWaitMs?: number
 }
+
+export const NAT_DEFAULTS = {
+  relayServer: 'auto',
+  relayClient: 'auto',
+  // libp2p's own limits for a relay: a relay only carries handshakes and
+  // small control streams, never content (see node/README.md, NAT traversal)
+  relayMaxReservations: 15,
+  relayDurationLimitMs: 2 * 60_000,
+  relayDataLimitBytes: 1 << 17,
+  holePunching: true,
+  autonat: true,
+  // off: mapping a port on the owner's router is the owner's choice
+  upnp: false
+} as const satisfies Required<NatOptions>
 
 export const NETWORK_DEFAULTS = {
   // a LAN/loopback dial answers in milliseconds; 10 s covers a slow WAN handshake
@@ -113,5 +162,18 @@ export const NETWORK_DEFAULTS = {
   // aborted after so many failed pings in a row (a dead peer is found within
   // about 3 x 10 s; a live but busy one is not cut off for one late answer)
   connectionPingTimeoutMs: 10_000,
-  connectionMaxPingFailures: 3
+  connectionMaxPingFailures: 3,
+  // a DCUtR upgrade (identify, a connect message, a dial) takes a few round
+  // trips; 20 s covers it on a loaded machine and a slow WAN
+  directWaitMs: 20_000,
+  // peers dialled at start from the known-peers file, at most this many at once
+  knownPeersDialConcurrency: 8,
+  // known peers written every minute (and at stop): a crash loses a minute of them
+  knownPeersSaveIntervalMs: 60_000,
+  // a peer found by mDNS is dialled only while the node has fewer connections
+  discoveryDialBelow: 64,
+  // mDNS query interval (libp2p's default is 10 s)
+  mdnsIntervalMs: 10_000,
+  // after a DHT closest-peers query that found nobody (see network.ts calmWhenEmpty)
+  emptyQueryPauseMs: 1_000
 } as const

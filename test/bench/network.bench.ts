@@ -12,9 +12,16 @@ import { initDataDir } from '../../node/config/index.js'
 import { writeSwarmKeyFile } from '../../node/network/index.js'
 import { categoryCid, topic } from '../../protocols/topics.js'
 import { percentile, median, printTable, settleCpu, writeResults } from './harness.js'
+import { natTopology, processStart } from './network-processes.js'
+import type { NatTopologyResult, ProcessStartResult } from './network-processes.js'
 
 const SWARM = 'bench'
-const SIZES = (process.env.BENCH_NETWORK_SIZES ?? '5,20,50').split(',').map(Number)
+const SIZES = (process.env.BENCH_NETWORK_SIZES ?? '5,20,50').split(',').map(Number).filter((n) => n > 0)
+// node processes of `swarm up` (0 = skip), with its chain unless BENCH_NETWORK_PROCESS_CHAIN=0
+const PROCESSES = Number(process.env.BENCH_NETWORK_PROCESSES ?? 50)
+const PROCESS_CHAIN = process.env.BENCH_NETWORK_PROCESS_CHAIN !== '0'
+// hole-punch attempts in the NAT topology (network namespaces; needs root, ip and nft)
+const NAT_ATTEMPTS = Number(process.env.BENCH_NETWORK_NAT_ATTEMPTS ?? 3)
 // messages per swarm: enough for a p95 over (N-1) receivers each
 const MESSAGES = Number(process.env.BENCH_NETWORK_MESSAGES ?? 40)
 const LOOKUPS = Number(process.env.BENCH_NETWORK_LOOKUPS ?? 20)
@@ -226,9 +233,23 @@ export async function run (): Promise<void> {
   }
   process.off('uncaughtException', onUncaught)
   process.stdout.write(`stray kad-dht AbortErrors caught: ${strayAborts}\n`)
-  printTable('network (one process, 127.0.0.1)', swarms.map((s) => ({ ...s })))
+  if (swarms.length > 0) printTable('network (one process, 127.0.0.1)', swarms.map((s) => ({ ...s })))
+  let processes: ProcessStartResult | undefined
+  if (PROCESSES > 0) {
+    process.stdout.write(`swarm up --nodes ${PROCESSES}${PROCESS_CHAIN ? '' : ' --no-chain'} (one process per node)...\n`)
+    processes = await processStart(PROCESSES, PROCESS_CHAIN)
+    printTable('network (one process per node)', [{ ...processes, chain: String(processes.chain), processStartMs: String(processes.processStartMs) }])
+  }
+  let nat: NatTopologyResult | undefined
+  if (NAT_ATTEMPTS > 0) {
+    process.stdout.write('NAT topology (network namespaces)...\n')
+    nat = await natTopology(NAT_ATTEMPTS)
+    printTable('network: NAT topology', [Object.fromEntries(Object.entries(nat).map(([k, v]) => [k, typeof v === 'number' ? v : String(v)]))])
+  }
   await writeResults('network', {
     swarms,
+    ...(processes !== undefined ? { processStart50Ms: processes.nodes === 50 ? processes.processStartMs : undefined, processes } : {}),
+    ...(nat !== undefined ? { nat } : {}),
     strayAbortErrors: strayAborts,
     notes: 'all nodes in one Node.js process sharing its event loop; rssMbPerNode = process RSS / nodes; rssDeltaMbPerNode = (RSS after - RSS before the swarm) / nodes; gossip latency = publish call to subscriber callback, sequential messages from random publishers; findProviders = full iteration (kad-dht stops at k=20 providers); resources = findProviders + DHT get + verify of each record'
   })

@@ -65,7 +65,7 @@ describe('e2e: the CLI runs a 3-node private swarm', function () {
     }, (list) => [ids[0], ids[2]].every((id) => list.some((p) => p.peerId === id)), 60_000)
     const peersSeconds = (Date.now() - t1) / 1000
     assert.ok(!peers.some((p) => p.peerId === ids[1]), 'a node does not list itself')
-    for (const p of peers) assert.deepEqual(Object.keys(p).sort(), ['latencyMs', 'multiaddrs', 'peerId'])
+    for (const p of peers) assert.deepEqual(Object.keys(p).sort(), ['latencyMs', 'limited', 'multiaddrs', 'peerId'])
 
     // resources on the requester lists both providers, found through the DHT
     const t2 = Date.now()

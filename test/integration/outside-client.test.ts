@@ -57,7 +57,7 @@ describe('outside client: a plain Helia node fetches a result from a private swa
     const status = await ok(worker, 'GET', '/v1/status')
     const facts = status.swarm as OutsideClientFacts
     assert.equal(facts.swarmKeyFile, swarmKeyFile)
-    assert.deepEqual([facts.transports, facts.connectionEncrypters, facts.streamMuxers], [['tcp'], ['noise'], ['yamux']])
+    assert.deepEqual([facts.transports, facts.connectionEncrypters, facts.streamMuxers], [['tcp', 'websockets', 'p2p-circuit'], ['noise'], ['yamux']])
     assert.match(facts.dhtProtocol, /^\/iexec-p2p\/[a-z0-9-]+\/kad\/1\.0\.0$/)
     assert.equal(Object.keys(facts.topics).length, 5)
 

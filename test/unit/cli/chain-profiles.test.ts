@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs'
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { chainFlagsFromProfile, readChainsFile, resolveChainProfile, saveChainProfile } from '../../../node/cli/chain-profiles.js'
+import { chainFlagsFromProfile, profileBootstrap, readChainsFile, resolveChainProfile, saveChainProfile } from '../../../node/cli/chain-profiles.js'
 import { isIexecError } from '../../../node/errors.js'
 
 const code = (c: string) => (e: unknown): boolean => isIexecError(e, c)
@@ -34,6 +34,21 @@ describe('cli: chain profiles (chains file)', () => {
     assert.deepEqual(await chainFlagsFromProfile({ chain: 'other', chainsFile: file }), { rpc: 'http://127.0.0.1:8545', hub: HUB, chainId: '31337' })
     await assert.rejects(resolveChainProfile('missing', file), code('CHAIN_PROFILE_NOT_FOUND'))
     await assert.rejects(chainFlagsFromProfile({ chain: 'other', chainsFile: file, hub: HUB }), code('CLI_USAGE'))
+  })
+
+  it('a profile carries its swarm\'s bootstrap list (/p2p/ or /dnsaddr/ entries); a bad entry is CHAINS_FILE_INVALID', async () => {
+    const peer = '12D3KooWGDB4jYhmcKjJs6Kv13stX28RYcjRUWxZjFmKiCcwnQnp'
+    const bootstrap = [`/ip4/45.0.0.1/tcp/4001/p2p/${peer}`, '/dnsaddr/bootstrap.example.org']
+    await saveChainProfile(file, 'withpeers', { rpc: 'http://127.0.0.1:8545', chainId: 31337, hub: HUB, bootstrap })
+    assert.deepEqual((await resolveChainProfile('withpeers', file)).bootstrap, bootstrap)
+    assert.deepEqual(await profileBootstrap({ chain: 'withpeers', chainsFile: file }), bootstrap)
+    assert.equal(await profileBootstrap({}), undefined, 'no --chain, no profile list')
+    // the four chain flags do not carry it: start and init take it apart
+    assert.deepEqual(await chainFlagsFromProfile({ chain: 'withpeers', chainsFile: file }), { rpc: 'http://127.0.0.1:8545', hub: HUB, chainId: '31337' })
+    for (const b of [['/ip4/1.2.3.4/tcp/1'], ['not a multiaddr'], 'x', [7], Array.from({ length: 65 }, () => `/dnsaddr/a.example`)]) {
+      await writeFile(file, JSON.stringify({ chains: { bad: { rpc: 'http://a.example', chainId: 1, hub: HUB, bootstrap: b } } }))
+      await assert.rejects(readChainsFile(file), code('CHAINS_FILE_INVALID'), JSON.stringify(b).slice(0, 80))
+    }
   })
 
   it('a broken chains file is CHAINS_FILE_INVALID, naming the chain; nothing is written over it', async () => {
