@@ -60,9 +60,13 @@ export class PeerCachingDatastore extends LevelDatastore {
     if (this.cache.size > this.maxEntries) this.cache.delete(this.cache.keys().next().value as string)
   }
 
-  /** Peer records written to memory and not yet to level. */
+  /** Peer records written to memory and not yet to level (waiting, or in the batch being written). */
   get pendingWrites (): number {
-    return this.pending.size
+    const inFlight = this.inFlight
+    if (inFlight === undefined) return this.pending.size
+    let n = inFlight.size
+    for (const k of this.pending.keys()) if (!inFlight.has(k)) n++
+    return n
   }
 
   /**

@@ -43,7 +43,8 @@ describe('e2e: wallet import/export/send, account show, stake withdraw (issue 24
     assertBuilt()
     dir = await mkdtemp(join(tmpdir(), 'iexec-e2e-wallet-'))
     chain = await startLocalChain({ accounts: 2 })
-    provider = new JsonRpcProvider(chain.rpcUrl, chain.chainId, { staticNetwork: true })
+    // no 250 ms response cache: the test reads the same balance again right after a transfer
+    provider = new JsonRpcProvider(chain.rpcUrl, chain.chainId, { staticNetwork: true, cacheTimeout: -1 })
     const keyFile = join(dir, 'deployer.key')
     await writeFile(keyFile, `${chain.privateKeys[0]}\n`, { mode: 0o600 })
     const r = await runCli(['contracts', 'deploy', '--rpc', chain.rpcUrl, '--key-file', keyFile, '--local', '--json'])

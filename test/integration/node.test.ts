@@ -63,7 +63,10 @@ describe('IexecNode (2 nodes, real data dirs)', function () {
     const protocols = a.network.helia.libp2p.getProtocols()
     assert.ok(protocols.includes('/iexec-p2p/test/kad/1.0.0'), 'swarm-private DHT protocol')
     assert.ok(!protocols.includes('/ipfs/kad/1.0.0'), 'no public IPFS DHT')
-    assert.ok(!protocols.some((p) => p.includes('circuit') || p.includes('autonat') || p.includes('dcutr')), protocols.join(','))
+    // NAT traversal is libp2p's own (issue 27): a loopback-only node dials through relays and
+    // answers AutoNAT and DCUtR, but serves no relay (the hop protocol) to anyone
+    assert.ok(protocols.includes('/libp2p/autonat/1.0.0') && protocols.includes('/libp2p/dcutr'), protocols.join(','))
+    assert.ok(!protocols.includes('/libp2p/circuit/relay/0.2.0/hop'), 'a loopback-only node serves no relay')
 
     const token = (await readFile(dataDirPaths(a.dataDir).apiToken, 'utf8')).trim()
     const ok = await fetch(`${a.apiUrl()}/v1/status`, { headers: { authorization: `Bearer ${token}` } })

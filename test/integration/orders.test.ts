@@ -268,6 +268,8 @@ describe('orders: publish with every field, unpublish, filters, bad input (anvil
     assert.equal(low.status, 400, JSON.stringify(low.body))
     assert.equal((low.body.error as { code: string }).code, 'MARKET_BAD_ARGUMENT')
     assert.equal(await owner.market!.chain.provider.getTransactionCount(owner.address), nonce)
-    assert.deepEqual(await hashesOf(owner, '?type=request'), requests, 'no request order signed')
+    // the matched request above may leave the book meanwhile (its DealCreated): nothing new may come in
+    const after = await hashesOf(owner, '?type=request')
+    assert.deepEqual(after.filter((h) => !requests.includes(h)), [], 'no request order signed')
   })
 })
