@@ -124,6 +124,8 @@ contract Hub is EIP712, Ownable {
     uint256 internal constant DEFAULT_CALLBACK_GAS = 200_000;
     /// @dev gas kept back beyond the callback's own: what finalize does after it, and EIP-150's 1/64
     uint256 internal constant CALLBACK_RESERVE = 20_000;
+    /// @notice longest results CID a callback deal's finalize takes (it is stored: resultCidOf)
+    uint256 internal constant MAX_RESULT_CID = 128;
 
     bytes32 public constant APPORDER_TYPEHASH = keccak256(
         "AppOrder(address app,uint256 appprice,uint256 volume,bytes32 tag,address datasetrestrict,address workerpoolrestrict,address requesterrestrict,bytes32 salt)"
@@ -343,6 +345,7 @@ contract Hub is EIP712, Ownable {
     error SchedulerNotDrawn(bytes32 dealid);
     error BadCallbackData(bytes32 taskid);
     error CallbackGasShort(uint256 left, uint256 needed);
+    error ResultCidTooLong(uint256 length);
 
     // ---------------------------------------------------------------- events
     event Deposit(address indexed account, uint256 amount);
@@ -406,6 +409,8 @@ contract Hub is EIP712, Ownable {
     mapping(bytes32 => address) private m_callbacks;
     /// @dev gas each callback gets (HubModule: callbackGas, setCallbackGas)
     uint256 internal m_callbackGas;
+    /// @dev taskid => its results CID, kept only for deals with a callback (DApps read it; HubModule: resultCidOf)
+    mapping(bytes32 => string) private m_resultCids;
 
     /// @dev the module holding the hub's colder functions (HubModule.sol), reached by `fallback`
     address private immutable module;
@@ -977,7 +982,7 @@ contract Hub is EIP712, Ownable {
         _distribute(deal, dealid, taskid);
         bytes32 consensus = task.consensus;
         emit TaskFinalized(taskid, dealid, consensus, resultsCid);
-        _callback(dealid, taskid, consensus, callbackData);
+        _callback(dealid, taskid, consensus, resultsCid, callbackData);
     }
 
     /**
@@ -987,11 +992,23 @@ contract Hub is EIP712, Ownable {
      * the data: the result digest is keccak256(callbackData) (iExec's rule),
      * so other data is refused. A callback that reverts or runs out of gas
      * only emits `CallbackCalled(.., false)`; its return data is not copied.
+     * Such a task's results CID is stored too (before the call, so the
+     * callback can read it with `resultCidOf`): a contract cannot read
+     * events. A deal without a callback stores nothing more.
      */
-    function _callback(bytes32 dealid, bytes32 taskid, bytes32 consensus, bytes calldata callbackData) private {
+    function _callback(
+        bytes32 dealid,
+        bytes32 taskid,
+        bytes32 consensus,
+        string calldata resultsCid,
+        bytes calldata callbackData
+    ) private {
         address cb = m_callbacks[dealid];
         if (cb == address(0)) return;
         if (keccak256(abi.encodePacked(taskid, keccak256(callbackData))) != consensus) revert BadCallbackData(taskid);
+        // a real CID fits; a longer string would only cost the callback reading it its gas
+        if (bytes(resultsCid).length > MAX_RESULT_CID) revert ResultCidTooLong(bytes(resultsCid).length);
+        m_resultCids[taskid] = resultsCid;
         uint256 g = m_callbackGas;
         // the callee gets at most 63/64 of what is left: a caller short of gas could otherwise fail the callback on purpose
         uint256 need = g + g / 63 + CALLBACK_RESERVE;
@@ -1094,7 +1111,7 @@ contract Hub is EIP712, Ownable {
         if (price != workerShare) m_accounts[deal.scheduler].balance += uint96(price - workerShare);
         bytes32 consensus = keccak256(abi.encodePacked(taskid, digest));
         emit TaskFinalized(taskid, dealid, consensus, resultsCid);
-        _callback(dealid, taskid, consensus, callbackData);
+        _callback(dealid, taskid, consensus, resultsCid, callbackData);
     }
 
     /**

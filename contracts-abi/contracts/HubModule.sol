@@ -51,6 +51,7 @@ contract HubModule {
     mapping(bytes32 => mapping(bytes32 => Hub.Group)) private m_groups;
     mapping(bytes32 => address) private m_callbacks;
     uint256 private m_callbackGas;
+    mapping(bytes32 => string) private m_resultCids;
 
     /**
      * @notice a request order presigned on chain, in full: providers pick it up
@@ -216,6 +217,11 @@ contract HubModule {
     /// @notice the deal's callback contract (zero: none)
     function callbackOf(bytes32 dealid) external view returns (address) {
         return m_callbacks[dealid];
+    }
+
+    /// @notice the results CID a finalize gave, for tasks of deals with a callback only (others: "", see the TaskFinalized event)
+    function resultCidOf(bytes32 taskid) external view returns (string memory) {
+        return m_resultCids[taskid];
     }
 
     // ================================================================ callbacks

@@ -37,6 +37,8 @@ interface IP2PHub {
     /// @dev 0 UNSET, 1 ACTIVE, 2 REVEALING, 3 COMPLETED, 4 FAILED
     function taskStatus(bytes32 dealid, uint256 idx) external view returns (uint8);
     function callbackGas() external view returns (uint256);
+    /// @dev the results CID finalize gave, kept for tasks of deals with a callback ("" until finalized)
+    function resultCidOf(bytes32 taskid) external view returns (string memory);
 }
 
 /// @notice EIP-1154's oracle consumer: what the hub calls at finalize.
@@ -64,8 +66,9 @@ interface IP2PToken {
  * -> `_submit` (an order cannot change once presigned, so both are one
  * call); getStatus -> `getStatus`; getStdout / getResult -> `getResult` (the
  * callback data); remove -> `_remove` (before a match only); submitAndWait /
- * waitResult -> `_onResult`, called with the result (a contract cannot wait).
- * The result CID is not on chain: it is in the hub's TaskFinalized event.
+ * waitResult -> `_onResult`, called with the result (a contract cannot wait);
+ * getResultPath -> `getResultPath`, the results CID the hub stored at
+ * finalize (also readable from `_onResult`).
  */
 abstract contract P2PDapp is IOracleConsumer {
     enum Status {
@@ -184,6 +187,11 @@ abstract contract P2PDapp is IOracleConsumer {
     /// @notice the callback data the consensus covered (empty until the callback ran)
     function getResult(bytes32 id) public view returns (bytes memory) {
         return _works[id].result;
+    }
+
+    /// @notice the results CID (IPFS) finalize gave; "" until then. The hub keeps it for callback deals, which every work here is.
+    function getResultPath(bytes32 id) public view returns (string memory) {
+        return hub.resultCidOf(id);
     }
 
     /// @notice the hub's request hash of a work (the order presigned on the hub)

@@ -406,6 +406,7 @@ export interface HubInterface extends Interface {
       | "presignedOf"
       | "registerApp"
       | "registerDataset"
+      | "resultCidOf"
       | "scoreOf"
       | "setCallbackGas"
       | "stakeOf"
@@ -684,6 +685,10 @@ export interface HubInterface extends Interface {
     values: [string, string, BytesLike]
   ): string;
   encodeFunctionData(
+    functionFragment: "resultCidOf",
+    values: [BytesLike]
+  ): string;
+  encodeFunctionData(
     functionFragment: "scoreOf",
     values: [AddressLike]
   ): string;
@@ -870,6 +875,10 @@ export interface HubInterface extends Interface {
   ): Result;
   decodeFunctionResult(
     functionFragment: "registerDataset",
+    data: BytesLike
+  ): Result;
+  decodeFunctionResult(
+    functionFragment: "resultCidOf",
     data: BytesLike
   ): Result;
   decodeFunctionResult(functionFragment: "scoreOf", data: BytesLike): Result;
@@ -1728,6 +1737,8 @@ export interface Hub extends BaseContract {
     "nonpayable"
   >;
 
+  resultCidOf: TypedContractMethod<[taskid: BytesLike], [string], "view">;
+
   scoreOf: TypedContractMethod<[worker: AddressLike], [bigint], "view">;
 
   setCallbackGas: TypedContractMethod<
@@ -2082,6 +2093,9 @@ export interface Hub extends BaseContract {
     [string],
     "nonpayable"
   >;
+  getFunction(
+    nameOrSignature: "resultCidOf"
+  ): TypedContractMethod<[taskid: BytesLike], [string], "view">;
   getFunction(
     nameOrSignature: "scoreOf"
   ): TypedContractMethod<[worker: AddressLike], [bigint], "view">;

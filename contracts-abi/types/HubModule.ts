@@ -253,6 +253,7 @@ export interface HubModuleInterface extends Interface {
       | "presignedOf"
       | "registerApp"
       | "registerDataset"
+      | "resultCidOf"
       | "scoreOf"
       | "setCallbackGas"
       | "stakeOf"
@@ -358,6 +359,10 @@ export interface HubModuleInterface extends Interface {
     values: [string, string, BytesLike]
   ): string;
   encodeFunctionData(
+    functionFragment: "resultCidOf",
+    values: [BytesLike]
+  ): string;
+  encodeFunctionData(
     functionFragment: "scoreOf",
     values: [AddressLike]
   ): string;
@@ -438,6 +443,10 @@ export interface HubModuleInterface extends Interface {
   ): Result;
   decodeFunctionResult(
     functionFragment: "registerDataset",
+    data: BytesLike
+  ): Result;
+  decodeFunctionResult(
+    functionFragment: "resultCidOf",
     data: BytesLike
   ): Result;
   decodeFunctionResult(functionFragment: "scoreOf", data: BytesLike): Result;
@@ -727,6 +736,8 @@ export interface HubModule extends BaseContract {
     "nonpayable"
   >;
 
+  resultCidOf: TypedContractMethod<[taskid: BytesLike], [string], "view">;
+
   scoreOf: TypedContractMethod<[worker: AddressLike], [bigint], "view">;
 
   setCallbackGas: TypedContractMethod<
@@ -853,6 +864,9 @@ export interface HubModule extends BaseContract {
     [string],
     "nonpayable"
   >;
+  getFunction(
+    nameOrSignature: "resultCidOf"
+  ): TypedContractMethod<[taskid: BytesLike], [string], "view">;
   getFunction(
     nameOrSignature: "scoreOf"
   ): TypedContractMethod<[worker: AddressLike], [bigint], "view">;

@@ -13,6 +13,8 @@ import {
 } from './fixture.js'
 
 const DEFAULT_CALLBACK_GAS = 200_000n
+// a CIDv1 (base32, sha2-256): longer than one storage slot
+const CID = 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi'
 
 describe('hub: EIP-1154 callbacks', function () {
   // solc-js compiles the test contracts in `before`: seconds on a quiet machine, far more on a loaded one
@@ -60,13 +62,17 @@ describe('hub: EIP-1154 callbacks', function () {
     const d = await trust1Deal(cbAddress)
     assert.equal(await f.hub.callbackOf(d.dealid), cbAddress)
     const data = hexlify(toUtf8Bytes('primes below 1000: 168'))
-    const r = await send(f.hub.connect(d.worker).contributeAndFinalize(d.dealid, 0, keccak256(data), 'bafyresult', d.sign, data))
+    assert.equal(await f.hub.resultCidOf(d.taskid), '')
+    const r = await send(f.hub.connect(d.worker).contributeAndFinalize(d.dealid, 0, keccak256(data), CID, d.sign, data))
     assert.deepEqual(callbackEvent(r), { taskid: d.taskid, callback: cbAddress, success: true })
     assert.equal(await cb.lastTask(), d.taskid)
     assert.equal(await cb.lastData(), data)
     assert.equal(await cb.lastCaller(), f.hubAddress)
     assert.equal(await cb.calls(), 1n)
     assert.equal(await f.hub.taskStatus(d.dealid, 0), BigInt(TaskStatus.COMPLETED))
+    // the results CID is on chain for a callback deal, already during the callback
+    assert.equal(await f.hub.resultCidOf(d.taskid), CID)
+    assert.equal(await cb.cidSeen(), CID)
   })
 
   it('callback data that is not what the consensus covers is refused (trust-1 and finalize paths)', async () => {
@@ -87,10 +93,15 @@ describe('hub: EIP-1154 callbacks', function () {
     const { sign } = await authorize(f, d2.scheduler, w.address, d2.dealid, 0)
     await send(f.hub.connect(w).contribute(taskid, resultHash(taskid, digest), resultSeal(w.address, taskid, digest), sign))
     await send(f.hub.connect(w).reveal(taskid, digest))
-    await expectRevert(f.hub.connect(d2.scheduler).finalize(taskid, 'cid', hexlify(toUtf8Bytes('41'))), 'BadCallbackData')
-    const r = await send(f.hub.connect(d2.scheduler).finalize(taskid, 'cid', data))
+    await expectRevert(f.hub.connect(d2.scheduler).finalize(taskid, CID, hexlify(toUtf8Bytes('41'))), 'BadCallbackData')
+    // a results "CID" longer than any CID is refused: a callback reading it would spend its gas on it
+    await expectRevert(f.hub.connect(d2.scheduler).finalize(taskid, 'b'.repeat(129), data), 'ResultCidTooLong')
+    assert.equal(await f.hub.resultCidOf(taskid), '')
+    const r = await send(f.hub.connect(d2.scheduler).finalize(taskid, CID, data))
     assert.equal(callbackEvent(r)?.success, true)
     assert.equal(await cb.lastData(), data)
+    assert.equal(await f.hub.resultCidOf(taskid), CID, 'finalize stores the CID too')
+    assert.equal(await cb.cidSeen(), CID)
     assert.equal((await f.hub.taskOf(taskid)).status, BigInt(TaskStatus.COMPLETED))
   })
 
@@ -109,8 +120,12 @@ describe('hub: EIP-1154 callbacks', function () {
     const withBad = await paid(await bad.getAddress())
     assert.deepEqual(callbackEvent(withBad.r), { taskid: taskId(withBad.dealid, 0), callback: await bad.getAddress(), success: false })
     assert.equal(await f.hub.taskStatus(withBad.dealid, 0), BigInt(TaskStatus.COMPLETED))
+    assert.equal(await f.hub.resultCidOf(taskId(withBad.dealid, 0)), 'c', 'kept though the callback reverted')
     const without = await paid(ZERO_ADDRESS)
     assert.equal(callbackEvent(without.r), undefined)
+    // a plain deal stores no CID (it stays in TaskFinalized only): its finalize costs no more than before
+    assert.equal(await f.hub.taskStatus(without.dealid, 0), BigInt(TaskStatus.COMPLETED))
+    assert.equal(await f.hub.resultCidOf(taskId(without.dealid, 0)), '')
     assert.ok(withBad.worker > 0n)
     // the same payment (the worker may also be the drawn scheduler of one deal and not the other: compare the requester's side too)
     assert.equal(withBad.requester, without.requester)

@@ -120,10 +120,12 @@ describe('DApp API: P2PDapp and the example PrimeTable', function () {
     const { taskid, sign } = await authorize(f, scheduler, f.nodes[0].address, dealid, 0)
     assert.equal(taskid, id, 'the work id is the task id')
     const data = abi.encode(['uint256', 'uint256'], [1000n, 168n])
+    assert.equal(await dapp.getResultPath(id), '')
     await send(f.hub.connect(f.nodes[0]).contributeAndFinalize(dealid, 0, keccak256(data), 'bafyresult', sign, data))
     assert.equal(await dapp.getStatus(id), STATUS.COMPLETED)
     assert.equal(await dapp.primeCount(1000n), 168n)
     assert.equal(await dapp.getResult(id), data)
+    assert.equal(await dapp.getResultPath(id), 'bafyresult', 'the results CID, read from the hub')
     assert.equal((await f.hub.accountOf(dappAddress))[1], 0n, 'paid: nothing frozen left')
   })
 

@@ -1,18 +1,24 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.28;
 
-/// records what the hub passes (EIP-1154 receiveResult)
+interface IResultCid {
+    function resultCidOf(bytes32 taskid) external view returns (string memory);
+}
+
+/// records what the hub passes (EIP-1154 receiveResult), and the results CID the hub holds by then
 contract RecordingCallback {
     bytes32 public lastTask;
     bytes public lastData;
     uint256 public calls;
     address public lastCaller;
+    string public cidSeen;
 
     function receiveResult(bytes32 id, bytes calldata data) external {
         lastTask = id;
         lastData = data;
         lastCaller = msg.sender;
         calls += 1;
+        cidSeen = IResultCid(msg.sender).resultCidOf(id);
     }
 }
 
