@@ -81,11 +81,13 @@ async function main (): Promise<void> {
     }
     const count = await dapp.primeCount(n) as bigint
     const result = await dapp.getResult(id) as string
-    const out = { dapp: dappAddress, app, n: n.toString(), submitTx: tx.hash, id, status, primeCount: count.toString(), callbackData: result }
+    // the results CID finalize gave, kept by the hub for callback tasks: IPFS holds the full archive
+    const resultCid = await dapp.getResultPath(id) as string
+    const out = { dapp: dappAddress, app, n: n.toString(), submitTx: tx.hash, id, status, primeCount: count.toString(), callbackData: result, resultCid }
     if (values.json === true) {
       process.stdout.write(JSON.stringify(out) + '\n')
     } else {
-      process.stdout.write(`work ${id}: ${status}\nprimeCount(${n}) = ${count} (stored by the contract from the callback)\n`)
+      process.stdout.write(`work ${id}: ${status}\nprimeCount(${n}) = ${count} (stored by the contract from the callback)\nresults CID ${resultCid === '' ? '-' : resultCid} (getResultPath, from the hub)\n`)
     }
     if (status !== 'COMPLETED' || count === 0n) process.exitCode = 1
   } finally {

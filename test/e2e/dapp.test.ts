@@ -60,7 +60,7 @@ describe('e2e: a smart contract uses the swarm (examples/dapp on 4 nodes)', func
     const t0 = Date.now()
     const r = await runCommand(process.execPath, ['--import', 'tsx', resolve('examples/dapp/run.ts'), '--swarm', swarmDir, '--app', app, '--n', '1000', '--timeout', '200', '--json'], 240_000)
     assert.equal(r.code, 0, `run.ts: ${r.stderr}\n${r.stdout}`)
-    const out = JSON.parse(r.stdout) as { dapp: string, id: string, submitTx: string, status: string, primeCount: string, callbackData: string }
+    const out = JSON.parse(r.stdout) as { dapp: string, id: string, submitTx: string, status: string, primeCount: string, callbackData: string, resultCid: string }
     console.info(`      DApp ask to stored result: ${((Date.now() - t0) / 1000).toFixed(1)} s`)
     assert.equal(out.status, 'COMPLETED')
     assert.equal(out.primeCount, '168')
@@ -75,6 +75,9 @@ describe('e2e: a smart contract uses the swarm (examples/dapp on 4 nodes)', func
     assert.equal(views[0].taskId, out.id)
     assert.equal(views[0].status, 'COMPLETED')
     assert.deepEqual(views[0].callback, { address: out.dapp, success: true })
+    // the CID the contract reads from the hub is the one TaskFinalized names
+    assert.ok(views[0].resultCid !== null && views[0].resultCid !== '', 'task show has the results CID')
+    assert.equal(out.resultCid, views[0].resultCid)
 
     const got = await on(0, ['result', 'get', '--tx', out.submitTx, '--json'], 120_000)
     assert.equal(got.code, 0, got.stderr)
