@@ -9,6 +9,7 @@ import type { TaskStatusView } from '../../node/api/client.js'
 import { fileURLToPath } from 'node:url'
 import { AbiCoder, Contract, ContractFactory, HDNodeWallet, JsonRpcProvider, Mnemonic, NonceManager } from 'ethers'
 import { compileSolidity } from '../../contracts-abi/compile.js'
+import { Hub__factory } from '../../contracts-abi/index.js'
 import { ANVIL_MNEMONIC } from '../../node/chain/local-chain.js'
 import { assertBuilt, jsonError, pollUntil, runCli, runCommand, type RunResult } from './cli-helpers.js'
 
@@ -114,7 +115,7 @@ describe('e2e: a smart contract uses the swarm (examples/dapp on 4 nodes)', func
       const address = await recorder.getAddress()
       const r = await on(0, ['task', 'submit', '--app', app, '--args', '100', '--trust', '3', '--callback', address, '--watch', '--json'], 240_000)
       assert.equal(r.code, 0, r.stderr)
-      const out = JSON.parse(r.stdout) as { workers: string[], tasks: Array<{ taskId: string, status: string }> }
+      const out = JSON.parse(r.stdout) as { workers: string[], tasks: Array<{ taskId: string, status: string, resultCid: string | null }> }
       assert.ok(out.workers.length >= 2, 'trust 3: at least two workers')
       assert.equal(out.tasks[0].status, 'COMPLETED')
       // 25 primes <= 100, as abi.encode(n, count): the bytes the app wrote, passed by the scheduler's finalize
@@ -122,6 +123,9 @@ describe('e2e: a smart contract uses the swarm (examples/dapp on 4 nodes)', func
       assert.equal(await recorder.lastTask(), out.tasks[0].taskId)
       assert.equal(await recorder.lastCaller(), chain.hub)
       assert.equal(await recorder.calls(), 1n)
+      // the scheduler's finalize (trust > 1) kept the results CID on chain for the callback task
+      assert.ok(out.tasks[0].resultCid !== null && out.tasks[0].resultCid !== '', 'the watch has the results CID')
+      assert.equal(await Hub__factory.connect(chain.hub, provider).resultCidOf(out.tasks[0].taskId), out.tasks[0].resultCid)
     } finally {
       provider.destroy()
     }

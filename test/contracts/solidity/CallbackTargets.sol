@@ -5,19 +5,26 @@ interface IResultCid {
     function resultCidOf(bytes32 taskid) external view returns (string memory);
 }
 
-/// records what the hub passes (EIP-1154 receiveResult), and the results CID the hub holds by then
+/// records what the hub passes (EIP-1154 receiveResult)
 contract RecordingCallback {
     bytes32 public lastTask;
     bytes public lastData;
     uint256 public calls;
     address public lastCaller;
-    string public cidSeen;
 
     function receiveResult(bytes32 id, bytes calldata data) external {
         lastTask = id;
         lastData = data;
         lastCaller = msg.sender;
         calls += 1;
+    }
+}
+
+/// reads the task's results CID from the hub during the callback
+contract CidReadingCallback {
+    string public cidSeen;
+
+    function receiveResult(bytes32 id, bytes calldata) external {
         cidSeen = IResultCid(msg.sender).resultCidOf(id);
     }
 }
