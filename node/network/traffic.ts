@@ -8,6 +8,7 @@ const noop: Record<string, unknown> = {}
 const stopTimer = (): void => {}
 for (const m of ['update', 'increment', 'decrement', 'reset', 'observe']) noop[m] = () => {}
 noop.timer = () => stopTimer
+const noopMetric = (): any => noop
 
 /** The parts of a stream or connection that carry its bytes (libp2p 3's message streams). */
 interface Carrier {
@@ -57,14 +58,14 @@ export class TrafficMetrics implements Metrics {
     track(stream as unknown as Carrier, counts)
   }
 
-  registerMetric (): never { return noop as never }
-  registerMetricGroup (): never { return noop as never }
-  registerCounter (): never { return noop as never }
-  registerCounterGroup (): never { return noop as never }
-  registerHistogram (): never { return noop as never }
-  registerHistogramGroup (): never { return noop as never }
-  registerSummary (): never { return noop as never }
-  registerSummaryGroup (): never { return noop as never }
+  readonly registerMetric = noopMetric as Metrics['registerMetric']
+  readonly registerMetricGroup = noopMetric as Metrics['registerMetricGroup']
+  readonly registerCounter = noopMetric as Metrics['registerCounter']
+  readonly registerCounterGroup = noopMetric as Metrics['registerCounterGroup']
+  readonly registerHistogram = noopMetric as Metrics['registerHistogram']
+  readonly registerHistogramGroup = noopMetric as Metrics['registerHistogramGroup']
+  readonly registerSummary = noopMetric as Metrics['registerSummary']
+  readonly registerSummaryGroup = noopMetric as Metrics['registerSummaryGroup']
   createTrace (): undefined { return undefined }
   traceFunction<F extends (...args: any[]) => any>(_name: string, fn: F): F { return fn }
 }

@@ -39,7 +39,7 @@ describe('TrafficMetrics (libp2p metrics component, real streams)', function () 
   }
 
   after(async () => {
-    for (const n of nodes.splice(0)) await n.stop().catch(() => {})
+    for (const n of nodes.splice(0)) await Promise.resolve(n.stop()).catch(() => {})
   })
 
   it('counts a protocol\'s bytes both ways on both nodes, and the wire\'s', async () => {
