@@ -9,7 +9,7 @@ import { CID } from 'multiformats/cid'
 import { dataDirPaths, loadDataDir, validateConfig } from './config/index.js'
 import type { NodeConfig } from './config/index.js'
 import { DbController } from './db/index.js'
-import { createNetwork, ResourceAdverts, resourceDhtRules } from './network/index.js'
+import { createNetwork, ResourceAdverts, resourceDhtRules, TrafficMetrics } from './network/index.js'
 import type { NatStats } from './network/index.js'
 import type { BootstrapStatus, Network, NetworkLogger } from './network/index.js'
 import { startApiServer } from './api/index.js'
@@ -223,6 +223,9 @@ export class IexecNode implements ApiBackend {
     requesterBids: () => this.market?.requester.bidCounts,
     openDeals: () => this.openDealRoles(),
     workerTasks: () => this.execution?.worker.stateCounts(),
+    schedulerTasks: () => this.execution?.scheduler.taskStateCounts(),
+    protocolBytes: () => this.network.traffic?.byProtocol(),
+    wireBytes: () => this.network.traffic?.wire,
     dbOps: () => this.db.ops,
     followerLag: async () => {
       const m = this.market
@@ -296,6 +299,8 @@ export class IexecNode implements ApiBackend {
     let built: IexecNode | undefined
     const network = await createNetwork({
       privateKey: loaded.privateKey,
+      // libp2p's bytes by protocol for the metrics (not counted in a benchmark's baseline)
+      ...(init.metricsObservers !== false ? { traffic: new TrafficMetrics() } : {}),
       listen: config.listen,
       bootstrap: config.bootstrap,
       swarmId: config.swarmId,

@@ -1,6 +1,7 @@
 import { ApiReply, type ApiRoute } from './router.js'
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client'
 import type { ChainObserver, TxEvent } from '../chain/options.js'
+import type { ByteCounts } from '../network/traffic.js'
 
 /** A node's part in a deal, as the metrics label it. */
 export type DealRole = 'requester' | 'worker' | 'scheduler'
@@ -19,6 +20,12 @@ export interface MetricsSources {
   openDeals?: () => Partial<Record<DealRole, number>> | undefined
   /** the worker's open tasks by state */
   workerTasks?: () => Record<string, number> | undefined
+  /** the scheduler's tasks of the open deals it schedules, by state, and `closed` since start */
+  schedulerTasks?: () => Record<string, number> | undefined
+  /** libp2p's bytes since start by negotiated protocol */
+  protocolBytes?: () => ReadonlyMap<string, Readonly<ByteCounts>> | undefined
+  /** libp2p's bytes since start on the wire of every connection */
+  wireBytes?: () => Readonly<ByteCounts> | undefined
   /** level operations since start, by kind */
   dbOps?: () => Readonly<Record<string, number>> | undefined
   /** blocks between the chain's head and the hub event follower's cursor; undefined without a chain */
@@ -104,6 +111,31 @@ export class NodeMetrics {
       collect () {
         this.reset()
         for (const [state, n] of Object.entries(sources.workerTasks?.() ?? {})) this.set({ role: 'worker', state }, n)
+        for (const [state, n] of Object.entries(sources.schedulerTasks?.() ?? {})) this.set({ role: 'scheduler', state }, n)
+      }
+    })
+    new Gauge({
+      name: 'iexec_p2p_libp2p_protocol_bytes_total',
+      help: 'libp2p bytes since start by protocol (/ipfs/bitswap/1.2.0 is content) and direction (in, out), as the protocol reads and writes them',
+      labelNames: ['protocol', 'direction'],
+      registers,
+      collect () {
+        for (const [protocol, c] of sources.protocolBytes?.() ?? []) {
+          this.set({ protocol, direction: 'in' }, c.in)
+          this.set({ protocol, direction: 'out' }, c.out)
+        }
+      }
+    })
+    new Gauge({
+      name: 'iexec_p2p_libp2p_wire_bytes_total',
+      help: 'libp2p bytes since start on every connection\'s wire (encrypted, muxed), by direction',
+      labelNames: ['direction'],
+      registers,
+      collect () {
+        const w = sources.wireBytes?.()
+        if (w === undefined) return
+        this.set({ direction: 'in' }, w.in)
+        this.set({ direction: 'out' }, w.out)
       }
     })
     new Gauge({

@@ -36,6 +36,7 @@ import type { AddressInfo, NatPlan, ReachabilityView } from './nat.js'
 import { mergeKnownPeers, readKnownPeers, writeKnownPeers } from './known-peers.js'
 import type { KnownPeer } from './known-peers.js'
 import type { NetworkLogger, NetworkOptions } from './options.js'
+import type { TrafficMetrics } from './traffic.js'
 import { readSwarmKeyFile } from './swarm-key.js'
 
 /** The libp2p services the node runs (and nothing of the public IPFS defaults). */
@@ -123,6 +124,8 @@ export interface DhtOptions {
 export interface Network {
   readonly peerId: string
   readonly swarmId: string
+  /** libp2p's bytes by protocol and on the wire, when the options asked for them */
+  readonly traffic: TrafficMetrics | undefined
   /** Helia (blockstore, bitswap) for the storage module; valid after start() */
   readonly helia: NetworkHelia
   readonly started: boolean
@@ -355,6 +358,7 @@ function isAddrInUse (err: unknown): boolean {
 class Libp2pNetwork implements Network {
   readonly peerId: string
   readonly swarmId: string
+  readonly traffic: TrafficMetrics | undefined
   private heliaNode?: NetworkHelia
   private blockstore?: LevelBlockstore
   private datastore?: PeerCachingDatastore
@@ -388,6 +392,7 @@ class Libp2pNetwork implements Network {
   constructor (private readonly options: NetworkOptions, private readonly psk: Uint8Array | undefined) {
     this.peerId = options.privateKey.publicKey.toString()
     this.swarmId = options.swarmId
+    this.traffic = options.traffic
     this.log = options.logger ?? silentLogger
     this.listenAddrs = parseMultiaddrs(options.listen, 'listen')
     this.bootstrapAddrs = parseMultiaddrs(options.bootstrap, 'bootstrap')
@@ -472,6 +477,7 @@ class Libp2pNetwork implements Network {
         // public-IPFS default wholesale, so no mDNS, relay, webrtc, autotls...
         ...quiet,
         privateKey: o.privateKey,
+        ...(o.traffic !== undefined ? { metrics: () => o.traffic } : {}),
         addresses: { listen, ...(this.announceAddrs.length > 0 ? { appendAnnounce: this.announceAddrs.map((a) => a.toString()) } : {}) },
         // the relay transport is always there to dial a NATed peer through its relay
         transports: [tcp(), webSockets(), circuitRelayTransport()],

@@ -1,6 +1,7 @@
 import type { PrivateKey } from '@libp2p/interface'
 import type { SelectFn, ValidateFn } from '@libp2p/kad-dht'
 import type { TopicValidatorFn } from '@libp2p/gossipsub'
+import type { TrafficMetrics } from './traffic.js'
 import type { PeerScoreParams, PeerScoreThresholds } from '@libp2p/gossipsub/score'
 
 /** Gossipsub v1.1 scoring (the market's `marketScoring(topics)` fits as is). */
@@ -43,6 +44,8 @@ export interface NatOptions {
 export interface NetworkOptions {
   /** the node's libp2p identity (Ed25519), loaded from the data dir */
   privateKey: PrivateKey
+  /** counts libp2p's bytes by protocol and on the wire (the node's metrics); none counted without it */
+  traffic?: TrafficMetrics
   /** listen multiaddrs, e.g. /ip4/127.0.0.1/tcp/0 */
   listen: string[]
   /** multiaddrs with /p2p/<peerId>; unreachable ones are logged, never fatal */

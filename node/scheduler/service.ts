@@ -213,6 +213,8 @@ export class SchedulerService {
   private readonly outbox = new Map<string, { known: KnownDeal, peer: string, worker: string, resultEncryptionKey: string | undefined, tasks: Array<{ taskid: string, idx: number }> }>()
   private watching: Promise<void> | undefined
   private started = false
+  /** task records this node closed since start (metrics) */
+  private closedTasks = 0
 
   constructor (private readonly init: SchedulerInit) {
     this.opts = { ...defaultSchedulerOptions, ...init.options }
@@ -496,9 +498,11 @@ export class SchedulerService {
   }
 
   private async putTask (taskid: string, rec: ScheduledTask): Promise<void> {
+    const wasClosed = this.taskCache.get(taskid)?.closed === true
     // dropped first: a failed write must not leave the cache ahead of level
     this.taskCache.delete(taskid)
     await this.tasks.put(taskid, rec)
+    if (rec.closed && !wasClosed) this.closedTasks++
     this.cacheTask(taskid, structuredClone(rec))
     if (rec.closed) {
       // nothing more is sent or expected for it
@@ -523,6 +527,29 @@ export class SchedulerService {
   /** The deals not done yet, as this node knows them (metrics). */
   openDeals (): KnownDeal[] {
     return [...this.open.values()]
+  }
+
+  /**
+   * The tasks of the open deals this node schedules, by state (metrics), and
+   * `closed`: tasks closed since start. Read from the record cache, never
+   * from level: the tick peeks every task of its open deals, so they are
+   * there; one not seen yet counts as waiting.
+   */
+  taskStateCounts (): Record<string, number> {
+    const out: Record<string, number> = { waiting: 0, running: 0, contributed: 0, finalizing: 0, closed: this.closedTasks }
+    for (const known of this.open.values()) {
+      if (!same(known.scheduler ?? known.deal.scheduler, this.me)) continue
+      const ids = this.taskIds.get(known.deal.dealid.toLowerCase())
+      for (let idx = 0; idx < known.deal.volume; idx++) {
+        const id = ids?.[idx]
+        const rec = id === undefined ? undefined : this.taskCache.get(id)
+        if (rec?.closed === true) continue
+        const live = rec?.replicas.filter((r) => !r.dead) ?? []
+        const state = rec?.resultsCid !== undefined ? 'finalizing' : live.some((r) => r.contributed) ? 'contributed' : live.length > 0 ? 'running' : 'waiting'
+        out[state]++
+      }
+    }
+    return out
   }
 
   async dealRecord (dealid: string): Promise<KnownDeal | undefined> {

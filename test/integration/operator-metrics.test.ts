@@ -2,7 +2,9 @@
  * An operator's routes and metrics on real nodes over a real anvil. Metrics:
  * after a real task, /metrics (on the API behind the token, and on the
  * token-less `metricsListen` listener) shows the counters moved: bids, runs,
- * RPC calls, transactions and gas, level operations, the follower's lag.
+ * RPC calls, transactions and gas, level operations, the follower's lag,
+ * bitswap bytes both ways when the requester fetches the result, the
+ * scheduler's tasks by state.
  * Routes: categories with
  * their limits (list, create by the hub owner only, bad input coded), deal
  * and task lists by role and status, claims by hand (too early, then done,
@@ -197,6 +199,31 @@ describe('operator routes: categories, lists, claims, kitty', function () {
     const requester = await (await fetch(r0.metricsUrl ?? '')).text()
     assert.ok(value(requester, 'iexec_p2p_bids_total{side="requester",outcome="received",code="OK"}') >= 2)
     assert.ok(value(requester, 'iexec_p2p_chain_transactions_total{event="mined"}') >= 2, 'deposit, matches, category, claim')
+
+    // the requester fetches the result from the worker over bitswap: both sides count its bytes
+    const bitswap = (text: string, direction: string): number => {
+      const line = text.split('\n').find((l) => l.startsWith(`iexec_p2p_libp2p_protocol_bytes_total{protocol="/ipfs/bitswap/1.2.0",direction="${direction}"} `))
+      return line === undefined ? 0 : Number(line.split(' ')[1])
+    }
+    const before = bitswap(requester, 'in')
+    const primesTask = ((await ok(r0, 'GET', `/v1/deals/${String(deal.dealId)}`)).tasks as Array<{ taskId: string }>)[0].taskId
+    await ok(r0, 'GET', `/v1/results/${primesTask}`)
+    const fetched = await (await fetch(r0.metricsUrl ?? '')).text()
+    assert.ok(bitswap(fetched, 'in') > before, 'the requester received bitswap bytes')
+    assert.ok(bitswap(fetched, 'out') > 0, 'the requester sent its wants')
+    assert.ok(bitswap(await (await fetch(p0.metricsUrl)).text(), 'out') > 0, 'the worker sent the blocks')
+    assert.ok(value(fetched, 'iexec_p2p_libp2p_wire_bytes_total{direction="in"}') > bitswap(fetched, 'in'), 'the wire carries more than bitswap')
+    // every node lists the tasks it schedules by state; the deal's scheduler closes the task once it reads the deal done
+    const closedTasks = async (): Promise<number> => {
+      let closed = 0
+      for (const n of s.all) {
+        const text = await (await fetch(n.metricsUrl ?? '')).text()
+        assert.match(text, /^iexec_p2p_tasks\{role="scheduler",state="waiting"\} \d+$/m)
+        closed += value(text, 'iexec_p2p_tasks{role="scheduler",state="closed"}')
+      }
+      return closed
+    }
+    await waitFor(async () => await closedTasks() >= 1, 30_000, 'the scheduler counts the closed task')
   })
 
   it('the CLI asks the node: category list, deal list, task list, kitty show (--json)', async () => {

@@ -55,7 +55,7 @@ describe('GET /metrics', () => {
 describe('NodeMetrics: observed events and counts read at scrape', () => {
   it('counts RPC calls, errors and latency, transactions with gas, runs by status, bids by code', async () => {
     const bids = new Map([['sent/OK', 3], ['declined/RESOURCES_TOO_SMALL', 2]])
-    const m = new NodeMetrics({ providerBids: () => bids, dbOps: () => ({ get: 7, put: 1 }), followerLag: async () => 4, workerTasks: () => ({ assigned: 2 }), openDeals: () => ({ worker: 1 }) })
+    const m = new NodeMetrics({ providerBids: () => bids, dbOps: () => ({ get: 7, put: 1 }), followerLag: async () => 4, workerTasks: () => ({ assigned: 2 }), schedulerTasks: () => ({ waiting: 3, closed: 5 }), openDeals: () => ({ worker: 1 }) })
     m.chainObserver.rpc?.('eth_call', 12, false)
     m.chainObserver.rpc?.('eth_call', 30, true)
     m.chainObserver.tx?.('sent')
@@ -74,6 +74,8 @@ describe('NodeMetrics: observed events and counts read at scrape', () => {
     assert.match(text, /^iexec_p2p_db_operations_total\{op="get"\} 7$/m)
     assert.match(text, /^iexec_p2p_chain_follower_lag_blocks 4$/m)
     assert.match(text, /^iexec_p2p_tasks\{role="worker",state="assigned"\} 2$/m)
+    assert.match(text, /^iexec_p2p_tasks\{role="scheduler",state="waiting"\} 3$/m)
+    assert.match(text, /^iexec_p2p_tasks\{role="scheduler",state="closed"\} 5$/m)
     assert.match(text, /^iexec_p2p_deals_open\{role="worker"\} 1$/m)
     assert.match(text, /^iexec_p2p_deals_open\{role="scheduler"\} 0$/m)
   })
