@@ -15,6 +15,7 @@ import { isIexecError } from '../errors.js'
 import { isChainError } from '../chain/index.js'
 import { hubInterface } from '../chain/index.js'
 import { taskId as taskIdOf } from '../../protocols/eip712.js'
+import { marketRouteMaker } from './routes.js'
 import type { MarketService } from './service.js'
 
 /** One category as `category list --json` prints it. */
@@ -315,21 +316,7 @@ async function claimCheck (m: MarketService, dealId: string, idx: number, now: n
  * then answers 503 CHAIN_NOT_CONFIGURED.
  */
 export function operatorRoutes (getMarket: () => MarketService | undefined): ApiRoute[] {
-  const route = (method: 'GET' | 'POST', path: string, fn: (m: MarketService, req: ApiRequest) => Promise<unknown>): ApiRoute => ({
-    method,
-    path,
-    handler: async (req) => {
-      const m = getMarket()
-      if (m === undefined || !m.started) {
-        throw new HttpError(503, 'CHAIN_NOT_CONFIGURED', 'this node has no chain settings (config.json chain.rpc and chain.hub): the market is off')
-      }
-      try {
-        return await fn(m, req)
-      } catch (err) {
-        throw mapError(err)
-      }
-    }
-  })
+  const route = marketRouteMaker(getMarket, mapError)
 
   return [
     route('GET', '/v1/categories', async (m) => await categories(m)),

@@ -30,15 +30,14 @@
 import { getAddress, isAddress, isHexString } from 'ethers'
 import { HttpError } from '../api/errors.js'
 import type { ApiRequest, ApiRoute } from '../api/router.js'
-import { isChainError } from '../chain/index.js'
 import { ZERO_ADDRESS, hashOrder, signOrder } from '../../protocols/eip712.js'
-import type { AppOrder, Bid, DatasetOrder, OrderKind, RequestOrder } from '../../protocols/eip712.js'
-import { KIND_OF_TYPE, expiryOfSalt, orderMessage, saltWithExpiry } from '../../protocols/market.js'
+import type { AppOrder, DatasetOrder } from '../../protocols/eip712.js'
+import { expiryOfSalt, orderMessage, saltWithExpiry } from '../../protocols/market.js'
 import type { DatasetStore, SignedDatasetOrderRecord } from '../storage/dataset-store.js'
 import { checkDatasets, resolveAllowedApps, tagList, volumeOf } from './order-policy.js'
 import type { OrderbookEntry } from './orderbook.js'
 import type { RequestOrderOverrides, SubmitRequestParams } from './requester.js'
-import { wrap } from './routes.js'
+import { cancelOrderOnChain, wrap } from './routes.js'
 import type { MarketService } from './service.js'
 
 /** The hub's cap on a price per task (contracts-abi/README.md). */
@@ -281,29 +280,6 @@ function stringFields (o: object): Record<string, string> {
   return out
 }
 
-/** Cancels one live order of the book on chain (the hub's cancel of its kind) and gossips the cancel. */
-async function cancelOne (m: MarketService, e: OrderbookEntry): Promise<{ orderHash: string, txHash: string }> {
-  const kind = KIND_OF_TYPE[e.type] as OrderKind
-  const signed = { ...e.message.order, sign: e.message.sign }
-  let tx
-  try {
-    switch (kind) {
-      case 'AppOrder': tx = await m.chain.sender.send(m.hub.cancelAppOrder.populateTransaction(signed as AppOrder & { sign: string })); break
-      case 'DatasetOrder': tx = await m.chain.sender.send(m.hub.cancelDatasetOrder.populateTransaction(signed as DatasetOrder & { sign: string })); break
-      case 'RequestOrder': tx = await m.chain.sender.send(m.hub.cancelRequestOrder.populateTransaction(signed as RequestOrder & { sign: string })); break
-      case 'Bid': tx = await m.chain.sender.send(m.hub.cancelBid.populateTransaction(signed as Bid & { sign: string })); break
-    }
-  } catch (err) {
-    // the asset changed hands since the order was signed
-    if (isChainError(err, 'CONTRACT_REVERT') && (err.reason === 'NotOwner' || err.reason === 'Restricted')) {
-      throw new HttpError(403, 'NOT_ORDER_OWNER', `order ${e.hash} is not this node's to cancel`, { orderHash: e.hash })
-    }
-    throw err
-  }
-  await m.gossipCancel(kind, e.message.order, e.hash)
-  return { orderHash: e.hash, txHash: tx.hash }
-}
-
 function mine (m: MarketService, e: OrderbookEntry): boolean {
   return e.signer.toLowerCase() === m.address.toLowerCase()
 }
@@ -322,14 +298,14 @@ async function unpublish (m: MarketService, b: Record<string, unknown>): Promise
     }
     // checked here, not left to the hub's revert: nothing is sent
     if (!mine(m, e)) throw new HttpError(403, 'NOT_ORDER_OWNER', `order ${e.hash} was signed by ${getAddress(e.signer)}, not by this node (${m.address})`, { orderHash: e.hash, signer: getAddress(e.signer) })
-    return { cancelled: [await cancelOne(m, e)] }
+    return { cancelled: [await cancelOrderOnChain(m, e)] }
   }
   const kind = b.app !== undefined ? 'app' : 'dataset'
   const asset = addressOf(b[kind], kind) as string
   ownerCheck(m, await m.ctx.owners.ownerOf(kind, asset), kind, asset)
   const live = (await m.book.query(kind === 'app' ? { type: 'apporder', app: asset } : { type: 'datasetorder', dataset: asset })).filter((e) => mine(m, e)).slice(0, MAX_UNPUBLISH)
   const cancelled = []
-  for (const e of live) cancelled.push(await cancelOne(m, e))
+  for (const e of live) cancelled.push(await cancelOrderOnChain(m, e))
   return { [kind]: asset, cancelled }
 }
 

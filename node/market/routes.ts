@@ -267,24 +267,7 @@ export function marketRoutes (getMarket: () => MarketService | undefined, deps: 
       if (typeof orderHash !== 'string' || !isHexString(orderHash, 32)) throw bad('orderHash', 'must be a 32-byte 0x hex string')
       const e = await m.book.get(orderHash)
       if (e === undefined) throw new HttpError(404, 'ORDER_NOT_FOUND', `no live order ${orderHash} in this node's orderbook`)
-      const kind = KIND_OF_TYPE[e.type] as OrderKind
-      const signed = { ...e.message.order, sign: e.message.sign }
-      let tx
-      try {
-        switch (kind) {
-          case 'AppOrder': tx = await m.chain.sender.send(m.hub.cancelAppOrder.populateTransaction(signed as AppOrder & { sign: string })); break
-          case 'DatasetOrder': tx = await m.chain.sender.send(m.hub.cancelDatasetOrder.populateTransaction(signed as DatasetOrder & { sign: string })); break
-          case 'RequestOrder': tx = await m.chain.sender.send(m.hub.cancelRequestOrder.populateTransaction(signed as RequestOrder & { sign: string })); break
-          case 'Bid': tx = await m.chain.sender.send(m.hub.cancelBid.populateTransaction(signed as Bid & { sign: string })); break
-        }
-      } catch (err) {
-        if (isChainError(err, 'CONTRACT_REVERT') && (err.reason === 'NotOwner' || err.reason === 'Restricted')) {
-          throw new HttpError(403, 'NOT_ORDER_OWNER', `order ${orderHash} is not this node's to cancel`, { orderHash })
-        }
-        throw err
-      }
-      await m.gossipCancel(kind, e.message.order, e.hash)
-      return { orderHash: e.hash, txHash: tx.hash }
+      return await cancelOrderOnChain(m, e)
     }),
 
     route('GET', '/v1/wallet', async (m) => {
@@ -447,4 +430,53 @@ export function marketRoutes (getMarket: () => MarketService | undefined, deps: 
       return { taskId: view.taskId, phase: view.phase, status: view.status, workers: view.workers, failure: view.failure === null ? null : { ...view.failure, reports }, errors }
     })
   ]
+}
+
+/**
+ * Cancels one live order of the book on chain (the hub's cancel of its
+ * kind) and gossips the cancel. An order whose asset changed hands since it
+ * was signed is NOT_ORDER_OWNER.
+ */
+export async function cancelOrderOnChain (m: MarketService, e: OrderbookEntry): Promise<{ orderHash: string, txHash: string }> {
+  const kind = KIND_OF_TYPE[e.type] as OrderKind
+  const signed = { ...e.message.order, sign: e.message.sign }
+  let tx
+  try {
+    switch (kind) {
+      case 'AppOrder': tx = await m.chain.sender.send(m.hub.cancelAppOrder.populateTransaction(signed as AppOrder & { sign: string })); break
+      case 'DatasetOrder': tx = await m.chain.sender.send(m.hub.cancelDatasetOrder.populateTransaction(signed as DatasetOrder & { sign: string })); break
+      case 'RequestOrder': tx = await m.chain.sender.send(m.hub.cancelRequestOrder.populateTransaction(signed as RequestOrder & { sign: string })); break
+      case 'Bid': tx = await m.chain.sender.send(m.hub.cancelBid.populateTransaction(signed as Bid & { sign: string })); break
+    }
+  } catch (err) {
+    if (isChainError(err, 'CONTRACT_REVERT') && (err.reason === 'NotOwner' || err.reason === 'Restricted')) {
+      throw new HttpError(403, 'NOT_ORDER_OWNER', `order ${e.hash} is not this node's to cancel`, { orderHash: e.hash })
+    }
+    throw err
+  }
+  await m.gossipCancel(kind, e.message.order, e.hash)
+  return { orderHash: e.hash, txHash: tx.hash }
+}
+
+/**
+ * A route factory for routes that need the market: 503 CHAIN_NOT_CONFIGURED
+ * when the node has no chain settings (or its market is not started), and
+ * errors turned into HTTP answers by the route file's own `mapError`.
+ */
+export function marketRouteMaker (getMarket: () => MarketService | undefined, mapError: (err: unknown) => unknown): (method: 'GET' | 'POST', path: string, fn: (m: MarketService, req: ApiRequest) => Promise<unknown>) => ApiRoute {
+  return (method, path, fn) => ({
+    method,
+    path,
+    handler: async (req) => {
+      const m = getMarket()
+      if (m === undefined || !m.started) {
+        throw new HttpError(503, 'CHAIN_NOT_CONFIGURED', 'this node has no chain settings (config.json chain.rpc and chain.hub): the market is off')
+      }
+      try {
+        return await fn(m, req)
+      } catch (err) {
+        throw mapError(err)
+      }
+    }
+  })
 }

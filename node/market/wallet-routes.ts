@@ -10,6 +10,7 @@ import { HttpError } from '../api/errors.js'
 import type { ApiRequest, ApiRoute } from '../api/router.js'
 import { isIexecError } from '../errors.js'
 import { isChainError } from '../chain/index.js'
+import { marketRouteMaker } from './routes.js'
 import type { MarketService } from './service.js'
 
 /** `account show --json`. */
@@ -132,21 +133,7 @@ async function accountView (m: MarketService): Promise<AccountView> {
  * then answers 503 CHAIN_NOT_CONFIGURED.
  */
 export function walletRoutes (getMarket: () => MarketService | undefined): ApiRoute[] {
-  const route = (method: 'GET' | 'POST', path: string, fn: (m: MarketService, req: ApiRequest) => Promise<unknown>): ApiRoute => ({
-    method,
-    path,
-    handler: async (req) => {
-      const m = getMarket()
-      if (m === undefined || !m.started) {
-        throw new HttpError(503, 'CHAIN_NOT_CONFIGURED', 'this node has no chain settings (config.json chain.rpc and chain.hub): the market is off')
-      }
-      try {
-        return await fn(m, req)
-      } catch (err) {
-        throw mapError(err)
-      }
-    }
-  })
+  const route = marketRouteMaker(getMarket, mapError)
 
   return [
     route('GET', '/v1/account', async (m) => await accountView(m)),
