@@ -109,6 +109,10 @@ describe('e2e: failures the requester sees, and parameter sweeps, on a 4-node sw
     const other = await json<TaskLogsView>(1, ['task', 'logs', taskId])
     assert.ok(other.failure !== null && other.failure.reports.length >= 2)
     for (const rep of other.failure.reports) assert.equal(rep.stderr, null)
+    // a malformed task id is a usage error, refused before the node is asked
+    const malformed = await on(0, ['task', 'logs', '0x1234'])
+    assert.equal(malformed.code, 2, malformed.stderr)
+    assert.match(malformed.stderr, /CLI_BAD_OPTION/)
 
     // trust 1, in clear, --json: one worker's report settles it; the tasks' JSON carries the failure and the refund time
     const one = await on(0, ['task', 'submit', '--app', 'fail-e2e', '--bidding-window', '3000', '--watch', '--json'], 240_000)
