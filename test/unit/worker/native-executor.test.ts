@@ -152,12 +152,27 @@ describe('worker/native-executor', function () {
 
   it('holds a fork bomb at its process bound and kills it at its time', async () => {
     const j = job('f() { f | f & }; f; i=0; while [ $i -lt 20 ]; do echo /proc/[0-9]* > /iexec_out/n; i=$((i+1)); done; while :; do f; done', { timeoutMs: 3000 })
-    const r = await executor.run(j)
+    // counted from the host as well: on a loaded machine the bomb can starve
+    // the app's own shell before it writes one sample
+    let most = 0
+    const sampler = setInterval(() => { most = Math.max(most, sandboxProcesses().length) }, 10)
+    let r
+    try {
+      r = await executor.run(j)
+    } finally {
+      clearInterval(sampler)
+    }
     // killed at its time, or ended earlier when its own shell could not fork any more
     assert.ok(r.status === 'TIMEOUT' || (r.status === 'APP_ERROR' && r.exitCode === 2), `${r.status} ${r.message ?? ''}`)
     assert.ok(r.durationMs < 3000 + 10_000)
-    const seen = (await out(j, 'n')).trim().split(' ').length
-    assert.ok(seen <= 32 + 2, `${seen} processes in the sandbox`)
+    // the bomb did run (bubblewrap's two processes and the shell are 3), and was held at the bound
+    assert.ok(most > 3, `only ${most} processes seen`)
+    assert.ok(most <= 32 + 2, `${most} processes of the sandbox uids on the host`)
+    const sample = await readFile(join(j.outputDir, 'n'), 'utf8').catch(() => undefined)
+    if (sample !== undefined) {
+      const seen = sample.trim().split(' ').length
+      assert.ok(seen <= 32 + 2, `${seen} processes in the sandbox`)
+    }
     assert.deepEqual(sandboxProcesses(), [])
   })
 
