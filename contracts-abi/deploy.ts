@@ -1,5 +1,5 @@
 import type { Signer } from 'ethers'
-import { IexecError } from '../node/errors.js'
+import { IexecError } from '../node/common/errors.js'
 import { Hub__factory, RLC__factory } from './types/index.js'
 
 export type DeployErrorCode = 'DEPLOY_INVALID_OPTIONS' | 'DEPLOY_FAILED'

@@ -1,4 +1,4 @@
-import { IexecError } from '../node/errors.js'
+import { IexecError } from '../node/common/errors.js'
 
 /**
  * An app's command line (`iexec_args` in the request's params) split into

@@ -32,7 +32,7 @@
  */
 import { getAddress, id, isAddress, isHexString, keccak256, solidityPacked, toUtf8Bytes } from 'ethers'
 import type { TypedDataDomain, TypedDataField } from 'ethers'
-import { IexecError } from '../node/errors.js'
+import { IexecError } from '../node/common/errors.js'
 import { privateKeyOf, recoverDigestSigner, signDigest } from './secp256k1.js'
 import { isAddressLike } from './address.js'
 

@@ -31,7 +31,7 @@
  * `ExecWireError` and the receiver drops it and closes the stream.
  */
 import { TypedDataEncoder } from 'ethers'
-import { IexecError } from '../node/errors.js'
+import { IexecError } from '../node/common/errors.js'
 import type { HubDomain, TypedDataSigner } from './eip712.js'
 import { privateKeyOf, recoverDigestSigner, signDigest } from './secp256k1.js'
 
@@ -177,7 +177,7 @@ const PUBKEY = /^0x0[23][0-9a-fA-F]{64}$/
 // CIDv0 (base58btc Qm...) or CIDv1 in a multibase of letters and digits; parsed for real by the storage module
 const CID_TEXT = /^[A-Za-z0-9]{8,128}$/
 const CALLBACK_DATA = /^0x(?:[0-9a-f]{2})*$/
-/** the worker's bound on computed.json's callback-data (node/worker/digest.ts) */
+/** the worker's bound on computed.json's callback-data (node/storage/digest.ts) */
 const MAX_CALLBACK_DATA_BYTES = 16 * 1024
 const MAX_PARAMS_CHARS = 4096
 const MAX_REASON_CHARS = 512

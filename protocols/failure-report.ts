@@ -24,7 +24,7 @@
  */
 import { TypedDataEncoder, getAddress, isAddress, isHexString, keccak256, verifyTypedData } from 'ethers'
 import type { TypedDataDomain, TypedDataField } from 'ethers'
-import { IexecError } from '../node/errors.js'
+import { IexecError } from '../node/common/errors.js'
 import type { HubDomain, TypedDataSigner } from './eip712.js'
 
 /** The stream protocol id. */

@@ -53,7 +53,7 @@
  */
 import { TypedDataEncoder, hexlify, isHexString, randomBytes, verifyTypedData, zeroPadValue, toBeHex } from 'ethers'
 import type { TypedDataDomain } from 'ethers'
-import { IexecError } from '../node/errors.js'
+import { IexecError } from '../node/common/errors.js'
 import { HUB_TYPES, validateTyped } from './eip712.js'
 import { checksumAddress } from './address.js'
 import { ArgsError, splitArgs } from './args.js'

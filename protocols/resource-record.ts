@@ -14,7 +14,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { getAddress, verifyMessage } from 'ethers'
 import type { PrivateKey } from '@libp2p/interface'
-import { IexecError } from '../node/errors.js'
+import { IexecError } from '../node/common/errors.js'
 
 export type ResourceRecordErrorCode =
   /** the encoded record exceeds RESOURCE_RECORD_MAX_BYTES */

@@ -18,7 +18,7 @@
  */
 import * as ecc from 'tiny-secp256k1'
 import { keccak256 } from 'ethers'
-import { IexecError } from '../node/errors.js'
+import { IexecError } from '../node/common/errors.js'
 import { checksumAddress } from './address.js'
 
 /** n / 2: a larger s is the malleable twin of a valid signature (EIP-2) */

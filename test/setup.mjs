@@ -1,2 +1,2 @@
 // Loaded before every test file: Node 20 polyfills that libp2p 3 needs.
-import '../node/polyfills.ts'
+import '../node/common/polyfills.ts'

@@ -5,9 +5,9 @@ import type { SubmitRequestParams } from '../market/requester.js'
 import type { TaskStatusView } from '../market/task-status.js'
 import type { TaskFailureSummary, WorkerFailureView } from '../worker/failure-reports.js'
 import type { TxTasksView } from '../market/tx-tasks.js'
-import type { DatasetView, PublishProgress } from '../storage/dataset-routes.js'
+import type { DatasetView, PublishProgress } from './routes/dataset.js'
 import type { DatasetPolicy } from '../storage/dataset-store.js'
-import type { AppPublishProgress } from '../market/app-routes.js'
+import type { AppPublishProgress } from './routes/app.js'
 
 export type { TaskStatusView, TaskEventView, TaskPhase, TaskTimes } from '../market/task-status.js'
 

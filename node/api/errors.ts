@@ -1,4 +1,4 @@
-import { IexecError } from '../errors.js'
+import { IexecError } from '../common/errors.js'
 
 /**
  * Codes of the local HTTP API, on both sides of the wire.
@@ -27,19 +27,7 @@ export type ApiErrorCode =
 
 export class ApiError extends IexecError<ApiErrorCode> {}
 
-/**
- * An error a route handler throws to answer with a given HTTP status.
- * Anything else a handler throws becomes a 500 (with the IexecError's code
- * when it has one, so the client can still branch on it).
- */
-export class HttpError extends IexecError {
-  readonly status: number
-
-  constructor (status: number, code: string, message: string, details?: Record<string, unknown>) {
-    super(code, message, details)
-    this.status = status
-  }
-}
+export { HttpError } from '../common/http-error.js'
 
 /** The error envelope every non-2xx answer carries. */
 export interface ApiErrorBody {

@@ -16,7 +16,7 @@
 export { startApiServer, type ApiServer } from './server.js'
 export { ApiClient } from './client.js'
 export { Router, ApiReply, type ApiRoute, type ApiRequest, type ApiHandler, type HttpMethod } from './router.js'
-export { coreRoutes, parseResourceQuery } from './routes.js'
+export { coreRoutes, parseResourceQuery } from './routes/resources.js'
 export { ApiError, HttpError, type ApiErrorCode, type ApiErrorBody } from './errors.js'
 export { defaultApiServerOptions, defaultApiClientOptions, type ApiServerOptions, type ApiClientOptions } from './options.js'
 export type { ApiBackend, NodeStatus, NodeRole, PeerView, ResourceView, ResourceQuery } from './backend.js'

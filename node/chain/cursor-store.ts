@@ -1,5 +1,5 @@
 import { mkdir, readFile } from 'node:fs/promises'
-import { writeFileDurable } from '../durable-file.js'
+import { writeFileDurable } from '../common/durable-file.js'
 import { dirname } from 'node:path'
 import { ChainError } from './errors.js'
 

@@ -1,4 +1,4 @@
-import { IexecError } from '../errors.js'
+import { IexecError } from '../common/errors.js'
 
 /**
  * Codes of the chain module. Callers branch on these, never on message text.
@@ -37,6 +37,8 @@ export type ChainErrorCode =
   | 'INVALID_ARGUMENT'
   | 'REORG_DETECTED'
   | 'HANDLER_FAILED'
+  /** a hub event that does not decode as its name says (chain/deal.ts) */
+  | 'BAD_EVENT'
   | 'CURSOR_STORE_FAILED'
   | 'SUBSCRIPTION_REFUSED'
   | 'DEPLOY_FAILED'

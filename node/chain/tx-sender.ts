@@ -1,5 +1,5 @@
 import { isError, type FeeData, type HDNodeWallet, type Interface, type JsonRpcProvider, type TransactionReceipt, type Wallet } from 'ethers'
-import { FreshValue } from '../memo.js'
+import { FreshValue } from '../common/memo.js'
 import { privateKeyOf } from '../../protocols/secp256k1.js'
 import { ChainError, isChainError } from './errors.js'
 import { decodeRevert, isRevert, isTransientRpcError, sleep, unreachable, withRpcRetry } from './rpc.js'

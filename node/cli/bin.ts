@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import '../polyfills.js'
+import '../common/polyfills.js'
 import { runCli } from './program.js'
 
 const code = await runCli(process.argv.slice(2))

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { checkAddress, checkChainSettings, checkRpcUrl, type NodeChainConfig, type RawChainSettings } from '../config/index.js'
-import { isIexecError } from '../errors.js'
+import { isIexecError } from '../common/errors.js'
 import { CliError, UsageError } from './errors.js'
 import { printJson, type CliIo } from './output.js'
 import { formatAmount, formatEth, parseAmount } from './parse.js'

@@ -2,7 +2,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { checkAddress, checkChainSettings } from '../config/chain-settings.js'
-import { isIexecError } from '../errors.js'
+import { isIexecError } from '../common/errors.js'
 import type { ChainFlags } from './chain-commands.js'
 import { CliError, UsageError } from './errors.js'
 

@@ -1,4 +1,4 @@
-import { IexecError } from '../errors.js'
+import { IexecError } from '../common/errors.js'
 
 /** Codes the CLI itself raises (the modules it calls raise theirs). */
 export type CliErrorCode =

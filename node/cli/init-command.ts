@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import { defaultDataDir, dataDirPaths } from '../config/paths.js'
-import { isIexecError } from '../errors.js'
+import { isIexecError } from '../common/errors.js'
 import type { NodeChainConfig } from '../config/index.js'
 import type { ChainFlags } from './chain-commands.js'
 import { printJson, type CliIo } from './output.js'

@@ -1,6 +1,6 @@
 import type {
   CategoryCreatedView, CategoryView, ClaimView, DealListEntry, KittyPaidView, KittyView, ListView, TaskListEntry
-} from '../market/operator-routes.js'
+} from '../api/routes/operator.js'
 import { CATEGORY_FIELD_MAX } from '../../contracts-abi/deploy.js'
 import { clientFor, type ClientCommandOptions } from './client-commands.js'
 import { UsageError } from './errors.js'

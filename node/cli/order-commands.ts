@@ -1,4 +1,4 @@
-import { isIexecError } from '../errors.js'
+import { isIexecError } from '../common/errors.js'
 import { clientFor, type ClientCommandOptions } from './client-commands.js'
 import { UsageError } from './errors.js'
 import { ANY_APP_WARNING, parseDatasetPrice, parseDatasetPriceChoice, parseOrderTags, parseOrderVolume } from './dataset-commands.js'
@@ -8,7 +8,7 @@ import { formatAmount, parseAddress, parseAppRef, parseBytes32, parseCidOption, 
 
 // `order publish app|dataset|request` and `order unpublish` (issue 22): thin
 // clients of POST /v1/orders/publish and /v1/orders/unpublish
-// (node/market/order-routes.ts). The command line is checked before any
+// (node/api/routes/order.ts). The command line is checked before any
 // network call: a typo is a usage error (exit 2) even when no node runs.
 
 export type PublishType = 'app' | 'dataset' | 'request'

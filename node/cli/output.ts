@@ -1,4 +1,4 @@
-import { isIexecError } from '../errors.js'
+import { isIexecError } from '../common/errors.js'
 import { USAGE_CODES } from './errors.js'
 
 /** Where the CLI prints. The one place allowed to write to stdout/stderr. */

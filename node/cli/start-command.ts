@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import { defaultDataDir } from '../config/paths.js'
-import { isIexecError } from '../errors.js'
+import { isIexecError } from '../common/errors.js'
 import type { NodeChainConfig } from '../config/index.js'
 import { UsageError } from './errors.js'
 import { CLI_DEFAULTS } from './options.js'

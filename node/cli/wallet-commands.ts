@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { defaultDataDir } from '../config/paths.js'
-import type { AccountView, StakeWithdrawView, UnstakeView, WalletSendView } from '../market/wallet-routes.js'
+import type { AccountView, StakeWithdrawView, UnstakeView, WalletSendView } from '../api/routes/wallet.js'
 import { clientFor, type ClientCommandOptions } from './client-commands.js'
 import { CliError, UsageError } from './errors.js'
 import { printJson, type CliIo } from './output.js'

@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises'
-import { writeFileDurable } from '../durable-file.js'
+import { writeFileDurable } from '../common/durable-file.js'
 import { ConfigError } from './errors.js'
 import { CONFIG_LIMITS, defaultNodeConfig } from './options.js'
 import type { NodeConfig, NodeChainConfig, NodeNatConfig } from './options.js'
-import { parseMetricsListen } from '../api/metrics-server.js'
+import { parseMetricsListen } from './metrics-listen.js'
 
 function invalid (field: string, why: string): ConfigError {
   return new ConfigError('CONFIG_INVALID', `config: ${field} ${why}`, { field })

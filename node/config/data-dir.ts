@@ -1,5 +1,5 @@
 import { mkdir, readFile, stat, chmod } from 'node:fs/promises'
-import { writeFileDurable } from '../durable-file.js'
+import { writeFileDurable } from '../common/durable-file.js'
 import { randomBytes } from 'node:crypto'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'

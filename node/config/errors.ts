@@ -1,4 +1,4 @@
-import { IexecError } from '../errors.js'
+import { IexecError } from '../common/errors.js'
 
 /** Codes of the config module: callers and tests branch on these. */
 export type ConfigErrorCode =

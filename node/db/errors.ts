@@ -1,4 +1,4 @@
-import { IexecError } from '../errors.js'
+import { IexecError } from '../common/errors.js'
 
 export type DbErrorCode =
   /** the level store cannot be opened (e.g. another process holds its lock) */

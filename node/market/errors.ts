@@ -1,4 +1,4 @@
-import { IexecError } from '../errors.js'
+import { IexecError } from '../common/errors.js'
 
 /**
  * What gossipsub must do with a message that failed validation.

@@ -13,7 +13,7 @@
  * cancel) per pair, bounded by {@link MAX_POLICY_ORDERS}.
  */
 import { getAddress, isAddress } from 'ethers'
-import { HttpError } from '../api/errors.js'
+import { HttpError } from '../common/http-error.js'
 import { ZERO_ADDRESS } from '../../protocols/eip712.js'
 import { TAG_BITS, encodeTags } from '../../protocols/market.js'
 import type { MarketService } from './service.js'

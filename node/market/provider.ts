@@ -30,7 +30,7 @@ import {
 } from '../../protocols/market.js'
 import type { BidDecline, BidMessage, BidStreamAck, RequestOrderMessage } from '../../protocols/market.js'
 import { HUB_RATIOS } from '../../contracts-abi/index.js'
-import { memoAsync } from '../memo.js'
+import { memoAsync } from '../common/memo.js'
 import { defaultBidStrategy } from './bid-strategy.js'
 import type { BidContext, BidDecision, BidStrategy, CategoryNeeds } from './bid-strategy.js'
 import type { ValidatedOrder } from './validation.js'

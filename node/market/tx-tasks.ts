@@ -5,7 +5,7 @@
 // a request's n-th deal id is keccak256(requestHash, volume consumed before it).
 import { getAddress, solidityPackedKeccak256 } from 'ethers'
 import type { Log } from 'ethers'
-import { HttpError } from '../api/errors.js'
+import { HttpError } from '../common/http-error.js'
 import { taskId } from '../../protocols/eip712.js'
 import type { MarketService } from './service.js'
 

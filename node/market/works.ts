@@ -7,7 +7,7 @@
  *
  * This file holds the pure part (records, the parameter table, the state
  * machine, result-file patterns) and the service that drives it over narrow
- * dependencies; `work-routes.ts` binds the service to the node's market and
+ * dependencies; `api/routes/work.ts` binds the service to the node's market and
  * result retrieval and serves it at `/v1/works`, `api/work-client.ts` is the
  * client.
  *
@@ -58,7 +58,7 @@
 import { randomUUID } from 'node:crypto'
 import { access, readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { IexecError, isIexecError } from '../errors.js'
+import { IexecError, isIexecError } from '../common/errors.js'
 import { STDOUT_FILE } from '../worker/options.js'
 import { ArgsError, quoteArgs, splitArgs } from '../../protocols/args.js'
 import { HUB_RATIOS } from '../../contracts-abi/index.js'

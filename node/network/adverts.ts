@@ -6,7 +6,7 @@ import {
   compareResourceRecords, decodeResourceRecordUnverified, signResourceRecord, verifyResourceRecord
 } from '../../protocols/resource-record.js'
 import type { EthMessageSigner, ResourceRecord } from '../../protocols/resource-record.js'
-import { isIexecError } from '../errors.js'
+import { isIexecError } from '../common/errors.js'
 import type { Network } from './network.js'
 import { silentLogger } from './options.js'
 import type { NetworkLogger } from './options.js'

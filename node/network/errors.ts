@@ -1,4 +1,4 @@
-import { IexecError } from '../errors.js'
+import { IexecError } from '../common/errors.js'
 
 export type NetworkErrorCode =
   /** a listen or bootstrap address does not parse (or a bootstrap address lacks /p2p/<peerId>) */

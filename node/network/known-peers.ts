@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { writeFileDurable } from '../durable-file.js'
+import { writeFileDurable } from '../common/durable-file.js'
 
 /**
  * Peers this node was connected to, kept in the data dir so that a restarted

@@ -1,6 +1,6 @@
-import { IexecError } from '../errors.js'
+import { IexecError } from '../common/errors.js'
 
-/** Error codes of the scheduler module and of the exec channel both services use. */
+/** Error codes of the scheduler module (the exec channel's are node/exec/errors.ts). */
 export type SchedulerErrorCode =
   /** options out of range */
   | 'SCHEDULER_INVALID_OPTIONS'
@@ -8,13 +8,5 @@ export type SchedulerErrorCode =
   | 'SCHEDULER_BAD_EVENT'
   /** start/stop/onDeal called in the wrong state */
   | 'SCHEDULER_BAD_STATE'
-  /** the peer could not be reached, or did not answer in time */
-  | 'EXEC_SEND_FAILED'
-  /** the peer answered with an error message (details.code is its code) */
-  | 'EXEC_REFUSED'
-  /** the peer answered with a message of the wrong type */
-  | 'EXEC_BAD_ANSWER'
-  /** a handler for this message type is already registered */
-  | 'EXEC_HANDLER_EXISTS'
 
 export class SchedulerError extends IexecError<SchedulerErrorCode> {}

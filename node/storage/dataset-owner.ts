@@ -16,7 +16,7 @@
 import { setMaxListeners } from 'node:events'
 import type { CID } from 'multiformats/cid'
 import { datasetOwnerCid } from '../../protocols/topics.js'
-import { isIexecError } from '../errors.js'
+import { isIexecError } from '../common/errors.js'
 import { CIPHER_HEADER_BYTES, contentKindOf, decryptStream } from './chunked-cipher.js'
 import { catContent } from './content.js'
 import type { ContentHelia } from './content.js'

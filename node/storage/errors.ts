@@ -1,4 +1,4 @@
-import { IexecError } from '../errors.js'
+import { IexecError } from '../common/errors.js'
 
 /**
  * Error codes of the storage module. Tests and callers branch on these,
@@ -61,6 +61,15 @@ export type StorageErrorCode =
   | 'DATASET_KEY_MISMATCH'
   /** The dataset is not this node's (unpublish of someone else's dataset). */
   | 'DATASET_NOT_OWNED'
+  // the result digest's codes keep their worker names: failure reports carry them to requesters
+  /** computed.json is not valid JSON or its deterministic-output-path is not a string. */
+  | 'WORKER_DIGEST_BAD_COMPUTED'
+  /** computed.json names a path outside the output directory. */
+  | 'WORKER_DIGEST_PATH_ESCAPE'
+  /** computed.json names a path that does not exist. */
+  | 'WORKER_DIGEST_PATH_MISSING'
+  /** The output holds a symbolic link or a special file, which a digest refuses. */
+  | 'WORKER_DIGEST_UNSUPPORTED_ENTRY'
 
 /** A typed error of the storage module. */
 export class StorageError extends IexecError<StorageErrorCode> {}

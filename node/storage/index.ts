@@ -25,7 +25,7 @@
  * @example Publishing through the node (what `POST /v1/datasets` does)
  * ```ts
  * // encrypt (streaming) -> add + pin + provide -> registerDataset -> key filed -> DatasetOrder signed and gossiped
- * const routes = datasetRoutes({ market: () => market, helia: () => network.helia, keyStore, store: new DatasetStore(db), tmpDir, announce: () => announcer.announceNow() })
+ * const routes = datasetRoutes( // node/api/routes/dataset.ts{ market: () => market, helia: () => network.helia, keyStore, store: new DatasetStore(db), tmpDir, announce: () => announcer.announceNow() })
  * ```
  *
  * @example Finding the owner (worker): adverts first, then the providers of the owner CID
@@ -82,6 +82,4 @@ export { DatasetOwnerAnnouncer, ownerCandidates, keyFitsHeader, fetchKeyFromOwne
 export type { OwnerNetwork, DatasetOwnerAnnouncerInit, OwnerAttempt } from './dataset-owner.js'
 export { BlockRetention } from './retention.js'
 export type { RetentionHelia, RetainedRecord, BlockRetentionInit } from './retention.js'
-export { datasetRoutes } from './dataset-routes.js'
-export type { DatasetRoutesDeps, DatasetView, PublishPhase, PublishProgress } from './dataset-routes.js'
 export { KEY_RELEASE_PROTOCOL } from '../../protocols/key-release.js'

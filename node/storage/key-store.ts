@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { chmod, mkdir, readFile, readdir, rm } from 'node:fs/promises'
-import { writeFileDurable } from '../durable-file.js'
+import { writeFileDurable } from '../common/durable-file.js'
 import { join } from 'node:path'
 import { inspect } from 'node:util'
 import { CONTENT_KEY_BYTES } from './chunked-cipher.js'

@@ -1,4 +1,4 @@
-import { IexecError } from '../errors.js'
+import { IexecError } from '../common/errors.js'
 
 /**
  * Codes of the worker's duties. Refusals of an assignment travel back to the

@@ -13,7 +13,7 @@ import {
 } from '../../protocols/failure-report.js'
 import type { FailureReport, FailureReportResponse } from '../../protocols/failure-report.js'
 import type { HubDomain } from '../../protocols/eip712.js'
-import { isIexecError } from '../errors.js'
+import { isIexecError } from '../common/errors.js'
 import { eciesDecrypt } from '../storage/ecies.js'
 import type { EciesPrivateKey } from '../storage/ecies.js'
 

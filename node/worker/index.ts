@@ -20,8 +20,8 @@
  */
 export type { Executor, ExecJob, ExecResult, ExecStatus } from './executor.js'
 export { WasiExecutor, iexecEnv } from './wasi-executor.js'
-export { computeResultDigest, resultDigestOfTree, treeDigest, fileDigest, resolveDeterministicPath, COMPUTED_JSON } from './digest.js'
-export type { ResultDigest } from './digest.js'
+export { computeResultDigest, resultDigestOfTree, treeDigest, fileDigest, resolveDeterministicPath, COMPUTED_JSON } from '../storage/digest.js'
+export type { ResultDigest } from '../storage/digest.js'
 export { WorkerError } from './errors.js'
 export type { WorkerErrorCode } from './errors.js'
 export { defaultWasiExecutorOptions, STDOUT_FILE, STDERR_FILE, IEXEC_IN, IEXEC_OUT } from './options.js'

@@ -42,13 +42,10 @@ export const defaultWasiExecutorOptions: WasiExecutorOptions = {
   runnerHeapMb: 256
 }
 
-/** Names of the captured streams inside the output directory (as iExec's worker names them). */
-export const STDOUT_FILE = 'stdout.txt'
-export const STDERR_FILE = 'stderr.txt'
+// the captured streams' names belong to what an app sees (protocols/app-files.ts)
+export { STDOUT_FILE, STDERR_FILE } from '../../protocols/app-files.js'
 
-/** Paths the app sees (iExec's conventions). */
-export const IEXEC_IN = '/iexec_in'
-export const IEXEC_OUT = '/iexec_out'
+export { IEXEC_IN, IEXEC_OUT } from '../../protocols/app-files.js'
 
 /**
  * Largest app module: what `app publish` accepts and what a worker fetches

@@ -3,7 +3,7 @@
 // over the IPC channel. The executor owns the timer and kills this process
 // past the bound (SIGKILL), which stops anything: a wasm loop that never calls
 // out, a host call that blocks (poll_oneoff's sleep), an allocation storm.
-import '../polyfills.js'
+import '../common/polyfills.js'
 import { createHash } from 'node:crypto'
 import { closeSync, openSync, rmSync, statSync } from 'node:fs'
 import { WASI } from 'node:wasi'

@@ -13,7 +13,7 @@ import { TaskStatus } from '../../contracts-abi/index.js'
 import { signAuthorization, taskId } from '../../protocols/eip712.js'
 import { EXEC_PROTOCOL } from '../../protocols/execution.js'
 import type { ExecMessage } from '../../protocols/execution.js'
-import { isIexecError } from '../../node/errors.js'
+import { isIexecError } from '../../node/common/errors.js'
 import { ExecSwarm, RLC, waitFor } from '../integration/execution-harness.js'
 
 /** The code a worker refused a message with (the sender's channel throws EXEC_REFUSED carrying it). */

@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import { IexecNode } from '../../node/node.js'
 import { dataDirPaths, initDataDir } from '../../node/config/index.js'
 import { clientFor } from '../../node/cli/client-commands.js'
-import { isIexecError } from '../../node/errors.js'
+import { isIexecError } from '../../node/common/errors.js'
 
 async function listening (server: Server): Promise<string> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))

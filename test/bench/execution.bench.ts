@@ -48,7 +48,7 @@
 // BENCH_EXEC_BAG_PROCESSES (automine,block1s: node processes).
 // BENCH_EXEC_PROFILE=DIR writes a CPU profile of this process over each
 // in-process bag (deal to last task done).
-import '../../node/polyfills.js'
+import '../../node/common/polyfills.js'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'

@@ -12,7 +12,7 @@ import { DbController } from '../../node/db/index.js'
 import { startApiServer } from '../../node/api/index.js'
 import { BrowserSessions } from '../../node/api/session.js'
 import { ExplorerStore, type HubEventLike } from '../../node/api/explorer/store.js'
-import { explorerRoutes } from '../../node/api/explorer/routes.js'
+import { explorerRoutes } from '../../node/api/routes/explorer.js'
 import { taskId } from '../../protocols/eip712.js'
 import { median, printTable, writeResults } from './harness.js'
 

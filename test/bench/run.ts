@@ -1,6 +1,6 @@
 // `npm run bench` runs every suite; `npm run bench -- NAME` runs one.
 // A suite is test/bench/NAME.bench.ts exporting `run(): Promise<void>`.
-import '../../node/polyfills.js'
+import '../../node/common/polyfills.js'
 import { readdir } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict'
 import { JsonRpcProvider, Wallet } from 'ethers'
 import { startLocalChain, type LocalChain } from '../../node/chain/local-chain.js'
-import { isIexecError } from '../../node/errors.js'
+import { isIexecError } from '../../node/common/errors.js'
 import { deployHub, artifact, Hub__factory, RLC__factory, DEFAULT_LOCAL_CATEGORIES } from '../../contracts-abi/index.js'
 
 describe('contracts-abi: deployHub', () => {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { Signature, TypedDataEncoder, Wallet, hexlify, randomBytes, verifyTypedData } from 'ethers'
 import type { TypedDataDomain, TypedDataField } from 'ethers'
-import { isIexecError } from '../../node/errors.js'
+import { isIexecError } from '../../node/common/errors.js'
 import { HUB_TYPES, hashAuthorization, hashOrder, hubDomain, recoverAuthorizationSigner, recoverOrderSigner, signAuthorization, signOrder } from '../../protocols/eip712.js'
 import type { Authorization, HubDomain, OrderKind } from '../../protocols/eip712.js'
 import { recoverDigestSigner, signDigest } from '../../protocols/secp256k1.js'

@@ -2,7 +2,7 @@
 // errors on bad input. (Agreement with the hub's hashes is checked on chain in hub-flow.test.ts.)
 import assert from 'node:assert/strict'
 import { Wallet, keccak256, solidityPacked } from 'ethers'
-import { isIexecError } from '../../node/errors.js'
+import { isIexecError } from '../../node/common/errors.js'
 import {
   hubDomain, hashOrder, signOrder, recoverOrderSigner, signAuthorization, recoverAuthorizationSigner, hashAuthorization,
   resultHash, resultSeal, taskId, dealId, typeString, emptyDatasetOrder, ZERO_ADDRESS, ZERO_BYTES32, type RequestOrder, type Bid

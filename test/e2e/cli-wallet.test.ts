@@ -7,7 +7,7 @@ import { JsonRpcProvider, NonceManager, Wallet, decryptKeystoreJson, encryptKeys
 import { RLC__factory } from '../../contracts-abi/index.js'
 import { startLocalChain, type LocalChain } from '../../node/chain/local-chain.js'
 import type { ContractsDeployJson } from '../../node/cli/chain-commands.js'
-import type { AccountView, StakeWithdrawView, UnstakeView, WalletSendView } from '../../node/market/wallet-routes.js'
+import type { AccountView, StakeWithdrawView, UnstakeView, WalletSendView } from '../../node/api/routes/wallet.js'
 import type { WalletWriteJson } from '../../node/cli/wallet-commands.js'
 import { assertBuilt, CliProcess, jsonError, runCli } from './cli-helpers.js'
 

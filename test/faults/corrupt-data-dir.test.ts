@@ -14,7 +14,7 @@ import { LevelCursorStore } from '../../node/chain/level-cursor-store.js'
 import { IexecNode } from '../../node/node.js'
 import { createChainClient, deployLocalSwarmChain, hubInterface, startLocalChain } from '../../node/chain/index.js'
 import { waitFor } from '../helpers/wait.js'
-import { isIexecError, type IexecError } from '../../node/errors.js'
+import { isIexecError, type IexecError } from '../../node/common/errors.js'
 import { assertBuilt, jsonError, runCli } from '../e2e/cli-helpers.js'
 
 describe('faults: corrupt or truncated data-dir files give a coded error at start', function () {

@@ -5,7 +5,7 @@
  * chain as one JSON line. The test's own process lives outside the
  * namespaces and cannot reach the chain.
  */
-import '../../node/polyfills.js'
+import '../../node/common/polyfills.js'
 import { ANVIL_MNEMONIC, deployLocalSwarmChain, rpcChainId } from '../../node/chain/index.js'
 
 const [rpc, ...addresses] = process.argv.slice(2)

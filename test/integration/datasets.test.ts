@@ -30,7 +30,7 @@ import {
 import type { KeyReleaseChainView } from '../../node/storage/index.js'
 import { hubDomain, signAuthorization, taskId } from '../../protocols/eip712.js'
 import { datasetOwnerCid } from '../../protocols/topics.js'
-import { isIexecError } from '../../node/errors.js'
+import { isIexecError } from '../../node/common/errors.js'
 import { RLC, api, ok, startSwarm, waitFor } from './market-helpers.js'
 
 const WORDCOUNT = new URL('../../examples/apps/wordcount/wordcount.wasm', import.meta.url)

@@ -8,7 +8,7 @@ import {
   EXEC_PROTOCOL, MAX_ASSIGN_TASKS, MAX_EXEC_MESSAGE_BYTES, MAX_REPORT_TASKS, decodeExecMessage, encodeExecMessage, validateExecMessage
 } from '../../protocols/execution.js'
 import type { AssignMessage, ExecMessage } from '../../protocols/execution.js'
-import { isIexecError } from '../../node/errors.js'
+import { isIexecError } from '../../node/common/errors.js'
 import { IexecNode } from '../../node/node.js'
 import { initDataDir } from '../../node/config/index.js'
 import { ExecChannel, PeerResolver } from '../../node/scheduler/index.js'

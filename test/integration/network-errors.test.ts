@@ -9,7 +9,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { createNetwork, writeSwarmKeyFile } from '../../node/network/index.js'
 import type { Network, NetworkOptions } from '../../node/network/index.js'
 import { freePort } from '../../node/chain/local-chain.js'
-import { isIexecError } from '../../node/errors.js'
+import { isIexecError } from '../../node/common/errors.js'
 
 const code = (c: string) => (e: unknown): boolean => isIexecError(e, c)
 

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { IexecNode } from '../../node/node.js'
 import { initDataDir, dataDirPaths } from '../../node/config/index.js'
 import { Repository, jsonCodec } from '../../node/db/index.js'
-import { isIexecError } from '../../node/errors.js'
+import { isIexecError } from '../../node/common/errors.js'
 import { freePort } from '../../node/chain/local-chain.js'
 import { waitFor } from '../helpers/wait.js'
 

@@ -20,7 +20,7 @@ import { runCli } from '../../node/cli/index.js'
 import { RLC, api, ok, startSwarm } from './market-helpers.js'
 import type { Swarm } from './market-helpers.js'
 import type { IexecNode } from '../../node/node.js'
-import type { CategoryView, DealListEntry, ListView, TaskListEntry } from '../../node/market/operator-routes.js'
+import type { CategoryView, DealListEntry, ListView, TaskListEntry } from '../../node/api/routes/operator.js'
 
 const APP = { name: 'ops', cid: 'bafy-ops-never-fetched', checksum: '0x' + '66'.repeat(32), price: RLC.toString() }
 

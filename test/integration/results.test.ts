@@ -9,9 +9,9 @@ import { createNetwork } from '../../node/network/index.js'
 import type { Network } from '../../node/network/index.js'
 import { addStream, encryptResultFolder, packFolder } from '../../node/storage/index.js'
 import { retrieveResult } from '../../node/storage/results.js'
-import { computeResultDigest } from '../../node/worker/digest.js'
+import { computeResultDigest } from '../../node/storage/digest.js'
 import { resultHash } from '../../protocols/eip712.js'
-import { isIexecError } from '../../node/errors.js'
+import { isIexecError } from '../../node/common/errors.js'
 
 describe('results: retrieve a finalized result and check it against the chain', function () {
   let dir: string

@@ -19,7 +19,7 @@ import {
   fetchDatasetKey, fetchToFile, generateContentKey, provideContent
 } from '../../node/storage/index.js'
 import type { KeyReleaseChainView, KeyReleaseDialer } from '../../node/storage/index.js'
-import { isIexecError } from '../../node/errors.js'
+import { isIexecError } from '../../node/common/errors.js'
 
 const MiB = 1024 * 1024
 const SWARM = 'storage-itest'

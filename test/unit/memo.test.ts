@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { FreshValue, memoAsync } from '../../node/memo.js'
+import { FreshValue, memoAsync } from '../../node/common/memo.js'
 
 describe('memo: reads kept as promises', () => {
   it('memoAsync: one read per key shared by concurrent callers; a failed read is forgotten', async () => {

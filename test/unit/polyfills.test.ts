@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import '../../node/polyfills.js'
+import '../../node/common/polyfills.js'
 
 describe('polyfills', () => {
   it('Promise.withResolvers exists and resolves', async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { createServer, type Server, type Socket } from 'node:net'
 import { startApiServer, ApiClient, type ApiServer } from '../../../node/api/index.js'
 import { freePort } from '../../../node/chain/local-chain.js'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 import { FakeBackend } from './fake-backend.js'
 
 const TOKEN = 'client-token-0123456789abcdef'

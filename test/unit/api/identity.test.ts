@@ -3,7 +3,7 @@ import { request } from 'node:http'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { startApiServer, verifyApiIdentity, type ApiServer } from '../../../node/api/index.js'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 import { FakeBackend } from './fake-backend.js'
 
 const TOKEN = 'test-token-0123456789abcdef'

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { request } from 'node:http'
 import { createServer, type Server } from 'node:net'
 import { startApiServer, ApiReply, type ApiServer } from '../../../node/api/index.js'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 import { FakeBackend } from './fake-backend.js'
 
 const TOKEN = 'test-token-0123456789abcdef'

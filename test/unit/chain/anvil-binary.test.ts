@@ -3,7 +3,7 @@ import { chmod, mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { anvilBinary } from '../../../node/chain/local-chain.js'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 
 /**
  * Where a local chain's anvil comes from (issue 24): the optional package,

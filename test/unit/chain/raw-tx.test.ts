@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { Signature, Transaction, Wallet } from 'ethers'
 import { signTransaction } from '../../../node/chain/raw-tx.js'
 import type { UnsignedTx } from '../../../node/chain/raw-tx.js'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 
 const hex = (n: number): string => '0x' + randomBytes(n).toString('hex')
 const big = (bytes: number): bigint => (bytes === 0 ? 0n : BigInt(hex(bytes)))

@@ -4,7 +4,7 @@ import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chainFlagsFromProfile, profileBootstrap, readChainsFile, resolveChainProfile, saveChainProfile } from '../../../node/cli/chain-profiles.js'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 
 const code = (c: string) => (e: unknown): boolean => isIexecError(e, c)
 const HUB = '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512'

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 import { datasetPolicyCommand, parseDatasetPolicy, parseDatasetPriceChoice, parseOrderTags, parseOrderVolume } from '../../../node/cli/dataset-commands.js'
 import { orderShowCommand, orderbookCommand, parseAppPolicy } from '../../../node/cli/market-commands.js'
 import { describeError } from '../../../node/cli/output.js'

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { runCli, type CliIo } from '../../../node/cli/index.js'
 import { formatAmount, formatRlc, parseAmount, parseBytes32, parseChecksum } from '../../../node/cli/parse.js'
 import { parseTaskSubmit } from '../../../node/cli/market-commands.js'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 
 function codeOf (fn: () => unknown): string {
   try {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 import { runCli, type CliIo } from '../../../node/cli/index.js'
 import { parseExpiry, parseOrderPublish, parseOrderUnpublish } from '../../../node/cli/order-commands.js'
 import { describeError } from '../../../node/cli/output.js'

@@ -9,7 +9,7 @@ import { startApiServer, type ApiServer } from '../../../node/api/index.js'
 import { freePort } from '../../../node/chain/local-chain.js'
 import { FakeBackend } from '../api/fake-backend.js'
 import { describeError } from '../../../node/cli/output.js'
-import { IexecError } from '../../../node/errors.js'
+import { IexecError } from '../../../node/common/errors.js'
 
 const TOKEN = 'cli-token-0123456789abcdef0123'
 

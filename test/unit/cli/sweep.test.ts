@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseTaskSubmit } from '../../../node/cli/market-commands.js'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 import { parseRequestParams, parseSweepDocument } from '../../../protocols/market.js'
 
 function codeOf (fn: () => unknown): string {

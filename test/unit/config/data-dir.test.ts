@@ -3,7 +3,7 @@ import { mkdtemp, rm, readFile, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { initDataDir, loadDataDir, dataDirPaths, validateConfig, loadConfig, defaultNodeConfig } from '../../../node/config/index.js'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 
 const code = (c: string) => (e: unknown): boolean => isIexecError(e, c)
 

@@ -7,7 +7,7 @@ import { Wallet, decryptKeystoreJson, encryptKeystoreJson } from 'ethers'
 import {
   createWallet, importWallet, exportWallet, initDataDir, loadDataDir, dataDirPaths, DEFAULT_SCRYPT_N
 } from '../../../node/config/index.js'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 
 const code = (c: string) => (e: unknown): boolean => isIexecError(e, c)
 // tests that are not about the cost itself keep scrypt cheap

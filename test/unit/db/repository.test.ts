@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DbController, KeySetRepository, Repository, jsonCodec, bytesCodec } from '../../../node/db/index.js'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 
 interface Task { id: string, status: 'pending' | 'done' }
 

@@ -6,7 +6,7 @@ import { DbController } from '../../../node/db/index.js'
 import { Orderbook, bookFirstOrderState, marketEventFromHubLog } from '../../../node/market/orderbook.js'
 import { validateMarketGossip } from '../../../node/market/validation.js'
 import type { ValidatedOrder } from '../../../node/market/validation.js'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 import { decodeMarketMessage } from '../../../protocols/market.js'
 import { ZERO_ADDRESS, hashOrder } from '../../../protocols/eip712.js'
 import {

@@ -9,7 +9,7 @@ import {
 import type { BidDecline, MarketWireErrorCode, SyncRequest } from '../../../protocols/market.js'
 import { appOrder, appOwner, bid, domain, requestOrder, requester, worker } from './fixture.js'
 import { requesterResultKey } from '../../../node/scheduler/service.js'
-import type { DealInfo } from '../../../node/scheduler/deal.js'
+import type { DealInfo } from '../../../node/chain/deal.js'
 
 function wireError (code: MarketWireErrorCode): (err: unknown) => boolean {
   return (err: unknown) => err instanceof MarketWireError && err.code === code

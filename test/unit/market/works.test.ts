@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DbController, Repository, jsonCodec } from '../../../node/db/index.js'
-import { IexecError } from '../../../node/errors.js'
+import { IexecError } from '../../../node/common/errors.js'
 import {
   READ_ONLY_PARAMS, WorkService, checkRemovable, checkWorkRecord, compileResultPattern, interruptedIfStale, isWorkError, listResultFiles,
   matchResultFile, newWork, paramOf, submitParamsOf, toPending, withDeal, withParam, withSubmitError, withTaskStatus

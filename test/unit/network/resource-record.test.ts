@@ -8,7 +8,7 @@ import {
 import type { ResourceRecord } from '../../../protocols/resource-record.js'
 import { resourceDhtRules } from '../../../node/network/index.js'
 import { resourceKey, peerIdOfResourceKey, categoryCid, topic, dhtProtocol } from '../../../protocols/topics.js'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 
 const code = (c: string) => (e: unknown): boolean => isIexecError(e, c)
 const enc = new TextEncoder()

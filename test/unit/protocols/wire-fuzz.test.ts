@@ -11,7 +11,7 @@ import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { Wallet, hexlify, randomBytes } from 'ethers'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 import { hashOrder } from '../../../protocols/eip712.js'
 import {
   decodeBidStreamAck, decodeBidStreamMessage, decodeMarketMessage, decodeSyncFrame, decodeSyncRequest, encodeBidStreamAck, encodeBidStreamMessage,

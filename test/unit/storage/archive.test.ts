@@ -5,7 +5,7 @@ import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile, access } fro
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { packFolder, packTree, readTreeSync, unpackArchive } from '../../../node/storage/archive.js'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 
 async function collect (source: AsyncIterable<Uint8Array>): Promise<Buffer> {
   const parts: Uint8Array[] = []

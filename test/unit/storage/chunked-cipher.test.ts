@@ -7,7 +7,7 @@ import {
   CIPHER_HEADER_BYTES, CIPHER_TAG_BYTES, ciphertextSize, decryptFile, decryptStream, encryptFile,
   encryptStream, generateContentKey, hashingTap
 } from '../../../node/storage/chunked-cipher.js'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 
 async function collect (source: AsyncIterable<Uint8Array>): Promise<Buffer> {
   const parts: Uint8Array[] = []

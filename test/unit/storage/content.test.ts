@@ -14,7 +14,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import type { CID } from 'multiformats/cid'
 import { addBytes, addStream, catContent, fetchToFile } from '../../../node/storage/index.js'
 import type { ContentHelia } from '../../../node/storage/index.js'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 
 const MiB = 1024 * 1024
 

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { packFolder } from '../../../node/storage/archive.js'
 import { generateContentKey } from '../../../node/storage/chunked-cipher.js'
 import { decryptDataset, encryptDataset, isEncryptedContent, placePlainDataset } from '../../../node/storage/dataset-cipher.js'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 
 const isCode = (code: string) => (e: unknown): boolean => {
   assert.ok(isIexecError(e, code), `expected ${code}, got ${String(e)}`)

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { Wallet, hashMessage } from 'ethers'
 import { compressPublicKey, eciesDecrypt, eciesEncrypt, recoverPublicKey } from '../../../node/storage/ecies.js'
 import { decryptResult, decryptResultToFolder, encryptResult, encryptResultFolder } from '../../../node/storage/result-cipher.js'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 
 async function collect (source: AsyncIterable<Uint8Array>): Promise<Buffer> {
   const parts: Uint8Array[] = []

@@ -12,7 +12,7 @@ import {
   MemoryNonceRegistry, buildKeyReleaseRequest, decideKeyRelease, openReleasedKey
 } from '../../../node/storage/key-release.js'
 import type { DatasetOrderRules, DealView, KeyReleaseChainView, KeyReleaseOwnerContext } from '../../../node/storage/key-release.js'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 
 const domain = hubDomain(31337, Wallet.createRandom().address)
 const addr = (): string => Wallet.createRandom().address

@@ -6,7 +6,7 @@ import { inspect } from 'node:util'
 import { Wallet } from 'ethers'
 import { generateContentKey } from '../../../node/storage/chunked-cipher.js'
 import { DatasetKey, FileKeyStore, MemoryKeyStore } from '../../../node/storage/key-store.js'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 
 describe('storage: dataset key store', () => {
   let dir: string

@@ -5,9 +5,9 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { keccak256 } from 'ethers'
-import { MAX_CALLBACK_DATA_BYTES, computeResultDigest, resultDigestOfTree } from '../../../node/worker/digest.js'
+import { MAX_CALLBACK_DATA_BYTES, computeResultDigest, resultDigestOfTree } from '../../../node/storage/digest.js'
 import { readTreeSync } from '../../../node/storage/archive.js'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 import { ExecWireError, validateExecMessage } from '../../../protocols/execution.js'
 
 describe('worker: computed.json callback-data', () => {

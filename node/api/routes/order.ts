@@ -28,17 +28,17 @@
  * Every check runs before anything is signed, sent or gossiped.
  */
 import { getAddress, isAddress, isHexString } from 'ethers'
-import { HttpError } from '../api/errors.js'
-import type { ApiRequest, ApiRoute } from '../api/router.js'
-import { ZERO_ADDRESS, hashOrder, signOrder } from '../../protocols/eip712.js'
-import type { AppOrder, DatasetOrder } from '../../protocols/eip712.js'
-import { expiryOfSalt, orderMessage, saltWithExpiry } from '../../protocols/market.js'
-import type { DatasetStore, SignedDatasetOrderRecord } from '../storage/dataset-store.js'
-import { checkDatasets, resolveAllowedApps, tagList, volumeOf } from './order-policy.js'
-import type { OrderbookEntry } from './orderbook.js'
-import type { RequestOrderOverrides, SubmitRequestParams } from './requester.js'
-import { cancelOrderOnChain, wrap } from './routes.js'
-import type { MarketService } from './service.js'
+import { HttpError } from '../errors.js'
+import type { ApiRequest, ApiRoute } from '../router.js'
+import { ZERO_ADDRESS, hashOrder, signOrder } from '../../../protocols/eip712.js'
+import type { AppOrder, DatasetOrder } from '../../../protocols/eip712.js'
+import { expiryOfSalt, orderMessage, saltWithExpiry } from '../../../protocols/market.js'
+import type { DatasetStore, SignedDatasetOrderRecord } from '../../storage/dataset-store.js'
+import { checkDatasets, resolveAllowedApps, tagList, volumeOf } from '../../market/order-policy.js'
+import type { OrderbookEntry } from '../../market/orderbook.js'
+import type { RequestOrderOverrides, SubmitRequestParams } from '../../market/requester.js'
+import { cancelOrderOnChain, wrap } from './market.js'
+import type { MarketService } from '../../market/service.js'
 
 /** The hub's cap on a price per task (contracts-abi/README.md). */
 const MAX_PRICE = (1n << 48n) - 1n

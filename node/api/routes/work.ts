@@ -22,20 +22,20 @@
  * CHAIN_NOT_CONFIGURED 503.
  */
 import { join } from 'node:path'
-import { HttpError } from '../api/errors.js'
-import type { ApiRequest, ApiRoute, HttpMethod } from '../api/router.js'
-import { Repository, jsonCodec } from '../db/index.js'
-import type { DbController } from '../db/index.js'
-import { isIexecError } from '../errors.js'
-import { retrieveResult } from '../storage/results.js'
-import { StorageError } from '../storage/errors.js'
-import type { FinalizedTask } from '../storage/results.js'
-import type { ContentHelia } from '../storage/content.js'
-import type { EciesPrivateKey } from '../storage/ecies.js'
-import { taskStatusName } from './requester.js'
-import type { MarketService } from './service.js'
-import { WorkService, checkWorkRecord, workView } from './works.js'
-import type { WorkParamValue, WorkResult } from './works.js'
+import { HttpError } from '../errors.js'
+import type { ApiRequest, ApiRoute, HttpMethod } from '../router.js'
+import { Repository, jsonCodec } from '../../db/index.js'
+import type { DbController } from '../../db/index.js'
+import { isIexecError } from '../../common/errors.js'
+import { retrieveResult } from '../../storage/results.js'
+import { StorageError } from '../../storage/errors.js'
+import type { FinalizedTask } from '../../storage/results.js'
+import type { ContentHelia } from '../../storage/content.js'
+import type { EciesPrivateKey } from '../../storage/ecies.js'
+import { taskStatusName } from '../../market/requester.js'
+import type { MarketService } from '../../market/service.js'
+import { WorkService, checkWorkRecord, workView } from '../../market/works.js'
+import type { WorkParamValue, WorkResult } from '../../market/works.js'
 
 /** Level key prefix of the work records. */
 export const WORK_PREFIX = 'work'
@@ -50,7 +50,7 @@ export interface WorkRoutesDeps {
 
 /**
  * The `result(taskId)` a node gives the work routes: the same retrieval as
- * `GET /v1/results/:taskId` (storage/routes.ts), over the same dependencies.
+ * `GET /v1/results/:taskId` (api/routes/storage.ts), over the same dependencies.
  * @throws HttpError 404 RESULT_NOT_FOUND while the task has no TaskFinalized event
  */
 export function resultFetcher (deps: {

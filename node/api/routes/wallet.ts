@@ -6,12 +6,12 @@
  * revert keeps the contract's reason as the code.
  */
 import { getAddress, isAddress, ZeroAddress } from 'ethers'
-import { HttpError } from '../api/errors.js'
-import type { ApiRequest, ApiRoute } from '../api/router.js'
-import { isIexecError } from '../errors.js'
-import { isChainError } from '../chain/index.js'
-import { marketRouteMaker } from './routes.js'
-import type { MarketService } from './service.js'
+import { HttpError } from '../errors.js'
+import type { ApiRequest, ApiRoute } from '../router.js'
+import { isIexecError } from '../../common/errors.js'
+import { isChainError } from '../../chain/index.js'
+import { marketRouteMaker } from './market.js'
+import type { MarketService } from '../../market/service.js'
 
 /** `account show --json`. */
 export interface AccountView {

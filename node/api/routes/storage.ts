@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
-import { HttpError } from '../api/errors.js'
-import type { ApiRoute } from '../api/router.js'
-import { addBytes, provideContent } from './content.js'
-import type { ContentHelia } from './content.js'
-import type { EciesPrivateKey } from './ecies.js'
-import { StorageError } from './errors.js'
-import { retrieveResult } from './results.js'
-import type { FinalizedTask } from './results.js'
+import { HttpError } from '../errors.js'
+import type { ApiRoute } from '../router.js'
+import { addBytes, provideContent } from '../../storage/content.js'
+import type { ContentHelia } from '../../storage/content.js'
+import type { EciesPrivateKey } from '../../storage/ecies.js'
+import { StorageError } from '../../storage/errors.js'
+import { retrieveResult } from '../../storage/results.js'
+import type { FinalizedTask } from '../../storage/results.js'
 
 /** Largest upload through the JSON API: base64 of it must fit the API's 1 MiB body limit. */
 export const MAX_CONTENT_UPLOAD_BYTES = 700 * 1024

@@ -24,9 +24,9 @@ import type { Hash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { lstat, readdir, readFile, realpath } from 'node:fs/promises'
 import { join, posix, sep } from 'node:path'
-import type { TreeEntry } from '../storage/archive.js'
-import { WorkerError } from './errors.js'
-import { IEXEC_OUT } from './options.js'
+import type { TreeEntry } from './archive.js'
+import { StorageError } from './errors.js'
+import { IEXEC_OUT } from '../../protocols/app-files.js'
 
 /** Name of iExec's result descriptor in the output directory. */
 export const COMPUTED_JSON = 'computed.json'
@@ -70,12 +70,12 @@ async function listFiles (dir: string): Promise<string[]> {
   while (stack.length > 0) {
     const rel = stack.pop() as string
     for (const name of await readdir(join(dir, rel))) {
-      if (++seen > MAX_ENTRIES) throw new WorkerError('WORKER_DIGEST_UNSUPPORTED_ENTRY', `more than ${MAX_ENTRIES} entries in the output`)
+      if (++seen > MAX_ENTRIES) throw new StorageError('WORKER_DIGEST_UNSUPPORTED_ENTRY', `more than ${MAX_ENTRIES} entries in the output`)
       const relPath = rel === '' ? name : `${rel}/${name}`
       const st = await lstat(join(dir, relPath))
       if (st.isDirectory()) stack.push(relPath)
       else if (st.isFile()) files.push(relPath)
-      else throw new WorkerError('WORKER_DIGEST_UNSUPPORTED_ENTRY', `not a plain file or directory: ${relPath}`, { path: relPath })
+      else throw new StorageError('WORKER_DIGEST_UNSUPPORTED_ENTRY', `not a plain file or directory: ${relPath}`, { path: relPath })
     }
   }
   return files.sort((a, b) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8')))
@@ -109,7 +109,7 @@ function treeDigestOfEntries (entries: TreeEntry[], prefix: string): string {
   const files: Array<{ rel: string, content: Uint8Array }> = []
   for (const e of entries) {
     if (e.kind !== 'file' || !e.path.startsWith(under)) continue
-    if (e.content === undefined) throw new WorkerError('WORKER_DIGEST_UNSUPPORTED_ENTRY', `${e.path}: its content was not read`, { path: e.path })
+    if (e.content === undefined) throw new StorageError('WORKER_DIGEST_UNSUPPORTED_ENTRY', `${e.path}: its content was not read`, { path: e.path })
     files.push({ rel: e.path.slice(under.length), content: e.content })
   }
   files.sort((a, b) => Buffer.compare(Buffer.from(a.rel, 'utf8'), Buffer.from(b.rel, 'utf8')))
@@ -136,9 +136,9 @@ export async function fileDigest (file: string): Promise<string> {
 export function resolveDeterministicPath (value: string): string {
   let rel: string
   if (value === IEXEC_OUT || value.startsWith(IEXEC_OUT + '/')) rel = value.slice(IEXEC_OUT.length)
-  else if (value.startsWith('/')) throw new WorkerError('WORKER_DIGEST_PATH_ESCAPE', `deterministic-output-path outside ${IEXEC_OUT}: ${value}`, { path: value })
+  else if (value.startsWith('/')) throw new StorageError('WORKER_DIGEST_PATH_ESCAPE', `deterministic-output-path outside ${IEXEC_OUT}: ${value}`, { path: value })
   else rel = value
-  if (rel.includes('\0')) throw new WorkerError('WORKER_DIGEST_PATH_ESCAPE', 'deterministic-output-path holds a NUL byte')
+  if (rel.includes('\0')) throw new StorageError('WORKER_DIGEST_PATH_ESCAPE', 'deterministic-output-path holds a NUL byte')
   const norm = posix.normalize('/' + rel).slice(1).replace(/\/$/, '')
   // normalize('/' + x) clamps leading '..' to the root, so compare segments
   // of the raw value to catch an escape that normalize would hide.
@@ -146,7 +146,7 @@ export function resolveDeterministicPath (value: string): string {
   for (const part of rel.split('/')) {
     if (part === '' || part === '.') continue
     depth += part === '..' ? -1 : 1
-    if (depth < 0) throw new WorkerError('WORKER_DIGEST_PATH_ESCAPE', `deterministic-output-path leaves the output: ${value}`, { path: value })
+    if (depth < 0) throw new StorageError('WORKER_DIGEST_PATH_ESCAPE', `deterministic-output-path leaves the output: ${value}`, { path: value })
   }
   return norm
 }
@@ -166,7 +166,7 @@ export async function computeResultDigest (outputDir: string): Promise<ResultDig
     descriptor = await readFile(join(outputDir, COMPUTED_JSON), 'utf8')
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
-    if (code === 'EISDIR') throw new WorkerError('WORKER_DIGEST_BAD_COMPUTED', `${COMPUTED_JSON} is a folder`)
+    if (code === 'EISDIR') throw new StorageError('WORKER_DIGEST_BAD_COMPUTED', `${COMPUTED_JSON} is a folder`)
     if (code !== 'ENOENT') throw err
   }
   if (descriptor !== undefined) {
@@ -177,16 +177,16 @@ export async function computeResultDigest (outputDir: string): Promise<ResultDig
       const rel = resolveDeterministicPath(value)
       const target = rel === '' ? outputDir : join(outputDir, ...rel.split('/'))
       const st = await lstat(target).catch(() => undefined)
-      if (st === undefined) throw new WorkerError('WORKER_DIGEST_PATH_MISSING', `deterministic-output-path does not exist: ${value}`, { path: value })
+      if (st === undefined) throw new StorageError('WORKER_DIGEST_PATH_MISSING', `deterministic-output-path does not exist: ${value}`, { path: value })
       // A link (or a link among its parents) could lead outside the output.
-      if (st.isSymbolicLink()) throw new WorkerError('WORKER_DIGEST_PATH_ESCAPE', `deterministic-output-path is a link: ${value}`, { path: value })
+      if (st.isSymbolicLink()) throw new StorageError('WORKER_DIGEST_PATH_ESCAPE', `deterministic-output-path is a link: ${value}`, { path: value })
       const [realRoot, realTarget] = await Promise.all([realpath(outputDir), realpath(target)])
       if (realTarget !== realRoot && !realTarget.startsWith(realRoot + sep)) {
-        throw new WorkerError('WORKER_DIGEST_PATH_ESCAPE', `deterministic-output-path goes through a link: ${value}`, { path: value })
+        throw new StorageError('WORKER_DIGEST_PATH_ESCAPE', `deterministic-output-path goes through a link: ${value}`, { path: value })
       }
       if (st.isFile()) return { digest: await fileDigest(target), mode: 'file', path: rel }
       if (st.isDirectory()) return { digest: await treeDigest(target), mode: 'directory', path: rel }
-      throw new WorkerError('WORKER_DIGEST_UNSUPPORTED_ENTRY', `deterministic-output-path is not a file or directory: ${value}`, { path: value })
+      throw new StorageError('WORKER_DIGEST_UNSUPPORTED_ENTRY', `deterministic-output-path is not a file or directory: ${value}`, { path: value })
     }
   }
   return { digest: await treeDigest(outputDir), mode: 'tree', path: '' }
@@ -197,10 +197,10 @@ export function callbackDataOf (descriptor: string): string | undefined {
   const value = parseDescriptor(descriptor)['callback-data']
   if (value === undefined) return undefined
   if (typeof value !== 'string' || !isHexString(value) || value.length % 2 !== 0) {
-    throw new WorkerError('WORKER_DIGEST_BAD_COMPUTED', 'callback-data must be a 0x-prefixed hex string of whole bytes')
+    throw new StorageError('WORKER_DIGEST_BAD_COMPUTED', 'callback-data must be a 0x-prefixed hex string of whole bytes')
   }
   if ((value.length - 2) / 2 > MAX_CALLBACK_DATA_BYTES) {
-    throw new WorkerError('WORKER_DIGEST_BAD_COMPUTED', `callback-data is over ${MAX_CALLBACK_DATA_BYTES} bytes`)
+    throw new StorageError('WORKER_DIGEST_BAD_COMPUTED', `callback-data is over ${MAX_CALLBACK_DATA_BYTES} bytes`)
   }
   return value.toLowerCase()
 }
@@ -208,7 +208,7 @@ export function callbackDataOf (descriptor: string): string | undefined {
 /** computed.json's deterministic-output-path, as written (undefined when it names none). */
 function deterministicPathOf (descriptor: string): string | undefined {
   const value = parseDescriptor(descriptor)['deterministic-output-path']
-  if (value !== undefined && typeof value !== 'string') throw new WorkerError('WORKER_DIGEST_BAD_COMPUTED', 'deterministic-output-path must be a string')
+  if (value !== undefined && typeof value !== 'string') throw new StorageError('WORKER_DIGEST_BAD_COMPUTED', 'deterministic-output-path must be a string')
   return value
 }
 
@@ -217,10 +217,10 @@ function parseDescriptor (descriptor: string): Record<string, unknown> {
   try {
     parsed = JSON.parse(descriptor)
   } catch (err) {
-    throw new WorkerError('WORKER_DIGEST_BAD_COMPUTED', `${COMPUTED_JSON} is not valid JSON`, undefined, { cause: err })
+    throw new StorageError('WORKER_DIGEST_BAD_COMPUTED', `${COMPUTED_JSON} is not valid JSON`, undefined, { cause: err })
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new WorkerError('WORKER_DIGEST_BAD_COMPUTED', `${COMPUTED_JSON} must hold a JSON object`)
+    throw new StorageError('WORKER_DIGEST_BAD_COMPUTED', `${COMPUTED_JSON} must hold a JSON object`)
   }
   return parsed as Record<string, unknown>
 }
@@ -232,8 +232,8 @@ function parseDescriptor (descriptor: string): Record<string, unknown> {
  */
 export function resultDigestOfTree (entries: TreeEntry[]): ResultDigest {
   const computed = entries.find((e) => e.path === COMPUTED_JSON)
-  if (computed?.kind === 'dir') throw new WorkerError('WORKER_DIGEST_BAD_COMPUTED', `${COMPUTED_JSON} is a folder`)
-  if (computed !== undefined && computed.content === undefined) throw new WorkerError('WORKER_DIGEST_UNSUPPORTED_ENTRY', `${COMPUTED_JSON}: its content was not read`)
+  if (computed?.kind === 'dir') throw new StorageError('WORKER_DIGEST_BAD_COMPUTED', `${COMPUTED_JSON} is a folder`)
+  if (computed !== undefined && computed.content === undefined) throw new StorageError('WORKER_DIGEST_UNSUPPORTED_ENTRY', `${COMPUTED_JSON}: its content was not read`)
   const text = computed?.content !== undefined ? Buffer.from(computed.content).toString('utf8') : undefined
   const callbackData = text !== undefined ? callbackDataOf(text) : undefined
   if (callbackData !== undefined) return { digest: keccak256(callbackData), mode: 'callback', path: '', callbackData }
@@ -242,8 +242,8 @@ export function resultDigestOfTree (entries: TreeEntry[]): ResultDigest {
   const rel = resolveDeterministicPath(value)
   if (rel === '') return { digest: treeDigestOfEntries(entries, ''), mode: 'directory', path: rel }
   const target = entries.find((e) => e.path === rel)
-  if (target === undefined) throw new WorkerError('WORKER_DIGEST_PATH_MISSING', `deterministic-output-path does not exist: ${value}`, { path: value })
+  if (target === undefined) throw new StorageError('WORKER_DIGEST_PATH_MISSING', `deterministic-output-path does not exist: ${value}`, { path: value })
   if (target.kind === 'dir') return { digest: treeDigestOfEntries(entries, rel), mode: 'directory', path: rel }
-  if (target.content === undefined) throw new WorkerError('WORKER_DIGEST_UNSUPPORTED_ENTRY', `${rel}: its content was not read`, { path: rel })
+  if (target.content === undefined) throw new StorageError('WORKER_DIGEST_UNSUPPORTED_ENTRY', `${rel}: its content was not read`, { path: rel })
   return { digest: '0x' + createHash('sha256').update(target.content).digest('hex'), mode: 'file', path: rel }
 }

@@ -3,9 +3,9 @@ import { createHash } from 'node:crypto'
 import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { computeResultDigest, fileDigest, resolveDeterministicPath, resultDigestOfTree, treeDigest } from '../../../node/worker/digest.js'
+import { computeResultDigest, fileDigest, resolveDeterministicPath, resultDigestOfTree, treeDigest } from '../../../node/storage/digest.js'
 import { readTreeSync } from '../../../node/storage/archive.js'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 
 // The tree encoding, written out independently from the implementation:
 // for each file in byte order of its path: u32be(len) path u64be(size) content.
@@ -24,7 +24,7 @@ function expectedTree (files: Array<[string, string]>): string {
 
 const sha256 = (s: string): string => '0x' + createHash('sha256').update(s).digest('hex')
 
-describe('worker/digest', () => {
+describe('storage/digest', () => {
   let root: string
   let n = 0
   beforeEach(async () => { root = await mkdtemp(join(tmpdir(), 'iexec-digest-test-')) })

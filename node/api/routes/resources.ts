@@ -1,6 +1,6 @@
-import type { ApiBackend, ResourceQuery } from './backend.js'
-import { HttpError } from './errors.js'
-import { ApiReply, type ApiRoute } from './router.js'
+import type { ApiBackend, ResourceQuery } from '../backend.js'
+import { HttpError } from '../errors.js'
+import { ApiReply, type ApiRoute } from '../router.js'
 
 /** Largest category id accepted in a query (iExec categories are small integers). */
 const MAX_CATEGORY = 1_000_000

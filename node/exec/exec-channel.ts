@@ -3,7 +3,7 @@ import type { Stream, StreamHandler } from '@libp2p/interface'
 import { EXEC_OFFENCE_CODES, EXEC_PROTOCOL, MAX_EXEC_MESSAGE_BYTES, decodeExecMessage, encodeExecMessage } from '../../protocols/execution.js'
 import type { ExecMessage } from '../../protocols/execution.js'
 import type { Network } from '../network/index.js'
-import { SchedulerError } from './errors.js'
+import { ExecError } from './errors.js'
 import { defaultExecChannelOptions, type ExecChannelOptions } from './options.js'
 
 /** Answers one message; `from` is the remote peer id (authenticated by noise). */
@@ -54,13 +54,13 @@ export class ExecChannel {
   constructor (private readonly network: ExecNetwork, options: Partial<ExecChannelOptions> = {}, private readonly onOffence?: (peer: string, code: string) => void) {
     this.opts = { ...defaultExecChannelOptions, ...options }
     if (!(this.opts.timeoutMs > 0 && this.opts.maxInboundStreams >= 1 && this.opts.idleMs > 0 && this.opts.maxIdlePerPeer >= 0)) {
-      throw new SchedulerError('SCHEDULER_INVALID_OPTIONS', 'exec channel needs timeoutMs > 0, idleMs > 0, maxInboundStreams >= 1 and maxIdlePerPeer >= 0')
+      throw new ExecError('EXEC_INVALID_OPTIONS', 'exec channel needs timeoutMs > 0, idleMs > 0, maxInboundStreams >= 1 and maxIdlePerPeer >= 0')
     }
   }
 
   /** Registers the handler of one message type. */
   on (type: ExecMessage['type'], handler: ExecHandler): void {
-    if (this.handlers.has(type)) throw new SchedulerError('EXEC_HANDLER_EXISTS', `a handler for ${type} is already registered`, { type })
+    if (this.handlers.has(type)) throw new ExecError('EXEC_HANDLER_EXISTS', `a handler for ${type} is already registered`, { type })
     this.handlers.set(type, handler)
   }
 
@@ -189,7 +189,7 @@ export class ExecChannel {
 
   /**
    * Sends one message to a peer and returns its answer (bounded by timeoutMs).
-   * @throws SchedulerError EXEC_SEND_FAILED (unreachable, timeout, dropped), EXEC_REFUSED (an `error` answer)
+   * @throws ExecError EXEC_SEND_FAILED (unreachable, timeout, dropped), EXEC_REFUSED (an `error` answer)
    */
   async send (peer: string, message: ExecMessage, options: { signal?: AbortSignal } = {}): Promise<ExecMessage> {
     const timeout = AbortSignal.timeout(this.opts.timeoutMs)
@@ -198,9 +198,9 @@ export class ExecChannel {
     if (peer === this.network.peerId) {
       // the scheduler is one of its deal's workers: libp2p cannot dial itself, so the message
       // goes straight to the local handler (through the codec, as if it came from a peer)
-      if (!this.started) throw new SchedulerError('EXEC_SEND_FAILED', 'the exec channel is stopped', { peer, type: message.type })
+      if (!this.started) throw new ExecError('EXEC_SEND_FAILED', 'the exec channel is stopped', { peer, type: message.type })
       const local = decodeExecMessage(encodeExecMessage(await this.dispatch(decodeExecMessage(bytes), peer)))
-      if (local.type === 'error') throw new SchedulerError('EXEC_REFUSED', `refused ${message.type}: ${local.code} (${local.reason})`, { peer, type: message.type, code: local.code })
+      if (local.type === 'error') throw new ExecError('EXEC_REFUSED', `refused ${message.type}: ${local.code} (${local.reason})`, { peer, type: message.type, code: local.code })
       return local
     }
     let answer: ExecMessage
@@ -224,11 +224,11 @@ export class ExecChannel {
         }
         // a kept stream the remote closed meanwhile: once more, on a new one
         if (reused !== undefined && attempt === 1 && !signal.aborted && this.started) continue
-        throw new SchedulerError('EXEC_SEND_FAILED', `${message.type} to ${peer} failed: ${err instanceof Error ? err.message : String(err)}`, { peer, type: message.type }, { cause: err })
+        throw new ExecError('EXEC_SEND_FAILED', `${message.type} to ${peer} failed: ${err instanceof Error ? err.message : String(err)}`, { peer, type: message.type }, { cause: err })
       }
     }
     if (answer.type === 'error') {
-      throw new SchedulerError('EXEC_REFUSED', `${peer} refused ${message.type}: ${answer.code} (${answer.reason})`, { peer, type: message.type, code: answer.code })
+      throw new ExecError('EXEC_REFUSED', `${peer} refused ${message.type}: ${answer.code} (${answer.reason})`, { peer, type: message.type, code: answer.code })
     }
     return answer
   }

@@ -12,9 +12,9 @@ import type { NodeStatus, PeerView, ResourceView } from '../backend.js'
 import type { BrowserSessions } from '../session.js'
 import { LOGIN_PATH } from '../session.js'
 import type { MarketService } from '../../market/service.js'
-import type { ExplorerStore, ExplorerDeal, ExplorerTask, ExplorerAsset, ExplorerRef } from './store.js'
-import { Html, html, link, short, enc, rlc, table, page } from './html.js'
-import { EXPLORER_CSS, EXPLORER_JS } from './static.js'
+import type { ExplorerStore, ExplorerDeal, ExplorerTask, ExplorerAsset, ExplorerRef } from '../explorer/store.js'
+import { Html, html, link, short, enc, rlc, table, page } from '../explorer/html.js'
+import { EXPLORER_CSS, EXPLORER_JS } from '../explorer/static.js'
 
 export interface ExplorerDeps {
   /** undefined on a node without a chain */
@@ -374,7 +374,7 @@ function parseAddress (raw: string): string {
   return raw.toLowerCase()
 }
 
-function accountRows (acct: import('./store.js').ExplorerAccount | undefined): Array<[string, Html | string | number]> {
+function accountRows (acct: import('../explorer/store.js').ExplorerAccount | undefined): Array<[string, Html | string | number]> {
   if (acct === undefined) return [['history', html`<span class="note">no hub event names this address</span>`]]
   return [
     ['deals requested', acct.dealsRequested], ['spent on completed tasks', rlc(acct.spent)],

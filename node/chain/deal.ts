@@ -1,6 +1,6 @@
 import { getAddress } from 'ethers'
-import type { ChainEvent } from '../chain/index.js'
-import { SchedulerError } from './errors.js'
+import type { ChainEvent } from './index.js'
+import { ChainError } from './errors.js'
 
 /** What a node keeps of a DealCreated event (JSON-safe: numbers fit, prices as decimal strings). */
 export interface DealInfo {
@@ -28,11 +28,11 @@ export interface DealInfo {
 
 /**
  * Reads a decoded `DealCreated` event of the hub.
- * @throws SchedulerError SCHEDULER_BAD_EVENT
+ * @throws ChainError BAD_EVENT
  */
 export function dealFromEvent (event: ChainEvent): DealInfo {
   const a = event.args
-  if (event.name !== 'DealCreated' || a === undefined) throw new SchedulerError('SCHEDULER_BAD_EVENT', `not a decoded DealCreated event: ${event.name ?? 'unknown'}`)
+  if (event.name !== 'DealCreated' || a === undefined) throw new ChainError('BAD_EVENT', `not a decoded DealCreated event: ${event.name ?? 'unknown'}`)
   try {
     const info = a.info
     return {
@@ -54,6 +54,6 @@ export function dealFromEvent (event: ChainEvent): DealInfo {
       finalDeadline: Number(info.finalDeadline)
     }
   } catch (err) {
-    throw new SchedulerError('SCHEDULER_BAD_EVENT', 'DealCreated does not decode', { transactionHash: event.transactionHash }, { cause: err })
+    throw new ChainError('BAD_EVENT', 'DealCreated does not decode', { transactionHash: event.transactionHash }, { cause: err })
   }
 }

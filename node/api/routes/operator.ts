@@ -7,16 +7,16 @@
  * hub would refuse first and answers with a code.
  */
 import { isHexString } from 'ethers'
-import { categorySpecProblem } from '../../contracts-abi/index.js'
-import type { CategorySpec } from '../../contracts-abi/index.js'
-import { HttpError } from '../api/errors.js'
-import type { ApiRequest, ApiRoute } from '../api/router.js'
-import { isIexecError } from '../errors.js'
-import { isChainError } from '../chain/index.js'
-import { hubInterface } from '../chain/index.js'
-import { taskId as taskIdOf } from '../../protocols/eip712.js'
-import { marketRouteMaker } from './routes.js'
-import type { MarketService } from './service.js'
+import { categorySpecProblem } from '../../../contracts-abi/index.js'
+import type { CategorySpec } from '../../../contracts-abi/index.js'
+import { HttpError } from '../errors.js'
+import type { ApiRequest, ApiRoute } from '../router.js'
+import { isIexecError } from '../../common/errors.js'
+import { isChainError } from '../../chain/index.js'
+import { hubInterface } from '../../chain/index.js'
+import { taskId as taskIdOf } from '../../../protocols/eip712.js'
+import { marketRouteMaker } from './market.js'
+import type { MarketService } from '../../market/service.js'
 
 /** One category as `category list --json` prints it. */
 export interface CategoryView {
