@@ -5,6 +5,7 @@ import { isIexecError } from '../common/errors.js'
 import { CliError, UsageError } from './errors.js'
 import { printJson, type CliIo } from './output.js'
 import { formatAmount, formatEth, parseAmount } from './parse.js'
+import type { ChainFlags } from './chain-profiles.js'
 
 // Joining a chain from the command line: chain flags of `init` and `start`,
 // `contracts deploy` for a chain of one's own, and the two dev helpers that
@@ -19,13 +20,7 @@ import { formatAmount, formatEth, parseAmount } from './parse.js'
  */
 const CLI_RPC = { retryAttempts: 3, retryBaseDelayMs: 200, retryMaxDelayMs: 1_000, requestTimeoutMs: 5_000 } as const
 
-/** Chain flags as commander hands them over. */
-export interface ChainFlags {
-  rpc?: string
-  hub?: string
-  chainId?: string
-  fromBlock?: string
-}
+export type { ChainFlags } from './chain-profiles.js'
 
 const FLAG_OF: Record<string, string> = {
   'chain.rpc': '--rpc',

@@ -3,7 +3,6 @@ import { homedir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { checkAddress, checkChainSettings } from '../config/chain-settings.js'
 import { isIexecError } from '../common/errors.js'
-import type { ChainFlags } from './chain-commands.js'
 import { CliError, UsageError } from './errors.js'
 
 // Chain profiles (issue 24): named chains in a chains file, so a node joins
@@ -196,4 +195,12 @@ export async function profileBootstrap (opts: { chain?: string, chainsFile?: str
   if (opts.chain === undefined) return undefined
   const p = await resolveChainProfile(opts.chain, opts.chainsFile !== undefined ? resolve(opts.chainsFile) : defaultChainsFile())
   return p.bootstrap !== undefined && p.bootstrap.length > 0 ? p.bootstrap : undefined
+}
+
+/** Chain flags as commander hands them over. */
+export interface ChainFlags {
+  rpc?: string
+  hub?: string
+  chainId?: string
+  fromBlock?: string
 }

@@ -24,7 +24,7 @@ export interface ListOptions extends ClientCommandOptions {
   limit?: string
 }
 
-import { LIST_ROLE_NAMES as ROLES, LIST_STATUS_NAMES as STATUSES } from './operator-program.js'
+import { LIST_ROLE_NAMES as ROLES, LIST_STATUS_NAMES as STATUSES } from './operator-lists.js'
 
 function required (flag: string, v: string | undefined): string {
   if (v === undefined) throw new UsageError('CLI_MISSING_ARGUMENT', `${flag} is required`)

@@ -2,14 +2,14 @@ import type { Command } from 'commander'
 import type { ClientCommandOptions } from './client-commands.js'
 import type { CliIo } from './output.js'
 import type { CategoryCreateOptions, ListOptions } from './operator-commands.js'
+import { LIST_ROLE_NAMES, LIST_STATUS_NAMES } from './operator-lists.js'
 
 // Registers the operator's commands (category, kitty, task list | claim,
 // deal list | claim); their code loads only when one of them runs.
 
 type AddClientOptions = (cmd: Command) => Command
 
-export const LIST_ROLE_NAMES = ['requester', 'worker', 'scheduler', 'any']
-export const LIST_STATUS_NAMES = ['UNSET', 'ACTIVE', 'REVEALING', 'COMPLETED', 'FAILED', 'CLAIMABLE']
+export { LIST_ROLE_NAMES, LIST_STATUS_NAMES }
 const ROLES = LIST_ROLE_NAMES
 const STATUSES = LIST_STATUS_NAMES
 

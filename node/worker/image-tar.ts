@@ -19,7 +19,7 @@ import { pipeline } from 'node:stream/promises'
 import { Writable } from 'node:stream'
 import { createGunzip } from 'node:zlib'
 import { safeEntryPath, unpackArchive } from '../storage/archive.js'
-import { OciRefused } from './oci-image.js'
+import { OciRefused } from './oci-refused.js'
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
 const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json'

@@ -22,6 +22,7 @@ import { pipeline } from 'node:stream/promises'
 import { createGunzip } from 'node:zlib'
 import { Writable } from 'node:stream'
 import { unpackImageTar } from './image-tar.js'
+import { OciRefused } from './oci-refused.js'
 import type { ImagePreparer, NativeTarget } from './native-executor.js'
 
 export interface OciImageOptions {
@@ -44,12 +45,8 @@ export const defaultOciImageOptions: Omit<OciImageOptions, 'cacheDir'> = {
 }
 
 /** Why an image was refused, as a code (tests and logs). */
-export type OciRefusal =
-  | 'OCI_BAD_LAYOUT' | 'OCI_BLOB_DIGEST' | 'OCI_NO_PLATFORM' | 'OCI_TOO_LARGE' | 'OCI_NO_COMMAND' | 'OCI_UNPACK_FAILED'
-
-export class OciRefused extends Error {
-  constructor (readonly code: OciRefusal, message: string) { super(message) }
-}
+export { OciRefused } from './oci-refused.js'
+export type { OciRefusal } from './oci-refused.js'
 
 const OCI_ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', riscv64: 'riscv64' }
 const MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
