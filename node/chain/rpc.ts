@@ -3,6 +3,7 @@ import { ChainError } from './errors.js'
 import { HttpTransport } from './http-transport.js'
 import { WsTransport, type RpcCall, type RpcSubscriber } from './ws-transport.js'
 import type { RpcOptions } from './options.js'
+import { backoffDelay } from './backoff.js'
 
 /** true for a ws:// or wss:// endpoint (JSON-RPC over a WebSocket, with `eth_subscribe`) */
 export function isWsUrl (url: string): boolean {
@@ -164,11 +165,6 @@ export async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
   })
 }
 
-/** Backoff before attempt `attempt` (1-based retry count): doubling, capped, with jitter to spread herds. */
-export function backoffDelay (attempt: number, opts: Pick<RpcOptions, 'retryBaseDelayMs' | 'retryMaxDelayMs'>): number {
-  const exp = Math.min(opts.retryMaxDelayMs, opts.retryBaseDelayMs * 2 ** (attempt - 1))
-  return Math.round(exp / 2 + Math.random() * exp / 2)
-}
 
 /**
  * Runs `fn`, retrying transient RPC failures with bounded backoff. After the
@@ -294,3 +290,5 @@ export function isRevert (err: unknown): boolean {
   const msg = err instanceof Error ? err.message : ''
   return /execution reverted|revert/i.test(msg) && revertDataOf(err) !== undefined
 }
+
+export { backoffDelay }

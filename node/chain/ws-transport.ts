@@ -1,5 +1,5 @@
 import WebSocket from 'ws'
-import { backoffDelay } from './rpc.js'
+import { backoffDelay } from './backoff.js'
 
 /** One JSON-RPC call as ethers hands it over. */
 export interface RpcCall {
