@@ -32,7 +32,7 @@
  */
 import { getAddress, id, isAddress, isHexString, keccak256, solidityPacked, toUtf8Bytes } from 'ethers'
 import type { TypedDataDomain, TypedDataField } from 'ethers'
-import { IexecError } from '../node/errors.js'
+import { ProtocolError } from './errors.js'
 import { privateKeyOf, recoverDigestSigner, signDigest } from './secp256k1.js'
 import { isAddressLike } from './address.js'
 
@@ -55,10 +55,10 @@ export interface HubDomain {
 
 export function hubDomain (chainId: number | bigint, verifyingContract: string): HubDomain {
   if (!isAddress(verifyingContract)) {
-    throw new IexecError<Eip712ErrorCode>('EIP712_INVALID_DOMAIN', `verifyingContract is not an address: ${String(verifyingContract)}`)
+    throw new ProtocolError<Eip712ErrorCode>('EIP712_INVALID_DOMAIN', `verifyingContract is not an address: ${String(verifyingContract)}`)
   }
   const id = BigInt(chainId)
-  if (id <= 0n) throw new IexecError<Eip712ErrorCode>('EIP712_INVALID_DOMAIN', `chainId must be positive, got ${id}`)
+  if (id <= 0n) throw new ProtocolError<Eip712ErrorCode>('EIP712_INVALID_DOMAIN', `chainId must be positive, got ${id}`)
   return { name: HUB_DOMAIN_NAME, version: HUB_DOMAIN_VERSION, chainId: id, verifyingContract: getAddress(verifyingContract) }
 }
 
@@ -192,7 +192,7 @@ const UINT256_MAX = (1n << 256n) - 1n
 /** Checks every field of `value` against its EIP-712 type; throws EIP712_INVALID_ORDER naming the field. */
 export function validateTyped (kind: OrderKind | 'Authorization', value: Record<string, unknown>): void {
   const bad = (field: string, why: string): never => {
-    throw new IexecError<Eip712ErrorCode>('EIP712_INVALID_ORDER', `${kind}.${field} ${why}`, { kind, field })
+    throw new ProtocolError<Eip712ErrorCode>('EIP712_INVALID_ORDER', `${kind}.${field} ${why}`, { kind, field })
   }
   if (value === null || typeof value !== 'object') bad('(value)', 'is not an object')
   for (const { name, type } of HUB_TYPES[kind]) {
@@ -247,7 +247,7 @@ function domainSeparator (domain: HubDomain): Buffer {
   const key = `${domain.name}\u0000${domain.version}\u0000${domain.chainId}\u0000${domain.verifyingContract.toLowerCase()}`
   let sep = domainSeparators.get(key)
   if (sep === undefined) {
-    if (!isAddress(domain.verifyingContract)) throw new IexecError<Eip712ErrorCode>('EIP712_INVALID_DOMAIN', 'verifyingContract is not an address')
+    if (!isAddress(domain.verifyingContract)) throw new ProtocolError<Eip712ErrorCode>('EIP712_INVALID_DOMAIN', 'verifyingContract is not an address')
     const buf = Buffer.alloc(32 * 5)
     DOMAIN_TYPE_HASH.copy(buf, 0)
     buf.write(keccak256(toUtf8Bytes(domain.name)).slice(2), 32, 32, 'hex')
@@ -276,7 +276,7 @@ function typedDigest (domain: HubDomain, kind: OrderKind | 'Authorization', valu
       case 'bytes32': struct.write((v as string).slice(2), at, 32, 'hex'); break
       case 'uint256': putUint(struct, at, v as bigint); break
       case 'string': struct.write(keccak256(toUtf8Bytes(v as string)).slice(2), at, 32, 'hex'); break
-      default: throw new IexecError<Eip712ErrorCode>('EIP712_INVALID_ORDER', `unsupported field type ${type}`)
+      default: throw new ProtocolError<Eip712ErrorCode>('EIP712_INVALID_ORDER', `unsupported field type ${type}`)
     }
   }
   const outer = Buffer.alloc(66)
@@ -340,7 +340,7 @@ export function recoverAuthorizationSigner (domain: HubDomain, auth: Authorizati
 }
 
 function bytes32 (name: string, v: string): string {
-  if (!isHexString(v, 32)) throw new IexecError<Eip712ErrorCode>('EIP712_INVALID_ORDER', `${name} is not 32 bytes of hex`, { field: name })
+  if (!isHexString(v, 32)) throw new ProtocolError<Eip712ErrorCode>('EIP712_INVALID_ORDER', `${name} is not 32 bytes of hex`, { field: name })
   return v
 }
 
@@ -351,7 +351,7 @@ export function resultHash (taskid: string, digest: string): string {
 
 /** keccak256(worker ‖ taskid ‖ digest): binds the commit to its worker. */
 export function resultSeal (worker: string, taskid: string, digest: string): string {
-  if (!isAddressLike(worker)) throw new IexecError<Eip712ErrorCode>('EIP712_INVALID_ORDER', 'worker is not an address', { field: 'worker' })
+  if (!isAddressLike(worker)) throw new ProtocolError<Eip712ErrorCode>('EIP712_INVALID_ORDER', 'worker is not an address', { field: 'worker' })
   return keccak256(solidityPacked(['address', 'bytes32', 'bytes32'], [worker, bytes32('taskid', taskid), bytes32('digest', digest)]))
 }
 

@@ -31,7 +31,7 @@
  * `ExecWireError` and the receiver drops it and closes the stream.
  */
 import { TypedDataEncoder } from 'ethers'
-import { IexecError } from '../node/errors.js'
+import { ProtocolError } from './errors.js'
 import type { HubDomain, TypedDataSigner } from './eip712.js'
 import { privateKeyOf, recoverDigestSigner, signDigest } from './secp256k1.js'
 
@@ -60,7 +60,7 @@ export type ExecWireErrorCode =
   /** more than MAX_EXEC_MESSAGE_BYTES */
   | 'EXEC_WIRE_TOO_LARGE'
 
-export class ExecWireError extends IexecError<ExecWireErrorCode> {}
+export class ExecWireError extends ProtocolError<ExecWireErrorCode> {}
 
 /**
  * Refusal codes that only a peer breaking the protocol earns (a forged or
@@ -96,7 +96,7 @@ export async function signExecPeer (signer: TypedDataSigner, domain: HubDomain, 
   return await signer.signTypedData(ethersDomain(domain), EXEC_PEER_TYPES, { peer })
 }
 
-/** The address whose key signed `proof` for `peer`. @throws IexecError EIP712_INVALID_SIGNATURE */
+/** The address whose key signed `proof` for `peer`. @throws ProtocolError EIP712_INVALID_SIGNATURE */
 export function recoverExecPeer (domain: HubDomain, peer: string, proof: string): string {
   return recoverDigestSigner(execPeerDigest(domain, peer), proof)
 }

@@ -24,7 +24,7 @@
  */
 import { TypedDataEncoder, getAddress, isAddress, isHexString, keccak256, verifyTypedData } from 'ethers'
 import type { TypedDataDomain, TypedDataField } from 'ethers'
-import { IexecError } from '../node/errors.js'
+import { ProtocolError } from './errors.js'
 import type { HubDomain, TypedDataSigner } from './eip712.js'
 
 /** The stream protocol id. */
@@ -54,7 +54,7 @@ export type FailureReportErrorCode =
   /** the report is about another task than the one asked for */
   | 'FAILURE_REPORT_WRONG_TASK'
 
-export class FailureReportError extends IexecError<FailureReportErrorCode> {}
+export class FailureReportError extends ProtocolError<FailureReportErrorCode> {}
 
 /** The signed part of a report. */
 export interface FailureReportFields {

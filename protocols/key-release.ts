@@ -32,7 +32,7 @@
  */
 import { TypedDataEncoder, getAddress, isAddress, isHexString, verifyTypedData } from 'ethers'
 import type { TypedDataDomain, TypedDataField } from 'ethers'
-import { IexecError } from '../node/errors.js'
+import { ProtocolError } from './errors.js'
 import type { HubDomain, TypedDataSigner } from './eip712.js'
 
 /** The stream protocol id. */
@@ -107,7 +107,7 @@ export type KeyReleaseResponse =
 
 /** Wire-format errors of the key-release messages. */
 export type KeyReleaseWireErrorCode = 'KEY_RELEASE_BAD_MESSAGE'
-export class KeyReleaseWireError extends IexecError<KeyReleaseWireErrorCode> {}
+export class KeyReleaseWireError extends ProtocolError<KeyReleaseWireErrorCode> {}
 
 /** EIP-712 type of the request (same domain as the hub's orders). */
 export const KEY_REQUEST_TYPES: Record<string, TypedDataField[]> = {

@@ -53,7 +53,7 @@
  */
 import { TypedDataEncoder, hexlify, isHexString, randomBytes, verifyTypedData, zeroPadValue, toBeHex } from 'ethers'
 import type { TypedDataDomain } from 'ethers'
-import { IexecError } from '../node/errors.js'
+import { ProtocolError } from './errors.js'
 import { HUB_TYPES, validateTyped } from './eip712.js'
 import { checksumAddress } from './address.js'
 import { ArgsError, splitArgs } from './args.js'
@@ -109,7 +109,7 @@ export type MarketWireErrorCode =
   /** a field is missing, unknown, of the wrong type or out of range; details.field */
   | 'WIRE_INVALID'
 
-export class MarketWireError extends IexecError<MarketWireErrorCode> {}
+export class MarketWireError extends ProtocolError<MarketWireErrorCode> {}
 
 // ------------------------------------------------------------------ messages
 

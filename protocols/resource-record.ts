@@ -14,7 +14,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { getAddress, verifyMessage } from 'ethers'
 import type { PrivateKey } from '@libp2p/interface'
-import { IexecError } from '../node/errors.js'
+import { ProtocolError } from './errors.js'
 
 export type ResourceRecordErrorCode =
   /** the encoded record exceeds RESOURCE_RECORD_MAX_BYTES */
@@ -30,7 +30,7 @@ export type ResourceRecordErrorCode =
   /** the record's peer id is not the one expected (e.g. the DHT key's) */
   | 'RECORD_PEER_MISMATCH'
 
-export class ResourceRecordError extends IexecError<ResourceRecordErrorCode> {}
+export class ResourceRecordError extends ProtocolError<ResourceRecordErrorCode> {}
 
 export interface ResourceRecord {
   peerId: string
