@@ -1,5 +1,6 @@
 /** What crosses the wire, shared by the node and the tests. */
 export * from './topics.js'
+export * from './resources.js'
 export * from './resource-record.js'
 export * from './errors.js'
 export * from './hub-types.js'
