@@ -1,4 +1,4 @@
-import { IexecError } from '../node/common/errors.js'
+import { ProtocolError } from './errors.js'
 
 /**
  * An app's command line (`iexec_args` in the request's params) split into
@@ -85,7 +85,7 @@ export type ArgsErrorCode =
   /** a NUL character, which no argv entry can hold */
   | 'ARGS_NUL_CHARACTER'
 
-export class ArgsError extends IexecError<ArgsErrorCode> {}
+export class ArgsError extends ProtocolError<ArgsErrorCode> {}
 
 /**
  * The command line that `splitArgs` splits back into `args`: each argument

@@ -30,10 +30,10 @@
  * Decoding validates every field and bounds every size: a bad message is an
  * `ExecWireError` and the receiver drops it and closes the stream.
  */
-import { TypedDataEncoder } from 'ethers'
-import { IexecError } from '../node/common/errors.js'
-import type { HubDomain, TypedDataSigner } from './eip712.js'
-import { privateKeyOf, recoverDigestSigner, signDigest } from './secp256k1.js'
+import { ProtocolError } from './errors.js'
+import type { HubDomain } from './hub-types.js'
+import { hashTypedData, recoverTypedDataSigner, signTypedData } from './typed-data.js'
+import type { TypedDataSigner } from './typed-data.js'
 
 export const EXEC_PROTOCOL = '/iexec-p2p/exec/3.0.0'
 
@@ -60,7 +60,7 @@ export type ExecWireErrorCode =
   /** more than MAX_EXEC_MESSAGE_BYTES */
   | 'EXEC_WIRE_TOO_LARGE'
 
-export class ExecWireError extends IexecError<ExecWireErrorCode> {}
+export class ExecWireError extends ProtocolError<ExecWireErrorCode> {}
 
 /**
  * Refusal codes that only a peer breaking the protocol earns (a forged or
@@ -74,31 +74,19 @@ export const EXEC_OFFENCE_CODES: ReadonlySet<string> = new Set(['EXEC_WIRE_INVAL
 
 const EXEC_PEER_TYPES = { ExecPeer: [{ name: 'peer', type: 'string' }] }
 
-function ethersDomain (domain: HubDomain): { name: string, version: string, chainId: bigint, verifyingContract: string } {
-  return { name: domain.name, version: domain.version, chainId: domain.chainId, verifyingContract: domain.verifyingContract }
-}
-
 /** The EIP-712 digest of `ExecPeer(peer)` under the hub's domain: what a scheduler's `proof` signs. */
 export function execPeerDigest (domain: HubDomain, peer: string): string {
-  return TypedDataEncoder.hash(ethersDomain(domain), EXEC_PEER_TYPES, { peer })
+  return hashTypedData(domain, EXEC_PEER_TYPES, { peer })
 }
 
 /** A node's proof that its Ethereum key speaks through libp2p peer `peer` (signed once per node: it holds for every deal). */
 export async function signExecPeer (signer: TypedDataSigner, domain: HubDomain, peer: string): Promise<string> {
-  const key = privateKeyOf(signer)
-  if (key !== undefined) {
-    try {
-      return signDigest(key, execPeerDigest(domain, peer))
-    } finally {
-      key.fill(0)
-    }
-  }
-  return await signer.signTypedData(ethersDomain(domain), EXEC_PEER_TYPES, { peer })
+  return await signTypedData(signer, domain, EXEC_PEER_TYPES, { peer })
 }
 
-/** The address whose key signed `proof` for `peer`. @throws IexecError EIP712_INVALID_SIGNATURE */
+/** The address whose key signed `proof` for `peer`. @throws ProtocolError EIP712_INVALID_SIGNATURE */
 export function recoverExecPeer (domain: HubDomain, peer: string, proof: string): string {
-  return recoverDigestSigner(execPeerDigest(domain, peer), proof)
+  return recoverTypedDataSigner(domain, EXEC_PEER_TYPES, { peer }, proof)
 }
 
 /** What a worker reports about a task it holds. */

@@ -22,10 +22,12 @@
  * result encryption: the relaying peers and other askers see only the code
  * and the exit status.
  */
-import { TypedDataEncoder, getAddress, isAddress, isHexString, keccak256, verifyTypedData } from 'ethers'
-import type { TypedDataDomain, TypedDataField } from 'ethers'
-import { IexecError } from '../node/common/errors.js'
-import type { HubDomain, TypedDataSigner } from './eip712.js'
+import { getAddress, isAddress, isHexString, keccak256 } from 'ethers'
+import type { TypedDataField } from 'ethers'
+import { ProtocolError } from './errors.js'
+import type { HubDomain } from './hub-types.js'
+import { hashTypedData, recoverTypedDataSigner, signTypedData } from './typed-data.js'
+import type { TypedDataSigner } from './typed-data.js'
 
 /** The stream protocol id. */
 export const FAILURE_REPORT_PROTOCOL = '/iexec-p2p/task-failure/1.0.0'
@@ -54,7 +56,7 @@ export type FailureReportErrorCode =
   /** the report is about another task than the one asked for */
   | 'FAILURE_REPORT_WRONG_TASK'
 
-export class FailureReportError extends IexecError<FailureReportErrorCode> {}
+export class FailureReportError extends ProtocolError<FailureReportErrorCode> {}
 
 /** The signed part of a report. */
 export interface FailureReportFields {
@@ -97,10 +99,6 @@ export const FAILURE_REPORT_TYPES: Record<string, TypedDataField[]> = {
   ]
 }
 
-function toEthersDomain (domain: HubDomain): TypedDataDomain {
-  return { name: domain.name, version: domain.version, chainId: domain.chainId, verifyingContract: domain.verifyingContract }
-}
-
 function typedValue (f: FailureReportFields): Record<string, unknown> {
   return {
     taskid: f.taskid,
@@ -122,13 +120,13 @@ export function failureReportContext (taskid: string, worker: string): string {
 
 /** The EIP-712 digest a worker signs. */
 export function hashFailureReport (domain: HubDomain, fields: FailureReportFields): string {
-  return TypedDataEncoder.hash(toEthersDomain(domain), FAILURE_REPORT_TYPES, typedValue(fields))
+  return hashTypedData(domain, FAILURE_REPORT_TYPES, typedValue(fields))
 }
 
 /** The worker signs its report. */
 export async function signFailureReport (signer: TypedDataSigner, domain: HubDomain, fields: FailureReportFields): Promise<FailureReport> {
   checkFields(fields)
-  const signature = await signer.signTypedData(toEthersDomain(domain), FAILURE_REPORT_TYPES, typedValue(fields))
+  const signature = await signTypedData(signer, domain, FAILURE_REPORT_TYPES, typedValue(fields))
   return { ...fields, signature }
 }
 
@@ -225,7 +223,7 @@ export function verifyFailureReport (domain: HubDomain, report: FailureReport, e
   const { signature, ...fields } = report
   let signer: string
   try {
-    signer = verifyTypedData(toEthersDomain(domain), FAILURE_REPORT_TYPES, typedValue(fields), signature)
+    signer = recoverTypedDataSigner(domain, FAILURE_REPORT_TYPES, typedValue(fields), signature)
   } catch (err) {
     throw new FailureReportError('FAILURE_REPORT_BAD_SIGNATURE', 'the report\'s signature does not recover', { worker: report.worker }, { cause: err })
   }

@@ -1,7 +1,11 @@
 /** What crosses the wire, shared by the node and the tests. */
 export * from './topics.js'
+export * from './resources.js'
 export * from './resource-record.js'
-export * from './eip712.js'
+export * from './errors.js'
+export * from './hub-types.js'
+export * from './typed-data.js'
+export * from './ids.js'
 export * from './market.js'
 export * from './key-release.js'
 export * from './execution.js'

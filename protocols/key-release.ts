@@ -30,10 +30,12 @@
  * request's signature, bound by {@link keyReleaseContext} to the dataset,
  * the task and the nonce.
  */
-import { TypedDataEncoder, getAddress, isAddress, isHexString, verifyTypedData } from 'ethers'
-import type { TypedDataDomain, TypedDataField } from 'ethers'
-import { IexecError } from '../node/common/errors.js'
-import type { HubDomain, TypedDataSigner } from './eip712.js'
+import { getAddress, isAddress, isHexString } from 'ethers'
+import type { TypedDataField } from 'ethers'
+import { ProtocolError } from './errors.js'
+import type { HubDomain } from './hub-types.js'
+import { hashTypedData, recoverTypedDataSigner, signTypedData } from './typed-data.js'
+import type { TypedDataSigner } from './typed-data.js'
 
 /** The stream protocol id. */
 export const KEY_RELEASE_PROTOCOL = '/iexec-p2p/key-release/1.0.0'
@@ -107,7 +109,7 @@ export type KeyReleaseResponse =
 
 /** Wire-format errors of the key-release messages. */
 export type KeyReleaseWireErrorCode = 'KEY_RELEASE_BAD_MESSAGE'
-export class KeyReleaseWireError extends IexecError<KeyReleaseWireErrorCode> {}
+export class KeyReleaseWireError extends ProtocolError<KeyReleaseWireErrorCode> {}
 
 /** EIP-712 type of the request (same domain as the hub's orders). */
 export const KEY_REQUEST_TYPES: Record<string, TypedDataField[]> = {
@@ -124,28 +126,24 @@ export const KEY_REQUEST_TYPES: Record<string, TypedDataField[]> = {
 export const KEY_RELEASE_MAX_MESSAGE_BYTES = 16 * 1024
 const MAX_REASON_CHARS = 500
 
-function toEthersDomain (domain: HubDomain): TypedDataDomain {
-  return { name: domain.name, version: domain.version, chainId: domain.chainId, verifyingContract: domain.verifyingContract }
-}
-
 function typedValue (f: KeyRequestFields): Record<string, unknown> {
   return { dataset: f.dataset, taskid: f.taskid, worker: f.worker, nonce: f.nonce, timestamp: BigInt(f.timestamp) }
 }
 
 /** The EIP-712 digest the worker signs (its public key is recovered from a signature over it). */
 export function hashKeyRequest (domain: HubDomain, fields: KeyRequestFields): string {
-  return TypedDataEncoder.hash(toEthersDomain(domain), KEY_REQUEST_TYPES, typedValue(fields))
+  return hashTypedData(domain, KEY_REQUEST_TYPES, typedValue(fields))
 }
 
 /** The worker signs a request. */
 export async function signKeyRequest (signer: TypedDataSigner, domain: HubDomain, fields: KeyRequestFields): Promise<string> {
-  return await signer.signTypedData(toEthersDomain(domain), KEY_REQUEST_TYPES, typedValue(fields))
+  return await signTypedData(signer, domain, KEY_REQUEST_TYPES, typedValue(fields))
 }
 
-/** The address that signed a request; undefined when the signature is malformed. */
+/** The address that signed a request; undefined when the signature is malformed or one the hub would refuse (typed-data.ts: the strict recovery of every signed type). */
 export function recoverKeyRequestSigner (domain: HubDomain, fields: KeyRequestFields, signature: string): string | undefined {
   try {
-    return verifyTypedData(toEthersDomain(domain), KEY_REQUEST_TYPES, typedValue(fields), signature)
+    return recoverTypedDataSigner(domain, KEY_REQUEST_TYPES, typedValue(fields), signature)
   } catch {
     return undefined
   }

@@ -51,13 +51,14 @@
  * const msg = decodeMarketMessage(bytes, 'requestorder')
  * ```
  */
-import { TypedDataEncoder, hexlify, isHexString, randomBytes, verifyTypedData, zeroPadValue, toBeHex } from 'ethers'
-import type { TypedDataDomain } from 'ethers'
-import { IexecError } from '../node/common/errors.js'
-import { HUB_TYPES, validateTyped } from './eip712.js'
+import { hexlify, isHexString, randomBytes, zeroPadValue, toBeHex } from 'ethers'
+import { ProtocolError } from './errors.js'
+import { HUB_TYPES, validateTyped } from './hub-types.js'
+import { hashTypedData, recoverTypedDataSigner, signTypedData } from './typed-data.js'
 import { checksumAddress } from './address.js'
 import { ArgsError, splitArgs } from './args.js'
-import type { AppOrder, Bid, DatasetOrder, HubDomain, OrderKind, RequestOrder, TypedDataSigner } from './eip712.js'
+import type { AppOrder, Bid, DatasetOrder, HubDomain, OrderKind, RequestOrder } from './hub-types.js'
+import type { TypedDataSigner } from './typed-data.js'
 
 /** The wire version this code speaks. */
 export const MARKET_WIRE_VERSION = 1
@@ -109,7 +110,7 @@ export type MarketWireErrorCode =
   /** a field is missing, unknown, of the wrong type or out of range; details.field */
   | 'WIRE_INVALID'
 
-export class MarketWireError extends IexecError<MarketWireErrorCode> {}
+export class MarketWireError extends ProtocolError<MarketWireErrorCode> {}
 
 // ------------------------------------------------------------------ messages
 
@@ -360,23 +361,23 @@ export function orderMessage<T extends Exclude<MarketMessageType, 'cancel'>> (ty
 /** EIP-712 type of a gossip cancel, signed under the hub's domain (so it cannot be replayed on another hub). */
 export const CANCEL_TYPES = { OrderCancel: [{ name: 'orderHash', type: 'bytes32' }] }
 
-function ethersDomain (d: HubDomain): TypedDataDomain {
-  return { name: d.name, version: d.version, chainId: d.chainId, verifyingContract: d.verifyingContract }
-}
-
 /** The digest an order's signer signs to cancel it over gossip. */
 export function hashCancel (domain: HubDomain, orderHash: string): string {
-  return TypedDataEncoder.hash(ethersDomain(domain), CANCEL_TYPES, { orderHash: decodeBytes32(orderHash, 'orderHash') })
+  return hashTypedData(domain, CANCEL_TYPES, { orderHash: decodeBytes32(orderHash, 'orderHash') })
 }
 
 export async function signCancel (signer: TypedDataSigner, domain: HubDomain, orderHash: string): Promise<string> {
-  return await signer.signTypedData(ethersDomain(domain), CANCEL_TYPES, { orderHash: decodeBytes32(orderHash, 'orderHash') })
+  return await signTypedData(signer, domain, CANCEL_TYPES, { orderHash: decodeBytes32(orderHash, 'orderHash') })
 }
 
-/** Who signed a cancel; throws MarketWireError WIRE_INVALID on a malformed signature. */
+/**
+ * Who signed a cancel; throws MarketWireError WIRE_INVALID on a malformed
+ * signature or one the hub would refuse (its cause: typed-data.ts's strict
+ * recovery, EIP712_INVALID_SIGNATURE, as for an order).
+ */
 export function recoverCancelSigner (domain: HubDomain, orderHash: string, sign: string): string {
   try {
-    return verifyTypedData(ethersDomain(domain), CANCEL_TYPES, { orderHash: decodeBytes32(orderHash, 'orderHash') }, sign)
+    return recoverTypedDataSigner(domain, CANCEL_TYPES, { orderHash: decodeBytes32(orderHash, 'orderHash') }, sign)
   } catch (err) {
     throw new MarketWireError('WIRE_INVALID', 'cannot recover the cancel signer', { field: 'cancelSign' }, { cause: err })
   }

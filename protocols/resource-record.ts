@@ -14,7 +14,8 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { getAddress, verifyMessage } from 'ethers'
 import type { PrivateKey } from '@libp2p/interface'
-import { IexecError } from '../node/common/errors.js'
+import { ProtocolError } from './errors.js'
+import type { Resources } from './resources.js'
 
 export type ResourceRecordErrorCode =
   /** the encoded record exceeds RESOURCE_RECORD_MAX_BYTES */
@@ -30,24 +31,15 @@ export type ResourceRecordErrorCode =
   /** the record's peer id is not the one expected (e.g. the DHT key's) */
   | 'RECORD_PEER_MISMATCH'
 
-export class ResourceRecordError extends IexecError<ResourceRecordErrorCode> {}
+export class ResourceRecordError extends ProtocolError<ResourceRecordErrorCode> {}
 
-export interface ResourceRecord {
+/** A provider's resources with its identity, version and publication time. */
+export interface ResourceRecord extends Resources {
   peerId: string
   /** checksummed Ethereum address of the node's wallet */
   address: string
-  cpus: number
-  memoryMb: number
-  /** the most output one run may write, MiB (absent in records of older nodes) */
-  diskMb?: number
-  gpus: number
-  executors: string[]
-  category: number
-  /** nRLC per task, decimal string */
-  priceFloor: string
   /** software version of the node */
   version: string
-  tags: string[]
   /** ms since epoch when signed */
   timestamp: number
   /** increases on every re-publication; the DHT keeps the highest */

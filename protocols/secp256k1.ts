@@ -18,7 +18,7 @@
  */
 import * as ecc from 'tiny-secp256k1'
 import { keccak256 } from 'ethers'
-import { IexecError } from '../node/common/errors.js'
+import { ProtocolError } from './errors.js'
 import { checksumAddress } from './address.js'
 
 /** n / 2: a larger s is the malleable twin of a valid signature (EIP-2) */
@@ -28,7 +28,7 @@ const HEX = /^0x[0-9a-fA-F]*$/
 
 function bytesOf (hex: string, length: number, what: string): Buffer {
   if (typeof hex !== 'string' || hex.length !== 2 + length * 2 || !HEX.test(hex)) {
-    throw new IexecError('EIP712_INVALID_SIGNATURE', `${what} is not ${length} bytes of hex`)
+    throw new ProtocolError('EIP712_INVALID_SIGNATURE', `${what} is not ${length} bytes of hex`)
   }
   return Buffer.from(hex.slice(2), 'hex')
 }
@@ -40,7 +40,7 @@ function addressOf (publicKey: Uint8Array): string {
 
 /**
  * The address whose key signed `digest` (32 bytes hex) with `sign` (65
- * bytes hex: r ‖ s ‖ v). @throws IexecError EIP712_INVALID_SIGNATURE when
+ * bytes hex: r ‖ s ‖ v). @throws ProtocolError EIP712_INVALID_SIGNATURE when
  * the signature is malformed, malleable (high s), has another v, or
  * recovers nothing.
  */
@@ -48,17 +48,17 @@ export function recoverDigestSigner (digest: string, sign: string): string {
   const h = bytesOf(digest, 32, 'the digest')
   const sig = bytesOf(sign, 65, 'the signature')
   const v = sig[64]
-  if (v !== 27 && v !== 28) throw new IexecError('EIP712_INVALID_SIGNATURE', `the signature's v is ${v}, not 27 or 28`)
+  if (v !== 27 && v !== 28) throw new ProtocolError('EIP712_INVALID_SIGNATURE', `the signature's v is ${v}, not 27 or 28`)
   const s = BigInt('0x' + sig.subarray(32, 64).toString('hex'))
-  if (s === 0n || s > HALF_ORDER) throw new IexecError('EIP712_INVALID_SIGNATURE', 'the signature\'s s is not in the lower half of the curve order')
+  if (s === 0n || s > HALF_ORDER) throw new ProtocolError('EIP712_INVALID_SIGNATURE', 'the signature\'s s is not in the lower half of the curve order')
   let key: Uint8Array | null
   try {
     key = ecc.recover(h, sig.subarray(0, 64), (v - 27) as 0 | 1, false)
   } catch (err) {
     // r or s out of range, or r not on the curve
-    throw new IexecError('EIP712_INVALID_SIGNATURE', 'the signature does not recover', undefined, { cause: err })
+    throw new ProtocolError('EIP712_INVALID_SIGNATURE', 'the signature does not recover', undefined, { cause: err })
   }
-  if (key === null) throw new IexecError('EIP712_INVALID_SIGNATURE', 'the signature does not recover')
+  if (key === null) throw new ProtocolError('EIP712_INVALID_SIGNATURE', 'the signature does not recover')
   return addressOf(key)
 }
 

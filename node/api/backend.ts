@@ -1,3 +1,5 @@
+import type { ResourceRecord } from '../../protocols/resource-record.js'
+
 /**
  * What the local HTTP API needs from a running node. The node implements it;
  * the API server (node/api) only routes, authenticates and serialises.
@@ -70,21 +72,7 @@ export interface PeerView {
 }
 
 /** `resources --json` row: a provider's signed resource record, as verified */
-export interface ResourceView {
-  peerId: string
-  address: string
-  cpus: number
-  memoryMb: number
-  gpus: number
-  executors: string[]
-  category: number
-  /** nRLC per task, as a decimal string (bigint-safe) */
-  priceFloor: string
-  tags: string[]
-  version: string
-  /** ms since epoch when the record was signed */
-  timestamp: number
-}
+export type ResourceView = Omit<ResourceRecord, 'diskMb' | 'seq'>
 
 export interface ResourceQuery {
   category?: number

@@ -1,4 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual, createHash } from 'node:crypto'
+import { BoundedCache } from '../common/bounded-cache.js'
 
 /**
  * Browser sessions of the explorer. A browser cannot send the API's bearer
@@ -33,13 +34,14 @@ function digest (s: string): Buffer {
 
 export class BrowserSessions {
   private readonly opts: BrowserSessionsOptions
-  private readonly codes = new Map<string, number>()
+  private readonly codes: BoundedCache<string, number>
   /** the cookie's value: a MAC of a fixed label under the token, so the token itself never reaches the browser */
   private readonly cookie: string
   private readonly cookieDigest: Buffer
 
   constructor (token: string, options: Partial<BrowserSessionsOptions> = {}, private readonly now: () => number = Date.now) {
     this.opts = { ...defaultBrowserSessionsOptions, ...options }
+    this.codes = new BoundedCache(this.opts.maxCodes)
     this.cookie = createHmac('sha256', token).update('iexec-p2p explorer session v1').digest('base64url')
     this.cookieDigest = digest(this.cookie)
   }
@@ -48,7 +50,6 @@ export class BrowserSessions {
   issue (): { code: string, expiresAt: number } {
     const t = this.now()
     for (const [c, exp] of this.codes) if (exp <= t) this.codes.delete(c)
-    while (this.codes.size >= this.opts.maxCodes) this.codes.delete(this.codes.keys().next().value as string)
     const code = randomBytes(24).toString('base64url')
     const expiresAt = t + this.opts.codeTtlMs
     this.codes.set(code, expiresAt)

@@ -1,20 +1,22 @@
+import { ProtocolError } from '../../protocols/errors.js'
+
 /**
  * Base of every typed error in the node. Each module's `errors.ts` defines its
- * codes; callers and tests branch on `code`, never on message text.
+ * codes; callers and tests branch on `code`, never on message text. It
+ * extends the protocols' ProtocolError, so that one check covers both.
  */
-export class IexecError<C extends string = string> extends Error {
-  readonly code: C
-  readonly details?: Record<string, unknown>
-
+export class IexecError<C extends string = string> extends ProtocolError<C> {
   constructor (code: C, message: string, details?: Record<string, unknown>, options?: { cause?: unknown }) {
-    super(message, options)
+    super(code, message, details, options)
     this.name = 'IexecError'
-    this.code = code
-    if (details !== undefined) this.details = details
   }
 }
 
-/** True when `err` is an IexecError, optionally with the given code. */
+/**
+ * True when `err` is a typed error, optionally with the given code: the
+ * node's (IexecError) and the protocols' (ProtocolError, which the wire
+ * codecs and signature checks under protocols/ throw).
+ */
 export function isIexecError (err: unknown, code?: string): err is IexecError {
-  return err instanceof IexecError && (code === undefined || err.code === code)
+  return err instanceof ProtocolError && (code === undefined || err.code === code)
 }

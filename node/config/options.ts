@@ -1,4 +1,5 @@
 import { availableParallelism, totalmem } from 'node:os'
+import type { Resources } from '../../protocols/resources.js'
 
 /** Role of a node: a provider sells CPU time; a requester only buys. */
 export type NodeConfigRole = 'provider' | 'requester'
@@ -16,8 +17,8 @@ export interface NodeChainConfig {
   pollIntervalMs?: number
 }
 
-/** What config.json holds. Every field is validated on load (see config-file.ts). */
-export interface NodeConfig {
+/** What config.json holds. Every field is validated on load (see config-file.ts). The provider's resources are protocols/resources.ts's. */
+export interface NodeConfig extends Resources {
   /** multiaddrs libp2p listens on */
   listen: string[]
   /** multiaddrs (with /p2p/<peerId>) dialled at start */
@@ -31,22 +32,10 @@ export interface NodeConfig {
   /** local HTTP API port on 127.0.0.1; 0 = any free port (written to api.json) */
   apiPort: number
   role: NodeConfigRole
-  cpus: number
-  /** the most memory one run may take here, MiB: the provider bids on a category asking at most this */
-  memoryMb: number
-  /** the most output one run may write here, MiB: the provider bids on a category asking at most this */
+  /** always set in a config (a default on load) */
   diskMb: number
-  gpus: number
-  /** executors this node can run apps with */
-  executors: string[]
-  /** iExec category (resources and time bound) this node serves */
-  category: number
-  /** lowest price per task, nRLC, decimal string (bigint-safe in JSON) */
-  priceFloor: string
   /** as a requester: most nRLC per task a `task submit` without `--max-price` offers, decimal string */
   defaultMaxPrice: string
-  /** free-form `key:value` tags, e.g. `region:eu`, `energy:green` */
-  tags: string[]
   /** how often the resource advert is re-published in the DHT */
   advertIntervalMs: number
   /** how a provider sends its bids: a direct stream to the requester, or the bid gossip topic */

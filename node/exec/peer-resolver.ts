@@ -1,4 +1,5 @@
 import { isAddress } from 'ethers'
+import { BoundedCache } from '../common/bounded-cache.js'
 
 /** A worker as its signed advert describes it: its peer id and the tasks it runs at once. */
 export interface KnownPeer { peerId: string, cpus?: number }
@@ -23,7 +24,7 @@ const MAX_MISSES = 10_000
  */
 export class PeerResolver {
   private readonly peers = new Map<string, KnownPeer>()
-  private readonly misses = new Map<string, number>()
+  private readonly misses = new BoundedCache<string, number>(MAX_MISSES)
   private readonly inFlight = new Map<string, Promise<string | undefined>>()
 
   constructor (private readonly lookup?: PeerLookup, private readonly minLookupIntervalMs = 10_000, private readonly clock: () => number = Date.now) {}
@@ -60,12 +61,7 @@ export class PeerResolver {
       if (peer !== undefined) {
         this.remember(address, peer.peerId, peer.cpus)
       } else {
-        this.misses.delete(key)
         this.misses.set(key, this.clock())
-        if (this.misses.size > MAX_MISSES) {
-          const oldest = this.misses.keys().next()
-          if (oldest.done !== true) this.misses.delete(oldest.value)
-        }
       }
       return peer?.peerId
     })().finally(() => { this.inFlight.delete(key) })

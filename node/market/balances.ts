@@ -23,6 +23,7 @@ import { Repository, jsonCodec } from '../db/index.js'
 import type { DbController } from '../db/index.js'
 import type { ChainEvent } from '../chain/index.js'
 import { MarketError } from './errors.js'
+import { BoundedCache } from '../common/bounded-cache.js'
 
 /** What the validators ask of the balances (injected: tests back it with a map). */
 export interface BalanceLookup {
@@ -53,7 +54,7 @@ export interface HubBalancesOptions {
 export class HubBalances implements BalanceLookup {
   private readonly repo: Repository<BalanceRecord>
   private readonly balances = new Map<string, bigint>()
-  private readonly lastRead = new Map<string, number>()
+  private readonly lastRead = new BoundedCache<string, number>(10_000)
   private readonly refreshMs: number
   private readonly readsPerSecond: number
   private readonly now: () => number
@@ -122,9 +123,7 @@ export class HubBalances implements BalanceLookup {
     }
     if (this.readsInWindow >= this.readsPerSecond) return false
     this.readsInWindow++
-    this.lastRead.delete(key)
     this.lastRead.set(key, now)
-    if (this.lastRead.size > 10_000) this.lastRead.delete(this.lastRead.keys().next().value as string)
     const read = await this.opts.read(account)
     // the read is the truth at its block; later events move it from there
     this.balances.set(key, read)

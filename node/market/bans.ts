@@ -11,6 +11,7 @@
 import { Repository, jsonCodec } from '../db/index.js'
 import type { DbController } from '../db/index.js'
 import { MarketError } from './errors.js'
+import { BoundedCache } from '../common/bounded-cache.js'
 
 export interface BanRecord {
   /** what earned it: 'rejects' (invalid messages), 'spam' (unfunded or rate-limited messages), 'signer' */
@@ -81,9 +82,11 @@ export class BanList {
  * new peer gets anyway).
  */
 export class PeerRateLimiter {
-  private readonly buckets = new Map<string, { tokens: number, at: number }>()
+  private readonly buckets: BoundedCache<string, { tokens: number, at: number }>
 
-  constructor (readonly ratePerSecond: number, readonly burst: number, private readonly maxPeers = 10_000, private readonly now: () => number = Date.now) {}
+  constructor (readonly ratePerSecond: number, readonly burst: number, maxPeers = 10_000, private readonly now: () => number = Date.now) {
+    this.buckets = new BoundedCache(maxPeers)
+  }
 
   /** Takes one token for `peer`; false when its bucket is empty. */
   take (peer: string): boolean {
@@ -93,9 +96,7 @@ export class PeerRateLimiter {
     b.at = t
     const ok = b.tokens >= 1
     if (ok) b.tokens -= 1
-    this.buckets.delete(peer)
     this.buckets.set(peer, b)
-    if (this.buckets.size > this.maxPeers) this.buckets.delete(this.buckets.keys().next().value as string)
     return ok
   }
 }
@@ -106,15 +107,15 @@ export class PeerRateLimiter {
  * `onLimit` runs once, when a key reaches the limit.
  */
 export class OffenceCounter {
-  private readonly counts = new Map<string, number>()
+  private readonly counts: BoundedCache<string, number>
 
-  constructor (readonly limit: number, private readonly onLimit: (key: string) => void, private readonly maxKeys = 10_000) {}
+  constructor (readonly limit: number, private readonly onLimit: (key: string) => void, maxKeys = 10_000) {
+    this.counts = new BoundedCache(maxKeys)
+  }
 
   record (key: string): void {
     const n = (this.counts.get(key) ?? 0) + 1
-    this.counts.delete(key)
     this.counts.set(key, n)
-    if (this.counts.size > this.maxKeys) this.counts.delete(this.counts.keys().next().value as string)
     if (n === this.limit) {
       try { this.onLimit(key) } catch {}
     }

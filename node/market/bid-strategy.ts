@@ -9,13 +9,11 @@ import { ZERO_ADDRESS } from '../../protocols/eip712.js'
 import type { RequestOrder } from '../../protocols/eip712.js'
 import { decodeTags, parseRequestParams } from '../../protocols/market.js'
 import type { BidDeclineCode } from '../../protocols/market.js'
+import type { Resources } from '../../protocols/resources.js'
 import type { ProviderProfile } from './options.js'
 
 /** Resources a category needs from each worker (memory and disk: the hub's bounds of each run, MiB). */
-export interface CategoryNeeds {
-  cpus: number
-  memoryMb: number
-  diskMb?: number
+export interface CategoryNeeds extends Pick<Resources, 'cpus' | 'memoryMb' | 'diskMb'> {
   /** seconds: each run's time bound */
   timeRef?: number
 }
@@ -23,7 +21,7 @@ export interface CategoryNeeds {
 /** What the provider knows when it decides (facts from its config, the chain and its executor). */
 export interface BidContext {
   /** memoryMb and diskMb: the most one run may take here (the provider's advertised maxima) */
-  provider: ProviderProfile & { cpus: number, memoryMb: number, diskMb?: number }
+  provider: ProviderProfile & Pick<Resources, 'cpus' | 'memoryMb' | 'diskMb'>
   /** the provider's wallet address (the bid's `worker`) */
   worker: string
   /** what the request's category needs; undefined = the category is unknown to this node */

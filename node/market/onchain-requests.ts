@@ -31,6 +31,7 @@ import { saltWithExpiry } from '../../protocols/market.js'
 import { isChainError } from '../chain/index.js'
 import type { ChainEvent } from '../chain/index.js'
 import type { MarketService } from './service.js'
+import { BoundedCache } from '../common/bounded-cache.js'
 
 /** What became of one on-chain request (tests, log). */
 export interface OnchainRequestRecord {
@@ -100,7 +101,7 @@ const restrictOk = (restriction: string, party: string): boolean => restriction 
 export class OnchainRequests {
   readonly records: OnchainRequestRecord[] = []
   private readonly seen = new Set<string>()
-  private readonly gathering = new Map<string, Gathering>()
+  private readonly gathering = new BoundedCache<string, Gathering>(MAX_GATHERING)
 
   constructor (private readonly market: MarketService, private readonly log: (msg: string, fields: Record<string, unknown>) => void) {}
 
@@ -174,7 +175,6 @@ export class OnchainRequests {
       }
       if (request.trust > 1n) {
         // published on chain for the other bidders to gather; the match comes once enough are in (onBid)
-        if (this.gathering.size >= MAX_GATHERING) this.gathering.delete(this.gathering.keys().next().value as string)
         this.gathering.set(requestHash, { request, appOrder, datasetOrder, bids: new Map(), matching: false })
         const expiresAt = Math.floor(Date.now() / 1000) + m.options.bidTtlSeconds
         const bid = await signOrder(m.signer, m.domain, 'Bid', { requestHash, worker: m.address, price, volume: request.volume - consumed, salt: saltWithExpiry(expiresAt) })

@@ -14,6 +14,7 @@
  */
 import { getAddress, isAddress } from 'ethers'
 import { HttpError } from '../common/http-error.js'
+import { bad } from '../api/route-helpers.js'
 import { ZERO_ADDRESS } from '../../protocols/eip712.js'
 import { TAG_BITS, encodeTags } from '../../protocols/market.js'
 import type { MarketService } from './service.js'
@@ -22,10 +23,6 @@ import type { MarketService } from './service.js'
 export const MAX_POLICY_ORDERS = 64
 /** At most this many entries in one list (apps, datasets, requesters, tags). */
 export const MAX_POLICY_ENTRIES = 32
-
-function bad (field: string, why: string): HttpError {
-  return new HttpError(400, 'API_BAD_REQUEST', `${field} ${why}`, { field })
-}
 
 function list (v: unknown, field: string): string[] | undefined {
   if (v === undefined) return undefined

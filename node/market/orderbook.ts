@@ -39,6 +39,7 @@ import type { OrderbookOptions } from './options.js'
 import type { Clock, OrderState, OrderStateHint, RequestLookup } from './lookups.js'
 import { systemClock } from './lookups.js'
 import type { ValidatedCancel, ValidatedOrder } from './validation.js'
+import { BoundedCache } from '../common/bounded-cache.js'
 
 export type OrderbookType = Exclude<MarketMessageType, 'cancel'>
 export const ORDERBOOK_TYPES: readonly OrderbookType[] = ['apporder', 'datasetorder', 'requestorder', 'bid']
@@ -132,15 +133,6 @@ const EVICTABLE = new Set<string>(['requestorder', 'bid'])
 /** Records and entries the book keeps in memory (a few KB each at most). */
 const CACHE_ENTRIES = 2_000
 
-/** Inserts as most recent; drops the least recent past CACHE_ENTRIES. */
-function remember<V> (map: Map<string, V>, key: string, value: V): void {
-  map.delete(key)
-  map.set(key, value)
-  if (map.size > CACHE_ENTRIES) {
-    const oldest = map.keys().next()
-    if (oldest.done !== true) map.delete(oldest.value)
-  }
-}
 const utf8 = new TextEncoder()
 const utf8d = new TextDecoder()
 
@@ -201,8 +193,8 @@ export class Orderbook implements RequestLookup {
    * every store of the process) and the JSON decoding off the validators'
    * path: a bid's validation reads its request two or three times.
    */
-  private readonly recordCache = new Map<string, OrderRecord>()
-  private readonly entryCache = new Map<string, OrderbookEntry>()
+  private readonly recordCache = new BoundedCache<string, OrderRecord>(CACHE_ENTRIES)
+  private readonly entryCache = new BoundedCache<string, OrderbookEntry>(CACHE_ENTRIES)
   /** counts record writes, so a read that raced a write is not cached */
   private writes = 0
   /** orders evicted by the size cap since start */
@@ -226,7 +218,7 @@ export class Orderbook implements RequestLookup {
     const gen = this.writes
     const r = await this.orders.get(hash)
     // not cached if any write came meanwhile: it may have changed or deleted this one
-    if (r !== undefined && gen === this.writes) remember(this.recordCache, hash, r)
+    if (r !== undefined && gen === this.writes) this.recordCache.set(hash, r)
     return r
   }
 
@@ -238,7 +230,7 @@ export class Orderbook implements RequestLookup {
     // replaces whatever a read during the put may have cached
     this.writes++
     this.entryCache.delete(hash)
-    remember(this.recordCache, hash, r)
+    this.recordCache.set(hash, r)
   }
 
   private async delRecord (hash: string): Promise<void> {
@@ -312,7 +304,7 @@ export class Orderbook implements RequestLookup {
     if (r === undefined) return undefined
     const e = this.entry(h, r)
     // a write during the read invalidated it: do not cache a stale entry
-    if (this.recordCache.get(h) === r) remember(this.entryCache, h, e)
+    if (this.recordCache.get(h) === r) this.entryCache.set(h, e)
     return e
   }
 

@@ -35,18 +35,12 @@ import { defaultBidStrategy } from './bid-strategy.js'
 import type { BidContext, BidDecision, BidStrategy, CategoryNeeds } from './bid-strategy.js'
 import type { ValidatedOrder } from './validation.js'
 import type { MarketService } from './service.js'
+import type { Resources } from '../../protocols/resources.js'
 
 /** What the provider offers (from the node's config). */
-export interface ProviderSettings {
-  cpus: number
-  /** the most memory one run may take here, MiB (a category asking more is declined) */
-  memoryMb: number
-  /** the most output one run may write here, MiB; unbounded when absent */
-  diskMb?: number
-  category: number
+export interface ProviderSettings extends Pick<Resources, 'cpus' | 'memoryMb' | 'diskMb' | 'category' | 'tags' | 'executors'> {
+  /** lowest price per task, nRLC (a request offering less is declined) */
   priceFloor: bigint
-  tags: string[]
-  executors: string[]
   /** the decision; the default strategy when absent */
   strategy?: BidStrategy
   /** tasks this node runs now (the worker's count); a provider with none free declines (NO_CAPACITY) */

@@ -6,22 +6,15 @@ import {
   compareResourceRecords, decodeResourceRecordUnverified, signResourceRecord, verifyResourceRecord
 } from '../../protocols/resource-record.js'
 import type { EthMessageSigner, ResourceRecord } from '../../protocols/resource-record.js'
+import type { Resources } from '../../protocols/resources.js'
 import { isIexecError } from '../common/errors.js'
 import type { Network } from './network.js'
 import { silentLogger } from './options.js'
 import type { NetworkLogger } from './options.js'
 
 /** What a provider offers; the advert adds identity, time and seq. */
-export interface AdvertisedResources {
-  cpus: number
-  memoryMb: number
-  /** the most output one run may write, MiB */
-  diskMb?: number
-  gpus: number
-  executors: string[]
-  category: number
-  priceFloor: string
-  tags: string[]
+export interface AdvertisedResources extends Resources {
+  /** software version of the node */
   version: string
 }
 

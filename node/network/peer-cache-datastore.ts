@@ -21,6 +21,7 @@
  */
 import { LevelDatastore } from 'datastore-level'
 import type { Pair } from 'interface-datastore'
+import { BoundedCache } from '../common/bounded-cache.js'
 
 const PEERS = '/peers/'
 
@@ -33,7 +34,7 @@ type Query = Parameters<LevelDatastore['query']>[0]
 type KeyQuery = Parameters<LevelDatastore['queryKeys']>[0]
 
 export class PeerCachingDatastore extends LevelDatastore {
-  private readonly cache = new Map<string, Uint8Array>()
+  private readonly cache: BoundedCache<string, Uint8Array>
   /** bumped by each write of a key: a read that raced a write does not cache what it read */
   private readonly versions = new Map<string, number>()
   /** peer records written to memory, not yet to level (the newest value of each key) */
@@ -47,6 +48,7 @@ export class PeerCachingDatastore extends LevelDatastore {
 
   constructor (path: string, private readonly maxEntries: number = 10_000) {
     super(path)
+    this.cache = new BoundedCache(maxEntries)
   }
 
   private bump (k: string): void {
@@ -55,9 +57,7 @@ export class PeerCachingDatastore extends LevelDatastore {
   }
 
   private remember (k: string, value: Uint8Array): void {
-    this.cache.delete(k)
     this.cache.set(k, value)
-    if (this.cache.size > this.maxEntries) this.cache.delete(this.cache.keys().next().value as string)
   }
 
   /** Peer records written to memory and not yet to level (waiting, or in the batch being written). */

@@ -7,6 +7,7 @@
  */
 import type { Hub } from '../../contracts-abi/index.js'
 import type { DealView, KeyReleaseChainView } from './key-release.js'
+import { BoundedCache } from '../common/bounded-cache.js'
 
 const ZERO = '0x0000000000000000000000000000000000000000'
 // Contribution status CONTRIBUTED or PROVED (Hub.sol ContributionStatus)
@@ -23,8 +24,7 @@ export interface HubKeyReleaseViewOptions {
 /** A `KeyReleaseChainView` reading the hub. */
 export function createHubKeyReleaseView (hub: Pick<Hub, 'dealOf' | 'isDealWorker' | 'contributionOf' | 'queryFilter' | 'filters'>, options: HubKeyReleaseViewOptions = {}): KeyReleaseChainView {
   type Created = Pick<DealView, 'dataset' | 'app' | 'requester' | 'tag'>
-  const created = new Map<string, Created>()
-  const cacheSize = options.cacheSize ?? 10_000
+  const created = new BoundedCache<string, Created>(options.cacheSize ?? 10_000)
 
   async function dealCreated (dealid: string): Promise<Created | undefined> {
     const cached = created.get(dealid)
@@ -34,7 +34,6 @@ export function createHubKeyReleaseView (hub: Pick<Hub, 'dealOf' | 'isDealWorker
     const info = args?.info
     if (info === undefined) return undefined
     const c: Created = { dataset: info.dataset, app: info.app, requester: args.requester, tag: info.tag }
-    if (created.size >= cacheSize) created.delete(created.keys().next().value as string)
     created.set(dealid, c)
     return c
   }

@@ -16,6 +16,7 @@ import { Repository, jsonCodec } from '../db/index.js'
 import type { DbController } from '../db/index.js'
 import { parseCid } from './content.js'
 import { DATASET_DEFAULTS } from './options.js'
+import { BoundedCache } from '../common/bounded-cache.js'
 
 /** The part of Helia retention uses. */
 export interface RetentionHelia {
@@ -77,7 +78,7 @@ export class BlockRetention {
   private timer?: NodeJS.Timeout
   private sweeping?: Promise<number>
   /** when each content was last provided (successfully), and the provides in flight */
-  private readonly provided = new Map<string, number>()
+  private readonly provided = new BoundedCache<string, number>(10_000)
   private readonly providing = new Set<string>()
 
   constructor (private readonly init: BlockRetentionInit) {
@@ -159,10 +160,7 @@ export class BlockRetention {
     this.providing.add(key)
     void this.init.provide(cid)
       .then(() => {
-        this.provided.delete(key)
         this.provided.set(key, this.now())
-        // bounded: the oldest entries go first (insertion order)
-        if (this.provided.size > 10_000) this.provided.delete(this.provided.keys().next().value as string)
       })
       .catch(() => {})
       .finally(() => { this.providing.delete(key) })

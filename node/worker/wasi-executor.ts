@@ -41,6 +41,7 @@ import type { WasiExecutorOptions } from './options.js'
 import { checkWasiModule } from './module-check.js'
 import { boundMemory, WASM_PAGE_BYTES } from './wasm-inspect.js'
 import type { RunnerJob, RunnerOutcome } from './wasi-runner.js'
+import { BoundedCache } from '../common/bounded-cache.js'
 
 /** The environment iExec's worker gives an app, for a job. */
 export function iexecEnv (job: Pick<ExecJob, 'taskId' | 'datasetFilename' | 'inputFiles' | 'taskIndex'>): Record<string, string> {
@@ -196,14 +197,17 @@ export class WasiExecutor implements Executor {
   private readonly opts: WasiExecutorOptions
   private readonly idle: Runner[] = []
   private readonly busy = new Set<Runner>()
-  private readonly modules = new Map<string, Promise<CompiledModule>>()
+  /** compiled modules by hash, the oldest dropped first past moduleCacheSize */
+  private readonly modules: BoundedCache<string, Promise<CompiledModule>>
   /** the bytes a runner gets for (module, memory bound), and their key */
-  private readonly runBytes = new Map<string, { key: string, bytes: Uint8Array }>()
+  private readonly runBytes: BoundedCache<string, { key: string, bytes: Uint8Array }>
   private nextId = 1
   private closed = false
 
   constructor (options: Partial<WasiExecutorOptions> = {}) {
     this.opts = { ...defaultWasiExecutorOptions, ...options }
+    this.modules = new BoundedCache(this.opts.moduleCacheSize)
+    this.runBytes = new BoundedCache(this.opts.moduleCacheSize)
   }
 
   /** Jobs running in a runner now; for tests and metrics. */
@@ -325,8 +329,6 @@ export class WasiExecutor implements Executor {
     if (entry === undefined) {
       entry = compileModule(bytes)
       this.modules.set(hash, entry)
-      // Oldest first: Map keeps insertion order.
-      while (this.modules.size > this.opts.moduleCacheSize) this.modules.delete(this.modules.keys().next().value as string)
     }
     return await entry
   }
@@ -339,7 +341,6 @@ export class WasiExecutor implements Executor {
       const bounded = boundMemory(bytes, maxPages)
       entry = { key: createHash('sha256').update(bounded).digest('hex'), bytes: bounded }
       this.runBytes.set(id, entry)
-      while (this.runBytes.size > this.opts.moduleCacheSize) this.runBytes.delete(this.runBytes.keys().next().value as string)
     }
     return entry
   }

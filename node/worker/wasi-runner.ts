@@ -12,6 +12,7 @@ import type { ReadTree } from '../storage/archive.js'
 import { isWasmMemory, wasm } from './wasm-api.js'
 import type { WasmImports, WasmInstance, WasmMemory, WasmModule } from './wasm-api.js'
 import { READ_ONLY_DIR_BASE, READ_ONLY_DIR_INHERITING, wrapWasiImports } from './wasi-imports.js'
+import { BoundedCache } from '../common/bounded-cache.js'
 
 /** A job as the executor sends it. */
 export interface RunnerJob {
@@ -94,7 +95,7 @@ function inputProblem (dir: string): { message: string, path?: string } | undefi
 // Compiled modules by key, oldest first (Map keeps insertion order); the
 // executor's module cache bounds what it sends, this bounds what is kept.
 const MODULE_CACHE_SIZE = 16
-const modules = new Map<string, WasmModule>()
+const modules = new BoundedCache<string, WasmModule>(MODULE_CACHE_SIZE)
 
 /** The job's module, compiled from its bytes (checked against its key) or from the cache; undefined when neither has it. */
 function moduleOf (job: RunnerJob): WasmModule | undefined {
@@ -104,7 +105,6 @@ function moduleOf (job: RunnerJob): WasmModule | undefined {
   if (createHash('sha256').update(job.moduleBytes).digest('hex') !== job.moduleKey) throw new Error('module bytes do not match their key')
   const module = new wasm.Module(job.moduleBytes)
   modules.set(job.moduleKey, module)
-  while (modules.size > MODULE_CACHE_SIZE) modules.delete(modules.keys().next().value as string)
   return module
 }
 

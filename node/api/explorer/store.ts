@@ -14,6 +14,7 @@
 import { Repository, jsonCodec } from '../../db/index.js'
 import type { DbController } from '../../db/index.js'
 import { taskId as taskIdOf } from '../../../protocols/eip712.js'
+import { BoundedCache } from '../../common/bounded-cache.js'
 
 export type ExplorerTaskStatus = 'UNSET' | 'ACTIVE' | 'REVEALING' | 'COMPLETED' | 'FAILED'
 
@@ -144,8 +145,11 @@ class Table<T> {
   private writing = new Map<string, T>()
   readonly repo: Repository<T>
   /** values read or written lately: the records a bag's events touch again and again (its deal, app, accounts) stay off level */
-  private readonly cache = new Map<string, T>()
-  constructor (db: DbController, prefix: string, private readonly cacheSize = 2_048) { this.repo = new Repository<T>(db, prefix, jsonCodec<T>()) }
+  private readonly cache: BoundedCache<string, T>
+  constructor (db: DbController, prefix: string, cacheSize = 2_048) {
+    this.repo = new Repository<T>(db, prefix, jsonCodec<T>())
+    this.cache = new BoundedCache(cacheSize)
+  }
 
   async get (key: string): Promise<T | undefined> {
     const mem = this.pending.get(key) ?? this.writing.get(key) ?? this.cache.get(key)
@@ -161,9 +165,7 @@ class Table<T> {
   }
 
   private remember (key: string, value: T): void {
-    this.cache.delete(key)
     this.cache.set(key, value)
-    if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value as string)
   }
   async flush (): Promise<void> {
     if (this.pending.size === 0) return
@@ -524,7 +526,7 @@ export class ExplorerStore {
   }
 
   /** task id -> index, per deal past its placeholders (the newest few deals: a bag's tasks close together) */
-  private readonly idxCache = new Map<string, Map<string, number>>()
+  private readonly idxCache = new BoundedCache<string, Map<string, number>>(4)
 
   /** The task's index in its deal, when the deal is known: its task ids are hashed once per deal, not once per task. */
   private async findIdx (dealId: string, taskId: string): Promise<number | undefined> {
@@ -536,7 +538,6 @@ export class ExplorerStore {
       const volume = Math.min(Number(big(deal.volume)), MAX_INDEXED_VOLUME)
       for (let i = 0; i < volume; i++) ids.set(low(taskIdOf(dealId, BigInt(i))), i)
       this.idxCache.set(dealId, ids)
-      if (this.idxCache.size > 4) this.idxCache.delete(this.idxCache.keys().next().value as string)
     }
     return ids.get(taskId)
   }

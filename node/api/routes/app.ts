@@ -15,6 +15,7 @@ import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { basename, isAbsolute } from 'node:path'
 import { HttpError } from '../errors.js'
+import { bad, bodyOf } from '../route-helpers.js'
 import type { ApiRequest, ApiRoute } from '../router.js'
 import { addBytes, provideContent } from '../../storage/content.js'
 import type { ContentHelia } from '../../storage/content.js'
@@ -40,10 +41,6 @@ export interface AppPublishProgress {
 
 const MAX_TRACKED = 64
 
-function bad (field: string, why: string): HttpError {
-  return new HttpError(400, 'API_BAD_REQUEST', `${field} ${why}`, { field })
-}
-
 export function appRoutes (deps: { market: () => MarketService | undefined, helia: () => ContentHelia, log?: (msg: string, ctx?: Record<string, unknown>) => void }): ApiRoute[] {
   const progress = new Map<string, AppPublishProgress>()
   const track = (p: AppPublishProgress): void => {
@@ -54,8 +51,7 @@ export function appRoutes (deps: { market: () => MarketService | undefined, heli
   const publish = async (req: ApiRequest): Promise<unknown> => {
     const m = deps.market()
     if (m === undefined || !m.started) throw new HttpError(503, 'CHAIN_NOT_CONFIGURED', 'this node has no chain settings (config.json chain.rpc and chain.hub): apps cannot be registered')
-    const b = req.body as Record<string, unknown> | undefined
-    if (typeof b !== 'object' || b === null || Array.isArray(b)) throw bad('body', 'must be a JSON object')
+    const b = bodyOf(req)
     if (typeof b.path !== 'string' || b.path.length === 0 || b.path.length > 4096) throw bad('path', 'must be a non-empty string')
     if (!isAbsolute(b.path)) throw bad('path', 'must be absolute (it is read on the node\'s machine)')
     const path = b.path

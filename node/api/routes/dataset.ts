@@ -28,6 +28,7 @@ import { randomBytes } from 'node:crypto'
 import { getAddress, isAddress } from 'ethers'
 import type { CID } from 'multiformats/cid'
 import { HttpError } from '../errors.js'
+import { bad, bodyOf } from '../route-helpers.js'
 import type { ApiRequest, ApiRoute } from '../router.js'
 import { isIexecError } from '../../common/errors.js'
 import type { MarketService } from '../../market/index.js'
@@ -93,16 +94,6 @@ export interface DatasetRoutesDeps {
   /** called after a publish: keep the owner findable (provide its owner CID) */
   announce: () => Promise<unknown>
   log?: (msg: string, context?: Record<string, unknown>) => void
-}
-
-function bad (field: string, why: string): HttpError {
-  return new HttpError(400, 'API_BAD_REQUEST', `${field} ${why}`, { field })
-}
-
-function bodyOf (req: ApiRequest): Record<string, unknown> {
-  const b = req.body
-  if (typeof b !== 'object' || b === null || Array.isArray(b)) throw bad('body', 'must be a JSON object')
-  return b as Record<string, unknown>
 }
 
 /** `apps`: a list of app addresses or names (names are resolved on the hub later). */

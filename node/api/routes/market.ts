@@ -6,6 +6,7 @@
  */
 import { getAddress, isAddress, isHexString } from 'ethers'
 import { HttpError } from '../errors.js'
+import { bad, bodyOf } from '../route-helpers.js'
 import type { ApiRequest, ApiRoute } from '../router.js'
 import { isIexecError } from '../../common/errors.js'
 import { isChainError } from '../../chain/index.js'
@@ -38,16 +39,6 @@ export interface OrderView {
 const MAX_U64 = (1n << 64n) - 1n
 /** The hub's cap on a price per task (contracts-abi/README.md). */
 const MAX_PRICE = (1n << 48n) - 1n
-
-function bad (field: string, why: string): HttpError {
-  return new HttpError(400, 'API_BAD_REQUEST', `${field} ${why}`, { field })
-}
-
-function body (req: ApiRequest): Record<string, unknown> {
-  const b = req.body
-  if (typeof b !== 'object' || b === null || Array.isArray(b)) throw bad('body', 'must be a JSON object')
-  return b as Record<string, unknown>
-}
 
 function amount (v: unknown, field: string, max: bigint = MAX_U64, min: bigint = 1n): bigint {
   if (typeof v !== 'string' || !/^(0|[1-9][0-9]{0,30})$/.test(v)) throw bad(field, 'must be a decimal string of nRLC')
@@ -263,7 +254,7 @@ export function marketRoutes (getMarket: () => MarketService | undefined, deps: 
     }),
 
     route('POST', '/v1/orders/cancel', async (m, req) => {
-      const orderHash = body(req).orderHash
+      const orderHash = bodyOf(req).orderHash
       if (typeof orderHash !== 'string' || !isHexString(orderHash, 32)) throw bad('orderHash', 'must be a 32-byte 0x hex string')
       const e = await m.book.get(orderHash)
       if (e === undefined) throw new HttpError(404, 'ORDER_NOT_FOUND', `no live order ${orderHash} in this node's orderbook`)
@@ -280,7 +271,7 @@ export function marketRoutes (getMarket: () => MarketService | undefined, deps: 
     }),
 
     route('POST', '/v1/account/deposit', async (m, req) => {
-      const n = amount(body(req).amount, 'amount')
+      const n = amount(bodyOf(req).amount, 'amount')
       const rlc = m.chain.rlc
       if (rlc === undefined) throw new HttpError(503, 'CHAIN_NOT_CONFIGURED', 'the RLC token is unknown')
       await m.chain.sender.send(rlc.approve.populateTransaction(m.domain.verifyingContract, n))
@@ -290,14 +281,14 @@ export function marketRoutes (getMarket: () => MarketService | undefined, deps: 
     }),
 
     route('POST', '/v1/account/withdraw', async (m, req) => {
-      const n = amount(body(req).amount, 'amount')
+      const n = amount(bodyOf(req).amount, 'amount')
       const tx = await m.chain.sender.send(m.hub.withdraw.populateTransaction(n))
       const [balance] = await m.hub.accountOf(m.address)
       return { txHash: tx.hash, balance: balance.toString() }
     }),
 
     route('POST', '/v1/stake', async (m, req) => {
-      const n = amount(body(req).amount, 'amount')
+      const n = amount(bodyOf(req).amount, 'amount')
       const stakeTx = await m.hub.stake.populateTransaction(n)
       // a stake's gas depends on the sortition tree's shape, which other
       // nodes' first stakes mined before ours change: our leaf moves right,
@@ -312,7 +303,7 @@ export function marketRoutes (getMarket: () => MarketService | undefined, deps: 
     }),
 
     route('POST', '/v1/apps', async (m, req) => {
-      const b = body(req)
+      const b = bodyOf(req)
       const name = optString(b.name, 'name', 64)
       const cid = optString(b.cid, 'cid', 128)
       if (name === undefined || name.length === 0) throw bad('name', 'is required')
@@ -352,7 +343,7 @@ export function marketRoutes (getMarket: () => MarketService | undefined, deps: 
     }),
 
     route('POST', '/v1/tasks', async (m, req) => {
-      const b = body(req)
+      const b = bodyOf(req)
       if (typeof b.app !== 'string' || b.app.length === 0 || b.app.length > 64) throw bad('app', 'must be an app address or name')
       const p: SubmitRequestParams = { app: b.app }
       if (b.dataset !== undefined) {

@@ -10,7 +10,8 @@ import { isHexString } from 'ethers'
 import { categorySpecProblem } from '../../../contracts-abi/index.js'
 import type { CategorySpec } from '../../../contracts-abi/index.js'
 import { HttpError } from '../errors.js'
-import type { ApiRequest, ApiRoute } from '../router.js'
+import { bad, bodyOf } from '../route-helpers.js'
+import type { ApiRoute } from '../router.js'
 import { isIexecError } from '../../common/errors.js'
 import { isChainError } from '../../chain/index.js'
 import { hubInterface } from '../../chain/index.js'
@@ -124,16 +125,6 @@ async function mapChunked<T, R> (items: readonly T[], fn: (item: T) => Promise<R
   const out: R[] = []
   for (let i = 0; i < items.length; i += READ_CONCURRENCY) out.push(...await Promise.all(items.slice(i, i + READ_CONCURRENCY).map(fn)))
   return out
-}
-
-function bad (field: string, why: string): HttpError {
-  return new HttpError(400, 'API_BAD_REQUEST', `${field} ${why}`, { field })
-}
-
-function body (req: ApiRequest): Record<string, unknown> {
-  const b = req.body
-  if (typeof b !== 'object' || b === null || Array.isArray(b)) throw bad('body', 'must be a JSON object')
-  return b as Record<string, unknown>
 }
 
 function bytes32 (v: string | undefined, field: string): string {
@@ -322,7 +313,7 @@ export function operatorRoutes (getMarket: () => MarketService | undefined): Api
     route('GET', '/v1/categories', async (m) => await categories(m)),
 
     route('POST', '/v1/categories', async (m, req): Promise<CategoryCreatedView> => {
-      const spec = categorySpec(body(req))
+      const spec = categorySpec(bodyOf(req))
       await ownerCheck(m)
       const tx = await m.chain.sender.send(m.hub.createCategory.populateTransaction(spec.name, spec.timeRef, spec.memoryMiB, spec.diskMiB))
       const iface = hubInterface()
@@ -411,7 +402,7 @@ export function operatorRoutes (getMarket: () => MarketService | undefined): Api
 
     route('POST', '/v1/tasks/:taskId/claim', async (m, req): Promise<ClaimView> => {
       const taskId = bytes32(req.params.taskId, 'taskId')
-      const b = body(req)
+      const b = bodyOf(req)
       // the task id is a hash of (deal, index): the caller names the deal, or the node finds it among the recent deals
       let dealId = b.dealId !== undefined ? bytes32(typeof b.dealId === 'string' ? b.dealId : undefined, 'dealId') : undefined
       let idx: number | undefined

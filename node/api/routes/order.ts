@@ -29,7 +29,8 @@
  */
 import { getAddress, isAddress, isHexString } from 'ethers'
 import { HttpError } from '../errors.js'
-import type { ApiRequest, ApiRoute } from '../router.js'
+import { bad, bodyOf } from '../route-helpers.js'
+import type { ApiRoute } from '../router.js'
 import { ZERO_ADDRESS, hashOrder, signOrder } from '../../../protocols/eip712.js'
 import type { AppOrder, DatasetOrder } from '../../../protocols/eip712.js'
 import { expiryOfSalt, orderMessage, saltWithExpiry } from '../../../protocols/market.js'
@@ -52,16 +53,6 @@ export interface OrderRoutesDeps {
   datasets: DatasetStore
   /** unix seconds; tests move it */
   nowSeconds?: () => number
-}
-
-function bad (field: string, why: string): HttpError {
-  return new HttpError(400, 'API_BAD_REQUEST', `${field} ${why}`, { field })
-}
-
-function bodyOf (req: ApiRequest): Record<string, unknown> {
-  const b = req.body
-  if (typeof b !== 'object' || b === null || Array.isArray(b)) throw bad('body', 'must be a JSON object')
-  return b as Record<string, unknown>
 }
 
 /** A price per task: a decimal string of nRLC in [0, 2^48). */

@@ -7,7 +7,8 @@
  */
 import { getAddress, isAddress, ZeroAddress } from 'ethers'
 import { HttpError } from '../errors.js'
-import type { ApiRequest, ApiRoute } from '../router.js'
+import { bad, bodyOf } from '../route-helpers.js'
+import type { ApiRoute } from '../router.js'
 import { isIexecError } from '../../common/errors.js'
 import { isChainError } from '../../chain/index.js'
 import { marketRouteMaker } from './market.js'
@@ -65,16 +66,6 @@ export interface WalletSendView {
 // ETH and RLC amounts beyond this are typos, not transfers
 const MAX_SEND = 10n ** 30n
 const MAX_U64 = (1n << 64n) - 1n
-
-function bad (field: string, why: string): HttpError {
-  return new HttpError(400, 'API_BAD_REQUEST', `${field} ${why}`, { field })
-}
-
-function body (req: ApiRequest): Record<string, unknown> {
-  const b = req.body
-  if (typeof b !== 'object' || b === null || Array.isArray(b)) throw bad('body', 'must be a JSON object')
-  return b as Record<string, unknown>
-}
 
 function amount (v: unknown, field: string, max: bigint): bigint {
   if (typeof v !== 'string' || !/^[1-9][0-9]{0,30}$/.test(v)) throw bad(field, 'must be a positive decimal string')
@@ -139,7 +130,7 @@ export function walletRoutes (getMarket: () => MarketService | undefined): ApiRo
     route('GET', '/v1/account', async (m) => await accountView(m)),
 
     route('POST', '/v1/wallet/send', async (m, req): Promise<WalletSendView> => {
-      const b = body(req)
+      const b = bodyOf(req)
       if (b.asset !== 'eth' && b.asset !== 'rlc') throw bad('asset', 'must be eth or rlc')
       if (typeof b.to !== 'string' || !isAddress(b.to)) throw bad('to', 'must be an address')
       const to = getAddress(b.to)
@@ -161,7 +152,7 @@ export function walletRoutes (getMarket: () => MarketService | undefined): ApiRo
     }),
 
     route('POST', '/v1/stake/withdraw', async (m, req): Promise<StakeWithdrawView> => {
-      const n = amount(body(req).amount, 'amount', MAX_U64)
+      const n = amount(bodyOf(req).amount, 'amount', MAX_U64)
       // a new request moves the unlock time of everything pending: return
       // what has already unlocked first, so it does not wait a second time
       let unstaked = 0n

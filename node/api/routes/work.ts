@@ -23,6 +23,7 @@
  */
 import { join } from 'node:path'
 import { HttpError } from '../errors.js'
+import { bad, bodyOf } from '../route-helpers.js'
 import type { ApiRequest, ApiRoute, HttpMethod } from '../router.js'
 import { Repository, jsonCodec } from '../../db/index.js'
 import type { DbController } from '../../db/index.js'
@@ -95,16 +96,6 @@ function httpError (err: unknown): unknown {
   const status = err instanceof StorageError ? 502 : STATUS_OF[err.code]
   if (status === undefined) return err
   return new HttpError(status, err.code, err.message, err.details)
-}
-
-function bad (field: string, why: string): HttpError {
-  return new HttpError(400, 'API_BAD_REQUEST', `${field} ${why}`, { field })
-}
-
-function bodyOf (req: ApiRequest): Record<string, unknown> {
-  const b = req.body
-  if (typeof b !== 'object' || b === null || Array.isArray(b)) throw bad('body', 'must be a JSON object')
-  return b as Record<string, unknown>
 }
 
 function paramValue (v: unknown): WorkParamValue {

@@ -29,6 +29,19 @@ async function refused (p: Promise<unknown>, code: GossipValidationCode, action:
   })
 }
 
+const CURVE_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
+
+/** The malleable twin (r, n - s, the other v) of a signature: the hub refuses it. */
+function highS (sign: string): string {
+  const s = CURVE_N - BigInt('0x' + sign.slice(66, 130))
+  return sign.slice(0, 66) + s.toString(16).padStart(64, '0') + (sign.slice(-2) === '1b' ? '1c' : '1b')
+}
+
+/** The same signature with v as 0 or 1: ethers takes it, the hub does not. */
+function vAsRecoveryId (sign: string): string {
+  return sign.slice(0, -2) + (parseInt(sign.slice(-2), 16) - 27).toString(16).padStart(2, '0')
+}
+
 /** Rewrites one JSON field of an encoded message (for tampering tests). */
 function tamper (bytes: Uint8Array, edit: (o: Record<string, unknown>) => void): Uint8Array {
   const o = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, unknown>
@@ -235,6 +248,23 @@ describe('market: gossip validation', function () {
       assert.equal(v.orderHash, h)
       assert.equal(v.signer, appOwner.address)
       await refused(validateCancelGossip(good, ctx), 'GOSSIP_DUPLICATE', 'IGNORE')
+    })
+
+    it('refuses a high-s or malformed cancel signature as it refuses an order\'s (REJECT)', async () => {
+      const order = appOrder()
+      const h = hashOrder(domain, 'AppOrder', order)
+      const good = await signOrder(appOwner, domain, 'AppOrder', order)
+      const cancelSign = await signCancel(appOwner, domain, h)
+      for (const [what, bad] of Object.entries({ 'high s': highS, 'v as 0 or 1': vAsRecoveryId })) {
+        const orderBytes = tamper(await signedAppOrderBytes(order), (o) => { o.sign = bad(good.sign) })
+        await refused(validateAppOrderGossip(orderBytes, chain.context()), 'GOSSIP_BAD_SIGNATURE', 'REJECT')
+        await assert.rejects(validateCancelGossip(cancelBytes({ kind: 'signed', orderKind: 'AppOrder', order, cancelSign: bad(cancelSign) }), chain.context()), (err: unknown) => {
+          assert.ok(err instanceof GossipValidationError, `${what}: ${String(err)}`)
+          assert.equal(err.code, 'GOSSIP_CANCEL_BAD_SIGNATURE', what)
+          assert.equal(err.action, 'REJECT', what)
+          return true
+        })
+      }
     })
 
     it('refuses a cancel signed for another hub', async () => {

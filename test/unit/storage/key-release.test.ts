@@ -139,6 +139,17 @@ describe('storage: key release decision', () => {
     await refusedWith(foreign, 'BAD_SIGNATURE')
   })
 
+  it('a high-s or malformed signature is refused BAD_SIGNATURE (the strict recovery orders go through)', async () => {
+    const good = await req(workerA, datasetA, taskA, { auth: await auth(workerA, taskA) })
+    const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
+    const sig = good.signature
+    const highS = sig.slice(0, 66) + (N - BigInt('0x' + sig.slice(66, 130))).toString(16).padStart(64, '0') + (sig.slice(-2) === '1b' ? '1c' : '1b')
+    const vAsRecoveryId = sig.slice(0, -2) + (parseInt(sig.slice(-2), 16) - 27).toString(16).padStart(2, '0')
+    await refusedWith({ ...good, signature: highS }, 'BAD_SIGNATURE')
+    await refusedWith({ ...good, signature: vAsRecoveryId }, 'BAD_SIGNATURE')
+    await refusedWith({ ...good, signature: sig.slice(0, -2) }, 'BAD_SIGNATURE')
+  })
+
   it('an old or future timestamp is refused STALE_REQUEST', async () => {
     await refusedWith(await req(workerA, datasetA, taskA, { auth: await auth(workerA, taskA), nowMs: nowMs - 10 * 60_000 }), 'STALE_REQUEST')
     await refusedWith(await req(workerA, datasetA, taskA, { auth: await auth(workerA, taskA), nowMs: nowMs + 10 * 60_000 }), 'STALE_REQUEST')
