@@ -1,4 +1,4 @@
-import type { DealInfo } from './deal.js'
+import type { DealInfo } from '../chain/deal.js'
 
 /** One worker's copy of a task, as the scheduler tracks it. */
 export interface Replica {

@@ -1,7 +1,7 @@
 import { MAX_REPORT_TASKS } from '../../protocols/execution.js'
 import type { ExecMessage, TaskProgress, TaskReport } from '../../protocols/execution.js'
 import type { FailureReport, FailureReportFields } from '../../protocols/failure-report.js'
-import { isIexecError } from '../errors.js'
+import { isIexecError } from '../common/errors.js'
 import type { TaskRecords, WorkerTaskRecord } from './duties-book.js'
 
 /** A failed task's reason as a wire code: the executor's status for a run that did not complete, else the error's code. */

@@ -1,7 +1,7 @@
 // Shared fixtures of the scheduler's unit tests: deals, records and the
 // small fakes of the narrow interfaces each part takes.
 import { taskId } from '../../../protocols/eip712.js'
-import type { DealInfo } from '../../../node/scheduler/deal.js'
+import type { DealInfo } from '../../../node/chain/deal.js'
 import type { KnownDeal, ScheduledTask, Replica } from '../../../node/scheduler/records.js'
 import type { DealState, TaskState } from '../../../node/scheduler/hub-view.js'
 
