@@ -68,6 +68,9 @@ export class Execution implements Startable {
   /** dials the peers that hold an app or a result before it is fetched */
   readonly holders: HolderDialer
   private readonly started = new Lifecycle()
+  /** the keys of the datasets this node owns, and its signed orders of them */
+  private readonly keyStore: FileKeyStore
+  private readonly datasetStore: DatasetStore
 
   constructor (private readonly init: ExecutionInit) {
     const { config, network, db, chain, market, wallet, logs } = init
@@ -99,7 +102,8 @@ export class Execution implements Startable {
     })
     // datasets: this node serves the keys of the datasets it owns, is findable by its address, and
     // as a worker keeps what it fetched for a while (storage/dataset-owner.ts, retention.ts)
-    const datasetStore = new DatasetStore(db)
+    const datasetStore = this.datasetStore = new DatasetStore(db)
+    this.keyStore = new FileKeyStore(dataDirPaths(init.dataDir).datasetKeys)
     this.announcer = new DatasetOwnerAnnouncer({
       network,
       swarmId: config.swarmId,
@@ -130,7 +134,7 @@ export class Execution implements Startable {
     const workerLog = logs.logger('worker').info
     const keys = new DatasetKeyResolver({
       hub,
-      keyStore: new FileKeyStore(dataDirPaths(init.dataDir).datasetKeys),
+      keyStore: this.keyStore,
       network,
       swarmId: config.swarmId,
       wallet,
@@ -169,9 +173,8 @@ export class Execution implements Startable {
 
   /** Registers the protocols and starts every part; on a failure, stops what started and throws. */
   async start (): Promise<void> {
-    const { network, market, chain, config, logs, db } = this.init
+    const { network, market, chain, config, logs } = this.init
     const hub = chain.hub as NonNullable<ChainClient['hub']>
-    const datasetStore = new DatasetStore(db)
     const keyLog = logs.logger('key-release')
     // no key leaves this node once it stops
     const unhandle = (protocol: string) => async () => { if (network.started) await network.unhandle(protocol) }
@@ -183,9 +186,9 @@ export class Execution implements Startable {
           now: Date.now,
           seenNonces: new MemoryNonceRegistry(),
           chain: createHubKeyReleaseView(hub, { fromBlock: this.init.fromBlock }),
-          keyStore: new FileKeyStore(dataDirPaths(this.init.dataDir).datasetKeys),
+          keyStore: this.keyStore,
           // every order this node signed for the dataset, cancelled ones included: a deal made before a cancel consumed one
-          datasetOrders: async (dataset) => (await datasetStore.get(dataset))?.orders,
+          datasetOrders: async (dataset) => (await this.datasetStore.get(dataset))?.orders,
           // the decision, never the key
           onDecision: (d) => { keyLog.info(d.refused === undefined ? 'key released' : 'key refused', { ...d }) }
         }))
