@@ -48,7 +48,7 @@ export class ExecChannel {
   /**
    * `onOffence` hears each inbound message that broke the protocol (it did
    * not decode, or its handler refused it with one of EXEC_OFFENCE_CODES),
-   * with the sending peer: node.ts counts it toward that peer's ban, as a
+   * with the sending peer: the node (exec/execution.ts) counts it toward that peer's ban, as a
    * REJECTed gossip message.
    */
   constructor (private readonly network: ExecNetwork, options: Partial<ExecChannelOptions> = {}, private readonly onOffence?: (peer: string, code: string) => void) {

@@ -25,7 +25,7 @@
  * ```
  *
  * In a node, all of the above is wired by {@link MarketService} (node.ts
- * builds it when config.chain has rpc and hub): validators on every topic
+ * builds it through market/create-market.ts when config.chain has rpc and hub): validators on every topic
  * (registered before the network subscribes), accepted orders into the book,
  * hub events (EventFollower, cursor in the level store) dropping consumed and
  * cancelled orders, the late-joiner sync, the provider's bids and declines

@@ -46,7 +46,7 @@ export interface ProviderSettings extends Pick<Resources, 'cpus' | 'memoryMb' | 
   /** tasks this node runs now (the worker's count); a provider with none free declines (NO_CAPACITY) */
   busyTasks?: () => number
   /**
-   * Whether this provider's executor can run an app's module (node.ts:
+   * Whether this provider's executor can run an app's module (worker/app-checks.ts:
    * fetched once per app, checked against its registered checksum and by
    * checkWasiModule): a problem to decline with, or undefined when it can
    * or cannot tell (the module unreachable now: the worker fetches it again
