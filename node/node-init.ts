@@ -5,7 +5,7 @@ import { resourceDhtRules } from './network/index.js'
 import type { AdvertisedResources, NetworkOptions } from './network/index.js'
 import { marketScoring } from './market/index.js'
 import { swarmTopics } from '../protocols/topics.js'
-import { packageVersion } from './version.js'
+import { packageVersion } from './common/version.js'
 import type { BidStrategy, MarketServiceOptions } from './market/index.js'
 
 /** What an embedder (the CLI's start, tests, benchmarks) gives IexecNode.create. */

@@ -4,7 +4,7 @@ import type { HubDomain } from '../../protocols/eip712.js'
 import type { ContentHelia } from './content.js'
 import { ciphertextHeader, fetchKeyFromOwner, ownerCandidates } from './dataset-owner.js'
 import type { OwnerNetwork } from './dataset-owner.js'
-import { IexecError } from '../errors.js'
+import { IexecError } from '../common/errors.js'
 import { fetchDatasetKey } from './key-release.js'
 import type { KeyStore } from './key-store.js'
 

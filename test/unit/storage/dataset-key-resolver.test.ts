@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { DatasetKeyResolver } from '../../../node/storage/dataset-key-resolver.js'
 import type { DatasetKeyResolverInit } from '../../../node/storage/dataset-key-resolver.js'
 import { DatasetKey, MemoryKeyStore } from '../../../node/storage/key-store.js'
-import { isIexecError } from '../../../node/errors.js'
+import { isIexecError } from '../../../node/common/errors.js'
 
 const SELF = '0x00000000000000000000000000000000000000Aa'
 const DATASET = '0x00000000000000000000000000000000000000d5'
