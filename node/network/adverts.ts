@@ -8,6 +8,7 @@ import {
 import type { EthMessageSigner, ResourceRecord } from '../../protocols/resource-record.js'
 import type { Resources } from '../../protocols/resources.js'
 import { isIexecError } from '../common/errors.js'
+import { categoryShardCid, categoryShardOf, CATEGORY_SHARDS, walkCategoryProviders } from './category-shards.js'
 import type { Network } from './network.js'
 import { silentLogger } from './options.js'
 import type { NetworkLogger } from './options.js'
@@ -18,8 +19,12 @@ export interface AdvertisedResources extends Resources {
   version: string
 }
 
+/** What adverts use of the network. */
+export type AdvertsNetwork = Pick<Network, 'peerId' | 'kBucketSize' | 'dhtPut' | 'dhtGet' | 'provide' | 'findProviders' |
+'dhtPeerCount' | 'connectionCount' | 'waitForDhtPeers' | 'bootstrapSettled'>
+
 export interface AdvertsOptions {
-  network: Network
+  network: AdvertsNetwork
   swarmId: string
   privateKey: PrivateKey
   wallet: EthMessageSigner
@@ -47,6 +52,9 @@ export const ADVERT_DEFAULTS = {
   publishTimeoutMs: 30_000,
   // more than a requester can use in one bidding round
   maxProviders: 200,
+  // share of a lookup's remaining budget the shard walks may use (see
+  // findResources): the record gets keep at least the rest
+  shardWalkShare: 0.5,
   // after bootstrap, wait this long for a first DHT peer before publishing
   // (a put or provide with an empty routing table stays local)
   firstPeerWaitMs: 10_000,
@@ -225,8 +233,8 @@ export class ResourceAdverts {
     }
     const bytes = await signResourceRecord(record, o.privateKey, o.wallet)
     const signal = AbortSignal.timeout(o.publishTimeoutMs ?? ADVERT_DEFAULTS.publishTimeoutMs)
-    // put and provide each attach a listener per query path to the one signal
-    setMaxListeners(64, signal)
+    // put and the provides each attach a listener per query path to the one signal
+    setMaxListeners(96, signal)
     await o.network.dhtPut(resourceKey(record.peerId), bytes, { signal })
     // the category provide makes this node a provider; the address provide
     // only speeds up findByAddress, so it runs beside it and a failure of it
@@ -234,7 +242,13 @@ export class ResourceAdverts {
     const byAddress = o.network.provide(await nodeAddressCid(o.swarmId, record.address), { signal }).catch((err: unknown) => {
       this.log.info('address provide failed', { error: err instanceof Error ? err.message : String(err) })
     })
-    await o.network.provide(await categoryCid(o.swarmId, record.category), { signal })
+    // the category CID lists at most k providers to a lookup; the shard CID
+    // lists this node to lookups that go past that cap (category-shards.ts)
+    const shard = await categoryShardCid(o.swarmId, record.category, categoryShardOf(record.peerId))
+    await Promise.all([
+      o.network.provide(await categoryCid(o.swarmId, record.category), { signal }),
+      o.network.provide(shard, { signal })
+    ])
     await byAddress
     this.last = record
     this.lastError = undefined
@@ -276,10 +290,14 @@ export class ResourceAdverts {
   /**
    * Providers of a category found through the DHT, verified, fresh, and
    * carrying every requested tag. Unverifiable or stale records are dropped.
+   * The category CID is walked first; only when it lists k providers (the
+   * most one findProviders returns) are its shard CIDs walked too.
    */
   async findResources (query: ResourceQueryOptions): Promise<ResourceRecord[]> {
     const o = this.opts
-    const timeout = AbortSignal.timeout(o.lookupTimeoutMs ?? ADVERT_DEFAULTS.lookupTimeoutMs)
+    const lookupMs = o.lookupTimeoutMs ?? ADVERT_DEFAULTS.lookupTimeoutMs
+    const lookupEnds = Date.now() + lookupMs
+    const timeout = AbortSignal.timeout(lookupMs)
     const signal = query.signal !== undefined ? AbortSignal.any([timeout, query.signal]) : timeout
     const maxProviders = o.maxProviders ?? ADVERT_DEFAULTS.maxProviders
     // one signal bounds the walk and every record get: not a listener leak
@@ -290,20 +308,10 @@ export class ResourceAdverts {
       // would ask nobody and wrongly answer "no providers"
       await o.network.waitForDhtPeers(1, ADVERT_DEFAULTS.firstPeerWaitMs, signal)
     }
-    const providers: string[] = []
-    try {
-      for await (const p of o.network.findProviders(cid, { signal })) {
-        providers.push(p.peerId)
-        if (providers.length >= maxProviders) break
-      }
-    } catch (err) {
-      // a timed-out walk still returns what it found so far
-      if (!signal.aborted) throw err
-    }
-    const maxAge = o.maxAgeMs ?? Math.max(ADVERT_DEFAULTS.minMaxAgeMs, ADVERT_DEFAULTS.maxAgeFactor * o.intervalMs)
-    const now = this.now()
-    const wanted = query.tags ?? []
-    const records = await Promise.all(providers.map(async (peerId) => {
+    // each record get starts as soon as its provider is found, so the gets
+    // of the category walk's providers run while the shard walks go on
+    const gets: Array<Promise<ResourceRecord | undefined>> = []
+    const getRecord = async (peerId: string): Promise<ResourceRecord | undefined> => {
       try {
         const bytes = await o.network.dhtGet(resourceKey(peerId), { signal })
         return await verifyResourceRecord(bytes, peerId)
@@ -311,7 +319,28 @@ export class ResourceAdverts {
         this.log.info('provider record unusable', { peerId, code: isIexecError(err) ? err.code : 'ERROR' })
         return undefined
       }
-    }))
+    }
+    const walk = await walkCategoryProviders({
+      findProviders: (c, opts) => o.network.findProviders(c, opts),
+      main: cid,
+      shards: await Promise.all(Array.from({ length: CATEGORY_SHARDS }, async (_, s) => await categoryShardCid(o.swarmId, query.category, s))),
+      cap: o.network.kBucketSize,
+      maxProviders,
+      signal,
+      // One budget bounds the walks and the gets. A shard walk that finds
+      // fewer than k providers runs to the end of its DHT query, the slowest
+      // part of a lookup on a large or slow DHT; bounded to a share of the
+      // time left, it cannot leave the gets of the providers it found (and
+      // of the category walk's) without time to answer.
+      shardSignal: () => AbortSignal.timeout(Math.max(0, Math.floor((lookupEnds - Date.now()) * ADVERT_DEFAULTS.shardWalkShare))),
+      onProvider: (peerId) => { gets.push(getRecord(peerId)) },
+      onShardError: (err) => { this.log.info('category shard walk failed', { error: err instanceof Error ? err.message : String(err) }) }
+    })
+    if (walk.sharded) this.log.info('category lookup walked its shards', { category: query.category, providers: walk.providers.length })
+    const records = await Promise.all(gets)
+    const maxAge = o.maxAgeMs ?? Math.max(ADVERT_DEFAULTS.minMaxAgeMs, ADVERT_DEFAULTS.maxAgeFactor * o.intervalMs)
+    const now = this.now()
+    const wanted = query.tags ?? []
     return records.filter((r): r is ResourceRecord => r !== undefined &&
       r.category === query.category &&
       now - r.timestamp <= maxAge &&

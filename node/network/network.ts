@@ -128,6 +128,8 @@ export interface Network {
   readonly traffic: TrafficMetrics | undefined
   /** Helia (blockstore, bitswap) for the storage module; valid after start() */
   readonly helia: NetworkHelia
+  /** kad-dht k: one findProviders walk stops after finding this many providers */
+  readonly kBucketSize: number
   readonly started: boolean
   start: () => Promise<void>
   stop: () => Promise<void>
@@ -359,6 +361,7 @@ class Libp2pNetwork implements Network {
   readonly peerId: string
   readonly swarmId: string
   readonly traffic: TrafficMetrics | undefined
+  readonly kBucketSize: number
   private heliaNode?: NetworkHelia
   private blockstore?: LevelBlockstore
   private datastore?: PeerCachingDatastore
@@ -393,6 +396,7 @@ class Libp2pNetwork implements Network {
     this.peerId = options.privateKey.publicKey.toString()
     this.swarmId = options.swarmId
     this.traffic = options.traffic
+    this.kBucketSize = options.kBucketSize ?? NETWORK_DEFAULTS.kBucketSize
     this.log = options.logger ?? silentLogger
     this.listenAddrs = parseMultiaddrs(options.listen, 'listen')
     this.bootstrapAddrs = parseMultiaddrs(options.bootstrap, 'bootstrap')
@@ -506,7 +510,7 @@ class Libp2pNetwork implements Network {
             clientMode: false,
             // loopback and LAN addresses are the point of a private swarm
             peerInfoMapper: passthroughMapper,
-            kBucketSize: NETWORK_DEFAULTS.kBucketSize,
+            kBucketSize: this.kBucketSize,
             validators: o.dhtValidators ?? {},
             selectors: o.dhtSelectors ?? {},
             // a single-node swarm must still accept puts and provides

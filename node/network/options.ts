@@ -108,6 +108,11 @@ export interface NetworkOptions {
   maxKnownPeers?: number
   /** how long a stream of a protocol that must not run over a relay waits for a direct connection, ms */
   directWaitMs?: number
+  /**
+   * kad-dht k (NETWORK_DEFAULTS.kBucketSize when absent); tests lower it to
+   * reach findProviders' cap of k providers with a dozen nodes
+   */
+  kBucketSize?: number
 }
 
 export const NAT_DEFAULTS = {
