@@ -16,7 +16,7 @@ import { dealFromEvent } from '../scheduler/deal.js'
 import type { DealInfo } from '../scheduler/deal.js'
 import { MAX_SWEEP_DOCUMENT_BYTES, parseRequestParams, parseSweepDocument } from '../../protocols/market.js'
 import { splitArgs } from '../../protocols/args.js'
-import { isChainError } from '../chain/index.js'
+import { isChainError, queryLogsInRanges } from '../chain/index.js'
 import { isIexecError } from '../errors.js'
 import { memoAsync } from '../memo.js'
 import type { ChainClient, ChainEvent, Hub } from '../chain/index.js'
@@ -544,7 +544,7 @@ export class WorkerDuties {
   }
 
   private async dealCreated (dealid: string): Promise<DealInfo | undefined> {
-    const logs = await this.hub.queryFilter(this.hub.filters.DealCreated(dealid), this.init.fromBlock ?? 0)
+    const logs = await queryLogsInRanges(async (a, b) => await this.hub.queryFilter(this.hub.filters.DealCreated(dealid), a, b), { fromBlock: this.init.fromBlock ?? 0, head: this.init.chain.provider })
     const log = logs[0]
     if (log === undefined) return undefined
     return dealFromEvent({ name: 'DealCreated', args: log.args, transactionHash: log.transactionHash } as unknown as Parameters<typeof dealFromEvent>[0])
