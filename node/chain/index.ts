@@ -12,6 +12,10 @@
  * - `EventFollower`: a contract's logs from a stored cursor, with
  *   confirmations, in bounded ranges, each delivered once in order; polled
  *   over HTTP, driven by `eth_subscribe` (new heads, logs) over WebSocket.
+ * - `HubEvents`: the node's one source of the hub's events (one follower,
+ *   one cursor), with a subscribe typed by event name; `queryLogsInRanges`
+ *   for the hub's history in bounded ranges; `hubEventsOfReceipt` for a
+ *   receipt's hub events.
  * - `startLocalChain` (anvil) and `deployLocalSwarmChain` (hub, RLC, funding,
  *   chain config) for tests and `swarm up`.
  *
@@ -41,6 +45,12 @@ export { TxSender } from './tx-sender.js'
 export type { TxRequest, TxSenderInit, SendOptions, SentTx, SigningWallet, ResendInfo } from './tx-sender.js'
 export { EventFollower } from './event-follower.js'
 export type { ChainEvent, EventFollowerInit, LogSource } from './event-follower.js'
+export { HubEvents, HubEventDispatcher, hubCursorKey } from './hub-events.js'
+export type { HubEventsInit, HubEventOf, HubEventSubscribeOptions, HubEventsLogger } from './hub-events.js'
+export { HubLogDecoder, hubEventsOfReceipt, hubEventsNamed, isHubEvent } from './hub-event-decoder.js'
+export type { HubEvent, HubEventArgs, HubEventName, LogLike } from './hub-event-decoder.js'
+export { queryLogsInRanges, headOf } from './log-ranges.js'
+export type { HeadSource, LogRangesOptions } from './log-ranges.js'
 export { JsonFileCursorStore, MemoryCursorStore } from './cursor-store.js'
 export type { Cursor, CursorStore } from './cursor-store.js'
 export { deployLocalSwarmChain } from './deploy.js'
@@ -54,8 +64,8 @@ export type { ChainErrorCode } from './errors.js'
 export { isTransientRpcError, isWsUrl } from './rpc.js'
 export { WsTransport } from './ws-transport.js'
 export type { RpcSubscriber, Subscription, SubscriptionHandlers } from './ws-transport.js'
-export { defaultRpcOptions, defaultTxSenderOptions, defaultEventFollowerOptions } from './options.js'
-export type { RpcOptions, TxSenderOptions, EventFollowerOptions } from './options.js'
+export { defaultRpcOptions, defaultTxSenderOptions, defaultEventFollowerOptions, defaultHubEventsOptions } from './options.js'
+export type { RpcOptions, TxSenderOptions, EventFollowerOptions, HubEventsOptions } from './options.js'
 export { hubInterface, rlcInterface } from '../../contracts-abi/index.js'
 export type { Hub, RLC } from '../../contracts-abi/index.js'
 export { chainProfile, DEV_CHAIN_IDS } from './profile.js'

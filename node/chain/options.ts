@@ -124,3 +124,21 @@ export const defaultEventFollowerOptions: EventFollowerOptions = {
   handlerAttempts: 5,
   fromBlock: 0
 }
+
+/** How the node follows its hub (HubEvents): the follower's pace and depth, set per chain by node/chain/profile.ts. */
+export interface HubEventsOptions {
+  /** blocks on top of a block before the hub's events of it are delivered */
+  confirmations: number
+  /** how often the follower polls when caught up (and no subscription pushes), ms */
+  pollIntervalMs: number
+  /** largest `eth_getLogs` range of the follower */
+  maxBlockRange: number
+}
+
+export const defaultHubEventsOptions: HubEventsOptions = {
+  // anvil mines in ~70 ms; 100 ms keeps the node within a block of the chain.
+  // The node sets both from its chain's profile (node/chain/profile.ts)
+  confirmations: defaultEventFollowerOptions.confirmations,
+  pollIntervalMs: defaultEventFollowerOptions.pollIntervalMs,
+  maxBlockRange: defaultEventFollowerOptions.maxBlockRange
+}

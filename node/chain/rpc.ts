@@ -75,18 +75,8 @@ class ResilientProvider extends JsonRpcProvider {
     const calls = Array.isArray(payload) ? payload : [payload]
     if (calls.some((c) => c.method === 'eth_sendRawTransaction')) return await this.post(payload)
     const what = calls.map((c) => c.method).join(',')
-    let last: unknown
-    for (let attempt = 1; attempt <= this.rpcOpts.retryAttempts; attempt++) {
-      if (this.destroyed) break
-      try {
-        return await this.post(payload)
-      } catch (err) {
-        if (!isTransientRpcError(err)) throw err
-        last = err
-        if (attempt < this.rpcOpts.retryAttempts) await sleep(backoffDelay(attempt, this.rpcOpts))
-      }
-    }
-    throw unreachable(this.url, what, this.rpcOpts.retryAttempts, last)
+    // a destroyed provider tries no more: the failure so far is the answer
+    return await withRpcRetry(this.url, what, this.rpcOpts, async () => await this.post(payload), undefined, () => this.destroyed)
   }
 }
 
@@ -168,12 +158,15 @@ export async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
 
 /**
  * Runs `fn`, retrying transient RPC failures with bounded backoff. After the
- * last attempt the failure becomes RPC_UNREACHABLE naming `url`. Any other
- * error (revert, bad input, JSON-RPC error) is thrown at once.
+ * last attempt (or once `stopped` says so) the failure becomes
+ * RPC_UNREACHABLE naming `url`. Any other error (revert, bad input, JSON-RPC
+ * error) is thrown at once. The one retry loop of the module: the provider's
+ * transport and the callers above it all go through here.
  */
-export async function withRpcRetry<T> (url: string, what: string, opts: RpcOptions, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+export async function withRpcRetry<T> (url: string, what: string, opts: RpcOptions, fn: () => Promise<T>, signal?: AbortSignal, stopped?: () => boolean): Promise<T> {
   let last: unknown
   for (let attempt = 1; attempt <= opts.retryAttempts; attempt++) {
+    if (stopped?.() === true) break
     try {
       return await fn()
     } catch (err) {

@@ -11,7 +11,8 @@ import type { BidDecline, BidMessage, RequestParams } from '../../protocols/mark
 import { splitArgs } from '../../protocols/args.js'
 import { createHash } from 'node:crypto'
 import { addBytes, provideContent } from '../storage/content.js'
-import { hubInterface } from '../chain/index.js'
+import { hubEventsNamed } from '../chain/index.js'
+import type { LogLike } from '../chain/index.js'
 import { HUB_RATIOS, TaskStatus } from '../../contracts-abi/index.js'
 import { MarketError } from './errors.js'
 import { BoundedSeenSet } from './lookups.js'
@@ -432,17 +433,9 @@ export class Requester {
     const bids: Array<Signed<Bid>> = pickBids(received, enough, scores).map((b) => ({ ...b.message.order, sign: b.message.sign }))
     const tx = await this.match({ ...appOrder, sign: appEntry.message.sign }, datasetOrder, signed, bids)
     const receipt = tx.receipt
-    const iface = hubInterface()
-    for (const log of receipt.logs) {
-      let parsed
-      try {
-        parsed = iface.parseLog({ topics: [...log.topics], data: log.data })
-      } catch {
-        continue
-      }
-      if (parsed?.name !== 'DealCreated') continue
-      const dealId = String(parsed.args.dealid).toLowerCase()
-      const info = parsed.args.info as { workers: string[], volume: bigint }
+    for (const created of hubEventsNamed(receipt, m.domain.verifyingContract, 'DealCreated')) {
+      const dealId = String(created.args.dealid).toLowerCase()
+      const info = created.args.info
       const tasks: SubmittedTask[] = []
       for (let i = 0n; i < info.volume; i++) {
         tasks.push({ taskId: taskId(dealId, i), status: taskStatusName(await m.hub.taskStatus(dealId, i)) })
@@ -478,7 +471,7 @@ export class Requester {
     return key
   }
 
-  private async match (appOrder: Signed<AppOrder>, datasetOrder: Signed<DatasetOrder>, request: Signed<RequestOrder>, bids: Array<Signed<Bid>>): Promise<{ hash: string, receipt: { logs: ReadonlyArray<{ topics: readonly string[], data: string }> } }> {
+  private async match (appOrder: Signed<AppOrder>, datasetOrder: Signed<DatasetOrder>, request: Signed<RequestOrder>, bids: Array<Signed<Bid>>): Promise<{ hash: string, receipt: { logs: readonly LogLike[] } }> {
     const m = this.market
     const req = await m.hub.matchOrders.populateTransaction(appOrder, datasetOrder, request, bids)
     // the scheduler draw reads prevrandao, which differs between the estimate

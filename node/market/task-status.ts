@@ -8,6 +8,7 @@ import { getAddress } from 'ethers'
 import { ZERO_ADDRESS, taskId as taskIdOf } from '../../protocols/eip712.js'
 import { Repository, jsonCodec } from '../db/index.js'
 import type { DbController } from '../db/index.js'
+import { queryLogsInRanges } from '../chain/index.js'
 import { MarketError } from './errors.js'
 import { taskStatusName, workersForTrust } from './requester.js'
 import type { MarketService } from './service.js'
@@ -177,7 +178,7 @@ const MAX_SCANNED_DEALS = 5_000
  */
 async function locateTask (m: MarketService, requested: RequestedTasks | undefined, id: string): Promise<{ deal: DealCreatedLog, dealId: string, idx: number } | undefined> {
   const hub = m.hub
-  const from = m.init.fromBlock
+  const inRanges = hubLogsFrom(m)
   const mine = await requested?.get(id)
   let dealId: string | undefined = mine?.dealId
   let idx: number | undefined = mine?.idx
@@ -186,13 +187,13 @@ async function locateTask (m: MarketService, requested: RequestedTasks | undefin
     const task = await hub.taskOf(id)
     if (BigInt(task.dealid) !== 0n) {
       dealId = task.dealid.toLowerCase()
-      const init = await hub.queryFilter(hub.filters.TaskInitialized(id), from)
+      const init = await inRanges(async (a, b) => await hub.queryFilter(hub.filters.TaskInitialized(id), a, b))
       idx = init.length > 0 ? Number(init[0].args.idx) : undefined
     }
   }
   const dealLogs = dealId !== undefined
-    ? await hub.queryFilter(hub.filters.DealCreated(dealId), from)
-    : (await hub.queryFilter(hub.filters.DealCreated(), from)).slice(-MAX_SCANNED_DEALS)
+    ? await inRanges(async (a, b) => await hub.queryFilter(hub.filters.DealCreated(dealId), a, b))
+    : (await inRanges(async (a, b) => await hub.queryFilter(hub.filters.DealCreated(), a, b))).slice(-MAX_SCANNED_DEALS)
   for (const log of dealLogs) {
     const volume = Number(log.args.info.volume)
     const d = String(log.args.dealid).toLowerCase()
@@ -206,6 +207,11 @@ async function locateTask (m: MarketService, requested: RequestedTasks | undefin
 
 type DealCreatedLog = TypedEventLog<DealCreatedEvent.Event>
 
+/** The hub's logs from the node's first hub block to the latest, in bounded ranges. */
+function hubLogsFrom (m: MarketService): <T>(read: (fromBlock: number, toBlock: number | 'latest') => Promise<T[]>) => Promise<T[]> {
+  return async (read) => await queryLogsInRanges(read, { fromBlock: m.init.fromBlock, head: m.chain.provider })
+}
+
 /** True when a deal on the hub has this task (`result get` of an unknown task answers TASK_NOT_FOUND, as `task show` does). */
 export async function taskExists (m: MarketService, taskId: string): Promise<boolean> {
   return await locateTask(m, undefined, taskId.toLowerCase()) !== undefined
@@ -217,7 +223,7 @@ export async function taskExists (m: MarketService, taskId: string): Promise<boo
  */
 export async function readTaskStatus (m: MarketService, requested: RequestedTasks, taskId: string, failures?: FailureSource): Promise<TaskStatusView> {
   const hub = m.hub
-  const from = m.init.fromBlock
+  const inRanges = hubLogsFrom(m)
   const id = taskId.toLowerCase()
   const mine = await requested.get(id)
   const found = await locateTask(m, requested, id)
@@ -229,16 +235,16 @@ export async function readTaskStatus (m: MarketService, requested: RequestedTask
   const [task, current] = await Promise.all([reader.taskOf(dealId, idx), hub.dealOf(dealId, { blockTag: 'pending' })])
   const status = task.status
   const [contributed, consensus, revealed, finalized, claimed, reelected] = await Promise.all([
-    hub.queryFilter(hub.filters.TaskContributed(id), from),
-    hub.queryFilter(hub.filters.TaskConsensus(id), from),
-    hub.queryFilter(hub.filters.TaskRevealed(id), from),
-    hub.queryFilter(hub.filters.TaskFinalized(id), from),
-    hub.queryFilter(hub.filters.TaskClaimed(id), from),
-    hub.queryFilter(hub.filters.SchedulerReelected(dealId), from)
+    inRanges(async (a, b) => await hub.queryFilter(hub.filters.TaskContributed(id), a, b)),
+    inRanges(async (a, b) => await hub.queryFilter(hub.filters.TaskConsensus(id), a, b)),
+    inRanges(async (a, b) => await hub.queryFilter(hub.filters.TaskRevealed(id), a, b)),
+    inRanges(async (a, b) => await hub.queryFilter(hub.filters.TaskFinalized(id), a, b)),
+    inRanges(async (a, b) => await hub.queryFilter(hub.filters.TaskClaimed(id), a, b)),
+    inRanges(async (a, b) => await hub.queryFilter(hub.filters.SchedulerReelected(dealId), a, b))
   ])
-  const initialized = await hub.queryFilter(hub.filters.TaskInitialized(id), from)
+  const initialized = await inRanges(async (a, b) => await hub.queryFilter(hub.filters.TaskInitialized(id), a, b))
   const callbackAddress = getAddress(info.callback)
-  const callbackCalls = callbackAddress !== ZERO_ADDRESS ? await hub.queryFilter(hub.filters.CallbackCalled(id), from) : []
+  const callbackCalls = callbackAddress !== ZERO_ADDRESS ? await inRanges(async (a, b) => await hub.queryFilter(hub.filters.CallbackCalled(id), a, b)) : []
 
   // block times: one read per distinct block
   const blockTimes = new Map<number, number>()

@@ -4,7 +4,7 @@
 // DApp's submit) has none yet, so the request's deals are found from the hub:
 // a request's n-th deal id is keccak256(requestHash, volume consumed before it).
 import { getAddress, solidityPackedKeccak256 } from 'ethers'
-import type { Log } from 'ethers'
+import { hubEventsOfReceipt, isHubEvent } from '../chain/index.js'
 import { HttpError } from '../common/http-error.js'
 import { taskId } from '../../protocols/eip712.js'
 import type { MarketService } from './service.js'
@@ -32,7 +32,6 @@ export async function tasksOfTransaction (m: MarketService, txHash: string): Pro
   if (receipt === null) throw new HttpError(404, 'TX_NOT_FOUND', `no mined transaction ${txHash} on this chain (unknown, or still pending)`)
   if (receipt.status !== 1) throw new HttpError(422, 'TX_REVERTED', `transaction ${txHash} reverted: it created nothing`, { blockNumber: receipt.blockNumber })
   const hub = getAddress(await m.hub.getAddress())
-  const iface = m.hub.interface
   const deals: TxTasksView['deals'] = []
   const requests: string[] = []
   const seen = new Set<string>()
@@ -44,12 +43,9 @@ export async function tasksOfTransaction (m: MarketService, txHash: string): Pro
     for (let i = 0; i < volume; i++) taskIds.push(taskId(id, i))
     deals.push({ dealId: id, volume, taskIds })
   }
-  for (const log of receipt.logs as readonly Log[]) {
-    if (getAddress(log.address) !== hub) continue
-    const parsed = (() => { try { return iface.parseLog(log) } catch { return null } })()
-    if (parsed === null) continue
-    if (parsed.name === 'DealCreated') addDeal(String(parsed.args.dealid), Number(parsed.args.info.volume))
-    if (parsed.name === 'RequestOrderPublished') requests.push(String(parsed.args.requestHash).toLowerCase())
+  for (const e of hubEventsOfReceipt(receipt, hub)) {
+    if (isHubEvent(e, 'DealCreated')) addDeal(String(e.args.dealid), Number(e.args.info.volume))
+    if (isHubEvent(e, 'RequestOrderPublished')) requests.push(String(e.args.requestHash).toLowerCase())
   }
   for (const requestHash of requests) {
     let consumed = 0n

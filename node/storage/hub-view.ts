@@ -6,6 +6,7 @@
  * not the assets nor the tag. They never change, so they are cached.
  */
 import type { Hub } from '../../contracts-abi/index.js'
+import { headOf, queryLogsInRanges } from '../chain/log-ranges.js'
 import type { DealView, KeyReleaseChainView } from './key-release.js'
 import { BoundedCache } from '../common/bounded-cache.js'
 
@@ -19,17 +20,20 @@ export interface HubKeyReleaseViewOptions {
   fromBlock?: number
   /** deals whose dataset is cached */
   cacheSize?: number
+  /** largest eth_getLogs range; the chain options' by default */
+  maxBlockRange?: number
 }
 
 /** A `KeyReleaseChainView` reading the hub. */
-export function createHubKeyReleaseView (hub: Pick<Hub, 'dealOf' | 'isDealWorker' | 'contributionOf' | 'queryFilter' | 'filters'>, options: HubKeyReleaseViewOptions = {}): KeyReleaseChainView {
+export function createHubKeyReleaseView (hub: Pick<Hub, 'dealOf' | 'isDealWorker' | 'contributionOf' | 'queryFilter' | 'filters' | 'runner'>, options: HubKeyReleaseViewOptions = {}): KeyReleaseChainView {
   type Created = Pick<DealView, 'dataset' | 'app' | 'requester' | 'tag'>
   const created = new BoundedCache<string, Created>(options.cacheSize ?? 10_000)
 
   async function dealCreated (dealid: string): Promise<Created | undefined> {
     const cached = created.get(dealid)
     if (cached !== undefined) return cached
-    const logs = await hub.queryFilter(hub.filters.DealCreated(dealid), options.fromBlock ?? 0)
+    const logs = await queryLogsInRanges(async (a, b) => await hub.queryFilter(hub.filters.DealCreated(dealid), a, b),
+      { fromBlock: options.fromBlock ?? 0, head: headOf(hub.runner), ...(options.maxBlockRange !== undefined ? { maxRange: options.maxBlockRange } : {}) })
     const args = logs[0]?.args
     const info = args?.info
     if (info === undefined) return undefined

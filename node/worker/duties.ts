@@ -8,6 +8,7 @@ import type { AssignMessage, ExecMessage, FinalizedMessage, UploadRequestMessage
 import { failureReportContext, signFailureReport } from '../../protocols/failure-report.js'
 import type { FailureReport } from '../../protocols/failure-report.js'
 import type { ChainClient, ChainEvent, Hub } from '../chain/index.js'
+import { queryLogsInRanges } from '../chain/index.js'
 import { KeySetRepository, jsonCodec } from '../db/index.js'
 import type { DbController } from '../db/index.js'
 import { dealFromEvent } from '../chain/deal.js'
@@ -265,7 +266,7 @@ export class WorkerDuties {
 
   /** The deal's DealCreated log, when the node did not learn it from the scheduler service. */
   private async dealCreated (dealid: string): Promise<DealInfo | undefined> {
-    const logs = await this.hub.queryFilter(this.hub.filters.DealCreated(dealid), this.init.fromBlock ?? 0)
+    const logs = await queryLogsInRanges(async (a, b) => await this.hub.queryFilter(this.hub.filters.DealCreated(dealid), a, b), { fromBlock: this.init.fromBlock ?? 0, head: this.init.chain.provider })
     const log = logs[0]
     if (log === undefined) return undefined
     return dealFromEvent({ name: 'DealCreated', args: log.args, transactionHash: log.transactionHash } as unknown as Parameters<typeof dealFromEvent>[0])

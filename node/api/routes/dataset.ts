@@ -26,6 +26,7 @@ import { mkdir, rm, stat } from 'node:fs/promises'
 import { basename, isAbsolute, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { getAddress, isAddress } from 'ethers'
+import { hubEventsNamed } from '../../chain/index.js'
 import type { CID } from 'multiformats/cid'
 import { HttpError } from '../errors.js'
 import { bad, bodyOf } from '../route-helpers.js'
@@ -296,10 +297,7 @@ export function datasetRoutes (deps: DatasetRoutesDeps): ApiRoute[] {
       phase('registering')
       const tx = await m.chain.sender.send(m.hub.registerDataset.populateTransaction(name, cid.toString(), checksum))
       let address: string | undefined
-      for (const log of tx.receipt.logs) {
-        const parsed = m.hub.interface.parseLog({ topics: [...log.topics], data: log.data })
-        if (parsed?.name === 'DatasetRegistered') address = getAddress(String(parsed.args.dataset))
-      }
+      for (const e of hubEventsNamed(tx.receipt, m.domain.verifyingContract, 'DatasetRegistered')) address = getAddress(e.args.dataset)
       if (address === undefined) throw new HttpError(502, 'DATASET_NOT_FOUND', `registerDataset ${tx.hash} emitted no DatasetRegistered`)
       const record: DatasetRecord = {
         address, name, cid: cid.toString(), checksum, encrypted: encrypt, price: price.toString(), bytes: plaintextBytes, kind, createdAt: Date.now(), orders: [], policy

@@ -9,7 +9,7 @@ import { HttpError } from '../errors.js'
 import { bad, bodyOf } from '../route-helpers.js'
 import type { ApiRequest, ApiRoute } from '../router.js'
 import { isIexecError } from '../../common/errors.js'
-import { isChainError } from '../../chain/index.js'
+import { hubEventsNamed, isChainError, queryLogsInRanges } from '../../chain/index.js'
 import { ZERO_ADDRESS, signOrder, taskId } from '../../../protocols/eip712.js'
 import type { AppOrder, Bid, DatasetOrder, OrderKind, RequestOrder } from '../../../protocols/eip712.js'
 import { KIND_OF_TYPE, orderMessage, saltWithExpiry } from '../../../protocols/market.js'
@@ -157,10 +157,7 @@ export async function offerApp (m: MarketService, app: { name: string, cid: stri
   let address = (await m.appsNamed(name, m.address)).find((a) => a.cid === cid && a.checksum.toLowerCase() === checksum)?.app
   if (address === undefined) {
     const tx = await m.chain.sender.send(m.hub.registerApp.populateTransaction(name, cid, checksum))
-    for (const log of tx.receipt.logs) {
-      const parsed = m.hub.interface.parseLog({ topics: [...log.topics], data: log.data })
-      if (parsed?.name === 'AppRegistered') address = getAddress(String(parsed.args.app))
-    }
+    for (const e of hubEventsNamed(tx.receipt, m.domain.verifyingContract, 'AppRegistered')) address = getAddress(e.args.app)
     if (address === undefined) throw new HttpError(502, 'APP_NOT_FOUND', `registerApp ${tx.hash} emitted no AppRegistered`)
     await m.rememberApp({ app: address, owner: m.address, name, cid, checksum })
   }
@@ -315,7 +312,7 @@ export function marketRoutes (getMarket: () => MarketService | undefined, deps: 
     route('GET', '/v1/deals/:dealId', async (m, req) => {
       const dealId = req.params.dealId
       if (!isHexString(dealId, 32)) throw bad('dealId', 'must be a 32-byte 0x hex string')
-      const logs = await m.hub.queryFilter(m.hub.filters.DealCreated(dealId), m.init.fromBlock)
+      const logs = await queryLogsInRanges(async (a, b) => await m.hub.queryFilter(m.hub.filters.DealCreated(dealId), a, b), { fromBlock: m.init.fromBlock, head: m.chain.provider })
       const log = logs[0]
       if (log === undefined) throw new HttpError(404, 'DEAL_NOT_FOUND', `no deal ${dealId} on the hub`)
       const deal = await m.hub.dealOf(dealId, { blockTag: 'pending' })

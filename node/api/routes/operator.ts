@@ -13,7 +13,7 @@ import { HttpError } from '../errors.js'
 import { bad, bodyOf } from '../route-helpers.js'
 import type { ApiRoute } from '../router.js'
 import { isIexecError } from '../../common/errors.js'
-import { isChainError } from '../../chain/index.js'
+import { hubEventsNamed, isChainError, queryLogsInRanges } from '../../chain/index.js'
 import { hubInterface } from '../../chain/index.js'
 import { taskId as taskIdOf } from '../../../protocols/eip712.js'
 import { marketRouteMaker } from './market.js'
@@ -103,8 +103,6 @@ export interface ClaimView {
   truncated?: boolean
 }
 
-/** Block range of one log query: small enough for public RPCs' bounds, large enough for a dev chain in a few calls. */
-const LOG_RANGE = 10_000
 /** A deal list reads at most this many DealCreated events before it filters (a bound on one request's work). */
 const MAX_SCANNED_DEALS = 5_000
 /** Tasks of a deal one `deal claim` reads at most. */
@@ -217,27 +215,23 @@ interface DealLog {
 }
 
 /**
- * DealCreated events, newest first, in ranges of LOG_RANGE blocks from the
- * latest block down to the node's first hub block; stops once `enough` says
- * so or MAX_SCANNED_DEALS were read. `requester` narrows the query (an
- * indexed topic).
+ * DealCreated events, newest first, in bounded ranges (queryLogsInRanges)
+ * from the latest block down to the node's first hub block; stops once
+ * `enough` says so or MAX_SCANNED_DEALS were read. `requester` narrows the
+ * query (an indexed topic).
  */
 async function dealLogs (m: MarketService, requester: string | undefined, enough: (logs: DealLog[]) => boolean): Promise<{ logs: DealLog[], complete: boolean }> {
-  const hub = m.hub
   const iface = hubInterface()
-  const address = await hub.getAddress()
-  const floor = m.init.fromBlock
-  const latest = await m.chain.provider.getBlockNumber()
+  const address = m.domain.verifyingContract
   const topics = iface.encodeFilterTopics('DealCreated', [null, null, requester ?? null])
-  const logs: DealLog[] = []
-  for (let to = latest; to >= floor; to -= LOG_RANGE) {
-    const from = Math.max(floor, to - LOG_RANGE + 1)
-    const raw = await m.chain.provider.getLogs({ address, topics, fromBlock: from, toBlock: to })
-    for (const l of raw.reverse()) {
+  let stopped = false
+  const logs = await queryLogsInRanges(async (from, to) => {
+    const out: DealLog[] = []
+    for (const l of await m.chain.provider.getLogs({ address, topics, fromBlock: from, toBlock: to })) {
       const p = iface.parseLog(l)
       if (p === null) continue
       const info = p.args.info
-      logs.push({
+      out.push({
         dealId: String(p.args.dealid).toLowerCase(),
         requester: String(p.args.requester),
         app: String(info.app),
@@ -252,11 +246,15 @@ async function dealLogs (m: MarketService, requester: string | undefined, enough
         blockNumber: l.blockNumber,
         txHash: l.transactionHash
       })
-      if (logs.length >= MAX_SCANNED_DEALS) return { logs, complete: false }
     }
-    if (enough(logs)) return { logs, complete: false }
-  }
-  return { logs, complete: true }
+    return out
+  }, {
+    fromBlock: m.init.fromBlock,
+    head: m.chain.provider,
+    newestFirst: true,
+    enough: (found) => (stopped = found.length >= MAX_SCANNED_DEALS || enough(found))
+  })
+  return { logs: logs.slice(0, MAX_SCANNED_DEALS), complete: !stopped }
 }
 
 async function dealEntries (m: MarketService, role: ListRole, limit: number): Promise<{ items: DealListEntry[], truncated: boolean }> {
@@ -316,9 +314,8 @@ export function operatorRoutes (getMarket: () => MarketService | undefined): Api
       const spec = categorySpec(bodyOf(req))
       await ownerCheck(m)
       const tx = await m.chain.sender.send(m.hub.createCategory.populateTransaction(spec.name, spec.timeRef, spec.memoryMiB, spec.diskMiB))
-      const iface = hubInterface()
-      const created = tx.receipt.logs.map((l) => { try { return iface.parseLog(l) } catch { return null } }).find((p) => p?.name === 'CategoryCreated')
-      if (created == null) throw new HttpError(502, 'CATEGORY_NOT_CREATED', 'the transaction emitted no CategoryCreated')
+      const created = hubEventsNamed(tx.receipt, m.domain.verifyingContract, 'CategoryCreated')[0]
+      if (created === undefined) throw new HttpError(502, 'CATEGORY_NOT_CREATED', 'the transaction emitted no CategoryCreated')
       return { id: Number(created.args.id), ...spec, txHash: tx.hash }
     }),
 
