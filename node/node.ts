@@ -25,7 +25,7 @@ import { defaultEventFollowerOptions, findFinalizedTask } from './chain/index.js
 import type { ChainClient } from './chain/index.js'
 import type { MarketService } from './market/index.js'
 import { createMarket } from './market/create-market.js'
-import { Execution } from './exec/execution.js'
+import { Execution } from './execution/execution.js'
 import { usableExecutors } from './worker/executors.js'
 import { detectGpus, tagsWithGpus } from './worker/gpu.js'
 import type { GpuInfo } from './worker/gpu.js'

@@ -13,3 +13,8 @@ export class HttpError extends IexecError {
     this.status = status
   }
 }
+
+/** API_BAD_REQUEST (400) naming the field: `${field} ${why}`, details.field. */
+export function bad (field: string, why: string): HttpError {
+  return new HttpError(400, 'API_BAD_REQUEST', `${field} ${why}`, { field })
+}

@@ -1,5 +1,10 @@
 import { appendFileSync } from 'node:fs'
-import type { NetworkLogger } from '../network/options.js'
+
+/** What a component logs through (structurally the network's NetworkLogger). */
+export interface ComponentLogger {
+  info: (msg: string, context?: Record<string, unknown>) => void
+  warn: (msg: string, context?: Record<string, unknown>) => void
+}
 
 /** What the log file needs of the process: told to flush when it exits (tests give a fake). */
 export interface ExitHook {
@@ -32,7 +37,7 @@ export class LogFile {
   constructor (readonly file: string, private readonly exitHook: ExitHook = process, private readonly now: () => Date = () => new Date()) {}
 
   /** A component's logger: each line carries its name. */
-  logger (component: string): NetworkLogger {
+  logger (component: string): ComponentLogger {
     return {
       info: (m, c) => { this.write('info', component, m, c) },
       warn: (m, c) => { this.write('warn', component, m, c) }

@@ -30,7 +30,7 @@ import { HUB_RATIOS } from '../../contracts-abi/index.js'
 import { saltWithExpiry } from '../../protocols/market.js'
 import { isChainError } from '../chain/index.js'
 import type { ChainEvent } from '../chain/index.js'
-import type { MarketService } from './service.js'
+import type { MarketCore } from './market-core.js'
 import { BoundedCache } from '../common/bounded-cache.js'
 
 /** What became of one on-chain request (tests, log). */
@@ -103,7 +103,7 @@ export class OnchainRequests {
   private readonly seen = new Set<string>()
   private readonly gathering = new BoundedCache<string, Gathering>(MAX_GATHERING)
 
-  constructor (private readonly market: MarketService, private readonly log: (msg: string, fields: Record<string, unknown>) => void) {}
+  constructor (private readonly market: MarketCore, private readonly log: (msg: string, fields: Record<string, unknown>) => void) {}
 
   /** A hub event: starts handling a RequestOrderPublished (does not wait for it: the follower goes on). */
   onHubEvent (event: ChainEvent): void {

@@ -14,7 +14,7 @@
  */
 import { getAddress, isAddress } from 'ethers'
 import { HttpError } from '../common/http-error.js'
-import { bad } from '../api/route-helpers.js'
+import { bad } from '../common/http-error.js'
 import { ZERO_ADDRESS } from '../../protocols/eip712.js'
 import { TAG_BITS, encodeTags } from '../../protocols/market.js'
 import type { MarketService } from './service.js'

@@ -32,30 +32,12 @@ import type { BidDecline, BidMessage, BidStreamAck, RequestOrderMessage } from '
 import { HUB_RATIOS } from '../../contracts-abi/index.js'
 import { memoAsync } from '../common/memo.js'
 import { defaultBidStrategy } from './bid-strategy.js'
-import type { BidContext, BidDecision, BidStrategy, CategoryNeeds } from './bid-strategy.js'
+import type { BidContext, BidDecision, CategoryNeeds } from './bid-strategy.js'
 import type { ValidatedOrder } from './validation.js'
-import type { MarketService } from './service.js'
-import type { Resources } from '../../protocols/resources.js'
+import type { MarketCore } from './market-core.js'
 
-/** What the provider offers (from the node's config). */
-export interface ProviderSettings extends Pick<Resources, 'cpus' | 'memoryMb' | 'diskMb' | 'category' | 'tags' | 'executors'> {
-  /** lowest price per task, nRLC (a request offering less is declined) */
-  priceFloor: bigint
-  /** the decision; the default strategy when absent */
-  strategy?: BidStrategy
-  /** tasks this node runs now (the worker's count); a provider with none free declines (NO_CAPACITY) */
-  busyTasks?: () => number
-  /**
-   * Whether this provider's executor can run an app's module (worker/app-checks.ts:
-   * fetched once per app, checked against its registered checksum and by
-   * checkWasiModule): a problem to decline with, or undefined when it can
-   * or cannot tell (the module unreachable now: the worker fetches it again
-   * after the deal).
-   */
-  appProblem?: (app: string) => Promise<string | undefined>
-  /** the executor a registered app needs ('wasi' when absent or unknown) */
-  appExecutorOf?: (app: string) => Promise<string | undefined>
-}
+export type { ProviderSettings } from './market-core.js'
+import type { ProviderSettings } from './market-core.js'
 
 /** How long a decision waits for an app's first check; past it the provider bids and the verdict serves the next requests. Well under a requester's bidding window (a few seconds): a bid later than the window is no bid. */
 const APP_CHECK_WAIT_MS = 1_000
@@ -103,7 +85,7 @@ export class Provider {
   /** what each category needs (a category never changes on the hub): read once per category */
   private readonly needs = new Map<string, Promise<CategoryNeeds | undefined>>()
 
-  constructor (private readonly market: MarketService, readonly settings: ProviderSettings) {}
+  constructor (private readonly market: MarketCore, readonly settings: ProviderSettings) {}
 
   /**
    * Decides on a request and answers its requester: to peer `to.peer` when

@@ -18,7 +18,7 @@ import { MarketError } from './errors.js'
 import { BoundedSeenSet } from './lookups.js'
 import type { OrderbookEntry } from './orderbook.js'
 import type { ValidatedOrder } from './validation.js'
-import type { MarketService } from './service.js'
+import type { MarketCore } from './market-core.js'
 
 /** What `POST /v1/tasks` and `task submit` ask for. */
 export interface SubmitRequestParams {
@@ -172,7 +172,7 @@ export class Requester {
   /** bids since start by `received/OK` or `declined/CODE` (metrics) */
   readonly bidCounts = new Map<string, number>()
 
-  constructor (private readonly market: MarketService) {}
+  constructor (private readonly market: MarketCore) {}
 
   private countBid (key: string): void {
     this.bidCounts.set(key, (this.bidCounts.get(key) ?? 0) + 1)

@@ -13,13 +13,12 @@ import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { TopicValidatorFn } from '@libp2p/gossipsub'
 import { getAddress } from 'ethers'
 import { Repository, jsonCodec } from '../db/index.js'
-import type { DbController } from '../db/index.js'
 import type { Network } from '../network/index.js'
 import { EventFollower, hubInterface } from '../chain/index.js'
 import type { ChainClient, ChainEvent } from '../chain/index.js'
 import { LevelCursorStore } from '../chain/level-cursor-store.js'
 import { hashOrder, hubDomain, ZERO_ADDRESS } from '../../protocols/eip712.js'
-import type { HubDomain, OrderKind, TypedDataSigner } from '../../protocols/eip712.js'
+import type { HubDomain, OrderKind } from '../../protocols/eip712.js'
 import {
   KIND_OF_TYPE, MAX_MESSAGE_BYTES, MARKET_WIRE_VERSION, bidStreamProtocol, decodeBidStreamMessage, encodeBidStreamAck,
   encodeMarketMessage, expiryOfSalt, marketSyncProtocol, signCancel
@@ -30,7 +29,7 @@ import type { TopicName } from '../../protocols/topics.js'
 import {
   GossipValidationStats, PeerRejectTracker, createTopicValidator, runGossipValidation
 } from './gossip-adapter.js'
-import type { GossipAdapterInit, MarketLogger } from './gossip-adapter.js'
+import type { GossipAdapterInit } from './gossip-adapter.js'
 import { BoundedSeenSet, CachedAssetOwners, systemClock } from './lookups.js'
 import { Orderbook, bookFirstOrderState, marketEventFromHubLog } from './orderbook.js'
 import { StakeEvents } from './stake-events.js'
@@ -43,48 +42,10 @@ import type { MarketServiceOptions } from './options.js'
 import { createSyncHandler, syncFromPeer } from './sync.js'
 import { Provider } from './provider.js'
 import { OnchainRequests } from './onchain-requests.js'
-import type { ProviderSettings } from './provider.js'
 import { Requester } from './requester.js'
 
-/** A signer of orders with its address (an ethers Wallet fits). */
-export type OrderSigner = TypedDataSigner & { address: string }
-
-export interface MarketServiceInit {
-  network: Network
-  db: DbController
-  /** a connected client with the hub (and RLC) bindings, bound to the node's wallet */
-  chain: ChainClient
-  signer: OrderSigner
-  swarmId: string
-  /** providers bid on requests; requesters only buy */
-  role: 'provider' | 'requester'
-  provider: ProviderSettings
-  /** first block of the hub's events (its deploy block) when the cursor store is empty */
-  fromBlock: number
-  /**
-   * Forget the stored event cursor at start and read the hub's events again
-   * from `fromBlock` (a damaged cursor; every handler takes an event twice
-   * without harm).
-   */
-  resyncEvents?: boolean
-  options?: Partial<MarketServiceOptions>
-  logger?: MarketLogger & { warn: (msg: string, context?: Record<string, unknown>) => void }
-  /**
-   * The tags a worker's signed resource advert declares (undefined when no
-   * fresh advert of that address is found): a request that requires tags
-   * counts a bid only when its worker advertises them too
-   */
-  advertisedTags?: (worker: string) => Promise<string[] | undefined>
-}
-
-/** An app this node saw registered on the hub (from AppRegistered events). */
-export interface KnownApp {
-  app: string
-  owner: string
-  name: string
-  cid: string
-  checksum: string
-}
+export type { OrderSigner, MarketServiceInit, KnownApp } from './market-core.js'
+import type { MarketCore, MarketServiceInit, KnownApp, OrderSigner } from './market-core.js'
 
 function checkKnownApp (v: unknown): KnownApp {
   const r = v as Partial<KnownApp>
@@ -117,7 +78,7 @@ const MAX_SYNC_PEERS = 10_000
  * await market.stop()
  * ```
  */
-export class MarketService {
+export class MarketService implements MarketCore {
   readonly book: Orderbook
   readonly domain: HubDomain
   readonly stats = new GossipValidationStats()
