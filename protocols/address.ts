@@ -4,8 +4,8 @@
  *
  * Why: ethers' isAddress and getAddress hash the address (keccak256) for its
  * EIP-55 checksum on every call, and every gossiped order names several
- * addresses, decoded again at every node and every orderbook read. In the
- * 50-node market bench that checksumming was 7 % of the main thread. A swarm
+ * addresses, decoded again at every node and every orderbook read: that
+ * checksumming shows in a busy node's profile (README, performance). A swarm
  * names few distinct addresses (its nodes, apps, datasets, the hub), so each
  * is hashed once.
  *

@@ -80,8 +80,8 @@ function typedValue<K extends OrderKind | 'Authorization'> (kind: K, value: Reco
  * EIP-712 hashing, done here rather than by ethers' TypedDataEncoder: the
  * types are fixed (HUB_TYPES), so each struct is one buffer of 32-byte
  * words, typeHash first, hashed once; the domain separator is computed once
- * per domain. TypedDataEncoder rebuilds its encoder for every call (about
- * 0.5 ms a request order here, this 0.15 ms: `npm run bench -- signatures`). A unit test checks both agree on
+ * per domain. TypedDataEncoder rebuilds its encoder for every call, several
+ * times slower (`npm run bench -- signatures`). A unit test checks both agree on
  * every kind, and the contract tests check the hub agrees.
  */
 const TYPE_HASH = Object.fromEntries(Object.keys(HUB_TYPES).map((k) => [k, Buffer.from(id(typeString(k as OrderKind)).slice(2), 'hex')])) as Record<OrderKind | 'Authorization', Buffer>

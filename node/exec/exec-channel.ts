@@ -26,8 +26,8 @@ interface Session {
  *
  * Streams are kept open and reused, one exchange after the other: opening
  * a stream (protocol negotiation, its frames through noise and yamux, the
- * peer store's bookkeeping) cost ~2.6 ms of CPU per message between two
- * nodes, an exchange on an open stream ~0.3 ms. A sender keeps a few idle
+ * peer store's bookkeeping) costs several times the CPU of an exchange on
+ * an open stream. A sender keeps a few idle
  * streams per peer (more are opened when several exchanges run at once)
  * and closes those idle past `idleMs`; the answering side closes a stream
  * idle past twice that. A stream found dead when reused (the remote closed
@@ -48,7 +48,7 @@ export class ExecChannel {
   /**
    * `onOffence` hears each inbound message that broke the protocol (it did
    * not decode, or its handler refused it with one of EXEC_OFFENCE_CODES),
-   * with the sending peer: the node (exec/execution.ts) counts it toward that peer's ban, as a
+   * with the sending peer: the node (execution/execution.ts) counts it toward that peer's ban, as a
    * REJECTed gossip message.
    */
   constructor (private readonly network: ExecNetwork, options: Partial<ExecChannelOptions> = {}, private readonly onOffence?: (peer: string, code: string) => void) {

@@ -10,10 +10,9 @@
  * and a decline is not sent (nobody to send it to).
  *
  * One bid stream per requester, kept open and reused for every answer to
- * it (the requester reads message/ack pairs until the stream ends): opening
- * a stream per answer cost 100-250 ms of the first bid at 20 nodes in one
- * process (libp2p updates its level-backed peer store on every new stream,
- * on both sides). Answers to one requester are serialized on its stream.
+ * it (the requester reads message/ack pairs until the stream ends): a new
+ * stream per answer is slow (libp2p updates its level-backed peer store on
+ * every new stream, on both sides) and delays the first bid. Answers to one requester are serialized on its stream.
  *
  * No RPC round trip before answering: the free stake is cached and re-read
  * when a hub event may have changed it (the service calls

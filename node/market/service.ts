@@ -488,7 +488,7 @@ export class MarketService implements MarketCore {
           if (!ok) code = 'UNKNOWN_REQUEST'
         } else if (this.requester.windowClosed(msg.order.requestHash)) {
           // nothing would be done with it: no signature check for a bid that cannot count
-          // (at 50 nodes, the 48 bids after a trust-1 request's first cost ~0.1 s of CPU)
+          // (a large swarm's late bids would otherwise each cost a signature recovery)
           code = 'BID_TOO_LATE'
         } else {
           const bid = msg
@@ -546,7 +546,7 @@ export class MarketService implements MarketCore {
   /**
    * A hub event a reorg took back: the stake cache is re-read, the book
    * follows the hub again (Orderbook.takeBackHubEvent), and the listeners
-   * (node.ts: the scheduler's and the worker's records) reconcile with it.
+   * (execution/execution.ts: the scheduler's and the worker's records) reconcile with it.
    */
   private async onHubEventRemoved (event: ChainEvent): Promise<void> {
     const ev = marketEventFromHubLog(event)

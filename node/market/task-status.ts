@@ -128,7 +128,7 @@ export interface TaskStatusView {
   failure: TaskFailureSummary | null
 }
 
-/** Asks a task's workers for their failure reports (the node's FailureCollector, exec/execution.ts). */
+/** Asks a task's workers for their failure reports (the node's FailureCollector, execution/execution.ts). */
 export type FailureSource = (taskId: string, workers: readonly string[]) => Promise<{ reports: WorkerFailureView[] }>
 
 /** What the requester's node keeps of a task it asked for. */

@@ -112,12 +112,12 @@ export const DATASET_DEFAULTS: DatasetOptions = {
   // a bag of 200 tasks on one app provided that app 200 times (a DHT walk and
   // 20 ADD_PROVIDER calls each) while one provide record lasts hours
   retentionReprovideMs: 10 * 60_000,
-  // findProviders took 12-19 ms on local nodes (STACK-NOTES); 10 s covers a WAN walk
+  // findProviders answers in milliseconds on local nodes; 10 s covers a WAN walk
   ownerLookupTimeoutMs: 10_000,
   // anyone may provide the owner's CID: a handful of decoys must not hide the owner,
   // a flood of them must not keep a worker dialing for minutes
   maxOwnerCandidates: 8,
-  // DHT provide took 34-113 ms locally; 10 s bounds a slow walk without hanging a publish
+  // a local DHT provide takes well under a second; 10 s bounds a slow walk without hanging a publish
   provideTimeoutMs: 10_000,
   // as apps' orders (market routes): effectively unlimited uses until unpublished
   orderVolume: 1_000_000n

@@ -104,7 +104,7 @@ export class Committer {
       ? encryptResultFolder(output, r.resultEncryptionKey, { taskid: r.taskid })
       : packFolder(output)
     // not provided in the DHT: a provide per task was most of a bag's network traffic; whoever
-    // fetches a result connects to the deal's workers first (node.ts reachResultHolders) and
+    // fetches a result connects to the deal's workers first (network/holders.ts, HolderDialer) and
     // bitswap asks the connected peers
     const text = await this.init.addStream(source, this.init.signal)
     // re-read: a reveal may have moved the record on while the archive was added

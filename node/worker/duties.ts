@@ -55,7 +55,7 @@ export interface WorkerDutiesInit {
   options?: Partial<WorkerDutiesOptions>
   faults?: WorkerFaults
   /**
-   * Gets a dataset's content key from its owner (node.ts: storage's
+   * Gets a dataset's content key from its owner (storage/dataset-key-resolver.ts: storage's
    * `fetchDatasetKey` over a dialer to the owner's peer). Without it,
    * assignments of deals with a dataset are refused.
    */
@@ -69,14 +69,14 @@ export interface WorkerDutiesInit {
    */
   retention?: { prepare: (cids: string[]) => Promise<() => Promise<void>> }
   /**
-   * Connects to the peers that hold an app's module (node.ts: its owner, by
+   * Connects to the peers that hold an app's module (network/holders.ts: its owner, by
    * its advert) before a deal's first task fetches it. Best effort: a
    * failure is logged and the fetch finds providers through the DHT.
    */
   reachAppHolders?: (app: string) => Promise<void>
   /**
    * What the deal's requester signed, as this node already learned it from
-   * the hub's DealCreated event (node.ts: the scheduler service's record of
+   * the hub's DealCreated event (execution/execution.ts: the scheduler service's record of
    * the deal); undefined when not known yet. Tried first; the hub's
    * DealCreated log of the deal, read from `fromBlock`, otherwise.
    */

@@ -165,8 +165,9 @@ describe('worker/native-executor', function () {
     // killed at its time, or ended earlier when its own shell could not fork any more
     assert.ok(r.status === 'TIMEOUT' || (r.status === 'APP_ERROR' && r.exitCode === 2), `${r.status} ${r.message ?? ''}`)
     assert.ok(r.durationMs < 3000 + 10_000)
-    // the bomb did run (bubblewrap's two processes and the shell are 3), and was held at the bound
-    assert.ok(most > 3, `only ${most} processes seen`)
+    // a run that lasted to its time was seen from the host (bubblewrap's two processes and the
+    // shell are 3, the bomb more); one whose shell could not fork at all can end before a sample
+    if (r.status === 'TIMEOUT') assert.ok(most > 3, `only ${most} processes seen`)
     assert.ok(most <= 32 + 2, `${most} processes of the sandbox uids on the host`)
     const sample = await readFile(join(j.outputDir, 'n'), 'utf8').catch(() => undefined)
     if (sample !== undefined) {
