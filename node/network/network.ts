@@ -81,6 +81,9 @@ export interface NetworkPeer {
 }
 
 /** Relayed connections and their upgrades to direct ones (DCUtR), counted since start. */
+/** How long after a relayed connection closed a direct one to its peer still counts as its upgrade. */
+const RELAYED_UPGRADE_GRACE_MS = 10_000
+
 export interface NatStats {
   relayedConnections: number
   /** relayed connections a direct connection to the same peer followed while they were open */
@@ -389,7 +392,7 @@ class Libp2pNetwork implements Network {
   private knownPeersTimer?: NodeJS.Timeout
   private knownPeersSaving?: Promise<void>
   /** open relayed connections: id -> peer, opened at */
-  private readonly relayed = new Map<string, { peer: string, at: number }>()
+  private readonly relayed = new Map<string, { peer: string, at: number, closedAt?: number }>()
   private stats: NatStats = { relayedConnections: 0, directUpgrades: 0, upgradeMs: [] }
 
   constructor (private readonly options: NetworkOptions, private readonly psk: Uint8Array | undefined) {
@@ -590,8 +593,15 @@ class Libp2pNetwork implements Network {
       this.stats.relayedConnections++
       return
     }
-    // the first direct connection to a peer we hold a relayed one to: DCUtR's upgrade
+    // the first direct connection to a peer we hold a relayed one to, or held one to
+    // moments ago (a busy node can see the relayed one close before the direct one's
+    // open event): DCUtR's upgrade
+    const now = Date.now()
     for (const [id, r] of this.relayed) {
+      if (r.closedAt !== undefined && now - r.closedAt > RELAYED_UPGRADE_GRACE_MS) {
+        this.relayed.delete(id)
+        continue
+      }
       if (r.peer !== peer) continue
       this.relayed.delete(id)
       this.stats.directUpgrades++
@@ -602,7 +612,11 @@ class Libp2pNetwork implements Network {
   }
 
   private readonly onConnectionClose = (evt: CustomEvent<import('@libp2p/interface').Connection>): void => {
-    this.relayed.delete(evt.detail.id)
+    const r = this.relayed.get(evt.detail.id)
+    if (r === undefined) return
+    if (r.closedAt === undefined) r.closedAt = Date.now()
+    // bounded: closed entries past the grace go at the next open, and at most a few are kept
+    if (this.relayed.size > 256) this.relayed.delete(this.relayed.keys().next().value as string)
   }
 
   natStats (): NatStats {
