@@ -73,8 +73,9 @@ describe('faults: dishonest, stopped and absent nodes during execution (real nod
   })
 
   it('sandbox probes in real deals (escape, spin, grow) end with their status, the scheduler hears it at once and asks the next worker; the workers go on serving', async () => {
-    // short bounds so the probes end fast: 1.5 s of run time, 64 MiB of memory (wordcount declares 64 MiB)
-    swarm = await ExecSwarm.create(3, {}, { worker: { maxRunMs: 1_500, maxMemoryBytes: 64 << 20 } })
+    // short bounds so the probes end fast: 4 s of run time (an escape must be caught, not timed out, on a
+    // loaded machine where the runner starts slowly), 64 MiB of memory (wordcount declares 64 MiB)
+    swarm = await ExecSwarm.create(3, {}, { worker: { maxRunMs: 4_000, maxMemoryBytes: 64 << 20 } })
     const s = swarm
     const probes: Array<{ app: string, status: string }> = [
       { app: 'escape', status: 'SANDBOX_VIOLATION' },
