@@ -10,7 +10,7 @@ import { isHexString } from 'ethers'
 import { categorySpecProblem } from '../../../contracts-abi/index.js'
 import type { CategorySpec } from '../../../contracts-abi/index.js'
 import { HttpError } from '../errors.js'
-import { bad, bodyOf } from '../route-helpers.js'
+import { bad, bodyOf, chainFailureToHttp, chainTime } from '../route-helpers.js'
 import type { ApiRoute } from '../router.js'
 import { isIexecError } from '../../common/errors.js'
 import { hubEventsNamed, isChainError, queryLogsInRanges } from '../../chain/index.js'
@@ -158,14 +158,7 @@ function mapError (err: unknown): unknown {
     if (err.reason === 'OwnableUnauthorizedAccount') return new HttpError(403, 'NOT_HUB_OWNER', 'only the hub owner may do this')
     return new HttpError(422, err.code, err.message, { ...(err.reason !== undefined ? { reason: err.reason } : {}) })
   }
-  const status: Record<string, number> = { CHAIN_NOT_CONFIGURED: 503, RPC_UNREACHABLE: 502, TX_TIMEOUT: 504, TX_REJECTED: 422 }
-  const s = status[err.code]
-  return s === undefined ? err : new HttpError(s, err.code, err.message, err.details)
-}
-
-async function chainTime (m: MarketService): Promise<number> {
-  const block = await m.chain.provider.getBlock('latest')
-  return block?.timestamp ?? Math.floor(Date.now() / 1000)
+  return chainFailureToHttp(err)
 }
 
 async function ownerCheck (m: MarketService): Promise<void> {

@@ -7,7 +7,7 @@
  */
 import { getAddress, isAddress, ZeroAddress } from 'ethers'
 import { HttpError } from '../errors.js'
-import { bad, bodyOf } from '../route-helpers.js'
+import { bad, bodyOf, chainFailureToHttp, chainTime } from '../route-helpers.js'
 import type { ApiRoute } from '../router.js'
 import { isIexecError } from '../../common/errors.js'
 import { isChainError } from '../../chain/index.js'
@@ -89,14 +89,7 @@ function mapError (err: unknown): unknown {
     }
     return new HttpError(422, err.code, err.message, { ...(err.reason !== undefined ? { reason: err.reason } : {}) })
   }
-  const status: Record<string, number> = { CHAIN_NOT_CONFIGURED: 503, RPC_UNREACHABLE: 502, TX_TIMEOUT: 504, TX_REJECTED: 422 }
-  const s = status[err.code]
-  return s === undefined ? err : new HttpError(s, err.code, err.message, err.details)
-}
-
-async function chainTime (m: MarketService): Promise<number> {
-  const block = await m.chain.provider.getBlock('latest')
-  return block?.timestamp ?? Math.floor(Date.now() / 1000)
+  return chainFailureToHttp(err)
 }
 
 async function accountView (m: MarketService): Promise<AccountView> {
