@@ -22,7 +22,7 @@ import { peerEvents, startExplorerFeed } from './api/explorer/feed.js'
 import { IexecError } from './common/errors.js'
 import { packageVersion } from './common/version.js'
 import { defaultEventFollowerOptions, findFinalizedTask } from './chain/index.js'
-import type { ChainClient } from './chain/index.js'
+import type { ChainClient, HubEvents } from './chain/index.js'
 import type { MarketService } from './market/index.js'
 import { createMarket } from './market/create-market.js'
 import { Execution } from './execution/execution.js'
@@ -41,10 +41,13 @@ export type { IexecNodeInit } from './node-init.js'
 
 /**
  * The whole node on one screen: config -> db -> chain + market (when
- * config.chain has rpc and hub) -> network -> execution -> adverts -> API,
- * started in that order and stopped in reverse (a Lifecycle). The market is
- * built before the network starts so its gossip validators are in place
- * before any topic is subscribed.
+ * config.chain has rpc and hub) -> network -> execution -> the hub's events
+ * -> adverts -> API, started in that order and stopped in reverse (a
+ * Lifecycle). The market is built before the network starts so its gossip
+ * validators are in place before any topic is subscribed. One follower of
+ * the hub (HubEvents) feeds, in this order, the market's book, the explorer,
+ * the scheduler and the worker; it starts once they all subscribed and stops
+ * before any of them.
  *
  * @example
  * ```ts
@@ -66,6 +69,8 @@ export class IexecNode implements ApiBackend {
   readonly events = new NodeEvents()
   /** the market (orderbook, bidding, requests); undefined without chain settings */
   market?: MarketService
+  /** the node's one follower of the hub's events; with a chain */
+  hubEvents?: HubEvents
   /** deal duties: scheduler (when elected) and watchdog, worker, datasets; undefined without chain settings */
   execution?: Execution
   /** the explorer's index of the hub's history; with a chain */
@@ -164,8 +169,8 @@ export class IexecNode implements ApiBackend {
 
   /**
    * Starts db, the market (its validators before the network subscribes),
-   * network, market protocols and hub follower, execution (scheduler,
-   * worker, key release, dataset announcer, block retention), adverts, then
+   * network, market protocols, execution (scheduler, worker, key release,
+   * dataset announcer, block retention), the hub's events, adverts, then
    * the API; writes api.json. On failure, stops what started.
    */
   async start (): Promise<void> {
@@ -176,7 +181,7 @@ export class IexecNode implements ApiBackend {
     try {
       await s.start('db', startable(async () => { await this.db.open() }, async () => { await this.db.close() }))
       // the market's validators must be registered before the network subscribes its topics
-      this.market = (await createMarket({
+      const built = await createMarket({
         ...this.parts(),
         run: this.init,
         ...(this.init.metricsObservers !== false ? { observer: this.metrics.chainObserver } : {}),
@@ -185,25 +190,29 @@ export class IexecNode implements ApiBackend {
         advertisedTags: async (worker) => (await this.adverts.findByAddress(worker))?.tags,
         log: this.logs.logger('market'),
         onChainClient: (client) => { this.chainClient = client; s.add('chain client', { stop: async () => { await client.close() } }) }
-      }))?.market
-      const market = this.market
-      // the explorer's index listens to the market's hub events: wired before the follower starts
-      if (market !== undefined) {
+      })
+      const market = this.market = built?.market
+      const hubEvents = this.hubEvents = built?.hubEvents
+      // the hub's subscribers in delivery order: the market (subscribed as it was built), the explorer, then the execution
+      if (market !== undefined && hubEvents !== undefined) {
         const explorer = this.explorer = new ExplorerStore(this.db)
-        s.add('explorer', { stop: await startExplorerFeed({ events: this.events, store: explorer, market, db: this.db, fromBlock: this.fromBlock, ...(this.init.resyncEvents === true ? { resyncEvents: true } : {}), warn: this.logs.logger('explorer').warn }) })
+        s.add('explorer', { stop: await startExplorerFeed({ events: this.events, store: explorer, market, hubEvents, fromBlock: this.fromBlock, warn: this.logs.logger('explorer').warn }) })
       }
       await s.start('network', this.network)
       const stopPeerEvents = peerEvents(this.events, this.network.helia.libp2p as unknown as Parameters<typeof peerEvents>[1])
       s.add('peer events', { stop: async () => { stopPeerEvents() } })
       if (market !== undefined) await s.start('market', market)
-      // needs the started network (Helia, streams) and the market's hub events
+      // needs the started network (Helia, streams) and the market
       const chain = this.chainClient
-      if (market !== undefined && chain !== undefined) {
+      if (market !== undefined && hubEvents !== undefined && chain !== undefined) {
         const observe = this.init.metricsObservers !== false ? { observeExecutor: (e: Executor) => meteredExecutor(e, this.metrics) } : {}
-        const execution = new Execution({ ...this.parts(), chain, market, ...observe })
+        const execution = new Execution({ ...this.parts(), chain, market, hubEvents, ...observe })
         await s.start('execution', execution)
         this.execution = execution
       }
+      // every subscriber is in (nothing is replayed to a late one); stopped before
+      // them, after the event in hand is handled and its cursor saved
+      if (hubEvents !== undefined) await s.start('hub events', hubEvents)
       await s.start('adverts', startable(() => { this.adverts.start() }, async () => { await this.adverts.stop() }))
       const api = this.api = await startApiServer({
         host: '127.0.0.1',
@@ -247,7 +256,7 @@ export class IexecNode implements ApiBackend {
     this.log.info('node started', { peerId: this.peerId, address: this.address, api: this.api.url, role: this.config.role, ...(this.metricsServer !== undefined ? { metrics: this.metricsServer.url } : {}) })
   }
 
-  /** Stops what started, newest first (API, execution, market, network, chain client, db ...); removes api.json. Idempotent. */
+  /** Stops what started, newest first (API, the hub's events, execution, market, network, chain client, db ...); removes api.json. Idempotent. */
   async stop (): Promise<void> {
     if (this.state === 'stopped') return
     if (this.stopPromise !== undefined) return this.stopPromise

@@ -67,7 +67,7 @@ export function nodeMetricsSources (p: NodeMetricsParts): MetricsSources {
     dbOps: () => p.db.ops,
     followerLag: async () => {
       const m = p.market()
-      const at = m?.follower.position
+      const at = m?.hubEvents.position
       if (m === undefined || at === undefined) return undefined
       // the cursor names the next block to read
       return Math.max(0, await m.chain.provider.getBlockNumber() - (at.blockNumber - 1))

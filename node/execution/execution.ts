@@ -3,7 +3,7 @@ import type { Wallet } from 'ethers'
 import { dataDirPaths } from '../config/index.js'
 import type { NodeConfig } from '../config/index.js'
 import type { DbController } from '../db/index.js'
-import type { ChainClient } from '../chain/index.js'
+import type { ChainClient, HubEvents } from '../chain/index.js'
 import type { LogFile } from '../common/log-file.js'
 import { Lifecycle, startable } from '../common/lifecycle.js'
 import type { Startable } from '../common/lifecycle.js'
@@ -35,6 +35,8 @@ export interface ExecutionInit {
   db: DbController
   chain: ChainClient
   market: MarketService
+  /** the node's follower of the hub: subscribed after the market (the scheduler sees an event after the book applied it) */
+  hubEvents: Pick<HubEvents, 'on'>
   adverts: Pick<ResourceAdverts, 'findByAddress'>
   wallet: Wallet
   peerId: string
@@ -52,8 +54,8 @@ export interface ExecutionInit {
  * scheduler is reelected), the worker duties (runs what a scheduler assigns
  * it) and the exec stream both speak; the owner's side of datasets (key
  * release, owner announcements) and the worker's block retention; failure
- * reports. Fed with the hub's events by the market's follower: one
- * follower, one cursor.
+ * reports. Fed with the hub's events by the node's HubEvents, after the
+ * market: one follower, one cursor.
  */
 export class Execution implements Startable {
   readonly channel: ExecChannel
@@ -173,7 +175,7 @@ export class Execution implements Startable {
 
   /** Registers the protocols and starts every part; on a failure, stops what started and throws. */
   async start (): Promise<void> {
-    const { network, market, chain, config, logs } = this.init
+    const { network, market, chain, config, logs, hubEvents } = this.init
     const hub = chain.hub as NonNullable<ChainClient['hub']>
     const keyLog = logs.logger('key-release')
     // no key leaves this node once it stops
@@ -203,13 +205,14 @@ export class Execution implements Startable {
       await s.start('worker', this.worker)
       await s.start('dataset announcer', startable(() => { this.announcer.start() }, async () => { await this.announcer.stop() }))
       await s.start('block retention', startable(() => { this.retention.start() }, async () => { await this.retention.stop() }))
-      const stopEvents = market.onHubEventListener(async (event) => { await this.scheduler.onChainEvent(event) })
-      // a reorg's removed events: the records that moved on them follow the chain again
-      const stopRemoved = market.onHubEventRemovedListener(async (event) => {
-        await this.scheduler.onChainEventRemoved(event)
-        await this.worker.onChainEventRemoved(event)
+      const stopEvents = hubEvents.on('*', async (event) => { await this.scheduler.onChainEvent(event) }, {
+        // a reorg's removed events: the records that moved on them follow the chain again
+        onRemoved: async (event) => {
+          await this.scheduler.onChainEventRemoved(event)
+          await this.worker.onChainEventRemoved(event)
+        }
       })
-      s.add('hub event feed', startable(() => {}, () => { stopEvents(); stopRemoved() }))
+      s.add('hub event feed', startable(() => {}, () => { stopEvents() }))
     } catch (err) {
       await this.stop()
       throw err

@@ -81,7 +81,7 @@ export class HubBalances implements BalanceLookup {
     return this.balances.get(account.toLowerCase())
   }
 
-  /** Applies one hub event (the market's follower feeds every event, in chain order). */
+  /** Applies one hub event (the node's HubEvents feeds every event, in chain order). */
   async apply (event: ChainEvent): Promise<void> {
     const a = event.args
     if (a === undefined) return

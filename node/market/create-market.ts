@@ -1,7 +1,7 @@
 import type { Wallet } from 'ethers'
 import type { NodeConfig } from '../config/index.js'
 import type { DbController } from '../db/index.js'
-import { chainProfile, createChainClient } from '../chain/index.js'
+import { HubEvents, chainProfile, createChainClient } from '../chain/index.js'
 import type { ChainClient } from '../chain/index.js'
 import type { ChainObserver } from '../chain/options.js'
 import type { Network, NetworkLogger } from '../network/index.js'
@@ -30,13 +30,14 @@ export interface CreateMarketInit {
 
 /**
  * With config.chain.rpc and hub: connects the wallet to the chain (one
- * client, one nonce queue) and builds the market service over it, its bans
- * and balance estimates loaded (the connection gater reads the bans before
- * the network starts). undefined without them: the market routes answer
- * CHAIN_NOT_CONFIGURED.
+ * client, one nonce queue), builds the node's one follower of the hub
+ * (HubEvents, not started: every subscriber comes first) and the market
+ * service over both, its bans and balance estimates loaded (the connection
+ * gater reads the bans before the network starts). undefined without them:
+ * the market routes answer CHAIN_NOT_CONFIGURED.
  * @throws ChainError RPC_UNREACHABLE, CHAIN_ID_MISMATCH, CONTRACT_NOT_FOUND
  */
-export async function createMarket (init: CreateMarketInit): Promise<{ chain: ChainClient, market: MarketService } | undefined> {
+export async function createMarket (init: CreateMarketInit): Promise<{ chain: ChainClient, hubEvents: HubEvents, market: MarketService } | undefined> {
   const c = init.config
   const { rpc, hub, chainId } = c.chain
   if (rpc === undefined || hub === undefined) return undefined
@@ -53,6 +54,19 @@ export async function createMarket (init: CreateMarketInit): Promise<{ chain: Ch
   const profile = chainProfile(probe.chainId, { confirmations: c.chain.confirmations, eventPollIntervalMs: c.chain.pollIntervalMs })
   const chain = await createChainClient({ ...base, rlc, rpc: { pollingIntervalMs: profile.rpcPollingIntervalMs, ...(init.observer !== undefined ? { observer: init.observer } : {}) } })
   init.onChainClient(chain)
+  // config.json's bid transport; an embedder's market options (tests, benchmarks) come last
+  const options: Partial<MarketServiceOptions> = { bidTransport: c.bidTransport, defaultMaxPrice: BigInt(c.defaultMaxPrice), eventPollIntervalMs: profile.eventPollIntervalMs, eventConfirmations: profile.confirmations, ...init.run.market }
+  const hubEvents = new HubEvents({
+    chain,
+    hub,
+    db: init.db,
+    fromBlock: init.fromBlock,
+    ...(init.run.resyncEvents === true ? { resync: true } : {}),
+    // the market's option names, which embedders and benchmarks pass
+    ...(options.eventConfirmations !== undefined ? { confirmations: options.eventConfirmations } : {}),
+    ...(options.eventPollIntervalMs !== undefined ? { pollIntervalMs: options.eventPollIntervalMs } : {}),
+    log: { warn: init.log.warn }
+  })
   const market = new MarketService({
     network: init.network,
     db: init.db,
@@ -72,14 +86,13 @@ export async function createMarket (init: CreateMarketInit): Promise<{ chain: Ch
       ...init.provider
     },
     fromBlock: init.fromBlock,
-    ...(init.run.resyncEvents === true ? { resyncEvents: true } : {}),
+    hubEvents,
     advertisedTags: init.advertisedTags,
-    // config.json's bid transport; an embedder's market options (tests, benchmarks) come last
-    options: { bidTransport: c.bidTransport, defaultMaxPrice: BigInt(c.defaultMaxPrice), eventPollIntervalMs: profile.eventPollIntervalMs, eventConfirmations: profile.confirmations, ...init.run.market },
+    options,
     // gossip verdicts are counted in market.stats; only warnings go to node.log
     logger: { debug: () => {}, warn: init.log.warn }
   })
   // bans and balance estimates from level, before the network starts (the gater reads the bans)
   await market.load()
-  return { chain, market }
+  return { chain, hubEvents, market }
 }

@@ -27,7 +27,7 @@
  * In a node, all of the above is wired by {@link MarketService} (node.ts
  * builds it through market/create-market.ts when config.chain has rpc and hub): validators on every topic
  * (registered before the network subscribes), accepted orders into the book,
- * hub events (EventFollower, cursor in the level store) dropping consumed and
+ * hub events (the node's HubEvents, which it subscribes first) dropping consumed and
  * cancelled orders, the late-joiner sync, the provider's bids and declines
  * (direct stream, or the bid topic), and the requester's
  * `submit` (request -> bids -> matchOrders -> deal). `marketRoutes` serves
@@ -35,8 +35,9 @@
  *
  * @example
  * ```ts
- * const market = new MarketService({ network, db, chain, signer: wallet, swarmId, role: 'requester', provider, fromBlock })
- * await network.start(); await market.start()
+ * const hubEvents = new HubEvents({ chain, hub, db, fromBlock })
+ * const market = new MarketService({ network, db, chain, signer: wallet, swarmId, role: 'requester', provider, fromBlock, hubEvents })
+ * await network.start(); await market.start(); await hubEvents.start()
  * const deal = await market.requester.submit({ app: 'wordcount', args: 'hello', trust: 1 })
  * // { dealId, scheduler, workers, tasks: [{ taskId, status }], ... }
  * ```

@@ -5,7 +5,7 @@ import type { HubDomain, RequestOrder, TypedDataSigner } from '../../protocols/e
 import type { MarketMessageType, OrderMessage } from '../../protocols/market.js'
 import type { TopicName } from '../../protocols/topics.js'
 import type { Resources } from '../../protocols/resources.js'
-import type { ChainClient, EventFollower } from '../chain/index.js'
+import type { ChainClient, HubEvents } from '../chain/index.js'
 import type { DbController } from '../db/index.js'
 import type { Network } from '../network/index.js'
 import type { BidDecision, BidStrategy } from './bid-strategy.js'
@@ -27,14 +27,14 @@ export interface MarketServiceInit {
   /** providers bid on requests; requesters only buy */
   role: 'provider' | 'requester'
   provider: ProviderSettings
-  /** first block of the hub's events (its deploy block) when the cursor store is empty */
+  /** first block of the hub's history (its deploy block): the market's own log queries start there */
   fromBlock: number
   /**
-   * Forget the stored event cursor at start and read the hub's events again
-   * from `fromBlock` (a damaged cursor; every handler takes an event twice
-   * without harm).
+   * The node's one follower of the hub: the market subscribes its records
+   * (book, apps, balances, stake) at construction, before any other part;
+   * the node starts and stops it (create-market.ts builds it).
    */
-  resyncEvents?: boolean
+  hubEvents: HubEvents
   options?: Partial<MarketServiceOptions>
   logger?: MarketLogger & { warn: (msg: string, context?: Record<string, unknown>) => void }
   /**
@@ -82,7 +82,7 @@ export interface MarketCore {
   readonly options: MarketServiceOptions
   readonly topics: Record<TopicName, string>
   readonly ctx: MarketValidationContext
-  readonly follower: EventFollower
+  readonly hubEvents: HubEvents
   readonly provider?: { decide: (request: RequestOrder, consumed: bigint) => Promise<BidDecision> }
   readonly network: Network
   readonly chain: ChainClient

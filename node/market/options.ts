@@ -95,9 +95,9 @@ export interface MarketServiceOptions {
   bidStreamIdleMs: number
   /** messages one bid stream carries at most before the requester ends it */
   bidStreamMaxMessages: number
-  /** how often the hub's event follower polls, ms */
+  /** how often the node's follower of the hub (HubEvents, built by create-market.ts) polls, ms */
   eventPollIntervalMs: number
-  /** blocks on top of a block before the hub follower delivers its events (node/chain/profile.ts picks it per chain) */
+  /** blocks on top of a block before the node's follower of the hub delivers its events (node/chain/profile.ts picks it per chain) */
   eventConfirmations: number
   /** market gossip messages a relaying peer may send per second on average (valid ones included) */
   gossipRatePerSecond: number

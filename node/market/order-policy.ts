@@ -83,7 +83,7 @@ export async function resolveAllowedApps (m: MarketService, refs: string[]): Pro
     let named = await m.appsNamed(ref)
     if (named.length === 0) {
       // a fresh registration may not have reached our follower yet
-      await m.follower.poll()
+      await m.hubEvents.poll()
       named = await m.appsNamed(ref)
     }
     if (named.length === 0) throw new HttpError(404, 'APP_NOT_FOUND', `no app named '${ref.slice(0, 64)}' is registered on the hub`, { app: ref.slice(0, 64) })

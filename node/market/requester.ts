@@ -494,7 +494,7 @@ export class Requester {
     if (named.length === 0) {
       // the app's order can come by gossip before our follower read its
       // AppRegistered event: catch up with the chain once before saying no
-      await m.follower.poll()
+      await m.hubEvents.poll()
       named = await m.appsNamed(appOrName)
     }
     if (named.length === 0) throw fail('APP_NOT_FOUND', `no app named '${appOrName}' is registered on the hub`, { app: appOrName })

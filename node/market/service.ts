@@ -5,7 +5,9 @@
  *
  * Built by node.ts BEFORE the network starts (its validators must be in
  * place before the topics are subscribed), started right after it, stopped
- * before it.
+ * before it. The hub's events come from the node's HubEvents, which the
+ * market subscribes first (its book before the scheduler) and the node
+ * starts once every subscriber is in.
  */
 import { lpStream } from '@libp2p/utils'
 import type { Stream } from '@libp2p/interface'
@@ -14,9 +16,7 @@ import type { TopicValidatorFn } from '@libp2p/gossipsub'
 import { getAddress } from 'ethers'
 import { Repository, jsonCodec } from '../db/index.js'
 import type { Network } from '../network/index.js'
-import { EventFollower, hubInterface } from '../chain/index.js'
-import type { ChainClient, ChainEvent } from '../chain/index.js'
-import { LevelCursorStore } from '../chain/level-cursor-store.js'
+import type { ChainClient, ChainEvent, HubEvents } from '../chain/index.js'
 import { hashOrder, hubDomain, ZERO_ADDRESS } from '../../protocols/eip712.js'
 import type { HubDomain, OrderKind } from '../../protocols/eip712.js'
 import {
@@ -71,10 +71,13 @@ const MAX_SYNC_PEERS = 10_000
  *
  * @example
  * ```ts
- * const market = new MarketService({ network, db, chain, signer: wallet, swarmId, role, provider, fromBlock })
+ * const hubEvents = new HubEvents({ chain, hub, db, fromBlock })
+ * const market = new MarketService({ network, db, chain, signer: wallet, swarmId, role, provider, fromBlock, hubEvents })
  * await network.start()
  * await market.start()
+ * await hubEvents.start()
  * const deal = await market.requester.submit({ app: 'wordcount', args: 'hello' })
+ * await hubEvents.stop()
  * await market.stop()
  * ```
  */
@@ -99,8 +102,8 @@ export class MarketService implements MarketCore {
   readonly onchain?: OnchainRequests
   readonly topics: Record<TopicName, string>
   readonly ctx: MarketValidationContext
-  readonly follower: EventFollower
-  private readonly cursorStore: LevelCursorStore
+  /** the node's one follower of the hub (node.ts starts and stops it) */
+  readonly hubEvents: HubEvents
   private readonly apps: Repository<KnownApp>
   private readonly log: NonNullable<MarketServiceInit['logger']>
   private pruneTimer?: NodeJS.Timeout
@@ -113,9 +116,6 @@ export class MarketService implements MarketCore {
   private running = false
   /** told of every order, bid and cancel the book accepts, whichever way it came (the node's event stream); must not throw */
   onAccepted?: (type: MarketMessageType, v: ValidatedMessage<MarketMessageType>, from: string) => void
-  /** hub event listeners (e.g. the worker duties of the execution issue) */
-  private readonly hubListeners = new Set<(event: ChainEvent) => void | Promise<void>>()
-  private readonly removedListeners = new Set<(event: ChainEvent) => void | Promise<void>>()
   /** which hub events move this node's stake */
   private readonly stakeEvents: StakeEvents
   /** inbound bid streams being served (ended on stop) */
@@ -127,6 +127,7 @@ export class MarketService implements MarketCore {
 
   constructor (readonly init: MarketServiceInit) {
     this.options = { ...defaultMarketServiceOptions, ...init.options }
+    this.hubEvents = init.hubEvents
     this.log = init.logger ?? { debug: () => {}, warn: () => {} }
     const hub = init.chain.hub
     if (hub === undefined) throw new MarketError('CHAIN_NOT_CONFIGURED', 'the chain client has no hub binding')
@@ -176,31 +177,22 @@ export class MarketService implements MarketCore {
     // refuses it from then on, whatever its gossipsub score says
     this.rejects.onBanned((peer) => { this.ban(peer, 'rejects') })
     this.requester = new Requester(this)
+    // first of the node's subscribers (node.ts builds the market before the
+    // explorer and the execution subscribe): the scheduler sees an event after
+    // the book applied it. `retry`: a failed write of the book holds the
+    // follower on the event (and everyone after the book) until it passes
+    init.hubEvents.on('*', async (event) => { await this.onHubEvent(event) }, { retry: true, onRemoved: async (event) => { await this.onHubEventRemoved(event) } })
     if (init.role === 'provider') {
       this.provider = new Provider(this, init.provider)
       const onchain = new OnchainRequests(this, (msg, fields) => { this.log.debug(msg, fields) })
       this.onchain = onchain
-      this.hubListeners.add((event) => { onchain.onHubEvent(event) })
+      init.hubEvents.on('*', (event) => { onchain.onHubEvent(event) })
     }
     // validators now: node.ts builds the service before the network starts,
     // and the network applies them before it subscribes
     for (const type of ['apporder', 'datasetorder', 'requestorder', 'bid', 'cancel'] as const) {
       init.network.setTopicValidator(this.topics[type], this.validatorFor(type))
     }
-    this.cursorStore = new LevelCursorStore(init.db, `hub:${this.domain.chainId}:${this.domain.verifyingContract.toLowerCase()}`)
-    this.follower = new EventFollower(init.chain, {
-      address: this.domain.verifyingContract,
-      iface: hubInterface(),
-      fromBlock: init.fromBlock,
-      // keyed by chain and hub: a dev chain restarted from scratch deploys the
-      // hub at the same address, and an old cursor would skip its events
-      cursorStore: this.cursorStore,
-      confirmations: this.options.eventConfirmations,
-      pollIntervalMs: this.options.eventPollIntervalMs,
-      handler: async (event) => { await this.onHubEvent(event) },
-      onRemoved: async (event) => { await this.onHubEventRemoved(event) },
-      onError: (err, fatal) => { this.log.warn('hub event follower error', { code: err.code, fatal, error: err.message }) }
-    })
   }
 
   get network (): Network { return this.init.network }
@@ -234,7 +226,7 @@ export class MarketService implements MarketCore {
     this.track(this.init.network.hangUp(peer))
   }
 
-  /** Starts the protocols, the hub follower, pruning and the sync of connected peers. Needs a started network. */
+  /** Starts the protocols, pruning and the sync of connected peers. Needs a started network; the node starts the hub's events after. */
   async start (): Promise<void> {
     if (this.running) return
     this.running = true
@@ -249,16 +241,11 @@ export class MarketService implements MarketCore {
     this.unsubscribePeers = net.onPeerIdentified((peer, protocols) => {
       if (protocols.includes(marketSyncProtocol(this.init.swarmId))) this.track(this.syncFrom(peer))
     })
-    if (this.init.resyncEvents === true) {
-      await this.cursorStore.clear()
-      this.log.warn('event cursor cleared (--resync-events): reading the hub\'s events again', { fromBlock: this.init.fromBlock })
-    }
-    await this.follower.start()
     this.pruneTimer = setInterval(() => { this.track(this.prune()) }, this.options.pruneIntervalMs)
     this.pruneTimer.unref()
   }
 
-  /** Stops in reverse order; waits for work in hand (bounded by its own timeouts). */
+  /** Stops in reverse order; waits for work in hand (bounded by its own timeouts). The node stops the hub's events first. */
   async stop (): Promise<void> {
     if (!this.running) return
     this.running = false
@@ -268,7 +255,6 @@ export class MarketService implements MarketCore {
     // kept bid streams: ours to providers, and theirs to us waiting for a next message
     for (const s of this.bidStreams) s.abort(new Error('the node is stopping'))
     await this.provider?.close()
-    await this.follower.stop()
     await Promise.allSettled([...this.inflight])
     await this.init.network.unhandle(marketSyncProtocol(this.init.swarmId)).catch(() => {})
     await this.init.network.unhandle(bidStreamProtocol(this.init.swarmId)).catch(() => {})
@@ -281,18 +267,6 @@ export class MarketService implements MarketCore {
     const q = p.catch((err: unknown) => { this.log.debug('market background task failed', { error: err instanceof Error ? err.message : String(err) }) })
     this.inflight.add(q)
     void q.finally(() => { this.inflight.delete(q) })
-  }
-
-  /** Listens to every hub event this node follows (after the book applied it). */
-  onHubEventListener (fn: (event: ChainEvent) => void | Promise<void>): () => void {
-    this.hubListeners.add(fn)
-    return () => { this.hubListeners.delete(fn) }
-  }
-
-  /** Listens to the hub events a reorg takes back (after the book took them back), newest first. */
-  onHubEventRemovedListener (fn: (event: ChainEvent) => void | Promise<void>): () => void {
-    this.removedListeners.add(fn)
-    return () => { this.removedListeners.delete(fn) }
   }
 
   private validatorFor<T extends MarketMessageType> (type: T): TopicValidatorFn {
@@ -514,7 +488,13 @@ export class MarketService implements MarketCore {
     }
   }
 
-
+  /**
+   * The market's records of a hub event, in this order: the app it
+   * registers, the requester's balance estimate and the stake cache (both
+   * before the book: a request gossiped right after its requester's deposit
+   * is judged on it), then the book. A throw (a level write) holds the
+   * follower on the event and it comes again: each step is idempotent.
+   */
   private async onHubEvent (event: ChainEvent): Promise<void> {
     if (event.name === 'AppRegistered' && event.args !== undefined) {
       const a = event.args
@@ -534,33 +514,19 @@ export class MarketService implements MarketCore {
     if (ev !== undefined) {
       await this.book.applyHubEvent(ev, async (h) => await this.hub.consumedOf(h))
     }
-    for (const fn of this.hubListeners) {
-      try {
-        await fn(event)
-      } catch (err) {
-        this.log.warn('hub event listener failed', { event: event.name, error: err instanceof Error ? err.message : String(err) })
-      }
-    }
   }
 
   /**
-   * A hub event a reorg took back: the stake cache is re-read, the book
-   * follows the hub again (Orderbook.takeBackHubEvent), and the listeners
-   * (execution/execution.ts: the scheduler's and the worker's records) reconcile with it.
+   * A hub event a reorg took back: the stake cache is re-read and the book
+   * follows the hub again (Orderbook.takeBackHubEvent); the later
+   * subscribers (execution/execution.ts: the scheduler's and the worker's
+   * records) reconcile with it after this.
    */
   private async onHubEventRemoved (event: ChainEvent): Promise<void> {
     const ev = marketEventFromHubLog(event)
     if (this.provider !== undefined && event.name !== undefined && STAKE_EVENTS.has(event.name) && this.stakeEvents.concernsUs(event, ev)) this.provider.stakeMayHaveChanged()
     if (ev !== undefined) await this.book.takeBackHubEvent(ev, async (h) => await this.hub.consumedOf(h))
     this.log.warn('hub event taken back by a reorg', { event: event.name, block: event.blockNumber, tx: event.transactionHash })
-    for (const fn of this.removedListeners) {
-      try {
-        await fn(event)
-      } catch (err) {
-        // the records stay as they were; the tick's reads of the hub still correct most of them
-        this.log.warn('hub event removal listener failed', { event: event.name, error: err instanceof Error ? err.message : String(err) })
-      }
-    }
   }
 
   /** Records an app (from its AppRegistered event or our own registration). */

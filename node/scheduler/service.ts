@@ -222,7 +222,7 @@ export class SchedulerService {
   }
 
   /**
-   * A hub event a reorg took back (the market's follower rewound past it):
+   * A hub event a reorg took back (the node's follower of the hub rewound past it):
    * the records built on it follow the chain again, read at the latest
    * block. A DealCreated gone from the hub forgets the deal (its records
    * too), so that the same deal mined again is taken as new; a

@@ -259,7 +259,7 @@ export class WorkerDuties {
     return r?.state === 'failed' ? r.failureReport : undefined
   }
 
-  /** A hub event a reorg took back (the market's follower rewound past it): see Committer.takeBack. */
+  /** A hub event a reorg took back (the node's follower of the hub rewound past it): see Committer.takeBack. */
   async onChainEventRemoved (event: ChainEvent): Promise<void> {
     await this.committer.takeBack(event, (taskid) => { this.trigger(taskid) })
   }

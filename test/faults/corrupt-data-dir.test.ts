@@ -171,7 +171,7 @@ describe('faults: corrupt or truncated data-dir files give a coded error at star
         const resynced = await IexecNode.create({ dataDir, chainFromBlock: chain.blockNumber, resyncEvents: true })
         nodes.push(resynced)
         await resynced.start()
-        assert.ok(resynced.market!.follower.following)
+        assert.ok(resynced.hubEvents!.follower.following)
         const later = await register('after-resync')
         await waitFor(async () => (await resynced.market!.knownApp(later)) !== undefined, 20_000, 'the resynced node to learn a new app')
         const log = await readFile(dataDirPaths(dataDir).logs, 'utf8')

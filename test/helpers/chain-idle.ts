@@ -43,7 +43,7 @@ export async function measureIdleNode (o: { dataDir: string, chain: LocalSwarmCh
   const node = await IexecNode.create({ dataDir: o.dataDir, chainFromBlock: chain.blockNumber })
   try {
     await node.start()
-    const follower = node.market!.follower
+    const follower = node.hubEvents!.follower
     const at = (): number => follower.position?.blockNumber ?? 0
     // settled: the follower has caught up with the chain, then moved again
     // (start-up calls, chain id and code checks, are behind us)

@@ -43,10 +43,10 @@ describe('chain: a live node through a reorg', function () {
     await owner.provider.send('evm_revert', [snapshot])
     owner.sender.resetNonce()
     await owner.sender.send({ to: owner.address, value: 1n })
-    await waitFor(() => market.follower.rewindCount >= 1, 20_000, 'the follower to rewind')
+    await waitFor(() => node.hubEvents!.follower.rewindCount >= 1, 20_000, 'the follower to rewind')
     const second = await register('after-reorg')
     // the hub's state went back too: the new app may take the old one's address, so its name tells them apart
     await waitFor(async () => (await market.knownApp(second))?.name === 'after-reorg', 20_000, 'the node to learn an app registered after the reorg')
-    assert.ok(market.follower.following, 'the follower runs on')
+    assert.ok(node.hubEvents!.follower.following, 'the follower runs on')
   })
 })

@@ -1,7 +1,7 @@
 // A swarm for the execution tests: real IexecNodes (libp2p, Helia, level) in
 // this process, a real anvil with the hub deployed by deployLocalSwarmChain,
 // and on each node the exec channel, the scheduler service and the worker
-// duties, fed by an EventFollower on DealCreated as node.ts will do.
+// duties, fed by an EventFollower on DealCreated as node.ts's HubEvents does.
 import { createHash } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -220,7 +220,7 @@ export class ExecSwarm {
     })
     const follower = new EventFollower(client, {
       address: this.chain.hub, iface: hubInterface(),
-      // the events that move a deal or a worker's task, as the node's market follower hands them on
+      // the events that move a deal or a worker's task, as the node's HubEvents hands them on
       topics: [['DealCreated', 'SchedulerReelected', 'TaskFinalized', 'TaskClaimed', 'TaskContributed', 'TaskRevealed'].map((n) => hubInterface().getEvent(n)!.topicHash)],
       cursorStore: new MemoryCursorStore(), fromBlock: this.chain.blockNumber, pollIntervalMs: 50,
       handler: async (e) => { if (!this.droppedEvents.has(e.name ?? '')) await scheduler.onChainEvent(e) },

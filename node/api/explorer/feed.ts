@@ -1,16 +1,14 @@
 /**
  * Where the node's live events and the explorer's index come from: the
- * hub's events as the market's follower delivers them (one follower, one
+ * hub's events as the node's HubEvents delivers them (one follower, one
  * cursor: no second poll of the chain), the orders, bids and cancels the
  * market accepts, the provider's answers to requests, and libp2p's peer
  * connections. A bounded-range read of the blocks the node followed before
  * its index existed fills the index in the background.
  */
 import type { Result } from 'ethers'
-import type { ChainEvent } from '../../chain/index.js'
+import type { ChainEvent, HubEvents } from '../../chain/index.js'
 import { hubInterface } from '../../chain/index.js'
-import { LevelCursorStore } from '../../chain/level-cursor-store.js'
-import type { DbController } from '../../db/index.js'
 import type { MarketService } from '../../market/service.js'
 import type { NodeEvents, TaskEventState } from '../events.js'
 import type { ExplorerStore, HubEventLike } from './store.js'
@@ -80,28 +78,26 @@ export interface ExplorerFeedInit {
   events: NodeEvents
   store: ExplorerStore
   market: MarketService
-  db: DbController
+  /** the node's follower of the hub, not started yet: its stored cursor is where it starts (none with --resync-events) */
+  hubEvents: Pick<HubEvents, 'on' | 'storedPosition'>
   /** the hub's first block of interest (the node's fromBlock) */
   fromBlock: number
   /** blocks per eth_getLogs of the backfill */
   maxBlockRange?: number
-  /** start --resync-events: the market clears its cursor and reads from fromBlock, so there is nothing to read back */
-  resyncEvents?: boolean
   warn: (msg: string, context?: Record<string, unknown>) => void
 }
 
 /**
- * Wires the market into the event bus and the index. Call before
- * `market.start()` (the follower's cursor read here is where it starts).
- * Returns a stop function.
+ * Wires the market and the hub's events into the event bus and the index.
+ * Call after the market subscribed and before `hubEvents.start()` (the
+ * cursor read here is where the follower starts). Returns a stop function.
  */
 export async function startExplorerFeed (init: ExplorerFeedInit): Promise<() => Promise<void>> {
   const { events, store, market } = init
   await store.start()
-  // where the market's follower will start: what it delivered before this index existed is read back
-  const cursorName = `hub:${market.domain.chainId}:${market.domain.verifyingContract.toLowerCase()}`
-  const followed = init.resyncEvents === true ? undefined : (await new LevelCursorStore(init.db, cursorName).load())?.blockNumber
-  const stopHub = market.onHubEventListener((event) => {
+  // where the node's follower will start: what it delivered before this index existed is read back
+  const followed = (await init.hubEvents.storedPosition())?.blockNumber
+  const stopHub = init.hubEvents.on('*', (event) => {
     const e = hubEventLike(event)
     if (e === undefined) return
     // not awaited: the follower (and the scheduler behind it) never waits for the explorer

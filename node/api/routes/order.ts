@@ -119,7 +119,7 @@ async function ownApp (m: MarketService, ref: unknown): Promise<string> {
   }
   let named = await m.appsNamed(ref, m.address)
   if (named.length === 0) {
-    await m.follower.poll()
+    await m.hubEvents.poll()
     named = await m.appsNamed(ref, m.address)
   }
   if (named.length === 0) throw new HttpError(404, 'APP_NOT_FOUND', `this node registered no app named '${ref}'`, { app: ref })
