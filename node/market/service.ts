@@ -30,6 +30,7 @@ import {
   GossipValidationStats, PeerRejectTracker, createTopicValidator, runGossipValidation
 } from './gossip-adapter.js'
 import type { GossipAdapterInit } from './gossip-adapter.js'
+import { BoundedCache } from '../common/bounded-cache.js'
 import { BoundedSeenSet, CachedAssetOwners, systemClock } from './lookups.js'
 import { Orderbook, bookFirstOrderState, marketEventFromHubLog } from './orderbook.js'
 import { StakeEvents } from './stake-events.js'
@@ -110,7 +111,7 @@ export class MarketService implements MarketCore {
   private unsubscribePeers?: () => void
   private readonly syncing = new Set<string>()
   /** when each peer was last synced from (ms), oldest first; bounded */
-  private readonly lastSync = new Map<string, number>()
+  private readonly lastSync = new BoundedCache<string, number>(MAX_SYNC_PEERS)
   /** start times of the syncs of the last syncMinIntervalMs (bounded by syncPeersPerInterval) */
   private recentSyncs: number[] = []
   private running = false
@@ -390,13 +391,7 @@ export class MarketService implements MarketCore {
     this.recentSyncs = this.recentSyncs.filter((t) => now - t < this.options.syncMinIntervalMs)
     if (!force && this.recentSyncs.length >= this.options.syncPeersPerInterval) return 0
     this.recentSyncs.push(now)
-    this.lastSync.delete(peer)
     this.lastSync.set(peer, now)
-    // bounded like the other per-peer maps: the oldest entries go first
-    if (this.lastSync.size > MAX_SYNC_PEERS) {
-      const oldest = this.lastSync.keys().next()
-      if (oldest.done !== true) this.lastSync.delete(oldest.value)
-    }
     this.syncing.add(peer)
     try {
       return await syncFromPeer({

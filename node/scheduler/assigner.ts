@@ -3,6 +3,7 @@ import { TaskStatus } from '../../contracts-abi/index.js'
 import { MAX_ASSIGN_TASKS, TASKS_PER_CPU } from '../../protocols/execution.js'
 import type { ExecMessage } from '../../protocols/execution.js'
 import { parseRequestParams } from '../../protocols/market.js'
+import { BoundedCache } from '../common/bounded-cache.js'
 import { FreshValue } from '../common/memo.js'
 import type { DealInfo } from '../chain/deal.js'
 import type { DealBook } from './deal-book.js'
@@ -76,7 +77,7 @@ export class Assigner {
   /** this tick's assignments, by worker peer and deal (flush sends them) */
   private readonly outbox = new Map<string, OutboxGroup>()
   /** reads of worker scores (see scoreOf) */
-  private readonly scores = new Map<string, FreshValue<bigint>>()
+  private readonly scores = new BoundedCache<string, FreshValue<bigint>>(10_000)
 
   constructor (private readonly init: AssignerInit) {}
 
@@ -205,7 +206,6 @@ export class Assigner {
     const key = worker.toLowerCase()
     let v = this.scores.get(key)
     if (v === undefined) {
-      if (this.scores.size >= 10_000) this.scores.clear()
       v = new FreshValue(this.init.options.scoreMaxAgeMs, async () => await this.init.hub.scoreOf(worker))
       this.scores.set(key, v)
     }

@@ -3,6 +3,7 @@ import { TaskStatus } from '../../contracts-abi/index.js'
 import { taskId } from '../../protocols/eip712.js'
 import { Repository, jsonCodec } from '../db/index.js'
 import type { DbController } from '../db/index.js'
+import { BoundedCache } from '../common/bounded-cache.js'
 import { memoAsync } from '../common/memo.js'
 import type { DealInfo } from '../chain/deal.js'
 import type { SchedulerHub } from './hub-view.js'
@@ -51,7 +52,7 @@ export class DealBook {
    * out, so a caller that changes a record and fails before putting it
    * leaves no trace here.
    */
-  private readonly taskCache = new Map<string, ScheduledTask | null>()
+  private readonly taskCache = new BoundedCache<string, ScheduledTask | null>(50_000)
   /** task ids of open deals, by lowercased deal id (see taskIdOf) */
   private readonly taskIds = new Map<string, string[]>()
   /** registered content and categories never change once on the hub: read once per node, not once per deal */
@@ -193,9 +194,7 @@ export class DealBook {
   }
 
   private cacheTask (taskid: string, rec: ScheduledTask | null): void {
-    this.taskCache.delete(taskid)
     this.taskCache.set(taskid, rec)
-    if (this.taskCache.size > 50_000) this.taskCache.delete(this.taskCache.keys().next().value as string)
   }
 
   /** A TaskFinalized or TaskClaimed event of an open deal: the task's record closes, the deal may be done. */

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { CID } from 'multiformats/cid'
+import { BoundedCache } from '../common/bounded-cache.js'
 import { catContent } from '../storage/content.js'
 import type { ContentHelia } from '../storage/content.js'
 import { APP_HEAD_BYTES } from './app-kind.js'
@@ -29,7 +30,7 @@ export interface AppChecksInit {
  * next request.
  */
 export class AppChecks {
-  private readonly verdicts = new Map<string, Promise<string | undefined>>()
+  private readonly verdicts = new BoundedCache<string, Promise<string | undefined>>(MAX_VERDICTS)
   private readonly kinds = new Map<string, Promise<string | undefined>>()
 
   constructor (private readonly init: AppChecksInit) {}
@@ -67,7 +68,6 @@ export class AppChecks {
         return check.ok ? undefined : `${check.code}: ${check.message}`
       })()
       this.verdicts.set(key, verdict)
-      if (this.verdicts.size > MAX_VERDICTS) this.verdicts.delete(this.verdicts.keys().next().value as string)
       verdict.catch(() => { this.verdicts.delete(key) })
     }
     return await verdict.catch(() => undefined)

@@ -4,6 +4,7 @@ import type { HubDomain } from '../../protocols/eip712.js'
 import { recoverExecPeer } from '../../protocols/execution.js'
 import type { AssignMessage } from '../../protocols/execution.js'
 import { parseRequestParams } from '../../protocols/market.js'
+import { BoundedCache } from '../common/bounded-cache.js'
 import { memoAsync } from '../common/memo.js'
 import type { DealInfo } from '../chain/deal.js'
 import { DutyError } from './duties-errors.js'
@@ -42,15 +43,20 @@ export interface AssignmentChecksInit {
  */
 export class AssignmentChecks {
   private readonly deals = new Map<string, Promise<{ scheduler: string, trust: bigint }>>()
-  private readonly members = new Set<string>()
+  /** the deals whose worker list holds this node (membership never changes) */
+  private readonly members = new BoundedCache<string, true>(10_000)
   private readonly apps = new Map<string, Promise<{ cid: string, checksum: string }>>()
   private readonly categories = new Map<string, Promise<CategoryLimits>>()
   /** each deal's DealCreated, read once (it never changes) */
-  private readonly commitments = new Map<string, Promise<DealInfo>>()
+  private readonly commitments = new BoundedCache<string, Promise<DealInfo>>(10_000)
   /** the assignment contents found to match their deal's commitment, by deal: later assigns compare one string */
-  private readonly matched = new Map<string, string>()
-  /** the signer of each (peer, ExecPeer proof) pair seen: one recovery per scheduler peer, not per message */
-  private readonly provers = new Map<string, string>()
+  private readonly matched = new BoundedCache<string, string>(10_000)
+  /**
+   * the signer of each (peer, ExecPeer proof) pair seen: one recovery per
+   * scheduler peer, not per message; a few schedulers in practice, a flood
+   * of forged proofs costs its sender its ban
+   */
+  private readonly provers = new BoundedCache<string, string>(1_000)
 
   constructor (private readonly init: AssignmentChecksInit) {}
 
@@ -84,8 +90,7 @@ export class AssignmentChecks {
     if (forged !== undefined) throw new DutyError('DUTY_NOT_AUTHORIZED', 'an authorization is not signed by the deal\'s scheduler', { signer: forged, scheduler })
     if (!this.members.has(dealid)) {
       if (!await this.init.hub.isDealWorker(m.dealid, this.init.me)) throw new DutyError('DUTY_NOT_A_WORKER', 'this node is not a worker of the deal')
-      if (this.members.size >= 10_000) this.members.clear()
-      this.members.add(dealid)
+      this.members.set(dealid, true)
     }
     const asset = await memoAsync(this.apps, m.app.toLowerCase(), async () => await this.init.hub.appOf(m.app))
     if (asset.cid !== m.appContent.cid || !same(asset.checksum, m.appContent.checksum)) {
@@ -125,8 +130,6 @@ export class AssignmentChecks {
       } catch (err) {
         throw new DutyError('DUTY_NOT_SCHEDULER', 'the sender\'s proof does not recover', { peer: from }, { cause: err })
       }
-      // bounded: a few schedulers in practice, a flood of forged proofs costs its sender its ban
-      if (this.provers.size >= 1_000) this.provers.clear()
       this.provers.set(key, signer)
     }
     let deal = await this.deal(dealid, false)
@@ -136,7 +139,6 @@ export class AssignmentChecks {
 
   /** The deal's DealCreated, read once. @throws DutyError DUTY_BAD_TASK when the hub emitted none */
   async commitment (dealid: string): Promise<DealInfo> {
-    if (this.commitments.size >= 10_000 && !this.commitments.has(dealid)) this.commitments.clear()
     return await memoAsync(this.commitments, dealid, async () => {
       const info = (await this.init.dealCommitment?.(dealid)) ?? await this.init.dealCreated(dealid)
       if (info === undefined) throw new DutyError('DUTY_BAD_TASK', 'the hub emitted no DealCreated for the deal', { dealid })
@@ -191,7 +193,6 @@ export class AssignmentChecks {
     } else if (key !== undefined) {
       throw mismatch('result key')
     }
-    if (this.matched.size >= 10_000) this.matched.clear()
     this.matched.set(dealid, fingerprint)
   }
 

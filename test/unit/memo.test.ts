@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { BoundedCache } from '../../node/common/bounded-cache.js'
 import { FreshValue, memoAsync } from '../../node/common/memo.js'
 
 describe('memo: reads kept as promises', () => {
@@ -10,6 +11,17 @@ describe('memo: reads kept as promises', () => {
     assert.equal(reads, 1)
     await assert.rejects(memoAsync(map, 'b', async () => { throw new Error('down') }))
     assert.equal(await memoAsync(map, 'b', read), 2, 'the failed read was not kept')
+  })
+
+  it('memoAsync: a plain Map is emptied at maxEntries, a BoundedCache drops only its oldest', async () => {
+    const map = new Map<string, Promise<string>>()
+    const cache = new BoundedCache<string, Promise<string>>(2)
+    for (const k of ['a', 'b', 'c']) {
+      await memoAsync(map, k, async () => k, 2)
+      await memoAsync(cache, k, async () => k, 2)
+    }
+    assert.deepEqual([...map.keys()], ['c'])
+    assert.deepEqual([...cache.keys()], ['b', 'c'])
   })
 
   it('FreshValue: read once per maxAge, shared while in flight; a failed read is not kept', async () => {
