@@ -24,7 +24,7 @@ interface Harness {
   failStop: Set<string>
   warnings: string[]
   network: { started: boolean }
-  /** what the market's follower hands the listeners */
+  /** what the node's HubEvents hands its subscriber */
   emit: (event: ChainEvent) => Promise<void>
   emitRemoved: (event: ChainEvent) => Promise<void>
   events: Array<[string, ChainEvent]>
@@ -63,16 +63,14 @@ async function harness (o: { role?: 'provider' | 'requester' } = {}): Promise<Ha
     chain: { hub: {}, address: wallet.address, sender: { send: async () => ({ hash: '0x' }) } },
     market: {
       domain: hubDomain(31337, wallet.address),
-      rejects: { record: () => {} },
-      onHubEventListener: (fn: (e: ChainEvent) => void | Promise<void>) => {
-        calls.push('events.start')
+      rejects: { record: () => {} }
+    },
+    hubEvents: {
+      on: (name: string, fn: (e: ChainEvent) => void | Promise<void>, options: { onRemoved?: (e: ChainEvent) => void | Promise<void> } = {}) => {
+        calls.push(`events.start(${name})`)
         listeners.events = fn
-        return () => { calls.push('events.stop'); listeners.events = undefined }
-      },
-      onHubEventRemovedListener: (fn: (e: ChainEvent) => void | Promise<void>) => {
-        calls.push('removed.start')
-        listeners.removed = fn
-        return () => { calls.push('removed.stop'); listeners.removed = undefined }
+        listeners.removed = options.onRemoved
+        return () => { calls.push('events.stop'); listeners.events = undefined; listeners.removed = undefined }
       }
     },
     adverts: { findByAddress: async () => undefined },
@@ -121,8 +119,8 @@ async function harness (o: { role?: 'provider' | 'requester' } = {}): Promise<Ha
 
 const KEYS = `handle ${KEY_RELEASE_PROTOCOL}`
 const REPORTS = `handle ${FAILURE_REPORT_PROTOCOL}`
-const START_ORDER = [`${KEYS}.start`, 'executor.start(2)', `${REPORTS}.start`, 'channel.start', 'scheduler.start', 'worker.start', 'announcer.start', 'retention.start', 'events.start', 'removed.start']
-const STOP_ORDER = ['events.stop', 'removed.stop', 'retention.stop', 'announcer.stop', 'worker.stop', 'scheduler.stop', 'channel.stop', `${REPORTS}.stop`, 'executor.stop', `${KEYS}.stop`]
+const START_ORDER = [`${KEYS}.start`, 'executor.start(2)', `${REPORTS}.start`, 'channel.start', 'scheduler.start', 'worker.start', 'announcer.start', 'retention.start', 'events.start(*)']
+const STOP_ORDER = ['events.stop', 'retention.stop', 'announcer.stop', 'worker.stop', 'scheduler.stop', 'channel.stop', `${REPORTS}.stop`, 'executor.stop', `${KEYS}.stop`]
 
 const event = (name: string): ChainEvent => ({ name, args: {}, blockNumber: 1, logIndex: 0, transactionHash: '0x' }) as unknown as ChainEvent
 
