@@ -20,7 +20,14 @@ function minBids (trust: bigint): number {
   return n
 }
 
+// solc-js takes seconds a compile: one compile serves every case of the file
+let grinderBuild: { abi: unknown[], bytecode: string } | undefined
 function compileGrinder (): { abi: unknown[], bytecode: string } {
+  grinderBuild ??= buildGrinder()
+  return grinderBuild
+}
+
+function buildGrinder (): { abi: unknown[], bytecode: string } {
   const source = readFileSync(fileURLToPath(new URL('./fixtures/Grinder.sol', import.meta.url)), 'utf8')
   const input = {
     language: 'Solidity',

@@ -165,9 +165,9 @@ describe('hub: conservation of RLC (property, fast-check)', function () {
     assert.equal(t.hubHeld, t.accounted, `${label}: hub RLC != balances + frozen + stakes + kitty`)
     assert.equal(t.wallets + t.hubHeld, supply, `${label}: wallets + hub != total supply`)
     let weights = 0n
-    for (const w of f.wallets) {
-      const s = await f.hub.stakeOf(w.address)
-      assert.ok(s.locked + s.pending <= s.amount, `${label}: ${w.address} has more locked+pending than staked`)
+    const stakes = await Promise.all(f.wallets.map(async (w) => await f.hub.stakeOf(w.address)))
+    for (const [i, s] of stakes.entries()) {
+      assert.ok(s.locked + s.pending <= s.amount, `${label}: ${f.wallets[i].address} has more locked+pending than staked`)
       weights += s.amount - s.pending
     }
     assert.equal(await f.hub.totalStake(), weights, `${label}: draw weights != stakes`)

@@ -258,15 +258,18 @@ export async function authorize (f: Fixture, scheduler: Wallet, worker: string, 
 
 /** Sum of what every wallet holds and what the hub accounts: must never change. */
 export async function totalRlc (f: Fixture): Promise<{ wallets: bigint, hubHeld: bigint, accounted: bigint }> {
+  // every read at once: the provider sends them as one JSON-RPC batch, and no
+  // transaction is in flight meanwhile, so they all see the same block
+  const [perWallet, kitty, hubHeld] = await Promise.all([
+    Promise.all(f.wallets.map(async (w) => await Promise.all([f.rlc.balanceOf(w.address), f.hub.accountOf(w.address), f.hub.stakeOf(w.address)]))),
+    f.hub.kitty() as Promise<bigint>,
+    f.rlc.balanceOf(f.hubAddress) as Promise<bigint>
+  ])
   let wallets = 0n
-  let accounted = 0n
-  for (const w of f.wallets) {
-    wallets += await f.rlc.balanceOf(w.address)
-    const [balance, frozen] = await f.hub.accountOf(w.address)
-    const [stake] = await f.hub.stakeOf(w.address)
+  let accounted = kitty
+  for (const [rlc, [balance, frozen], [stake]] of perWallet) {
+    wallets += rlc
     accounted += balance + frozen + stake
   }
-  accounted += await f.hub.kitty()
-  const hubHeld = await f.rlc.balanceOf(f.hubAddress)
   return { wallets, hubHeld, accounted }
 }

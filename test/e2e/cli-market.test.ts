@@ -258,15 +258,18 @@ describe('e2e: the market CLI on a 4-node swarm with a local chain', function ()
 
     // killed at their bounds (the worker's 30 s time bound; its 256 MiB memory bound); the nodes go on (the tests after this one) and swarm down ends them
     const logs = async (): Promise<string> => (await Promise.all([1, 2, 3].map(async (i) => await readFile(join(dataDir(i), 'node.log'), 'utf8').catch(() => '')))).join('\n')
-    for (const [name, args, status] of [['sleep', '3600', 'TIMEOUT'], ['hog', '', 'MEMORY_EXCEEDED']] as const) {
-      const a = await json<{ orderHash: string }>(1, ['app', 'publish', built[name], '--name', `${name}-c`])
-      await pollUntil(`the ${name} app order in node-0's orderbook`, async () => await json<{ orders: OrderbookEntry[] }>(0, ['orderbook', 'app']),
-        (b) => b.orders.some((o) => o.orderHash === a.orderHash), 30_000, 300)
+    const bounded = [['sleep', '3600', 'TIMEOUT'], ['hog', '', 'MEMORY_EXCEEDED']] as const
+    const orders: Array<{ orderHash: string }> = []
+    for (const [name] of bounded) orders.push(await json<{ orderHash: string }>(1, ['app', 'publish', built[name], '--name', `${name}-c`]))
+    await pollUntil('the sleep and hog app orders in node-0\'s orderbook', async () => await json<{ orders: OrderbookEntry[] }>(0, ['orderbook', 'app']),
+      (b) => orders.every((a) => b.orders.some((o) => o.orderHash === a.orderHash)), 30_000, 300)
+    // both deals at once: the sleep waits out the whole time bound, and the hog's run fits inside that wait
+    await Promise.all(bounded.map(async ([name, args, status]) => {
       const d = await json<SubmittedTask>(0, ['task', 'submit', '--app', `${name}-c`, ...(args !== '' ? ['--args', args] : []), '--bidding-window', '3000'], 150_000)
       const taskId = d.tasks[0].taskId
       await pollUntil(`the ${name} run to end ${status}`, logs,
         (text) => text.split('\n').some((l) => l.includes(taskId) && l.includes('task failed') && l.includes(status)), 120_000, 500)
-    }
+    }))
   })
 
   it('app publish of a static binary, an OCI layout folder and its tar: each accepted and a task of each runs to its result', async () => {
