@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { closeSync, openSync } from 'node:fs'
+import { closeSync, existsSync, openSync } from 'node:fs'
 import { mkdir, readFile, rm, writeFile, rename } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -12,6 +12,7 @@ import type { NodeConfig } from '../config/index.js'
 import { isIexecError } from '../common/errors.js'
 import { CliError } from './errors.js'
 import { CLI_DEFAULTS } from './options.js'
+import { BUNDLE_FILE } from '../launch/files.js'
 import { isOurProcess, logTail, stopProcesses, type StopResult } from './processes.js'
 import { chainAlive, clearNodeChainConfig, depositAndStake, startSwarmChain, stopSwarmChain, writeNodeChainConfig, type FundingPath, type SwarmChainRecord } from './swarm-chain.js'
 
@@ -83,13 +84,19 @@ export function swarmFilePath (dir: string): string {
   return join(dir, 'swarm.json')
 }
 
-/** How to run this very CLI as a child: the compiled bin, or the .ts one through tsx. */
+/**
+ * How to run this very CLI as a child: compiled, from its bundle when the
+ * build made one (launch/run.ts: a node starts in a fraction of the CPU),
+ * else the compiled bin; or the .ts one through tsx.
+ */
 export function cliEntry (): { execPath: string, args: string[] } {
   const here = fileURLToPath(import.meta.url)
   if (here.endsWith('.ts')) {
     // resolved from this file, so it works whatever the caller's working directory
     return { execPath: process.execPath, args: ['--import', import.meta.resolve('tsx'), join(dirname(here), 'bin.ts')] }
   }
+  const launch = join(dirname(here), '..', 'launch')
+  if (existsSync(join(launch, BUNDLE_FILE))) return { execPath: process.execPath, args: [join(launch, 'run.js')] }
   return { execPath: process.execPath, args: [join(dirname(here), 'bin.js')] }
 }
 

@@ -1,5 +1,5 @@
-import { createHelia } from 'helia'
 import type { Helia } from 'helia'
+import { createSwarmHelia } from './helia.js'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@libp2p/noise'
 import { yamux } from '@libp2p/yamux'
@@ -220,9 +220,7 @@ export function parseMultiaddrs (addrs: string[], kind: 'listen' | 'bootstrap'):
 async function ensureWebSocket (): Promise<void> {
   const g = globalThis as unknown as { WebSocket?: unknown }
   if (g.WebSocket !== undefined) return
-  const name = 'ws'
-  const mod = await import(name) as { WebSocket: unknown }
-  g.WebSocket = mod.WebSocket
+  g.WebSocket = (await import('ws')).WebSocket
 }
 
 /**
@@ -473,15 +471,15 @@ class Libp2pNetwork implements Network {
     }
     // DEBUG=libp2p*,helia* keeps libp2p's own debug loggers; otherwise they are quiet ones
     const quiet = process.env.DEBUG === undefined || process.env.DEBUG === '' ? { logger: quietComponentLogger } : {}
-    const helia = createHelia<NetworkServices>({
+    const helia = createSwarmHelia<NetworkServices>({
       ...quiet,
       ...(this.blockstore !== undefined ? { blockstore: this.blockstore } : {}),
       ...(this.datastore !== undefined ? { datastore: this.datastore } : {}),
       // no delegated routers or public gateways: content stays inside the swarm
       http: { delegatedRouters: [], recursiveGateways: [] },
       libp2p: {
-        // 'replace' (Helia's default): every key set here replaces Helia's
-        // public-IPFS default wholesale, so no mDNS, relay, webrtc, autotls...
+        // every key of Helia's public-IPFS default is set here (helia.ts): no
+        // default mDNS, relay, webrtc, autotls...
         ...quiet,
         privateKey: o.privateKey,
         ...(o.traffic !== undefined ? { metrics: () => o.traffic } : {}),
@@ -536,7 +534,7 @@ class Libp2pNetwork implements Network {
             }
           })
         }
-      } as unknown as NonNullable<Parameters<typeof createHelia<NetworkServices>>[0]>['libp2p']
+      } as unknown as Parameters<typeof createSwarmHelia<NetworkServices>>[0]['libp2p']
     }) as unknown as NetworkHelia
     this.heliaNode = helia
     try {
