@@ -12,7 +12,7 @@ import type { NodeConfig } from '../config/index.js'
 import { isIexecError } from '../common/errors.js'
 import { CliError } from './errors.js'
 import { CLI_DEFAULTS } from './options.js'
-import { BUNDLE_FILE } from '../launch/files.js'
+import { BUNDLE_FILE } from './bundle-files.js'
 import { isOurProcess, logTail, stopProcesses, type StopResult } from './processes.js'
 import { chainAlive, clearNodeChainConfig, depositAndStake, startSwarmChain, stopSwarmChain, writeNodeChainConfig, type FundingPath, type SwarmChainRecord } from './swarm-chain.js'
 

@@ -8,7 +8,7 @@ import { readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { dirname, join, relative, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build, type Plugin } from 'esbuild'
-import { BUNDLE_FILE, CACHE_SUFFIX } from './files.js'
+import { BUNDLE_FILE, CACHE_SUFFIX } from '../cli/bundle-files.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 

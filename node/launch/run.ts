@@ -12,7 +12,7 @@ import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Script, constants } from 'node:vm'
-import { BUNDLE_FILE, CACHE_SUFFIX } from './files.js'
+import { BUNDLE_FILE, CACHE_SUFFIX } from '../cli/bundle-files.js'
 
 /** What entry.ts exports. */
 export interface BundleExports {

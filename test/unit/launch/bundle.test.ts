@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Script } from 'node:vm'
 import { asciiOnly } from '../../../node/launch/build.js'
-import { BUNDLE_FILE, CACHE_SUFFIX } from '../../../node/launch/files.js'
+import { BUNDLE_FILE, CACHE_SUFFIX } from '../../../node/cli/bundle-files.js'
 import { cacheFileOf, loadBundle } from '../../../node/launch/run.js'
 
 // A bundle with entry.ts's exports, small enough to write by hand: its
