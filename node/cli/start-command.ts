@@ -7,6 +7,7 @@ import { CLI_DEFAULTS } from './options.js'
 import { printJson, type CliIo } from './output.js'
 import { parseIntOption, parsePortOption, parsePriceOption, parseTagOption, resolvePassword } from './parse.js'
 import { hasChainFlags, parseChainFlags, type ChainFlags } from './chain-commands.js'
+import { nodeReady } from './ready.js'
 
 /** Raw strings from commander: validated here, then handed to the node. */
 export interface StartCommandOptions extends ChainFlags {
@@ -196,6 +197,7 @@ export async function startCommand (io: CliIo, opts: StartCommandOptions): Promi
         'stop with Ctrl-C (or `iexec-p2p shutdown`)'
       ].join('\n') + '\n')
     }
+    nodeReady()
     if (stopRequested) void stopWithBound(node, io)
     else reportBootstrap(node, io)
     await node.whenStopped()

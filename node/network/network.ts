@@ -1,5 +1,5 @@
-import { createHelia } from 'helia'
 import type { Helia } from 'helia'
+import { createSwarmHelia } from './helia.js'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@libp2p/noise'
 import { yamux } from '@libp2p/yamux'
@@ -220,9 +220,7 @@ export function parseMultiaddrs (addrs: string[], kind: 'listen' | 'bootstrap'):
 async function ensureWebSocket (): Promise<void> {
   const g = globalThis as unknown as { WebSocket?: unknown }
   if (g.WebSocket !== undefined) return
-  const name = 'ws'
-  const mod = await import(name) as { WebSocket: unknown }
-  g.WebSocket = mod.WebSocket
+  g.WebSocket = (await import('ws')).WebSocket
 }
 
 /**
@@ -473,15 +471,15 @@ class Libp2pNetwork implements Network {
     }
     // DEBUG=libp2p*,helia* keeps libp2p's own debug loggers; otherwise they are quiet ones
     const quiet = process.env.DEBUG === undefined || process.env.DEBUG === '' ? { logger: quietComponentLogger } : {}
-    const helia = createHelia<NetworkServices>({
+    const helia = createSwarmHelia<NetworkServices>({
       ...quiet,
       ...(this.blockstore !== undefined ? { blockstore: this.blockstore } : {}),
       ...(this.datastore !== undefined ? { datastore: this.datastore } : {}),
       // no delegated routers or public gateways: content stays inside the swarm
       http: { delegatedRouters: [], recursiveGateways: [] },
       libp2p: {
-        // 'replace' (Helia's default): every key set here replaces Helia's
-        // public-IPFS default wholesale, so no mDNS, relay, webrtc, autotls...
+        // every key of Helia's public-IPFS default is set here (helia.ts): no
+        // default mDNS, relay, webrtc, autotls...
         ...quiet,
         privateKey: o.privateKey,
         ...(o.traffic !== undefined ? { metrics: () => o.traffic } : {}),
@@ -536,7 +534,7 @@ class Libp2pNetwork implements Network {
             }
           })
         }
-      } as unknown as NonNullable<Parameters<typeof createHelia<NetworkServices>>[0]>['libp2p']
+      } as unknown as Parameters<typeof createSwarmHelia<NetworkServices>>[0]['libp2p']
     }) as unknown as NetworkHelia
     this.heliaNode = helia
     try {
@@ -857,11 +855,15 @@ class Libp2pNetwork implements Network {
   async waitForDhtPeers (min: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     const deadline = Date.now() + timeoutMs
     // polled: the routing table fills asynchronously after identify reports
-    // the kad protocol, and its events are not part of the public DHT type
-    while (this.isStarted && signal?.aborted !== true) {
+    // the kad protocol, and its events are not part of the public DHT type.
+    // Often at first (a started node's peers come within ms), then less: a
+    // node left alone waits a whole advert interval here, and a 20 ms poll
+    // all that time was most of its idle CPU.
+    for (let pollMs = 20; this.isStarted && signal?.aborted !== true; pollMs = Math.min(2 * pollMs, 250)) {
       if (this.dhtPeerCount() >= min) return true
-      if (Date.now() >= deadline) return false
-      await new Promise((resolve) => setTimeout(resolve, 20))
+      const left = deadline - Date.now()
+      if (left <= 0) return false
+      await new Promise((resolve) => setTimeout(resolve, Math.min(pollMs, left)))
     }
     return false
   }

@@ -5,6 +5,7 @@
 // its config says. Native runs get the GPUs' device nodes.
 import { execFileSync } from 'node:child_process'
 import { existsSync, readdirSync } from 'node:fs'
+import { which } from './native-host.js'
 
 export interface GpuInfo {
   index: number
@@ -33,6 +34,8 @@ export function parseNvidiaSmi (text: string): GpuInfo[] {
 
 /** The GPUs nvidia-smi reports (none when it is absent, fails or says nothing readable). */
 export function detectGpus (env: NodeJS.ProcessEnv = process.env): GpuInfo[] {
+  // spawning to learn it is absent costs a node's start more than this look
+  if (env.PATH !== undefined && which('nvidia-smi', env.PATH) === undefined) return []
   try {
     const text = execFileSync('nvidia-smi', ['--query-gpu=index,name,memory.total', '--format=csv,noheader,nounits'], {
       env, timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 1 << 20

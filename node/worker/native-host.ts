@@ -28,8 +28,9 @@ export interface NativeHost {
   cgroups: CgroupController[]
 }
 
-function which (cmd: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':')) {
+/** The executable `cmd` in `path` (a PATH value), or undefined. */
+export function which (cmd: string, path = process.env.PATH ?? '/usr/bin:/bin'): string | undefined {
+  for (const dir of path.split(':')) {
     if (dir === '') continue
     const p = join(dir, cmd)
     try {

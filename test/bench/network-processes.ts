@@ -56,6 +56,13 @@ export interface ProcessStartResult {
   providers: number
   /** `swarm up` alone (its own readiness: every API answers, funded and staked with a chain) */
   swarmUpMs: number
+  /**
+   * CPU the node processes used from their spawn until node 0 listed every
+   * provider (or the bound passed): on a shared machine a steadier figure
+   * than the wall times above
+   */
+  startCpuMsPerNodeMean: number
+  startCpuMsPerNodeMax: number
   idleCpuPctPerNodeMean: number
   idleCpuPctPerNodeMax: number
   rssMbPerNodeMean: number
@@ -88,9 +95,10 @@ export async function processStart (n: number, chain: boolean): Promise<ProcessS
       if (Date.now() > deadline) break
       await sleep(500)
     }
+    const pids = file.nodes.map((x) => x.pid)
+    const startCpu = (await Promise.all(pids.map(cpuTicks))).map((t) => t * 10)
     // idle: after the start-up's work, what a node costs doing nothing
     await sleep(20_000)
-    const pids = file.nodes.map((x) => x.pid)
     const before = await Promise.all(pids.map(cpuTicks))
     const w0 = performance.now()
     await sleep(10_000)
@@ -106,6 +114,8 @@ export async function processStart (n: number, chain: boolean): Promise<ProcessS
       providersFound: best,
       providers: providers.size,
       swarmUpMs: Math.round(swarmUpMs),
+      startCpuMsPerNodeMean: Math.round(startCpu.reduce((a, b) => a + b, 0) / startCpu.length),
+      startCpuMsPerNodeMax: Math.max(...startCpu),
       idleCpuPctPerNodeMean: cpu.reduce((a, b) => a + b, 0) / cpu.length,
       idleCpuPctPerNodeMax: Math.max(...cpu),
       rssMbPerNodeMean: rss.reduce((a, b) => a + b, 0) / rss.length,
