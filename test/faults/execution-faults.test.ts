@@ -73,9 +73,9 @@ describe('faults: dishonest, stopped and absent nodes during execution (real nod
   })
 
   it('sandbox probes in real deals (escape, spin, grow) end with their status, the scheduler hears it at once and asks the next worker; the workers go on serving', async () => {
-    // short bounds so the probes end fast: 4 s of run time (an escape must be caught, not timed out, on a
-    // loaded machine where the runner starts slowly), 64 MiB of memory (wordcount declares 64 MiB)
-    swarm = await ExecSwarm.create(3, {}, { worker: { maxRunMs: 4_000, maxMemoryBytes: 64 << 20 } })
+    // short bounds so the probes end fast: 8 s of run time (an escape must be caught, not timed out, on a
+    // loaded machine where the runner's thread waits for a core), 64 MiB of memory (wordcount declares 64 MiB)
+    swarm = await ExecSwarm.create(3, {}, { worker: { maxRunMs: 8_000, maxMemoryBytes: 64 << 20 } })
     const s = swarm
     const probes: Array<{ app: string, status: string }> = [
       { app: 'escape', status: 'SANDBOX_VIOLATION' },
@@ -92,7 +92,7 @@ describe('faults: dishonest, stopped and absent nodes during execution (real nod
       await waitFor(async () => {
         const rec = await scheduler.taskRecord(taskid)
         return rec !== undefined && rec.replicas.length === workers.length && rec.replicas.every((r) => (r.failures ?? 0) >= 1)
-      }, 30_000, `${probe.app}: both workers reported the task failed`)
+      }, 90_000, `${probe.app}: both workers reported the task failed`)
       const rec = await scheduler.taskRecord(taskid)
       for (const r of rec?.replicas ?? []) assert.equal(r.failure ?? probe.status, probe.status, `${probe.app}: the code the scheduler heard from ${r.worker}`)
       for (const i of workers) {
@@ -100,7 +100,7 @@ describe('faults: dishonest, stopped and absent nodes during execution (real nod
         await waitFor(async () => {
           const held = await s.nodes[i].worker.task(taskid)
           return held?.state === 'failed' && (held.error ?? '').includes(probe.status)
-        }, 30_000, `${probe.app}: worker ${i} recorded the failure with ${probe.status}`)
+        }, 90_000, `${probe.app}: worker ${i} recorded the failure with ${probe.status}`)
       }
       assert.equal(await s.taskStatus(deal.dealid, 0), TaskStatus.UNSET, `${probe.app}: nothing was contributed`)
     }

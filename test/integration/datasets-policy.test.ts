@@ -68,7 +68,7 @@ describe('datasets: owners choose who may use them; the hub and the key release 
 
   it('an allow-list, a requester restriction and a required tag: refused at the request and by the hub; the allowed app gets its result; an order the owner\'s node never recorded gets no key, the requester is refunded', async () => {
     // p1 alone offers region:eu
-    const s = await startSwarm({ providers: 2, requesters: 2, provider: (i) => ({ tags: i === 1 ? ['region:eu'] : [] }), market: { biddingWindowMs: 3_000 } }, cleanup)
+    const s = await startSwarm({ providers: 2, requesters: 2, provider: (i) => ({ tags: i === 1 ? ['region:eu'] : [] }), market: { biddingWindowMs: 10_000 } }, cleanup)
     const [owner, requester] = s.requesters
     const [p0, p1] = s.providers
     const wordcount = await publishApp(p0, 'wordcount')
