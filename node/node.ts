@@ -292,7 +292,9 @@ export class IexecNode implements ApiBackend {
   private async finalizedTask (taskId: string): Promise<FinalizedTask | undefined> {
     const hub = this.chainClient?.hub
     if (hub === undefined) return undefined
-    return await findFinalizedTask(hub, taskId, { fromBlock: this.fromBlock, maxBlockRange: defaultEventFollowerOptions.maxBlockRange })
+    // the head the follower last saw (one poll old): no eth_blockNumber before the one eth_getLogs
+    const headHint = this.hubEvents?.follower.headSeen
+    return await findFinalizedTask(hub, taskId, { fromBlock: this.fromBlock, maxBlockRange: defaultEventFollowerOptions.maxBlockRange, ...(headHint !== undefined ? { headHint } : {}) })
   }
 
   /** What every part is built from: handed whole, each takes what it declares. */

@@ -172,6 +172,9 @@ export class EventFollower {
   /** true while new heads and logs are pushed over live `eth_subscribe` subscriptions (else the follower polls) */
   get subscribed (): boolean { return this.headsLive && this.logsLive }
 
+  /** The chain's head block as the last poll saw it (undefined before one): a recent head for free, while catching up too. */
+  get headSeen (): number | undefined { return this.lastHead?.number }
+
   /** The position reached (a copy), once loaded. */
   get position (): Cursor | undefined { return this.cursor === undefined ? undefined : { ...this.cursor } }
 

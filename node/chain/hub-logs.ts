@@ -37,14 +37,33 @@ export async function queryHubLogs<E extends TypedContractEvent> (
  * `maxRange` blocks from `toBlock` (the head when undefined) back to
  * `fromBlock`: a recent event is found in one request, an absent one costs
  * as many requests as queryHubLogs.
+ *
+ * `headHint` (a block the caller knows is at or near the head, such as its
+ * event follower's position) saves the head's own request, a round trip on
+ * every call: the first range is then read up to `latest` from
+ * `headHint - maxRange / 2`, so it stays within `maxRange` while the hint
+ * lags the head by at most half of it. A hinted read that fails (a hint
+ * past a shorter chain's head) falls back to reading the head.
  * @throws ChainError INVALID_ARGUMENT as queryHubLogs
  */
 export async function lastHubLog<E extends TypedContractEvent> (
-  hub: HubLogReader, filter: TypedDeferredTopicFilter<E>, fromBlock: number, toBlock: number | undefined, maxRange: number
+  hub: HubLogReader, filter: TypedDeferredTopicFilter<E>, fromBlock: number, toBlock: number | undefined, maxRange: number,
+  options: { headHint?: number } = {}
 ): Promise<TypedEventLog<E> | undefined> {
   checkRange(maxRange)
   const first = Math.max(0, fromBlock)
-  for (let to = toBlock ?? await headOf(hub); to >= first; to -= maxRange) {
+  let to: number | undefined = toBlock
+  const hint = options.headHint
+  if (to === undefined && hint !== undefined && Number.isSafeInteger(hint) && hint >= first) {
+    const lower = Math.max(first, hint + 1 - Math.ceil(maxRange / 2))
+    const logs = await hub.queryFilter(filter, lower, 'latest').catch(() => undefined)
+    if (logs !== undefined) {
+      const last = logs[logs.length - 1]
+      if (last !== undefined) return last
+      to = lower - 1
+    }
+  }
+  for (to = to ?? await headOf(hub); to >= first; to -= maxRange) {
     const logs = await hub.queryFilter(filter, Math.max(first, to - maxRange + 1), to)
     const last = logs[logs.length - 1]
     if (last !== undefined) return last

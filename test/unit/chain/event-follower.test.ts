@@ -120,6 +120,9 @@ describe('event follower', () => {
     await rawRpc(anvil.rpcUrl, 'evm_mine')
     assert.equal(await f.poll(), 1, 'two confirmations')
     assert.deepEqual(seen, [1])
+    // the head the last poll saw, past the confirmed position: what a caller may use as a head hint
+    assert.equal(f.headSeen, Number(await rawRpc(anvil.rpcUrl, 'eth_blockNumber')))
+    assert.ok((f.position?.blockNumber ?? Infinity) <= f.headSeen)
   })
 
   it('reads a long history in bounded ranges', async () => {

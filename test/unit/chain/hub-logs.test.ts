@@ -11,19 +11,23 @@ interface FakeLog { blockNumber: number, args: Record<string, string> }
  * A hub with logs at given blocks: records each query's range and answers
  * what falls inside it, refusing a range wider than a public endpoint's cap.
  */
-function fakeHub (logs: FakeLog[], head: number, cap = Infinity): HubLogReader & Pick<Hub, 'filters'> & { ranges: Array<[number, number]> } {
-  const ranges: Array<[number, number]> = []
+function fakeHub (logs: FakeLog[], head: number, cap = Infinity): HubLogReader & Pick<Hub, 'filters'> & { ranges: Array<[number, number | 'latest']>, headReads: number } {
+  const ranges: Array<[number, number | 'latest']> = []
   const hub = {
     ranges,
-    runner: { provider: { getBlockNumber: async () => head } },
+    headReads: 0,
+    runner: { provider: { getBlockNumber: async () => { hub.headReads++; return head } } },
     filters: { TaskFinalized: (id: string) => ({ id }) },
-    queryFilter: async (_filter: unknown, from: number, to: number) => {
+    queryFilter: async (_filter: unknown, from: number, to: number | 'latest') => {
       ranges.push([from, to])
-      if (to - from + 1 > cap) throw new Error('query returned more than 10000 results or range too large')
-      return logs.filter((l) => l.blockNumber >= from && l.blockNumber <= to)
+      const end = to === 'latest' ? head : to
+      // as an endpoint answers a range that starts past its head
+      if (from > end) throw new Error('invalid block range params')
+      if (end - from + 1 > cap) throw new Error('query returned more than 10000 results or range too large')
+      return logs.filter((l) => l.blockNumber >= from && l.blockNumber <= end)
     }
   }
-  return hub as unknown as HubLogReader & Pick<Hub, 'filters'> & { ranges: Array<[number, number]> }
+  return hub as unknown as HubLogReader & Pick<Hub, 'filters'> & { ranges: Array<[number, number | 'latest']>, headReads: number }
 }
 
 const filter = {} as never
@@ -69,6 +73,34 @@ describe('chain: queryHubLogs / lastHubLog (bounded eth_getLogs ranges)', () => 
     assert.deepEqual(hub.ranges, [[16, 25], [6, 15], [3, 5]])
   })
 
+  it('lastHubLog with a head hint reads up to latest in one request and never asks the head', async () => {
+    const hub = fakeHub([{ blockNumber: 40, args: { n: 'a' } }, { blockNumber: 44, args: { n: 'b' } }], 45, 10)
+    assert.equal((await lastHubLog(hub, filter, 0, undefined, 10, { headHint: 43 }))?.args.n, 'b', 'a log past the hint is found too')
+    assert.deepEqual(hub.ranges, [[39, 'latest']])
+    assert.equal(hub.headReads, 0)
+  })
+
+  it('lastHubLog with a head hint goes on back in bounded ranges from below its first read, to fromBlock', async () => {
+    const hub = fakeHub([{ blockNumber: 1, args: {} }, { blockNumber: 9, args: { n: 'old' } }], 30, 10)
+    // the hint lags the head by 3 blocks: the first read spans 8 blocks, within the cap
+    assert.equal((await lastHubLog(hub, filter, 2, undefined, 10, { headHint: 27 }))?.args.n, 'old')
+    assert.deepEqual(hub.ranges, [[23, 'latest'], [13, 22], [3, 12]])
+    assert.equal(hub.headReads, 0)
+    const none = fakeHub([], 30, 10)
+    assert.equal(await lastHubLog(none, filter, 2, undefined, 10, { headHint: 27 }), undefined)
+    assert.deepEqual(none.ranges, [[23, 'latest'], [13, 22], [3, 12], [2, 2]])
+  })
+
+  it('lastHubLog falls back to the head when a hinted read fails (a hint past a shorter chain\'s head), and ignores a hint below fromBlock', async () => {
+    const hub = fakeHub([{ blockNumber: 18, args: { n: 'x' } }], 20, 10)
+    assert.equal((await lastHubLog(hub, filter, 0, undefined, 10, { headHint: 40 }))?.args.n, 'x')
+    assert.deepEqual(hub.ranges, [[36, 'latest'], [11, 20]])
+    assert.equal(hub.headReads, 1)
+    const low = fakeHub([{ blockNumber: 18, args: { n: 'x' } }], 20, 10)
+    assert.equal((await lastHubLog(low, filter, 5, undefined, 10, { headHint: 3 }))?.args.n, 'x')
+    assert.deepEqual(low.ranges, [[11, 20]])
+  })
+
   it('findFinalizedTask gives the TaskFinalized event\'s fields within the bound', async () => {
     const hub = fakeHub([{ blockNumber: 4100, args: { resultsCid: 'bafy', resultHash: '0xab', dealid: '0xd' } }], 5000, 2000)
     const found = await findFinalizedTask(hub, '0x01', { fromBlock: 0, maxBlockRange: 2000 })
@@ -77,5 +109,9 @@ describe('chain: queryHubLogs / lastHubLog (bounded eth_getLogs ranges)', () => 
     const none = fakeHub([], 5000, 2000)
     assert.equal(await findFinalizedTask(none, '0x01', { fromBlock: 0, maxBlockRange: 2000 }), undefined)
     assert.deepEqual(none.ranges, [[3001, 5000], [1001, 3000], [0, 1000]])
+    const hinted = fakeHub([{ blockNumber: 4999, args: { resultsCid: 'bafy', resultHash: '0xab', dealid: '0xd' } }], 5000, 2000)
+    assert.equal((await findFinalizedTask(hinted, '0x01', { fromBlock: 0, maxBlockRange: 2000, headHint: 4998 }))?.resultsCid, 'bafy')
+    assert.deepEqual(hinted.ranges, [[3999, 'latest']])
+    assert.equal(hinted.headReads, 0)
   })
 })
