@@ -45,6 +45,9 @@ export async function buildBundle (dir = here): Promise<void> {
     platform: 'node',
     format: 'cjs',
     target: 'node20',
+    // a dynamic import() fails in code V8 compiled from the code cache ("A dynamic
+    // import callback was not specified"): every one becomes a require
+    supported: { 'dynamic-import': false },
     // paths through the node_modules symlink of a worktree stay under it
     preserveSymlinks: true,
     // native addons find their binaries from their own directory

@@ -15,7 +15,7 @@
 import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { createReadStream, existsSync, statSync } from 'node:fs'
-import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { chmod, copyFile, lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { arch } from 'node:os'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
@@ -291,7 +291,6 @@ export class OciImages {
       }))
       const cfg = descriptor((JSON.parse(await readFile(blobPath(layout, checked.manifest), 'utf8')) as { config: unknown }).config, 'config')
       for (const d of [checked.manifest, cfg, ...checked.layers]) {
-        const { copyFile } = await import('node:fs/promises')
         await copyFile(blobPath(layout, d), blobPath(own, d))
       }
       const bundle = join(tmp, 'bundle')

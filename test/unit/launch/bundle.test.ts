@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Script } from 'node:vm'
-import { asciiOnly } from '../../../node/launch/build.js'
+import { asciiOnly, buildBundle } from '../../../node/launch/build.js'
 import { BUNDLE_FILE, CACHE_SUFFIX } from '../../../node/cli/bundle-files.js'
 import { cacheFileOf, loadBundle } from '../../../node/launch/run.js'
 
@@ -61,6 +61,22 @@ describe('launch: the node bundle and its code cache', () => {
     await writeFile(join(dir, BUNDLE_FILE), FAKE_BUNDLE + '\n// rebuilt\n')
     assert.notEqual(cacheFileOf(join(dir, BUNDLE_FILE)), cacheFile)
     assert.equal(loadBundle(dir).cacheUsed, false)
+  })
+
+  it('builds a bundle with no dynamic import left: one loaded from its code cache still runs the module that had one', async () => {
+    // code V8 compiled from a code cache has no dynamic import callback: the build turns import() into require
+    await writeFile(join(dir, 'entry.js'), [
+      "export async function runCli (argv) { const { basename } = await import('node:path'); return basename('/a/' + argv[0]).length }",
+      'export function onNodeReady (l) { l() }'
+    ].join('\n'))
+    await buildBundle(dir)
+    assert.doesNotMatch(await readFile(join(dir, BUNDLE_FILE), 'utf8'), /[^\w.$]import\(/)
+    const first = loadBundle(dir)
+    assert.equal(first.cacheUsed, false)
+    assert.equal(await first.exports.runCli(['abcd']), 4)
+    const second = loadBundle(dir)
+    assert.equal(second.cacheUsed, true)
+    assert.equal(await second.exports.runCli(['abcdef']), 6)
   })
 
   it('asciiOnly escapes what esbuild leaves in template literals, to the same strings', () => {
