@@ -48,7 +48,7 @@ export function contentRoutes (helia: () => ContentHelia): ApiRoute[] {
  * chain and unpacks it under the node's data dir. 404 TASK_NOT_FOUND when no
  * deal has the task, 404 RESULT_NOT_FOUND while the task is not finalized.
  */
-export function resultRoutes (deps: {
+export interface ResultDeps {
   helia: () => ContentHelia
   /** the task's TaskFinalized event on the hub; undefined when not finalized (or no chain) */
   finalized: (taskId: string) => Promise<FinalizedTask | undefined>
@@ -59,21 +59,33 @@ export function resultRoutes (deps: {
   privateKey: EciesPrivateKey
   resultsDir: string
   timeoutMs: number
-}): ApiRoute[] {
+}
+
+/**
+ * A finalized task's result, fetched from the swarm, checked against the
+ * chain and unpacked under resultsDir: what `GET /v1/results/:taskId` and
+ * the work routes (api/routes/work.ts) give.
+ * @throws HttpError 404 TASK_NOT_FOUND / RESULT_NOT_FOUND; StorageError as retrieveResult
+ */
+export async function fetchResult (deps: ResultDeps, taskId: string): Promise<Awaited<ReturnType<typeof retrieveResult>>> {
+  const finalized = await deps.finalized(taskId)
+  if (finalized === undefined) {
+    if (deps.taskExists !== undefined && !await deps.taskExists(taskId)) throw new HttpError(404, 'TASK_NOT_FOUND', `no deal on the hub has task ${taskId}`, { taskId })
+    throw new HttpError(404, 'RESULT_NOT_FOUND', `task ${taskId} has no finalized result (yet)`)
+  }
+  await deps.reachHolders?.(finalized)
+  return await retrieveResult({ helia: deps.helia(), taskId, finalized, dest: join(deps.resultsDir, taskId.toLowerCase()), privateKey: deps.privateKey, timeoutMs: deps.timeoutMs })
+}
+
+export function resultRoutes (deps: ResultDeps): ApiRoute[] {
   return [{
     method: 'GET',
     path: '/v1/results/:taskId',
     handler: async (req) => {
       const taskId = req.params.taskId ?? ''
       if (!/^0x[0-9a-fA-F]{64}$/.test(taskId)) throw new HttpError(400, 'API_BAD_REQUEST', `a task id is 0x and 64 hex digits, got "${taskId}"`)
-      const finalized = await deps.finalized(taskId)
-        if (finalized === undefined) {
-        if (deps.taskExists !== undefined && !await deps.taskExists(taskId)) throw new HttpError(404, 'TASK_NOT_FOUND', `no deal on the hub has task ${taskId}`, { taskId })
-        throw new HttpError(404, 'RESULT_NOT_FOUND', `task ${taskId} has no finalized result (yet)`)
-      }
-      await deps.reachHolders?.(finalized)
       try {
-        const r = await retrieveResult({ helia: deps.helia(), taskId, finalized, dest: join(deps.resultsDir, taskId.toLowerCase()), privateKey: deps.privateKey, timeoutMs: deps.timeoutMs })
+        const r = await fetchResult(deps, taskId)
         return { taskId: r.taskId, cid: r.cid, path: r.path, stdout: r.stdout, encrypted: r.encrypted }
       } catch (err) {
         if (err instanceof StorageError) throw new HttpError(502, err.code, err.message)

@@ -21,18 +21,15 @@
  * WORK_BAD_STATE 409, WORK_RESULT_NOT_FOUND 404, APP_NOT_FOUND 404,
  * CHAIN_NOT_CONFIGURED 503.
  */
-import { join } from 'node:path'
 import { HttpError } from '../errors.js'
 import { bad, bodyOf } from '../route-helpers.js'
 import type { ApiRequest, ApiRoute, HttpMethod } from '../router.js'
 import { Repository, jsonCodec } from '../../db/index.js'
 import type { DbController } from '../../db/index.js'
 import { isIexecError } from '../../common/errors.js'
-import { retrieveResult } from '../../storage/results.js'
+import { fetchResult } from './storage.js'
+import type { ResultDeps } from './storage.js'
 import { StorageError } from '../../storage/errors.js'
-import type { FinalizedTask } from '../../storage/results.js'
-import type { ContentHelia } from '../../storage/content.js'
-import type { EciesPrivateKey } from '../../storage/ecies.js'
 import { taskStatusName } from '../../market/requester.js'
 import type { MarketService } from '../../market/service.js'
 import { WorkService, checkWorkRecord, workView } from '../../market/works.js'
@@ -54,24 +51,9 @@ export interface WorkRoutesDeps {
  * `GET /v1/results/:taskId` (api/routes/storage.ts), over the same dependencies.
  * @throws HttpError 404 RESULT_NOT_FOUND while the task has no TaskFinalized event
  */
-export function resultFetcher (deps: {
-  helia: () => ContentHelia
-  finalized: (taskId: string) => Promise<FinalizedTask | undefined>
-  /** whether a deal on the hub has the task: an unknown task is TASK_NOT_FOUND, as `task show` says, not RESULT_NOT_FOUND */
-  taskExists?: (taskId: string) => Promise<boolean>
-  reachHolders?: (finalized: FinalizedTask) => Promise<void>
-  privateKey: EciesPrivateKey
-  resultsDir: string
-  timeoutMs: number
-}): (taskId: string) => Promise<WorkResult> {
+export function resultFetcher (deps: ResultDeps): (taskId: string) => Promise<WorkResult> {
   return async (taskId) => {
-    const finalized = await deps.finalized(taskId)
-    if (finalized === undefined) {
-      if (deps.taskExists !== undefined && !await deps.taskExists(taskId)) throw new HttpError(404, 'TASK_NOT_FOUND', `no deal on the hub has task ${taskId}`, { taskId })
-      throw new HttpError(404, 'RESULT_NOT_FOUND', `task ${taskId} has no finalized result (yet)`)
-    }
-    await deps.reachHolders?.(finalized)
-    const r = await retrieveResult({ helia: deps.helia(), taskId, finalized, dest: join(deps.resultsDir, taskId.toLowerCase()), privateKey: deps.privateKey, timeoutMs: deps.timeoutMs })
+    const r = await fetchResult(deps, taskId)
     return { cid: r.cid, path: r.path, stdout: r.stdout }
   }
 }
