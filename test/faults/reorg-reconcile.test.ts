@@ -32,6 +32,8 @@ describe('faults: scheduler and worker records reconcile with the chain after a 
     // to another (anvil drops the reverted transactions): the nodes' senders settle first
     await waitFor(() => inFlight === 0, 60_000, 'the nodes\' transactions to settle')
     const head = await provider.getBlockNumber()
+    // what the nodes did is taken back from the events their followers handed on: they read up to the head first
+    await waitFor(() => s.nodes.every((n) => (n.follower.position?.blockNumber ?? 0) > head), 60_000, 'the followers to read up to the head')
     // the followers wait while the senders learn their nonces again: a worker that heard of the
     // reorg first would send at its old nonce, past a gap anvil's revert made
     for (const n of s.nodes) await n.follower.stop()
@@ -45,20 +47,24 @@ describe('faults: scheduler and worker records reconcile with the chain after a 
   }
 
   before(async () => {
-    // worker 1 waits a little before running: a snapshot is taken before its commit
-    swarm = await ExecSwarm.create(2, { 1: { delayBeforeRunMs: 1_500 } })
-    for (const n of swarm.nodes) {
-      const sender = n.client.sender
-      const send = sender.send.bind(sender)
-      sender.send = async (...args: Parameters<typeof send>) => {
-        inFlight++
-        try {
-          return await send(...args)
-        } finally {
-          inFlight--
+    // worker 1 waits a little before running: a snapshot is taken before its commit.
+    // Every send of a node counts, the scheduler's too: its hub view binds the sender's send when
+    // it is built, so the count goes on before (a stake release whose receipt the scheduler still
+    // waits for when anvil drops it would hold its tick until the receipt timeout)
+    swarm = await ExecSwarm.create(2, { 1: { delayBeforeRunMs: 1_500 } }, {
+      client: (_i, client) => {
+        const sender = client.sender
+        const send = sender.send.bind(sender)
+        sender.send = async (...args: Parameters<typeof send>) => {
+          inFlight++
+          try {
+            return await send(...args)
+          } finally {
+            inFlight--
+          }
         }
       }
-    }
+    })
   })
 
   it('a task whose finalize is reorged out is finalized again; a deal reorged out is forgotten, and taken again when mined again', async () => {

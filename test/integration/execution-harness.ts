@@ -112,9 +112,12 @@ export class ExecSwarm {
 
   /** node i's executor around its WASI one (e.g. with the native executor) */
   makeExecutor: ((i: number, wasi: WasiExecutor) => Executor) | undefined
+  /** sees node i's chain client before its services are built on it (they bind its sender's send then) */
+  onClient: ((i: number, client: ChainClient) => void) | undefined
 
-  static async create (n: number, faults: Record<number, WorkerFaults> = {}, opts: { worker?: Partial<WorkerDutiesOptions>, scheduler?: Partial<SchedulerOptions>, reachAppHolders?: (i: number, app: string) => Promise<void>, proxyRpc?: boolean, wsNodes?: number[], executor?: (i: number, wasi: WasiExecutor) => Executor } = {}): Promise<ExecSwarm> {
+  static async create (n: number, faults: Record<number, WorkerFaults> = {}, opts: { worker?: Partial<WorkerDutiesOptions>, scheduler?: Partial<SchedulerOptions>, reachAppHolders?: (i: number, app: string) => Promise<void>, proxyRpc?: boolean, wsNodes?: number[], executor?: (i: number, wasi: WasiExecutor) => Executor, client?: (i: number, client: ChainClient) => void } = {}): Promise<ExecSwarm> {
     const s = new ExecSwarm()
+    s.onClient = opts.client
     s.useProxy = opts.proxyRpc === true
     s.wsNodes = new Set(opts.wsNodes ?? [])
     s.makeExecutor = opts.executor
@@ -183,6 +186,7 @@ export class ExecSwarm {
     for (const other of this.nodes) if (other !== undefined && other.running && other.node !== node) await node.network.dial(other.node.multiaddrs()[0])
     const rpcUrl = this.proxy === undefined ? this.anvil.rpcUrl : this.wsNodes.has(i) ? this.proxy.wsUrl : this.proxy.url
     const client = await createChainClient({ rpcUrl, privateKey: node.wallet.privateKey, hub: this.chain.hub, rlc: this.chain.rlc, tx: { gasHeadroomPercent: 30 } })
+    this.onClient?.(i, client)
     if (fresh) {
       await client.sender.send(client.rlc!.approve.populateTransaction(this.chain.hub, 100_000n * RLC))
       await client.sender.send(client.hub!.deposit.populateTransaction(50_000n * RLC))
