@@ -24,6 +24,8 @@ export interface MetricsSources {
   schedulerTasks?: () => Record<string, number> | undefined
   /** libp2p's bytes since start by negotiated protocol */
   protocolBytes?: () => ReadonlyMap<string, Readonly<ByteCounts>> | undefined
+  /** libp2p's streams since start by negotiated protocol, opened by the remote (in) or this node (out) */
+  protocolStreams?: () => ReadonlyMap<string, Readonly<ByteCounts>> | undefined
   /** libp2p's bytes since start on the wire of every connection */
   wireBytes?: () => Readonly<ByteCounts> | undefined
   /** level operations since start, by kind */
@@ -123,6 +125,18 @@ export class NodeMetrics {
       registers,
       collect () {
         for (const [protocol, c] of sources.protocolBytes?.() ?? []) {
+          this.set({ protocol, direction: 'in' }, c.in)
+          this.set({ protocol, direction: 'out' }, c.out)
+        }
+      }
+    })
+    new Gauge({
+      name: 'iexec_p2p_libp2p_protocol_streams_total',
+      help: 'libp2p streams since start by protocol and direction (in: the remote opened it, out: this node did); a stream is a message exchange or a long-lived channel (gossipsub)',
+      labelNames: ['protocol', 'direction'],
+      registers,
+      collect () {
+        for (const [protocol, c] of sources.protocolStreams?.() ?? []) {
           this.set({ protocol, direction: 'in' }, c.in)
           this.set({ protocol, direction: 'out' }, c.out)
         }

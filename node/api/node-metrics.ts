@@ -63,6 +63,7 @@ export function nodeMetricsSources (p: NodeMetricsParts): MetricsSources {
     workerTasks: () => p.execution()?.worker.stateCounts(),
     schedulerTasks: () => p.execution()?.scheduler.taskStateCounts(),
     protocolBytes: () => p.network.traffic?.byProtocol(),
+    protocolStreams: () => p.network.traffic?.streamsByProtocol(),
     wireBytes: () => p.network.traffic?.wire,
     dbOps: () => p.db.ops,
     followerLag: async () => {

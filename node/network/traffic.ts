@@ -35,12 +35,19 @@ interface Carrier {
  */
 export class TrafficMetrics implements Metrics {
   private readonly protocols = new Map<string, ByteCounts>()
+  /** streams opened since start by protocol: `in` the remote opened, `out` this node did */
+  private readonly streams = new Map<string, ByteCounts>()
   /** every connection's bytes on the wire */
   readonly wire: ByteCounts = { in: 0, out: 0 }
 
   /** Bytes by protocol since start (live objects: read, do not change). */
   byProtocol (): ReadonlyMap<string, Readonly<ByteCounts>> {
     return this.protocols
+  }
+
+  /** Streams since start by protocol, opened by the remote (`in`) or by this node (`out`). */
+  streamsByProtocol (): ReadonlyMap<string, Readonly<ByteCounts>> {
+    return this.streams
   }
 
   trackMultiaddrConnection (maConn: MultiaddrConnection): void {
@@ -55,6 +62,13 @@ export class TrafficMetrics implements Metrics {
       counts = { in: 0, out: 0 }
       this.protocols.set(stream.protocol, counts)
     }
+    let opened = this.streams.get(stream.protocol)
+    if (opened === undefined) {
+      opened = { in: 0, out: 0 }
+      this.streams.set(stream.protocol, opened)
+    }
+    if (stream.direction === 'inbound') opened.in++
+    else opened.out++
     track(stream as unknown as Carrier, counts)
   }
 

@@ -73,10 +73,15 @@ describe('TrafficMetrics (libp2p metrics component, real streams)', function () 
       assert.ok(t.wire.in > total && t.wire.out > total, 'the wire carries the payload and more')
     }
 
-    const metrics = new NodeMetrics({ protocolBytes: () => clientTraffic.byProtocol(), wireBytes: () => clientTraffic.wire })
+    // one echo stream, opened by the client
+    assert.deepEqual(clientTraffic.streamsByProtocol().get(ECHO), { in: 0, out: 1 })
+    assert.deepEqual(serverTraffic.streamsByProtocol().get(ECHO), { in: 1, out: 0 })
+
+    const metrics = new NodeMetrics({ protocolBytes: () => clientTraffic.byProtocol(), protocolStreams: () => clientTraffic.streamsByProtocol(), wireBytes: () => clientTraffic.wire })
     const text = await metrics.text()
     assert.match(text, new RegExp(`^iexec_p2p_libp2p_protocol_bytes_total\\{protocol="${ECHO}",direction="in"\\} ${total}$`, 'm'))
     assert.match(text, new RegExp(`^iexec_p2p_libp2p_protocol_bytes_total\\{protocol="${ECHO}",direction="out"\\} ${total}$`, 'm'))
+    assert.match(text, new RegExp(`^iexec_p2p_libp2p_protocol_streams_total\\{protocol="${ECHO}",direction="out"\\} 1$`, 'm'))
     assert.match(text, new RegExp(`^iexec_p2p_libp2p_wire_bytes_total\\{direction="in"\\} ${clientTraffic.wire.in}$`, 'm'))
   })
 
@@ -90,6 +95,7 @@ describe('TrafficMetrics (libp2p metrics component, real streams)', function () 
     group.timer('a')()
     t.registerMetricGroup('z', { calculate: () => ({ a: 1 }) })
     assert.equal(t.byProtocol().size, 0)
+    assert.equal(t.streamsByProtocol().size, 0)
     assert.deepEqual(t.wire, { in: 0, out: 0 })
   })
 })
