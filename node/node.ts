@@ -213,7 +213,7 @@ export class IexecNode implements ApiBackend {
       // every subscriber is in (nothing is replayed to a late one); stopped before
       // them, after the event in hand is handled and its cursor saved
       if (hubEvents !== undefined) await s.start('hub events', hubEvents)
-      await s.start('adverts', startable(() => { this.adverts.start() }, async () => { await this.adverts.stop() }))
+      await s.start('adverts', startable(async () => { await this.adverts.start() }, async () => { await this.adverts.stop() }))
       const api = this.api = await startApiServer({
         host: '127.0.0.1',
         port: this.config.apiPort,

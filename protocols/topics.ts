@@ -39,6 +39,17 @@ export function resourceKey (peerId: string): Uint8Array {
   return utf8.encode(`/${RESOURCE_NAMESPACE}/${peerId}`)
 }
 
+/**
+ * Stream protocol on which a provider answers its own signed resource record
+ * (one length-prefixed frame of at most RESOURCE_RECORD_MAX_BYTES, then the
+ * stream closes; the asker sends nothing). The record is the one the DHT holds
+ * under resourceKey, verified the same way, so asking the provider is one
+ * round trip where a DHT get walks the key space.
+ */
+export function resourceRecordProtocol (swarmId: string): string {
+  return `/iexec-p2p/${swarmId}/advert/1.0.0`
+}
+
 /** The peer id in a resource key, or undefined when the key is not one. */
 export function peerIdOfResourceKey (key: Uint8Array): string | undefined {
   const s = new TextDecoder().decode(key)

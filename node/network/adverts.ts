@@ -1,9 +1,10 @@
 import { setMaxListeners } from 'node:events'
-import type { PrivateKey } from '@libp2p/interface'
+import { lpStream } from '@libp2p/utils'
+import type { PrivateKey, Stream } from '@libp2p/interface'
 import type { SelectFn, ValidateFn } from '@libp2p/kad-dht'
-import { categoryCid, nodeAddressCid, peerIdOfResourceKey, resourceKey, RESOURCE_NAMESPACE } from '../../protocols/topics.js'
+import { categoryCid, nodeAddressCid, peerIdOfResourceKey, resourceKey, resourceRecordProtocol, RESOURCE_NAMESPACE } from '../../protocols/topics.js'
 import {
-  compareResourceRecords, decodeResourceRecordUnverified, signResourceRecord, verifyResourceRecord
+  compareResourceRecords, decodeResourceRecordUnverified, RESOURCE_RECORD_MAX_BYTES, signResourceRecord, verifyResourceRecord
 } from '../../protocols/resource-record.js'
 import type { EthMessageSigner, ResourceRecord } from '../../protocols/resource-record.js'
 import type { Resources } from '../../protocols/resources.js'
@@ -21,7 +22,7 @@ export interface AdvertisedResources extends Resources {
 
 /** What adverts use of the network. */
 export type AdvertsNetwork = Pick<Network, 'peerId' | 'kBucketSize' | 'dhtPut' | 'dhtGet' | 'provide' | 'findProviders' |
-'dhtPeerCount' | 'connectionCount' | 'waitForDhtPeers' | 'bootstrapSettled'>
+'dhtPeerCount' | 'connectionCount' | 'waitForDhtPeers' | 'bootstrapSettled' | 'handle' | 'unhandle' | 'dialProtocol'>
 
 export interface AdvertsOptions {
   network: AdvertsNetwork
@@ -48,6 +49,11 @@ export interface AdvertsOptions {
 export const ADVERT_DEFAULTS = {
   // a lookup on a LAN swarm takes tens of ms; 10 s bounds a slow or partitioned DHT
   lookupTimeoutMs: 10_000,
+  // asking a provider for its record: past this (a provider slow, gone, or
+  // reachable only through a relay) the record is read from the DHT
+  directFetchMs: 3_000,
+  // a provider answering its record: one small frame
+  serveTimeoutMs: 5_000,
   // put + provide each walk the DHT once
   publishTimeoutMs: 30_000,
   // more than a requester can use in one bidding round
@@ -120,6 +126,9 @@ export class ResourceAdverts {
   private readonly log: NetworkLogger
   private readonly now: () => number
   private last?: ResourceRecord
+  /** the signed bytes of the record last signed, answered on resourceRecordProtocol */
+  private lastBytes?: Uint8Array
+  private serving = false
   private lastError?: string
   private lonelyTimer?: NodeJS.Timeout
   private failures = 0
@@ -131,11 +140,17 @@ export class ResourceAdverts {
     this.now = opts.now ?? Date.now
   }
 
-  /** Starts periodic publication (providers only). The first one runs once bootstrap dials settle. */
-  start (): void {
+  /**
+   * Starts periodic publication and answers the record on
+   * resourceRecordProtocol (providers only). The first publication runs
+   * once bootstrap dials settle.
+   */
+  async start (): Promise<void> {
     if (this.running || !this.opts.publish) return
     this.running = true
     const network = this.opts.network
+    await network.handle(resourceRecordProtocol(this.opts.swarmId), this.serveRecord)
+    this.serving = true
     this.inFlight = network.bootstrapSettled().then(async (status) => {
       if (status.some((s) => s.state === 'connected')) {
         await network.waitForDhtPeers(1, ADVERT_DEFAULTS.firstPeerWaitMs, this.abort.signal)
@@ -158,6 +173,23 @@ export class ResourceAdverts {
     this.timer = undefined
     this.lonelyTimer = undefined
     await this.inFlight?.catch(() => {})
+    if (this.serving) {
+      this.serving = false
+      // the network may have stopped first: its handlers went with it
+      await this.opts.network.unhandle(resourceRecordProtocol(this.opts.swarmId)).catch(() => {})
+    }
+  }
+
+  private readonly serveRecord = async (stream: Stream): Promise<void> => {
+    const bytes = this.lastBytes
+    try {
+      if (bytes === undefined) throw new Error('no record signed yet')
+      const signal = AbortSignal.timeout(ADVERT_DEFAULTS.serveTimeoutMs)
+      await lpStream(stream, { maxDataLength: RESOURCE_RECORD_MAX_BYTES }).write(bytes, { signal })
+      await stream.close({ signal })
+    } catch (err) {
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+    }
   }
 
   /** The record last published, if any. */
@@ -232,6 +264,8 @@ export class ResourceAdverts {
       seq: this.seq
     }
     const bytes = await signResourceRecord(record, o.privateKey, o.wallet)
+    // answered directly from now on, whether or not the DHT takes it
+    this.lastBytes = bytes
     const signal = AbortSignal.timeout(o.publishTimeoutMs ?? ADVERT_DEFAULTS.publishTimeoutMs)
     // put and the provides each attach a listener per query path to the one signal
     setMaxListeners(96, signal)
@@ -275,7 +309,7 @@ export class ResourceAdverts {
         // a few candidates at most: the real one answers, squatters only cost a get each
         if (++tried > ADVERT_DEFAULTS.maxAddressCandidates) break
         try {
-          const r = await verifyResourceRecord(await o.network.dhtGet(resourceKey(p.peerId), { signal }), p.peerId)
+          const r = await this.readRecord(p.peerId, signal)
           if (r.address.toLowerCase() === address.toLowerCase() && this.now() - r.timestamp <= maxAge) return r
         } catch (err) {
           this.log.info('address candidate unusable', { peerId: p.peerId, code: isIexecError(err) ? err.code : 'ERROR' })
@@ -285,6 +319,39 @@ export class ResourceAdverts {
       if (!signal.aborted) throw err
     }
     return undefined
+  }
+
+  /**
+   * A provider's verified record: asked of the provider itself (one round
+   * trip), else read from the DHT (a walk of the key space; it also holds the
+   * records of providers unreachable now). Either way the record must be the
+   * provider's own and verify: a provider can only withhold or date its own
+   * record. This node's own record is read from memory.
+   * @throws NetworkError or ResourceRecordError when neither way gives one
+   */
+  private async readRecord (peerId: string, signal: AbortSignal): Promise<ResourceRecord> {
+    const network = this.opts.network
+    const own = this.lastBytes
+    if (peerId === network.peerId && own !== undefined) return await verifyResourceRecord(own, peerId)
+    if (peerId !== network.peerId) {
+      const direct = AbortSignal.any([signal, AbortSignal.timeout(ADVERT_DEFAULTS.directFetchMs)])
+      try {
+        const stream = await network.dialProtocol(peerId, resourceRecordProtocol(this.opts.swarmId), { signal: direct })
+        let bytes: Uint8Array
+        try {
+          bytes = (await lpStream(stream, { maxDataLength: RESOURCE_RECORD_MAX_BYTES }).read({ signal: direct })).subarray()
+          await stream.close({ signal: direct }).catch(() => {})
+        } catch (err) {
+          stream.abort(err instanceof Error ? err : new Error(String(err)))
+          throw err
+        }
+        return await verifyResourceRecord(bytes, peerId)
+      } catch (err) {
+        if (signal.aborted) throw err
+        this.log.info('provider did not answer its record: reading the DHT', { peerId, code: isIexecError(err) ? err.code : (err as { name?: string }).name ?? 'ERROR' })
+      }
+    }
+    return await verifyResourceRecord(await network.dhtGet(resourceKey(peerId), { signal }), peerId)
   }
 
   /**
@@ -313,8 +380,7 @@ export class ResourceAdverts {
     const gets: Array<Promise<ResourceRecord | undefined>> = []
     const getRecord = async (peerId: string): Promise<ResourceRecord | undefined> => {
       try {
-        const bytes = await o.network.dhtGet(resourceKey(peerId), { signal })
-        return await verifyResourceRecord(bytes, peerId)
+        return await this.readRecord(peerId, signal)
       } catch (err) {
         this.log.info('provider record unusable', { peerId, code: isIexecError(err) ? err.code : 'ERROR' })
         return undefined

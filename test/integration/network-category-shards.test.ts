@@ -80,7 +80,7 @@ describe('network: a category lookup past kad\'s k-provider cap (12 providers, k
     }
 
     const published = providers.map((net, i) => adverts(net, providerKeys[i], true))
-    for (const a of published) a.start()
+    await Promise.all(published.map(async (a) => { await a.start() }))
     await waitFor(() => published.every((a) => a.lastPublished() !== undefined), 120_000, 'every provider published')
 
     // the cap this test is about: the category CID alone lists k of the 12
