@@ -243,11 +243,20 @@ export class DealBook {
     if (worker) this.releasing.set(id, done)
   }
 
-  /** The worker stake of a done deal is released: nothing more to do for it. */
-  async released (known: KnownDeal): Promise<void> {
+  /**
+   * When a done deal's stake is to be released next (chain time, s), or
+   * undefined once nothing more is left to release. Read from the deal's
+   * stored record, never the caller's copy: a copy taken before markDone
+   * would write the deal back as open.
+   */
+  async releaseAt (dealid: string, at: number | undefined): Promise<void> {
+    const known = this.releasing.get(dealid) ?? await this.deals.get(dealid)
+    if (known === undefined || !known.done) return
     const { releaseAt: _, ...rest } = known
-    await this.deals.put(known.deal.dealid, rest)
-    this.releasing.delete(known.deal.dealid)
+    const next: KnownDeal = at === undefined ? rest : { ...rest, releaseAt: at }
+    await this.deals.put(dealid, next)
+    if (at === undefined) this.releasing.delete(dealid)
+    else this.releasing.set(dealid, next)
   }
 
   /**

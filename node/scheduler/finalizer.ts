@@ -2,7 +2,7 @@ import { keccak256 } from 'ethers'
 import { ContributionStatus, TaskStatus } from '../../contracts-abi/index.js'
 import { ZERO_ADDRESS as ZERO_ADDR, resultHash as resultHashOf } from '../../protocols/eip712.js'
 import type { ContributedMessage, ExecMessage } from '../../protocols/execution.js'
-import { hubInterface } from '../chain/index.js'
+import { hubInterface, isChainError } from '../chain/index.js'
 import type { DealBook } from './deal-book.js'
 import type { SchedulerHub, TaskState } from './hub-view.js'
 import type { Liveness } from './liveness.js'
@@ -21,7 +21,7 @@ export interface ReceiptView {
 }
 
 export interface FinalizerInit {
-  book: Pick<DealBook, 'getTask' | 'putTask' | 'closeTask' | 'openDeal' | 'isMine' | 'markDone' | 'releasingDeals' | 'released'>
+  book: Pick<DealBook, 'getTask' | 'putTask' | 'closeTask' | 'openDeal' | 'isMine' | 'markDone' | 'releasingDeals' | 'releaseAt'>
   liveness: Pick<Liveness, 'revealDue' | 'finalizePending'>
   hub: Pick<SchedulerHub, 'address' | 'dealOf' | 'taskOf' | 'contributionStatus' | 'finalize' | 'release'>
   /** a transaction's receipt (null: not mined) */
@@ -46,6 +46,12 @@ export interface FinalizerInit {
 export class Finalizer {
   /** status reads after `contributed` messages, in flight (settle waits for them) */
   private readonly hints = new Set<Promise<void>>()
+  /**
+   * Stake releases in flight, by deal id (settle waits for them). The tick
+   * and the watchdog start them and go on: a release waits for its receipt,
+   * and one stuck transaction would otherwise hold every deal's tick.
+   */
+  private readonly releases = new Map<string, Promise<void>>()
 
   constructor (private readonly init: FinalizerInit) {}
 
@@ -126,7 +132,7 @@ export class Finalizer {
 
   /** Waits for the receipt reads in flight (stop). */
   async settle (): Promise<void> {
-    await Promise.allSettled([...this.hints])
+    await Promise.allSettled([...this.hints, ...this.releases.values()])
   }
 
   /**
@@ -180,26 +186,47 @@ export class Finalizer {
     await book.markDone(known, worker)
     this.init.log('deal done', { dealid: known.deal.dealid })
     // the scheduler's stake for the deal is locked until someone releases it: we do, at once
-    if (same(current.scheduler, me) && current.schedulerLocked > 0n) await this.release(known.deal.dealid, 'scheduler stake')
+    if (same(current.scheduler, me) && current.schedulerLocked > 0n) this.startRelease(known, 'scheduler stake', 0)
   }
 
-  /** After a deal's final deadline: the stake a spare replica locked comes back. */
+  /**
+   * The releases due by chain time `now`: after a deal's final deadline the
+   * stake a spare replica locked comes back; a scheduler stake whose
+   * release failed is due at once.
+   */
   async releaseDue (now: number): Promise<void> {
     for (const known of this.init.book.releasingDeals()) {
       if (!this.init.running()) return
       if (known.releaseAt === undefined || now < known.releaseAt) continue
-      await this.release(known.deal.dealid, 'worker stake')
-      await this.init.book.released(known)
+      this.startRelease(known, now >= known.deal.finalDeadline ? 'worker stake' : 'scheduler stake', now)
     }
   }
 
-  /** `release(dealid, me)`: NothingToRelease is fine (every contribution already gave its stake back). */
-  private async release (dealid: string, what: string): Promise<void> {
-    try {
-      const tx = await this.init.hub.release(dealid)
-      this.init.log('stake released', { dealid, what, tx: tx.hash })
-    } catch (err) {
-      this.init.log('stake release not done', { dealid, what, error: errorText(err) })
-    }
+  /**
+   * `release(dealid, me)` in the background, one per deal at a time. Once
+   * it is mined, or reverts (NothingToRelease: every stake already came
+   * back), the deal keeps a release only for the worker stake of a deal
+   * whose final deadline is still ahead. A failure that is no revert (the
+   * node, the RPC, a receipt that did not come) leaves it due at once, so
+   * the watchdog's next pass, or the next start, sends it again.
+   */
+  private startRelease (known: KnownDeal, what: string, now: number): void {
+    const { book, log, me } = this.init
+    const dealid = known.deal.dealid
+    if (this.releases.has(dealid)) return
+    const run = (async () => {
+      let again = false
+      try {
+        const tx = await this.init.hub.release(dealid)
+        log('stake released', { dealid, what, tx: tx.hash })
+      } catch (err) {
+        again = !isChainError(err, 'CONTRACT_REVERT')
+        log(again ? 'stake release failed: sent again later' : 'stake release not done', { dealid, what, error: errorText(err) })
+      }
+      const worker = known.deal.workers.some((w) => same(w, me))
+      await book.releaseAt(dealid, again ? now : worker && now < known.deal.finalDeadline ? known.deal.finalDeadline : undefined)
+    })().catch((err: unknown) => { log('stake release record failed', { dealid, error: String(err) }) })
+      .finally(() => { this.releases.delete(dealid) })
+    this.releases.set(dealid, run)
   }
 }

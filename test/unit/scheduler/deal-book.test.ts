@@ -148,9 +148,29 @@ describe('scheduler deal book: deals and task records', function () {
     await again.book.load()
     assert.equal(again.book.openDeals().length, 1)
     assert.equal(again.book.releasingDeals().length, 1)
-    await h.book.released(h.book.releasingDeals()[0])
+    await h.book.releaseAt(DEAL, undefined)
     assert.equal(h.book.releasingDeals().length, 0)
     assert.equal((await h.book.dealRecord(DEAL))?.releaseAt, undefined)
+  })
+
+  it('a release due again is kept on the stored done record, never on an open copy, and survives a restart', async () => {
+    const db = await openDb()
+    const h = make(db)
+    await h.book.add(dealInfo())
+    const open = h.book.openDeal(DEAL)
+    assert.ok(open !== undefined)
+    // an open deal has no release to schedule: nothing is written
+    await h.book.releaseAt(DEAL, 7)
+    assert.equal((await h.book.dealRecord(DEAL))?.releaseAt, undefined)
+    assert.equal(h.book.releasingDeals().length, 0)
+    await h.book.markDone(open, false)
+    // the caller still holds the open copy (done: false); the stored record stays done
+    await h.book.releaseAt(open.deal.dealid, 0)
+    assert.deepEqual(h.book.releasingDeals().map((k) => [k.done, k.releaseAt]), [[true, 0]])
+    const again = make(db)
+    await again.book.load()
+    assert.deepEqual(again.book.releasingDeals().map((k) => [k.done, k.releaseAt]), [[true, 0]])
+    assert.equal(again.book.openDeals().length, 0)
   })
 
   it('a DealCreated taken back by a reorg forgets the deal only when the hub no longer holds it', async () => {

@@ -3,7 +3,7 @@ import { keccak256 } from 'ethers'
 import { ContributionStatus, TaskStatus } from '../../../contracts-abi/index.js'
 import { resultHash } from '../../../protocols/eip712.js'
 import type { ExecMessage } from '../../../protocols/execution.js'
-import { hubInterface } from '../../../node/chain/index.js'
+import { ChainError, hubInterface } from '../../../node/chain/index.js'
 import { Finalizer } from '../../../node/scheduler/finalizer.js'
 import type { FinalizerInit, ReceiptView } from '../../../node/scheduler/finalizer.js'
 import type { KnownDeal } from '../../../node/scheduler/records.js'
@@ -20,6 +20,8 @@ interface Harness {
   releases: string[]
   markedDone: Array<{ dealid: string, worker: boolean }>
   released: string[]
+  /** releaseAt calls that left a release due (deal id, chain time) */
+  dueAgain: Array<{ dealid: string, at: number }>
   receipts: string[]
   kicks: number
   lines: string[]
@@ -35,12 +37,14 @@ interface Setup {
   releasing?: KnownDeal[]
   done?: bigint
   revealDue?: boolean
+  /** the hub's release (default: mined at once) */
+  release?: (dealid: string) => Promise<{ hash: string }>
 }
 
 function make (s: Setup = {}): Harness {
   const tasks = new FakeTasks()
   const { log, lines } = recordingLog()
-  const h: Harness = { finalizer: undefined as unknown as Finalizer, tasks, sent: [], finalizes: [], releases: [], markedDone: [], released: [], receipts: [], kicks: 0, lines }
+  const h: Harness = { finalizer: undefined as unknown as Finalizer, tasks, sent: [], finalizes: [], releases: [], markedDone: [], released: [], dueAgain: [], receipts: [], kicks: 0, lines }
   const open = new Map((s.open ?? [knownDeal()]).map((k) => [k.deal.dealid, k]))
   const init: FinalizerInit = {
     book: {
@@ -51,7 +55,7 @@ function make (s: Setup = {}): Harness {
       isMine: (k) => (k.scheduler ?? k.deal.scheduler) === ME,
       markDone: async (k, worker) => { h.markedDone.push({ dealid: k.deal.dealid, worker }); open.delete(k.deal.dealid) },
       releasingDeals: () => s.releasing ?? [],
-      released: async (k) => { h.released.push(k.deal.dealid) }
+      releaseAt: async (id, at) => { if (at === undefined) h.released.push(id); else h.dueAgain.push({ dealid: id, at }) }
     },
     liveness: { revealDue: () => s.revealDue ?? true, finalizePending: () => true },
     hub: {
@@ -60,7 +64,7 @@ function make (s: Setup = {}): Harness {
       taskOf: async () => taskState({ status: BigInt(s.pendingStatus ?? TaskStatus.REVEALING) }),
       contributionStatus: async (_taskid, w) => BigInt(s.proved?.includes(w) === true ? ContributionStatus.PROVED : ContributionStatus.CONTRIBUTED),
       finalize: async (taskid, cid, callbackData) => { h.finalizes.push({ taskid, cid, callbackData }); return { hash: '0xfin' } },
-      release: async (dealid) => { h.releases.push(dealid); return { hash: '0xrel' } }
+      release: async (dealid) => { h.releases.push(dealid); return await (s.release?.(dealid) ?? Promise.resolve({ hash: '0xrel' })) }
     },
     receipt: async (tx) => { h.receipts.push(tx); return s.receipt === undefined ? null : s.receipt },
     send: async (peer, message) => {
@@ -167,8 +171,57 @@ describe('scheduler finalizer: done deals and stakes', () => {
     const h = make({ open: [known] })
     await h.finalizer.closeDeal(known, { scheduler: ME, schedulerLocked: 5n })
     await h.finalizer.closeDeal(known, { scheduler: ME, schedulerLocked: 5n })
+    await h.finalizer.settle()
     assert.deepEqual(h.markedDone, [{ dealid: known.deal.dealid, worker: true }])
     assert.deepEqual(h.releases, [known.deal.dealid])
+    // a worker of the deal: its own stake is still due at the final deadline
+    assert.deepEqual(h.dueAgain, [{ dealid: known.deal.dealid, at: known.deal.finalDeadline }])
+  })
+
+  it('closing a deal does not wait for its stake release to be mined; stop (settle) does', async () => {
+    const known = knownDeal()
+    let mine: (v: { hash: string }) => void = () => {}
+    const h = make({ open: [known], release: async () => await new Promise((resolve) => { mine = resolve }) })
+    await h.finalizer.closeDeal(known, { scheduler: ME, schedulerLocked: 5n })
+    assert.deepEqual(h.markedDone, [{ dealid: known.deal.dealid, worker: false }])
+    assert.deepEqual(h.releases, [known.deal.dealid])
+    let settled = false
+    const settling = h.finalizer.settle().then(() => { settled = true })
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.equal(settled, false)
+    // a watchdog pass meanwhile sends no second release for the same deal
+    await h.finalizer.releaseDue(Number.MAX_SAFE_INTEGER)
+    mine({ hash: '0xrel' })
+    await settling
+    assert.deepEqual(h.releases, [known.deal.dealid])
+    assert.deepEqual(h.released, [known.deal.dealid])
+    assert.ok(h.lines.some((l) => l.includes('stake released')))
+  })
+
+  it('a scheduler stake release that failed short of a revert is due again at once; a revert is not sent again', async () => {
+    const known = knownDeal()
+    const down = make({ open: [known], release: async () => { throw new ChainError('TX_TIMEOUT', 'no receipt within 120000 ms') } })
+    await down.finalizer.closeDeal(known, { scheduler: ME, schedulerLocked: 5n })
+    await down.finalizer.settle()
+    assert.deepEqual(down.dueAgain, [{ dealid: known.deal.dealid, at: 0 }])
+    assert.deepEqual(down.released, [])
+    assert.ok(down.lines.some((l) => l.includes('sent again later')))
+
+    const reverted = make({ open: [known], release: async () => { throw new ChainError('CONTRACT_REVERT', 'reverted with NothingToRelease', { reason: 'NothingToRelease' }) } })
+    await reverted.finalizer.closeDeal(known, { scheduler: ME, schedulerLocked: 5n })
+    await reverted.finalizer.settle()
+    assert.deepEqual(reverted.dueAgain, [])
+    assert.deepEqual(reverted.released, [known.deal.dealid])
+  })
+
+  it('a retried release before the final deadline keeps the worker stake due at the deadline', async () => {
+    const retry = knownDeal({ workers: [W1, ME] }, { done: true, releaseAt: 0 })
+    const h = make({ releasing: [retry] })
+    await h.finalizer.releaseDue(retry.deal.finalDeadline - 1)
+    await h.finalizer.settle()
+    assert.deepEqual(h.releases, [retry.deal.dealid])
+    assert.deepEqual(h.dueAgain, [{ dealid: retry.deal.dealid, at: retry.deal.finalDeadline }])
+    assert.deepEqual(h.released, [])
   })
 
   it('releases no stake of another scheduler, nor a stake already released', async () => {
@@ -186,6 +239,7 @@ describe('scheduler finalizer: done deals and stakes', () => {
     const later = knownDeal({ dealid: '0x' + 'bb'.repeat(32) }, { done: true, releaseAt: 6_000 })
     const h = make({ releasing: [due, later] })
     await h.finalizer.releaseDue(5_000)
+    await h.finalizer.settle()
     assert.deepEqual(h.releases, [due.deal.dealid])
     assert.deepEqual(h.released, [due.deal.dealid])
   })
