@@ -35,7 +35,9 @@ import { appKind, checkElf } from './app-kind.js'
 import type { ExecJob, ExecResult, ExecStatus, Executor } from './executor.js'
 import { WorkerError } from './errors.js'
 import { bwrapWorks, probeNativeHost } from './native-host.js'
-import type { CgroupController, NativeHost } from './native-host.js'
+import type { NativeHost } from './native-host.js'
+import { dropRunCgroups, makeRunCgroups, runOomed } from './native-cgroups.js'
+import type { RunCgroup } from './native-cgroups.js'
 import { MAX_TIMEOUT_MS, STDERR_FILE, STDOUT_FILE } from './options.js'
 import { buildSeccompFilter } from './seccomp.js'
 import { iexecEnv } from './wasi-executor.js'
@@ -150,8 +152,6 @@ async function run (cmd: string, args: string[]): Promise<void> {
   })
 }
 
-interface Cgroup { ctl: CgroupController, dir: string }
-
 /** A run's sandbox, made up to its job's own part (see prepareLaunch). */
 interface Launch {
   /** the limits it was made for (launchKey) */
@@ -164,7 +164,7 @@ interface Launch {
   /** folders to remove and mounts to undo after the run */
   dirs: string[]
   mounts: string[]
-  cgroups: Cgroup[]
+  cgroups: RunCgroup[]
   fds: number[]
   seccomp: boolean
   /** the input is hard links in inDir (no bind) */
@@ -340,88 +340,6 @@ export class NativeExecutor implements Executor {
     return await staged
   }
 
-  private cgroupsFor (id: number, job: ExecJob): Cgroup[] {
-    if (!this.opts.cgroups) return []
-    const made: Cgroup[] = []
-    for (const ctl of this.host.cgroups) {
-      const dir = join(ctl.parent, `iexec-native-${process.pid}-${id}`)
-      try {
-        mkdirSync(dir)
-      } catch {
-        continue
-      }
-      made.push({ ctl, dir })
-      const set = (file: string, value: string): void => {
-        try { writeFileSync(join(dir, file), value) } catch {}
-      }
-      for (const limit of ctl.limits) {
-        if (ctl.version === 'v1') {
-          if (limit === 'memory') {
-            set('memory.limit_in_bytes', String(job.maxMemoryBytes))
-            set('memory.memsw.limit_in_bytes', String(job.maxMemoryBytes))
-          }
-          if (limit === 'pids') set('pids.max', String(this.opts.maxProcesses))
-          if (limit === 'cpu') {
-            set('cpu.cfs_period_us', '100000')
-            set('cpu.cfs_quota_us', String(Math.round(100000 * this.opts.cpus)))
-          }
-        } else {
-          if (limit === 'memory') {
-            set('memory.max', String(job.maxMemoryBytes))
-            set('memory.swap.max', '0')
-          }
-          if (limit === 'pids') set('pids.max', String(this.opts.maxProcesses))
-          if (limit === 'cpu') set('cpu.max', `${Math.round(100000 * this.opts.cpus)} 100000`)
-        }
-      }
-    }
-    return made
-  }
-
-  /** Whether the run hit its memory cgroup's bound. */
-  private oomed (cgroups: Cgroup[]): boolean {
-    for (const { ctl, dir } of cgroups) {
-      if (!ctl.limits.includes('memory')) continue
-      try {
-        if (ctl.version === 'v1') {
-          // the limit with swap is met first where swap accounting is on; the kill is counted in oom_control
-          if (/^oom_kill [1-9]/m.test(readFileSync(join(dir, 'memory.oom_control'), 'utf8'))) return true
-          for (const f of ['memory.failcnt', 'memory.memsw.failcnt']) {
-            try { if (Number(readFileSync(join(dir, f), 'utf8')) > 0) return true } catch {}
-          }
-        } else {
-          const events = readFileSync(join(dir, 'memory.events'), 'utf8')
-          if (/^(oom|oom_kill|max) [1-9]/m.test(events)) return true
-        }
-      } catch {}
-    }
-    return false
-  }
-
-  /** Kills whatever is left in the run's cgroups, then removes them. */
-  private async dropCgroups (cgroups: Cgroup[]): Promise<void> {
-    for (const { dir } of cgroups) {
-      for (let attempt = 0; attempt < 500; attempt++) {
-        let pids: number[] = []
-        try {
-          pids = readFileSync(join(dir, 'cgroup.procs'), 'utf8').trim().split('\n').filter((s) => s !== '').map(Number)
-        } catch {}
-        for (const pid of pids) {
-          try { process.kill(pid, 'SIGKILL') } catch {}
-        }
-        try {
-          // rmdir, not rm: a cgroup folder holds files that cannot be removed one by one
-          rmdirSync(dir)
-          break
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === 'ENOENT') break
-          // the run's last process leaves its cgroups a moment after its exit is seen: retry soon, then back off
-          await new Promise((resolve) => setTimeout(resolve, Math.min(20, 1 << attempt)))
-        }
-      }
-    }
-  }
-
   /**
    * Makes a run's sandbox up to the point where only the job's own part is
    * missing: as root, its folders (the output a size-capped tmpfs), its
@@ -457,7 +375,7 @@ export class NativeExecutor implements Executor {
         // the input's bind, if any, is made by the launcher (the input is known at the run); both are unmounted after it
         launch.mounts.push(launch.inDir, launch.outDir)
         await run('mount', ['-t', 'tmpfs', '-o', `size=${size},nr_inodes=${OUTPUT_INODES},mode=0755,uid=${uid},gid=${uid},nosuid,nodev`, 'tmpfs', launch.outDir])
-        launch.cgroups = this.cgroupsFor(id, job)
+        launch.cgroups = this.opts.cgroups ? makeRunCgroups(this.host.cgroups, id, { memoryBytes: job.maxMemoryBytes, processes: this.opts.maxProcesses, cpus: this.opts.cpus }) : []
       }
       const stdoutFd = openSync(join(launch.outDir, STDOUT_FILE), 'w')
       launch.fds.push(stdoutFd)
@@ -531,7 +449,7 @@ export class NativeExecutor implements Executor {
     for (const fd of launch.fds.splice(0)) closeSync(fd)
     this.track((async () => {
       if (launch.ended !== undefined) await launch.ended
-      await this.dropCgroups(launch.cgroups)
+      await dropRunCgroups(launch.cgroups)
       await this.unmount(launch.mounts, launch.dirs)
     })())
   }
@@ -636,8 +554,8 @@ export class NativeExecutor implements Executor {
       signal?.removeEventListener('abort', onAbort)
       this.running.delete(id)
       const durationMs = performance.now() - t0
-      const oom = this.oomed(cgroups)
-      await this.dropCgroups(cgroups)
+      const oom = runOomed(cgroups)
+      await dropRunCgroups(cgroups)
       if (aborted) throw new WorkerError(this.closed ? 'WORKER_EXECUTOR_CLOSED' : 'WORKER_ABORTED', 'aborted by the caller')
       if (end.spawnError !== undefined) throw new WorkerError('WORKER_RUNNER_FAILED', `cannot start the sandbox: ${end.spawnError.message}`)
       const docs = launch.status.trim().split('\n').filter((l) => l !== '').map((l) => { try { return JSON.parse(l) as Record<string, unknown> } catch { return {} } })
