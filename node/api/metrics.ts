@@ -118,30 +118,27 @@ export class NodeMetrics {
         for (const [state, n] of Object.entries(sources.schedulerTasks?.() ?? {})) this.set({ role: 'scheduler', state }, n)
       }
     })
-    new Gauge({
-      name: 'iexec_p2p_libp2p_protocol_bytes_total',
-      help: 'libp2p bytes since start by protocol (/ipfs/bitswap/1.2.0 is content) and direction (in, out), as the protocol reads and writes them',
-      labelNames: ['protocol', 'direction'],
-      registers,
-      collect () {
-        for (const [protocol, c] of sources.protocolBytes?.() ?? []) {
-          this.set({ protocol, direction: 'in' }, c.in)
-          this.set({ protocol, direction: 'out' }, c.out)
+    // both count by protocol and by direction, from a map of in/out counts
+    const byProtocol = (name: string, help: string, source: MetricsSources['protocolBytes']): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['protocol', 'direction'],
+        registers,
+        collect () {
+          for (const [protocol, c] of source?.() ?? []) {
+            this.set({ protocol, direction: 'in' }, c.in)
+            this.set({ protocol, direction: 'out' }, c.out)
+          }
         }
-      }
-    })
-    new Gauge({
-      name: 'iexec_p2p_libp2p_protocol_streams_total',
-      help: 'libp2p streams since start by protocol and direction (in: the remote opened it, out: this node did); a stream is a message exchange or a long-lived channel (gossipsub)',
-      labelNames: ['protocol', 'direction'],
-      registers,
-      collect () {
-        for (const [protocol, c] of sources.protocolStreams?.() ?? []) {
-          this.set({ protocol, direction: 'in' }, c.in)
-          this.set({ protocol, direction: 'out' }, c.out)
-        }
-      }
-    })
+      })
+    }
+    byProtocol('iexec_p2p_libp2p_protocol_bytes_total',
+      'libp2p bytes since start by protocol (/ipfs/bitswap/1.2.0 is content) and direction (in, out), as the protocol reads and writes them',
+      sources.protocolBytes)
+    byProtocol('iexec_p2p_libp2p_protocol_streams_total',
+      'libp2p streams since start by protocol and direction (in: the remote opened it, out: this node did); a stream is a message exchange or a long-lived channel (gossipsub)',
+      sources.protocolStreams)
     new Gauge({
       name: 'iexec_p2p_libp2p_wire_bytes_total',
       help: 'libp2p bytes since start on every connection\'s wire (encrypted, muxed), by direction',

@@ -331,27 +331,31 @@ export class ResourceAdverts {
    */
   private async readRecord (peerId: string, signal: AbortSignal): Promise<ResourceRecord> {
     const network = this.opts.network
-    const own = this.lastBytes
-    if (peerId === network.peerId && own !== undefined) return await verifyResourceRecord(own, peerId)
-    if (peerId !== network.peerId) {
-      const direct = AbortSignal.any([signal, AbortSignal.timeout(ADVERT_DEFAULTS.directFetchMs)])
+    if (peerId === network.peerId) {
+      if (this.lastBytes !== undefined) return await verifyResourceRecord(this.lastBytes, peerId)
+    } else {
       try {
-        const stream = await network.dialProtocol(peerId, resourceRecordProtocol(this.opts.swarmId), { signal: direct })
-        let bytes: Uint8Array
-        try {
-          bytes = (await lpStream(stream, { maxDataLength: RESOURCE_RECORD_MAX_BYTES }).read({ signal: direct })).subarray()
-          await stream.close({ signal: direct }).catch(() => {})
-        } catch (err) {
-          stream.abort(err instanceof Error ? err : new Error(String(err)))
-          throw err
-        }
-        return await verifyResourceRecord(bytes, peerId)
+        return await verifyResourceRecord(await this.askRecord(peerId, signal), peerId)
       } catch (err) {
         if (signal.aborted) throw err
         this.log.info('provider did not answer its record: reading the DHT', { peerId, code: isIexecError(err) ? err.code : (err as { name?: string }).name ?? 'ERROR' })
       }
     }
     return await verifyResourceRecord(await network.dhtGet(resourceKey(peerId), { signal }), peerId)
+  }
+
+  /** The bytes a provider answers on resourceRecordProtocol, within directFetchMs. */
+  private async askRecord (peerId: string, signal: AbortSignal): Promise<Uint8Array> {
+    const direct = AbortSignal.any([signal, AbortSignal.timeout(ADVERT_DEFAULTS.directFetchMs)])
+    const stream = await this.opts.network.dialProtocol(peerId, resourceRecordProtocol(this.opts.swarmId), { signal: direct })
+    try {
+      const bytes = (await lpStream(stream, { maxDataLength: RESOURCE_RECORD_MAX_BYTES }).read({ signal: direct })).subarray()
+      await stream.close({ signal: direct }).catch(() => {})
+      return bytes
+    } catch (err) {
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+      throw err
+    }
   }
 
   /**

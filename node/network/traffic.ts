@@ -57,19 +57,10 @@ export class TrafficMetrics implements Metrics {
   trackProtocolStream (stream: Stream): void {
     // the upgrader calls this after negotiation: the protocol is known
     if (stream.protocol == null || stream.protocol === '') return
-    let counts = this.protocols.get(stream.protocol)
-    if (counts === undefined) {
-      counts = { in: 0, out: 0 }
-      this.protocols.set(stream.protocol, counts)
-    }
-    let opened = this.streams.get(stream.protocol)
-    if (opened === undefined) {
-      opened = { in: 0, out: 0 }
-      this.streams.set(stream.protocol, opened)
-    }
+    const opened = countsOf(this.streams, stream.protocol)
     if (stream.direction === 'inbound') opened.in++
     else opened.out++
-    track(stream as unknown as Carrier, counts)
+    track(stream as unknown as Carrier, countsOf(this.protocols, stream.protocol))
   }
 
   readonly registerMetric = noopMetric as Metrics['registerMetric']
@@ -95,4 +86,14 @@ function track (carrier: Carrier, counts: ByteCounts): void {
     if (evt.type === 'message') counts.in += (evt as unknown as { data: { byteLength: number } }).data.byteLength
     return dispatch(evt)
   }
+}
+
+/** A protocol's counts in `map`, made at zero on its first stream. */
+function countsOf (map: Map<string, ByteCounts>, protocol: string): ByteCounts {
+  let counts = map.get(protocol)
+  if (counts === undefined) {
+    counts = { in: 0, out: 0 }
+    map.set(protocol, counts)
+  }
+  return counts
 }

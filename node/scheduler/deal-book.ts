@@ -251,7 +251,8 @@ export class DealBook {
    */
   async releaseAt (dealid: string, at: number | undefined): Promise<void> {
     const known = this.releasing.get(dealid) ?? await this.deals.get(dealid)
-    if (known === undefined || !known.done) return
+    // a closed deal with nothing to change (the usual outcome of a scheduler's release) is not written
+    if (known === undefined || !known.done || known.releaseAt === at) return
     const { releaseAt: _, ...rest } = known
     const next: KnownDeal = at === undefined ? rest : { ...rest, releaseAt: at }
     await this.deals.put(dealid, next)

@@ -4,11 +4,12 @@ import type { PrivateKey, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { Wallet } from 'ethers'
-import { createNetwork, ResourceAdverts, resourceDhtRules } from '../../node/network/index.js'
+import { ResourceAdverts } from '../../node/network/index.js'
 import type { Network } from '../../node/network/index.js'
 import { signResourceRecord } from '../../protocols/resource-record.js'
 import type { ResourceRecord } from '../../protocols/resource-record.js'
 import { resourceRecordProtocol } from '../../protocols/topics.js'
+import { startLoopbackNetwork } from '../helpers/loopback-network.js'
 import { waitFor } from '../helpers/wait.js'
 
 const SWARM = 'advert-fetch-itest'
@@ -30,14 +31,7 @@ describe('network: a provider answers its own record; a hostile answer falls bac
   })
 
   async function startNetwork (privateKey: PrivateKey, bootstrap: string[]): Promise<Network> {
-    const rules = resourceDhtRules()
-    const net = await createNetwork({
-      privateKey, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, swarmId: SWARM,
-      dhtValidators: rules.validators, dhtSelectors: rules.selectors
-    })
-    cleanup.push(async () => { await net.stop() })
-    await net.start()
-    return net
+    return await startLoopbackNetwork({ privateKey, bootstrap, swarmId: SWARM }, cleanup)
   }
 
   function adverts (network: Network, privateKey: PrivateKey, publish: boolean, logs?: string[]): ResourceAdverts {

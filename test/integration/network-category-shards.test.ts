@@ -4,9 +4,10 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { Wallet } from 'ethers'
-import { createNetwork, ResourceAdverts, resourceDhtRules } from '../../node/network/index.js'
+import { ResourceAdverts } from '../../node/network/index.js'
 import type { Network, NetworkLogger } from '../../node/network/index.js'
 import { categoryCid } from '../../protocols/topics.js'
+import { startLoopbackNetwork } from '../helpers/loopback-network.js'
 import { waitFor } from '../helpers/wait.js'
 
 const SWARM = 'shards-itest'
@@ -38,14 +39,7 @@ describe('network: a category lookup past kad\'s k-provider cap (12 providers, k
   })
 
   async function startNetwork (privateKey: PrivateKey, bootstrap: string[]): Promise<Network> {
-    const rules = resourceDhtRules()
-    const net = await createNetwork({
-      privateKey, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, swarmId: SWARM, kBucketSize: K,
-      dhtValidators: rules.validators, dhtSelectors: rules.selectors
-    })
-    cleanup.push(async () => { await net.stop() })
-    await net.start()
-    return net
+    return await startLoopbackNetwork({ privateKey, bootstrap, swarmId: SWARM, kBucketSize: K }, cleanup)
   }
 
   function adverts (network: Network, privateKey: PrivateKey, publish: boolean, logger?: NetworkLogger): ResourceAdverts {
